@@ -1,0 +1,64 @@
+/**
+ * The kernel interface: the only code that loops over large arrays. The model (src/model/grok.ts) is
+ * written against this interface; `reference.ts` is the plain scalar implementation every fast version
+ * is tested against.
+ *
+ * Conventions: activations are row-major Float32Arrays, T rows (tokens) of a given width. Calls are
+ * synchronous (worker-thread versions block on Atomics.wait). Buffers passed in may be reused by the
+ * caller after the call returns.
+ */
+import type { Matrix } from '../model/matrix.js';
+
+export interface Kernels {
+  readonly name: string;
+
+  /**
+   * Allocate `bytes` bytes for weights where this implementation's kernels read them directly
+   * (plain memory, a WebAssembly memory, shared memory for workers…). Zero-filled.
+   */
+  allocWeight(bytes: number): Uint8Array;
+
+  /** y[t, 0..nOut) = x[t, 0..nIn) · W for t in [0, T). */
+  matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void;
+
+  /** out[0..nIn) = row r of W as floats (W is a 'rows' matrix: the embedding lookup). */
+  getRow(w: Matrix, r: number, out: Float32Array): void;
+
+  /** out[t] = weight ⊙ x[t] / sqrt(mean(x[t]²) + eps), for T rows of width n. `out` may alias `x`. */
+  rmsnorm(x: Float32Array, weight: Float32Array, eps: number, T: number, n: number, out: Float32Array): void;
+
+  /**
+   * Rotate-half RoPE in place on x = [T, nHeads, headDim] (row stride nHeads·headDim), token t at
+   * position positions[t]: out[i] = x[i]cos − x[i+h]sin, out[i+h] = x[i+h]cos + x[i]sin, h = headDim/2,
+   * angle = pos · base^(−2i/headDim).
+   */
+  rope(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, base: number): void;
+
+  /**
+   * Causal grouped-query attention of T new queries over a KV cache.
+   * q: [T, nHeads, headDim]; kCache / vCache: [capacity, nKV, headDim] holding positions 0..pos0+T-1
+   * (the T new keys already written at pos0..pos0+T-1); keyMask[p] = 0 masks key p out (pad tokens).
+   * Query t (position pos0 + t) sees keys 0..pos0+t. Head j uses KV head floor(j / (nHeads / nKV)).
+   * Scores: s = (q·k) · scale, then softcap·tanh(s / softcap) when softcap > 0; masked → −1e30;
+   * softmax; out = Σ w·v → out: [T, nHeads, headDim].
+   */
+  attention(args: AttentionArgs): void;
+
+  /** GELU, tanh approximation, in place over n values. */
+  gelu(x: Float32Array, n: number): void;
+}
+
+export interface AttentionArgs {
+  readonly q: Float32Array;
+  readonly kCache: Float32Array;
+  readonly vCache: Float32Array;
+  readonly keyMask: Uint8Array;
+  readonly T: number;
+  readonly pos0: number;
+  readonly nHeads: number;
+  readonly nKV: number;
+  readonly headDim: number;
+  readonly scale: number;
+  readonly softcap: number;
+  readonly out: Float32Array;
+}
