@@ -13,7 +13,7 @@ import type { GrokConfig } from './config.js';
 
 export type Binding =
   /** A vector of floats (norm scales): any plain float type, `n` values. */
-  | { readonly kind: 'vector'; readonly ref: TensorRef }
+  | { readonly kind: 'vector'; readonly ref: TensorRef; readonly index?: undefined }
   /**
    * A 'rows' matrix (nOut rows of nIn values, ref's block type). `index` selects one matrix of a stack
    * stored as [count, nOut, nIn] (GGUF merged experts); absent = the whole tensor is one matrix.

@@ -1,0 +1,31 @@
+/**
+ * Format detection: the one `--model` argument takes a ckpt-0 directory (or its parent), a GGUF file
+ * (or one part of a split set), a safetensors file, index or directory. Each branch hands over to the
+ * format's reader.
+ */
+import fs from 'node:fs';
+import { findCkptDir, openCkpt } from './ckpt.js';
+import { FormatError, type ModelSource } from './tensor-ref.js';
+
+type Opener = { readonly name: string; matches(p: string, isDir: boolean): boolean; open(p: string): ModelSource };
+
+const openers: Opener[] = [
+  { name: 'ckpt-0', matches: (p, isDir) => isDir && findCkptDir(p) !== undefined, open: openCkpt },
+];
+
+export function openModel(p: string): ModelSource {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    throw new FormatError(p, 'no such file or directory');
+  }
+  for (const o of openers) {
+    if (o.matches(p, st.isDirectory())) return o.open(p);
+  }
+  throw new FormatError(
+    p,
+    `not a model this tool can read (looked for: ${openers.map((o) => o.name).join(', ')}). ` +
+      'Give a ckpt-0 directory (or its parent), a .gguf file, or a .safetensors file / directory.',
+  );
+}

@@ -1,0 +1,139 @@
+/**
+ * Scalar reference kernels: plain loops, float64 accumulation (JS numbers), results stored as float32.
+ * Slow and obviously right; every fast kernel is tested against these.
+ */
+import { bf16ToF32 } from '../quant/half.js';
+import { blockFormat, rowBytes } from '../quant/index.js';
+import type { Matrix } from '../model/matrix.js';
+import type { AttentionArgs, Kernels } from './types.js';
+
+function checkMatmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
+  if (x.length < T * w.nIn) throw new Error(`matmul: x has ${x.length} values, needs ${T}×${w.nIn}`);
+  if (y.length < T * w.nOut) throw new Error(`matmul: y has ${y.length} values, needs ${T}×${w.nOut}`);
+}
+
+export function matmulReference(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
+  checkMatmul(w, x, T, y);
+  const { nIn, nOut } = w;
+  if (w.layout === 'rows') {
+    const f = blockFormat(w.type);
+    const rb = rowBytes(f, nIn);
+    for (let t = 0; t < T; t++) {
+      for (let r = 0; r < nOut; r++) y[t * nOut + r] = f.dot(w.data, r * rb, x, t * nIn, nIn);
+    }
+    return;
+  }
+  // xai8: y[n] = Σ_g s[g, n] · Σ_{k in group g} x[k] · q[k, n]   (formats.md §1.6)
+  const group = nIn / w.groups;
+  const acc = new Float64Array(nOut);
+  const part = new Float64Array(nOut);
+  for (let t = 0; t < T; t++) {
+    acc.fill(0);
+    for (let g = 0; g < w.groups; g++) {
+      part.fill(0);
+      for (let k = g * group; k < (g + 1) * group; k++) {
+        const xk = x[t * nIn + k]!;
+        if (xk === 0) continue;
+        const row = k * nOut;
+        for (let n = 0; n < nOut; n++) part[n] += xk * w.q[row + n]!;
+      }
+      const srow = g * nOut;
+      for (let n = 0; n < nOut; n++) acc[n] += part[n]! * bf16ToF32(w.scales[srow + n]!);
+    }
+    for (let n = 0; n < nOut; n++) y[t * nOut + n] = acc[n]!;
+  }
+}
+
+export function getRowReference(w: Matrix, r: number, out: Float32Array): void {
+  if (!Number.isInteger(r) || r < 0 || r >= w.nOut) throw new Error(`getRow: row ${r} outside 0…${w.nOut - 1}`);
+  if (w.layout === 'rows') {
+    const f = blockFormat(w.type);
+    f.dequantize(w.data, r * rowBytes(f, w.nIn), w.nIn, out, 0);
+    return;
+  }
+  // An xai8 matrix's "row r" of the [out, in] view is its column r.
+  const group = w.nIn / w.groups;
+  for (let k = 0; k < w.nIn; k++) out[k] = w.q[k * w.nOut + r]! * bf16ToF32(w.scales[Math.floor(k / group) * w.nOut + r]!);
+}
+
+export function rmsnormReference(x: Float32Array, weight: Float32Array, eps: number, T: number, n: number, out: Float32Array): void {
+  for (let t = 0; t < T; t++) {
+    let ss = 0;
+    for (let i = 0; i < n; i++) ss += x[t * n + i]! * x[t * n + i]!;
+    const inv = 1 / Math.sqrt(ss / n + eps);
+    for (let i = 0; i < n; i++) out[t * n + i] = weight[i]! * (x[t * n + i]! * inv);
+  }
+}
+
+export function ropeReference(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, base: number): void {
+  const half = headDim / 2;
+  for (let t = 0; t < T; t++) {
+    const p = positions[t]!;
+    for (let i = 0; i < half; i++) {
+      const angle = p * Math.pow(base, (-2 * i) / headDim);
+      const c = Math.cos(angle);
+      const s = Math.sin(angle);
+      for (let h = 0; h < nHeads; h++) {
+        const o = (t * nHeads + h) * headDim;
+        const a = x[o + i]!;
+        const b = x[o + i + half]!;
+        x[o + i] = a * c - b * s;
+        x[o + i + half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+export function attentionReference(a: AttentionArgs): void {
+  const { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, scale, softcap, out } = a;
+  const perKV = nHeads / nKV;
+  const scores = new Float64Array(pos0 + T);
+  for (let t = 0; t < T; t++) {
+    const nKeys = pos0 + t + 1;
+    for (let h = 0; h < nHeads; h++) {
+      const g = Math.floor(h / perKV);
+      const qo = (t * nHeads + h) * headDim;
+      let max = -Infinity;
+      for (let p = 0; p < nKeys; p++) {
+        const ko = (p * nKV + g) * headDim;
+        let s = 0;
+        for (let d = 0; d < headDim; d++) s += q[qo + d]! * kCache[ko + d]!;
+        s *= scale;
+        if (softcap > 0) s = softcap * Math.tanh(s / softcap);
+        if (!keyMask[p]) s = -1e30;
+        scores[p] = s;
+        if (s > max) max = s;
+      }
+      let sum = 0;
+      for (let p = 0; p < nKeys; p++) {
+        const e = Math.exp(scores[p]! - max);
+        scores[p] = e;
+        sum += e;
+      }
+      for (let d = 0; d < headDim; d++) {
+        let acc = 0;
+        for (let p = 0; p < nKeys; p++) acc += scores[p]! * vCache[(p * nKV + g) * headDim + d]!;
+        out[qo + d] = acc / sum;
+      }
+    }
+  }
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+export function geluReference(x: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const v = x[i]!;
+    x[i] = 0.5 * v * (1 + Math.tanh(GELU_C * (v + 0.044715 * v * v * v)));
+  }
+}
+
+export const referenceKernels: Kernels = {
+  name: 'reference',
+  allocWeight: (bytes) => new Uint8Array(bytes),
+  matmul: matmulReference,
+  getRow: getRowReference,
+  rmsnorm: rmsnormReference,
+  rope: ropeReference,
+  attention: attentionReference,
+  gelu: geluReference,
+};

@@ -1,0 +1,300 @@
+/**
+ * The Grok-1 forward pass (xai-org/grok-1 model.py), over the kernel interface.
+ *
+ * How Grok-1 differs from a plain GPT:
+ * - token embedding ×78.38 (embedding_multiplier_scale); output logits = h·Eᵀ ×0.5774 (tied embedding);
+ * - four RMSNorms per layer ("sandwich"): before and after attention, before and after the MoE, each
+ *   post-norm applied to the block's output before the residual add; scale used as is (not 1 + scale);
+ * - grouped-query attention with rotate-half RoPE; logits ×1/√128 then soft-capped 30·tanh(x/30);
+ *   keys whose token is the pad id are masked out;
+ * - 8-expert top-2 MoE: softmax router, the chosen experts' softmax probabilities used as gates WITHOUT
+ *   renormalising over the two; experts are gated FFNs gelu_tanh(x·Wgate) ⊙ (x·Wup) · Wdown; no biases.
+ *
+ * Dimensions: N tokens in the batch, D model width (6144), H query heads (48), G key/value heads (8),
+ * K head width (128), F expert width (32768), E experts (8), A experts per token (2), V vocabulary.
+ *
+ * Intermediate values carry llama.cpp's names (attn_norm, Qcur, kqv_out, ffn_moe_out, l_out, …) in the
+ * optional trace, so a divergence can be located layer by layer.
+ */
+import type { Kernels } from '../kernels/types.js';
+import type { GrokConfig } from './config.js';
+import type { Matrix } from './matrix.js';
+
+export interface LayerWeights {
+  attn_norm: Float32Array; //        [D]
+  attn_q: Matrix; //                 D → H·K
+  attn_k: Matrix; //                 D → G·K
+  attn_v: Matrix; //                 D → G·K
+  attn_output: Matrix; //            H·K → D
+  attn_output_norm: Float32Array; // [D]
+  ffn_norm: Float32Array; //         [D]
+  ffn_gate_inp: Matrix; //           D → E (router)
+  ffn_gate_exps: Matrix[]; //        E × (D → F), GELU side (moe/linear)
+  ffn_up_exps: Matrix[]; //          E × (D → F), linear side (moe/linear_v)
+  ffn_down_exps: Matrix[]; //        E × (F → D) (moe/linear_1)
+  layer_output_norm: Float32Array; //[D]
+}
+
+export interface GrokWeights {
+  token_embd: Matrix; //             rows: V rows of D (the tied embedding)
+  output_norm: Float32Array; //      [D]
+  output?: Matrix; //                D → V, only for untied exports; absent = token_embd
+  layers: LayerWeights[];
+}
+
+/** Per-sequence key/value memory. Grows on demand up to `capacity` positions. */
+export class KVCache {
+  /** Positions filled. */
+  length = 0;
+  /** Per layer: keys / values [allocated, G, K], RoPE already applied to keys. */
+  k: Float32Array[];
+  v: Float32Array[];
+  /** keyMask[p] = 0 when position p holds the pad token (masked out as a key). */
+  keyMask: Uint8Array;
+  private allocated: number;
+
+  constructor(readonly config: GrokConfig, readonly capacity: number, initial = 0) {
+    if (!Number.isInteger(capacity) || capacity <= 0) throw new Error(`KV cache capacity must be a positive integer, got ${capacity}`);
+    this.allocated = Math.min(capacity, Math.max(initial, 0));
+    const width = this.allocated * config.nKVHeads * config.headDim;
+    this.k = Array.from({ length: config.nLayers }, () => new Float32Array(width));
+    this.v = Array.from({ length: config.nLayers }, () => new Float32Array(width));
+    this.keyMask = new Uint8Array(this.allocated);
+  }
+
+  /** Make room for `n` positions (amortised doubling, never beyond capacity). */
+  reserve(n: number): void {
+    if (n > this.capacity) throw new Error(`sequence of ${n} tokens exceeds the KV cache capacity of ${this.capacity}`);
+    if (n <= this.allocated) return;
+    const size = Math.min(this.capacity, Math.max(n, this.allocated * 2, 16));
+    const stride = this.config.nKVHeads * this.config.headDim;
+    const grow = (a: Float32Array) => {
+      const b = new Float32Array(size * stride);
+      b.set(a.subarray(0, this.length * stride));
+      return b;
+    };
+    this.k = this.k.map(grow);
+    this.v = this.v.map(grow);
+    const m = new Uint8Array(size);
+    m.set(this.keyMask.subarray(0, this.length));
+    this.keyMask = m;
+    this.allocated = size;
+  }
+
+  reset(): void {
+    this.length = 0;
+  }
+
+  /** Forget positions n… (e.g. to re-run a suffix). */
+  truncate(n: number): void {
+    if (n < 0 || n > this.length) throw new Error(`cannot truncate a cache of ${this.length} positions to ${n}`);
+    this.length = n;
+  }
+
+  clone(): KVCache {
+    const c = new KVCache(this.config, this.capacity, this.length);
+    const used = this.length * this.config.nKVHeads * this.config.headDim;
+    for (let l = 0; l < this.k.length; l++) {
+      c.k[l]!.set(this.k[l]!.subarray(0, used));
+      c.v[l]!.set(this.v[l]!.subarray(0, used));
+    }
+    c.keyMask.set(this.keyMask.subarray(0, this.length));
+    c.length = this.length;
+    return c;
+  }
+}
+
+export interface ForwardSeq {
+  tokens: ArrayLike<number>;
+  cache: KVCache;
+}
+
+export type TraceFn = (name: string, layer: number, data: Float32Array, rows: number) => void;
+
+export interface ForwardOptions {
+  /** Return one row of logits per sequence (its last token) instead of one per token. */
+  lastOnly?: boolean;
+  trace?: TraceFn;
+}
+
+export class GrokModel {
+  constructor(readonly config: GrokConfig, readonly weights: GrokWeights, readonly kernels: Kernels) {}
+
+  newCache(capacity = this.config.contextLength): KVCache {
+    return new KVCache(this.config, capacity);
+  }
+
+  /**
+   * One step over the new tokens of every sequence, batched: each weight matrix is applied once to all
+   * N tokens, and MoE tokens are grouped by expert. Appends to each sequence's cache.
+   * Returns logits [N, V] in sequence order, or [sequences, V] with `lastOnly`.
+   */
+  forward(seqs: ForwardSeq[], opts: ForwardOptions = {}): Float32Array {
+    const c = this.config;
+    const kn = this.kernels;
+    const w = this.weights;
+    const trace = opts.trace;
+    const D = c.dModel, H = c.nHeads, G = c.nKVHeads, K = c.headDim, E = c.nExperts, A = c.nExpertsUsed;
+    const HK = H * K, GK = G * K;
+
+    // Token layout of the batch: sequence s owns rows [start[s], start[s] + T_s).
+    const starts: number[] = [];
+    let N = 0;
+    for (const s of seqs) {
+      if (s.tokens.length === 0) throw new Error('forward: a sequence with no new tokens');
+      if (s.cache.config !== c && s.cache.config.nLayers !== c.nLayers) throw new Error('forward: KV cache belongs to another model');
+      starts.push(N);
+      N += s.tokens.length;
+    }
+    const tokens = new Int32Array(N);
+    const positions = new Int32Array(N);
+    seqs.forEach((s, i) => {
+      s.cache.reserve(s.cache.length + s.tokens.length);
+      for (let t = 0; t < s.tokens.length; t++) {
+        const id = s.tokens[t]!;
+        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} is outside the vocabulary (0…${c.vocabSize - 1})`);
+        tokens[starts[i]! + t] = id;
+        positions[starts[i]! + t] = s.cache.length + t;
+        s.cache.keyMask[s.cache.length + t] = id === c.padToken ? 0 : 1;
+      }
+    });
+
+    // 1. Embedding lookup, ×embedding_multiplier_scale.
+    const x = new Float32Array(N * D); //            residual stream [N, D]
+    const row = new Float32Array(D);
+    for (let n = 0; n < N; n++) {
+      kn.getRow(w.token_embd, tokens[n]!, row);
+      for (let i = 0; i < D; i++) x[n * D + i] = row[i]! * c.embeddingMultiplier;
+    }
+
+    const h = new Float32Array(N * D); //            normed input of a block [N, D]
+    const q = new Float32Array(N * HK); //           [N, H, K]
+    const k = new Float32Array(N * GK); //           [N, G, K]
+    const v = new Float32Array(N * GK); //           [N, G, K]
+    const attn = new Float32Array(N * HK); //        [N, H·K]
+    const o = new Float32Array(N * D); //            block output [N, D]
+    const routerLogits = new Float32Array(N * E); // [N, E]
+    const chosen = new Int32Array(N * A); //         [N, A] expert ids
+    const gates = new Float32Array(N * A); //        [N, A] their (un-renormalised) probabilities
+
+    for (let l = 0; l < c.nLayers; l++) {
+      const L = w.layers[l]!;
+
+      // 2. Attention: h = RMSNorm_0(x); q, k, v; RoPE; cached causal attention; output projection.
+      kn.rmsnorm(x, L.attn_norm, c.rmsNormEps, N, D, h);
+      trace?.('attn_norm', l, h, N);
+      kn.matmul(L.attn_q, h, N, q);
+      kn.matmul(L.attn_k, h, N, k);
+      kn.matmul(L.attn_v, h, N, v);
+      kn.rope(q, N, H, K, positions, c.ropeBase);
+      kn.rope(k, N, G, K, positions, c.ropeBase);
+      trace?.('Qcur', l, q, N);
+      trace?.('Kcur', l, k, N);
+      trace?.('Vcur', l, v, N);
+      seqs.forEach((s, i) => {
+        const T = s.tokens.length, r0 = starts[i]!, pos0 = s.cache.length;
+        s.cache.k[l]!.set(k.subarray(r0 * GK, (r0 + T) * GK), pos0 * GK);
+        s.cache.v[l]!.set(v.subarray(r0 * GK, (r0 + T) * GK), pos0 * GK);
+        kn.attention({
+          q: q.subarray(r0 * HK, (r0 + T) * HK), kCache: s.cache.k[l]!, vCache: s.cache.v[l]!, keyMask: s.cache.keyMask,
+          T, pos0, nHeads: H, nKV: G, headDim: K, scale: c.attnOutputMultiplier, softcap: c.attnSoftcap,
+          out: attn.subarray(r0 * HK, (r0 + T) * HK),
+        });
+      });
+      trace?.('kqv_out', l, attn, N);
+      kn.matmul(L.attn_output, attn, N, o);
+      trace?.('attn_out', l, o, N);
+      // x = x + RMSNorm_1(attention output)
+      kn.rmsnorm(o, L.attn_output_norm, c.rmsNormEps, N, D, o);
+      trace?.('attn_post_norm', l, o, N);
+      for (let i = 0; i < N * D; i++) x[i] += o[i]!;
+      trace?.('ffn_inp', l, x, N);
+
+      // 3. MoE: h = RMSNorm_2(x); softmax router; top-A experts; gated GELU experts, grouped by expert.
+      kn.rmsnorm(x, L.ffn_norm, c.rmsNormEps, N, D, h);
+      trace?.('ffn_norm', l, h, N);
+      kn.matmul(L.ffn_gate_inp, h, N, routerLogits);
+      trace?.('ffn_moe_logits', l, routerLogits, N);
+      route(routerLogits, N, E, A, chosen, gates);
+      trace?.('ffn_moe_probs', l, routerLogits, N);
+      trace?.('ffn_moe_topk', l, Float32Array.from(chosen), N);
+      o.fill(0);
+      this.experts(L, h, N, chosen, gates, o);
+      trace?.('ffn_moe_out', l, o, N);
+      // x = x + RMSNorm_3(MoE output)
+      kn.rmsnorm(o, L.layer_output_norm, c.rmsNormEps, N, D, o);
+      trace?.('ffn_post_norm', l, o, N);
+      for (let i = 0; i < N * D; i++) x[i] += o[i]!;
+      trace?.('l_out', l, x, N);
+    }
+    seqs.forEach((s) => { s.cache.length += s.tokens.length; });
+
+    // 4. Final norm and tied output projection, ×output_multiplier_scale.
+    let rows = N;
+    let hs = x;
+    if (opts.lastOnly) {
+      rows = seqs.length;
+      hs = new Float32Array(rows * D);
+      seqs.forEach((s, i) => hs.set(x.subarray((starts[i]! + s.tokens.length - 1) * D, (starts[i]! + s.tokens.length) * D), i * D));
+    }
+    kn.rmsnorm(hs, w.output_norm, c.rmsNormEps, rows, D, hs);
+    trace?.('result_norm', c.nLayers, hs, rows);
+    const logits = new Float32Array(rows * c.vocabSize);
+    kn.matmul(w.output ?? w.token_embd, hs, rows, logits);
+    for (let i = 0; i < logits.length; i++) logits[i] = logits[i]! * c.outputMultiplier;
+    trace?.('result_output', c.nLayers, logits, rows);
+    return logits;
+  }
+
+  /** out[n] = Σ over token n's chosen experts of gate · expert(h[n]); each expert runs once on its tokens. */
+  private experts(L: LayerWeights, h: Float32Array, N: number, chosen: Int32Array, gates: Float32Array, out: Float32Array): void {
+    const c = this.config, kn = this.kernels;
+    const D = c.dModel, F = c.ffnSize, A = c.nExpertsUsed;
+    for (let e = 0; e < c.nExperts; e++) {
+      const rows: number[] = []; // indices into chosen/gates (token n = idx / A)
+      for (let i = 0; i < N * A; i++) if (chosen[i] === e) rows.push(i);
+      if (rows.length === 0) continue;
+      const M = rows.length;
+      const xe = new Float32Array(M * D);
+      rows.forEach((idx, m) => xe.set(h.subarray(Math.floor(idx / A) * D, (Math.floor(idx / A) + 1) * D), m * D));
+      const gate = new Float32Array(M * F);
+      const up = new Float32Array(M * F);
+      kn.matmul(L.ffn_gate_exps[e]!, xe, M, gate);
+      kn.matmul(L.ffn_up_exps[e]!, xe, M, up);
+      kn.gelu(gate, M * F);
+      for (let i = 0; i < M * F; i++) gate[i] = gate[i]! * up[i]!;
+      const down = new Float32Array(M * D);
+      kn.matmul(L.ffn_down_exps[e]!, gate, M, down);
+      rows.forEach((idx, m) => {
+        const n = Math.floor(idx / A), g = gates[idx]!;
+        for (let i = 0; i < D; i++) out[n * D + i] += g * down[m * D + i]!;
+      });
+    }
+  }
+}
+
+/**
+ * Router: softmax over the E logits (in place, float64 sums), then the A most probable experts, ties to
+ * the lower index (jax.lax.top_k). Gates are the probabilities themselves, not renormalised.
+ */
+export function route(logits: Float32Array, N: number, E: number, A: number, chosen: Int32Array, gates: Float32Array): void {
+  for (let n = 0; n < N; n++) {
+    const p = logits.subarray(n * E, (n + 1) * E);
+    let max = -Infinity;
+    for (let e = 0; e < E; e++) if (p[e]! > max) max = p[e]!;
+    let sum = 0;
+    const ex = new Float64Array(E);
+    for (let e = 0; e < E; e++) { ex[e] = Math.exp(p[e]! - max); sum += ex[e]!; }
+    for (let e = 0; e < E; e++) p[e] = ex[e]! / sum;
+    for (let a = 0; a < A; a++) {
+      let best = -1;
+      for (let e = 0; e < E; e++) {
+        let taken = false;
+        for (let b = 0; b < a; b++) if (chosen[n * A + b] === e) taken = true;
+        if (!taken && (best < 0 || ex[e]! > ex[best]!)) best = e;
+      }
+      chosen[n * A + a] = best;
+      gates[n * A + a] = ex[best]! / sum;
+    }
+  }
+}
