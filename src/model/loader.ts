@@ -111,7 +111,7 @@ class WeightReader {
 
   /** Bytes one binding will read (for progress). */
   private bytesOf(b: Binding): number {
-    const count = b.index === undefined || b.kind === 'vector' ? 1 : b.ref.shape[0]!;
+    const count = b.index === undefined ? 1 : b.ref.shape[0]!;
     const base = b.ref.length / count;
     return b.kind === 'xai8' ? base + b.ref.scales.length / count : base;
   }
