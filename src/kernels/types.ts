@@ -46,6 +46,9 @@ export interface Kernels {
 
   /** GELU, tanh approximation, in place over n values. */
   gelu(x: Float32Array, n: number): void;
+
+  /** Release threads / memories, if the implementation holds any. */
+  dispose?(): void;
 }
 
 export interface AttentionArgs {
