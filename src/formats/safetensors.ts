@@ -1,0 +1,245 @@
+/**
+ * safetensors reader (formats.md §4.1): one file, a directory holding `model.safetensors` or a sharded
+ * set with `model.safetensors.index.json`, or the index file itself. Only the JSON header is read; tensors
+ * are described by file, absolute offset and length. The header is validated like the reference reader
+ * does: size bound, known dtypes, integer shapes, byte ranges that match shape × itemsize, lie inside the
+ * data buffer, and tile it exactly (no overlap, no hole, no trailing bytes).
+ * A `config.json` beside the weights is parsed into metadata key 'hf.config'.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { FormatError, type ModelSource, type StorageType, type TensorRef } from './tensor-ref.js';
+
+/** The reference reader's bound on the JSON header (§4.1). */
+export const SAFETENSORS_MAX_HEADER = 100_000_000;
+export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
+
+/** dtype string → storage type and item size; the known-but-unsupported dtypes are listed to name them in errors. */
+const DTYPES: Readonly<Record<string, { storage?: StorageType; itemBits: number }>> = {
+  BOOL: { storage: 'bool', itemBits: 8 },
+  U8: { storage: 'u8', itemBits: 8 },
+  I8: { storage: 'i8', itemBits: 8 },
+  I16: { storage: 'i16', itemBits: 16 },
+  U16: { storage: 'u16', itemBits: 16 },
+  F16: { storage: 'f16', itemBits: 16 },
+  BF16: { storage: 'bf16', itemBits: 16 },
+  I32: { storage: 'i32', itemBits: 32 },
+  U32: { storage: 'u32', itemBits: 32 },
+  F32: { storage: 'f32', itemBits: 32 },
+  F64: { storage: 'f64', itemBits: 64 },
+  I64: { storage: 'i64', itemBits: 64 },
+  U64: { storage: 'u64', itemBits: 64 },
+  F8_E4M3: { itemBits: 8 },
+  F8_E5M2: { itemBits: 8 },
+  F8_E8M0: { itemBits: 8 },
+  F6_E2M3: { itemBits: 6 },
+  F6_E3M2: { itemBits: 6 },
+  F4: { itemBits: 4 },
+  C64: { itemBits: 64 },
+};
+
+export interface SafetensorsFile {
+  readonly file: string;
+  /** Absolute offset of the data buffer (8 + header length). */
+  readonly dataOffset: number;
+  readonly tensors: Map<string, TensorRef>;
+  /** The header's `__metadata__` (string → string), if any. */
+  readonly headerMetadata: Record<string, string> | undefined;
+}
+
+export interface SafetensorsSource extends ModelSource {
+  readonly format: 'safetensors';
+  readonly tensors: ReadonlyMap<string, TensorRef>;
+  readonly files: readonly SafetensorsFile[];
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parses and validates one .safetensors file's header. */
+export function readSafetensorsFile(filePath: string): SafetensorsFile {
+  const file = path.resolve(filePath);
+  const fail = (m: string): never => { throw new FormatError(file, m); };
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    return fail(`cannot open: ${(e as Error).message}`);
+  }
+  let headerBytes: Buffer;
+  let size: number;
+  try {
+    size = fs.fstatSync(fd).size;
+    if (size < 8) fail(`not a safetensors file: ${size} bytes, too short for the 8-byte header length`);
+    const lenBuf = Buffer.alloc(8);
+    fs.readSync(fd, lenBuf, 0, 8, 0);
+    const n = lenBuf.readBigUInt64LE(0);
+    if (n > BigInt(SAFETENSORS_MAX_HEADER)) fail(`header length ${n} exceeds the ${SAFETENSORS_MAX_HEADER}-byte limit (not a safetensors file, or corrupt)`);
+    const headerLen = Number(n);
+    if (8 + headerLen > size) fail(`header length ${headerLen} runs past the end of the file (${size} bytes): truncated or not safetensors`);
+    if (headerLen < 2) fail(`header length ${headerLen} is too short for a JSON object`);
+    headerBytes = Buffer.alloc(headerLen);
+    let got = 0;
+    while (got < headerLen) {
+      const r = fs.readSync(fd, headerBytes, got, headerLen - got, 8 + got);
+      if (r === 0) fail(`unexpected end of file while reading the ${headerLen}-byte header`);
+      got += r;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  const dataOffset = 8 + headerBytes.length;
+  const bufferSize = size - dataOffset;
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+  } catch (e) {
+    return fail(`header is not valid UTF-8 JSON: ${(e as Error).message}`);
+  }
+  if (!isObject(header)) return fail('header must be a JSON object');
+
+  let headerMetadata: Record<string, string> | undefined;
+  const tensors = new Map<string, TensorRef>();
+  const ranges: { name: string; begin: number; end: number }[] = [];
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      if (!isObject(entry) || !Object.values(entry).every((v) => typeof v === 'string')) {
+        fail('__metadata__ must be an object of string values');
+      }
+      headerMetadata = entry as Record<string, string>;
+      continue;
+    }
+    const what = `tensor '${name}'`;
+    if (!isObject(entry)) return fail(`${what}: entry must be an object with dtype, shape and data_offsets`);
+    const { dtype, shape, data_offsets: offs } = entry;
+    if (typeof dtype !== 'string') return fail(`${what}: dtype must be a string, got ${JSON.stringify(dtype)}`);
+    const dt = DTYPES[dtype];
+    if (dt === undefined) return fail(`${what}: unknown dtype '${dtype}'`);
+    if (dt.storage === undefined) return fail(`${what}: dtype ${dtype} is not supported (F32, F16, BF16 and integer types are)`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+      return fail(`${what}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    }
+    const dims = shape as number[];
+    let elements = 1;
+    for (const d of dims) {
+      elements *= d;
+      if (elements > Number.MAX_SAFE_INTEGER) return fail(`${what}: shape ${JSON.stringify(dims)} is too large`);
+    }
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+      return fail(`${what}: data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(offs)}`);
+    }
+    const [begin, end] = offs as [number, number];
+    if (end < begin) return fail(`${what}: data_offsets [${begin}, ${end}] end before they begin`);
+    const expected = (elements * dt.itemBits) / 8;
+    if (end - begin !== expected) {
+      return fail(`${what}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${dtype} ${JSON.stringify(dims)} needs ${expected}`);
+    }
+    if (end > bufferSize) {
+      return fail(`${what}: data_offsets [${begin}, ${end}] run past the end of the data buffer (${bufferSize} bytes)`);
+    }
+    tensors.set(name, { name, type: dt.storage, shape: dims, file, offset: dataOffset + begin, length: end - begin });
+    ranges.push({ name, begin, end });
+  }
+  // The byte ranges must tile the buffer exactly (safetensors reference reader rules).
+  ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let prev = '';
+  for (const r of ranges) {
+    if (r.begin < at) fail(`tensor '${r.name}' (bytes ${r.begin}…${r.end}) overlaps tensor '${prev}' (ends at ${at})`);
+    if (r.begin > at) fail(`hole in the data buffer: bytes ${at}…${r.begin} before tensor '${r.name}' belong to no tensor`);
+    at = r.end;
+    prev = r.name;
+  }
+  if (at !== bufferSize) fail(`the tensors end at byte ${at} of the data buffer, but the buffer has ${bufferSize} bytes (trailing bytes)`);
+  return { file, dataOffset, tensors, headerMetadata };
+}
+
+/** Reads config.json if it exists; a present but unreadable one is an error, not a silent skip. */
+function readConfigJson(dir: string): unknown {
+  const p = path.join(dir, 'config.json');
+  if (!fs.existsSync(p)) return undefined;
+  try {
+    return JSON.parse(fs.readFileSync(p, 'utf8'));
+  } catch (e) {
+    throw new FormatError(p, `config.json is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Resolves a user path into either one .safetensors file or an index file. */
+function resolveTarget(p: string): { kind: 'file' | 'index'; path: string } {
+  const abs = path.resolve(p);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch (e) {
+    throw new FormatError(abs, `cannot open: ${(e as Error).message}`);
+  }
+  if (st.isDirectory()) {
+    const index = path.join(abs, SAFETENSORS_INDEX);
+    if (fs.existsSync(index)) return { kind: 'index', path: index };
+    const single = path.join(abs, 'model.safetensors');
+    if (fs.existsSync(single)) return { kind: 'file', path: single };
+    const found = fs.readdirSync(abs).filter((f) => f.endsWith('.safetensors'));
+    if (found.length === 1) return { kind: 'file', path: path.join(abs, found[0]!) };
+    throw new FormatError(abs, found.length === 0
+      ? `directory holds neither ${SAFETENSORS_INDEX} nor any .safetensors file`
+      : `directory holds ${found.length} .safetensors files but no ${SAFETENSORS_INDEX} saying which tensor is where`);
+  }
+  if (abs.endsWith('.json')) return { kind: 'index', path: abs };
+  return { kind: 'file', path: abs };
+}
+
+function readIndex(indexPath: string): { files: SafetensorsFile[]; tensors: Map<string, TensorRef> } {
+  let idx: unknown;
+  try {
+    idx = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
+  } catch (e) {
+    throw new FormatError(indexPath, `cannot read the safetensors index: ${(e as Error).message}`);
+  }
+  if (!isObject(idx) || !isObject(idx.weight_map)) throw new FormatError(indexPath, "index must be a JSON object with a 'weight_map' object");
+  const dir = path.dirname(indexPath);
+  const shardNames = new Set<string>();
+  for (const [name, shard] of Object.entries(idx.weight_map)) {
+    if (typeof shard !== 'string' || shard === '' || path.isAbsolute(shard) || shard.split(/[\\/]/).includes('..')) {
+      throw new FormatError(indexPath, `weight_map['${name}'] must be a file name inside the model directory, got ${JSON.stringify(shard)}`);
+    }
+    shardNames.add(shard);
+  }
+  const files = new Map<string, SafetensorsFile>();
+  for (const s of shardNames) files.set(s, readSafetensorsFile(path.join(dir, s)));
+  const tensors = new Map<string, TensorRef>();
+  for (const [name, shard] of Object.entries(idx.weight_map as Record<string, string>)) {
+    const ref = files.get(shard)!.tensors.get(name);
+    if (ref === undefined) throw new FormatError(indexPath, `weight_map says tensor '${name}' is in ${shard}, but that file does not hold it`);
+    tensors.set(name, ref);
+  }
+  return { files: [...files.values()], tensors };
+}
+
+/** Opens a safetensors model: a .safetensors file, a model directory, or model.safetensors.index.json. */
+export function openSafetensors(p: string): SafetensorsSource {
+  const target = resolveTarget(p);
+  let files: SafetensorsFile[];
+  let tensors: Map<string, TensorRef>;
+  if (target.kind === 'index') {
+    ({ files, tensors } = readIndex(target.path));
+  } else {
+    const f = readSafetensorsFile(target.path);
+    files = [f];
+    tensors = f.tensors;
+  }
+  const metadata = new Map<string, unknown>();
+  const hm = files[0]?.headerMetadata;
+  if (hm !== undefined) metadata.set('safetensors.metadata', hm);
+  const config = readConfigJson(path.dirname(target.path));
+  if (config !== undefined) metadata.set('hf.config', config);
+  return {
+    format: 'safetensors',
+    path: path.resolve(p),
+    tensors,
+    metadata,
+    files,
+    close() { /* headers are read with short-lived descriptors; loaders open the files by path */ },
+  };
+}
