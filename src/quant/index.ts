@@ -3,12 +3,23 @@
  * Lookups fail with a message naming the type, never a silent fallback.
  */
 import { BF16, F16, F32 } from './float.js';
+import { IQ4_NL } from './iq4_nl.js';
+import { Q2_K } from './q2_k.js';
+import { Q3_K } from './q3_k.js';
+import { Q4_0 } from './q4_0.js';
+import { Q4_1 } from './q4_1.js';
+import { Q4_K } from './q4_k.js';
+import { Q5_0 } from './q5_0.js';
+import { Q5_1 } from './q5_1.js';
+import { Q5_K } from './q5_k.js';
+import { Q6_K } from './q6_k.js';
+import { Q8_0 } from './q8_0.js';
 import type { BlockFormat, BlockType } from './types.js';
 
 export type { BlockFormat, BlockType } from './types.js';
 export { rowBytes } from './types.js';
 
-const formats: BlockFormat[] = [F32, F16, BF16];
+const formats: BlockFormat[] = [F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL];
 
 const byName = new Map<string, BlockFormat>(formats.map((f) => [f.name, f]));
 const byId = new Map<number, BlockFormat>(formats.map((f) => [f.ggmlId, f]));

@@ -1,0 +1,110 @@
+/**
+ * IQ4_NL (ggml type 20): 32 values, 18 bytes: d f16 @0, qs u8[16] @2; y[j] = d·K[lo(qs[j])],
+ * y[j+16] = d·K[hi(qs[j])] with the non-linear table K (formats.md §3.5).
+ * Quantiser = llama.cpp quantize_iq4_nl without an importance matrix (weights x²): start from
+ * d = −max/K[0], refit d by weighted least squares, try 15 more starting scales (itry −7…7), then
+ * re-pick every level with the final f16-free scale.
+ */
+import { checkBlocks, fr, GROUP_MAX_EPS, rdF16, wrF16 } from './ggml-ref.js';
+import { defineFormat } from './layout.js';
+
+const QK = 32;
+export const IQ4_NL_VALUES: readonly number[] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+const K = IQ4_NL_VALUES;
+
+/** Index of the table value nearest to v (ties to the lower one; llama.cpp best_index_int8). */
+function bestIndex(v: number): number {
+  if (v <= K[0]!) return 0;
+  if (v >= K[15]!) return 15;
+  let lo = 0;
+  let hi = 15;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (v < K[mid]!) hi = mid;
+    else lo = mid;
+  }
+  return fr(v - K[hi - 1]!) < fr(K[hi]! - v) ? hi - 1 : hi;
+}
+
+export const IQ4_NL = defineFormat({
+  name: 'iq4_nl', ggmlId: 20, blockSize: QK, bytesPerBlock: 18, layout: { d: 2, qs: 16 },
+  dequantize(src, offset, n, out, outOffset) {
+    checkBlocks('iq4_nl', n, QK);
+    for (let b = 0; b < n / QK; b++) {
+      const o = offset + 18 * b;
+      const d = rdF16(src, o);
+      const y = outOffset + QK * b;
+      for (let j = 0; j < 16; j++) {
+        const q = src[o + 2 + j]!;
+        out[y + j] = d * K[q & 15]!;
+        out[y + j + 16] = d * K[q >> 4]!;
+      }
+    }
+  },
+  dot(src, offset, x, xOffset, n) {
+    checkBlocks('iq4_nl', n, QK);
+    let s = 0;
+    for (let b = 0; b < n / QK; b++) {
+      const o = offset + 18 * b;
+      const xo = xOffset + QK * b;
+      let bs = 0;
+      for (let j = 0; j < 16; j++) {
+        const q = src[o + 2 + j]!;
+        bs += K[q & 15]! * x[xo + j]! + K[q >> 4]! * x[xo + j + 16]!;
+      }
+      s += rdF16(src, o) * bs;
+    }
+    return s;
+  },
+  quantize(x, xOffset, n, dst, offset) {
+    checkBlocks('iq4_nl', n, QK);
+    const L = new Uint8Array(QK);
+    for (let b = 0; b < n / QK; b++) {
+      const xo = xOffset + QK * b;
+      const o = offset + 18 * b;
+      let amax = 0;
+      let max = 0;
+      for (let j = 0; j < QK; j++) {
+        const ax = Math.abs(x[xo + j]!);
+        if (ax > amax) { amax = ax; max = x[xo + j]!; }
+      }
+      let scale = 0;
+      if (amax >= GROUP_MAX_EPS) {
+        let d = fr(-max / K[0]!);
+        let id = fr(1 / d);
+        let sumqx = 0;
+        let sumq2 = 0;
+        for (let j = 0; j < QK; j++) {
+          const v = x[xo + j]!;
+          const q = K[bestIndex(fr(id * v))]!;
+          const w = fr(v * v);
+          sumqx = fr(sumqx + fr(fr(w * q) * v));
+          sumq2 = fr(sumq2 + fr(fr(w * q) * q));
+        }
+        d = fr(sumqx / sumq2);
+        let best = fr(d * sumqx);
+        for (let itry = -7; itry <= 7; itry++) {
+          id = fr((itry + K[0]!) / max);
+          sumqx = 0;
+          sumq2 = 0;
+          for (let j = 0; j < QK; j++) {
+            const v = x[xo + j]!;
+            const q = K[bestIndex(fr(id * v))]!;
+            const w = fr(v * v);
+            sumqx = fr(sumqx + fr(fr(w * q) * v));
+            sumq2 = fr(sumq2 + fr(fr(w * q) * q));
+          }
+          if (sumq2 > 0 && fr(sumqx * sumqx) > fr(best * sumq2)) {
+            d = fr(sumqx / sumq2);
+            best = fr(d * sumqx);
+          }
+        }
+        scale = d;
+      }
+      wrF16(dst, o, scale);
+      const id = scale ? fr(1 / scale) : 0;
+      for (let j = 0; j < QK; j++) L[j] = bestIndex(fr(id * x[xo + j]!));
+      for (let j = 0; j < 16; j++) dst[o + 2 + j] = L[j]! | (L[j + 16]! << 4);
+    }
+  },
+});

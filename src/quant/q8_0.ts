@@ -1,0 +1,45 @@
+/**
+ * Q8_0 (ggml type 8): blocks of 32 values, 34 bytes: d f16 @0, qs int8[32] @2; y[i] = d·qs[i]
+ * (formats.md §3.5). Quantiser = llama.cpp quantize_row_q8_0_ref: d = max|x|/127, q = roundf(x/d).
+ */
+import { checkBlocks, fr, rdF16, roundAway, wrF16 } from './ggml-ref.js';
+import { defineFormat } from './layout.js';
+
+const QK = 32;
+
+export const Q8_0 = defineFormat({
+  name: 'q8_0', ggmlId: 8, blockSize: QK, bytesPerBlock: 34, layout: { d: 2, qs: 32 },
+  dequantize(src, offset, n, out, outOffset) {
+    checkBlocks('q8_0', n, QK);
+    for (let b = 0; b < n / QK; b++) {
+      const o = offset + 34 * b;
+      const d = rdF16(src, o);
+      for (let j = 0; j < QK; j++) out[outOffset + QK * b + j] = d * ((src[o + 2 + j]! << 24) >> 24);
+    }
+  },
+  dot(src, offset, x, xOffset, n) {
+    checkBlocks('q8_0', n, QK);
+    let s = 0;
+    for (let b = 0; b < n / QK; b++) {
+      const o = offset + 34 * b;
+      const xo = xOffset + QK * b;
+      let bs = 0;
+      for (let j = 0; j < QK; j++) bs += ((src[o + 2 + j]! << 24) >> 24) * x[xo + j]!;
+      s += rdF16(src, o) * bs;
+    }
+    return s;
+  },
+  quantize(x, xOffset, n, dst, offset) {
+    checkBlocks('q8_0', n, QK);
+    for (let b = 0; b < n / QK; b++) {
+      const xo = xOffset + QK * b;
+      const o = offset + 34 * b;
+      let amax = 0;
+      for (let j = 0; j < QK; j++) amax = Math.max(amax, Math.abs(x[xo + j]!));
+      const d = fr(amax / 127);
+      const id = d ? fr(1 / d) : 0;
+      wrF16(dst, o, d);
+      for (let j = 0; j < QK; j++) dst[o + 2 + j] = roundAway(fr(x[xo + j]! * id)) & 0xff;
+    }
+  },
+});
