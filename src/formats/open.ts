@@ -4,13 +4,24 @@
  * format's reader.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { findCkptDir, openCkpt } from './ckpt.js';
+import { openGguf } from './gguf.js';
+import { openSafetensors, SAFETENSORS_INDEX } from './safetensors.js';
 import { FormatError, type ModelSource } from './tensor-ref.js';
 
 type Opener = { readonly name: string; matches(p: string, isDir: boolean): boolean; open(p: string): ModelSource };
 
 const openers: Opener[] = [
   { name: 'ckpt-0', matches: (p, isDir) => isDir && findCkptDir(p) !== undefined, open: openCkpt },
+  { name: 'gguf', matches: (p, isDir) => !isDir && p.toLowerCase().endsWith('.gguf'), open: openGguf },
+  {
+    name: 'safetensors',
+    matches: (p, isDir) => isDir
+      ? fs.existsSync(path.join(p, SAFETENSORS_INDEX)) || fs.readdirSync(p).some((f) => f.endsWith('.safetensors'))
+      : p.endsWith('.safetensors') || p.endsWith('.safetensors.index.json'),
+    open: openSafetensors,
+  },
 ];
 
 export function openModel(p: string): ModelSource {

@@ -2,10 +2,12 @@
 import { FormatError, type ModelSource } from '../formats/tensor-ref.js';
 import type { ModelBinding } from './binding.js';
 import { bindCkpt } from './map-ckpt.js';
+import { bindGguf } from './map-gguf.js';
+import { bindHf } from './map-hf.js';
 
 type Binder = (source: ModelSource, configPath?: string) => ModelBinding;
 
-const binders = new Map<string, Binder>([['ckpt-0', bindCkpt]]);
+const binders = new Map<string, Binder>([['ckpt-0', bindCkpt], ['gguf', bindGguf], ['safetensors', bindHf]]);
 
 export function bindModel(source: ModelSource, configPath?: string): ModelBinding {
   const b = binders.get(source.format);
