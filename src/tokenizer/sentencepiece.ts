@@ -1,0 +1,813 @@
+// SentencePiece BPE tokenizer, byte-exact with SentencePiece 0.1.97…0.2.x on the Grok-1 tokenizer.
+// Algorithm: formats.md §2.4 (encode) and §2.5 (decode); SentencePiece sources for the details cited below
+// (normalizer.cc Normalize/NormalizePrefix, bpe_model.cc Encode, sentencepiece_processor.cc Encode/Decode).
+//
+// Speed: the normalised text is cut into segments that no merge can cross and each segment is encoded
+// independently, with a cache for short ones. Why that is exactly equivalent to one BPE over the whole text:
+// - a frozen (USER_DEFINED) symbol never takes part in a merge (bpe_model.cc only pairs non-frozen symbols),
+//   so it is a hard boundary;
+// - a boundary before a `▁` that follows a non-`▁` character is never crossed when no mergeable piece
+//   contains "X▁" with X ≠ `▁` (checked on the vocabulary at load; true for Grok-1, else this split is off);
+// - merges in different segments never interact: a candidate only involves two adjacent symbols of one
+//   segment, and the global priority order (score desc, then left position asc) restricted to one segment
+//   is that segment's own order, so every segment sees the same sequence of merges.
+// Verified against SentencePiece itself by bench/tokenize-diff.ts.
+
+import { readFileSync } from 'node:fs';
+import { FormatError } from '../formats/tensor-ref.js';
+import { ModelType, PieceType, normalizerDefaults, readModelProto, trainerDefaults, type ModelProto } from './protobuf.js';
+
+export interface PieceEntry {
+  piece: string;
+  score: number;
+  type: number;
+}
+
+export interface TokenizerOptions {
+  addDummyPrefix?: boolean;
+  removeExtraWhitespaces?: boolean;
+  /** replace spaces by `▁` (SentencePiece default true) */
+  escapeWhitespaces?: boolean;
+  /** default: true when all 256 `<0xHH>` BYTE pieces are present */
+  byteFallback?: boolean;
+  unkSurface?: string;
+  bosId?: number;
+  eosId?: number;
+  unkId?: number;
+  padId?: number;
+}
+
+export interface StreamDecoder {
+  /** Adds one id; returns the text that became complete (possibly empty). */
+  push(id: number): string;
+  /** Ends the stream: returns what is left (incomplete UTF-8 bytes become U+FFFD each). */
+  flush(): string;
+}
+
+const SPACE_SYMBOL = '\u2581';
+const REPLACEMENT = '\uFFFD';
+/** Segments up to this many UTF-16 units are cached (words; long runs are rare and run BPE directly). */
+const CACHE_MAX_KEY = 48;
+const CACHE_MAX_ENTRIES = 1 << 18;
+
+export class Tokenizer {
+  readonly vocabSize: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly padId: number;
+  readonly unkId: number;
+  readonly source: string;
+  readonly addDummyPrefix: boolean;
+  readonly removeExtraWhitespaces: boolean;
+  readonly escapeWhitespaces: boolean;
+  readonly byteFallback: boolean;
+  readonly unkSurface: string;
+
+  private readonly pieces: string[];
+  private readonly types: Uint8Array;
+  private readonly scores: Float64Array;
+  /** NORMAL, USER_DEFINED, UNUSED: the only results a merge can have (bpe_model.cc pieces_) */
+  private readonly vocab = new Map<string, number>();
+  /** CONTROL, UNKNOWN, BYTE: looked up only for whole final symbols */
+  private readonly reserved = new Map<string, number>();
+  /** USER_DEFINED strings by first UTF-16 unit, longest first, with their ids */
+  private readonly userByFirst = new Map<number, { text: string; id: number }[]>();
+  private readonly userFirstUnit = new Uint8Array(65536);
+  /** id of `<0xHH>` for each byte, or -1 */
+  private readonly byteToId = new Int32Array(256).fill(-1);
+  /** byte value of each BYTE id, or -1 */
+  private readonly idToByte: Int16Array;
+  private readonly hasUnused: boolean;
+  /** longest mergeable piece in UTF-16 units: longer concatenations need no lookup */
+  private readonly maxPieceUnits: number;
+  private readonly splitBeforeSpace: boolean;
+  private readonly spaceChar: string;
+  private readonly spaceCode: number;
+  private readonly cache = new Map<string, number[]>();
+
+  // scratch for bpe(): symbols (start, length, id, links) and a binary max-heap of merge candidates
+  private symStart = new Int32Array(64);
+  private symLen = new Int32Array(64);
+  private symId = new Int32Array(64);
+  private symPrev = new Int32Array(64);
+  private symNext = new Int32Array(64);
+  private hScore = new Float64Array(256);
+  private hLeft = new Int32Array(256);
+  private hRight = new Int32Array(256);
+  private hLen = new Int32Array(256);
+  private hId = new Int32Array(256);
+  private hSize = 0;
+
+  private constructor(entries: PieceEntry[], opts: Required<Omit<TokenizerOptions, 'byteFallback'>> & { byteFallback: boolean | undefined }, source: string) {
+    this.source = source;
+    const n = entries.length;
+    if (n === 0) throw new FormatError(source, 'tokenizer has no pieces');
+    this.vocabSize = n;
+    this.pieces = new Array<string>(n);
+    this.types = new Uint8Array(n);
+    this.scores = new Float64Array(n);
+    this.idToByte = new Int16Array(n).fill(-1);
+    let unk = -1;
+    let hasUnused = false;
+    let maxUnits = 1;
+    let spaceAfterOther = false;
+    const users: { text: string; id: number }[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const e = entries[i];
+      const piece = e.piece;
+      if (typeof piece !== 'string' || piece.length === 0) throw new FormatError(source, `piece ${i} is empty`);
+      if (!Number.isInteger(e.type) || e.type < 1 || e.type > 6) throw new FormatError(source, `piece ${i} (${JSON.stringify(piece)}) has unknown type ${e.type} (expected 1..6)`);
+      if (typeof e.score !== 'number') throw new FormatError(source, `piece ${i} has a non-numeric score`);
+      // model_interface.cc rejects duplicates: an id must be recoverable from its piece.
+      if (seen.has(piece)) throw new FormatError(source, `piece ${i} ${JSON.stringify(piece)} is defined twice`);
+      seen.add(piece);
+      this.pieces[i] = piece;
+      this.types[i] = e.type;
+      this.scores[i] = e.score;
+      switch (e.type) {
+        case PieceType.NORMAL:
+        case PieceType.USER_DEFINED:
+        case PieceType.UNUSED:
+          this.vocab.set(piece, i);
+          if (piece.length > maxUnits) maxUnits = piece.length;
+          if (/[^\u2581]\u2581/.test(piece)) spaceAfterOther = true;
+          if (e.type === PieceType.USER_DEFINED) users.push({ text: piece, id: i });
+          if (e.type === PieceType.UNUSED) hasUnused = true;
+          break;
+        case PieceType.UNKNOWN:
+          if (unk >= 0) throw new FormatError(source, `two UNKNOWN pieces (ids ${unk} and ${i})`);
+          unk = i;
+          this.reserved.set(piece, i);
+          break;
+        case PieceType.BYTE: {
+          const m = /^<0x([0-9A-F]{2})>$/.exec(piece);
+          if (!m) throw new FormatError(source, `BYTE piece ${i} is ${JSON.stringify(piece)}, expected <0xHH> with upper-case hex`);
+          const b = parseInt(m[1], 16);
+          this.idToByte[i] = b;
+          this.byteToId[b] = i;
+          this.reserved.set(piece, i);
+          break;
+        }
+        default:
+          this.reserved.set(piece, i);
+      }
+    }
+    if (unk < 0) throw new FormatError(source, 'no UNKNOWN piece (SentencePiece requires exactly one)');
+    if (opts.unkId >= 0 && opts.unkId !== unk) throw new FormatError(source, `unk id ${opts.unkId} does not name the UNKNOWN piece (that is id ${unk})`);
+    this.unkId = unk;
+    for (const [name, id] of [['bos', opts.bosId], ['eos', opts.eosId], ['pad', opts.padId]] as const) {
+      if (!Number.isInteger(id) || id < -1 || id >= n) throw new FormatError(source, `${name} id ${id} is out of range (vocabulary size ${n})`);
+    }
+    this.bosId = opts.bosId;
+    this.eosId = opts.eosId;
+    this.padId = opts.padId;
+    const allBytes = this.byteToId.every((id) => id >= 0);
+    const byteFallback = opts.byteFallback ?? allBytes;
+    if (byteFallback && !allBytes) {
+      const missing = [...this.byteToId.keys()].filter((b) => this.byteToId[b] < 0);
+      throw new FormatError(source, `byte fallback is on but ${missing.length} BYTE pieces are missing (first: <0x${missing[0].toString(16).toUpperCase().padStart(2, '0')}>)`);
+    }
+    this.byteFallback = byteFallback;
+    this.hasUnused = hasUnused;
+    this.maxPieceUnits = maxUnits;
+    this.addDummyPrefix = opts.addDummyPrefix;
+    this.removeExtraWhitespaces = opts.removeExtraWhitespaces;
+    this.escapeWhitespaces = opts.escapeWhitespaces;
+    this.unkSurface = opts.unkSurface;
+    this.spaceChar = opts.escapeWhitespaces ? SPACE_SYMBOL : ' ';
+    this.spaceCode = this.spaceChar.charCodeAt(0);
+    this.splitBeforeSpace = opts.escapeWhitespaces && !spaceAfterOther;
+    users.sort((a, b) => b.text.length - a.text.length);
+    for (const u of users) {
+      const c = u.text.charCodeAt(0);
+      this.userFirstUnit[c] = 1;
+      let list = this.userByFirst.get(c);
+      if (!list) this.userByFirst.set(c, (list = []));
+      list.push(u);
+    }
+  }
+
+  /** Loads a SentencePiece `tokenizer.model` file. */
+  static fromFile(path: string): Tokenizer {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(path);
+    } catch (e) {
+      throw new FormatError(path, `cannot read tokenizer file: ${(e as Error).message}`);
+    }
+    return Tokenizer.fromModelProto(bytes, path);
+  }
+
+  /** Builds a tokenizer from serialized ModelProto bytes; `source` names them in errors. */
+  static fromModelProto(bytes: Uint8Array, source: string): Tokenizer {
+    return Tokenizer.fromModel(readModelProto(bytes, source), source);
+  }
+
+  /** Builds a tokenizer from an already parsed ModelProto. */
+  static fromModel(model: ModelProto, source: string): Tokenizer {
+    const t = model.trainerSpec ?? {};
+    const ns = model.normalizerSpec ?? {};
+    const modelType = t.modelType ?? trainerDefaults.modelType;
+    if (modelType !== ModelType.BPE) {
+      const name = Object.entries(ModelType).find(([, v]) => v === modelType)?.[0] ?? String(modelType);
+      throw new FormatError(source, `trainer_spec.model_type is ${name}; only BPE models are supported`);
+    }
+    if (ns.precompiledCharsmap && ns.precompiledCharsmap.length > 0)
+      throw new FormatError(source, `normalizer_spec.precompiled_charsmap is not empty (${ns.precompiledCharsmap.length} bytes, normalizer "${ns.name ?? ''}"); only identity normalisation is supported`);
+    if (t.treatWhitespaceAsSuffix) throw new FormatError(source, 'trainer_spec.treat_whitespace_as_suffix = true is not supported');
+    if (model.denormalizerSpec?.precompiledCharsmap && model.denormalizerSpec.precompiledCharsmap.length > 0)
+      throw new FormatError(source, 'denormalizer_spec.precompiled_charsmap is not empty; denormalisation is not supported');
+    const byteFallback = t.byteFallback ?? trainerDefaults.byteFallback;
+    // model_interface.cc: BYTE pieces are only allowed with byte_fallback, and then all 256 must exist.
+    if (!byteFallback) {
+      const i = model.pieces.findIndex((p) => p.type === PieceType.BYTE);
+      if (i >= 0) throw new FormatError(source, `piece ${i} ${JSON.stringify(model.pieces[i].piece)} is a BYTE piece but trainer_spec.byte_fallback is false`);
+    }
+    const tok = new Tokenizer(
+      model.pieces,
+      {
+        addDummyPrefix: ns.addDummyPrefix ?? normalizerDefaults.addDummyPrefix,
+        removeExtraWhitespaces: ns.removeExtraWhitespaces ?? normalizerDefaults.removeExtraWhitespaces,
+        escapeWhitespaces: ns.escapeWhitespaces ?? normalizerDefaults.escapeWhitespaces,
+        byteFallback,
+        unkSurface: t.unkSurface ?? trainerDefaults.unkSurface,
+        // The ids in the trainer spec must agree with the piece types (SentencePiece checks this at training).
+        bosId: idOrNone(model, t.bosId ?? trainerDefaults.bosId),
+        eosId: idOrNone(model, t.eosId ?? trainerDefaults.eosId),
+        padId: idOrNone(model, t.padId ?? trainerDefaults.padId),
+        unkId: -1,
+      },
+      source,
+    );
+    return tok;
+  }
+
+  /**
+   * Builds a tokenizer from a piece table, e.g. GGUF `tokenizer.ggml.tokens/scores/token_type` (formats.md §3.7).
+   * Defaults: dummy prefix on, extra-whitespace removal off (llama.cpp's defaults for SentencePiece vocabularies),
+   * byte fallback when all 256 BYTE pieces exist, unk surface " ⁇ ", unk = the UNKNOWN piece, bos/eos/pad -1.
+   */
+  static fromPieces(pieces: PieceEntry[], opts: TokenizerOptions, source: string): Tokenizer {
+    return new Tokenizer(
+      pieces,
+      {
+        addDummyPrefix: opts.addDummyPrefix ?? true,
+        removeExtraWhitespaces: opts.removeExtraWhitespaces ?? false,
+        escapeWhitespaces: opts.escapeWhitespaces ?? true,
+        byteFallback: opts.byteFallback,
+        unkSurface: opts.unkSurface ?? trainerDefaults.unkSurface,
+        bosId: opts.bosId ?? -1,
+        eosId: opts.eosId ?? -1,
+        padId: opts.padId ?? -1,
+        unkId: opts.unkId ?? -1,
+      },
+      source,
+    );
+  }
+
+  idToPiece(id: number): string {
+    this.checkId(id, 0);
+    return this.pieces[id];
+  }
+
+  /** The piece type (1 NORMAL … 6 BYTE) of an id. */
+  pieceType(id: number): number {
+    this.checkId(id, 0);
+    return this.types[id];
+  }
+
+  /** The id of a piece string, or undefined. */
+  pieceToId(piece: string): number | undefined {
+    return this.reserved.get(piece) ?? this.vocab.get(piece);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Encoding
+
+  /**
+   * Encodes text to ids (no BOS/EOS unless asked). A string with lone surrogates is encoded as its
+   * UTF-8 form (each lone surrogate becomes U+FFFD); raw bytes are accepted and malformed UTF-8 is
+   * handled as SentencePiece does (one U+FFFD per malformed byte).
+   */
+  encode(text: string | Uint8Array, opts?: { bos?: boolean; eos?: boolean }): number[] {
+    const out: number[] = [];
+    if (opts?.bos) {
+      if (this.bosId < 0) throw new Error(`${this.source}: this tokenizer has no BOS id`);
+      out.push(this.bosId);
+    }
+    this.encodeNormalized(this.normalize(toText(text)), out, null);
+    if (opts?.eos) {
+      if (this.eosId < 0) throw new Error(`${this.source}: this tokenizer has no EOS id`);
+      out.push(this.eosId);
+    }
+    return out;
+  }
+
+  /** Encodes text to piece strings, as SentencePiece's EncodeAsPieces (unknown characters keep their text). */
+  encodeAsPieces(text: string | Uint8Array): string[] {
+    const pieces: string[] = [];
+    this.encodeNormalized(this.normalize(toText(text)), [], pieces);
+    return pieces;
+  }
+
+  /** normalizer.cc Normalize with an identity character map. */
+  private normalize(text: string): string {
+    if (text.length === 0) return '';
+    if (!this.removeExtraWhitespaces) {
+      // Taking user-defined matches whole changes nothing here: spaces inside them are escaped too.
+      const body = this.escapeWhitespaces ? text.replaceAll(' ', SPACE_SYMBOL) : text;
+      return this.addDummyPrefix ? SPACE_SYMBOL + body : body;
+    }
+    // Chunk walk as in normalizer.cc: a chunk is a user-defined match or one character.
+    const n = text.length;
+    let i = 0;
+    for (; i < n; ) {
+      const len = this.prefixLen(text, i);
+      if (len !== 1 || text.charCodeAt(i) !== 0x20) break;
+      i += len;
+    }
+    if (i === n) return '';
+    const parts: string[] = this.addDummyPrefix ? [this.spaceChar] : [];
+    let prevSpace = true;
+    while (i < n) {
+      const len = this.prefixLen(text, i);
+      let chunk = text.slice(i, i + len);
+      if (prevSpace) {
+        let k = 0;
+        while (k < chunk.length && chunk.charCodeAt(k) === 0x20) k++;
+        chunk = chunk.slice(k);
+      }
+      if (chunk.length > 0) {
+        parts.push(this.escapeWhitespaces ? chunk.replaceAll(' ', SPACE_SYMBOL) : chunk);
+        prevSpace = chunk.charCodeAt(chunk.length - 1) === 0x20;
+      }
+      i += len;
+    }
+    let s = parts.join('');
+    let e = s.length;
+    while (e > 0 && s.charCodeAt(e - 1) === this.spaceCode) e--;
+    s = s.slice(0, e);
+    return s;
+  }
+
+  /** Length of the longest user-defined piece at `i`, or of one character (UTF-16 units); 0 at the end. */
+  private prefixLen(s: string, i: number): number {
+    const c = s.charCodeAt(i);
+    if (this.userFirstUnit[c]) {
+      for (const u of this.userByFirst.get(c)!) if (s.startsWith(u.text, i)) return u.text.length;
+    }
+    return c >= 0xd800 && c < 0xdc00 && i + 1 < s.length ? 2 : 1;
+  }
+
+  /** bpe_model.cc Encode + the byte fallback of sentencepiece_processor.cc, over segments (see top). */
+  private encodeNormalized(s: string, out: number[], pieces: string[] | null): void {
+    const n = s.length;
+    const userFirst = this.userFirstUnit;
+    const space = this.spaceCode;
+    const splitSpace = this.splitBeforeSpace;
+    let segStart = 0;
+    let i = 0;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (userFirst[c] === 1) {
+        const u = this.matchUser(s, i);
+        if (u !== null) {
+          if (i > segStart) this.encodeSegment(s.slice(segStart, i), out, pieces);
+          out.push(u.id);
+          if (pieces) pieces.push(u.text);
+          i += u.text.length;
+          segStart = i;
+          continue;
+        }
+      }
+      if (c === space && splitSpace && i > segStart && s.charCodeAt(i - 1) !== space) {
+        this.encodeSegment(s.slice(segStart, i), out, pieces);
+        segStart = i;
+      }
+      i++;
+    }
+    if (n > segStart) this.encodeSegment(s.slice(segStart, n), out, pieces);
+  }
+
+  private matchUser(s: string, i: number): { text: string; id: number } | null {
+    for (const u of this.userByFirst.get(s.charCodeAt(i))!) if (s.startsWith(u.text, i)) return u;
+    return null;
+  }
+
+  private encodeSegment(seg: string, out: number[], pieces: string[] | null): void {
+    if (pieces === null && seg.length <= CACHE_MAX_KEY) {
+      const hit = this.cache.get(seg);
+      if (hit !== undefined) {
+        this.appendIds(out, hit);
+        return;
+      }
+      const ids: number[] = [];
+      this.bpe(seg, ids, null);
+      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
+      this.cache.set(seg, ids);
+      this.appendIds(out, ids);
+      return;
+    }
+    if (pieces === null) {
+      const ids: number[] = [];
+      this.bpe(seg, ids, null);
+      this.appendIds(out, ids);
+    } else {
+      this.bpe(seg, out, pieces);
+    }
+  }
+
+  /** Appends ids; without byte fallback, consecutive unknowns collapse into one (also across segments). */
+  private appendIds(out: number[], ids: number[]): void {
+    let k = 0;
+    if (!this.byteFallback && ids.length > 0 && ids[0] === this.unkId && out.length > 0 && out[out.length - 1] === this.unkId) k = 1;
+    for (; k < ids.length; k++) out.push(ids[k]);
+  }
+
+  /** Runs BPE on one segment (no frozen symbols inside) and appends its ids (and pieces). */
+  private bpe(seg: string, out: number[], pieces: string[] | null): void {
+    const n = seg.length;
+    if (this.symStart.length < n + 1) this.growSymbols(n + 1);
+    const start = this.symStart;
+    const len = this.symLen;
+    const sid = this.symId;
+    const prev = this.symPrev;
+    const next = this.symNext;
+    const vocab = this.vocab;
+    // Step 2: one symbol per character.
+    let m = 0;
+    for (let i = 0; i < n; ) {
+      const c = seg.charCodeAt(i);
+      const l = c >= 0xd800 && c < 0xdc00 && i + 1 < n ? 2 : 1;
+      start[m] = i;
+      len[m] = l;
+      sid[m] = vocab.get(l === 1 ? seg[i] : seg.slice(i, i + 2)) ?? -1;
+      prev[m] = m - 1;
+      next[m] = m + 1;
+      m++;
+      i += l;
+    }
+    next[m - 1] = -1;
+    // Steps 3–4: priority-queue merging.
+    if (m > 1) {
+      if (this.hScore.length < 3 * m) this.growHeap(3 * m);
+      this.hSize = 0;
+      for (let a = 0; a + 1 < m; a++) this.tryPair(seg, a, a + 1);
+      const rev = this.hasUnused ? new Map<string, [string, string]>() : null;
+      while (this.hSize > 0) {
+        const l = this.hLeft[0];
+        const r = this.hRight[0];
+        const total = this.hLen[0];
+        const id = this.hId[0];
+        this.heapPop();
+        if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== total) continue; // stale
+        if (rev !== null && this.types[id] === PieceType.UNUSED)
+          rev.set(this.pieces[id], [seg.slice(start[l], start[l] + len[l]), seg.slice(start[r], start[r] + len[r])]);
+        len[l] = total;
+        sid[l] = id;
+        len[r] = 0;
+        const nr = next[r];
+        next[l] = nr;
+        if (nr >= 0) prev[nr] = l;
+        if (prev[l] >= 0) this.tryPair(seg, prev[l], l);
+        if (nr >= 0) this.tryPair(seg, l, nr);
+      }
+      if (rev !== null) {
+        for (let k = 0; k >= 0; k = next[k]) this.emitSymbol(seg.slice(start[k], start[k] + len[k]), sid[k], out, pieces, rev);
+        return;
+      }
+    }
+    // Steps 5–6.
+    for (let k = 0; k >= 0; k = next[k]) {
+      const id = sid[k];
+      if (id >= 0) {
+        out.push(id);
+        if (pieces) pieces.push(this.pieces[id]);
+      } else this.emitSymbol(seg.slice(start[k], start[k] + len[k]), -1, out, pieces, null);
+    }
+  }
+
+  /** Emits one final symbol: vocab/reserved id, UNUSED re-segmentation, byte fallback or merged unknown. */
+  private emitSymbol(text: string, id: number, out: number[], pieces: string[] | null, rev: Map<string, [string, string]> | null): void {
+    if (id < 0) id = this.reserved.get(text) ?? this.vocab.get(text) ?? this.unkId;
+    if (rev !== null && this.types[id] === PieceType.UNUSED) {
+      // bpe_model.cc resegment(): split an UNUSED result back into the two symbols it was merged from.
+      const parts = rev.get(text);
+      if (parts !== undefined) {
+        this.emitSymbol(parts[0], -1, out, pieces, rev);
+        this.emitSymbol(parts[1], -1, out, pieces, rev);
+        return;
+      }
+    }
+    if (id !== this.unkId) {
+      out.push(id);
+      if (pieces) pieces.push(this.pieces[id]);
+      return;
+    }
+    if (this.byteFallback) {
+      for (const b of utf8Bytes(text)) {
+        const bid = this.byteToId[b];
+        out.push(bid);
+        if (pieces) pieces.push(this.pieces[bid]);
+      }
+      return;
+    }
+    // sentencepiece_processor.cc: consecutive unknown symbols become one unknown whose piece is their text.
+    if (out.length > 0 && out[out.length - 1] === this.unkId) {
+      if (pieces !== null) pieces[pieces.length - 1] += text;
+      return;
+    }
+    out.push(id);
+    if (pieces) pieces.push(text);
+  }
+
+  /** Pushes the merge candidate (l, r) if their concatenation is a mergeable piece (step 3). */
+  private tryPair(seg: string, l: number, r: number): void {
+    const total = this.symLen[l] + this.symLen[r];
+    if (total > this.maxPieceUnits) return;
+    const s = this.symStart[l];
+    const id = this.vocab.get(seg.slice(s, s + total));
+    if (id === undefined) return;
+    this.heapPush(this.scores[id], l, r, total, id);
+  }
+
+  // Binary max-heap ordered by (score desc, left asc): bpe_model.cc SymbolPairComparator.
+  private heapPush(score: number, l: number, r: number, total: number, id: number): void {
+    if (this.hSize === this.hScore.length) this.growHeap(this.hSize * 2);
+    const hs = this.hScore;
+    const hl = this.hLeft;
+    let i = this.hSize++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (hs[p] > score || (hs[p] === score && hl[p] < l)) break;
+      this.heapMove(p, i);
+      i = p;
+    }
+    hs[i] = score;
+    hl[i] = l;
+    this.hRight[i] = r;
+    this.hLen[i] = total;
+    this.hId[i] = id;
+  }
+
+  private heapPop(): void {
+    const last = --this.hSize;
+    if (last === 0) return;
+    const hs = this.hScore;
+    const hl = this.hLeft;
+    const score = hs[last];
+    const l = hl[last];
+    const r = this.hRight[last];
+    const total = this.hLen[last];
+    const id = this.hId[last];
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= last) break;
+      if (c + 1 < last && (hs[c + 1] > hs[c] || (hs[c + 1] === hs[c] && hl[c + 1] < hl[c]))) c++;
+      if (score > hs[c] || (score === hs[c] && l < hl[c])) break;
+      this.heapMove(c, i);
+      i = c;
+    }
+    hs[i] = score;
+    hl[i] = l;
+    this.hRight[i] = r;
+    this.hLen[i] = total;
+    this.hId[i] = id;
+  }
+
+  private heapMove(from: number, to: number): void {
+    this.hScore[to] = this.hScore[from];
+    this.hLeft[to] = this.hLeft[from];
+    this.hRight[to] = this.hRight[from];
+    this.hLen[to] = this.hLen[from];
+    this.hId[to] = this.hId[from];
+  }
+
+  private growSymbols(n: number): void {
+    const size = Math.max(n, this.symStart.length * 2);
+    this.symStart = new Int32Array(size);
+    this.symLen = new Int32Array(size);
+    this.symId = new Int32Array(size);
+    this.symPrev = new Int32Array(size);
+    this.symNext = new Int32Array(size);
+  }
+
+  private growHeap(n: number): void {
+    const size = Math.max(n, this.hScore.length * 2);
+    const grow = <T extends Float64Array | Int32Array>(a: T, b: T): T => {
+      b.set(a.subarray(0, this.hSize));
+      return b;
+    };
+    this.hScore = grow(this.hScore, new Float64Array(size));
+    this.hLeft = grow(this.hLeft, new Int32Array(size));
+    this.hRight = grow(this.hRight, new Int32Array(size));
+    this.hLen = grow(this.hLen, new Int32Array(size));
+    this.hId = grow(this.hId, new Int32Array(size));
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Decoding (formats.md §2.5; sentencepiece_processor.cc Decode / DecodeSentencePiece)
+
+  private checkId(id: number, index: number): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
+      throw new RangeError(`${this.source}: token id ${id} at position ${index} is out of range (vocabulary size ${this.vocabSize})`);
+  }
+
+  /** Decodes ids to text. Ids outside [0, vocabSize) throw a RangeError naming the id and its position. */
+  decode(ids: ArrayLike<number>): string {
+    for (let i = 0; i < ids.length; i++) this.checkId(ids[i], i);
+    const parts: string[] = [];
+    let textEmpty = true;
+    let bosPending = true;
+    let bosSeen = false;
+    let runStart = -1;
+    const flushRun = (end: number): void => {
+      if (runStart < 0) return;
+      const bytes = new Uint8Array(end - runStart);
+      for (let k = runStart; k < end; k++) bytes[k - runStart] = this.idToByte[ids[k]];
+      const t = decodeBytesLikeSentencePiece(bytes, bytes.length);
+      parts.push(t);
+      if (t.length > 0) textEmpty = false;
+      runStart = -1;
+    };
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (this.types[id] === PieceType.BYTE) {
+        if (runStart < 0) runStart = i;
+        continue;
+      }
+      flushRun(i);
+      if (bosSeen || !textEmpty) bosPending = false;
+      const [t, seen] = this.decodePiece(id, bosPending);
+      bosSeen = seen;
+      if (t.length > 0) {
+        parts.push(t);
+        textEmpty = false;
+      }
+    }
+    flushRun(ids.length);
+    return parts.join('');
+  }
+
+  /** DecodeSentencePiece: the text of one non-BYTE piece, and whether it consumed the leading `▁`. */
+  private decodePiece(id: number, bosPending: boolean): [string, boolean] {
+    const type = this.types[id];
+    if (type === PieceType.CONTROL) return ['', false];
+    if (type === PieceType.UNKNOWN) return [this.unkSurface, false];
+    let piece = this.pieces[id];
+    let seen = false;
+    if (bosPending && (this.addDummyPrefix || this.removeExtraWhitespaces)) {
+      if (piece.startsWith(SPACE_SYMBOL)) {
+        piece = piece.slice(1);
+        seen = !this.removeExtraWhitespaces;
+      }
+    }
+    return [piece.replaceAll(SPACE_SYMBOL, ' '), seen];
+  }
+
+  /**
+   * A decoder for ids arriving one at a time. Text is emitted as soon as it is final; the concatenation of
+   * all outputs (pushes then flush) equals decode(all ids).
+   */
+  createStreamDecoder(): StreamDecoder {
+    let textEmpty = true;
+    let bosPending = true;
+    let bosSeen = false;
+    const pending = new Uint8Array(4);
+    let np = 0;
+    // Emits what of the pending byte run is decided; with `final`, everything.
+    const drain = (final: boolean): string => {
+      let s = '';
+      let k = 0;
+      while (k < np) {
+        const need = utf8Need(pending[k]);
+        if (!final && need > np - k && trailsOk(pending, k, np)) break; // may still complete
+        const [cp, used] = decodeUnit(pending, k, np);
+        s += cp < 0 ? REPLACEMENT : String.fromCodePoint(cp);
+        k += used;
+      }
+      if (k > 0) {
+        pending.copyWithin(0, k, np);
+        np -= k;
+      }
+      if (s.length > 0) textEmpty = false;
+      return s;
+    };
+    return {
+      push: (id: number): string => {
+        this.checkId(id, 0);
+        if (this.types[id] === PieceType.BYTE) {
+          pending[np++] = this.idToByte[id];
+          return drain(false);
+        }
+        const s = drain(true);
+        if (bosSeen || !textEmpty) bosPending = false;
+        const [t, seen] = this.decodePiece(id, bosPending);
+        bosSeen = seen;
+        if (t.length > 0) textEmpty = false;
+        return s + t;
+      },
+      flush: (): string => drain(true),
+    };
+  }
+}
+
+function idOrNone(model: ModelProto, id: number): number {
+  return id >= 0 && id < model.pieces.length ? id : -1;
+}
+
+function toText(text: string | Uint8Array): string {
+  if (typeof text === 'string') {
+    // ES2024 String methods (Node ≥ 20); typed here because the project's lib is ES2022.
+    const t = text as string & { isWellFormed(): boolean; toWellFormed(): string };
+    return t.isWellFormed() ? text : t.toWellFormed();
+  }
+  if (!(text instanceof Uint8Array)) throw new TypeError('encode: text must be a string or a Uint8Array');
+  return decodeBytesLikeSentencePiece(text, text.length);
+}
+
+function utf8Bytes(s: string): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d < 0xe000) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        i++;
+      }
+    }
+    if (c < 0x80) out.push(c);
+    else if (c < 0x800) out.push(0xc0 | (c >> 6), 0x80 | (c & 63));
+    else if (c < 0x10000) out.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+    else out.push(0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+  }
+  return out;
+}
+
+/** Bytes a UTF-8 lead byte announces (1 for ASCII and for bytes that cannot start a character). */
+function utf8Need(b: number): number {
+  if ((b & 0xe0) === 0xc0) return 2;
+  if ((b & 0xf0) === 0xe0) return 3;
+  if ((b & 0xf8) === 0xf0) return 4;
+  return 1;
+}
+
+function trailsOk(b: Uint8Array, k: number, end: number): boolean {
+  for (let j = k + 1; j < end; j++) if ((b[j] & 0xc0) !== 0x80) return false;
+  return true;
+}
+
+/**
+ * string_util::DecodeUTF8 of SentencePiece: one character at b[k] if complete and valid (no overlong
+ * form, no surrogate, ≤ U+10FFFF), else [-1, 1] (one byte consumed).
+ */
+function decodeUnit(b: Uint8Array, k: number, end: number): [number, number] {
+  const b0 = b[k];
+  const left = end - k;
+  if (b0 < 0x80) return [b0, 1];
+  if ((b0 & 0xe0) === 0xc0) {
+    if (left >= 2 && (b[k + 1] & 0xc0) === 0x80) {
+      const cp = ((b0 & 0x1f) << 6) | (b[k + 1] & 0x3f);
+      if (cp >= 0x80) return [cp, 2];
+    }
+  } else if ((b0 & 0xf0) === 0xe0) {
+    if (left >= 3 && (b[k + 1] & 0xc0) === 0x80 && (b[k + 2] & 0xc0) === 0x80) {
+      const cp = ((b0 & 0x0f) << 12) | ((b[k + 1] & 0x3f) << 6) | (b[k + 2] & 0x3f);
+      if (cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff)) return [cp, 3];
+    }
+  } else if ((b0 & 0xf8) === 0xf0) {
+    if (left >= 4 && (b[k + 1] & 0xc0) === 0x80 && (b[k + 2] & 0xc0) === 0x80 && (b[k + 3] & 0xc0) === 0x80) {
+      const cp = ((b0 & 0x07) << 18) | ((b[k + 1] & 0x3f) << 12) | ((b[k + 2] & 0x3f) << 6) | (b[k + 3] & 0x3f);
+      if (cp >= 0x10000 && cp <= 0x10ffff) return [cp, 4];
+    }
+  }
+  return [-1, 1];
+}
+
+/** UTF-8 → string, one U+FFFD per malformed byte (SentencePiece, unlike WHATWG TextDecoder). */
+export function decodeBytesLikeSentencePiece(b: Uint8Array, end: number): string {
+  // Fast path: valid UTF-8 decodes identically with TextDecoder.
+  let ascii = true;
+  for (let i = 0; i < end; i++) if (b[i] >= 0x80) { ascii = false; break; }
+  if (ascii) return latin1.decode(b.subarray(0, end));
+  try {
+    return strictUtf8.decode(b.subarray(0, end));
+  } catch {
+    // fall through to the per-unit decode below
+  }
+  const parts: string[] = [];
+  let k = 0;
+  while (k < end) {
+    const [cp, used] = decodeUnit(b, k, end);
+    parts.push(cp < 0 ? REPLACEMENT : String.fromCodePoint(cp));
+    k += used;
+  }
+  return parts.join('');
+}
+
+// ignoreBOM: a leading U+FEFF is text, not a byte-order mark to strip.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const latin1 = new TextDecoder('latin1');
