@@ -282,6 +282,7 @@ export class Scheduler {
       void req.done.then(() => signal.removeEventListener('abort', onAbort));
     }
     this.queue.push(req);
+    this.admit(); // straight into a free slot, so only requests that really wait count against maxQueue
     this.kick();
     return req;
   }
