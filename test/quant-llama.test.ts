@@ -1,0 +1,53 @@
+/**
+ * Block formats against llama.cpp itself. test/data/quant-ref/ holds llama.cpp's own quantisation and
+ * dequantisation of fixed inputs, produced by test/data/quant-ref/gen.c linked against the ggml library
+ * that node-llama-cpp ships (see gen.c for the command). Our quantisers must give the same bytes, and our
+ * dequantisers the same floats (bit for bit), including on random block bytes.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { blockFormat, type BlockType } from '../src/quant/index.js';
+
+const DIR = path.resolve('test/data/quant-ref');
+const TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+
+function bytes(name: string): Uint8Array {
+  return new Uint8Array(fs.readFileSync(path.join(DIR, name)));
+}
+function floats(name: string): Float32Array {
+  const b = bytes(name);
+  return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+}
+
+const inputs = floats('inputs.f32');
+
+for (const t of TYPES) {
+  test(`${t}: quantiser output is byte-identical to llama.cpp's reference quantiser`, () => {
+    const f = blockFormat(t);
+    const ref = bytes(`${t}.q`);
+    assert.equal(ref.length, (inputs.length / f.blockSize) * f.bytesPerBlock);
+    const ours = new Uint8Array(ref.length);
+    f.quantize!(inputs, 0, inputs.length, ours, 0);
+    for (let i = 0; i < ref.length; i++) {
+      if (ours[i] !== ref[i]) {
+        const b = Math.floor(i / f.bytesPerBlock);
+        assert.fail(`${t}: first difference in block ${b} (values ${b * f.blockSize}…), byte ${i % f.bytesPerBlock}: ours ${ours[i]}, llama.cpp ${ref[i]}`);
+      }
+    }
+  });
+
+  for (const kind of ['', '.rand']) {
+    test(`${t}: dequantised ${kind ? 'random blocks' : 'llama.cpp blocks'} equal llama.cpp's dequantiser bit for bit`, () => {
+      const f = blockFormat(t);
+      const q = bytes(`${t}${kind}.q`);
+      const ref = floats(`${t}${kind}.deq`);
+      const ours = new Float32Array(ref.length);
+      f.dequantize(q, 0, ref.length, ours, 0);
+      for (let i = 0; i < ref.length; i++) {
+        if (!Object.is(ours[i], ref[i])) assert.fail(`${t}${kind}: value ${i}: ours ${ours[i]}, llama.cpp ${ref[i]}`);
+      }
+    });
+  }
+}
