@@ -1,0 +1,350 @@
+/**
+ * The library API: load a model (and its tokenizer), then generate text or token ids.
+ *
+ *   const grok = await loadModel();                       // the embedded default model
+ *   for await (const c of grok.generate('The answer is', { maxTokens: 32, temperature: 0.8, seed: 1 })) {
+ *     process.stdout.write(c.text);
+ *   }
+ *   const r = await grok.complete('2 + 2 =', { temperature: 0, maxTokens: 4, stop: ['\n'] });
+ *   await grok.close();
+ *
+ * Text lives here; the engine (src/engine) sees token ids only. Every call feeds the shared continuous-
+ * batching scheduler, so concurrent generate() calls are decoded together.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModel as loadGrokModel } from '../model/loader.js';
+import type { GrokModel } from '../model/grok.js';
+import type { GrokConfig } from '../model/config.js';
+import type { Kernels } from '../kernels/types.js';
+import type { ModelSource } from '../formats/tensor-ref.js';
+import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
+import { Tokenizer } from '../tokenizer/sentencepiece.js';
+import {
+  Scheduler, type FinishReason, type GenerateOptions, type GenerationRequest, type RequestStats,
+} from '../engine/scheduler.js';
+import type { TokenLogprob } from '../engine/sampling.js';
+import { StopStringMatcher } from './text.js';
+
+export interface LoadModelOptions {
+  /** A SentencePiece tokenizer.model to use instead of the model's own (GGUF) or the one found beside it. */
+  tokenizer?: string;
+  /** Kernel implementation (default: the loader's default). Disposed by close() only if we did not get it from you. */
+  kernels?: Kernels;
+  /** config.json / golden.json to use instead of the one found beside the model. */
+  configPath?: string;
+  /** Sequences decoded together. Default 4. */
+  slots?: number;
+  /** Prompt tokens fed per step while a prompt is prefilled. Default 256. */
+  prefillChunk?: number;
+  /** Requests allowed to wait for a slot (more → QueueFullError). Default unbounded. */
+  maxQueue?: number;
+  /** Loading progress in bytes read. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface TextGenerateOptions extends Omit<GenerateOptions, 'onToken'> {
+  /** Stop strings, matched on the decoded text across token boundaries; not included in the output. */
+  stop?: string | readonly string[];
+  /** Prepend the BOS token to a text prompt. The reference (runners.py) adds none; default false. */
+  addBos?: boolean;
+}
+
+export interface TopAlternative extends TokenLogprob {
+  /** The token's piece as text (SentencePiece `▁` shown as a space); '' without a tokenizer. */
+  text: string;
+}
+
+export interface TextChunk {
+  /** Text released with this token (may be empty while a possible stop string is held back). */
+  text: string;
+  /** The token id; null only on a final chunk carrying text released when generation ended. */
+  token: number | null;
+  /** Log-probability of the token under the (processed) model distribution; null with token null. */
+  logprob: number | null;
+  /** The most probable alternatives when topLogprobs > 0. */
+  top?: TopAlternative[];
+}
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export interface Timings {
+  queuedMs: number;
+  /** Prompt processing (admission → first token). */
+  prefillMs: number;
+  /** First token → last token. */
+  decodeMs: number;
+  promptTokensPerSecond: number;
+  /** Generation speed after the first token. */
+  generatedTokensPerSecond: number;
+}
+
+export type TextFinishReason = Exclude<FinishReason, 'cancelled' | 'error'>;
+
+export interface Completion {
+  text: string;
+  tokens: number[];
+  logprobs: number[];
+  /** Per token, the top alternatives (only when topLogprobs > 0). */
+  topLogprobs?: TopAlternative[][];
+  finishReason: TextFinishReason;
+  usage: Usage;
+  timings: Timings;
+  /** The seed used (drawn at random when none was given). */
+  seed: number;
+  /** Prompt tokens dropped by left truncation. */
+  truncatedTokens: number;
+}
+
+/** A running generation: iterate it for chunks; `result` resolves when it ends. */
+export interface TextStream extends AsyncIterable<TextChunk> {
+  readonly result: Promise<Completion>;
+  /** Stop generating now and free the slot. */
+  cancel(): void;
+}
+
+export class NoTokenizerError extends Error {
+  constructor(model: string) {
+    super(`${model}: no tokenizer is known for this model, so text cannot be encoded or decoded; pass a tokenizer.model (--tokenizer / { tokenizer }) or give token ids`);
+    this.name = 'NoTokenizerError';
+  }
+}
+
+/** The package root (where package.json is), found from this file, not from the working directory. */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (fs.existsSync(pj)) {
+      try {
+        if ((JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'grok-ts') return dir;
+      } catch { /* not ours: keep walking up */ }
+    }
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`cannot find the grok-ts package root above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+/** The embedded default model. */
+export function defaultModelPath(): string {
+  return path.join(packageRoot(), 'models', 'default', 'model.gguf');
+}
+
+function fromGgufSource(source: ModelSource): Tokenizer | null {
+  if (source.metadata.get('tokenizer.ggml.model') === undefined) return null;
+  const t = tokenizerPiecesFromGguf(source);
+  return Tokenizer.fromPieces(t.pieces, {
+    addDummyPrefix: t.addSpacePrefix,
+    removeExtraWhitespaces: t.removeExtraWhitespaces,
+    bosId: t.bosId,
+    eosId: t.eosId,
+    unkId: t.unkId,
+    ...(t.padId === null ? {} : { padId: t.padId }),
+  }, source.path);
+}
+
+/** tokenizer.model beside a checkpoint, or up to two folders above it (ckpt-0's parent holds it in the release). */
+function findTokenizerNear(modelPath: string): string | null {
+  let dir = fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
+  for (let i = 0; i < 3; i++) {
+    const p = path.join(dir, 'tokenizer.model');
+    if (fs.existsSync(p)) return p;
+    dir = path.dirname(dir);
+  }
+  return null;
+}
+
+/** Load a model (default: the embedded one) and its tokenizer, ready to generate. */
+export async function loadModel(modelPath?: string, options: LoadModelOptions = {}): Promise<Grok> {
+  const resolved = path.resolve(modelPath ?? defaultModelPath());
+  if (!fs.existsSync(resolved)) {
+    throw new Error(modelPath === undefined
+      ? `the default model is missing (${resolved}); pass a model path`
+      : `${resolved}: no such file or directory`);
+  }
+  const t0 = performance.now();
+  const { model, source } = await loadGrokModel(resolved, {
+    ...(options.kernels ? { kernels: options.kernels } : {}),
+    ...(options.configPath ? { configPath: options.configPath } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  let tokenizer: Tokenizer | null;
+  if (options.tokenizer) tokenizer = Tokenizer.fromFile(path.resolve(options.tokenizer));
+  else if (source.format === 'gguf') tokenizer = fromGgufSource(source);
+  else {
+    const p = findTokenizerNear(resolved);
+    tokenizer = p ? Tokenizer.fromFile(p) : null;
+  }
+  if (tokenizer && tokenizer.vocabSize !== model.config.vocabSize) {
+    throw new Error(`${tokenizer.source}: the tokenizer has ${tokenizer.vocabSize} tokens but the model ${resolved} has a vocabulary of ${model.config.vocabSize}`);
+  }
+  return new Grok(resolved, model, tokenizer, performance.now() - t0, options);
+}
+
+/** A loaded model with its tokenizer and engine. */
+export class Grok {
+  readonly config: Readonly<GrokConfig>;
+  readonly engine: Scheduler;
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    readonly model: GrokModel,
+    readonly tokenizer: Tokenizer | null,
+    /** Milliseconds spent loading. */
+    readonly loadMs: number,
+    private readonly options: LoadModelOptions = {},
+  ) {
+    this.config = model.config;
+    this.engine = new Scheduler(model, {
+      ...(options.slots !== undefined ? { slots: options.slots } : {}),
+      ...(options.prefillChunk !== undefined ? { prefillChunk: options.prefillChunk } : {}),
+      ...(options.maxQueue !== undefined ? { maxQueue: options.maxQueue } : {}),
+    });
+  }
+
+  /** Text → token ids (no BOS unless asked). */
+  encode(text: string, opts: { addBos?: boolean } = {}): number[] {
+    if (!this.tokenizer) throw new NoTokenizerError(this.path);
+    return this.tokenizer.encode(text, { bos: opts.addBos ?? false });
+  }
+
+  decode(ids: ArrayLike<number>): string {
+    if (!this.tokenizer) throw new NoTokenizerError(this.path);
+    return this.tokenizer.decode(ids);
+  }
+
+  /** A token's piece as text, for logprob reports. */
+  tokenText(id: number): string {
+    if (!this.tokenizer) return '';
+    return this.tokenizer.idToPiece(id).replaceAll('\u2581', ' ');
+  }
+
+  /** Prompt as ids (text is encoded; ids are used as given). */
+  promptIds(prompt: string | readonly number[], addBos = false): number[] {
+    return typeof prompt === 'string' ? this.encode(prompt, { addBos }) : [...prompt];
+  }
+
+  /**
+   * Start generating. Throws synchronously on bad options, a prompt that does not fit (ContextLengthError)
+   * or a full queue (QueueFullError).
+   */
+  generate(prompt: string | readonly number[], options: TextGenerateOptions = {}): TextStream {
+    if (this.closed) throw new Error('this model was closed');
+    const stops = options.stop === undefined ? [] : typeof options.stop === 'string' ? [options.stop] : [...options.stop];
+    const ids = this.promptIds(prompt, options.addBos);
+    const tok = this.tokenizer;
+    if (stops.length > 0 && !tok) throw new NoTokenizerError(this.path);
+    const matcher = tok ? new StopStringMatcher(tok.createStreamDecoder(), stops) : null;
+    const { stop: _stop, addBos: _addBos, ...engineOpts } = options;
+    const req: GenerationRequest = this.engine.submit(ids, {
+      ...engineOpts,
+      ...(matcher ? { onToken: (id: number) => matcher.push(id) } : {}),
+    });
+    const tokens: number[] = [];
+    const logprobs: number[] = [];
+    const tops: TopAlternative[][] = [];
+    let text = '';
+    let settle!: { resolve: (c: Completion) => void; reject: (e: unknown) => void };
+    const result = new Promise<Completion>((resolve, reject) => { settle = { resolve, reject }; });
+    result.catch(() => undefined); // a rejection is also thrown to the iterating caller; do not crash if nobody awaits
+    const self = this;
+    const finish = (stats: RequestStats): Completion => {
+      const decodeS = stats.decodeMs / 1000;
+      const c: Completion = {
+        text, tokens, logprobs,
+        finishReason: stats.finishReason === 'stop' ? 'stop' : 'length',
+        usage: { promptTokens: stats.promptTokens, completionTokens: tokens.length, totalTokens: stats.promptTokens + tokens.length },
+        timings: {
+          queuedMs: stats.queuedMs,
+          prefillMs: stats.prefillMs,
+          decodeMs: stats.decodeMs,
+          promptTokensPerSecond: stats.prefillMs > 0 ? stats.promptTokens / (stats.prefillMs / 1000) : 0,
+          generatedTokensPerSecond: decodeS > 0 && tokens.length > 1 ? (tokens.length - 1) / decodeS : 0,
+        },
+        seed: stats.seed,
+        truncatedTokens: stats.truncatedTokens,
+      };
+      if (options.topLogprobs) c.topLogprobs = tops;
+      return c;
+    };
+    async function* chunks(): AsyncGenerator<TextChunk> {
+      try {
+        for await (const t of req) {
+          tokens.push(t.id);
+          logprobs.push(t.logprob);
+          const piece = matcher ? matcher.take() : '';
+          text += piece;
+          const chunk: TextChunk = { text: piece, token: t.id, logprob: t.logprob };
+          if (t.top) {
+            chunk.top = t.top.map((a) => ({ ...a, text: self.tokenText(a.id) }));
+            tops.push(chunk.top);
+          }
+          yield chunk;
+        }
+        const rest = matcher ? matcher.finish() : '';
+        if (rest) {
+          text += rest;
+          yield { text: rest, token: null, logprob: null };
+        }
+        settle.resolve(finish(await req.done));
+      } catch (e) {
+        settle.reject(e);
+        throw e;
+      } finally {
+        // Leaving the loop early (break) cancels the request and frees its slot.
+        if (!req.isFinished) req.cancel();
+      }
+    }
+    let iterating = false;
+    let draining = false;
+    return {
+      // Asking for the result without iterating drains the stream (after this tick, so a caller may still
+      // start iterating right after reading it).
+      get result(): Promise<Completion> {
+        if (!draining) {
+          draining = true;
+          setImmediate(() => {
+            if (iterating) return;
+            iterating = true;
+            void (async () => { for await (const _ of chunks()) { /* collected into result */ } })().catch(() => undefined);
+          });
+        }
+        return result;
+      },
+      cancel: () => req.cancel(),
+      [Symbol.asyncIterator]: () => {
+        if (iterating) throw new Error('a text stream can be iterated only once');
+        iterating = true;
+        return chunks();
+      },
+    };
+  }
+
+  /** Generate to the end and return the whole completion. */
+  async complete(prompt: string | readonly number[], options: TextGenerateOptions = {}): Promise<Completion> {
+    const s = this.generate(prompt, options);
+    for await (const _ of s) { /* collected into result */ }
+    return s.result;
+  }
+
+  /** Cancel everything running and release the kernels' threads / memories. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.engine.close();
+    if (!this.options.kernels) this.model.kernels.dispose?.();
+  }
+}
+
+export { Scheduler, QueueFullError, ContextLengthError } from '../engine/scheduler.js';
+export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions } from '../engine/scheduler.js';
+export { makeSampler, candidateTokens, SamplingError, TokenHistory } from '../engine/sampling.js';
+export type { SamplingOptions, SampleResult, TokenLogprob, Sampler } from '../engine/sampling.js';
+export { Rng } from '../engine/rng.js';

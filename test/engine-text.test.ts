@@ -1,0 +1,101 @@
+/**
+ * The text layer (src/api) on a real fixture model with a tokenizer of the fixture's vocabulary size:
+ * streamed text equals the tokenizer's own decode of the tokens, stop strings that span token boundaries
+ * stop on the completing token and are not emitted, and loadModel's tokenizer rules.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Grok, loadModel, NoTokenizerError } from '../src/api/index.js';
+import { fixtureDir, fixtureModel, golden, testTokenizer } from './engine-helpers.js';
+
+async function grokOn(name: string): Promise<Grok> {
+  const model = await fixtureModel(name);
+  return new Grok(name, model, testTokenizer(model.config.vocabSize), 0, { slots: 4 });
+}
+
+test('streamed text is the tokenizer decode of the generated tokens; complete() agrees with generate()', async () => {
+  const grok = await grokOn('tiny-b');
+  const tok = grok.tokenizer!;
+  const opts = { temperature: 0.9, seed: 5, maxTokens: 40 };
+  const s = grok.generate('the people who made the water', opts);
+  let streamed = '';
+  const ids: number[] = [];
+  for await (const c of s) {
+    streamed += c.text;
+    if (c.token !== null) ids.push(c.token);
+  }
+  const r = await s.result;
+  assert.equal(ids.length, 40);
+  assert.deepEqual(r.tokens, ids);
+  assert.equal(streamed, tok.decode(ids));
+  assert.equal(r.text, streamed);
+  assert.equal(r.usage.promptTokens, tok.encode('the people who made the water').length);
+  assert.equal(r.usage.completionTokens, 40);
+  assert.equal(r.finishReason, 'length');
+  const again = await grok.complete('the people who made the water', opts);
+  assert.equal(again.text, r.text);
+  assert.deepEqual(again.logprobs, r.logprobs);
+});
+
+test('a stop string spanning a token boundary ends generation on the completing token and is not emitted', async () => {
+  const grok = await grokOn('tiny-b');
+  const tok = grok.tokenizer!;
+  const base = await grok.complete('the people who made the water', { temperature: 0, maxTokens: 40 });
+  // Find a boundary where both neighbouring tokens have text; the stop string is the last char before
+  // it plus the first char after it.
+  let k = -1;
+  let stop = '';
+  for (let i = 3; i < base.tokens.length - 1; i++) {
+    const before = tok.decode(base.tokens.slice(0, i + 1));
+    const after = tok.decode(base.tokens.slice(0, i + 2));
+    if (before.length > 0 && after.length > before.length && !after.startsWith('\uFFFD', before.length)) {
+      stop = before.slice(-1) + after.slice(before.length, before.length + 1);
+      k = i;
+      break;
+    }
+  }
+  assert.ok(k >= 0, 'a usable boundary');
+  const first = base.text.indexOf(stop);
+  // The tokens needed: the shortest prefix whose decode contains the stop string.
+  let need = 1;
+  while (!tok.decode(base.tokens.slice(0, need)).includes(stop)) need++;
+  const r = await grok.complete('the people who made the water', { temperature: 0, maxTokens: 40, stop: [stop, 'never-there'] });
+  assert.equal(r.finishReason, 'stop');
+  assert.equal(r.text, base.text.slice(0, first));
+  assert.deepEqual(r.tokens, base.tokens.slice(0, need));
+  // Streaming releases the same text, never a piece of the stop string.
+  let streamed = '';
+  for await (const c of grok.generate('the people who made the water', { temperature: 0, maxTokens: 40, stop })) streamed += c.text;
+  assert.equal(streamed, r.text);
+  const none = await grok.complete('the people who made the water', { temperature: 0, maxTokens: 40, stop: 'never-there' });
+  assert.equal(none.text, base.text);
+  assert.equal(none.finishReason, 'length');
+});
+
+test('logprob alternatives carry their piece text', async () => {
+  const grok = await grokOn('tiny-a');
+  const g = golden('tiny-a');
+  const r = await grok.complete(g.greedy.prompt, { temperature: 0, maxTokens: 3, topLogprobs: 5 });
+  assert.deepEqual(r.tokens, g.greedy.continuation.slice(0, 3));
+  assert.deepEqual(r.topLogprobs![0].map((a) => a.id), g.top5[g.greedy.prompt.length - 1]);
+  for (const a of r.topLogprobs![0]) assert.equal(a.text, grok.tokenizer!.idToPiece(a.id).replaceAll('\u2581', ' '));
+});
+
+test('loadModel: a checkpoint with no tokenizer works on ids, refuses text; a tokenizer of another vocabulary is refused', async () => {
+  const ckpt = path.join(fixtureDir('tiny-a'), 'ckpt-0');
+  const grok = await loadModel(ckpt);
+  try {
+    assert.equal(grok.tokenizer, null);
+    const g = golden('tiny-a');
+    const r = await grok.complete(g.greedy.prompt, { temperature: 0, maxTokens: 16 });
+    assert.deepEqual(r.tokens, g.greedy.continuation);
+    assert.equal(r.text, '');
+    assert.throws(() => grok.generate('hello'), NoTokenizerError);
+  } finally {
+    await grok.close();
+  }
+  await assert.rejects(loadModel(ckpt, { tokenizer: path.resolve('../shared/tokenizer/grok-1-tokenizer.model') }),
+    /tokenizer has 131072 tokens but the model .* has a vocabulary of 512/);
+  await assert.rejects(loadModel(path.resolve('no-such-model')), /no such file or directory/);
+});
