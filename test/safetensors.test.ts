@@ -7,9 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { openCkpt } from '../src/formats/ckpt.js';
 import { openSafetensors } from '../src/formats/safetensors.js';
-import { FormatError } from '../src/formats/tensor-ref.js';
+import { FormatError, isQuantizedRef, type TensorRef } from '../src/formats/tensor-ref.js';
+import type { Binding } from '../src/model/binding.js';
 import { loadModel } from '../src/model/loader.js';
+import { bindCkpt } from '../src/model/map-ckpt.js';
+import { blockFormat, isBlockType } from '../src/quant/index.js';
 import { bindHf } from '../src/model/map-hf.js';
 import { fixtureDir, golden, goldenLogits, maxAbsDiff } from './fixtures.js';
 import { readBytes } from './gguf-builder.js';
@@ -138,6 +142,57 @@ for (const name of ['tiny-a', 'tiny-b']) {
     assert.equal(cfg.headDim, golden(name).config.key_size);
     assert.equal(cfg.ffnSize, golden(name).config.ffn_size);
     await assertLogits(name, d);
+  });
+}
+
+/** Floats of a plain-float tensor ref (optionally the `index`-th element of a stack). */
+function floats(ref: TensorRef, index?: number): Float32Array {
+  assert.ok(isBlockType(ref.type) && blockFormat(ref.type).blockSize === 1, `${ref.name}: ${ref.type} is not a plain float type`);
+  const count = index === undefined ? 1 : ref.shape[0]!;
+  const all = readBytes(ref);
+  const per = all.length / count;
+  const bytes = all.subarray((index ?? 0) * per, ((index ?? 0) + 1) * per);
+  const f = blockFormat(ref.type);
+  const out = new Float32Array(bytes.length / f.bytesPerBlock);
+  f.dequantize(bytes, 0, out.length, out, 0);
+  return out;
+}
+
+/** A ckpt-0 binding as an [out, in] float matrix (or a vector): int8 × bf16 scale per formats.md §1.6, transposed. */
+function ckptAsRows(b: Binding): Float32Array {
+  if (b.kind === 'vector' || b.kind === 'rows') return floats(b.ref, b.kind === 'rows' ? b.index : undefined);
+  const stacked = b.index !== undefined;
+  const s = stacked ? b.ref.shape.slice(1) : b.ref.shape;
+  const [nIn, nOut] = [s[0]!, s[1]!];
+  let w: Float32Array;
+  if (b.kind === 'transpose') {
+    w = floats(b.ref, b.index);
+  } else {
+    assert.ok(isQuantizedRef(b.ref));
+    const all = readBytes(b.ref);
+    const q = new Int8Array(all.buffer, all.byteOffset + (b.index ?? 0) * nIn * nOut, nIn * nOut);
+    const sc = floats(b.ref.scales, b.index);
+    const G = sc.length / nOut;
+    w = new Float32Array(nIn * nOut);
+    for (let k = 0; k < nIn; k++) for (let n = 0; n < nOut; n++) w[k * nOut + n] = q[k * nOut + n]! * sc[Math.floor(k / (nIn / G)) * nOut + n]!;
+  }
+  const t = new Float32Array(nIn * nOut);
+  for (let k = 0; k < nIn; k++) for (let n = 0; n < nOut; n++) t[n * nIn + k] = w[k * nOut + n]!;
+  return t;
+}
+
+for (const name of ['tiny-a', 'tiny-b']) {
+  test(`${name}: every safetensors weight equals ckpt-0's dequantised int8 × scales exactly (after transposition)`, () => {
+    const h = bindHf(openSafetensors(fx(name, 'model.safetensors')), fx(name, 'golden.json'));
+    const c = bindCkpt(openCkpt(fx(name, 'ckpt-0')));
+    assert.deepEqual([...h.tensors.keys()].sort(), [...c.tensors.keys()].sort());
+    let xai8 = 0;
+    for (const [canonical, hb] of h.tensors) {
+      const cb = c.tensors.get(canonical)!;
+      if (cb.kind === 'xai8') xai8++;
+      assert.deepEqual(floats(hb.ref), ckptAsRows(cb), canonical);
+    }
+    assert.ok(xai8 > 0);
   });
 }
 
