@@ -300,6 +300,28 @@ test('older names: per-expert blk.N.ffn_*.E.weight and post_ffw_norm bind and re
   }
 });
 
+test('an untied output.weight is bound as `output` and used (2 × token_embd: every logit doubles)', async () => {
+  const dir = tmpDir();
+  try {
+    const spec = tinyASpec();
+    const embd = spec.tensors.find((t) => t.name === 'token_embd.weight')!;
+    const e = new Float32Array(embd.data.buffer.slice(embd.data.byteOffset, embd.data.byteOffset + embd.data.byteLength));
+    const doubled = new Uint8Array(e.map((v) => 2 * v).buffer); // exact in binary floating point
+    const f = path.join(dir, 'untied.gguf');
+    fs.writeFileSync(f, buildGguf({ kvs: spec.kvs, tensors: [...spec.tensors, { ...embd, name: 'output.weight', data: doubled }] }).bytes);
+    const b = bindGguf(openGguf(f));
+    assert.equal(b.tensors.get('output')!.ref.name, 'output.weight');
+    assert.equal(bindGguf(openGguf(fx('tiny-a', 'model.gguf'))).tensors.has('output'), false);
+    const g = golden('tiny-a');
+    const { model } = await loadModel(f);
+    const logits = model.forward([{ tokens: g.tokens, cache: model.newCache(g.tokens.length) }]);
+    const want = goldenLogits('tiny-a').map((v) => 2 * v);
+    assert.ok(maxAbsDiff(logits, want) < 2e-4, `max |Δlogit| ${maxAbsDiff(logits, want)}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('binder errors name the missing tensor and the wrong expert stack', () => {
   const dir = tmpDir();
   try {
