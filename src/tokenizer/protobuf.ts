@@ -235,17 +235,21 @@ class WireReader {
   /** low and high 32 bits of the last varint read (unsigned) */
   lo = 0;
   hi = 0;
+  /** replaces `#` in field names of errors (the piece index; names stay constant strings on the hot path) */
+  index = 0;
+  readonly text: Buffer;
   constructor(
     readonly buf: Uint8Array,
     start: number,
-    readonly end: number,
+    public end: number,
     readonly file: string,
   ) {
     this.pos = start;
+    this.text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   fail(what: string, message: string, at = this.pos): never {
-    throw new FormatError(this.file, `${what}: ${message} (at byte offset ${at})`);
+    throw new FormatError(this.file, `${what.replace('[#]', `[${this.index}]`)}: ${message} (at byte offset ${at})`);
   }
 
   /** Reads a varint of at most 10 bytes into lo/hi; every byte is bound-checked. */
@@ -330,21 +334,16 @@ class WireReader {
     const n = this.length(what);
     const s = this.pos;
     this.pos += n;
-    return decodeUtf8(this.buf, s, this.pos, () => this.fail(what, 'string is not valid UTF-8', s));
-  }
-}
-
-function decodeUtf8(buf: Uint8Array, s: number, e: number, onError: () => never): string {
-  // ASCII fast path: most pieces are short ASCII strings and TextDecoder has a per-call overhead.
-  if (e - s <= 32) {
-    let ascii = true;
-    for (let i = s; i < e; i++) if (buf[i] >= 0x80) { ascii = false; break; }
-    if (ascii) return String.fromCharCode.apply(null, buf.subarray(s, e) as unknown as number[]);
-  }
-  try {
-    return utf8.decode(buf.subarray(s, e));
-  } catch {
-    return onError();
+    // Buffer#toString is the fastest decoder but replaces malformed bytes; only then check strictly.
+    const str = this.text.toString('utf8', s, this.pos);
+    if (str.includes('\uFFFD')) {
+      try {
+        utf8.decode(this.buf.subarray(s, this.pos));
+      } catch {
+        this.fail(what, 'string is not valid UTF-8', s);
+      }
+    }
+    return str;
   }
 }
 
@@ -407,8 +406,9 @@ function readSpec(r: WireReader, what: string, table: Map<number, FieldDef>): Re
   return out;
 }
 
-function readPiece(r: WireReader, index: number): SentencePiece {
-  const what = `ModelProto.pieces[${index}]`;
+/** Reads one SentencePiece message occupying r.pos … r.end (field names use `#` for the index). */
+function readPiece(r: WireReader): SentencePiece {
+  const what = 'ModelProto.pieces[#]';
   let piece: string | undefined;
   let score = 0;
   let type: number = PieceType.NORMAL;
@@ -440,6 +440,8 @@ function readPiece(r: WireReader, index: number): SentencePiece {
  * Throws FormatError naming the file, the field and the byte offset on any malformation.
  */
 export function readModelProto(bytes: Uint8Array, file: string): ModelProto {
+  // A Node Buffer's slice() is a view; work on a plain Uint8Array so that captured bytes are copies.
+  bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const r = new WireReader(bytes, 0, bytes.length, file);
   const pieces: SentencePiece[] = [];
   const model: ModelProto = { pieces };
@@ -455,8 +457,13 @@ export function readModelProto(bytes: Uint8Array, file: string): ModelProto {
     };
     switch (num) {
       case 1: {
-        const name = `ModelProto.pieces[${pieces.length}]`;
-        pieces.push(readPiece(sub(name), pieces.length));
+        r.index = pieces.length;
+        expectWireType(r, 'ModelProto.pieces[#]', wt, WT_LEN, at);
+        const n = r.length('ModelProto.pieces[#]');
+        const outer = r.end;
+        r.end = r.pos + n;
+        pieces.push(readPiece(r));
+        r.end = outer;
         break;
       }
       case 2:

@@ -84,6 +84,7 @@ export class Tokenizer {
   private readonly spaceChar: string;
   private readonly spaceCode: number;
   private readonly cache = new Map<string, number[]>();
+  private readonly surfaces: (string | undefined)[] = [];
 
   // scratch for bpe(): symbols (start, length, id, links) and a binary max-heap of merge candidates
   private symStart = new Int32Array(64);
@@ -112,7 +113,6 @@ export class Tokenizer {
     let maxUnits = 1;
     let spaceAfterOther = false;
     const users: { text: string; id: number }[] = [];
-    const seen = new Set<string>();
     for (let i = 0; i < n; i++) {
       const e = entries[i];
       const piece = e.piece;
@@ -120,8 +120,6 @@ export class Tokenizer {
       if (!Number.isInteger(e.type) || e.type < 1 || e.type > 6) throw new FormatError(source, `piece ${i} (${JSON.stringify(piece)}) has unknown type ${e.type} (expected 1..6)`);
       if (typeof e.score !== 'number') throw new FormatError(source, `piece ${i} has a non-numeric score`);
       // model_interface.cc rejects duplicates: an id must be recoverable from its piece.
-      if (seen.has(piece)) throw new FormatError(source, `piece ${i} ${JSON.stringify(piece)} is defined twice`);
-      seen.add(piece);
       this.pieces[i] = piece;
       this.types[i] = e.type;
       this.scores[i] = e.score;
@@ -129,16 +127,16 @@ export class Tokenizer {
         case PieceType.NORMAL:
         case PieceType.USER_DEFINED:
         case PieceType.UNUSED:
-          this.vocab.set(piece, i);
+          addUnique(this.vocab, piece, i, source);
           if (piece.length > maxUnits) maxUnits = piece.length;
-          if (/[^\u2581]\u2581/.test(piece)) spaceAfterOther = true;
+          if (!spaceAfterOther && hasSpaceAfterOther(piece)) spaceAfterOther = true;
           if (e.type === PieceType.USER_DEFINED) users.push({ text: piece, id: i });
           if (e.type === PieceType.UNUSED) hasUnused = true;
           break;
         case PieceType.UNKNOWN:
           if (unk >= 0) throw new FormatError(source, `two UNKNOWN pieces (ids ${unk} and ${i})`);
           unk = i;
-          this.reserved.set(piece, i);
+          addUnique(this.reserved, piece, i, source);
           break;
         case PieceType.BYTE: {
           const m = /^<0x([0-9A-F]{2})>$/.exec(piece);
@@ -146,12 +144,16 @@ export class Tokenizer {
           const b = parseInt(m[1], 16);
           this.idToByte[i] = b;
           this.byteToId[b] = i;
-          this.reserved.set(piece, i);
+          addUnique(this.reserved, piece, i, source);
           break;
         }
         default:
-          this.reserved.set(piece, i);
+          addUnique(this.reserved, piece, i, source);
       }
+    }
+    for (const [piece, i] of this.reserved) {
+      const j = this.vocab.get(piece);
+      if (j !== undefined) throw new FormatError(source, `piece ${Math.max(i, j)} ${JSON.stringify(piece)} is defined twice`);
     }
     if (unk < 0) throw new FormatError(source, 'no UNKNOWN piece (SentencePiece requires exactly one)');
     if (opts.unkId >= 0 && opts.unkId !== unk) throw new FormatError(source, `unk id ${opts.unkId} does not name the UNKNOWN piece (that is id ${unk})`);
@@ -640,6 +642,12 @@ export class Tokenizer {
       }
       flushRun(i);
       if (bosSeen || !textEmpty) bosPending = false;
+      if (!bosPending && this.types[id] !== PieceType.CONTROL && this.types[id] !== PieceType.UNKNOWN) {
+        parts.push(this.surface(id)); // pieces are never empty
+        textEmpty = false;
+        bosSeen = false;
+        continue;
+      }
       const [t, seen] = this.decodePiece(id, bosPending);
       bosSeen = seen;
       if (t.length > 0) {
@@ -656,15 +664,16 @@ export class Tokenizer {
     const type = this.types[id];
     if (type === PieceType.CONTROL) return ['', false];
     if (type === PieceType.UNKNOWN) return [this.unkSurface, false];
-    let piece = this.pieces[id];
-    let seen = false;
-    if (bosPending && (this.addDummyPrefix || this.removeExtraWhitespaces)) {
-      if (piece.startsWith(SPACE_SYMBOL)) {
-        piece = piece.slice(1);
-        seen = !this.removeExtraWhitespaces;
-      }
-    }
-    return [piece.replaceAll(SPACE_SYMBOL, ' '), seen];
+    if (bosPending && (this.addDummyPrefix || this.removeExtraWhitespaces) && this.pieces[id].startsWith(SPACE_SYMBOL))
+      return [this.pieces[id].slice(1).replaceAll(SPACE_SYMBOL, ' '), !this.removeExtraWhitespaces];
+    return [this.surface(id), false];
+  }
+
+  /** The text of a NORMAL/USER_DEFINED/UNUSED piece not at the start: `▁` → space (memoised). */
+  private surface(id: number): string {
+    let s = this.surfaces[id];
+    if (s === undefined) this.surfaces[id] = s = this.pieces[id].replaceAll(SPACE_SYMBOL, ' ');
+    return s;
   }
 
   /**
@@ -712,6 +721,19 @@ export class Tokenizer {
       flush: (): string => drain(true),
     };
   }
+}
+
+/** model_interface.cc rejects duplicate pieces: an id must be recoverable from its piece. */
+function addUnique(map: Map<string, number>, piece: string, id: number, source: string): void {
+  const before = map.size;
+  map.set(piece, id);
+  if (map.size === before) throw new FormatError(source, `piece ${id} ${JSON.stringify(piece)} is defined twice`);
+}
+
+/** Whether `▁` occurs after some other character (such a piece can merge across a word start). */
+function hasSpaceAfterOther(piece: string): boolean {
+  for (let k = piece.indexOf(SPACE_SYMBOL, 1); k > 0; k = piece.indexOf(SPACE_SYMBOL, k + 1)) if (piece.charCodeAt(k - 1) !== 0x2581) return true;
+  return false;
 }
 
 function idOrNone(model: ModelProto, id: number): number {
