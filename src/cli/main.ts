@@ -7,6 +7,11 @@ type Command = { summary: string; run: () => Promise<(argv: string[]) => Promise
 const commands: Record<string, Command> = {
   inspect: { summary: 'print a model\'s config and tensor table', run: async () => (await import('./inspect.js')).runInspect },
   logits: { summary: 'one exact forward pass over token ids; print top tokens / write float32 logits', run: async () => (await import('./logits.js')).runLogits },
+  generate: { summary: 'generate text from a prompt (streams to stdout; -i for an interactive session)', run: async () => (await import('./generate.js')).runGenerate },
+  tokenize: { summary: 'text → token ids with a SentencePiece tokenizer.model', run: async () => (await import('./tokenize.js')).runTokenize },
+  detokenize: { summary: 'token ids → text', run: async () => (await import('./tokenize.js')).runDetokenize },
+  convert: { summary: 'convert a ckpt-0 / safetensors / GGUF model to a (quantised) GGUF', run: async () => (await import('./convert.js')).runConvert },
+  synth: { summary: 'write a random-weight model with Grok-1 widths (benchmark subject)', run: async () => (await import('./synth.js')).runSynth },
 };
 
 function help(): string {
