@@ -14,9 +14,11 @@
  */
 import type { GrokConfig } from '../model/config.js';
 import {
-  type Arr, matmulXWt, matmulDyW, matmulDyTX, rmsnormForward, rmsnormBackward, ropeTables, ropeApply, gelu, geluGrad,
-  type AttnShape, attentionForward, attentionBackward,
+  type Arr, rmsnormForward, rmsnormBackward, ropeTables, ropeApply, geluTanh, geluGradFromTanh,
+  type AttnShape,
 } from './ops.js';
+import { matmulXWt, matmulDyW, matmulDyTX } from './gemm.js';
+import { attentionForwardMM, attentionBackwardMM } from './attention.js';
 import type { Rng } from './rng.js';
 
 export type DType = 'f32' | 'f64';
@@ -136,7 +138,7 @@ interface LayerTape {
   a: Arr; rstd1: Arr;
   h1: Arr; rstd2: Arr; n2: Arr;
   probs: Arr; sel: Int32Array;
-  experts: { rows: Int32Array; x: Arr; g: Arr; u: Arr; act: Arr; y: Arr }[];
+  experts: { rows: Int32Array; x: Arr; g: Arr; gt: Arr; u: Arr; act: Arr; y: Arr }[];
   m: Arr; rstd3: Arr;
 }
 
@@ -218,7 +220,7 @@ export class GrokTrainer {
       ropeApply(k, N, G, K, pos, this.rope.cos, this.rope.sin, 1);
       // Scores · multiplier, soft-capped, causal + pad-key mask, softmax, weighted sum of values.
       const p = alloc(dt, B * H * T * T), th = alloc(dt, B * H * T * T), ao = alloc(dt, N * HK);
-      attentionForward(ao, p, th, q, k, v, keyMask, attnShape);
+      attentionForwardMM(ao, p, th, q, k, v, keyMask, attnShape);
       const a = alloc(dt, N * D);
       matmulXWt(a, ao, P.get(b + 'attn_output.weight'), N, HK, D);
       const rstd1 = alloc(dt, N), n1 = alloc(dt, N * D);
@@ -259,19 +261,23 @@ export class GrokTrainer {
       for (let e = 0; e < E; e++) {
         const rows = Int32Array.from(rowsPer[e]);
         const ne = rows.length;
-        const x = alloc(dt, ne * D), g = alloc(dt, ne * F), u = alloc(dt, ne * F), act = alloc(dt, ne * F), y = alloc(dt, ne * D);
+        const x = alloc(dt, ne * D), g = alloc(dt, ne * F), gt = alloc(dt, ne * F), u = alloc(dt, ne * F), act = alloc(dt, ne * F), y = alloc(dt, ne * D);
         if (ne > 0) {
           for (let j = 0; j < ne; j++) x.set(n2.subarray(rows[j] * D, rows[j] * D + D), j * D);
           matmulXWt(g, x, gateW.subarray(e * F * D, (e + 1) * F * D), ne, D, F);
           matmulXWt(u, x, upW.subarray(e * F * D, (e + 1) * F * D), ne, D, F);
-          for (let i = 0; i < ne * F; i++) act[i] = gelu(g[i]) * u[i];
+          for (let i = 0; i < ne * F; i++) {
+            const tv = geluTanh(g[i]);
+            gt[i] = tv;
+            act[i] = 0.5 * g[i] * (1 + tv) * u[i];
+          }
           matmulXWt(y, act, downW.subarray(e * D * F, (e + 1) * D * F), ne, F, D);
           for (let j = 0; j < ne; j++) {
             const t = rows[j], gate = probs[t * E + e];
             for (let i = 0; i < D; i++) m[t * D + i] += gate * y[j * D + i];
           }
         }
-        experts.push({ rows, x, g, u, act, y });
+        experts.push({ rows, x, g, gt, u, act, y });
       }
       expertCounts.push(rowsPer.map((r) => r.length));
       selected.push(sel);
@@ -317,11 +323,16 @@ export class GrokTrainer {
       if (!Number.isInteger(y) || y < 0 || y >= V) throw new Error(`target ${y} at ${t} is outside the vocabulary [0, ${V})`);
       let mx = -Infinity;
       for (let i = 0; i < V; i++) if (logits[o + i] > mx) mx = logits[o + i];
+      const ly = logits[o + y];
       let sum = 0;
-      for (let i = 0; i < V; i++) sum += Math.exp(logits[o + i] - mx);
-      loss += Math.log(sum) + mx - logits[o + y];
-      const inv = 1 / sum;
-      for (let i = 0; i < V; i++) dlog[o + i] = (Math.exp(logits[o + i] - mx) * inv) / count;
+      for (let i = 0; i < V; i++) {
+        const e = Math.exp(logits[o + i] - mx);
+        dlog[o + i] = e;
+        sum += e;
+      }
+      loss += Math.log(sum) + mx - ly;
+      const scale = 1 / (sum * count);
+      for (let i = 0; i < V; i++) dlog[o + i] *= scale;
       dlog[o + y] -= 1 / count;
     }
     loss /= count;
@@ -366,8 +377,8 @@ export class GrokTrainer {
         matmulDyTX(gDown.subarray(e * D * F, (e + 1) * D * F), dy, ex.act, ne, F, D);
         const dgt = alloc(dt, ne * F), dup = alloc(dt, ne * F);
         for (let i = 0; i < ne * F; i++) {
-          dgt[i] = dact[i] * ex.u[i] * geluGrad(ex.g[i]);
-          dup[i] = dact[i] * gelu(ex.g[i]);
+          dgt[i] = dact[i] * ex.u[i] * geluGradFromTanh(ex.g[i], ex.gt[i]);
+          dup[i] = dact[i] * 0.5 * ex.g[i] * (1 + ex.gt[i]);
         }
         const wg = gateW.subarray(e * F * D, (e + 1) * F * D), wu = upW.subarray(e * F * D, (e + 1) * F * D);
         matmulDyTX(gGate.subarray(e * F * D, (e + 1) * F * D), dgt, ex.x, ne, D, F);
@@ -402,7 +413,7 @@ export class GrokTrainer {
       matmulDyW(dao, da, P.get(b + 'attn_output.weight'), N, HK, D);
       matmulDyTX(grads.get(b + 'attn_output.weight'), da, tp.ao, N, HK, D);
       const dq = alloc(dt, N * HK), dk = alloc(dt, N * GK), dv = alloc(dt, N * GK);
-      attentionBackward(dq, dk, dv, dao, tp.p, tp.th, tp.q, tp.k, tp.v, attnShape);
+      attentionBackwardMM(dq, dk, dv, dao, tp.p, tp.th, tp.q, tp.k, tp.v, attnShape);
       ropeApply(dq, N, H, K, pos, this.rope.cos, this.rope.sin, -1);
       ropeApply(dk, N, G, K, pos, this.rope.cos, this.rope.sin, -1);
       const dn0 = alloc(dt, N * D);

@@ -146,16 +146,24 @@ export function ropeApply(x: Arr, n: number, heads: number, headDim: number, pos
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
-/** tanh-approximation GELU (jax.nn.gelu default). */
+/** tanh-approximation GELU (jax.nn.gelu default): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function gelu(x: number): number {
-  return 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x)));
+  return 0.5 * x * (1 + geluTanh(x));
+}
+
+/** The tanh term of gelu(x), kept by the forward pass so the backward pass needs no second tanh. */
+export function geluTanh(x: number): number {
+  return Math.tanh(GELU_C * (x + 0.044715 * x * x * x));
+}
+
+/** d gelu(x) / dx given th = geluTanh(x). */
+export function geluGradFromTanh(x: number, th: number): number {
+  return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * GELU_C * (1 + 3 * 0.044715 * x * x);
 }
 
 /** d gelu(x) / dx. */
 export function geluGrad(x: number): number {
-  const u = GELU_C * (x + 0.044715 * x * x * x);
-  const th = Math.tanh(u);
-  return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * GELU_C * (1 + 3 * 0.044715 * x * x);
+  return geluGradFromTanh(x, geluTanh(x));
 }
 
 export interface AttnShape {
