@@ -1,0 +1,593 @@
+// WebAssembly SIMD128 kernels for grok-ts (AssemblyScript; built into dist/kernels.wasm by `npm run build`).
+//
+// Every function works on byte offsets into the one (shared) memory it was instantiated with; the
+// TypeScript side (src/kernels/wasm.ts) owns the layout: an argument block, one scratch area per thread,
+// an activation area, then weights. Chunked entry points take (args, r0, r1, scratch) so that the main
+// thread and the workers can each claim a range of output rows (or columns for 'xai8') and run it.
+//
+// Block layouts: formats.md §3.5 (ggml). Two numeric modes:
+//   exact — weights dequantised to f32 (row by row, into L1-resident scratch), f32 activations, f32 sums;
+//   fast  — activations quantised to int8 per 32 values (kept widened as i16, with one f32 scale and the
+//           integer sum per block, as llama.cpp's Q8 activations); integer dot products per 32-block.
+
+// Type codes shared with src/kernels/wasm.ts (TYPE_CODES).
+const F32: i32 = 0;
+const F16: i32 = 1;
+const BF16: i32 = 2;
+const Q8_0: i32 = 3;
+const Q4_0: i32 = 4;
+const Q4_K: i32 = 5;
+const Q6_K: i32 = 6;
+
+// ---------------------------------------------------------------------------------------------------
+// Scalar helpers
+
+// binary16 → binary32: shift the exponent/mantissa into place and rescale by 2^112 (handles subnormals
+// exactly because wasm never flushes denormals); Inf/NaN patterns are rebuilt separately.
+@inline function h2f(h: u32): f32 {
+  const em = h & 0x7fff;
+  let bits = reinterpret<u32>(reinterpret<f32>(em << 13) * 5.192296858534828e33);
+  if (em >= 0x7c00) bits = (em << 13) | 0x7f800000;
+  return reinterpret<f32>(bits | ((h & 0x8000) << 16));
+}
+
+@inline function bf2f(h: u32): f32 {
+  return reinterpret<f32>(h << 16);
+}
+
+@inline function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+// 8 halves (one v128 of u16) → two f32x4, same trick as h2f, lane-wise.
+@inline function h2fLo(v: v128): v128 {
+  return h2f4(i32x4.extend_low_i16x8_u(v));
+}
+@inline function h2fHi(v: v128): v128 {
+  return h2f4(i32x4.extend_high_i16x8_u(v));
+}
+@inline function h2f4(h: v128): v128 {
+  const em = v128.and(h, i32x4.splat(0x7fff));
+  const shifted = i32x4.shl(em, 13);
+  const scaled = f32x4.mul(shifted, f32x4.splat(5.192296858534828e33));
+  const special = v128.or(shifted, i32x4.splat(0x7f800000));
+  const isSpecial = i32x4.ge_s(em, i32x4.splat(0x7c00));
+  const mag = v128.bitselect(special, scaled, isSpecial);
+  return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Row decoders
+
+/** Dequantise one row of n values of `type` at `src` into f32 at `dst` (exact mode). */
+export function deqRowF32(type: i32, src: usize, n: i32, dst: usize, tmp: usize): void {
+  if (type == F32) {
+    memory.copy(dst, src, <usize>n << 2);
+  } else if (type == F16) {
+    const n8 = n & ~7;
+    for (let i = 0; i < n8; i += 8) {
+      const v = v128.load(src + (<usize>i << 1));
+      v128.store(dst + (<usize>i << 2), h2fLo(v));
+      v128.store(dst + (<usize>i << 2), h2fHi(v), 16);
+    }
+    for (let i = n8; i < n; i++) store<f32>(dst + (<usize>i << 2), h2f(load<u16>(src + (<usize>i << 1))));
+  } else if (type == BF16) {
+    const n8 = n & ~7;
+    for (let i = 0; i < n8; i += 8) {
+      const v = v128.load(src + (<usize>i << 1));
+      v128.store(dst + (<usize>i << 2), i32x4.shl(i32x4.extend_low_i16x8_u(v), 16));
+      v128.store(dst + (<usize>i << 2), i32x4.shl(i32x4.extend_high_i16x8_u(v), 16), 16);
+    }
+    for (let i = n8; i < n; i++) store<f32>(dst + (<usize>i << 2), bf2f(load<u16>(src + (<usize>i << 1))));
+  } else {
+    // Quantised: integer values + per-32 scale/offset, then y = q·ws − wm.
+    const nb = n >> 5;
+    const ws = tmp + (<usize>n << 1);
+    const wm = ws + (<usize>nb << 2);
+    deqRowI16(type, src, n, tmp, ws, wm);
+    for (let b = 0; b < nb; b++) {
+      const s = f32x4.splat(load<f32>(ws + (<usize>b << 2)));
+      const m = f32x4.splat(load<f32>(wm + (<usize>b << 2)));
+      const q = tmp + (<usize>b << 6);
+      const o = dst + (<usize>b << 7);
+      for (let j: usize = 0; j < 64; j += 16) {
+        const v = v128.load(q + j);
+        const lo = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(v));
+        const hi = f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(v));
+        v128.store(o + (j << 1), f32x4.sub(f32x4.mul(lo, s), m));
+        v128.store(o + (j << 1), f32x4.sub(f32x4.mul(hi, s), m), 16);
+      }
+    }
+  }
+}
+
+/**
+ * Decode one quantised row into integers: q[i] (i16, nIn values), and per 32-block a scale ws[b] and an
+ * offset wm[b] such that w[i] = q[i]·ws[b] − wm[b]. (q6_k's per-16 scales are folded into q: |q·sc| ≤ 4064.)
+ */
+export function deqRowI16(type: i32, src: usize, n: i32, q: usize, ws: usize, wm: usize): void {
+  const nb = n >> 5;
+  if (type == Q8_0) {
+    for (let b = 0; b < nb; b++) {
+      const blk = src + <usize>b * 34;
+      const o = q + (<usize>b << 6);
+      const v0 = v128.load(blk, 2);
+      const v1 = v128.load(blk, 18);
+      v128.store(o, i16x8.extend_low_i8x16_s(v0));
+      v128.store(o, i16x8.extend_high_i8x16_s(v0), 16);
+      v128.store(o, i16x8.extend_low_i8x16_s(v1), 32);
+      v128.store(o, i16x8.extend_high_i8x16_s(v1), 48);
+      store<f32>(ws + (<usize>b << 2), h2f(load<u16>(blk)));
+      store<f32>(wm + (<usize>b << 2), 0);
+    }
+  } else if (type == Q4_0) {
+    const m4 = i8x16.splat(0x0f);
+    const eight = i8x16.splat(8);
+    for (let b = 0; b < nb; b++) {
+      const blk = src + <usize>b * 18;
+      const o = q + (<usize>b << 6);
+      const v = v128.load(blk, 2);
+      const lo = i8x16.sub(v128.and(v, m4), eight);
+      const hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+      v128.store(o, i16x8.extend_low_i8x16_s(lo));
+      v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
+      v128.store(o, i16x8.extend_low_i8x16_s(hi), 32);
+      v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
+      store<f32>(ws + (<usize>b << 2), h2f(load<u16>(blk)));
+      store<f32>(wm + (<usize>b << 2), 0);
+    }
+  } else if (type == Q4_K) {
+    const m4 = i8x16.splat(0x0f);
+    const nsb = n >> 8;
+    for (let s = 0; s < nsb; s++) {
+      const blk = src + <usize>s * 144;
+      const d = h2f(load<u16>(blk));
+      const dmin = h2f(load<u16>(blk, 2));
+      const sc = blk + 4;
+      for (let c = 0; c < 4; c++) {
+        const qs = blk + 16 + (<usize>c << 5);
+        const v0 = v128.load(qs);
+        const v1 = v128.load(qs, 16);
+        // sub-block 2c: low nibbles; 2c+1: high nibbles (formats.md §3.5 Q4_K)
+        for (let hi = 0; hi < 2; hi++) {
+          const t = 2 * c + hi;
+          const a = hi == 0 ? v128.and(v0, m4) : i8x16.shr_u(v0, 4);
+          const e = hi == 0 ? v128.and(v1, m4) : i8x16.shr_u(v1, 4);
+          const bIdx = (s << 3) + t;
+          const o = q + (<usize>bIdx << 6);
+          v128.store(o, i16x8.extend_low_i8x16_u(a));
+          v128.store(o, i16x8.extend_high_i8x16_u(a), 16);
+          v128.store(o, i16x8.extend_low_i8x16_u(e), 32);
+          v128.store(o, i16x8.extend_high_i8x16_u(e), 48);
+          let scv: u32, mnv: u32;
+          if (t < 4) {
+            scv = load<u8>(sc + t) & 63;
+            mnv = load<u8>(sc + t + 4) & 63;
+          } else {
+            scv = (load<u8>(sc + t + 4) & 0x0f) | ((load<u8>(sc + t - 4) >> 6) << 4);
+            mnv = (load<u8>(sc + t + 4) >> 4) | ((load<u8>(sc + t) >> 6) << 4);
+          }
+          store<f32>(ws + (<usize>bIdx << 2), d * <f32>scv);
+          store<f32>(wm + (<usize>bIdx << 2), dmin * <f32>mnv);
+        }
+      }
+    }
+  } else if (type == Q6_K) {
+    const m4 = i8x16.splat(0x0f);
+    const m2 = i8x16.splat(3);
+    const c32 = i8x16.splat(32);
+    const nsb = n >> 8;
+    for (let s = 0; s < nsb; s++) {
+      const blk = src + <usize>s * 210;
+      const ql = blk;
+      const qh = blk + 128;
+      const scales = blk + 192;
+      const d = h2f(load<u16>(blk, 208));
+      for (let b = 0; b < 8; b++) {
+        store<f32>(ws + (<usize>((s << 3) + b) << 2), d);
+        store<f32>(wm + (<usize>((s << 3) + b) << 2), 0);
+      }
+      for (let h = 0; h < 2; h++) {
+        for (let k = 0; k < 4; k++) {
+          for (let u = 0; u < 2; u++) {
+            const qlv = v128.load(ql + (<usize>(64 * h + 32 * (k & 1) + 16 * u)));
+            const lo = k < 2 ? v128.and(qlv, m4) : i8x16.shr_u(qlv, 4);
+            const qhv = v128.load(qh + (<usize>(32 * h + 16 * u)));
+            const hb = v128.and(i8x16.shr_u(qhv, <i32>(2 * k)), m2);
+            const v = i8x16.sub(v128.or(lo, i8x16.shl(hb, 4)), c32);
+            const scl = i16x8.splat(<i16>load<i8>(scales + (<usize>(8 * h + 2 * k + u))));
+            const o = q + (<usize>((s << 8) + 128 * h + 32 * k + 16 * u) << 1);
+            v128.store(o, i16x8.mul(i16x8.extend_low_i8x16_s(v), scl));
+            v128.store(o, i16x8.mul(i16x8.extend_high_i8x16_s(v), scl), 16);
+          }
+        }
+      }
+    }
+  } else {
+    unreachable();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Dot products of one decoded row against T activation rows
+
+/** y[t·ystride] = Σ_i w[i]·x[t, i] for f32 row w (n values) and T f32 rows x (stride n). */
+function dotF32(w: usize, n: i32, x: usize, T: i32, y: usize, ystride: usize): void {
+  const xs = <usize>n << 2;
+  const n4 = n & ~3;
+  const n16 = n & ~15;
+  let t = 0;
+  for (; t + 4 <= T; t += 4) {
+    const x0 = x + <usize>t * xs;
+    const x1 = x0 + xs;
+    const x2 = x1 + xs;
+    const x3 = x2 + xs;
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    for (let i = 0; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const wv = v128.load(w + o);
+      a0 = f32x4.add(a0, f32x4.mul(wv, v128.load(x0 + o)));
+      a1 = f32x4.add(a1, f32x4.mul(wv, v128.load(x1 + o)));
+      a2 = f32x4.add(a2, f32x4.mul(wv, v128.load(x2 + o)));
+      a3 = f32x4.add(a3, f32x4.mul(wv, v128.load(x3 + o)));
+    }
+    let s0 = hsum(a0);
+    let s1 = hsum(a1);
+    let s2 = hsum(a2);
+    let s3 = hsum(a3);
+    for (let i = n4; i < n; i++) {
+      const o = <usize>i << 2;
+      const wv = load<f32>(w + o);
+      s0 += wv * load<f32>(x0 + o);
+      s1 += wv * load<f32>(x1 + o);
+      s2 += wv * load<f32>(x2 + o);
+      s3 += wv * load<f32>(x3 + o);
+    }
+    const yo = y + <usize>t * ystride;
+    store<f32>(yo, s0);
+    store<f32>(yo + ystride, s1);
+    store<f32>(yo + 2 * ystride, s2);
+    store<f32>(yo + 3 * ystride, s3);
+  }
+  for (; t < T; t++) {
+    const x0 = x + <usize>t * xs;
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    let i = 0;
+    for (; i < n16; i += 16) {
+      const o = <usize>i << 2;
+      a0 = f32x4.add(a0, f32x4.mul(v128.load(w + o), v128.load(x0 + o)));
+      a1 = f32x4.add(a1, f32x4.mul(v128.load(w + o, 16), v128.load(x0 + o, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(v128.load(w + o, 32), v128.load(x0 + o, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(v128.load(w + o, 48), v128.load(x0 + o, 48)));
+    }
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      a0 = f32x4.add(a0, f32x4.mul(v128.load(w + o), v128.load(x0 + o)));
+    }
+    let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+    for (; i < n; i++) s += load<f32>(w + (<usize>i << 2)) * load<f32>(x0 + (<usize>i << 2));
+    store<f32>(y + <usize>t * ystride, s);
+  }
+}
+
+// Integer dot of one 32-block (4 × i16x8 weights) with one activation block.
+@inline function blockDot(w0: v128, w1: v128, w2: v128, w3: v128, xb: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xb)), i32x4.dot_i16x8_s(w1, v128.load(xb, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xb, 32)), i32x4.dot_i16x8_s(w3, v128.load(xb, 48))),
+  );
+}
+
+/**
+ * Fast-mode dot of one decoded integer row (q i16, ws, wm per 32-block, nb blocks) with T quantised
+ * activation rows (xq i16 [T][nb·32], xs f32 [T][nb], xsum i32 [T][nb]).
+ */
+function dotI16(q: usize, ws: usize, wm: usize, nb: i32, xq: usize, xs: usize, xsum: usize, T: i32, y: usize, ystride: usize, hasMin: bool): void {
+  const xqS = <usize>nb << 6;
+  const xsS = <usize>nb << 2;
+  let t = 0;
+  for (; t + 4 <= T; t += 4) {
+    const xq0 = xq + <usize>t * xqS;
+    const xs0 = xs + <usize>t * xsS;
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const qb = q + (<usize>b << 6);
+      const w0 = v128.load(qb);
+      const w1 = v128.load(qb, 16);
+      const w2 = v128.load(qb, 32);
+      const w3 = v128.load(qb, 48);
+      const s = load<f32>(ws + (<usize>b << 2));
+      const xb = xq0 + (<usize>b << 6);
+      const sb = xs0 + (<usize>b << 2);
+      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb)), f32x4.splat(s * load<f32>(sb))));
+      a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + xqS)), f32x4.splat(s * load<f32>(sb + xsS))));
+      a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + 2 * xqS)), f32x4.splat(s * load<f32>(sb + 2 * xsS))));
+      a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + 3 * xqS)), f32x4.splat(s * load<f32>(sb + 3 * xsS))));
+    }
+    let s0 = hsum(a0);
+    let s1 = hsum(a1);
+    let s2 = hsum(a2);
+    let s3 = hsum(a3);
+    if (hasMin) {
+      s0 -= minTerm(wm, nb, xs0, xsum + <usize>t * xsS);
+      s1 -= minTerm(wm, nb, xs0 + xsS, xsum + <usize>(t + 1) * xsS);
+      s2 -= minTerm(wm, nb, xs0 + 2 * xsS, xsum + <usize>(t + 2) * xsS);
+      s3 -= minTerm(wm, nb, xs0 + 3 * xsS, xsum + <usize>(t + 3) * xsS);
+    }
+    const yo = y + <usize>t * ystride;
+    store<f32>(yo, s0);
+    store<f32>(yo + ystride, s1);
+    store<f32>(yo + 2 * ystride, s2);
+    store<f32>(yo + 3 * ystride, s3);
+  }
+  for (; t < T; t++) {
+    const xq0 = xq + <usize>t * xqS;
+    const xs0 = xs + <usize>t * xsS;
+    let a0 = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const qb = q + (<usize>b << 6);
+      const isum = blockDot(v128.load(qb), v128.load(qb, 16), v128.load(qb, 32), v128.load(qb, 48), xq0 + (<usize>b << 6));
+      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(ws + (<usize>b << 2)) * load<f32>(xs0 + (<usize>b << 2)))));
+    }
+    let s0 = hsum(a0);
+    if (hasMin) s0 -= minTerm(wm, nb, xs0, xsum + <usize>t * xsS);
+    store<f32>(y + <usize>t * ystride, s0);
+  }
+}
+
+@inline function minTerm(wm: usize, nb: i32, xs: usize, xsum: usize): f32 {
+  let m: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const o = <usize>b << 2;
+    m += load<f32>(wm + o) * load<f32>(xs + o) * <f32>load<i32>(xsum + o);
+  }
+  return m;
+}
+
+/** Fast-mode q8_0 straight from the weight bytes (no decode pass): the decode hot path. */
+function dotQ8Direct(row: usize, nb: i32, xq: usize, xs: usize, T: i32, y: usize, ystride: usize): void {
+  const xqS = <usize>nb << 6;
+  const xsS = <usize>nb << 2;
+  let t = 0;
+  for (; t + 4 <= T; t += 4) {
+    const xq0 = xq + <usize>t * xqS;
+    const xs0 = xs + <usize>t * xsS;
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const blk = row + <usize>b * 34;
+      const v0 = v128.load(blk, 2);
+      const v1 = v128.load(blk, 18);
+      const w0 = i16x8.extend_low_i8x16_s(v0);
+      const w1 = i16x8.extend_high_i8x16_s(v0);
+      const w2 = i16x8.extend_low_i8x16_s(v1);
+      const w3 = i16x8.extend_high_i8x16_s(v1);
+      const s = h2f(load<u16>(blk));
+      const xb = xq0 + (<usize>b << 6);
+      const sb = xs0 + (<usize>b << 2);
+      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb)), f32x4.splat(s * load<f32>(sb))));
+      a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + xqS)), f32x4.splat(s * load<f32>(sb + xsS))));
+      a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + 2 * xqS)), f32x4.splat(s * load<f32>(sb + 2 * xsS))));
+      a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + 3 * xqS)), f32x4.splat(s * load<f32>(sb + 3 * xsS))));
+    }
+    const yo = y + <usize>t * ystride;
+    store<f32>(yo, hsum(a0));
+    store<f32>(yo + ystride, hsum(a1));
+    store<f32>(yo + 2 * ystride, hsum(a2));
+    store<f32>(yo + 3 * ystride, hsum(a3));
+  }
+  for (; t < T; t++) {
+    const xq0 = xq + <usize>t * xqS;
+    const xs0 = xs + <usize>t * xsS;
+    // Two independent accumulators: the per-block convert/scale chain is the latency bottleneck.
+    let a0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0);
+    let b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      const blk = row + <usize>b * 34;
+      const v0 = v128.load(blk, 2);
+      const v1 = v128.load(blk, 18);
+      const v2 = v128.load(blk, 36);
+      const v3 = v128.load(blk, 52);
+      const xb = xq0 + (<usize>b << 6);
+      const i0 = blockDot(i16x8.extend_low_i8x16_s(v0), i16x8.extend_high_i8x16_s(v0), i16x8.extend_low_i8x16_s(v1), i16x8.extend_high_i8x16_s(v1), xb);
+      const i1 = blockDot(i16x8.extend_low_i8x16_s(v2), i16x8.extend_high_i8x16_s(v2), i16x8.extend_low_i8x16_s(v3), i16x8.extend_high_i8x16_s(v3), xb + 64);
+      const sb = xs0 + (<usize>b << 2);
+      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(h2f(load<u16>(blk)) * load<f32>(sb))));
+      a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(h2f(load<u16>(blk, 34)) * load<f32>(sb, 4))));
+    }
+    for (; b < nb; b++) {
+      const blk = row + <usize>b * 34;
+      const v0 = v128.load(blk, 2);
+      const v1 = v128.load(blk, 18);
+      const i0 = blockDot(i16x8.extend_low_i8x16_s(v0), i16x8.extend_high_i8x16_s(v0), i16x8.extend_low_i8x16_s(v1), i16x8.extend_high_i8x16_s(v1), xq0 + (<usize>b << 6));
+      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(h2f(load<u16>(blk)) * load<f32>(xs0 + (<usize>b << 2)))));
+    }
+    store<f32>(y + <usize>t * ystride, hsum(f32x4.add(a0, a1)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Chunked entry points. Argument block (i32/u32 at byte offsets):
+//   0 type, 4 w, 8 rowBytes, 12 nIn, 16 x (f32 or xq), 20 T, 24 y, 28 nOut, 32 xs, 36 xsum
+
+/** 'rows' matrix, exact mode: rows [r0, r1) of y[t, r] = Σ_i W[r, i]·x[t, i]. */
+export function mmExact(args: usize, r0: i32, r1: i32, scratch: usize): void {
+  const type = load<i32>(args);
+  const w = <usize>load<u32>(args, 4);
+  const rowBytes = <usize>load<u32>(args, 8);
+  const nIn = load<i32>(args, 12);
+  const x = <usize>load<u32>(args, 16);
+  const T = load<i32>(args, 20);
+  const y = <usize>load<u32>(args, 24);
+  const nOut = load<i32>(args, 28);
+  const ystride = <usize>nOut << 2;
+  const rowF32 = scratch;
+  const tmp = scratch + (<usize>nIn << 2);
+  for (let r = r0; r < r1; r++) {
+    const row = <usize>w + <usize>r * rowBytes;
+    let src = row;
+    if (type != F32) {
+      deqRowF32(type, row, nIn, rowF32, tmp);
+      src = rowF32;
+    }
+    dotF32(src, nIn, x, T, y + (<usize>r << 2), ystride);
+  }
+}
+
+/** 'rows' matrix, fast mode (quantised types only; activations already quantised by quantizeX). */
+export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
+  const type = load<i32>(args);
+  const w = <usize>load<u32>(args, 4);
+  const rowBytes = <usize>load<u32>(args, 8);
+  const nIn = load<i32>(args, 12);
+  const xq = <usize>load<u32>(args, 16);
+  const T = load<i32>(args, 20);
+  const y = <usize>load<u32>(args, 24);
+  const nOut = load<i32>(args, 28);
+  const xs = <usize>load<u32>(args, 32);
+  const xsum = <usize>load<u32>(args, 36);
+  const ystride = <usize>nOut << 2;
+  const nb = nIn >> 5;
+  const q = scratch;
+  const ws = q + (<usize>nIn << 1);
+  const wm = ws + (<usize>nb << 2);
+  for (let r = r0; r < r1; r++) {
+    const row = <usize>w + <usize>r * rowBytes;
+    if (type == Q8_0) {
+      dotQ8Direct(row, nb, xq, xs, T, y + (<usize>r << 2), ystride);
+    } else {
+      deqRowI16(type, row, nIn, q, ws, wm);
+      dotI16(q, ws, wm, nb, xq, xs, xsum, T, y + (<usize>r << 2), ystride, type == Q4_K);
+    }
+  }
+}
+
+/**
+ * Quantise T rows of n f32 activations (n % 32 == 0) to int8 values per 32-block, stored widened as
+ * i16 (xq), with scale d = max|x|/127 (xs) and the integer sum (xsum) per block (llama.cpp's Q8_0/Q8_K
+ * activation quantisation; round half to even here instead of away from zero).
+ */
+export function quantizeX(x: usize, T: i32, n: i32, xq: usize, xs: usize, xsum: usize): void {
+  const nbT = (n >> 5) * T;
+  for (let b = 0; b < nbT; b++) {
+    const src = x + (<usize>b << 7);
+    let amax = f32x4.splat(0);
+    for (let j: usize = 0; j < 128; j += 16) amax = f32x4.max(amax, f32x4.abs(v128.load(src + j)));
+    const m = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
+    const d: f32 = m / 127;
+    const id = f32x4.splat(d > 0 ? <f32>1 / d : 0);
+    let sum = i32x4.splat(0);
+    const dst = xq + (<usize>b << 6);
+    for (let j: usize = 0; j < 128; j += 32) {
+      const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + j), id)));
+      const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + j, 16), id)));
+      sum = i32x4.add(sum, i32x4.add(q0, q1));
+      v128.store(dst + (j >> 1), i16x8.narrow_i32x4_s(q0, q1));
+    }
+    store<f32>(xs + (<usize>b << 2), d);
+    store<i32>(xsum + (<usize>b << 2), i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
+  }
+}
+
+// 'xai8' argument block: 0 q, 4 scales, 8 nIn, 12 nOut, 16 groups, 20 x, 24 T, 28 y
+
+/**
+ * 'xai8' matrix (int8 q[nIn, nOut], bf16 scales[G, nOut]), exact mode, output columns [c0, c1):
+ * y[t, n] = Σ_g s[g, n] · Σ_{k in group g} q[k, n]·x[t, k]  (formats.md §1.6). Columns go 32 at a time
+ * (half a cache line of each weight row), the per-group sums in 8 f32x4 registers.
+ */
+export function mmXai8(args: usize, c0: i32, c1: i32, scratch: usize): void {
+  const q = <usize>load<u32>(args);
+  const scales = <usize>load<u32>(args, 4);
+  const nIn = load<i32>(args, 8);
+  const nOut = load<i32>(args, 12);
+  const G = load<i32>(args, 16);
+  const x = <usize>load<u32>(args, 20);
+  const T = load<i32>(args, 24);
+  const y = <usize>load<u32>(args, 28);
+  const gs = nIn / G;
+  const rs = <usize>nOut;
+  for (let t = 0; t < T; t++) {
+    const xt = <usize>x + <usize>t * (<usize>nIn << 2);
+    const yt = <usize>y + <usize>t * (<usize>nOut << 2);
+    let c = c0;
+    for (; c + 32 <= c1; c += 32) {
+      let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
+      let y4 = f32x4.splat(0), y5 = f32x4.splat(0), y6 = f32x4.splat(0), y7 = f32x4.splat(0);
+      for (let g = 0; g < G; g++) {
+        let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+        let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+        let p = <usize>q + <usize>(g * gs) * rs + <usize>c;
+        for (let k = g * gs, kEnd = k + gs; k < kEnd; k++) {
+          const xv = f32x4.splat(load<f32>(xt + (<usize>k << 2)));
+          const v0 = v128.load(p);
+          const v1 = v128.load(p, 16);
+          const l0 = i16x8.extend_low_i8x16_s(v0);
+          const h0 = i16x8.extend_high_i8x16_s(v0);
+          const l1 = i16x8.extend_low_i8x16_s(v1);
+          const h1 = i16x8.extend_high_i8x16_s(v1);
+          a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l0)), xv));
+          a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l0)), xv));
+          a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h0)), xv));
+          a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h0)), xv));
+          a4 = f32x4.add(a4, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(l1)), xv));
+          a5 = f32x4.add(a5, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(l1)), xv));
+          a6 = f32x4.add(a6, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(h1)), xv));
+          a7 = f32x4.add(a7, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(h1)), xv));
+          p += rs;
+        }
+        const sp = <usize>scales + ((<usize>g * rs + <usize>c) << 1);
+        const s0 = v128.load(sp);
+        const s1 = v128.load(sp, 16);
+        const s2 = v128.load(sp, 32);
+        const s3 = v128.load(sp, 48);
+        y0 = f32x4.add(y0, f32x4.mul(a0, i32x4.shl(i32x4.extend_low_i16x8_u(s0), 16)));
+        y1 = f32x4.add(y1, f32x4.mul(a1, i32x4.shl(i32x4.extend_high_i16x8_u(s0), 16)));
+        y2 = f32x4.add(y2, f32x4.mul(a2, i32x4.shl(i32x4.extend_low_i16x8_u(s1), 16)));
+        y3 = f32x4.add(y3, f32x4.mul(a3, i32x4.shl(i32x4.extend_high_i16x8_u(s1), 16)));
+        y4 = f32x4.add(y4, f32x4.mul(a4, i32x4.shl(i32x4.extend_low_i16x8_u(s2), 16)));
+        y5 = f32x4.add(y5, f32x4.mul(a5, i32x4.shl(i32x4.extend_high_i16x8_u(s2), 16)));
+        y6 = f32x4.add(y6, f32x4.mul(a6, i32x4.shl(i32x4.extend_low_i16x8_u(s3), 16)));
+        y7 = f32x4.add(y7, f32x4.mul(a7, i32x4.shl(i32x4.extend_high_i16x8_u(s3), 16)));
+      }
+      const yo = yt + (<usize>c << 2);
+      v128.store(yo, y0);
+      v128.store(yo, y1, 16);
+      v128.store(yo, y2, 32);
+      v128.store(yo, y3, 48);
+      v128.store(yo, y4, 64);
+      v128.store(yo, y5, 80);
+      v128.store(yo, y6, 96);
+      v128.store(yo, y7, 112);
+    }
+    // Column tail (nOut not a multiple of 32): scalar.
+    for (; c < c1; c++) {
+      let acc: f32 = 0;
+      for (let g = 0; g < G; g++) {
+        let a: f32 = 0;
+        for (let k = g * gs, kEnd = k + gs; k < kEnd; k++) {
+          a += <f32>load<i8>(<usize>q + <usize>k * rs + <usize>c) * load<f32>(xt + (<usize>k << 2));
+        }
+        acc += a * bf2f(load<u16>(<usize>scales + ((<usize>g * rs + <usize>c) << 1)));
+      }
+      store<f32>(yt + (<usize>c << 2), acc);
+    }
+  }
+}
+
+/** Row r of a 'rows' matrix as f32 (the embedding lookup); `tmp` needs 2.25·n bytes. */
+export function getRow(type: i32, w: usize, rowBytes: usize, n: i32, r: i32, dst: usize, tmp: usize): void {
+  deqRowF32(type, w + <usize>r * rowBytes, n, dst, tmp);
+}

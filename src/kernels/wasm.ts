@@ -1,0 +1,335 @@
+/**
+ * Kernels backed by WebAssembly SIMD128 (assembly/kernels.ts) and worker threads.
+ *
+ * Weights live in "arenas": shared WebAssembly memories of at most 4 GiB, each with its own module
+ * instance (one per thread). allocWeight bump-allocates in the newest arena and opens a new one when a
+ * request does not fit, so a 300 GB model is ~80 arenas; the kernels read the weights in place. Each
+ * arena starts with a header the kernels use for their arguments, per-thread scratch and the activations
+ * of the current call (copied in and out per call: KBs per token). Untouched header pages are only
+ * virtual reservations, so an arena costs resident memory only for the weights in it.
+ *
+ * Layout of an arena:  [0, 64 KiB) argument block · slots × 1 MiB thread scratch · 64 MiB activations ·
+ * weights (64-byte aligned).
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { blockFormat, rowBytes } from '../quant/index.js';
+import type { Matrix, RowMatrix, Xai8Matrix } from '../model/matrix.js';
+import { getRowReference } from './reference.js';
+import { WorkerPool } from './pool.js';
+import type { ChunkFn } from './pool-protocol.js';
+import { attention, gelu, rmsnorm, rope } from './small-ops.js';
+import type { AttentionArgs, Kernels } from './types.js';
+
+export type KernelMode = 'exact' | 'fast';
+
+export interface WasmKernelOptions {
+  /** 'exact': f32 activations and sums (matches the fixtures); 'fast': int8 activations for quantised weights. */
+  readonly mode?: KernelMode;
+  /** Threads including the main thread; default os.availableParallelism(). */
+  readonly threads?: number;
+  /** Spin iterations a worker polls before sleeping (default 20000 ≈ tens of µs). */
+  readonly spin?: number;
+}
+
+/** Type codes of assembly/kernels.ts. */
+const TYPE_CODES: Partial<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 5, q6_k: 6 };
+/** Types whose fast mode uses int8 activations (the others are float weights: exact path). */
+const INT_TYPES = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k']);
+
+const PAGE = 65536;
+const MAX_PAGES = 65536;
+const ARGS = 1024;
+const SCRATCH_BASE = PAGE;
+const SCRATCH_BYTES = 1 << 20;
+const ACT_BYTES = 64 << 20;
+/** Largest nIn the per-thread scratch holds (f32 row + i16 row + per-block scales). */
+const MAX_NIN = Math.floor(SCRATCH_BYTES / 6.25) & ~255;
+/** Below this many multiply-adds a call runs on the main thread alone (a barrier costs ~10–15 µs). */
+const MIN_PARALLEL_MACS = 1 << 17;
+
+type ChunkExport = (args: number, r0: number, r1: number, scratch: number) => void;
+interface KernelExports {
+  mmExact: ChunkExport;
+  mmFast: ChunkExport;
+  mmXai8: ChunkExport;
+  quantizeX(x: number, T: number, n: number, xq: number, xs: number, xsum: number): void;
+  getRow(type: number, w: number, rowBytes: number, n: number, r: number, dst: number, tmp: number): void;
+}
+
+let cachedModule: WebAssembly.Module | null | undefined;
+
+/** The compiled kernel module, or null when this runtime cannot run it (no SIMD, no shared memory). */
+export function kernelModule(): WebAssembly.Module | null {
+  if (cachedModule !== undefined) return cachedModule;
+  cachedModule = null;
+  if (typeof SharedArrayBuffer === 'undefined') return null;
+  const bytes = wasmBytes();
+  if (!WebAssembly.validate(bytes)) return null; // SIMD128 or threads unsupported: caller falls back
+  cachedModule = new WebAssembly.Module(bytes);
+  return cachedModule;
+}
+
+function wasmBytes(): Uint8Array {
+  // dist/src/kernels/wasm.js → dist/kernels.wasm (written by `npm run build`).
+  const url = new URL('../../kernels.wasm', import.meta.url);
+  try {
+    // Synchronous on purpose: createKernels is synchronous like the rest of the Kernels API.
+    return new Uint8Array(readFileSync(url));
+  } catch (e) {
+    throw new Error(`kernels: cannot read ${url.pathname} (${(e as Error).message}); run \`npm run build\``);
+  }
+}
+
+class Arena {
+  readonly exports: KernelExports;
+  /** Bytes in use (header included). */
+  used: number;
+  f32: Float32Array;
+  i32: Int32Array;
+  constructor(readonly index: number, readonly memory: WebAssembly.Memory, module: WebAssembly.Module, readonly weightBase: number) {
+    this.exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+    this.used = weightBase;
+    this.f32 = new Float32Array(memory.buffer, 0, weightBase / 4);
+    this.i32 = new Int32Array(memory.buffer, 0, weightBase / 4);
+  }
+  get capacity(): number {
+    return MAX_PAGES * PAGE;
+  }
+}
+
+export class WasmKernels implements Kernels {
+  readonly name: string;
+  readonly mode: KernelMode;
+  readonly threads: number;
+  private readonly module: WebAssembly.Module;
+  private readonly arenas: Arena[] = [];
+  private readonly byBuffer = new WeakMap<ArrayBufferLike, Arena>();
+  /** Matrices whose bytes were not allocated here: copied once into an arena on first use. */
+  private readonly adopted = new WeakMap<object, Uint8Array>();
+  private readonly pool: WorkerPool | null;
+  private readonly actBase: number;
+  private readonly weightBase: number;
+
+  constructor(module: WebAssembly.Module, opts: WasmKernelOptions = {}) {
+    this.module = module;
+    this.mode = opts.mode ?? 'exact';
+    if (this.mode !== 'exact' && this.mode !== 'fast') throw new Error(`kernels: mode must be 'exact' or 'fast', got '${String(this.mode)}'`);
+    const threads = opts.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Error(`kernels: threads must be an integer in 1…256, got ${threads}`);
+    this.threads = threads;
+    this.actBase = SCRATCH_BASE + threads * SCRATCH_BYTES;
+    this.weightBase = this.actBase + ACT_BYTES;
+    this.name = `wasm-simd-${this.mode}-${threads}t`;
+    this.pool = threads > 1 ? new WorkerPool(module, threads - 1, { spin: opts.spin ?? 20000, scratchBase: SCRATCH_BASE, scratchBytes: SCRATCH_BYTES }) : null;
+    this.newArena();
+    this.warmUp();
+  }
+
+  /** Stop the worker threads; the object is unusable afterwards. */
+  close(): void {
+    this.pool?.close();
+  }
+
+  /** Number of 4 GiB weight memories in use and the bytes allocated in them (headers excluded). */
+  memoryStats(): { arenas: number; weightBytes: number } {
+    return { arenas: this.arenas.length, weightBytes: this.arenas.reduce((s, a) => s + a.used - a.weightBase, 0) };
+  }
+
+  private newArena(): Arena {
+    const initial = this.weightBase / PAGE;
+    const memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
+    const arena = new Arena(this.arenas.length, memory, this.module, this.weightBase);
+    this.arenas.push(arena);
+    this.byBuffer.set(memory.buffer, arena);
+    this.pool?.addArena(arena.index, memory);
+    return arena;
+  }
+
+  allocWeight(bytes: number): Uint8Array {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error(`allocWeight: invalid size ${bytes}`);
+    const room = MAX_PAGES * PAGE - this.weightBase;
+    if (bytes > room) throw new Error(`allocWeight: ${bytes} bytes do not fit one WebAssembly memory (at most ${room} bytes per tensor)`);
+    let arena = this.arenas[this.arenas.length - 1]!;
+    if (arena.used + bytes > arena.capacity) arena = this.newArena();
+    const off = arena.used;
+    const end = off + bytes;
+    const have = arena.memory.buffer.byteLength;
+    if (end > have) arena.memory.grow(Math.ceil((end - have) / PAGE));
+    arena.used = Math.min(arena.capacity, Math.ceil(end / 64) * 64);
+    const buf = arena.memory.buffer;
+    this.byBuffer.set(buf, arena);
+    return new Uint8Array(buf, off, bytes);
+  }
+
+  /** The arena holding `view` and the view's offset in it, copying foreign bytes in once if needed. */
+  private locate(view: Uint8Array | Int8Array | Uint16Array, owner: object): { arena: Arena; off: number } {
+    const arena = this.byBuffer.get(view.buffer);
+    if (arena) return { arena, off: view.byteOffset };
+    let copy = this.adopted.get(owner);
+    if (!copy) {
+      copy = this.allocWeight(view.byteLength);
+      copy.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+      this.adopted.set(owner, copy);
+    }
+    return { arena: this.byBuffer.get(copy.buffer)!, off: copy.byteOffset };
+  }
+
+  matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
+    const { nIn, nOut } = w;
+    if (!Number.isInteger(T) || T < 0) throw new Error(`matmul: T must be a non-negative integer, got ${T}`);
+    if (x.length < T * nIn) throw new Error(`matmul: x has ${x.length} values, needs ${T}×${nIn}`);
+    if (y.length < T * nOut) throw new Error(`matmul: y has ${y.length} values, needs ${T}×${nOut}`);
+    if (T === 0 || nOut === 0) return;
+    if (w.layout === 'rows') this.matmulRows(w, x, T, y);
+    else this.matmulXai8(w, x, T, y);
+  }
+
+  private matmulRows(w: RowMatrix, x: Float32Array, T: number, y: Float32Array): void {
+    const code = TYPE_CODES[w.type];
+    if (code === undefined) throw new Error(`matmul: no wasm kernel for type '${w.type}' (have ${Object.keys(TYPE_CODES).join(', ')})`);
+    const { nIn, nOut } = w;
+    if (nIn > MAX_NIN) throw new Error(`matmul: nIn ${nIn} exceeds the kernels' row limit ${MAX_NIN}`);
+    const rb = rowBytes(blockFormat(w.type), nIn);
+    if (w.data.length < rb * nOut) throw new Error(`matmul: ${w.type}[${nOut}×${nIn}] needs ${rb * nOut} bytes, has ${w.data.length}`);
+    const { arena, off } = this.locate(w.data, w);
+    const fast = this.mode === 'fast' && INT_TYPES.has(w.type);
+    const nb = nIn / 32;
+    // Activation area: x f32 [T][nIn] · y f32 [T][nOut] · (fast) xq i16 [T][nIn] · xs f32 [T][nb] · xsum i32 [T][nb]
+    const perToken = 4 * nIn + 4 * nOut + (fast ? 2 * nIn + 8 * nb : 0);
+    const tMax = Math.floor(ACT_BYTES / perToken);
+    if (tMax < 1) throw new Error(`matmul: one token of ${nIn}→${nOut} does not fit the ${ACT_BYTES}-byte activation area`);
+    const a = arena.i32;
+    const ab = ARGS / 4;
+    for (let t0 = 0; t0 < T; t0 += tMax) {
+      const tn = Math.min(tMax, T - t0);
+      const xOff = this.actBase;
+      const yOff = xOff + 4 * tn * nIn;
+      arena.f32.set(x.subarray(t0 * nIn, (t0 + tn) * nIn), xOff / 4);
+      a[ab] = code;
+      a[ab + 1] = off;
+      a[ab + 2] = rb;
+      a[ab + 3] = nIn;
+      a[ab + 5] = tn;
+      a[ab + 6] = yOff;
+      a[ab + 7] = nOut;
+      let fn: ChunkFn = 'mmExact';
+      if (fast) {
+        const xq = yOff + 4 * tn * nOut;
+        const xs = xq + 2 * tn * nIn;
+        const xsum = xs + 4 * tn * nb;
+        arena.exports.quantizeX(xOff, tn, nIn, xq, xs, xsum);
+        a[ab + 4] = xq;
+        a[ab + 8] = xs;
+        a[ab + 9] = xsum;
+        fn = 'mmFast';
+      } else {
+        a[ab + 4] = xOff;
+      }
+      this.runChunks(arena, fn, nOut, nIn * tn, 1);
+      y.set(arena.f32.subarray(yOff / 4, yOff / 4 + tn * nOut), t0 * nOut);
+    }
+  }
+
+  private matmulXai8(w: Xai8Matrix, x: Float32Array, T: number, y: Float32Array): void {
+    const { nIn, nOut, groups } = w;
+    if (!(groups > 0) || nIn % groups !== 0) throw new Error(`matmul: xai8 groups ${groups} must divide nIn ${nIn}`);
+    if (w.q.length < nIn * nOut) throw new Error(`matmul: xai8[${nIn}×${nOut}] needs ${nIn * nOut} weight bytes, has ${w.q.length}`);
+    if (w.scales.length < groups * nOut) throw new Error(`matmul: xai8 scales need ${groups}×${nOut} values, have ${w.scales.length}`);
+    const { arena, off: qOff } = this.locate(w.q, w.q);
+    const scaleBytes = 2 * groups * nOut;
+    // Scales that landed in another arena (the q block filled this one) are copied next to the activations per call.
+    const sLoc = this.byBuffer.get(w.scales.buffer);
+    const perToken = 4 * nIn + 4 * nOut;
+    const tMax = Math.floor((ACT_BYTES - scaleBytes - 64) / perToken);
+    if (tMax < 1) throw new Error(`matmul: one token of xai8 ${nIn}→${nOut} does not fit the activation area`);
+    const a = arena.i32;
+    const ab = ARGS / 4;
+    for (let t0 = 0; t0 < T; t0 += tMax) {
+      const tn = Math.min(tMax, T - t0);
+      const xOff = this.actBase;
+      const yOff = xOff + 4 * tn * nIn;
+      let sOff: number;
+      if (sLoc === arena) sOff = w.scales.byteOffset;
+      else {
+        sOff = Math.ceil((yOff + 4 * tn * nOut) / 64) * 64;
+        new Uint16Array(arena.memory.buffer, sOff, groups * nOut).set(w.scales.subarray(0, groups * nOut));
+      }
+      arena.f32.set(x.subarray(t0 * nIn, (t0 + tn) * nIn), xOff / 4);
+      a[ab] = qOff;
+      a[ab + 1] = sOff;
+      a[ab + 2] = nIn;
+      a[ab + 3] = nOut;
+      a[ab + 4] = groups;
+      a[ab + 5] = xOff;
+      a[ab + 6] = tn;
+      a[ab + 7] = yOff;
+      this.runChunks(arena, 'mmXai8', nOut, nIn * tn, 32);
+      y.set(arena.f32.subarray(yOff / 4, yOff / 4 + tn * nOut), t0 * nOut);
+    }
+  }
+
+  /** Run a chunked export over `total` output rows/columns; `unit` = chunk granularity. */
+  private runChunks(arena: Arena, fn: ChunkFn, total: number, macsPerRow: number, unit: number): void {
+    const ex = arena.exports[fn];
+    if (!this.pool || total * macsPerRow < MIN_PARALLEL_MACS) {
+      ex(ARGS, 0, total, SCRATCH_BASE);
+      return;
+    }
+    // ~8 chunks per thread for balance, but at least 16k multiply-adds each.
+    let chunk = Math.max(Math.ceil(total / (this.threads * 8)), Math.ceil(16384 / macsPerRow));
+    chunk = Math.ceil(chunk / unit) * unit;
+    if (chunk >= total) {
+      ex(ARGS, 0, total, SCRATCH_BASE);
+      return;
+    }
+    this.pool.run(arena.index, fn, ex, ARGS, total, chunk, SCRATCH_BASE);
+  }
+
+  getRow(w: Matrix, r: number, out: Float32Array): void {
+    if (!Number.isInteger(r) || r < 0 || r >= w.nOut) throw new Error(`getRow: row ${r} outside 0…${w.nOut - 1}`);
+    if (out.length < w.nIn) throw new Error(`getRow: out has ${out.length} values, needs ${w.nIn}`);
+    if (w.layout !== 'rows' || TYPE_CODES[w.type] === undefined || w.nIn > MAX_NIN) {
+      getRowReference(w, r, out); // xai8 column gather or a type without a wasm decoder: once per token, cheap
+      return;
+    }
+    const rb = rowBytes(blockFormat(w.type), w.nIn);
+    const { arena, off } = this.locate(w.data, w);
+    const dst = this.actBase;
+    arena.exports.getRow(TYPE_CODES[w.type]!, off, rb, w.nIn, r, dst, dst + 4 * w.nIn);
+    out.set(arena.f32.subarray(dst / 4, dst / 4 + w.nIn));
+  }
+
+  rmsnorm(x: Float32Array, weight: Float32Array, eps: number, T: number, n: number, out: Float32Array): void {
+    rmsnorm(x, weight, eps, T, n, out);
+  }
+
+  rope(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, base: number): void {
+    rope(x, T, nHeads, headDim, positions, base);
+  }
+
+  attention(args: AttentionArgs): void {
+    attention(args);
+  }
+
+  gelu(x: Float32Array, n: number): void {
+    gelu(x, n);
+  }
+
+  /** Run every kernel once on small inputs so V8 tiers them up before real work (formats of all types). */
+  private warmUp(): void {
+    const nIn = 256;
+    const nOut = 1024; // big enough to go through the workers too
+    const x = new Float32Array(5 * nIn).map((_, i) => Math.sin(i));
+    const y = new Float32Array(5 * nOut);
+    for (const type of Object.keys(TYPE_CODES) as RowMatrix['type'][]) {
+      const f = blockFormat(type);
+      const data = new Uint8Array(rowBytes(f, nIn) * nOut); // zeros: valid blocks of every type
+      const m: RowMatrix = { layout: 'rows', type, nIn, nOut, data };
+      for (const T of [1, 4, 5]) this.matmul(m, x, T, y);
+      this.getRow(m, 0, y);
+    }
+    const xq: Xai8Matrix = { layout: 'xai8', nIn, nOut, groups: 2, q: new Int8Array(nIn * nOut), scales: new Uint16Array(2 * nOut) };
+    this.matmul(xq, x, 2, y);
+  }
+}
