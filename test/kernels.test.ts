@@ -1,0 +1,308 @@
+/**
+ * WebAssembly SIMD kernels against the scalar reference (src/kernels/reference.ts) at awkward sizes:
+ * block-count tails (1, 3, 7, 17, 33, 127, 129 blocks), one row and odd row counts, T = 1, 2, 3, 17,
+ * one thread and several (sizes big enough to go through the worker pool).
+ *
+ * Exact mode must equal the reference up to float32 summation error. Fast mode quantises activations to
+ * int8 per 32 values (d = max|x|/127, q = round(x/d)); it must equal the reference applied to those
+ * dequantised activations, which this file computes by hand from that definition.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeKernels, createKernels, WasmKernels } from '../src/kernels/index.js';
+import {
+  attentionReference, geluReference, getRowReference, matmulReference, referenceKernels, rmsnormReference, ropeReference,
+} from '../src/kernels/reference.js';
+import type { Kernels } from '../src/kernels/types.js';
+import type { Matrix, RowMatrix, Xai8Matrix } from '../src/model/matrix.js';
+import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
+import { f32ToBf16 } from '../src/quant/half.js';
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randn(r: () => number, n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = scale * (r() + r() + r() - 1.5) * 2;
+  return a;
+}
+
+function rowsMatrix(k: Kernels, type: BlockType, nIn: number, nOut: number, r: () => number): RowMatrix {
+  const f = blockFormat(type);
+  const rb = rowBytes(f, nIn);
+  const data = k.allocWeight(rb * nOut);
+  const vals = randn(r, nIn * nOut);
+  const quantize = f.quantize;
+  assert.ok(quantize, `${type} has a quantiser`);
+  for (let o = 0; o < nOut; o++) quantize(vals, o * nIn, nIn, data, o * rb);
+  return { layout: 'rows', type, nIn, nOut, data };
+}
+
+/** Σ|w·x| per output: the scale of float32 summation error. */
+function absBound(w: Matrix, x: Float32Array, T: number): Float32Array {
+  const absW: Matrix = w.layout === 'rows' ? absRows(w) : w;
+  const ax = x.map(Math.abs);
+  const out = new Float32Array(T * w.nOut);
+  if (w.layout === 'rows') matmulReference(absW, ax, T, out);
+  else {
+    const q = w.q.map(Math.abs);
+    const scales = w.scales.map((s) => s & 0x7fff);
+    matmulReference({ ...w, q, scales }, ax, T, out);
+  }
+  return out;
+}
+
+function absRows(w: RowMatrix): RowMatrix {
+  const f = blockFormat(w.type);
+  const vals = new Float32Array(w.nIn * w.nOut);
+  const rb = rowBytes(f, w.nIn);
+  for (let o = 0; o < w.nOut; o++) f.dequantize(w.data, o * rb, w.nIn, vals, o * w.nIn);
+  const data = new Uint8Array(vals.buffer.slice(0)).map((b, i) => (i % 4 === 3 ? b & 0x7f : b)); // clear sign bits
+  return { layout: 'rows', type: 'f32', nIn: w.nIn, nOut: w.nOut, data };
+}
+
+function assertClose(got: Float32Array, want: Float32Array, bound: Float32Array, rel: number, what: string): void {
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++) {
+    const tol = rel * bound[i]! + 1e-30;
+    if (!(Math.abs(got[i]! - want[i]!) <= tol)) {
+      assert.fail(`${what}: element ${i}: got ${got[i]}, want ${want[i]} (tolerance ${tol.toExponential(2)})`);
+    }
+  }
+}
+
+/** The fast mode's activation quantisation, from its definition: per 32 values d = max|x|/127, q = round(x/d). */
+function quantDequantX(x: Float32Array): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < x.length; b += 32) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]!));
+    const d = Math.fround(amax / 127);
+    const id = d > 0 ? Math.fround(1 / d) : 0;
+    for (let j = 0; j < 32; j++) {
+      const v = Math.fround(x[b + j]! * id);
+      let q = Math.round(v);
+      if (q - v === 0.5 && q % 2 !== 0) q -= 1; // round half to even (f32x4.nearest)
+      out[b + j] = Math.fround(q * d);
+    }
+  }
+  return out;
+}
+
+const QUANT: BlockType[] = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
+const FLOAT: BlockType[] = ['f32', 'f16', 'bf16'];
+const BLOCKS = [1, 3, 7, 17, 33, 127, 129];
+
+const exact1 = createKernels({ kernels: 'wasm', mode: 'exact', threads: 1 });
+const exact3 = createKernels({ kernels: 'wasm', mode: 'exact', threads: 3 });
+const fast1 = createKernels({ kernels: 'wasm', mode: 'fast', threads: 1 });
+const fast3 = createKernels({ kernels: 'wasm', mode: 'fast', threads: 3 });
+process.on('exit', () => [exact1, exact3, fast1, fast3].forEach(closeKernels));
+
+test('createKernels: wasm by default on this runtime, reference on request, bad options rejected', () => {
+  assert.ok(createKernels({ threads: 1 }) instanceof WasmKernels);
+  assert.equal(createKernels({ kernels: 'reference' }), referenceKernels);
+  assert.throws(() => createKernels({ kernels: 'wasm', threads: 0 }), /threads/);
+  assert.throws(() => createKernels({ kernels: 'wasm', mode: 'fastest' as 'fast' }), /mode/);
+});
+
+test('allocWeight returns zeroed views into a WebAssembly memory, 64-byte aligned', () => {
+  const a = exact1.allocWeight(100);
+  const b = exact1.allocWeight(7);
+  assert.ok(a.buffer instanceof SharedArrayBuffer);
+  assert.equal(a.byteOffset % 64, 0);
+  assert.equal(b.byteOffset % 64, 0);
+  assert.ok(b.byteOffset >= a.byteOffset + 100);
+  assert.ok(a.every((v) => v === 0) && b.every((v) => v === 0));
+});
+
+for (const [kname, k] of [['exact 1 thread', exact1], ['exact 3 threads', exact3]] as const) {
+  test(`matmul exact (${kname}): quantised types, block tails 1…129, T = 1, 2, 3, 17`, () => {
+    const r = rng(11);
+    for (const type of QUANT) {
+      const bs = blockFormat(type).blockSize;
+      for (const nb of BLOCKS) {
+        const nIn = nb * bs;
+        const nOut = nb === 129 ? 3 : nb % 2 === 1 ? 1 + (nb % 5) * 2 : 4;
+        const w = rowsMatrix(k, type, nIn, nOut, r);
+        for (const T of nIn > 10000 ? [1, 3] : [1, 2, 3, 17]) {
+          const x = randn(r, T * nIn);
+          const y = new Float32Array(T * nOut);
+          const want = new Float32Array(T * nOut);
+          k.matmul(w, x, T, y);
+          matmulReference(w, x, T, want);
+          assertClose(y, want, absBound(w, x, T), 1e-5, `${type} nIn=${nIn} nOut=${nOut} T=${T}`);
+        }
+      }
+    }
+  });
+
+  test(`matmul exact (${kname}): float types with nIn not a multiple of the SIMD width`, () => {
+    const r = rng(12);
+    for (const type of FLOAT) {
+      for (const nIn of [1, 3, 7, 17, 33, 127, 129]) {
+        for (const [nOut, T] of [[1, 1], [5, 2], [67, 3], [9, 17]] as const) {
+          const w = rowsMatrix(k, type, nIn, nOut, r);
+          const x = randn(r, T * nIn);
+          const y = new Float32Array(T * nOut);
+          const want = new Float32Array(T * nOut);
+          k.matmul(w, x, T, y);
+          matmulReference(w, x, T, want);
+          assertClose(y, want, absBound(w, x, T), 1e-5, `${type} nIn=${nIn} nOut=${nOut} T=${T}`);
+        }
+      }
+    }
+  });
+
+  test(`matmul exact (${kname}): sizes large enough to split rows across threads`, () => {
+    const r = rng(13);
+    for (const type of [...QUANT, ...FLOAT]) {
+      const nIn = 1024;
+      const nOut = 301;
+      const w = rowsMatrix(k, type, nIn, nOut, r);
+      for (const T of [1, 2, 17]) {
+        const x = randn(r, T * nIn);
+        const y = new Float32Array(T * nOut);
+        const want = new Float32Array(T * nOut);
+        k.matmul(w, x, T, y);
+        matmulReference(w, x, T, want);
+        assertClose(y, want, absBound(w, x, T), 1e-5, `${type} ${nOut}×${nIn} T=${T}`);
+      }
+    }
+  });
+
+  test(`matmul exact (${kname}): xai8 (int8 [nIn, nOut] + bf16 group scales), column tails`, () => {
+    const r = rng(14);
+    for (const [nIn, nOut, groups] of [[32, 1, 1], [64, 31, 2], [96, 33, 3], [256, 97, 8], [1024, 320, 8], [768, 130, 1]] as const) {
+      const qb = k.allocWeight(nIn * nOut);
+      const sb = k.allocWeight(2 * groups * nOut);
+      const q = new Int8Array(qb.buffer, qb.byteOffset, nIn * nOut);
+      const scales = new Uint16Array(sb.buffer, sb.byteOffset, groups * nOut);
+      for (let i = 0; i < q.length; i++) q[i] = Math.floor(r() * 256) - 128;
+      for (let i = 0; i < scales.length; i++) scales[i] = f32ToBf16((0.5 + r()) / 64);
+      const w: Xai8Matrix = { layout: 'xai8', nIn, nOut, groups, q, scales };
+      for (const T of [1, 2, 3, 17]) {
+        const x = randn(r, T * nIn);
+        const y = new Float32Array(T * nOut);
+        const want = new Float32Array(T * nOut);
+        k.matmul(w, x, T, y);
+        matmulReference(w, x, T, want);
+        assertClose(y, want, absBound(w, x, T), 1e-5, `xai8 ${nIn}×${nOut} G=${groups} T=${T}`);
+      }
+    }
+  });
+}
+
+for (const [kname, k] of [['fast 1 thread', fast1], ['fast 3 threads', fast3]] as const) {
+  test(`matmul fast (${kname}): equals the reference on int8-quantised activations`, () => {
+    const r = rng(21);
+    for (const type of QUANT) {
+      const bs = blockFormat(type).blockSize;
+      for (const nb of [...BLOCKS, 4]) {
+        const nIn = nb * bs;
+        const nOut = nb === 4 ? 301 : nb === 129 ? 3 : 1 + (nb % 5) * 2;
+        const w = rowsMatrix(k, type, nIn, nOut, r);
+        for (const T of nIn > 10000 ? [1, 3] : [1, 2, 3, 17]) {
+          const x = randn(r, T * nIn);
+          const y = new Float32Array(T * nOut);
+          const want = new Float32Array(T * nOut);
+          k.matmul(w, x, T, y);
+          matmulReference(w, quantDequantX(x), T, want);
+          assertClose(y, want, absBound(w, x, T), 1e-5, `fast ${type} nIn=${nIn} nOut=${nOut} T=${T}`);
+        }
+      }
+    }
+  });
+
+  test(`matmul fast (${kname}): float weights stay on the exact path`, () => {
+    const r = rng(22);
+    for (const type of FLOAT) {
+      const w = rowsMatrix(k, type, 129, 67, r);
+      const x = randn(r, 3 * 129);
+      const y = new Float32Array(3 * 67);
+      const want = new Float32Array(3 * 67);
+      k.matmul(w, x, 3, y);
+      matmulReference(w, x, 3, want);
+      assertClose(y, want, absBound(w, x, 3), 1e-5, `fast ${type}`);
+    }
+  });
+}
+
+test('matmul reads matrices not allocated by allocWeight (copied in once)', () => {
+  const r = rng(31);
+  const f = blockFormat('q8_0');
+  const nIn = 64, nOut = 5;
+  const data = new Uint8Array(rowBytes(f, nIn) * nOut);
+  const vals = randn(r, nIn * nOut);
+  for (let o = 0; o < nOut; o++) f.quantize!(vals, o * nIn, nIn, data, o * rowBytes(f, nIn));
+  const w: RowMatrix = { layout: 'rows', type: 'q8_0', nIn, nOut, data };
+  const x = randn(r, nIn);
+  const y = new Float32Array(nOut), want = new Float32Array(nOut);
+  exact1.matmul(w, x, 1, y);
+  matmulReference(w, x, 1, want);
+  assertClose(y, want, absBound(w, x, 1), 1e-5, 'foreign q8_0');
+});
+
+test('matmul rejects short buffers and unsupported types with specific errors', () => {
+  const w: RowMatrix = { layout: 'rows', type: 'q8_0', nIn: 64, nOut: 4, data: exact1.allocWeight(34 * 2 * 4) };
+  assert.throws(() => exact1.matmul(w, new Float32Array(63), 1, new Float32Array(4)), /x has 63 values, needs 1×64/);
+  assert.throws(() => exact1.matmul(w, new Float32Array(64), 1, new Float32Array(3)), /y has 3 values/);
+  const q5: RowMatrix = { layout: 'rows', type: 'q5_k', nIn: 256, nOut: 1, data: exact1.allocWeight(176) };
+  assert.throws(() => exact1.matmul(q5, new Float32Array(256), 1, new Float32Array(1)), /no wasm kernel for type 'q5_k'/);
+});
+
+test('getRow equals the reference dequantisation for every type', () => {
+  const r = rng(41);
+  for (const type of [...QUANT, ...FLOAT]) {
+    const bs = blockFormat(type).blockSize;
+    const nIn = bs === 1 ? 131 : 3 * bs;
+    const w = rowsMatrix(exact1, type, nIn, 7, r);
+    for (const row of [0, 3, 6]) {
+      const got = new Float32Array(nIn), want = new Float32Array(nIn);
+      exact1.getRow(w, row, got);
+      getRowReference(w, row, want);
+      for (let i = 0; i < nIn; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-6 * Math.abs(want[i]!) + 1e-30, `${type} row ${row} [${i}]: ${got[i]} vs ${want[i]}`);
+    }
+  }
+});
+
+test('rmsnorm, rope, gelu and attention match the reference', () => {
+  const r = rng(51);
+  const T = 3, n = 96;
+  const x = randn(r, T * n), wt = randn(r, n);
+  const a = new Float32Array(T * n), b = new Float32Array(T * n);
+  exact1.rmsnorm(x, wt, 1e-5, T, n, a);
+  rmsnormReference(x, wt, 1e-5, T, n, b);
+  assertClose(a, b, b.map((v) => Math.abs(v) + 1e-6), 1e-6, 'rmsnorm');
+
+  const q1 = randn(r, T * 6 * 32), q2 = q1.slice();
+  const pos = Int32Array.from([0, 7, 300]);
+  exact1.rope(q1, T, 6, 32, pos, 10000);
+  ropeReference(q2, T, 6, 32, pos, 10000);
+  assertClose(q1, q2, q2.map(() => 10), 1e-6, 'rope');
+
+  const g1 = randn(r, 200, 4), g2 = g1.slice();
+  exact1.gelu(g1, 200);
+  geluReference(g2, 200);
+  assertClose(g1, g2, g2.map((v) => Math.abs(v) + 1e-6), 1e-6, 'gelu');
+
+  const nHeads = 6, nKV = 2, headDim = 32, pos0 = 5, Tq = 4, cap = 12;
+  const q = randn(r, Tq * nHeads * headDim, 3);
+  const kCache = randn(r, cap * nKV * headDim, 3), vCache = randn(r, cap * nKV * headDim);
+  const keyMask = Uint8Array.from({ length: cap }, (_, i) => (i === 2 ? 0 : 1));
+  for (const softcap of [0, 30]) {
+    const o1 = new Float32Array(Tq * nHeads * headDim), o2 = new Float32Array(Tq * nHeads * headDim);
+    const args = { q, kCache, vCache, keyMask, T: Tq, pos0, nHeads, nKV, headDim, scale: 1 / Math.sqrt(headDim), softcap };
+    exact1.attention({ ...args, out: o1 });
+    attentionReference({ ...args, out: o2 });
+    assertClose(o1, o2, o2.map(() => 1), 1e-6, `attention softcap=${softcap}`);
+  }
+});
