@@ -123,6 +123,9 @@ compareEncode(tok, modelPath, texts, 'encode ids (random strings)');
     docs.push(text.slice(a, a + 5000 + Math.floor(r() * 45000)).replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '')); // no cut surrogate pairs
   }
   compareEncode(tok, modelPath, docs, 'encode long documents (5-50 KB)');
+  // one long segment each: BPE over the whole run, as SentencePiece does
+  const runs = ['a', ' ', '\u2581', '\n', '\t', '7', '日本', 'ab ', '😀', '\u0000', '<|mask|>', 'x\r\n', '\u3000', 'é'].map((u) => u.repeat(Math.ceil(200000 / u.length)));
+  compareEncode(tok, modelPath, runs, 'encode 200 K-character runs of one pattern');
 }
 
 // 5. variant models written by writeModelProto, loaded by SentencePiece

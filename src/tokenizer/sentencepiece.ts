@@ -48,7 +48,15 @@ const SPACE_SYMBOL = '\u2581';
 const REPLACEMENT = '\uFFFD';
 /** Segments up to this many UTF-16 units are cached (words; long runs are rare and run BPE directly). */
 const CACHE_MAX_KEY = 48;
-const CACHE_MAX_ENTRIES = 1 << 18;
+const CACHE_SLOTS = 1 << 18;
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
+const PAIR_SLOTS = 1 << 20;
+const PAIR_UNKNOWN = -2;
+
+function pairHash(a: number, b: number): number {
+  return (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca77)) >>> 11;
+}
 
 export class Tokenizer {
   readonly vocabSize: number;
@@ -83,8 +91,16 @@ export class Tokenizer {
   private readonly splitBeforeSpace: boolean;
   private readonly spaceChar: string;
   private readonly spaceCode: number;
-  private readonly cache = new Map<string, number[]>();
+  private readonly cache = new SegmentCache();
+  private readonly scratchIds: number[] = [];
   private readonly surfaces: (string | undefined)[] = [];
+  /** memo of merges by piece-id pair (open addressing; see tryPair) */
+  private readonly pairA = new Int32Array(PAIR_SLOTS).fill(-1);
+  private readonly pairB = new Int32Array(PAIR_SLOTS);
+  private readonly pairV = new Int32Array(PAIR_SLOTS);
+  private pairCount = 0;
+  /** piece id of each single UTF-16 unit that is a mergeable piece, else -1 */
+  private readonly unitId = new Int32Array(65536).fill(-1);
 
   // scratch for bpe(): symbols (start, length, id, links) and a binary max-heap of merge candidates
   private symStart = new Int32Array(64);
@@ -128,6 +144,7 @@ export class Tokenizer {
         case PieceType.USER_DEFINED:
         case PieceType.UNUSED:
           addUnique(this.vocab, piece, i, source);
+          if (piece.length === 1) this.unitId[piece.charCodeAt(0)] = i;
           if (piece.length > maxUnits) maxUnits = piece.length;
           if (!spaceAfterOther && hasSpaceAfterOther(piece)) spaceAfterOther = true;
           if (e.type === PieceType.USER_DEFINED) users.push({ text: piece, id: i });
@@ -369,27 +386,31 @@ export class Tokenizer {
     const space = this.spaceCode;
     const splitSpace = this.splitBeforeSpace;
     let segStart = 0;
+    let h = FNV_OFFSET; // hash of s[segStart, i), for the segment cache
     let i = 0;
     while (i < n) {
       const c = s.charCodeAt(i);
       if (userFirst[c] === 1) {
         const u = this.matchUser(s, i);
         if (u !== null) {
-          if (i > segStart) this.encodeSegment(s.slice(segStart, i), out, pieces);
+          if (i > segStart) this.encodeSegment(s, segStart, i, h, out, pieces);
           out.push(u.id);
           if (pieces) pieces.push(u.text);
           i += u.text.length;
           segStart = i;
+          h = FNV_OFFSET;
           continue;
         }
       }
       if (c === space && splitSpace && i > segStart && s.charCodeAt(i - 1) !== space) {
-        this.encodeSegment(s.slice(segStart, i), out, pieces);
+        this.encodeSegment(s, segStart, i, h, out, pieces);
         segStart = i;
+        h = FNV_OFFSET;
       }
+      h = Math.imul(h ^ c, FNV_PRIME);
       i++;
     }
-    if (n > segStart) this.encodeSegment(s.slice(segStart, n), out, pieces);
+    if (n > segStart) this.encodeSegment(s, segStart, n, h, out, pieces);
   }
 
   private matchUser(s: string, i: number): { text: string; id: number } | null {
@@ -397,27 +418,30 @@ export class Tokenizer {
     return null;
   }
 
-  private encodeSegment(seg: string, out: number[], pieces: string[] | null): void {
-    if (pieces === null && seg.length <= CACHE_MAX_KEY) {
-      const hit = this.cache.get(seg);
-      if (hit !== undefined) {
-        this.appendIds(out, hit);
-        return;
-      }
-      const ids: number[] = [];
-      this.bpe(seg, ids, null);
-      if (this.cache.size >= CACHE_MAX_ENTRIES) this.cache.clear();
-      this.cache.set(seg, ids);
-      this.appendIds(out, ids);
+  /** Encodes s[a, b) (hash h); short segments go through the cache, which stores their ids. */
+  private encodeSegment(s: string, a: number, b: number, h: number, out: number[], pieces: string[] | null): void {
+    if (pieces !== null) {
+      this.bpe(s.slice(a, b), out, pieces);
       return;
     }
-    if (pieces === null) {
-      const ids: number[] = [];
-      this.bpe(seg, ids, null);
-      this.appendIds(out, ids);
-    } else {
-      this.bpe(seg, out, pieces);
+    const cache = this.cache;
+    if (b - a <= CACHE_MAX_KEY) {
+      const slot = cache.find(s, a, b, h);
+      if (slot >= 0) {
+        const off = cache.off[slot];
+        const end = off + cache.count[slot];
+        const pool = cache.pool;
+        let k = off;
+        if (!this.byteFallback && k < end && pool[k] === this.unkId && out.length > 0 && out[out.length - 1] === this.unkId) k++;
+        for (; k < end; k++) out.push(pool[k]);
+        return;
+      }
     }
+    const ids = this.scratchIds;
+    ids.length = 0;
+    this.bpe(s.slice(a, b), ids, null);
+    if (b - a <= CACHE_MAX_KEY) cache.insert(s, a, b, h, ids);
+    this.appendIds(out, ids);
   }
 
   /** Appends ids; without byte fallback, consecutive unknowns collapse into one (also across segments). */
@@ -444,7 +468,7 @@ export class Tokenizer {
       const l = c >= 0xd800 && c < 0xdc00 && i + 1 < n ? 2 : 1;
       start[m] = i;
       len[m] = l;
-      sid[m] = vocab.get(l === 1 ? seg[i] : seg.slice(i, i + 2)) ?? -1;
+      sid[m] = l === 1 ? this.unitId[c] : vocab.get(seg.slice(i, i + 2)) ?? -1;
       prev[m] = m - 1;
       next[m] = m + 1;
       m++;
@@ -453,7 +477,7 @@ export class Tokenizer {
     next[m - 1] = -1;
     // Steps 3–4: priority-queue merging.
     if (m > 1) {
-      if (this.hScore.length < 3 * m) this.growHeap(3 * m);
+      if (this.hScore.length < m) this.growHeap(m); // grows further on demand (stale entries)
       this.hSize = 0;
       for (let a = 0; a + 1 < m; a++) this.tryPair(seg, a, a + 1);
       const rev = this.hasUnused ? new Map<string, [string, string]>() : null;
@@ -528,10 +552,47 @@ export class Tokenizer {
   private tryPair(seg: string, l: number, r: number): void {
     const total = this.symLen[l] + this.symLen[r];
     if (total > this.maxPieceUnits) return;
-    const s = this.symStart[l];
-    const id = this.vocab.get(seg.slice(s, s + total));
-    if (id === undefined) return;
-    this.heapPush(this.scores[id], l, r, total, id);
+    const a = this.symId[l];
+    const b = this.symId[r];
+    let id: number;
+    if (a >= 0 && b >= 0) {
+      // Both symbols are pieces, so the concatenation is pieces[a] + pieces[b]: memoise by id pair.
+      id = this.pairLookup(a, b);
+      if (id === PAIR_UNKNOWN) {
+        const s = this.symStart[l];
+        id = this.vocab.get(seg.slice(s, s + total)) ?? -1;
+        this.pairInsert(a, b, id);
+      }
+    } else {
+      const s = this.symStart[l];
+      id = this.vocab.get(seg.slice(s, s + total)) ?? -1;
+    }
+    if (id >= 0) this.heapPush(this.scores[id], l, r, total, id);
+  }
+
+  /** The memoised merge of piece ids (a, b): a piece id, -1 for "no such piece", or PAIR_UNKNOWN. */
+  private pairLookup(a: number, b: number): number {
+    const mask = this.pairA.length - 1;
+    for (let h = pairHash(a, b) & mask; ; h = (h + 1) & mask) {
+      const ka = this.pairA[h];
+      if (ka === -1) return PAIR_UNKNOWN;
+      if (ka === a && this.pairB[h] === b) return this.pairV[h];
+    }
+  }
+
+  private pairInsert(a: number, b: number, v: number): void {
+    if (this.pairCount >= this.pairA.length >> 1) {
+      // Full: start over (bounded memory; the memo only saves work).
+      this.pairA.fill(-1);
+      this.pairCount = 0;
+    }
+    const mask = this.pairA.length - 1;
+    let h = pairHash(a, b) & mask;
+    while (this.pairA[h] !== -1) h = (h + 1) & mask;
+    this.pairA[h] = a;
+    this.pairB[h] = b;
+    this.pairV[h] = v;
+    this.pairCount++;
   }
 
   // Binary max-heap ordered by (score desc, left asc): bpe_model.cc SymbolPairComparator.
@@ -720,6 +781,62 @@ export class Tokenizer {
       },
       flush: (): string => drain(true),
     };
+  }
+}
+
+/**
+ * Ids of recently seen segments, keyed by their text: open addressing over (hash, text) with the ids in one
+ * pool, so a hit allocates nothing (no substring, no array). Cleared when half full: it only saves work.
+ */
+class SegmentCache {
+  private readonly keys: (string | undefined)[] = new Array<string | undefined>(CACHE_SLOTS);
+  private readonly hash = new Int32Array(CACHE_SLOTS);
+  readonly off = new Int32Array(CACHE_SLOTS);
+  readonly count = new Int32Array(CACHE_SLOTS);
+  pool = new Int32Array(1 << 16);
+  private poolUsed = 0;
+  private used = 0;
+
+  /** The slot holding s[a, b) (whose hash is h), or -1. */
+  find(s: string, a: number, b: number, h: number): number {
+    const mask = CACHE_SLOTS - 1;
+    const len = b - a;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const k = this.keys[i];
+      if (k === undefined) return -1;
+      if (this.hash[i] === h && k.length === len) {
+        let j = 0;
+        while (j < len && k.charCodeAt(j) === s.charCodeAt(a + j)) j++;
+        if (j === len) return i;
+      }
+    }
+  }
+
+  insert(s: string, a: number, b: number, h: number, ids: number[]): void {
+    if (this.used >= CACHE_SLOTS >> 1) this.clear();
+    if (this.poolUsed + ids.length > this.pool.length) {
+      if (this.pool.length >= 1 << 22) this.clear();
+      let size = this.pool.length;
+      while (this.poolUsed + ids.length > size) size *= 2;
+      const p = new Int32Array(size);
+      p.set(this.pool.subarray(0, this.poolUsed));
+      this.pool = p;
+    }
+    const mask = CACHE_SLOTS - 1;
+    let i = h & mask;
+    while (this.keys[i] !== undefined) i = (i + 1) & mask;
+    this.keys[i] = s.slice(a, b);
+    this.hash[i] = h;
+    this.off[i] = this.poolUsed;
+    this.count[i] = ids.length;
+    for (let k = 0; k < ids.length; k++) this.pool[this.poolUsed++] = ids[k];
+    this.used++;
+  }
+
+  private clear(): void {
+    this.keys.fill(undefined);
+    this.poolUsed = 0;
+    this.used = 0;
   }
 }
 
