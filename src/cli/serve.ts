@@ -1,0 +1,91 @@
+/**
+ * `grok serve --model <model> [--host 127.0.0.1] [--port 8080] [--slots N] [--api-key KEY] [--max-queue N]`:
+ * the OpenAI-compatible HTTP server (src/api/server.ts). Listens on 127.0.0.1 unless told otherwise;
+ * SIGINT / SIGTERM stop accepting, let running requests finish (up to --grace seconds), then exit.
+ */
+import { parseArgs } from 'node:util';
+import { loadModel, type LoadModelOptions } from '../api/index.js';
+import { createServer, type ServerOptions } from '../api/server.js';
+import { loadChatTemplate } from '../api/chat.js';
+import { UsageError, wrapParse } from './errors.js';
+import { kernelsFromOption } from './kernels-option.js';
+
+const USAGE = `usage: grok serve [--model <model>] [options]
+  -m, --model PATH          model (ckpt-0 dir, .gguf, .safetensors); default: the embedded model
+      --tokenizer PATH      SentencePiece tokenizer.model (default: the GGUF's own, or one beside the checkpoint)
+      --host HOST           address to listen on (default 127.0.0.1: this machine only)
+  -p, --port N              port (default 8080; 0 = any free port)
+      --slots N             sequences decoded together (default 4)
+      --max-queue N         requests allowed to wait for a slot; beyond that 429 (default 64)
+      --api-key KEY         require "Authorization: Bearer KEY" on /v1/* (or set GROK_API_KEY)
+      --model-id NAME       the model name clients send (default: the model file / folder name)
+      --chat-template FILE  JSON {system, user, assistant, generation, stop} for /v1/chat/completions
+      --max-body BYTES      largest request body (default 1048576)
+      --prefill-chunk N     prompt tokens fed per step while prefilling (default 256)
+      --grace SECONDS       on SIGINT/SIGTERM, time running requests get to finish (default 10)
+      --kernels NAME        kernel implementation; --threads N
+      --config PATH         config.json to use instead of the one found beside the model`;
+
+function intOpt(name: string, v: string | undefined, min: number, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (!/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return Number(v);
+}
+
+export async function runServe(argv: string[]): Promise<number> {
+  const { values, positionals } = wrapParse(() => parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      model: { type: 'string', short: 'm' }, tokenizer: { type: 'string' }, host: { type: 'string' }, port: { type: 'string', short: 'p' },
+      slots: { type: 'string' }, 'max-queue': { type: 'string' }, 'api-key': { type: 'string' }, 'model-id': { type: 'string' },
+      'chat-template': { type: 'string' }, 'max-body': { type: 'string' }, 'prefill-chunk': { type: 'string' }, grace: { type: 'string' },
+      kernels: { type: 'string' }, threads: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    },
+  }));
+  if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'\n${USAGE}`);
+  const port = intOpt('port', values.port, 0, 8080);
+  if (port > 65535) throw new UsageError(`--port must be ≤ 65535, got ${port}`);
+  const slots = intOpt('slots', values.slots, 1, 4);
+  const maxQueue = intOpt('max-queue', values['max-queue'], 0, 64);
+  const bodyLimit = intOpt('max-body', values['max-body'], 1024, 1 << 20);
+  const prefillChunk = intOpt('prefill-chunk', values['prefill-chunk'], 1, 256);
+  const graceMs = intOpt('grace', values.grace, 0, 10) * 1000;
+  const apiKey = values['api-key'] ?? process.env.GROK_API_KEY;
+  if (apiKey !== undefined && apiKey.length === 0) throw new UsageError('--api-key must not be empty');
+  const chatTemplate = values['chat-template'] ? loadChatTemplate(values['chat-template']) : undefined;
+
+  const loadOpts: LoadModelOptions = { slots, maxQueue, prefillChunk };
+  if (values.tokenizer) loadOpts.tokenizer = values.tokenizer;
+  if (values.config) loadOpts.configPath = values.config;
+  if (values.kernels || values.threads) loadOpts.kernels = await kernelsFromOption(values.kernels ?? 'exact', values.threads);
+  const grok = await loadModel(values.model, loadOpts);
+  if (!grok.tokenizer) process.stderr.write('grok: warning: this model has no tokenizer; only token-id prompts to /v1/completions will work (pass --tokenizer)\n');
+
+  const serverOpts: ServerOptions = { bodyLimit };
+  if (apiKey !== undefined) serverOpts.apiKey = apiKey;
+  if (values['model-id']) serverOpts.modelId = values['model-id'];
+  if (chatTemplate) serverOpts.chatTemplate = chatTemplate;
+  const server = createServer(grok, serverOpts);
+  const url = await server.listen({ host: values.host ?? '127.0.0.1', port });
+  process.stderr.write(`grok: serving ${grok.path} as '${server.modelId}' on ${url} (${slots} slots, queue ${maxQueue}${apiKey ? ', API key required' : ''}; loaded in ${(grok.loadMs / 1000).toFixed(2)} s)\n`);
+
+  await new Promise<void>((resolve) => {
+    const onInt = (): void => stop('SIGINT');
+    const onTerm = (): void => stop('SIGTERM');
+    const stop = (sig: string): void => {
+      process.stderr.write(`grok: ${sig}: shutting down (running requests get ${graceMs / 1000} s)\n`);
+      process.removeListener('SIGINT', onInt);
+      process.removeListener('SIGTERM', onTerm);
+      // A second signal ends at once.
+      process.once('SIGINT', () => process.exit(130));
+      process.once('SIGTERM', () => process.exit(143));
+      void server.close(graceMs).then(resolve, resolve);
+    };
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
+  });
+  await grok.close();
+  return 0;
+}
