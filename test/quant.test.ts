@@ -232,3 +232,64 @@ test('quantise all-zero input gives blocks that dequantise to exact zeros', () =
     assert.ok(y.every((v) => v === 0), `${t}: ${y.find((v) => v !== 0)}`);
   }
 });
+
+// ---- the checkpoint's int8 + bf16 scales form (formats.md §1.6) ----
+import { xai8Dequantize, xai8Dot, xai8Rows, xai8RowsToQ8_0, xai8Value } from '../src/quant/xai8.js';
+import type { Xai8Matrix } from '../src/model/matrix.js';
+
+test('xai8 hand-derived: W[k, n] = q[k, n]·s[floor(k / (K/G)), n], rows of Wᵀ, dot', () => {
+  // q [4 in, 2 out], G = 2 groups of 2 inputs; scales bf16 [[0.5, 2], [0.25, −1]] = 0x3F00 0x4000 0x3E80 0xBF80
+  const m: Xai8Matrix = {
+    layout: 'xai8', nIn: 4, nOut: 2, groups: 2,
+    q: new Int8Array([1, -2, 3, 4, -5, 6, 7, -128]),
+    scales: new Uint16Array([0x3f00, 0x4000, 0x3e80, 0xbf80]),
+  };
+  // W = [[0.5, −4], [1.5, 8], [−1.25, −6], [1.75, 128]]
+  const w = new Float32Array(8);
+  xai8Dequantize(m, w);
+  assert.deepEqual([...w], [0.5, -4, 1.5, 8, -1.25, -6, 1.75, 128]);
+  assert.equal(xai8Value(m, 3, 1), 128);
+  const rows = new Float32Array(8);
+  xai8Rows(m, 0, 2, rows);
+  assert.deepEqual([...rows], [0.5, 1.5, -1.25, 1.75, -4, 8, -6, 128]);
+  const one = new Float32Array(4);
+  xai8Rows(m, 1, 1, one);
+  assert.deepEqual([...one], [-4, 8, -6, 128]);
+  // x = [1, 2, 3, 4]: 0.5 + 3 − 3.75 + 7 = 6.75; −4 + 16 − 18 + 512 = 506
+  const x = new Float32Array([9, 1, 2, 3, 4]);
+  assert.equal(xai8Dot(m, 0, x, 1), 6.75);
+  assert.equal(xai8Dot(m, 1, x, 1), 506);
+});
+
+test('xai8 → Q8_0: exact where the block has one f16-representable scale and no −128, else within d/2', () => {
+  const nIn = 64, nOut = 3, groups = 2;
+  const q = new Int8Array(nIn * nOut);
+  for (let k = 0; k < nIn; k++) {
+    q[k * nOut + 0] = ((k * 37) % 255) - 127; // −127 … 127
+    q[k * nOut + 1] = k === 5 ? -128 : ((k * 11) % 200) - 100; // block 0 of column 1 holds a −128
+    q[k * nOut + 2] = ((k * 7) % 100) - 50;
+  }
+  // scales: column 0: 0.5, 3.0 (f16-exact); column 1: 0.25, 1.0; column 2: 2^-20·(1 + 1/128) = bf16 0x35C1,
+  // below f16's normal range, not a multiple of 2^-24 → f16 rounds it; then 1.0
+  const scales = new Uint16Array([0x3f00, 0x3e80, 0x35c1, 0x4040, 0x3f80, 0x3f80]);
+  const m: Xai8Matrix = { layout: 'xai8', nIn, nOut, groups, q, scales };
+  const dst = new Uint8Array(nOut * 2 * 34);
+  const kept = xai8RowsToQ8_0(m, 0, nOut, dst, 0);
+  const y = new Float32Array(nOut * nIn);
+  blockFormat('q8_0').dequantize(dst, 0, nOut * nIn, y, 0);
+  const exact = new Float32Array(nOut * nIn);
+  xai8Rows(m, 0, nOut, exact);
+  const err = (n: number, b: number) => Math.max(...Array.from({ length: 32 }, (_, i) => Math.abs(y[n * nIn + 32 * b + i]! - exact[n * nIn + 32 * b + i]!)));
+  assert.equal(err(0, 0), 0);
+  assert.equal(err(0, 1), 0);
+  assert.equal(err(1, 1), 0);
+  assert.equal(err(2, 1), 0);
+  // column 1 block 0: max |W| = 128·0.25 = 32 → d = 32/127; column 2 block 0: 2^-20-ish scale
+  assert.ok(err(1, 0) > 0 && err(1, 0) <= (32 / 127) * (0.5 + 127 * 2 ** -11), `${err(1, 0)}`);
+  let amax = 0;
+  for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(exact[2 * nIn + i]!));
+  assert.ok(err(2, 0) <= amax / 127 / 2 + 127.5 * 2 ** -25, `${err(2, 0)}`);
+  // kept = blocks that kept the checkpoint's levels: the 4 exact ones, and column 2 block 0, where the
+  // f16-rounded scale with the original levels still beats llama.cpp's rule (a 50-level range vs 127)
+  assert.equal(kept, 5);
+});

@@ -346,7 +346,7 @@ export function summarise(r: ConvertResult): string {
     const rel = s.ss > 0 ? Math.sqrt(s.se / s.ss) : 0;
     lines.push(`${type.padEnd(8)} ${String(s.n).padStart(7)} ${String(s.values).padStart(13)} ${((8 * s.bytes) / s.values).toFixed(3).padStart(13)} ${rel.toExponential(3).padStart(14)} ${s.max.toExponential(3).padStart(11)}${s.copied ? `  (${s.copied} copied)` : ''}`);
   }
-  if (r.q8Exact.total) lines.push(`int8 → q8_0 blocks stored exactly (checkpoint scale and levels kept): ${r.q8Exact.kept} of ${r.q8Exact.total}`);
+  if (r.q8Exact.total) lines.push(`int8 → q8_0 blocks that kept the checkpoint's own scale and levels: ${r.q8Exact.kept} of ${r.q8Exact.total}`);
   return lines.join('\n');
 }
 

@@ -157,14 +157,18 @@ export function makeQ3Quants(n: number, nmax: number, x: Float32Array, xo: numbe
   return fr(sumlx / suml2);
 }
 
+/** The −min that the last makeQkx2Quants call found (a second return value without allocating). */
+export let qkx2Min = 0;
+
 /**
  * make_qkx2_quants (Q2_K, Q4_K, Q5_K): asymmetric levels 0 … nmax with a minimum, weighted fit, trying
- * nstep+1 scales (rmin + rdelta·is + nmax)/(max − min). Writes levels into `L`; returns [scale, −min].
+ * nstep+1 scales (rmin + rdelta·is + nmax)/(max − min). Writes levels into `L`; returns the scale and
+ * leaves −min in `qkx2Min`.
  */
 export function makeQkx2Quants(
   n: number, nmax: number, x: Float32Array, xo: number, w: Float32Array, L: Uint8Array, lo: number,
   Laux: Uint8Array, rmin: number, rdelta: number, nstep: number, useMad: boolean,
-): [number, number] {
+): number {
   let min = x[xo]!;
   let max = x[xo]!;
   let sumW = w[0]!;
@@ -180,7 +184,8 @@ export function makeQkx2Quants(
   if (min > 0) min = 0;
   if (max === min) {
     for (let i = 0; i < n; i++) L[lo + i] = 0;
-    return [0, -min];
+    qkx2Min = -min;
+    return 0;
   }
   let iscale = fr(nmax / fr(max - min));
   let scale = fr(1 / iscale);
@@ -192,7 +197,10 @@ export function makeQkx2Quants(
     diff = useMad ? Math.abs(diff) : fr(diff * diff);
     bestError = fr(bestError + fr(w[i]! * diff));
   }
-  if (nstep < 1) return [scale, -min];
+  if (nstep < 1) {
+    qkx2Min = -min;
+    return scale;
+  }
   for (let is = 0; is <= nstep; is++) {
     iscale = fr(fr(fr(rmin + fr(fr(rdelta) * is)) + nmax) / fr(max - min));
     let sumL = 0;
@@ -229,7 +237,8 @@ export function makeQkx2Quants(
       }
     }
   }
-  return [scale, -min];
+  qkx2Min = -min;
+  return scale;
 }
 
 /** Unpack sub-block t's (scale, min) from the 12-byte packing of Q4_K / Q5_K (formats.md §3.5). */
@@ -258,6 +267,11 @@ export function packScaleMinK4(b: Uint8Array, o: number, ls: ArrayLike<number>, 
   }
 }
 
+const kScratch = {
+  w: new Float32Array(32), Laux: new Uint8Array(32), scales: new Float32Array(8), mins: new Float32Array(8),
+  ls: new Uint8Array(8), lm: new Uint8Array(8),
+};
+
 /**
  * The Q4_K / Q5_K super-block scale step shared by both quantisers: per 32-value sub-block weights
  * av_x + |x| (av_x = rms of the sub-block), make_qkx2_quants, then 6-bit scales/mins relative to the
@@ -266,10 +280,7 @@ export function packScaleMinK4(b: Uint8Array, o: number, ls: ArrayLike<number>, 
 export function quantizeKSuper(
   x: Float32Array, xo: number, dst: Uint8Array, o: number, nmax: number, rmin: number, nstep: number, L: Uint8Array,
 ): void {
-  const w = new Float32Array(32);
-  const Laux = new Uint8Array(32);
-  const scales = new Float32Array(8);
-  const mins = new Float32Array(8);
+  const { w, Laux, scales, mins, ls, lm } = kScratch;
   let maxScale = 0;
   let maxMin = 0;
   for (let j = 0; j < 8; j++) {
@@ -280,16 +291,13 @@ export function quantizeKSuper(
     }
     const avX = fr(Math.sqrt(fr(sumX2 / 32)));
     for (let l = 0; l < 32; l++) w[l] = fr(avX + Math.abs(x[xo + 32 * j + l]!));
-    const [s, m] = makeQkx2Quants(32, nmax, x, xo + 32 * j, w, L, 32 * j, Laux, rmin, 0.1, nstep, false);
-    scales[j] = s;
-    mins[j] = m;
+    scales[j] = makeQkx2Quants(32, nmax, x, xo + 32 * j, w, L, 32 * j, Laux, rmin, 0.1, nstep, false);
+    mins[j] = qkx2Min;
     if (scales[j]! > maxScale) maxScale = scales[j]!;
     if (mins[j]! > maxMin) maxMin = mins[j]!;
   }
   const invScale = maxScale > 0 ? fr(63 / maxScale) : 0;
   const invMin = maxMin > 0 ? fr(63 / maxMin) : 0;
-  const ls = new Uint8Array(8);
-  const lm = new Uint8Array(8);
   for (let j = 0; j < 8; j++) {
     ls[j] = Math.min(63, nearestInt(fr(invScale * scales[j]!)) & 0xff);
     lm[j] = Math.min(63, nearestInt(fr(invMin * mins[j]!)) & 0xff);

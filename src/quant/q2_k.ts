@@ -5,7 +5,7 @@
  * Quantiser = llama.cpp quantize_row_q2_K_ref: make_qkx2_quants (levels 0…3, weights |x|, absolute-error
  * criterion) per 16 values, 4-bit scales/mins relative to the largest.
  */
-import { checkBlocks, fr, makeQkx2Quants, nearestInt, rdF16, wrF16 } from './ggml-ref.js';
+import { checkBlocks, fr, makeQkx2Quants, nearestInt, qkx2Min, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 256;
@@ -66,9 +66,8 @@ export const Q2_K = defineFormat({
       let maxMin = 0;
       for (let g = 0; g < 16; g++) {
         for (let l = 0; l < 16; l++) w[l] = Math.abs(x[xo + 16 * g + l]!);
-        const [s, m] = makeQkx2Quants(16, 3, x, xo + 16 * g, w, L, 16 * g, Laux, -0.5, 0.1, 15, true);
-        scales[g] = s;
-        mins[g] = m;
+        scales[g] = makeQkx2Quants(16, 3, x, xo + 16 * g, w, L, 16 * g, Laux, -0.5, 0.1, 15, true);
+        mins[g] = qkx2Min;
         if (scales[g]! > maxScale) maxScale = scales[g]!;
         if (mins[g]! > maxMin) maxMin = mins[g]!;
       }

@@ -89,6 +89,27 @@ export function xai8RowsToQ8_0(m: Xai8Matrix, r0: number, count: number, dst: Ui
     for (let b = 0; b < nIn / 32; b++) {
       const xo = j * nIn + 32 * b;
       const o = dstOffset + (j * (nIn / 32) + b) * 34;
+      let hA = 0;
+      if (aligned) {
+        // Candidate A is exact when s is an f16 value and no level is −128: nothing can beat it.
+        const s = bf16ToF32(m.scales[Math.floor((32 * b) / gs) * m.nOut + n]!);
+        hA = f32ToF16(s);
+        if (f16ToF32(hA) === s) {
+          let ok = true;
+          for (let i = 0; i < 32; i++) {
+            const q = m.q[(32 * b + i) * m.nOut + n]!;
+            if (q === -128) { ok = false; break; }
+            qA[i] = q;
+          }
+          if (ok) {
+            dst[o] = hA & 0xff;
+            dst[o + 1] = hA >> 8;
+            for (let i = 0; i < 32; i++) dst[o + 2 + i] = qA[i]! & 0xff;
+            keptA++;
+            continue;
+          }
+        }
+      }
       // Candidate B: llama.cpp quantize_row_q8_0_ref on the exact values.
       let amax = 0;
       for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(vals[xo + i]!));
@@ -100,11 +121,7 @@ export function xai8RowsToQ8_0(m: Xai8Matrix, r0: number, count: number, dst: Ui
       let errB = 0;
       for (let i = 0; i < 32; i++) errB += (qB[i]! * dBv - vals[xo + i]!) ** 2;
       let useA = false;
-      let hA = 0;
       if (aligned) {
-        const g = Math.floor((32 * b) / gs);
-        const s = bf16ToF32(m.scales[g * m.nOut + n]!);
-        hA = f32ToF16(s);
         const dAv = f16ToF32(hA);
         let ok = Number.isFinite(dAv);
         let errA = 0;
