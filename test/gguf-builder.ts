@@ -61,7 +61,8 @@ class W {
   }
 }
 
-export function buildGguf(opts: { version?: number; kvs: [string, GVal][]; tensors: GTensor[]; alignment?: number }): Built {
+/** `headerOnly`: stop after the padding before the data section (for files whose data is added sparsely). */
+export function buildGguf(opts: { version?: number; kvs: [string, GVal][]; tensors: GTensor[]; alignment?: number; headerOnly?: boolean }): Built {
   const align = opts.alignment ?? 32;
   const w = new W();
   const at = new Map<string, number>();
@@ -89,6 +90,7 @@ export function buildGguf(opts: { version?: number; kvs: [string, GVal][]; tenso
   const dataStart = Math.ceil(w.size / align) * align;
   w.push(Buffer.alloc(dataStart - w.size));
   at.set('data', dataStart);
+  if (opts.headerOnly) return { bytes: Buffer.concat(w.parts), at };
   const end = opts.tensors.reduce((m, t, i) => Math.max(m, Math.ceil((offsets[i]! + t.data.length) / align) * align), 0);
   const data = Buffer.alloc(end);
   opts.tensors.forEach((t, i) => data.set(t.data, offsets[i]!));

@@ -7,6 +7,7 @@
  * header fails with a FormatError instead of allocating or looping on a claimed 2^60 bytes.
  * Offsets stay plain numbers (exact to 2^53): files exceed 4 GiB, so no 32-bit operators touch them.
  */
+import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { FormatError, type ModelSource, type StorageType, type TensorRef } from './tensor-ref.js';
@@ -88,7 +89,9 @@ function minSize(type: number): number {
 /** Arrays nested deeper than this are refused: no real key needs it, and recursion must stay bounded. */
 const MAX_ARRAY_DEPTH = 8;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** A field description for error messages; array elements pass a function so no string is built unless needed. */
+type What = string | (() => string);
+const describe = (w: What): string => (typeof w === 'string' ? w : w());
 
 /** Sequential little-endian reads from a file descriptor through a window buffer; every read is bounds-checked. */
 class Cursor {
@@ -109,9 +112,9 @@ class Cursor {
   }
 
   /** Makes `n` bytes at `pos` available in `buf`; returns their index in `buf`. */
-  private need(n: number, what: string): number {
+  private need(n: number, what: What): number {
     if (n > this.remaining) {
-      this.fail(`truncated: ${what} needs ${n} bytes at offset ${this.pos}, but the file has ${this.size} bytes`);
+      this.fail(`truncated: ${describe(what)} needs ${n} bytes at offset ${this.pos}, but the file has ${this.size} bytes`);
     }
     if (this.pos >= this.bufStart && this.pos + n <= this.bufEnd) return this.pos - this.bufStart;
     if (n > this.buf.length) this.buf = Buffer.alloc(n);
@@ -119,7 +122,7 @@ class Cursor {
     let got = 0;
     while (got < want) {
       const r = fs.readSync(this.fd, this.buf, got, want - got, this.pos + got);
-      if (r === 0) this.fail(`unexpected end of file at offset ${this.pos + got} while reading ${what}`);
+      if (r === 0) this.fail(`unexpected end of file at offset ${this.pos + got} while reading ${describe(what)}`);
       got += r;
     }
     this.bufStart = this.pos;
@@ -127,48 +130,48 @@ class Cursor {
     return 0;
   }
 
-  bytes(n: number, what: string): Buffer {
+  bytes(n: number, what: What): Buffer {
     const i = this.need(n, what);
     this.pos += n;
     return this.buf.subarray(i, i + n);
   }
 
-  u8(what: string): number { const i = this.need(1, what); this.pos += 1; return this.buf[i]!; }
-  i8(what: string): number { const i = this.need(1, what); this.pos += 1; return this.buf.readInt8(i); }
-  u16(what: string): number { const i = this.need(2, what); this.pos += 2; return this.buf.readUInt16LE(i); }
-  i16(what: string): number { const i = this.need(2, what); this.pos += 2; return this.buf.readInt16LE(i); }
-  u32(what: string): number { const i = this.need(4, what); this.pos += 4; return this.buf.readUInt32LE(i); }
-  i32(what: string): number { const i = this.need(4, what); this.pos += 4; return this.buf.readInt32LE(i); }
-  f32(what: string): number { const i = this.need(4, what); this.pos += 4; return this.buf.readFloatLE(i); }
-  f64(what: string): number { const i = this.need(8, what); this.pos += 8; return this.buf.readDoubleLE(i); }
-  u64big(what: string): bigint { const i = this.need(8, what); this.pos += 8; return this.buf.readBigUInt64LE(i); }
-  i64big(what: string): bigint { const i = this.need(8, what); this.pos += 8; return this.buf.readBigInt64LE(i); }
+  u8(what: What): number { const i = this.need(1, what); this.pos += 1; return this.buf[i]!; }
+  i8(what: What): number { const i = this.need(1, what); this.pos += 1; return this.buf.readInt8(i); }
+  u16(what: What): number { const i = this.need(2, what); this.pos += 2; return this.buf.readUInt16LE(i); }
+  i16(what: What): number { const i = this.need(2, what); this.pos += 2; return this.buf.readInt16LE(i); }
+  u32(what: What): number { const i = this.need(4, what); this.pos += 4; return this.buf.readUInt32LE(i); }
+  i32(what: What): number { const i = this.need(4, what); this.pos += 4; return this.buf.readInt32LE(i); }
+  f32(what: What): number { const i = this.need(4, what); this.pos += 4; return this.buf.readFloatLE(i); }
+  f64(what: What): number { const i = this.need(8, what); this.pos += 8; return this.buf.readDoubleLE(i); }
+  u64big(what: What): bigint { const i = this.need(8, what); this.pos += 8; return this.buf.readBigUInt64LE(i); }
+  i64big(what: What): bigint { const i = this.need(8, what); this.pos += 8; return this.buf.readBigInt64LE(i); }
 
-  /** A u64 used as a count, length or offset: must be an exact number (≤ 2^53). */
-  u64(what: string): number {
+  /** A u64 used as a count, length or offset: must be an exact number (≤ 2^53). Two u32 halves, no BigInt. */
+  u64(what: What): number {
     const at = this.pos;
-    const v = this.u64big(what);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${what} at offset ${at} is ${v}, larger than any file`);
-    return Number(v);
+    const i = this.need(8, what);
+    this.pos += 8;
+    const lo = this.buf.readUInt32LE(i);
+    const hi = this.buf.readUInt32LE(i + 4);
+    if (hi > 0x1fffff) this.fail(`${describe(what)} at offset ${at} is ${this.buf.readBigUInt64LE(i)}, larger than any file`);
+    return hi * 2 ** 32 + lo;
   }
 
   /** GGUF string: u64 length then UTF-8 bytes. The length is checked against the file before reading. */
-  string(what: string): string {
+  string(what: What): string {
     const at = this.pos;
-    const n = this.u64(`length of ${what}`);
+    const n = this.u64(() => `length of ${describe(what)}`);
     if (n > this.remaining) {
-      this.fail(`${what} at offset ${at} claims ${n} bytes, but only ${this.remaining} bytes remain in the file`);
+      this.fail(`${describe(what)} at offset ${at} claims ${n} bytes, but only ${this.remaining} bytes remain in the file`);
     }
     const b = this.bytes(n, what);
-    try {
-      return utf8.decode(b);
-    } catch {
-      return this.fail(`${what} at offset ${at} is not valid UTF-8`);
-    }
+    if (!isUtf8(b)) this.fail(`${describe(what)} at offset ${at} is not valid UTF-8`);
+    return b.toString('utf8');
   }
 }
 
-function readScalar(c: Cursor, type: number, what: string): GgufValue {
+function readScalar(c: Cursor, type: number, what: What): GgufValue {
   switch (type) {
     case GgufValueType.UINT8: return c.u8(what);
     case GgufValueType.INT8: return c.i8(what);
@@ -181,7 +184,7 @@ function readScalar(c: Cursor, type: number, what: string): GgufValue {
     case GgufValueType.BOOL: {
       const at = c.pos;
       const b = c.u8(what);
-      if (b > 1) c.fail(`${what} at offset ${at}: boolean byte must be 0 or 1, got ${b}`);
+      if (b > 1) c.fail(`${describe(what)} at offset ${at}: boolean byte must be 0 or 1, got ${b}`);
       return b === 1;
     }
     case GgufValueType.UINT64: {
@@ -193,12 +196,12 @@ function readScalar(c: Cursor, type: number, what: string): GgufValue {
       return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
     }
     case GgufValueType.STRING: return c.string(what);
-    default: return c.fail(`${what}: unknown metadata value type ${type}`);
+    default: return c.fail(`${describe(what)}: unknown metadata value type ${type}`);
   }
 }
 
 /** Copies `n` little-endian elements into a fresh typed array (copy: the cursor's buffer is reused). */
-function typedArray(c: Cursor, type: number, n: number, what: string): GgufValue | undefined {
+function typedArray(c: Cursor, type: number, n: number, what: What): GgufValue | undefined {
   const size = SCALAR_SIZE[type];
   if (size === undefined || type === GgufValueType.BOOL) return undefined;
   const bytes = c.bytes(n * size, what);
@@ -219,21 +222,21 @@ function typedArray(c: Cursor, type: number, n: number, what: string): GgufValue
   }
 }
 
-function readValue(c: Cursor, type: number, what: string, depth: number): GgufValue {
+function readValue(c: Cursor, type: number, what: What, depth: number): GgufValue {
   if (type !== GgufValueType.ARRAY) return readScalar(c, type, what);
-  if (depth >= MAX_ARRAY_DEPTH) c.fail(`${what}: arrays nested more than ${MAX_ARRAY_DEPTH} deep`);
+  if (depth >= MAX_ARRAY_DEPTH) c.fail(`${describe(what)}: arrays nested more than ${MAX_ARRAY_DEPTH} deep`);
   const at = c.pos;
-  const elemType = c.u32(`element type of ${what}`);
-  if (elemType > GgufValueType.FLOAT64) c.fail(`${what} at offset ${at}: unknown array element type ${elemType}`);
-  const n = c.u64(`element count of ${what}`);
+  const elemType = c.u32(() => `element type of ${describe(what)}`);
+  if (elemType > GgufValueType.FLOAT64) c.fail(`${describe(what)} at offset ${at}: unknown array element type ${elemType}`);
+  const n = c.u64(() => `element count of ${describe(what)}`);
   // Bound the count by the bytes left before allocating anything for it.
   if (n * minSize(elemType) > c.remaining) {
-    c.fail(`${what} at offset ${at} claims ${n} elements (at least ${minSize(elemType)} bytes each), but only ${c.remaining} bytes remain`);
+    c.fail(`${describe(what)} at offset ${at} claims ${n} elements (at least ${minSize(elemType)} bytes each), but only ${c.remaining} bytes remain`);
   }
   const typed = typedArray(c, elemType, n, what);
   if (typed !== undefined) return typed;
   const out: GgufValue[] = new Array<GgufValue>(n);
-  for (let i = 0; i < n; i++) out[i] = readValue(c, elemType, `${what}[${i}]`, depth + 1);
+  for (let i = 0; i < n; i++) out[i] = readValue(c, elemType, () => `${describe(what)}[${i}]`, depth + 1);
   return out;
 }
 
