@@ -222,6 +222,28 @@ for (const [kname, k] of [['fast 1 thread', fast1], ['fast 3 threads', fast3]] a
     }
   });
 
+  test(`matmul fast (${kname}): xai8 with int8 activations; groups not a multiple of 32 inputs use the exact path`, () => {
+    const r = rng(23);
+    for (const [nIn, nOut, groups] of [[32, 1, 1], [64, 31, 2], [256, 97, 8], [1024, 320, 4], [768, 130, 1], [96, 33, 3], [344, 40, 8]] as const) {
+      const qb = k.allocWeight(nIn * nOut);
+      const sb = k.allocWeight(2 * groups * nOut);
+      const q = new Int8Array(qb.buffer, qb.byteOffset, nIn * nOut);
+      const scales = new Uint16Array(sb.buffer, sb.byteOffset, groups * nOut);
+      for (let i = 0; i < q.length; i++) q[i] = Math.floor(r() * 256) - 128;
+      for (let i = 0; i < scales.length; i++) scales[i] = f32ToBf16((0.5 + r()) / 64);
+      const w: Xai8Matrix = { layout: 'xai8', nIn, nOut, groups, q, scales };
+      const quantised = (nIn / groups) % 32 === 0;
+      for (const T of [1, 2, 3, 17]) {
+        const x = randn(r, T * nIn);
+        const y = new Float32Array(T * nOut);
+        const want = new Float32Array(T * nOut);
+        k.matmul(w, x, T, y);
+        matmulReference(w, quantised ? quantDequantX(x) : x, T, want);
+        assertClose(y, want, absBound(w, x, T), 1e-5, `fast xai8 ${nIn}×${nOut} G=${groups} T=${T}`);
+      }
+    }
+  });
+
   test(`matmul fast (${kname}): float weights stay on the exact path`, () => {
     const r = rng(22);
     for (const type of FLOAT) {

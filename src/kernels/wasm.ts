@@ -53,6 +53,7 @@ interface KernelExports {
   mmExact: ChunkExport;
   mmFast: ChunkExport;
   mmXai8: ChunkExport;
+  mmXai8Fast: ChunkExport;
   quantizeX(x: number, T: number, n: number, xq: number, xs: number, xsum: number): void;
   getRow(type: number, w: number, rowBytes: number, n: number, r: number, dst: number, tmp: number): void;
 }
@@ -240,7 +241,10 @@ export class WasmKernels implements Kernels {
     const scaleBytes = 2 * groups * nOut;
     // Scales that landed in another arena (the q block filled this one) are copied next to the activations per call.
     const sLoc = this.byBuffer.get(w.scales.buffer);
-    const perToken = 4 * nIn + 4 * nOut;
+    // Fast mode needs whole 32-input activation blocks inside each scale group (all Grok-1 matrices).
+    const fast = this.mode === 'fast' && (nIn / groups) % 32 === 0;
+    const nb = nIn / 32;
+    const perToken = 4 * nIn + 4 * nOut + (fast ? 2 * nIn + 8 * nb : 0);
     const tMax = Math.floor((ACT_BYTES - scaleBytes - 64) / perToken);
     if (tMax < 1) throw new Error(`matmul: one token of xai8 ${nIn}→${nOut} does not fit the activation area`);
     const a = arena.i32;
@@ -249,10 +253,13 @@ export class WasmKernels implements Kernels {
       const tn = Math.min(tMax, T - t0);
       const xOff = this.actBase;
       const yOff = xOff + 4 * tn * nIn;
+      const xq = yOff + 4 * tn * nOut;
+      const xs = xq + 2 * tn * nIn;
+      const xsum = xs + 4 * tn * nb;
       let sOff: number;
       if (sLoc === arena) sOff = w.scales.byteOffset;
       else {
-        sOff = Math.ceil((yOff + 4 * tn * nOut) / 64) * 64;
+        sOff = Math.ceil((yOff + 4 * tn * nOut + (fast ? 2 * tn * nIn + 8 * tn * nb : 0)) / 64) * 64;
         new Uint16Array(arena.memory.buffer, sOff, groups * nOut).set(w.scales.subarray(0, groups * nOut));
       }
       arena.f32.set(x.subarray(t0 * nIn, (t0 + tn) * nIn), xOff / 4);
@@ -261,10 +268,16 @@ export class WasmKernels implements Kernels {
       a[ab + 2] = nIn;
       a[ab + 3] = nOut;
       a[ab + 4] = groups;
-      a[ab + 5] = xOff;
       a[ab + 6] = tn;
       a[ab + 7] = yOff;
-      this.runChunks(arena, 'mmXai8', nOut, nIn * tn, 32);
+      if (fast) {
+        arena.exports.quantizeX(xOff, tn, nIn, xq, xs, xsum);
+        a[ab + 5] = xq;
+        a[ab + 8] = xs;
+      } else {
+        a[ab + 5] = xOff;
+      }
+      this.runChunks(arena, fast ? 'mmXai8Fast' : 'mmXai8', nOut, nIn * tn, 32);
       y.set(arena.f32.subarray(yOff / 4, yOff / 4 + tn * nOut), t0 * nOut);
     }
   }
@@ -330,6 +343,6 @@ export class WasmKernels implements Kernels {
       this.getRow(m, 0, y);
     }
     const xq: Xai8Matrix = { layout: 'xai8', nIn, nOut, groups: 2, q: new Int8Array(nIn * nOut), scales: new Uint16Array(2 * nOut) };
-    this.matmul(xq, x, 2, y);
+    for (const T of [1, 2]) this.matmul(xq, x, T, y);
   }
 }
