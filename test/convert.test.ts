@@ -24,7 +24,7 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function tensor(f: GgufFile, name: string) {
   const t = f.tensors.find((x) => x.name === name);
-  assert.ok(t, `${f.file}: no tensor ${name}`);
+  if (!(t)) assert.fail(`${f.file}: no tensor ${name}`);
   return t;
 }
 
@@ -45,7 +45,7 @@ for (const fx of ['tiny-a', 'tiny-b']) {
     const theirs = readGgufFile(path.join(fixtureDir(fx), 'model.gguf'));
     assert.deepEqual(ours.tensors.map((t) => [t.name, t.dims, t.ggmlType]), theirs.tensors.map((t) => [t.name, t.dims, t.ggmlType]));
     for (const t of theirs.tensors) {
-      assert.ok(readBytes(tensor(ours, t.name).ref).equals(readBytes(t.ref)), `${t.name}: bytes differ`);
+      if (!(readBytes(tensor(ours, t.name).ref).equals(readBytes(t.ref)))) assert.fail(`${t.name}: bytes differ`);
     }
     // Every grok key the fixture's writer set has the same value here (f32 keys are written from the same doubles).
     for (const [k, v] of theirs.metadata) {
@@ -96,7 +96,7 @@ test('tiny-b: ckpt-0 int8 â†’ Q8_0 keeps the checkpoint values exactly where a 3
       const raw = new Uint8Array(readBytes(t.ref));
       for (let i = 0; i < got.length; i++) {
         const d = f16ToF32(raw[34 * (i >> 5)]! | (raw[34 * (i >> 5) + 1]! << 8));
-        assert.ok(Math.abs(got[i]! - want[i]!) <= d / 2 + 127.5 * Math.max(d * 2 ** -11, 2 ** -25), `${t.name}[${i}]`);
+        if (!(Math.abs(got[i]! - want[i]!) <= d / 2 + 127.5 * Math.max(d * 2 ** -11, 2 ** -25))) assert.fail(`${t.name}[${i}]`);
       }
     }
   }
@@ -214,8 +214,8 @@ test('synth tiny: the reader sees every tensor as written; values are N(0, 0.02Â
     let s = 0, s2 = 0;
     for (const v of x) { s += v; s2 += v * v; }
     const mean = s / x.length, sd = Math.sqrt(s2 / x.length - mean * mean);
-    assert.ok(Math.abs(sd - 0.02) < 0.02 * (0.01 + 5 / Math.sqrt(x.length)), `${t.name}: sd ${sd}`);
-    assert.ok(Math.abs(mean) < 0.02 * 5 / Math.sqrt(x.length), `${t.name}: mean ${mean}`);
+    if (!(Math.abs(sd - 0.02) < 0.02 * (0.01 + 5 / Math.sqrt(x.length)))) assert.fail(`${t.name}: sd ${sd}`);
+    if (!(Math.abs(mean) < 0.02 * 5 / Math.sqrt(x.length))) assert.fail(`${t.name}: mean ${mean}`);
     const y = floatsOf(b, t.name);
     if (tensor(b, t.name).ref.type === 'f32') { assert.deepEqual(y, x, t.name); continue; }
     for (let i = 0; i < x.length; i += 32) {
@@ -226,4 +226,17 @@ test('synth tiny: the reader sees every tensor as written; values are N(0, 0.02Â
   }
   await assert.rejects(runSynth(['--preset', 'huge', '--layers', '1', '--type', 'q8_0', '--out', q8Path]), /--preset must be one of grok1, tiny/);
   await assert.rejects(runSynth(['--preset', 'tiny', '--layers', '0', '--type', 'q8_0', '--out', q8Path]), /--layers: expected an integer â‰¥ 1/);
+});
+
+test('worker threads change nothing: convert and synth write the same bytes with 1 and 2 threads', async () => {
+  const src = path.join(fixtureDir('tiny-b'), 'ckpt-0');
+  const a = path.join(tmp, 'thr1.gguf');
+  const b = path.join(tmp, 'thr2.gguf');
+  const ra = await convertModel({ source: src, out: a, type: 'q4_0', threads: 1, measure: true });
+  const rb = await convertModel({ source: src, out: b, type: 'q4_0', threads: 2, measure: true });
+  assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)));
+  assert.deepEqual(ra.tensors, rb.tensors);
+  await synthModel({ config: { ...TINY, nLayers: 1 }, type: 'q4_1', out: a, seed: 3, threads: 1 });
+  await synthModel({ config: { ...TINY, nLayers: 1 }, type: 'q4_1', out: b, seed: 3, threads: 2 });
+  assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)));
 });

@@ -35,7 +35,7 @@ test('tiny-b model-q8_0.gguf: Q8_0 tensors dequantise to model.gguf F32 values w
   for (const t of q8.tensors) {
     if (t.ref.type !== 'q8_0') continue;
     const ref = f32ByName.get(t.name);
-    assert.ok(ref && ref.ref.type === 'f32', `${t.name}: no F32 counterpart in model.gguf`);
+    if (!(ref && ref.ref.type === 'f32')) assert.fail(`${t.name}: no F32 counterpart in model.gguf`);
     assert.deepEqual(t.ref.shape, ref.ref.shape, t.name);
     const n = t.ref.shape.reduce((a, b) => a * b, 1);
     const blocks = readBytes(t.ref.file, t.ref.offset, t.ref.length);
@@ -50,14 +50,14 @@ test('tiny-b model-q8_0.gguf: Q8_0 tensors dequantise to model.gguf F32 values w
       const bound = d / 2 + 127.5 * Math.max(d * 2 ** -11, 2 ** -25);
       for (let i = 32 * b; i < 32 * b + 32; i++) {
         const err = Math.abs(y[i]! - x[i]!);
-        assert.ok(err <= bound, `${t.name} value ${i}: ${x[i]} → ${y[i]}, |err| ${err} > ${bound}`);
+        if (!(err <= bound)) assert.fail(`${t.name} value ${i}: ${x[i]} → ${y[i]}, |err| ${err} > ${bound}`);
         if (d > 0) worst = Math.max(worst, err / d);
       }
     }
     checked++;
   }
-  assert.ok(checked >= 1 + 3 * 7, `expected the embedding and 7 matrices per layer to be Q8_0, found ${checked}`);
-  assert.ok(worst > 0.3, `suspiciously small worst error ${worst}·d: were the F32 values themselves Q8_0-exact?`);
+  if (!(checked >= 1 + 3 * 7)) assert.fail(`expected the embedding and 7 matrices per layer to be Q8_0, found ${checked}`);
+  if (!(worst > 0.3)) assert.fail(`suspiciously small worst error ${worst}·d: were the F32 values themselves Q8_0-exact?`);
 });
 
 test('tiny-b: our Q8_0 quantiser reproduces the gguf package\'s scales exactly and nearly all its levels', () => {
@@ -90,5 +90,5 @@ test('tiny-b: our Q8_0 quantiser reproduces the gguf package\'s scales exactly a
       }
     }
   }
-  assert.ok(differ <= levels * 1e-3, `${differ} of ${levels} levels differ`);
+  if (!(differ <= levels * 1e-3)) assert.fail(`${differ} of ${levels} levels differ`);
 });

@@ -152,7 +152,7 @@ test('dot equals dequantise-then-dot (float64) at awkward lengths and offsets', 
         mag += Math.abs(y[i]! * x[i + 5]!);
       }
       const got = f.dot(q, pre, x, 5, n);
-      assert.ok(Math.abs(got - ref) <= 1e-12 * mag, `${t} ${nb} blocks: dot ${got} vs ${ref}`);
+      if (!(Math.abs(got - ref) <= 1e-12 * mag)) assert.fail(`${t} ${nb} blocks: dot ${got} vs ${ref}`);
     }
   }
 });
@@ -191,7 +191,7 @@ test('quantise → dequantise: simple formats within their step-size bound per b
       }
       const lim = b(lo, hi, amax);
       for (let i = 32 * blk; i < 32 * blk + 32; i++) {
-        assert.ok(Math.abs(y[i]! - x[i]!) <= lim, `${t} block ${blk} value ${i}: ${x[i]} → ${y[i]} (bound ${lim})`);
+        if (!(Math.abs(y[i]! - x[i]!) <= lim)) assert.fail(`${t} block ${blk} value ${i}: ${x[i]} → ${y[i]} (bound ${lim})`);
       }
     }
   }
@@ -215,8 +215,8 @@ test('quantise → dequantise: K-quants of N(0,1) within a uniform b-bit quantis
   let prev = Infinity;
   for (const [t, b] of bits) {
     const e = rmse(t);
-    assert.ok(e <= 6 / 2 ** b / Math.sqrt(12), `${t}: RMS error ${e} exceeds ${6 / 2 ** b / Math.sqrt(12)}`);
-    assert.ok(e < prev, `${t}: RMS error ${e} not below the format with one bit less (${prev})`);
+    if (!(e <= 6 / 2 ** b / Math.sqrt(12))) assert.fail(`${t}: RMS error ${e} exceeds ${6 / 2 ** b / Math.sqrt(12)}`);
+    if (!(e < prev)) assert.fail(`${t}: RMS error ${e} not below the format with one bit less (${prev})`);
     prev = e;
   }
   assert.ok(rmse('q8_0') < prev, 'q8_0 below q6_k');
@@ -229,7 +229,7 @@ test('quantise all-zero input gives blocks that dequantise to exact zeros', () =
     const q = new Uint8Array(f.bytesPerBlock * 2);
     f.quantize!(x, 0, x.length, q, 0);
     const y = deq(t, q);
-    assert.ok(y.every((v) => v === 0), `${t}: ${y.find((v) => v !== 0)}`);
+    if (!(y.every((v) => v === 0))) assert.fail(`${t}: ${y.find((v) => v !== 0)}`);
   }
 });
 
@@ -285,10 +285,10 @@ test('xai8 → Q8_0: exact where the block has one f16-representable scale and n
   assert.equal(err(1, 1), 0);
   assert.equal(err(2, 1), 0);
   // column 1 block 0: max |W| = 128·0.25 = 32 → d = 32/127; column 2 block 0: 2^-20-ish scale
-  assert.ok(err(1, 0) > 0 && err(1, 0) <= (32 / 127) * (0.5 + 127 * 2 ** -11), `${err(1, 0)}`);
+  if (!(err(1, 0) > 0 && err(1, 0) <= (32 / 127) * (0.5 + 127 * 2 ** -11))) assert.fail(`${err(1, 0)}`);
   let amax = 0;
   for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(exact[2 * nIn + i]!));
-  assert.ok(err(2, 0) <= amax / 127 / 2 + 127.5 * 2 ** -25, `${err(2, 0)}`);
+  if (!(err(2, 0) <= amax / 127 / 2 + 127.5 * 2 ** -25)) assert.fail(`${err(2, 0)}`);
   // kept = blocks that kept the checkpoint's levels: the 4 exact ones, and column 2 block 0, where the
   // f16-rounded scale with the original levels still beats llama.cpp's rule (a 50-level range vs 127)
   assert.equal(kept, 5);

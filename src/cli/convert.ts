@@ -4,7 +4,8 @@
  *
  * Writes llama.cpp's `grok` GGUF (formats.md §3.6): matrices as [out, in] rows, experts merged into
  * `_exps` stacks, norms and routers F32, tied output (no output.weight unless the source has one).
- * Streams tensor by tensor: memory holds one source matrix (one expert) and one chunk of output rows.
+ * Streams tensor by tensor: memory holds one source matrix (one expert) and a few chunks of rows in flight
+ * on the quantisation workers (--threads).
  * Matrices whose rows do not fit the K-quant super-block take llama.cpp's fallback type (blockTypeForRow).
  * From the checkpoint's int8 + bf16 scales, Q8_0 keeps the checkpoint's own levels and scale wherever that
  * is exact (xai8RowsToQ8_0). A source already stored in the target type is copied, not re-quantised.
@@ -13,6 +14,7 @@
  * else a synthetic stand-in vocabulary (syntheticVocabulary; said so in general.description).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
@@ -28,6 +30,8 @@ import { bindModel } from '../model/map.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import type { Xai8Matrix } from '../model/matrix.js';
 import { blockFormat, isBlockType, rowBytes, type BlockType } from '../quant/index.js';
+import type { QuantResult } from '../quant/pool-jobs.js';
+import { QuantPool } from '../quant/pool.js';
 import { xai8Rows, xai8RowsToQ8_0 } from '../quant/xai8.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
 import { UsageError, wrapParse } from './errors.js';
@@ -35,10 +39,11 @@ import { UsageError, wrapParse } from './errors.js';
 export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as const;
 
 const USAGE = `usage: grok convert <ckpt-0 dir | model.safetensors | model.gguf> --to gguf --type <type> --out model.gguf
-         [--tokenizer tokenizer.model] [--embd-type <type>] [--config config.json] [--name NAME] [--stats] [--progress]
+         [--tokenizer tokenizer.model] [--embd-type <type>] [--config config.json] [--name NAME] [--stats] [--progress] [--threads N]
   types: ${CONVERT_TYPES.join(', ')}
   --embd-type  type of token_embd (and output) when it should differ from --type (e.g. q6_k for a q4_k model)
-  --stats      measure each tensor's quantisation error and print a summary per stored type`;
+  --stats      measure each tensor's quantisation error and print a summary per stored type
+  --threads    quantisation worker threads (default: all cores)`;
 
 export interface ConvertOptions {
   source: string;
@@ -52,6 +57,8 @@ export interface ConvertOptions {
   /** Measure quantisation error per tensor (dequantise what was written, compare with the source values). */
   measure?: boolean;
   onProgress?: (doneBytes: number, totalBytes: number, tensor: string) => void;
+  /** Quantisation worker threads (0 or 1: on the calling thread). Default 1. */
+  threads?: number;
 }
 
 export interface TensorStat {
@@ -224,6 +231,7 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
   for (const t of [type, embdType]) blockFormat(t);
   const source = openModel(opts.source);
   const files = new Files();
+  const pool = new QuantPool(opts.threads ?? 1);
   let writer: GgufWriter | undefined;
   try {
     const binding: ModelBinding = bindModel(source, opts.config);
@@ -277,31 +285,39 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
         }
         const count = t.kind === 'experts' ? c.nExperts : 1;
         const rb = rowBytes(f, t.nIn);
-        const rowsPerChunk = Math.max(1, Math.min(t.nOut, Math.floor((4 << 20) / t.nIn)));
-        const vals = new Float32Array(rowsPerChunk * t.nIn);
+        const rowsPerChunk = Math.max(1, Math.min(t.nOut, Math.floor((1 << 20) / t.nIn)));
+        // Chunks in flight on the pool, consumed in order: output order and error sums are fixed, memory bounded.
+        const inflight: Promise<Uint8Array | QuantResult>[] = [];
+        const take = (r: Uint8Array | QuantResult): Uint8Array => {
+          if (r instanceof Uint8Array) return r;
+          stat.sumSqErr += r.sumSqErr;
+          stat.sumSq += r.sumSq;
+          stat.maxErr = Math.max(stat.maxErr, r.maxErr);
+          return r.out;
+        };
         for (let e = 0; e < count; e++) {
           const canonical = t.kind === 'experts' ? `${t.canonical}.${e}` : t.canonical;
           const src = openMatrix(files, canonical, need(canonical), t.nIn, t.nOut, t.kind === 'experts' ? c.nExperts : undefined);
           for (let r0 = 0; r0 < t.nOut; r0 += rowsPerChunk) {
             const n = Math.min(rowsPerChunk, t.nOut - r0);
-            let out: Uint8Array;
+            const vals = new Float32Array(n * t.nIn);
             if (src.rawType === st && src.rawRows) {
-              out = src.rawRows(r0, n);
+              inflight.push(Promise.resolve(src.rawRows(r0, n)));
               stat.copied = true;
             } else if (src.xai8 && st === 'q8_0') {
-              out = new Uint8Array(n * rb);
+              const out = new Uint8Array(n * rb);
               q8Exact.kept += xai8RowsToQ8_0(src.xai8, r0, n, out, 0, vals);
               q8Exact.total += (n * t.nIn) / 32;
               measure(out, vals, n * t.nIn);
+              inflight.push(Promise.resolve(out));
             } else {
               src.rows(r0, n, vals);
-              out = new Uint8Array(n * rb);
-              for (let j = 0; j < n; j++) f.quantize!(vals, j * t.nIn, t.nIn, out, j * rb);
-              measure(out, vals, n * t.nIn);
+              inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, vals, measure: opts.measure }));
             }
-            yield out;
+            while (inflight.length >= pool.depth) yield take(await inflight.shift()!);
           }
         }
+        while (inflight.length) yield take(await inflight.shift()!);
       }
       const report = async function* (): AsyncGenerator<Uint8Array> {
         for await (const chunk of chunks()) {
@@ -322,7 +338,15 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
   } finally {
     files.close();
     source.close();
+    await pool.close();
   }
+}
+
+/** --threads N (default: every core the process may use). */
+export function parseThreads(v: string | undefined): number {
+  if (v === undefined) return os.availableParallelism();
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 256) throw new UsageError(`--threads: expected an integer 1 … 256, got '${v}'`);
+  return Number(v);
 }
 
 function parseType(v: string | undefined, flag: string): BlockType {
@@ -357,10 +381,11 @@ export async function runConvert(argv: string[]): Promise<number> {
     options: {
       to: { type: 'string' }, type: { type: 'string', short: 't' }, out: { type: 'string', short: 'o' },
       tokenizer: { type: 'string' }, 'embd-type': { type: 'string' }, config: { type: 'string' }, name: { type: 'string' },
-      stats: { type: 'boolean' }, progress: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      stats: { type: 'boolean' }, progress: { type: 'boolean' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   }));
   if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
+  const threads = parseThreads(values.threads);
   if (positionals.length !== 1) throw new UsageError(`expected exactly one source model, got ${positionals.length}\n${USAGE}`);
   if (values.to === undefined) throw new UsageError(`--to is required (only 'gguf' is supported)\n${USAGE}`);
   if (values.to.toLowerCase() !== 'gguf') throw new UsageError(`--to ${values.to}: only 'gguf' is supported`);
@@ -375,7 +400,7 @@ export async function runConvert(argv: string[]): Promise<number> {
   try {
     const r = await convertModel({
       source: positionals[0]!, out: values.out, type, embdType, tokenizer: values.tokenizer, config: values.config, name: values.name,
-      measure: values.stats === true,
+      measure: values.stats === true, threads,
       onProgress: bar && ((d, t, name) => {
         const mib = (x: number) => Math.round(x / 2 ** 20);
         if (!started) { bar.start(mib(t), 0, { tensor: name }); started = true; }

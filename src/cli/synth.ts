@@ -6,7 +6,8 @@
  * checkpoint. Written streaming (one chunk of rows in memory). Weights: matrices, router and embedding
  * N(0, 0.02²), norms 1 — the residual stream stays O(1) through the ×78 embedding scale, and attention
  * logits stay far below the soft-cap. A synthetic vocabulary is embedded (or --tokenizer's) so llama.cpp
- * loads the file. Values depend only on (seed, tensor name), not on the type or the order of writing.
+ * loads the file. Values depend only on (seed, tensor name, chunk of rows), not on the type, the thread
+ * count or the order of writing; generation and quantisation run on --threads workers.
  *
  * Size: a 2-layer grok1 Q8_0 slice is 2·(3·8·6144·32768 + 2·6144² + 2·6144·1024)·34/32 + 131072·6144·34/32
  * ≈ 10.9 GB; check free disk space first.
@@ -20,9 +21,10 @@ import {
   vocabularyFromModelProto, type GrokTensorSpec,
 } from '../formats/gguf-writer.js';
 import { GROK1, validateConfig, type GrokConfig } from '../model/config.js';
-import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
+import { QuantPool } from '../quant/pool.js';
+import type { BlockType } from '../quant/index.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
-import { CONVERT_TYPES } from './convert.js';
+import { CONVERT_TYPES, parseThreads } from './convert.js';
 import { UsageError, wrapParse } from './errors.js';
 
 /** Fixture-like widths whose rows fit every block format (D and F multiples of 256). */
@@ -35,7 +37,7 @@ export const TINY: Readonly<GrokConfig> = Object.freeze({
 export const PRESETS: Readonly<Record<string, Readonly<GrokConfig>>> = { grok1: GROK1, tiny: TINY };
 
 const USAGE = `usage: grok synth --preset grok1|tiny --layers N --type <type> --out slice.gguf [--seed S] [--vocab V]
-         [--embd-type <type>] [--tokenizer tokenizer.model] [--progress]
+         [--embd-type <type>] [--tokenizer tokenizer.model] [--progress] [--threads N]
   types: ${CONVERT_TYPES.join(', ')}`;
 
 export interface SynthOptions {
@@ -46,6 +48,8 @@ export interface SynthOptions {
   seed?: number;
   tokenizer?: string;
   onProgress?: (doneBytes: number, totalBytes: number, tensor: string) => void;
+  /** Worker threads generating and quantising (0 or 1: on the calling thread). Default 1. */
+  threads?: number;
 }
 
 /** 32-bit FNV-1a of a string, mixed with the seed: one independent stream per tensor name. */
@@ -53,42 +57,6 @@ function streamSeed(seed: number, name: string): number {
   let h = (0x811c9dc5 ^ seed) >>> 0;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
   return h || 1;
-}
-
-/** N(0, σ²) samples from xorshift128 + Box–Muller (speed over statistical finesse: these are test weights). */
-class Gaussian {
-  private a: number; private b: number; private c: number; private d: number;
-  private spare = NaN;
-  constructor(seed: number) {
-    let x = seed >>> 0;
-    const mix = () => {
-      x = (x + 0x9e3779b9) >>> 0;
-      let z = x;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.a = mix(); this.b = mix(); this.c = mix(); this.d = mix() || 1;
-  }
-  private u32(): number {
-    let t = this.a ^ (this.a << 11);
-    this.a = this.b; this.b = this.c; this.c = this.d;
-    this.d = (this.d ^ (this.d >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
-    return this.d;
-  }
-  fill(out: Float32Array, sigma: number): void {
-    let i = 0;
-    if (!Number.isNaN(this.spare) && out.length > 0) { out[i++] = this.spare; this.spare = NaN; }
-    for (; i < out.length; i += 2) {
-      const u1 = (this.u32() + 0.5) / 4294967296;
-      const u2 = this.u32() / 4294967296;
-      const r = sigma * Math.sqrt(-2 * Math.log(u1));
-      const v0 = r * Math.cos(2 * Math.PI * u2);
-      const v1 = r * Math.sin(2 * Math.PI * u2);
-      out[i] = v0;
-      if (i + 1 < out.length) out[i + 1] = v1; else this.spare = v1;
-    }
-  }
 }
 
 function storedType(t: GrokTensorSpec, type: BlockType, embdType: BlockType): BlockType {
@@ -104,6 +72,7 @@ export async function synthModel(opts: SynthOptions): Promise<number> {
   const seed = opts.seed ?? 0;
   const plan = grokTensorPlan(c);
   const w = new GgufWriter(opts.out);
+  const pool = new QuantPool(opts.threads ?? 1);
   try {
     addGrokMetadata(w, c, {
       name: `grok-synth-${c.nLayers}L`, fileType: LLAMA_FTYPE[opts.type],
@@ -123,8 +92,7 @@ export async function synthModel(opts: SynthOptions): Promise<number> {
     let done = 0;
     for (let i = 0; i < plan.length; i++) {
       const t = plan[i]!;
-      const f = blockFormat(types[i]!);
-      const g = new Gaussian(streamSeed(seed, t.name));
+      const tensorSeed = streamSeed(seed, t.name);
       async function* chunks(): AsyncGenerator<Uint8Array> {
         if (t.kind === 'vector') {
           const v = new Float32Array(t.nIn).fill(1);
@@ -132,17 +100,15 @@ export async function synthModel(opts: SynthOptions): Promise<number> {
           return;
         }
         const rows = t.shape.length === 3 ? t.shape[0]! * t.nOut : t.nOut;
-        const rb = rowBytes(f, t.nIn);
-        const per = Math.max(1, Math.min(rows, Math.floor((4 << 20) / t.nIn)));
-        const vals = new Float32Array(per * t.nIn);
-        for (let r0 = 0; r0 < rows; r0 += per) {
-          const n = Math.min(per, rows - r0);
-          const v = n === per ? vals : vals.subarray(0, n * t.nIn);
-          g.fill(v, 0.02);
-          const out = new Uint8Array(n * rb);
-          for (let j = 0; j < n; j++) f.quantize!(v, j * t.nIn, t.nIn, out, j * rb);
-          yield out;
+        const per = Math.max(1, Math.min(rows, Math.floor((1 << 20) / t.nIn)));
+        const inflight: Promise<Uint8Array>[] = [];
+        for (let r0 = 0, k = 0; r0 < rows; r0 += per, k++) {
+          // one generator stream per chunk: values depend on (seed, tensor, chunk), never on threads
+          const chunkSeed = Math.imul(tensorSeed ^ k, 0x9e3779b1) >>> 0;
+          inflight.push(pool.run({ type: types[i]!, nIn: t.nIn, rows: Math.min(per, rows - r0), gauss: { seed: chunkSeed, sigma: 0.02 } }).then((r) => r.out));
+          while (inflight.length >= pool.depth) yield await inflight.shift()!;
         }
+        while (inflight.length) yield await inflight.shift()!;
       }
       const progress = async function* (): AsyncGenerator<Uint8Array> {
         for await (const ch of chunks()) {
@@ -157,6 +123,8 @@ export async function synthModel(opts: SynthOptions): Promise<number> {
   } catch (e) {
     await w.abort();
     throw e;
+  } finally {
+    await pool.close();
   }
   return fs.statSync(opts.out).size;
 }
@@ -179,7 +147,7 @@ export async function runSynth(argv: string[]): Promise<number> {
     options: {
       preset: { type: 'string' }, layers: { type: 'string' }, type: { type: 'string', short: 't' }, out: { type: 'string', short: 'o' },
       seed: { type: 'string' }, vocab: { type: 'string' }, 'embd-type': { type: 'string' }, tokenizer: { type: 'string' },
-      progress: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      progress: { type: 'boolean' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   }));
   if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
@@ -200,6 +168,7 @@ export async function runSynth(argv: string[]): Promise<number> {
   try {
     const size = await synthModel({
       config, type: parseType(values.type, '--type'), out: values.out, seed: int(values.seed, '--seed', 0), tokenizer: values.tokenizer,
+      threads: parseThreads(values.threads),
       embdType: values['embd-type'] === undefined ? undefined : parseType(values['embd-type'], '--embd-type'),
       onProgress: bar && ((d, t, name) => {
         const mib = (x: number) => Math.round(x / 2 ** 20);

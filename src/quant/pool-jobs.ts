@@ -1,0 +1,78 @@
+/**
+ * The work that src/quant/pool.ts hands to worker threads, as plain functions (run inline when there are no
+ * workers, so both paths compute the same bytes): quantise rows of floats, optionally generated from a seed,
+ * optionally measuring the error of what was written.
+ */
+import { blockFormat, rowBytes, type BlockType } from './index.js';
+
+export interface QuantJob {
+  type: BlockType;
+  nIn: number;
+  rows: number;
+  /** rows × nIn floats; absent when `gauss` asks the worker to generate them */
+  vals?: Float32Array;
+  /** generate N(0, sigma²) values from a 32-bit seed (grok synth) */
+  gauss?: { seed: number; sigma: number };
+  /** also return Σ err², Σ x², max |err| of the stored values */
+  measure?: boolean;
+}
+
+export interface QuantResult {
+  out: Uint8Array;
+  sumSqErr: number;
+  sumSq: number;
+  maxErr: number;
+}
+
+/** N(0, σ²) from xorshift128 seeded by splitmix32, Box–Muller (test weights: speed over finesse). */
+export function gaussianFill(out: Float32Array, seed: number, sigma: number): void {
+  let x = seed >>> 0;
+  const mix = () => {
+    x = (x + 0x9e3779b9) >>> 0;
+    let z = x;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  let a = mix(), b = mix(), c = mix(), d = mix() || 1;
+  const next = () => {
+    const t = a ^ (a << 11);
+    a = b; b = c; c = d;
+    d = (d ^ (d >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
+    return d;
+  };
+  for (let i = 0; i < out.length; i += 2) {
+    const u1 = (next() + 0.5) / 4294967296;
+    const u2 = next() / 4294967296;
+    const r = sigma * Math.sqrt(-2 * Math.log(u1));
+    out[i] = r * Math.cos(2 * Math.PI * u2);
+    if (i + 1 < out.length) out[i + 1] = r * Math.sin(2 * Math.PI * u2);
+  }
+}
+
+export function runQuantJob(job: QuantJob): QuantResult {
+  const f = blockFormat(job.type);
+  const n = job.rows * job.nIn;
+  let vals = job.vals;
+  if (!vals) {
+    if (!job.gauss) throw new Error('quant job without values or a generator');
+    vals = new Float32Array(n);
+    gaussianFill(vals, job.gauss.seed, job.gauss.sigma);
+  }
+  if (vals.length < n) throw new Error(`quant job: ${vals.length} values for ${job.rows} rows of ${job.nIn}`);
+  const rb = rowBytes(f, job.nIn);
+  const out = new Uint8Array(job.rows * rb);
+  for (let r = 0; r < job.rows; r++) f.quantize!(vals, r * job.nIn, job.nIn, out, r * rb);
+  const res: QuantResult = { out, sumSqErr: 0, sumSq: 0, maxErr: 0 };
+  if (job.measure) {
+    const back = new Float32Array(n);
+    f.dequantize(out, 0, n, back, 0);
+    for (let i = 0; i < n; i++) {
+      const e = back[i]! - vals[i]!;
+      res.sumSqErr += e * e;
+      res.sumSq += vals[i]! * vals[i]!;
+      res.maxErr = Math.max(res.maxErr, Math.abs(e));
+    }
+  }
+  return res;
+}
