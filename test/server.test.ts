@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { Grok } from '../src/api/index.js';
-import { createServer, type GrokServer, type ServerOptions } from '../src/api/server.js';
+import { createServer, defaultModelId, type GrokServer, type ServerOptions } from '../src/api/server.js';
 import { fixtureModel, golden, testTokenizer } from './engine-helpers.js';
 
 const MODEL = 'tiny-a';
@@ -226,4 +226,21 @@ test('a full queue answers 429', async () => {
   assert.ok(await until(async () => { const h = await health(s.url); return h.active === 0 && h.queued === 0; }));
   const r = await s.client.completions.create({ model: MODEL, prompt: 'the', max_tokens: 2 });
   assert.equal(r.choices[0].finish_reason, 'length');
+});
+
+test('graceful shutdown: running requests get the grace period, then are cancelled; the port closes', async () => {
+  const s = await start({ slots: 2 });
+  const stream = await s.client.completions.create(
+    { model: MODEL, prompt: 'the', max_tokens: 5000, ignore_eos: true, stream: true } as OpenAI.Completions.CompletionCreateParamsStreaming);
+  const t0 = Date.now();
+  const closed = s.server.close(150);
+  let text = '';
+  try { for await (const c of stream) text += c.choices[0]?.text ?? ''; } catch { /* cut off by the shutdown */ }
+  await closed;
+  assert.ok(Date.now() - t0 >= 140, 'the grace period was given');
+  assert.equal(s.grok.engine.activeCount, 0);
+  await assert.rejects(fetch(`${s.url}/health`));
+  assert.equal(defaultModelId('/x/tiny-a/ckpt-0'), 'tiny-a');
+  assert.equal(defaultModelId('/pkg/models/default/model.gguf'), 'default');
+  assert.equal(defaultModelId('/m/grok-1-Q8_0.gguf'), 'grok-1-Q8_0');
 });

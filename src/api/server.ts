@@ -40,6 +40,7 @@ export class ApiError extends Error {
   }
 }
 
+const shuttingDown = () => new ApiError(503, 'the server is shutting down', 'server_error', null, 'shutting_down');
 const invalid = (message: string, param: string | null = null, code: string | null = null) =>
   new ApiError(400, message, 'invalid_request_error', param, code);
 
@@ -138,6 +139,12 @@ function stopsOf(b: CommonBody, extra: readonly string[] = []): string[] {
 
 const utf8 = (s: string) => [...Buffer.from(s, 'utf8')];
 
+/** The file / folder name, or its parent's when the name is generic (…/tiny-a/ckpt-0, …/default/model.gguf). */
+export function defaultModelId(modelPath: string): string {
+  const base = path.basename(modelPath).replace(/\.(gguf|safetensors)$/i, '');
+  return /^(ckpt-\d+|model|consolidated)$/i.test(base) ? path.basename(path.dirname(modelPath)) : base;
+}
+
 export interface GrokServer {
   readonly app: FastifyInstance;
   /** The name clients send as `model`. */
@@ -149,7 +156,7 @@ export interface GrokServer {
 }
 
 export function createServer(grok: Grok, options: ServerOptions = {}): GrokServer {
-  const modelId = options.modelId ?? path.basename(grok.path).replace(/\.gguf$/i, '');
+  const modelId = options.modelId ?? defaultModelId(grok.path);
   const template = options.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
   const maxChoices = options.maxChoices ?? 16;
   const created = Math.floor(Date.now() / 1000);
@@ -289,7 +296,8 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
         results = await Promise.all(streams.map(async (s) => { for await (const _ of s) { /* gathered in result */ } return s.result; }));
       } catch (e) {
         for (const s of streams) s.cancel();
-        if (ac.signal.aborted) { reply.hijack(); return; } // the client is gone: nobody to answer
+        if (reply.raw.destroyed) { reply.hijack(); return; } // the client is gone: nobody to answer
+        if (ac.signal.aborted) throw shuttingDown();
         throw e;
       }
       live.delete(ac);
@@ -338,8 +346,9 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
       if (!res.writableEnded) res.end('data: [DONE]\n\n');
     } catch (e) {
       for (const s of streams) s.cancel();
-      if (!ac.signal.aborted && !res.writableEnded) {
-        const err = e instanceof ApiError ? e : new ApiError(500, `generation failed: ${(e as Error).message}`, 'server_error');
+      // Still connected (an engine error, or the server shutting down): say why, then end the stream.
+      if (!res.writableEnded && !res.destroyed) {
+        const err = e instanceof ApiError ? e : ac.signal.aborted ? shuttingDown() : new ApiError(500, `generation failed: ${(e as Error).message}`, 'server_error');
         res.end(`data: ${JSON.stringify(err.toJSON())}\n\n`);
       }
     } finally {
@@ -418,9 +427,13 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
       if (!closing) {
         closing = (async () => {
           const closed = app.close();
+          const tick = () => new Promise((r) => setTimeout(r, 20));
           const deadline = Date.now() + graceMs;
-          while (live.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          // Keep-alive connections whose request finished would otherwise hold the close until they time out.
+          while (live.size > 0 && Date.now() < deadline) { app.server.closeIdleConnections(); await tick(); }
           for (const ac of live) ac.abort(new Error('server shutting down'));
+          for (let i = 0; i < 50 && live.size > 0; i++) await tick(); // cancelled streams write their last event
+          app.server.closeAllConnections();
           await closed;
         })();
       }
