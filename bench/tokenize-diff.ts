@@ -6,7 +6,7 @@
 // writeModelProto (remove_extra_whitespaces on, dummy prefix off, byte fallback off) that SentencePiece loads.
 // Exit code 1 when any mismatch is found.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -126,6 +126,9 @@ compareEncode(tok, modelPath, texts, 'encode ids (random strings)');
   // one long segment each: BPE over the whole run, as SentencePiece does
   const runs = ['a', ' ', '\u2581', '\n', '\t', '7', '日本', 'ab ', '😀', '\u0000', '<|mask|>', 'x\r\n', '\u3000', 'é'].map((u) => u.repeat(Math.ceil(200000 / u.length)));
   compareEncode(tok, modelPath, runs, 'encode 200 K-character runs of one pattern');
+  // whole real files: Python standard library sources and Markdown docs (as read, up to 100 KB each)
+  const files = realFiles(60, r);
+  compareEncode(tok, modelPath, files, 'encode whole source/doc files');
 }
 
 // 5. variant models written by writeModelProto, loaded by SentencePiece
@@ -175,6 +178,24 @@ compareEncode(tok, modelPath, texts, 'encode ids (random strings)');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function realFiles(count: number, rand: () => number): string[] {
+  const found: string[] = [];
+  const walk = (dir: string, ext: string, depth: number): void => {
+    if (depth > 4 || !existsSync(dir)) return;
+    for (const name of readdirSync(dir).sort()) {
+      const p = path.join(dir, name);
+      const st = statSync(p, { throwIfNoEntry: false });
+      if (st?.isDirectory()) walk(p, ext, depth + 1);
+      else if (st?.isFile() && name.endsWith(ext) && st.size < 100_000) found.push(p);
+    }
+  };
+  walk('/usr/lib/python3.11', '.py', 0);
+  walk(path.resolve('node_modules'), '.md', 0);
+  const out: string[] = [];
+  for (let i = 0; i < count && found.length > 0; i++) out.push(readFileSync(found[Math.floor(rand() * found.length)], 'utf8'));
+  return out;
 }
 
 function pick<T>(a: T[]): T {

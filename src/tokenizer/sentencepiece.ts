@@ -51,11 +51,20 @@ const CACHE_MAX_KEY = 48;
 const CACHE_SLOTS = 1 << 18;
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
-const PAIR_SLOTS = 1 << 20;
-const PAIR_UNKNOWN = -2;
+/** Polynomial string hash (mod 2^32): H(xy) = H(x)·B^|y| + H(y), so a merge's hash needs no string. */
+const HASH_B = 0x01000193;
 
-function pairHash(a: number, b: number): number {
-  return (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca77)) >>> 11;
+function hashRange(s: string, a: number, b: number): number {
+  let h = 0;
+  for (let i = a; i < b; i++) h = (Math.imul(h, HASH_B) + s.charCodeAt(i)) | 0;
+  return h;
+}
+
+/** Spreads a hash over table slots (murmur3 finaliser). */
+function mix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 export class Tokenizer {
@@ -91,16 +100,18 @@ export class Tokenizer {
   private readonly splitBeforeSpace: boolean;
   private readonly spaceChar: string;
   private readonly spaceCode: number;
-  private readonly cache = new SegmentCache();
+  /** allocated on first use (~10 MB): a tokenizer that is only loaded, or only decodes, does not pay */
+  private cacheStore: SegmentCache | null = null;
   private readonly scratchIds: number[] = [];
   private readonly surfaces: (string | undefined)[] = [];
-  /** memo of merges by piece-id pair (open addressing; see tryPair) */
-  private readonly pairA = new Int32Array(PAIR_SLOTS).fill(-1);
-  private readonly pairB = new Int32Array(PAIR_SLOTS);
-  private readonly pairV = new Int32Array(PAIR_SLOTS);
-  private pairCount = 0;
+  /** mergeable pieces by string hash (open addressing; slot → id, -1 empty), verified by comparing text */
+  private readonly pieceSlot: Int32Array;
+  private readonly pieceSlotHash: Int32Array;
+  /** HASH_B^k for k ≤ maxPieceUnits */
+  private readonly hashPow: Int32Array;
   /** piece id of each single UTF-16 unit that is a mergeable piece, else -1 */
   private readonly unitId = new Int32Array(65536).fill(-1);
+  private symHash = new Int32Array(64);
 
   // scratch for bpe(): symbols (start, length, id, links) and a binary max-heap of merge candidates
   private symStart = new Int32Array(64);
@@ -197,6 +208,19 @@ export class Tokenizer {
     this.spaceChar = opts.escapeWhitespaces ? SPACE_SYMBOL : ' ';
     this.spaceCode = this.spaceChar.charCodeAt(0);
     this.splitBeforeSpace = opts.escapeWhitespaces && !spaceAfterOther;
+    this.hashPow = new Int32Array(maxUnits + 1);
+    this.hashPow[0] = 1;
+    for (let k = 1; k <= maxUnits; k++) this.hashPow[k] = Math.imul(this.hashPow[k - 1], HASH_B);
+    const slots = 2 ** Math.ceil(Math.log2(Math.max(16, this.vocab.size * 2)));
+    this.pieceSlot = new Int32Array(slots).fill(-1);
+    this.pieceSlotHash = new Int32Array(slots);
+    for (const [piece, id] of this.vocab) {
+      const h = hashRange(piece, 0, piece.length);
+      let i = mix(h) & (slots - 1);
+      while (this.pieceSlot[i] !== -1) i = (i + 1) & (slots - 1);
+      this.pieceSlot[i] = id;
+      this.pieceSlotHash[i] = h;
+    }
     users.sort((a, b) => b.text.length - a.text.length);
     for (const u of users) {
       const c = u.text.charCodeAt(0);
@@ -424,7 +448,7 @@ export class Tokenizer {
       this.bpe(s.slice(a, b), out, pieces);
       return;
     }
-    const cache = this.cache;
+    const cache = (this.cacheStore ??= new SegmentCache());
     if (b - a <= CACHE_MAX_KEY) {
       const slot = cache.find(s, a, b, h);
       if (slot >= 0) {
@@ -460,7 +484,7 @@ export class Tokenizer {
     const sid = this.symId;
     const prev = this.symPrev;
     const next = this.symNext;
-    const vocab = this.vocab;
+    const hash = this.symHash;
     // Step 2: one symbol per character.
     let m = 0;
     for (let i = 0; i < n; ) {
@@ -468,7 +492,14 @@ export class Tokenizer {
       const l = c >= 0xd800 && c < 0xdc00 && i + 1 < n ? 2 : 1;
       start[m] = i;
       len[m] = l;
-      sid[m] = l === 1 ? this.unitId[c] : vocab.get(seg.slice(i, i + 2)) ?? -1;
+      if (l === 1) {
+        sid[m] = this.unitId[c];
+        hash[m] = c;
+      } else {
+        const h = (Math.imul(c, HASH_B) + seg.charCodeAt(i + 1)) | 0;
+        sid[m] = this.findPiece(seg, i, 2, h);
+        hash[m] = h;
+      }
       prev[m] = m - 1;
       next[m] = m + 1;
       m++;
@@ -490,6 +521,7 @@ export class Tokenizer {
         if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== total) continue; // stale
         if (rev !== null && this.types[id] === PieceType.UNUSED)
           rev.set(this.pieces[id], [seg.slice(start[l], start[l] + len[l]), seg.slice(start[r], start[r] + len[r])]);
+        hash[l] = (Math.imul(hash[l], this.hashPow[len[r]]) + hash[r]) | 0;
         len[l] = total;
         sid[l] = id;
         len[r] = 0;
@@ -550,49 +582,30 @@ export class Tokenizer {
 
   /** Pushes the merge candidate (l, r) if their concatenation is a mergeable piece (step 3). */
   private tryPair(seg: string, l: number, r: number): void {
-    const total = this.symLen[l] + this.symLen[r];
+    const lenR = this.symLen[r];
+    const total = this.symLen[l] + lenR;
     if (total > this.maxPieceUnits) return;
-    const a = this.symId[l];
-    const b = this.symId[r];
-    let id: number;
-    if (a >= 0 && b >= 0) {
-      // Both symbols are pieces, so the concatenation is pieces[a] + pieces[b]: memoise by id pair.
-      id = this.pairLookup(a, b);
-      if (id === PAIR_UNKNOWN) {
-        const s = this.symStart[l];
-        id = this.vocab.get(seg.slice(s, s + total)) ?? -1;
-        this.pairInsert(a, b, id);
-      }
-    } else {
-      const s = this.symStart[l];
-      id = this.vocab.get(seg.slice(s, s + total)) ?? -1;
-    }
+    const h = (Math.imul(this.symHash[l], this.hashPow[lenR]) + this.symHash[r]) | 0;
+    const id = this.findPiece(seg, this.symStart[l], total, h);
     if (id >= 0) this.heapPush(this.scores[id], l, r, total, id);
   }
 
-  /** The memoised merge of piece ids (a, b): a piece id, -1 for "no such piece", or PAIR_UNKNOWN. */
-  private pairLookup(a: number, b: number): number {
-    const mask = this.pairA.length - 1;
-    for (let h = pairHash(a, b) & mask; ; h = (h + 1) & mask) {
-      const ka = this.pairA[h];
-      if (ka === -1) return PAIR_UNKNOWN;
-      if (ka === a && this.pairB[h] === b) return this.pairV[h];
+  /** The mergeable piece equal to seg[a, a + len) (whose hash is h), or -1. No allocation. */
+  private findPiece(seg: string, a: number, len: number, h: number): number {
+    const slot = this.pieceSlot;
+    const mask = slot.length - 1;
+    for (let i = mix(h) & mask; ; i = (i + 1) & mask) {
+      const id = slot[i];
+      if (id === -1) return -1;
+      if (this.pieceSlotHash[i] === h) {
+        const p = this.pieces[id];
+        if (p.length === len) {
+          let j = 0;
+          while (j < len && p.charCodeAt(j) === seg.charCodeAt(a + j)) j++;
+          if (j === len) return id;
+        }
+      }
     }
-  }
-
-  private pairInsert(a: number, b: number, v: number): void {
-    if (this.pairCount >= this.pairA.length >> 1) {
-      // Full: start over (bounded memory; the memo only saves work).
-      this.pairA.fill(-1);
-      this.pairCount = 0;
-    }
-    const mask = this.pairA.length - 1;
-    let h = pairHash(a, b) & mask;
-    while (this.pairA[h] !== -1) h = (h + 1) & mask;
-    this.pairA[h] = a;
-    this.pairB[h] = b;
-    this.pairV[h] = v;
-    this.pairCount++;
   }
 
   // Binary max-heap ordered by (score desc, left asc): bpe_model.cc SymbolPairComparator.
@@ -655,6 +668,7 @@ export class Tokenizer {
     this.symId = new Int32Array(size);
     this.symPrev = new Int32Array(size);
     this.symNext = new Int32Array(size);
+    this.symHash = new Int32Array(size);
   }
 
   private growHeap(n: number): void {
