@@ -4,9 +4,14 @@
  * must equal dot (float64, 1e-12 relative), so a broken fast path can never post a number.
  *
  *   npx tsc -p . && node dist/bench/quant.js [--values 4194304] [--reps 3] [--types q8_0,q4_k]
+ *
+ * Then the checkpoint form (int8 [in, out] + bf16 scales): column dot, transposition into GGUF rows, and
+ * the exact int8 → Q8_0 conversion that `grok convert` uses (validated: dequantised Q8_0 = q·s exactly).
  */
 import { parseArgs } from 'node:util';
+import type { Xai8Matrix } from '../src/model/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
+import { xai8Dot, xai8Rows, xai8RowsToQ8_0 } from '../src/quant/xai8.js';
 
 const ALL: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
 
@@ -62,4 +67,29 @@ for (const t of types) {
   if (!Number.isFinite(sink)) throw new Error(`${t}: non-finite dot`);
   const gb = q.length / 1e9;
   console.log(`${t.padEnd(7)} ${(q.length / n).toFixed(4).padStart(9)} ${(n / tq / 1e6).toFixed(1).padStart(16)} ${(gb / td).toFixed(3).padStart(16)} ${(n / td / 1e6).toFixed(0).padStart(7)} ${(gb / tdot).toFixed(3).padStart(10)} ${(n / tdot / 1e6).toFixed(0).padStart(7)}`);
+}
+
+// ---- xai8 (checkpoint int8 + bf16 scales), one matrix of ROW inputs × OUT outputs, G = 1 ----
+{
+  const OUT = Math.max(32, Math.floor(n / ROW));
+  const q = new Int8Array(ROW * OUT);
+  let s = 99;
+  for (let i = 0; i < q.length; i++) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; q[i] = ((s >>> 16) % 255) - 127; }
+  const scales = new Uint16Array(OUT);
+  for (let j = 0; j < OUT; j++) scales[j] = 0x3c00 + (j % 64) * 2; // bf16 around 2^-7 … f16-exact
+  const m: Xai8Matrix = { layout: 'xai8', nIn: ROW, nOut: OUT, groups: 1, q, scales: scales.map((v) => v - 0x3c00 + 0x3c00) };
+  const rows = new Float32Array(ROW * OUT);
+  const tr = time(() => xai8Rows(m, 0, OUT, rows));
+  const dst = new Uint8Array(OUT * rowBytes(blockFormat('q8_0'), ROW));
+  let kept = 0;
+  const tq = time(() => { kept = xai8RowsToQ8_0(m, 0, OUT, dst, 0, rows); });
+  const back = new Float32Array(ROW * OUT);
+  blockFormat('q8_0').dequantize(dst, 0, back.length, back, 0);
+  for (let i = 0; i < back.length; i++) if (back[i] !== rows[i]) throw new Error(`xai8 → q8_0 not exact at ${i}`);
+  if (kept !== (ROW * OUT) / 32) throw new Error(`xai8 → q8_0 kept ${kept} of ${(ROW * OUT) / 32} blocks`);
+  let sink = 0;
+  const td = time(() => { for (let j = 0; j < OUT; j++) sink += xai8Dot(m, j, act, 0); });
+  if (!Number.isFinite(sink)) throw new Error('xai8 dot not finite');
+  const vals = ROW * OUT;
+  console.log(`xai8 [${ROW}×${OUT}]: rows (transpose+scale) ${(vals / tr / 1e6).toFixed(0)} Mval/s; → q8_0 exact ${(vals / tq / 1e6).toFixed(0)} Mval/s; column dot ${(vals / td / 1e6).toFixed(0)} Mval/s (${(vals / td / 1e9).toFixed(3)} GB/s int8)`);
 }

@@ -48,20 +48,25 @@ export function xai8Dot(m: Xai8Matrix, n: number, x: Float32Array, xOffset = 0):
 
 /**
  * Rows r0 … r0+count−1 of Wᵀ (GGUF/PyTorch [out, in]: row n holds W[·, n]) into out[(r − r0)·nIn + k].
- * Walks q in row order of the checkpoint (k outer) so a large matrix is read sequentially.
+ * A transposition: done in 32×32 tiles so that both the int8 reads and the float writes stay in cache.
  */
 export function xai8Rows(m: Xai8Matrix, r0: number, count: number, out: Float32Array): void {
-  const { nIn, nOut } = m;
-  const gs = nIn / m.groups;
+  const { nIn, nOut, groups } = m;
+  const gs = nIn / groups;
   if (r0 < 0 || count < 0 || r0 + count > nOut) throw new Error(`xai8Rows: rows ${r0}…${r0 + count - 1} outside 0…${nOut - 1}`);
-  const sc = new Float64Array(count);
-  for (let k = 0; k < nIn; k++) {
-    if (k % gs === 0) {
-      const srow = (k / gs) * nOut;
-      for (let j = 0; j < count; j++) sc[j] = bf16ToF32(m.scales[srow + r0 + j]!);
+  const sc = new Float32Array(groups * count);
+  for (let g = 0; g < groups; g++) for (let j = 0; j < count; j++) sc[g * count + j] = bf16ToF32(m.scales[g * nOut + r0 + j]!);
+  const T = 32;
+  for (let k0 = 0; k0 < nIn; k0 += T) {
+    const k1 = Math.min(nIn, k0 + T);
+    for (let j0 = 0; j0 < count; j0 += T) {
+      const j1 = Math.min(count, j0 + T);
+      for (let k = k0; k < k1; k++) {
+        const qrow = k * nOut + r0;
+        const srow = Math.floor(k / gs) * count;
+        for (let j = j0; j < j1; j++) out[j * nIn + k] = m.q[qrow + j]! * sc[srow + j]!;
+      }
     }
-    const qrow = k * nOut + r0;
-    for (let j = 0; j < count; j++) out[j * nIn + k] = m.q[qrow + j]! * sc[j]!;
   }
 }
 
@@ -90,14 +95,17 @@ export function xai8RowsToQ8_0(m: Xai8Matrix, r0: number, count: number, dst: Ui
       const xo = j * nIn + 32 * b;
       const o = dstOffset + (j * (nIn / 32) + b) * 34;
       let hA = 0;
+      let sA = 0;
       if (aligned) {
         // Candidate A is exact when s is an f16 value and no level is −128: nothing can beat it.
         const s = bf16ToF32(m.scales[Math.floor((32 * b) / gs) * m.nOut + n]!);
+        sA = s;
         hA = f32ToF16(s);
         if (f16ToF32(hA) === s) {
+          // vals = q·s exactly (8 + 8 significant bits fit float32), so q = vals / s exactly: no strided reads of q
           let ok = true;
           for (let i = 0; i < 32; i++) {
-            const q = m.q[(32 * b + i) * m.nOut + n]!;
+            const q = s === 0 ? 0 : vals[xo + i]! / s;
             if (q === -128) { ok = false; break; }
             qA[i] = q;
           }
@@ -126,7 +134,7 @@ export function xai8RowsToQ8_0(m: Xai8Matrix, r0: number, count: number, dst: Ui
         let ok = Number.isFinite(dAv);
         let errA = 0;
         for (let i = 0; ok && i < 32; i++) {
-          const q = m.q[(32 * b + i) * m.nOut + n]!;
+          const q = sA === 0 ? 0 : vals[xo + i]! / sA;
           if (q === -128) ok = false;
           qA[i] = q;
           errA += (q * dAv - vals[xo + i]!) ** 2;
