@@ -761,6 +761,7 @@ export class Tokenizer {
     let bosSeen = false;
     const pending = new Uint8Array(4);
     let np = 0;
+    let count = 0; // ids pushed so far, for error messages
     // Emits what of the pending byte run is decided; with `final`, everything.
     const drain = (final: boolean): string => {
       let s = '';
@@ -781,7 +782,7 @@ export class Tokenizer {
     };
     return {
       push: (id: number): string => {
-        this.checkId(id, 0);
+        this.checkId(id, count++);
         if (this.types[id] === PieceType.BYTE) {
           pending[np++] = this.idToByte[id];
           return drain(false);
