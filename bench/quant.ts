@@ -1,6 +1,6 @@
 /**
  * Block-format micro-benchmark: scalar dequantise and dot throughput (GB/s of quantised bytes read, and
- * Mvalues/s), and quantise throughput, per format. Each format is validated first: dequantise-then-dot
+ * Mvalues/s), quantise throughput, and the relative RMS error of N(0, 0.02²) weights, per format. Each format is validated first: dequantise-then-dot
  * must equal dot (float64, 1e-12 relative), so a broken fast path can never post a number.
  *
  *   npx tsc -p . && node dist/bench/quant.js [--values 4194304] [--reps 3] [--types q8_0,q4_k]
@@ -44,7 +44,7 @@ const n = Math.floor(N / ROW) * ROW;
 const x = gaussian(n);
 const act = gaussian(ROW);
 console.log(`values ${n} (${n / ROW} rows of ${ROW}), best of ${REPS}; node ${process.version}`);
-console.log('type    bytes/val  quantise Mval/s  dequantise GB/s  Mval/s   dot GB/s  Mval/s');
+console.log('type    bytes/val  rel.RMS err  quantise Mval/s  dequantise GB/s  Mval/s   dot GB/s  Mval/s');
 for (const t of types) {
   const f = blockFormat(t);
   const rb = rowBytes(f, ROW);
@@ -66,7 +66,9 @@ for (const t of types) {
   const tdot = time(() => { for (let r = 0; r < rows; r++) sink += f.dot(q, r * rb, act, 0, ROW); });
   if (!Number.isFinite(sink)) throw new Error(`${t}: non-finite dot`);
   const gb = q.length / 1e9;
-  console.log(`${t.padEnd(7)} ${(q.length / n).toFixed(4).padStart(9)} ${(n / tq / 1e6).toFixed(1).padStart(16)} ${(gb / td).toFixed(3).padStart(16)} ${(n / td / 1e6).toFixed(0).padStart(7)} ${(gb / tdot).toFixed(3).padStart(10)} ${(n / tdot / 1e6).toFixed(0).padStart(7)}`);
+  let se = 0, ss = 0;
+  for (let i = 0; i < n; i++) { se += (out[i]! - x[i]!) ** 2; ss += x[i]! ** 2; }
+  console.log(`${t.padEnd(7)} ${(q.length / n).toFixed(4).padStart(9)} ${Math.sqrt(se / ss).toExponential(2).padStart(12)} ${(n / tq / 1e6).toFixed(1).padStart(16)} ${(gb / td).toFixed(3).padStart(16)} ${(n / td / 1e6).toFixed(0).padStart(7)} ${(gb / tdot).toFixed(3).padStart(10)} ${(n / tdot / 1e6).toFixed(0).padStart(7)}`);
 }
 
 // ---- xai8 (checkpoint int8 + bf16 scales), one matrix of ROW inputs × OUT outputs, G = 1 ----
