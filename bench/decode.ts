@@ -1,0 +1,197 @@
+/**
+ * End-to-end decode and prefill speed, ours vs llama.cpp (node-llama-cpp's prebuilt CPU binary), on the
+ * same GGUF: prefill tokens/s for one prompt, decode tokens/s at batch 1 (greedy, one token per step), and
+ * peak RSS. Each (engine, threads) runs in its own child process so peak RSS is its own.
+ *
+ *   grok synth --preset grok1 --layers 2 --type q8_0 --out .bench-out/slice.gguf
+ *   node dist/bench/decode.js --model .bench-out/slice.gguf [--threads 1,2] [--prompt 128] [--gen 8]
+ *                             [--mode fast|exact] [--engines ours,llama] [--vocab 131072]
+ *
+ * Weight bytes read per decoded token (for the bandwidth figure) are computed from the model's own
+ * matrices: attention, the router, nExpertsUsed of the experts, the output matrix.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+
+interface Result {
+  engine: 'ours' | 'llama';
+  threads: number;
+  loadS: number;
+  prefillTokS: number;
+  decodeTokS: number;
+  decodeMsPerTok: number;
+  peakRssGB: number;
+  bytesPerToken?: number;
+  note?: string;
+}
+
+const { values: opt } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    threads: { type: 'string', default: '1,2' },
+    prompt: { type: 'string', default: '128' },
+    gen: { type: 'string', default: '8' },
+    mode: { type: 'string', default: 'fast' },
+    engines: { type: 'string', default: 'ours,llama' },
+    vocab: { type: 'string', default: '131072' },
+    child: { type: 'string' },
+  },
+});
+
+function promptTokens(n: number, vocab: number): number[] {
+  // Fixed pseudo-random ids, away from the special tokens at the start of a large vocabulary.
+  const lo = vocab > 4000 ? 1000 : 4;
+  let s = 12345;
+  return Array.from({ length: n }, () => lo + ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) % (vocab - 2 * lo)));
+}
+
+function peakRssGB(): number {
+  return process.resourceUsage().maxRSS / 1024 / 1024; // maxRSS is in KiB
+}
+
+async function runOurs(file: string, threads: number, nPrompt: number, nGen: number): Promise<Result> {
+  const { createKernels, closeKernels } = await import('../src/kernels/index.js');
+  const { loadModel } = await import('../src/model/loader.js');
+  const mode = opt.mode === 'exact' ? 'exact' : 'fast';
+  const kernels = createKernels({ kernels: 'wasm', mode, threads });
+  const t0 = performance.now();
+  const { model } = await loadModel(file, { kernels });
+  const loadS = (performance.now() - t0) / 1000;
+  const c = model.config;
+  if (c.vocabSize !== Number(opt.vocab)) throw new Error(`--vocab ${opt.vocab} but the model's vocabulary is ${c.vocabSize}`);
+  const cache = model.newCache(nPrompt + nGen + 1);
+  const prompt = promptTokens(nPrompt, c.vocabSize);
+  const t1 = performance.now();
+  let logits = model.forward([{ tokens: prompt, cache }], { lastOnly: true });
+  const prefillS = (performance.now() - t1) / 1000;
+  let next = argmax(logits);
+  const steps: number[] = [];
+  for (let i = 0; i < nGen; i++) {
+    const t = performance.now();
+    logits = model.forward([{ tokens: [next], cache }], { lastOnly: true });
+    steps.push(performance.now() - t);
+    next = argmax(logits);
+  }
+  closeKernels(kernels);
+  const ms = median(steps);
+  return {
+    engine: 'ours', threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(),
+    bytesPerToken: decodeBytes(model.weights as unknown as Record<string, unknown>, c.nExpertsUsed, c.nExperts),
+    note: `${kernels.name}`,
+  };
+}
+
+/** Bytes of weights one decoded token reads: every matrix except the unused experts (and the embedding table when an output matrix exists). */
+function decodeBytes(w: Record<string, unknown>, used: number, nExperts: number): number {
+  const size = (m: unknown): number => {
+    if (!m || typeof m !== 'object') return 0;
+    const o = m as { layout?: string; data?: Uint8Array; q?: Int8Array; scales?: Uint16Array };
+    if (o.layout === 'rows') return o.data!.length;
+    if (o.layout === 'xai8') return o.q!.length + 2 * o.scales!.length;
+    return 0;
+  };
+  let total = 0;
+  const visit = (v: unknown, key: string): void => {
+    if (Array.isArray(v)) {
+      const isExperts = key.endsWith('_exps') && v.length === nExperts;
+      const each = v.reduce((s: number, m: unknown) => s + size(m), 0) / (v.length || 1);
+      if (isExperts) total += each * used;
+      else v.forEach((x) => visit(x, key));
+    } else if (v && typeof v === 'object' && !('layout' in v) && !(v instanceof Float32Array)) {
+      for (const [k, x] of Object.entries(v)) visit(x, k);
+    } else total += size(v);
+  };
+  for (const [k, v] of Object.entries(w)) {
+    if (k === 'token_embd' && w.output) continue; // embedding: one row per token
+    visit(v, k);
+  }
+  return total;
+}
+
+async function runLlama(file: string, threads: number, nPrompt: number, nGen: number): Promise<Result> {
+  const nlc = await import('node-llama-cpp');
+  const llama = await nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, progressLogs: false, logLevel: nlc.LlamaLogLevel.error });
+  const t0 = performance.now();
+  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+  const ctx = await model.createContext({ contextSize: nPrompt + nGen + 16, batchSize: nPrompt, threads: { ideal: threads, min: threads }, flashAttention: false });
+  const loadS = (performance.now() - t0) / 1000;
+  const seq = ctx.getSequence();
+  type Item = [never, { generateNext: { token: true } }];
+  const gen = (t: number): Item => [t as never, { generateNext: { token: true } }];
+  const prompt = promptTokens(nPrompt, Number(opt.vocab));
+  const t1 = performance.now();
+  const res = await seq.controlledEvaluate(prompt.map((t, i) => (i === nPrompt - 1 ? gen(t) : (t as never))));
+  const prefillS = (performance.now() - t1) / 1000;
+  let next = res[nPrompt - 1]?.next.token as number | undefined;
+  if (next === undefined) throw new Error('llama.cpp returned no next token after the prompt');
+  const steps: number[] = [];
+  for (let i = 0; i < nGen; i++) {
+    const t = performance.now();
+    const r = await seq.controlledEvaluate([gen(next)]);
+    steps.push(performance.now() - t);
+    next = r[0]?.next.token as number;
+  }
+  await ctx.dispose();
+  await model.dispose();
+  await llama.dispose();
+  const ms = median(steps);
+  return { engine: 'llama', threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(), note: 'node-llama-cpp prebuilt CPU, mmap' };
+}
+
+function argmax(a: Float32Array): number {
+  let b = 0;
+  for (let i = 1; i < a.length; i++) if (a[i]! > a[b]!) b = i;
+  return b;
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const file = opt.model;
+  if (!file) throw new Error('--model <file.gguf> is required (make one with `grok synth --preset grok1 --layers 2 --type q8_0 --out .bench-out/slice.gguf`)');
+  if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
+  const nPrompt = Number(opt.prompt), nGen = Number(opt.gen);
+  if (opt.child) {
+    const threads = Number(opt.threads);
+    const r = opt.child === 'ours' ? await runOurs(file, threads, nPrompt, nGen) : await runLlama(file, threads, nPrompt, nGen);
+    process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
+    process.exit(0); // worker threads and llama.cpp's pool must not hold the process
+  }
+  const fileGB = fs.statSync(file).size / 1e9;
+  console.log(`# bench/decode ${new Date().toISOString()}  ${file} (${fileGB.toFixed(2)} GB)  prompt ${nPrompt}, decode ${nGen} (median step)  load ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  const results: Result[] = [];
+  const self = fileURLToPath(import.meta.url);
+  for (const threads of opt.threads!.split(',').map(Number)) {
+    for (const engine of opt.engines!.split(',')) {
+      const args = [self, '--child', engine, '--model', file, '--threads', String(threads), '--prompt', String(nPrompt), '--gen', String(nGen), '--mode', opt.mode!, '--vocab', opt.vocab!];
+      const before = loadavg()[0]!;
+      const p = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+      if (!line) {
+        console.log(`${engine} ${threads}t: failed (exit ${p.status})\n${p.stderr.slice(-2000)}`);
+        continue;
+      }
+      const r = JSON.parse(line.slice(7)) as Result;
+      results.push(r);
+      console.log(
+        `${engine.padEnd(5)} ${threads}t  load ${r.loadS.toFixed(1)} s  prefill ${r.prefillTokS.toFixed(2)} tok/s  decode ${r.decodeTokS.toFixed(2)} tok/s (${r.decodeMsPerTok.toFixed(0)} ms)  peak RSS ${r.peakRssGB.toFixed(2)} GB` +
+          (r.bytesPerToken ? `  ${(r.bytesPerToken / 1e9).toFixed(2)} GB/token → ${(r.bytesPerToken / r.decodeMsPerTok / 1e6).toFixed(1)} GB/s` : '') +
+          `  [${r.note}; load avg ${before.toFixed(1)}→${loadavg()[0]!.toFixed(1)}]`,
+      );
+    }
+  }
+  for (const threads of new Set(results.map((r) => r.threads))) {
+    const o = results.find((r) => r.engine === 'ours' && r.threads === threads);
+    const l = results.find((r) => r.engine === 'llama' && r.threads === threads);
+    if (!o || !l) continue;
+    console.log(`ratio ours/llama.cpp ${threads}t: decode ${(o.decodeTokS / l.decodeTokS).toFixed(2)}×  prefill ${(o.prefillTokS / l.prefillTokS).toFixed(2)}×  peak RSS ${(o.peakRssGB / l.peakRssGB).toFixed(2)}× (ours ${o.peakRssGB.toFixed(2)} GB vs file ${fileGB.toFixed(2)} GB)`);
+  }
+}
+
+await main();

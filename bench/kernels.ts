@@ -1,0 +1,153 @@
+/**
+ * Kernel micro-benchmarks: matvec (T = 1, decode) GB/s of weights per type, small-T matmul (MoE expert
+ * batches) and prefill matmul (T = 128) GFLOP/s, for the wasm kernels in exact and fast mode at 1 and 2
+ * threads, plus the scalar reference for scale. Every configuration is first checked against the
+ * reference (on the first rows) before it is timed.
+ *
+ *   node dist/bench/kernels.js [--mb 128] [--types q8_0,q4_k] [--threads 1,2] [--seconds 0.6] [--prefill no]
+ */
+import { parseArgs } from 'node:util';
+import { closeKernels, createKernels } from '../src/kernels/index.js';
+import { matmulReference } from '../src/kernels/reference.js';
+import type { Kernels } from '../src/kernels/types.js';
+import type { Matrix, RowMatrix, Xai8Matrix } from '../src/model/matrix.js';
+import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
+import { f32ToBf16 } from '../src/quant/half.js';
+import { loadavg } from 'node:os';
+
+const { values: opt } = parseArgs({
+  options: {
+    mb: { type: 'string', default: '128' },
+    types: { type: 'string', default: 'f32,f16,bf16,q8_0,q4_0,q4_k,q6_k,xai8' },
+    threads: { type: 'string', default: '1,2' },
+    seconds: { type: 'string', default: '0.6' },
+    prefill: { type: 'string', default: 'yes' },
+  },
+});
+const MB = Number(opt.mb);
+const SECONDS = Number(opt.seconds);
+const nIn = 6144;
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296) * 2 - 1;
+}
+
+/** A matrix of random values; rows quantised from a repeating 64-row pattern (fast to build). */
+function makeMatrix(k: Kernels, type: BlockType | 'xai8', nOut: number, r: () => number): Matrix {
+  if (type === 'xai8') {
+    const qb = k.allocWeight(nIn * nOut);
+    for (let i = 0; i < Math.min(qb.length, 1 << 20); i++) qb[i] = (r() * 127) & 0xff;
+    for (let o = 1 << 20; o < qb.length; o += 1 << 20) qb.copyWithin(o, 0, Math.min(1 << 20, qb.length - o));
+    const sb = k.allocWeight(2 * nOut);
+    const scales = new Uint16Array(sb.buffer, sb.byteOffset, nOut);
+    for (let i = 0; i < nOut; i++) scales[i] = f32ToBf16(0.01 + 0.001 * r());
+    return { layout: 'xai8', nIn, nOut, groups: 1, q: new Int8Array(qb.buffer, qb.byteOffset, qb.length), scales } satisfies Xai8Matrix;
+  }
+  const f = blockFormat(type);
+  const rb = rowBytes(f, nIn);
+  const data = k.allocWeight(rb * nOut);
+  const vals = new Float32Array(nIn).map(() => r());
+  for (let o = 0; o < Math.min(64, nOut); o++) {
+    for (let i = 0; i < nIn; i++) vals[i] = r();
+    f.quantize!(vals, 0, nIn, data, o * rb);
+  }
+  for (let o = 64; o < nOut; o += 64) data.copyWithin(o * rb, 0, Math.min(64, nOut - o) * rb);
+  return { layout: 'rows', type, nIn, nOut, data } satisfies RowMatrix;
+}
+
+function weightBytes(m: Matrix): number {
+  return m.layout === 'rows' ? m.data.length : m.q.length + 2 * m.scales.length;
+}
+
+/** First `n` outputs (rows, or columns for xai8) as a matrix of its own, for validation. */
+function head(m: Matrix, n: number): Matrix {
+  if (m.layout === 'rows') return { ...m, nOut: n, data: m.data.subarray(0, (m.data.length / m.nOut) * n) };
+  return m; // xai8 columns are not contiguous: validated whole, on a T = 1 call
+}
+
+/** Checks y (from the kernels) against the reference, relative to the output scale; fast mode ~1e-2. */
+function validate(k: Kernels, m: Matrix, x: Float32Array, T: number, rel: number): void {
+  const h = head(m, Math.min(m.nOut, 48));
+  const y = new Float32Array(T * h.nOut), want = new Float32Array(T * h.nOut);
+  k.matmul(h, x, T, y);
+  matmulReference(h, x, T, want);
+  let err = 0, scale = 0;
+  for (let i = 0; i < y.length; i++) {
+    err = Math.max(err, Math.abs(y[i]! - want[i]!));
+    scale = Math.max(scale, Math.abs(want[i]!));
+  }
+  if (!(err <= rel * scale)) throw new Error(`${k.name} ${describe(m)} T=${T}: max error ${err} vs output scale ${scale}: kernel wrong, not timing it`);
+}
+
+function describe(m: Matrix): string {
+  return m.layout === 'rows' ? `${m.type}[${m.nOut}×${m.nIn}]` : `xai8[${m.nIn}×${m.nOut}]`;
+}
+
+/** Best time per call (ms) over repeated calls for about SECONDS. */
+function timeCalls(fn: () => void, seconds = SECONDS): number {
+  fn();
+  let best = Infinity;
+  const end = performance.now() + seconds * 1000;
+  let n = 0;
+  while (n < 3 || performance.now() < end) {
+    const t0 = performance.now();
+    fn();
+    best = Math.min(best, performance.now() - t0);
+    n++;
+  }
+  return best;
+}
+
+const r = rng(7);
+const types = opt.types!.split(',') as (BlockType | 'xai8')[];
+const threadList = opt.threads!.split(',').map(Number);
+console.log(`# bench/kernels  ${new Date().toISOString()}  load ${loadavg().map((v) => v.toFixed(2)).join(' ')}  matrices ≈${MB} MB, nIn ${nIn}`);
+
+// Scalar reference, for scale (one small matrix, q8_0).
+{
+  const ref = createKernels({ kernels: 'reference' });
+  const m = makeMatrix(ref, 'q8_0', 512, r);
+  const x = new Float32Array(nIn).map(() => r());
+  const y = new Float32Array(512);
+  const ms = timeCalls(() => matmulReference(m, x, 1, y), 0.3);
+  console.log(`reference  q8_0 matvec: ${(weightBytes(m) / ms / 1e6).toFixed(2)} GB/s`);
+}
+
+for (const mode of ['exact', 'fast'] as const) {
+  for (const threads of threadList) {
+    const k = createKernels({ kernels: 'wasm', mode, threads });
+    const rows: string[] = [];
+    for (const type of types) {
+      const bpr = type === 'xai8' ? nIn : rowBytes(blockFormat(type), nIn);
+      const nOut = Math.max(64, Math.floor((MB * 1e6) / bpr / 64) * 64);
+      const m = makeMatrix(k, type, nOut, r);
+      const tol = mode === 'fast' && type !== 'f32' && type !== 'f16' && type !== 'bf16' ? 2e-2 : 1e-4;
+      const x = new Float32Array(17 * nIn).map(() => r());
+      const y = new Float32Array(17 * nOut);
+      validate(k, m, x, 1, tol);
+      validate(k, m, x, 3, tol);
+      const ms1 = timeCalls(() => k.matmul(m, x, 1, y));
+      const gbs = weightBytes(m) / ms1 / 1e6;
+      // Small T: MoE expert batches. Time per call relative to T = 1 (1.0 = the extra tokens are free).
+      const rel = [2, 4, 8].map((T) => timeCalls(() => k.matmul(m, x, T, y), SECONDS / 2) / ms1);
+      rows.push(`${type.padEnd(5)} ${(weightBytes(m) / 1e6).toFixed(0).padStart(4)} MB  matvec ${ms1.toFixed(2).padStart(7)} ms  ${gbs.toFixed(2).padStart(6)} GB/s   T=2,4,8 cost ×${rel.map((v) => v.toFixed(2)).join(', ×')}`);
+    }
+    console.log(`\n## ${k.name}\n${rows.join('\n')}`);
+    if (opt.prefill !== 'no') {
+      // Prefill: T = 128 against a 6144×6144 matrix (~2·128·6144² = 9.7 GFLOP).
+      for (const type of ['f32', 'q8_0', 'q4_k', 'xai8'] as const) {
+        if (!types.includes(type)) continue;
+        const m = makeMatrix(k, type, 6144, r);
+        const T = 128;
+        const x = new Float32Array(T * nIn).map(() => r());
+        const y = new Float32Array(T * 6144);
+        validate(k, m, x, 5, mode === 'fast' && type !== 'f32' ? 2e-2 : 1e-4);
+        const ms = timeCalls(() => k.matmul(m, x, T, y), 0.1);
+        console.log(`prefill ${type.padEnd(5)} T=128 6144×6144: ${ms.toFixed(0)} ms  ${((2 * T * nIn * 6144) / ms / 1e6).toFixed(1)} GFLOP/s`);
+      }
+    }
+    closeKernels(k);
+  }
+}
+console.log(`# load after: ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
