@@ -18,6 +18,7 @@ import { loadModel as loadGrokModel } from '../model/loader.js';
 import type { GrokModel } from '../model/grok.js';
 import type { GrokConfig } from '../model/config.js';
 import type { Kernels } from '../kernels/types.js';
+import { closeKernels, createKernels } from '../kernels/index.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
@@ -30,7 +31,10 @@ import { StopStringMatcher } from './text.js';
 export interface LoadModelOptions {
   /** A SentencePiece tokenizer.model to use instead of the model's own (GGUF) or the one found beside it. */
   tokenizer?: string;
-  /** Kernel implementation (default: the loader's default). Disposed by close() only if we did not get it from you. */
+  /**
+   * Kernel implementation; default createKernels(): WebAssembly SIMD on worker threads with exact f32
+   * numerics where the runtime supports it, else the scalar reference. close() stops only kernels it created.
+   */
   kernels?: Kernels;
   /** config.json / golden.json to use instead of the one found beside the model. */
   configPath?: string;
@@ -149,6 +153,11 @@ function fromGgufSource(source: ModelSource): Tokenizer | null {
   }, source.path);
 }
 
+function releaseKernels(k: Kernels): void {
+  closeKernels(k);
+  k.dispose?.();
+}
+
 /** tokenizer.model beside a checkpoint, or up to two folders above it (ckpt-0's parent holds it in the release). */
 function findTokenizerNear(modelPath: string): string | null {
   let dir = fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
@@ -169,22 +178,35 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
       : `${resolved}: no such file or directory`);
   }
   const t0 = performance.now();
-  const { model, source } = await loadGrokModel(resolved, {
-    ...(options.kernels ? { kernels: options.kernels } : {}),
-    ...(options.configPath ? { configPath: options.configPath } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
-  let tokenizer: Tokenizer | null;
-  if (options.tokenizer) tokenizer = Tokenizer.fromFile(path.resolve(options.tokenizer));
-  else if (source.format === 'gguf') tokenizer = fromGgufSource(source);
-  else {
-    const p = findTokenizerNear(resolved);
-    tokenizer = p ? Tokenizer.fromFile(p) : null;
+  const kernels = options.kernels ?? createKernels();
+  let loaded: Awaited<ReturnType<typeof loadGrokModel>>;
+  try {
+    loaded = await loadGrokModel(resolved, {
+      kernels,
+      ...(options.configPath ? { configPath: options.configPath } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+  } catch (e) {
+    if (!options.kernels) releaseKernels(kernels);
+    throw e;
   }
-  if (tokenizer && tokenizer.vocabSize !== model.config.vocabSize) {
-    throw new Error(`${tokenizer.source}: the tokenizer has ${tokenizer.vocabSize} tokens but the model ${resolved} has a vocabulary of ${model.config.vocabSize}`);
+  const { model, source } = loaded;
+  try {
+    let tokenizer: Tokenizer | null;
+    if (options.tokenizer) tokenizer = Tokenizer.fromFile(path.resolve(options.tokenizer));
+    else tokenizer = source.format === 'gguf' ? fromGgufSource(source) : null;
+    if (!tokenizer) {
+      const p = findTokenizerNear(resolved);
+      tokenizer = p ? Tokenizer.fromFile(p) : null;
+    }
+    if (tokenizer && tokenizer.vocabSize !== model.config.vocabSize) {
+      throw new Error(`${tokenizer.source}: the tokenizer has ${tokenizer.vocabSize} tokens but the model ${resolved} has a vocabulary of ${model.config.vocabSize}`);
+    }
+    return new Grok(resolved, model, tokenizer, performance.now() - t0, options);
+  } catch (e) {
+    if (!options.kernels) releaseKernels(kernels);
+    throw e;
   }
-  return new Grok(resolved, model, tokenizer, performance.now() - t0, options);
 }
 
 /** A loaded model with its tokenizer and engine. */
@@ -339,7 +361,7 @@ export class Grok {
     if (this.closed) return;
     this.closed = true;
     this.engine.close();
-    if (!this.options.kernels) this.model.kernels.dispose?.();
+    if (!this.options.kernels) releaseKernels(this.model.kernels);
   }
 }
 
