@@ -249,7 +249,7 @@ class WireReader {
   }
 
   fail(what: string, message: string, at = this.pos): never {
-    throw new FormatError(this.file, `${what.replace('[#]', `[${this.index}]`)}: ${message} (at byte offset ${at})`);
+    throw new FormatError(this.file, `${what.replace('[#]', `[${this.index}]`)}: ${message} (at byte offset ${at}; not a valid SentencePiece model file)`);
   }
 
   /** Reads a varint of at most 10 bytes into lo/hi; every byte is bound-checked. */
