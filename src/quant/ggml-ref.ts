@@ -4,20 +4,19 @@
  *
  * Every quantiser here aims to give the same bytes as llama.cpp's `quantize_row_*_ref` (no importance
  * matrix). ggml does its arithmetic in float32, so each float operation below is followed by
- * `fr` (Math.fround): a double operation on float32 inputs rounded once to float32 equals the float32
- * operation (53 ≥ 2·24 + 2), so the emulation is exact as long as the operation order is the same.
+ * Math.fround: a double operation on float32 inputs rounded once to float32 equals the float32 operation
+ * (53 ≥ 2·24 + 2), so the emulation is exact as long as the operation order is the same. Always write
+ * `Math.fround(…)`: V8 inlines it only when called by that name (an alias is a 3–4× slower call).
  * test/quant-llama.test.ts compares the bytes with llama.cpp's own output.
  */
 import { f16ToF32, f32ToF16 } from './half.js';
-
-export const fr = Math.fround;
 
 /** ggml's GROUP_MAX_EPS: a group whose largest magnitude is below this is treated as all zeros. */
 export const GROUP_MAX_EPS = 1e-15;
 
 /** llama.cpp nearest_int: round half to even via the float32 addition of 1.5·2^23. */
 export function nearestInt(v: number): number {
-  return fr(v + 12582912) - 12582912;
+  return Math.fround(v + 12582912) - 12582912;
 }
 
 /** C roundf: half away from zero. */
@@ -62,40 +61,40 @@ export function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: numbe
     for (let i = 0; i < n; i++) L[lo + i] = 0;
     return 0;
   }
-  let iscale = fr(-nmax / max);
+  let iscale = Math.fround(-nmax / max);
   let sumlx = 0;
   let suml2 = 0;
   for (let i = 0; i < n; i++) {
     const xi = x[xo + i]!;
-    let l = nearestInt(fr(iscale * xi));
+    let l = nearestInt(Math.fround(iscale * xi));
     l = Math.max(-nmax, Math.min(nmax - 1, l));
     L[lo + i] = l + nmax;
-    const w = fr(xi * xi);
-    sumlx = fr(sumlx + fr(fr(w * xi) * l));
-    suml2 = fr(suml2 + fr(fr(w * l) * l));
+    const w = Math.fround(xi * xi);
+    sumlx = Math.fround(sumlx + Math.fround(Math.fround(w * xi) * l));
+    suml2 = Math.fround(suml2 + Math.fround(Math.fround(w * l) * l));
   }
-  let scale = suml2 ? fr(sumlx / suml2) : 0;
-  let best = fr(scale * sumlx);
+  let scale = suml2 ? Math.fround(sumlx / suml2) : 0;
+  let best = Math.fround(scale * sumlx);
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
-    iscale = fr(-fr(nmax + fr(fr(0.1) * is)) / max);
+    iscale = Math.fround(-Math.fround(nmax + Math.fround(Math.fround(0.1) * is)) / max);
     sumlx = 0;
     suml2 = 0;
     for (let i = 0; i < n; i++) {
       const xi = x[xo + i]!;
-      let l = nearestInt(fr(iscale * xi));
+      let l = nearestInt(Math.fround(iscale * xi));
       l = Math.max(-nmax, Math.min(nmax - 1, l));
-      const w = fr(xi * xi);
-      sumlx = fr(sumlx + fr(fr(w * xi) * l));
-      suml2 = fr(suml2 + fr(fr(w * l) * l));
+      const w = Math.fround(xi * xi);
+      sumlx = Math.fround(sumlx + Math.fround(Math.fround(w * xi) * l));
+      suml2 = Math.fround(suml2 + Math.fround(Math.fround(w * l) * l));
     }
-    if (suml2 > 0 && fr(sumlx * sumlx) > fr(best * suml2)) {
+    if (suml2 > 0 && Math.fround(sumlx * sumlx) > Math.fround(best * suml2)) {
       for (let i = 0; i < n; i++) {
-        const l = nearestInt(fr(iscale * x[xo + i]!));
+        const l = nearestInt(Math.fround(iscale * x[xo + i]!));
         L[lo + i] = nmax + Math.max(-nmax, Math.min(nmax - 1, l));
       }
-      scale = fr(sumlx / suml2);
-      best = fr(scale * sumlx);
+      scale = Math.fround(sumlx / suml2);
+      best = Math.fround(scale * sumlx);
     }
   }
   return scale;
@@ -116,33 +115,33 @@ export function makeQ3Quants(n: number, nmax: number, x: Float32Array, xo: numbe
     for (let i = 0; i < n; i++) L[lo + i] = 0;
     return 0;
   }
-  const iscale = fr(-nmax / max);
+  const iscale = Math.fround(-nmax / max);
   let sumlx = 0;
   let suml2 = 0;
   for (let i = 0; i < n; i++) {
     const xi = x[xo + i]!;
-    let l = nearestInt(fr(iscale * xi));
+    let l = nearestInt(Math.fround(iscale * xi));
     l = Math.max(-nmax, Math.min(nmax - 1, l));
     L[lo + i] = l;
-    const w = fr(xi * xi);
-    sumlx = fr(sumlx + fr(fr(w * xi) * l));
-    suml2 = fr(suml2 + fr(fr(w * l) * l));
+    const w = Math.fround(xi * xi);
+    sumlx = Math.fround(sumlx + Math.fround(Math.fround(w * xi) * l));
+    suml2 = Math.fround(suml2 + Math.fround(Math.fround(w * l) * l));
   }
   for (let itry = 0; itry < 5; itry++) {
     let changed = 0;
     for (let i = 0; i < n; i++) {
       const xi = x[xo + i]!;
       const li = L[lo + i]!;
-      const w = fr(xi * xi);
-      let slx = fr(sumlx - fr(fr(w * xi) * li));
+      const w = Math.fround(xi * xi);
+      let slx = Math.fround(sumlx - Math.fround(Math.fround(w * xi) * li));
       if (slx > 0) {
-        let sl2 = fr(suml2 - fr(fr(w * li) * li));
-        let nl = nearestInt(fr(fr(xi * sl2) / slx));
+        let sl2 = Math.fround(suml2 - Math.fround(Math.fround(w * li) * li));
+        let nl = nearestInt(Math.fround(Math.fround(xi * sl2) / slx));
         nl = Math.max(-nmax, Math.min(nmax - 1, nl));
         if (nl !== li) {
-          slx = fr(slx + fr(fr(w * xi) * nl));
-          sl2 = fr(sl2 + fr(fr(w * nl) * nl));
-          if (sl2 > 0 && fr(fr(slx * slx) * suml2) > fr(fr(sumlx * sumlx) * sl2)) {
+          slx = Math.fround(slx + Math.fround(Math.fround(w * xi) * nl));
+          sl2 = Math.fround(sl2 + Math.fround(Math.fround(w * nl) * nl));
+          if (sl2 > 0 && Math.fround(Math.fround(slx * slx) * suml2) > Math.fround(Math.fround(sumlx * sumlx) * sl2)) {
             L[lo + i] = nl;
             sumlx = slx;
             suml2 = sl2;
@@ -154,7 +153,7 @@ export function makeQ3Quants(n: number, nmax: number, x: Float32Array, xo: numbe
     if (!changed) break;
   }
   for (let i = 0; i < n; i++) L[lo + i] = L[lo + i]! + nmax;
-  return fr(sumlx / suml2);
+  return Math.fround(sumlx / suml2);
 }
 
 /** The −min that the last makeQkx2Quants call found (a second return value without allocating). */
@@ -172,14 +171,14 @@ export function makeQkx2Quants(
   let min = x[xo]!;
   let max = x[xo]!;
   let sumW = w[0]!;
-  let sumX = fr(sumW * x[xo]!);
+  let sumX = Math.fround(sumW * x[xo]!);
   for (let i = 1; i < n; i++) {
     const xi = x[xo + i]!;
     if (xi < min) min = xi;
     if (xi > max) max = xi;
     const wi = w[i]!;
-    sumW = fr(sumW + wi);
-    sumX = fr(sumX + fr(wi * xi));
+    sumW = Math.fround(sumW + wi);
+    sumX = Math.fround(sumX + Math.fround(wi * xi));
   }
   if (min > 0) min = 0;
   if (max === min) {
@@ -187,47 +186,54 @@ export function makeQkx2Quants(
     qkx2Min = -min;
     return 0;
   }
-  let iscale = fr(nmax / fr(max - min));
-  let scale = fr(1 / iscale);
+  let iscale = Math.fround(nmax / Math.fround(max - min));
+  let scale = Math.fround(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
-    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(x[xo + i]! - min)))));
+    const l = Math.max(0, Math.min(nmax, nearestInt(Math.fround(iscale * Math.fround(x[xo + i]! - min)))));
     L[lo + i] = l;
-    let diff = fr(fr(fr(scale * l) + min) - x[xo + i]!);
-    diff = useMad ? Math.abs(diff) : fr(diff * diff);
-    bestError = fr(bestError + fr(w[i]! * diff));
+    let diff = Math.fround(Math.fround(Math.fround(scale * l) + min) - x[xo + i]!);
+    diff = useMad ? Math.abs(diff) : Math.fround(diff * diff);
+    bestError = Math.fround(bestError + Math.fround(w[i]! * diff));
   }
   if (nstep < 1) {
     qkx2Min = -min;
     return scale;
   }
   for (let is = 0; is <= nstep; is++) {
-    iscale = fr(fr(fr(rmin + fr(fr(rdelta) * is)) + nmax) / fr(max - min));
+    iscale = Math.fround(Math.fround(Math.fround(rmin + Math.fround(Math.fround(rdelta) * is)) + nmax) / Math.fround(max - min));
+    // Levels identical to the previous step's give identical sums, fit and error, which can no longer
+    // beat the best: skip them (exact; most neighbouring steps round to the same levels).
+    let changed = is === 0;
+    for (let i = 0; i < n; i++) {
+      const l = Math.max(0, Math.min(nmax, nearestInt(Math.fround(iscale * Math.fround(x[xo + i]! - min)))));
+      if (Laux[i] !== l) changed = true;
+      Laux[i] = l;
+    }
+    if (!changed) continue;
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const xi = x[xo + i]!;
-      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(xi - min)))));
-      Laux[i] = l;
-      const wi = w[i]!;
-      sumL = fr(sumL + fr(wi * l));
-      sumL2 = fr(sumL2 + fr(fr(wi * l) * l));
-      sumXL = fr(sumXL + fr(fr(wi * l) * xi));
+      const l = Laux[i]!;
+      const wl = Math.fround(w[i]! * l);
+      sumL = Math.fround(sumL + wl);
+      sumL2 = Math.fround(sumL2 + Math.fround(wl * l));
+      sumXL = Math.fround(sumXL + Math.fround(wl * x[xo + i]!));
     }
-    const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
+    const D = Math.fround(Math.fround(sumW * sumL2) - Math.fround(sumL * sumL));
     if (D > 0) {
-      let thisScale = fr(fr(fr(sumW * sumXL) - fr(sumX * sumL)) / D);
-      let thisMin = fr(fr(fr(sumL2 * sumX) - fr(sumL * sumXL)) / D);
+      let thisScale = Math.fround(Math.fround(Math.fround(sumW * sumXL) - Math.fround(sumX * sumL)) / D);
+      let thisMin = Math.fround(Math.fround(Math.fround(sumL2 * sumX) - Math.fround(sumL * sumXL)) / D);
       if (thisMin > 0) {
         thisMin = 0;
-        thisScale = fr(sumXL / sumL2);
+        thisScale = Math.fround(sumXL / sumL2);
       }
       let curError = 0;
       for (let i = 0; i < n; i++) {
-        let diff = fr(fr(fr(thisScale * Laux[i]!) + thisMin) - x[xo + i]!);
-        diff = useMad ? Math.abs(diff) : fr(diff * diff);
-        curError = fr(curError + fr(w[i]! * diff));
+        let diff = Math.fround(Math.fround(Math.fround(thisScale * Laux[i]!) + thisMin) - x[xo + i]!);
+        diff = useMad ? Math.abs(diff) : Math.fround(diff * diff);
+        curError = Math.fround(curError + Math.fround(w[i]! * diff));
       }
       if (curError < bestError) {
         for (let i = 0; i < n; i++) L[lo + i] = Laux[i]!;
@@ -287,31 +293,31 @@ export function quantizeKSuper(
     let sumX2 = 0;
     for (let l = 0; l < 32; l++) {
       const v = x[xo + 32 * j + l]!;
-      sumX2 = fr(sumX2 + fr(v * v));
+      sumX2 = Math.fround(sumX2 + Math.fround(v * v));
     }
-    const avX = fr(Math.sqrt(fr(sumX2 / 32)));
-    for (let l = 0; l < 32; l++) w[l] = fr(avX + Math.abs(x[xo + 32 * j + l]!));
+    const avX = Math.fround(Math.sqrt(Math.fround(sumX2 / 32)));
+    for (let l = 0; l < 32; l++) w[l] = Math.fround(avX + Math.abs(x[xo + 32 * j + l]!));
     scales[j] = makeQkx2Quants(32, nmax, x, xo + 32 * j, w, L, 32 * j, Laux, rmin, 0.1, nstep, false);
     mins[j] = qkx2Min;
     if (scales[j]! > maxScale) maxScale = scales[j]!;
     if (mins[j]! > maxMin) maxMin = mins[j]!;
   }
-  const invScale = maxScale > 0 ? fr(63 / maxScale) : 0;
-  const invMin = maxMin > 0 ? fr(63 / maxMin) : 0;
+  const invScale = maxScale > 0 ? Math.fround(63 / maxScale) : 0;
+  const invMin = maxMin > 0 ? Math.fround(63 / maxMin) : 0;
   for (let j = 0; j < 8; j++) {
-    ls[j] = Math.min(63, nearestInt(fr(invScale * scales[j]!)) & 0xff);
-    lm[j] = Math.min(63, nearestInt(fr(invMin * mins[j]!)) & 0xff);
+    ls[j] = Math.min(63, nearestInt(Math.fround(invScale * scales[j]!)) & 0xff);
+    lm[j] = Math.min(63, nearestInt(Math.fround(invMin * mins[j]!)) & 0xff);
   }
   packScaleMinK4(dst, o + 4, ls, lm);
-  const d = wrF16(dst, o, fr(maxScale / 63));
-  const dmin = wrF16(dst, o + 2, fr(maxMin / 63));
+  const d = wrF16(dst, o, Math.fround(maxScale / 63));
+  const dmin = wrF16(dst, o + 2, Math.fround(maxMin / 63));
   for (let j = 0; j < 8; j++) {
     const [sc, m] = scaleMinK4(dst, o + 4, j);
-    const dd = fr(d * sc);
+    const dd = Math.fround(d * sc);
     if (!dd) continue;
-    const dm = fr(dmin * m);
+    const dm = Math.fround(dmin * m);
     for (let ii = 0; ii < 32; ii++) {
-      const l = nearestInt(fr(fr(x[xo + 32 * j + ii]! + dm) / dd));
+      const l = nearestInt(Math.fround(Math.fround(x[xo + 32 * j + ii]! + dm) / dd));
       L[32 * j + ii] = Math.max(0, Math.min(nmax, l));
     }
   }

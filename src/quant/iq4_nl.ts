@@ -5,7 +5,7 @@
  * d = −max/K[0], refit d by weighted least squares, try 15 more starting scales (itry −7…7), then
  * re-pick every level with the final f16-free scale.
  */
-import { checkBlocks, fr, GROUP_MAX_EPS, rdF16, wrF16 } from './ggml-ref.js';
+import { checkBlocks, GROUP_MAX_EPS, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 32;
@@ -23,7 +23,7 @@ function bestIndex(v: number): number {
     if (v < K[mid]!) hi = mid;
     else lo = mid;
   }
-  return fr(v - K[hi - 1]!) < fr(K[hi]! - v) ? hi - 1 : hi;
+  return Math.fround(v - K[hi - 1]!) < Math.fround(K[hi]! - v) ? hi - 1 : hi;
 }
 
 export const IQ4_NL = defineFormat({
@@ -70,40 +70,40 @@ export const IQ4_NL = defineFormat({
       }
       let scale = 0;
       if (amax >= GROUP_MAX_EPS) {
-        let d = fr(-max / K[0]!);
-        let id = fr(1 / d);
+        let d = Math.fround(-max / K[0]!);
+        let id = Math.fround(1 / d);
         let sumqx = 0;
         let sumq2 = 0;
         for (let j = 0; j < QK; j++) {
           const v = x[xo + j]!;
-          const q = K[bestIndex(fr(id * v))]!;
-          const w = fr(v * v);
-          sumqx = fr(sumqx + fr(fr(w * q) * v));
-          sumq2 = fr(sumq2 + fr(fr(w * q) * q));
+          const q = K[bestIndex(Math.fround(id * v))]!;
+          const w = Math.fround(v * v);
+          sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * q) * v));
+          sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
         }
-        d = fr(sumqx / sumq2);
-        let best = fr(d * sumqx);
+        d = Math.fround(sumqx / sumq2);
+        let best = Math.fround(d * sumqx);
         for (let itry = -7; itry <= 7; itry++) {
-          id = fr((itry + K[0]!) / max);
+          id = Math.fround((itry + K[0]!) / max);
           sumqx = 0;
           sumq2 = 0;
           for (let j = 0; j < QK; j++) {
             const v = x[xo + j]!;
-            const q = K[bestIndex(fr(id * v))]!;
-            const w = fr(v * v);
-            sumqx = fr(sumqx + fr(fr(w * q) * v));
-            sumq2 = fr(sumq2 + fr(fr(w * q) * q));
+            const q = K[bestIndex(Math.fround(id * v))]!;
+            const w = Math.fround(v * v);
+            sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * q) * v));
+            sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
           }
-          if (sumq2 > 0 && fr(sumqx * sumqx) > fr(best * sumq2)) {
-            d = fr(sumqx / sumq2);
-            best = fr(d * sumqx);
+          if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
+            d = Math.fround(sumqx / sumq2);
+            best = Math.fround(d * sumqx);
           }
         }
         scale = d;
       }
       wrF16(dst, o, scale);
-      const id = scale ? fr(1 / scale) : 0;
-      for (let j = 0; j < QK; j++) L[j] = bestIndex(fr(id * x[xo + j]!));
+      const id = scale ? Math.fround(1 / scale) : 0;
+      for (let j = 0; j < QK; j++) L[j] = bestIndex(Math.fround(id * x[xo + j]!));
       for (let j = 0; j < 16; j++) dst[o + 2 + j] = L[j]! | (L[j + 16]! << 4);
     }
   },

@@ -5,7 +5,7 @@
  * Quantiser = llama.cpp quantize_row_q2_K_ref: make_qkx2_quants (levels 0…3, weights |x|, absolute-error
  * criterion) per 16 values, 4-bit scales/mins relative to the largest.
  */
-import { checkBlocks, fr, makeQkx2Quants, nearestInt, qkx2Min, rdF16, wrF16 } from './ggml-ref.js';
+import { checkBlocks, makeQkx2Quants, nearestInt, qkx2Min, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 256;
@@ -20,11 +20,11 @@ export const Q2_K = defineFormat({
       const dmin = rdF16(src, o + 82);
       for (let g = 0; g < 16; g++) {
         const sc = src[o + g]!;
-        const dl = fr(d * (sc & 15));
-        const ml = fr(dmin * (sc >> 4));
+        const dl = Math.fround(d * (sc & 15));
+        const ml = Math.fround(dmin * (sc >> 4));
         for (let i = 16 * g; i < 16 * g + 16; i++) {
           const q = (src[o + 16 + 32 * (i >> 7) + (i & 31)]! >> (2 * ((i >> 5) & 3))) & 3;
-          out[outOffset + QK * b + i] = fr(dl * q) - ml;
+          out[outOffset + QK * b + i] = Math.fround(dl * q) - ml;
         }
       }
     }
@@ -47,7 +47,7 @@ export const Q2_K = defineFormat({
           sx += xv;
         }
         // d·sc·q needs at most 11 + 4 + 2 bits: exact in float32, so it may be factored out.
-        s += fr(d * (sc & 15)) * sq - fr(dmin * (sc >> 4)) * sx;
+        s += Math.fround(d * (sc & 15)) * sq - Math.fround(dmin * (sc >> 4)) * sx;
       }
     }
     return s;
@@ -73,27 +73,27 @@ export const Q2_K = defineFormat({
       }
       let d = 0;
       if (maxScale > 0) {
-        const iscale = fr(15 / maxScale);
-        for (let g = 0; g < 16; g++) dst[o + g] = nearestInt(fr(iscale * scales[g]!)) & 0xff;
-        d = wrF16(dst, o + 80, fr(maxScale / 15));
+        const iscale = Math.fround(15 / maxScale);
+        for (let g = 0; g < 16; g++) dst[o + g] = nearestInt(Math.fround(iscale * scales[g]!)) & 0xff;
+        d = wrF16(dst, o + 80, Math.fround(maxScale / 15));
       } else {
         for (let g = 0; g < 16; g++) dst[o + g] = 0;
         wrF16(dst, o + 80, 0);
       }
       let dmin = 0;
       if (maxMin > 0) {
-        const iscale = fr(15 / maxMin);
-        for (let g = 0; g < 16; g++) dst[o + g] |= (nearestInt(fr(iscale * mins[g]!)) << 4) & 0xff;
-        dmin = wrF16(dst, o + 82, fr(maxMin / 15));
+        const iscale = Math.fround(15 / maxMin);
+        for (let g = 0; g < 16; g++) dst[o + g] |= (nearestInt(Math.fround(iscale * mins[g]!)) << 4) & 0xff;
+        dmin = wrF16(dst, o + 82, Math.fround(maxMin / 15));
       } else {
         wrF16(dst, o + 82, 0);
       }
       for (let g = 0; g < 16; g++) {
-        const dd = fr(d * (dst[o + g]! & 15));
+        const dd = Math.fround(d * (dst[o + g]! & 15));
         if (!dd) continue;
-        const dm = fr(dmin * (dst[o + g]! >> 4));
+        const dm = Math.fround(dmin * (dst[o + g]! >> 4));
         for (let ii = 0; ii < 16; ii++) {
-          const l = nearestInt(fr(fr(x[xo + 16 * g + ii]! + dm) / dd));
+          const l = nearestInt(Math.fround(Math.fround(x[xo + 16 * g + ii]! + dm) / dd));
           L[16 * g + ii] = Math.max(0, Math.min(3, l));
         }
       }

@@ -5,7 +5,7 @@
  * Quantiser = llama.cpp quantize_row_q3_K_ref: make_q3_quants (levels −4…3, weights x²) per 16 values,
  * 6-bit scales relative to the largest (d = max/−32).
  */
-import { checkBlocks, fr, makeQ3Quants, nearestInt, rdF16, wrF16 } from './ggml-ref.js';
+import { checkBlocks, makeQ3Quants, nearestInt, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 256;
@@ -25,7 +25,7 @@ export const Q3_K = defineFormat({
       const o = offset + 110 * b;
       const d = rdF16(src, o + 108);
       for (let g = 0; g < 16; g++) {
-        const dl = fr(d * scale3(src, o + 96, g));
+        const dl = Math.fround(d * scale3(src, o + 96, g));
         for (let i = 16 * g; i < 16 * g + 16; i++) {
           const h = i >> 7;
           const j = (i >> 5) & 3;
@@ -54,7 +54,7 @@ export const Q3_K = defineFormat({
           sq += (q - (hb ? 0 : 4)) * x[xOffset + QK * b + i]!;
         }
         // d·S·q needs at most 11 + 6 + 3 bits: exact in float32, so it may be factored out.
-        s += fr(d * scale3(src, o + 96, g)) * sq;
+        s += Math.fround(d * scale3(src, o + 96, g)) * sq;
       }
     }
     return s;
@@ -75,23 +75,23 @@ export const Q3_K = defineFormat({
       for (let k = 0; k < 12; k++) dst[o + 96 + k] = 0;
       let d = 0;
       if (maxScale) {
-        const iscale = fr(-32 / maxScale);
+        const iscale = Math.fround(-32 / maxScale);
         for (let g = 0; g < 16; g++) {
           // C: int8_t l = nearest_int(…); l = MAX(-32, MIN(31, l)) + 32
-          const l = Math.max(-32, Math.min(31, (nearestInt(fr(iscale * scales[g]!)) << 24) >> 24)) + 32;
+          const l = Math.max(-32, Math.min(31, (nearestInt(Math.fround(iscale * scales[g]!)) << 24) >> 24)) + 32;
           if (g < 8) dst[o + 96 + g] = l & 15;
           else dst[o + 96 + g - 8] |= (l & 15) << 4;
           dst[o + 96 + 8 + (g & 3)] |= (l >> 4) << (2 * (g >> 2));
         }
-        d = wrF16(dst, o + 108, fr(1 / iscale));
+        d = wrF16(dst, o + 108, Math.fround(1 / iscale));
       } else {
         wrF16(dst, o + 108, 0);
       }
       for (let g = 0; g < 16; g++) {
-        const dd = fr(d * scale3(dst, o + 96, g));
+        const dd = Math.fround(d * scale3(dst, o + 96, g));
         if (!dd) continue;
         for (let ii = 0; ii < 16; ii++) {
-          const l = nearestInt(fr(x[xo + 16 * g + ii]! / dd));
+          const l = nearestInt(Math.fround(x[xo + 16 * g + ii]! / dd));
           L[16 * g + ii] = Math.max(-4, Math.min(3, l)) + 4;
         }
       }

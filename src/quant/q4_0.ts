@@ -3,7 +3,7 @@
  * y[j+16] = (hi(qs[j]) − 8)·d (formats.md §3.5). Quantiser = llama.cpp quantize_row_q4_0_ref:
  * d = (signed value of largest magnitude)/−8, level = min(15, trunc(x/d + 8.5)).
  */
-import { checkBlocks, fr, rdF16, wrF16 } from './ggml-ref.js';
+import { checkBlocks, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 32;
@@ -49,12 +49,12 @@ export const Q4_0 = defineFormat({
         const v = x[xo + j]!;
         if (amax < Math.abs(v)) { amax = Math.abs(v); max = v; }
       }
-      const d = fr(max / -8);
-      const id = d ? fr(1 / d) : 0;
+      const d = Math.fround(max / -8);
+      const id = d ? Math.fround(1 / d) : 0;
       wrF16(dst, o, d);
       for (let j = 0; j < 16; j++) {
-        const q0 = Math.min(15, Math.trunc(fr(fr(x[xo + j]! * id) + 8.5)));
-        const q1 = Math.min(15, Math.trunc(fr(fr(x[xo + j + 16]! * id) + 8.5)));
+        const q0 = Math.min(15, Math.trunc(Math.fround(Math.fround(x[xo + j]! * id) + 8.5)));
+        const q1 = Math.min(15, Math.trunc(Math.fround(Math.fround(x[xo + j + 16]! * id) + 8.5)));
         dst[o + 2 + j] = q0 | (q1 << 4);
       }
     }

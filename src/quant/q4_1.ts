@@ -3,7 +3,7 @@
  * nibble (first half) or high nibble (second half) (formats.md §3.5). Quantiser = llama.cpp
  * quantize_row_q4_1_ref: m = min, d = (max − min)/15, level = min(15, trunc((x − m)/d + 0.5)).
  */
-import { checkBlocks, fr, rdF16, wrF16 } from './ggml-ref.js';
+import { checkBlocks, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 32;
@@ -19,8 +19,8 @@ export const Q4_1 = defineFormat({
       const y = outOffset + QK * b;
       for (let j = 0; j < 16; j++) {
         const q = src[o + 4 + j]!;
-        out[y + j] = fr((q & 15) * d) + m;
-        out[y + j + 16] = fr((q >> 4) * d) + m;
+        out[y + j] = Math.fround((q & 15) * d) + m;
+        out[y + j + 16] = Math.fround((q >> 4) * d) + m;
       }
     }
   },
@@ -34,7 +34,7 @@ export const Q4_1 = defineFormat({
       const m = rdF16(src, o + 2);
       for (let j = 0; j < 16; j++) {
         const q = src[o + 4 + j]!;
-        s += fr(fr((q & 15) * d) + m) * x[xo + j]! + fr(fr((q >> 4) * d) + m) * x[xo + j + 16]!;
+        s += Math.fround(Math.fround((q & 15) * d) + m) * x[xo + j]! + Math.fround(Math.fround((q >> 4) * d) + m) * x[xo + j + 16]!;
       }
     }
     return s;
@@ -51,13 +51,13 @@ export const Q4_1 = defineFormat({
         if (v < min) min = v;
         if (v > max) max = v;
       }
-      const d = fr(fr(max - min) / 15);
-      const id = d ? fr(1 / d) : 0;
+      const d = Math.fround(Math.fround(max - min) / 15);
+      const id = d ? Math.fround(1 / d) : 0;
       wrF16(dst, o, d);
       wrF16(dst, o + 2, min);
       for (let j = 0; j < 16; j++) {
-        const q0 = Math.min(15, Math.trunc(fr(fr(fr(x[xo + j]! - min) * id) + 0.5)));
-        const q1 = Math.min(15, Math.trunc(fr(fr(fr(x[xo + j + 16]! - min) * id) + 0.5)));
+        const q0 = Math.min(15, Math.trunc(Math.fround(Math.fround(Math.fround(x[xo + j]! - min) * id) + 0.5)));
+        const q1 = Math.min(15, Math.trunc(Math.fround(Math.fround(Math.fround(x[xo + j + 16]! - min) * id) + 0.5)));
         dst[o + 4 + j] = q0 | (q1 << 4);
       }
     }

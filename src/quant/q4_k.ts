@@ -4,7 +4,7 @@
  * q = (qs[32c + i%32] >> 4hi) & 15, y = d·sc_t·q − dmin·mn_t (formats.md §3.5).
  * Quantiser = llama.cpp quantize_row_q4_K_ref (see quantizeKSuper in ggml-ref.ts).
  */
-import { checkBlocks, fr, quantizeKSuper, rdF16, scaleMinK4 } from './ggml-ref.js';
+import { checkBlocks, quantizeKSuper, rdF16, scaleMinK4 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 256;
@@ -19,12 +19,12 @@ export const Q4_K = defineFormat({
       const dmin = rdF16(src, o + 2);
       for (let t = 0; t < 8; t++) {
         const [sc, mn] = scaleMinK4(src, o + 4, t);
-        const d1 = fr(d * sc);
-        const m1 = fr(dmin * mn);
+        const d1 = Math.fround(d * sc);
+        const m1 = Math.fround(dmin * mn);
         const q = o + 16 + 32 * (t >> 1);
         const shift = 4 * (t & 1);
         const y = outOffset + QK * b + 32 * t;
-        for (let l = 0; l < 32; l++) out[y + l] = fr(d1 * ((src[q + l]! >> shift) & 15)) - m1;
+        for (let l = 0; l < 32; l++) out[y + l] = Math.fround(d1 * ((src[q + l]! >> shift) & 15)) - m1;
       }
     }
   },
@@ -47,7 +47,7 @@ export const Q4_K = defineFormat({
           sx += x[xo + l]!;
         }
         // d·sc·q is exact in float32 (11 + 6 + 4 bits), so factoring it out changes nothing but the summation.
-        s += fr(d * sc) * sq - fr(dmin * mn) * sx;
+        s += Math.fround(d * sc) * sq - Math.fround(dmin * mn) * sx;
       }
     }
     return s;

@@ -4,7 +4,7 @@
  * Quantiser = llama.cpp quantize_row_q5_0_ref: d = (signed value of largest magnitude)/−16,
  * level = min(31, trunc(x/d + 16.5)).
  */
-import { checkBlocks, fr, rdF16, wrF16 } from './ggml-ref.js';
+import { checkBlocks, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 32;
@@ -57,13 +57,13 @@ export const Q5_0 = defineFormat({
         const v = x[xo + j]!;
         if (amax < Math.abs(v)) { amax = Math.abs(v); max = v; }
       }
-      const d = fr(max / -16);
-      const id = d ? fr(1 / d) : 0;
+      const d = Math.fround(max / -16);
+      const id = d ? Math.fround(1 / d) : 0;
       wrF16(dst, o, d);
       let qh = 0;
       for (let j = 0; j < 16; j++) {
-        const q0 = Math.min(31, Math.trunc(fr(fr(x[xo + j]! * id) + 16.5)));
-        const q1 = Math.min(31, Math.trunc(fr(fr(x[xo + j + 16]! * id) + 16.5)));
+        const q0 = Math.min(31, Math.trunc(Math.fround(Math.fround(x[xo + j]! * id) + 16.5)));
+        const q1 = Math.min(31, Math.trunc(Math.fround(Math.fround(x[xo + j + 16]! * id) + 16.5)));
         dst[o + 6 + j] = (q0 & 15) | ((q1 & 15) << 4);
         qh |= ((q0 >> 4) << j) | ((q1 >> 4) << (j + 16));
       }

@@ -3,7 +3,7 @@
  * the −16 and y = q·d + m (formats.md §3.5). Quantiser = llama.cpp quantize_row_q5_1_ref:
  * m = min, d = (max − min)/31, level = trunc((x − m)/d + 0.5).
  */
-import { checkBlocks, fr, rdF16, wrF16 } from './ggml-ref.js';
+import { checkBlocks, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 32;
@@ -24,8 +24,8 @@ export const Q5_1 = defineFormat({
       const y = outOffset + QK * b;
       for (let j = 0; j < 16; j++) {
         const q = src[o + 8 + j]!;
-        out[y + j] = fr(((q & 15) | (((qh >>> j) & 1) << 4)) * d) + m;
-        out[y + j + 16] = fr(((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) * d) + m;
+        out[y + j] = Math.fround(((q & 15) | (((qh >>> j) & 1) << 4)) * d) + m;
+        out[y + j + 16] = Math.fround(((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) * d) + m;
       }
     }
   },
@@ -40,8 +40,8 @@ export const Q5_1 = defineFormat({
       const xo = xOffset + QK * b;
       for (let j = 0; j < 16; j++) {
         const q = src[o + 8 + j]!;
-        s += fr(fr(((q & 15) | (((qh >>> j) & 1) << 4)) * d) + m) * x[xo + j]!
-          + fr(fr(((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) * d) + m) * x[xo + j + 16]!;
+        s += Math.fround(Math.fround(((q & 15) | (((qh >>> j) & 1) << 4)) * d) + m) * x[xo + j]!
+          + Math.fround(Math.fround(((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) * d) + m) * x[xo + j + 16]!;
       }
     }
     return s;
@@ -58,14 +58,14 @@ export const Q5_1 = defineFormat({
         if (v < min) min = v;
         if (v > max) max = v;
       }
-      const d = fr(fr(max - min) / 31);
-      const id = d ? fr(1 / d) : 0;
+      const d = Math.fround(Math.fround(max - min) / 31);
+      const id = d ? Math.fround(1 / d) : 0;
       wrF16(dst, o, d);
       wrF16(dst, o + 2, min);
       let qh = 0;
       for (let j = 0; j < 16; j++) {
-        const q0 = Math.min(31, Math.trunc(fr(fr(fr(x[xo + j]! - min) * id) + 0.5)));
-        const q1 = Math.min(31, Math.trunc(fr(fr(fr(x[xo + j + 16]! - min) * id) + 0.5)));
+        const q0 = Math.min(31, Math.trunc(Math.fround(Math.fround(Math.fround(x[xo + j]! - min) * id) + 0.5)));
+        const q1 = Math.min(31, Math.trunc(Math.fround(Math.fround(Math.fround(x[xo + j + 16]! - min) * id) + 0.5)));
         dst[o + 8 + j] = (q0 & 15) | ((q1 & 15) << 4);
         qh |= ((q0 >> 4) << j) | ((q1 >> 4) << (j + 16));
       }

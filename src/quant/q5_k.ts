@@ -3,7 +3,7 @@
  * qs u8[128] @48. Indices as Q4_K; q = nibble | ((qh[i%32] >> t) & 1) << 4; y = d·sc_t·q − dmin·mn_t
  * (formats.md §3.5). Quantiser = llama.cpp quantize_row_q5_K_ref (levels 0…31, rmin −0.5, 16 steps).
  */
-import { checkBlocks, fr, quantizeKSuper, rdF16, scaleMinK4 } from './ggml-ref.js';
+import { checkBlocks, quantizeKSuper, rdF16, scaleMinK4 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 256;
@@ -18,14 +18,14 @@ export const Q5_K = defineFormat({
       const dmin = rdF16(src, o + 2);
       for (let t = 0; t < 8; t++) {
         const [sc, mn] = scaleMinK4(src, o + 4, t);
-        const d1 = fr(d * sc);
-        const m1 = fr(dmin * mn);
+        const d1 = Math.fround(d * sc);
+        const m1 = Math.fround(dmin * mn);
         const q = o + 48 + 32 * (t >> 1);
         const shift = 4 * (t & 1);
         const y = outOffset + QK * b + 32 * t;
         for (let l = 0; l < 32; l++) {
           const v = ((src[q + l]! >> shift) & 15) | (((src[o + 16 + l]! >> t) & 1) << 4);
-          out[y + l] = fr(d1 * v) - m1;
+          out[y + l] = Math.fround(d1 * v) - m1;
         }
       }
     }
@@ -50,7 +50,7 @@ export const Q5_K = defineFormat({
           sx += x[xo + l]!;
         }
         // d·sc·q needs 11 + 6 + 5 bits: exact in float32, so factoring it out only changes the summation.
-        s += fr(d * sc) * sq - fr(dmin * mn) * sx;
+        s += Math.fround(d * sc) * sq - Math.fround(dmin * mn) * sx;
       }
     }
     return s;

@@ -5,7 +5,7 @@
  * (formats.md §3.5). Quantiser = llama.cpp quantize_row_q6_K_ref: make_qx_quants per 16 values, then
  * int8 scales relative to the largest (d = max/−128).
  */
-import { checkBlocks, fr, GROUP_MAX_EPS, makeQxQuants, nearestInt, rdF16, wrF16 } from './ggml-ref.js';
+import { checkBlocks, GROUP_MAX_EPS, makeQxQuants, nearestInt, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 256;
@@ -25,7 +25,7 @@ export const Q6_K = defineFormat({
         const lo = k < 2 ? byte & 15 : byte >> 4;
         const q = (lo | (((src[o + 128 + 32 * h + l]! >> (2 * k)) & 3) << 4)) - 32;
         const sc = (src[o + 192 + (i >> 4)]! << 24) >> 24;
-        out[outOffset + QK * b + i] = fr(d * sc) * q;
+        out[outOffset + QK * b + i] = Math.fround(d * sc) * q;
       }
     }
   },
@@ -36,7 +36,7 @@ export const Q6_K = defineFormat({
       const o = offset + 210 * b;
       const d = rdF16(src, o + 208);
       for (let g = 0; g < 16; g++) {
-        const dsc = fr(d * ((src[o + 192 + g]! << 24) >> 24));
+        const dsc = Math.fround(d * ((src[o + 192 + g]! << 24) >> 24));
         for (let i = 16 * g; i < 16 * g + 16; i++) {
           const h = i >> 7;
           const k = (i >> 5) & 3;
@@ -45,7 +45,7 @@ export const Q6_K = defineFormat({
           const lo = k < 2 ? byte & 15 : byte >> 4;
           const q = (lo | (((src[o + 128 + 32 * h + l]! >> (2 * k)) & 3) << 4)) - 32;
           // d·sc·q can need 25 bits: round it to float32 as the dequantiser does.
-          s += fr(dsc * q) * x[xOffset + QK * b + i]!;
+          s += Math.fround(dsc * q) * x[xOffset + QK * b + i]!;
         }
       }
     }
@@ -67,14 +67,14 @@ export const Q6_K = defineFormat({
       }
       dst.fill(0, o, o + 210);
       if (maxAbsScale < GROUP_MAX_EPS) continue;
-      const iscale = fr(-128 / maxScale);
-      const d = wrF16(dst, o + 208, fr(1 / iscale));
-      for (let g = 0; g < 16; g++) dst[o + 192 + g] = Math.min(127, nearestInt(fr(iscale * scales[g]!))) & 0xff;
+      const iscale = Math.fround(-128 / maxScale);
+      const d = wrF16(dst, o + 208, Math.fround(1 / iscale));
+      for (let g = 0; g < 16; g++) dst[o + 192 + g] = Math.min(127, nearestInt(Math.fround(iscale * scales[g]!))) & 0xff;
       for (let g = 0; g < 16; g++) {
-        const dd = fr(d * ((dst[o + 192 + g]! << 24) >> 24));
+        const dd = Math.fround(d * ((dst[o + 192 + g]! << 24) >> 24));
         if (!dd) continue;
         for (let ii = 0; ii < 16; ii++) {
-          const l = nearestInt(fr(x[xo + 16 * g + ii]! / dd));
+          const l = nearestInt(Math.fround(x[xo + 16 * g + ii]! / dd));
           L[16 * g + ii] = Math.max(-32, Math.min(31, l)) + 32;
         }
       }

@@ -2,7 +2,7 @@
  * Q8_0 (ggml type 8): blocks of 32 values, 34 bytes: d f16 @0, qs int8[32] @2; y[i] = d·qs[i]
  * (formats.md §3.5). Quantiser = llama.cpp quantize_row_q8_0_ref: d = max|x|/127, q = roundf(x/d).
  */
-import { checkBlocks, fr, rdF16, roundAway, wrF16 } from './ggml-ref.js';
+import { checkBlocks, rdF16, roundAway, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 32;
@@ -36,10 +36,10 @@ export const Q8_0 = defineFormat({
       const o = offset + 34 * b;
       let amax = 0;
       for (let j = 0; j < QK; j++) amax = Math.max(amax, Math.abs(x[xo + j]!));
-      const d = fr(amax / 127);
-      const id = d ? fr(1 / d) : 0;
+      const d = Math.fround(amax / 127);
+      const id = d ? Math.fround(1 / d) : 0;
       wrF16(dst, o, d);
-      for (let j = 0; j < QK; j++) dst[o + 2 + j] = roundAway(fr(x[xo + j]! * id)) & 0xff;
+      for (let j = 0; j < QK; j++) dst[o + 2 + j] = roundAway(Math.fround(x[xo + j]! * id)) & 0xff;
     }
   },
 });

@@ -5,7 +5,7 @@
  * encoder that keeps the checkpoint's own scale where that loses nothing.
  */
 import type { Xai8Matrix } from '../model/matrix.js';
-import { fr, roundAway, wrF16 } from './ggml-ref.js';
+import { roundAway, wrF16 } from './ggml-ref.js';
 import { bf16ToF32, f16ToF32, f32ToF16 } from './half.js';
 
 export function checkXai8(m: Xai8Matrix): void {
@@ -18,7 +18,7 @@ export function checkXai8(m: Xai8Matrix): void {
 /** W[k, n] in float32 (q·s rounded once, as float32 kernels compute it). */
 export function xai8Value(m: Xai8Matrix, k: number, n: number): number {
   const g = Math.floor(k / (m.nIn / m.groups));
-  return fr(m.q[k * m.nOut + n]! * bf16ToF32(m.scales[g * m.nOut + n]!));
+  return Math.fround(m.q[k * m.nOut + n]! * bf16ToF32(m.scales[g * m.nOut + n]!));
 }
 
 /** Dequantise the whole matrix into out[k·nOut + n] (the checkpoint's [in, out] order). */
@@ -121,9 +121,9 @@ export function xai8RowsToQ8_0(m: Xai8Matrix, r0: number, count: number, dst: Ui
       // Candidate B: llama.cpp quantize_row_q8_0_ref on the exact values.
       let amax = 0;
       for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(vals[xo + i]!));
-      const dB = fr(amax / 127);
-      const idB = dB ? fr(1 / dB) : 0;
-      for (let i = 0; i < 32; i++) qB[i] = roundAway(fr(vals[xo + i]! * idB));
+      const dB = Math.fround(amax / 127);
+      const idB = dB ? Math.fround(1 / dB) : 0;
+      for (let i = 0; i < 32; i++) qB[i] = roundAway(Math.fround(vals[xo + i]! * idB));
       const hB = f32ToF16(dB);
       const dBv = f16ToF32(hB);
       let errB = 0;
