@@ -119,11 +119,14 @@ export class Tokenizer {
   private symId = new Int32Array(64);
   private symPrev = new Int32Array(64);
   private symNext = new Int32Array(64);
-  private hScore = new Float64Array(256);
-  private hLeft = new Int32Array(256);
-  private hRight = new Int32Array(256);
-  private hLen = new Int32Array(256);
-  private hId = new Int32Array(256);
+  // merge candidates (append-only per bpe() call) and a binary heap of their indices
+  private cScore = new Float64Array(256);
+  private cLeft = new Int32Array(256);
+  private cRight = new Int32Array(256);
+  private cLen = new Int32Array(256);
+  private cId = new Int32Array(256);
+  private cCount = 0;
+  private heap = new Int32Array(256);
   private hSize = 0;
 
   private constructor(entries: PieceEntry[], opts: Required<Omit<TokenizerOptions, 'byteFallback'>> & { byteFallback: boolean | undefined }, source: string) {
@@ -508,15 +511,17 @@ export class Tokenizer {
     next[m - 1] = -1;
     // Steps 3–4: priority-queue merging.
     if (m > 1) {
-      if (this.hScore.length < m) this.growHeap(m); // grows further on demand (stale entries)
+      if (this.cScore.length < m) this.growCandidates(m); // grows further on demand (stale entries)
       this.hSize = 0;
+      this.cCount = 0;
       for (let a = 0; a + 1 < m; a++) this.tryPair(seg, a, a + 1);
       const rev = this.hasUnused ? new Map<string, [string, string]>() : null;
       while (this.hSize > 0) {
-        const l = this.hLeft[0];
-        const r = this.hRight[0];
-        const total = this.hLen[0];
-        const id = this.hId[0];
+        const top = this.heap[0];
+        const l = this.cLeft[top];
+        const r = this.cRight[top];
+        const total = this.cLen[top];
+        const id = this.cId[top];
         this.heapPop();
         if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== total) continue; // stale
         if (rev !== null && this.types[id] === PieceType.UNUSED)
@@ -610,55 +615,53 @@ export class Tokenizer {
 
   // Binary max-heap ordered by (score desc, left asc): bpe_model.cc SymbolPairComparator.
   private heapPush(score: number, l: number, r: number, total: number, id: number): void {
-    if (this.hSize === this.hScore.length) this.growHeap(this.hSize * 2);
-    const hs = this.hScore;
-    const hl = this.hLeft;
+    if (this.cCount === this.cScore.length) this.growCandidates(this.cCount * 2);
+    const c = this.cCount++;
+    const cs = this.cScore;
+    const cl = this.cLeft;
+    cs[c] = score;
+    cl[c] = l;
+    this.cRight[c] = r;
+    this.cLen[c] = total;
+    this.cId[c] = id;
+    const heap = this.heap;
     let i = this.hSize++;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (hs[p] > score || (hs[p] === score && hl[p] < l)) break;
-      this.heapMove(p, i);
+      const q = heap[p];
+      if (cs[q] > score || (cs[q] === score && cl[q] < l)) break;
+      heap[i] = q;
       i = p;
     }
-    hs[i] = score;
-    hl[i] = l;
-    this.hRight[i] = r;
-    this.hLen[i] = total;
-    this.hId[i] = id;
+    heap[i] = c;
   }
 
   private heapPop(): void {
     const last = --this.hSize;
     if (last === 0) return;
-    const hs = this.hScore;
-    const hl = this.hLeft;
-    const score = hs[last];
-    const l = hl[last];
-    const r = this.hRight[last];
-    const total = this.hLen[last];
-    const id = this.hId[last];
+    const heap = this.heap;
+    const cs = this.cScore;
+    const cl = this.cLeft;
+    const x = heap[last];
+    const score = cs[x];
+    const l = cl[x];
     let i = 0;
     for (;;) {
       let c = 2 * i + 1;
       if (c >= last) break;
-      if (c + 1 < last && (hs[c + 1] > hs[c] || (hs[c + 1] === hs[c] && hl[c + 1] < hl[c]))) c++;
-      if (score > hs[c] || (score === hs[c] && l < hl[c])) break;
-      this.heapMove(c, i);
+      let y = heap[c];
+      if (c + 1 < last) {
+        const z = heap[c + 1];
+        if (cs[z] > cs[y] || (cs[z] === cs[y] && cl[z] < cl[y])) {
+          c++;
+          y = z;
+        }
+      }
+      if (score > cs[y] || (score === cs[y] && l < cl[y])) break;
+      heap[i] = y;
       i = c;
     }
-    hs[i] = score;
-    hl[i] = l;
-    this.hRight[i] = r;
-    this.hLen[i] = total;
-    this.hId[i] = id;
-  }
-
-  private heapMove(from: number, to: number): void {
-    this.hScore[to] = this.hScore[from];
-    this.hLeft[to] = this.hLeft[from];
-    this.hRight[to] = this.hRight[from];
-    this.hLen[to] = this.hLen[from];
-    this.hId[to] = this.hId[from];
+    heap[i] = x;
   }
 
   private growSymbols(n: number): void {
@@ -671,17 +674,19 @@ export class Tokenizer {
     this.symHash = new Int32Array(size);
   }
 
-  private growHeap(n: number): void {
-    const size = Math.max(n, this.hScore.length * 2);
-    const grow = <T extends Float64Array | Int32Array>(a: T, b: T): T => {
-      b.set(a.subarray(0, this.hSize));
+  private growCandidates(n: number): void {
+    const size = Math.max(n, this.cScore.length * 2);
+    const keep = this.cCount;
+    const grow = <T extends Float64Array | Int32Array>(a: T, b: T, used: number): T => {
+      b.set(a.subarray(0, used));
       return b;
     };
-    this.hScore = grow(this.hScore, new Float64Array(size));
-    this.hLeft = grow(this.hLeft, new Int32Array(size));
-    this.hRight = grow(this.hRight, new Int32Array(size));
-    this.hLen = grow(this.hLen, new Int32Array(size));
-    this.hId = grow(this.hId, new Int32Array(size));
+    this.cScore = grow(this.cScore, new Float64Array(size), keep);
+    this.cLeft = grow(this.cLeft, new Int32Array(size), keep);
+    this.cRight = grow(this.cRight, new Int32Array(size), keep);
+    this.cLen = grow(this.cLen, new Int32Array(size), keep);
+    this.cId = grow(this.cId, new Int32Array(size), keep);
+    this.heap = grow(this.heap, new Int32Array(size), this.hSize);
   }
 
   // -------------------------------------------------------------------------------------------------
