@@ -418,9 +418,55 @@ function dotQ8Direct(row: usize, nb: i32, xq: usize, xs: usize, T: i32, y: usize
   }
 }
 
+// One q8_0 block · one int8 activation block → i32x4 partial sums. Pairs of products fit i16:
+// |w| ≤ 128, |x| ≤ 127 → |w·x + w'·x'| ≤ 32512.
+@inline function q8Block(blk: usize, xb: usize): v128 {
+  const v0 = v128.load(blk, 2);
+  const v1 = v128.load(blk, 18);
+  const x0 = v128.load(xb);
+  const x1 = v128.load(xb, 16);
+  const p0 = i16x8.add(i16x8.extmul_low_i8x16_s(v0, x0), i16x8.extmul_high_i8x16_s(v0, x0));
+  const p1 = i16x8.add(i16x8.extmul_low_i8x16_s(v1, x1), i16x8.extmul_high_i8x16_s(v1, x1));
+  return i32x4.add(i32x4.extadd_pairwise_i16x8_s(p0), i32x4.extadd_pairwise_i16x8_s(p1));
+}
+
+/**
+ * Fast-mode q8_0 row · one token (decode). Four blocks per step: their integer sums are transposed into
+ * one vector so the scales (4 f16 weights × 4 activation scales) cost one vector convert/multiply.
+ */
+function dotQ8T1(row: usize, nb: i32, xq8: usize, xs: usize): f32 {
+  let acc = f32x4.splat(0);
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const blk = row + <usize>b * 34;
+    const xb = xq8 + (<usize>b << 5);
+    const s0 = q8Block(blk, xb);
+    const s1 = q8Block(blk + 34, xb + 32);
+    const s2 = q8Block(blk + 68, xb + 64);
+    const s3 = q8Block(blk + 102, xb + 96);
+    const t0 = i32x4.add(v128.shuffle<i32>(s0, s1, 0, 4, 1, 5), v128.shuffle<i32>(s0, s1, 2, 6, 3, 7));
+    const t1 = i32x4.add(v128.shuffle<i32>(s2, s3, 0, 4, 1, 5), v128.shuffle<i32>(s2, s3, 2, 6, 3, 7));
+    const sums = i32x4.add(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), v128.shuffle<i32>(t0, t1, 2, 3, 6, 7));
+    let d = i32x4.splat(load<u16>(blk));
+    d = i32x4.replace_lane(d, 1, load<u16>(blk, 34));
+    d = i32x4.replace_lane(d, 2, load<u16>(blk, 68));
+    d = i32x4.replace_lane(d, 3, load<u16>(blk, 102));
+    const scale = f32x4.mul(h2f4(d), v128.load(xs + (<usize>b << 2)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
+  }
+  let s = hsum(acc);
+  for (; b < nb; b++) {
+    const blk = row + <usize>b * 34;
+    const v = q8Block(blk, xq8 + (<usize>b << 5));
+    const isum = i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+    s += <f32>isum * (h2f(load<u16>(blk)) * load<f32>(xs + (<usize>b << 2)));
+  }
+  return s;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Chunked entry points. Argument block (i32/u32 at byte offsets):
-//   0 type, 4 w, 8 rowBytes, 12 nIn, 16 x (f32 or xq), 20 T, 24 y, 28 nOut, 32 xs, 36 xsum
+//   0 type, 4 w, 8 rowBytes, 12 nIn, 16 x (f32 or xq), 20 T, 24 y, 28 nOut, 32 xs, 36 xsum, 40 xq8
 
 /** 'rows' matrix, exact mode: rows [r0, r1) of y[t, r] = Σ_i W[r, i]·x[t, i]. */
 export function mmExact(args: usize, r0: i32, r1: i32, scratch: usize): void {
@@ -458,8 +504,13 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
   const nOut = load<i32>(args, 28);
   const xs = <usize>load<u32>(args, 32);
   const xsum = <usize>load<u32>(args, 36);
+  const xq8 = <usize>load<u32>(args, 40);
   const ystride = <usize>nOut << 2;
   const nb = nIn >> 5;
+  if (type == Q8_0 && T == 1) {
+    for (let r = r0; r < r1; r++) store<f32>(y + (<usize>r << 2), dotQ8T1(<usize>w + <usize>r * rowBytes, nb, xq8, xs));
+    return;
+  }
   const q = scratch;
   const ws = q + (<usize>nIn << 1);
   const wm = ws + (<usize>nb << 2);
@@ -476,10 +527,10 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
 
 /**
  * Quantise T rows of n f32 activations (n % 32 == 0) to int8 values per 32-block, stored widened as
- * i16 (xq), with scale d = max|x|/127 (xs) and the integer sum (xsum) per block (llama.cpp's Q8_0/Q8_K
- * activation quantisation; round half to even here instead of away from zero).
+ * i16 (xq) and as i8 (xq8), with scale d = max|x|/127 (xs) and the integer sum (xsum) per block
+ * (llama.cpp's Q8_0/Q8_K activation quantisation; round half to even here instead of away from zero).
  */
-export function quantizeX(x: usize, T: i32, n: i32, xq: usize, xs: usize, xsum: usize): void {
+export function quantizeX(x: usize, T: i32, n: i32, xq: usize, xs: usize, xsum: usize, xq8: usize): void {
   const nbT = (n >> 5) * T;
   for (let b = 0; b < nbT; b++) {
     const src = x + (<usize>b << 7);
@@ -488,17 +539,31 @@ export function quantizeX(x: usize, T: i32, n: i32, xq: usize, xs: usize, xsum: 
     const m = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)));
     const d: f32 = m / 127;
     const id = f32x4.splat(d > 0 ? <f32>1 / d : 0);
-    let sum = i32x4.splat(0);
+    const h0 = quant8(src, id);
+    const h1 = quant8(src + 32, id);
+    const h2 = quant8(src + 64, id);
+    const h3 = quant8(src + 96, id);
     const dst = xq + (<usize>b << 6);
-    for (let j: usize = 0; j < 128; j += 32) {
-      const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + j), id)));
-      const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src + j, 16), id)));
-      sum = i32x4.add(sum, i32x4.add(q0, q1));
-      v128.store(dst + (j >> 1), i16x8.narrow_i32x4_s(q0, q1));
-    }
+    v128.store(dst, h0);
+    v128.store(dst, h1, 16);
+    v128.store(dst, h2, 32);
+    v128.store(dst, h3, 48);
+    v128.store(xq8 + (<usize>b << 5), i8x16.narrow_i16x8_s(h0, h1));
+    v128.store(xq8 + (<usize>b << 5), i8x16.narrow_i16x8_s(h2, h3), 16);
+    const sum = i32x4.add(
+      i32x4.add(i32x4.extadd_pairwise_i16x8_s(h0), i32x4.extadd_pairwise_i16x8_s(h1)),
+      i32x4.add(i32x4.extadd_pairwise_i16x8_s(h2), i32x4.extadd_pairwise_i16x8_s(h3)),
+    );
     store<f32>(xs + (<usize>b << 2), d);
     store<i32>(xsum + (<usize>b << 2), i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3));
   }
+}
+
+// 8 floats → 8 rounded int16 (|q| ≤ 127).
+@inline function quant8(src: usize, id: v128): v128 {
+  const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src), id)));
+  const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(src, 16), id)));
+  return i16x8.narrow_i32x4_s(q0, q1);
 }
 
 @inline function yAdd(first: bool, yo: usize, off: usize, v: v128): v128 {

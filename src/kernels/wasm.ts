@@ -54,7 +54,7 @@ interface KernelExports {
   mmFast: ChunkExport;
   mmXai8: ChunkExport;
   mmXai8Fast: ChunkExport;
-  quantizeX(x: number, T: number, n: number, xq: number, xs: number, xsum: number): void;
+  quantizeX(x: number, T: number, n: number, xq: number, xs: number, xsum: number, xq8: number): void;
   getRow(type: number, w: number, rowBytes: number, n: number, r: number, dst: number, tmp: number): void;
 }
 
@@ -196,8 +196,8 @@ export class WasmKernels implements Kernels {
     const { arena, off } = this.locate(w.data, w);
     const fast = this.mode === 'fast' && INT_TYPES.has(w.type);
     const nb = nIn / 32;
-    // Activation area: x f32 [T][nIn] · y f32 [T][nOut] · (fast) xq i16 [T][nIn] · xs f32 [T][nb] · xsum i32 [T][nb]
-    const perToken = 4 * nIn + 4 * nOut + (fast ? 2 * nIn + 8 * nb : 0);
+    // Activation area: x f32 [T][nIn] · y f32 [T][nOut] · (fast) xq i16 [T][nIn] · xs f32 [T][nb] · xsum i32 [T][nb] · xq8 i8 [T][nIn]
+    const perToken = 4 * nIn + 4 * nOut + (fast ? 3 * nIn + 8 * nb : 0);
     const tMax = Math.floor(ACT_BYTES / perToken);
     if (tMax < 1) throw new Error(`matmul: one token of ${nIn}→${nOut} does not fit the ${ACT_BYTES}-byte activation area`);
     const a = arena.i32;
@@ -219,10 +219,12 @@ export class WasmKernels implements Kernels {
         const xq = yOff + 4 * tn * nOut;
         const xs = xq + 2 * tn * nIn;
         const xsum = xs + 4 * tn * nb;
-        arena.exports.quantizeX(xOff, tn, nIn, xq, xs, xsum);
+        const xq8 = xsum + 4 * tn * nb;
+        arena.exports.quantizeX(xOff, tn, nIn, xq, xs, xsum, xq8);
         a[ab + 4] = xq;
         a[ab + 8] = xs;
         a[ab + 9] = xsum;
+        a[ab + 10] = xq8;
         fn = 'mmFast';
       } else {
         a[ab + 4] = xOff;
@@ -244,7 +246,7 @@ export class WasmKernels implements Kernels {
     // Fast mode needs whole 32-input activation blocks inside each scale group (all Grok-1 matrices).
     const fast = this.mode === 'fast' && (nIn / groups) % 32 === 0;
     const nb = nIn / 32;
-    const perToken = 4 * nIn + 4 * nOut + (fast ? 2 * nIn + 8 * nb : 0);
+    const perToken = 4 * nIn + 4 * nOut + (fast ? 3 * nIn + 8 * nb : 0);
     const tMax = Math.floor((ACT_BYTES - scaleBytes - 64) / perToken);
     if (tMax < 1) throw new Error(`matmul: one token of xai8 ${nIn}→${nOut} does not fit the activation area`);
     const a = arena.i32;
@@ -256,10 +258,11 @@ export class WasmKernels implements Kernels {
       const xq = yOff + 4 * tn * nOut;
       const xs = xq + 2 * tn * nIn;
       const xsum = xs + 4 * tn * nb;
+      const xq8 = xsum + 4 * tn * nb;
       let sOff: number;
       if (sLoc === arena) sOff = w.scales.byteOffset;
       else {
-        sOff = Math.ceil((yOff + 4 * tn * nOut + (fast ? 2 * tn * nIn + 8 * tn * nb : 0)) / 64) * 64;
+        sOff = Math.ceil((xq8 + tn * nIn) / 64) * 64;
         new Uint16Array(arena.memory.buffer, sOff, groups * nOut).set(w.scales.subarray(0, groups * nOut));
       }
       arena.f32.set(x.subarray(t0 * nIn, (t0 + tn) * nIn), xOff / 4);
@@ -271,7 +274,7 @@ export class WasmKernels implements Kernels {
       a[ab + 6] = tn;
       a[ab + 7] = yOff;
       if (fast) {
-        arena.exports.quantizeX(xOff, tn, nIn, xq, xs, xsum);
+        arena.exports.quantizeX(xOff, tn, nIn, xq, xs, xsum, xq8);
         a[ab + 5] = xq;
         a[ab + 8] = xs;
       } else {
