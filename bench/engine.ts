@@ -5,6 +5,7 @@
  *   grok synth --preset grok1 --layers 2 --type q8_0 --out .bench-out/slice.gguf
  *   node dist/bench/engine.js [--model .bench-out/slice.gguf] [--concurrency 1,4,8] [--prompt 16] [--gen 6]
  *                             [--threads 2] [--mode fast|exact] [--engines ours,llama] [--vocab 131072]
+ *                             [--repeat R]   (R runs per point, the fastest kept: the VM is shared)
  *
  * Each sequence gets its own pseudo-random prompt; all are submitted at once, greedy, EOS ignored. The
  * figure is tokens per second over the window in which every sequence is decoding (from the last first
@@ -26,6 +27,7 @@ const { values: opt } = parseArgs({
     mode: { type: 'string', default: 'fast' },
     engines: { type: 'string', default: 'ours,llama' },
     vocab: { type: 'string', default: '131072' },
+    repeat: { type: 'string', default: '1' },
     child: { type: 'string' },
   },
 });
@@ -60,14 +62,19 @@ async function runOurs(file: string, ns: number[], nPrompt: number, nGen: number
   if (model.config.vocabSize !== Number(opt.vocab)) throw new Error(`--vocab ${opt.vocab} but the model's vocabulary is ${model.config.vocabSize}`);
   const points: Point[] = [];
   for (const n of ns) {
-    const sched = new Scheduler(model, { slots: n, prefillChunk: 256 });
-    const ps = prompts(n, nPrompt, model.config.vocabSize);
-    const arrivals = await Promise.all(ps.map(async (p) => {
-      const ts: number[] = [];
-      for await (const _ of sched.submit(p, { temperature: 0, maxTokens: nGen, ignoreEos: true })) ts.push(performance.now());
-      return ts;
-    }));
-    points.push(window(arrivals));
+    let best: Point | null = null;
+    for (let rep = 0; rep < Number(opt.repeat); rep++) {
+      const sched = new Scheduler(model, { slots: n, prefillChunk: 256 });
+      const ps = prompts(n, nPrompt, model.config.vocabSize);
+      const arrivals = await Promise.all(ps.map(async (p) => {
+        const ts: number[] = [];
+        for await (const _ of sched.submit(p, { temperature: 0, maxTokens: nGen, ignoreEos: true })) ts.push(performance.now());
+        return ts;
+      }));
+      const pt = window(arrivals);
+      if (!best || pt.aggTokS > best.aggTokS) best = pt;
+    }
+    points.push(best!);
   }
   const note = kernels.name;
   closeKernels(kernels);
@@ -83,7 +90,7 @@ async function runLlama(file: string, ns: number[], nPrompt: number, nGen: numbe
   type Item = [never, { generateNext: { token: true } }];
   const gen = (t: number): Item => [t as never, { generateNext: { token: true } }];
   const points: Point[] = [];
-  for (const n of ns) {
+  for (const n of ns) for (let rep = 0; rep < Number(opt.repeat); rep++) {
     const ctx = await model.createContext({
       contextSize: n * (nPrompt + nGen + 16), sequences: n, batchSize: Math.max(n * nPrompt, 32),
       threads: { ideal: threads, min: threads }, flashAttention: false,
@@ -104,7 +111,10 @@ async function runLlama(file: string, ns: number[], nPrompt: number, nGen: numbe
       }
       return ts;
     }));
-    points.push(window(arrivals));
+    const pt = window(arrivals);
+    const i = points.findIndex((q) => q.n === n);
+    if (i < 0) points.push(pt);
+    else if (pt.aggTokS > points[i]!.aggTokS) points[i] = pt;
     await ctx.dispose();
   }
   await model.dispose();
@@ -123,11 +133,11 @@ async function main(): Promise<void> {
     process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
     process.exit(0); // worker threads / llama.cpp's pool must not hold the process
   }
-  console.log(`# bench/engine ${new Date().toISOString()}  ${file} (${(fs.statSync(file).size / 1e9).toFixed(2)} GB)  prompt ${nPrompt}, ${nGen} tokens per sequence, ${threads} threads, mode ${opt.mode}  load avg ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  console.log(`# bench/engine ${new Date().toISOString()}  ${file} (${(fs.statSync(file).size / 1e9).toFixed(2)} GB)  prompt ${nPrompt}, ${nGen} tokens per sequence, ${threads} threads, mode ${opt.mode}, best of ${opt.repeat}  load avg ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   const self = fileURLToPath(import.meta.url);
   const results: Result[] = [];
   for (const engine of opt.engines!.split(',')) {
-    const args = [self, '--child', engine, '--model', file, '--concurrency', opt.concurrency!, '--prompt', String(nPrompt), '--gen', String(nGen), '--threads', String(threads), '--mode', opt.mode!, '--vocab', opt.vocab!];
+    const args = [self, '--child', engine, '--model', file, '--concurrency', opt.concurrency!, '--prompt', String(nPrompt), '--gen', String(nGen), '--threads', String(threads), '--mode', opt.mode!, '--vocab', opt.vocab!, '--repeat', opt.repeat!];
     const p = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
     const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
     if (!line) { console.log(`${engine}: failed (exit ${p.status})\n${p.stderr.slice(-2000)}`); continue; }
