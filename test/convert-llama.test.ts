@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import { convertModel } from '../src/cli/convert.js';
 import { synthModel, TINY } from '../src/cli/synth.js';
 import { loadModel } from '../src/model/loader.js';
-import { fixtureDir, golden } from './fixtures.js';
+import { fixtureDir, golden, SHARED } from './fixtures.js';
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
@@ -89,4 +89,22 @@ test('llama.cpp loads a synthesized tiny Q4_K model, round-trips text through it
   // llama.cpp quantises activations to 8 bits for K-quant dots and uses an f16 GELU table: ~1.5 % RMS apart
   assert.ok(Math.sqrt(se / ss) < 0.05, `relative RMS difference ${Math.sqrt(se / ss)}`);
   for (let p = 0; p < tokens.length; p++) assert.equal(argmaxRow(ll.logits, p, V), argmaxRow(ours, p, V), `position ${p}`);
+});
+
+test('llama.cpp tokenizes the Grok-1 SentencePiece goldens exactly with the vocabulary we embed from tokenizer.model', { skip }, async () => {
+  const tok = path.join(SHARED, 'tokenizer', 'grok-1-tokenizer.model');
+  const samples = (JSON.parse(fs.readFileSync(path.join(SHARED, 'tokenizer', 'grok-1-golden.json'), 'utf8')) as { encode: { text: string; ids: number[] }[] }).encode;
+  const out = path.join(tmp, 'syn-grok-vocab.gguf');
+  // narrow layers keep the 131072-row embedding small: this test is about the vocabulary
+  const config = { ...TINY, nLayers: 1, vocabSize: 131072, dModel: 32, nHeads: 2, nKVHeads: 1, headDim: 16, ffnSize: 32, nExperts: 2, nExpertsUsed: 1 };
+  await synthModel({ config, type: 'q8_0', out, seed: 1, tokenizer: tok });
+  const model = await llama!.loadModel({ modelPath: out, gpuLayers: 0 });
+  try {
+    assert.ok(samples.length > 150);
+    for (const s of samples) {
+      assert.deepEqual([...model.tokenize(s.text, false)], s.ids, JSON.stringify(s.text));
+    }
+  } finally {
+    await model.dispose();
+  }
 });

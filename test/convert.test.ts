@@ -137,7 +137,8 @@ test('--tokenizer embeds a SentencePiece model\'s pieces, scores, types and ids'
   const src = readGgufFile(path.join(dir, 'model.gguf'));
   const tokens = src.metadata.get('tokenizer.ggml.tokens') as string[];
   const types = src.metadata.get('tokenizer.ggml.token_type') as Int32Array;
-  const pieces = tokens.map((piece, i) => ({ piece, score: -i / 4, type: types[i]! }));
+  // one USER_DEFINED piece: stored as NORMAL (llama.cpp would match it before space escaping)
+  const pieces = tokens.map((piece, i) => ({ piece, score: -i / 4, type: i === 900 ? 4 : types[i]! }));
   const tok = path.join(tmp, 'tok.model');
   fs.writeFileSync(tok, writeModelProto({ pieces, trainerSpec: { modelType: 2, unkId: 0, bosId: 1, eosId: 2, padId: -1 }, normalizerSpec: { addDummyPrefix: true, removeExtraWhitespaces: false } }));
   const out = path.join(tmp, 'b-tok.gguf');
@@ -147,6 +148,7 @@ test('--tokenizer embeds a SentencePiece model\'s pieces, scores, types and ids'
   assert.deepEqual(f.metadata.get('tokenizer.ggml.tokens'), tokens);
   assert.deepEqual([...(f.metadata.get('tokenizer.ggml.scores') as Float32Array)], pieces.map((p) => p.score));
   assert.deepEqual(f.metadata.get('tokenizer.ggml.token_type'), types);
+  assert.equal(types[900], 1);
   assert.equal(f.metadata.get('tokenizer.ggml.model'), 'llama');
   assert.equal(f.metadata.get('tokenizer.ggml.unknown_token_id'), 0);
   assert.equal(f.metadata.get('tokenizer.ggml.bos_token_id'), 1);

@@ -345,6 +345,9 @@ export function addGrokMetadata(w: GgufWriter, c: GrokConfig, opts: { name?: str
   w.addMetadata('grok.attn_logit_softcapping', 'f32', c.attnSoftcap);
 }
 
+const NORMAL = 1;
+const USER_DEFINED = 4;
+
 /** A SentencePiece-style vocabulary as GGUF stores it (§3.7); `type` uses the SentencePiece numbers 1 … 6. */
 export interface GgufVocabulary {
   tokens: readonly string[];
@@ -359,7 +362,14 @@ export interface GgufVocabulary {
   removeExtraWhitespaces: boolean;
 }
 
-/** The vocabulary of a parsed tokenizer.model (src/tokenizer/protobuf.ts readModelProto). */
+/**
+ * The vocabulary of a parsed tokenizer.model (src/tokenizer/protobuf.ts readModelProto).
+ * USER_DEFINED pieces (Grok-1: runs of "\n", "\t", spaces, and the digits) are stored as NORMAL:
+ * llama.cpp matches USER_DEFINED pieces in the raw text before escaping spaces, which SentencePiece does
+ * not, so with the original types llama.cpp tokenised only 77 of the 198 Grok-1 golden samples like
+ * SentencePiece; as NORMAL, all 198 (test/convert-llama.test.ts). Our own tokenizer gives the SentencePiece
+ * ids from either form.
+ */
 export function vocabularyFromModelProto(m: ModelProto): GgufVocabulary {
   const t = m.trainerSpec ?? {};
   const n = m.pieces.length;
@@ -368,7 +378,7 @@ export function vocabularyFromModelProto(m: ModelProto): GgufVocabulary {
   return {
     tokens: m.pieces.map((p) => p.piece),
     scores: Float32Array.from(m.pieces, (p) => p.score),
-    types: Int32Array.from(m.pieces, (p) => p.type),
+    types: Int32Array.from(m.pieces, (p) => (p.type === USER_DEFINED ? NORMAL : p.type)),
     bosId: id(t.bosId, trainerDefaults.bosId),
     eosId: id(t.eosId, trainerDefaults.eosId),
     unkId: id(t.unkId, trainerDefaults.unkId),
