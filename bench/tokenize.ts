@@ -69,4 +69,19 @@ console.log(`SentencePiece encode:        ${(mb / sp.seconds).toFixed(2)} MB/s (
 console.log(`ratio ours/theirs (cold): ${(sp.seconds / best).toFixed(2)}x`);
 console.log(`grok-ts decode: ${(mb / decodeS).toFixed(2)} MB/s; decode(encode(text)) === text with U+2581 as space: ${decoded === text.replaceAll('\u2581', ' ')}`);
 console.log(firstDiff < 0 ? `ids identical (${ids.length} tokens)` : `IDS DIFFER at token ${firstDiff}: ours ${ids.slice(firstDiff, firstDiff + 8)} theirs ${Array.from(sp.ids.slice(firstDiff, firstDiff + 8))}`);
-process.exitCode = firstDiff < 0 ? 0 : 1;
+let bad = firstDiff >= 0;
+
+// Worst cases for BPE: one 500 K-character segment (no word boundary), merged over one big priority queue.
+console.log('single-segment runs of 500 K UTF-16 units (best of 1):');
+for (const [name, unit] of [['"a" repeated', 'a'], ['spaces', ' '], ['CJK "日本語" repeated', '日本語']] as const) {
+  const run = unit.repeat(Math.ceil(500_000 / unit.length));
+  const t = Tokenizer.fromModelProto(bytes, modelPath);
+  t0 = performance.now();
+  const ours = t.encode(run);
+  const s = (performance.now() - t0) / 1000;
+  const theirs = spEncodeTimed(modelPath, run, 1);
+  const same = ours.length === theirs.ids.length && ours.every((v, i) => v === theirs.ids[i]);
+  bad ||= !same;
+  console.log(`  ${name.padEnd(22)} grok-ts ${s.toFixed(2)} s, SentencePiece ${theirs.seconds.toFixed(2)} s, ratio ${(theirs.seconds / s).toFixed(2)}x, ids ${same ? 'identical' : 'DIFFER'}`);
+}
+process.exitCode = bad ? 1 : 0;
