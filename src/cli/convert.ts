@@ -389,8 +389,8 @@ export async function runConvert(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`expected exactly one source model, got ${positionals.length}\n${USAGE}`);
   if (values.to === undefined) throw new UsageError(`--to is required (only 'gguf' is supported)\n${USAGE}`);
   if (values.to.toLowerCase() !== 'gguf') throw new UsageError(`--to ${values.to}: only 'gguf' is supported`);
-  if (!values.out) throw new UsageError(`--out is required\n${USAGE}`);
   const type = parseType(values.type, '--type');
+  if (!values.out) throw new UsageError(`--out is required\n${USAGE}`);
   const embdType = values['embd-type'] === undefined ? undefined : parseType(values['embd-type'], '--embd-type');
   const showBar = values.progress ?? process.stderr.isTTY === true;
   const bar = showBar
