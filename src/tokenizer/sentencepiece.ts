@@ -11,6 +11,8 @@
 // - merges in different segments never interact: a candidate only involves two adjacent symbols of one
 //   segment, and the global priority order (score desc, then left position asc) restricted to one segment
 //   is that segment's own order, so every segment sees the same sequence of merges.
+// Merge candidates are looked up without building substrings: a symbol carries a polynomial hash, the hash of
+// a concatenation follows from its parts, and a hit in the piece table is confirmed by comparing the text.
 // Verified against SentencePiece itself by bench/tokenize-diff.ts.
 
 import { readFileSync } from 'node:fs';
@@ -523,7 +525,9 @@ export class Tokenizer {
         const total = this.cLen[top];
         const id = this.cId[top];
         this.heapPop();
-        if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== total) continue; // stale
+        // Stale (bpe_model.cc): a side was consumed or grew. Lengths here are UTF-16 units, not bytes; as
+        // symbols only grow, "the sum is unchanged" means "neither side changed" in any unit.
+        if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== total) continue;
         if (rev !== null && this.types[id] === PieceType.UNUSED)
           rev.set(this.pieces[id], [seg.slice(start[l], start[l] + len[l]), seg.slice(start[r], start[r] + len[r])]);
         hash[l] = (Math.imul(hash[l], this.hashPow[len[r]]) + hash[r]) | 0;
@@ -834,8 +838,8 @@ class SegmentCache {
 
   insert(s: string, a: number, b: number, h: number, ids: number[]): void {
     if (this.used >= CACHE_SLOTS >> 1) this.clear();
+    if (this.poolUsed + ids.length > this.pool.length && this.pool.length >= 1 << 22) this.clear();
     if (this.poolUsed + ids.length > this.pool.length) {
-      if (this.pool.length >= 1 << 22) this.clear();
       let size = this.pool.length;
       while (this.poolUsed + ids.length > size) size *= 2;
       const p = new Int32Array(size);
