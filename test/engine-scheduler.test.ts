@@ -1,0 +1,65 @@
+/**
+ * Scheduler mechanics on a recording fake model (what each forward call was given): one call per
+ * iteration for every active sequence, chunked prefill interleaved with decoding, slot admission. The
+ * numerical invariants are tested on the real fixtures in engine.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Scheduler, type BatchModel, type EngineCache } from '../src/engine/scheduler.js';
+
+/** Logits always favour token 5; records the token count of every sequence in every call. */
+function recorder() {
+  const calls: number[][] = [];
+  const model: BatchModel = {
+    config: { vocabSize: 8, contextLength: 4096, eosToken: 2 },
+    newCache: (capacity = 4096): EngineCache => ({ capacity, length: 0 }),
+    forward(seqs, opts) {
+      assert.equal(opts?.lastOnly, true);
+      calls.push(seqs.map((s) => s.tokens.length));
+      for (const s of seqs) {
+        assert.ok(s.cache.length + s.tokens.length <= s.cache.capacity, 'cache overflow');
+        s.cache.length += s.tokens.length;
+      }
+      const out = new Float32Array(seqs.length * 8);
+      for (let i = 0; i < seqs.length; i++) out[i * 8 + 5] = 10;
+      return out;
+    },
+  };
+  return { model, calls };
+}
+
+test('a long prompt is prefilled in chunks while another sequence keeps decoding, one call per step', async () => {
+  const { model, calls } = recorder();
+  const s = new Scheduler(model, { slots: 2, prefillChunk: 100 });
+  const short = s.submit([1, 3], { temperature: 0, maxTokens: 10, ignoreEos: true });
+  const shortTokens: number[] = [];
+  const reading = (async () => { for await (const t of short) shortTokens.push(t.id); })();
+  await new Promise((r) => setImmediate(r)); // the short one is decoding now
+  const long = s.submit(new Array(450).fill(4), { temperature: 0, maxTokens: 3 });
+  const longTokens: number[] = [];
+  for await (const t of long) longTokens.push(t.id);
+  await reading;
+  assert.deepEqual(longTokens, [5, 5, 5]);
+  assert.deepEqual(shortTokens, new Array(10).fill(5));
+  // Step 1: the short prompt alone. Then the long prompt's chunks (100,100,100,100,50) ride along with the
+  // short sequence's single decode tokens, one forward call per step.
+  assert.deepEqual(calls[0], [2]);
+  const chunks = calls.filter((c) => c.length === 2).map((c) => c[1]);
+  assert.deepEqual(chunks.slice(0, 5), [100, 100, 100, 100, 50]);
+  for (const c of calls.filter((c) => c.length === 2)) assert.equal(c[0], 1);
+  assert.equal(calls.reduce((a, c) => a + c.reduce((x, y) => x + y, 0), 0), 2 + 9 + 450 + 2); // every token fed once
+});
+
+test('slots bound the batch; a waiting request is admitted as soon as one finishes', async () => {
+  const { model, calls } = recorder();
+  const s = new Scheduler(model, { slots: 2 });
+  const reqs = [3, 5, 2].map((n) => s.submit([1], { temperature: 0, maxTokens: n, ignoreEos: true }));
+  assert.equal(s.activeCount, 2);
+  assert.equal(s.queuedCount, 1);
+  const out = await Promise.all(reqs.map(async (r) => { let n = 0; for await (const _ of r) n++; return n; }));
+  assert.deepEqual(out, [3, 5, 2]);
+  assert.ok(calls.every((c) => c.length <= 2));
+  // The third joins right after the first finishes (step 3), not after the second: 5 steps in all.
+  assert.equal(calls.length, 5);
+  assert.equal(s.steps, 5);
+});
