@@ -126,3 +126,27 @@ test('writer rejects misuse with messages that name the key or tensor', async ()
   await w3.abort();
   assert.throws(() => new GgufWriter(path.join(tmp, 'x.gguf'), { alignment: 24 }), /power of two/);
 });
+
+test('offsets past 4 GiB are written as full u64 values (header of a 5 GiB tensor followed by another)', async () => {
+  const file = path.join(tmp, 'big.gguf');
+  const w = new GgufWriter(file);
+  const big = 5 * 2 ** 30 / 4; // 5 GiB of f32
+  assert.equal(w.addTensorInfo('a', 'f32', [big]), 5 * 2 ** 30);
+  w.addTensorInfo('b', 'q8_0', [64]);
+  assert.equal(w.dataSize, 5 * 2 ** 30 + 96);
+  await w.writeHeader(); // no data: only the header is inspected
+  const h = fs.readFileSync(file);
+  await w.abort();
+  // layout: magic, version, 2 × u64 counts, then 'a': u64 len 1, 'a', u32 ndims, u64 dim, u32 type, u64 offset
+  let o = 24;
+  assert.equal(h.readBigUInt64LE(o), 1n); o += 9;
+  assert.equal(h.readUInt32LE(o), 1); o += 4;
+  assert.equal(h.readBigUInt64LE(o), BigInt(big)); o += 8;
+  assert.equal(h.readUInt32LE(o), 0); o += 4;
+  assert.equal(h.readBigUInt64LE(o), 0n); o += 8;
+  assert.equal(h.readBigUInt64LE(o), 1n); o += 9; // 'b'
+  assert.equal(h.readUInt32LE(o), 1); o += 4;
+  assert.equal(h.readBigUInt64LE(o), 64n); o += 8;
+  assert.equal(h.readUInt32LE(o), 8); o += 4;
+  assert.equal(h.readBigUInt64LE(o), 5n * 2n ** 30n);
+});
