@@ -464,6 +464,33 @@ function dotQ8T1(row: usize, nb: i32, xq8: usize, xs: usize): f32 {
   return s;
 }
 
+@inline function i8ToF32(v: v128, lane: i32): v128 {
+  // lane 0..3: the four groups of 4 bytes of v, sign-extended to i32 and converted.
+  const h = lane < 2 ? i16x8.extend_low_i8x16_s(v) : i16x8.extend_high_i8x16_s(v);
+  return f32x4.convert_i32x4_s((lane & 1) == 0 ? i32x4.extend_low_i16x8_s(h) : i32x4.extend_high_i16x8_s(h));
+}
+
+/** Exact-mode q8_0 row · one f32 token without a decode pass: Σ_b d_b · Σ_i q_i·x_i (f32). */
+function dotQ8ExactT1(row: usize, nb: i32, x: usize): f32 {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const blk = row + <usize>b * 34;
+    const xb = x + (<usize>b << 7);
+    const v0 = v128.load(blk, 2);
+    const v1 = v128.load(blk, 18);
+    let p = f32x4.mul(i8ToF32(v0, 0), v128.load(xb));
+    let r = f32x4.mul(i8ToF32(v0, 1), v128.load(xb, 16));
+    p = f32x4.add(p, f32x4.mul(i8ToF32(v0, 2), v128.load(xb, 32)));
+    r = f32x4.add(r, f32x4.mul(i8ToF32(v0, 3), v128.load(xb, 48)));
+    p = f32x4.add(p, f32x4.mul(i8ToF32(v1, 0), v128.load(xb, 64)));
+    r = f32x4.add(r, f32x4.mul(i8ToF32(v1, 1), v128.load(xb, 80)));
+    p = f32x4.add(p, f32x4.mul(i8ToF32(v1, 2), v128.load(xb, 96)));
+    r = f32x4.add(r, f32x4.mul(i8ToF32(v1, 3), v128.load(xb, 112)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.add(p, r), f32x4.splat(h2f(load<u16>(blk)))));
+  }
+  return hsum(acc);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Chunked entry points. Argument block (i32/u32 at byte offsets):
 //   0 type, 4 w, 8 rowBytes, 12 nIn, 16 x (f32 or xq), 20 T, 24 y, 28 nOut, 32 xs, 36 xsum, 40 xq8
@@ -481,6 +508,16 @@ export function mmExact(args: usize, r0: i32, r1: i32, scratch: usize): void {
   const ystride = <usize>nOut << 2;
   const rowF32 = scratch;
   const tmp = scratch + (<usize>nIn << 2);
+  if (type == Q8_0 && T <= 8) {
+    // Few tokens: the row stays in L1 between tokens, so the direct dot beats decode-then-dot.
+    for (let r = r0; r < r1; r++) {
+      const row = <usize>w + <usize>r * rowBytes;
+      for (let t = 0; t < T; t++) {
+        store<f32>(y + (<usize>r << 2) + <usize>t * ystride, dotQ8ExactT1(row, nIn >> 5, x + <usize>t * (<usize>nIn << 2)));
+      }
+    }
+    return;
+  }
   for (let r = r0; r < r1; r++) {
     const row = <usize>w + <usize>r * rowBytes;
     let src = row;
