@@ -74,6 +74,23 @@ test('every golden decode case equals SentencePiece, and so does the stream deco
   }
 });
 
+test('extra SentencePiece cases: 13+ languages, code, whitespace runs, emoji, control characters, malformed UTF-8, documents', () => {
+  // Expected values produced by SentencePiece 0.1.97 itself (bench/tokenize-make-cases.ts).
+  const file = path.resolve('test/tokenizer-sp-cases.json');
+  const { cases } = JSON.parse(readFileSync(file, 'utf8')) as { cases: { kind: string; t?: string; b?: string; d?: number[]; expected: unknown }[] };
+  const kinds = new Map<string, number>();
+  for (const c of cases) {
+    kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
+    if (c.t !== undefined) assert.deepEqual(tok.encode(c.t), c.expected, `${c.kind}: ${JSON.stringify(c.t.slice(0, 80))}`);
+    else if (c.b !== undefined) assert.deepEqual(tok.encode(Buffer.from(c.b, 'base64')), c.expected, `bytes ${c.b}`);
+    else {
+      assert.equal(tok.decode(c.d!), c.expected, `decode ${JSON.stringify(c.d)}`);
+      assert.equal(streamDecode(tok, c.d!).text, c.expected, `stream decode ${JSON.stringify(c.d)}`);
+    }
+  }
+  for (const k of ['sentence', 'random', 'bytes', 'document', 'run', 'decode']) assert.ok((kinds.get(k) ?? 0) > 0, `no ${k} cases`);
+});
+
 // formats.md §2.6 (SentencePiece 0.2.2 and 0.1.97 agree); pieces abbreviated where the ids say it all.
 const TABLE: [string, number[], string[]?][] = [
   ['The answer to life the universe and everything is of course', [422, 3033, 356, 1180, 333, 9072, 360, 2175, 391, 359, 1805]],
