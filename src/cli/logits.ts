@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
+import { closeKernels } from '../kernels/index.js';
 import { loadModel } from '../model/loader.js';
 import { UsageError, wrapParse } from './errors.js';
 import { kernelsFromOption } from './kernels-option.js';
@@ -54,6 +55,6 @@ export async function runLogits(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    kernels.dispose?.();
+    closeKernels(kernels);
   }
 }

@@ -46,9 +46,6 @@ export interface Kernels {
 
   /** GELU, tanh approximation, in place over n values. */
   gelu(x: Float32Array, n: number): void;
-
-  /** Release threads / memories, if the implementation holds any. */
-  dispose?(): void;
 }
 
 export interface AttentionArgs {
