@@ -2,7 +2,7 @@
  * Q8_0 (ggml type 8): blocks of 32 values, 34 bytes: d f16 @0, qs int8[32] @2; y[i] = d·qs[i]
  * (formats.md §3.5). Quantiser = llama.cpp quantize_row_q8_0_ref: d = max|x|/127, q = roundf(x/d).
  */
-import { checkBlocks, rdF16, roundAway, wrF16 } from './ggml-ref.js';
+import { checkBlocks, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
 
 const QK = 32;
@@ -39,7 +39,11 @@ export const Q8_0 = defineFormat({
       const d = Math.fround(amax / 127);
       const id = d ? Math.fround(1 / d) : 0;
       wrF16(dst, o, d);
-      for (let j = 0; j < QK; j++) dst[o + 2 + j] = roundAway(Math.fround(x[xo + j]! * id)) & 0xff;
+      for (let j = 0; j < QK; j++) {
+        // roundf: for a float32 v, floor(|v| + 0.5) is exact in double arithmetic
+        const v = Math.fround(x[xo + j]! * id);
+        dst[o + 2 + j] = (v < 0 ? -Math.floor(0.5 - v) : Math.floor(v + 0.5)) & 0xff;
+      }
     }
   },
 });
