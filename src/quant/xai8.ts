@@ -91,28 +91,32 @@ export function xai8RowsToQ8_0(m: Xai8Matrix, r0: number, count: number, dst: Ui
   let keptA = 0;
   for (let j = 0; j < count; j++) {
     const n = r0 + j;
+    // per scale group of this row: its scale s, f16(s), whether f16 holds s exactly, 1/s
+    let lastG = -1, sA = 0, hA = 0, sExact = false, inv = 0;
     for (let b = 0; b < nIn / 32; b++) {
       const xo = j * nIn + 32 * b;
       const o = dstOffset + (j * (nIn / 32) + b) * 34;
-      let hA = 0;
-      let sA = 0;
       if (aligned) {
-        // Candidate A is exact when s is an f16 value and no level is −128: nothing can beat it.
-        const s = bf16ToF32(m.scales[Math.floor((32 * b) / gs) * m.nOut + n]!);
-        sA = s;
-        hA = f32ToF16(s);
-        if (f16ToF32(hA) === s) {
-          // vals = q·s exactly (8 + 8 significant bits fit float32), so q = vals / s exactly: no strided reads of q
+        const g = Math.floor((32 * b) / gs);
+        if (g !== lastG) {
+          lastG = g;
+          sA = bf16ToF32(m.scales[g * m.nOut + n]!);
+          hA = f32ToF16(sA);
+          sExact = f16ToF32(hA) === sA;
+          inv = sA === 0 ? 0 : 1 / sA;
+        }
+        if (sExact) {
+          // Candidate A is exact here unless a level is −128: nothing can beat it. vals = q·s exactly
+          // (8 + 8 significant bits fit float32), so round(vals·(1/s)) = q: no strided reads of q.
           let ok = true;
           for (let i = 0; i < 32; i++) {
-            const q = s === 0 ? 0 : vals[xo + i]! / s;
+            const q = Math.round(vals[xo + i]! * inv);
             if (q === -128) { ok = false; break; }
-            qA[i] = q;
+            dst[o + 2 + i] = q & 0xff;
           }
           if (ok) {
             dst[o] = hA & 0xff;
             dst[o + 1] = hA >> 8;
-            for (let i = 0; i < 32; i++) dst[o + 2 + i] = qA[i]! & 0xff;
             keptA++;
             continue;
           }
@@ -134,7 +138,7 @@ export function xai8RowsToQ8_0(m: Xai8Matrix, r0: number, count: number, dst: Ui
         let ok = Number.isFinite(dAv);
         let errA = 0;
         for (let i = 0; ok && i < 32; i++) {
-          const q = sA === 0 ? 0 : vals[xo + i]! / sA;
+          const q = Math.round(vals[xo + i]! * inv);
           if (q === -128) ok = false;
           qA[i] = q;
           errA += (q * dAv - vals[xo + i]!) ** 2;
