@@ -497,12 +497,14 @@ export function grokTensorPlan(c: GrokConfig, opts: { output?: boolean } = {}): 
 
 /**
  * The stored type of a matrix with rows of `nIn` values when `wanted` is asked for: `wanted` if the rows
- * fit its blocks, else llama.cpp's fallback for rows that are not a multiple of 256 (Q2_K/Q3_K → IQ4_NL,
- * Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0), and F16 when even 32 does not divide the row.
+ * fit its blocks, else llama.cpp's fallback for rows that are not a multiple of 256 (llama-quant.cpp
+ * tensor_type_fallback in the release node-llama-cpp ships: Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1,
+ * Q6_K → Q8_0), and F16 when even 32 does not divide the row. test/convert-llama-quantize.test.ts checks
+ * the choice, and the bytes, against llama.cpp's own quantiser.
  */
 export function blockTypeForRow(wanted: BlockType, nIn: number): BlockType {
   if (nIn % blockFormat(wanted).blockSize === 0) return wanted;
-  const fallback: Partial<Record<BlockType, BlockType>> = { q2_k: 'iq4_nl', q3_k: 'iq4_nl', q4_k: 'q5_0', q5_k: 'q5_1', q6_k: 'q8_0' };
+  const fallback: Partial<Record<BlockType, BlockType>> = { q2_k: 'q4_0', q3_k: 'q4_0', q4_k: 'q5_0', q5_k: 'q5_1', q6_k: 'q8_0' };
   const f = fallback[wanted];
   if (f && nIn % blockFormat(f).blockSize === 0) return f;
   return 'f16';
