@@ -333,3 +333,34 @@ test('rmsnorm, rope, gelu and attention match the reference', () => {
     assertClose(o1, o2, o2.map(() => 1), 1e-6, `attention softcap=${softcap}`);
   }
 });
+
+test('weights spread over several WebAssembly memories (small arenas, 2 threads), xai8 scales in another memory', () => {
+  const k = createKernels({ kernels: 'wasm', mode: 'exact', threads: 2, arenaWeightBytes: 3 << 20 });
+  try {
+    const r = rng(61);
+    const a = rowsMatrix(k, 'q8_0', 2048, 700, r); // 1.5 MB
+    const b = rowsMatrix(k, 'q4_k', 2048, 1000, r); // 1.2 MB: starts a new memory after the warm-up's
+    const nIn = 2048, nOut = 1530; // q (3.13 MB) fills a memory; its scales (24 KB) go to the next one
+    const qb = k.allocWeight(nIn * nOut);
+    const sb = k.allocWeight(2 * 8 * nOut);
+    // a, b, q and the scales cannot share memories of 3 MB: at least four are open.
+    assert.ok((k as WasmKernels).memoryStats().arenas >= 4);
+    const q = new Int8Array(qb.buffer, qb.byteOffset, nIn * nOut);
+    const scales = new Uint16Array(sb.buffer, sb.byteOffset, 8 * nOut);
+    for (let i = 0; i < q.length; i++) q[i] = Math.floor(r() * 256) - 128;
+    for (let i = 0; i < scales.length; i++) scales[i] = f32ToBf16((0.5 + r()) / 64);
+    const c: Xai8Matrix = { layout: 'xai8', nIn, nOut, groups: 8, q, scales };
+    for (const w of [a, b, c] as Matrix[]) {
+      for (const T of [1, 3]) {
+        const x = randn(r, T * w.nIn);
+        const y = new Float32Array(T * w.nOut), want = new Float32Array(T * w.nOut);
+        k.matmul(w, x, T, y);
+        matmulReference(w, x, T, want);
+        assertClose(y, want, absBound(w, x, T), 1e-5, `${w.layout} ${w.nOut}×${w.nIn} T=${T} across memories`);
+      }
+    }
+    assert.throws(() => k.allocWeight(4 << 20), /do not fit one WebAssembly memory/);
+  } finally {
+    closeKernels(k);
+  }
+});

@@ -23,6 +23,8 @@ export interface CreateKernelsOptions {
   readonly threads?: number;
   /** Worker spin iterations before sleeping (wasm only). */
   readonly spin?: number;
+  /** Weight bytes per WebAssembly memory (wasm only; default ≈ 4 GiB). */
+  readonly arenaWeightBytes?: number;
 }
 
 export function createKernels(opts: CreateKernelsOptions = {}): Kernels {

@@ -30,6 +30,11 @@ export interface WasmKernelOptions {
   readonly threads?: number;
   /** Spin iterations a worker polls before sleeping (default 20000 ≈ tens of µs). */
   readonly spin?: number;
+  /**
+   * Weight bytes per memory before a new one is opened (default: the 4 GiB limit less the header). Smaller
+   * values exercise the several-memories paths in tests.
+   */
+  readonly arenaWeightBytes?: number;
 }
 
 /** Type codes of assembly/kernels.ts. */
@@ -88,14 +93,11 @@ class Arena {
   used: number;
   f32: Float32Array;
   i32: Int32Array;
-  constructor(readonly index: number, readonly memory: WebAssembly.Memory, module: WebAssembly.Module, readonly weightBase: number) {
+  constructor(readonly index: number, readonly memory: WebAssembly.Memory, module: WebAssembly.Module, readonly weightBase: number, readonly capacity: number) {
     this.exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
     this.used = weightBase;
     this.f32 = new Float32Array(memory.buffer, 0, weightBase / 4);
     this.i32 = new Int32Array(memory.buffer, 0, weightBase / 4);
-  }
-  get capacity(): number {
-    return MAX_PAGES * PAGE;
   }
 }
 
@@ -111,6 +113,7 @@ export class WasmKernels implements Kernels {
   private readonly pool: WorkerPool | null;
   private readonly actBase: number;
   private readonly weightBase: number;
+  private readonly arenaCapacity: number;
 
   constructor(module: WebAssembly.Module, opts: WasmKernelOptions = {}) {
     this.module = module;
@@ -121,6 +124,10 @@ export class WasmKernels implements Kernels {
     this.threads = threads;
     this.actBase = SCRATCH_BASE + threads * SCRATCH_BYTES;
     this.weightBase = this.actBase + ACT_BYTES;
+    const room = MAX_PAGES * PAGE - this.weightBase;
+    const per = opts.arenaWeightBytes ?? room;
+    if (!Number.isSafeInteger(per) || per < 1 || per > room) throw new Error(`kernels: arenaWeightBytes must be in 1…${room}, got ${per}`);
+    this.arenaCapacity = this.weightBase + per;
     this.name = `wasm-simd-${this.mode}-${threads}t`;
     this.pool = threads > 1 ? new WorkerPool(module, threads - 1, { spin: opts.spin ?? 20000, scratchBase: SCRATCH_BASE, scratchBytes: SCRATCH_BYTES }) : null;
     this.newArena();
@@ -140,7 +147,7 @@ export class WasmKernels implements Kernels {
   private newArena(): Arena {
     const initial = this.weightBase / PAGE;
     const memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
-    const arena = new Arena(this.arenas.length, memory, this.module, this.weightBase);
+    const arena = new Arena(this.arenas.length, memory, this.module, this.weightBase, this.arenaCapacity);
     this.arenas.push(arena);
     this.byBuffer.set(memory.buffer, arena);
     this.pool?.addArena(arena.index, memory);
@@ -149,7 +156,7 @@ export class WasmKernels implements Kernels {
 
   allocWeight(bytes: number): Uint8Array {
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error(`allocWeight: invalid size ${bytes}`);
-    const room = MAX_PAGES * PAGE - this.weightBase;
+    const room = this.arenaCapacity - this.weightBase;
     if (bytes > room) throw new Error(`allocWeight: ${bytes} bytes do not fit one WebAssembly memory (at most ${room} bytes per tensor)`);
     let arena = this.arenas[this.arenas.length - 1]!;
     if (arena.used + bytes > arena.capacity) arena = this.newArena();
