@@ -3,14 +3,14 @@
  *
  * A random-weight grok GGUF with a preset's true widths (grok1: D 6144, 48/8 heads of 128, F 32768,
  * 8 experts, vocab 131072) and N layers, for benchmarks and loader tests at real sizes without the 300 GB
- * checkpoint. Written streaming (one chunk of rows in memory). Weights: matrices, router and embedding
- * ≈ N(0, 0.02²) (Irwin–Hall, see gaussianFill), norms 1 — the residual stream stays O(1) through the ×78 embedding scale, and attention
- * logits stay far below the soft-cap. A synthetic vocabulary is embedded (or --tokenizer's) so llama.cpp
+ * checkpoint. Written streaming (a few chunks of rows in memory). Weights: matrices, router and
+ * embedding ≈ N(0, 0.02²) (Irwin–Hall, see gaussianFill), norms 1 — the residual stream stays O(1)
+ * through the ×78 embedding scale, and attention logits stay far below the soft-cap. A synthetic vocabulary is embedded (or --tokenizer's) so llama.cpp
  * loads the file. Values depend only on (seed, tensor name, chunk of rows), not on the type, the thread
  * count or the order of writing; generation and quantisation run on --threads workers.
  *
  * Size: a 2-layer grok1 Q8_0 slice is 2·(3·8·6144·32768 + 2·6144² + 2·6144·1024)·34/32 + 131072·6144·34/32
- * ≈ 10.9 GB; check free disk space first.
+ * ≈ 11.3 GB (10.5 GiB); check free disk space first.
  */
 import fs from 'node:fs';
 import path from 'node:path';
