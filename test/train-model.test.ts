@@ -11,10 +11,24 @@ import { AdamW, cosineLr, clipGradNorm } from '../src/train/optim.js';
 import { gelu, geluGrad } from '../src/train/ops.js';
 import { Rng } from '../src/train/rng.js';
 
-const FIX = path.resolve('../shared/fixtures/tiny-a');
+/** Hugging Face port names (formats.md §4.2, families A and B) → the GGUF names the trainer uses. */
+const FAMILY = {
+  A: {
+    embd: 'transformer.in_out_embed.weight', outNorm: 'transformer.rms_norm.weight', layer: (l: number) => `transformer.decoder_layer.${l}.`,
+    q: 'multi_head_attention.query.weight', k: 'multi_head_attention.key.weight', v: 'multi_head_attention.value.weight',
+    o: 'multi_head_attention.linear.weight', n0: 'rms_norm.weight', n1: 'rms_norm_1.weight', n2: 'rms_norm_2.weight',
+    n3: 'rms_norm_3.weight', router: 'router.weight', expert: (e: number) => `moe.${e}.`,
+  },
+  B: {
+    embd: 'model.embed_tokens.weight', outNorm: 'model.norm.scale', layer: (l: number) => `model.layers.${l}.`,
+    q: 'attn.q_proj.weight', k: 'attn.k_proj.weight', v: 'attn.v_proj.weight', o: 'attn.o_proj.weight',
+    n0: 'pre_attn_norm.scale', n1: 'post_attn_norm.scale', n2: 'pre_moe_norm.scale', n3: 'post_moe_norm.scale',
+    router: 'moe_block.gate.weight', expert: (e: number) => `moe_block.experts.${e}.`,
+  },
+} as const;
 
-/** Family-A safetensors names (formats.md §4.2) → the GGUF names the trainer uses. */
-function loadFamilyA(params: ParamSet, file: string): void {
+function loadHf(params: ParamSet, file: string, family: keyof typeof FAMILY): void {
+  const f = FAMILY[family];
   const st = readSafetensorsFile(file);
   const fd = fs.openSync(file, 'r');
   const read = (name: string, expectLen: number): Float32Array => {
@@ -23,62 +37,65 @@ function loadFamilyA(params: ParamSet, file: string): void {
     assert.equal(t.type, 'f32');
     const buf = Buffer.alloc(t.length);
     fs.readSync(fd, buf, 0, t.length, t.offset);
-    const f = new Float32Array(buf.buffer, buf.byteOffset, t.length / 4);
-    assert.equal(f.length, expectLen, name);
-    return f;
+    const a = new Float32Array(buf.buffer, buf.byteOffset, t.length / 4);
+    assert.equal(a.length, expectLen, name);
+    return a;
   };
   const c = params.config;
   const set = (dst: string, src: string) => { const d = params.get(dst); d.set(read(src, d.length)); };
-  set('token_embd.weight', 'transformer.in_out_embed.weight');
-  set('output_norm.weight', 'transformer.rms_norm.weight');
+  set('token_embd.weight', f.embd);
+  set('output_norm.weight', f.outNorm);
   for (let l = 0; l < c.nLayers; l++) {
-    const s = `transformer.decoder_layer.${l}.`, d = `blk.${l}.`;
-    set(d + 'attn_q.weight', s + 'multi_head_attention.query.weight');
-    set(d + 'attn_k.weight', s + 'multi_head_attention.key.weight');
-    set(d + 'attn_v.weight', s + 'multi_head_attention.value.weight');
-    set(d + 'attn_output.weight', s + 'multi_head_attention.linear.weight');
-    set(d + 'attn_norm.weight', s + 'rms_norm.weight');
-    set(d + 'attn_output_norm.weight', s + 'rms_norm_1.weight');
-    set(d + 'ffn_norm.weight', s + 'rms_norm_2.weight');
-    set(d + 'layer_output_norm.weight', s + 'rms_norm_3.weight');
-    set(d + 'ffn_gate_inp.weight', s + 'router.weight');
+    const s = f.layer(l), d = `blk.${l}.`;
+    set(d + 'attn_q.weight', s + f.q);
+    set(d + 'attn_k.weight', s + f.k);
+    set(d + 'attn_v.weight', s + f.v);
+    set(d + 'attn_output.weight', s + f.o);
+    set(d + 'attn_norm.weight', s + f.n0);
+    set(d + 'attn_output_norm.weight', s + f.n1);
+    set(d + 'ffn_norm.weight', s + f.n2);
+    set(d + 'layer_output_norm.weight', s + f.n3);
+    set(d + 'ffn_gate_inp.weight', s + f.router);
     const per = c.ffnSize * c.dModel;
     for (let e = 0; e < c.nExperts; e++) {
-      params.get(d + 'ffn_gate_exps.weight').set(read(`${s}moe.${e}.linear.weight`, per), e * per);
-      params.get(d + 'ffn_up_exps.weight').set(read(`${s}moe.${e}.linear_v.weight`, per), e * per);
-      params.get(d + 'ffn_down_exps.weight').set(read(`${s}moe.${e}.linear_1.weight`, per), e * per);
+      params.get(d + 'ffn_gate_exps.weight').set(read(`${s}${f.expert(e)}linear.weight`, per), e * per);
+      params.get(d + 'ffn_up_exps.weight').set(read(`${s}${f.expert(e)}linear_v.weight`, per), e * per);
+      params.get(d + 'ffn_down_exps.weight').set(read(`${s}${f.expert(e)}linear_1.weight`, per), e * per);
     }
   }
   fs.closeSync(fd);
 }
 
-test('forward reproduces tiny-a golden logits, top-5 and expert choices (float32)', () => {
-  const golden = JSON.parse(fs.readFileSync(path.join(FIX, 'golden.json'), 'utf8'));
-  const config = configFromJson(golden, 'golden.json');
-  const params = new ParamSet(config, 'f32');
-  loadFamilyA(params, path.join(FIX, 'model.safetensors'));
-  const tokens: number[] = golden.tokens;
-  const T = tokens.length;
-  const { logits, selected } = new GrokTrainer(params, T).forwardWithRouting(tokens, 1, T);
-  const raw = fs.readFileSync(path.join(FIX, 'logits.f32'));
-  const want = new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
-  assert.equal(logits.length, want.length);
-  let maxErr = 0;
-  for (let i = 0; i < want.length; i++) maxErr = Math.max(maxErr, Math.abs(logits[i] - want[i]));
-  assert.ok(maxErr < 2e-4, `max |logit − golden| = ${maxErr}`);
-  const V = config.vocabSize;
-  for (let t = 0; t < T; t++) {
-    const row = Array.from(logits.subarray(t * V, (t + 1) * V));
-    const top5 = row.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 5).map((x) => x[1]);
-    assert.deepEqual(top5, golden.top5[t], `top-5 at position ${t}`);
-  }
-  for (let l = 0; l < config.nLayers; l++) {
+for (const [fixture, family] of [['tiny-a', 'A'], ['tiny-b', 'B']] as const) {
+  test(`forward reproduces ${fixture} golden logits, top-5 and expert choices (float32)`, () => {
+    const dir = path.resolve('../shared/fixtures', fixture);
+    const golden = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8'));
+    const config = configFromJson(golden, 'golden.json');
+    const params = new ParamSet(config, 'f32');
+    loadHf(params, path.join(dir, 'model.safetensors'), family);
+    const tokens: number[] = golden.tokens;
+    const T = tokens.length;
+    const { logits, selected } = new GrokTrainer(params, T).forwardWithRouting(tokens, 1, T);
+    const raw = fs.readFileSync(path.join(dir, 'logits.f32'));
+    const want = new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
+    assert.equal(logits.length, want.length);
+    let maxErr = 0;
+    for (let i = 0; i < want.length; i++) maxErr = Math.max(maxErr, Math.abs(logits[i] - want[i]));
+    assert.ok(maxErr < 2e-4, `max |logit − golden| = ${maxErr}`);
+    const V = config.vocabSize, A = config.nExpertsUsed;
     for (let t = 0; t < T; t++) {
-      const got = [selected[l][t * 2], selected[l][t * 2 + 1]];
-      assert.deepEqual(got, golden.layers[l].experts[t], `experts of layer ${l} at position ${t}`);
+      const row = Array.from(logits.subarray(t * V, (t + 1) * V));
+      const top5 = row.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 5).map((x) => x[1]);
+      assert.deepEqual(top5, golden.top5[t], `top-5 at position ${t}`);
     }
-  }
-});
+    for (let l = 0; l < config.nLayers; l++) {
+      for (let t = 0; t < T; t++) {
+        const got = Array.from(selected[l].subarray(t * A, t * A + A));
+        assert.deepEqual(got, golden.layers[l].experts[t], `experts of layer ${l} at position ${t}`);
+      }
+    }
+  });
+}
 
 function tinyConfig(over: Partial<GrokConfig> = {}): GrokConfig {
   // headDim × heads (12) ≠ dModel (8), as in fixture tiny-b, so no code may assume D = H·K.
