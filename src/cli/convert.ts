@@ -300,17 +300,18 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
           const src = openMatrix(files, canonical, need(canonical), t.nIn, t.nOut, t.kind === 'experts' ? c.nExperts : undefined);
           for (let r0 = 0; r0 < t.nOut; r0 += rowsPerChunk) {
             const n = Math.min(rowsPerChunk, t.nOut - r0);
-            const vals = new Float32Array(n * t.nIn);
             if (src.rawType === st && src.rawRows) {
               inflight.push(Promise.resolve(src.rawRows(r0, n)));
               stat.copied = true;
             } else if (src.xai8 && st === 'q8_0') {
+              const vals = new Float32Array(n * t.nIn);
               const out = new Uint8Array(n * rb);
               q8Exact.kept += xai8RowsToQ8_0(src.xai8, r0, n, out, 0, vals);
               q8Exact.total += (n * t.nIn) / 32;
               measure(out, vals, n * t.nIn);
               inflight.push(Promise.resolve(out));
             } else {
+              const vals = new Float32Array(n * t.nIn); // transferred to a worker
               src.rows(r0, n, vals);
               inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, vals, measure: opts.measure }));
             }
@@ -394,7 +395,7 @@ export async function runConvert(argv: string[]): Promise<number> {
   const embdType = values['embd-type'] === undefined ? undefined : parseType(values['embd-type'], '--embd-type');
   const showBar = values.progress ?? process.stderr.isTTY === true;
   const bar = showBar
-    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'convert |{bar}| {percentage}% {value}/{total} MiB | {tensor}', hideCursor: true }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'convert |{bar}| {percentage}% {value}/{total} MiB | {tensor}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 2000 }, cliProgress.Presets.shades_classic)
     : undefined;
   let started = false;
   try {

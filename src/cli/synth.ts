@@ -162,7 +162,7 @@ export async function runSynth(argv: string[]): Promise<number> {
   if (vocab !== undefined) config.vocabSize = vocab;
   const showBar = values.progress ?? process.stderr.isTTY === true;
   const bar = showBar
-    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'synth |{bar}| {percentage}% {value}/{total} MiB | {tensor}', hideCursor: true }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'synth |{bar}| {percentage}% {value}/{total} MiB | {tensor}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 2000 }, cliProgress.Presets.shades_classic)
     : undefined;
   let started = false;
   try {
