@@ -234,10 +234,13 @@ test('worker threads change nothing: convert and synth write the same bytes with
   const src = path.join(fixtureDir('tiny-b'), 'ckpt-0');
   const a = path.join(tmp, 'thr1.gguf');
   const b = path.join(tmp, 'thr2.gguf');
-  const ra = await convertModel({ source: src, out: a, type: 'q4_0', threads: 1, measure: true });
-  const rb = await convertModel({ source: src, out: b, type: 'q4_0', threads: 2, measure: true });
-  assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)));
-  assert.deepEqual(ra.tensors, rb.tensors);
+  for (const type of ['q4_0', 'q8_0'] as const) {
+    const ra = await convertModel({ source: src, out: a, type, threads: 1, measure: true });
+    const rb = await convertModel({ source: src, out: b, type, threads: 2, measure: true });
+    assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)), type);
+    assert.deepEqual(ra.tensors, rb.tensors);
+    assert.deepEqual(ra.q8Exact, rb.q8Exact);
+  }
   await synthModel({ config: { ...TINY, nLayers: 1 }, type: 'q4_1', out: a, seed: 3, threads: 1 });
   await synthModel({ config: { ...TINY, nLayers: 1 }, type: 'q4_1', out: b, seed: 3, threads: 2 });
   assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)));

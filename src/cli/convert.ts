@@ -32,7 +32,7 @@ import type { Xai8Matrix } from '../model/matrix.js';
 import { blockFormat, isBlockType, rowBytes, type BlockType } from '../quant/index.js';
 import type { QuantResult } from '../quant/pool-jobs.js';
 import { QuantPool } from '../quant/pool.js';
-import { xai8Rows, xai8RowsToQ8_0 } from '../quant/xai8.js';
+import { xai8Rows } from '../quant/xai8.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
 import { UsageError, wrapParse } from './errors.js';
 
@@ -259,23 +259,11 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
     for (let i = 0; i < plan.length; i++) {
       const t = plan[i]!;
       const st = types[i]!;
-      const f = blockFormat(st);
       const stat: TensorStat = { name: t.name, type: st, values: t.shape.reduce((a, b) => a * b, 1), bytes: 0, sumSqErr: 0, sumSq: 0, maxErr: 0, copied: false };
       const need = (canonical: string): Binding => {
         const b = binding.tensors.get(canonical);
         if (!b) throw new FormatError(source.path, `missing tensor '${canonical}'`);
         return b;
-      };
-      const measure = (written: Uint8Array, values: Float32Array, n: number) => {
-        if (!opts.measure) return;
-        const back = new Float32Array(n);
-        f.dequantize(written, 0, n, back, 0);
-        for (let k = 0; k < n; k++) {
-          const e = back[k]! - values[k]!;
-          stat.sumSqErr += e * e;
-          stat.sumSq += values[k]! * values[k]!;
-          stat.maxErr = Math.max(stat.maxErr, Math.abs(e));
-        }
       };
       async function* chunks(): AsyncGenerator<Uint8Array> {
         if (t.kind === 'vector') {
@@ -284,12 +272,12 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
           return;
         }
         const count = t.kind === 'experts' ? c.nExperts : 1;
-        const rb = rowBytes(f, t.nIn);
         const rowsPerChunk = Math.max(1, Math.min(t.nOut, Math.floor((1 << 20) / t.nIn)));
         // Chunks in flight on the pool, consumed in order: output order and error sums are fixed, memory bounded.
         const inflight: Promise<Uint8Array | QuantResult>[] = [];
         const take = (r: Uint8Array | QuantResult): Uint8Array => {
           if (r instanceof Uint8Array) return r;
+          q8Exact.kept += r.kept;
           stat.sumSqErr += r.sumSqErr;
           stat.sumSq += r.sumSq;
           stat.maxErr = Math.max(stat.maxErr, r.maxErr);
@@ -303,13 +291,15 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
             if (src.rawType === st && src.rawRows) {
               inflight.push(Promise.resolve(src.rawRows(r0, n)));
               stat.copied = true;
-            } else if (src.xai8 && st === 'q8_0') {
-              const vals = new Float32Array(n * t.nIn);
-              const out = new Uint8Array(n * rb);
-              q8Exact.kept += xai8RowsToQ8_0(src.xai8, r0, n, out, 0, vals);
-              q8Exact.total += (n * t.nIn) / 32;
-              measure(out, vals, n * t.nIn);
-              inflight.push(Promise.resolve(out));
+            } else if (src.xai8) {
+              // The chunk's output columns of the checkpoint matrix, copied out contiguously for a worker.
+              const m = src.xai8;
+              const q = new Int8Array(t.nIn * n);
+              for (let k = 0; k < t.nIn; k++) q.set(m.q.subarray(k * t.nOut + r0, k * t.nOut + r0 + n), k * n);
+              const scales = new Uint16Array(m.groups * n);
+              for (let g = 0; g < m.groups; g++) scales.set(m.scales.subarray(g * t.nOut + r0, g * t.nOut + r0 + n), g * n);
+              if (st === 'q8_0') q8Exact.total += (n * t.nIn) / 32;
+              inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, xai8: { q, scales, groups: m.groups }, measure: opts.measure }));
             } else {
               const vals = new Float32Array(n * t.nIn); // transferred to a worker
               src.rows(r0, n, vals);

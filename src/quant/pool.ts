@@ -51,11 +51,14 @@ export class QuantPool {
     while (this.idle.length && this.queue.length) {
       const w = this.idle.pop()!;
       const { id, job } = this.queue.shift()!;
-      w.postMessage({ id, job }, job.vals ? [job.vals.buffer as ArrayBuffer] : []);
+      const transfer: ArrayBuffer[] = [];
+      if (job.vals) transfer.push(job.vals.buffer as ArrayBuffer);
+      if (job.xai8) transfer.push(job.xai8.q.buffer as ArrayBuffer, job.xai8.scales.buffer as ArrayBuffer);
+      w.postMessage({ id, job }, transfer);
     }
   }
 
-  /** Quantises one chunk. `job.vals` is transferred to the worker (unusable afterwards). */
+  /** Quantises one chunk. Its arrays are transferred to the worker (unusable afterwards; give each job its own). */
   run(job: QuantJob): Promise<QuantResult> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.workers.length === 0) {
