@@ -155,7 +155,6 @@ function fromGgufSource(source: ModelSource): Tokenizer | null {
 
 function releaseKernels(k: Kernels): void {
   closeKernels(k);
-  k.dispose?.();
 }
 
 /** tokenizer.model beside a checkpoint, or up to two folders above it (ckpt-0's parent holds it in the release). */
