@@ -69,3 +69,11 @@ export function testTokenizer(vocabSize: number): Tokenizer {
   normal.forEach((p, i) => pieces.push({ piece: p, score: p.length * 1000 - i, type: 1 }));
   return Tokenizer.fromPieces(pieces, { bosId: 1, eosId: 2, padId: 0, unkId: 3 }, `test tokenizer (${vocabSize} pieces)`);
 }
+
+/** The text a continuation adds: decode(prompt + ids) after decode(prompt) (independent of src/api). */
+export function continuation(tok: Tokenizer, prompt: readonly number[], ids: readonly number[]): string {
+  const before = tok.decode(prompt);
+  const all = tok.decode([...prompt, ...ids]);
+  if (!all.startsWith(before)) throw new Error('decode(prompt) is not a prefix of decode(prompt + ids)');
+  return all.slice(before.length);
+}

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { Grok, loadModel, NoTokenizerError } from '../src/api/index.js';
-import { fixtureDir, fixtureModel, golden, testTokenizer } from './engine-helpers.js';
+import { continuation, fixtureDir, fixtureModel, golden, testTokenizer } from './engine-helpers.js';
 
 async function grokOn(name: string): Promise<Grok> {
   const model = await fixtureModel(name);
@@ -28,7 +28,7 @@ test('streamed text is the tokenizer decode of the generated tokens; complete() 
   const r = await s.result;
   assert.equal(ids.length, 40);
   assert.deepEqual(r.tokens, ids);
-  assert.equal(streamed, tok.decode(ids));
+  assert.equal(streamed, continuation(tok, tok.encode('the people who made the water'), ids));
   assert.equal(r.text, streamed);
   assert.equal(r.usage.promptTokens, tok.encode('the people who made the water').length);
   assert.equal(r.usage.completionTokens, 40);
@@ -42,13 +42,16 @@ test('a stop string spanning a token boundary ends generation on the completing 
   const grok = await grokOn('tiny-b');
   const tok = grok.tokenizer!;
   const base = await grok.complete('the people who made the water', { temperature: 0, maxTokens: 40 });
+  const prompt = tok.encode('the people who made the water');
+  const text = (n: number) => continuation(tok, prompt, base.tokens.slice(0, n));
+  assert.equal(base.text, text(base.tokens.length));
   // Find a boundary where both neighbouring tokens have text; the stop string is the last char before
   // it plus the first char after it.
   let k = -1;
   let stop = '';
   for (let i = 3; i < base.tokens.length - 1; i++) {
-    const before = tok.decode(base.tokens.slice(0, i + 1));
-    const after = tok.decode(base.tokens.slice(0, i + 2));
+    const before = text(i + 1);
+    const after = text(i + 2);
     if (before.length > 0 && after.length > before.length && !after.startsWith('\uFFFD', before.length)) {
       stop = before.slice(-1) + after.slice(before.length, before.length + 1);
       k = i;
@@ -59,7 +62,7 @@ test('a stop string spanning a token boundary ends generation on the completing 
   const first = base.text.indexOf(stop);
   // The tokens needed: the shortest prefix whose decode contains the stop string.
   let need = 1;
-  while (!tok.decode(base.tokens.slice(0, need)).includes(stop)) need++;
+  while (!text(need).includes(stop)) need++;
   const r = await grok.complete('the people who made the water', { temperature: 0, maxTokens: 40, stop: [stop, 'never-there'] });
   assert.equal(r.finishReason, 'stop');
   assert.equal(r.text, base.text.slice(0, first));

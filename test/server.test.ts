@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { Grok } from '../src/api/index.js';
 import { createServer, defaultModelId, type GrokServer, type ServerOptions } from '../src/api/server.js';
-import { fixtureModel, golden, testTokenizer } from './engine-helpers.js';
+import { continuation, fixtureModel, golden, testTokenizer } from './engine-helpers.js';
 
 const MODEL = 'tiny-a';
 const servers: GrokServer[] = [];
@@ -52,7 +52,7 @@ test('completions on token ids give the fixture\'s golden greedy continuation', 
   const g = golden('tiny-a');
   const r = await client.completions.create({ model: MODEL, prompt: g.greedy.prompt, max_tokens: 16, temperature: 0, logprobs: 2 });
   assert.equal(r.object, 'text_completion');
-  assert.equal(r.choices[0].text, grok.tokenizer!.decode(g.greedy.continuation));
+  assert.equal(r.choices[0].text, continuation(grok.tokenizer!, g.greedy.prompt, g.greedy.continuation));
   assert.equal(r.choices[0].finish_reason, 'length');
   assert.deepEqual(r.usage, { prompt_tokens: 8, completion_tokens: 16, total_tokens: 24 });
   const lp = r.choices[0].logprobs!;
@@ -72,7 +72,7 @@ test('chat completions use the documented transcript template', async () => {
   const prompt = 'Be brief.\n\nHuman: the people\n\nAssistant:';
   assert.equal(r.usage!.prompt_tokens, grok.encode(prompt).length);
   const direct = await grok.complete(prompt, { temperature: 0, maxTokens: 12, stop: ['\nHuman:'] });
-  assert.equal(r.choices[0].message.content, direct.text);
+  assert.equal(r.choices[0].message.content, direct.text.trimStart()); // the space after "Assistant:" is dropped
   assert.equal(r.usage!.completion_tokens, direct.tokens.length);
 });
 
@@ -207,7 +207,7 @@ test('a client abort mid-stream frees the slot and the next request is served', 
   assert.ok(await until(async () => (await health(s.url)).active === 0), 'slot freed after the disconnect');
   const g = golden('tiny-a');
   const next = await s.client.completions.create({ model: MODEL, prompt: g.greedy.prompt, max_tokens: 4, temperature: 0 });
-  assert.equal(next.choices[0].text, s.grok.tokenizer!.decode(g.greedy.continuation.slice(0, 4)));
+  assert.equal(next.choices[0].text, continuation(s.grok.tokenizer!, g.greedy.prompt, g.greedy.continuation.slice(0, 4)));
 });
 
 test('a full queue answers 429', async () => {

@@ -9,6 +9,7 @@
  *   …
  *   Assistant:              (the model writes from here; stop strings: "\nHuman:")
  *
+ * The answer's leading whitespace (the space after "Assistant:") is not part of the returned content.
  * Override it with a JSON file of the same fields (`grok serve --chat-template file.json`).
  */
 import fs from 'node:fs';

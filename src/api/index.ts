@@ -61,7 +61,10 @@ export interface TopAlternative extends TokenLogprob {
 }
 
 export interface TextChunk {
-  /** Text released with this token (may be empty while a possible stop string is held back). */
+  /**
+   * Text released with this token (may be empty while a possible stop string is held back). All chunks
+   * together are the continuation as decode(prompt + output) spells it after decode(prompt).
+   */
   text: string;
   /** The token id; null only on a final chunk carrying text released when generation ended. */
   token: number | null;
@@ -262,12 +265,17 @@ export class Grok {
     const ids = this.promptIds(prompt, options.addBos);
     const tok = this.tokenizer;
     if (stops.length > 0 && !tok) throw new NoTokenizerError(this.path);
-    const matcher = tok ? new StopStringMatcher(tok.createStreamDecoder(), stops) : null;
+    const decoder = tok ? tok.createStreamDecoder() : null;
+    const matcher = decoder ? new StopStringMatcher(decoder, stops) : null;
     const { stop: _stop, addBos: _addBos, ...engineOpts } = options;
     const req: GenerationRequest = this.engine.submit(ids, {
       ...engineOpts,
       ...(matcher ? { onToken: (id: number) => matcher.push(id) } : {}),
     });
+    // The decoder first sees the (now validated) prompt, its text discarded, so the continuation decodes as
+    // inside decode(prompt + output): a leading `▁` of the first new token is a space, not a dummy prefix.
+    // Tokens arrive on later event-loop turns, so this runs before the first onToken call.
+    if (decoder) for (const id of req.prompt) decoder.push(id);
     const tokens: number[] = [];
     const logprobs: number[] = [];
     const tops: TopAlternative[][] = [];

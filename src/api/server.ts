@@ -307,7 +307,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
           text: r.tokens.map((t) => grok.tokenText(t)),
         }, wantLogprobs);
         return kind === 'chat'
-          ? { index, message: { role: 'assistant', content: r.text, refusal: null }, logprobs: lp, finish_reason: r.finishReason }
+          ? { index, message: { role: 'assistant', content: r.text.trimStart(), refusal: null }, logprobs: lp, finish_reason: r.finishReason }
           : { index, text: r.text, logprobs: lp, finish_reason: r.finishReason };
       });
       await reply.type('application/json').send({ id, object, created: Math.floor(Date.now() / 1000), model: modelId, system_fingerprint: null, choices, usage: usage(results) });
@@ -327,7 +327,10 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
     try {
       const results = await Promise.all(streams.map(async (s, index) => {
         if (kind === 'chat') chunk([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+        // The answer follows the template's cue ("Assistant:"), so its leading space is not content.
+        let atStart = kind === 'chat';
         for await (const c of s) {
+          if (atStart) { c.text = c.text.trimStart(); atStart = c.text === ''; }
           if (c.text === '' && !wantLogprobs) continue;
           const lp = c.token === null ? null : logprobsOf(kind, {
             tokens: [c.token], logprobs: [c.logprob!], ...(c.top ? { top: [c.top] } : {}), text: [c.text],
