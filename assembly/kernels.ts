@@ -491,6 +491,119 @@ function dotQ8ExactT1(row: usize, nb: i32, x: usize): f32 {
   return hsum(acc);
 }
 
+// Integer sums of four blocks (i32x4 partials each) → one i32x4 [Σs0, Σs1, Σs2, Σs3].
+@inline function transposeSum(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+  const t0 = i32x4.add(v128.shuffle<i32>(s0, s1, 0, 4, 1, 5), v128.shuffle<i32>(s0, s1, 2, 6, 3, 7));
+  const t1 = i32x4.add(v128.shuffle<i32>(s2, s3, 0, 4, 1, 5), v128.shuffle<i32>(s2, s3, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), v128.shuffle<i32>(t0, t1, 2, 3, 6, 7));
+}
+
+// 32 small signed weights (two i8x16, |q| ≤ 16) · one int8 activation block → i32x4 partials.
+// Four products of |q·x| ≤ 16·127 fit an i16 lane, so the halves are added before widening.
+@inline function smallBlock(q0: v128, q1: v128, xb: usize): v128 {
+  const x0 = v128.load(xb);
+  const x1 = v128.load(xb, 16);
+  const p = i16x8.add(
+    i16x8.add(i16x8.extmul_low_i8x16_s(q0, x0), i16x8.extmul_high_i8x16_s(q0, x0)),
+    i16x8.add(i16x8.extmul_low_i8x16_s(q1, x1), i16x8.extmul_high_i8x16_s(q1, x1)),
+  );
+  return i32x4.extadd_pairwise_i16x8_s(p);
+}
+
+/** Fast-mode q4_0 row · one token, straight from the 4-bit blocks (as dotQ8T1). */
+function dotQ40T1(row: usize, nb: i32, xq8: usize, xs: usize): f32 {
+  const m4 = i8x16.splat(0x0f);
+  const eight = i8x16.splat(8);
+  let acc = f32x4.splat(0);
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const blk = row + <usize>b * 18;
+    const xb = xq8 + (<usize>b << 5);
+    const v0 = v128.load(blk, 2);
+    const v1 = v128.load(blk, 20);
+    const v2 = v128.load(blk, 38);
+    const v3 = v128.load(blk, 56);
+    const s0 = smallBlock(i8x16.sub(v128.and(v0, m4), eight), i8x16.sub(i8x16.shr_u(v0, 4), eight), xb);
+    const s1 = smallBlock(i8x16.sub(v128.and(v1, m4), eight), i8x16.sub(i8x16.shr_u(v1, 4), eight), xb + 32);
+    const s2 = smallBlock(i8x16.sub(v128.and(v2, m4), eight), i8x16.sub(i8x16.shr_u(v2, 4), eight), xb + 64);
+    const s3 = smallBlock(i8x16.sub(v128.and(v3, m4), eight), i8x16.sub(i8x16.shr_u(v3, 4), eight), xb + 96);
+    let d = i32x4.splat(load<u16>(blk));
+    d = i32x4.replace_lane(d, 1, load<u16>(blk, 18));
+    d = i32x4.replace_lane(d, 2, load<u16>(blk, 36));
+    d = i32x4.replace_lane(d, 3, load<u16>(blk, 54));
+    const scale = f32x4.mul(h2f4(d), v128.load(xs + (<usize>b << 2)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(transposeSum(s0, s1, s2, s3)), scale));
+  }
+  let s = hsum(acc);
+  for (; b < nb; b++) {
+    const blk = row + <usize>b * 18;
+    const v = v128.load(blk, 2);
+    const p = smallBlock(i8x16.sub(v128.and(v, m4), eight), i8x16.sub(i8x16.shr_u(v, 4), eight), xq8 + (<usize>b << 5));
+    const isum = i32x4.extract_lane(p, 0) + i32x4.extract_lane(p, 1) + i32x4.extract_lane(p, 2) + i32x4.extract_lane(p, 3);
+    s += <f32>isum * (h2f(load<u16>(blk)) * load<f32>(xs + (<usize>b << 2)));
+  }
+  return s;
+}
+
+/**
+ * Fast-mode q4_k row · one token: per super-block, eight sub-block integer dots (nibbles 0…15 × int8)
+ * transposed into two vectors, scaled by d·sc_j·dx_j, minus dmin·mn_j·dx_j·Σx_j. `tmp` holds 16 f32.
+ */
+function dotQ4KT1(row: usize, nsb: i32, xq8: usize, xs: usize, xsum: usize, tmp: usize): f32 {
+  const m4 = i8x16.splat(0x0f);
+  let acc = f32x4.splat(0);
+  let accm = f32x4.splat(0);
+  for (let sb = 0; sb < nsb; sb++) {
+    const blk = row + <usize>sb * 144;
+    const sc = blk + 4;
+    for (let t = 0; t < 8; t++) {
+      let scv: u32, mnv: u32;
+      if (t < 4) {
+        scv = load<u8>(sc + t) & 63;
+        mnv = load<u8>(sc + t + 4) & 63;
+      } else {
+        scv = (load<u8>(sc + t + 4) & 0x0f) | ((load<u8>(sc + t - 4) >> 6) << 4);
+        mnv = (load<u8>(sc + t + 4) >> 4) | ((load<u8>(sc + t) >> 6) << 4);
+      }
+      store<f32>(tmp + (<usize>t << 2), <f32>scv);
+      store<f32>(tmp + (<usize>t << 2), <f32>mnv, 32);
+    }
+    const xb = xq8 + (<usize>sb << 8);
+    const qs = blk + 16;
+    const a0 = v128.load(qs);
+    const a1 = v128.load(qs, 16);
+    const b0 = v128.load(qs, 32);
+    const b1 = v128.load(qs, 48);
+    const c0 = v128.load(qs, 64);
+    const c1 = v128.load(qs, 80);
+    const e0 = v128.load(qs, 96);
+    const e1 = v128.load(qs, 112);
+    const lo = transposeSum(
+      smallBlock(v128.and(a0, m4), v128.and(a1, m4), xb),
+      smallBlock(i8x16.shr_u(a0, 4), i8x16.shr_u(a1, 4), xb + 32),
+      smallBlock(v128.and(b0, m4), v128.and(b1, m4), xb + 64),
+      smallBlock(i8x16.shr_u(b0, 4), i8x16.shr_u(b1, 4), xb + 96),
+    );
+    const hi = transposeSum(
+      smallBlock(v128.and(c0, m4), v128.and(c1, m4), xb + 128),
+      smallBlock(i8x16.shr_u(c0, 4), i8x16.shr_u(c1, 4), xb + 160),
+      smallBlock(v128.and(e0, m4), v128.and(e1, m4), xb + 192),
+      smallBlock(i8x16.shr_u(e0, 4), i8x16.shr_u(e1, 4), xb + 224),
+    );
+    const dx0 = v128.load(xs + (<usize>sb << 5));
+    const dx1 = v128.load(xs + (<usize>sb << 5), 16);
+    const d = f32x4.splat(h2f(load<u16>(blk)));
+    const dmin = f32x4.splat(h2f(load<u16>(blk, 2)));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(lo), f32x4.mul(d, f32x4.mul(v128.load(tmp), dx0))));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(hi), f32x4.mul(d, f32x4.mul(v128.load(tmp, 16), dx1))));
+    const xs0 = f32x4.convert_i32x4_s(v128.load(xsum + (<usize>sb << 5)));
+    const xs1 = f32x4.convert_i32x4_s(v128.load(xsum + (<usize>sb << 5), 16));
+    accm = f32x4.add(accm, f32x4.mul(xs0, f32x4.mul(dmin, f32x4.mul(v128.load(tmp, 32), dx0))));
+    accm = f32x4.add(accm, f32x4.mul(xs1, f32x4.mul(dmin, f32x4.mul(v128.load(tmp, 48), dx1))));
+  }
+  return hsum(acc) - hsum(accm);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Chunked entry points. Argument block (i32/u32 at byte offsets):
 //   0 type, 4 w, 8 rowBytes, 12 nIn, 16 x (f32 or xq), 20 T, 24 y, 28 nOut, 32 xs, 36 xsum, 40 xq8
@@ -544,8 +657,21 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
   const xq8 = <usize>load<u32>(args, 40);
   const ystride = <usize>nOut << 2;
   const nb = nIn >> 5;
-  if (type == Q8_0 && T == 1) {
-    for (let r = r0; r < r1; r++) store<f32>(y + (<usize>r << 2), dotQ8T1(<usize>w + <usize>r * rowBytes, nb, xq8, xs));
+  if (T <= 3 && type != Q6_K) {
+    // Decode and tiny batches: dedicated one-token kernels read the blocks directly (no decode pass);
+    // for T ≤ 3 the row stays in L1 between tokens, which beats the 4-token tile below.
+    for (let r = r0; r < r1; r++) {
+      const row = <usize>w + <usize>r * rowBytes;
+      for (let t = 0; t < T; t++) {
+        const x8 = xq8 + <usize>t * <usize>nIn;
+        const s8 = xs + <usize>t * (<usize>nb << 2);
+        let v: f32;
+        if (type == Q8_0) v = dotQ8T1(row, nb, x8, s8);
+        else if (type == Q4_0) v = dotQ40T1(row, nb, x8, s8);
+        else v = dotQ4KT1(row, nIn >> 8, x8, s8, xsum + <usize>t * (<usize>nb << 2), scratch);
+        store<f32>(y + (<usize>r << 2) + <usize>t * ystride, v);
+      }
+    }
     return;
   }
   const q = scratch;
