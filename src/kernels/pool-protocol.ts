@@ -24,7 +24,7 @@ export const CTL = {
 export const CMD = { RUN: 0, SYNC: 1, EXIT: 2 } as const;
 
 /** Chunked wasm exports, in the order FN indexes them; each is fn(args, r0, r1, scratch). */
-export const CHUNK_FNS = ['mmExact', 'mmFast', 'mmXai8', 'mmXai8Fast'] as const;
+export const CHUNK_FNS = ['mmExact', 'mmFast', 'mmXai8', 'mmXai8Fast', 'attnChunk'] as const;
 export type ChunkFn = (typeof CHUNK_FNS)[number];
 
 /** Message posted (on the worker's private port) when a new weight memory is created. */

@@ -8,7 +8,7 @@
  * of the current call (copied in and out per call: KBs per token). Untouched header pages are only
  * virtual reservations, so an arena costs resident memory only for the weights in it.
  *
- * Layout of an arena:  [0, 64 KiB) argument block · slots × 1 MiB thread scratch · 64 MiB activations ·
+ * Layout of an arena:  [0, 64 KiB) the module's static data and the argument block · slots × 1 MiB thread scratch · 64 MiB activations ·
  * weights (64-byte aligned).
  */
 import { readFileSync } from 'node:fs';
@@ -44,10 +44,12 @@ const INT_TYPES = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k']);
 
 const PAGE = 65536;
 const MAX_PAGES = 65536;
-const ARGS = 1024;
+/** Argument block: above the module's static data (math tables at 1024…, a few hundred bytes), below the scratch. */
+const ARGS = 60 * 1024;
 const SCRATCH_BASE = PAGE;
 const SCRATCH_BYTES = 1 << 20;
-const ACT_BYTES = 64 << 20;
+/** Activations of one call; also a whole 8192-position KV cache slice of Grok-1 (2 × 32 MiB) for attention. */
+const ACT_BYTES = 96 << 20;
 /** Largest nIn the per-thread scratch holds (f32 row + i16 row + per-block scales). */
 const MAX_NIN = Math.floor(SCRATCH_BYTES / 6.25) & ~255;
 /** Below this many multiply-adds a call runs on the main thread alone (a barrier costs ~10–15 µs). */
@@ -59,6 +61,7 @@ interface KernelExports {
   mmFast: ChunkExport;
   mmXai8: ChunkExport;
   mmXai8Fast: ChunkExport;
+  attnChunk: ChunkExport;
   quantizeX(x: number, T: number, n: number, xq: number, xs: number, xsum: number, xq8: number): void;
   getRow(type: number, w: number, rowBytes: number, n: number, r: number, dst: number, tmp: number): void;
 }
@@ -331,8 +334,46 @@ export class WasmKernels implements Kernels {
     rope(x, T, nHeads, headDim, positions, base);
   }
 
+  /**
+   * Attention in wasm on all threads (one item per token and head), over a copy of the cache slice in
+   * use (positions 0…pos0+T−1: 2·nKV/nHeads bytes copied per multiply-add, cheap beside the dots). Falls
+   * back to the plain-JS version (small-ops.ts, float64 sums) when the slice exceeds the activation area.
+   */
   attention(args: AttentionArgs): void {
-    attention(args);
+    const { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim: K, out } = args;
+    const nKeys = pos0 + T;
+    const qn = T * nHeads * K;
+    const kvn = nKeys * nKV * K;
+    const bytes = 8 * qn + 8 * kvn + nKeys + 256;
+    if (T === 0) return;
+    if (bytes > ACT_BYTES || 4 * nKeys > SCRATCH_BYTES || nHeads % nKV !== 0 || kCache.length < kvn || vCache.length < kvn || q.length < qn || out.length < qn) {
+      attention(args);
+      return;
+    }
+    const arena = this.arenas[0]!;
+    const base = this.actBase;
+    const qOff = base, kOff = qOff + 4 * qn, vOff = kOff + 4 * kvn, oOff = vOff + 4 * kvn, mOff = oOff + 4 * qn;
+    const f = arena.f32;
+    f.set(q.subarray(0, qn), qOff / 4);
+    f.set(kCache.subarray(0, kvn), kOff / 4);
+    f.set(vCache.subarray(0, kvn), vOff / 4);
+    new Uint8Array(arena.memory.buffer, mOff, nKeys).set(keyMask.subarray(0, nKeys));
+    const a = arena.i32;
+    const ab = ARGS / 4;
+    a[ab] = qOff;
+    a[ab + 1] = kOff;
+    a[ab + 2] = vOff;
+    a[ab + 3] = mOff;
+    a[ab + 4] = oOff;
+    a[ab + 5] = T;
+    a[ab + 6] = pos0;
+    a[ab + 7] = nHeads;
+    a[ab + 8] = nKV;
+    a[ab + 9] = K;
+    f[ab + 10] = args.scale;
+    f[ab + 11] = args.softcap;
+    this.runChunks(arena, 'attnChunk', T * nHeads, 2 * nKeys * K, 1);
+    out.set(f.subarray(oOff / 4, oOff / 4 + qn));
   }
 
   gelu(x: Float32Array, n: number): void {
