@@ -1,8 +1,9 @@
 /**
- * The kernels that touch only activations (RMSNorm, RoPE, attention over the KV cache, GELU), in plain
- * JavaScript with Float32/Float64 arrays. They move KBs per token against the ~GB of weights a matmul
- * reads, so they are not worth a copy into wasm memory (bench/decode.ts reports their share of a token).
- * Numerics follow src/kernels/reference.ts (float64 sums), with tables instead of repeated pow/exp.
+ * The kernels that touch only activations, in plain JavaScript: RMSNorm, RoPE and GELU (KBs per token
+ * against the ~GB of weights a matmul reads: well under 1 % of a decoded token; a copy into wasm memory
+ * would cost about as much as the work), and attention, which wasm.ts runs in WebAssembly and falls
+ * back to here when the cache slice exceeds the activation area. Numerics follow
+ * src/kernels/reference.ts (float64 sums), with tables instead of repeated pow.
  */
 import type { AttentionArgs } from './types.js';
 
