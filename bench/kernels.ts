@@ -5,10 +5,12 @@
  * reference (on the first rows) before it is timed.
  *
  *   node dist/bench/kernels.js [--mb 128] [--types q8_0,q4_k] [--threads 1,2] [--seconds 0.6] [--prefill no]
+ *                              [--attention no|only]
  */
 import { parseArgs } from 'node:util';
 import { closeKernels, createKernels } from '../src/kernels/index.js';
-import { matmulReference } from '../src/kernels/reference.js';
+import { attentionReference, matmulReference } from '../src/kernels/reference.js';
+import * as small from '../src/kernels/small-ops.js';
 import type { Kernels } from '../src/kernels/types.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../src/model/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
@@ -22,6 +24,7 @@ const { values: opt } = parseArgs({
     threads: { type: 'string', default: '1,2' },
     seconds: { type: 'string', default: '0.6' },
     prefill: { type: 'string', default: 'yes' },
+    attention: { type: 'string', default: 'yes' },
   },
 });
 const MB = Number(opt.mb);
@@ -121,7 +124,37 @@ console.log(`# bench/kernels  ${new Date().toISOString()}  load ${loadavg().map(
   console.log(`reference  q8_0 matvec: ${(weightBytes(m) / ms / 1e6).toFixed(2)} GB/s`);
 }
 
-for (const mode of ['exact', 'fast'] as const) {
+/** Attention of one decoded token over ctx cached positions (Grok-1 heads), wasm vs plain JS; small ops. */
+function benchAttention(): void {
+  const H = 48, G = 8, K = 128;
+  for (const threads of threadList) {
+    const k = createKernels({ kernels: 'wasm', threads });
+    const cells: string[] = [];
+    for (const ctx of [137, 1024, 8192]) {
+      const q = new Float32Array(H * K).map(() => r());
+      const kc = new Float32Array(ctx * G * K).map(() => r());
+      const vc = new Float32Array(ctx * G * K).map(() => r());
+      const a = { q, kCache: kc, vCache: vc, keyMask: new Uint8Array(ctx).fill(1), T: 1, pos0: ctx - 1, nHeads: H, nKV: G, headDim: K, scale: 0.0884, softcap: 30 };
+      const o = new Float32Array(H * K), want = new Float32Array(H * K);
+      k.attention({ ...a, out: o });
+      attentionReference({ ...a, out: want });
+      for (let i = 0; i < o.length; i++) if (!(Math.abs(o[i]! - want[i]!) < 1e-4)) throw new Error(`attention ctx ${ctx}: wrong at ${i}, not timing it`);
+      const wasmMs = timeCalls(() => k.attention({ ...a, out: o }), 0.3);
+      const jsMs = threads === threadList[0] ? timeCalls(() => small.attention({ ...a, out: o }), 0.3) : NaN;
+      cells.push(`ctx ${ctx}: wasm ${wasmMs.toFixed(2)} ms` + (Number.isNaN(jsMs) ? '' : ` (JS ${jsMs.toFixed(2)} ms)`));
+    }
+    console.log(`attention 48/8 heads × 128, one token, ${threads}t: ${cells.join(', ')}`);
+    closeKernels(k);
+  }
+  const x = new Float32Array(6144).map(() => r()), wt = new Float32Array(6144).fill(1), out = new Float32Array(6144);
+  const g = new Float32Array(2 * 32768).map(() => r());
+  const rms = timeCalls(() => small.rmsnorm(x, wt, 1e-5, 1, 6144, out), 0.2);
+  const gel = timeCalls(() => small.gelu(g, g.length), 0.2);
+  console.log(`plain JS per token: rmsnorm(6144) ${(rms * 1000).toFixed(0)} µs, gelu(2×32768) ${(gel * 1000).toFixed(0)} µs`);
+}
+
+if (opt.attention !== 'no') benchAttention();
+for (const mode of opt.attention === 'only' ? [] : (['exact', 'fast'] as const)) {
   for (const threads of threadList) {
     const k = createKernels({ kernels: 'wasm', mode, threads });
     const rows: string[] = [];
