@@ -950,8 +950,10 @@ export function mmXai8Fast(args: usize, c0: i32, c1: i32, scratch: usize): void 
 }
 
 /**
- * Causal GQA attention for (token, head) items (contract: src/kernels/types.ts): scores q·k·scale,
- * softcap·tanh(s/softcap), masked keys −1e30, softmax, Σ w·v. f32 throughout; `scratch` holds the scores.
+ * Causal GQA attention (contract: src/kernels/types.ts) for items i = t·nKV + g: token t with the query
+ * heads of KV head g together, so each key and value vector is read once for all of them. Scores
+ * q·k·scale, softcap·tanh(s/softcap), masked keys −1e30, softmax, Σ w·v; f32 throughout. `scratch`
+ * holds the heads' scores (perKV × nKeys f32).
  */
 export function attnChunk(args: usize, i0: i32, i1: i32, scratch: usize): void {
   const q = <usize>load<u32>(args);
@@ -967,46 +969,56 @@ export function attnChunk(args: usize, i0: i32, i1: i32, scratch: usize): void {
   const softcap = load<f32>(args, 44);
   const perKV = nHeads / nKV;
   const kvStride = <usize>(nKV * K) << 2;
+  const Kb = <usize>K << 2;
   const K4 = K & ~3;
   for (let i = i0; i < i1; i++) {
-    const t = i / nHeads;
-    const h = i - t * nHeads;
-    const g = h / perKV;
-    const qo = q + (<usize>i * <usize>K << 2);
-    const oo = out + (<usize>i * <usize>K << 2);
+    const t = i / nKV;
+    const g = i - t * nKV;
     const nKeys = pos0 + t + 1;
-    let mx: f32 = -Infinity;
+    const sRow = <usize>nKeys << 2; // one head's scores
+    const q0 = q + (<usize>(t * nHeads + g * perKV) * Kb);
+    const o0 = out + (<usize>(t * nHeads + g * perKV) * Kb);
     for (let p = 0; p < nKeys; p++) {
-      let s: f32 = -1e30;
-      if (load<u8>(mask + p) != 0) {
-        s = dotN(qo, k + <usize>p * kvStride + (<usize>(g * K) << 2), K) * scale;
-        if (softcap > 0) s = softcap * Mathf.tanh(s / softcap);
+      const kp = k + <usize>p * kvStride + <usize>g * Kb;
+      const masked = load<u8>(mask + p) == 0;
+      for (let j = 0; j < perKV; j++) {
+        let s: f32 = -1e30;
+        if (!masked) {
+          s = dotN(q0 + <usize>j * Kb, kp, K) * scale;
+          if (softcap > 0) s = softcap * Mathf.tanh(s / softcap);
+        }
+        store<f32>(scratch + <usize>j * sRow + (<usize>p << 2), s);
       }
-      store<f32>(scratch + (<usize>p << 2), s);
-      mx = max(mx, s);
     }
-    let sum: f32 = 0;
-    for (let p = 0; p < nKeys; p++) {
-      const e = Mathf.exp(load<f32>(scratch + (<usize>p << 2)) - mx);
-      store<f32>(scratch + (<usize>p << 2), e);
-      sum += e;
-    }
-    memory.fill(oo, 0, <usize>K << 2);
-    for (let p = 0; p < nKeys; p++) {
-      const wgt = load<f32>(scratch + (<usize>p << 2));
-      if (wgt == 0) continue;
-      const wv = f32x4.splat(wgt);
-      const vo = v + <usize>p * kvStride + (<usize>(g * K) << 2);
-      let d = 0;
-      for (; d < K4; d += 4) {
-        const o = <usize>d << 2;
-        v128.store(oo + o, f32x4.add(v128.load(oo + o), f32x4.mul(wv, v128.load(vo + o))));
+    for (let j = 0; j < perKV; j++) {
+      const sc = scratch + <usize>j * sRow;
+      let mx: f32 = -Infinity;
+      for (let p = 0; p < nKeys; p++) mx = max(mx, load<f32>(sc + (<usize>p << 2)));
+      let sum: f32 = 0;
+      for (let p = 0; p < nKeys; p++) {
+        const e = Mathf.exp(load<f32>(sc + (<usize>p << 2)) - mx);
+        store<f32>(sc + (<usize>p << 2), e);
+        sum += e;
       }
-      for (; d < K; d++) store<f32>(oo + (<usize>d << 2), load<f32>(oo + (<usize>d << 2)) + wgt * load<f32>(vo + (<usize>d << 2)));
+      // Normalise the weights now, so the V pass is a plain weighted sum.
+      const inv: f32 = <f32>1 / sum;
+      for (let p = 0; p < nKeys; p++) store<f32>(sc + (<usize>p << 2), load<f32>(sc + (<usize>p << 2)) * inv);
+      memory.fill(o0 + <usize>j * Kb, 0, Kb);
     }
-    const inv = f32x4.splat(<f32>1 / sum);
-    let d = 0;
-    for (; d < K4; d += 4) v128.store(oo + (<usize>d << 2), f32x4.mul(v128.load(oo + (<usize>d << 2)), inv));
-    for (; d < K; d++) store<f32>(oo + (<usize>d << 2), load<f32>(oo + (<usize>d << 2)) / sum);
+    for (let p = 0; p < nKeys; p++) {
+      const vo = v + <usize>p * kvStride + <usize>g * Kb;
+      for (let j = 0; j < perKV; j++) {
+        const wgt = load<f32>(scratch + <usize>j * sRow + (<usize>p << 2));
+        if (wgt == 0) continue;
+        const wv = f32x4.splat(wgt);
+        const oo = o0 + <usize>j * Kb;
+        let d = 0;
+        for (; d < K4; d += 4) {
+          const o = <usize>d << 2;
+          v128.store(oo + o, f32x4.add(v128.load(oo + o), f32x4.mul(wv, v128.load(vo + o))));
+        }
+        for (; d < K; d++) store<f32>(oo + (<usize>d << 2), load<f32>(oo + (<usize>d << 2)) + wgt * load<f32>(vo + (<usize>d << 2)));
+      }
+    }
   }
 }

@@ -335,7 +335,7 @@ export class WasmKernels implements Kernels {
   }
 
   /**
-   * Attention in wasm on all threads (one item per token and head), over a copy of the cache slice in
+   * Attention in wasm on all threads (one item per token and KV head), over a copy of the cache slice in
    * use (positions 0…pos0+T−1: 2·nKV/nHeads bytes copied per multiply-add, cheap beside the dots). Falls
    * back to the plain-JS version (small-ops.ts, float64 sums) when the slice exceeds the activation area.
    */
@@ -346,7 +346,7 @@ export class WasmKernels implements Kernels {
     const kvn = nKeys * nKV * K;
     const bytes = 8 * qn + 8 * kvn + nKeys + 256;
     if (T === 0) return;
-    if (bytes > ACT_BYTES || 4 * nKeys > SCRATCH_BYTES || nHeads % nKV !== 0 || kCache.length < kvn || vCache.length < kvn || q.length < qn || out.length < qn) {
+    if (bytes > ACT_BYTES || 4 * nKeys * (nHeads / nKV) > SCRATCH_BYTES || nHeads % nKV !== 0 || kCache.length < kvn || vCache.length < kvn || q.length < qn || out.length < qn) {
       attention(args);
       return;
     }
@@ -372,7 +372,7 @@ export class WasmKernels implements Kernels {
     a[ab + 9] = K;
     f[ab + 10] = args.scale;
     f[ab + 11] = args.softcap;
-    this.runChunks(arena, 'attnChunk', T * nHeads, 2 * nKeys * K, 1);
+    this.runChunks(arena, 'attnChunk', T * nKV, 2 * nKeys * K * (nHeads / nKV), 1);
     out.set(f.subarray(oOff / 4, oOff / 4 + qn));
   }
 
