@@ -604,6 +604,43 @@ function dotQ4KT1(row: usize, nsb: i32, xq8: usize, xs: usize, xsum: usize, tmp:
   return hsum(acc) - hsum(accm);
 }
 
+// One q6_k 32-value sub-block (h, k) · its int8 activations → i32x4 partials, the two 16-value halves
+// weighted by their int8 scales (|Σ16 q·x| ≤ 65024, × |sc| ≤ 128: fits i32).
+@inline function q6Block(ql: usize, qh: usize, scales: usize, h: i32, k: i32, xb: usize): v128 {
+  const m4 = i8x16.splat(0x0f);
+  const m2 = i8x16.splat(3);
+  const c32 = i8x16.splat(32);
+  let acc = i32x4.splat(0);
+  for (let u = 0; u < 2; u++) {
+    const qlv = v128.load(ql + <usize>(64 * h + 32 * (k & 1) + 16 * u));
+    const lo = k < 2 ? v128.and(qlv, m4) : i8x16.shr_u(qlv, 4);
+    const hb = v128.and(i8x16.shr_u(v128.load(qh + <usize>(32 * h + 16 * u)), <i32>(2 * k)), m2);
+    const qv = i8x16.sub(v128.or(lo, i8x16.shl(hb, 4)), c32);
+    const xv = v128.load(xb + <usize>(16 * u));
+    const g = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extmul_low_i8x16_s(qv, xv), i16x8.extmul_high_i8x16_s(qv, xv)));
+    acc = i32x4.add(acc, i32x4.mul(g, i32x4.splat(<i32>load<i8>(scales + <usize>(8 * h + 2 * k + u)))));
+  }
+  return acc;
+}
+
+/** Fast-mode q6_k row · one token, straight from the blocks (formats.md §3.5 Q6_K bit layout). */
+function dotQ6KT1(row: usize, nsb: i32, xq8: usize, xs: usize): f32 {
+  let acc = f32x4.splat(0);
+  for (let sb = 0; sb < nsb; sb++) {
+    const blk = row + <usize>sb * 210;
+    const ql = blk;
+    const qh = blk + 128;
+    const scales = blk + 192;
+    const xb = xq8 + (<usize>sb << 8);
+    const d = f32x4.splat(h2f(load<u16>(blk, 208)));
+    const lo = transposeSum(q6Block(ql, qh, scales, 0, 0, xb), q6Block(ql, qh, scales, 0, 1, xb + 32), q6Block(ql, qh, scales, 0, 2, xb + 64), q6Block(ql, qh, scales, 0, 3, xb + 96));
+    const hi = transposeSum(q6Block(ql, qh, scales, 1, 0, xb + 128), q6Block(ql, qh, scales, 1, 1, xb + 160), q6Block(ql, qh, scales, 1, 2, xb + 192), q6Block(ql, qh, scales, 1, 3, xb + 224));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(lo), f32x4.mul(d, v128.load(xs + (<usize>sb << 5)))));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(hi), f32x4.mul(d, v128.load(xs + (<usize>sb << 5), 16))));
+  }
+  return hsum(acc);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Chunked entry points. Argument block (i32/u32 at byte offsets):
 //   0 type, 4 w, 8 rowBytes, 12 nIn, 16 x (f32 or xq), 20 T, 24 y, 28 nOut, 32 xs, 36 xsum, 40 xq8
@@ -657,7 +694,7 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
   const xq8 = <usize>load<u32>(args, 40);
   const ystride = <usize>nOut << 2;
   const nb = nIn >> 5;
-  if (T <= 3 && type != Q6_K) {
+  if (T <= 3) {
     // Decode and tiny batches: dedicated one-token kernels read the blocks directly (no decode pass);
     // for T ≤ 3 the row stays in L1 between tokens, which beats the 4-token tile below.
     for (let r = r0; r < r1; r++) {
@@ -668,7 +705,8 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
         let v: f32;
         if (type == Q8_0) v = dotQ8T1(row, nb, x8, s8);
         else if (type == Q4_0) v = dotQ40T1(row, nb, x8, s8);
-        else v = dotQ4KT1(row, nIn >> 8, x8, s8, xsum + <usize>t * (<usize>nb << 2), scratch);
+        else if (type == Q4_K) v = dotQ4KT1(row, nIn >> 8, x8, s8, xsum + <usize>t * (<usize>nb << 2), scratch);
+        else v = dotQ6KT1(row, nIn >> 8, x8, s8);
         store<f32>(y + (<usize>r << 2) + <usize>t * ystride, v);
       }
     }
