@@ -9,6 +9,7 @@ const commands: Record<string, Command> = {
   logits: { summary: 'one exact forward pass over token ids; print top tokens / write float32 logits', run: async () => (await import('./logits.js')).runLogits },
   generate: { summary: 'generate text from a prompt (streams to stdout; -i for an interactive session)', run: async () => (await import('./generate.js')).runGenerate },
   serve: { summary: 'OpenAI-compatible HTTP server (completions, chat completions, streaming)', run: async () => (await import('./serve.js')).runServe },
+  train: { summary: 'train a small Grok-architecture model from scratch (the embedded default model)', run: async () => (await import('./train.js')).runTrain },
   tokenize: { summary: 'text → token ids with a SentencePiece tokenizer.model', run: async () => (await import('./tokenize.js')).runTokenize },
   detokenize: { summary: 'token ids → text', run: async () => (await import('./tokenize.js')).runDetokenize },
   convert: { summary: 'convert a ckpt-0 / safetensors / GGUF model to a (quantised) GGUF', run: async () => (await import('./convert.js')).runConvert },
