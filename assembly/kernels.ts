@@ -211,34 +211,76 @@ export function deqRowI16(type: i32, src: usize, n: i32, q: usize, ws: usize, wm
 // ---------------------------------------------------------------------------------------------------
 // Dot products of one decoded row against T activation rows
 
-/** y[t·ystride] = Σ_i w[i]·x[t, i] for f32 row w (n values) and T f32 rows x (stride n). */
+// Exact-mode dot products. Every path (one token, four-token tiles, direct q8_0) accumulates an output
+// in the same order so that a token's result never depends on the batch around it (batch invariance):
+// two f32x4 accumulators take alternate 4-value chunks of each 8 (a leftover chunk goes to the first),
+// then hsum(acc0 + acc1), then the scalar tail in index order.
+
+/** One f32 row w (n values) · one f32 row x: the canonical exact order. */
+@inline function dotF32T1(w: usize, n: i32, x: usize): f32 {
+  const n4 = n & ~3;
+  const n8 = n & ~7;
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
+  let i = 0;
+  for (; i < n8; i += 8) {
+    const o = <usize>i << 2;
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(w + o), v128.load(x + o)));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(w + o, 16), v128.load(x + o, 16)));
+  }
+  if (i < n4) {
+    const o = <usize>i << 2;
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(w + o), v128.load(x + o)));
+    i += 4;
+  }
+  let s = hsum(f32x4.add(a0, a1));
+  for (; i < n; i++) s += load<f32>(w + (<usize>i << 2)) * load<f32>(x + (<usize>i << 2));
+  return s;
+}
+
+/** y[t·ystride] = Σ_i w[i]·x[t, i] for f32 row w (n values) and T f32 rows x (stride n); order as dotF32T1. */
 function dotF32(w: usize, n: i32, x: usize, T: i32, y: usize, ystride: usize): void {
   const xs = <usize>n << 2;
   const n4 = n & ~3;
-  const n16 = n & ~15;
+  const n8 = n & ~7;
   let t = 0;
   for (; t + 4 <= T; t += 4) {
     const x0 = x + <usize>t * xs;
     const x1 = x0 + xs;
     const x2 = x1 + xs;
     const x3 = x2 + xs;
-    let a0 = f32x4.splat(0);
-    let a1 = f32x4.splat(0);
-    let a2 = f32x4.splat(0);
-    let a3 = f32x4.splat(0);
-    for (let i = 0; i < n4; i += 4) {
+    let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
+    let a1 = f32x4.splat(0), b1 = f32x4.splat(0);
+    let a2 = f32x4.splat(0), b2 = f32x4.splat(0);
+    let a3 = f32x4.splat(0), b3 = f32x4.splat(0);
+    let i = 0;
+    for (; i < n8; i += 8) {
+      const o = <usize>i << 2;
+      const wv = v128.load(w + o);
+      const wu = v128.load(w + o, 16);
+      a0 = f32x4.add(a0, f32x4.mul(wv, v128.load(x0 + o)));
+      b0 = f32x4.add(b0, f32x4.mul(wu, v128.load(x0 + o, 16)));
+      a1 = f32x4.add(a1, f32x4.mul(wv, v128.load(x1 + o)));
+      b1 = f32x4.add(b1, f32x4.mul(wu, v128.load(x1 + o, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(wv, v128.load(x2 + o)));
+      b2 = f32x4.add(b2, f32x4.mul(wu, v128.load(x2 + o, 16)));
+      a3 = f32x4.add(a3, f32x4.mul(wv, v128.load(x3 + o)));
+      b3 = f32x4.add(b3, f32x4.mul(wu, v128.load(x3 + o, 16)));
+    }
+    if (i < n4) {
       const o = <usize>i << 2;
       const wv = v128.load(w + o);
       a0 = f32x4.add(a0, f32x4.mul(wv, v128.load(x0 + o)));
       a1 = f32x4.add(a1, f32x4.mul(wv, v128.load(x1 + o)));
       a2 = f32x4.add(a2, f32x4.mul(wv, v128.load(x2 + o)));
       a3 = f32x4.add(a3, f32x4.mul(wv, v128.load(x3 + o)));
+      i += 4;
     }
-    let s0 = hsum(a0);
-    let s1 = hsum(a1);
-    let s2 = hsum(a2);
-    let s3 = hsum(a3);
-    for (let i = n4; i < n; i++) {
+    let s0 = hsum(f32x4.add(a0, b0));
+    let s1 = hsum(f32x4.add(a1, b1));
+    let s2 = hsum(f32x4.add(a2, b2));
+    let s3 = hsum(f32x4.add(a3, b3));
+    for (; i < n; i++) {
       const o = <usize>i << 2;
       const wv = load<f32>(w + o);
       s0 += wv * load<f32>(x0 + o);
@@ -252,170 +294,7 @@ function dotF32(w: usize, n: i32, x: usize, T: i32, y: usize, ystride: usize): v
     store<f32>(yo + 2 * ystride, s2);
     store<f32>(yo + 3 * ystride, s3);
   }
-  for (; t < T; t++) {
-    const x0 = x + <usize>t * xs;
-    let a0 = f32x4.splat(0);
-    let a1 = f32x4.splat(0);
-    let a2 = f32x4.splat(0);
-    let a3 = f32x4.splat(0);
-    let i = 0;
-    for (; i < n16; i += 16) {
-      const o = <usize>i << 2;
-      a0 = f32x4.add(a0, f32x4.mul(v128.load(w + o), v128.load(x0 + o)));
-      a1 = f32x4.add(a1, f32x4.mul(v128.load(w + o, 16), v128.load(x0 + o, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(v128.load(w + o, 32), v128.load(x0 + o, 32)));
-      a3 = f32x4.add(a3, f32x4.mul(v128.load(w + o, 48), v128.load(x0 + o, 48)));
-    }
-    for (; i < n4; i += 4) {
-      const o = <usize>i << 2;
-      a0 = f32x4.add(a0, f32x4.mul(v128.load(w + o), v128.load(x0 + o)));
-    }
-    let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
-    for (; i < n; i++) s += load<f32>(w + (<usize>i << 2)) * load<f32>(x0 + (<usize>i << 2));
-    store<f32>(y + <usize>t * ystride, s);
-  }
-}
-
-// Integer dot of one 32-block (4 × i16x8 weights) with one activation block.
-@inline function blockDot(w0: v128, w1: v128, w2: v128, w3: v128, xb: usize): v128 {
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xb)), i32x4.dot_i16x8_s(w1, v128.load(xb, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xb, 32)), i32x4.dot_i16x8_s(w3, v128.load(xb, 48))),
-  );
-}
-
-/**
- * Fast-mode dot of one decoded integer row (q i16, ws, wm per 32-block, nb blocks) with T quantised
- * activation rows (xq i16 [T][nb·32], xs f32 [T][nb], xsum i32 [T][nb]).
- */
-function dotI16(q: usize, ws: usize, wm: usize, nb: i32, xq: usize, xs: usize, xsum: usize, T: i32, y: usize, ystride: usize, hasMin: bool): void {
-  const xqS = <usize>nb << 6;
-  const xsS = <usize>nb << 2;
-  let t = 0;
-  for (; t + 4 <= T; t += 4) {
-    const xq0 = xq + <usize>t * xqS;
-    const xs0 = xs + <usize>t * xsS;
-    let a0 = f32x4.splat(0);
-    let a1 = f32x4.splat(0);
-    let a2 = f32x4.splat(0);
-    let a3 = f32x4.splat(0);
-    for (let b = 0; b < nb; b++) {
-      const qb = q + (<usize>b << 6);
-      const w0 = v128.load(qb);
-      const w1 = v128.load(qb, 16);
-      const w2 = v128.load(qb, 32);
-      const w3 = v128.load(qb, 48);
-      const s = load<f32>(ws + (<usize>b << 2));
-      const xb = xq0 + (<usize>b << 6);
-      const sb = xs0 + (<usize>b << 2);
-      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb)), f32x4.splat(s * load<f32>(sb))));
-      a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + xqS)), f32x4.splat(s * load<f32>(sb + xsS))));
-      a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + 2 * xqS)), f32x4.splat(s * load<f32>(sb + 2 * xsS))));
-      a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + 3 * xqS)), f32x4.splat(s * load<f32>(sb + 3 * xsS))));
-    }
-    let s0 = hsum(a0);
-    let s1 = hsum(a1);
-    let s2 = hsum(a2);
-    let s3 = hsum(a3);
-    if (hasMin) {
-      s0 -= minTerm(wm, nb, xs0, xsum + <usize>t * xsS);
-      s1 -= minTerm(wm, nb, xs0 + xsS, xsum + <usize>(t + 1) * xsS);
-      s2 -= minTerm(wm, nb, xs0 + 2 * xsS, xsum + <usize>(t + 2) * xsS);
-      s3 -= minTerm(wm, nb, xs0 + 3 * xsS, xsum + <usize>(t + 3) * xsS);
-    }
-    const yo = y + <usize>t * ystride;
-    store<f32>(yo, s0);
-    store<f32>(yo + ystride, s1);
-    store<f32>(yo + 2 * ystride, s2);
-    store<f32>(yo + 3 * ystride, s3);
-  }
-  for (; t < T; t++) {
-    const xq0 = xq + <usize>t * xqS;
-    const xs0 = xs + <usize>t * xsS;
-    let a0 = f32x4.splat(0);
-    for (let b = 0; b < nb; b++) {
-      const qb = q + (<usize>b << 6);
-      const isum = blockDot(v128.load(qb), v128.load(qb, 16), v128.load(qb, 32), v128.load(qb, 48), xq0 + (<usize>b << 6));
-      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(ws + (<usize>b << 2)) * load<f32>(xs0 + (<usize>b << 2)))));
-    }
-    let s0 = hsum(a0);
-    if (hasMin) s0 -= minTerm(wm, nb, xs0, xsum + <usize>t * xsS);
-    store<f32>(y + <usize>t * ystride, s0);
-  }
-}
-
-@inline function minTerm(wm: usize, nb: i32, xs: usize, xsum: usize): f32 {
-  let m: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const o = <usize>b << 2;
-    m += load<f32>(wm + o) * load<f32>(xs + o) * <f32>load<i32>(xsum + o);
-  }
-  return m;
-}
-
-/** Fast-mode q8_0 straight from the weight bytes (no decode pass): the decode hot path. */
-function dotQ8Direct(row: usize, nb: i32, xq: usize, xs: usize, T: i32, y: usize, ystride: usize): void {
-  const xqS = <usize>nb << 6;
-  const xsS = <usize>nb << 2;
-  let t = 0;
-  for (; t + 4 <= T; t += 4) {
-    const xq0 = xq + <usize>t * xqS;
-    const xs0 = xs + <usize>t * xsS;
-    let a0 = f32x4.splat(0);
-    let a1 = f32x4.splat(0);
-    let a2 = f32x4.splat(0);
-    let a3 = f32x4.splat(0);
-    for (let b = 0; b < nb; b++) {
-      const blk = row + <usize>b * 34;
-      const v0 = v128.load(blk, 2);
-      const v1 = v128.load(blk, 18);
-      const w0 = i16x8.extend_low_i8x16_s(v0);
-      const w1 = i16x8.extend_high_i8x16_s(v0);
-      const w2 = i16x8.extend_low_i8x16_s(v1);
-      const w3 = i16x8.extend_high_i8x16_s(v1);
-      const s = h2f(load<u16>(blk));
-      const xb = xq0 + (<usize>b << 6);
-      const sb = xs0 + (<usize>b << 2);
-      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb)), f32x4.splat(s * load<f32>(sb))));
-      a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + xqS)), f32x4.splat(s * load<f32>(sb + xsS))));
-      a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + 2 * xqS)), f32x4.splat(s * load<f32>(sb + 2 * xsS))));
-      a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + 3 * xqS)), f32x4.splat(s * load<f32>(sb + 3 * xsS))));
-    }
-    const yo = y + <usize>t * ystride;
-    store<f32>(yo, hsum(a0));
-    store<f32>(yo + ystride, hsum(a1));
-    store<f32>(yo + 2 * ystride, hsum(a2));
-    store<f32>(yo + 3 * ystride, hsum(a3));
-  }
-  for (; t < T; t++) {
-    const xq0 = xq + <usize>t * xqS;
-    const xs0 = xs + <usize>t * xsS;
-    // Two independent accumulators: the per-block convert/scale chain is the latency bottleneck.
-    let a0 = f32x4.splat(0);
-    let a1 = f32x4.splat(0);
-    let b = 0;
-    for (; b + 2 <= nb; b += 2) {
-      const blk = row + <usize>b * 34;
-      const v0 = v128.load(blk, 2);
-      const v1 = v128.load(blk, 18);
-      const v2 = v128.load(blk, 36);
-      const v3 = v128.load(blk, 52);
-      const xb = xq0 + (<usize>b << 6);
-      const i0 = blockDot(i16x8.extend_low_i8x16_s(v0), i16x8.extend_high_i8x16_s(v0), i16x8.extend_low_i8x16_s(v1), i16x8.extend_high_i8x16_s(v1), xb);
-      const i1 = blockDot(i16x8.extend_low_i8x16_s(v2), i16x8.extend_high_i8x16_s(v2), i16x8.extend_low_i8x16_s(v3), i16x8.extend_high_i8x16_s(v3), xb + 64);
-      const sb = xs0 + (<usize>b << 2);
-      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(h2f(load<u16>(blk)) * load<f32>(sb))));
-      a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(i1), f32x4.splat(h2f(load<u16>(blk, 34)) * load<f32>(sb, 4))));
-    }
-    for (; b < nb; b++) {
-      const blk = row + <usize>b * 34;
-      const v0 = v128.load(blk, 2);
-      const v1 = v128.load(blk, 18);
-      const i0 = blockDot(i16x8.extend_low_i8x16_s(v0), i16x8.extend_high_i8x16_s(v0), i16x8.extend_low_i8x16_s(v1), i16x8.extend_high_i8x16_s(v1), xq0 + (<usize>b << 6));
-      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(i0), f32x4.splat(h2f(load<u16>(blk)) * load<f32>(xs0 + (<usize>b << 2)))));
-    }
-    store<f32>(y + <usize>t * ystride, hsum(f32x4.add(a0, a1)));
-  }
+  for (; t < T; t++) store<f32>(y + <usize>t * ystride, dotF32T1(w, n, x + <usize>t * xs));
 }
 
 // One q8_0 block · one int8 activation block → i32x4 partial sums. Pairs of products fit i16:
@@ -470,25 +349,29 @@ function dotQ8T1(row: usize, nb: i32, xq8: usize, xs: usize): f32 {
   return f32x4.convert_i32x4_s((lane & 1) == 0 ? i32x4.extend_low_i16x8_s(h) : i32x4.extend_high_i16x8_s(h));
 }
 
-/** Exact-mode q8_0 row · one f32 token without a decode pass: Σ_b d_b · Σ_i q_i·x_i (f32). */
+/**
+ * Exact-mode q8_0 row · one f32 token without a decode pass. The weights are formed as deqRowF32 forms
+ * them (w = f32(q)·d) and summed in dotF32T1's order, so the result equals decode-then-dotF32 bit for bit.
+ */
 function dotQ8ExactT1(row: usize, nb: i32, x: usize): f32 {
-  let acc = f32x4.splat(0);
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const blk = row + <usize>b * 34;
     const xb = x + (<usize>b << 7);
+    const d = f32x4.splat(h2f(load<u16>(blk)));
     const v0 = v128.load(blk, 2);
     const v1 = v128.load(blk, 18);
-    let p = f32x4.mul(i8ToF32(v0, 0), v128.load(xb));
-    let r = f32x4.mul(i8ToF32(v0, 1), v128.load(xb, 16));
-    p = f32x4.add(p, f32x4.mul(i8ToF32(v0, 2), v128.load(xb, 32)));
-    r = f32x4.add(r, f32x4.mul(i8ToF32(v0, 3), v128.load(xb, 48)));
-    p = f32x4.add(p, f32x4.mul(i8ToF32(v1, 0), v128.load(xb, 64)));
-    r = f32x4.add(r, f32x4.mul(i8ToF32(v1, 1), v128.load(xb, 80)));
-    p = f32x4.add(p, f32x4.mul(i8ToF32(v1, 2), v128.load(xb, 96)));
-    r = f32x4.add(r, f32x4.mul(i8ToF32(v1, 3), v128.load(xb, 112)));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.add(p, r), f32x4.splat(h2f(load<u16>(blk)))));
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(i8ToF32(v0, 0), d), v128.load(xb)));
+    a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(i8ToF32(v0, 1), d), v128.load(xb, 16)));
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(i8ToF32(v0, 2), d), v128.load(xb, 32)));
+    a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(i8ToF32(v0, 3), d), v128.load(xb, 48)));
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(i8ToF32(v1, 0), d), v128.load(xb, 64)));
+    a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(i8ToF32(v1, 1), d), v128.load(xb, 80)));
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(i8ToF32(v1, 2), d), v128.load(xb, 96)));
+    a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(i8ToF32(v1, 3), d), v128.load(xb, 112)));
   }
-  return hsum(acc);
+  return hsum(f32x4.add(a0, a1));
 }
 
 // Integer sums of four blocks (i32x4 partials each) → one i32x4 [Σs0, Σs1, Σs2, Σs3].
@@ -694,34 +577,24 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
   const xq8 = <usize>load<u32>(args, 40);
   const ystride = <usize>nOut << 2;
   const nb = nIn >> 5;
-  if (T <= 3) {
-    // Decode and tiny batches: dedicated one-token kernels read the blocks directly (no decode pass);
-    // for T ≤ 3 the row stays in L1 between tokens, which beats the 4-token tile below.
-    for (let r = r0; r < r1; r++) {
-      const row = <usize>w + <usize>r * rowBytes;
-      for (let t = 0; t < T; t++) {
-        const x8 = xq8 + <usize>t * <usize>nIn;
-        const s8 = xs + <usize>t * (<usize>nb << 2);
+  // Every token goes through the one-token kernels (one accumulation order whatever T: batch
+  // invariance). Rows in groups of 8 with the tokens inside: the group's weights (≤ 8 rows) stay in L2
+  // and each token's int8 activations in L1 while they meet.
+  for (let g0 = r0; g0 < r1; g0 += 8) {
+    const g1 = min(g0 + 8, r1);
+    for (let t = 0; t < T; t++) {
+      const x8 = xq8 + <usize>t * <usize>nIn;
+      const s8 = xs + <usize>t * (<usize>nb << 2);
+      const yt = y + <usize>t * ystride;
+      for (let r = g0; r < g1; r++) {
+        const row = <usize>w + <usize>r * rowBytes;
         let v: f32;
         if (type == Q8_0) v = dotQ8T1(row, nb, x8, s8);
         else if (type == Q4_0) v = dotQ40T1(row, nb, x8, s8);
         else if (type == Q4_K) v = dotQ4KT1(row, nIn >> 8, x8, s8, xsum + <usize>t * (<usize>nb << 2), scratch);
         else v = dotQ6KT1(row, nIn >> 8, x8, s8);
-        store<f32>(y + (<usize>r << 2) + <usize>t * ystride, v);
+        store<f32>(yt + (<usize>r << 2), v);
       }
-    }
-    return;
-  }
-  const q = scratch;
-  const ws = q + (<usize>nIn << 1);
-  const wm = ws + (<usize>nb << 2);
-  for (let r = r0; r < r1; r++) {
-    const row = <usize>w + <usize>r * rowBytes;
-    if (type == Q8_0) {
-      dotQ8Direct(row, nb, xq, xs, T, y + (<usize>r << 2), ystride);
-    } else {
-      deqRowI16(type, row, nIn, q, ws, wm);
-      dotI16(q, ws, wm, nb, xq, xs, xsum, T, y + (<usize>r << 2), ystride, type == Q4_K);
     }
   }
 }

@@ -336,25 +336,51 @@ export class WasmKernels implements Kernels {
 
   /**
    * Attention in wasm on all threads (one item per token and KV head), over a copy of the cache slice in
-   * use (positions 0…pos0+T−1: 2·nKV/nHeads bytes copied per multiply-add, cheap beside the dots). Falls
-   * back to the plain-JS version (small-ops.ts, float64 sums) when the slice exceeds the activation area.
+   * use (2·nKV/nHeads bytes copied per multiply-add, cheap beside the dots). Queries go in chunks that fit
+   * the activation area; a query goes to the plain-JS version (small-ops.ts, float64 sums) only when it
+   * does not fit alone — a property of its position, never of T, so a query's result does not depend on
+   * how many queries share the call (batch invariance).
    */
   attention(args: AttentionArgs): void {
-    const { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim: K, out } = args;
-    const nKeys = pos0 + T;
-    const qn = T * nHeads * K;
-    const kvn = nKeys * nKV * K;
-    const bytes = 8 * qn + 8 * kvn + nKeys + 256;
+    const { q, kCache, vCache, T, pos0, nHeads, nKV, headDim: K, out } = args;
     if (T === 0) return;
-    if (bytes > ACT_BYTES || 4 * nKeys * (nHeads / nKV) > SCRATCH_BYTES || nHeads % nKV !== 0 || kCache.length < kvn || vCache.length < kvn || q.length < qn || out.length < qn) {
-      attention(args);
+    const qn = T * nHeads * K;
+    const kvn = (pos0 + T) * nKV * K;
+    if (nHeads % nKV !== 0 || kCache.length < kvn || vCache.length < kvn || q.length < qn || out.length < qn) {
+      attention(args); // its own checks report the problem
       return;
     }
+    const perQ = nHeads * K;
+    // Bytes for queries [t0, t1): q and out of each query, the K/V slice up to the last one's keys, the mask.
+    const bytes = (t0: number, t1: number): number => 8 * (t1 - t0) * perQ + 8 * (pos0 + t1) * nKV * K + (pos0 + t1) + 256;
+    const fitsAlone = (t: number): boolean => bytes(t, t + 1) <= ACT_BYTES && 4 * (pos0 + t + 1) * (nHeads / nKV) <= SCRATCH_BYTES;
+    let t0 = 0;
+    while (t0 < T) {
+      if (!fitsAlone(t0)) {
+        // Later queries see more keys: none of them fits either.
+        attention({ ...args, q: q.subarray(t0 * perQ), out: out.subarray(t0 * perQ), T: T - t0, pos0: pos0 + t0 });
+        return;
+      }
+      let t1 = t0 + 1;
+      while (t1 < T && bytes(t0, t1 + 1) <= ACT_BYTES && 4 * (pos0 + t1 + 1) * (nHeads / nKV) <= SCRATCH_BYTES) t1++;
+      this.attentionWasm(args, t0, t1);
+      t0 = t1;
+    }
+  }
+
+  /** Queries [t0, t1) of `args` in wasm (they fit the activation area). */
+  private attentionWasm(args: AttentionArgs, t0: number, t1: number): void {
+    const { q, kCache, vCache, keyMask, pos0, nHeads, nKV, headDim: K, out } = args;
+    const tn = t1 - t0;
+    const perQ = nHeads * K;
+    const nKeys = pos0 + t1;
+    const qn = tn * perQ;
+    const kvn = nKeys * nKV * K;
     const arena = this.arenas[0]!;
     const base = this.actBase;
     const qOff = base, kOff = qOff + 4 * qn, vOff = kOff + 4 * kvn, oOff = vOff + 4 * kvn, mOff = oOff + 4 * qn;
     const f = arena.f32;
-    f.set(q.subarray(0, qn), qOff / 4);
+    f.set(q.subarray(t0 * perQ, t1 * perQ), qOff / 4);
     f.set(kCache.subarray(0, kvn), kOff / 4);
     f.set(vCache.subarray(0, kvn), vOff / 4);
     new Uint8Array(arena.memory.buffer, mOff, nKeys).set(keyMask.subarray(0, nKeys));
@@ -365,15 +391,15 @@ export class WasmKernels implements Kernels {
     a[ab + 2] = vOff;
     a[ab + 3] = mOff;
     a[ab + 4] = oOff;
-    a[ab + 5] = T;
-    a[ab + 6] = pos0;
+    a[ab + 5] = tn;
+    a[ab + 6] = pos0 + t0;
     a[ab + 7] = nHeads;
     a[ab + 8] = nKV;
     a[ab + 9] = K;
     f[ab + 10] = args.scale;
     f[ab + 11] = args.softcap;
-    this.runChunks(arena, 'attnChunk', T * nKV, 2 * nKeys * K * (nHeads / nKV), 1);
-    out.set(f.subarray(oOff / 4, oOff / 4 + qn));
+    this.runChunks(arena, 'attnChunk', tn * nKV, 2 * nKeys * K * (nHeads / nKV), 1);
+    out.set(f.subarray(oOff / 4, oOff / 4 + qn), t0 * perQ);
   }
 
   gelu(x: Float32Array, n: number): void {
