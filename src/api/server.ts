@@ -216,7 +216,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
       if (id >= grok.config.vocabSize) throw invalid(`prompt token ${id} is outside the vocabulary (0…${grok.config.vocabSize - 1})`, 'prompt', 'invalid_value');
     }
     const want = maxTokens ?? fallback ?? ctx - ids.length;
-    if (ids.length + want > ctx) {
+    if (want < 1 || ids.length + want > ctx) {
       throw invalid(`This model's maximum context length is ${ctx} tokens. However, you requested ${ids.length + want} tokens (${ids.length} in the prompt, ${want} for the completion). Please reduce the prompt or max_tokens.`,
         'prompt', 'context_length_exceeded');
     }

@@ -90,7 +90,7 @@ export function openCkpt(p: string): ModelSource {
     const slot = i < 2 ? 'array' : CKPT_LAYER_SLOTS[(i - 2) % CKPT_LAYER_SLOTS.length]![1];
     if (t.kind === 'qw8') {
       if (t.weight.dtype !== 'i8') throw new FormatError(file, `${name}: QuantizedWeight8bit.weight must be int8, got ${t.weight.dtype}`);
-      if (t.scales.dtype !== 'bf16' && t.scales.dtype !== 'f32') {
+      if (t.scales.dtype !== 'bf16') {
         throw new FormatError(file, `${name}: QuantizedWeight8bit.scales must be bfloat16, got ${t.scales.dtype}`);
       }
       tensors.set(name, { ...toRef(file, name, t.weight), scales: toRef(file, `${name}:scales`, t.scales) });

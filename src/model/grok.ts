@@ -142,7 +142,10 @@ export class GrokModel {
     let N = 0;
     for (const s of seqs) {
       if (s.tokens.length === 0) throw new Error('forward: a sequence with no new tokens');
-      if (s.cache.config !== c && s.cache.config.nLayers !== c.nLayers) throw new Error('forward: KV cache belongs to another model');
+      const cc = s.cache.config;
+      if (cc !== c && (cc.nLayers !== c.nLayers || cc.nKVHeads !== c.nKVHeads || cc.headDim !== c.headDim)) {
+        throw new Error('forward: KV cache belongs to another model (layers, KV heads or head width differ)');
+      }
       starts.push(N);
       N += s.tokens.length;
     }
