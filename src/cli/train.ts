@@ -113,7 +113,17 @@ export async function runTrain(argv: string[]): Promise<number> {
   log(`data: ${trainIds.length} training tokens, ${valIds.length} validation tokens`);
 
   // 3. Model config: the recipe's model section, vocabulary from the tokenizer.
-  const config: GrokConfig = configFromJson({ ...recipe.model, vocab_size: tokModel.pieces.length }, `${configPath} (model)`);
+  const parsed = configFromJson({ ...recipe.model, vocab_size: tokModel.pieces.length }, `${configPath} (model)`);
+  // GGUF stores these as f32: train with the f32 values so the shipped file computes exactly what was trained.
+  const config: GrokConfig = {
+    ...parsed,
+    embeddingMultiplier: Math.fround(parsed.embeddingMultiplier),
+    outputMultiplier: Math.fround(parsed.outputMultiplier),
+    attnOutputMultiplier: Math.fround(parsed.attnOutputMultiplier),
+    attnSoftcap: Math.fround(parsed.attnSoftcap),
+    rmsNormEps: Math.fround(parsed.rmsNormEps),
+    ropeBase: Math.fround(parsed.ropeBase),
+  };
   const t = recipe.train;
   const settings: TrainSettings = {
     seed: t.seed, batchSize: t.batch_size, seqLen: t.seq_len, steps: t.steps, lr: t.lr, minLr: t.min_lr, warmup: t.warmup,
