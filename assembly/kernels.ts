@@ -238,21 +238,21 @@ export function deqRowI16(type: i32, src: usize, n: i32, q: usize, ws: usize, wm
   return s;
 }
 
-/** y[t·ystride] = Σ_i w[i]·x[t, i] for f32 row w (n values) and T f32 rows x (stride n); order as dotF32T1. */
+/**
+ * y[t·ystride] = Σ_i w[i]·x[t, i] for f32 row w (n values) and T f32 rows x (stride n); order as dotF32T1.
+ * Tokens go in pairs (four accumulators, each weight vector loaded once for both: as many loads per
+ * multiply-add as a four-token tile with one accumulator each, without running out of registers).
+ */
 function dotF32(w: usize, n: i32, x: usize, T: i32, y: usize, ystride: usize): void {
   const xs = <usize>n << 2;
   const n4 = n & ~3;
   const n8 = n & ~7;
   let t = 0;
-  for (; t + 4 <= T; t += 4) {
+  for (; t + 2 <= T; t += 2) {
     const x0 = x + <usize>t * xs;
     const x1 = x0 + xs;
-    const x2 = x1 + xs;
-    const x3 = x2 + xs;
     let a0 = f32x4.splat(0), b0 = f32x4.splat(0);
     let a1 = f32x4.splat(0), b1 = f32x4.splat(0);
-    let a2 = f32x4.splat(0), b2 = f32x4.splat(0);
-    let a3 = f32x4.splat(0), b3 = f32x4.splat(0);
     let i = 0;
     for (; i < n8; i += 8) {
       const o = <usize>i << 2;
@@ -262,39 +262,27 @@ function dotF32(w: usize, n: i32, x: usize, T: i32, y: usize, ystride: usize): v
       b0 = f32x4.add(b0, f32x4.mul(wu, v128.load(x0 + o, 16)));
       a1 = f32x4.add(a1, f32x4.mul(wv, v128.load(x1 + o)));
       b1 = f32x4.add(b1, f32x4.mul(wu, v128.load(x1 + o, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(wv, v128.load(x2 + o)));
-      b2 = f32x4.add(b2, f32x4.mul(wu, v128.load(x2 + o, 16)));
-      a3 = f32x4.add(a3, f32x4.mul(wv, v128.load(x3 + o)));
-      b3 = f32x4.add(b3, f32x4.mul(wu, v128.load(x3 + o, 16)));
     }
     if (i < n4) {
       const o = <usize>i << 2;
       const wv = v128.load(w + o);
       a0 = f32x4.add(a0, f32x4.mul(wv, v128.load(x0 + o)));
       a1 = f32x4.add(a1, f32x4.mul(wv, v128.load(x1 + o)));
-      a2 = f32x4.add(a2, f32x4.mul(wv, v128.load(x2 + o)));
-      a3 = f32x4.add(a3, f32x4.mul(wv, v128.load(x3 + o)));
       i += 4;
     }
     let s0 = hsum(f32x4.add(a0, b0));
     let s1 = hsum(f32x4.add(a1, b1));
-    let s2 = hsum(f32x4.add(a2, b2));
-    let s3 = hsum(f32x4.add(a3, b3));
     for (; i < n; i++) {
       const o = <usize>i << 2;
       const wv = load<f32>(w + o);
       s0 += wv * load<f32>(x0 + o);
       s1 += wv * load<f32>(x1 + o);
-      s2 += wv * load<f32>(x2 + o);
-      s3 += wv * load<f32>(x3 + o);
     }
     const yo = y + <usize>t * ystride;
     store<f32>(yo, s0);
     store<f32>(yo + ystride, s1);
-    store<f32>(yo + 2 * ystride, s2);
-    store<f32>(yo + 3 * ystride, s3);
   }
-  for (; t < T; t++) store<f32>(y + <usize>t * ystride, dotF32T1(w, n, x + <usize>t * xs));
+  if (t < T) store<f32>(y + <usize>t * ystride, dotF32T1(w, n, x + <usize>t * xs));
 }
 
 // One q8_0 block · one int8 activation block → i32x4 partial sums. Pairs of products fit i16:
@@ -341,6 +329,84 @@ function dotQ8T1(row: usize, nb: i32, xq8: usize, xs: usize): f32 {
     s += <f32>isum * (h2f(load<u16>(blk)) * load<f32>(xs + (<usize>b << 2)));
   }
   return s;
+}
+
+// Integer dot of one 32-block (four i16x8 weight vectors) with one i16 activation block → i32x4 partials.
+@inline function blockDot(w0: v128, w1: v128, w2: v128, w3: v128, xb: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xb)), i32x4.dot_i16x8_s(w1, v128.load(xb, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(w2, v128.load(xb, 32)), i32x4.dot_i16x8_s(w3, v128.load(xb, 48))),
+  );
+}
+
+// Pairs two blocks' partial vectors: [a0+a1, b0+b1, a2+a3, b2+b3] (lane order as transposeSum's first step).
+@inline function pairSum(a: v128, b: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+}
+
+/**
+ * Fast-mode q8_0 row · two tokens (prefill, expert batches): the float arithmetic of dotQ8T1 exactly (per
+ * four blocks: f32(Σ) · (d · dx), one accumulator, then hsum, then scalar tail blocks), so each token's
+ * result equals its T = 1 result bit for bit. The integer block sums (exact whichever way they are
+ * formed) come from weights widened to i16 once for both tokens and i32x4.dot_i16x8_s with the i16
+ * activations: fewer instructions than the int8 products, and few enough live vectors for the registers.
+ */
+function dotQ8T2(row: usize, nb: i32, xq: usize, xs: usize, y: usize, ystride: usize): void {
+  const xqS = <usize>nb << 6;
+  const xsS = <usize>nb << 2;
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  let b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const blk = row + <usize>b * 34;
+    const xa = xq + (<usize>b << 6);
+    const xb = xa + xqS;
+    let v0 = v128.load(blk, 2), v1 = v128.load(blk, 18);
+    let w0 = i16x8.extend_low_i8x16_s(v0), w1 = i16x8.extend_high_i8x16_s(v0), w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1);
+    let s0 = blockDot(w0, w1, w2, w3, xa);
+    let s1 = blockDot(w0, w1, w2, w3, xb);
+    v0 = v128.load(blk, 36); v1 = v128.load(blk, 52);
+    w0 = i16x8.extend_low_i8x16_s(v0); w1 = i16x8.extend_high_i8x16_s(v0); w2 = i16x8.extend_low_i8x16_s(v1); w3 = i16x8.extend_high_i8x16_s(v1);
+    const p0 = pairSum(s0, blockDot(w0, w1, w2, w3, xa + 64));
+    const p1 = pairSum(s1, blockDot(w0, w1, w2, w3, xb + 64));
+    v0 = v128.load(blk, 70); v1 = v128.load(blk, 86);
+    w0 = i16x8.extend_low_i8x16_s(v0); w1 = i16x8.extend_high_i8x16_s(v0); w2 = i16x8.extend_low_i8x16_s(v1); w3 = i16x8.extend_high_i8x16_s(v1);
+    s0 = blockDot(w0, w1, w2, w3, xa + 128);
+    s1 = blockDot(w0, w1, w2, w3, xb + 128);
+    v0 = v128.load(blk, 104); v1 = v128.load(blk, 120);
+    w0 = i16x8.extend_low_i8x16_s(v0); w1 = i16x8.extend_high_i8x16_s(v0); w2 = i16x8.extend_low_i8x16_s(v1); w3 = i16x8.extend_high_i8x16_s(v1);
+    const q0 = pairSum(s0, blockDot(w0, w1, w2, w3, xa + 192));
+    const q1 = pairSum(s1, blockDot(w0, w1, w2, w3, xb + 192));
+    let d = i32x4.splat(load<u16>(blk));
+    d = i32x4.replace_lane(d, 1, load<u16>(blk, 34));
+    d = i32x4.replace_lane(d, 2, load<u16>(blk, 68));
+    d = i32x4.replace_lane(d, 3, load<u16>(blk, 102));
+    const dh = h2f4(d);
+    const sb = xs + (<usize>b << 2);
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(quadSum(p0, q0)), f32x4.mul(dh, v128.load(sb))));
+    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(quadSum(p1, q1)), f32x4.mul(dh, v128.load(sb + xsS))));
+  }
+  let r0 = hsum(acc0), r1 = hsum(acc1);
+  for (; b < nb; b++) {
+    const blk = row + <usize>b * 34;
+    const v0 = v128.load(blk, 2), v1 = v128.load(blk, 18);
+    const w0 = i16x8.extend_low_i8x16_s(v0), w1 = i16x8.extend_high_i8x16_s(v0), w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1);
+    const dw = h2f(load<u16>(blk));
+    const xa = xq + (<usize>b << 6);
+    const sb = xs + (<usize>b << 2);
+    r0 += <f32>lanesSum(blockDot(w0, w1, w2, w3, xa)) * (dw * load<f32>(sb));
+    r1 += <f32>lanesSum(blockDot(w0, w1, w2, w3, xa + xqS)) * (dw * load<f32>(sb + xsS));
+  }
+  store<f32>(y, r0);
+  store<f32>(y + ystride, r1);
+}
+
+// Second step of the four-block transpose: pairs [a01, b01, a23, b23] of blocks 0,1 and 2,3 → [Σb0, Σb1, Σb2, Σb3].
+@inline function quadSum(p: v128, q: v128): v128 {
+  return i32x4.add(v128.shuffle<i32>(p, q, 0, 1, 4, 5), v128.shuffle<i32>(p, q, 2, 3, 6, 7));
+}
+
+@inline function lanesSum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
 @inline function i8ToF32(v: v128, lane: i32): v128 {
@@ -577,12 +643,21 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
   const xq8 = <usize>load<u32>(args, 40);
   const ystride = <usize>nOut << 2;
   const nb = nIn >> 5;
-  // Every token goes through the one-token kernels (one accumulation order whatever T: batch
-  // invariance). Rows in groups of 8 with the tokens inside: the group's weights (≤ 8 rows) stay in L2
-  // and each token's int8 activations in L1 while they meet.
+  // Every token's float arithmetic is that of the one-token kernels (one accumulation order whatever T:
+  // batch invariance); q8_0 takes tokens in pairs through dotQ8T2, which keeps that order. Rows in
+  // groups of 8 with the tokens inside: the group's weights stay in L1/L2 while the tokens pass.
   for (let g0 = r0; g0 < r1; g0 += 8) {
     const g1 = min(g0 + 8, r1);
-    for (let t = 0; t < T; t++) {
+    let t = 0;
+    if (type == Q8_0) {
+      for (; t + 2 <= T; t += 2) {
+        const xqt = xq + <usize>t * (<usize>nIn << 1);
+        const s8 = xs + <usize>t * (<usize>nb << 2);
+        const yt = y + <usize>t * ystride;
+        for (let r = g0; r < g1; r++) dotQ8T2(<usize>w + <usize>r * rowBytes, nb, xqt, s8, yt + (<usize>r << 2), ystride);
+      }
+    }
+    for (; t < T; t++) {
       const x8 = xq8 + <usize>t * <usize>nIn;
       const s8 = xs + <usize>t * (<usize>nb << 2);
       const yt = y + <usize>t * ystride;
