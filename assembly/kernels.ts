@@ -298,40 +298,31 @@ function dotF32(w: usize, n: i32, x: usize, T: i32, y: usize, ystride: usize): v
 }
 
 /**
- * Fast-mode q8_0 row · one token (decode). Four blocks per step: their integer sums are transposed into
- * one vector so the scales (4 f16 weights × 4 activation scales) cost one vector convert/multiply.
+ * Fast-mode q8_0 row · one token (decode): per block, the i32x4 lane partials of the int8 products,
+ * converted and scaled by d·dx into two accumulators (even / odd blocks: the convert-scale-add chain is
+ * latency-bound with one), then hsum(a0 + a1) — dotQ8Tiled's order, so a token's result does not
+ * depend on the batch around it.
  */
 function dotQ8T1(row: usize, nb: i32, xq8: usize, xs: usize): f32 {
-  let acc = f32x4.splat(0);
+  let a0 = f32x4.splat(0);
+  let a1 = f32x4.splat(0);
   let b = 0;
-  for (; b + 4 <= nb; b += 4) {
+  for (; b + 2 <= nb; b += 2) {
     const blk = row + <usize>b * 34;
     const xb = xq8 + (<usize>b << 5);
-    const s0 = q8Block(blk, xb);
-    const s1 = q8Block(blk + 34, xb + 32);
-    const s2 = q8Block(blk + 68, xb + 64);
-    const s3 = q8Block(blk + 102, xb + 96);
-    const t0 = i32x4.add(v128.shuffle<i32>(s0, s1, 0, 4, 1, 5), v128.shuffle<i32>(s0, s1, 2, 6, 3, 7));
-    const t1 = i32x4.add(v128.shuffle<i32>(s2, s3, 0, 4, 1, 5), v128.shuffle<i32>(s2, s3, 2, 6, 3, 7));
-    const sums = i32x4.add(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), v128.shuffle<i32>(t0, t1, 2, 3, 6, 7));
-    let d = i32x4.splat(load<u16>(blk));
-    d = i32x4.replace_lane(d, 1, load<u16>(blk, 34));
-    d = i32x4.replace_lane(d, 2, load<u16>(blk, 68));
-    d = i32x4.replace_lane(d, 3, load<u16>(blk, 102));
-    const scale = f32x4.mul(h2f4(d), v128.load(xs + (<usize>b << 2)));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sums), scale));
+    const sb = xs + (<usize>b << 2);
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(q8Block(blk, xb)), f32x4.splat(h2f(load<u16>(blk)) * load<f32>(sb))));
+    a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(q8Block(blk + 34, xb + 32)), f32x4.splat(h2f(load<u16>(blk, 34)) * load<f32>(sb, 4))));
   }
-  let s = hsum(acc);
-  for (; b < nb; b++) {
+  if (b < nb) {
     const blk = row + <usize>b * 34;
-    const v = q8Block(blk, xq8 + (<usize>b << 5));
-    const isum = i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
-    s += <f32>isum * (h2f(load<u16>(blk)) * load<f32>(xs + (<usize>b << 2)));
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(q8Block(blk, xq8 + (<usize>b << 5))), f32x4.splat(h2f(load<u16>(blk)) * load<f32>(xs + (<usize>b << 2)))));
   }
-  return s;
+  return hsum(f32x4.add(a0, a1));
 }
 
-// Integer dot of one 32-block (four i16x8 weight vectors) with one i16 activation block → i32x4 partials.
+// Integer dot of one 32-block (four i16x8 weight vectors) with one i16 activation block → i32x4 lane
+// partials; lane j sums the products of inputs {2j, 2j+1} + 8k, k = 0…3 — the same grouping as q8Block's.
 @inline function blockDot(w0: v128, w1: v128, w2: v128, w3: v128, xb: usize): v128 {
   return i32x4.add(
     i32x4.add(i32x4.dot_i16x8_s(w0, v128.load(xb)), i32x4.dot_i16x8_s(w1, v128.load(xb, 16))),
@@ -339,74 +330,67 @@ function dotQ8T1(row: usize, nb: i32, xq8: usize, xs: usize): f32 {
   );
 }
 
-// Pairs two blocks' partial vectors: [a0+a1, b0+b1, a2+a3, b2+b3] (lane order as transposeSum's first step).
-@inline function pairSum(a: v128, b: v128): v128 {
-  return i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
-}
-
 /**
- * Fast-mode q8_0 row · two tokens (prefill, expert batches): the float arithmetic of dotQ8T1 exactly (per
- * four blocks: f32(Σ) · (d · dx), one accumulator, then hsum, then scalar tail blocks), so each token's
- * result equals its T = 1 result bit for bit. The integer block sums (exact whichever way they are
- * formed) come from weights widened to i16 once for both tokens and i32x4.dot_i16x8_s with the i16
- * activations: fewer instructions than the int8 products, and few enough live vectors for the registers.
+ * Fast-mode q8_0 row · T tokens (prefill, expert batches), four tokens per weight load: weights widened
+ * to i16 once, i32x4.dot_i16x8_s with the i16 activations. Float order per token exactly as dotQ8T1
+ * (per block: f32(lane partials) · (d · dx) into one accumulator, then hsum; the lane partials are the
+ * same integers either way), and the tokens past the last full four go through dotQ8T1 itself: each
+ * token's result is its T = 1 result bit for bit.
  */
-function dotQ8T2(row: usize, nb: i32, xq: usize, xs: usize, y: usize, ystride: usize): void {
+function dotQ8Tiled(row: usize, nb: i32, xq: usize, xs: usize, xq8: usize, T: i32, y: usize, ystride: usize): void {
   const xqS = <usize>nb << 6;
   const xsS = <usize>nb << 2;
-  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
-  let b = 0;
-  for (; b + 4 <= nb; b += 4) {
-    const blk = row + <usize>b * 34;
-    const xa = xq + (<usize>b << 6);
-    const xb = xa + xqS;
-    let v0 = v128.load(blk, 2), v1 = v128.load(blk, 18);
-    let w0 = i16x8.extend_low_i8x16_s(v0), w1 = i16x8.extend_high_i8x16_s(v0), w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1);
-    let s0 = blockDot(w0, w1, w2, w3, xa);
-    let s1 = blockDot(w0, w1, w2, w3, xb);
-    v0 = v128.load(blk, 36); v1 = v128.load(blk, 52);
-    w0 = i16x8.extend_low_i8x16_s(v0); w1 = i16x8.extend_high_i8x16_s(v0); w2 = i16x8.extend_low_i8x16_s(v1); w3 = i16x8.extend_high_i8x16_s(v1);
-    const p0 = pairSum(s0, blockDot(w0, w1, w2, w3, xa + 64));
-    const p1 = pairSum(s1, blockDot(w0, w1, w2, w3, xb + 64));
-    v0 = v128.load(blk, 70); v1 = v128.load(blk, 86);
-    w0 = i16x8.extend_low_i8x16_s(v0); w1 = i16x8.extend_high_i8x16_s(v0); w2 = i16x8.extend_low_i8x16_s(v1); w3 = i16x8.extend_high_i8x16_s(v1);
-    s0 = blockDot(w0, w1, w2, w3, xa + 128);
-    s1 = blockDot(w0, w1, w2, w3, xb + 128);
-    v0 = v128.load(blk, 104); v1 = v128.load(blk, 120);
-    w0 = i16x8.extend_low_i8x16_s(v0); w1 = i16x8.extend_high_i8x16_s(v0); w2 = i16x8.extend_low_i8x16_s(v1); w3 = i16x8.extend_high_i8x16_s(v1);
-    const q0 = pairSum(s0, blockDot(w0, w1, w2, w3, xa + 192));
-    const q1 = pairSum(s1, blockDot(w0, w1, w2, w3, xb + 192));
-    let d = i32x4.splat(load<u16>(blk));
-    d = i32x4.replace_lane(d, 1, load<u16>(blk, 34));
-    d = i32x4.replace_lane(d, 2, load<u16>(blk, 68));
-    d = i32x4.replace_lane(d, 3, load<u16>(blk, 102));
-    const dh = h2f4(d);
-    const sb = xs + (<usize>b << 2);
-    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(quadSum(p0, q0)), f32x4.mul(dh, v128.load(sb))));
-    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(quadSum(p1, q1)), f32x4.mul(dh, v128.load(sb + xsS))));
+  let t = 0;
+  for (; t + 2 <= T; t += 2) {
+    const xq0 = xq + <usize>t * xqS;
+    const xs0 = xs + <usize>t * xsS;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), e0 = f32x4.splat(0), e1 = f32x4.splat(0);
+    let b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      let blk = row + <usize>b * 34;
+      let v0 = v128.load(blk, 2);
+      let v1 = v128.load(blk, 18);
+      let w0 = i16x8.extend_low_i8x16_s(v0);
+      let w1 = i16x8.extend_high_i8x16_s(v0);
+      let w2 = i16x8.extend_low_i8x16_s(v1);
+      let w3 = i16x8.extend_high_i8x16_s(v1);
+      let s = h2f(load<u16>(blk));
+      let xb = xq0 + (<usize>b << 6);
+      let sb = xs0 + (<usize>b << 2);
+      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb)), f32x4.splat(s * load<f32>(sb))));
+      a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + xqS)), f32x4.splat(s * load<f32>(sb + xsS))));
+      blk += 34;
+      v0 = v128.load(blk, 2);
+      v1 = v128.load(blk, 18);
+      w0 = i16x8.extend_low_i8x16_s(v0);
+      w1 = i16x8.extend_high_i8x16_s(v0);
+      w2 = i16x8.extend_low_i8x16_s(v1);
+      w3 = i16x8.extend_high_i8x16_s(v1);
+      s = h2f(load<u16>(blk));
+      xb += 64;
+      sb += 4;
+      e0 = f32x4.add(e0, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb)), f32x4.splat(s * load<f32>(sb))));
+      e1 = f32x4.add(e1, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + xqS)), f32x4.splat(s * load<f32>(sb + xsS))));
+    }
+    if (b < nb) {
+      const blk = row + <usize>b * 34;
+      const v0 = v128.load(blk, 2);
+      const v1 = v128.load(blk, 18);
+      const w0 = i16x8.extend_low_i8x16_s(v0);
+      const w1 = i16x8.extend_high_i8x16_s(v0);
+      const w2 = i16x8.extend_low_i8x16_s(v1);
+      const w3 = i16x8.extend_high_i8x16_s(v1);
+      const s = h2f(load<u16>(blk));
+      const xb = xq0 + (<usize>b << 6);
+      const sb = xs0 + (<usize>b << 2);
+      a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb)), f32x4.splat(s * load<f32>(sb))));
+      a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockDot(w0, w1, w2, w3, xb + xqS)), f32x4.splat(s * load<f32>(sb + xsS))));
+    }
+    const yo = y + <usize>t * ystride;
+    store<f32>(yo, hsum(f32x4.add(a0, e0)));
+    store<f32>(yo + ystride, hsum(f32x4.add(a1, e1)));
   }
-  let r0 = hsum(acc0), r1 = hsum(acc1);
-  for (; b < nb; b++) {
-    const blk = row + <usize>b * 34;
-    const v0 = v128.load(blk, 2), v1 = v128.load(blk, 18);
-    const w0 = i16x8.extend_low_i8x16_s(v0), w1 = i16x8.extend_high_i8x16_s(v0), w2 = i16x8.extend_low_i8x16_s(v1), w3 = i16x8.extend_high_i8x16_s(v1);
-    const dw = h2f(load<u16>(blk));
-    const xa = xq + (<usize>b << 6);
-    const sb = xs + (<usize>b << 2);
-    r0 += <f32>lanesSum(blockDot(w0, w1, w2, w3, xa)) * (dw * load<f32>(sb));
-    r1 += <f32>lanesSum(blockDot(w0, w1, w2, w3, xa + xqS)) * (dw * load<f32>(sb + xsS));
-  }
-  store<f32>(y, r0);
-  store<f32>(y + ystride, r1);
-}
-
-// Second step of the four-block transpose: pairs [a01, b01, a23, b23] of blocks 0,1 and 2,3 → [Σb0, Σb1, Σb2, Σb3].
-@inline function quadSum(p: v128, q: v128): v128 {
-  return i32x4.add(v128.shuffle<i32>(p, q, 0, 1, 4, 5), v128.shuffle<i32>(p, q, 2, 3, 6, 7));
-}
-
-@inline function lanesSum(v: v128): i32 {
-  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+  for (; t < T; t++) store<f32>(y + <usize>t * ystride, dotQ8T1(row, nb, xq8 + <usize>t * (<usize>nb << 5), xs + <usize>t * xsS));
 }
 
 @inline function i8ToF32(v: v128, lane: i32): v128 {
@@ -608,7 +592,8 @@ export function mmExact(args: usize, r0: i32, r1: i32, scratch: usize): void {
   const rowF32 = scratch;
   const tmp = scratch + (<usize>nIn << 2);
   if (type == Q8_0 && T <= 8) {
-    // Few tokens: the row stays in L1 between tokens, so the direct dot beats decode-then-dot.
+    // Few tokens: the row stays in L1 between tokens, so the direct dot (same weights, same order as
+    // decode-then-dotF32 below) beats decoding first.
     for (let r = r0; r < r1; r++) {
       const row = <usize>w + <usize>r * rowBytes;
       for (let t = 0; t < T; t++) {
@@ -644,28 +629,23 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
   const ystride = <usize>nOut << 2;
   const nb = nIn >> 5;
   // Every token's float arithmetic is that of the one-token kernels (one accumulation order whatever T:
-  // batch invariance); q8_0 takes tokens in pairs through dotQ8T2, which keeps that order. Rows in
-  // groups of 8 with the tokens inside: the group's weights stay in L1/L2 while the tokens pass.
+  // batch invariance). q8_0: a row at a time, all tokens (four per weight load, dotQ8Tiled). Other
+  // types: rows in groups of 8 with the tokens inside, so the group's weights stay in L1/L2 while the
+  // tokens pass.
+  if (type == Q8_0) {
+    for (let r = r0; r < r1; r++) dotQ8Tiled(<usize>w + <usize>r * rowBytes, nb, xq, xs, xq8, T, y + (<usize>r << 2), ystride);
+    return;
+  }
   for (let g0 = r0; g0 < r1; g0 += 8) {
     const g1 = min(g0 + 8, r1);
-    let t = 0;
-    if (type == Q8_0) {
-      for (; t + 2 <= T; t += 2) {
-        const xqt = xq + <usize>t * (<usize>nIn << 1);
-        const s8 = xs + <usize>t * (<usize>nb << 2);
-        const yt = y + <usize>t * ystride;
-        for (let r = g0; r < g1; r++) dotQ8T2(<usize>w + <usize>r * rowBytes, nb, xqt, s8, yt + (<usize>r << 2), ystride);
-      }
-    }
-    for (; t < T; t++) {
+    for (let t = 0; t < T; t++) {
       const x8 = xq8 + <usize>t * <usize>nIn;
       const s8 = xs + <usize>t * (<usize>nb << 2);
       const yt = y + <usize>t * ystride;
       for (let r = g0; r < g1; r++) {
         const row = <usize>w + <usize>r * rowBytes;
         let v: f32;
-        if (type == Q8_0) v = dotQ8T1(row, nb, x8, s8);
-        else if (type == Q4_0) v = dotQ40T1(row, nb, x8, s8);
+        if (type == Q4_0) v = dotQ40T1(row, nb, x8, s8);
         else if (type == Q4_K) v = dotQ4KT1(row, nIn >> 8, x8, s8, xsum + <usize>t * (<usize>nb << 2), scratch);
         else v = dotQ6KT1(row, nIn >> 8, x8, s8);
         store<f32>(yt + (<usize>r << 2), v);
