@@ -143,7 +143,8 @@ export function defaultModelPath(): string {
   return path.join(packageRoot(), 'models', 'default', 'model.gguf');
 }
 
-function fromGgufSource(source: ModelSource): Tokenizer | null {
+/** The tokenizer stored in a GGUF's metadata (tokenizer.ggml.*), or null when it has none. */
+export function fromGgufSource(source: ModelSource): Tokenizer | null {
   if (source.metadata.get('tokenizer.ggml.model') === undefined) return null;
   const t = tokenizerPiecesFromGguf(source);
   return Tokenizer.fromPieces(t.pieces, {

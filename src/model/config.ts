@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+
 /**
  * Grok-1 hyper-parameters as a typed record, the released model's values as a preset (run.py), and
  * builders from the configuration files a model may come with. Every builder validates.
@@ -125,6 +127,17 @@ export function configFromJson(obj: unknown, source: string): GrokConfig {
   };
   validateConfig(cfg, source);
   return cfg;
+}
+
+/** Read a config file (config.json in either spelling, or a fixture's golden.json) and validate it. */
+export function readConfigFile(file: string): GrokConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(file, `cannot read the config: ${(e as Error).message}`);
+  }
+  return configFromJson(json, file);
 }
 
 /** Check that the numbers describe a model that can exist; names the offending field. */

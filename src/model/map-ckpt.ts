@@ -8,7 +8,7 @@ import path from 'node:path';
 import { CKPT_EMBEDDING, CKPT_FINAL_NORM } from '../formats/ckpt.js';
 import { FormatError, isQuantizedRef, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
-import { configFromJson, GROK1, type GrokConfig } from './config.js';
+import { GROK1, readConfigFile, type GrokConfig } from './config.js';
 
 /** Canonical per-layer name → xAI path under `transformer/decoder_layer_N/`. */
 const LAYER_TABLE: Record<string, string> = {
@@ -44,17 +44,7 @@ export function ckptConfig(source: ModelSource, configPath?: string): GrokConfig
     path.join(dir, 'config.json'), path.join(dir, '..', 'config.json'), path.join(dir, '..', 'golden.json'),
   ];
   for (const c of candidates) {
-    if (!fs.existsSync(c)) {
-      if (configPath) throw new FormatError(c, 'config file not found');
-      continue;
-    }
-    let obj: unknown;
-    try {
-      obj = JSON.parse(fs.readFileSync(c, 'utf8'));
-    } catch (e) {
-      throw new FormatError(c, `not valid JSON: ${(e as Error).message}`);
-    }
-    return configFromJson(obj, c);
+    if (configPath || fs.existsSync(c)) return readConfigFile(c);
   }
   const emb = source.tensors.get(CKPT_EMBEDDING);
   const layers = Number(source.metadata.get('ckpt.layers'));

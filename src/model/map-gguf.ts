@@ -6,11 +6,10 @@
  * kind, bound per expert with `index`), and the variants older converters wrote: per-expert 2-D tensors
  * and `post_ffw_norm` for the post-MoE norm.
  */
-import fs from 'node:fs';
 import type { GgufValue } from '../formats/gguf.js';
 import { FormatError, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import { expertTensorNames, type Binding, type ModelBinding } from './binding.js';
-import { ConfigError, configFromJson, GROK1, validateConfig, type GrokConfig } from './config.js';
+import { ConfigError, GROK1, readConfigFile, validateConfig, type GrokConfig } from './config.js';
 
 /** Old split-expert names (§3.6 "Split experts"): canonical stack name → per-expert GGUF stem. */
 const SPLIT_EXPERT_STEM: Readonly<Record<(typeof expertTensorNames)[number], string>> = {
@@ -117,16 +116,6 @@ export function configFromGguf(source: ModelSource): GrokConfig {
   };
   validateConfig(cfg, source.path);
   return cfg;
-}
-
-function readConfigFile(configPath: string): GrokConfig {
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(configPath, 'utf8'));
-  } catch (e) {
-    throw new ConfigError(configPath, `cannot read the config: ${(e as Error).message}`);
-  }
-  return configFromJson(json, configPath);
 }
 
 /**

@@ -9,10 +9,9 @@
  * (w1 = linear = gate, w3 = linear_v = up, w2 = linear_1 = down).
  * The config comes from config.json beside the weights (metadata 'hf.config') or an explicit configPath.
  */
-import fs from 'node:fs';
 import { FormatError, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
-import { ConfigError, configFromJson, type GrokConfig } from './config.js';
+import { ConfigError, configFromJson, readConfigFile, type GrokConfig } from './config.js';
 
 type Kind = 'vector' | 'rows';
 /** `{L}` = layer number, `{E}` = expert number. */
@@ -92,15 +91,7 @@ export function detectHfFamily(source: ModelSource): Family {
 
 /** The HF config: an explicit file, else config.json read beside the weights. */
 export function hfConfig(source: ModelSource, configPath?: string): GrokConfig {
-  if (configPath !== undefined) {
-    let json: unknown;
-    try {
-      json = JSON.parse(fs.readFileSync(configPath, 'utf8'));
-    } catch (e) {
-      throw new ConfigError(configPath, `cannot read the config: ${(e as Error).message}`);
-    }
-    return configFromJson(json, configPath);
-  }
+  if (configPath !== undefined) return readConfigFile(configPath);
   const c = source.metadata.get('hf.config');
   if (c === undefined) {
     throw new ConfigError(source.path, 'no config.json beside the safetensors weights: the model\'s hyper-parameters are unknown. ' +
