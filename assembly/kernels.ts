@@ -9,6 +9,11 @@
 //   exact — weights dequantised to f32 (row by row, into L1-resident scratch), f32 activations, f32 sums;
 //   fast  — activations quantised to int8 per 32 values (kept widened as i16, with one f32 scale and the
 //           integer sum per block, as llama.cpp's Q8 activations); integer dot products per 32-block.
+//
+// Batch invariance: for each weight type and mode, one-token and many-token kernels perform the same
+// float operations in the same order for every output (same lane assignment, block order, horizontal
+// reduction and scale order); only integer work, which is exact, is arranged differently. A token's
+// output row is therefore bit-identical whatever T and its position in the batch.
 
 // Type codes shared with src/kernels/wasm.ts (TYPE_CODES).
 const F32: i32 = 0;

@@ -8,6 +8,11 @@
  * of the current call (copied in and out per call: KBs per token). Untouched header pages are only
  * virtual reservations, so an arena costs resident memory only for the weights in it.
  *
+ * Batch invariance: every output value is accumulated in one fixed order whatever T, the token's place in
+ * the batch and the thread split (rows are split between threads, never the sum of one output), so a
+ * token's row is bit-identical alone or batched — the engine's "generated alongside others gives exactly
+ * its solo tokens" rests on it (test/kernels-invariance.test.ts, test/engine-wasm.test.ts).
+ *
  * Layout of an arena:  [0, 64 KiB) the module's static data and the argument block · slots × 1 MiB thread scratch · 64 MiB activations ·
  * weights (64-byte aligned).
  */
