@@ -483,29 +483,41 @@ function dotQ40T1(row: usize, nb: i32, xq8: usize, xs: usize): f32 {
   return s;
 }
 
+/** A q4_k super-block's eight 6-bit sub-block scales and mins as f32 (dst: 8 scales, then 8 mins). */
+@inline function q4kScales(sc: usize, dst: usize): void {
+  for (let t = 0; t < 8; t++) {
+    let scv: u32, mnv: u32;
+    if (t < 4) {
+      scv = load<u8>(sc + t) & 63;
+      mnv = load<u8>(sc + t + 4) & 63;
+    } else {
+      scv = (load<u8>(sc + t + 4) & 0x0f) | ((load<u8>(sc + t - 4) >> 6) << 4);
+      mnv = (load<u8>(sc + t + 4) >> 4) | ((load<u8>(sc + t) >> 6) << 4);
+    }
+    store<f32>(dst + (<usize>t << 2), <f32>scv);
+    store<f32>(dst + (<usize>t << 2), <f32>mnv, 32);
+  }
+}
+
+/** The scale tables of a whole q4_k row (64 bytes per super-block), for several tokens to share. */
+function q4kRowScales(row: usize, nsb: i32, table: usize): void {
+  for (let sb = 0; sb < nsb; sb++) q4kScales(row + <usize>sb * 144 + 4, table + (<usize>sb << 6));
+}
+
 /**
  * Fast-mode q4_k row · one token: per super-block, eight sub-block integer dots (nibbles 0…15 × int8)
  * transposed into two vectors, scaled by d·sc_j·dx_j, minus dmin·mn_j·dx_j·Σx_j. `tmp` holds 16 f32.
  */
-function dotQ4KT1(row: usize, nsb: i32, xq8: usize, xs: usize, xsum: usize, tmp: usize): f32 {
+function dotQ4KT1(row: usize, nsb: i32, xq8: usize, xs: usize, xsum: usize, tmp: usize, table: usize): f32 {
   const m4 = i8x16.splat(0x0f);
   let acc = f32x4.splat(0);
   let accm = f32x4.splat(0);
   for (let sb = 0; sb < nsb; sb++) {
     const blk = row + <usize>sb * 144;
     const sc = blk + 4;
-    for (let t = 0; t < 8; t++) {
-      let scv: u32, mnv: u32;
-      if (t < 4) {
-        scv = load<u8>(sc + t) & 63;
-        mnv = load<u8>(sc + t + 4) & 63;
-      } else {
-        scv = (load<u8>(sc + t + 4) & 0x0f) | ((load<u8>(sc + t - 4) >> 6) << 4);
-        mnv = (load<u8>(sc + t + 4) >> 4) | ((load<u8>(sc + t) >> 6) << 4);
-      }
-      store<f32>(tmp + (<usize>t << 2), <f32>scv);
-      store<f32>(tmp + (<usize>t << 2), <f32>mnv, 32);
-    }
+    let sct = tmp;
+    if (table != 0) sct = table + (<usize>sb << 6);
+    else q4kScales(sc, tmp);
     const xb = xq8 + (<usize>sb << 8);
     const qs = blk + 16;
     const a0 = v128.load(qs);
@@ -532,12 +544,12 @@ function dotQ4KT1(row: usize, nsb: i32, xq8: usize, xs: usize, xsum: usize, tmp:
     const dx1 = v128.load(xs + (<usize>sb << 5), 16);
     const d = f32x4.splat(h2f(load<u16>(blk)));
     const dmin = f32x4.splat(h2f(load<u16>(blk, 2)));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(lo), f32x4.mul(d, f32x4.mul(v128.load(tmp), dx0))));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(hi), f32x4.mul(d, f32x4.mul(v128.load(tmp, 16), dx1))));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(lo), f32x4.mul(d, f32x4.mul(v128.load(sct), dx0))));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(hi), f32x4.mul(d, f32x4.mul(v128.load(sct, 16), dx1))));
     const xs0 = f32x4.convert_i32x4_s(v128.load(xsum + (<usize>sb << 5)));
     const xs1 = f32x4.convert_i32x4_s(v128.load(xsum + (<usize>sb << 5), 16));
-    accm = f32x4.add(accm, f32x4.mul(xs0, f32x4.mul(dmin, f32x4.mul(v128.load(tmp, 32), dx0))));
-    accm = f32x4.add(accm, f32x4.mul(xs1, f32x4.mul(dmin, f32x4.mul(v128.load(tmp, 48), dx1))));
+    accm = f32x4.add(accm, f32x4.mul(xs0, f32x4.mul(dmin, f32x4.mul(v128.load(sct, 32), dx0))));
+    accm = f32x4.add(accm, f32x4.mul(xs1, f32x4.mul(dmin, f32x4.mul(v128.load(sct, 48), dx1))));
   }
   return hsum(acc) - hsum(accm);
 }
@@ -641,8 +653,12 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
     for (let r = r0; r < r1; r++) dotQ8Tiled(<usize>w + <usize>r * rowBytes, nb, xq, xs, xq8, T, y + (<usize>r << 2), ystride);
     return;
   }
+  const nsb = nIn >> 8;
+  const tables = scratch + 64; // q4_k with T > 1: each row's scale table decoded once for all its tokens
+  const useTables = type == Q4_K && T > 1;
   for (let g0 = r0; g0 < r1; g0 += 8) {
     const g1 = min(g0 + 8, r1);
+    if (useTables) for (let r = g0; r < g1; r++) q4kRowScales(<usize>w + <usize>r * rowBytes, nsb, tables + <usize>((r - g0) * nsb) * 64);
     for (let t = 0; t < T; t++) {
       const x8 = xq8 + <usize>t * <usize>nIn;
       const s8 = xs + <usize>t * (<usize>nb << 2);
@@ -651,8 +667,8 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
         const row = <usize>w + <usize>r * rowBytes;
         let v: f32;
         if (type == Q4_0) v = dotQ40T1(row, nb, x8, s8);
-        else if (type == Q4_K) v = dotQ4KT1(row, nIn >> 8, x8, s8, xsum + <usize>t * (<usize>nb << 2), scratch);
-        else v = dotQ6KT1(row, nIn >> 8, x8, s8);
+        else if (type == Q4_K) v = dotQ4KT1(row, nsb, x8, s8, xsum + <usize>t * (<usize>nb << 2), scratch, useTables ? tables + <usize>((r - g0) * nsb) * 64 : 0);
+        else v = dotQ6KT1(row, nsb, x8, s8);
         store<f32>(yt + (<usize>r << 2), v);
       }
     }
