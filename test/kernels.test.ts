@@ -380,3 +380,51 @@ test('weights spread over several WebAssembly memories (small arenas, 2 threads)
     closeKernels(k);
   }
 });
+
+test('xai8 with scales outside the weight memory: a very large batch neither corrupts other weights nor errs', () => {
+  // Scales not allocated by the kernels are copied next to the activations on every call; the copy must
+  // stay inside the activation area however many tokens one call carries (here ≈ 47,000 tokens of 512).
+  const k = createKernels({ kernels: 'wasm', mode: 'exact', threads: 2 });
+  try {
+    const r = rng(77);
+    const other = rowsMatrix(k, 'q8_0', 512, 64, r);
+    const probe = randn(r, 512);
+    const before = new Float32Array(64);
+    k.matmul(other, probe, 1, before);
+    const nIn = 512, nOut = 16, groups = 8;
+    const q = Int8Array.from({ length: nIn * nOut }, () => Math.floor(r() * 256) - 128);
+    const scales = Uint16Array.from({ length: groups * nOut }, () => f32ToBf16((0.5 + r()) / 64));
+    const w: Xai8Matrix = { layout: 'xai8', nIn, nOut, groups, q, scales };
+    const T = 47_000;
+    const x = randn(r, T * nIn);
+    const y = new Float32Array(T * nOut);
+    k.matmul(w, x, T, y);
+    for (const t of [0, 1, 12_345, T - 1]) {
+      const want = new Float32Array(nOut);
+      matmulReference(w, x.subarray(t * nIn, (t + 1) * nIn), 1, want);
+      assertClose(y.subarray(t * nOut, (t + 1) * nOut), want, absBound(w, x.subarray(t * nIn, (t + 1) * nIn), 1), 1e-5, `xai8 token ${t} of ${T}`);
+    }
+    const after = new Float32Array(64);
+    k.matmul(other, probe, 1, after);
+    assert.deepEqual(after, before, 'another matrix\'s weights changed');
+  } finally {
+    closeKernels(k);
+  }
+});
+
+test('block types without a wasm kernel run through the reference, bit for bit', () => {
+  const k = createKernels({ kernels: 'wasm', mode: 'fast', threads: 2 });
+  try {
+    const r = rng(5);
+    for (const type of ['q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q5_k', 'iq4_nl'] as const) {
+      const w = rowsMatrix(k, type, 512, 9, r);
+      const x = randn(r, 3 * 512);
+      const y = new Float32Array(3 * 9), want = new Float32Array(3 * 9);
+      k.matmul(w, x, 3, y);
+      matmulReference(w, x, 3, want);
+      assert.deepEqual(y, want, type);
+    }
+  } finally {
+    closeKernels(k);
+  }
+});

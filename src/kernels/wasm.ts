@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { blockFormat, rowBytes } from '../quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../model/matrix.js';
-import { getRowReference } from './reference.js';
+import { getRowReference, matmulReference } from './reference.js';
 import { WorkerPool } from './pool.js';
 import type { ChunkFn } from './pool-protocol.js';
 import { attention, gelu, rmsnorm, rope } from './small-ops.js';
@@ -203,9 +203,13 @@ export class WasmKernels implements Kernels {
 
   private matmulRows(w: RowMatrix, x: Float32Array, T: number, y: Float32Array): void {
     const code = TYPE_CODES[w.type];
-    if (code === undefined) throw new Error(`matmul: no wasm kernel for type '${w.type}' (have ${Object.keys(TYPE_CODES).join(', ')})`);
     const { nIn, nOut } = w;
-    if (nIn > MAX_NIN) throw new Error(`matmul: nIn ${nIn} exceeds the kernels' row limit ${MAX_NIN}`);
+    if (code === undefined || nIn > MAX_NIN) {
+      // Block types without a wasm kernel (q4_1, q5_*, q2_k, q3_k, q5_k, iq4_nl) and rows longer than the
+      // kernels' limit still work, through the scalar reference (row by row, so batch-invariant too).
+      matmulReference(w, x, T, y);
+      return;
+    }
     const rb = rowBytes(blockFormat(w.type), nIn);
     if (w.data.length < rb * nOut) throw new Error(`matmul: ${w.type}[${nOut}×${nIn}] needs ${rb * nOut} bytes, has ${w.data.length}`);
     const { arena, off } = this.locate(w.data, w);
@@ -260,8 +264,10 @@ export class WasmKernels implements Kernels {
     const sLoc = this.byBuffer.get(w.scales.buffer);
     // Fast mode needs whole 32-input activation blocks inside each scale group (all Grok-1 matrices).
     const fast = this.mode === 'fast' && (nIn / groups) % 32 === 0;
-    const nb = nIn / 32;
-    const perToken = 4 * nIn + 4 * nOut + (fast ? 3 * nIn + 8 * nb : 0);
+    const nb = Math.ceil(nIn / 32);
+    // x and y, then the fast path's int16/int8 activation areas; scales kept in another arena are copied
+    // after those areas (sOff below), so the areas are counted in every mode.
+    const perToken = 4 * nIn + 4 * nOut + 3 * nIn + 8 * nb;
     const tMax = Math.floor((ACT_BYTES - scaleBytes - 64) / perToken);
     if (tMax < 1) throw new Error(`matmul: one token of xai8 ${nIn}→${nOut} does not fit the activation area`);
     const a = arena.i32;
