@@ -65,12 +65,26 @@ export function rmsnormReference(x: Float32Array, weight: Float32Array, eps: num
   }
 }
 
+/** base^(−2i/headDim) for i < headDim/2, computed once per (headDim, base). */
+const invFreqCache = new Map<string, Float64Array>();
+function invFreq(headDim: number, base: number): Float64Array {
+  const key = `${headDim}:${base}`;
+  let f = invFreqCache.get(key);
+  if (!f) {
+    f = new Float64Array(headDim / 2);
+    for (let i = 0; i < f.length; i++) f[i] = Math.pow(base, (-2 * i) / headDim);
+    invFreqCache.set(key, f);
+  }
+  return f;
+}
+
 export function ropeReference(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, base: number): void {
   const half = headDim / 2;
+  const f = invFreq(headDim, base);
   for (let t = 0; t < T; t++) {
     const p = positions[t]!;
     for (let i = 0; i < half; i++) {
-      const angle = p * Math.pow(base, (-2 * i) / headDim);
+      const angle = p * f[i]!;
       const c = Math.cos(angle);
       const s = Math.sin(angle);
       for (let h = 0; h < nHeads; h++) {

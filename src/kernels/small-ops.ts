@@ -3,54 +3,12 @@
  * against the ~GB of weights a matmul reads: well under 1 % of a decoded token; a copy into wasm memory
  * would cost about as much as the work), and attention, which wasm.ts runs in WebAssembly and falls
  * back to here when the cache slice exceeds the activation area. Numerics follow
- * src/kernels/reference.ts (float64 sums), with tables instead of repeated pow.
+ * src/kernels/reference.ts (float64 sums).
  */
 import type { AttentionArgs } from './types.js';
 
-export function rmsnorm(x: Float32Array, weight: Float32Array, eps: number, T: number, n: number, out: Float32Array): void {
-  for (let t = 0; t < T; t++) {
-    const o = t * n;
-    let ss = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[o + i]!;
-      ss += v * v;
-    }
-    const inv = 1 / Math.sqrt(ss / n + eps);
-    for (let i = 0; i < n; i++) out[o + i] = weight[i]! * (x[o + i]! * inv);
-  }
-}
-
-const invFreqCache = new Map<string, Float64Array>();
-function invFreq(headDim: number, base: number): Float64Array {
-  const key = `${headDim}:${base}`;
-  let f = invFreqCache.get(key);
-  if (!f) {
-    f = new Float64Array(headDim / 2);
-    for (let i = 0; i < f.length; i++) f[i] = Math.pow(base, (-2 * i) / headDim);
-    invFreqCache.set(key, f);
-  }
-  return f;
-}
-
-export function rope(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, base: number): void {
-  const half = headDim / 2;
-  const f = invFreq(headDim, base);
-  for (let t = 0; t < T; t++) {
-    const p = positions[t]!;
-    for (let i = 0; i < half; i++) {
-      const angle = p * f[i]!;
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
-      for (let h = 0; h < nHeads; h++) {
-        const o = (t * nHeads + h) * headDim;
-        const a = x[o + i]!;
-        const b = x[o + i + half]!;
-        x[o + i] = a * c - b * s;
-        x[o + i + half] = b * c + a * s;
-      }
-    }
-  }
-}
+// RMSNorm, RoPE and GELU are the reference versions themselves (already as fast as plain JS gets).
+export { geluReference as gelu, rmsnormReference as rmsnorm, ropeReference as rope } from './reference.js';
 
 let scoreBuf = new Float64Array(1024);
 let accBuf = new Float64Array(256);
@@ -103,13 +61,5 @@ export function attention(a: AttentionArgs): void {
       const inv = 1 / sum;
       for (let d = 0; d < headDim; d++) out[qo + d] = acc[d]! * inv;
     }
-  }
-}
-
-const GELU_C = Math.sqrt(2 / Math.PI);
-export function gelu(x: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const v = x[i]!;
-    x[i] = 0.5 * v * (1 + Math.tanh(GELU_C * (v + 0.044715 * v * v * v)));
   }
 }
