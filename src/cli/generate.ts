@@ -8,6 +8,7 @@ import cliProgress from 'cli-progress';
 import { loadModel, type Completion, type Grok, type LoadModelOptions, type TextGenerateOptions } from '../api/index.js';
 import { UsageError, wrapParse } from './errors.js';
 import { kernelsFromOption } from './kernels-option.js';
+import { parseIds } from './token-ids.js';
 
 const USAGE = `usage: grok generate [--model <model>] [--tokenizer tokenizer.model] [options] "prompt"
   -m, --model PATH           model (ckpt-0 dir, .gguf, .safetensors); default: the embedded model
@@ -43,15 +44,6 @@ function parseNum(name: string, v: string | undefined, o: { int?: boolean; min?:
     throw new UsageError(`--${name} must be ${o.int ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}, got '${v}'`);
   }
   return x;
-}
-
-function parseIdList(s: string): number[] {
-  const parts = s.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
-  if (parts.length === 0) throw new UsageError(`--tokens: expected comma-separated token ids, got '${s}'`);
-  return parts.map((p) => {
-    if (!/^\d+$/.test(p)) throw new UsageError(`--tokens: '${p}' is not a token id (a non-negative integer)`);
-    return Number(p);
-  });
 }
 
 export async function runGenerate(argv: string[]): Promise<number> {
@@ -127,7 +119,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
   try {
     if (!values.json) process.stderr.write(`grok: loaded ${grok.path} in ${(grok.loadMs / 1000).toFixed(2)} s\n`);
     if (interactive) return await repl(grok, gen, seed);
-    const prompt = values.tokens ? parseIdList(values.tokens) : positionals.join(' ');
+    const prompt = values.tokens ? parseIds(values.tokens, '--tokens') : positionals.join(' ');
     const opts = seed === undefined ? gen : { ...gen, seed };
     if (values.json) {
       const r = await grok.complete(prompt, opts);

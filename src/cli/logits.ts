@@ -9,17 +9,9 @@ import { closeKernels } from '../kernels/index.js';
 import { loadModel } from '../model/loader.js';
 import { UsageError, wrapParse } from './errors.js';
 import { kernelsFromOption } from './kernels-option.js';
+import { parseIds } from './token-ids.js';
 
 const USAGE = 'usage: grok logits --model <model> --tokens 5,17,300 [--out logits.f32] [--top N] [--json] [--config config.json] [--kernels reference|exact|fast] [--threads N]';
-
-export function parseIds(s: string, what: string): number[] {
-  const parts = s.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
-  if (parts.length === 0) throw new UsageError(`${what}: expected comma-separated token ids, got '${s}'`);
-  return parts.map((p) => {
-    if (!/^\d+$/.test(p)) throw new UsageError(`${what}: '${p}' is not a token id (a non-negative integer)`);
-    return Number(p);
-  });
-}
 
 export async function runLogits(argv: string[]): Promise<number> {
   const { values } = wrapParse(() => parseArgs({
