@@ -21,6 +21,7 @@ import { fromGgufSource } from '../src/api/index.js';
 import { openModel } from '../src/formats/open.js';
 import { closeKernels, createKernels } from '../src/kernels/index.js';
 import { loadModel } from '../src/model/loader.js';
+import { DATA } from '../test/fixtures.js';
 
 const { values } = parseArgs({
   options: {
@@ -96,7 +97,7 @@ function compare(exact: Float32Array, other: Float32Array, n: number, V: number)
   return { klMean: klSum / n, klMax, agree };
 }
 
-const fixtures = path.resolve('../shared/fixtures');
+const fixtures = path.join(DATA, 'fixtures');
 const defaults = [
   path.join(fixtures, 'tiny-a/model.gguf'), path.join(fixtures, 'tiny-b/model.gguf'), path.join(fixtures, 'tiny-b/model-q8_0.gguf'),
   ...(fs.existsSync('.bench-out/slice.gguf') ? ['.bench-out/slice.gguf'] : []),

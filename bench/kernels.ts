@@ -12,7 +12,7 @@ import { closeKernels, createKernels } from '../src/kernels/index.js';
 import { attentionReference, matmulReference } from '../src/kernels/reference.js';
 import * as small from '../src/kernels/small-ops.js';
 import type { Kernels } from '../src/kernels/types.js';
-import type { Matrix, RowMatrix, Xai8Matrix } from '../src/model/matrix.js';
+import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { loadavg } from 'node:os';

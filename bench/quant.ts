@@ -9,7 +9,7 @@
  * the exact int8 → Q8_0 conversion that `grok convert` uses (validated: dequantised Q8_0 = q·s exactly).
  */
 import { parseArgs } from 'node:util';
-import type { Xai8Matrix } from '../src/model/matrix.js';
+import type { Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { xai8Dot, xai8Rows, xai8RowsToQ8_0 } from '../src/quant/xai8.js';
 

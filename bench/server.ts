@@ -15,6 +15,7 @@ import path from 'node:path';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fixtureDir } from '../test/fixtures.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
   }
   const root = fileURLToPath(new URL('../..', import.meta.url));
   const embedded = path.join(root, 'models/default/model.gguf');
-  const model = (opt.model as string | undefined) ?? (fs.existsSync(embedded) ? embedded : path.resolve(root, '../shared/fixtures/tiny-b/model.gguf'));
+  const model = (opt.model as string | undefined) ?? (fs.existsSync(embedded) ? embedded : path.join(fixtureDir('tiny-b'), 'model.gguf'));
   const maxTokens = Number(opt['max-tokens']);
   const requests = Number(opt.requests);
   const levels = String(opt.concurrency).split(',').map(Number);

@@ -1,6 +1,6 @@
 // Randomized differential test: our Tokenizer against SentencePiece itself (python3-sentencepiece).
 // Not in the test suite (CI need not have python3-sentencepiece). Run:
-//   npx tsc -p . && node dist/bench/tokenize-diff.js [--n 5000] [--seed 1] [--tokenizer ../shared/tokenizer/grok-1-tokenizer.model]
+//   npx tsc -p . && node dist/bench/tokenize-diff.js [--n 5000] [--seed 1] [--tokenizer test/data/tokenizer/grok-1-tokenizer.model]
 // Compares: encode ids of random strings, encode of raw bytes with malformed UTF-8, pieces, decode of random
 // id lists, the stream decoder, slices of the benchmark text, and three variant models written with
 // writeModelProto (remove_extra_whitespaces on, dummy prefix off, byte fallback off) that SentencePiece loads.
@@ -14,12 +14,13 @@ import { PieceType, readModelProto, writeModelProto, type ModelProto } from '../
 import { Tokenizer } from '../src/tokenizer/sentencepiece.js';
 import { buildBenchText, piecesByScript, randomBytes, randomIds, randomText, rng } from './tokenize-corpus.js';
 import { checkPython, spBatch, spVersion, type SpRequest } from './tokenize-sp.js';
+import { TOKENIZER_MODEL } from '../test/fixtures.js';
 
 const { values } = parseArgs({
   options: {
     n: { type: 'string', default: '5000' },
     seed: { type: 'string', default: '1' },
-    tokenizer: { type: 'string', default: path.resolve('../shared/tokenizer/grok-1-tokenizer.model') },
+    tokenizer: { type: 'string', default: TOKENIZER_MODEL },
   },
 });
 const N = Number(values.n);

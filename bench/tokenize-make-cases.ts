@@ -9,8 +9,9 @@ import path from 'node:path';
 import { readModelProto, PieceType } from '../src/tokenizer/protobuf.js';
 import { EMOJI, piecesByScript, randomBytes, randomIds, randomText, rng } from './tokenize-corpus.js';
 import { checkPython, spBatch, spVersion, type SpRequest } from './tokenize-sp.js';
+import { TOKENIZER_MODEL } from '../test/fixtures.js';
 
-const MODEL = path.resolve('../shared/tokenizer/grok-1-tokenizer.model');
+const MODEL = TOKENIZER_MODEL;
 const OUT = path.resolve('test/tokenizer-sp-cases.json');
 checkPython();
 

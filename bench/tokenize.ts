@@ -1,6 +1,6 @@
 // Tokenizer benchmark: encode throughput of grok-ts against SentencePiece itself on the same few MB of mixed
 // text (sources: bench/tokenize-corpus.ts), and a check that both give identical ids.
-//   npx tsc -p . && node dist/bench/tokenize.js [--mb 4] [--reps 3] [--tokenizer ../shared/tokenizer/grok-1-tokenizer.model]
+//   npx tsc -p . && node dist/bench/tokenize.js [--mb 4] [--reps 3] [--tokenizer test/data/tokenizer/grok-1-tokenizer.model]
 // Needs /usr/bin/python3 with python3-sentencepiece (Debian). Times are the best of --reps runs; every one of
 // our runs uses a tokenizer with an empty word cache (the cache only helps within the call).
 
@@ -11,12 +11,13 @@ import { parseArgs } from 'node:util';
 import { Tokenizer } from '../src/tokenizer/sentencepiece.js';
 import { buildBenchText } from './tokenize-corpus.js';
 import { checkPython, spEncodeTimed, spVersion } from './tokenize-sp.js';
+import { TOKENIZER_MODEL } from '../test/fixtures.js';
 
 const { values } = parseArgs({
   options: {
     mb: { type: 'string', default: '4' },
     reps: { type: 'string', default: '3' },
-    tokenizer: { type: 'string', default: path.resolve('../shared/tokenizer/grok-1-tokenizer.model') },
+    tokenizer: { type: 'string', default: TOKENIZER_MODEL },
   },
 });
 const modelPath = values.tokenizer!;

@@ -1,4 +1,5 @@
 /** The released-checkpoint reader: file order, pickle parsing, and bad input. */
+import { FormatError } from '../src/base/errors.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -6,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ckptParameterPaths, layerFileOrder, openCkpt } from '../src/formats/ckpt.js';
 import { readCheckpointTensor } from '../src/formats/pickle.js';
-import { FormatError, isQuantizedRef } from '../src/formats/tensor-ref.js';
+import { isQuantizedRef } from '../src/formats/tensor-ref.js';
 import { loadModel } from '../src/model/loader.js';
 import { fixtureDir } from './fixtures.js';
 

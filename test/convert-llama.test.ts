@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import { convertModel } from '../src/cli/convert.js';
 import { synthModel, TINY } from '../src/cli/synth.js';
 import { loadModel } from '../src/model/loader.js';
-import { fixtureDir, golden, SHARED } from './fixtures.js';
+import { fixtureDir, golden, TOKENIZER_GOLDEN, TOKENIZER_MODEL } from './fixtures.js';
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
@@ -92,8 +92,8 @@ test('llama.cpp loads a synthesized tiny Q4_K model, round-trips text through it
 });
 
 test('llama.cpp tokenizes the Grok-1 SentencePiece goldens exactly with the vocabulary we embed from tokenizer.model', { skip }, async () => {
-  const tok = path.join(SHARED, 'tokenizer', 'grok-1-tokenizer.model');
-  const samples = (JSON.parse(fs.readFileSync(path.join(SHARED, 'tokenizer', 'grok-1-golden.json'), 'utf8')) as { encode: { text: string; ids: number[] }[] }).encode;
+  const tok = TOKENIZER_MODEL;
+  const samples = (JSON.parse(fs.readFileSync(TOKENIZER_GOLDEN, 'utf8')) as { encode: { text: string; ids: number[] }[] }).encode;
   const out = path.join(tmp, 'syn-grok-vocab.gguf');
   // narrow layers keep the 131072-row embedding small: this test is about the vocabulary
   const config = { ...TINY, nLayers: 1, vocabSize: 131072, dModel: 32, nHeads: 2, nKVHeads: 1, headDim: 16, ffnSize: 32, nExperts: 2, nExpertsUsed: 1 };

@@ -11,21 +11,10 @@ import path from 'node:path';
 import { Tokenizer, type PieceEntry } from '../src/tokenizer/sentencepiece.js';
 import { loadModel as loadGrokModel } from '../src/model/loader.js';
 import type { GrokModel } from '../src/model/grok.js';
+import { fixtureDir } from './fixtures.js';
 
-export interface Golden {
-  tokens: number[];
-  top5: number[][];
-  config: { vocab_size: number };
-  greedy: { prompt: number[]; continuation: number[] };
-}
+export { fixtureDir, golden, type Golden } from './fixtures.js';
 
-export function fixtureDir(name: string): string {
-  return path.resolve('../shared/fixtures', name);
-}
-
-export function golden(name: string): Golden {
-  return JSON.parse(fs.readFileSync(path.join(fixtureDir(name), 'golden.json'), 'utf8')) as Golden;
-}
 
 const cache = new Map<string, Promise<GrokModel>>();
 export function fixtureModel(name: string): Promise<GrokModel> {

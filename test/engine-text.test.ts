@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { Grok, loadModel, NoTokenizerError } from '../src/api/index.js';
 import { continuation, fixtureDir, fixtureModel, golden, testTokenizer } from './engine-helpers.js';
+import { TOKENIZER_MODEL } from './fixtures.js';
 
 async function grokOn(name: string): Promise<Grok> {
   const model = await fixtureModel(name);
@@ -98,7 +99,7 @@ test('loadModel: a checkpoint with no tokenizer works on ids, refuses text; a to
   } finally {
     await grok.close();
   }
-  await assert.rejects(loadModel(ckpt, { tokenizer: path.resolve('../shared/tokenizer/grok-1-tokenizer.model') }),
+  await assert.rejects(loadModel(ckpt, { tokenizer: TOKENIZER_MODEL }),
     /tokenizer has 131072 tokens but the model .* has a vocabulary of 512/);
   await assert.rejects(loadModel(path.resolve('no-such-model')), /no such file or directory/);
 });

@@ -1,5 +1,5 @@
 /**
- * Engine invariants on the real fixture models (shared/fixtures/tiny-a, tiny-b): greedy equals the
+ * Engine invariants on the real fixture models (test/data/fixtures/tiny-a, tiny-b): greedy equals the
  * fixtures' golden greedy continuation, logprobs equal the golden logits, seed reproducibility, batched
  * equals single, and every stop rule. Fixtures have no real tokenizer, so this works on token ids.
  */
@@ -12,6 +12,7 @@ import type { GrokModel } from '../src/model/grok.js';
 import {
   ContextLengthError, QueueFullError, Scheduler, type BatchModel, type GenerateOptions, type GenerationRequest,
 } from '../src/engine/scheduler.js';
+import { fixtureDir } from './fixtures.js';
 
 interface Golden {
   tokens: number[];
@@ -25,7 +26,7 @@ const loaded = new Map<string, { model: GrokModel; golden: Golden }>();
 async function fixture(name: string) {
   let f = loaded.get(name);
   if (!f) {
-    const dir = path.resolve('../shared/fixtures', name);
+    const dir = fixtureDir(name);
     const golden = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8')) as Golden;
     const { model } = await loadModel(path.join(dir, 'ckpt-0'));
     f = { model, golden };
@@ -70,7 +71,7 @@ for (const name of fixtures) {
   test(`${name}: greedy logprob and top-5 alternatives match the golden logits`, async () => {
     const { model, golden } = await fixture(name);
     const V = golden.config.vocab_size;
-    const logits = new Float32Array(fs.readFileSync(path.resolve('../shared/fixtures', name, 'logits.f32')).buffer.slice(0));
+    const logits = new Float32Array(fs.readFileSync(path.join(fixtureDir(name), 'logits.f32')).buffer.slice(0));
     for (const k of [1, 5, golden.tokens.length - 1]) {
       const s = new Scheduler(model);
       const r = s.submit(golden.tokens.slice(0, k), { temperature: 0, maxTokens: 1, topLogprobs: 5 });

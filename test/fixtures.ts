@@ -1,8 +1,16 @@
-/** Access to the shared fixtures (../shared beside the checkout), read in place. */
+/**
+ * The test data kept in the repository (test/data): the fixture models with their float64 goldens and the
+ * real Grok-1 tokenizer with SentencePiece's goldens, both computed by independent references and copied
+ * here unchanged (test/data/fixtures/README.md), so a plain clone's tests pass.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const SHARED = path.resolve('../shared');
+/** test/data, found from this file (dist/test/fixtures.js → ../../test/data), not from the working directory. */
+export const DATA = fileURLToPath(new URL('../../test/data/', import.meta.url));
+export const TOKENIZER_MODEL = path.join(DATA, 'tokenizer', 'grok-1-tokenizer.model');
+export const TOKENIZER_GOLDEN = path.join(DATA, 'tokenizer', 'grok-1-golden.json');
 export const FIXTURES = ['tiny-a', 'tiny-b'] as const;
 
 export interface Golden {
@@ -14,7 +22,7 @@ export interface Golden {
 }
 
 export function fixtureDir(name: string): string {
-  return path.join(SHARED, 'fixtures', name);
+  return path.join(DATA, 'fixtures', name);
 }
 
 export function golden(name: string): Golden {

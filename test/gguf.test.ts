@@ -3,6 +3,7 @@
  * config, metadata against golden.json, bytes against the safetensors port, Q8_0 against F32, split files
  * and the older tensor-name variants (built by hand in test/gguf-builder.ts).
  */
+import { FormatError } from '../src/base/errors.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +11,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { openGguf, readGgufFile } from '../src/formats/gguf.js';
 import { openSafetensors } from '../src/formats/safetensors.js';
-import { FormatError, type TensorRef } from '../src/formats/tensor-ref.js';
+import { type TensorRef } from '../src/formats/tensor-ref.js';
 import type { Binding } from '../src/model/binding.js';
 import { loadModel } from '../src/model/loader.js';
 import { bindGguf, tokenizerPiecesFromGguf } from '../src/model/map-gguf.js';

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeKernels, createKernels } from '../src/kernels/index.js';
 import type { Kernels } from '../src/kernels/types.js';
-import type { Matrix, Xai8Matrix } from '../src/model/matrix.js';
+import type { Matrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 

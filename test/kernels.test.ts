@@ -14,7 +14,7 @@ import {
   attentionReference, geluReference, getRowReference, matmulReference, referenceKernels, rmsnormReference, ropeReference,
 } from '../src/kernels/reference.js';
 import type { Kernels } from '../src/kernels/types.js';
-import type { Matrix, RowMatrix, Xai8Matrix } from '../src/model/matrix.js';
+import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 

@@ -25,7 +25,7 @@ import { convertModel } from '../src/cli/convert.js';
 import { referenceKernels } from '../src/kernels/reference.js';
 import type { Kernels } from '../src/kernels/types.js';
 import { loadModel } from '../src/model/loader.js';
-import type { Matrix } from '../src/model/matrix.js';
+import type { Matrix } from '../src/quant/matrix.js';
 import { f16Table, f32ToF16 } from '../src/quant/half.js';
 import { blockFormat } from '../src/quant/index.js';
 import { argmax, fixtureDir, golden } from './fixtures.js';

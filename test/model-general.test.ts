@@ -8,7 +8,7 @@ import type { GrokConfig } from '../src/model/config.js';
 import { validateConfig } from '../src/model/config.js';
 import { GrokModel, type GrokWeights } from '../src/model/grok.js';
 import { referenceKernels } from '../src/kernels/reference.js';
-import type { Matrix } from '../src/model/matrix.js';
+import type { Matrix } from '../src/quant/matrix.js';
 import { maxAbsDiff } from './fixtures.js';
 
 function randomModel(c: GrokConfig, seed: number): GrokModel {

@@ -11,8 +11,9 @@ import { test } from 'node:test';
 import { readGgufFile } from '../src/formats/gguf.js';
 import { blockFormat } from '../src/quant/index.js';
 import { f16ToF32 } from '../src/quant/half.js';
+import { fixtureDir } from './fixtures.js';
 
-const DIR = path.resolve('../shared/fixtures/tiny-b');
+const DIR = fixtureDir('tiny-b');
 
 function readBytes(file: string, offset: number, length: number): Uint8Array {
   const fd = fs.openSync(file, 'r');

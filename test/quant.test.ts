@@ -235,7 +235,7 @@ test('quantise all-zero input gives blocks that dequantise to exact zeros', () =
 
 // ---- the checkpoint's int8 + bf16 scales form (formats.md §1.6) ----
 import { xai8Dequantize, xai8Dot, xai8Rows, xai8RowsToQ8_0, xai8Value } from '../src/quant/xai8.js';
-import type { Xai8Matrix } from '../src/model/matrix.js';
+import type { Xai8Matrix } from '../src/quant/matrix.js';
 
 test('xai8 hand-derived: W[k, n] = q[k, n]·s[floor(k / (K/G)), n], rows of Wᵀ, dot', () => {
   // q [4 in, 2 out], G = 2 groups of 2 inputs; scales bf16 [[0.5, 2], [0.25, −1]] = 0x3F00 0x4000 0x3E80 0xBF80

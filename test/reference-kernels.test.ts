@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { referenceKernels as K } from '../src/kernels/reference.js';
-import type { Matrix } from '../src/model/matrix.js';
+import type { Matrix } from '../src/quant/matrix.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 
 function rng(seed: number): () => number {

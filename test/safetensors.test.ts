@@ -2,6 +2,7 @@
  * safetensors reader and the HF binders: fixture facts, family A/B names and shapes from the config,
  * config.json beside the weights, sharded sets, the Mixtral-style expert names, and corrupt headers.
  */
+import { FormatError } from '../src/base/errors.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { openCkpt } from '../src/formats/ckpt.js';
 import { openSafetensors } from '../src/formats/safetensors.js';
-import { FormatError, isQuantizedRef, type TensorRef } from '../src/formats/tensor-ref.js';
+import { isQuantizedRef, type TensorRef } from '../src/formats/tensor-ref.js';
 import type { Binding } from '../src/model/binding.js';
 import { loadModel } from '../src/model/loader.js';
 import { bindCkpt } from '../src/model/map-ckpt.js';

@@ -1,19 +1,21 @@
-// SentencePiece tokenizer: SentencePiece's own goldens (shared/tokenizer/grok-1-golden.json, generated with
+// SentencePiece tokenizer: SentencePiece's own goldens (test/data/tokenizer/grok-1-golden.json, generated with
 // sentencepiece 0.1.97), the sample table of formats.md §2.6, hand-derived decode rules of §2.5, malformed
 // model files, the ModelProto writer, and the CLI functions.
 
+import { FormatError } from '../src/base/errors.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FormatError } from '../src/formats/tensor-ref.js';
+
 import { PieceType, readModelProto, writeModelProto, type ModelProto } from '../src/tokenizer/protobuf.js';
 import { Tokenizer } from '../src/tokenizer/sentencepiece.js';
 import { runDetokenize, runTokenize } from '../src/cli/tokenize.js';
+import { TOKENIZER_GOLDEN, TOKENIZER_MODEL } from './fixtures.js';
 
-const MODEL = path.resolve('../shared/tokenizer/grok-1-tokenizer.model');
-const GOLDEN = path.resolve('../shared/tokenizer/grok-1-golden.json');
+const MODEL = TOKENIZER_MODEL;
+const GOLDEN = TOKENIZER_GOLDEN;
 const modelBytes = readFileSync(MODEL);
 const golden = JSON.parse(readFileSync(GOLDEN, 'utf8')) as {
   encode: { text: string; ids: number[]; pieces: string[] }[];

@@ -10,6 +10,7 @@ import { ParamSet, GrokTrainer } from '../src/train/model.js';
 import { AdamW, cosineLr, clipGradNorm } from '../src/train/optim.js';
 import { gelu, geluGrad } from '../src/train/ops.js';
 import { Rng } from '../src/train/rng.js';
+import { fixtureDir } from './fixtures.js';
 
 /** Hugging Face port names (formats.md §4.2, families A and B) → the GGUF names the trainer uses. */
 const FAMILY = {
@@ -68,7 +69,7 @@ function loadHf(params: ParamSet, file: string, family: keyof typeof FAMILY): vo
 
 for (const [fixture, family] of [['tiny-a', 'A'], ['tiny-b', 'B']] as const) {
   test(`forward reproduces ${fixture} golden logits, top-5 and expert choices (float32)`, () => {
-    const dir = path.resolve('../shared/fixtures', fixture);
+    const dir = fixtureDir(fixture);
     const golden = JSON.parse(fs.readFileSync(path.join(dir, 'golden.json'), 'utf8'));
     const config = configFromJson(golden, 'golden.json');
     const params = new ParamSet(config, 'f32');

@@ -13,22 +13,22 @@
  * Tokenizer keys (llama.cpp refuses a GGUF without them): from --tokenizer, else the source GGUF's own,
  * else a synthetic stand-in vocabulary (syntheticVocabulary; said so in general.description).
  */
+import { type GgufVocabulary, vocabularyFromModelProto } from '../tokenizer/vocabulary.js';
+import { LLAMA_FTYPE, addGrokMetadata, addVocabulary, blockTypeForRow, grokTensorPlan, syntheticVocabulary, type GrokTensorSpec } from '../model/gguf-grok.js';
+import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import {
-  addGrokMetadata, addVocabulary, blockTypeForRow, GgufWriter, grokTensorPlan, LLAMA_FTYPE, syntheticVocabulary,
-  vocabularyFromModelProto, type GgufVocabulary, type GrokTensorSpec,
-} from '../formats/gguf-writer.js';
+import { GgufWriter } from '../formats/gguf-writer.js';
 import { openModel } from '../formats/open.js';
-import { FormatError, isQuantizedRef, type ModelSource } from '../formats/tensor-ref.js';
+import { isQuantizedRef, type ModelSource } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from '../model/binding.js';
 import type { GrokConfig } from '../model/config.js';
 import { bindModel } from '../model/map.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
-import type { Xai8Matrix } from '../model/matrix.js';
+import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, isBlockType, rowBytes, type BlockType } from '../quant/index.js';
 import type { QuantResult } from '../quant/pool-jobs.js';
 import { QuantPool } from '../quant/pool.js';

@@ -1,6 +1,5 @@
 /** How the CLI reports failures: one clear line for anything the user can fix, a stack only on request. */
-import { ConfigError } from '../model/config.js';
-import { FormatError } from '../formats/tensor-ref.js';
+import { ConfigError, FormatError } from '../base/errors.js';
 
 /** A wrong command line: printed with the command's usage hint, exit code 2. */
 export class UsageError extends Error {

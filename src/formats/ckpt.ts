@@ -3,10 +3,11 @@
  * in the order JAX flattens the parameter tree (sorted path strings, §1.4). This module turns file
  * numbers into xAI parameter paths and pickles into tensor references; no bytes of payload are read.
  */
+import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readCheckpointTensor, type PickledArray } from './pickle.js';
-import { FormatError, type ModelSource, type QuantizedRef, type TensorRef } from './tensor-ref.js';
+import { type ModelSource, type QuantizedRef, type TensorRef } from './tensor-ref.js';
 
 /** Parameters of one decoder layer in file order (sorted module paths), with the kind each must have. */
 export const CKPT_LAYER_SLOTS = [

@@ -7,10 +7,11 @@
  * header fails with a FormatError instead of allocating or looping on a claimed 2^60 bytes.
  * Offsets stay plain numbers (exact to 2^53): files exceed 4 GiB, so no 32-bit operators touch them.
  */
+import { FormatError } from '../base/errors.js';
 import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FormatError, type ModelSource, type StorageType, type TensorRef } from './tensor-ref.js';
+import { type ModelSource, type StorageType, type TensorRef } from './tensor-ref.js';
 
 /** "GGUF" as bytes 47 47 55 46 (a little-endian u32 0x46554747). */
 export const GGUF_MAGIC = 0x46554747;

@@ -3,12 +3,13 @@
  * (or one part of a split set), a safetensors file, index or directory. Each branch hands over to the
  * format's reader.
  */
+import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { findCkptDir, openCkpt } from './ckpt.js';
 import { openGguf } from './gguf.js';
 import { openSafetensors, SAFETENSORS_INDEX } from './safetensors.js';
-import { FormatError, type ModelSource } from './tensor-ref.js';
+import { type ModelSource } from './tensor-ref.js';
 
 type Opener = { readonly name: string; matches(p: string, isDir: boolean): boolean; open(p: string): ModelSource };
 

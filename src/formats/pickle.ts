@@ -6,8 +6,8 @@
  * `os.system` fails at that opcode. Large byte strings are not read: the reader records their file
  * offset and length and seeks past them, so a 1.6 GB tensor file costs a few hundred bytes of I/O.
  */
+import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
-import { FormatError } from './tensor-ref.js';
 
 export interface PickleGlobal { readonly kind: 'global'; readonly module: string; readonly name: string }
 export interface PickleBytes { readonly kind: 'bytes'; readonly offset: number; readonly length: number; readonly inline?: Uint8Array }

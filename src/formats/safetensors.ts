@@ -6,9 +6,10 @@
  * data buffer, and tile it exactly (no overlap, no hole, no trailing bytes).
  * A `config.json` beside the weights is parsed into metadata key 'hf.config'.
  */
+import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FormatError, type ModelSource, type StorageType, type TensorRef } from './tensor-ref.js';
+import { type ModelSource, type StorageType, type TensorRef } from './tensor-ref.js';
 
 /** The reference reader's bound on the JSON header (§4.1). */
 export const SAFETENSORS_MAX_HEADER = 100_000_000;

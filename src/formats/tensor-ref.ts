@@ -45,10 +45,3 @@ export function isQuantizedRef(t: TensorRef): t is QuantizedRef {
   return (t as QuantizedRef).scales !== undefined;
 }
 
-/** Error for bad input files: always says which file and what was expected; the CLI prints it without a stack. */
-export class FormatError extends Error {
-  constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
-    this.name = 'FormatError';
-  }
-}

@@ -4,7 +4,7 @@
  */
 import { bf16ToF32 } from '../quant/half.js';
 import { blockFormat, rowBytes } from '../quant/index.js';
-import type { Matrix } from '../model/matrix.js';
+import type { Matrix } from '../quant/matrix.js';
 import type { AttentionArgs, Kernels } from './types.js';
 
 function checkMatmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {

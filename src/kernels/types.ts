@@ -7,7 +7,7 @@
  * synchronous (worker-thread versions block on Atomics.wait). Buffers passed in may be reused by the
  * caller after the call returns.
  */
-import type { Matrix } from '../model/matrix.js';
+import type { Matrix } from '../quant/matrix.js';
 
 export interface Kernels {
   readonly name: string;

@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { blockFormat, rowBytes } from '../quant/index.js';
-import type { Matrix, RowMatrix, Xai8Matrix } from '../model/matrix.js';
+import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { getRowReference, matmulReference } from './reference.js';
 import { WorkerPool } from './pool.js';
 import type { ChunkFn } from './pool-protocol.js';

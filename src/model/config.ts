@@ -1,3 +1,4 @@
+import { ConfigError } from '../base/errors.js';
 import fs from 'node:fs';
 
 /**
@@ -65,13 +66,6 @@ export const GROK1: Readonly<GrokConfig> = Object.freeze({
   eosToken: 2,
   bosToken: 1,
 });
-
-export class ConfigError extends Error {
-  constructor(source: string, message: string) {
-    super(`${source}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
 
 type Json = Record<string, unknown>;
 

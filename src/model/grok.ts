@@ -18,7 +18,7 @@
  */
 import type { Kernels } from '../kernels/types.js';
 import type { GrokConfig } from './config.js';
-import type { Matrix } from './matrix.js';
+import type { Matrix } from '../quant/matrix.js';
 
 export interface LayerWeights {
   attn_norm: Float32Array; //        [D]

@@ -3,9 +3,10 @@
  * the canonical ones (map.ts), check every shape against the config, and read each tensor's bytes once,
  * straight into memory allocated by the kernels (no second copy, no up-front dequantisation of matrices).
  */
+import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import { openModel } from '../formats/open.js';
-import { FormatError, isQuantizedRef, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
+import { isQuantizedRef, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import { referenceKernels } from '../kernels/reference.js';
 import type { Kernels } from '../kernels/types.js';
 import { blockFormat, isBlockType, rowBytes } from '../quant/index.js';
@@ -13,7 +14,7 @@ import { expertTensorNames, layerTensorNames, type Binding, type ModelBinding } 
 import type { GrokConfig } from './config.js';
 import { GrokModel, type GrokWeights, type LayerWeights } from './grok.js';
 import { bindModel } from './map.js';
-import type { Matrix } from './matrix.js';
+import type { Matrix } from '../quant/matrix.js';
 
 export interface LoadOptions {
   kernels?: Kernels;

@@ -3,10 +3,11 @@
  * names. Matrices are stored [in, out]: int8 ones stay in that layout ('xai8'), plain float ones (routers)
  * are transposed at load.
  */
+import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CKPT_EMBEDDING, CKPT_FINAL_NORM } from '../formats/ckpt.js';
-import { FormatError, isQuantizedRef, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
+import { isQuantizedRef, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
 import { GROK1, readConfigFile, type GrokConfig } from './config.js';
 

@@ -6,10 +6,11 @@
  * kind, bound per expert with `index`), and the variants older converters wrote: per-expert 2-D tensors
  * and `post_ffw_norm` for the post-MoE norm.
  */
+import { ConfigError, FormatError } from '../base/errors.js';
 import type { GgufValue } from '../formats/gguf.js';
-import { FormatError, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
+import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import { expertTensorNames, type Binding, type ModelBinding } from './binding.js';
-import { ConfigError, GROK1, readConfigFile, validateConfig, type GrokConfig } from './config.js';
+import { GROK1, readConfigFile, validateConfig, type GrokConfig } from './config.js';
 
 /** Old split-expert names (§3.6 "Split experts"): canonical stack name → per-expert GGUF stem. */
 const SPLIT_EXPERT_STEM: Readonly<Record<(typeof expertTensorNames)[number], string>> = {

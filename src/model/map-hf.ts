@@ -9,9 +9,10 @@
  * (w1 = linear = gate, w3 = linear_v = up, w2 = linear_1 = down).
  * The config comes from config.json beside the weights (metadata 'hf.config') or an explicit configPath.
  */
-import { FormatError, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
+import { ConfigError, FormatError } from '../base/errors.js';
+import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
-import { ConfigError, configFromJson, readConfigFile, type GrokConfig } from './config.js';
+import { configFromJson, readConfigFile, type GrokConfig } from './config.js';
 
 type Kind = 'vector' | 'rows';
 /** `{L}` = layer number, `{E}` = expert number. */

@@ -1,5 +1,6 @@
 /** Dispatch from a ModelSource to its format's mapping table. */
-import { FormatError, type ModelSource } from '../formats/tensor-ref.js';
+import { FormatError } from '../base/errors.js';
+import { type ModelSource } from '../formats/tensor-ref.js';
 import type { ModelBinding } from './binding.js';
 import { bindCkpt } from './map-ckpt.js';
 import { bindGguf } from './map-gguf.js';

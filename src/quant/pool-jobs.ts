@@ -3,7 +3,7 @@
  * workers, so both paths compute the same bytes): quantise rows of floats, optionally generated from a seed,
  * optionally measuring the error of what was written.
  */
-import type { Xai8Matrix } from '../model/matrix.js';
+import type { Xai8Matrix } from './matrix.js';
 import { blockFormat, rowBytes, type BlockType } from './index.js';
 import { xai8Rows, xai8RowsToQ8_0 } from './xai8.js';
 

@@ -4,7 +4,7 @@
  * and the conversion of such a matrix into GGUF rows (llama.cpp's [out, in] layout), including a Q8_0
  * encoder that keeps the checkpoint's own scale where that loses nothing.
  */
-import type { Xai8Matrix } from '../model/matrix.js';
+import type { Xai8Matrix } from './matrix.js';
 import { roundAway, wrF16 } from './ggml-ref.js';
 import { bf16ToF32, f16ToF32, f32ToF16 } from './half.js';
 

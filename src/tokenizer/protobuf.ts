@@ -8,7 +8,7 @@
 // Data model: an optional field that is absent in the file is `undefined` here (not its default), so that
 // writing reproduces presence exactly; defaults are applied by the consumer (see `trainerDefaults`).
 
-import { FormatError } from '../formats/tensor-ref.js';
+import { FormatError } from '../base/errors.js';
 
 /** SentencePiece piece types (ModelProto.SentencePiece.Type), also used by GGUF `tokenizer.ggml.token_type`. */
 export const PieceType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;

@@ -15,8 +15,9 @@
 // a concatenation follows from its parts, and a hit in the piece table is confirmed by comparing the text.
 // Verified against SentencePiece itself by bench/tokenize-diff.ts.
 
+import { FormatError } from '../base/errors.js';
 import { readFileSync } from 'node:fs';
-import { FormatError } from '../formats/tensor-ref.js';
+
 import { ModelType, PieceType, normalizerDefaults, readModelProto, trainerDefaults, type ModelProto } from './protobuf.js';
 
 export interface PieceEntry {

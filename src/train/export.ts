@@ -3,7 +3,9 @@
  * vocabulary embedded (§3.7), through the project's GgufWriter. The parameter names and [out, in]
  * layouts of ParamSet are already GGUF's, so tensors are written as they are.
  */
-import { addGrokMetadata, addVocabulary, GgufWriter, vocabularyFromModelProto } from '../formats/gguf-writer.js';
+import { vocabularyFromModelProto } from '../tokenizer/vocabulary.js';
+import { addGrokMetadata, addVocabulary } from '../model/gguf-grok.js';
+import { GgufWriter } from '../formats/gguf-writer.js';
 import type { ModelProto } from '../tokenizer/protobuf.js';
 import type { ParamSet } from './model.js';
 

@@ -8,7 +8,7 @@
  *   L=$PWD/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
  *   gcc -O2 -I/tmp/lcpp/include -I/tmp/lcpp/ggml/include -o /tmp/model-quantize test/data/quant-ref/model-quantize.c \
  *       $L/libllama.v0.5.0.so $L/libggml.v0.5.0.so $L/libggml-base.so -Wl,-rpath,$L
- *   /tmp/model-quantize ../shared/fixtures/tiny-b/model.gguf /tmp/out.gguf 2     # 2 = LLAMA_FTYPE_MOSTLY_Q4_0
+ *   /tmp/model-quantize test/data/fixtures/tiny-b/model.gguf /tmp/out.gguf 2     # 2 = LLAMA_FTYPE_MOSTLY_Q4_0
  *
  * test/data/quant-ref/digest.mjs then records each output tensor's type and SHA-256.
  */

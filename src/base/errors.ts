@@ -1,0 +1,20 @@
+/**
+ * Error classes shared by every layer. Each says which file (or config source) and what was expected, so
+ * the CLI can print it as one line and the server as a 4xx without a stack.
+ */
+
+/** Bad bytes in an input file: names the file; the message says what was expected. */
+export class FormatError extends Error {
+  constructor(readonly file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = 'FormatError';
+  }
+}
+
+/** A model configuration that is missing, contradictory or out of range: names where it came from. */
+export class ConfigError extends Error {
+  constructor(source: string, message: string) {
+    super(`${source}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}

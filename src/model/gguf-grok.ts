@@ -1,0 +1,177 @@
+/**
+ * What a grok GGUF holds beyond the generic container (src/formats/gguf-writer.ts): the `general.*` /
+ * `grok.*` keys llama.cpp's grok loader reads, the tensor list in llama.cpp's names and layouts, and the
+ * `tokenizer.ggml.*` keys. Shared by `grok convert`, `grok synth` and the trainer's export.
+ *
+ *   const w = new GgufWriter(out);
+ *   addGrokMetadata(w, config, { name: 'my-model', fileType: LLAMA_FTYPE.q8_0 });
+ *   addVocabulary(w, vocabularyFromModelProto(readModelProto(bytes, file)));   // or syntheticVocabulary(config)
+ *   for (const t of grokTensorPlan(config)) w.addTensorInfo(t.name, typeFor(t), t.shape);
+ *   await w.writeHeader(); … writeTensorData for each, in plan order … ; await w.close();
+ */
+import type { GgufWriter } from '../formats/gguf-writer.js';
+import { blockFormat } from '../quant/index.js';
+import type { BlockType } from '../quant/types.js';
+import type { GgufVocabulary } from '../tokenizer/vocabulary.js';
+import type { GrokConfig } from './config.js';
+
+/** llama_ftype of a file that is mostly one type (general.file_type, informational). */
+export const LLAMA_FTYPE: Readonly<Record<BlockType, number>> = {
+  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18,
+  iq4_nl: 25, bf16: 32,
+};
+
+/** The `general.*` and `grok.*` keys for a config (llama.cpp's grok loader, formats.md §3.6). */
+export function addGrokMetadata(w: GgufWriter, c: GrokConfig, opts: { name?: string; fileType?: number; description?: string } = {}): void {
+  w.addMetadata('general.architecture', 'string', 'grok');
+  w.addMetadata('general.name', 'string', opts.name ?? 'grok');
+  if (opts.description) w.addMetadata('general.description', 'string', opts.description);
+  if (opts.fileType !== undefined) {
+    w.addMetadata('general.file_type', 'u32', opts.fileType);
+    if (![0, 1, 32].includes(opts.fileType)) w.addMetadata('general.quantization_version', 'u32', 2);
+  }
+  w.addMetadata('grok.context_length', 'u32', c.contextLength);
+  w.addMetadata('grok.embedding_length', 'u32', c.dModel);
+  w.addMetadata('grok.block_count', 'u32', c.nLayers);
+  w.addMetadata('grok.feed_forward_length', 'u32', c.ffnSize);
+  w.addMetadata('grok.expert_feed_forward_length', 'u32', c.ffnSize);
+  w.addMetadata('grok.attention.head_count', 'u32', c.nHeads);
+  w.addMetadata('grok.attention.head_count_kv', 'u32', c.nKVHeads);
+  // llama.cpp assumes head width = embedding_length / head_count unless told otherwise.
+  if (c.headDim * c.nHeads !== c.dModel) {
+    w.addMetadata('grok.attention.key_length', 'u32', c.headDim);
+    w.addMetadata('grok.attention.value_length', 'u32', c.headDim);
+  }
+  w.addMetadata('grok.expert_count', 'u32', c.nExperts);
+  w.addMetadata('grok.expert_used_count', 'u32', c.nExpertsUsed);
+  w.addMetadata('grok.rope.dimension_count', 'u32', c.headDim);
+  w.addMetadata('grok.attention.layer_norm_rms_epsilon', 'f32', c.rmsNormEps);
+  w.addMetadata('grok.rope.freq_base', 'f32', c.ropeBase);
+  w.addMetadata('grok.vocab_size', 'u32', c.vocabSize);
+  w.addMetadata('grok.embedding_scale', 'f32', c.embeddingMultiplier);
+  w.addMetadata('grok.logit_scale', 'f32', c.outputMultiplier);
+  w.addMetadata('grok.attention.output_scale', 'f32', c.attnOutputMultiplier);
+  w.addMetadata('grok.attn_logit_softcapping', 'f32', c.attnSoftcap);
+}
+
+/**
+ * A stand-in vocabulary for models that come without a tokenizer (fixtures, synthetic slices): llama.cpp
+ * refuses a GGUF without tokenizer keys. Ids of the config's pad/bos/eos tokens become `<pad>` `<s>` `</s>`
+ * (CONTROL), the first free id `<unk>` (UNKNOWN); when the vocabulary has room, 256 BYTE pieces `<0x00>` …
+ * `<0xFF>` and the piece `▁` follow so that any text can be tokenized (as bytes); every other id is
+ * `<tok_N>` (NORMAL, score 0).
+ */
+export function syntheticVocabulary(c: GrokConfig): GgufVocabulary {
+  const V = c.vocabSize;
+  const tokens: string[] = new Array<string>(V).fill('');
+  const types = new Int32Array(V).fill(1);
+  const special = new Map<number, string>();
+  special.set(c.padToken, '<pad>');
+  special.set(c.bosToken, '<s>');
+  special.set(c.eosToken, '</s>');
+  let unk = 0;
+  while (special.has(unk) && unk < V) unk++;
+  if (unk < V) special.set(unk, '<unk>');
+  for (const [i, s] of special) {
+    tokens[i] = s;
+    types[i] = s === '<unk>' ? 2 : 3;
+  }
+  let next = 0;
+  if (V >= special.size + 256 + 1) {
+    for (let b = 0; b < 256; b++) {
+      while (special.has(next)) next++;
+      tokens[next] = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
+      types[next] = 6;
+      next++;
+    }
+  }
+  // `▁` (the escaped space) as a NORMAL piece lets llama.cpp detokenize spaces back to ' '.
+  if (next > 0 && next < V) {
+    while (next < V && special.has(next)) next++;
+    if (next < V) tokens[next] = '\u2581';
+  }
+  for (let i = 0; i < V; i++) if (tokens[i] === '') tokens[i] = `<tok_${i}>`;
+  return {
+    tokens, scores: new Float32Array(V), types, bosId: c.bosToken, eosId: c.eosToken, unkId: unk < V ? unk : 0,
+    padId: c.padToken, addSpacePrefix: true, removeExtraWhitespaces: false,
+  };
+}
+
+/** The `tokenizer.ggml.*` keys (§3.7). */
+export function addVocabulary(w: GgufWriter, v: GgufVocabulary): void {
+  const n = v.tokens.length;
+  if (v.scores.length !== n || v.types.length !== n) {
+    throw new Error(`${w.path}: vocabulary has ${n} tokens but ${v.scores.length} scores and ${v.types.length} types`);
+  }
+  for (const [k, id] of [['bos', v.bosId], ['eos', v.eosId], ['unknown', v.unkId], ['padding', v.padId]] as const) {
+    if (id !== null && !(Number.isInteger(id) && id >= 0 && id < n)) throw new Error(`${w.path}: ${k} token id ${id} is outside the vocabulary (0 … ${n - 1})`);
+  }
+  w.addMetadata('tokenizer.ggml.model', 'string', 'llama');
+  w.addMetadata('tokenizer.ggml.tokens', 'string[]', v.tokens);
+  w.addMetadata('tokenizer.ggml.scores', 'f32[]', v.scores);
+  w.addMetadata('tokenizer.ggml.token_type', 'i32[]', v.types);
+  w.addMetadata('tokenizer.ggml.bos_token_id', 'u32', v.bosId);
+  w.addMetadata('tokenizer.ggml.eos_token_id', 'u32', v.eosId);
+  w.addMetadata('tokenizer.ggml.unknown_token_id', 'u32', v.unkId);
+  if (v.padId !== null) w.addMetadata('tokenizer.ggml.padding_token_id', 'u32', v.padId);
+  w.addMetadata('tokenizer.ggml.add_space_prefix', 'bool', v.addSpacePrefix);
+  w.addMetadata('tokenizer.ggml.remove_extra_whitespaces', 'bool', v.removeExtraWhitespaces);
+}
+
+/** One tensor of a grok GGUF. `canonical` is the ModelBinding name (experts: the stem; add `.E`). */
+export interface GrokTensorSpec {
+  readonly name: string;
+  readonly canonical: string;
+  /** vector: F32 norm; router: F32 [E, D]; embedding: token_embd / output; matrix; experts: [E, out, in] */
+  readonly kind: 'vector' | 'router' | 'embedding' | 'matrix' | 'experts';
+  /** Row-major shape as GgufWriter takes it. */
+  readonly shape: readonly number[];
+  /** Matrix input / output widths (rows are nOut runs of nIn values); vectors: nIn = nOut = length. */
+  readonly nIn: number;
+  readonly nOut: number;
+}
+
+/** Every tensor of a grok GGUF in llama.cpp's order and layout ([out, in] rows, merged `_exps`, §3.6). */
+export function grokTensorPlan(c: GrokConfig, opts: { output?: boolean } = {}): GrokTensorSpec[] {
+  const D = c.dModel, HK = c.nHeads * c.headDim, GK = c.nKVHeads * c.headDim, F = c.ffnSize, E = c.nExperts, V = c.vocabSize;
+  const vec = (name: string, canonical: string): GrokTensorSpec => ({ name, canonical, kind: 'vector', shape: [D], nIn: D, nOut: D });
+  const mat = (name: string, canonical: string, nIn: number, nOut: number, kind: GrokTensorSpec['kind'] = 'matrix'): GrokTensorSpec =>
+    ({ name, canonical, kind, shape: [nOut, nIn], nIn, nOut });
+  const plan: GrokTensorSpec[] = [mat('token_embd.weight', 'token_embd', D, V, 'embedding'), vec('output_norm.weight', 'output_norm')];
+  if (opts.output) plan.push(mat('output.weight', 'output', D, V, 'embedding'));
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `blk.${l}.`;
+    const exps = (stem: string, nIn: number, nOut: number): GrokTensorSpec =>
+      ({ name: `${p}${stem}.weight`, canonical: `${p}${stem}`, kind: 'experts', shape: [E, nOut, nIn], nIn, nOut });
+    plan.push(
+      vec(`${p}attn_norm.weight`, `${p}attn_norm`),
+      mat(`${p}attn_q.weight`, `${p}attn_q`, D, HK),
+      mat(`${p}attn_k.weight`, `${p}attn_k`, D, GK),
+      mat(`${p}attn_v.weight`, `${p}attn_v`, D, GK),
+      mat(`${p}attn_output.weight`, `${p}attn_output`, HK, D),
+      vec(`${p}attn_output_norm.weight`, `${p}attn_output_norm`),
+      vec(`${p}ffn_norm.weight`, `${p}ffn_norm`),
+      mat(`${p}ffn_gate_inp.weight`, `${p}ffn_gate_inp`, D, E, 'router'),
+      exps('ffn_gate_exps', D, F),
+      exps('ffn_up_exps', D, F),
+      exps('ffn_down_exps', F, D),
+      vec(`${p}layer_output_norm.weight`, `${p}layer_output_norm`),
+    );
+  }
+  return plan;
+}
+
+/**
+ * The stored type of a matrix with rows of `nIn` values when `wanted` is asked for: `wanted` if the rows
+ * fit its blocks, else llama.cpp's fallback for rows that are not a multiple of 256 (llama-quant.cpp
+ * tensor_type_fallback in the release node-llama-cpp ships: Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1,
+ * Q6_K → Q8_0), and F16 when even 32 does not divide the row. test/convert-llama-quantize.test.ts checks
+ * the choice, and the bytes, against llama.cpp's own quantiser.
+ */
+export function blockTypeForRow(wanted: BlockType, nIn: number): BlockType {
+  if (nIn % blockFormat(wanted).blockSize === 0) return wanted;
+  const fallback: Partial<Record<BlockType, BlockType>> = { q2_k: 'q4_0', q3_k: 'q4_0', q4_k: 'q5_0', q5_k: 'q5_1', q6_k: 'q8_0' };
+  const f = fallback[wanted];
+  if (f && nIn % blockFormat(f).blockSize === 0) return f;
+  return 'f16';
+}
