@@ -6,7 +6,6 @@
 
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Tokenizer } from '../src/tokenizer/sentencepiece.js';
 import { buildBenchText } from './tokenize-corpus.js';

@@ -134,8 +134,8 @@ test('offsets past 4 GiB are written as full u64 values (header of a 5 GiB tenso
   assert.equal(w.addTensorInfo('a', 'f32', [big]), 5 * 2 ** 30);
   w.addTensorInfo('b', 'q8_0', [64]);
   assert.equal(w.dataSize, 5 * 2 ** 30 + 96);
-  await w.writeHeader(); // no data: only the header is inspected
-  const h = fs.readFileSync(file);
+  await w.writeHeader(); // no data: only the header (in the temporary file until close) is inspected
+  const h = fs.readFileSync(w.writingTo!);
   await w.abort();
   // layout: magic, version, 2 × u64 counts, then 'a': u64 len 1, 'a', u32 ndims, u64 dim, u32 type, u64 offset
   let o = 24;

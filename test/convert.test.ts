@@ -9,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { convertModel, runConvert } from '../src/cli/convert.js';
-import { UsageError } from '../src/cli/errors.js';
 import { runSynth, synthModel, TINY } from '../src/cli/synth.js';
 import { readGgufFile, type GgufFile } from '../src/formats/gguf.js';
 import { loadModel } from '../src/model/loader.js';
@@ -179,13 +178,13 @@ test('synthetic vocabulary: specials at the config ids, 256 byte pieces, ▁, th
 test('runConvert: usage errors and a successful run', async () => {
   const src = path.join(fixtureDir('tiny-a'), 'ckpt-0');
   const out = path.join(tmp, 'cli.gguf');
-  await assert.rejects(runConvert([src, '--type', 'q8_0', '--out', out]), (e: unknown) => e instanceof UsageError && /--to is required/.test(e.message));
   await assert.rejects(runConvert([src, '--to', 'safetensors', '--type', 'q8_0', '--out', out]), /only 'gguf' is supported/);
   await assert.rejects(runConvert([src, '--to', 'gguf', '--type', 'q7', '--out', out]), /unknown type 'q7'/);
   await assert.rejects(runConvert(['--to', 'gguf', '--type', 'q8_0', '--out', out]), /exactly one source model/);
   await assert.rejects(runConvert([src, '--to', 'gguf', '--type', 'q8_0']), /--out is required/);
   await assert.rejects(runConvert([path.join(tmp, 'nope'), '--to', 'gguf', '--type', 'q8_0', '--out', out]), /no such file or directory/);
   assert.equal(await runConvert([src, '--to', 'gguf', '--type', 'Q8_0', '--out', out]), 0);
+  assert.equal(await runConvert([src, '--type', 'q8_0', '--out', out]), 0, '--to defaults to gguf, the only output format');
   const f = readGgufFile(out);
   assert.equal(tensor(f, 'blk.1.attn_q.weight').ref.type, 'q8_0');
   assert.equal(tensor(f, 'blk.1.ffn_down_exps.weight').ref.type, 'f16'); // tiny-a: F = 344 is not a multiple of 32

@@ -6,7 +6,6 @@
  * Vocabulary: 0 [PAD], 1 [BOS], 2 [EOS], 3 <unk>, the 256 <0xHH> byte pieces, then single characters and
  * word prefixes (so every word below has a chain of merges), cut to the model's vocabulary size.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer, type PieceEntry } from '../src/tokenizer/sentencepiece.js';
 import { loadModel as loadGrokModel } from '../src/model/loader.js';

@@ -408,7 +408,7 @@ test('CLI: grok tokenize / detokenize', async () => {
   assert.match(r.err, /^grok: --tokenizer <tokenizer.model> is required\n/);
   r = await capture(() => runTokenize(['--tokenizer', '/nonexistent/tokenizer.model', 'x']));
   assert.equal(r.code, 1);
-  assert.match(r.err, /^grok: \/nonexistent\/tokenizer.model: cannot read tokenizer file: ENOENT/);
+  assert.match(r.err, /^grok: \/nonexistent\/tokenizer.model: cannot read tokenizer file: no such file\n$/);
   assert.equal(r.err.split('\n').length, 2);
   r = await capture(() => runTokenize(['--tokenizer', MODEL, '--frobnicate', 'x']));
   assert.equal(r.code, 2);

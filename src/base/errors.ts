@@ -5,8 +5,9 @@
 
 /** Bad bytes in an input file: names the file; the message says what was expected. */
 export class FormatError extends Error {
-  constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
+  /** `detail`: what is wrong, without the file name (for re-wording by a caller). */
+  constructor(readonly file: string, readonly detail: string) {
+    super(`${file}: ${detail}`);
     this.name = 'FormatError';
   }
 }

@@ -38,8 +38,8 @@ import { UsageError, wrapParse } from './errors.js';
 
 export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as const;
 
-const USAGE = `usage: grok convert <ckpt-0 dir | model.safetensors | model.gguf> --to gguf --type <type> --out model.gguf
-         [--tokenizer tokenizer.model] [--embd-type <type>] [--config config.json] [--name NAME] [--stats] [--progress] [--threads N]
+const USAGE = `usage: grok convert <ckpt-0 dir | model.safetensors | model.gguf> --type <type> --out model.gguf
+         [--to gguf] [--tokenizer tokenizer.model] [--embd-type <type>] [--config config.json] [--name NAME] [--stats] [--progress] [--threads N]
   types: ${CONVERT_TYPES.join(', ')}
   --embd-type  type of token_embd (and output) when it should differ from --type (e.g. q6_k for a q4_k model)
   --stats      measure each tensor's quantisation error and print a summary per stored type
@@ -239,7 +239,10 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
     const plan = grokTensorPlan(c, { output: binding.tensors.has('output') });
     const { vocab, kind } = chooseVocabulary(opts, source, c);
     if (path.resolve(opts.out) === path.resolve(opts.source)) throw new UsageError(`--out ${opts.out} would overwrite the source`);
-    writer = new GgufWriter(opts.out);
+    const inputs = new Set<string>();
+    for (const t of source.tensors.values()) { inputs.add(t.file); if (isQuantizedRef(t)) inputs.add(t.scales.file); }
+    for (const f of [opts.tokenizer, opts.config]) if (f) inputs.add(f);
+    writer = new GgufWriter(opts.out, { inputs: [...inputs] });
     addGrokMetadata(writer, c, {
       name: opts.name ?? path.basename(path.resolve(opts.source)).replace(/\.(gguf|safetensors)$/, ''),
       fileType: LLAMA_FTYPE[type],
@@ -378,8 +381,7 @@ export async function runConvert(argv: string[]): Promise<number> {
   if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
   const threads = parseThreads(values.threads);
   if (positionals.length !== 1) throw new UsageError(`expected exactly one source model, got ${positionals.length}\n${USAGE}`);
-  if (values.to === undefined) throw new UsageError(`--to is required (only 'gguf' is supported)\n${USAGE}`);
-  if (values.to.toLowerCase() !== 'gguf') throw new UsageError(`--to ${values.to}: only 'gguf' is supported`);
+  if (values.to !== undefined && values.to.toLowerCase() !== 'gguf') throw new UsageError(`--to ${values.to}: only 'gguf' is supported`);
   const type = parseType(values.type, '--type');
   if (!values.out) throw new UsageError(`--out is required\n${USAGE}`);
   const embdType = values['embd-type'] === undefined ? undefined : parseType(values['embd-type'], '--embd-type');

@@ -3,9 +3,10 @@
  * in the order JAX flattens the parameter tree (sorted path strings, §1.4). This module turns file
  * numbers into xAI parameter paths and pickles into tensor references; no bytes of payload are read.
  */
-import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
+import { FormatError } from '../base/errors.js';
+import { checkContained, modelRoot } from '../base/files.js';
 import { readCheckpointTensor, type PickledArray } from './pickle.js';
 import { type ModelSource, type QuantizedRef, type TensorRef } from './tensor-ref.js';
 
@@ -84,8 +85,10 @@ export function openCkpt(p: string): ModelSource {
   const nLayers = (count - 2) / CKPT_LAYER_SLOTS.length;
   const paths = ckptParameterPaths(nLayers);
   const tensors = new Map<string, TensorRef | QuantizedRef>();
+  const root = modelRoot(dir);
   for (let i = 0; i < count; i++) {
     const file = path.join(dir, names[i]!);
+    checkContained(root, file);
     const name = paths[i]!;
     const t = readCheckpointTensor(file);
     const slot = i < 2 ? 'array' : CKPT_LAYER_SLOTS[(i - 2) % CKPT_LAYER_SLOTS.length]![1];

@@ -20,10 +20,13 @@
  * against its type and shape. `general.alignment` is written automatically when the alignment is not 32.
  * Value types: 'u8' 'i8' 'u16' 'i16' 'u32' 'i32' 'f32' 'bool' 'string' 'u64' 'i64' 'f64', arrays of them
  * as 'u8[]' … 'string[]', or a GgufValueType id (0 … 12 except 9) for a scalar.
- * On any error the partial file is left in place; call abort() to close and delete it.
+ * The file is written atomically (src/base/atomic-file.ts): a temporary file beside the target, renamed
+ * over it by close(); abort() (after an error), SIGINT and SIGTERM delete the temporary file, so the target
+ * path never holds a partial file. Pass `inputs` to refuse a target that is one of them (links followed).
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { AtomicFile, refuseInputs } from '../base/atomic-file.js';
 import { blockFormat } from '../quant/index.js';
 import type { BlockType } from '../quant/types.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC } from './gguf.js';
@@ -88,12 +91,16 @@ export class GgufWriter {
   private readonly tensors: TensorInfo[] = [];
   private dataBytes = 0;
   private fh: fs.promises.FileHandle | undefined;
+  private out: AtomicFile | undefined;
+  private readonly inputs: readonly string[];
   private state: 'adding' | 'data' | 'closed' = 'adding';
   private next = 0;
   private pos = 0;
 
-  constructor(filePath: string, opts: { alignment?: number } = {}) {
+  /** `inputs`: files the data is read from; writeHeader refuses a target that is one of them. */
+  constructor(filePath: string, opts: { alignment?: number; inputs?: readonly string[] } = {}) {
     this.path = path.resolve(filePath);
+    this.inputs = opts.inputs ?? [];
     const a = opts.alignment ?? GGUF_DEFAULT_ALIGNMENT;
     if (!Number.isInteger(a) || a < 8 || a % 8 !== 0 || (a & (a - 1)) !== 0 || a > 1 << 20) {
       throw new Error(`${this.path}: alignment ${a} must be a power of two, a multiple of 8 and at most 2^20`);
@@ -104,6 +111,17 @@ export class GgufWriter {
 
   private fail(message: string): never {
     throw new Error(`${this.path}: ${message}`);
+  }
+
+  /** I/O errors (a full disk, …) name the output, not the temporary file. */
+  private async io<T>(f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === undefined) throw e;
+      throw new Error(`${this.path}: writing failed: ${err.code === 'ENOSPC' ? 'no space left on the device' : err.message}`);
+    }
   }
 
   /** Adds one key/value pair (before writeHeader). Integers are range-checked for their type. */
@@ -223,7 +241,9 @@ export class GgufWriter {
     }
     const padded = this.pad(h.length);
     while (h.length < padded) h.u8(0);
-    this.fh = await fs.promises.open(this.path, 'w');
+    refuseInputs(this.path, this.inputs);
+    this.out = new AtomicFile(this.path);
+    this.fh = await this.io(() => fs.promises.open(this.out!.temp, 'wx'));
     this.state = 'data';
     await this.write(h.result());
   }
@@ -231,7 +251,7 @@ export class GgufWriter {
   private async write(b: Uint8Array): Promise<void> {
     let done = 0;
     while (done < b.length) {
-      const { bytesWritten } = await this.fh!.write(b, done, b.length - done);
+      const { bytesWritten } = await this.io(() => this.fh!.write(b, done, b.length - done));
       done += bytesWritten;
     }
     this.pos += b.length;
@@ -269,17 +289,23 @@ export class GgufWriter {
     if (this.next !== this.tensors.length) {
       this.fail(`close(): ${this.tensors.length - this.next} tensor(s) declared but not written, starting with '${this.tensors[this.next]!.name}'`);
     }
-    await this.fh!.close();
+    await this.io(() => this.fh!.close());
     this.fh = undefined;
     this.state = 'closed';
+    await this.out!.commit();
   }
 
-  /** Closes and deletes a partly written file (after an error). */
+  /** Closes and deletes the partly written temporary file (after an error); the target is untouched. */
   async abort(): Promise<void> {
-    if (this.fh) await this.fh.close();
+    if (this.fh) await this.fh.close().catch(() => undefined);
     this.fh = undefined;
     this.state = 'closed';
-    await fs.promises.rm(this.path, { force: true });
+    this.out?.discard();
+  }
+
+  /** The temporary file being written (between writeHeader and close), renamed to `path` by close(). */
+  get writingTo(): string | undefined {
+    return this.state === 'data' ? this.out?.temp : undefined;
   }
 
   /** Total file size once everything is written (known after the last addTensorInfo; for progress bars). */

@@ -7,10 +7,12 @@
  * header fails with a FormatError instead of allocating or looping on a claimed 2^60 bytes.
  * Offsets stay plain numbers (exact to 2^53): files exceed 4 GiB, so no 32-bit operators touch them.
  */
-import { FormatError } from '../base/errors.js';
 import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
+import { FormatError } from '../base/errors.js';
+import { checkContained, modelRoot, openRegularFile, readExactly } from '../base/files.js';
+import { renderValue } from '../base/render.js';
 import { type ModelSource, type StorageType, type TensorRef } from './tensor-ref.js';
 
 /** "GGUF" as bytes 47 47 55 46 (a little-endian u32 0x46554747). */
@@ -87,8 +89,16 @@ function minSize(type: number): number {
   if (type === GgufValueType.ARRAY) return 12;
   return SCALAR_SIZE[type] ?? 1;
 }
-/** Arrays nested deeper than this are refused: no real key needs it, and recursion must stay bounded. */
-const MAX_ARRAY_DEPTH = 8;
+/**
+ * Bounds proportional to what real files need, so a small hostile header cannot make the parser build
+ * gigabytes of JavaScript objects (an 80 MB file of empty nested arrays would otherwise become 2.5 GB):
+ * - `keys`: metadata entries (real files: tens);
+ * - `elements`: array elements that become JavaScript values — strings, booleans, arrays; numeric arrays
+ *   are kept as typed arrays and cost their bytes only (real files: a 256K-piece vocabulary plus merges);
+ * - `nested`: arrays inside arrays (no key llama.cpp defines has them);
+ * - `depth`: nesting depth; `tensors`: tensor infos (Grok-1: 771).
+ */
+export const GGUF_LIMITS = { keys: 65536, elements: 1 << 21, nested: 1024, depth: 8, tensors: 1 << 18 } as const;
 
 /** A field description for error messages; array elements pass a function so no string is built unless needed. */
 type What = string | (() => string);
@@ -120,14 +130,9 @@ class Cursor {
     if (this.pos >= this.bufStart && this.pos + n <= this.bufEnd) return this.pos - this.bufStart;
     if (n > this.buf.length) this.buf = Buffer.alloc(n);
     const want = Math.min(this.buf.length, this.size - this.pos);
-    let got = 0;
-    while (got < want) {
-      const r = fs.readSync(this.fd, this.buf, got, want - got, this.pos + got);
-      if (r === 0) this.fail(`unexpected end of file at offset ${this.pos + got} while reading ${describe(what)}`);
-      got += r;
-    }
+    readExactly(this.fd, this.file, this.pos, this.buf.subarray(0, want));
     this.bufStart = this.pos;
-    this.bufEnd = this.pos + got;
+    this.bufEnd = this.pos + want;
     return 0;
   }
 
@@ -223,9 +228,12 @@ function typedArray(c: Cursor, type: number, n: number, what: What): GgufValue |
   }
 }
 
-function readValue(c: Cursor, type: number, what: What, depth: number): GgufValue {
+/** JavaScript values made from array elements so far (GGUF_LIMITS.elements / nested). */
+interface Budget { elements: number; nested: number }
+
+function readValue(c: Cursor, type: number, what: What, depth: number, budget: Budget): GgufValue {
   if (type !== GgufValueType.ARRAY) return readScalar(c, type, what);
-  if (depth >= MAX_ARRAY_DEPTH) c.fail(`${describe(what)}: arrays nested more than ${MAX_ARRAY_DEPTH} deep`);
+  if (depth >= GGUF_LIMITS.depth) c.fail(`${describe(what)}: arrays nested more than ${GGUF_LIMITS.depth} deep (limit GGUF_LIMITS.depth)`);
   const at = c.pos;
   const elemType = c.u32(() => `element type of ${describe(what)}`);
   if (elemType > GgufValueType.FLOAT64) c.fail(`${describe(what)} at offset ${at}: unknown array element type ${elemType}`);
@@ -236,8 +244,16 @@ function readValue(c: Cursor, type: number, what: What, depth: number): GgufValu
   }
   const typed = typedArray(c, elemType, n, what);
   if (typed !== undefined) return typed;
+  budget.elements += n;
+  if (budget.elements > GGUF_LIMITS.elements) {
+    c.fail(`${describe(what)} at offset ${at}: more than ${GGUF_LIMITS.elements} string/bool/array elements in the metadata (limit GGUF_LIMITS.elements)`);
+  }
+  if (elemType === GgufValueType.ARRAY) {
+    budget.nested += n;
+    if (budget.nested > GGUF_LIMITS.nested) c.fail(`${describe(what)} at offset ${at}: more than ${GGUF_LIMITS.nested} arrays nested in arrays (limit GGUF_LIMITS.nested)`);
+  }
   const out: GgufValue[] = new Array<GgufValue>(n);
-  for (let i = 0; i < n; i++) out[i] = readValue(c, elemType, () => `${describe(what)}[${i}]`, depth + 1);
+  for (let i = 0; i < n; i++) out[i] = readValue(c, elemType, () => `${describe(what)}[${i}]`, depth + 1, budget);
   return out;
 }
 
@@ -280,26 +296,14 @@ function intMeta(meta: Map<string, GgufValue>, key: string, file: string): numbe
   const v = meta.get(key);
   if (v === undefined) return undefined;
   if (typeof v === 'number' && Number.isInteger(v)) return v;
-  throw new FormatError(file, `metadata '${key}' must be an integer, got ${describeValue(v)}`);
-}
-
-export function describeValue(v: GgufValue): string {
-  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return `${typeof v} ${String(v)}`;
-  return `array of ${v.length}`;
+  throw new FormatError(file, `metadata '${key}' must be an integer, got ${renderValue(v)}`);
 }
 
 /** Parses one GGUF file's header, metadata and tensor infos (no tensor data is read). */
 export function readGgufFile(filePath: string): GgufFile {
   const file = path.resolve(filePath);
-  let fd: number;
+  const { fd, size } = openRegularFile(file);
   try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw new FormatError(file, `cannot open: ${(e as Error).message}`);
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
     const c: Cursor = new Cursor(fd, file, size);
     if (size < 4) c.fail(`not a GGUF file: ${size} bytes, too short for the magic "GGUF"`);
     const magic = c.u32('magic');
@@ -318,6 +322,9 @@ export function readGgufFile(filePath: string): GgufFile {
     // A key/value pair takes at least 13 bytes, a tensor info at least 32: bound both counts by the file.
     if (kvCount * 13 > c.remaining) c.fail(`header claims ${kvCount} metadata entries, more than the ${size} bytes of the file can hold`);
     if (tensorCount * 32 > c.remaining) c.fail(`header claims ${tensorCount} tensors, more than the ${size} bytes of the file can hold`);
+    if (kvCount > GGUF_LIMITS.keys) c.fail(`header claims ${kvCount} metadata entries (limit GGUF_LIMITS.keys = ${GGUF_LIMITS.keys})`);
+    if (tensorCount > GGUF_LIMITS.tensors) c.fail(`header claims ${tensorCount} tensors (limit GGUF_LIMITS.tensors = ${GGUF_LIMITS.tensors})`);
+    const budget: Budget = { elements: 0, nested: 0 };
 
     const metadata = new Map<string, GgufValue>();
     const metadataTypes = new Map<string, number>();
@@ -327,7 +334,7 @@ export function readGgufFile(filePath: string): GgufFile {
       const at = c.pos;
       const type = c.u32(`value type of '${key}'`);
       if (type > GgufValueType.FLOAT64) c.fail(`metadata '${key}' at offset ${at}: unknown value type ${type}`);
-      metadata.set(key, readValue(c, type, `metadata '${key}'`, 0));
+      metadata.set(key, readValue(c, type, `metadata '${key}'`, 0, budget));
       metadataTypes.set(key, type);
     }
 
@@ -408,7 +415,11 @@ export function splitPartPaths(filePath: string): string[] | undefined {
   const abs = path.resolve(filePath);
   const m = SPLIT_RE.exec(path.basename(abs));
   if (!m) return undefined;
+  const part = Number(m[2]);
   const count = Number(m[3]);
+  if (count < 1 || part < 1 || part > count) {
+    throw new FormatError(abs, `split file name says part ${part} of ${count}: expected name-0000k-of-0000N.gguf with 1 ≤ k ≤ N`);
+  }
   const dir = path.dirname(abs);
   const parts: string[] = [];
   for (let k = 1; k <= count; k++) parts.push(path.join(dir, `${m[1]}-${String(k).padStart(5, '0')}-of-${m[3]}.gguf`));
@@ -431,7 +442,9 @@ export function openGguf(filePath: string): GgufSource {
     }
     parts = [f];
   } else {
+    const root = modelRoot(path.dirname(abs));
     for (const p of partPaths) {
+      if (p !== abs) checkContained(root, p);
       if (!fs.existsSync(p)) {
         throw new FormatError(abs, `split model part ${path.basename(p)} is missing (expected ${partPaths.length} parts beside ${path.basename(abs)})`);
       }

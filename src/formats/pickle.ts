@@ -6,8 +6,10 @@
  * `os.system` fails at that opcode. Large byte strings are not read: the reader records their file
  * offset and length and seeks past them, so a 1.6 GB tensor file costs a few hundred bytes of I/O.
  */
-import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
+import { FormatError } from '../base/errors.js';
+import { openRegularFile, readExactly } from '../base/files.js';
+import { renderValue } from '../base/render.js';
 
 export interface PickleGlobal { readonly kind: 'global'; readonly module: string; readonly name: string }
 export interface PickleBytes { readonly kind: 'bytes'; readonly offset: number; readonly length: number; readonly inline?: Uint8Array }
@@ -48,6 +50,12 @@ type StackItem = PickleValue | typeof MARK;
 
 /** Longest string we accept (tensor pickles hold a handful of short names). */
 const MAX_STRING = 1 << 20;
+/**
+ * Bounds proportional to what a tensor pickle needs (a QuantizedWeight8bit pickle peaks at ~10 stack items
+ * and ~30 values), so a hostile file of repeated opcodes fails at once instead of growing the heap by
+ * gigabytes: the stack, the memo, and the values created (objects, tuples, dict entries) are each capped.
+ */
+export const PICKLE_LIMITS = { stack: 1024, memo: 65536, values: 65536 } as const;
 /** Byte strings up to this size are read into memory (dtype codes, small arrays); larger ones are recorded only. */
 const INLINE_LIMIT = 256;
 
@@ -66,15 +74,9 @@ class Cursor {
     if (this.pos >= this.bufStart && this.pos + n <= this.bufEnd) return;
     if (n > this.buf.length) this.buf = Buffer.alloc(n);
     const len = Math.min(this.buf.length, this.size - this.pos);
-    let got = 0;
-    while (got < len) {
-      const r = fs.readSync(this.fd, this.buf, got, len - got, this.pos + got);
-      if (r === 0) break;
-      got += r;
-    }
+    readExactly(this.fd, this.file, this.pos, this.buf.subarray(0, len));
     this.bufStart = this.pos;
-    this.bufEnd = this.pos + got;
-    if (got < n) throw new FormatError(this.file, `short read at offset ${this.pos}`);
+    this.bufEnd = this.pos + len;
   }
   u8(): number {
     this.fill(1);
@@ -117,24 +119,30 @@ class Cursor {
 
 /** Parse one pickle file into its inert value. */
 export function readPickle(file: string): PickleValue {
-  let fd: number;
+  const { fd, size } = openRegularFile(file);
   try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw new FormatError(file, `cannot open: ${(e as Error).message}`);
-  }
-  try {
-    return parse(new Cursor(fd, fs.fstatSync(fd).size, file), file);
+    return parse(new Cursor(fd, size, file), file);
   } finally {
     fs.closeSync(fd);
   }
 }
 
 function parse(c: Cursor, file: string): PickleValue {
-  const stack: StackItem[] = [];
   const memo: PickleValue[] = [];
   const fail = (msg: string, at: number): never => {
     throw new FormatError(file, `${msg} (pickle opcode at offset ${at})`);
+  };
+  let values = 0;
+  /** Count one created value (object, tuple, dict entry…) against the limit. */
+  const made = (at: number, n = 1): void => {
+    values += n;
+    if (values > PICKLE_LIMITS.values) fail(`more than ${PICKLE_LIMITS.values} values: far beyond any tensor pickle (limit PICKLE_LIMITS.values)`, at);
+  };
+  const stack: StackItem[] = [];
+  let at = 0; // offset of the opcode being executed
+  const push = (v: StackItem): void => {
+    if (stack.length >= PICKLE_LIMITS.stack) fail(`stack deeper than ${PICKLE_LIMITS.stack} items: far beyond any tensor pickle (limit PICKLE_LIMITS.stack)`, at);
+    stack.push(v);
   };
   const pop = (at: number): PickleValue => {
     const v = stack.pop();
@@ -172,19 +180,20 @@ function parse(c: Cursor, file: string): PickleValue {
     }
     return { kind: 'global', module, name };
   };
-  const tuple = (items: PickleValue[]): PickleTuple => ({ kind: 'tuple', items });
+  const tuple = (items: PickleValue[]): PickleTuple => { made(at); return { kind: 'tuple', items }; };
   const memoIndex = (i: number, at: number): PickleValue => {
     if (i >= memo.length) fail(`memo index ${i} was never stored (memo has ${memo.length})`, at);
     return memo[i]!;
   };
   const memoPut = (i: number, v: PickleValue, at: number): void => {
     if (i > memo.length) fail(`memo index ${i} skips entries (memo has ${memo.length})`, at);
+    if (i >= PICKLE_LIMITS.memo) fail(`memo larger than ${PICKLE_LIMITS.memo} entries (limit PICKLE_LIMITS.memo)`, at);
     memo[i] = v;
   };
 
   let sawProto = false;
   for (;;) {
-    const at = c.pos;
+    at = c.pos;
     const op = c.u8();
     switch (op) {
       case 0x80: { // PROTO
@@ -194,49 +203,50 @@ function parse(c: Cursor, file: string): PickleValue {
         break;
       }
       case 0x95: c.u64(); break; // FRAME: a sequential reader ignores frame boundaries
-      case 0x8c: stack.push(str(c.u8(), at)); break; // SHORT_BINUNICODE
-      case 0x58: stack.push(str(c.u32(), at)); break; // BINUNICODE
-      case 0x8d: stack.push(str(c.u64(), at)); break; // BINUNICODE8
-      case 0x94: memo.push(top(at)); break; // MEMOIZE
-      case 0x68: stack.push(memoIndex(c.u8(), at)); break; // BINGET
-      case 0x6a: stack.push(memoIndex(c.u32(), at)); break; // LONG_BINGET
+      case 0x8c: push(str(c.u8(), at)); break; // SHORT_BINUNICODE
+      case 0x58: push(str(c.u32(), at)); break; // BINUNICODE
+      case 0x8d: push(str(c.u64(), at)); break; // BINUNICODE8
+      case 0x94: memoPut(memo.length, top(at), at); break; // MEMOIZE
+      case 0x68: push(memoIndex(c.u8(), at)); break; // BINGET
+      case 0x6a: push(memoIndex(c.u32(), at)); break; // LONG_BINGET
       case 0x71: memoPut(c.u8(), top(at), at); break; // BINPUT
       case 0x72: memoPut(c.u32(), top(at), at); break; // LONG_BINPUT
       case 0x93: { // STACK_GLOBAL
         const name = pop(at);
         const module = pop(at);
         if (typeof name !== 'string' || typeof module !== 'string') fail('STACK_GLOBAL needs two strings', at);
-        stack.push(global(module as string, name as string, at));
+        push(global(module as string, name as string, at));
         break;
       }
-      case 0x63: stack.push(global(c.line(), c.line(), at)); break; // GLOBAL
-      case 0x4b: stack.push(c.u8()); break; // BININT1
-      case 0x4d: stack.push(c.u16()); break; // BININT2
-      case 0x4a: stack.push(c.i32()); break; // BININT
+      case 0x63: push(global(c.line(), c.line(), at)); break; // GLOBAL
+      case 0x4b: push(c.u8()); break; // BININT1
+      case 0x4d: push(c.u16()); break; // BININT2
+      case 0x4a: push(c.i32()); break; // BININT
       case 0x8a: { // LONG1
         const n = c.u8();
         const b = c.bytes(n);
         let v = 0n;
         for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
         if (n > 0 && b[n - 1]! & 0x80) v -= 1n << BigInt(8 * n);
-        stack.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+        push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
         break;
       }
-      case 0x29: stack.push(tuple([])); break; // EMPTY_TUPLE
-      case 0x85: stack.push(tuple([pop(at)])); break; // TUPLE1
-      case 0x86: { const b = pop(at); const a = pop(at); stack.push(tuple([a, b])); break; } // TUPLE2
-      case 0x87: { const z = pop(at); const b = pop(at); const a = pop(at); stack.push(tuple([a, b, z])); break; } // TUPLE3
-      case 0x28: stack.push(MARK); break; // MARK
-      case 0x74: stack.push(tuple(popMark(at))); break; // TUPLE
-      case 0x43: stack.push(bytes(c.u8())); break; // SHORT_BINBYTES
-      case 0x42: stack.push(bytes(c.u32())); break; // BINBYTES
-      case 0x8e: stack.push(bytes(c.u64())); break; // BINBYTES8
+      case 0x29: push(tuple([])); break; // EMPTY_TUPLE
+      case 0x85: push(tuple([pop(at)])); break; // TUPLE1
+      case 0x86: { const b = pop(at); const a = pop(at); push(tuple([a, b])); break; } // TUPLE2
+      case 0x87: { const z = pop(at); const b = pop(at); const a = pop(at); push(tuple([a, b, z])); break; } // TUPLE3
+      case 0x28: push(MARK); break; // MARK
+      case 0x74: push(tuple(popMark(at))); break; // TUPLE
+      case 0x43: push(bytes(c.u8())); break; // SHORT_BINBYTES
+      case 0x42: push(bytes(c.u32())); break; // BINBYTES
+      case 0x8e: push(bytes(c.u64())); break; // BINBYTES8
       case 0x52: case 0x81: { // REDUCE, NEWOBJ
         const args = pop(at);
         const callable = pop(at);
         if (typeof callable !== 'object' || callable === null || callable.kind !== 'global') fail('REDUCE/NEWOBJ of something that is not an allowed global', at);
         if (typeof args !== 'object' || args === null || args.kind !== 'tuple') fail('REDUCE/NEWOBJ arguments are not a tuple', at);
-        stack.push({ kind: 'object', how: op === 0x52 ? 'reduce' : 'newobj', callable: callable as PickleGlobal, args: (args as PickleTuple).items, state: undefined });
+        made(at);
+        push({ kind: 'object', how: op === 0x52 ? 'reduce' : 'newobj', callable: callable as PickleGlobal, args: (args as PickleTuple).items, state: undefined });
         break;
       }
       case 0x62: { // BUILD
@@ -247,12 +257,13 @@ function parse(c: Cursor, file: string): PickleValue {
         (obj as PickleObject).state = state;
         break;
       }
-      case 0x7d: stack.push({ kind: 'dict', entries: [] }); break; // EMPTY_DICT
+      case 0x7d: made(at); push({ kind: 'dict', entries: [] }); break; // EMPTY_DICT
       case 0x75: { // SETITEMS
         const items = popMark(at);
         const d = top(at);
         if (typeof d !== 'object' || d === null || d.kind !== 'dict') fail('SETITEMS on something that is not a dict', at);
         if (items.length % 2) fail('SETITEMS with an odd number of items', at);
+        made(at, items.length / 2);
         for (let i = 0; i < items.length; i += 2) (d as PickleDict).entries.push([items[i]!, items[i + 1]!]);
         break;
       }
@@ -261,12 +272,13 @@ function parse(c: Cursor, file: string): PickleValue {
         const k = pop(at);
         const d = top(at);
         if (typeof d !== 'object' || d === null || d.kind !== 'dict') fail('SETITEM on something that is not a dict', at);
+        made(at);
         (d as PickleDict).entries.push([k, v]);
         break;
       }
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x4e: stack.push(null); break; // NONE
+      case 0x89: push(false); break; // NEWFALSE
+      case 0x88: push(true); break; // NEWTRUE
+      case 0x4e: push(null); break; // NONE
       case 0x2e: { // STOP
         if (!sawProto) fail('no PROTO opcode: not a protocol 2+ pickle', at);
         if (stack.length !== 1) fail(`STOP with ${stack.length} items on the stack (expected 1)`, at);
@@ -302,7 +314,7 @@ function interpretDtype(v: PickleValue | undefined, file: string, what: string):
   let dtype: PickledArray['dtype'] | undefined;
   if (typeof descr === 'string') dtype = dtypeCodes[descr];
   else if (isGlobal(descr, null, 'bfloat16')) dtype = 'bf16';
-  if (!dtype) throw new FormatError(file, `${what}: unsupported dtype ${JSON.stringify(typeof descr === 'string' ? descr : descr)}`);
+  if (!dtype) throw new FormatError(file, `${what}: unsupported dtype ${renderValue(descr)}`);
   const state = tupleItems(v.state);
   const order = state?.[1];
   if (order === '>') throw new FormatError(file, `${what}: big-endian arrays are not supported`);

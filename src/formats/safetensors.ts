@@ -6,14 +6,21 @@
  * data buffer, and tile it exactly (no overlap, no hole, no trailing bytes).
  * A `config.json` beside the weights is parsed into metadata key 'hf.config'.
  */
-import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
+import { FormatError } from '../base/errors.js';
+import { checkContained, modelRoot, openRegularFile, parseJsonFile, readExactly } from '../base/files.js';
+import { renderValue } from '../base/render.js';
 import { type ModelSource, type StorageType, type TensorRef } from './tensor-ref.js';
 
 /** The reference reader's bound on the JSON header (§4.1). */
 export const SAFETENSORS_MAX_HEADER = 100_000_000;
 export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
+/**
+ * Tensors per file. Checked on the raw header bytes BEFORE JSON.parse: a header of a million empty
+ * entries would otherwise become objects worth 16× its size. Real files hold at most a few thousand.
+ */
+export const SAFETENSORS_MAX_TENSORS = 1 << 18;
 
 /** dtype string → storage type and item size; the known-but-unsupported dtypes are listed to name them in errors. */
 const DTYPES: Readonly<Record<string, { storage?: StorageType; itemBits: number }>> = {
@@ -62,41 +69,35 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function readSafetensorsFile(filePath: string): SafetensorsFile {
   const file = path.resolve(filePath);
   const fail = (m: string): never => { throw new FormatError(file, m); };
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    return fail(`cannot open: ${(e as Error).message}`);
-  }
+  const { fd, size } = openRegularFile(file);
   let headerBytes: Buffer;
-  let size: number;
   try {
-    size = fs.fstatSync(fd).size;
     if (size < 8) fail(`not a safetensors file: ${size} bytes, too short for the 8-byte header length`);
     const lenBuf = Buffer.alloc(8);
-    fs.readSync(fd, lenBuf, 0, 8, 0);
+    readExactly(fd, file, 0, lenBuf);
     const n = lenBuf.readBigUInt64LE(0);
     if (n > BigInt(SAFETENSORS_MAX_HEADER)) fail(`header length ${n} exceeds the ${SAFETENSORS_MAX_HEADER}-byte limit (not a safetensors file, or corrupt)`);
     const headerLen = Number(n);
     if (8 + headerLen > size) fail(`header length ${headerLen} runs past the end of the file (${size} bytes): truncated or not safetensors`);
     if (headerLen < 2) fail(`header length ${headerLen} is too short for a JSON object`);
     headerBytes = Buffer.alloc(headerLen);
-    let got = 0;
-    while (got < headerLen) {
-      const r = fs.readSync(fd, headerBytes, got, headerLen - got, 8 + got);
-      if (r === 0) fail(`unexpected end of file while reading the ${headerLen}-byte header`);
-      got += r;
-    }
+    readExactly(fd, file, 8, headerBytes);
   } finally {
     fs.closeSync(fd);
   }
   const dataOffset = 8 + headerBytes.length;
   const bufferSize = size - dataOffset;
+  // Every entry is a JSON object: count '{' (an upper bound, names may hold braces) before parsing.
+  let braces = 0;
+  for (let i = 0; i < headerBytes.length; i++) if (headerBytes[i] === 0x7b) braces++;
+  if (braces > SAFETENSORS_MAX_TENSORS + 2) fail(`header describes more than ${SAFETENSORS_MAX_TENSORS} tensors (limit SAFETENSORS_MAX_TENSORS)`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (e) {
-    return fail(`header is not valid UTF-8 JSON: ${(e as Error).message}`);
+    // Not JavaScript's message: it quotes the text it choked on (the first bytes of whatever file this is).
+    const at = /position (\d+)/.exec((e as Error).message)?.[1];
+    return fail(`header is not valid UTF-8 JSON${at === undefined ? '' : ` (at byte ${at} of the header)`}`);
   }
   if (!isObject(header)) return fail('header must be a JSON object');
 
@@ -114,27 +115,27 @@ export function readSafetensorsFile(filePath: string): SafetensorsFile {
     const what = `tensor '${name}'`;
     if (!isObject(entry)) return fail(`${what}: entry must be an object with dtype, shape and data_offsets`);
     const { dtype, shape, data_offsets: offs } = entry;
-    if (typeof dtype !== 'string') return fail(`${what}: dtype must be a string, got ${JSON.stringify(dtype)}`);
+    if (typeof dtype !== 'string') return fail(`${what}: dtype must be a string, got ${renderValue(dtype)}`);
     const dt = DTYPES[dtype];
     if (dt === undefined) return fail(`${what}: unknown dtype '${dtype}'`);
     if (dt.storage === undefined) return fail(`${what}: dtype ${dtype} is not supported (F32, F16, BF16 and integer types are)`);
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      return fail(`${what}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+      return fail(`${what}: shape must be an array of non-negative integers, got ${renderValue(shape)}`);
     }
     const dims = shape as number[];
     let elements = 1;
     for (const d of dims) {
       elements *= d;
-      if (elements > Number.MAX_SAFE_INTEGER) return fail(`${what}: shape ${JSON.stringify(dims)} is too large`);
+      if (elements > Number.MAX_SAFE_INTEGER) return fail(`${what}: shape ${renderValue(dims)} is too large`);
     }
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
-      return fail(`${what}: data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(offs)}`);
+      return fail(`${what}: data_offsets must be [begin, end] non-negative integers, got ${renderValue(offs)}`);
     }
     const [begin, end] = offs as [number, number];
     if (end < begin) return fail(`${what}: data_offsets [${begin}, ${end}] end before they begin`);
     const expected = (elements * dt.itemBits) / 8;
     if (end - begin !== expected) {
-      return fail(`${what}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${dtype} ${JSON.stringify(dims)} needs ${expected}`);
+      return fail(`${what}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, but ${dtype} ${renderValue(dims)} needs ${expected}`);
     }
     if (end > bufferSize) {
       return fail(`${what}: data_offsets [${begin}, ${end}] run past the end of the data buffer (${bufferSize} bytes)`);
@@ -160,11 +161,8 @@ export function readSafetensorsFile(filePath: string): SafetensorsFile {
 function readConfigJson(dir: string): unknown {
   const p = path.join(dir, 'config.json');
   if (!fs.existsSync(p)) return undefined;
-  try {
-    return JSON.parse(fs.readFileSync(p, 'utf8'));
-  } catch (e) {
-    throw new FormatError(p, `config.json is not valid JSON: ${(e as Error).message}`);
-  }
+  checkContained(modelRoot(dir), p);
+  return parseJsonFile(p);
 }
 
 /** Resolves a user path into either one .safetensors file or an index file. */
@@ -177,12 +175,14 @@ function resolveTarget(p: string): { kind: 'file' | 'index'; path: string } {
     throw new FormatError(abs, `cannot open: ${(e as Error).message}`);
   }
   if (st.isDirectory()) {
+    const root = modelRoot(abs);
+    const inside = (kind: 'file' | 'index', p: string) => { checkContained(root, p); return { kind, path: p }; };
     const index = path.join(abs, SAFETENSORS_INDEX);
-    if (fs.existsSync(index)) return { kind: 'index', path: index };
+    if (fs.existsSync(index)) return inside('index', index);
     const single = path.join(abs, 'model.safetensors');
-    if (fs.existsSync(single)) return { kind: 'file', path: single };
+    if (fs.existsSync(single)) return inside('file', single);
     const found = fs.readdirSync(abs).filter((f) => f.endsWith('.safetensors'));
-    if (found.length === 1) return { kind: 'file', path: path.join(abs, found[0]!) };
+    if (found.length === 1) return inside('file', path.join(abs, found[0]!));
     throw new FormatError(abs, found.length === 0
       ? `directory holds neither ${SAFETENSORS_INDEX} nor any .safetensors file`
       : `directory holds ${found.length} .safetensors files but no ${SAFETENSORS_INDEX} saying which tensor is where`);
@@ -192,23 +192,22 @@ function resolveTarget(p: string): { kind: 'file' | 'index'; path: string } {
 }
 
 function readIndex(indexPath: string): { files: SafetensorsFile[]; tensors: Map<string, TensorRef> } {
-  let idx: unknown;
-  try {
-    idx = JSON.parse(fs.readFileSync(indexPath, 'utf8'));
-  } catch (e) {
-    throw new FormatError(indexPath, `cannot read the safetensors index: ${(e as Error).message}`);
-  }
+  const idx = parseJsonFile(indexPath);
   if (!isObject(idx) || !isObject(idx.weight_map)) throw new FormatError(indexPath, "index must be a JSON object with a 'weight_map' object");
   const dir = path.dirname(indexPath);
   const shardNames = new Set<string>();
   for (const [name, shard] of Object.entries(idx.weight_map)) {
     if (typeof shard !== 'string' || shard === '' || path.isAbsolute(shard) || shard.split(/[\\/]/).includes('..')) {
-      throw new FormatError(indexPath, `weight_map['${name}'] must be a file name inside the model directory, got ${JSON.stringify(shard)}`);
+      throw new FormatError(indexPath, `weight_map['${name}'] must be a file name inside the model directory, got ${renderValue(shard)}`);
     }
     shardNames.add(shard);
   }
   const files = new Map<string, SafetensorsFile>();
-  for (const s of shardNames) files.set(s, readSafetensorsFile(path.join(dir, s)));
+  const root = modelRoot(dir);
+  for (const s of shardNames) {
+    checkContained(root, path.join(dir, s));
+    files.set(s, readSafetensorsFile(path.join(dir, s)));
+  }
   const tensors = new Map<string, TensorRef>();
   for (const [name, shard] of Object.entries(idx.weight_map as Record<string, string>)) {
     const ref = files.get(shard)!.tensors.get(name);

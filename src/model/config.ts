@@ -1,5 +1,6 @@
-import { ConfigError } from '../base/errors.js';
-import fs from 'node:fs';
+import { ConfigError, FormatError } from '../base/errors.js';
+import { parseJsonFile } from '../base/files.js';
+import { renderValue } from '../base/render.js';
 
 /**
  * Grok-1 hyper-parameters as a typed record, the released model's values as a preset (run.py), and
@@ -74,7 +75,7 @@ function num(source: string, obj: Json, keys: string[], fallback?: number): numb
     if (obj[k] === undefined || obj[k] === null) continue;
     const v = obj[k];
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new ConfigError(source, `field '${k}' must be a finite number, got ${JSON.stringify(v)}`);
+      throw new ConfigError(source, `field '${k}' must be a finite number, got ${renderValue(v)}`);
     }
     return v;
   }
@@ -127,9 +128,9 @@ export function configFromJson(obj: unknown, source: string): GrokConfig {
 export function readConfigFile(file: string): GrokConfig {
   let json: unknown;
   try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json = parseJsonFile(file, 1 << 20);
   } catch (e) {
-    throw new ConfigError(file, `cannot read the config: ${(e as Error).message}`);
+    throw e instanceof FormatError ? new ConfigError(file, `cannot read the config: ${e.detail}`) : e;
   }
   return configFromJson(json, file);
 }

@@ -3,6 +3,7 @@
  * the canonical ones (map.ts), check every shape against the config, and read each tensor's bytes once,
  * straight into memory allocated by the kernels (no second copy, no up-front dequantisation of matrices).
  */
+import { openRegularFile, readExactly } from '../base/files.js';
 import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import { openModel } from '../formats/open.js';
@@ -41,19 +42,14 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
   }
 }
 
-/** Read `length` bytes at `offset` of `file` into `dst` (chunked: one read call is limited to 2 GiB). */
+/** Read dst.length bytes at `offset` of `file` into `dst`, opening each file once (regular files only). */
 function readInto(fds: Map<string, number>, file: string, offset: number, dst: Uint8Array): void {
   let fd = fds.get(file);
   if (fd === undefined) {
-    fd = fs.openSync(file, 'r');
+    fd = openRegularFile(file).fd;
     fds.set(file, fd);
   }
-  const CHUNK = 1 << 30;
-  for (let done = 0; done < dst.length;) {
-    const n = fs.readSync(fd, dst, done, Math.min(CHUNK, dst.length - done), offset + done);
-    if (n === 0) throw new FormatError(file, `unexpected end of file reading ${dst.length} bytes at offset ${offset}`);
-    done += n;
-  }
+  readExactly(fd, file, offset, dst);
 }
 
 class WeightReader {

@@ -6,6 +6,7 @@
  * kind, bound per expert with `index`), and the variants older converters wrote: per-expert 2-D tensors
  * and `post_ffw_norm` for the post-MoE norm.
  */
+import { renderValue } from '../base/render.js';
 import { ConfigError, FormatError } from '../base/errors.js';
 import type { GgufValue } from '../formats/gguf.js';
 import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
@@ -48,7 +49,7 @@ function numberMeta(source: ModelSource, key: string, opts: { integer: boolean; 
     return opts.fallback;
   }
   if (typeof v !== 'number' || !Number.isFinite(v) || (opts.integer && !Number.isInteger(v))) {
-    cfgError(source, `GGUF metadata '${key}' must be ${opts.integer ? 'an integer' : 'a number'}, got ${JSON.stringify(typeof v === 'bigint' ? String(v) : v)}`);
+    cfgError(source, `GGUF metadata '${key}' must be ${opts.integer ? 'an integer' : 'a number'}, got ${renderValue(v)}`);
   }
   return v;
 }
@@ -70,7 +71,7 @@ function uniformInt(source: ModelSource, key: string, fallback?: number): number
 export function configFromGguf(source: ModelSource): GrokConfig {
   const arch = meta(source, 'general.architecture');
   if (arch !== 'grok') {
-    cfgError(source, `general.architecture is ${JSON.stringify(arch)}, expected "grok" (this runtime runs Grok-1 only)`);
+    cfgError(source, `general.architecture is ${renderValue(arch)}, expected "grok" (this runtime runs Grok-1 only)`);
   }
   const int = (key: string, fallback?: number) => numberMeta(source, `grok.${key}`, fallback === undefined ? { integer: true } : { integer: true, fallback });
   const real = (key: string, fallback?: number) => numberMeta(source, `grok.${key}`, fallback === undefined ? { integer: false } : { integer: false, fallback });
@@ -80,7 +81,7 @@ export function configFromGguf(source: ModelSource): GrokConfig {
   if (finalCap !== 0) cfgError(source, `grok.final_logit_softcapping = ${finalCap}: final logit soft-capping (Grok-2) is not supported`);
   for (const k of ['grok.attention.temperature_length', 'grok.rope.scaling.type', 'grok.rope.scaling.factor']) {
     const v = meta(source, k);
-    if (v !== undefined && v !== 'none' && v !== 0 && v !== 1) cfgError(source, `${k} = ${JSON.stringify(v)}: Grok-2 attention temperature / RoPE scaling is not supported`);
+    if (v !== undefined && v !== 'none' && v !== 0 && v !== 1) cfgError(source, `${k} = ${renderValue(v)}: Grok-2 attention temperature / RoPE scaling is not supported`);
   }
 
   const dModel = int('embedding_length');
@@ -197,7 +198,7 @@ export function tokenizerPiecesFromGguf(source: ModelSource): GgufTokenizerData 
   const fail = (m: string): never => { throw new FormatError(source.path, m); };
   const model = meta(source, 'tokenizer.ggml.model');
   if (model === undefined) fail('no tokenizer in this GGUF (tokenizer.ggml.model is missing)');
-  if (model !== 'llama') fail(`tokenizer.ggml.model is ${JSON.stringify(model)}; only "llama" (SentencePiece) vocabularies are supported`);
+  if (model !== 'llama') fail(`tokenizer.ggml.model is ${renderValue(model)}; only "llama" (SentencePiece) vocabularies are supported`);
   const tokens = meta(source, 'tokenizer.ggml.tokens');
   if (!Array.isArray(tokens) || !tokens.every((s) => typeof s === 'string')) fail('tokenizer.ggml.tokens must be an array of strings');
   const n = (tokens as string[]).length;

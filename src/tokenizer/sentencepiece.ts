@@ -15,8 +15,8 @@
 // a concatenation follows from its parts, and a hit in the piece table is confirmed by comparing the text.
 // Verified against SentencePiece itself by bench/tokenize-diff.ts.
 
+import { readSmallFile } from '../base/files.js';
 import { FormatError } from '../base/errors.js';
-import { readFileSync } from 'node:fs';
 
 import { ModelType, PieceType, normalizerDefaults, readModelProto, trainerDefaults, type ModelProto } from './protobuf.js';
 
@@ -241,9 +241,9 @@ export class Tokenizer {
   static fromFile(path: string): Tokenizer {
     let bytes: Uint8Array;
     try {
-      bytes = readFileSync(path);
+      bytes = readSmallFile(path, 256 << 20); // a 1M-piece vocabulary is ~20 MB; Grok-1's is 2.2 MB
     } catch (e) {
-      throw new FormatError(path, `cannot read tokenizer file: ${(e as Error).message}`);
+      throw e instanceof FormatError ? new FormatError(path, `cannot read tokenizer file: ${e.detail.replace(/^cannot open: /, '')}`) : e;
     }
     return Tokenizer.fromModelProto(bytes, path);
   }
