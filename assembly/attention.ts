@@ -1,8 +1,10 @@
 // Causal grouped-query attention (contract: src/kernels/types.ts) in f32.
+import {
+  ATTN_HEAD_DIM, ATTN_K, ATTN_MASK, ATTN_N_HEADS, ATTN_N_KV, ATTN_OUT, ATTN_POS0, ATTN_Q, ATTN_SCALE, ATTN_SOFTCAP, ATTN_V,
+} from '../src/kernels/abi';
 import { hsum } from './math';
 
-// Attention argument block: 0 q, 4 k, 8 v, 12 mask, 16 out, 20 T, 24 pos0, 28 nHeads, 32 nKV, 36 headDim,
-// 40 scale (f32), 44 softcap (f32). Items i = t·nKV + g in [i0, i1).
+// Argument block ATTN_* (src/kernels/abi.ts). Items i = t·nKV + g in [i0, i1).
 
 @inline function dotN(a: usize, b: usize, n: i32): f32 {
   let s0 = f32x4.splat(0);
@@ -25,17 +27,17 @@ import { hsum } from './math';
  * holds the heads' scores (perKV × nKeys f32).
  */
 export function attnChunk(args: usize, i0: i32, i1: i32, scratch: usize): void {
-  const q = <usize>load<u32>(args);
-  const k = <usize>load<u32>(args, 4);
-  const v = <usize>load<u32>(args, 8);
-  const mask = <usize>load<u32>(args, 12);
-  const out = <usize>load<u32>(args, 16);
-  const pos0 = load<i32>(args, 24);
-  const nHeads = load<i32>(args, 28);
-  const nKV = load<i32>(args, 32);
-  const K = load<i32>(args, 36);
-  const scale = load<f32>(args, 40);
-  const softcap = load<f32>(args, 44);
+  const q = <usize>load<u32>(args, ATTN_Q);
+  const k = <usize>load<u32>(args, ATTN_K);
+  const v = <usize>load<u32>(args, ATTN_V);
+  const mask = <usize>load<u32>(args, ATTN_MASK);
+  const out = <usize>load<u32>(args, ATTN_OUT);
+  const pos0 = load<i32>(args, ATTN_POS0);
+  const nHeads = load<i32>(args, ATTN_N_HEADS);
+  const nKV = load<i32>(args, ATTN_N_KV);
+  const K = load<i32>(args, ATTN_HEAD_DIM);
+  const scale = load<f32>(args, ATTN_SCALE);
+  const softcap = load<f32>(args, ATTN_SOFTCAP);
   const perKV = nHeads / nKV;
   const kvStride = <usize>(nKV * K) << 2;
   const Kb = <usize>K << 2;

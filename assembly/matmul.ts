@@ -1,28 +1,23 @@
 // The matmul drivers for 'rows' matrices (every block type): row decoding dispatched on the type code,
 // the exact and fast chunked entry points, and the embedding-row lookup. The per-type kernels live in
 // the files named after the types (f16/bf16: float.ts; q8_0.ts, q4_0.ts, q4_k.ts, q6_k.ts).
+import {
+  MM_N_IN, MM_N_OUT, MM_ROW_BYTES, MM_T, MM_TYPE, MM_W, MM_X, MM_XQ8, MM_XS, MM_XSUM, MM_Y,
+  TYPE_BF16, TYPE_F16, TYPE_F32, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_0,
+} from '../src/kernels/abi';
 import { deqRowBF16, deqRowF16, dotF32 } from './float';
 import { deqRowI16Q4_0, dotQ40T1 } from './q4_0';
 import { deqRowI16Q4_K, dotQ4KT1, q4kRowScales } from './q4_k';
 import { deqRowI16Q6_K, dotQ6KT1 } from './q6_k';
 import { deqRowI16Q8_0, dotQ8ExactT1, dotQ8Tiled } from './q8_0';
 
-// Type codes shared with src/kernels/wasm.ts (TYPE_CODES).
-const F32: i32 = 0;
-const F16: i32 = 1;
-const BF16: i32 = 2;
-const Q8_0: i32 = 3;
-const Q4_0: i32 = 4;
-const Q4_K: i32 = 5;
-const Q6_K: i32 = 6;
-
 /** Dequantise one row of n values of `type` at `src` into f32 at `dst` (exact mode). */
 export function deqRowF32(type: i32, src: usize, n: i32, dst: usize, tmp: usize): void {
-  if (type == F32) {
+  if (type == TYPE_F32) {
     memory.copy(dst, src, <usize>n << 2);
-  } else if (type == F16) {
+  } else if (type == TYPE_F16) {
     deqRowF16(src, n, dst);
-  } else if (type == BF16) {
+  } else if (type == TYPE_BF16) {
     deqRowBF16(src, n, dst);
   } else {
     // Quantised: integer values + per-32 scale/offset, then y = q·ws − wm.
@@ -51,30 +46,29 @@ export function deqRowF32(type: i32, src: usize, n: i32, dst: usize, tmp: usize)
  * offset wm[b] such that w[i] = q[i]·ws[b] − wm[b]. (q6_k's per-16 scales are folded into q: |q·sc| ≤ 4064.)
  */
 export function deqRowI16(type: i32, src: usize, n: i32, q: usize, ws: usize, wm: usize): void {
-  if (type == Q8_0) deqRowI16Q8_0(src, n, q, ws, wm);
-  else if (type == Q4_0) deqRowI16Q4_0(src, n, q, ws, wm);
-  else if (type == Q4_K) deqRowI16Q4_K(src, n, q, ws, wm);
-  else if (type == Q6_K) deqRowI16Q6_K(src, n, q, ws, wm);
+  if (type == TYPE_Q8_0) deqRowI16Q8_0(src, n, q, ws, wm);
+  else if (type == TYPE_Q4_0) deqRowI16Q4_0(src, n, q, ws, wm);
+  else if (type == TYPE_Q4_K) deqRowI16Q4_K(src, n, q, ws, wm);
+  else if (type == TYPE_Q6_K) deqRowI16Q6_K(src, n, q, ws, wm);
   else unreachable();
 }
 
-// Chunked entry points. Argument block (i32/u32 at byte offsets):
-//   0 type, 4 w, 8 rowBytes, 12 nIn, 16 x (f32 or xq), 20 T, 24 y, 28 nOut, 32 xs, 36 xsum, 40 xq8
+// Chunked entry points; argument block MM_* (src/kernels/abi.ts).
 
 /** 'rows' matrix, exact mode: rows [r0, r1) of y[t, r] = Σ_i W[r, i]·x[t, i]. */
 export function mmExact(args: usize, r0: i32, r1: i32, scratch: usize): void {
-  const type = load<i32>(args);
-  const w = <usize>load<u32>(args, 4);
-  const rowBytes = <usize>load<u32>(args, 8);
-  const nIn = load<i32>(args, 12);
-  const x = <usize>load<u32>(args, 16);
-  const T = load<i32>(args, 20);
-  const y = <usize>load<u32>(args, 24);
-  const nOut = load<i32>(args, 28);
+  const type = load<i32>(args, MM_TYPE);
+  const w = <usize>load<u32>(args, MM_W);
+  const rowBytes = <usize>load<u32>(args, MM_ROW_BYTES);
+  const nIn = load<i32>(args, MM_N_IN);
+  const x = <usize>load<u32>(args, MM_X);
+  const T = load<i32>(args, MM_T);
+  const y = <usize>load<u32>(args, MM_Y);
+  const nOut = load<i32>(args, MM_N_OUT);
   const ystride = <usize>nOut << 2;
   const rowF32 = scratch;
   const tmp = scratch + (<usize>nIn << 2);
-  if (type == Q8_0 && T <= 8) {
+  if (type == TYPE_Q8_0 && T <= 8) {
     // Few tokens: the row stays in L1 between tokens, so the direct dot (same weights, same order as
     // decode-then-dotF32 below) beats decoding first.
     for (let r = r0; r < r1; r++) {
@@ -88,7 +82,7 @@ export function mmExact(args: usize, r0: i32, r1: i32, scratch: usize): void {
   for (let r = r0; r < r1; r++) {
     const row = <usize>w + <usize>r * rowBytes;
     let src = row;
-    if (type != F32) {
+    if (type != TYPE_F32) {
       deqRowF32(type, row, nIn, rowF32, tmp);
       src = rowF32;
     }
@@ -98,30 +92,30 @@ export function mmExact(args: usize, r0: i32, r1: i32, scratch: usize): void {
 
 /** 'rows' matrix, fast mode (quantised types only; activations already quantised by quantizeX). */
 export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
-  const type = load<i32>(args);
-  const w = <usize>load<u32>(args, 4);
-  const rowBytes = <usize>load<u32>(args, 8);
-  const nIn = load<i32>(args, 12);
-  const xq = <usize>load<u32>(args, 16);
-  const T = load<i32>(args, 20);
-  const y = <usize>load<u32>(args, 24);
-  const nOut = load<i32>(args, 28);
-  const xs = <usize>load<u32>(args, 32);
-  const xsum = <usize>load<u32>(args, 36);
-  const xq8 = <usize>load<u32>(args, 40);
+  const type = load<i32>(args, MM_TYPE);
+  const w = <usize>load<u32>(args, MM_W);
+  const rowBytes = <usize>load<u32>(args, MM_ROW_BYTES);
+  const nIn = load<i32>(args, MM_N_IN);
+  const xq = <usize>load<u32>(args, MM_X);
+  const T = load<i32>(args, MM_T);
+  const y = <usize>load<u32>(args, MM_Y);
+  const nOut = load<i32>(args, MM_N_OUT);
+  const xs = <usize>load<u32>(args, MM_XS);
+  const xsum = <usize>load<u32>(args, MM_XSUM);
+  const xq8 = <usize>load<u32>(args, MM_XQ8);
   const ystride = <usize>nOut << 2;
   const nb = nIn >> 5;
   // Every token's float arithmetic is that of the one-token kernels (one accumulation order whatever T:
   // batch invariance). q8_0: a row at a time, all tokens (four per weight load, dotQ8Tiled). Other
   // types: rows in groups of 8 with the tokens inside, so the group's weights stay in L1/L2 while the
   // tokens pass.
-  if (type == Q8_0) {
+  if (type == TYPE_Q8_0) {
     for (let r = r0; r < r1; r++) dotQ8Tiled(<usize>w + <usize>r * rowBytes, nb, xq, xs, xq8, T, y + (<usize>r << 2), ystride);
     return;
   }
   const nsb = nIn >> 8;
   const tables = scratch + 64; // q4_k with T > 1: each row's scale table decoded once for all its tokens
-  const useTables = type == Q4_K && T > 1;
+  const useTables = type == TYPE_Q4_K && T > 1;
   for (let g0 = r0; g0 < r1; g0 += 8) {
     const g1 = min(g0 + 8, r1);
     if (useTables) for (let r = g0; r < g1; r++) q4kRowScales(<usize>w + <usize>r * rowBytes, nsb, tables + <usize>((r - g0) * nsb) * 64);
@@ -132,8 +126,8 @@ export function mmFast(args: usize, r0: i32, r1: i32, scratch: usize): void {
       for (let r = g0; r < g1; r++) {
         const row = <usize>w + <usize>r * rowBytes;
         let v: f32;
-        if (type == Q4_0) v = dotQ40T1(row, nb, x8, s8);
-        else if (type == Q4_K) v = dotQ4KT1(row, nsb, x8, s8, xsum + <usize>t * (<usize>nb << 2), scratch, useTables ? tables + <usize>((r - g0) * nsb) * 64 : 0);
+        if (type == TYPE_Q4_0) v = dotQ40T1(row, nb, x8, s8);
+        else if (type == TYPE_Q4_K) v = dotQ4KT1(row, nsb, x8, s8, xsum + <usize>t * (<usize>nb << 2), scratch, useTables ? tables + <usize>((r - g0) * nsb) * 64 : 0);
         else v = dotQ6KT1(row, nsb, x8, s8);
         store<f32>(yt + (<usize>r << 2), v);
       }

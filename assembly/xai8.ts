@@ -1,13 +1,14 @@
 // The released checkpoint's int8 matrices (src/quant/xai8.ts): q[nIn, nOut] int8, input-major, and bf16
 // scales[G, nOut]; W[k, n] = q[k, n] · scales[floor(k / (nIn / G)), n] (xai-org/grok-1
 // model.py:38 QuantizedWeight8bit, model.py:572-575 w.weight · w.scales). Chunks are ranges of output columns.
+import { XAI8_GROUPS, XAI8_N_IN, XAI8_N_OUT, XAI8_Q, XAI8_SCALES, XAI8_T, XAI8_X, XAI8_XS, XAI8_Y } from '../src/kernels/abi';
 import { bf2f } from './half';
 
 @inline function yAdd(first: bool, yo: usize, off: usize, v: v128): v128 {
   return first ? v : f32x4.add(v128.load(yo + off), v);
 }
 
-// 'xai8' argument block: 0 q, 4 scales, 8 nIn, 12 nOut, 16 groups, 20 x, 24 T, 28 y
+// Argument block XAI8_* (src/kernels/abi.ts).
 
 /**
  * 'xai8' matrix (int8 q[nIn, nOut], bf16 scales[G, nOut]), exact mode, output columns [c0, c1):
@@ -15,14 +16,14 @@ import { bf2f } from './half';
  * (half a cache line of each weight row), the per-group sums in 8 f32x4 registers.
  */
 export function mmXai8(args: usize, c0: i32, c1: i32, scratch: usize): void {
-  const q = <usize>load<u32>(args);
-  const scales = <usize>load<u32>(args, 4);
-  const nIn = load<i32>(args, 8);
-  const nOut = load<i32>(args, 12);
-  const G = load<i32>(args, 16);
-  const x = <usize>load<u32>(args, 20);
-  const T = load<i32>(args, 24);
-  const y = <usize>load<u32>(args, 28);
+  const q = <usize>load<u32>(args, XAI8_Q);
+  const scales = <usize>load<u32>(args, XAI8_SCALES);
+  const nIn = load<i32>(args, XAI8_N_IN);
+  const nOut = load<i32>(args, XAI8_N_OUT);
+  const G = load<i32>(args, XAI8_GROUPS);
+  const x = <usize>load<u32>(args, XAI8_X);
+  const T = load<i32>(args, XAI8_T);
+  const y = <usize>load<u32>(args, XAI8_Y);
   const gs = nIn / G;
   const rs = <usize>nOut;
   // Strips of 32 columns outermost: a strip's weights (nIn × 32 bytes) stay in L2 across the T tokens.
@@ -102,8 +103,6 @@ export function mmXai8(args: usize, c0: i32, c1: i32, scratch: usize): void {
   }
 }
 
-// 'xai8' fast argument block: 0 q, 4 scales, 8 nIn, 12 nOut, 16 groups, 20 xq, 24 T, 28 y, 32 xs
-
 /**
  * 'xai8' matrix, fast mode: int8 activations (per 32 inputs, quantizeX) × int8 weights. Two input rows k,
  * k+1 are interleaved byte-wise so one i32x4.dot_i16x8_s multiplies both by their activations (read as
@@ -111,15 +110,15 @@ export function mmXai8(args: usize, c0: i32, c1: i32, scratch: usize): void {
  * column's bf16 group scale. Needs nIn/groups % 32 == 0 (true for every Grok-1 matrix).
  */
 export function mmXai8Fast(args: usize, c0: i32, c1: i32, scratch: usize): void {
-  const q = <usize>load<u32>(args);
-  const scales = <usize>load<u32>(args, 4);
-  const nIn = load<i32>(args, 8);
-  const nOut = load<i32>(args, 12);
-  const G = load<i32>(args, 16);
-  const xq = <usize>load<u32>(args, 20);
-  const T = load<i32>(args, 24);
-  const y = <usize>load<u32>(args, 28);
-  const xs = <usize>load<u32>(args, 32);
+  const q = <usize>load<u32>(args, XAI8_Q);
+  const scales = <usize>load<u32>(args, XAI8_SCALES);
+  const nIn = load<i32>(args, XAI8_N_IN);
+  const nOut = load<i32>(args, XAI8_N_OUT);
+  const G = load<i32>(args, XAI8_GROUPS);
+  const xq = <usize>load<u32>(args, XAI8_X);
+  const T = load<i32>(args, XAI8_T);
+  const y = <usize>load<u32>(args, XAI8_Y);
+  const xs = <usize>load<u32>(args, XAI8_XS);
   const nb = nIn >> 5;
   const bpg = nb / G; // 32-input blocks per scale group
   const rs = <usize>nOut;
