@@ -31,7 +31,7 @@ import {
 import { getRowReference, matmulReference } from './reference.js';
 import { WorkerPool } from './pool.js';
 import type { ChunkFn } from './pool-protocol.js';
-import { attention, gelu, rmsnorm, rope } from './small-ops.js';
+import { attention, checkAttentionArgs, gelu, rmsnorm, rope } from './small-ops.js';
 import type { AttentionArgs, Kernels } from './types.js';
 
 export type KernelMode = 'exact' | 'fast';
@@ -364,17 +364,13 @@ export class WasmKernels implements Kernels {
    * use (2·nKV/nHeads bytes copied per multiply-add, cheap beside the dots). Queries go in chunks that fit
    * the activation area; a query goes to the plain-JS version (small-ops.ts, float64 sums) only when it
    * does not fit alone — a property of its position, never of T, so a query's result does not depend on
-   * how many queries share the call (batch invariance).
+   * how many queries share the call (batch invariance). Arguments outside the contract throw
+   * (checkAttentionArgs) before anything is copied.
    */
   attention(args: AttentionArgs): void {
-    const { q, kCache, vCache, T, pos0, nHeads, nKV, headDim: K, out } = args;
+    checkAttentionArgs(args);
+    const { q, out, T, pos0, nHeads, nKV, headDim: K } = args;
     if (T === 0) return;
-    const qn = T * nHeads * K;
-    const kvn = (pos0 + T) * nKV * K;
-    if (nHeads % nKV !== 0 || kCache.length < kvn || vCache.length < kvn || q.length < qn || out.length < qn) {
-      attention(args); // its own checks report the problem
-      return;
-    }
     const perQ = nHeads * K;
     // Bytes for queries [t0, t1): q and out of each query, the K/V slice up to the last one's keys, the mask.
     const bytes = (t0: number, t1: number): number => 8 * (t1 - t0) * perQ + 8 * (pos0 + t1) * nKV * K + (pos0 + t1) + 256;
