@@ -11,8 +11,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeKernels, createKernels, WasmKernels } from '../src/kernels/index.js';
 import {
-  attentionReference, geluReference, getRowReference, matmulReference, referenceKernels, rmsnormReference, ropeReference,
+  attentionReference, getRowReference, matmulReference, referenceKernels,
 } from '../src/kernels/reference.js';
+import * as smallOps from '../src/kernels/small-ops.js';
 import type { Kernels } from '../src/kernels/types.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
@@ -299,26 +300,68 @@ test('getRow equals the reference dequantisation for every type', () => {
   }
 });
 
-test('rmsnorm, rope, gelu and attention match the reference', () => {
+// The wasm kernel set runs RMSNorm, RoPE and GELU in plain JS (small-ops.ts, the reference's own
+// functions), so they are checked against values derived here: by hand, and from float64 formulas
+// written in this file (RoPE's angles via exp/log rather than the kernels' pow).
+test('rmsnorm, rope and gelu equal hand-derived values and float64 formulas', () => {
+  for (const k of [exact1, referenceKernels]) {
+    // RMSNorm by hand: x = (3, 4), mean(x²) = 12.5; x = (1, 1, 1, 1) leaves the weights.
+    const a = new Float32Array(6);
+    k.rmsnorm(Float32Array.from([3, 4]), Float32Array.from([1, -2]), 0, 1, 2, a);
+    assertClose(a.subarray(0, 2), Float32Array.from([0.848528137423857, -2 * 1.131370849898476]), Float32Array.from([1, 2]), 1e-7, `${k.name} rmsnorm (3, 4)`);
+    k.rmsnorm(Float32Array.from([1, 1, 1, 1]), Float32Array.from([1, 2, 3, 4]), 0, 1, 4, a);
+    assertClose(a.subarray(0, 4), Float32Array.from([1, 2, 3, 4]), Float32Array.from([1, 2, 3, 4]), 1e-7, `${k.name} rmsnorm ones`);
+    // …and the formula on random rows, eps included.
+    const r = rng(51);
+    const T = 3, n = 96, eps = 1e-5;
+    const x = randn(r, T * n), wt = randn(r, n);
+    const got = new Float32Array(T * n), want = new Float32Array(T * n);
+    k.rmsnorm(x, wt, eps, T, n, got);
+    for (let t = 0; t < T; t++) {
+      const row = Array.from(x.subarray(t * n, (t + 1) * n));
+      const rms = Math.sqrt(row.reduce((s, v) => s + v * v, 0) / n + eps);
+      for (let i = 0; i < n; i++) want[t * n + i] = (wt[i]! * row[i]!) / rms;
+    }
+    assertClose(got, want, want.map((v) => Math.abs(v) + 1e-6), 1e-6, `${k.name} rmsnorm`);
+
+    // RoPE by hand: headDim 4, base 10000 → frequencies 1 and 0.01; position 0 is the identity,
+    // position 1 rotates the pairs (x0, x2) by 1 rad and (x1, x3) by 0.01 rad.
+    const q = Float32Array.from([1, 2, 3, 4, 1, 2, 3, 4]);
+    k.rope(q, 2, 1, 4, Int32Array.from([0, 1]), 10000);
+    const [c1, s1, c2, s2] = [0.5403023058681398, 0.8414709848078965, 0.9999500004166653, 0.009999833334166664];
+    const wantRope = [1, 2, 3, 4, 1 * c1 - 3 * s1, 2 * c2 - 4 * s2, 3 * c1 + 1 * s1, 4 * c2 + 2 * s2];
+    assertClose(q, Float32Array.from(wantRope), Float32Array.from(wantRope, () => 4), 1e-7, `${k.name} rope by hand`);
+    // …and the formula at larger positions and several heads.
+    const heads = 6, hd = 32, pos = Int32Array.from([0, 7, 300]);
+    const q1 = randn(r, T * heads * hd), q0 = q1.slice();
+    k.rope(q1, T, heads, hd, pos, 10000);
+    const q2 = new Float32Array(q0.length);
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < heads; h++) {
+        for (let i = 0; i < hd / 2; i++) {
+          const angle = pos[t]! * Math.exp((-2 * i / hd) * Math.log(10000));
+          const o = (t * heads + h) * hd;
+          const u = q0[o + i]!, v = q0[o + i + hd / 2]!;
+          q2[o + i] = u * Math.cos(angle) - v * Math.sin(angle);
+          q2[o + i + hd / 2] = v * Math.cos(angle) + u * Math.sin(angle);
+        }
+      }
+    }
+    assertClose(q1, q2, q2.map(() => 10), 1e-6, `${k.name} rope`);
+
+    // GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), values from Python's math module.
+    const gx = Float32Array.from([-3, -1, -0.5, 0, 0.5, 1, 2, 3]);
+    const gWant = Float32Array.from([
+      -0.0036373920817729943, -0.15880800939172324, -0.15428599017485606, 0, 0.34571400982514394, 0.8411919906082768,
+      1.954597694087775, 2.996362607918227,
+    ]);
+    k.gelu(gx, gx.length);
+    assertClose(gx, gWant, gWant.map((v) => Math.abs(v) + 1e-6), 1e-7, `${k.name} gelu`);
+  }
+});
+
+test('attention (wasm) matches the reference, masked key and softcap included', () => {
   const r = rng(51);
-  const T = 3, n = 96;
-  const x = randn(r, T * n), wt = randn(r, n);
-  const a = new Float32Array(T * n), b = new Float32Array(T * n);
-  exact1.rmsnorm(x, wt, 1e-5, T, n, a);
-  rmsnormReference(x, wt, 1e-5, T, n, b);
-  assertClose(a, b, b.map((v) => Math.abs(v) + 1e-6), 1e-6, 'rmsnorm');
-
-  const q1 = randn(r, T * 6 * 32), q2 = q1.slice();
-  const pos = Int32Array.from([0, 7, 300]);
-  exact1.rope(q1, T, 6, 32, pos, 10000);
-  ropeReference(q2, T, 6, 32, pos, 10000);
-  assertClose(q1, q2, q2.map(() => 10), 1e-6, 'rope');
-
-  const g1 = randn(r, 200, 4), g2 = g1.slice();
-  exact1.gelu(g1, 200);
-  geluReference(g2, 200);
-  assertClose(g1, g2, g2.map((v) => Math.abs(v) + 1e-6), 1e-6, 'gelu');
-
   const nHeads = 6, nKV = 2, headDim = 32, pos0 = 5, Tq = 4, cap = 12;
   const q = randn(r, Tq * nHeads * headDim, 3);
   const kCache = randn(r, cap * nKV * headDim, 3), vCache = randn(r, cap * nKV * headDim);
@@ -331,6 +374,31 @@ test('rmsnorm, rope, gelu and attention match the reference', () => {
     // wasm attention sums in float32 (the reference in float64): |Δ| ≲ 1e-6 of the values' scale (≈ 1).
     assertClose(o1, o2, o2.map(() => 1), 1e-5, `attention softcap=${softcap}`);
   }
+});
+
+test('attention rejects arguments outside its contract with specific errors, on the wasm and the plain-JS path', () => {
+  const nHeads = 4, nKV = 2, headDim = 8, pos0 = 3, T = 2;
+  const ok = {
+    q: new Float32Array(T * nHeads * headDim), kCache: new Float32Array((pos0 + T) * nKV * headDim),
+    vCache: new Float32Array((pos0 + T) * nKV * headDim), keyMask: new Uint8Array(pos0 + T).fill(1),
+    T, pos0, nHeads, nKV, headDim, scale: 0.3, softcap: 30, out: new Float32Array(T * nHeads * headDim),
+  };
+  const cases: [Partial<typeof ok>, RegExp][] = [
+    [{ nKV: 3 }, /nHeads \(4\) must be a positive multiple of nKV \(3\)/],
+    [{ nKV: 0 }, /nHeads \(4\) must be a positive multiple of nKV \(0\)/],
+    [{ T: 1.5 }, /T must be a non-negative integer, got 1.5/],
+    [{ pos0: -1 }, /pos0 must be a non-negative integer/],
+    [{ q: new Float32Array(T * nHeads * headDim - 1) }, /q has 63 values, needs 2×4×8/],
+    [{ out: new Float32Array(10) }, /out has 10 values/],
+    [{ kCache: new Float32Array((pos0 + T - 1) * nKV * headDim) }, /kCache has 64 values, needs 5 positions × 2×8/],
+    [{ vCache: new Float32Array(0) }, /vCache has 0 values/],
+    [{ keyMask: new Uint8Array(pos0 + T - 1) }, /keyMask has 4 entries, needs 5/],
+  ];
+  for (const k of [exact1, exact3]) {
+    k.attention(ok); // the valid call runs
+    for (const [bad, re] of cases) assert.throws(() => k.attention({ ...ok, ...bad }), re, `${k.name} ${JSON.stringify(Object.keys(bad))}`);
+  }
+  for (const [bad, re] of cases) assert.throws(() => smallOps.attention({ ...ok, ...bad }), re, `small-ops ${JSON.stringify(Object.keys(bad))}`);
 });
 
 test('attention at Grok-1 head sizes on 3 threads (48/8 heads of 128, 203 keys, one masked, odd head dim)', () => {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GROK1, type GrokConfig } from '../src/model/config.js';
-import { train, DataLoader, unigramLoss, evaluate, type TrainSettings } from '../src/train/loop.js';
+import { train, DataLoader, unigramLoss, evaluate, type TrainProgress, type TrainSettings } from '../src/train/loop.js';
 
 const config: GrokConfig = {
   ...GROK1, vocabSize: 32, dModel: 16, nLayers: 2, nHeads: 4, nKVHeads: 2, headDim: 4, ffnSize: 16,
@@ -59,6 +59,17 @@ test('a run resumed from its checkpoint gives bit-identical losses to an uninter
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('progress goes to the onProgress callback: once before the first step, then once per step with its loss', () => {
+  const data = patternTokens(1500);
+  const s = { ...settings, steps: 4 };
+  const seen: TrainProgress[] = [];
+  const r = train({ config, settings: s, train: data, val: data, stopAt: 3, onProgress: (p) => seen.push(p) });
+  assert.deepEqual(seen.map((p) => [p.step, p.steps]), [[0, 4], [1, 4], [2, 4], [3, 4]]);
+  assert.equal(seen[0]!.last, undefined);
+  assert.deepEqual(seen.slice(1).map((p) => p.last!.loss), r.losses);
+  for (const p of seen.slice(1)) assert.ok(p.last!.lr > 0 && p.last!.tokensPerSecond > 0 && Number.isFinite(p.last!.auxLoss));
 });
 
 test('data loader: position {epoch, index} alone determines the next batch; targets are inputs shifted by one', () => {

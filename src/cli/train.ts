@@ -8,12 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
 import { z } from 'zod';
 import { configFromJson, type GrokConfig } from '../model/config.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
 import { readModelProto, writeModelProto, type ModelProto } from '../tokenizer/protobuf.js';
 import { trainBpe } from '../train/bpe.js';
-import { train, evaluate, unigramLoss, type TrainSettings } from '../train/loop.js';
+import { train, evaluate, unigramLoss, type TrainProgress, type TrainSettings } from '../train/loop.js';
 import { ParamSet, GrokTrainer } from '../train/model.js';
 import { AdamW } from '../train/optim.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
@@ -149,10 +150,21 @@ export async function runTrain(argv: string[]): Promise<number> {
   } else {
     const ps = new ParamSet(config, 'f32');
     log(`model: ${ps.count()} parameters (${ps.activeCount()} active per token); ${settings.steps} steps of ${settings.batchSize}×${settings.seqLen} tokens`);
-    const r = train({
-      config, settings, train: trainIds, val: valIds, checkpoint, stopAt,
-      progress: !values['no-progress'] && process.stderr.isTTY === true, log,
-    });
+    const bar = !values['no-progress'] && process.stderr.isTTY === true
+      ? new cliProgress.SingleBar({
+        stream: process.stderr,
+        format: 'train |{bar}| {value}/{total} steps | loss {loss} | aux {aux} | lr {lr} | {tps} tok/s | ETA {eta_formatted}',
+        etaBuffer: 20,
+      }, cliProgress.Presets.shades_classic)
+      : null;
+    const onProgress = bar
+      ? ({ step: at, steps, last }: TrainProgress) => {
+        if (!last) bar.start(steps, at, { loss: '-', aux: '-', lr: '-', tps: '-' });
+        else bar.update(at, { loss: last.loss.toFixed(3), aux: last.auxLoss.toFixed(4), lr: last.lr.toExponential(2), tps: last.tokensPerSecond.toFixed(0) });
+      }
+      : undefined;
+    const r = train({ config, settings, train: trainIds, val: valIds, checkpoint, stopAt, onProgress, log });
+    bar?.stop();
     ({ params, trainer, step, history } = r);
     trainSeconds = r.seconds;
     tokensPerSecond = r.tokensPerSecond;

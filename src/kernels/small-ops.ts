@@ -3,7 +3,8 @@
  * against the ~GB of weights a matmul reads: well under 1 % of a decoded token; a copy into wasm memory
  * would cost about as much as the work), and attention, which wasm.ts runs in WebAssembly and falls
  * back to here when the cache slice exceeds the activation area. Numerics follow
- * src/kernels/reference.ts (float64 sums).
+ * src/kernels/reference.ts (float64 sums). Both attention paths validate their arguments with
+ * checkAttentionArgs.
  */
 import type { AttentionArgs } from './types.js';
 
@@ -13,8 +14,27 @@ export { geluReference as gelu, rmsnormReference as rmsnorm, ropeReference as ro
 let scoreBuf = new Float64Array(1024);
 let accBuf = new Float64Array(256);
 
+/** Throws an error naming the first argument that does not fit the contract of Kernels.attention (types.ts). */
+export function checkAttentionArgs(a: AttentionArgs): void {
+  const { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, out } = a;
+  for (const [name, v] of [['T', T], ['pos0', pos0], ['nHeads', nHeads], ['nKV', nKV], ['headDim', headDim]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`attention: ${name} must be a non-negative integer, got ${v}`);
+  }
+  if (nKV < 1 || nHeads < 1 || nHeads % nKV !== 0) throw new Error(`attention: nHeads (${nHeads}) must be a positive multiple of nKV (${nKV})`);
+  if (T === 0) return;
+  const qn = T * nHeads * headDim;
+  const keys = pos0 + T;
+  const kvn = keys * nKV * headDim;
+  if (q.length < qn) throw new Error(`attention: q has ${q.length} values, needs ${T}×${nHeads}×${headDim}`);
+  if (out.length < qn) throw new Error(`attention: out has ${out.length} values, needs ${T}×${nHeads}×${headDim}`);
+  if (kCache.length < kvn) throw new Error(`attention: kCache has ${kCache.length} values, needs ${keys} positions × ${nKV}×${headDim}`);
+  if (vCache.length < kvn) throw new Error(`attention: vCache has ${vCache.length} values, needs ${keys} positions × ${nKV}×${headDim}`);
+  if (keyMask.length < keys) throw new Error(`attention: keyMask has ${keyMask.length} entries, needs ${keys}`);
+}
+
 /** Causal GQA over the cache (contract in types.ts). Per (token, head): scores, softmax, weighted V sum. */
 export function attention(a: AttentionArgs): void {
+  checkAttentionArgs(a);
   const { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, scale, softcap, out } = a;
   const perKV = nHeads / nKV;
   if (scoreBuf.length < pos0 + T) scoreBuf = new Float64Array(2 * (pos0 + T));

@@ -1,5 +1,7 @@
 /**
- * Kernels backed by WebAssembly SIMD128 (assembly/kernels.ts) and worker threads.
+ * Kernels backed by WebAssembly SIMD128 (assembly/, one file per block type; entry assembly/kernels.ts)
+ * and worker threads. Type codes and argument-block slots are declared once, in abi.ts, which the
+ * AssemblyScript imports too.
  *
  * Weights live in "arenas": shared WebAssembly memories of at most 4 GiB, each with its own module
  * instance (one per thread). allocWeight bump-allocates in the newest arena and opens a new one when a
@@ -13,17 +15,23 @@
  * token's row is bit-identical alone or batched — the engine's "generated alongside others gives exactly
  * its solo tokens" rests on it (test/kernels-invariance.test.ts, test/engine-wasm.test.ts).
  *
- * Layout of an arena:  [0, 64 KiB) the module's static data and the argument block · slots × 1 MiB thread scratch · 64 MiB activations ·
- * weights (64-byte aligned).
+ * Layout of an arena:  [0, 64 KiB) the module's static data and the argument block (WASM_ARG_BLOCK) ·
+ * slots × 1 MiB thread scratch · 96 MiB activations · weights (64-byte aligned).
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { blockFormat, rowBytes } from '../quant/index.js';
+import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
+import {
+  ATTN_HEAD_DIM, ATTN_K, ATTN_MASK, ATTN_N_HEADS, ATTN_N_KV, ATTN_OUT, ATTN_POS0, ATTN_Q, ATTN_SCALE, ATTN_SOFTCAP, ATTN_V,
+  MM_N_IN, MM_N_OUT, MM_ROW_BYTES, MM_T, MM_TYPE, MM_W, MM_X, MM_XQ8, MM_XS, MM_XSUM, MM_Y,
+  TYPE_BF16, TYPE_F16, TYPE_F32, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_0, WASM_ARG_BLOCK,
+  XAI8_GROUPS, XAI8_N_IN, XAI8_N_OUT, XAI8_Q, XAI8_SCALES, XAI8_T, XAI8_X, XAI8_XS, XAI8_Y,
+} from './abi.js';
 import { getRowReference, matmulReference } from './reference.js';
 import { WorkerPool } from './pool.js';
 import type { ChunkFn } from './pool-protocol.js';
-import { attention, gelu, rmsnorm, rope } from './small-ops.js';
+import { attention, checkAttentionArgs, gelu, rmsnorm, rope } from './small-ops.js';
 import type { AttentionArgs, Kernels } from './types.js';
 
 export type KernelMode = 'exact' | 'fast';
@@ -42,15 +50,15 @@ export interface WasmKernelOptions {
   readonly arenaWeightBytes?: number;
 }
 
-/** Type codes of assembly/kernels.ts. */
-const TYPE_CODES: Partial<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 5, q6_k: 6 };
+/** The block types with wasm kernels, and their codes (abi.ts: ggml type ids). */
+const TYPE_CODES: Partial<Record<BlockType, number>> = {
+  f32: TYPE_F32, f16: TYPE_F16, bf16: TYPE_BF16, q8_0: TYPE_Q8_0, q4_0: TYPE_Q4_0, q4_k: TYPE_Q4_K, q6_k: TYPE_Q6_K,
+};
 /** Types whose fast mode uses int8 activations (the others are float weights: exact path). */
 const INT_TYPES = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k']);
 
 const PAGE = 65536;
 const MAX_PAGES = 65536;
-/** Argument block: above the module's static data (math tables at 1024…, a few hundred bytes), below the scratch. */
-const ARGS = 60 * 1024;
 const SCRATCH_BASE = PAGE;
 const SCRATCH_BYTES = 1 << 20;
 /** Activations of one call; also a whole 8192-position KV cache slice of Grok-1 (2 × 32 MiB) for attention. */
@@ -106,6 +114,16 @@ class Arena {
     this.used = weightBase;
     this.f32 = new Float32Array(memory.buffer, 0, weightBase / 4);
     this.i32 = new Int32Array(memory.buffer, 0, weightBase / 4);
+  }
+
+  /** Argument-block slot `slot` (a byte offset from abi.ts) := an i32/u32 value. */
+  setArg(slot: number, v: number): void {
+    this.i32[(WASM_ARG_BLOCK + slot) >> 2] = v;
+  }
+
+  /** Argument-block slot `slot` := an f32 value. */
+  setArgF32(slot: number, v: number): void {
+    this.f32[(WASM_ARG_BLOCK + slot) >> 2] = v;
   }
 }
 
@@ -219,20 +237,18 @@ export class WasmKernels implements Kernels {
     const perToken = 4 * nIn + 4 * nOut + (fast ? 3 * nIn + 8 * nb : 0);
     const tMax = Math.floor(ACT_BYTES / perToken);
     if (tMax < 1) throw new Error(`matmul: one token of ${nIn}→${nOut} does not fit the ${ACT_BYTES}-byte activation area`);
-    const a = arena.i32;
-    const ab = ARGS / 4;
     for (let t0 = 0; t0 < T; t0 += tMax) {
       const tn = Math.min(tMax, T - t0);
       const xOff = this.actBase;
       const yOff = xOff + 4 * tn * nIn;
       arena.f32.set(x.subarray(t0 * nIn, (t0 + tn) * nIn), xOff / 4);
-      a[ab] = code;
-      a[ab + 1] = off;
-      a[ab + 2] = rb;
-      a[ab + 3] = nIn;
-      a[ab + 5] = tn;
-      a[ab + 6] = yOff;
-      a[ab + 7] = nOut;
+      arena.setArg(MM_TYPE, code);
+      arena.setArg(MM_W, off);
+      arena.setArg(MM_ROW_BYTES, rb);
+      arena.setArg(MM_N_IN, nIn);
+      arena.setArg(MM_T, tn);
+      arena.setArg(MM_Y, yOff);
+      arena.setArg(MM_N_OUT, nOut);
       let fn: ChunkFn = 'mmExact';
       if (fast) {
         const xq = yOff + 4 * tn * nOut;
@@ -240,13 +256,13 @@ export class WasmKernels implements Kernels {
         const xsum = xs + 4 * tn * nb;
         const xq8 = xsum + 4 * tn * nb;
         arena.exports.quantizeX(xOff, tn, nIn, xq, xs, xsum, xq8);
-        a[ab + 4] = xq;
-        a[ab + 8] = xs;
-        a[ab + 9] = xsum;
-        a[ab + 10] = xq8;
+        arena.setArg(MM_X, xq);
+        arena.setArg(MM_XS, xs);
+        arena.setArg(MM_XSUM, xsum);
+        arena.setArg(MM_XQ8, xq8);
         fn = 'mmFast';
       } else {
-        a[ab + 4] = xOff;
+        arena.setArg(MM_X, xOff);
       }
       this.runChunks(arena, fn, nOut, nIn * tn, 1);
       y.set(arena.f32.subarray(yOff / 4, yOff / 4 + tn * nOut), t0 * nOut);
@@ -270,8 +286,6 @@ export class WasmKernels implements Kernels {
     const perToken = 4 * nIn + 4 * nOut + 3 * nIn + 8 * nb;
     const tMax = Math.floor((ACT_BYTES - scaleBytes - 64) / perToken);
     if (tMax < 1) throw new Error(`matmul: one token of xai8 ${nIn}→${nOut} does not fit the activation area`);
-    const a = arena.i32;
-    const ab = ARGS / 4;
     for (let t0 = 0; t0 < T; t0 += tMax) {
       const tn = Math.min(tMax, T - t0);
       const xOff = this.actBase;
@@ -287,19 +301,19 @@ export class WasmKernels implements Kernels {
         new Uint16Array(arena.memory.buffer, sOff, groups * nOut).set(w.scales.subarray(0, groups * nOut));
       }
       arena.f32.set(x.subarray(t0 * nIn, (t0 + tn) * nIn), xOff / 4);
-      a[ab] = qOff;
-      a[ab + 1] = sOff;
-      a[ab + 2] = nIn;
-      a[ab + 3] = nOut;
-      a[ab + 4] = groups;
-      a[ab + 6] = tn;
-      a[ab + 7] = yOff;
+      arena.setArg(XAI8_Q, qOff);
+      arena.setArg(XAI8_SCALES, sOff);
+      arena.setArg(XAI8_N_IN, nIn);
+      arena.setArg(XAI8_N_OUT, nOut);
+      arena.setArg(XAI8_GROUPS, groups);
+      arena.setArg(XAI8_T, tn);
+      arena.setArg(XAI8_Y, yOff);
       if (fast) {
         arena.exports.quantizeX(xOff, tn, nIn, xq, xs, xsum, xq8);
-        a[ab + 5] = xq;
-        a[ab + 8] = xs;
+        arena.setArg(XAI8_X, xq);
+        arena.setArg(XAI8_XS, xs);
       } else {
-        a[ab + 5] = xOff;
+        arena.setArg(XAI8_X, xOff);
       }
       this.runChunks(arena, fast ? 'mmXai8Fast' : 'mmXai8', nOut, nIn * tn, 32);
       y.set(arena.f32.subarray(yOff / 4, yOff / 4 + tn * nOut), t0 * nOut);
@@ -310,17 +324,17 @@ export class WasmKernels implements Kernels {
   private runChunks(arena: Arena, fn: ChunkFn, total: number, macsPerRow: number, unit: number): void {
     const ex = arena.exports[fn];
     if (!this.pool || total * macsPerRow < MIN_PARALLEL_MACS) {
-      ex(ARGS, 0, total, SCRATCH_BASE);
+      ex(WASM_ARG_BLOCK, 0, total, SCRATCH_BASE);
       return;
     }
     // ~8 chunks per thread for balance, but at least 16k multiply-adds each.
     let chunk = Math.max(Math.ceil(total / (this.threads * 8)), Math.ceil(16384 / macsPerRow));
     chunk = Math.ceil(chunk / unit) * unit;
     if (chunk >= total) {
-      ex(ARGS, 0, total, SCRATCH_BASE);
+      ex(WASM_ARG_BLOCK, 0, total, SCRATCH_BASE);
       return;
     }
-    this.pool.run(arena.index, fn, ex, ARGS, total, chunk, SCRATCH_BASE);
+    this.pool.run(arena.index, fn, ex, WASM_ARG_BLOCK, total, chunk, SCRATCH_BASE);
   }
 
   getRow(w: Matrix, r: number, out: Float32Array): void {
@@ -350,17 +364,13 @@ export class WasmKernels implements Kernels {
    * use (2·nKV/nHeads bytes copied per multiply-add, cheap beside the dots). Queries go in chunks that fit
    * the activation area; a query goes to the plain-JS version (small-ops.ts, float64 sums) only when it
    * does not fit alone — a property of its position, never of T, so a query's result does not depend on
-   * how many queries share the call (batch invariance).
+   * how many queries share the call (batch invariance). Arguments outside the contract throw
+   * (checkAttentionArgs) before anything is copied.
    */
   attention(args: AttentionArgs): void {
-    const { q, kCache, vCache, T, pos0, nHeads, nKV, headDim: K, out } = args;
+    checkAttentionArgs(args);
+    const { q, out, T, pos0, nHeads, nKV, headDim: K } = args;
     if (T === 0) return;
-    const qn = T * nHeads * K;
-    const kvn = (pos0 + T) * nKV * K;
-    if (nHeads % nKV !== 0 || kCache.length < kvn || vCache.length < kvn || q.length < qn || out.length < qn) {
-      attention(args); // its own checks report the problem
-      return;
-    }
     const perQ = nHeads * K;
     // Bytes for queries [t0, t1): q and out of each query, the K/V slice up to the last one's keys, the mask.
     const bytes = (t0: number, t1: number): number => 8 * (t1 - t0) * perQ + 8 * (pos0 + t1) * nKV * K + (pos0 + t1) + 256;
@@ -395,20 +405,17 @@ export class WasmKernels implements Kernels {
     f.set(kCache.subarray(0, kvn), kOff / 4);
     f.set(vCache.subarray(0, kvn), vOff / 4);
     new Uint8Array(arena.memory.buffer, mOff, nKeys).set(keyMask.subarray(0, nKeys));
-    const a = arena.i32;
-    const ab = ARGS / 4;
-    a[ab] = qOff;
-    a[ab + 1] = kOff;
-    a[ab + 2] = vOff;
-    a[ab + 3] = mOff;
-    a[ab + 4] = oOff;
-    a[ab + 5] = tn;
-    a[ab + 6] = pos0 + t0;
-    a[ab + 7] = nHeads;
-    a[ab + 8] = nKV;
-    a[ab + 9] = K;
-    f[ab + 10] = args.scale;
-    f[ab + 11] = args.softcap;
+    arena.setArg(ATTN_Q, qOff);
+    arena.setArg(ATTN_K, kOff);
+    arena.setArg(ATTN_V, vOff);
+    arena.setArg(ATTN_MASK, mOff);
+    arena.setArg(ATTN_OUT, oOff);
+    arena.setArg(ATTN_POS0, pos0 + t0);
+    arena.setArg(ATTN_N_HEADS, nHeads);
+    arena.setArg(ATTN_N_KV, nKV);
+    arena.setArg(ATTN_HEAD_DIM, K);
+    arena.setArgF32(ATTN_SCALE, args.scale);
+    arena.setArgF32(ATTN_SOFTCAP, args.softcap);
     this.runChunks(arena, 'attnChunk', tn * nKV, 2 * nKeys * K * (nHeads / nKV), 1);
     out.set(f.subarray(oOff / 4, oOff / 4 + qn), t0 * perQ);
   }
@@ -423,7 +430,7 @@ export class WasmKernels implements Kernels {
     const nOut = 1024; // big enough to go through the workers too
     const x = new Float32Array(5 * nIn).map((_, i) => Math.sin(i));
     const y = new Float32Array(5 * nOut);
-    for (const type of Object.keys(TYPE_CODES) as RowMatrix['type'][]) {
+    for (const type of Object.keys(TYPE_CODES) as BlockType[]) {
       const f = blockFormat(type);
       const data = new Uint8Array(rowBytes(f, nIn) * nOut); // zeros: valid blocks of every type
       const m: RowMatrix = { layout: 'rows', type, nIn, nOut, data };

@@ -22,7 +22,6 @@ export { rowBytes } from './types.js';
 const formats: BlockFormat[] = [F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL];
 
 const byName = new Map<string, BlockFormat>(formats.map((f) => [f.name, f]));
-const byId = new Map<number, BlockFormat>(formats.map((f) => [f.ggmlId, f]));
 
 export function blockFormat(name: BlockType): BlockFormat {
   const f = byName.get(name);
@@ -32,12 +31,4 @@ export function blockFormat(name: BlockType): BlockFormat {
 
 export function isBlockType(name: string): name is BlockType {
   return byName.has(name);
-}
-
-export function blockFormatById(id: number): BlockFormat | undefined {
-  return byId.get(id);
-}
-
-export function allBlockFormats(): readonly BlockFormat[] {
-  return formats;
 }

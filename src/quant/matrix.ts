@@ -5,7 +5,8 @@
  * - 'rows': nOut rows of nIn values each, every row a run of blocks of `type` (GGUF, PyTorch [out, in]).
  *   An embedding table [V, D] is a 'rows' matrix with nOut = V, nIn = D (row t = token t).
  * - 'xai8': the released checkpoint's form: int8 q[nIn, nOut] (input-major) and bf16 scales[groups, nOut];
- *   W[k, n] = q[k, n] · scales[floor(k / (nIn / groups)), n]   (formats.md §1.6).
+ *   W[k, n] = q[k, n] · scales[floor(k / (nIn / groups)), n]   (xai-org/grok-1 model.py:38 QuantizedWeight8bit,
+ *   dequantised by model.py:575 `w.weight * w.scales`).
  *
  * Bytes live wherever the kernels' allocator put them (`Kernels.allocWeight`), never copied twice.
  */
@@ -33,7 +34,3 @@ export interface Xai8Matrix {
 }
 
 export type Matrix = RowMatrix | Xai8Matrix;
-
-export function describeMatrix(m: Matrix): string {
-  return m.layout === 'rows' ? `${m.type}[${m.nOut}×${m.nIn}]` : `xai8[${m.nIn}×${m.nOut}, G=${m.groups}]`;
-}

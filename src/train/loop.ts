@@ -3,7 +3,6 @@
  * AdamW with a cosine schedule, periodic evaluation and checkpoints that resume exactly.
  */
 import fs from 'node:fs';
-import cliProgress from 'cli-progress';
 import type { GrokConfig } from '../model/config.js';
 import { ParamSet, GrokTrainer } from './model.js';
 import { AdamW, clipGradNorm, cosineLr } from './optim.js';
@@ -138,9 +137,19 @@ export interface TrainJob {
   checkpoint?: string;
   /** Stop after this step even if settings.steps is larger (tests; an interrupted run). */
   stopAt?: number;
-  progress?: boolean;
+  /** Called once before the first step and after every step (the CLI drives its progress bar with it). */
+  onProgress?: (p: TrainProgress) => void;
   /** A line of text per log event (evaluations, checkpoints). */
   log?: (line: string) => void;
+}
+
+export interface TrainProgress {
+  /** Steps done, those of a resumed checkpoint included. */
+  step: number;
+  /** Steps planned (settings.steps). */
+  steps: number;
+  /** The step just done; absent in the call before the first step. */
+  last?: { loss: number; auxLoss: number; lr: number; tokensPerSecond: number };
 }
 
 export interface TrainOutcome {
@@ -185,14 +194,7 @@ export function train(job: TrainJob): TrainOutcome {
   };
 
   const end = Math.min(s.steps, job.stopAt ?? Infinity);
-  const bar = job.progress
-    ? new cliProgress.SingleBar({
-      stream: process.stderr,
-      format: 'train |{bar}| {value}/{total} steps | loss {loss} | aux {aux} | lr {lr} | {tps} tok/s | ETA {eta_formatted}',
-      etaBuffer: 20,
-    }, cliProgress.Presets.shades_classic)
-    : null;
-  bar?.start(s.steps, step, { loss: '-', aux: '-', lr: '-', tps: '-' });
+  job.onProgress?.({ step, steps: s.steps });
   const losses: number[] = [];
   const t0 = performance.now();
   let tokens = 0;
@@ -215,13 +217,12 @@ export function train(job: TrainJob): TrainOutcome {
       log(`step ${step}: train loss ${r.loss.toFixed(4)}, val loss ${entry.valLoss.toFixed(4)} (first ${s.evalTokens} tokens), ${tps.toFixed(0)} tok/s`);
     }
     history.push(entry);
-    bar?.update(step, { loss: r.loss.toFixed(3), aux: r.auxLoss.toFixed(4), lr: lr.toExponential(2), tps: tps.toFixed(0) });
+    job.onProgress?.({ step, steps: s.steps, last: { loss: r.loss, auxLoss: r.auxLoss, lr, tokensPerSecond: tps } });
     if (job.checkpoint && (step % s.checkpointEvery === 0 || step === end)) {
       save();
       log(`step ${step}: checkpoint saved (train loss ${r.loss.toFixed(4)}, ${tps.toFixed(0)} tok/s)`);
     }
   }
-  bar?.stop();
   const seconds = (performance.now() - t0) / 1000;
   return { params, trainer, step, losses, history, tokensPerSecond: seconds > 0 ? tokens / seconds : 0, seconds };
 }

@@ -8,6 +8,13 @@
 /** Float32 when training; Float64 in the gradient-check tests (a process uses one of them, so the loops stay monomorphic). */
 export type Arr = Float32Array | Float64Array;
 
+export type DType = 'f32' | 'f64';
+
+/** A zeroed array of n values of the given type. */
+export function alloc(dtype: DType, n: number): Arr {
+  return dtype === 'f32' ? new Float32Array(n) : new Float64Array(n);
+}
+
 /** y[n, o] = Σ_i x[n, i] · w[o, i]   (y = x · wᵀ; y is overwritten). */
 export function matmulXWt(y: Arr, x: Arr, w: Arr, n: number, nIn: number, nOut: number): void {
   let t = 0;
