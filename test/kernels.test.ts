@@ -416,8 +416,9 @@ test('attention at Grok-1 head sizes on 3 threads (48/8 heads of 128, 203 keys, 
   }
 });
 
-test('weights spread over several WebAssembly memories (small arenas, 2 threads), xai8 scales in another memory', () => {
+test('weights spread over several WebAssembly memories (small arenas, 2 threads), xai8 scales in another memory', async () => {
   const k = createKernels({ kernels: 'wasm', mode: 'exact', threads: 2, arenaWeightBytes: 3 << 20 });
+  await k.ready?.(); // as the loader does: the warm-up's copies take the first memory
   try {
     const r = rng(61);
     const a = rowsMatrix(k, 'q8_0', 2048, 700, r); // 1.5 MB

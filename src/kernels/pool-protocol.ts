@@ -18,6 +18,10 @@ export const CTL = {
   ERR: 9,
   /** Arena count the workers must know about after a SYNC. */
   ARENAS: 10,
+  /** Workers that reached their loop (the main thread waits for all before the first job). */
+  STARTED: 11,
+  /** Bumped by a worker for every chunk it finishes: the main thread's sign that a long job is alive. */
+  BEAT: 12,
   SIZE: 16,
 } as const;
 

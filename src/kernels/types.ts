@@ -13,6 +13,12 @@ export interface Kernels {
   readonly name: string;
 
   /**
+   * Optional: resolves when the implementation can run (worker threads started); rejects with the reason
+   * when it cannot. The loader awaits it before reading weights, so a broken start is an error, not a hang.
+   */
+  ready?(): Promise<void>;
+
+  /**
    * Allocate `bytes` bytes for weights where this implementation's kernels read them directly
    * (plain memory, a WebAssembly memory, shared memory for workers…). Zero-filled.
    */

@@ -29,7 +29,7 @@ import {
   XAI8_GROUPS, XAI8_N_IN, XAI8_N_OUT, XAI8_Q, XAI8_SCALES, XAI8_T, XAI8_X, XAI8_XS, XAI8_Y,
 } from './abi.js';
 import { getRowReference, matmulReference } from './reference.js';
-import { WorkerPool } from './pool.js';
+import { WorkerPool, type WorkerPoolOptions } from './pool.js';
 import type { ChunkFn } from './pool-protocol.js';
 import { attention, checkAttentionArgs, gelu, rmsnorm, rope } from './small-ops.js';
 import type { AttentionArgs, Kernels } from './types.js';
@@ -48,6 +48,8 @@ export interface WasmKernelOptions {
    * values exercise the several-memories paths in tests.
    */
   readonly arenaWeightBytes?: number;
+  /** Worker pool details (tests): the worker script, and how long a start or a stalled job may take. */
+  readonly pool?: Pick<WorkerPoolOptions, 'workerUrl' | 'startupMs' | 'stallMs'>;
 }
 
 /** The block types with wasm kernels, and their codes (abi.ts: ggml type ids). */
@@ -155,9 +157,20 @@ export class WasmKernels implements Kernels {
     if (!Number.isSafeInteger(per) || per < 1 || per > room) throw new Error(`kernels: arenaWeightBytes must be in 1…${room}, got ${per}`);
     this.arenaCapacity = this.weightBase + per;
     this.name = `wasm-simd-${this.mode}-${threads}t`;
-    this.pool = threads > 1 ? new WorkerPool(module, threads - 1, { spin: opts.spin ?? 20000, scratchBase: SCRATCH_BASE, scratchBytes: SCRATCH_BYTES }) : null;
+    this.pool = threads > 1 ? new WorkerPool(module, threads - 1, { spin: opts.spin ?? 20000, scratchBase: SCRATCH_BASE, scratchBytes: SCRATCH_BYTES, ...opts.pool }) : null;
     this.newArena();
-    this.warmUp();
+  }
+
+  private warm: Promise<void> | undefined;
+
+  /**
+   * Resolves once the worker threads run and every kernel has been warmed up (rejects with a worker's own
+   * error when one cannot start). Not awaiting it is allowed: the first calls are then slower, and a worker
+   * that cannot start is reported by the pool's time-out instead.
+   */
+  ready(): Promise<void> {
+    this.warm ??= (this.pool?.ready() ?? Promise.resolve()).then(() => this.warmUp());
+    return this.warm;
   }
 
   /** Stop the worker threads; the object is unusable afterwards. */

@@ -26,6 +26,9 @@ function sync(): void {
   }
 }
 
+Atomics.add(ctl, CTL.STARTED, 1);
+Atomics.notify(ctl, CTL.STARTED);
+
 // Workers start before the first job is posted (GEN was 0 then); a late start must still see that job.
 let seen = 0;
 for (;;) {
@@ -49,6 +52,7 @@ for (;;) {
       for (let c = Atomics.add(ctl, CTL.NEXT, 1); c < nChunks; c = Atomics.add(ctl, CTL.NEXT, 1)) {
         const r0 = c * chunk;
         fn(args, r0, Math.min(r0 + chunk, total), scratch);
+        Atomics.add(ctl, CTL.BEAT, 1);
       }
     }
   } catch (e) {

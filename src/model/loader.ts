@@ -32,6 +32,7 @@ export interface LoadedModel {
 }
 
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  await opts.kernels?.ready?.();
   const source = openModel(path);
   try {
     const binding = bindModel(source, opts.configPath);
