@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import { loadLlama } from '../test/llama-peer.js';
 
 interface Result {
   engine: 'ours' | 'llama';
@@ -112,18 +113,17 @@ function decodeBytes(w: Record<string, unknown>, used: number, nExperts: number)
 }
 
 async function runLlama(file: string, threads: number, nPrompt: number, nGen: number): Promise<Result> {
-  const nlc = await import('node-llama-cpp');
-  const llama = await nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, progressLogs: false, logLevel: nlc.LlamaLogLevel.error });
+  const llama = await loadLlama();
   const t0 = performance.now();
   const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
   const ctx = await model.createContext({ contextSize: nPrompt + nGen + 16, batchSize: nPrompt, threads: { ideal: threads, min: threads }, flashAttention: false });
   const loadS = (performance.now() - t0) / 1000;
   const seq = ctx.getSequence();
-  type Item = [never, { generateNext: { token: true } }];
-  const gen = (t: number): Item => [t as never, { generateNext: { token: true } }];
+  type Item = [number, { generateNext: { token: true } }];
+  const gen = (t: number): Item => [t, { generateNext: { token: true } }];
   const prompt = promptTokens(nPrompt, Number(opt.vocab));
   const t1 = performance.now();
-  const res = await seq.controlledEvaluate(prompt.map((t, i) => (i === nPrompt - 1 ? gen(t) : (t as never))));
+  const res = await seq.controlledEvaluate(prompt.map((t, i) => (i === nPrompt - 1 ? gen(t) : t)));
   const prefillS = (performance.now() - t1) / 1000;
   let next = res[nPrompt - 1]?.next.token as number | undefined;
   if (next === undefined) throw new Error('llama.cpp returned no next token after the prompt');

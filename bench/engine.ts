@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadLlama } from '../test/llama-peer.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -82,13 +83,12 @@ async function runOurs(file: string, ns: number[], nPrompt: number, nGen: number
 }
 
 async function runLlama(file: string, ns: number[], nPrompt: number, nGen: number, threads: number): Promise<Result> {
-  const nlc = await import('node-llama-cpp');
-  const llama = await nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, progressLogs: false, logLevel: nlc.LlamaLogLevel.error });
+  const llama = await loadLlama();
   const t0 = performance.now();
   const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
   const loadS = (performance.now() - t0) / 1000;
-  type Item = [never, { generateNext: { token: true } }];
-  const gen = (t: number): Item => [t as never, { generateNext: { token: true } }];
+  type Item = [number, { generateNext: { token: true } }];
+  const gen = (t: number): Item => [t, { generateNext: { token: true } }];
   const points: Point[] = [];
   for (const n of ns) for (let rep = 0; rep < Number(opt.repeat); rep++) {
     const ctx = await model.createContext({
@@ -100,7 +100,7 @@ async function runLlama(file: string, ns: number[], nPrompt: number, nGen: numbe
     const arrivals = await Promise.all(ps.map(async (p) => {
       const seq = ctx.getSequence();
       const ts: number[] = [];
-      const r = await seq.controlledEvaluate(p.map((t, i) => (i === p.length - 1 ? gen(t) : (t as never))));
+      const r = await seq.controlledEvaluate(p.map((t, i) => (i === p.length - 1 ? gen(t) : t)));
       ts.push(performance.now());
       let next = r[p.length - 1]?.next.token as number | undefined;
       if (next === undefined) throw new Error('llama.cpp returned no next token after the prompt');

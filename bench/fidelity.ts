@@ -22,6 +22,7 @@ import { openModel } from '../src/formats/open.js';
 import { closeKernels, createKernels } from '../src/kernels/index.js';
 import { loadModel } from '../src/model/loader.js';
 import { DATA } from '../test/fixtures.js';
+import { loadLlama } from '../test/llama-peer.js';
 
 const { values } = parseArgs({
   options: {
@@ -43,11 +44,10 @@ async function childOurs(model: string, mode: 'exact' | 'fast', ids: number[], o
 }
 
 async function childLlama(model: string, ids: number[], out: string): Promise<void> {
-  const nlc = await import('node-llama-cpp');
-  const llama = await nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, progressLogs: false, logLevel: nlc.LlamaLogLevel.error });
+  const llama = await loadLlama();
   const m = await llama.loadModel({ modelPath: model, gpuLayers: 0 });
   const ctx = await m.createContext({ contextSize: Math.max(64, ids.length), batchSize: Math.max(64, ids.length), threads });
-  const res = await ctx.getSequence().controlledEvaluate(ids.map((t) => [t, { generateNext: { logits: true } }] as [never, { generateNext: { logits: true } }]));
+  const res = await ctx.getSequence().controlledEvaluate(ids.map((t) => [t, { generateNext: { logits: true } }] as [number, { generateNext: { logits: true } }]));
   const rows = res.map((r, i) => {
     const l = r?.next.logits;
     if (!l) throw new Error(`llama.cpp returned no logits at position ${i}`);

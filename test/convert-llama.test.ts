@@ -7,24 +7,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { after } from 'node:test';
 import { convertModel } from '../src/cli/convert.js';
 import { synthModel, TINY } from '../src/cli/synth.js';
 import { loadModel } from '../src/model/loader.js';
+import { probeTool, toolTest } from './cross-check.js';
 import { fixtureDir, golden, TOKENIZER_GOLDEN, TOKENIZER_MODEL } from './fixtures.js';
+import { loadLlama, type Llama } from './llama-peer.js';
 
-type NodeLlamaCpp = typeof import('node-llama-cpp');
-type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
-
-let llama: Llama | undefined;
-let skip: string | false = false;
-try {
-  const nlc: NodeLlamaCpp = await import('node-llama-cpp');
-  llama = await nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, progressLogs: false, logLevel: nlc.LlamaLogLevel.error });
-} catch (e) {
-  skip = `node-llama-cpp's native binary cannot load on this machine: ${(e as Error).message}`;
-  process.stdout.write(`# convert-llama.test: SKIPPED — ${skip}\n`);
-}
+const peer = await probeTool('llama.cpp (node-llama-cpp in peer/, `npm run peer`)', loadLlama);
+const llama: Llama | undefined = peer.value;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-convert-llama-'));
 after(async () => {
   await llama?.dispose();
@@ -64,7 +56,7 @@ function argmaxRow(a: Float32Array, row: number, V: number): number {
   return best;
 }
 
-test('llama.cpp runs our ckpt-0 → F32 conversion of tiny-b exactly as the fixture\'s own model.gguf', { skip }, async () => {
+toolTest(peer, 'llama.cpp runs our ckpt-0 → F32 conversion of tiny-b exactly as the fixture\'s own model.gguf', async () => {
   const g = golden('tiny-b');
   const V = g.config.vocab_size!;
   const out = path.join(tmp, 'b-f32.gguf');
@@ -75,7 +67,7 @@ test('llama.cpp runs our ckpt-0 → F32 conversion of tiny-b exactly as the fixt
   for (let p = 0; p < g.tokens.length; p++) assert.equal(argmaxRow(ours.logits, p, V), g.top5[p]![0], `position ${p}`);
 });
 
-test('llama.cpp loads a synthesized tiny Q4_K model, round-trips text through its vocabulary, and agrees with our forward pass', { skip }, async () => {
+toolTest(peer, 'llama.cpp loads a synthesized tiny Q4_K model, round-trips text through its vocabulary, and agrees with our forward pass', async () => {
   const out = path.join(tmp, 'syn-q4k.gguf');
   await synthModel({ config: { ...TINY, nLayers: 1 }, type: 'q4_k', out, seed: 11 });
   const tokens = [1, 300, 17, 45, 260, 99, 411, 7];
@@ -91,7 +83,7 @@ test('llama.cpp loads a synthesized tiny Q4_K model, round-trips text through it
   for (let p = 0; p < tokens.length; p++) assert.equal(argmaxRow(ll.logits, p, V), argmaxRow(ours, p, V), `position ${p}`);
 });
 
-test('llama.cpp tokenizes the Grok-1 SentencePiece goldens exactly with the vocabulary we embed from tokenizer.model', { skip }, async () => {
+toolTest(peer, 'llama.cpp tokenizes the Grok-1 SentencePiece goldens exactly with the vocabulary we embed from tokenizer.model', async () => {
   const tok = TOKENIZER_MODEL;
   const samples = (JSON.parse(fs.readFileSync(TOKENIZER_GOLDEN, 'utf8')) as { encode: { text: string; ids: number[] }[] }).encode;
   const out = path.join(tmp, 'syn-grok-vocab.gguf');

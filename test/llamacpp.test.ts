@@ -28,21 +28,12 @@ import { loadModel } from '../src/model/loader.js';
 import type { Matrix } from '../src/quant/matrix.js';
 import { f16Table, f32ToF16 } from '../src/quant/half.js';
 import { blockFormat } from '../src/quant/index.js';
+import { probeTool, toolTest } from './cross-check.js';
 import { argmax, fixtureDir, golden } from './fixtures.js';
+import { loadLlama, type Llama } from './llama-peer.js';
 
-type NodeLlamaCpp = typeof import('node-llama-cpp');
-type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
-
-let llama: Llama | undefined;
-let skipReason: string | false = false;
-try {
-  const nlc: NodeLlamaCpp = await import('node-llama-cpp');
-  // Prebuilt CPU binary only: never build, never download, no GPU.
-  llama = await nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, progressLogs: false, logLevel: nlc.LlamaLogLevel.error });
-} catch (e) {
-  skipReason = `node-llama-cpp's native binary cannot load on this machine: ${(e as Error).message}`;
-  process.stdout.write(`# llamacpp.test: SKIPPED — ${skipReason}\n`);
-}
+const peer = await probeTool('llama.cpp (node-llama-cpp in peer/, `npm run peer`)', loadLlama);
+const llama: Llama | undefined = peer.value;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-llamacpp-'));
 after(async () => {
   await llama?.dispose();
@@ -131,7 +122,7 @@ const cases = [
 ];
 
 for (const c of cases) {
-  test(`llama.cpp vs ours on ${c.name}/${c.file}: top token at every position`, { skip: skipReason }, async (t) => {
+  toolTest(peer, `llama.cpp vs ours on ${c.name}/${c.file}: top token at every position`, async (_llama, t) => {
     const g = golden(c.name);
     const V = g.config.vocab_size!;
     const file = path.join(fixtureDir(c.name), c.file);
@@ -156,7 +147,7 @@ for (const c of cases) {
 // agree with our reading of them. Q4_0 and IQ4_NL multiply Q8_0 activations like Q8_0, so the same
 // emulation applies; max |Δlogit| measured: 0.27 (q8_0), 0.044 (q4_0).
 for (const type of ['q8_0', 'q4_0'] as const) {
-  test(`llama.cpp vs ours on tiny-b ckpt-0 converted to ${type} by grok convert: top token at every position`, { skip: skipReason }, async () => {
+  toolTest(peer, `llama.cpp vs ours on tiny-b ckpt-0 converted to ${type} by grok convert: top token at every position`, async (_llama) => {
     const g = golden('tiny-b');
     const V = g.config.vocab_size!;
     const file = path.join(tmp, `tiny-b-${type}.gguf`);

@@ -10,10 +10,19 @@ import { spawnSync } from 'node:child_process';
 import { trainBpe, preTokenize, normalize } from '../src/train/bpe.js';
 import { writeModelProto, readModelProto, PieceType, ModelType } from '../src/tokenizer/protobuf.js';
 import { Tokenizer } from '../src/tokenizer/sentencepiece.js';
+import { probeTool, toolTest } from './cross-check.js';
 
 const SHIPPED = path.resolve('models/default/tokenizer.model');
 const EXCERPT = fs.readFileSync(path.resolve('models/default/val-excerpt.txt'), 'utf8');
-const PYTHON = '/usr/bin/python3';
+/** SentencePiece in Python (Debian: python3-sentencepiece, in /usr/bin/python3; pip: sentencepiece), probed once. */
+const sentencepiece = await probeTool('SentencePiece (python3 with the sentencepiece module)', () => {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(py, ['-c', 'import sentencepiece'], { encoding: 'utf8' });
+    if (!r.error && r.status === 0) return py;
+  }
+  throw new Error('no python3 on PATH or at /usr/bin/python3 can import sentencepiece (Debian: apt-get install python3-sentencepiece)');
+});
+const PYTHON = sentencepiece.value ?? 'python3';
 
 const AWKWARD = [
   'In the beginning God created the heaven and the earth.',
@@ -36,10 +45,7 @@ function sentencePieceIds(modelFile: string, texts: string[]): number[][] {
     'json.dump([sp.encode(t) for t in texts], sys.stdout)',
   ].join('\n');
   const r = spawnSync(PYTHON, ['-c', script, modelFile], { input: JSON.stringify(texts), encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.error || r.status !== 0) {
-    // Not a skip: CI installs python3-sentencepiece (.ci/run); without it this comparison cannot be made.
-    assert.fail(`SentencePiece (Debian package python3-sentencepiece, run with ${PYTHON}) is needed for this test and failed: ${r.error?.message ?? r.stderr}`);
-  }
+  if (r.error || r.status !== 0) assert.fail(`SentencePiece (${PYTHON}) failed: ${r.error?.message ?? r.stderr}`);
   return JSON.parse(r.stdout) as number[][];
 }
 
@@ -52,12 +58,12 @@ function compare(modelFile: string, texts: string[]): void {
   });
 }
 
-test('shipped tokenizer.model: SentencePiece and our Tokenizer give identical ids on validation text', () => {
+toolTest(sentencepiece, 'shipped tokenizer.model: SentencePiece and our Tokenizer give identical ids on validation text', () => {
   const lines = EXCERPT.split('\n');
   compare(SHIPPED, [EXCERPT, ...lines, ...AWKWARD]);
 });
 
-test('a freshly trained BPE model: Grok-style id layout, scores −rank, identical ids in SentencePiece', () => {
+toolTest(sentencepiece, 'a freshly trained BPE model: Grok-style id layout, scores −rank, identical ids in SentencePiece', () => {
   const { model, merges, chars } = trainBpe(EXCERPT, { vocabSize: 600 });
   const p = model.pieces;
   assert.equal(p.length, 600);
