@@ -20,13 +20,36 @@ import type { Completion, Grok, TextGenerateOptions, TextStream, TopAlternative 
 export interface ServerOptions {
   /** Name clients use in `model` (default: the model file / folder name). */
   modelId?: string;
-  /** Require `Authorization: Bearer <apiKey>` on /v1/* (not on /health). */
+  /**
+   * Require `Authorization: Bearer <apiKey>` on every route except /health (and the page's static files).
+   * Decided on the route the router matched, so no spelling of a path (percent-encoding, absolute-form
+   * targets, unknown paths) gets past it.
+   */
   apiKey?: string;
   chatTemplate?: ChatTemplate;
   /** Largest request body accepted, bytes (default 1 MiB). */
   bodyLimit?: number;
   /** Most choices one request may ask for (n × prompts), default 16. */
   maxChoices?: number;
+  /** A client must send its request headers within this many ms of connecting (default 10 000). */
+  headersTimeoutMs?: number;
+  /** A client must send its whole request, body included, within this many ms (default 30 000). */
+  requestTimeoutMs?: number;
+  /** A connection with no request in progress is closed after this many ms (default 5 000). */
+  idleTimeoutMs?: number;
+  /** Open connections at most; more are closed on arrival (default 256). */
+  maxConnections?: number;
+}
+
+export const SERVER_DEFAULTS = Object.freeze({
+  headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 5_000, maxConnections: 256,
+});
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Served without the API key (only /health and the page's files). */
+    public?: boolean;
+  }
 }
 
 /** An error in OpenAI's shape, with its HTTP status. */
@@ -112,6 +135,24 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   throw invalid(`Invalid value for '${param ?? 'body'}': ${msg}`, param, missing ? 'missing_required_parameter' : 'invalid_value');
 }
 
+/** The engine's option names as the API spells them. */
+const API_PARAM: Record<string, string> = {
+  temperature: 'temperature', topK: 'top_k', topP: 'top_p', minP: 'min_p', repetitionPenalty: 'repetition_penalty',
+  presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty', logitBias: 'logit_bias', topLogprobs: 'logprobs',
+};
+
+/** An engine / sampling error as the API reports it: a bad option is the client's 400, anything else a 500. */
+function engineError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof SamplingError) {
+    const param = API_PARAM[e.param] ?? null;
+    const message = param ? e.message.replace(new RegExp(`^${e.param}\\b`), param) : e.message;
+    return invalid(message, param, 'invalid_value');
+  }
+  if (e instanceof RangeError) return invalid(e.message);
+  return new ApiError(500, `generation failed: ${(e as Error).message}`, 'server_error');
+}
+
 /** OpenAI seeds are 64-bit; the engine's RNG takes 32 bits. */
 function seed32(s: number): number {
   return ((s % 4294967296) + 4294967296) % 4294967296;
@@ -162,7 +203,15 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   const created = Math.floor(Date.now() / 1000);
   const ctx = grok.config.contextLength;
   const live = new Set<AbortController>();
-  const app = Fastify({ bodyLimit: options.bodyLimit ?? 1 << 20, logger: false, forceCloseConnections: 'idle' });
+  const requestTimeout = options.requestTimeoutMs ?? SERVER_DEFAULTS.requestTimeoutMs;
+  const headersTimeout = Math.min(options.headersTimeoutMs ?? SERVER_DEFAULTS.headersTimeoutMs, requestTimeout);
+  const app = Fastify({
+    bodyLimit: options.bodyLimit ?? 1 << 20, logger: false, forceCloseConnections: 'idle',
+    // Node checks the header and request deadlines every connectionsCheckingInterval ms (30 s by default).
+    http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))) },
+    requestTimeout, keepAliveTimeout: options.idleTimeoutMs ?? SERVER_DEFAULTS.idleTimeoutMs,
+  });
+  app.server.maxConnections = options.maxConnections ?? SERVER_DEFAULTS.maxConnections;
 
   app.removeContentTypeParser('text/plain'); // bodies are JSON only: anything else is a 415
   const send = (reply: FastifyReply, e: ApiError) => reply.code(e.status).type('application/json').send(e.toJSON());
@@ -183,8 +232,9 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
 
   if (options.apiKey !== undefined) {
     const want = Buffer.from(`Bearer ${options.apiKey}`);
+    // Deny by default: every route, and every URL that matches none, needs the key unless marked public.
     app.addHook('onRequest', async (req) => {
-      if (!req.url.startsWith('/v1/')) return;
+      if (req.routeOptions.config.public === true) return;
       const got = Buffer.from(req.headers.authorization ?? '');
       if (got.length !== want.length || !crypto.timingSafeEqual(got, want)) {
         throw new ApiError(401, 'Incorrect or missing API key: send Authorization: Bearer <key>', 'invalid_request_error', null, 'invalid_api_key');
@@ -192,7 +242,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
     });
   }
 
-  app.get('/health', async () => ({
+  app.get('/health', { config: { public: true } }, async () => ({
     status: 'ok', model: modelId, slots: grok.engine.slots, active: grok.engine.activeCount, queued: grok.engine.queuedCount,
   }));
   const modelCard = { id: modelId, object: 'model', created, owned_by: 'grok-ts' };
@@ -232,9 +282,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
       for (const s of streams) s.cancel();
       if (e instanceof QueueFullError) throw new ApiError(429, `the server is busy: ${e.message}`, 'rate_limit_exceeded', null, 'queue_full');
       if (e instanceof ContextLengthError) throw invalid(e.message, 'prompt', 'context_length_exceeded');
-      if (e instanceof SamplingError) throw invalid(e.message, e.param, 'invalid_value');
-      if (e instanceof RangeError) throw invalid(e.message);
-      throw e;
+      throw engineError(e);
     }
     return streams;
   };
@@ -298,7 +346,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
         for (const s of streams) s.cancel();
         if (reply.raw.destroyed) { reply.hijack(); return; } // the client is gone: nobody to answer
         if (ac.signal.aborted) throw shuttingDown();
-        throw e;
+        throw engineError(e);
       }
       live.delete(ac);
       const choices = results.map((r, index) => {
@@ -351,7 +399,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
       for (const s of streams) s.cancel();
       // Still connected (an engine error, or the server shutting down): say why, then end the stream.
       if (!res.writableEnded && !res.destroyed) {
-        const err = e instanceof ApiError ? e : ac.signal.aborted ? shuttingDown() : new ApiError(500, `generation failed: ${(e as Error).message}`, 'server_error');
+        const err = ac.signal.aborted ? shuttingDown() : engineError(e);
         res.end(`data: ${JSON.stringify(err.toJSON())}\n\n`);
       }
     } finally {

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadModel, type LoadModelOptions } from '../api/index.js';
-import { createServer, type ServerOptions } from '../api/server.js';
+import { createServer, SERVER_DEFAULTS, type ServerOptions } from '../api/server.js';
 import { loadChatTemplate } from '../api/chat.js';
 import { UsageError, wrapParse } from './errors.js';
 import { kernelsFromOption } from './kernels-option.js';
@@ -23,6 +23,10 @@ const USAGE = `usage: grok serve [--model <model>] [options]
       --max-body BYTES      largest request body (default 1048576)
       --prefill-chunk N     prompt tokens fed per step while prefilling (default 256)
       --grace SECONDS       on SIGINT/SIGTERM, time running requests get to finish (default 10)
+      --request-timeout S   a client must send its whole request within S seconds (default 30)
+      --headers-timeout S   … and its headers within S seconds of connecting (default 10)
+      --idle-timeout S      close a connection idle between requests after S seconds (default 5)
+      --max-connections N   open connections at most; more are closed on arrival (default 256)
       --kernels NAME        kernel implementation; --threads N
       --config PATH         config.json to use instead of the one found beside the model`;
 
@@ -41,6 +45,7 @@ export async function runServe(argv: string[]): Promise<number> {
       slots: { type: 'string' }, 'max-queue': { type: 'string' }, 'api-key': { type: 'string' }, 'model-id': { type: 'string' },
       'chat-template': { type: 'string' }, 'max-body': { type: 'string' }, 'prefill-chunk': { type: 'string' }, grace: { type: 'string' },
       kernels: { type: 'string' }, threads: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'request-timeout': { type: 'string' }, 'headers-timeout': { type: 'string' }, 'idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
     },
   }));
   if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
@@ -63,7 +68,13 @@ export async function runServe(argv: string[]): Promise<number> {
   const grok = await loadModel(values.model, loadOpts);
   if (!grok.tokenizer) process.stderr.write('grok: warning: this model has no tokenizer; only token-id prompts to /v1/completions will work (pass --tokenizer)\n');
 
-  const serverOpts: ServerOptions = { bodyLimit };
+  const serverOpts: ServerOptions = {
+    bodyLimit,
+    requestTimeoutMs: intOpt('request-timeout', values['request-timeout'], 1, SERVER_DEFAULTS.requestTimeoutMs / 1000) * 1000,
+    headersTimeoutMs: intOpt('headers-timeout', values['headers-timeout'], 1, SERVER_DEFAULTS.headersTimeoutMs / 1000) * 1000,
+    idleTimeoutMs: intOpt('idle-timeout', values['idle-timeout'], 1, SERVER_DEFAULTS.idleTimeoutMs / 1000) * 1000,
+    maxConnections: intOpt('max-connections', values['max-connections'], 1, SERVER_DEFAULTS.maxConnections),
+  };
   if (apiKey !== undefined) serverOpts.apiKey = apiKey;
   if (values['model-id']) serverOpts.modelId = values['model-id'];
   if (chatTemplate) serverOpts.chatTemplate = chatTemplate;

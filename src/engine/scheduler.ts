@@ -15,7 +15,7 @@
  * generation stops at EOS, and temperature 0 is argmax.
  */
 import { Rng, randomSeed } from './rng.js';
-import { makeSampler, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
+import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
 
 /** What the engine needs of a KV cache (src/model/grok.ts KVCache satisfies it). */
 export interface EngineCache {
@@ -271,6 +271,7 @@ export class Scheduler {
       prompt = prompt.slice(truncated);
     }
     const sampler = makeSampler(options);
+    checkTokenIds(options, vocabSize); // before any work: the sampler alone would notice only at the first token
     const seed = options.seed ?? randomSeed();
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
     const signal = options.signal;
@@ -428,6 +429,17 @@ export class Scheduler {
       }
       end('length');
     }
+  }
+}
+
+/** Token ids named by sampling options (logit bias, allowed tokens) must lie inside the vocabulary. */
+function checkTokenIds(o: SamplingOptions, vocabSize: number): void {
+  const bias = o.logitBias ? (o.logitBias instanceof Map ? [...o.logitBias.keys()] : Object.keys(o.logitBias).map(Number)) : [];
+  for (const id of bias) {
+    if (id >= vocabSize) throw new SamplingError('logitBias', `logitBias: token id ${id} is outside the vocabulary (0…${vocabSize - 1})`);
+  }
+  for (const id of o.allowedTokens ?? []) {
+    if (id >= vocabSize) throw new SamplingError('allowedTokens', `allowedTokens: token id ${id} is outside the vocabulary (0…${vocabSize - 1})`);
   }
 }
 
