@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scheduler, type BatchModel, type EngineCache } from '../src/engine/scheduler.js';
+import { QueueFullError, Scheduler, type BatchModel, type EngineCache } from '../src/engine/scheduler.js';
 import { SamplingError } from '../src/engine/sampling.js';
 
 /** Logits always favour token 5; records the token count of every sequence in every call. */
@@ -73,4 +73,17 @@ test('logit bias / allowed tokens outside the vocabulary are refused at submit, 
   assert.throws(() => s.submit([1, 3], { allowedTokens: [1, 8] }), (e: unknown) => e instanceof SamplingError && e.param === 'allowedTokens');
   assert.equal(calls.length, 0);
   assert.equal(s.activeCount + s.queuedCount, 0);
+});
+
+test('maxQueue 0: no waiting, but a free slot still serves', async () => {
+  const { model } = recorder();
+  const s = new Scheduler(model, { slots: 1, maxQueue: 0 });
+  const a = s.submit([1], { temperature: 0, maxTokens: 3, ignoreEos: true });
+  assert.throws(() => s.submit([1], { maxTokens: 1 }), QueueFullError);
+  let n = 0;
+  for await (const _ of a) n++;
+  assert.equal(n, 3);
+  const b = s.submit([1], { temperature: 0, maxTokens: 1 });
+  for await (const _ of b) n++;
+  assert.equal(n, 4);
 });

@@ -9,13 +9,16 @@
  * Streaming responses are written on the raw socket (reply.hijack) in the OpenAI server-sent-event format.
  */
 import crypto from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ContextLengthError, QueueFullError } from '../engine/scheduler.js';
 import { SamplingError } from '../engine/sampling.js';
 import { DEFAULT_CHAT_TEMPLATE, renderChat, type ChatMessage, type ChatTemplate } from './chat.js';
 import type { Completion, Grok, TextGenerateOptions, TextStream, TopAlternative } from './index.js';
+import { loggerOptions, type LogOptions, type RequestLogFields } from './log.js';
 
 export interface ServerOptions {
   /** Name clients use in `model` (default: the model file / folder name). */
@@ -39,6 +42,10 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Open connections at most; more are closed on arrival (default 256). */
   maxConnections?: number;
+  /** One log line per request (method, route, status, tokens, time to first token, duration); default none. */
+  log?: LogOptions;
+  /** Answer 404 model_not_found to a `model` other than the served one (OpenAI's behaviour). By default any name is accepted and the served id is reported back. */
+  strictModel?: boolean;
 }
 
 export const SERVER_DEFAULTS = Object.freeze({
@@ -90,6 +97,7 @@ const common = {
   min_p: z.number().min(0).max(1).nullish(),
   repetition_penalty: z.number().gt(0).max(10).nullish(),
   ignore_eos: z.boolean().nullish(),
+  response_format: z.object({ type: z.string() }).nullish(),
 };
 
 const completionSchema = z.object({
@@ -173,6 +181,14 @@ function samplingOf(b: CommonBody, base: Partial<TextGenerateOptions>): TextGene
   return o;
 }
 
+/** Structured output is not implemented: say so rather than ignore it. */
+function refuseResponseFormat(b: CommonBody): void {
+  const t = b.response_format?.type;
+  if (t !== undefined && t !== 'text') {
+    throw invalid(`response_format '${t}' is not supported: this server generates plain text only (omit response_format or use {"type": "text"})`, 'response_format', 'unsupported_parameter');
+  }
+}
+
 function stopsOf(b: CommonBody, extra: readonly string[] = []): string[] {
   const s = b.stop == null ? [] : typeof b.stop === 'string' ? [b.stop] : b.stop;
   return [...s, ...extra.filter((e) => !s.includes(e))];
@@ -206,7 +222,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   const requestTimeout = options.requestTimeoutMs ?? SERVER_DEFAULTS.requestTimeoutMs;
   const headersTimeout = Math.min(options.headersTimeoutMs ?? SERVER_DEFAULTS.headersTimeoutMs, requestTimeout);
   const app = Fastify({
-    bodyLimit: options.bodyLimit ?? 1 << 20, logger: false, forceCloseConnections: 'idle',
+    bodyLimit: options.bodyLimit ?? 1 << 20, logger: loggerOptions(options.log), logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: 'idle',
     // Node checks the header and request deadlines every connectionsCheckingInterval ms (30 s by default).
     http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4))) },
     requestTimeout, keepAliveTimeout: options.idleTimeoutMs ?? SERVER_DEFAULTS.idleTimeoutMs,
@@ -229,6 +245,25 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
     return send(reply, new ApiError(500, `internal error: ${err.message}`, 'server_error'));
   });
   app.setNotFoundHandler((req, reply) => send(reply, new ApiError(404, `no route for ${req.method} ${req.url}`, 'invalid_request_error', null, 'unknown_url')));
+
+  // The request log: one line when the response is over (sent, streamed to the end, or abandoned).
+  const logged = new WeakMap<FastifyRequest, Partial<RequestLogFields>>();
+  if (options.log) {
+    app.addHook('onRequest', async (req, reply) => {
+      const t0 = performance.now();
+      const fields: Partial<RequestLogFields> = {};
+      logged.set(req, fields);
+      reply.raw.once('close', () => {
+        const line: RequestLogFields = {
+          method: req.method, route: req.routeOptions.url ?? '(no route)', status: reply.raw.statusCode, ...fields,
+          durationMs: performance.now() - t0,
+        };
+        if (!reply.raw.writableFinished) line.aborted = true;
+        if (line.status >= 500) req.log.error(line, 'request'); else req.log.info(line, 'request');
+      });
+    });
+  }
+  const note = (req: FastifyRequest, f: Partial<RequestLogFields>) => { const o = logged.get(req); if (o) Object.assign(o, f); };
 
   if (options.apiKey !== undefined) {
     const want = Buffer.from(`Bearer ${options.apiKey}`);
@@ -253,7 +288,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   });
 
   const checkModel = (m: string) => {
-    if (m !== modelId) throw new ApiError(404, `The model '${m}' does not exist; this server serves '${modelId}'`, 'invalid_request_error', 'model', 'model_not_found');
+    if (options.strictModel && m !== modelId) throw new ApiError(404, `The model '${m}' does not exist; this server serves '${modelId}'`, 'invalid_request_error', 'model', 'model_not_found');
   };
   const needTokenizer = () => {
     if (!grok.tokenizer) throw invalid('this model has no tokenizer: send prompts as token ids', 'prompt', 'no_tokenizer');
@@ -332,7 +367,28 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
     const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID().replaceAll('-', '')}`;
     const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
     const ac = watch(req, reply);
-    const streams = start(jobs, ac.signal);
+    const t0 = performance.now();
+    const streams = start(jobs, ac.signal).map((s) => timed(s));
+    note(req, { promptTokens });
+    let completionTokens = 0;
+    let firstToken = 0;
+    /** Counts tokens and the time to the first one for the request log. */
+    function timed(s: TextStream): TextStream {
+      return {
+        get result() { return s.result; },
+        cancel: () => s.cancel(),
+        async *[Symbol.asyncIterator]() {
+          for await (const c of s) {
+            if (c.token !== null) {
+              completionTokens++;
+              if (!firstToken) { firstToken = performance.now(); note(req, { ttftMs: firstToken - t0 }); }
+            }
+            note(req, { completionTokens });
+            yield c;
+          }
+        },
+      };
+    }
     const usage = (cs: Completion[]) => {
       const completion = cs.reduce((a, c) => a + c.usage.completionTokens, 0);
       return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
@@ -400,6 +456,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
       // Still connected (an engine error, or the server shutting down): say why, then end the stream.
       if (!res.writableEnded && !res.destroyed) {
         const err = ac.signal.aborted ? shuttingDown() : engineError(e);
+        note(req, { error: err.message });
         res.end(`data: ${JSON.stringify(err.toJSON())}\n\n`);
       }
     } finally {
@@ -410,6 +467,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   app.post('/v1/completions', async (req, reply) => {
     const b = parseBody(completionSchema, req.body);
     checkModel(b.model);
+    refuseResponseFormat(b);
     if (b.echo) throw invalid('echo is not supported', 'echo', 'unsupported_parameter');
     if (b.suffix) throw invalid('suffix is not supported', 'suffix', 'unsupported_parameter');
     const n = b.n ?? 1;
@@ -440,6 +498,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   app.post('/v1/chat/completions', async (req, reply) => {
     const b = parseBody(chatSchema, req.body);
     checkModel(b.model);
+    refuseResponseFormat(b);
     if ((b.tools && b.tools.length > 0) || (b.functions && b.functions.length > 0)) throw invalid('tools / functions are not supported', 'tools', 'unsupported_parameter');
     if (b.top_logprobs && !b.logprobs) throw invalid('top_logprobs requires logprobs: true', 'top_logprobs');
     needTokenizer();
@@ -471,8 +530,10 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
     app,
     modelId,
     async listen(o = {}) {
-      const address = await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
-      return address;
+      await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 8080 });
+      // The address really bound (fastify's own answer names 127.0.0.1 for 0.0.0.0).
+      const a = app.server.address() as AddressInfo;
+      return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     },
     close(graceMs = 5000) {
       if (!closing) {
@@ -491,4 +552,26 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
       return closing;
     },
   };
+}
+
+/** Whether a --host value only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** The URLs a listening URL is reachable at: itself, or every interface's address for 0.0.0.0 / [::]. */
+export function reachableUrls(url: string): string[] {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  if (host !== '0.0.0.0' && host !== '::') return [url];
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (host === '0.0.0.0' && a.family !== 'IPv4') continue;
+      if (a.family === 'IPv6' && a.scopeid) continue; // link-local addresses need a zone id
+      out.push(`http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${u.port}`);
+    }
+  }
+  return out;
 }

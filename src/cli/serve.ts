@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadModel, type LoadModelOptions } from '../api/index.js';
-import { createServer, SERVER_DEFAULTS, type ServerOptions } from '../api/server.js';
+import { createServer, isLoopbackHost, reachableUrls, SERVER_DEFAULTS, type ServerOptions } from '../api/server.js';
 import { loadChatTemplate } from '../api/chat.js';
 import { UsageError, wrapParse } from './errors.js';
 import { kernelsFromOption } from './kernels-option.js';
@@ -27,6 +27,9 @@ const USAGE = `usage: grok serve [--model <model>] [options]
       --headers-timeout S   … and its headers within S seconds of connecting (default 10)
       --idle-timeout S      close a connection idle between requests after S seconds (default 5)
       --max-connections N   open connections at most; more are closed on arrival (default 256)
+      --strict-model        answer 404 to a "model" other than the served id (default: any name is served)
+      --log-format F        request log as text (default) or json, on stderr
+      --quiet               no request log
       --kernels NAME        kernel implementation; --threads N
       --config PATH         config.json to use instead of the one found beside the model`;
 
@@ -45,6 +48,7 @@ export async function runServe(argv: string[]): Promise<number> {
       slots: { type: 'string' }, 'max-queue': { type: 'string' }, 'api-key': { type: 'string' }, 'model-id': { type: 'string' },
       'chat-template': { type: 'string' }, 'max-body': { type: 'string' }, 'prefill-chunk': { type: 'string' }, grace: { type: 'string' },
       kernels: { type: 'string' }, threads: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'strict-model': { type: 'boolean' }, 'log-format': { type: 'string' }, quiet: { type: 'boolean' },
       'request-timeout': { type: 'string' }, 'headers-timeout': { type: 'string' }, 'idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
     },
   }));
@@ -59,6 +63,9 @@ export async function runServe(argv: string[]): Promise<number> {
   const graceMs = intOpt('grace', values.grace, 0, 10) * 1000;
   const apiKey = values['api-key'] ?? process.env.GROK_API_KEY;
   if (apiKey !== undefined && apiKey.length === 0) throw new UsageError('--api-key must not be empty');
+  const logFormat = values['log-format'] ?? 'text';
+  if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format must be text or json, got '${logFormat}'`);
+  const host = values.host ?? '127.0.0.1';
   const chatTemplate = values['chat-template'] ? loadChatTemplate(values['chat-template']) : undefined;
 
   const loadOpts: LoadModelOptions = { slots, maxQueue, prefillChunk };
@@ -77,10 +84,16 @@ export async function runServe(argv: string[]): Promise<number> {
   };
   if (apiKey !== undefined) serverOpts.apiKey = apiKey;
   if (values['model-id']) serverOpts.modelId = values['model-id'];
+  if (values['strict-model']) serverOpts.strictModel = true;
+  if (!values.quiet) serverOpts.log = { format: logFormat };
   if (chatTemplate) serverOpts.chatTemplate = chatTemplate;
   const server = createServer(grok, serverOpts);
-  const url = await server.listen({ host: values.host ?? '127.0.0.1', port });
-  process.stderr.write(`grok: serving ${grok.path} as '${server.modelId}' on ${url} (${slots} slots, queue ${maxQueue}${apiKey ? ', API key required' : ''}; loaded in ${(grok.loadMs / 1000).toFixed(2)} s)\n`);
+  if (!isLoopbackHost(host) && apiKey === undefined) {
+    process.stderr.write(`grok: warning: listening on ${host} without --api-key: anyone who can reach this machine can use the model\n`);
+  }
+  const url = await server.listen({ host, port });
+  const reach = reachableUrls(url).filter((u) => u !== url);
+  process.stderr.write(`grok: serving ${grok.path} as '${server.modelId}' on ${url}${reach.length ? ` (${reach.join(', ')})` : ''} (${slots} slots, queue ${maxQueue}${apiKey ? ', API key required' : ''}; loaded in ${(grok.loadMs / 1000).toFixed(2)} s)\n`);
 
   await new Promise<void>((resolve) => {
     const onInt = (): void => stop('SIGINT');

@@ -93,7 +93,7 @@ export interface SchedulerOptions {
   slots?: number;
   /** Prompt tokens a sequence feeds per iteration while in prefill. Default 256. */
   prefillChunk?: number;
-  /** Requests allowed to wait for a slot; more → QueueFullError. Default unbounded. */
+  /** Requests allowed to wait for a slot; more → QueueFullError. 0: no waiting, free slots still serve. Default unbounded. */
   maxQueue?: number;
 }
 
@@ -273,7 +273,9 @@ export class Scheduler {
     const sampler = makeSampler(options);
     checkTokenIds(options, vocabSize); // before any work: the sampler alone would notice only at the first token
     const seed = options.seed ?? randomSeed();
-    if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
+    // Only a request that would wait counts against maxQueue: with a free slot, maxQueue 0 still serves.
+    const waits = this.active.length + this.queue.length >= this.slots;
+    if (waits && this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
     const signal = options.signal;
     if (signal?.aborted) throw abortError(signal);
     const req = new GenerationRequest(prompt, truncated, options, sampler, seed, maxTokens, (r) => this.remove(r));
