@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { createServer, isLoopbackHost, reachableUrls, type GrokServer } from '../src/api/server.js';
-import { formatTextLine } from '../src/api/log.js';
+import { formatTextLine } from '../src/api/http/log.js';
 import { MODEL, startServer, until } from './server-helpers.js';
 import { fixtureDir } from './engine-helpers.js';
 
