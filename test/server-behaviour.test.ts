@@ -122,3 +122,20 @@ test('grok serve --host 0.0.0.0 without --api-key: warns, prints the real addres
     await new Promise((r) => child.once('exit', r));
   }
 });
+
+test('n choices prefill their prompt once (chat and completions); choice j is seeded seed + j as before', async () => {
+  const s = await startServer({}, servers);
+  const e = s.grok.engine;
+  const prompt = 'the people of the water';
+  const before = e.prefilledTokens;
+  const many = await s.client.completions.create({ model: MODEL, prompt, n: 4, max_tokens: 6, temperature: 1, seed: 40 });
+  assert.equal(e.prefilledTokens - before, s.grok.encode(prompt).length);
+  for (let j = 0; j < 4; j++) {
+    const one = await s.client.completions.create({ model: MODEL, prompt, max_tokens: 6, temperature: 1, seed: 40 + j });
+    assert.equal(many.choices[j]!.text, one.choices[0]!.text);
+  }
+  const b2 = e.prefilledTokens;
+  const chat = await s.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'the' }], n: 3, max_tokens: 4, seed: 1 });
+  assert.equal(chat.choices.length, 3);
+  assert.equal(e.prefilledTokens - b2, chat.usage!.prompt_tokens);
+});

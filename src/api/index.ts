@@ -261,22 +261,39 @@ export class Grok {
    * or a full queue (QueueFullError).
    */
   generate(prompt: string | readonly number[], options: TextGenerateOptions = {}): TextStream {
+    return this.generateMany(prompt, [options])[0]!;
+  }
+
+  /**
+   * Several generations from one prompt (n choices): the prompt is prefilled once and each continues from
+   * a copy of its KV cache, giving the tokens it would give alone. All start, or none (throws as generate).
+   * A text prompt is encoded with the first options' addBos.
+   */
+  generateMany(prompt: string | readonly number[], optionsList: readonly TextGenerateOptions[]): TextStream[] {
     if (this.closed) throw new Error('this model was closed');
-    const stops = options.stop === undefined ? [] : typeof options.stop === 'string' ? [options.stop] : [...options.stop];
-    const ids = this.promptIds(prompt, options.addBos);
-    const tok = this.tokenizer;
-    if (stops.length > 0 && !tok) throw new NoTokenizerError(this.path);
-    const decoder = tok ? tok.createStreamDecoder() : null;
-    const matcher = decoder ? new StopStringMatcher(decoder, stops) : null;
-    const { stop: _stop, addBos: _addBos, ...engineOpts } = options;
-    const req: GenerationRequest = this.engine.submit(ids, {
-      ...engineOpts,
-      ...(matcher ? { onToken: (id: number) => matcher.push(id) } : {}),
+    const ids = this.promptIds(prompt, optionsList[0]?.addBos);
+    const prepared = optionsList.map((options) => {
+      const stops = options.stop === undefined ? [] : typeof options.stop === 'string' ? [options.stop] : [...options.stop];
+      const tok = this.tokenizer;
+      if (stops.length > 0 && !tok) throw new NoTokenizerError(this.path);
+      const decoder = tok ? tok.createStreamDecoder() : null;
+      const matcher = decoder ? new StopStringMatcher(decoder, stops) : null;
+      const { stop: _stop, addBos: _addBos, ...engineOpts } = options;
+      return { options, decoder, matcher, engineOpts: { ...engineOpts, ...(matcher ? { onToken: (id: number) => matcher.push(id) } : {}) } };
     });
-    // The decoder first sees the (now validated) prompt, its text discarded, so the continuation decodes as
-    // inside decode(prompt + output): a leading `▁` of the first new token is a space, not a dummy prefix.
-    // Tokens arrive on later event-loop turns, so this runs before the first onToken call.
-    if (decoder) for (const id of req.prompt) decoder.push(id);
+    const reqs = this.engine.submitMany(ids, prepared.map((p) => p.engineOpts));
+    return reqs.map((req, i) => {
+      const { options, decoder, matcher } = prepared[i]!;
+      // The decoder first sees the (now validated) prompt, its text discarded, so the continuation decodes as
+      // inside decode(prompt + output): a leading `▁` of the first new token is a space, not a dummy prefix.
+      // Tokens arrive on later event-loop turns, so this runs before the first onToken call.
+      if (decoder) for (const id of req.prompt) decoder.push(id);
+      return this.textStream(req, options, matcher);
+    });
+  }
+
+  /** A request's tokens as text chunks, and its Completion at the end. */
+  private textStream(req: GenerationRequest, options: TextGenerateOptions, matcher: StopStringMatcher | null): TextStream {
     const tokens: number[] = [];
     const logprobs: number[] = [];
     const tops: TopAlternative[][] = [];

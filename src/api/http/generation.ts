@@ -37,13 +37,21 @@ export interface GenerationContext {
   note(req: FastifyRequest, fields: Partial<RequestLogFields>): void;
 }
 
-/** Start every choice; if one cannot start (queue full, bad option), cancel the others. */
+/**
+ * Start every choice, the choices of one prompt together so that its prefill is shared; if one cannot
+ * start (queue full, bad option), cancel the others.
+ */
 function start(grok: Grok, jobs: readonly Job[], signal: AbortSignal): TextStream[] {
   const streams: TextStream[] = [];
+  const byPrompt = new Map<number, number[]>();
+  jobs.forEach((j, i) => { const l = byPrompt.get(j.prompt); if (l) l.push(i); else byPrompt.set(j.prompt, [i]); });
   try {
-    for (const j of jobs) streams.push(grok.generate(j.ids, { ...j.opts, signal }));
+    for (const idx of byPrompt.values()) {
+      const group = grok.generateMany(jobs[idx[0]!]!.ids, idx.map((i) => ({ ...jobs[i]!.opts, signal })));
+      idx.forEach((i, k) => { streams[i] = group[k]!; });
+    }
   } catch (e) {
-    for (const s of streams) s.cancel();
+    for (const s of streams) s?.cancel();
     throw engineError(e);
   }
   return streams;
