@@ -5,7 +5,7 @@ export {
 } from './api/index.js';
 export type {
   LoadModelOptions, TextGenerateOptions, TextChunk, TextStream, Completion, Usage, Timings, TopAlternative, TextFinishReason,
-  GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions,
+  GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting,
   SamplingOptions, SampleResult, TokenLogprob, Sampler,
 } from './api/index.js';
 export { Tokenizer } from './tokenizer/sentencepiece.js';

@@ -23,7 +23,7 @@ import type { ModelSource } from '../formats/tensor-ref.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
 import {
-  Scheduler, type FinishReason, type GenerateOptions, type GenerationRequest, type RequestStats,
+  Scheduler, type FinishReason, type GenerateOptions, type GenerationRequest, type RequestStats, type TokenRouting,
 } from '../engine/scheduler.js';
 import type { TokenLogprob } from '../engine/sampling.js';
 import { StopStringMatcher } from './text.js';
@@ -72,6 +72,8 @@ export interface TextChunk {
   logprob: number | null;
   /** The most probable alternatives when topLogprobs > 0. */
   top?: TopAlternative[];
+  /** With the routing option: the experts this token went to in every layer. */
+  routing?: TokenRouting;
 }
 
 export interface Usage {
@@ -106,6 +108,8 @@ export interface Completion {
   seed: number;
   /** Prompt tokens dropped by left truncation. */
   truncatedTokens: number;
+  /** With the routing option: where every prompt token and every generated token went, in order. */
+  routing?: { prompt: TokenRouting[]; tokens: TokenRouting[] };
 }
 
 /** A running generation: iterate it for chunks; `result` resolves when it ends. */
@@ -113,6 +117,11 @@ export interface TextStream extends AsyncIterable<TextChunk> {
   readonly result: Promise<Completion>;
   /** Stop generating now and free the slot. */
   cancel(): void;
+  /**
+   * With the routing option: where each prompt token went (complete once the first chunk arrives or the
+   * stream ends); null without it.
+   */
+  readonly promptRouting: readonly TokenRouting[] | null;
 }
 
 export class NoTokenizerError extends Error {
@@ -297,6 +306,7 @@ export class Grok {
     const tokens: number[] = [];
     const logprobs: number[] = [];
     const tops: TopAlternative[][] = [];
+    const routes: TokenRouting[] = [];
     let text = '';
     let settle!: { resolve: (c: Completion) => void; reject: (e: unknown) => void };
     const result = new Promise<Completion>((resolve, reject) => { settle = { resolve, reject }; });
@@ -319,6 +329,7 @@ export class Grok {
         truncatedTokens: stats.truncatedTokens,
       };
       if (options.topLogprobs) c.topLogprobs = tops;
+      if (options.routing) c.routing = { prompt: [...req.promptRouting], tokens: routes };
       return c;
     };
     async function* chunks(): AsyncGenerator<TextChunk> {
@@ -333,6 +344,7 @@ export class Grok {
             chunk.top = t.top.map((a) => ({ ...a, text: self.tokenText(a.id) }));
             tops.push(chunk.top);
           }
+          if (t.routing) { chunk.routing = t.routing; routes.push(t.routing); }
           yield chunk;
         }
         const rest = matcher ? matcher.finish() : '';
@@ -366,6 +378,7 @@ export class Grok {
         return result;
       },
       cancel: () => req.cancel(),
+      get promptRouting() { return options.routing ? req.promptRouting : null; },
       [Symbol.asyncIterator]: () => {
         if (iterating) throw new Error('a text stream can be iterated only once');
         iterating = true;
@@ -391,7 +404,7 @@ export class Grok {
 }
 
 export { Scheduler, QueueFullError, ContextLengthError } from '../engine/scheduler.js';
-export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions } from '../engine/scheduler.js';
+export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting } from '../engine/scheduler.js';
 export { makeSampler, candidateTokens, SamplingError, TokenHistory } from '../engine/sampling.js';
 export type { SamplingOptions, SampleResult, TokenLogprob, Sampler } from '../engine/sampling.js';
 export { Rng } from '../engine/rng.js';

@@ -29,7 +29,18 @@ export interface EngineCache {
 export interface BatchModel {
   readonly config: { readonly vocabSize: number; readonly contextLength: number; readonly eosToken: number };
   newCache(capacity?: number): EngineCache;
-  forward(seqs: { tokens: ArrayLike<number>; cache: EngineCache }[], opts?: { lastOnly?: boolean }): Float32Array;
+  forward(seqs: { tokens: ArrayLike<number>; cache: EngineCache }[], opts?: { lastOnly?: boolean; onRoute?: RouteFn }): Float32Array;
+}
+
+/** The router's choice per layer for every row of a forward call: chosen / gates [rows, A], highest first. */
+export type RouteFn = (layer: number, chosen: Int32Array, gates: Float32Array, rows: number) => void;
+
+/** Where one token went in the mixture of experts. */
+export interface TokenRouting {
+  /** Per layer, the experts the token was sent to, highest router probability first. */
+  experts: number[][];
+  /** Per layer, their gates: the router's softmax probabilities (not renormalised), as the model weighs the experts. */
+  gates: number[][];
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -52,10 +63,18 @@ export interface GenerateOptions extends SamplingOptions {
   truncate?: 'error' | 'left';
   /** Cancels the request: its slot is freed at once and iteration throws the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Record the experts every token was routed to: the prompt's (GenerationRequest.promptRouting) and each
+   * generated token's (GeneratedToken.routing). A token's routing is known once it has been fed back, so
+   * each token is emitted one step later, and the last one costs one extra forward step.
+   */
+  routing?: boolean;
 }
 
 export interface GeneratedToken extends TokenLogprob {
   top?: TokenLogprob[];
+  /** With the routing option: where this token went in every layer. */
+  routing?: TokenRouting;
 }
 
 export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
@@ -154,6 +173,14 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
   /** @internal */ firstTokenAt = 0;
   /** @internal */ pending: GeneratedToken[] = [];
   /** @internal requests sharing this one's prompt and prefill (submitMany) */ group: PrefillGroup | null = null;
+  /** @internal tokens sampled so far (EOS included): the next one is generated token number `sampled` */ sampled = 0;
+  /** @internal with routing: emitted tokens waiting for their routing, and their generated-token numbers */
+  readonly held: { token: GeneratedToken; index: number }[] = [];
+  /** @internal with routing: generated token number → its routing, until the token is emitted */
+  readonly routes = new Map<number, TokenRouting>();
+  /** @internal generated token number of each sampled token not yet emitted (stop sequences hold tokens back) */
+  readonly indexOf = new WeakMap<GeneratedToken, number>();
+  private promptRoutes: TokenRouting[] = [];
 
   private readonly items: Item[] = [];
   private wake: (() => void) | null = null;
@@ -184,10 +211,42 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
     return this.finished;
   }
 
+  /** With the routing option: where each prompt token went (complete once the prompt is prefilled). */
+  get promptRouting(): readonly TokenRouting[] {
+    return this.promptRoutes;
+  }
+
   /** @internal */
   emit(token: GeneratedToken): void {
     this.stats.generatedTokens++;
-    this.push({ token });
+    if (!this.options.routing) { this.push({ token }); return; }
+    this.held.push({ token, index: this.indexOf.get(token)! });
+    this.release();
+  }
+
+  /** @internal the routing of the token at `position` (prompt or generated) is known */
+  routed(position: number, routing: TokenRouting): void {
+    if (position < this.prompt.length) { this.promptRoutes[position] = routing; return; }
+    this.routes.set(position - this.prompt.length, routing);
+    this.release();
+  }
+
+  /** @internal share another request's prompt routing (same prompt, prefilled once) */
+  adoptPromptRouting(from: GenerationRequest): void {
+    this.promptRoutes = from.promptRoutes;
+  }
+
+  /** @internal emit held tokens whose routing is known (all of them with `force`) */
+  release(force = false): void {
+    while (this.held.length > 0) {
+      const { token, index } = this.held[0]!;
+      const routing = this.routes.get(index);
+      if (!routing && !force) break;
+      this.held.shift();
+      this.routes.delete(index);
+      if (routing) token.routing = routing;
+      this.push({ token });
+    }
   }
 
   /** @internal */
@@ -301,7 +360,7 @@ export class Scheduler {
     for (const o of optionsList) if (o.signal?.aborted) throw abortError(o.signal);
     const leaders: GenerationRequest[] = [];
     for (const r of reqs) {
-      const leader = leaders.find((l) => l.maxTokens === r.maxTokens && sameIds(l.prompt, r.prompt));
+      const leader = leaders.find((l) => l.maxTokens === r.maxTokens && !l.options.routing === !r.options.routing && sameIds(l.prompt, r.prompt));
       if (!leader) { leaders.push(r); continue; }
       leader.group ??= new PrefillGroup(leader);
       leader.group.waiting.add(r);
@@ -400,6 +459,7 @@ export class Scheduler {
   /** A waiting member starts from the shared prefill: its copy of the cache, its first token from the shared logits. */
   private fork(r: GenerationRequest, g: PrefillGroup): void {
     const row = g.row!;
+    r.adoptPromptRouting(g.leader);
     r.cache = g.take(r);
     r.group = null;
     r.prefilled = r.prompt.length;
@@ -463,7 +523,7 @@ export class Scheduler {
     });
     let logits: Float32Array;
     try {
-      logits = this.model.forward(seqs, { lastOnly: true });
+      logits = this.forward(batch, seqs);
     } catch (e) {
       for (const r of batch) { this.remove(r); r.finish('error', e); }
       return;
@@ -492,6 +552,49 @@ export class Scheduler {
     }
   }
 
+  /**
+   * One forward call; with routing requests in the batch, their tokens' routing is collected layer by layer
+   * and handed to each request by position.
+   */
+  private forward(batch: readonly GenerationRequest[], seqs: { tokens: number[]; cache: EngineCache }[]): Float32Array {
+    const spans: { r: GenerationRequest; row0: number; pos0: number; recs: TokenRouting[] }[] = [];
+    let row = 0;
+    seqs.forEach((sq, i) => {
+      const r = batch[i]!;
+      if (r.options.routing) {
+        spans.push({ r, row0: row, pos0: sq.cache.length, recs: Array.from({ length: sq.tokens.length }, () => ({ experts: [], gates: [] })) });
+      }
+      row += sq.tokens.length;
+    });
+    if (spans.length === 0) return this.model.forward(seqs, { lastOnly: true });
+    const onRoute: RouteFn = (_layer, chosen, gates, rows) => {
+      const A = chosen.length / rows;
+      for (const sp of spans) {
+        sp.recs.forEach((rec, t) => {
+          const n = sp.row0 + t;
+          rec.experts.push(Array.from(chosen.subarray(n * A, (n + 1) * A)));
+          rec.gates.push(Array.from(gates.subarray(n * A, (n + 1) * A)));
+        });
+      }
+    };
+    const logits = this.model.forward(seqs, { lastOnly: true, onRoute });
+    for (const sp of spans) sp.recs.forEach((rec, t) => sp.r.routed(sp.pos0 + t, rec));
+    return logits;
+  }
+
+  /** A routing request ends: its last token was never fed back, so feed it alone once to learn its routing. */
+  private routeLast(r: GenerationRequest): void {
+    if (!r.options.routing || r.held.length === 0) return;
+    const cache = r.cache;
+    if (cache && cache.length < cache.capacity) {
+      try {
+        this.forward([r], [{ tokens: [r.lastToken], cache }]);
+        this.steps++;
+      } catch { /* the tokens go out without their routing */ }
+    }
+    r.release(true);
+  }
+
   /** The leader's prefill is done: keep its cache and last logits for the members. */
   private share(leader: GenerationRequest, g: PrefillGroup, row: Float32Array): void {
     leader.group = null;
@@ -510,16 +613,18 @@ export class Scheduler {
   private advance(r: GenerationRequest, row: Float32Array): void {
     const o = r.options;
     const s = r.sampler(row, r.history, r.rng);
+    r.sampled++;
     if (!r.firstTokenAt) r.firstTokenAt = performance.now();
     r.history.push(s.id);
     r.lastToken = s.id;
-    const end = (reason: FinishReason): void => { this.remove(r); r.finish(reason); };
+    const end = (reason: FinishReason): void => { this.routeLast(r); this.remove(r); r.finish(reason); };
 
     if ((!o.ignoreEos && s.id === this.model.config.eosToken) || o.stopTokens?.includes(s.id)) {
       end('stop');
       return;
     }
     const token: GeneratedToken = s.top ? { id: s.id, logprob: s.logprob, top: s.top } : { id: s.id, logprob: s.logprob };
+    if (o.routing) r.indexOf.set(token, r.sampled - 1);
     let stopped = false;
     const stops = o.stopSequences;
     if (stops && stops.length > 0) {

@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Completion, Grok, TextGenerateOptions, TextStream } from '../index.js';
+import type { Completion, Grok, TextGenerateOptions, TextStream, TokenRouting } from '../index.js';
 import { ApiError, engineError, shuttingDown } from './errors.js';
 import type { ChoiceFormat } from './format.js';
 import type { RequestLogFields } from './log.js';
@@ -25,6 +25,13 @@ export interface GenerationPlan {
   logprobs: boolean;
   /** Prompt tokens of all prompts (each counted once, whatever n). */
   promptTokens: number;
+  /** return_routed_experts: each choice carries routed_experts / routed_expert_weights. */
+  routing: boolean;
+}
+
+/** The routing fields of a choice (or of a chunk's choice) for these tokens. */
+function routedFields(tokens: readonly TokenRouting[]): { routed_experts: number[][][]; routed_expert_weights: number[][][] } {
+  return { routed_experts: tokens.map((t) => t.experts), routed_expert_weights: tokens.map((t) => t.gates) };
 }
 
 /** What a generation needs of the server. */
@@ -104,7 +111,8 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
       const lp = plan.logprobs
         ? f.logprobs({ tokens: r.tokens, logprobs: r.logprobs, ...(r.topLogprobs ? { top: r.topLogprobs } : {}), text: r.tokens.map((t) => grok.tokenText(t)) })
         : null;
-      return f.choice(index, r, lp);
+      const choice = f.choice(index, r, lp);
+      return plan.routing && r.routing ? { ...choice, ...routedFields([...r.routing.prompt, ...r.routing.tokens]) } : choice;
     });
     await reply.type('application/json').send({ id, object: f.object, created: Math.floor(Date.now() / 1000), model: modelId, system_fingerprint: null, choices, usage: usage(results) });
     return;
@@ -117,19 +125,36 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
   });
   try {
     const results = await Promise.all(streams.map(async (s, index) => {
-      const opening = f.opening(index);
-      if (opening) chunk([opening]);
+      // With routing, the prompt's entries go in the choice's first chunk, which therefore waits until the
+      // prompt has been processed; each later chunk carries the entries of its own token.
+      let promptSent = false;
+      const routing = (tokens: TokenRouting[]) => {
+        if (!plan.routing) return {};
+        const head = promptSent ? [] : [...(s.promptRouting ?? [])];
+        promptSent = true;
+        return routedFields([...head, ...tokens]);
+      };
+      let opened = false;
+      const open = () => {
+        if (opened) return;
+        opened = true;
+        const opening = f.opening(index);
+        if (opening) chunk([{ ...opening, ...routing([]) }]);
+      };
+      if (!plan.routing) open();
       let atStart = f.trimsLeadingSpace;
       for await (const c of s) {
         seen(c.token);
+        open();
         if (atStart) { c.text = c.text.trimStart(); atStart = c.text === ''; }
-        if (c.text === '' && !plan.logprobs) continue;
+        if (c.text === '' && !plan.logprobs && !(plan.routing && c.routing)) continue;
         const lp = c.token === null || !plan.logprobs ? null
           : f.logprobs({ tokens: [c.token], logprobs: [c.logprob!], ...(c.top ? { top: [c.top] } : {}), text: [c.text] });
-        chunk([f.delta(index, c.text, lp)]);
+        chunk([{ ...f.delta(index, c.text, lp), ...routing(c.routing ? [c.routing] : []) }]);
       }
       const r = await s.result;
-      chunk([f.closing(index, r.finishReason)]);
+      open();
+      chunk([{ ...f.closing(index, r.finishReason), ...routing([]) }]);
       return r;
     }));
     if (plan.includeUsage) events.send({ id, object: f.chunkObject, created: createdAt, model: modelId, system_fingerprint: null, choices: [], usage: usage(results) });

@@ -84,7 +84,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
     });
     await respond(ctx, req, reply, {
       format: text, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
-      logprobs: b.logprobs != null, promptTokens,
+      logprobs: b.logprobs != null, promptTokens, routing: b.return_routed_experts === true,
     });
   });
 
@@ -116,7 +116,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
     });
     await respond(ctx, req, reply, {
       format: chat, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
-      logprobs: b.logprobs === true, promptTokens: ids.length,
+      logprobs: b.logprobs === true, promptTokens: ids.length, routing: b.return_routed_experts === true,
     });
   });
 }

@@ -28,6 +28,8 @@ const common = {
   min_p: z.number().min(0).max(1).nullish(),
   repetition_penalty: z.number().gt(0).max(10).nullish(),
   ignore_eos: z.boolean().nullish(),
+  // vLLM / SGLang's spelling: per token, the experts it was routed to in every layer.
+  return_routed_experts: z.boolean().nullish(),
 };
 
 export const completionSchema = z.object({
@@ -95,6 +97,7 @@ export function samplingOf(b: CommonBody, base: Partial<TextGenerateOptions>): T
   if (b.frequency_penalty != null) o.frequencyPenalty = b.frequency_penalty;
   if (b.logit_bias) o.logitBias = Object.fromEntries(Object.entries(b.logit_bias).map(([k, v]) => [Number(k), v]));
   if (b.ignore_eos) o.ignoreEos = true;
+  if (b.return_routed_experts) o.routing = true;
   return o;
 }
 
