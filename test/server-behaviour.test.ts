@@ -139,3 +139,25 @@ test('n choices prefill their prompt once (chat and completions); choice j is se
   assert.equal(chat.choices.length, 3);
   assert.equal(e.prefilledTokens - b2, chat.usage!.prompt_tokens);
 });
+
+test('--cors ORIGIN: headers on responses (streamed too) and preflights answered without the key; others get none', async () => {
+  const origin = 'http://page.example';
+  const s = await startServer({ cors: origin, apiKey: 'k' }, servers);
+  const pre = await fetch(`${s.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get('access-control-allow-origin'), origin);
+  assert.match(pre.headers.get('access-control-allow-headers') ?? '', /authorization/);
+  // Not a preflight: OPTIONS stays behind the key.
+  assert.equal((await fetch(`${s.url}/v1/models`, { method: 'OPTIONS' })).status, 401);
+  const auth = { authorization: 'Bearer k', origin, 'content-type': 'application/json' };
+  const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ model: MODEL, prompt: 'the', max_tokens: 2 }) });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('access-control-allow-origin'), origin);
+  const st = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ model: MODEL, prompt: 'the', max_tokens: 2, stream: true }) });
+  assert.equal(st.headers.get('access-control-allow-origin'), origin);
+  await st.text();
+  const other = await fetch(`${s.url}/health`, { headers: { origin: 'http://evil.example' } });
+  assert.equal(other.headers.get('access-control-allow-origin'), null);
+  const off = await startServer({}, servers);
+  assert.equal((await fetch(`${off.url}/health`, { headers: { origin } })).headers.get('access-control-allow-origin'), null);
+});

@@ -16,12 +16,14 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from './chat.js';
-import type { Grok } from './index.js';
+import { packageRoot, type Grok } from './index.js';
 import { ApiError, fromFastifyError } from './http/errors.js';
 import type { GenerationContext } from './http/generation.js';
 import { loggerOptions, type LogOptions, type RequestLogFields } from './http/log.js';
 import { urlOf } from './http/net.js';
 import { registerOpenAiRoutes } from './http/routes.js';
+import { ServerMetrics } from './http/metrics.js';
+import { registerStaticPage } from './http/static.js';
 
 export { ApiError, type ApiErrorOptions } from './http/errors.js';
 export { isLoopbackHost, reachableUrls } from './http/net.js';
@@ -53,6 +55,12 @@ export interface ServerOptions {
   log?: LogOptions;
   /** Answer 404 model_not_found to a `model` other than the served one (OpenAI's behaviour). By default any name is accepted and the served id is reported back. */
   strictModel?: boolean;
+  /** Serve GET /metrics (Prometheus text; needs the API key when one is set). Default false. */
+  metrics?: boolean;
+  /** Allow browsers on this origin ('*' for any) to call the API: CORS headers and preflight answers. Default none. */
+  cors?: string;
+  /** Folder of the web page's files served at / (default: the package's dist/web); false: no page. */
+  webRoot?: string | false;
 }
 
 export const SERVER_DEFAULTS = Object.freeze({
@@ -100,8 +108,11 @@ function createApp(o: ServerOptions): FastifyInstance {
   return app;
 }
 
-/** One log line per request, written when the response is over (sent, streamed to the end, or abandoned). */
-function addRequestLog(app: FastifyInstance): GenerationContext['note'] {
+/**
+ * Watches every request to its end (sent, streamed to the end, or abandoned): one log line, and the
+ * request metrics. Returns how handlers add fields (tokens, time to first token) to the line.
+ */
+function addRequestObserver(app: FastifyInstance, log: boolean, metrics: ServerMetrics | null): GenerationContext['note'] {
   const fields = new WeakMap<FastifyRequest, Partial<RequestLogFields>>();
   app.addHook('onRequest', async (req, reply) => {
     const t0 = performance.now();
@@ -112,17 +123,46 @@ function addRequestLog(app: FastifyInstance): GenerationContext['note'] {
         method: req.method, route: req.routeOptions.url ?? '(no route)', status: reply.raw.statusCode, ...f, durationMs: performance.now() - t0,
       };
       if (!reply.raw.writableFinished) line.aborted = true;
+      metrics?.request(line.route, line.status, line.durationMs / 1000);
+      if (!log) return;
       if (line.status >= 500) req.log.error(line, 'request'); else req.log.info(line, 'request');
     });
   });
   return (req, f) => { const o = fields.get(req); if (o) Object.assign(o, f); };
 }
 
-/** Deny by default: every route, and every URL that matches none, needs the key unless marked public. */
-function addApiKey(app: FastifyInstance, apiKey: string): void {
+/**
+ * CORS for one origin (or '*'): response headers on every request from it, and answers to preflights.
+ * A preflight carries no credentials (browsers never send them), so it is public; it reveals nothing.
+ */
+function addCors(app: FastifyInstance, origin: string): (req: FastifyRequest) => boolean {
+  const allowed = (o: string | undefined) => o !== undefined && (origin === '*' || o === origin);
+  const preflight = (req: FastifyRequest) => req.method === 'OPTIONS' && allowed(req.headers.origin) && req.headers['access-control-request-method'] !== undefined;
+  app.addHook('onRequest', async (req, reply) => {
+    if (!allowed(req.headers.origin)) return;
+    // On the raw response, so that hijacked (streamed) responses carry them too.
+    reply.raw.setHeader('access-control-allow-origin', origin === '*' ? '*' : origin);
+    reply.raw.setHeader('vary', 'Origin');
+  });
+  app.options('*', async (req, reply) => {
+    if (!preflight(req)) return reply.code(404).send(new ApiError(404, `no route for OPTIONS ${req.url}`, { code: 'unknown_url' }).toJSON());
+    return reply.code(204)
+      .header('access-control-allow-methods', 'GET, POST, OPTIONS')
+      .header('access-control-allow-headers', 'authorization, content-type')
+      .header('access-control-max-age', '600')
+      .send();
+  });
+  return preflight;
+}
+
+/**
+ * Deny by default: every route, and every URL that matches none, needs the key unless marked public (or,
+ * with CORS, is a preflight: browsers send those without credentials).
+ */
+function addApiKey(app: FastifyInstance, apiKey: string, preflight: ((req: FastifyRequest) => boolean) | null): void {
   const want = Buffer.from(`Bearer ${apiKey}`);
   app.addHook('onRequest', async (req) => {
-    if (req.routeOptions.config.public === true) return;
+    if (req.routeOptions.config.public === true || preflight?.(req)) return;
     const got = Buffer.from(req.headers.authorization ?? '');
     if (got.length !== want.length || !crypto.timingSafeEqual(got, want)) {
       throw new ApiError(401, 'Incorrect or missing API key: send Authorization: Bearer <key>', { code: 'invalid_api_key' });
@@ -134,8 +174,10 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   const modelId = options.modelId ?? defaultModelId(grok.path);
   const live = new Set<AbortController>();
   const app = createApp(options);
-  const note: GenerationContext['note'] = options.log ? addRequestLog(app) : () => undefined;
-  if (options.apiKey !== undefined) addApiKey(app, options.apiKey);
+  const metrics = options.metrics ? new ServerMetrics(grok) : null;
+  const note: GenerationContext['note'] = options.log || metrics ? addRequestObserver(app, options.log !== undefined, metrics) : () => undefined;
+  const preflight = options.cors !== undefined ? addCors(app, options.cors) : null;
+  if (options.apiKey !== undefined) addApiKey(app, options.apiKey, preflight);
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     const e = fromFastifyError(err, options.bodyLimit ?? SERVER_DEFAULTS.bodyLimit);
@@ -149,7 +191,26 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   app.get('/health', { config: { public: true } }, async () => ({
     status: 'ok', model: modelId, slots: grok.engine.slots, active: grok.engine.activeCount, queued: grok.engine.queuedCount,
   }));
-  registerOpenAiRoutes(app, { grok, modelId, live, note }, {
+  if (metrics) {
+    app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render()));
+  }
+  // What the web page shows and needs to know about the model.
+  app.get('/info', async () => ({
+    model: modelId,
+    contextLength: grok.config.contextLength,
+    vocabSize: grok.config.vocabSize,
+    layers: grok.config.nLayers,
+    experts: grok.config.nExperts,
+    expertsPerToken: grok.config.nExpertsUsed,
+    backend: grok.model.kernels.name,
+    slots: grok.engine.slots,
+    tokenizer: grok.tokenizer !== null,
+    loadSeconds: grok.loadMs / 1000,
+    metrics: metrics !== null,
+  }));
+  const webRoot = options.webRoot ?? path.join(packageRoot(), 'dist', 'web');
+  if (webRoot !== false) registerStaticPage(app, webRoot);
+  registerOpenAiRoutes(app, { grok, modelId, live, note, metrics }, {
     template: options.chatTemplate ?? DEFAULT_CHAT_TEMPLATE,
     maxChoices: options.maxChoices ?? SERVER_DEFAULTS.maxChoices,
     strictModel: options.strictModel ?? false,

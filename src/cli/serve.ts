@@ -28,6 +28,8 @@ const USAGE = `usage: grok serve [--model <model>] [options]
       --idle-timeout S      close a connection idle between requests after S seconds (default 5)
       --max-connections N   open connections at most; more are closed on arrival (default 256)
       --strict-model        answer 404 to a "model" other than the served id (default: any name is served)
+      --metrics             serve GET /metrics (Prometheus text; behind --api-key when set)
+      --cors ORIGIN         let web pages from ORIGIN ('*' = any) call the API (default: none)
       --log-format F        request log as text (default) or json, on stderr
       --quiet               no request log
       --kernels NAME        kernel implementation; --threads N
@@ -48,7 +50,7 @@ export async function runServe(argv: string[]): Promise<number> {
       slots: { type: 'string' }, 'max-queue': { type: 'string' }, 'api-key': { type: 'string' }, 'model-id': { type: 'string' },
       'chat-template': { type: 'string' }, 'max-body': { type: 'string' }, 'prefill-chunk': { type: 'string' }, grace: { type: 'string' },
       kernels: { type: 'string' }, threads: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      'strict-model': { type: 'boolean' }, 'log-format': { type: 'string' }, quiet: { type: 'boolean' },
+      'strict-model': { type: 'boolean' }, metrics: { type: 'boolean' }, cors: { type: 'string' }, 'log-format': { type: 'string' }, quiet: { type: 'boolean' },
       'request-timeout': { type: 'string' }, 'headers-timeout': { type: 'string' }, 'idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
     },
   }));
@@ -85,6 +87,11 @@ export async function runServe(argv: string[]): Promise<number> {
   if (apiKey !== undefined) serverOpts.apiKey = apiKey;
   if (values['model-id']) serverOpts.modelId = values['model-id'];
   if (values['strict-model']) serverOpts.strictModel = true;
+  if (values.metrics) serverOpts.metrics = true;
+  if (values.cors !== undefined) {
+    if (values.cors !== '*' && !/^https?:\/\/[^/\s]+$/.test(values.cors)) throw new UsageError(`--cors must be an origin like http://localhost:3000 (scheme, host, port; no path) or '*', got '${values.cors}'`);
+    serverOpts.cors = values.cors;
+  }
   if (!values.quiet) serverOpts.log = { format: logFormat };
   if (chatTemplate) serverOpts.chatTemplate = chatTemplate;
   const server = createServer(grok, serverOpts);

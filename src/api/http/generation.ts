@@ -8,6 +8,7 @@ import type { Completion, Grok, TextGenerateOptions, TextStream, TokenRouting } 
 import { ApiError, engineError, shuttingDown } from './errors.js';
 import type { ChoiceFormat } from './format.js';
 import type { RequestLogFields } from './log.js';
+import type { ServerMetrics } from './metrics.js';
 import { openEventStream } from './sse.js';
 
 /** One choice to generate: its prompt (index into the request's prompts) and options. */
@@ -42,6 +43,7 @@ export interface GenerationContext {
   live: Set<AbortController>;
   /** Adds fields to the request's log line. */
   note(req: FastifyRequest, fields: Partial<RequestLogFields>): void;
+  metrics: ServerMetrics | null;
 }
 
 /**
@@ -84,12 +86,19 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
   const t0 = performance.now();
   const streams = start(grok, plan.jobs, ac.signal);
   ctx.note(req, { promptTokens: plan.promptTokens });
+  ctx.metrics?.promptTokens(plan.promptTokens);
   let completionTokens = 0;
-  /** Every chunk of every choice passes here: token counts and the time to the first token, for the log. */
-  const seen = (token: number | null) => {
-    if (token === null) return;
-    if (completionTokens++ === 0) ctx.note(req, { ttftMs: performance.now() - t0 });
-    ctx.note(req, { completionTokens });
+  /** A choice's clock: every chunk passes it (token counts, time to first token, gaps between tokens). */
+  const clock = () => {
+    let last = 0;
+    return (token: number | null) => {
+      if (token === null) return;
+      const now = performance.now();
+      if (completionTokens++ === 0) { ctx.note(req, { ttftMs: now - t0 }); ctx.metrics?.firstToken((now - t0) / 1000); }
+      ctx.metrics?.token(last ? (now - last) / 1000 : undefined);
+      last = now;
+      ctx.note(req, { completionTokens });
+    };
   };
   const usage = (cs: Completion[]) => {
     const completion = cs.reduce((a, c) => a + c.usage.completionTokens, 0);
@@ -99,7 +108,7 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
   if (!plan.stream) {
     let results: Completion[];
     try {
-      results = await Promise.all(streams.map(async (s) => { for await (const c of s) seen(c.token); return s.result; }));
+      results = await Promise.all(streams.map(async (s) => { const seen = clock(); for await (const c of s) seen(c.token); return s.result; }));
     } catch (e) {
       for (const s of streams) s.cancel();
       if (reply.raw.destroyed) { reply.hijack(); return; } // the client is gone: nobody to answer
@@ -142,6 +151,7 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
         if (opening) chunk([{ ...opening, ...routing([]) }]);
       };
       if (!plan.routing) open();
+      const seen = clock();
       let atStart = f.trimsLeadingSpace;
       for await (const c of s) {
         seen(c.token);
