@@ -1,6 +1,6 @@
 /** grok-ts as a library: load a Grok-1 model and generate. See src/api/index.ts for the API. */
 export {
-  loadModel, Grok, NoTokenizerError, defaultModelPath, packageRoot,
+  loadModel, Grok, NoTokenizerError, defaultModelPath, packageRoot, tokenizerOf,
   Scheduler, QueueFullError, ContextLengthError, makeSampler, candidateTokens, SamplingError, TokenHistory, Rng,
 } from './api/index.js';
 export type {
@@ -10,3 +10,4 @@ export type {
 } from './api/index.js';
 export { Tokenizer } from './tokenizer/sentencepiece.js';
 export type { GrokConfig } from './model/config.js';
+export { routingRows, expertUsage, formatRouting, routingJson, routingSvg, type RoutedToken } from './api/routing.js';

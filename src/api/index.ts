@@ -20,6 +20,7 @@ import type { GrokConfig } from '../model/config.js';
 import type { Kernels } from '../kernels/types.js';
 import { closeKernels, createKernels } from '../kernels/index.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
+import { openModel } from '../formats/open.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
 import {
@@ -179,6 +180,24 @@ function findTokenizerNear(modelPath: string): string | null {
     dir = path.dirname(dir);
   }
   return null;
+}
+
+/**
+ * The tokenizer a model carries, without loading its weights: a GGUF's own (tokenizer.ggml.*), else a
+ * tokenizer.model beside the checkpoint (or up to two folders above). Throws NoTokenizerError if none.
+ */
+export function tokenizerOf(modelPath: string): Tokenizer {
+  const resolved = path.resolve(modelPath);
+  const source = openModel(resolved);
+  try {
+    const own = source.format === 'gguf' ? fromGgufSource(source) : null;
+    if (own) return own;
+  } finally {
+    source.close();
+  }
+  const near = findTokenizerNear(resolved);
+  if (!near) throw new NoTokenizerError(resolved);
+  return Tokenizer.fromFile(near);
 }
 
 /** Load a model (default: the embedded one) and its tokenizer, ready to generate. */
