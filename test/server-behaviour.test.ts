@@ -161,3 +161,26 @@ test('--cors ORIGIN: headers on responses (streamed too) and preflights answered
   const off = await startServer({}, servers);
   assert.equal((await fetch(`${off.url}/health`, { headers: { origin } })).headers.get('access-control-allow-origin'), null);
 });
+
+test('the web page: / and its files are served (public, even with a key); /info needs the key', async () => {
+  const s = await startServer({ apiKey: 'k' }, servers);
+  const page = await fetch(`${s.url}/`);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  const html = await page.text();
+  assert.match(html, /data-testid="prompt"/);
+  for (const src of [...html.matchAll(/(?:src|href)="\.?\/?([\w.-]+\.(?:js|css))"/g)].map((m) => m[1]!)) {
+    const r = await fetch(`${s.url}/${src}`);
+    assert.equal(r.status, 200, src);
+  }
+  assert.equal((await fetch(`${s.url}/..%2fpackage.json`)).status, 401, 'nothing but the page files is public');
+  assert.equal((await fetch(`${s.url}/info`)).status, 401);
+  const info = await (await fetch(`${s.url}/info`, { headers: { authorization: 'Bearer k' } })).json() as Record<string, unknown>;
+  assert.equal(info.model, MODEL);
+  assert.equal(info.layers, 2);
+  assert.equal(info.experts, 4);
+  assert.equal(info.contextLength, 8192);
+  assert.equal(typeof info.backend, 'string');
+  const none = await startServer({ webRoot: false }, servers);
+  assert.equal((await fetch(`${none.url}/`)).status, 404);
+});
