@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scheduler, type GeneratedToken, type TokenRouting } from '../src/engine/scheduler.js';
+import { Scheduler, type BatchModel, type EngineCache, type GenerateOptions, type GeneratedToken, type TokenRouting } from '../src/engine/scheduler.js';
 import { fixtureModel, golden } from './engine-helpers.js';
 
 async function all(r: AsyncIterable<GeneratedToken>): Promise<GeneratedToken[]> {
@@ -91,4 +91,34 @@ test('routing with a stop token, stop sequences and shared prefill: every emitte
   assert.deepEqual(tb.map((t) => t.id), free.slice(0, seqAt).map((t) => t.id));
   for (const r of [a!, b!, c!]) assert.deepEqual(r.promptRouting.map((x) => x.experts), full.slice(0, 12).map((x) => x.experts));
   assert.equal(s.prefilledTokens, 12, 'one shared prefill');
+});
+
+test('the extra step that routes the last token runs only when that token is emitted', async () => {
+  let calls = 0;
+  const model: BatchModel = {
+    config: { vocabSize: 8, contextLength: 64, eosToken: 2 },
+    newCache: (capacity = 64): EngineCache => ({ capacity, length: 0 }),
+    forward(seqs, o) {
+      calls++;
+      const rows = seqs.reduce((a, s) => a + s.tokens.length, 0);
+      o?.onRoute?.(0, new Int32Array(rows * 2).fill(1), new Float32Array(rows * 2).fill(0.4), rows);
+      const out = new Float32Array(seqs.length * 8);
+      seqs.forEach((s, i) => {
+        const last = s.tokens[s.tokens.length - 1]!;
+        out[i * 8 + (last === 5 ? 6 : last === 6 ? 7 : 5)] = 10; // 5, 6, 7, 5, 6, 7, …
+        s.cache.length += s.tokens.length;
+      });
+      return out;
+    },
+  };
+  const run = async (o: GenerateOptions) => {
+    calls = 0;
+    const r = new Scheduler(model).submit([1, 1], { temperature: 0, routing: true, ...o });
+    const toks = await all(r);
+    assert.ok(toks.every((t) => t.routing?.experts[0]?.[0] === 1), 'every emitted token routed');
+    return { ids: toks.map((t) => t.id), calls };
+  };
+  assert.deepEqual(await run({ maxTokens: 3 }), { ids: [5, 6, 7], calls: 3 + 1 }); // the last token fed once more
+  assert.deepEqual(await run({ maxTokens: 9, stopTokens: [7] }), { ids: [5, 6], calls: 3 }); // 7 ends it unseen
+  assert.deepEqual(await run({ maxTokens: 9, stopSequences: [[6, 7]] }), { ids: [5], calls: 3 });
 });

@@ -539,7 +539,8 @@ export class Scheduler {
       const r = batch[i];
       if (r.isFinished || r.prefilled < r.prompt.length) continue; // still in prefill: this row is not needed
       const row = logits.subarray(i * V, (i + 1) * V);
-      const g = r.group && r.group.leader === r && !r.group.ready ? r.group : null;
+      let g = r.group && r.group.leader === r && !r.group.ready ? r.group : null;
+      if (g && g.waiting.size === 0) { r.group = null; g = null; } // every other member has ended: nothing to share
       if (g) this.share(r, g, row);
       try {
         this.advance(r, row);
@@ -586,7 +587,8 @@ export class Scheduler {
   private routeLast(r: GenerationRequest): void {
     if (!r.options.routing || r.held.length === 0) return;
     const cache = r.cache;
-    if (cache && cache.length < cache.capacity) {
+    const lastHeld = r.held.some((h) => h.index === r.sampled - 1); // else every held token was fed already
+    if (lastHeld && cache && cache.length < cache.capacity) {
       try {
         this.forward([r], [{ tokens: [r.lastToken], cache }]);
         this.steps++;
