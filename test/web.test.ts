@@ -129,6 +129,12 @@ test('the page in chromium: stream, routing view, token details, stop, chat, sto
   const file = await (await download).path();
   const exported = JSON.parse(fs.readFileSync(file!, 'utf8')) as { conversations: { mode: string }[] };
   assert.deepEqual(exported.conversations.map((c) => c.mode).sort(), ['chat', 'completion']);
+  // Delete both, then import the exported file: both are back.
+  for (let i = 0; i < 2; i++) await page.locator('#conversations li button').first().click();
+  await page.waitForFunction(`document.querySelectorAll('#conversations li').length === 0`);
+  await page.setInputFiles('#import', file!);
+  await page.waitForFunction(`document.querySelectorAll('#conversations li').length === 2`);
+  assert.match(await page.locator('#status').innerText(), /imported 2 conversations/);
   assert.deepEqual(errors, [], 'no console errors');
   await context.close();
 
