@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
@@ -21,7 +21,7 @@ export function registerStaticPage(app: FastifyInstance, root: string): number {
   for (const name of names) {
     const body = fs.readFileSync(path.join(root, name));
     const type = TYPES[path.extname(name)]!;
-    const handler = async (_req: unknown, reply: import('fastify').FastifyReply) =>
+    const handler = async (_req: unknown, reply: FastifyReply) =>
       reply.type(type).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').send(body);
     app.get(`/${name}`, { config: { public: true } }, handler);
     if (name === 'index.html') app.get('/', { config: { public: true } }, handler);
