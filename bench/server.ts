@@ -4,7 +4,9 @@
  * token (p50 / p99) and aggregate generated tokens/s, at concurrency 1, 8 and 32.
  *
  *   node dist/bench/server.js [--model models/default/model.gguf] [--concurrency 1,8,32] [--requests 64]
- *                             [--max-tokens 16] [--slots 8]
+ *                             [--max-tokens 16] [--slots 8] [--routing]
+ *
+ * --routing asks for return_routed_experts (every token's experts; each token is then sent one step later).
  *
  * The server runs in a child process (its own event loop and kernels), the clients in this one.
  * Default model: the embedded default model if present, else the tiny-b fixture GGUF (it carries a tokenizer).
@@ -25,6 +27,7 @@ const { values: opt } = parseArgs({
     'max-tokens': { type: 'string', default: '16' },
     slots: { type: 'string', default: '8' },
     'child-server': { type: 'boolean' },
+    routing: { type: 'boolean' },
   },
   allowPositionals: true,
   strict: false,
@@ -52,7 +55,7 @@ async function request(base: string, model: string, i: number, maxTokens: number
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
       model, prompt: prompt(i), max_tokens: maxTokens, temperature: 0.8, seed: i, ignore_eos: true,
-      logprobs: 0, stream: true, stream_options: { include_usage: true },
+      logprobs: 0, stream: true, stream_options: { include_usage: true }, ...(opt.routing ? { return_routed_experts: true } : {}),
     }),
   });
   if (r.status !== 200 || !r.body) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
@@ -103,7 +106,7 @@ async function main(): Promise<void> {
   const requests = Number(opt.requests);
   const levels = String(opt.concurrency).split(',').map(Number);
   const slots = String(opt.slots);
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child-server', '--model', model, '--port', '0', '--slots', slots, '--max-queue', '256', '--model-id', 'bench'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child-server', '--model', model, '--port', '0', '--slots', slots, '--max-queue', '256', '--model-id', 'bench', '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     const base = await new Promise<string>((resolve, reject) => {
       let err = '';
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
       });
       child.on('exit', (code) => reject(new Error(`server exited (${code}): ${err}`)));
     });
-    console.log(`# bench/server ${new Date().toISOString()}  ${model}  ${slots} slots, ${requests} requests per level, max_tokens ${maxTokens}, streaming  load avg ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+    console.log(`# bench/server ${new Date().toISOString()}  ${model}  ${slots} slots, ${requests} requests per level, max_tokens ${maxTokens}, streaming${opt.routing ? ', return_routed_experts' : ''}  load avg ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
     await load(base, 'bench', Math.min(4, requests), Math.min(8, requests), maxTokens); // warm-up
     for (const c of levels) {
       const r = await load(base, 'bench', c, Math.max(requests, c), maxTokens);

@@ -1,12 +1,13 @@
 /** grok-ts as a library: load a Grok-1 model and generate. See src/api/index.ts for the API. */
 export {
-  loadModel, Grok, NoTokenizerError, defaultModelPath, packageRoot,
+  loadModel, Grok, NoTokenizerError, defaultModelPath, packageRoot, tokenizerOf,
   Scheduler, QueueFullError, ContextLengthError, makeSampler, candidateTokens, SamplingError, TokenHistory, Rng,
 } from './api/index.js';
 export type {
   LoadModelOptions, TextGenerateOptions, TextChunk, TextStream, Completion, Usage, Timings, TopAlternative, TextFinishReason,
-  GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions,
+  GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting,
   SamplingOptions, SampleResult, TokenLogprob, Sampler,
 } from './api/index.js';
 export { Tokenizer } from './tokenizer/sentencepiece.js';
 export type { GrokConfig } from './model/config.js';
+export { routingRows, expertUsage, formatRouting, routingJson, routingSvg, type RoutedToken } from './api/routing.js';

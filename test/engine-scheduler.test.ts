@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Scheduler, type BatchModel, type EngineCache } from '../src/engine/scheduler.js';
+import { QueueFullError, Scheduler, type BatchModel, type EngineCache } from '../src/engine/scheduler.js';
+import { SamplingError } from '../src/engine/sampling.js';
 
 /** Logits always favour token 5; records the token count of every sequence in every call. */
 function recorder() {
@@ -62,4 +63,27 @@ test('slots bound the batch; a waiting request is admitted as soon as one finish
   // The third joins right after the first finishes (step 3), not after the second: 5 steps in all.
   assert.equal(calls.length, 5);
   assert.equal(s.steps, 5);
+});
+
+test('logit bias / allowed tokens outside the vocabulary are refused at submit, before any forward call', () => {
+  const { model, calls } = recorder();
+  const s = new Scheduler(model, { slots: 1 });
+  assert.throws(() => s.submit([1, 3], { logitBias: { 8: 1 } }), (e: unknown) => e instanceof SamplingError && e.param === 'logitBias');
+  assert.throws(() => s.submit([1, 3], { logitBias: new Map([[3, 1], [99, -1]]) }), (e: unknown) => e instanceof SamplingError && e.param === 'logitBias');
+  assert.throws(() => s.submit([1, 3], { allowedTokens: [1, 8] }), (e: unknown) => e instanceof SamplingError && e.param === 'allowedTokens');
+  assert.equal(calls.length, 0);
+  assert.equal(s.activeCount + s.queuedCount, 0);
+});
+
+test('maxQueue 0: no waiting, but a free slot still serves', async () => {
+  const { model } = recorder();
+  const s = new Scheduler(model, { slots: 1, maxQueue: 0 });
+  const a = s.submit([1], { temperature: 0, maxTokens: 3, ignoreEos: true });
+  assert.throws(() => s.submit([1], { maxTokens: 1 }), QueueFullError);
+  let n = 0;
+  for await (const _ of a) n++;
+  assert.equal(n, 3);
+  const b = s.submit([1], { temperature: 0, maxTokens: 1 });
+  for await (const _ of b) n++;
+  assert.equal(n, 4);
 });

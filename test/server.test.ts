@@ -135,7 +135,6 @@ test('malformed input → OpenAI-style errors with the right status', async () =
     ['/v1/completions', { ...ok, prompt: [1, -2] }, 400, 'prompt', 'invalid_value'],
     ['/v1/completions', { ...ok, prompt: [600] }, 400, 'prompt', 'invalid_value'],
     ['/v1/completions', { model: MODEL }, 400, 'prompt', 'missing_required_parameter'],
-    ['/v1/completions', { ...ok, model: 'gpt-4' }, 404, 'model', 'model_not_found'],
     ['/v1/completions', { ...ok, prompt: new Array(8190).fill(5), max_tokens: 16 }, 400, 'prompt', 'context_length_exceeded'],
     // A prompt that fills the whole context leaves no room for even one token (no max_tokens given).
     ['/v1/completions', { model: MODEL, prompt: new Array(8192).fill(5) }, 400, 'prompt', 'context_length_exceeded'],

@@ -20,10 +20,11 @@ import type { GrokConfig } from '../model/config.js';
 import type { Kernels } from '../kernels/types.js';
 import { closeKernels, createKernels } from '../kernels/index.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
+import { openModel } from '../formats/open.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
 import {
-  Scheduler, type FinishReason, type GenerateOptions, type GenerationRequest, type RequestStats,
+  Scheduler, type FinishReason, type GenerateOptions, type GenerationRequest, type RequestStats, type TokenRouting,
 } from '../engine/scheduler.js';
 import type { TokenLogprob } from '../engine/sampling.js';
 import { StopStringMatcher } from './text.js';
@@ -72,6 +73,8 @@ export interface TextChunk {
   logprob: number | null;
   /** The most probable alternatives when topLogprobs > 0. */
   top?: TopAlternative[];
+  /** With the routing option: the experts this token went to in every layer. */
+  routing?: TokenRouting;
 }
 
 export interface Usage {
@@ -106,6 +109,8 @@ export interface Completion {
   seed: number;
   /** Prompt tokens dropped by left truncation. */
   truncatedTokens: number;
+  /** With the routing option: where every prompt token and every generated token went, in order. */
+  routing?: { prompt: TokenRouting[]; tokens: TokenRouting[] };
 }
 
 /** A running generation: iterate it for chunks; `result` resolves when it ends. */
@@ -113,6 +118,11 @@ export interface TextStream extends AsyncIterable<TextChunk> {
   readonly result: Promise<Completion>;
   /** Stop generating now and free the slot. */
   cancel(): void;
+  /**
+   * With the routing option: where each prompt token went (complete once the first chunk arrives or the
+   * stream ends); null without it.
+   */
+  readonly promptRouting: readonly TokenRouting[] | null;
 }
 
 export class NoTokenizerError extends Error {
@@ -170,6 +180,24 @@ function findTokenizerNear(modelPath: string): string | null {
     dir = path.dirname(dir);
   }
   return null;
+}
+
+/**
+ * The tokenizer a model carries, without loading its weights: a GGUF's own (tokenizer.ggml.*), else a
+ * tokenizer.model beside the checkpoint (or up to two folders above). Throws NoTokenizerError if none.
+ */
+export function tokenizerOf(modelPath: string): Tokenizer {
+  const resolved = path.resolve(modelPath);
+  const source = openModel(resolved);
+  try {
+    const own = source.format === 'gguf' ? fromGgufSource(source) : null;
+    if (own) return own;
+  } finally {
+    source.close();
+  }
+  const near = findTokenizerNear(resolved);
+  if (!near) throw new NoTokenizerError(resolved);
+  return Tokenizer.fromFile(near);
 }
 
 /** Load a model (default: the embedded one) and its tokenizer, ready to generate. */
@@ -261,25 +289,43 @@ export class Grok {
    * or a full queue (QueueFullError).
    */
   generate(prompt: string | readonly number[], options: TextGenerateOptions = {}): TextStream {
+    return this.generateMany(prompt, [options])[0]!;
+  }
+
+  /**
+   * Several generations from one prompt (n choices): the prompt is prefilled once and each continues from
+   * a copy of its KV cache, giving the tokens it would give alone. All start, or none (throws as generate).
+   * A text prompt is encoded with the first options' addBos.
+   */
+  generateMany(prompt: string | readonly number[], optionsList: readonly TextGenerateOptions[]): TextStream[] {
     if (this.closed) throw new Error('this model was closed');
-    const stops = options.stop === undefined ? [] : typeof options.stop === 'string' ? [options.stop] : [...options.stop];
-    const ids = this.promptIds(prompt, options.addBos);
-    const tok = this.tokenizer;
-    if (stops.length > 0 && !tok) throw new NoTokenizerError(this.path);
-    const decoder = tok ? tok.createStreamDecoder() : null;
-    const matcher = decoder ? new StopStringMatcher(decoder, stops) : null;
-    const { stop: _stop, addBos: _addBos, ...engineOpts } = options;
-    const req: GenerationRequest = this.engine.submit(ids, {
-      ...engineOpts,
-      ...(matcher ? { onToken: (id: number) => matcher.push(id) } : {}),
+    const ids = this.promptIds(prompt, optionsList[0]?.addBos);
+    const prepared = optionsList.map((options) => {
+      const stops = options.stop === undefined ? [] : typeof options.stop === 'string' ? [options.stop] : [...options.stop];
+      const tok = this.tokenizer;
+      if (stops.length > 0 && !tok) throw new NoTokenizerError(this.path);
+      const decoder = tok ? tok.createStreamDecoder() : null;
+      const matcher = decoder ? new StopStringMatcher(decoder, stops) : null;
+      const { stop: _stop, addBos: _addBos, ...engineOpts } = options;
+      return { options, decoder, matcher, engineOpts: { ...engineOpts, ...(matcher ? { onToken: (id: number) => matcher.push(id) } : {}) } };
     });
-    // The decoder first sees the (now validated) prompt, its text discarded, so the continuation decodes as
-    // inside decode(prompt + output): a leading `▁` of the first new token is a space, not a dummy prefix.
-    // Tokens arrive on later event-loop turns, so this runs before the first onToken call.
-    if (decoder) for (const id of req.prompt) decoder.push(id);
+    const reqs = this.engine.submitMany(ids, prepared.map((p) => p.engineOpts));
+    return reqs.map((req, i) => {
+      const { options, decoder, matcher } = prepared[i]!;
+      // The decoder first sees the (now validated) prompt, its text discarded, so the continuation decodes as
+      // inside decode(prompt + output): a leading `▁` of the first new token is a space, not a dummy prefix.
+      // Tokens arrive on later event-loop turns, so this runs before the first onToken call.
+      if (decoder) for (const id of req.prompt) decoder.push(id);
+      return this.textStream(req, options, matcher);
+    });
+  }
+
+  /** A request's tokens as text chunks, and its Completion at the end. */
+  private textStream(req: GenerationRequest, options: TextGenerateOptions, matcher: StopStringMatcher | null): TextStream {
     const tokens: number[] = [];
     const logprobs: number[] = [];
     const tops: TopAlternative[][] = [];
+    const routes: TokenRouting[] = [];
     let text = '';
     let settle!: { resolve: (c: Completion) => void; reject: (e: unknown) => void };
     const result = new Promise<Completion>((resolve, reject) => { settle = { resolve, reject }; });
@@ -302,6 +348,7 @@ export class Grok {
         truncatedTokens: stats.truncatedTokens,
       };
       if (options.topLogprobs) c.topLogprobs = tops;
+      if (options.routing) c.routing = { prompt: [...req.promptRouting], tokens: routes };
       return c;
     };
     async function* chunks(): AsyncGenerator<TextChunk> {
@@ -316,6 +363,7 @@ export class Grok {
             chunk.top = t.top.map((a) => ({ ...a, text: self.tokenText(a.id) }));
             tops.push(chunk.top);
           }
+          if (t.routing) { chunk.routing = t.routing; routes.push(t.routing); }
           yield chunk;
         }
         const rest = matcher ? matcher.finish() : '';
@@ -349,6 +397,7 @@ export class Grok {
         return result;
       },
       cancel: () => req.cancel(),
+      get promptRouting() { return options.routing ? req.promptRouting : null; },
       [Symbol.asyncIterator]: () => {
         if (iterating) throw new Error('a text stream can be iterated only once');
         iterating = true;
@@ -374,7 +423,7 @@ export class Grok {
 }
 
 export { Scheduler, QueueFullError, ContextLengthError } from '../engine/scheduler.js';
-export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions } from '../engine/scheduler.js';
+export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting } from '../engine/scheduler.js';
 export { makeSampler, candidateTokens, SamplingError, TokenHistory } from '../engine/sampling.js';
 export type { SamplingOptions, SampleResult, TokenLogprob, Sampler } from '../engine/sampling.js';
 export { Rng } from '../engine/rng.js';

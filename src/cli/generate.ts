@@ -2,10 +2,14 @@
  * `grok generate [--model <model>] [options] "prompt"`: streams the generated text to stdout; load time and
  * speeds go to stderr. `--json` prints one JSON object instead; `-i` runs a prompt-per-line session.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { loadModel, type Completion, type Grok, type LoadModelOptions, type TextGenerateOptions } from '../api/index.js';
+import { defaultModelId } from '../api/server.js';
+import { formatRouting, routingJson, routingRows, routingSvg, type RoutedToken } from '../api/routing.js';
 import { UsageError, wrapParse } from './errors.js';
 import { kernelsFromOption } from './kernels-option.js';
 import { parseIds } from './token-ids.js';
@@ -30,6 +34,9 @@ const USAGE = `usage: grok generate [--model <model>] [--tokenizer tokenizer.mod
       --truncate             drop the start of a prompt that does not fit the context (default: error)
       --top-logprobs N       with --json: the N most probable alternatives per token
       --json                 print one JSON object: text, tokens, logprobs, timings
+      --routing              after the text, print which experts every token went to, per layer
+                             (expert usage per layer, then each token's experts); with --json: a "routing" field
+      --routing-svg FILE     write a token × layer heatmap of the chosen experts (SVG)
   -i, --interactive          read one prompt per line from stdin
       --kernels NAME         kernel implementation; --threads N
       --config PATH          config.json to use instead of the one found beside the model`;
@@ -58,6 +65,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
       'logit-bias': { type: 'string', multiple: true }, seed: { type: 'string' }, stop: { type: 'string', multiple: true },
       'ignore-eos': { type: 'boolean' }, 'add-bos': { type: 'boolean' }, truncate: { type: 'boolean' },
       'top-logprobs': { type: 'string' }, json: { type: 'boolean' }, interactive: { type: 'boolean', short: 'i' },
+      routing: { type: 'boolean' }, 'routing-svg': { type: 'string' },
       kernels: { type: 'string' }, threads: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   }));
@@ -67,6 +75,8 @@ export async function runGenerate(argv: string[]): Promise<number> {
     throw new UsageError('--interactive reads prompts from stdin: give no prompt, --tokens or --json with it');
   }
   if (!interactive && positionals.length === 0 && !values.tokens) throw new UsageError(`a prompt is required\n${USAGE}`);
+  const routing = values.routing === true || values['routing-svg'] !== undefined;
+  if (routing && interactive) throw new UsageError('--routing / --routing-svg work on one prompt, not with --interactive');
   if (positionals.length > 0 && values.tokens) throw new UsageError('give either a text prompt or --tokens, not both');
 
   const logitBias: Record<number, number> = {};
@@ -88,6 +98,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
     ignoreEos: values['ignore-eos'] ?? false,
     addBos: values['add-bos'] ?? false,
     truncate: values.truncate ? 'left' : 'error',
+    ...(routing ? { routing: true } : {}),
     ...(values.stop ? { stop: values.stop } : {}),
     ...(Object.keys(logitBias).length ? { logitBias } : {}),
   };
@@ -121,18 +132,33 @@ export async function runGenerate(argv: string[]): Promise<number> {
     if (interactive) return await repl(grok, gen, seed);
     const prompt = values.tokens ? parseIds(values.tokens, '--tokens') : positionals.join(' ');
     const opts = seed === undefined ? gen : { ...gen, seed };
+    const rows = (r: Completion) => routingRows(grok, grok.promptIds(prompt, gen.addBos).slice(r.truncatedTokens), r);
     if (values.json) {
       const r = await grok.complete(prompt, opts);
-      process.stdout.write(`${JSON.stringify(toJson(grok, r))}\n`);
+      const j = toJson(grok, r);
+      if (values.routing) j.routing = routingJson(rows(r), grok.config.nExperts);
+      if (values['routing-svg']) writeSvg(values['routing-svg'], rows(r), grok);
+      process.stdout.write(`${JSON.stringify(j)}\n`);
       return 0;
     }
     const r = await streamOne(grok, prompt, opts);
     process.stdout.write('\n');
     reportStats(r);
+    if (values.routing) process.stdout.write(`\n${formatRouting(rows(r), grok.config.nExperts)}`);
+    if (values['routing-svg']) writeSvg(values['routing-svg'], rows(r), grok);
     return 0;
   } finally {
     await grok.close();
   }
+}
+
+function writeSvg(file: string, rows: RoutedToken[], grok: Grok): void {
+  try {
+    fs.writeFileSync(file, routingSvg(rows, grok.config.nExperts, { title: `${defaultModelId(grok.path)}: experts per token and layer` }));
+  } catch (e) {
+    throw new UsageError(`cannot write ${file}: ${(e as Error).message}`);
+  }
+  process.stderr.write(`grok: wrote the routing heatmap to ${file}\n`);
 }
 
 /** Stream one generation to stdout; Ctrl-C stops it (the text so far stays). */

@@ -4,18 +4,20 @@
  *   grok tokenize --tokenizer tokenizer.model --jsonl FILE|-                        → one JSON array per line
  *   grok detokenize --tokenizer tokenizer.model 1,2,3                               → the text
  *   grok detokenize --tokenizer tokenizer.model --jsonl FILE|-                      → one JSON string per line
+ *   --model M instead of --tokenizer: the tokenizer a model carries (a GGUF's own, or tokenizer.model beside a checkpoint)
  * Errors: one line on stderr and a non-zero exit code (2 for a wrong command line).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
+import { tokenizerOf } from '../api/index.js';
 import { reportError, UsageError, wrapParse } from './errors.js';
 
 const TOKENIZE_USAGE =
-  'usage: grok tokenize --tokenizer <tokenizer.model> [--bos] [--eos] [--pieces] ("text" | --file FILE | --jsonl FILE|-)\n' +
+  'usage: grok tokenize (--tokenizer <tokenizer.model> | --model <model>) [--bos] [--eos] [--pieces] ("text" | --file FILE | --jsonl FILE|-)\n' +
   '  prints the ids (or with --pieces the pieces) as JSON; --jsonl: one JSON string per input line, one JSON array per output line';
 const DETOKENIZE_USAGE =
-  'usage: grok detokenize --tokenizer <tokenizer.model> [--json] (1,2,3 | --jsonl FILE|-)\n' +
+  'usage: grok detokenize (--tokenizer <tokenizer.model> | --model <model>) [--json] (1,2,3 | --jsonl FILE|-)\n' +
   '  prints the decoded text (with --json as a JSON string); --jsonl: one JSON id array per input line, one JSON string per output line';
 
 function readInput(file: string): string {
@@ -52,9 +54,12 @@ function writeLines(lines: Iterable<string>): void {
   if (batch.length > 0) process.stdout.write(`${batch.join('\n')}\n`);
 }
 
-function loadTokenizer(path: string | undefined, usage: string): Tokenizer {
-  if (!path) throw new UsageError(`--tokenizer <tokenizer.model> is required\n${usage}`);
-  return Tokenizer.fromFile(path);
+/** --tokenizer tokenizer.model, or --model M: any model that carries one (a GGUF, a checkpoint with tokenizer.model beside it). */
+function loadTokenizer(v: { tokenizer?: string | undefined; model?: string | undefined }, usage: string): Tokenizer {
+  if (v.tokenizer && v.model) throw new UsageError(`give --tokenizer or --model, not both\n${usage}`);
+  if (v.model) return tokenizerOf(v.model);
+  if (!v.tokenizer) throw new UsageError(`--tokenizer <tokenizer.model> is required\n${usage}`);
+  return Tokenizer.fromFile(v.tokenizer);
 }
 
 export async function runTokenize(argv: string[]): Promise<number> {
@@ -65,6 +70,7 @@ export async function runTokenize(argv: string[]): Promise<number> {
         allowPositionals: true,
         options: {
           tokenizer: { type: 'string' },
+          model: { type: 'string', short: 'm' },
           bos: { type: 'boolean' },
           eos: { type: 'boolean' },
           pieces: { type: 'boolean' },
@@ -81,7 +87,7 @@ export async function runTokenize(argv: string[]): Promise<number> {
     const sources = positionals.length + (values.jsonl !== undefined ? 1 : 0) + (values.file !== undefined ? 1 : 0);
     if (sources !== 1) throw new UsageError(`give exactly one of: a text argument, --file, --jsonl${positionals.length > 1 ? ` (got ${positionals.length} text arguments; quote the text)` : ''}\n${TOKENIZE_USAGE}`);
     if (values.pieces && (values.bos || values.eos)) throw new UsageError('--pieces cannot be combined with --bos/--eos');
-    const tok = loadTokenizer(values.tokenizer, TOKENIZE_USAGE);
+    const tok = loadTokenizer(values, TOKENIZE_USAGE);
     const opts = { bos: values.bos === true, eos: values.eos === true };
     const one = (text: string | Uint8Array): string => JSON.stringify(values.pieces ? tok.encodeAsPieces(text) : tok.encode(text, opts));
     if (values.jsonl !== undefined) {
@@ -129,6 +135,7 @@ export async function runDetokenize(argv: string[]): Promise<number> {
         allowPositionals: true,
         options: {
           tokenizer: { type: 'string' },
+          model: { type: 'string', short: 'm' },
           jsonl: { type: 'string' },
           json: { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
@@ -141,7 +148,7 @@ export async function runDetokenize(argv: string[]): Promise<number> {
     }
     if (values.jsonl !== undefined) {
       if (positionals.length > 0) throw new UsageError(`give ids or --jsonl, not both\n${DETOKENIZE_USAGE}`);
-      const tok = loadTokenizer(values.tokenizer, DETOKENIZE_USAGE);
+      const tok = loadTokenizer(values, DETOKENIZE_USAGE);
       const file = values.jsonl;
       const out: string[] = [];
       for (const { line, value } of jsonLines(readInput(file), file)) {
@@ -157,7 +164,7 @@ export async function runDetokenize(argv: string[]): Promise<number> {
     }
     if (positionals.length === 0) throw new UsageError(`no token ids given\n${DETOKENIZE_USAGE}`);
     const ids = parseIds(positionals.join(','));
-    const tok = loadTokenizer(values.tokenizer, DETOKENIZE_USAGE);
+    const tok = loadTokenizer(values, DETOKENIZE_USAGE);
     const text = tok.decode(ids);
     process.stdout.write(values.json ? `${JSON.stringify(text)}\n` : `${text}\n`);
     return 0;

@@ -15,19 +15,32 @@
  * generation stops at EOS, and temperature 0 is argmax.
  */
 import { Rng, randomSeed } from './rng.js';
-import { makeSampler, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
+import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
 
 /** What the engine needs of a KV cache (src/model/grok.ts KVCache satisfies it). */
 export interface EngineCache {
   readonly capacity: number;
   length: number;
+  /** An independent copy (lets requests with one prompt share its prefill); without it each prefills alone. */
+  clone?(): EngineCache;
 }
 
 /** What the engine needs of a model (src/model/grok.ts GrokModel satisfies it). */
 export interface BatchModel {
   readonly config: { readonly vocabSize: number; readonly contextLength: number; readonly eosToken: number };
   newCache(capacity?: number): EngineCache;
-  forward(seqs: { tokens: ArrayLike<number>; cache: EngineCache }[], opts?: { lastOnly?: boolean }): Float32Array;
+  forward(seqs: { tokens: ArrayLike<number>; cache: EngineCache }[], opts?: { lastOnly?: boolean; onRoute?: RouteFn }): Float32Array;
+}
+
+/** The router's choice per layer for every row of a forward call: chosen / gates [rows, A], highest first. */
+export type RouteFn = (layer: number, chosen: Int32Array, gates: Float32Array, rows: number) => void;
+
+/** Where one token went in the mixture of experts. */
+export interface TokenRouting {
+  /** Per layer, the experts the token was sent to, highest router probability first. */
+  experts: number[][];
+  /** Per layer, their gates: the router's softmax probabilities (not renormalised), as the model weighs the experts. */
+  gates: number[][];
 }
 
 export interface GenerateOptions extends SamplingOptions {
@@ -50,10 +63,18 @@ export interface GenerateOptions extends SamplingOptions {
   truncate?: 'error' | 'left';
   /** Cancels the request: its slot is freed at once and iteration throws the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Record the experts every token was routed to: the prompt's (GenerationRequest.promptRouting) and each
+   * generated token's (GeneratedToken.routing). A token's routing is known once it has been fed back, so
+   * each token is emitted one step later, and the last one costs one extra forward step.
+   */
+  routing?: boolean;
 }
 
 export interface GeneratedToken extends TokenLogprob {
   top?: TokenLogprob[];
+  /** With the routing option: where this token went in every layer. */
+  routing?: TokenRouting;
 }
 
 export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
@@ -93,7 +114,7 @@ export interface SchedulerOptions {
   slots?: number;
   /** Prompt tokens a sequence feeds per iteration while in prefill. Default 256. */
   prefillChunk?: number;
-  /** Requests allowed to wait for a slot; more → QueueFullError. Default unbounded. */
+  /** Requests allowed to wait for a slot; more → QueueFullError. 0: no waiting, free slots still serve. Default unbounded. */
   maxQueue?: number;
 }
 
@@ -102,6 +123,37 @@ function abortError(signal: AbortSignal): unknown {
 }
 
 type Item = { token: GeneratedToken } | { end: true } | { error: unknown };
+
+/**
+ * Requests submitted together with one prompt (n choices): the leader prefills it; when its prefill ends,
+ * the KV cache and the logits of the last prompt token are kept, and every other member starts from a
+ * copy of that cache and samples its first token from those logits — the prompt is prefilled once.
+ * Members hold their slots while they wait (they are simply left out of the batch). If the leader ends
+ * before its prefill does, another member takes over.
+ */
+class PrefillGroup {
+  /** Members that have not yet started from the shared prefill (the leader is never among them). */
+  readonly waiting = new Set<GenerationRequest>();
+  /** The prefilled prompt and its last logits row; kept while members are waiting. */
+  cache: EngineCache | null = null;
+  row: Float32Array | null = null;
+
+  constructor(public leader: GenerationRequest) {}
+
+  get ready(): boolean {
+    return this.row !== null;
+  }
+
+  /** A member's own cache: a copy of the shared one, or the shared one itself for the last member. */
+  take(r: GenerationRequest): EngineCache {
+    this.waiting.delete(r);
+    if (this.waiting.size > 0) return this.cache!.clone!();
+    const c = this.cache!;
+    this.cache = null;
+    this.row = null;
+    return c;
+  }
+}
 
 /** One request: an async iterator of its tokens, plus its statistics once finished. */
 export class GenerationRequest implements AsyncIterable<GeneratedToken> {
@@ -120,6 +172,15 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
   /** @internal */ admittedAt = 0;
   /** @internal */ firstTokenAt = 0;
   /** @internal */ pending: GeneratedToken[] = [];
+  /** @internal requests sharing this one's prompt and prefill (submitMany) */ group: PrefillGroup | null = null;
+  /** @internal tokens sampled so far (EOS included): the next one is generated token number `sampled` */ sampled = 0;
+  /** @internal with routing: emitted tokens waiting for their routing, and their generated-token numbers */
+  readonly held: { token: GeneratedToken; index: number }[] = [];
+  /** @internal with routing: generated token number → its routing, until the token is emitted */
+  readonly routes = new Map<number, TokenRouting>();
+  /** @internal generated token number of each sampled token not yet emitted (stop sequences hold tokens back) */
+  readonly indexOf = new WeakMap<GeneratedToken, number>();
+  private promptRoutes: TokenRouting[] = [];
 
   private readonly items: Item[] = [];
   private wake: (() => void) | null = null;
@@ -150,10 +211,42 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
     return this.finished;
   }
 
+  /** With the routing option: where each prompt token went (complete once the prompt is prefilled). */
+  get promptRouting(): readonly TokenRouting[] {
+    return this.promptRoutes;
+  }
+
   /** @internal */
   emit(token: GeneratedToken): void {
     this.stats.generatedTokens++;
-    this.push({ token });
+    if (!this.options.routing) { this.push({ token }); return; }
+    this.held.push({ token, index: this.indexOf.get(token)! });
+    this.release();
+  }
+
+  /** @internal the routing of the token at `position` (prompt or generated) is known */
+  routed(position: number, routing: TokenRouting): void {
+    if (position < this.prompt.length) { this.promptRoutes[position] = routing; return; }
+    this.routes.set(position - this.prompt.length, routing);
+    this.release();
+  }
+
+  /** @internal share another request's prompt routing (same prompt, prefilled once) */
+  adoptPromptRouting(from: GenerationRequest): void {
+    this.promptRoutes = from.promptRoutes;
+  }
+
+  /** @internal emit held tokens whose routing is known (all of them with `force`) */
+  release(force = false): void {
+    while (this.held.length > 0) {
+      const { token, index } = this.held[0]!;
+      const routing = this.routes.get(index);
+      if (!routing && !force) break;
+      this.held.shift();
+      this.routes.delete(index);
+      if (routing) token.routing = routing;
+      this.push({ token });
+    }
   }
 
   /** @internal */
@@ -223,6 +316,8 @@ export class Scheduler {
   private closed = false;
   /** Forward calls made (for tests and benchmarks). */
   steps = 0;
+  /** Prompt tokens fed to the model (a prompt shared by submitMany counts once). */
+  prefilledTokens = 0;
 
   constructor(readonly model: BatchModel, opts: SchedulerOptions = {}) {
     this.slots = opts.slots ?? 4;
@@ -246,7 +341,47 @@ export class Scheduler {
    * not fit (ContextLengthError) or a full queue (QueueFullError).
    */
   submit(promptIn: ArrayLike<number>, options: GenerateOptions = {}): GenerationRequest {
+    return this.submitMany(promptIn, [options])[0]!;
+  }
+
+  /**
+   * Queue several requests on one prompt (n choices) that share its prefill: it is computed once and each
+   * request continues from a copy of the KV cache, with the tokens it would have produced alone. Members
+   * whose options truncate the prompt differently or allow a different number of tokens run on their own.
+   * All or none are queued; throws as submit does.
+   */
+  submitMany(promptIn: ArrayLike<number>, optionsList: readonly GenerateOptions[]): GenerationRequest[] {
     if (this.closed) throw new Error('the scheduler is closed');
+    const reqs = optionsList.map((o) => this.prepare(promptIn, o));
+    // Only a request that would wait counts against maxQueue: with a free slot, maxQueue 0 still serves.
+    const free = Math.max(0, this.slots - this.active.length - this.queue.length);
+    const wait = Math.max(0, reqs.length - free);
+    if (wait > 0 && this.queue.length + wait > this.maxQueue) throw new QueueFullError(this.maxQueue);
+    for (const o of optionsList) if (o.signal?.aborted) throw abortError(o.signal);
+    const leaders: GenerationRequest[] = [];
+    for (const r of reqs) {
+      const leader = leaders.find((l) => l.maxTokens === r.maxTokens && !l.options.routing === !r.options.routing && sameIds(l.prompt, r.prompt));
+      if (!leader) { leaders.push(r); continue; }
+      leader.group ??= new PrefillGroup(leader);
+      leader.group.waiting.add(r);
+      r.group = leader.group;
+    }
+    for (const r of reqs) {
+      const signal = r.options.signal;
+      if (signal) {
+        const onAbort = (): void => r.cancel(abortError(signal));
+        signal.addEventListener('abort', onAbort, { once: true });
+        void r.done.then(() => signal.removeEventListener('abort', onAbort));
+      }
+      this.queue.push(r);
+    }
+    this.admit(); // straight into free slots, so only requests that really wait count against maxQueue
+    this.kick();
+    return reqs;
+  }
+
+  /** Validate a request and build it (not yet queued). */
+  private prepare(promptIn: ArrayLike<number>, options: GenerateOptions): GenerationRequest {
     const { vocabSize, contextLength } = this.model.config;
     let prompt = Array.from(promptIn);
     if (prompt.length === 0) throw new RangeError('prompt is empty: at least one token is needed');
@@ -271,20 +406,9 @@ export class Scheduler {
       prompt = prompt.slice(truncated);
     }
     const sampler = makeSampler(options);
+    checkTokenIds(options, vocabSize); // before any work: the sampler alone would notice only at the first token
     const seed = options.seed ?? randomSeed();
-    if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
-    const signal = options.signal;
-    if (signal?.aborted) throw abortError(signal);
-    const req = new GenerationRequest(prompt, truncated, options, sampler, seed, maxTokens, (r) => this.remove(r));
-    if (signal) {
-      const onAbort = (): void => req.cancel(abortError(signal));
-      signal.addEventListener('abort', onAbort, { once: true });
-      void req.done.then(() => signal.removeEventListener('abort', onAbort));
-    }
-    this.queue.push(req);
-    this.admit(); // straight into a free slot, so only requests that really wait count against maxQueue
-    this.kick();
-    return req;
+    return new GenerationRequest(prompt, truncated, options, sampler, seed, maxTokens, (r) => this.remove(r));
   }
 
   /** Cancel everything and refuse new requests. */
@@ -294,11 +418,57 @@ export class Scheduler {
   }
 
   private remove(r: GenerationRequest): void {
+    if (r.group) this.leave(r);
     let i = this.active.indexOf(r);
     if (i >= 0) this.active.splice(i, 1);
     i = this.queue.indexOf(r);
     if (i >= 0) this.queue.splice(i, 1);
     this.kick(); // a freed slot admits the next waiting request
+  }
+
+  /** r ends: it no longer waits for the shared prefill; a leader that had not finished it hands over. */
+  private leave(r: GenerationRequest): void {
+    const g = r.group!;
+    r.group = null;
+    g.waiting.delete(r);
+    if (g.leader === r && !g.ready) {
+      // Prefer a member already holding a slot: it starts prefilling at the next step.
+      const next = [...g.waiting].sort((a, b) => Number(this.active.includes(b)) - Number(this.active.includes(a)))[0];
+      if (!next) return;
+      g.waiting.delete(next);
+      g.leader = next;
+      if (this.active.includes(next)) this.startCache(next);
+    }
+    if (g.waiting.size === 0) { g.cache = null; g.row = null; }
+  }
+
+  /** A fresh KV cache with room for the prompt and every token that will be fed back (the last sampled one never is). */
+  private startCache(r: GenerationRequest): boolean {
+    const { contextLength } = this.model.config;
+    const capacity = Math.min(contextLength, r.prompt.length + (r.maxTokens === Infinity ? contextLength : r.maxTokens));
+    try {
+      r.cache = this.model.newCache(capacity);
+      return true;
+    } catch (e) {
+      this.remove(r);
+      r.finish('error', e);
+      return false;
+    }
+  }
+
+  /** A waiting member starts from the shared prefill: its copy of the cache, its first token from the shared logits. */
+  private fork(r: GenerationRequest, g: PrefillGroup): void {
+    const row = g.row!;
+    r.adoptPromptRouting(g.leader);
+    r.cache = g.take(r);
+    r.group = null;
+    r.prefilled = r.prompt.length;
+    try {
+      this.advance(r, row);
+    } catch (e) {
+      this.remove(r);
+      r.finish('error', e);
+    }
   }
 
   private kick(): void {
@@ -323,29 +493,29 @@ export class Scheduler {
   }
 
   private admit(): void {
-    const { contextLength } = this.model.config;
     while (this.active.length < this.slots && this.queue.length > 0) {
       const r = this.queue.shift()!;
-      // Room for the prompt and every token that will be fed back (the last sampled one never is).
-      const capacity = Math.min(contextLength, r.prompt.length + (r.maxTokens === Infinity ? contextLength : r.maxTokens));
-      try {
-        r.cache = this.model.newCache(capacity);
-      } catch (e) {
-        r.finish('error', e);
-        continue;
-      }
       r.admittedAt = performance.now();
       this.active.push(r);
+      const g = r.group;
+      if (g && g.leader !== r) {
+        if (g.ready) this.fork(r, g);
+        continue; // otherwise it holds its slot until the leader's prefill ends
+      }
+      this.startCache(r);
     }
   }
 
   /** One batched forward pass over every active sequence, then one sampled token for each that is past prefill. */
   private step(): void {
-    const batch: GenerationRequest[] = [...this.active];
+    // Members waiting for a shared prefill hold a slot but have nothing to feed yet.
+    const batch: GenerationRequest[] = this.active.filter((r) => r.cache !== null);
+    if (batch.length === 0) return;
     const seqs = batch.map((r) => {
       if (r.prefilled < r.prompt.length) {
         const end = Math.min(r.prompt.length, r.prefilled + this.prefillChunk);
         const tokens = r.prompt.slice(r.prefilled, end);
+        this.prefilledTokens += tokens.length;
         r.prefilled = end;
         return { tokens, cache: r.cache! };
       }
@@ -353,7 +523,7 @@ export class Scheduler {
     });
     let logits: Float32Array;
     try {
-      logits = this.model.forward(seqs, { lastOnly: true });
+      logits = this.forward(batch, seqs);
     } catch (e) {
       for (const r of batch) { this.remove(r); r.finish('error', e); }
       return;
@@ -368,29 +538,95 @@ export class Scheduler {
     for (let i = 0; i < batch.length; i++) {
       const r = batch[i];
       if (r.isFinished || r.prefilled < r.prompt.length) continue; // still in prefill: this row is not needed
+      const row = logits.subarray(i * V, (i + 1) * V);
+      let g = r.group && r.group.leader === r && !r.group.ready ? r.group : null;
+      if (g && g.waiting.size === 0) { r.group = null; g = null; } // every other member has ended: nothing to share
+      if (g) this.share(r, g, row);
       try {
-        this.advance(r, logits.subarray(i * V, (i + 1) * V));
+        this.advance(r, row);
       } catch (e) {
         this.remove(r);
         r.finish('error', e);
       }
+      // Members holding slots start now, after the leader (the order their tokens would have come alone).
+      if (g) for (const m of [...g.waiting]) if (this.active.includes(m)) this.fork(m, g);
     }
+  }
+
+  /**
+   * One forward call; with routing requests in the batch, their tokens' routing is collected layer by layer
+   * and handed to each request by position.
+   */
+  private forward(batch: readonly GenerationRequest[], seqs: { tokens: number[]; cache: EngineCache }[]): Float32Array {
+    const spans: { r: GenerationRequest; row0: number; pos0: number; recs: TokenRouting[] }[] = [];
+    let row = 0;
+    seqs.forEach((sq, i) => {
+      const r = batch[i]!;
+      if (r.options.routing) {
+        spans.push({ r, row0: row, pos0: sq.cache.length, recs: Array.from({ length: sq.tokens.length }, () => ({ experts: [], gates: [] })) });
+      }
+      row += sq.tokens.length;
+    });
+    if (spans.length === 0) return this.model.forward(seqs, { lastOnly: true });
+    const onRoute: RouteFn = (_layer, chosen, gates, rows) => {
+      const A = chosen.length / rows;
+      for (const sp of spans) {
+        sp.recs.forEach((rec, t) => {
+          const n = sp.row0 + t;
+          rec.experts.push(Array.from(chosen.subarray(n * A, (n + 1) * A)));
+          rec.gates.push(Array.from(gates.subarray(n * A, (n + 1) * A)));
+        });
+      }
+    };
+    const logits = this.model.forward(seqs, { lastOnly: true, onRoute });
+    for (const sp of spans) sp.recs.forEach((rec, t) => sp.r.routed(sp.pos0 + t, rec));
+    return logits;
+  }
+
+  /** A routing request ends: its last token was never fed back, so feed it alone once to learn its routing. */
+  private routeLast(r: GenerationRequest): void {
+    if (!r.options.routing || r.held.length === 0) return;
+    const cache = r.cache;
+    const lastHeld = r.held.some((h) => h.index === r.sampled - 1); // else every held token was fed already
+    if (lastHeld && cache && cache.length < cache.capacity) {
+      try {
+        this.forward([r], [{ tokens: [r.lastToken], cache }]);
+        this.steps++;
+      } catch { /* the tokens go out without their routing */ }
+    }
+    r.release(true);
+  }
+
+  /** The leader's prefill is done: keep its cache and last logits for the members. */
+  private share(leader: GenerationRequest, g: PrefillGroup, row: Float32Array): void {
+    leader.group = null;
+    const clone = leader.cache?.clone?.bind(leader.cache);
+    if (!clone) {
+      // The cache cannot be copied: every member prefills on its own after all.
+      for (const m of g.waiting) { m.group = null; if (this.active.includes(m)) this.startCache(m); }
+      g.waiting.clear();
+      return;
+    }
+    g.cache = clone();
+    g.row = row.slice();
   }
 
   /** Sample one token for r and apply every stop rule. */
   private advance(r: GenerationRequest, row: Float32Array): void {
     const o = r.options;
     const s = r.sampler(row, r.history, r.rng);
+    r.sampled++;
     if (!r.firstTokenAt) r.firstTokenAt = performance.now();
     r.history.push(s.id);
     r.lastToken = s.id;
-    const end = (reason: FinishReason): void => { this.remove(r); r.finish(reason); };
+    const end = (reason: FinishReason): void => { this.routeLast(r); this.remove(r); r.finish(reason); };
 
     if ((!o.ignoreEos && s.id === this.model.config.eosToken) || o.stopTokens?.includes(s.id)) {
       end('stop');
       return;
     }
     const token: GeneratedToken = s.top ? { id: s.id, logprob: s.logprob, top: s.top } : { id: s.id, logprob: s.logprob };
+    if (o.routing) r.indexOf.set(token, r.sampled - 1);
     let stopped = false;
     const stops = o.stopSequences;
     if (stops && stops.length > 0) {
@@ -429,6 +665,23 @@ export class Scheduler {
       end('length');
     }
   }
+}
+
+/** Token ids named by sampling options (logit bias, allowed tokens) must lie inside the vocabulary. */
+function checkTokenIds(o: SamplingOptions, vocabSize: number): void {
+  const bias = o.logitBias ? (o.logitBias instanceof Map ? [...o.logitBias.keys()] : Object.keys(o.logitBias).map(Number)) : [];
+  for (const id of bias) {
+    if (id >= vocabSize) throw new SamplingError('logitBias', `logitBias: token id ${id} is outside the vocabulary (0…${vocabSize - 1})`);
+  }
+  for (const id of o.allowedTokens ?? []) {
+    if (id >= vocabSize) throw new SamplingError('allowedTokens', `allowedTokens: token id ${id} is outside the vocabulary (0…${vocabSize - 1})`);
+  }
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Tokens sampled so far (EOS excluded, since it ends the request before being counted). */

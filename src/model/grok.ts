@@ -111,10 +111,19 @@ export interface ForwardSeq {
 
 export type TraceFn = (name: string, layer: number, data: Float32Array, rows: number) => void;
 
+/**
+ * The router's decision in one layer for every token of the batch (rows in batch order, as the logits):
+ * chosen [N, A] expert ids, highest probability first, and gates [N, A] their softmax probabilities (the
+ * un-renormalised factors the expert outputs are multiplied by). The buffers are reused: copy what you keep.
+ */
+export type RouteFn = (layer: number, chosen: Int32Array, gates: Float32Array, rows: number) => void;
+
 export interface ForwardOptions {
   /** Return one row of logits per sequence (its last token) instead of one per token. */
   lastOnly?: boolean;
   trace?: TraceFn;
+  /** Called once per layer with the experts each token was sent to (costs nothing when absent). */
+  onRoute?: RouteFn;
 }
 
 export class GrokModel {
@@ -219,6 +228,7 @@ export class GrokModel {
       kn.matmul(L.ffn_gate_inp, h, N, routerLogits);
       trace?.('ffn_moe_logits', l, routerLogits, N);
       route(routerLogits, N, E, A, chosen, gates);
+      opts.onRoute?.(l, chosen, gates, N);
       trace?.('ffn_moe_probs', l, routerLogits, N);
       trace?.('ffn_moe_topk', l, Float32Array.from(chosen), N);
       o.fill(0);

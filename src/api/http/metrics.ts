@@ -1,0 +1,99 @@
+/**
+ * GET /metrics in the Prometheus text format (version 0.0.4): counters, gauges and histograms written by
+ * hand — a few dozen lines instead of a client library.
+ *
+ *   grok_requests_total{route,status}              requests answered, by matched route and HTTP status
+ *   grok_prompt_tokens_total                       prompt tokens of started generations (once per prompt)
+ *   grok_generated_tokens_total                    tokens generated
+ *   grok_time_to_first_token_seconds               histogram: request received → first token
+ *   grok_time_per_output_token_seconds             histogram: gap between consecutive tokens of a choice
+ *   grok_request_duration_seconds                  histogram: request received → response over
+ *   grok_slots / grok_slots_busy / grok_queue_length   the engine now
+ *   grok_model_load_seconds                        time spent loading the model
+ */
+import type { Grok } from '../index.js';
+
+type Labels = Record<string, string>;
+
+const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+const labelText = (l: Labels) => {
+  const e = Object.entries(l);
+  return e.length === 0 ? '' : `{${e.map(([k, v]) => `${k}="${escape(v)}"`).join(',')}}`;
+};
+const num = (x: number) => (Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(9))));
+
+class Counter {
+  private readonly values = new Map<string, { labels: Labels; value: number }>();
+  constructor(readonly name: string, readonly help: string, readonly labelled = false) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const k = labelText(labels);
+    const v = this.values.get(k);
+    if (v) v.value += by; else this.values.set(k, { labels, value: by });
+  }
+  render(): string[] {
+    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    if (this.values.size === 0 && !this.labelled) out.push(`${this.name} 0`);
+    for (const { labels, value } of this.values.values()) out.push(`${this.name}${labelText(labels)} ${num(value)}`);
+    return out;
+  }
+}
+
+class Histogram {
+  private readonly counts: number[];
+  private sum = 0;
+  private count = 0;
+  constructor(readonly name: string, readonly help: string, readonly buckets: readonly number[]) {
+    this.counts = buckets.map(() => 0);
+  }
+  observe(x: number): void {
+    for (let i = 0; i < this.buckets.length; i++) if (x <= this.buckets[i]!) this.counts[i]!++;
+    this.sum += x;
+    this.count++;
+  }
+  render(): string[] {
+    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    this.buckets.forEach((b, i) => out.push(`${this.name}_bucket{le="${num(b)}"} ${this.counts[i]}`));
+    out.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${num(this.sum)}`, `${this.name}_count ${this.count}`);
+    return out;
+  }
+}
+
+const gauge = (name: string, help: string, value: number) => [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${num(value)}`];
+
+/** Latency buckets, seconds: from a tiny model's milliseconds to a 314B model's minutes. */
+const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export class ServerMetrics {
+  private readonly requests = new Counter('grok_requests_total', 'HTTP requests answered, by matched route and status.', true);
+  private readonly prompt = new Counter('grok_prompt_tokens_total', 'Prompt tokens of started generations (a prompt shared by n choices counts once).');
+  private readonly generated = new Counter('grok_generated_tokens_total', 'Tokens generated.');
+  private readonly ttft = new Histogram('grok_time_to_first_token_seconds', 'Request received to first generated token.', SECONDS);
+  private readonly tpot = new Histogram('grok_time_per_output_token_seconds', 'Time between consecutive generated tokens of a choice.', SECONDS);
+  private readonly duration = new Histogram('grok_request_duration_seconds', 'Request received to response complete.', SECONDS);
+
+  constructor(private readonly grok: Grok) {}
+
+  request(route: string, status: number, seconds: number): void {
+    this.requests.inc({ route, status: String(status) });
+    this.duration.observe(seconds);
+  }
+  promptTokens(n: number): void { this.prompt.inc({}, n); }
+  firstToken(seconds: number): void { this.ttft.observe(seconds); }
+  /** One generated token; `gapSeconds` since the previous token of the same choice (none for the first). */
+  token(gapSeconds?: number): void {
+    this.generated.inc();
+    if (gapSeconds !== undefined) this.tpot.observe(gapSeconds);
+  }
+
+  render(): string {
+    const e = this.grok.engine;
+    return [
+      ...this.requests.render(), ...this.prompt.render(), ...this.generated.render(),
+      ...this.ttft.render(), ...this.tpot.render(), ...this.duration.render(),
+      ...gauge('grok_slots', 'Sequences the engine decodes together.', e.slots),
+      ...gauge('grok_slots_busy', 'Slots holding a request now.', e.activeCount),
+      ...gauge('grok_queue_length', 'Requests waiting for a slot now.', e.queuedCount),
+      ...gauge('grok_model_load_seconds', 'Time spent loading the model.', this.grok.loadMs / 1000),
+    ].join('\n') + '\n';
+  }
+}

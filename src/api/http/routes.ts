@@ -1,0 +1,122 @@
+/**
+ * The OpenAI routes: request body → prompts and per-choice options → generation. Validation happens
+ * here, before anything is queued.
+ */
+import type { FastifyInstance } from 'fastify';
+import { renderChat, type ChatMessage, type ChatTemplate } from '../chat.js';
+import { ApiError, invalid } from './errors.js';
+import { chatFormat, completionFormat } from './format.js';
+import { respond, type GenerationContext, type Job } from './generation.js';
+import {
+  chatSchema, completionSchema, parseBody, refuseResponseFormat, samplingOf, seed32, stopsOf, type CommonBody,
+} from './schemas.js';
+
+export interface RouteOptions {
+  template: ChatTemplate;
+  maxChoices: number;
+  strictModel: boolean;
+}
+
+export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContext, o: RouteOptions): void {
+  const { grok, modelId } = ctx;
+  const ctxLen = grok.config.contextLength;
+  const created = Math.floor(Date.now() / 1000);
+  const modelCard = { id: modelId, object: 'model', created, owned_by: 'grok-ts' };
+  const text = completionFormat(grok);
+  const chat = chatFormat(grok);
+
+  app.get('/v1/models', async () => ({ object: 'list', data: [modelCard] }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
+    if (req.params.id !== modelId) throw new ApiError(404, `The model '${req.params.id}' does not exist`, { param: 'model', code: 'model_not_found' });
+    return modelCard;
+  });
+
+  const checkBody = (b: CommonBody) => {
+    if (o.strictModel && b.model !== modelId) {
+      throw new ApiError(404, `The model '${b.model}' does not exist; this server serves '${modelId}'`, { param: 'model', code: 'model_not_found' });
+    }
+    refuseResponseFormat(b);
+  };
+  const needTokenizer = () => {
+    if (!grok.tokenizer) throw invalid('this model has no tokenizer: send prompts as token ids', 'prompt', 'no_tokenizer');
+  };
+
+  /** The max_tokens to use for a prompt; a prompt that cannot fit is a 400 (like OpenAI). */
+  const fit = (ids: number[], maxTokens: number | null | undefined, fallback: number | null): number => {
+    if (ids.length === 0) throw invalid('the prompt is empty', 'prompt');
+    for (const id of ids) {
+      if (id >= grok.config.vocabSize) throw invalid(`prompt token ${id} is outside the vocabulary (0…${grok.config.vocabSize - 1})`, 'prompt', 'invalid_value');
+    }
+    const want = maxTokens ?? fallback ?? ctxLen - ids.length;
+    if (want < 1 || ids.length + want > ctxLen) {
+      throw invalid(`This model's maximum context length is ${ctxLen} tokens. However, you requested ${ids.length + want} tokens (${ids.length} in the prompt, ${want} for the completion). Please reduce the prompt or max_tokens.`,
+        'prompt', 'context_length_exceeded');
+    }
+    return want;
+  };
+
+  app.post('/v1/completions', async (req, reply) => {
+    const b = parseBody(completionSchema, req.body);
+    checkBody(b);
+    if (b.echo) throw invalid('echo is not supported', 'echo', 'unsupported_parameter');
+    if (b.suffix) throw invalid('suffix is not supported', 'suffix', 'unsupported_parameter');
+    const n = b.n ?? 1;
+    if (b.best_of != null && b.best_of !== n) throw invalid('best_of other than n is not supported', 'best_of', 'unsupported_parameter');
+    const p = b.prompt;
+    let prompts: number[][];
+    if (typeof p === 'string') { needTokenizer(); prompts = [grok.encode(p)]; }
+    else if (p.length > 0 && typeof p[0] === 'string') { needTokenizer(); prompts = (p as string[]).map((s) => grok.encode(s)); }
+    else if (p.length > 0 && typeof p[0] === 'number') prompts = [p as number[]];
+    else prompts = p as number[][];
+    if (prompts.length * n > o.maxChoices) throw invalid(`at most ${o.maxChoices} choices per request (prompts × n)`, 'n');
+    const stop = stopsOf(b);
+    if (stop.length > 0) needTokenizer();
+    const jobs: Job[] = [];
+    let promptTokens = 0;
+    prompts.forEach((ids, pi) => {
+      const maxTokens = fit(ids, b.max_tokens, 16);
+      promptTokens += ids.length;
+      for (let j = 0; j < n; j++) {
+        const opts = samplingOf(b, { maxTokens, ...(stop.length ? { stop } : {}), ...(b.logprobs ? { topLogprobs: b.logprobs } : {}) });
+        if (b.seed != null) opts.seed = seed32(b.seed + pi * n + j);
+        jobs.push({ ids, opts, prompt: pi });
+      }
+    });
+    await respond(ctx, req, reply, {
+      format: text, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
+      logprobs: b.logprobs != null, promptTokens, routing: b.return_routed_experts === true,
+    });
+  });
+
+  app.post('/v1/chat/completions', async (req, reply) => {
+    const b = parseBody(chatSchema, req.body);
+    checkBody(b);
+    if ((b.tools && b.tools.length > 0) || (b.functions && b.functions.length > 0)) throw invalid('tools / functions are not supported', 'tools', 'unsupported_parameter');
+    if (b.top_logprobs && !b.logprobs) throw invalid('top_logprobs requires logprobs: true', 'top_logprobs');
+    needTokenizer();
+    const n = b.n ?? 1;
+    if (n > o.maxChoices) throw invalid(`at most ${o.maxChoices} choices per request`, 'n');
+    const messages: ChatMessage[] = b.messages.map((m) => ({
+      role: m.role,
+      content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
+    }));
+    const ids = grok.encode(renderChat(messages, o.template));
+    let maxTokens: number;
+    try {
+      maxTokens = fit(ids, b.max_completion_tokens ?? b.max_tokens, null);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'context_length_exceeded') throw invalid(e.message, 'messages', e.code);
+      throw e;
+    }
+    const stop = stopsOf(b, o.template.stop);
+    const jobs = Array.from({ length: n }, (_, j): Job => {
+      const opts = samplingOf(b, { maxTokens, stop, ...(b.logprobs && b.top_logprobs ? { topLogprobs: b.top_logprobs } : {}) });
+      if (b.seed != null) opts.seed = seed32(b.seed + j);
+      return { ids, opts, prompt: 0 };
+    });
+    await respond(ctx, req, reply, {
+      format: chat, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
+      logprobs: b.logprobs === true, promptTokens: ids.length, routing: b.return_routed_experts === true,
+    });
+  });
+}

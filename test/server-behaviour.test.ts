@@ -1,0 +1,186 @@
+/**
+ * Server behaviour a first-time user meets (issue "First contact"): the request log, --max-queue 0 on an
+ * idle server, response_format refused, any model name served (or 404 with strictModel), the real
+ * listening address, and the `grok serve` command's warnings.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { createServer, isLoopbackHost, reachableUrls, type GrokServer } from '../src/api/server.js';
+import { formatTextLine } from '../src/api/http/log.js';
+import { MODEL, startServer, until } from './server-helpers.js';
+import { fixtureDir } from './engine-helpers.js';
+
+const servers: GrokServer[] = [];
+after(async () => { for (const s of servers) await s.close(0); });
+
+async function post(url: string, path: string, body: object) {
+  const r = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: r.status, json: await r.json() as Record<string, unknown> & { error?: { param: string | null; code: string | null; message: string } } };
+}
+
+test('one request log line per request: method, route, status, tokens, time to first token, duration', async () => {
+  const lines: string[] = [];
+  const s = await startServer({ log: { format: 'json', stream: { write: (l: string) => lines.push(l) } }, apiKey: 'k' }, servers);
+  await s.client.completions.create({ model: MODEL, prompt: 'the people', max_tokens: 5, temperature: 0 });
+  const stream = await s.client.completions.create({ model: MODEL, prompt: 'the', max_tokens: 3, temperature: 0, stream: true });
+  for await (const _ of stream) { /* drain */ }
+  await fetch(`${s.url}/%76%31/models`); // no key: 401, logged with its matched route
+  assert.ok(await until(() => lines.length >= 3));
+  const [a, b, c] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  for (const x of [a, b]) {
+    assert.equal(x.method, 'POST');
+    assert.equal(x.route, '/v1/completions');
+    assert.equal(x.status, 200);
+    assert.equal(typeof x.ttftMs, 'number');
+    assert.ok((x.durationMs as number) >= (x.ttftMs as number));
+    assert.equal(x.level, 30);
+  }
+  assert.equal(a.promptTokens, s.grok.encode('the people').length);
+  assert.equal(a.completionTokens, 5);
+  assert.equal(b.completionTokens, 3);
+  assert.deepEqual([c.method, c.route, c.status], ['GET', '/v1/models', 401]);
+  // The text format renders the same fields on one line.
+  assert.match(formatTextLine(lines[0]!), /^\d{4}-\d\d-\d\dT\S+ INFO POST \/v1\/completions 200 prompt=\d+ completion=5 ttft=\d+ms \d+ms\n$/);
+});
+
+test('--max-queue 0: an idle server serves; a request that would wait gets 429', async () => {
+  const s = await startServer({ slots: 1, maxQueue: 0 }, servers);
+  const r = await s.client.completions.create({ model: MODEL, prompt: 'the', max_tokens: 2 });
+  assert.equal(r.choices.length, 1);
+  const ac = new AbortController();
+  const long = await s.client.completions.create({ model: MODEL, prompt: 'the', max_tokens: 5000, ignore_eos: true, stream: true } as OpenAI.Completions.CompletionCreateParamsStreaming, { signal: ac.signal });
+  assert.ok(await until(() => s.grok.engine.activeCount === 1));
+  await assert.rejects(s.client.completions.create({ model: MODEL, prompt: 'the', max_tokens: 1 }), (e: unknown) => e instanceof OpenAI.RateLimitError);
+  ac.abort();
+  try { for await (const _ of long) { /* aborted */ } } catch { /* APIUserAbortError */ }
+  assert.ok(await until(() => s.grok.engine.activeCount === 0));
+  assert.equal((await s.client.completions.create({ model: MODEL, prompt: 'the', max_tokens: 1 })).choices.length, 1);
+});
+
+test('response_format other than text is refused with a clear 400', async () => {
+  const s = await startServer({}, servers);
+  for (const [path, body] of [
+    ['/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'the' }], max_tokens: 2, response_format: { type: 'json_object' } }],
+    ['/v1/completions', { model: MODEL, prompt: 'the', max_tokens: 2, response_format: { type: 'json_schema', json_schema: { name: 'x' } } }],
+  ] as const) {
+    const r = await post(s.url, path, body);
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error!.param, 'response_format');
+    assert.equal(r.json.error!.code, 'unsupported_parameter');
+    assert.match(r.json.error!.message, /not supported/);
+  }
+  const ok = await post(s.url, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'the' }], max_tokens: 2, response_format: { type: 'text' } });
+  assert.equal(ok.status, 200);
+});
+
+test('any model name is served (the served id is reported back); strictModel keeps the 404', async () => {
+  const s = await startServer({}, servers);
+  const r = await s.client.completions.create({ model: 'gpt-4o', prompt: 'the', max_tokens: 2 });
+  assert.equal(r.model, MODEL);
+  const c = await s.client.chat.completions.create({ model: 'whatever', messages: [{ role: 'user', content: 'the' }], max_tokens: 2 });
+  assert.equal(c.model, MODEL);
+  const strict = await startServer({ strictModel: true }, servers);
+  const e = await post(strict.url, '/v1/completions', { model: 'gpt-4o', prompt: 'the', max_tokens: 2 });
+  assert.equal(e.status, 404);
+  assert.equal(e.json.error!.code, 'model_not_found');
+  assert.equal(e.json.error!.param, 'model');
+});
+
+test('listening on 0.0.0.0 reports 0.0.0.0 and the interfaces it is reachable at', async () => {
+  const { grok } = await startServer({}, servers);
+  const server = createServer(grok);
+  servers.push(server);
+  const url = await server.listen({ host: '0.0.0.0', port: 0 });
+  const port = new URL(url).port;
+  assert.equal(url, `http://0.0.0.0:${port}`);
+  assert.ok(reachableUrls(url).includes(`http://127.0.0.1:${port}`), reachableUrls(url).join(' '));
+  assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 200);
+  assert.deepEqual(reachableUrls('http://127.0.0.1:9'), ['http://127.0.0.1:9']);
+  for (const h of ['127.0.0.1', 'localhost', '::1', '[::1]', '127.1.2.3']) assert.ok(isLoopbackHost(h), h);
+  for (const h of ['0.0.0.0', '::', '192.168.1.2', 'example.org']) assert.ok(!isLoopbackHost(h), h);
+});
+
+test('grok serve --host 0.0.0.0 without --api-key: warns, prints the real address, logs requests', async () => {
+  const cli = path.resolve('dist/src/cli/main.js');
+  const child = spawn(process.execPath, [cli, 'serve', '--model', path.join(fixtureDir('tiny-b'), 'model.gguf'), '--host', '0.0.0.0', '--port', '0', '--kernels', 'reference'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  try {
+    assert.ok(await until(() => /serving .* on http:\/\//.test(err), 20_000), err);
+    assert.match(err, /warning: listening on 0\.0\.0\.0 without --api-key/);
+    const port = /on http:\/\/0\.0\.0\.0:(\d+)/.exec(err)?.[1];
+    assert.ok(port, `the real listening address: ${err}`);
+    assert.match(err, new RegExp(`http://127\\.0\\.0\\.1:${port}`));
+    const r = await fetch(`http://127.0.0.1:${port}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'x', prompt: [5, 6], max_tokens: 2 }) });
+    assert.equal(r.status, 200);
+    assert.ok(await until(() => / INFO POST \/v1\/completions 200 prompt=2 completion=\d ttft=\d+ms \d+ms/.test(err), 5000), err);
+  } finally {
+    child.kill('SIGINT');
+    await new Promise((r) => child.once('exit', r));
+  }
+});
+
+test('n choices prefill their prompt once (chat and completions); choice j is seeded seed + j as before', async () => {
+  const s = await startServer({}, servers);
+  const e = s.grok.engine;
+  const prompt = 'the people of the water';
+  const before = e.prefilledTokens;
+  const many = await s.client.completions.create({ model: MODEL, prompt, n: 4, max_tokens: 6, temperature: 1, seed: 40 });
+  assert.equal(e.prefilledTokens - before, s.grok.encode(prompt).length);
+  for (let j = 0; j < 4; j++) {
+    const one = await s.client.completions.create({ model: MODEL, prompt, max_tokens: 6, temperature: 1, seed: 40 + j });
+    assert.equal(many.choices[j]!.text, one.choices[0]!.text);
+  }
+  const b2 = e.prefilledTokens;
+  const chat = await s.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'the' }], n: 3, max_tokens: 4, seed: 1 });
+  assert.equal(chat.choices.length, 3);
+  assert.equal(e.prefilledTokens - b2, chat.usage!.prompt_tokens);
+});
+
+test('--cors ORIGIN: headers on responses (streamed too) and preflights answered without the key; others get none', async () => {
+  const origin = 'http://page.example';
+  const s = await startServer({ cors: origin, apiKey: 'k' }, servers);
+  const pre = await fetch(`${s.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get('access-control-allow-origin'), origin);
+  assert.match(pre.headers.get('access-control-allow-headers') ?? '', /authorization/);
+  // Not a preflight: OPTIONS stays behind the key.
+  assert.equal((await fetch(`${s.url}/v1/models`, { method: 'OPTIONS' })).status, 401);
+  const auth = { authorization: 'Bearer k', origin, 'content-type': 'application/json' };
+  const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ model: MODEL, prompt: 'the', max_tokens: 2 }) });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('access-control-allow-origin'), origin);
+  const st = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ model: MODEL, prompt: 'the', max_tokens: 2, stream: true }) });
+  assert.equal(st.headers.get('access-control-allow-origin'), origin);
+  await st.text();
+  const other = await fetch(`${s.url}/health`, { headers: { origin: 'http://evil.example' } });
+  assert.equal(other.headers.get('access-control-allow-origin'), null);
+  const off = await startServer({}, servers);
+  assert.equal((await fetch(`${off.url}/health`, { headers: { origin } })).headers.get('access-control-allow-origin'), null);
+});
+
+test('the web page: / and its files are served (public, even with a key); /info needs the key', async () => {
+  const s = await startServer({ apiKey: 'k' }, servers);
+  const page = await fetch(`${s.url}/`);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  const html = await page.text();
+  assert.match(html, /data-testid="prompt"/);
+  for (const src of [...html.matchAll(/(?:src|href)="\.?\/?([\w.-]+\.(?:js|css))"/g)].map((m) => m[1]!)) {
+    const r = await fetch(`${s.url}/${src}`);
+    assert.equal(r.status, 200, src);
+  }
+  assert.equal((await fetch(`${s.url}/..%2fpackage.json`)).status, 401, 'nothing but the page files is public');
+  assert.equal((await fetch(`${s.url}/info`)).status, 401);
+  const info = await (await fetch(`${s.url}/info`, { headers: { authorization: 'Bearer k' } })).json() as Record<string, unknown>;
+  assert.equal(info.model, MODEL);
+  assert.equal(info.layers, 2);
+  assert.equal(info.experts, 4);
+  assert.equal(info.contextLength, 8192);
+  assert.equal(typeof info.backend, 'string');
+  const none = await startServer({ webRoot: false }, servers);
+  assert.equal((await fetch(`${none.url}/`)).status, 404);
+});

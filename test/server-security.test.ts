@@ -1,0 +1,166 @@
+/**
+ * What the server guarantees a client it does not trust (README "Server" → guarantees): the API key is
+ * checked on the route the router matched, whatever the spelling of the request target; slow and idle
+ * clients are dropped on time while others are served; connections are bounded; bad sampling options are
+ * refused before any work. Raw HTTP over a socket, since a client library would normalise the URLs.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import type { GrokServer } from '../src/api/server.js';
+import type { GrokModel } from '../src/model/grok.js';
+import { MODEL, rawHttp, request, startServer, until } from './server-helpers.js';
+import { fixtureModel } from './engine-helpers.js';
+
+const servers: GrokServer[] = [];
+after(async () => { for (const s of servers) await s.close(0); });
+
+const KEY = 'sekret';
+const completion = JSON.stringify({ model: MODEL, prompt: 'the', max_tokens: 1 });
+
+test('API key: every spelling of a protected route is refused without the key; /health stays open', async () => {
+  const s = await startServer({ apiKey: KEY }, servers);
+  const protectedTargets: [string, string, string?][] = [
+    ['POST', '/v1/completions', completion],
+    ['POST', '/%76%31/completions', completion], // percent-encoded "v1"
+    ['POST', '/v1/%63ompletions', completion],
+    ['POST', 'http://x/v1/completions', completion], // absolute-form request target
+    ['POST', 'http://localhost/%76%31/chat/completions', JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x' }] })],
+    ['GET', '/%761/models'],
+    ['GET', '/v1/models'],
+    ['GET', '/v1/models?x=1'],
+    ['GET', '/v1/models/tiny-a'],
+    ['GET', '/v1/../v1/models'],
+    ['GET', '/x/../v1/models'],
+    ['GET', '/v1/./models'],
+    ['GET', '//v1/models'],
+    ['GET', '/v1//models'],
+    ['GET', '/V1/MODELS'],
+    ['GET', '/v1/models/'],
+    ['GET', '/v1%2fmodels'],
+    ['GET', '/metrics'],
+    ['GET', '/info'],
+    ['GET', '/nothing-here'],
+    ['HEAD', '/v1/models'],
+    ['HEAD', '/%76%31/models'],
+    ['OPTIONS', '/v1/completions'],
+    ['OPTIONS', '*'],
+    ['DELETE', '/v1/models/tiny-a'],
+  ];
+  for (const [method, target, body] of protectedTargets) {
+    const r = await rawHttp(s.port, request(method, target, body === undefined ? {} : { body }));
+    assert.equal(r.status, 401, `${method} ${target} → ${r.status} ${r.body.slice(0, 120)}`);
+    if (method !== 'HEAD') assert.match(r.body, /invalid_api_key/, `${method} ${target}`);
+    // A wrong key is no better than none.
+    const wrong = await rawHttp(s.port, request(method, target, { ...(body === undefined ? {} : { body }), headers: { authorization: 'Bearer nope' } }));
+    assert.equal(wrong.status, 401, `${method} ${target} with a wrong key`);
+  }
+  // The same spellings with the key reach the route (or its honest 404).
+  const withKey = { authorization: `Bearer ${KEY}` };
+  assert.equal((await rawHttp(s.port, request('POST', '/%76%31/completions', { body: completion, headers: withKey }))).status, 200);
+  assert.equal((await rawHttp(s.port, request('POST', 'http://x/v1/completions', { body: completion, headers: withKey }))).status, 200);
+  assert.equal((await rawHttp(s.port, request('GET', '/nothing-here', { headers: withKey }))).status, 404);
+  // Public: the health check (in any spelling the router matches).
+  for (const target of ['/health', '/%68ealth', 'http://x/health']) {
+    assert.equal((await rawHttp(s.port, request('GET', target))).status, 200, target);
+  }
+  assert.equal((await rawHttp(s.port, request('HEAD', '/health'))).status, 200);
+});
+
+test('a client trickling its body is dropped within the request time-out while others are served', async () => {
+  const s = await startServer({ requestTimeoutMs: 600, headersTimeoutMs: 400, idleTimeoutMs: 300 }, servers);
+  const head = `POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n`;
+  const drip = [head, ...Array.from({ length: 60 }, () => ' ')];
+  const slow = rawHttp(s.port, drip, { gapMs: 100, timeoutMs: 8000 });
+  // Meanwhile normal requests keep being answered.
+  let served = 0;
+  const others = (async () => {
+    for (let i = 0; i < 5; i++) {
+      const r = await s.client.completions.create({ model: MODEL, prompt: 'the', max_tokens: 2 });
+      assert.equal(r.choices.length, 1);
+      served++;
+    }
+  })();
+  const r = await slow;
+  await others;
+  assert.equal(served, 5);
+  assert.ok(r.ms < 2500, `the trickling client was dropped after ${r.ms} ms (time-out 600 ms)`);
+  assert.ok(r.status === 408 || r.status === 0, `status ${r.status}`);
+});
+
+test('a connection that sends nothing, and an idle keep-alive connection, are closed on time', async () => {
+  const s = await startServer({ requestTimeoutMs: 600, headersTimeoutMs: 400, idleTimeoutMs: 300 }, servers);
+  const silent = await rawHttp(s.port, [], { timeoutMs: 5000 });
+  assert.ok(silent.ms < 2000, `a silent connection lived ${silent.ms} ms (headers time-out 400 ms)`);
+  // Keep-alive: one request answered, then the connection idles and is closed.
+  const ka = await rawHttp(s.port, request('GET', '/health', { headers: { connection: 'keep-alive' } }), { timeoutMs: 5000 });
+  assert.equal(ka.status, 200);
+  assert.ok(ka.ms < 2000, `an idle keep-alive connection lived ${ka.ms} ms (idle time-out 300 ms)`);
+});
+
+test('a long streamed response is not cut by the request time-out (it bounds receiving, not answering)', async () => {
+  const s = await startServer({ requestTimeoutMs: 300, headersTimeoutMs: 200, idleTimeoutMs: 200, slots: 1 }, servers);
+  const t0 = Date.now();
+  let text = '';
+  // Slow each step down so that the response lasts well past the request time-out.
+  const stream = await s.client.completions.create({ model: MODEL, prompt: 'the', max_tokens: 40, ignore_eos: true, stream: true } as never) as unknown as AsyncIterable<{ choices: { text: string; finish_reason: string | null }[] }>;
+  let finish: string | null = null;
+  for await (const c of stream) {
+    for (const ch of c.choices) { text += ch.text; finish = ch.finish_reason ?? finish; }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.equal(finish, 'length');
+  assert.ok(Date.now() - t0 > 600, 'the response outlived the request time-out');
+});
+
+test('connections beyond maxConnections are closed on arrival; the server recovers', async () => {
+  const s = await startServer({ maxConnections: 2 }, servers);
+  const hold = await Promise.all([0, 1].map(() => new Promise<net.Socket>((res) => { const c = net.connect(s.port, '127.0.0.1', () => res(c)); })));
+  await until(() => s.server.app.server.listening);
+  const extra = await rawHttp(s.port, request('GET', '/health'), { timeoutMs: 3000 });
+  assert.equal(extra.status, 0, 'the third connection got no answer');
+  assert.ok(extra.ms < 1500, `closed after ${extra.ms} ms`);
+  for (const c of hold) c.destroy();
+  assert.ok(await until(async () => (await rawHttp(s.port, request('GET', '/health'))).status === 200));
+});
+
+test('logit_bias outside the vocabulary: 400 invalid_value (param logit_bias) before any prefill, streaming or not', async () => {
+  const s = await startServer({}, servers);
+  const steps = s.grok.engine.steps;
+  for (const stream of [false, true]) {
+    const r = await fetch(`${s.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, prompt: 'the people', max_tokens: 3, logit_bias: { 5: 1, 100000: -100 }, stream }),
+    });
+    assert.equal(r.status, 400);
+    const e = (await r.json() as { error: { param: string; code: string; type: string; message: string } }).error;
+    assert.equal(e.param, 'logit_bias');
+    assert.equal(e.code, 'invalid_value');
+    assert.equal(e.type, 'invalid_request_error');
+    assert.match(e.message, /100000/);
+  }
+  assert.equal(s.grok.engine.steps, steps, 'no forward pass ran');
+});
+
+test('a sampling error during generation is a 400 (non-streaming) and an invalid_request_error event (streaming)', async () => {
+  // A model whose logits turn to NaN: the sampler refuses them (SamplingError) at the first token.
+  const real = await fixtureModel('tiny-a');
+  const broken = Object.create(real) as GrokModel;
+  broken.forward = (seqs, o) => real.forward(seqs, o).fill(NaN);
+  const s = await startServer({ model: broken }, servers);
+  const body = { model: MODEL, prompt: 'the', max_tokens: 3 };
+  const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal(r.status, 400);
+  const e = (await r.json() as { error: { type: string; code: string; param: string | null } }).error;
+  assert.equal(e.type, 'invalid_request_error');
+  assert.equal(e.code, 'invalid_value');
+  const sr = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+  const text = await sr.text();
+  const events = text.split('\n\n').filter(Boolean).map((l) => JSON.parse(l.replace(/^data: /, '')) as { error?: { type: string; code: string } });
+  const err = events.find((x) => x.error)?.error;
+  assert.ok(err, text);
+  assert.equal(err.type, 'invalid_request_error');
+  assert.equal(err.code, 'invalid_value');
+  // The openai client surfaces it as an error too.
+  await assert.rejects(s.client.completions.create(body), (x: unknown) => (x as { status?: number }).status === 400);
+});
