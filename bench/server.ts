@@ -95,8 +95,8 @@ async function load(base: string, model: string, c: number, total: number, maxTo
 
 async function main(): Promise<void> {
   if (opt['child-server']) {
-    const { runServe } = await import('../src/cli/serve.js');
-    process.exitCode = await runServe(process.argv.slice(2).filter((a) => a !== '--child-server'));
+    const { main } = await import('../src/cli/main.js');
+    process.exitCode = await main(['serve', ...process.argv.slice(2).filter((a) => a !== '--child-server')]);
     return;
   }
   const root = fileURLToPath(new URL('../..', import.meta.url));

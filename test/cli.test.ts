@@ -48,8 +48,8 @@ test('bad input: one clear line on stderr, a non-zero exit, no stack trace', () 
     [['logits', '--model', '/nonexistent/model', '--tokens', '1'], /\/nonexistent\/model: no such file or directory/, 1],
     [['logits', '--model', fixtureDir('tiny-a'), '--tokens', '1,x'], /'x' is not a token id/, 2],
     [['logits', '--model', fixtureDir('tiny-a'), '--tokens', '5,512'], /id 512 is outside the vocabulary \(0…511\)/, 2],
-    [['logits', '--tokens', '1'], /--model is required/, 2],
-    [['logits', '--model', fixtureDir('tiny-a'), '--tokens', '1', '--bogus'], /Unknown option '--bogus'/, 2],
+    [['logits', '--model', fixtureDir('tiny-a'), '--tokens', '1', '--bogus'], /unknown option '--bogus'/, 2],
+    [['logits', '--model', fixtureDir('tiny-a')], /required option '--tokens <ids>' not specified/, 2],
     [['frobnicate'], /unknown command 'frobnicate'/, 2],
     [['inspect', path.join(fixtureDir('tiny-a'), 'golden.json')], /not a model this tool can read/, 1],
   ];

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { convertModel } from '../src/cli/convert.js';
+import { convertModel } from '../src/convert/convert.js';
 import { readGgufFile } from '../src/formats/gguf.js';
 import type { BlockType } from '../src/quant/index.js';
 import { fixtureDir } from './fixtures.js';

@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { convertModel, runConvert } from '../src/cli/convert.js';
-import { runSynth, synthModel, TINY } from '../src/cli/synth.js';
+import { convertModel } from '../src/convert/convert.js';
+import { synthModel, TINY } from '../src/convert/synth.js';
+import { grok } from './cli-helpers.js';
 import { readGgufFile, type GgufFile } from '../src/formats/gguf.js';
 import { loadModel } from '../src/model/loader.js';
 import { f16ToF32 } from '../src/quant/half.js';
@@ -175,16 +176,24 @@ test('synthetic vocabulary: specials at the config ids, 256 byte pieces, â–, th
   assert.equal(f.metadata.get('tokenizer.ggml.unknown_token_id'), 3);
 });
 
-test('runConvert: usage errors and a successful run', async () => {
+test('grok convert: usage errors (exit 2, one line) and a successful run', async () => {
   const src = path.join(fixtureDir('tiny-a'), 'ckpt-0');
   const out = path.join(tmp, 'cli.gguf');
-  await assert.rejects(runConvert([src, '--to', 'safetensors', '--type', 'q8_0', '--out', out]), /only 'gguf' is supported/);
-  await assert.rejects(runConvert([src, '--to', 'gguf', '--type', 'q7', '--out', out]), /unknown type 'q7'/);
-  await assert.rejects(runConvert(['--to', 'gguf', '--type', 'q8_0', '--out', out]), /exactly one source model/);
-  await assert.rejects(runConvert([src, '--to', 'gguf', '--type', 'q8_0']), /--out is required/);
-  await assert.rejects(runConvert([path.join(tmp, 'nope'), '--to', 'gguf', '--type', 'q8_0', '--out', out]), /no such file or directory/);
-  assert.equal(await runConvert([src, '--to', 'gguf', '--type', 'Q8_0', '--out', out]), 0);
-  assert.equal(await runConvert([src, '--type', 'q8_0', '--out', out]), 0, '--to defaults to gguf, the only output format');
+  const usage = async (re: RegExp, ...args: string[]) => {
+    const r = await grok('convert', ...args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.err, re);
+    assert.match(r.err, /^grok: /);
+  };
+  await usage(/--to must be one of gguf, got 'safetensors'/, src, '--to', 'safetensors', '--type', 'q8_0', '--out', out);
+  await usage(/--type must be one of f32, .*q8_0.*, got 'q7'/, src, '--to', 'gguf', '--type', 'q7', '--out', out);
+  await usage(/missing required argument 'model'/, '--to', 'gguf', '--type', 'q8_0', '--out', out);
+  await usage(/required option '-o, --out <file>' not specified/, src, '--to', 'gguf', '--type', 'q8_0');
+  const missing = await grok('convert', path.join(tmp, 'nope'), '--to', 'gguf', '--type', 'q8_0', '--out', out);
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /^grok: .*nope: no such file or directory\n$/);
+  assert.equal((await grok('convert', src, '--to', 'gguf', '--type', 'Q8_0', '--out', out)).code, 0);
+  assert.equal((await grok('convert', src, '--type', 'q8_0', '--out', out)).code, 0, '--to defaults to gguf, the only output format');
   const f = readGgufFile(out);
   assert.equal(tensor(f, 'blk.1.attn_q.weight').ref.type, 'q8_0');
   assert.equal(tensor(f, 'blk.1.ffn_down_exps.weight').ref.type, 'f16'); // tiny-a: F = 344 is not a multiple of 32
@@ -195,7 +204,7 @@ test('synth tiny: the reader sees every tensor as written; values are N(0, 0.02Â
   const f32Path = path.join(tmp, 'syn-f32.gguf');
   const q8Path = path.join(tmp, 'syn-q8.gguf');
   await synthModel({ config: cfg, type: 'f32', out: f32Path, seed: 7 });
-  assert.equal(await runSynth(['--preset', 'tiny', '--layers', '2', '--type', 'q8_0', '--out', q8Path, '--seed', '7']), 0);
+  assert.equal((await grok('synth', '--preset', 'tiny', '--layers', '2', '--type', 'q8_0', '--out', q8Path, '--seed', '7')).code, 0);
   const a = readGgufFile(f32Path);
   const b = readGgufFile(q8Path);
   const D = 256, F = 512, E = 4, V = 512;
@@ -225,8 +234,10 @@ test('synth tiny: the reader sees every tensor as written; values are N(0, 0.02Â
       for (let j = i; j < i + 32; j++) assert.ok(Math.abs(y[j]! - x[j]!) <= (amax / 127) * 0.57, `${t.name}[${j}]`);
     }
   }
-  await assert.rejects(runSynth(['--preset', 'huge', '--layers', '1', '--type', 'q8_0', '--out', q8Path]), /--preset must be one of grok1, tiny/);
-  await assert.rejects(runSynth(['--preset', 'tiny', '--layers', '0', '--type', 'q8_0', '--out', q8Path]), /--layers: expected an integer â‰¥ 1/);
+  let r = await grok('synth', '--preset', 'huge', '--layers', '1', '--type', 'q8_0', '--out', q8Path);
+  assert.deepEqual([r.code, r.err.split('\n')[0]], [2, "grok: --preset must be one of grok1, tiny, got 'huge'"]);
+  r = await grok('synth', '--preset', 'tiny', '--layers', '0', '--type', 'q8_0', '--out', q8Path);
+  assert.deepEqual([r.code, r.err.split('\n')[0]], [2, "grok: --layers must be an integer â‰¥ 1, got '0'"]);
 });
 
 test('worker threads change nothing: convert and synth write the same bytes with 1 and 2 threads', async () => {

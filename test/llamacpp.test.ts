@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { convertModel } from '../src/cli/convert.js';
+import { convertModel } from '../src/convert/convert.js';
 import { referenceKernels } from '../src/kernels/reference.js';
 import type { Kernels } from '../src/kernels/types.js';
 import { loadModel } from '../src/model/loader.js';

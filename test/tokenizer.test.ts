@@ -11,7 +11,7 @@ import path from 'node:path';
 
 import { PieceType, readModelProto, writeModelProto, type ModelProto } from '../src/tokenizer/protobuf.js';
 import { Tokenizer } from '../src/tokenizer/sentencepiece.js';
-import { runDetokenize, runTokenize } from '../src/cli/tokenize.js';
+import { grok } from './cli-helpers.js';
 import { TOKENIZER_GOLDEN, TOKENIZER_MODEL } from './fixtures.js';
 
 const MODEL = TOKENIZER_MODEL;
@@ -350,69 +350,53 @@ test('malformed model files: random byte corruption gives a FormatError or a val
 // ---------------------------------------------------------------------------------------------------
 // CLI
 
-async function capture(f: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
-  const ow = process.stdout.write.bind(process.stdout);
-  const ew = process.stderr.write.bind(process.stderr);
-  let out = '';
-  let err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    const code = await f();
-    return { code, out, err };
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-  }
-}
-
 test('CLI: grok tokenize / detokenize', async () => {
-  let r = await capture(() => runTokenize(['--tokenizer', MODEL, 'Hello world']));
+  let r = await grok('tokenize', '--tokenizer', MODEL, 'Hello world');
   assert.deepEqual(r, { code: 0, out: '[11770,1135]\n', err: '' });
-  r = await capture(() => runTokenize(['--tokenizer', MODEL, '--bos', '--eos', 'Hello world']));
+  r = await grok('tokenize', '--tokenizer', MODEL, '--bos', '--eos', 'Hello world');
   assert.equal(r.out, '[1,11770,1135,2]\n');
-  r = await capture(() => runTokenize(['--tokenizer', MODEL, '--pieces', 'Hello  world']));
+  r = await grok('tokenize', '--tokenizer', MODEL, '--pieces', 'Hello  world');
   assert.equal(r.out, '["▁Hello","▁▁","world"]\n');
 
   const dir = mkdtempSync(path.join(tmpdir(), 'tok-cli-'));
   try {
     const f = path.join(dir, 'in.jsonl');
     writeFileSync(f, ['"12345"', '"emoji 😀 ok"', '""'].join('\n') + '\n');
-    r = await capture(() => runTokenize(['--tokenizer', MODEL, '--jsonl', f]));
+    r = await grok('tokenize', '--tokenizer', MODEL, '--jsonl', f);
     assert.deepEqual(r, { code: 0, out: '[130089,15,16,17,18,19]\n[44785,130089,309,228,221,197,4806]\n[]\n', err: '' });
     writeFileSync(f, '"ok"\n42\n');
-    r = await capture(() => runTokenize(['--tokenizer', MODEL, '--jsonl', f]));
+    r = await grok('tokenize', '--tokenizer', MODEL, '--jsonl', f);
     assert.equal(r.code, 2);
     assert.equal(r.err, `grok: ${f}:2: expected a JSON string, got number\n`);
     const ids = path.join(dir, 'ids.jsonl');
     writeFileSync(ids, '[422, 3033]\n[309, 228]\n');
-    r = await capture(() => runDetokenize(['--tokenizer', MODEL, '--jsonl', ids]));
+    r = await grok('detokenize', '--tokenizer', MODEL, '--jsonl', ids);
     assert.deepEqual(r, { code: 0, out: '"The answer"\n"\\ufffd\\ufffd"\n'.replace(/\\ufffd/g, '\uFFFD'), err: '' });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  r = await capture(() => runDetokenize(['--tokenizer', MODEL, '1,422,3033,2']));
+  r = await grok('detokenize', '--tokenizer', MODEL, '1,422,3033,2');
   assert.deepEqual(r, { code: 0, out: 'The answer\n', err: '' });
-  r = await capture(() => runDetokenize(['--tokenizer', MODEL, '--json', '[130089, 422]']));
+  r = await grok('detokenize', '--tokenizer', MODEL, '--json', '[130089, 422]');
   assert.equal(r.out, '" The"\n');
 
   // errors: one line, non-zero code, no stack
-  r = await capture(() => runDetokenize(['--tokenizer', MODEL, '1,999999']));
+  r = await grok('detokenize', '--tokenizer', MODEL, '1,999999');
   assert.equal(r.code, 1);
-  assert.match(r.err, /^grok: error: .*token id 999999 at position 1 is out of range \(vocabulary size 131072\)\n$/);
-  r = await capture(() => runDetokenize(['--tokenizer', MODEL, '1,x']));
-  assert.deepEqual([r.code, r.err], [2, "grok: not a token id: 'x' (expected non-negative integers like 1,2,3)\n"]);
-  r = await capture(() => runTokenize(['Hello']));
+  assert.match(r.err, /^grok: .*token id 999999 at position 1 is out of range \(vocabulary size 131072\)\n$/);
+  r = await grok('detokenize', '--tokenizer', MODEL, '1,x');
+  assert.deepEqual([r.code, r.err], [2, "grok: token ids: 'x' is not a token id (expected non-negative integers like 1,2,3)\n"]);
+  r = await grok('tokenize', 'Hello');
   assert.equal(r.code, 2);
-  assert.match(r.err, /^grok: --tokenizer <tokenizer.model> is required\n/);
-  r = await capture(() => runTokenize(['--tokenizer', '/nonexistent/tokenizer.model', 'x']));
+  assert.match(r.err, /^grok: --tokenizer <tokenizer.model> is required \(or --model <model> for the tokenizer a model carries\)\n/);
+  r = await grok('tokenize', '--tokenizer', '/nonexistent/tokenizer.model', 'x');
   assert.equal(r.code, 1);
   assert.match(r.err, /^grok: \/nonexistent\/tokenizer.model: cannot read tokenizer file: no such file\n$/);
   assert.equal(r.err.split('\n').length, 2);
-  r = await capture(() => runTokenize(['--tokenizer', MODEL, '--frobnicate', 'x']));
+  r = await grok('tokenize', '--tokenizer', MODEL, '--frobnicate', 'x');
   assert.equal(r.code, 2);
-  r = await capture(() => runTokenize(['--tokenizer', GOLDEN, 'x']));
+  r = await grok('tokenize', '--tokenizer', GOLDEN, 'x');
   assert.equal(r.code, 1);
   assert.match(r.err, /^grok: .*grok-1-golden\.json: /);
   assert.equal(r.err.split('\n').length, 2);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runTrain } from '../src/cli/train.js';
+import { grok } from './cli-helpers.js';
 import { loadModel } from '../src/model/loader.js';
 import { Tokenizer } from '../src/tokenizer/sentencepiece.js';
 
@@ -37,7 +37,7 @@ test('grok train: writes tokenizer.model, model.gguf (loadable, same vocabulary)
     fs.writeFileSync(cfg, JSON.stringify(recipe(dir, 6)));
     const out = path.join(dir, 'out'), work = path.join(dir, 'work');
     process.stderr.write = () => true;
-    assert.equal(await runTrain(['--config', cfg, '--out', out, '--work', work, '--no-progress']), 0);
+    assert.equal((await grok('train', '--config', cfg, '--out', out, '--work', work, '--no-progress')).code, 0);
     const gguf1 = fs.readFileSync(path.join(out, 'model.gguf'));
     const metrics = JSON.parse(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8'));
     assert.equal(metrics.step, 6);
@@ -58,8 +58,8 @@ test('grok train: writes tokenizer.model, model.gguf (loadable, same vocabulary)
     // Same recipe, interrupted after 3 steps then resumed: the identical model file.
     fs.rmSync(out, { recursive: true });
     fs.rmSync(work, { recursive: true });
-    assert.equal(await runTrain(['--config', cfg, '--out', out, '--work', work, '--steps', '3', '--no-progress']), 0);
-    assert.equal(await runTrain(['--config', cfg, '--out', out, '--work', work, '--no-progress']), 0);
+    assert.equal((await grok('train', '--config', cfg, '--out', out, '--work', work, '--steps', '3', '--no-progress')).code, 0);
+    assert.equal((await grok('train', '--config', cfg, '--out', out, '--work', work, '--no-progress')).code, 0);
     assert.ok(fs.readFileSync(path.join(out, 'model.gguf')).equals(gguf1), 'resumed run wrote a different model.gguf');
   } finally {
     process.stderr.write = quiet;
@@ -67,14 +67,16 @@ test('grok train: writes tokenizer.model, model.gguf (loadable, same vocabulary)
   }
 });
 
-test('grok train: a recipe with a missing field is a usage error naming the field', async () => {
+test('grok train: a recipe with a missing field is an error naming the recipe and the field', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-train-cli-'));
   try {
     const r = recipe(dir, 2) as { train: Record<string, unknown> };
     delete r.train.lr;
     const cfg = path.join(dir, 'bad.json');
     fs.writeFileSync(cfg, JSON.stringify(r));
-    await assert.rejects(runTrain(['--config', cfg]), /not a valid training recipe[\s\S]*lr/);
+    const r2 = await grok('train', '--config', cfg);
+    assert.equal(r2.code, 1);
+    assert.match(r2.err, /^grok: .*bad\.json: not a valid training recipe[\s\S]*lr/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

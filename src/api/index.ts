@@ -18,7 +18,8 @@ import { loadModel as loadGrokModel } from '../model/loader.js';
 import type { GrokModel } from '../model/grok.js';
 import type { GrokConfig } from '../model/config.js';
 import type { Kernels } from '../kernels/types.js';
-import { closeKernels, createKernels } from '../kernels/index.js';
+import { closeKernels, createKernels, type CreateKernelsOptions } from '../kernels/index.js';
+import type { MemoryPlan } from '../model/memory.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { openModel } from '../formats/open.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
@@ -45,8 +46,14 @@ export interface LoadModelOptions {
   prefillChunk?: number;
   /** Requests allowed to wait for a slot (more → QueueFullError). Default unbounded. */
   maxQueue?: number;
+  /** Options for the kernels loadModel creates (and close() stops) when `kernels` is not given. */
+  kernelOptions?: CreateKernelsOptions;
+  /** Context length in tokens, instead of the model's (llama.cpp's -c). */
+  contextLength?: number;
   /** Loading progress in bytes read. */
   onProgress?: (done: number, total: number) => void;
+  /** Called once before any weight is read: the weights' size against the memory available. */
+  onMemoryPlan?: (plan: MemoryPlan) => void;
 }
 
 export interface TextGenerateOptions extends Omit<GenerateOptions, 'onToken'> {
@@ -209,13 +216,15 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
       : `${resolved}: no such file or directory`);
   }
   const t0 = performance.now();
-  const kernels = options.kernels ?? createKernels();
+  const kernels = options.kernels ?? createKernels(options.kernelOptions);
   let loaded: Awaited<ReturnType<typeof loadGrokModel>>;
   try {
     loaded = await loadGrokModel(resolved, {
       kernels,
       ...(options.configPath ? { configPath: options.configPath } : {}),
+      ...(options.contextLength ? { contextLength: options.contextLength } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.onMemoryPlan ? { onMemoryPlan: options.onMemoryPlan } : {}),
     });
   } catch (e) {
     if (!options.kernels) releaseKernels(kernels);

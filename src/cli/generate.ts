@@ -1,158 +1,173 @@
 /**
- * `grok generate [--model <model>] [options] "prompt"`: streams the generated text to stdout; load time and
- * speeds go to stderr. `--json` prints one JSON object instead; `-i` runs a prompt-per-line session.
+ * `grok generate [options] [prompt…]`: streams the continuation to stdout; load time and speeds go to
+ * stderr. The prompt comes from the arguments, -p/--prompt, -f/--file, `-` (stdin) or --tokens; `--json`
+ * prints one JSON object instead; `-i` runs a prompt-per-line session. llama.cpp's spellings work too.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import readline from 'node:readline';
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
-import { loadModel, type Completion, type Grok, type LoadModelOptions, type TextGenerateOptions } from '../api/index.js';
-import { defaultModelId } from '../api/server.js';
-import { formatRouting, routingJson, routingRows, routingSvg, type RoutedToken } from '../api/routing.js';
-import { UsageError, wrapParse } from './errors.js';
-import { kernelsFromOption } from './kernels-option.js';
-import { parseIds } from './token-ids.js';
+import { Command, Option } from 'commander';
+import type { Completion, Grok, LoadModelOptions, TextGenerateOptions } from '../api/index.js';
+import type { RoutedToken } from '../api/routing.js';
+import { UsageError } from './errors.js';
+import { loadForCli } from './load.js';
+import {
+  addKernelOptions, addModelOptions, collect, int, num, parseIds, unescapeText, type KernelOptionValues, type ModelOptionValues,
+} from './options.js';
 
-const USAGE = `usage: grok generate [--model <model>] [--tokenizer tokenizer.model] [options] "prompt"
-  -m, --model PATH           model (ckpt-0 dir, .gguf, .safetensors); default: the embedded model
-      --tokenizer PATH       SentencePiece tokenizer.model (default: the GGUF's own, or one beside the checkpoint)
-      --tokens IDS           prompt as comma-separated token ids instead of text
-  -n, --max-tokens N         new tokens at most (default 256)
-  -t, --temperature T        0 = greedy (default 0.8)
-      --top-k K              keep the K most probable tokens (0 = off)
-      --top-p P              nucleus sampling (default 1 = off)
-      --min-p P              drop tokens below P × the top probability (default 0)
-      --repeat-penalty R     penalise tokens already in prompt/output (default 1 = off)
-      --presence-penalty X   OpenAI-style presence penalty (default 0)
-      --frequency-penalty X  OpenAI-style frequency penalty (default 0)
-      --logit-bias ID=B      add B to token ID's logit (repeatable)
-      --seed S               RNG seed (0…4294967295; default random, printed to stderr)
-      --stop TEXT            stop before this text (repeatable)
-      --ignore-eos           keep generating past the end-of-sequence token
-      --add-bos              prepend the BOS token (the reference does not)
-      --truncate             drop the start of a prompt that does not fit the context (default: error)
-      --top-logprobs N       with --json: the N most probable alternatives per token
-      --json                 print one JSON object: text, tokens, logprobs, timings
-      --routing              after the text, print which experts every token went to, per layer
-                             (expert usage per layer, then each token's experts); with --json: a "routing" field
-      --routing-svg FILE     write a token × layer heatmap of the chosen experts (SVG)
-  -i, --interactive          read one prompt per line from stdin
-      --kernels NAME         kernel implementation; --threads N
-      --config PATH          config.json to use instead of the one found beside the model`;
-
-function parseNum(name: string, v: string | undefined, o: { int?: boolean; min?: number; max?: number; minExclusive?: boolean } = {}): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  const bad = v.trim() === '' || !Number.isFinite(x) || (o.int && !Number.isInteger(x)) ||
-    (o.min !== undefined && (o.minExclusive ? x <= o.min : x < o.min)) || (o.max !== undefined && x > o.max);
-  if (bad) {
-    const range = [o.min !== undefined ? `${o.minExclusive ? '>' : '≥'} ${o.min}` : '', o.max !== undefined ? `≤ ${o.max}` : ''].filter(Boolean).join(' and ');
-    throw new UsageError(`--${name} must be ${o.int ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}, got '${v}'`);
-  }
-  return x;
+interface GenerateOptions extends ModelOptionValues, KernelOptionValues {
+  prompt?: string;
+  file?: string;
+  tokens?: string;
+  maxTokens: number;
+  temperature?: number;
+  temp?: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  logitBias?: string[];
+  seed?: number;
+  stop?: string[];
+  ignoreEos?: boolean;
+  addBos?: boolean;
+  truncate?: boolean;
+  ctxSize?: number;
+  topLogprobs: number;
+  json?: boolean;
+  interactive?: boolean;
+  escape: boolean;
+  routing?: boolean;
+  routingSvg?: string;
 }
 
-export async function runGenerate(argv: string[]): Promise<number> {
-  const { values, positionals } = wrapParse(() => parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      model: { type: 'string', short: 'm' }, tokenizer: { type: 'string' }, tokens: { type: 'string' },
-      'max-tokens': { type: 'string', short: 'n' }, temperature: { type: 'string', short: 't' },
-      'top-k': { type: 'string' }, 'top-p': { type: 'string' }, 'min-p': { type: 'string' },
-      'repeat-penalty': { type: 'string' }, 'presence-penalty': { type: 'string' }, 'frequency-penalty': { type: 'string' },
-      'logit-bias': { type: 'string', multiple: true }, seed: { type: 'string' }, stop: { type: 'string', multiple: true },
-      'ignore-eos': { type: 'boolean' }, 'add-bos': { type: 'boolean' }, truncate: { type: 'boolean' },
-      'top-logprobs': { type: 'string' }, json: { type: 'boolean' }, interactive: { type: 'boolean', short: 'i' },
-      routing: { type: 'boolean' }, 'routing-svg': { type: 'string' },
-      kernels: { type: 'string' }, threads: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    },
-  }));
-  if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
-  const interactive = values.interactive ?? false;
-  if (interactive && (values.json || positionals.length > 0 || values.tokens)) {
-    throw new UsageError('--interactive reads prompts from stdin: give no prompt, --tokens or --json with it');
-  }
-  if (!interactive && positionals.length === 0 && !values.tokens) throw new UsageError(`a prompt is required\n${USAGE}`);
-  const routing = values.routing === true || values['routing-svg'] !== undefined;
-  if (routing && interactive) throw new UsageError('--routing / --routing-svg work on one prompt, not with --interactive');
-  if (positionals.length > 0 && values.tokens) throw new UsageError('give either a text prompt or --tokens, not both');
+export function generateCommand(): Command {
+  const c = new Command('generate')
+    .summary('generate text from a prompt (streams to stdout; -i for an interactive session)')
+    .description('Generate a continuation of a prompt. The prompt is the arguments, -p TEXT, -f FILE, - (standard input) or --tokens IDS.')
+    .argument('[prompt...]', 'prompt text (words are joined with spaces); - reads standard input');
+  addModelOptions(c)
+    .option('-p, --prompt <text>', 'prompt text')
+    .option('-f, --file <path>', 'read the prompt from a file (no escape processing)')
+    .option('--tokens <ids>', 'prompt as token ids: 5,17,300')
+    .option('-n, --max-tokens <n>', 'new tokens at most', int(1), 256)
+    .addOption(new Option('--n-predict <n>', 'same as --max-tokens (llama.cpp)').argParser(int(1)).hideHelp())
+    .option('-t, --temperature <t>', 'sampling temperature; 0 = greedy (default 0.8)', num({ min: 0 }))
+    .addOption(new Option('--temp <t>', 'same as --temperature (llama.cpp)').argParser(num({ min: 0 })))
+    .option('--top-k <k>', 'keep the k most probable tokens (0 = off)', int(0), 0)
+    .option('--top-p <p>', 'nucleus sampling (1 = off)', num({ gt: 0, max: 1 }), 1)
+    .option('--min-p <p>', 'drop tokens below p × the top probability', num({ min: 0, max: 1 }), 0)
+    .option('--repeat-penalty <r>', 'penalise tokens already in prompt or output (1 = off)', num({ gt: 0 }), 1)
+    .option('--presence-penalty <x>', 'OpenAI-style presence penalty', num({}), 0)
+    .option('--frequency-penalty <x>', 'OpenAI-style frequency penalty', num({}), 0)
+    .option('--logit-bias <id=bias>', 'add bias to a token\'s logit (repeatable), e.g. 2=-100', collect)
+    .option('-s, --seed <n>', 'random seed 0…4294967295 (default: random, printed on stderr)', int(0, 0xffffffff))
+    .option('--stop <text>', 'stop before this text (repeatable; escapes like \\n are interpreted)', collect)
+    .option('--ignore-eos', 'keep generating past the end-of-sequence token')
+    .option('--add-bos', 'prepend the BOS token (the reference adds none)')
+    .option('--truncate', 'drop the start of a prompt that does not fit the context (default: an error)')
+    .option('-c, --ctx-size <n>', 'context length in tokens (default: the model\'s)', int(1))
+    .option('--top-logprobs <n>', 'with --json: the n most probable alternatives per token', int(0, 20), 0)
+    .option('--json', 'print one JSON object: text, tokens, logprobs, timings')
+    .option('--routing', 'after the text, print which experts every token went to, per layer (with --json: a "routing" field)')
+    .option('--routing-svg <file>', 'write a token × layer heatmap of the chosen experts (SVG)')
+    .option('-i, --interactive', 'read one prompt per line from standard input')
+    .option('--no-escape', 'take \\n, \\t, \\xHH … in the prompt and --stop literally');
+  addKernelOptions(c, 'fast');
+  return c.addHelpText('after', `
+Examples:
+  grok generate "And God said"
+  grok generate -m grok-1-q8_0.gguf -n 64 --temp 0.7 --top-p 0.95 -s 1 --stop "\\n" -p "The answer is"
+  echo "In the beginning" | grok generate -
+  grok generate --routing --routing-svg routing.svg "And God said"
+  grok generate -m ckpt-0 --tokenizer tokenizer.model -i`)
+    .action(async (words: string[], o: GenerateOptions) => runGenerate(words, o));
+}
 
+/** The prompt from exactly one source. */
+function readPrompt(words: string[], o: GenerateOptions): string | number[] | null {
+  const esc = (s: string) => (o.escape ? unescapeText(s) : s);
+  const sources = [words.length > 0, o.prompt !== undefined, o.file !== undefined, o.tokens !== undefined].filter(Boolean).length;
+  if (o.interactive) {
+    if (sources > 0 || o.json) throw new UsageError('--interactive reads prompts from standard input: give no prompt, --tokens or --json with it');
+    return null;
+  }
+  if (sources === 0) throw new UsageError('a prompt is required: text arguments, -p TEXT, -f FILE, - for standard input, or --tokens IDS');
+  if (sources > 1) throw new UsageError('give the prompt one way: text arguments, -p, -f or --tokens');
+  if (o.tokens !== undefined) return parseIds(o.tokens, '--tokens');
+  if (o.file !== undefined) return readText(o.file);
+  if (o.prompt !== undefined) return esc(o.prompt);
+  if (words.length === 1 && words[0] === '-') return readText('-');
+  return esc(words.join(' '));
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read the prompt from ${file === '-' ? 'standard input' : file}: ${(e as Error).message}`);
+  }
+}
+
+function samplingOptions(o: GenerateOptions): TextGenerateOptions {
   const logitBias: Record<number, number> = {};
-  for (const b of values['logit-bias'] ?? []) {
+  for (const b of o.logitBias ?? []) {
     const m = /^(\d+)=(-?[\d.]+(?:e-?\d+)?)$/i.exec(b);
     if (!m || !Number.isFinite(Number(m[2]))) throw new UsageError(`--logit-bias must look like ID=BIAS (e.g. 2=-100), got '${b}'`);
     logitBias[Number(m[1])] = Number(m[2]);
   }
-  const gen: TextGenerateOptions = {
-    maxTokens: parseNum('max-tokens', values['max-tokens'], { int: true, min: 1 }) ?? 256,
-    temperature: parseNum('temperature', values.temperature, { min: 0 }) ?? 0.8,
-    topK: parseNum('top-k', values['top-k'], { int: true, min: 0 }) ?? 0,
-    topP: parseNum('top-p', values['top-p'], { min: 0, minExclusive: true, max: 1 }) ?? 1,
-    minP: parseNum('min-p', values['min-p'], { min: 0, max: 1 }) ?? 0,
-    repetitionPenalty: parseNum('repeat-penalty', values['repeat-penalty'], { min: 0, minExclusive: true }) ?? 1,
-    presencePenalty: parseNum('presence-penalty', values['presence-penalty']) ?? 0,
-    frequencyPenalty: parseNum('frequency-penalty', values['frequency-penalty']) ?? 0,
-    topLogprobs: parseNum('top-logprobs', values['top-logprobs'], { int: true, min: 0, max: 20 }) ?? 0,
-    ignoreEos: values['ignore-eos'] ?? false,
-    addBos: values['add-bos'] ?? false,
-    truncate: values.truncate ? 'left' : 'error',
-    ...(routing ? { routing: true } : {}),
-    ...(values.stop ? { stop: values.stop } : {}),
+  const stop = (o.stop ?? []).map((s) => (o.escape ? unescapeText(s) : s));
+  if (stop.some((s) => s.length === 0)) throw new UsageError('--stop must not be empty');
+  return {
+    maxTokens: o.maxTokens,
+    temperature: o.temperature ?? o.temp ?? 0.8,
+    topK: o.topK, topP: o.topP, minP: o.minP,
+    repetitionPenalty: o.repeatPenalty, presencePenalty: o.presencePenalty, frequencyPenalty: o.frequencyPenalty,
+    topLogprobs: o.topLogprobs,
+    ignoreEos: o.ignoreEos ?? false,
+    addBos: o.addBos ?? false,
+    truncate: o.truncate ? 'left' : 'error',
+    ...(stop.length ? { stop } : {}),
     ...(Object.keys(logitBias).length ? { logitBias } : {}),
   };
-  const seed = parseNum('seed', values.seed, { int: true, min: 0, max: 0xffffffff });
+}
 
-  const loadOpts: LoadModelOptions = { slots: 1 };
-  if (values.tokenizer) loadOpts.tokenizer = values.tokenizer;
-  if (values.config) loadOpts.configPath = values.config;
-  if (values.kernels || values.threads) loadOpts.kernels = await kernelsFromOption(values.kernels ?? 'exact', values.threads);
-  // A progress bar only where someone watches, and only for models that take a while.
-  let bar: cliProgress.SingleBar | null = null;
-  if (process.stderr.isTTY) {
-    loadOpts.onProgress = (done, total) => {
-      if (!bar && total > 256 * 2 ** 20 && done < total) {
-        bar = new cliProgress.SingleBar({
-          stream: process.stderr, format: 'loading [{bar}] {percentage}% | {value}/{total} MiB', hideCursor: true, clearOnComplete: true,
-        }, cliProgress.Presets.shades_classic);
-        bar.start(Math.round(total / 2 ** 20), 0);
-      }
-      bar?.update(Math.round(done / 2 ** 20));
-    };
-  }
-  let grok: Grok;
+async function runGenerate(words: string[], o: GenerateOptions & { nPredict?: number }): Promise<void> {
+  if (o.nPredict !== undefined) o.maxTokens = o.nPredict;
+  if (o.temperature !== undefined && o.temp !== undefined) throw new UsageError('give --temperature or --temp, not both');
+  const prompt = readPrompt(words, o);
+  const routing = o.routing === true || o.routingSvg !== undefined;
+  if (routing && prompt === null) throw new UsageError('--routing / --routing-svg work on one prompt, not with --interactive');
+  const gen = { ...samplingOptions(o), ...(routing ? { routing: true } : {}) };
+  const load: LoadModelOptions = { slots: 1, ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) };
+  const grok = await loadForCli(o, load, { quiet: o.json === true });
   try {
-    grok = await loadModel(values.model, loadOpts);
-  } finally {
-    (bar as cliProgress.SingleBar | null)?.stop();
-  }
-  try {
-    if (!values.json) process.stderr.write(`grok: loaded ${grok.path} in ${(grok.loadMs / 1000).toFixed(2)} s\n`);
-    if (interactive) return await repl(grok, gen, seed);
-    const prompt = values.tokens ? parseIds(values.tokens, '--tokens') : positionals.join(' ');
-    const opts = seed === undefined ? gen : { ...gen, seed };
+    if (prompt === null) return await repl(grok, gen, o.seed);
+    const opts = o.seed === undefined ? gen : { ...gen, seed: o.seed };
+    const { formatRouting, routingJson, routingRows } = await import('../api/routing.js');
     const rows = (r: Completion) => routingRows(grok, grok.promptIds(prompt, gen.addBos).slice(r.truncatedTokens), r);
-    if (values.json) {
+    if (o.json) {
       const r = await grok.complete(prompt, opts);
       const j = toJson(grok, r);
-      if (values.routing) j.routing = routingJson(rows(r), grok.config.nExperts);
-      if (values['routing-svg']) writeSvg(values['routing-svg'], rows(r), grok);
+      if (o.routing) j.routing = routingJson(rows(r), grok.config.nExperts);
+      if (o.routingSvg) await writeSvg(o.routingSvg, rows(r), grok);
       process.stdout.write(`${JSON.stringify(j)}\n`);
-      return 0;
+      return;
     }
     const r = await streamOne(grok, prompt, opts);
     process.stdout.write('\n');
     reportStats(r);
-    if (values.routing) process.stdout.write(`\n${formatRouting(rows(r), grok.config.nExperts)}`);
-    if (values['routing-svg']) writeSvg(values['routing-svg'], rows(r), grok);
-    return 0;
+    if (o.routing) process.stdout.write(`\n${formatRouting(rows(r), grok.config.nExperts)}`);
+    if (o.routingSvg) await writeSvg(o.routingSvg, rows(r), grok);
   } finally {
     await grok.close();
   }
 }
 
-function writeSvg(file: string, rows: RoutedToken[], grok: Grok): void {
+async function writeSvg(file: string, rows: RoutedToken[], grok: Grok): Promise<void> {
+  const { routingSvg } = await import('../api/routing.js');
+  const { defaultModelId } = await import('../api/server.js');
   try {
     fs.writeFileSync(file, routingSvg(rows, grok.config.nExperts, { title: `${defaultModelId(grok.path)}: experts per token and layer` }));
   } catch (e) {
@@ -172,7 +187,7 @@ async function streamOne(grok: Grok, prompt: string | number[], opts: TextGenera
       // A model without a tokenizer (e.g. a bare checkpoint) streams its token ids instead.
       for await (const c of s) process.stdout.write(grok.tokenizer ? c.text : c.token === null ? '' : `${c.token} `);
     } catch (e) {
-      if (ac.signal.aborted) { process.stderr.write('\ngrok: interrupted\n'); }
+      if (ac.signal.aborted) process.stderr.write('\ngrok: interrupted\n');
       throw e;
     }
     return await s.result;
@@ -205,7 +220,7 @@ function toJson(grok: Grok, r: Completion): Record<string, unknown> {
 }
 
 /** One prompt per line; an empty line is skipped; EOF or Ctrl-C at the prompt ends the session. */
-async function repl(grok: Grok, gen: TextGenerateOptions, seed: number | undefined): Promise<number> {
+async function repl(grok: Grok, gen: TextGenerateOptions, seed: number | undefined): Promise<void> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY ?? false });
   let n = 0;
   const ask = (): void => { if (process.stdin.isTTY) rl.prompt(); };
@@ -230,5 +245,4 @@ async function repl(grok: Grok, gen: TextGenerateOptions, seed: number | undefin
   } finally {
     rl.close();
   }
-  return 0;
 }

@@ -1,40 +1,66 @@
 #!/usr/bin/env node
-/** The `grok` command: a table of subcommands, each a thin adapter over the library. */
-import { reportError, UsageError } from './errors.js';
+/**
+ * The `grok` command. Each subcommand is defined in its own file (options, help, a thin action over the
+ * library); commander gives them one parser: `grok help <command>`, "did you mean" for typos, negative
+ * numbers as values, `--version`, and one error format (`grok: …`, exit 2 for a wrong command line, 1 for
+ * a failure; GROK_DEBUG=1 adds the stack).
+ */
+import { Command, CommanderError } from 'commander';
+import { convertCommand, synthCommand } from './convert.js';
+import { reportError } from './errors.js';
+import { generateCommand } from './generate.js';
+import { infoCommand, inspectCommand } from './inspect.js';
+import { logitsCommand } from './logits.js';
+import { serveCommand } from './serve.js';
+import { detokenizeCommand, tokenizeCommand } from './tokenize.js';
+import { trainCommand } from './train.js';
+import { packageVersion } from './version.js';
 
-type Command = { summary: string; run: () => Promise<(argv: string[]) => Promise<number>> };
-
-const commands: Record<string, Command> = {
-  inspect: { summary: 'print a model\'s config and tensor table', run: async () => (await import('./inspect.js')).runInspect },
-  logits: { summary: 'one exact forward pass over token ids; print top tokens / write float32 logits', run: async () => (await import('./logits.js')).runLogits },
-  generate: { summary: 'generate text from a prompt (streams to stdout; -i for an interactive session)', run: async () => (await import('./generate.js')).runGenerate },
-  serve: { summary: 'OpenAI-compatible HTTP server (completions, chat completions, streaming)', run: async () => (await import('./serve.js')).runServe },
-  train: { summary: 'train a small Grok-architecture model from scratch (the embedded default model)', run: async () => (await import('./train.js')).runTrain },
-  tokenize: { summary: 'text → token ids with a SentencePiece tokenizer.model', run: async () => (await import('./tokenize.js')).runTokenize },
-  detokenize: { summary: 'token ids → text', run: async () => (await import('./tokenize.js')).runDetokenize },
-  convert: { summary: 'convert a ckpt-0 / safetensors / GGUF model to a (quantised) GGUF', run: async () => (await import('./convert.js')).runConvert },
-  synth: { summary: 'write a random-weight model with Grok-1 widths (benchmark subject)', run: async () => (await import('./synth.js')).runSynth },
-};
-
-function help(): string {
-  const lines = ['usage: grok <command> [options]', '', 'commands:'];
-  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
-  lines.push('', 'Run `grok <command> --help` for a command\'s options.');
-  return lines.join('\n');
-}
-
-async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${help()}\n`);
-    return name ? 0 : 2;
+export function program(): Command {
+  const p = new Command('grok')
+    .description('Grok-1 (xAI\'s 314B Mixture-of-Experts model) on Node.js: generate, serve, convert, inspect')
+    .version(packageVersion(), '-v, --version', 'print the version')
+    .showSuggestionAfterError(true)
+    .showHelpAfterError('(run with --help for the options)')
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(errorLine(s)),
+    })
+    .exitOverride();
+  for (const c of [generateCommand(), serveCommand(), logitsCommand(), inspectCommand(), infoCommand(), tokenizeCommand(), detokenizeCommand(), convertCommand(), synthCommand(), trainCommand()]) {
+    p.addCommand(c.exitOverride().showSuggestionAfterError(true).showHelpAfterError(`(run 'grok help ${c.name()}' for the options)`).configureOutput(p.configureOutput()));
   }
-  const cmd = commands[name];
-  if (!cmd) throw new UsageError(`unknown command '${name}'\n${help()}`);
-  return (await cmd.run())(rest);
+  return p;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (e) => { process.exitCode = reportError(e); },
-);
+/**
+ * Commander's messages in our one format: `grok: ` first, and a bad value said as "--top-p must be a number
+ * > 0 and ≤ 1, got '2'" rather than "option '--top-p <p>' argument '2' is invalid. expected …".
+ */
+function errorLine(s: string): string {
+  return s
+    .replace(/^error: /, 'grok: ')
+    .replace(/option '(?:-\w+, )?(--[\w-]+) <[^>]+>' argument '(.*)' is invalid\. (?:expected )?(.*?)\.?$/m, (_, flag: string, v: string, want: string) =>
+      `${flag} must be ${want.replace(/^Allowed choices are /, 'one of ')}, got '${v}'`);
+}
+
+/** Run `grok argv…`; resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const p = program();
+  if (argv.length === 0) { p.outputHelp({ error: true }); return 2; }
+  try {
+    await p.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
+    return reportError(e);
+  }
+}
+
+// Run only as the program itself, not when imported (tests import `program`).
+if (process.argv[1] && import.meta.url === (await import('node:url')).pathToFileURL((await import('node:fs')).realpathSync(process.argv[1])).href) {
+  // `grok … | head`: the reader went away; stop quietly, as command-line tools do.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
+  process.exitCode = await main(process.argv.slice(2));
+}

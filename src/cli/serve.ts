@@ -1,112 +1,115 @@
 /**
- * `grok serve --model <model> [--host 127.0.0.1] [--port 8080] [--slots N] [--api-key KEY] [--max-queue N]`:
- * the OpenAI-compatible HTTP server (src/api/server.ts). Listens on 127.0.0.1 unless told otherwise;
- * SIGINT / SIGTERM stop accepting, let running requests finish (up to --grace seconds), then exit.
+ * `grok serve [options]`: the OpenAI-compatible HTTP server and web page (src/api/server.ts). Listens on
+ * 127.0.0.1 unless told otherwise; SIGINT / SIGTERM stop accepting, let running requests finish (up to
+ * --grace seconds), then exit.
  */
-import { parseArgs } from 'node:util';
-import { loadModel, type LoadModelOptions } from '../api/index.js';
-import { createServer, isLoopbackHost, reachableUrls, SERVER_DEFAULTS, type ServerOptions } from '../api/server.js';
-import { loadChatTemplate } from '../api/chat.js';
-import { UsageError, wrapParse } from './errors.js';
-import { kernelsFromOption } from './kernels-option.js';
+import { Command, Option } from 'commander';
+import type { ServerOptions } from '../api/server.js';
+import { UsageError } from './errors.js';
+import { loadForCli } from './load.js';
+import { addKernelOptions, addModelOptions, int, type KernelOptionValues, type ModelOptionValues } from './options.js';
 
-const USAGE = `usage: grok serve [--model <model>] [options]
-  -m, --model PATH          model (ckpt-0 dir, .gguf, .safetensors); default: the embedded model
-      --tokenizer PATH      SentencePiece tokenizer.model (default: the GGUF's own, or one beside the checkpoint)
-      --host HOST           address to listen on (default 127.0.0.1: this machine only)
-  -p, --port N              port (default 8080; 0 = any free port)
-      --slots N             sequences decoded together (default 4)
-      --max-queue N         requests allowed to wait for a slot; beyond that 429 (default 64)
-      --api-key KEY         require "Authorization: Bearer KEY" on /v1/* (or set GROK_API_KEY)
-      --model-id NAME       the model name clients send (default: the model file / folder name)
-      --chat-template FILE  JSON {system, user, assistant, generation, stop} for /v1/chat/completions
-      --max-body BYTES      largest request body (default 1048576)
-      --prefill-chunk N     prompt tokens fed per step while prefilling (default 256)
-      --grace SECONDS       on SIGINT/SIGTERM, time running requests get to finish (default 10)
-      --request-timeout S   a client must send its whole request within S seconds (default 30)
-      --headers-timeout S   … and its headers within S seconds of connecting (default 10)
-      --idle-timeout S      close a connection idle between requests after S seconds (default 5)
-      --max-connections N   open connections at most; more are closed on arrival (default 256)
-      --strict-model        answer 404 to a "model" other than the served id (default: any name is served)
-      --metrics             serve GET /metrics (Prometheus text; behind --api-key when set)
-      --cors ORIGIN         let web pages from ORIGIN ('*' = any) call the API (default: none)
-      --log-format F        request log as text (default) or json, on stderr
-      --quiet               no request log
-      --kernels NAME        kernel implementation; --threads N
-      --config PATH         config.json to use instead of the one found beside the model`;
-
-function intOpt(name: string, v: string | undefined, min: number, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (!/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
-  return Number(v);
+interface ServeOptions extends ModelOptionValues, KernelOptionValues {
+  host: string;
+  port: number;
+  slots: number;
+  parallel?: number;
+  maxQueue: number;
+  apiKey?: string;
+  modelId?: string;
+  chatTemplate?: string;
+  maxBody: number;
+  prefillChunk: number;
+  ctxSize?: number;
+  grace: number;
+  requestTimeout?: number;
+  headersTimeout?: number;
+  idleTimeout?: number;
+  maxConnections?: number;
+  strictModel?: boolean;
+  metrics?: boolean;
+  cors?: string;
+  logFormat: 'text' | 'json';
+  quiet?: boolean;
 }
 
-export async function runServe(argv: string[]): Promise<number> {
-  const { values, positionals } = wrapParse(() => parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      model: { type: 'string', short: 'm' }, tokenizer: { type: 'string' }, host: { type: 'string' }, port: { type: 'string', short: 'p' },
-      slots: { type: 'string' }, 'max-queue': { type: 'string' }, 'api-key': { type: 'string' }, 'model-id': { type: 'string' },
-      'chat-template': { type: 'string' }, 'max-body': { type: 'string' }, 'prefill-chunk': { type: 'string' }, grace: { type: 'string' },
-      kernels: { type: 'string' }, threads: { type: 'string' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      'strict-model': { type: 'boolean' }, metrics: { type: 'boolean' }, cors: { type: 'string' }, 'log-format': { type: 'string' }, quiet: { type: 'boolean' },
-      'request-timeout': { type: 'string' }, 'headers-timeout': { type: 'string' }, 'idle-timeout': { type: 'string' }, 'max-connections': { type: 'string' },
-    },
-  }));
-  if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'\n${USAGE}`);
-  const port = intOpt('port', values.port, 0, 8080);
-  if (port > 65535) throw new UsageError(`--port must be ≤ 65535, got ${port}`);
-  const slots = intOpt('slots', values.slots, 1, 4);
-  const maxQueue = intOpt('max-queue', values['max-queue'], 0, 64);
-  const bodyLimit = intOpt('max-body', values['max-body'], 1024, 1 << 20);
-  const prefillChunk = intOpt('prefill-chunk', values['prefill-chunk'], 1, 256);
-  const graceMs = intOpt('grace', values.grace, 0, 10) * 1000;
-  const apiKey = values['api-key'] ?? process.env.GROK_API_KEY;
-  if (apiKey !== undefined && apiKey.length === 0) throw new UsageError('--api-key must not be empty');
-  const logFormat = values['log-format'] ?? 'text';
-  if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format must be text or json, got '${logFormat}'`);
-  const host = values.host ?? '127.0.0.1';
-  const chatTemplate = values['chat-template'] ? loadChatTemplate(values['chat-template']) : undefined;
+export function serveCommand(): Command {
+  const c = new Command('serve')
+    .summary('OpenAI-compatible HTTP server and web page (completions, chat, streaming, routing, /metrics)')
+    .description('Serve one model over HTTP: the OpenAI API under /v1, a web page at /, /health, and optionally /metrics.');
+  addModelOptions(c)
+    .option('--host <host>', 'address to listen on (127.0.0.1: this machine only)', '127.0.0.1')
+    .option('-p, --port <n>', 'port (0 = any free port)', int(0, 65535), 8080)
+    .option('--slots <n>', 'sequences decoded together', int(1, 1024), 4)
+    .addOption(new Option('--parallel <n>', 'same as --slots (llama-server)').argParser(int(1, 1024)).hideHelp())
+    .option('--max-queue <n>', 'requests allowed to wait for a slot; beyond that 429 (0: no waiting, free slots still serve)', int(0), 64)
+    .option('--api-key <key>', 'require "Authorization: Bearer KEY" on every route but /health and the page (or set GROK_API_KEY)')
+    .option('--model-id <name>', 'the model name reported to clients (default: the model file or folder name)')
+    .option('--strict-model', 'answer 404 to a "model" other than the served id (default: any name is served)')
+    .option('--chat-template <file>', 'JSON {system, user, assistant, generation, stop} for /v1/chat/completions')
+    .option('-c, --ctx-size <n>', 'context length in tokens (default: the model\'s)', int(1))
+    .option('--max-body <bytes>', 'largest request body', int(1024), 1 << 20)
+    .option('--prefill-chunk <n>', 'prompt tokens fed per step while prefilling', int(1), 256)
+    .option('--request-timeout <s>', 'a client must send its whole request within s seconds (default 30)', int(1))
+    .option('--headers-timeout <s>', '… and its headers within s seconds of connecting (default 10)', int(1))
+    .option('--idle-timeout <s>', 'close a connection idle between requests after s seconds (default 5)', int(1))
+    .option('--max-connections <n>', 'open connections at most; more are closed on arrival (default 256)', int(1))
+    .option('--metrics', 'serve GET /metrics (Prometheus text; behind --api-key when set)')
+    .option('--cors <origin>', 'let web pages from ORIGIN (\'*\' = any) call the API')
+    .addOption(new Option('--log-format <format>', 'request log on stderr').choices(['text', 'json']).default('text'))
+    .option('--quiet', 'no request log')
+    .option('--grace <s>', 'on SIGINT/SIGTERM, time running requests get to finish', int(0), 10);
+  addKernelOptions(c, 'fast');
+  return c.addHelpText('after', `
+Examples:
+  grok serve                                   # the embedded model on http://127.0.0.1:8080 (open it in a browser)
+  grok serve -m grok-1-q8_0.gguf --slots 4 --api-key "$KEY" --metrics
+  curl localhost:8080/v1/completions -H 'content-type: application/json' -d '{"model":"grok","prompt":"Hi","max_tokens":16}'`)
+    .action(async (o: ServeOptions) => runServe(o));
+}
 
-  const loadOpts: LoadModelOptions = { slots, maxQueue, prefillChunk };
-  if (values.tokenizer) loadOpts.tokenizer = values.tokenizer;
-  if (values.config) loadOpts.configPath = values.config;
-  if (values.kernels || values.threads) loadOpts.kernels = await kernelsFromOption(values.kernels ?? 'exact', values.threads);
-  const grok = await loadModel(values.model, loadOpts);
+async function runServe(o: ServeOptions): Promise<void> {
+  const { createServer, isLoopbackHost, reachableUrls, SERVER_DEFAULTS } = await import('../api/server.js');
+  const { loadChatTemplate } = await import('../api/chat.js');
+  const slots = o.parallel ?? o.slots;
+  const apiKey = o.apiKey ?? process.env.GROK_API_KEY;
+  if (apiKey !== undefined && apiKey.length === 0) throw new UsageError('--api-key must not be empty');
+  if (o.cors !== undefined && o.cors !== '*' && !/^https?:\/\/[^/\s]+$/.test(o.cors)) {
+    throw new UsageError(`--cors must be an origin like http://localhost:3000 (scheme, host, port; no path) or '*', got '${o.cors}'`);
+  }
+  const chatTemplate = o.chatTemplate ? loadChatTemplate(o.chatTemplate) : undefined;
+  const grok = await loadForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) });
   if (!grok.tokenizer) process.stderr.write('grok: warning: this model has no tokenizer; only token-id prompts to /v1/completions will work (pass --tokenizer)\n');
 
+  const s = (v: number | undefined, d: number) => (v === undefined ? d : v * 1000);
   const serverOpts: ServerOptions = {
-    bodyLimit,
-    requestTimeoutMs: intOpt('request-timeout', values['request-timeout'], 1, SERVER_DEFAULTS.requestTimeoutMs / 1000) * 1000,
-    headersTimeoutMs: intOpt('headers-timeout', values['headers-timeout'], 1, SERVER_DEFAULTS.headersTimeoutMs / 1000) * 1000,
-    idleTimeoutMs: intOpt('idle-timeout', values['idle-timeout'], 1, SERVER_DEFAULTS.idleTimeoutMs / 1000) * 1000,
-    maxConnections: intOpt('max-connections', values['max-connections'], 1, SERVER_DEFAULTS.maxConnections),
+    bodyLimit: o.maxBody,
+    requestTimeoutMs: s(o.requestTimeout, SERVER_DEFAULTS.requestTimeoutMs),
+    headersTimeoutMs: s(o.headersTimeout, SERVER_DEFAULTS.headersTimeoutMs),
+    idleTimeoutMs: s(o.idleTimeout, SERVER_DEFAULTS.idleTimeoutMs),
+    maxConnections: o.maxConnections ?? SERVER_DEFAULTS.maxConnections,
+    ...(apiKey !== undefined ? { apiKey } : {}),
+    ...(o.modelId ? { modelId: o.modelId } : {}),
+    ...(o.strictModel ? { strictModel: true } : {}),
+    ...(o.metrics ? { metrics: true } : {}),
+    ...(o.cors !== undefined ? { cors: o.cors } : {}),
+    ...(o.quiet ? {} : { log: { format: o.logFormat } }),
+    ...(chatTemplate ? { chatTemplate } : {}),
   };
-  if (apiKey !== undefined) serverOpts.apiKey = apiKey;
-  if (values['model-id']) serverOpts.modelId = values['model-id'];
-  if (values['strict-model']) serverOpts.strictModel = true;
-  if (values.metrics) serverOpts.metrics = true;
-  if (values.cors !== undefined) {
-    if (values.cors !== '*' && !/^https?:\/\/[^/\s]+$/.test(values.cors)) throw new UsageError(`--cors must be an origin like http://localhost:3000 (scheme, host, port; no path) or '*', got '${values.cors}'`);
-    serverOpts.cors = values.cors;
-  }
-  if (!values.quiet) serverOpts.log = { format: logFormat };
-  if (chatTemplate) serverOpts.chatTemplate = chatTemplate;
   const server = createServer(grok, serverOpts);
-  if (!isLoopbackHost(host) && apiKey === undefined) {
-    process.stderr.write(`grok: warning: listening on ${host} without --api-key: anyone who can reach this machine can use the model\n`);
+  if (!isLoopbackHost(o.host) && apiKey === undefined) {
+    process.stderr.write(`grok: warning: listening on ${o.host} without --api-key: anyone who can reach this machine can use the model\n`);
   }
-  const url = await server.listen({ host, port });
+  const url = await server.listen({ host: o.host, port: o.port });
   const reach = reachableUrls(url).filter((u) => u !== url);
-  process.stderr.write(`grok: serving ${grok.path} as '${server.modelId}' on ${url}${reach.length ? ` (${reach.join(', ')})` : ''} (${slots} slots, queue ${maxQueue}${apiKey ? ', API key required' : ''}; loaded in ${(grok.loadMs / 1000).toFixed(2)} s)\n`);
+  process.stderr.write(`grok: serving ${grok.path} as '${server.modelId}' on ${url}${reach.length ? ` (${reach.join(', ')})` : ''} (${slots} slots, queue ${o.maxQueue}${apiKey ? ', API key required' : ''}; loaded in ${(grok.loadMs / 1000).toFixed(2)} s)\n`);
 
+  const graceMs = o.grace * 1000;
   await new Promise<void>((resolve) => {
     const onInt = (): void => stop('SIGINT');
     const onTerm = (): void => stop('SIGTERM');
     const stop = (sig: string): void => {
-      process.stderr.write(`grok: ${sig}: shutting down (running requests get ${graceMs / 1000} s)\n`);
+      process.stderr.write(`grok: ${sig}: shutting down (running requests get ${o.grace} s)\n`);
       process.removeListener('SIGINT', onInt);
       process.removeListener('SIGTERM', onTerm);
       // A second signal ends at once.
@@ -118,5 +121,4 @@ export async function runServe(argv: string[]): Promise<number> {
     process.once('SIGTERM', onTerm);
   });
   await grok.close();
-  return 0;
 }

@@ -8,6 +8,7 @@
  *
  * `kernels: 'wasm'` demands the wasm kernels and throws when they are unavailable.
  */
+import { availableParallelism } from 'node:os';
 import { referenceKernels } from './reference.js';
 import type { Kernels } from './types.js';
 import { kernelModule, WasmKernels, type KernelMode } from './wasm.js';
@@ -44,4 +45,14 @@ export function createKernels(opts: CreateKernelsOptions = {}): Kernels {
 /** Stop a kernel set's worker threads (no-op for the reference). */
 export function closeKernels(k: Kernels): void {
   if (k instanceof WasmKernels) k.close();
+}
+
+/** What `createKernels()` would use on this machine, for `grok info` and start-up messages. */
+export function kernelInfo(): { backend: string; features: string[]; threads: number } {
+  const wasm = kernelModule() !== null;
+  return {
+    backend: wasm ? 'wasm' : 'reference',
+    features: wasm ? ['wasm-simd128', 'threads'] : [],
+    threads: availableParallelism(),
+  };
 }

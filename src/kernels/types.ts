@@ -24,6 +24,13 @@ export interface Kernels {
    */
   allocWeight(bytes: number): Uint8Array;
 
+  /**
+   * Optional: `length` bytes at `offset` of `file`, mapped read-only where the kernels read them in place
+   * (the native backend's mmap), or null when this range cannot be mapped (then allocWeight + read).
+   * The caller has checked the range against the file's size.
+   */
+  mapWeight?(file: string, offset: number, length: number): Uint8Array | null;
+
   /** y[t, 0..nOut) = x[t, 0..nIn) · W for t in [0, T). */
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void;
 

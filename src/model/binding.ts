@@ -1,15 +1,12 @@
 /**
- * The bridge between file formats and the model: a per-format mapping table (map-ckpt.ts, map-gguf.ts,
- * map-hf.ts) turns a ModelSource into a ModelBinding, which says for every canonical tensor of the model
- * where its bytes are and how they are laid out. loader.ts then reads them once, shape-checked.
- *
- * Canonical names follow GGUF (tinygrad-style): `token_embd`, `output_norm`, `output` (optional, untied
- * output matrix), and per layer N: `blk.N.attn_norm`, `blk.N.attn_q`, `blk.N.attn_k`, `blk.N.attn_v`,
- * `blk.N.attn_output`, `blk.N.attn_output_norm`, `blk.N.ffn_norm`, `blk.N.ffn_gate_inp` (router),
- * `blk.N.ffn_gate_exps.E`, `blk.N.ffn_up_exps.E`, `blk.N.ffn_down_exps.E` (expert E), `blk.N.layer_output_norm`.
+ * The bridge between file formats and the model: a per-format mapping (map-ckpt.ts, map-gguf.ts,
+ * map-hf.ts, each driven by the tensor table in tensors.ts) turns a ModelSource into a ModelBinding, which
+ * says for every canonical tensor of the model where its bytes are and how they are laid out. weights.ts
+ * then locates them, shape-checked against the table, and the loader or the converter reads them once.
  */
 import type { QuantizedRef, TensorRef } from '../formats/tensor-ref.js';
 import type { GrokConfig } from './config.js';
+import { LAYER_TENSORS } from './tensors.js';
 
 export type Binding =
   /** A vector of floats (norm scales): any plain float type, `n` values. */
@@ -29,8 +26,6 @@ export interface ModelBinding {
   readonly tensors: ReadonlyMap<string, Binding>;
 }
 
-export const layerTensorNames = [
-  'attn_norm', 'attn_q', 'attn_k', 'attn_v', 'attn_output', 'attn_output_norm',
-  'ffn_norm', 'ffn_gate_inp', 'layer_output_norm',
-] as const;
-export const expertTensorNames = ['ffn_gate_exps', 'ffn_up_exps', 'ffn_down_exps'] as const;
+/** Per-layer and per-expert canonical names (from the tensor table, src/model/tensors.ts). */
+export const layerTensorNames: readonly string[] = LAYER_TENSORS.filter((t) => t.scope === 'layer').map((t) => t.name);
+export const expertTensorNames: readonly string[] = LAYER_TENSORS.filter((t) => t.scope === 'expert').map((t) => t.name);

@@ -14,6 +14,7 @@ import { blockFormat } from '../quant/index.js';
 import type { BlockType } from '../quant/types.js';
 import type { GgufVocabulary } from '../tokenizer/vocabulary.js';
 import type { GrokConfig } from './config.js';
+import { LAYER_TENSORS, MODEL_TENSORS, type TensorDef } from './tensors.js';
 
 /** llama_ftype of a file that is mostly one type (general.file_type, informational). */
 export const LLAMA_FTYPE: Readonly<Record<BlockType, number>> = {
@@ -131,33 +132,18 @@ export interface GrokTensorSpec {
   readonly nOut: number;
 }
 
-/** Every tensor of a grok GGUF in llama.cpp's order and layout ([out, in] rows, merged `_exps`, §3.6). */
+/** Every tensor of a grok GGUF in llama.cpp's order and layout ([out, in] rows, merged `_exps`), from the tensor table. */
 export function grokTensorPlan(c: GrokConfig, opts: { output?: boolean } = {}): GrokTensorSpec[] {
-  const D = c.dModel, HK = c.nHeads * c.headDim, GK = c.nKVHeads * c.headDim, F = c.ffnSize, E = c.nExperts, V = c.vocabSize;
-  const vec = (name: string, canonical: string): GrokTensorSpec => ({ name, canonical, kind: 'vector', shape: [D], nIn: D, nOut: D });
-  const mat = (name: string, canonical: string, nIn: number, nOut: number, kind: GrokTensorSpec['kind'] = 'matrix'): GrokTensorSpec =>
-    ({ name, canonical, kind, shape: [nOut, nIn], nIn, nOut });
-  const plan: GrokTensorSpec[] = [mat('token_embd.weight', 'token_embd', D, V, 'embedding'), vec('output_norm.weight', 'output_norm')];
-  if (opts.output) plan.push(mat('output.weight', 'output', D, V, 'embedding'));
-  for (let l = 0; l < c.nLayers; l++) {
-    const p = `blk.${l}.`;
-    const exps = (stem: string, nIn: number, nOut: number): GrokTensorSpec =>
-      ({ name: `${p}${stem}.weight`, canonical: `${p}${stem}`, kind: 'experts', shape: [E, nOut, nIn], nIn, nOut });
-    plan.push(
-      vec(`${p}attn_norm.weight`, `${p}attn_norm`),
-      mat(`${p}attn_q.weight`, `${p}attn_q`, D, HK),
-      mat(`${p}attn_k.weight`, `${p}attn_k`, D, GK),
-      mat(`${p}attn_v.weight`, `${p}attn_v`, D, GK),
-      mat(`${p}attn_output.weight`, `${p}attn_output`, HK, D),
-      vec(`${p}attn_output_norm.weight`, `${p}attn_output_norm`),
-      vec(`${p}ffn_norm.weight`, `${p}ffn_norm`),
-      mat(`${p}ffn_gate_inp.weight`, `${p}ffn_gate_inp`, D, E, 'router'),
-      exps('ffn_gate_exps', D, F),
-      exps('ffn_up_exps', D, F),
-      exps('ffn_down_exps', F, D),
-      vec(`${p}layer_output_norm.weight`, `${p}layer_output_norm`),
-    );
-  }
+  const spec = (t: TensorDef, l: number): GrokTensorSpec => {
+    const { nIn, nOut } = t.dims(c);
+    const name = `${l < 0 ? '' : `blk.${l}.`}${t.gguf[0]}.weight`;
+    const canonical = l < 0 ? t.name : `blk.${l}.${t.name}`;
+    if (t.kind === 'vector') return { name, canonical, kind: 'vector', shape: [nIn], nIn, nOut };
+    if (t.scope === 'expert') return { name, canonical, kind: 'experts', shape: [c.nExperts, nOut, nIn], nIn, nOut };
+    return { name, canonical, kind: t.embedding ? 'embedding' : t.keepF32 ? 'router' : 'matrix', shape: [nOut, nIn], nIn, nOut };
+  };
+  const plan = MODEL_TENSORS.filter((t) => !t.optional || opts.output).map((t) => spec(t, -1));
+  for (let l = 0; l < c.nLayers; l++) plan.push(...LAYER_TENSORS.map((t) => spec(t, l)));
   return plan;
 }
 

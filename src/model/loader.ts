@@ -1,28 +1,32 @@
 /**
  * Loads any supported model into a GrokModel: open the files (formats/open.ts), map their tensor names to
- * the canonical ones (map.ts), check every shape against the config, and read each tensor's bytes once,
- * straight into memory allocated by the kernels (no second copy, no up-front dequantisation of matrices).
+ * the canonical ones (map.ts), locate every tensor of the table shape-checked (weights.ts), then either
+ * map the bytes in place (kernels with mapWeight: the native backend's mmap) or read each tensor once
+ * straight into memory allocated by the kernels — no second copy, no up-front dequantisation of matrices.
  */
-import { openRegularFile, readExactly } from '../base/files.js';
-import { FormatError } from '../base/errors.js';
-import fs from 'node:fs';
 import { openModel } from '../formats/open.js';
-import { isQuantizedRef, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
+import type { ModelSource } from '../formats/tensor-ref.js';
 import { referenceKernels } from '../kernels/reference.js';
 import type { Kernels } from '../kernels/types.js';
-import { blockFormat, isBlockType, rowBytes } from '../quant/index.js';
-import { expertTensorNames, layerTensorNames, type Binding, type ModelBinding } from './binding.js';
+import type { Matrix } from '../quant/matrix.js';
+import type { ModelBinding } from './binding.js';
 import type { GrokConfig } from './config.js';
 import { GrokModel, type GrokWeights, type LayerWeights } from './grok.js';
 import { bindModel } from './map.js';
-import type { Matrix } from '../quant/matrix.js';
+import { memoryPlan, type MemoryPlan } from './memory.js';
+import { canonicalName, LAYER_TENSORS, tensorDef, type TensorDef } from './tensors.js';
+import { locateMatrix, locateVector, locationBytes, WeightFiles, type ByteRange, type MatrixLocation, type VectorLocation } from './weights.js';
 
 export interface LoadOptions {
   kernels?: Kernels;
   /** A config.json / golden.json to use instead of the one found beside the model. */
   configPath?: string;
+  /** Context length in tokens, instead of the model's. */
+  contextLength?: number;
   /** Called after each tensor with bytes read so far and the total. */
   onProgress?: (done: number, total: number) => void;
+  /** Called once before any weight is read: the weights' size against the memory available. */
+  onMemoryPlan?: (plan: MemoryPlan) => void;
 }
 
 export interface LoadedModel {
@@ -36,168 +40,88 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
   const source = openModel(path);
   try {
     const binding = bindModel(source, opts.configPath);
-    const weights = new WeightReader(binding, opts.kernels ?? referenceKernels, opts.onProgress).read();
-    return { model: new GrokModel(binding.config, weights, opts.kernels ?? referenceKernels), source, binding };
+    const config: GrokConfig = opts.contextLength ? { ...binding.config, contextLength: opts.contextLength } : binding.config;
+    const kernels = opts.kernels ?? referenceKernels;
+    const weights = readWeights(binding, config, kernels, opts);
+    return { model: new GrokModel(config, weights, kernels), source, binding };
   } finally {
     source.close();
   }
 }
 
-/** Read dst.length bytes at `offset` of `file` into `dst`, opening each file once (regular files only). */
-function readInto(fds: Map<string, number>, file: string, offset: number, dst: Uint8Array): void {
-  let fd = fds.get(file);
-  if (fd === undefined) {
-    fd = openRegularFile(file).fd;
-    fds.set(file, fd);
+type Located = { name: string; def: TensorDef; loc: MatrixLocation | VectorLocation };
+
+/** Locate every tensor (all shape errors before any read), then read or map them into the weight record. */
+function readWeights(binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions): GrokWeights {
+  const locate = (def: TensorDef, name: string): Located => {
+    const { nIn, nOut } = def.dims(c);
+    return { name, def, loc: def.kind === 'vector' ? locateVector(binding, name, nIn) : locateMatrix(binding, name, nIn, nOut, def.scope === 'expert' ? c.nExperts : undefined) };
+  };
+  // Layers first, then the embedding and the final norm: the order errors are reported in.
+  const layers: Located[][] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    layers.push(LAYER_TENSORS.flatMap((def) => Array.from({ length: def.scope === 'expert' ? c.nExperts : 1 }, (_, e) => locate(def, canonicalName(def, l, e)))));
   }
-  readExactly(fd, file, offset, dst);
+  const model = ['token_embd', 'output_norm', ...(binding.tensors.has('output') ? ['output'] : [])].map((n) => locate(tensorDef(n), n));
+  const all = [...layers.flat(), ...model];
+  const total = all.reduce((a, t) => a + locationBytes(t.loc), 0);
+  opts.onMemoryPlan?.(memoryPlan(total, typeof kernels.mapWeight === 'function'));
+
+  const files = new WeightFiles();
+  let done = 0;
+  try {
+    const read = (t: Located): Float32Array | Matrix => {
+      const v = t.def.kind === 'vector' ? files.vector(t.loc as VectorLocation) : matrix(files, kernels, t.loc as MatrixLocation);
+      done += locationBytes(t.loc);
+      opts.onProgress?.(done, total);
+      return v;
+    };
+    const byName = new Map(model.map((t) => [t.name, read(t)]));
+    const weights: GrokWeights = {
+      token_embd: byName.get('token_embd') as Matrix,
+      output_norm: byName.get('output_norm') as Float32Array,
+      layers: layers.map((ts) => {
+        const L: Record<string, Float32Array | Matrix | Matrix[]> = {};
+        for (const t of ts) {
+          const v = read(t);
+          if (t.def.scope === 'expert') ((L[t.def.name] ??= []) as Matrix[]).push(v as Matrix);
+          else L[t.def.name] = v;
+        }
+        return L as unknown as LayerWeights; // the keys of LayerWeights are the table's names
+      }),
+    };
+    const output = byName.get('output');
+    if (output) weights.output = output as Matrix;
+    return weights;
+  } finally {
+    files.close();
+  }
 }
 
-class WeightReader {
-  private fds = new Map<string, number>();
-  private done = 0;
-  private total = 0;
-  private readonly cfg: GrokConfig;
+/** Bytes of a range where the kernels read them: mapped in place when they can, else read into their memory. */
+function bytesOf(files: WeightFiles, kernels: Kernels, r: ByteRange): Uint8Array {
+  const mapped = kernels.mapWeight?.(r.file, r.offset, r.length);
+  if (mapped) return mapped;
+  const data = kernels.allocWeight(r.length);
+  files.readInto(r, data);
+  return data;
+}
 
-  constructor(private readonly b: ModelBinding, private readonly kernels: Kernels, private readonly onProgress?: (d: number, t: number) => void) {
-    this.cfg = b.config;
+function matrix(files: WeightFiles, kernels: Kernels, m: MatrixLocation): Matrix {
+  if (m.layout === 'rows') return { layout: 'rows', type: m.type, nIn: m.nIn, nOut: m.nOut, data: bytesOf(files, kernels, m.bytes) };
+  if (m.layout === 'transpose') {
+    // A layout the kernels cannot use as stored (routers of the checkpoint): transposed into f32 rows, copied.
+    const data = kernels.allocWeight(m.nIn * m.nOut * 4);
+    files.transposed(m, new Float32Array(data.buffer, data.byteOffset, m.nIn * m.nOut));
+    return { layout: 'rows', type: 'f32', nIn: m.nIn, nOut: m.nOut, data };
   }
-
-  read(): GrokWeights {
-    const c = this.cfg;
-    for (const bind of this.b.tensors.values()) this.total += this.bytesOf(bind);
-    try {
-      const HK = c.nHeads * c.headDim, GK = c.nKVHeads * c.headDim;
-      const layers: LayerWeights[] = [];
-      for (let l = 0; l < c.nLayers; l++) {
-        for (const n of layerTensorNames) this.need(`blk.${l}.${n}`);
-        const p = `blk.${l}.`;
-        const experts = (name: (typeof expertTensorNames)[number], nIn: number, nOut: number) =>
-          Array.from({ length: c.nExperts }, (_, e) => this.matrix(`${p}${name}.${e}`, nIn, nOut));
-        layers.push({
-          attn_norm: this.vector(`${p}attn_norm`, c.dModel),
-          attn_q: this.matrix(`${p}attn_q`, c.dModel, HK),
-          attn_k: this.matrix(`${p}attn_k`, c.dModel, GK),
-          attn_v: this.matrix(`${p}attn_v`, c.dModel, GK),
-          attn_output: this.matrix(`${p}attn_output`, HK, c.dModel),
-          attn_output_norm: this.vector(`${p}attn_output_norm`, c.dModel),
-          ffn_norm: this.vector(`${p}ffn_norm`, c.dModel),
-          ffn_gate_inp: this.matrix(`${p}ffn_gate_inp`, c.dModel, c.nExperts),
-          ffn_gate_exps: experts('ffn_gate_exps', c.dModel, c.ffnSize),
-          ffn_up_exps: experts('ffn_up_exps', c.dModel, c.ffnSize),
-          ffn_down_exps: experts('ffn_down_exps', c.ffnSize, c.dModel),
-          layer_output_norm: this.vector(`${p}layer_output_norm`, c.dModel),
-        });
-      }
-      const weights: GrokWeights = {
-        token_embd: this.matrix('token_embd', c.dModel, c.vocabSize),
-        output_norm: this.vector('output_norm', c.dModel),
-        layers,
-      };
-      if (this.b.tensors.has('output')) weights.output = this.matrix('output', c.dModel, c.vocabSize);
-      return weights;
-    } finally {
-      for (const fd of this.fds.values()) fs.closeSync(fd);
-    }
-  }
-
-  private need(name: string): Binding {
-    const b = this.b.tensors.get(name);
-    if (!b) throw new FormatError('model', `missing tensor '${name}'`);
-    return b;
-  }
-
-  /** Bytes one binding will read (for progress). */
-  private bytesOf(b: Binding): number {
-    const count = b.index === undefined ? 1 : b.ref.shape[0]!;
-    const base = b.ref.length / count;
-    return b.kind === 'xai8' ? base + b.ref.scales.length / count : base;
-  }
-
-  private advance(bytes: number): void {
-    this.done += bytes;
-    this.onProgress?.(this.done, this.total);
-  }
-
-  private shapeError(name: string, ref: TensorRef, expected: string): never {
-    throw new FormatError(ref.file, `shape mismatch for ${name} (${ref.name}): got [${ref.shape.join(', ')}] ${ref.type}, expected ${expected}`);
-  }
-
-  /** Split a stacked tensor's shape: with `index`, the first axis selects the matrix. */
-  private inner(name: string, b: Binding, count: number | undefined): readonly number[] {
-    const s = b.ref.shape;
-    if (b.index === undefined) return s;
-    if (s.length < 2 || (count !== undefined && s[0] !== count) || b.index < 0 || b.index >= s[0]!) {
-      this.shapeError(name, b.ref, `a stack of ${count ?? '?'} matrices with element ${b.index}`);
-    }
-    return s.slice(1);
-  }
-
-  private vector(name: string, n: number): Float32Array {
-    const b = this.need(name);
-    const ref = b.ref;
-    if (b.kind !== 'vector') throw new FormatError(ref.file, `${name}: expected a vector binding, got ${b.kind}`);
-    if (ref.shape.reduce((a, d) => a * d, 1) !== n || !isBlockType(ref.type)) this.shapeError(name, ref, `[${n}] of floats`);
-    const bytes = new Uint8Array(ref.length);
-    readInto(this.fds, ref.file, ref.offset, bytes);
-    const out = new Float32Array(n);
-    blockFormat(ref.type).dequantize(bytes, 0, n, out, 0);
-    this.advance(ref.length);
-    return out;
-  }
-
-  private matrix(name: string, nIn: number, nOut: number): Matrix {
-    const b = this.need(name);
-    const ref = b.ref;
-    const count = name.includes('_exps.') ? this.cfg.nExperts : undefined;
-    const s = this.inner(name, b, count);
-    const index = b.index ?? 0;
-    if (b.kind === 'rows') {
-      if (!isBlockType(ref.type)) this.shapeError(name, ref, 'a float or block-quantised type');
-      const f = blockFormat(ref.type);
-      if (s.length !== 2 || s[0] !== nOut || s[1] !== nIn) this.shapeError(name, ref, `[${nOut}, ${nIn}] ([out, in])`);
-      const rb = rowBytes(f, nIn);
-      const data = this.kernels.allocWeight(rb * nOut);
-      readInto(this.fds, ref.file, ref.offset + index * rb * nOut, data);
-      this.advance(data.length);
-      return { layout: 'rows', type: ref.type, nIn, nOut, data };
-    }
-    if (b.kind === 'transpose') {
-      if (!isBlockType(ref.type) || blockFormat(ref.type).blockSize !== 1) this.shapeError(name, ref, 'a plain float matrix');
-      if (s.length !== 2 || s[0] !== nIn || s[1] !== nOut) this.shapeError(name, ref, `[${nIn}, ${nOut}] ([in, out])`);
-      const f = blockFormat(ref.type);
-      const raw = new Uint8Array(nIn * nOut * f.bytesPerBlock);
-      readInto(this.fds, ref.file, ref.offset + index * raw.length, raw);
-      const vals = new Float32Array(nIn * nOut);
-      f.dequantize(raw, 0, nIn * nOut, vals, 0);
-      const data = this.kernels.allocWeight(nIn * nOut * 4);
-      const t = new Float32Array(data.buffer, data.byteOffset, nIn * nOut);
-      for (let k = 0; k < nIn; k++) for (let n = 0; n < nOut; n++) t[n * nIn + k] = vals[k * nOut + n]!;
-      this.advance(raw.length);
-      return { layout: 'rows', type: 'f32', nIn, nOut, data };
-    }
-    if (b.kind === 'xai8') {
-      if (!isQuantizedRef(ref)) throw new FormatError(ref.file, `${name}: int8 binding without scales`);
-      if (ref.type !== 'i8') this.shapeError(name, ref, 'int8 weights');
-      if (s.length !== 2 || s[0] !== nIn || s[1] !== nOut) this.shapeError(name, ref, `[${nIn}, ${nOut}] ([in, out])`);
-      const sc = ref.scales;
-      const ss = b.index === undefined ? sc.shape : sc.shape.slice(1);
-      const groups = ss[0]!;
-      if (ss.length !== 2 || ss[1] !== nOut || !(groups > 0) || nIn % groups !== 0 || (b.index !== undefined && sc.shape[0] !== ref.shape[0])) {
-        throw new FormatError(sc.file, `shape mismatch for ${name} scales: got [${sc.shape.join(', ')}], expected [G, ${nOut}] with G dividing ${nIn}`);
-      }
-      if (sc.type !== 'bf16') throw new FormatError(sc.file, `${name}: scales must be bfloat16, got ${sc.type}`);
-      const qBytes = this.kernels.allocWeight(nIn * nOut);
-      readInto(this.fds, ref.file, ref.offset + index * nIn * nOut, qBytes);
-      const sBytes = this.kernels.allocWeight(groups * nOut * 2);
-      readInto(this.fds, sc.file, sc.offset + index * groups * nOut * 2, sBytes);
-      this.advance(qBytes.length + sBytes.length);
-      return {
-        layout: 'xai8', nIn, nOut, groups,
-        q: new Int8Array(qBytes.buffer, qBytes.byteOffset, qBytes.length),
-        scales: new Uint16Array(sBytes.buffer, sBytes.byteOffset, groups * nOut),
-      };
-    }
-    throw new FormatError(ref.file, `${name}: a ${b.kind} binding cannot be used as a matrix`);
-  }
+  const q = bytesOf(files, kernels, m.q);
+  const s = bytesOf(files, kernels, m.scales);
+  // A mapped range is not necessarily 2-byte aligned (pickle payloads): copy the scales then.
+  const scales = s.byteOffset % 2 === 0 ? s : (() => { const a = kernels.allocWeight(s.length); a.set(s); return a; })();
+  return {
+    layout: 'xai8', nIn: m.nIn, nOut: m.nOut, groups: m.groups,
+    q: new Int8Array(q.buffer, q.byteOffset, q.length),
+    scales: new Uint16Array(scales.buffer, scales.byteOffset, m.groups * m.nOut),
+  };
 }

@@ -1,33 +1,16 @@
 /**
- * Mapping table for the released checkpoint (formats.md §1.4, §1.7): xAI parameter paths → canonical
- * names. Matrices are stored [in, out]: int8 ones stay in that layout ('xai8'), plain float ones (routers)
- * are transposed at load.
+ * The released checkpoint → canonical names, by the `ckpt` column of the tensor table (tensors.ts; the
+ * paths are xai-org/grok-1's parameter tree, checkpoint.py). Matrices are stored [in, out]: int8 ones stay
+ * in that layout ('xai8'), plain float ones (routers) are transposed at load.
  */
 import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CKPT_EMBEDDING, CKPT_FINAL_NORM } from '../formats/ckpt.js';
+import { CKPT_EMBEDDING } from '../formats/ckpt.js';
 import { isQuantizedRef, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
 import { GROK1, readConfigFile, type GrokConfig } from './config.js';
-
-/** Canonical per-layer name → xAI path under `transformer/decoder_layer_N/`. */
-const LAYER_TABLE: Record<string, string> = {
-  attn_norm: 'rms_norm/scale',
-  attn_q: 'multi_head_attention/query/w',
-  attn_k: 'multi_head_attention/key/w',
-  attn_v: 'multi_head_attention/value/w',
-  attn_output: 'multi_head_attention/linear/w',
-  attn_output_norm: 'rms_norm_1/scale',
-  ffn_norm: 'rms_norm_2/scale',
-  ffn_gate_inp: 'router/w',
-  layer_output_norm: 'rms_norm_3/scale',
-};
-const EXPERT_TABLE: Record<string, string> = {
-  ffn_gate_exps: 'moe/linear/w',
-  ffn_up_exps: 'moe/linear_v/w',
-  ffn_down_exps: 'moe/linear_1/w',
-};
+import { canonicalName, LAYER_TENSORS, tensorDef } from './tensors.js';
 
 function matrix(ref: TensorRef, index?: number): Binding {
   if (isQuantizedRef(ref)) return index === undefined ? { kind: 'xai8', ref } : { kind: 'xai8', ref, index };
@@ -61,21 +44,18 @@ export function bindCkpt(source: ModelSource, configPath?: string): ModelBinding
     return t;
   };
   const tensors = new Map<string, Binding>();
-  tensors.set('token_embd', { kind: 'rows', ref: get(CKPT_EMBEDDING) });
-  tensors.set('output_norm', { kind: 'vector', ref: get(CKPT_FINAL_NORM) });
+  tensors.set('token_embd', { kind: 'rows', ref: get(tensorDef('token_embd').ckpt!) });
+  tensors.set('output_norm', { kind: 'vector', ref: get(tensorDef('output_norm').ckpt!) });
   const nLayers = Number(source.metadata.get('ckpt.layers'));
   if (nLayers !== config.nLayers) {
     throw new FormatError(source.path, `checkpoint has ${nLayers} layers of files, the config says ${config.nLayers}`);
   }
   for (let l = 0; l < nLayers; l++) {
-    const pre = `transformer/decoder_layer_${l}/`;
-    for (const [name, p] of Object.entries(LAYER_TABLE)) {
-      const ref = get(pre + p);
-      tensors.set(`blk.${l}.${name}`, name.endsWith('norm') ? { kind: 'vector', ref } : matrix(ref));
-    }
-    for (const [name, p] of Object.entries(EXPERT_TABLE)) {
-      const ref = get(pre + p);
-      for (let e = 0; e < config.nExperts; e++) tensors.set(`blk.${l}.${name}.${e}`, matrix(ref, e));
+    for (const t of LAYER_TENSORS) {
+      const ref = get(`transformer/decoder_layer_${l}/${t.ckpt!}`);
+      if (t.kind === 'vector') tensors.set(canonicalName(t, l), { kind: 'vector', ref });
+      else if (t.scope === 'layer') tensors.set(canonicalName(t, l), matrix(ref));
+      else for (let e = 0; e < config.nExperts; e++) tensors.set(canonicalName(t, l, e), matrix(ref, e));
     }
   }
   return { config, tensors };

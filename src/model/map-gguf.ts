@@ -10,29 +10,9 @@ import { renderValue } from '../base/render.js';
 import { ConfigError, FormatError } from '../base/errors.js';
 import type { GgufValue } from '../formats/gguf.js';
 import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
-import { expertTensorNames, type Binding, type ModelBinding } from './binding.js';
+import type { Binding, ModelBinding } from './binding.js';
 import { GROK1, readConfigFile, validateConfig, type GrokConfig } from './config.js';
-
-/** Old split-expert names (§3.6 "Split experts"): canonical stack name → per-expert GGUF stem. */
-const SPLIT_EXPERT_STEM: Readonly<Record<(typeof expertTensorNames)[number], string>> = {
-  ffn_gate_exps: 'ffn_gate',
-  ffn_up_exps: 'ffn_up',
-  ffn_down_exps: 'ffn_down',
-};
-
-/** Per-layer tensors: canonical name → GGUF names tried in order. */
-const LAYER_TABLE: ReadonlyArray<readonly [string, 'vector' | 'rows', readonly string[]]> = [
-  ['attn_norm', 'vector', ['attn_norm']],
-  ['attn_q', 'rows', ['attn_q']],
-  ['attn_k', 'rows', ['attn_k']],
-  ['attn_v', 'rows', ['attn_v']],
-  ['attn_output', 'rows', ['attn_output']],
-  ['attn_output_norm', 'vector', ['attn_output_norm']],
-  ['ffn_norm', 'vector', ['ffn_norm']],
-  ['ffn_gate_inp', 'rows', ['ffn_gate_inp']],
-  // Newer converters call the post-MoE norm post_ffw_norm; llama.cpp tries layer_output_norm first.
-  ['layer_output_norm', 'vector', ['layer_output_norm', 'post_ffw_norm']],
-];
+import { LAYER_TENSORS } from './tensors.js';
 
 function meta(source: ModelSource, key: string): GgufValue | undefined {
   return source.metadata.get(key) as GgufValue | undefined;
@@ -148,9 +128,10 @@ export function bindGguf(source: ModelSource, configPath?: string): ModelBinding
 
   for (let l = 0; l < config.nLayers; l++) {
     const p = `blk.${l}.`;
-    for (const [canonical, kind, names] of LAYER_TABLE) bind(p + canonical, kind, names.map((n) => `${p}${n}.weight`));
-    for (const stack of expertTensorNames) {
-      const merged = t.get(`${p}${stack}.weight`);
+    for (const d of LAYER_TENSORS.filter((x) => x.scope === 'layer')) bind(p + d.name, d.kind === 'vector' ? 'vector' : 'rows', d.gguf.map((n) => `${p}${n}.weight`));
+    for (const d of LAYER_TENSORS.filter((x) => x.scope === 'expert')) {
+      const stack = d.name;
+      const merged = t.get(`${p}${d.gguf[0]}.weight`);
       if (merged) {
         if (merged.shape.length !== 3 || merged.shape[0] !== config.nExperts) {
           throw new FormatError(merged.file, `${merged.name}: shape [${merged.shape.join(', ')}] is not a stack of ${config.nExperts} experts [E, out, in]`);
@@ -158,7 +139,7 @@ export function bindGguf(source: ModelSource, configPath?: string): ModelBinding
         for (let e = 0; e < config.nExperts; e++) tensors.set(`${p}${stack}.${e}`, { kind: 'rows', ref: merged, index: e });
         continue;
       }
-      const stem = SPLIT_EXPERT_STEM[stack];
+      const stem = d.ggufSplit!;
       if (!t.has(`${p}${stem}.0.weight`)) {
         throw new FormatError(source.path, `missing tensor '${p}${stack}.weight' (merged experts) or '${p}${stem}.0.weight' … (one per expert)`);
       }

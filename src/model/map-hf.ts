@@ -1,5 +1,5 @@
 /**
- * Hugging Face Grok-1 ports (safetensors, formats.md §4.2) → ModelBinding, by literal tables.
+ * Hugging Face Grok-1 ports (safetensors) → ModelBinding, by the hfA / hfB columns of the tensor table.
  *
  * Both families store PyTorch [out, in] matrices ('rows' layout, no transpose) with experts split into
  * one 2-D tensor each. Family A (keyfan/grok-1-hf) keeps the xAI module names; family B (hpcai-tech)
@@ -13,71 +13,34 @@ import { ConfigError, FormatError } from '../base/errors.js';
 import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
 import { configFromJson, readConfigFile, type GrokConfig } from './config.js';
+import { LAYER_TENSORS, MODEL_TENSORS, tensorDef, type TensorDef } from './tensors.js';
 
 type Kind = 'vector' | 'rows';
+type Slot = readonly [canonical: string, kind: Kind, names: readonly string[]];
 /** `{L}` = layer number, `{E}` = expert number. */
 interface Family {
   readonly name: string;
   /** A tensor whose presence identifies the family. */
   readonly marker: string;
-  readonly global: ReadonlyArray<readonly [canonical: string, kind: Kind, names: readonly string[]]>;
-  readonly optional: ReadonlyArray<readonly [canonical: string, kind: Kind, names: readonly string[]]>;
-  readonly layer: ReadonlyArray<readonly [canonical: string, kind: Kind, names: readonly string[]]>;
+  readonly global: readonly Slot[];
+  readonly optional: readonly Slot[];
+  readonly layer: readonly Slot[];
 }
 
-const A = 'transformer.decoder_layer.{L}.';
-const B = 'model.layers.{L}.';
+/** A family's slots from the tensor table's column for it. */
+function family(name: string, column: 'hfA' | 'hfB'): Family {
+  const kind = (t: TensorDef): Kind => (t.kind === 'vector' ? 'vector' : 'rows');
+  return {
+    name,
+    marker: tensorDef('token_embd')[column][0]!,
+    global: MODEL_TENSORS.filter((t) => !t.optional).map((t) => [t.name, kind(t), t[column]]),
+    optional: MODEL_TENSORS.filter((t) => t.optional).map((t) => [t.name, kind(t), t[column]]),
+    layer: LAYER_TENSORS.map((t) => [t.scope === 'expert' ? `${t.name}.{E}` : t.name, kind(t), t[column]]),
+  };
+}
 
-export const FAMILY_A: Family = {
-  name: 'A (xAI-like names, keyfan/grok-1-hf)',
-  marker: 'transformer.in_out_embed.weight',
-  global: [
-    ['token_embd', 'rows', ['transformer.in_out_embed.weight']],
-    ['output_norm', 'vector', ['transformer.rms_norm.weight']],
-  ],
-  // keyfan's files store lm_head as a copy of the embedding; use it when present.
-  optional: [['output', 'rows', ['lm_head.weight']]],
-  layer: [
-    ['attn_norm', 'vector', [`${A}rms_norm.weight`]],
-    ['attn_q', 'rows', [`${A}multi_head_attention.query.weight`]],
-    ['attn_k', 'rows', [`${A}multi_head_attention.key.weight`]],
-    ['attn_v', 'rows', [`${A}multi_head_attention.value.weight`]],
-    ['attn_output', 'rows', [`${A}multi_head_attention.linear.weight`]],
-    ['attn_output_norm', 'vector', [`${A}rms_norm_1.weight`]],
-    ['ffn_norm', 'vector', [`${A}rms_norm_2.weight`]],
-    ['ffn_gate_inp', 'rows', [`${A}router.weight`, `${A}block_sparse_moe.gate.weight`]],
-    ['layer_output_norm', 'vector', [`${A}rms_norm_3.weight`]],
-    ['ffn_gate_exps.{E}', 'rows', [`${A}moe.{E}.linear.weight`, `${A}block_sparse_moe.experts.{E}.linear.weight`, `${A}block_sparse_moe.experts.{E}.w1.weight`]],
-    ['ffn_up_exps.{E}', 'rows', [`${A}moe.{E}.linear_v.weight`, `${A}block_sparse_moe.experts.{E}.linear_v.weight`, `${A}block_sparse_moe.experts.{E}.w3.weight`]],
-    ['ffn_down_exps.{E}', 'rows', [`${A}moe.{E}.linear_1.weight`, `${A}block_sparse_moe.experts.{E}.linear_1.weight`, `${A}block_sparse_moe.experts.{E}.w2.weight`]],
-  ],
-};
-
-export const FAMILY_B: Family = {
-  name: 'B (hpcai-tech/grok-1 names)',
-  marker: 'model.embed_tokens.weight',
-  global: [
-    ['token_embd', 'rows', ['model.embed_tokens.weight']],
-    // vLLM renames norm .scale → .weight; accept both spellings.
-    ['output_norm', 'vector', ['model.norm.scale', 'model.norm.weight']],
-  ],
-  // tie_word_embeddings is true in this family; lm_head may be absent.
-  optional: [['output', 'rows', ['lm_head.weight']]],
-  layer: [
-    ['attn_norm', 'vector', [`${B}pre_attn_norm.scale`, `${B}pre_attn_norm.weight`]],
-    ['attn_q', 'rows', [`${B}attn.q_proj.weight`]],
-    ['attn_k', 'rows', [`${B}attn.k_proj.weight`]],
-    ['attn_v', 'rows', [`${B}attn.v_proj.weight`]],
-    ['attn_output', 'rows', [`${B}attn.o_proj.weight`]],
-    ['attn_output_norm', 'vector', [`${B}post_attn_norm.scale`, `${B}post_attn_norm.weight`]],
-    ['ffn_norm', 'vector', [`${B}pre_moe_norm.scale`, `${B}pre_moe_norm.weight`]],
-    ['ffn_gate_inp', 'rows', [`${B}moe_block.gate.weight`, `${B}block_sparse_moe.gate.weight`]],
-    ['layer_output_norm', 'vector', [`${B}post_moe_norm.scale`, `${B}post_moe_norm.weight`]],
-    ['ffn_gate_exps.{E}', 'rows', [`${B}moe_block.experts.{E}.linear.weight`, `${B}block_sparse_moe.experts.{E}.linear.weight`, `${B}block_sparse_moe.experts.{E}.w1.weight`]],
-    ['ffn_up_exps.{E}', 'rows', [`${B}moe_block.experts.{E}.linear_v.weight`, `${B}block_sparse_moe.experts.{E}.linear_v.weight`, `${B}block_sparse_moe.experts.{E}.w3.weight`]],
-    ['ffn_down_exps.{E}', 'rows', [`${B}moe_block.experts.{E}.linear_1.weight`, `${B}block_sparse_moe.experts.{E}.linear_1.weight`, `${B}block_sparse_moe.experts.{E}.w2.weight`]],
-  ],
-};
+export const FAMILY_A = family('A (xAI-like names, keyfan/grok-1-hf)', 'hfA');
+export const FAMILY_B = family('B (hpcai-tech/grok-1 names)', 'hfB');
 
 export const HF_FAMILIES: readonly Family[] = [FAMILY_A, FAMILY_B];
 

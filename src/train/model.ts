@@ -13,6 +13,7 @@
  * Parameters use the GGUF tensor names (ggml docs/gguf.md, "Standardized tensor names") and the
  * GGUF/PyTorch [out, in] layout, so saving is a plain copy.
  */
+import { LAYER_TENSORS, MODEL_TENSORS, tensorDef, type TensorDef } from '../model/tensors.js';
 import type { GrokConfig } from '../model/config.js';
 import { type Arr, type DType, alloc, ropeTables } from './ops.js';
 import {
@@ -43,23 +44,16 @@ export class ParamSet {
       this.list.push(p);
       this.byName.set(name, p);
     };
-    add('token_embd.weight', [c.vocabSize, c.dModel]);
-    for (let l = 0; l < c.nLayers; l++) {
-      const b = `blk.${l}.`;
-      add(b + 'attn_norm.weight', [c.dModel]);
-      add(b + 'attn_q.weight', [c.nHeads * c.headDim, c.dModel]);
-      add(b + 'attn_k.weight', [c.nKVHeads * c.headDim, c.dModel]);
-      add(b + 'attn_v.weight', [c.nKVHeads * c.headDim, c.dModel]);
-      add(b + 'attn_output.weight', [c.dModel, c.nHeads * c.headDim]);
-      add(b + 'attn_output_norm.weight', [c.dModel]);
-      add(b + 'ffn_norm.weight', [c.dModel]);
-      add(b + 'ffn_gate_inp.weight', [c.nExperts, c.dModel]);
-      add(b + 'ffn_gate_exps.weight', [c.nExperts, c.ffnSize, c.dModel]);
-      add(b + 'ffn_up_exps.weight', [c.nExperts, c.ffnSize, c.dModel]);
-      add(b + 'ffn_down_exps.weight', [c.nExperts, c.dModel, c.ffnSize]);
-      add(b + 'layer_output_norm.weight', [c.dModel]);
-    }
-    add('output_norm.weight', [c.dModel]);
+    // GGUF names and [out, in] shapes from the tensor table; the order (embedding, layers, final norm) is
+    // the order parameters are initialised and checkpointed in.
+    const shape = (t: TensorDef): number[] => {
+      const { nIn, nOut } = t.dims(c);
+      return t.kind === 'vector' ? [nIn] : t.scope === 'expert' ? [c.nExperts, nOut, nIn] : [nOut, nIn];
+    };
+    const embd = tensorDef('token_embd');
+    add(`${embd.gguf[0]}.weight`, shape(embd));
+    for (let l = 0; l < c.nLayers; l++) for (const t of LAYER_TENSORS) add(`blk.${l}.${t.gguf[0]}.weight`, shape(t));
+    for (const t of MODEL_TENSORS) if (t !== embd && !t.optional) add(`${t.gguf[0]}.weight`, shape(t));
   }
 
   get(name: string): Arr {

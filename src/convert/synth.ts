@@ -1,6 +1,4 @@
 /**
- * `grok synth --preset grok1|tiny --layers N --type q8_0 --out slice.gguf [--seed S] [--vocab V] [--tokenizer tokenizer.model]`
- *
  * A random-weight grok GGUF with a preset's true widths (grok1: D 6144, 48/8 heads of 128, F 32768,
  * 8 experts, vocab 131072) and N layers, for benchmarks and loader tests at real sizes without the 300 GB
  * checkpoint. Written streaming (a few chunks of rows in memory). Weights: matrices, router and
@@ -12,19 +10,17 @@
  * Size: a 2-layer grok1 Q8_0 slice is 2·(3·8·6144·32768 + 2·6144² + 2·6144·1024)·34/32 + 131072·6144·34/32
  * ≈ 11.3 GB (10.5 GiB); check free disk space first.
  */
+import { FormatError } from '../base/errors.js';
+import { readSmallFile } from '../base/files.js';
 import { vocabularyFromModelProto } from '../tokenizer/vocabulary.js';
 import { LLAMA_FTYPE, addGrokMetadata, addVocabulary, blockTypeForRow, grokTensorPlan, syntheticVocabulary, type GrokTensorSpec } from '../model/gguf-grok.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
 import { GgufWriter } from '../formats/gguf-writer.js';
 import { GROK1, validateConfig, type GrokConfig } from '../model/config.js';
 import { QuantPool } from '../quant/pool.js';
 import type { BlockType } from '../quant/index.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
-import { CONVERT_TYPES, parseThreads } from './convert.js';
-import { UsageError, wrapParse } from './errors.js';
 
 /** Fixture-like widths whose rows fit every block format (D and F multiples of 256). */
 export const TINY: Readonly<GrokConfig> = Object.freeze({
@@ -34,10 +30,6 @@ export const TINY: Readonly<GrokConfig> = Object.freeze({
 });
 
 export const PRESETS: Readonly<Record<string, Readonly<GrokConfig>>> = { grok1: GROK1, tiny: TINY };
-
-const USAGE = `usage: grok synth --preset grok1|tiny --layers N --type <type> --out slice.gguf [--seed S] [--vocab V]
-         [--embd-type <type>] [--tokenizer tokenizer.model] [--progress] [--threads N]
-  types: ${CONVERT_TYPES.join(', ')}`;
 
 export interface SynthOptions {
   config: GrokConfig;
@@ -78,8 +70,8 @@ export async function synthModel(opts: SynthOptions): Promise<number> {
       description: `random weights (seed ${seed}) from grok-ts synth: N(0, 0.02²) matrices, unit norms; ${opts.tokenizer ? 'tokenizer from ' + path.basename(opts.tokenizer) : 'synthetic stand-in vocabulary'}`,
     });
     if (opts.tokenizer) {
-      const v = vocabularyFromModelProto(readModelProto(fs.readFileSync(opts.tokenizer), opts.tokenizer));
-      if (v.tokens.length !== c.vocabSize) throw new UsageError(`--tokenizer has ${v.tokens.length} pieces, the model's vocabulary is ${c.vocabSize} (use --vocab)`);
+      const v = vocabularyFromModelProto(readModelProto(readSmallFile(opts.tokenizer, 256 << 20), opts.tokenizer));
+      if (v.tokens.length !== c.vocabSize) throw new FormatError(opts.tokenizer, `the tokenizer has ${v.tokens.length} pieces, the model's vocabulary is ${c.vocabSize} (set the vocabulary size to match)`);
       addVocabulary(w, v);
     } else {
       addVocabulary(w, syntheticVocabulary(c));
@@ -126,60 +118,4 @@ export async function synthModel(opts: SynthOptions): Promise<number> {
     await pool.close();
   }
   return fs.statSync(opts.out).size;
-}
-
-function int(v: string | undefined, flag: string, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) throw new UsageError(`${flag}: expected an integer ≥ ${min}, got '${v}'`);
-  return Number(v);
-}
-
-function parseType(v: string, flag: string): BlockType {
-  const t = v.toLowerCase();
-  if (!(CONVERT_TYPES as readonly string[]).includes(t)) throw new UsageError(`${flag}: unknown type '${v}' (one of ${CONVERT_TYPES.join(', ')})`);
-  return t as BlockType;
-}
-
-export async function runSynth(argv: string[]): Promise<number> {
-  const { values } = wrapParse(() => parseArgs({
-    args: argv,
-    options: {
-      preset: { type: 'string' }, layers: { type: 'string' }, type: { type: 'string', short: 't' }, out: { type: 'string', short: 'o' },
-      seed: { type: 'string' }, vocab: { type: 'string' }, 'embd-type': { type: 'string' }, tokenizer: { type: 'string' },
-      progress: { type: 'boolean' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    },
-  }));
-  if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
-  const preset = PRESETS[values.preset ?? ''];
-  if (!preset) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS).join(', ')}\n${USAGE}`);
-  const layers = int(values.layers, '--layers', 1);
-  if (layers === undefined) throw new UsageError(`--layers is required\n${USAGE}`);
-  if (!values.type) throw new UsageError(`--type is required\n${USAGE}`);
-  if (!values.out) throw new UsageError(`--out is required\n${USAGE}`);
-  const config: GrokConfig = { ...preset, nLayers: layers };
-  const vocab = int(values.vocab, '--vocab', 4);
-  if (vocab !== undefined) config.vocabSize = vocab;
-  const showBar = values.progress ?? process.stderr.isTTY === true;
-  const bar = showBar
-    ? new cliProgress.SingleBar({ stream: process.stderr, format: 'synth |{bar}| {percentage}% {value}/{total} MiB | {tensor}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 2000 }, cliProgress.Presets.shades_classic)
-    : undefined;
-  let started = false;
-  try {
-    const size = await synthModel({
-      config, type: parseType(values.type, '--type'), out: values.out, seed: int(values.seed, '--seed', 0), tokenizer: values.tokenizer,
-      threads: parseThreads(values.threads),
-      embdType: values['embd-type'] === undefined ? undefined : parseType(values['embd-type'], '--embd-type'),
-      onProgress: bar && ((d, t, name) => {
-        const mib = (x: number) => Math.round(x / 2 ** 20);
-        if (!started) { bar.start(mib(t), 0, { tensor: name }); started = true; }
-        bar.update(mib(d), { tensor: name });
-      }),
-    });
-    bar?.stop();
-    started = false;
-    process.stderr.write(`wrote ${values.out}: ${(size / 2 ** 20).toFixed(1)} MiB\n`);
-    return 0;
-  } finally {
-    if (started) bar?.stop();
-  }
 }

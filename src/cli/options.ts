@@ -1,0 +1,96 @@
+/**
+ * The options every `grok` command shares, defined once: number parsing with ranges (negative values are
+ * values, not flags), repeatable options, llama.cpp-style escapes, token-id lists, the model and kernel
+ * options. Commands are built with commander (src/cli/main.ts), which gives every command the same help,
+ * "did you mean" suggestions and error format.
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { UsageError } from './errors.js';
+
+export interface NumberRange {
+  readonly int?: boolean;
+  readonly min?: number;
+  /** Exclusive lower bound. */
+  readonly gt?: number;
+  readonly max?: number;
+}
+
+function rangeText(r: NumberRange): string {
+  const parts = [r.min !== undefined ? `≥ ${r.min}` : r.gt !== undefined ? `> ${r.gt}` : '', r.max !== undefined ? `≤ ${r.max}` : ''].filter(Boolean);
+  return `${r.int ? 'an integer' : 'a number'}${parts.length ? ` ${parts.join(' and ')}` : ''}`;
+}
+
+/** Parse a number within a range; the message says what was expected. */
+export function parseNumber(v: string, r: NumberRange = {}): number {
+  const x = Number(v);
+  const ok = v.trim() !== '' && Number.isFinite(x) && (!r.int || Number.isInteger(x)) &&
+    (r.min === undefined || x >= r.min) && (r.gt === undefined || x > r.gt) && (r.max === undefined || x <= r.max);
+  if (!ok) throw new InvalidArgumentError(`expected ${rangeText(r)}.`);
+  return x;
+}
+
+/** A commander argument parser for numbers in a range. */
+export const num = (r: NumberRange) => (v: string): number => parseNumber(v, r);
+export const int = (min: number, max?: number) => num({ int: true, min, ...(max === undefined ? {} : { max }) });
+
+/** Repeatable option: `--stop a --stop b` → ['a', 'b']. */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/**
+ * Escape sequences in text given on the command line, as llama.cpp interprets them: \n \r \t \v \f \a \b
+ * \0 \\ \' \" \? and \xHH (one byte as a code point). An unknown escape is kept as written.
+ */
+export function unescapeText(s: string): string {
+  const simple: Record<string, string> = { n: '\n', r: '\r', t: '\t', v: '\v', f: '\f', a: '\x07', b: '\b', '0': '\0', '\\': '\\', "'": "'", '"': '"', '?': '?' };
+  return s.replace(/\\(x[0-9a-fA-F]{2}|.)/gs, (all, e: string) => {
+    if (e.length === 3) return String.fromCharCode(parseInt(e.slice(1), 16));
+    return simple[e] ?? all;
+  });
+}
+
+/** `5,17,300` (or `[5, 17, 300]`, or space-separated): token ids, the one parser for every command. */
+export function parseIds(s: string, what: string): number[] {
+  const body = s.trim().replace(/^\[/, '').replace(/\]$/, '').trim();
+  const parts = body === '' ? [] : body.split(/[\s,]+/).filter((p) => p.length > 0);
+  if (parts.length === 0) throw new UsageError(`${what}: expected token ids like 1,2,3, got '${s}'`);
+  return parts.map((p) => {
+    if (!/^\d+$/.test(p)) throw new UsageError(`${what}: '${p}' is not a token id (expected non-negative integers like 1,2,3)`);
+    return Number(p);
+  });
+}
+
+export interface ModelOptionValues {
+  model?: string;
+  tokenizer?: string;
+  config?: string;
+}
+
+/** -m/--model, --tokenizer, --config. */
+export function addModelOptions(cmd: Command, what = 'model'): Command {
+  return cmd
+    .option('-m, --model <path>', `${what}: a ckpt-0 directory, a .gguf file (or a folder holding one), a .safetensors file or folder (default: the embedded model)`)
+    .option('--tokenizer <path>', 'SentencePiece tokenizer.model (default: the GGUF\'s own, or one beside the checkpoint)')
+    .option('--config <path>', 'config.json to use instead of the one found beside the model');
+}
+
+export type KernelChoice = 'exact' | 'fast' | 'reference';
+export interface KernelOptionValues {
+  kernels?: KernelChoice;
+  threads?: number;
+}
+
+/** --kernels exact|fast|reference and --threads N, with the command's default numerics. */
+export function addKernelOptions(cmd: Command, defaultNumerics: 'exact' | 'fast'): Command {
+  return cmd
+    .addOption(new Option('--kernels <name>', 'numerics: exact (float activations; matches the goldens), fast (8-bit activations, as llama.cpp), reference (plain scalar loops)')
+      .choices(['exact', 'fast', 'reference']).default(defaultNumerics))
+    .option('--threads <n>', 'threads for the kernels (default: all cores)', int(1, 256));
+}
+
+/** The kernels the options ask for (the caller closes them with closeKernels). */
+export async function kernelsFromOptions(o: KernelOptionValues): Promise<import('../kernels/types.js').Kernels> {
+  const { createKernels } = await import('../kernels/index.js');
+  const threads = o.threads === undefined ? {} : { threads: o.threads };
+  if (o.kernels === 'reference') return createKernels({ kernels: 'reference' });
+  return createKernels({ mode: o.kernels ?? 'exact', ...threads });
+}
