@@ -5,16 +5,12 @@
 # New Testament). One verse per line, a blank line between chapters, verse references dropped.
 # Deterministic: the same package version gives byte-identical files (sha256 printed at the end).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-out="${1:-data/kjv}"
+out="${1:-$(dirname "$0")/../data/kjv}"
+# Nothing is installed from here: say what is missing and how to get it.
 if ! command -v bible >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    apt-get update >/dev/null
-    apt-get install -y bible-kjv bible-kjv-text >/dev/null
-  else
-    echo "prepare-data: the 'bible' program (Debian packages bible-kjv, bible-kjv-text) is needed" >&2
-    exit 1
-  fi
+  echo "prepare-data: the 'bible' program is needed: on Debian/Ubuntu, apt-get install bible-kjv bible-kjv-text" >&2
+  echo "prepare-data: (or train on any text file instead: grok train --config ... --data FILE)" >&2
+  exit 1
 fi
 mkdir -p "$out"
 raw="$out/kjv-raw.txt"

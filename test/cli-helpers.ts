@@ -1,27 +1,18 @@
-/** Running `grok …` in this process (src/cli/main.ts) with stdout and stderr captured. */
-import { main } from '../src/cli/main.js';
+/**
+ * Running `grok …` as users do: a child process of the built CLI, with its exit code, stdout and stderr.
+ * (Not in this process: the test runner reports on this process's stdout, and capturing it would swallow
+ * the report of other tests.)
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 
 export interface CliResult { code: number; out: string; err: string }
 
-export async function capture(f: () => Promise<number>): Promise<CliResult> {
-  const ow = process.stdout.write.bind(process.stdout);
-  const ew = process.stderr.write.bind(process.stderr);
-  let out = '';
-  let err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  const exit = process.exitCode;
-  try {
-    const code = await f();
-    return { code, out, err };
-  } finally {
-    process.stdout.write = ow;
-    process.stderr.write = ew;
-    process.exitCode = exit;
-  }
-}
+const CLI = path.resolve('dist/src/cli/main.js');
 
 /** `grok args…` → exit code, stdout, stderr. */
-export function grok(...args: string[]): Promise<CliResult> {
-  return capture(() => main(args));
+export async function grok(...args: string[]): Promise<CliResult> {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120000, maxBuffer: 1 << 28 });
+  if (r.error) throw r.error;
+  return { code: r.status ?? (r.signal ? 128 : 1), out: r.stdout, err: r.stderr };
 }

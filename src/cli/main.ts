@@ -51,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv.length === 0) { p.outputHelp({ error: true }); return 2; }
   try {
     await p.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return 0; // a command that fails throws
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
     return reportError(e);
