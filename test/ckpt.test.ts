@@ -11,8 +11,8 @@ import { isQuantizedRef } from '../src/formats/tensor-ref.js';
 import { loadModel } from '../src/model/loader.js';
 import { fixtureDir } from './fixtures.js';
 
-test('file order of 64 layers matches the first file index of every layer (formats.md §1.4)', () => {
-  // L:first from formats.md §1.4, written out by hand.
+test('file order of 64 layers matches the first file index of every layer (checkpoint.py: JAX flattens the tree in sorted key order)', () => {
+  // L:first from the sorted parameter paths, written out by hand.
   const first = '0:2 1:14 2:146 3:278 4:410 5:542 6:674 7:734 8:746 9:758 10:26 11:38 12:50 13:62 14:74 15:86 16:98 17:110 18:122 19:134 20:158 21:170 22:182 23:194 24:206 25:218 26:230 27:242 28:254 29:266 30:290 31:302 32:314 33:326 34:338 35:350 36:362 37:374 38:386 39:398 40:422 41:434 42:446 43:458 44:470 45:482 46:494 47:506 48:518 49:530 50:554 51:566 52:578 53:590 54:602 55:614 56:626 57:638 58:650 59:662 60:686 61:698 62:710 63:722';
   const order = layerFileOrder(64);
   for (const pair of first.split(' ')) {
@@ -45,7 +45,7 @@ test('fixture checkpoints parse into the documented kinds, shapes and dtypes', (
   assert.deepEqual(emb.shape, [1000, 96]);
   assert.equal(emb.type, 'f32');
   assert.equal(emb.length, 1000 * 96 * 4);
-  // The weight payload precedes the scales payload, and both lie inside the file (§1.3.4).
+  // The weight payload precedes the scales payload, and both lie inside the file (pickled QuantizedWeight8bit: weight, then scales).
   assert.ok(q.offset + q.length <= q.scales.offset);
 });
 

@@ -1,6 +1,6 @@
 /**
  * GgufWriter against two things it shares no code with: the hand-written layout builder of
- * test/gguf-builder.ts (formats.md §3.1 byte by byte) and the GGUF reader (src/formats/gguf.ts).
+ * test/gguf-builder.ts (ggml docs/gguf.md byte by byte) and the GGUF reader (src/formats/gguf.ts).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,7 +21,7 @@ const q8block = (d: number, q: number[]) => {
   return b;
 };
 
-test('writer output is byte-identical to the hand-built layout of formats.md §3.1', async () => {
+test('writer output is byte-identical to the hand-built layout of ggml docs/gguf.md', async () => {
   const a = f32bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]); // numpy (3, 4) → dims [4, 3], 48 bytes
   const q = new Uint8Array([...q8block(0x3c00, [1, -1, 127]), ...q8block(0x3800, [-127, 5])]); // Q8_0 2×32, 68 bytes
   const b = new Uint8Array([0x00, 0x3c, 0x00, 0x40, 0x00, 0xc0, 0x00, 0x00, 0xff, 0x7b]); // F16 (5)
@@ -60,7 +60,7 @@ test('writer output is byte-identical to the hand-built layout of formats.md §3
   assert.equal(got.length, expected.length);
   assert.ok(got.equals(expected), `first differing byte ${got.findIndex((v, i) => v !== expected[i])}`);
 
-  // The reader sees the §3.1 example's offsets: a @0 (48 → 64), q @64 (68 → 96), b @160.
+  // The reader sees the GGUF spec's example offsets: a @0 (48 → 64), q @64 (68 → 96), b @160.
   const r = readGgufFile(file);
   assert.deepEqual(r.tensors.map((t) => [t.name, t.dims, t.ggmlType, t.relOffset]), [['a', [4, 3], 0, 0], ['q', [32, 2], 8, 64], ['b', [5], 1, 160]]);
   assert.deepEqual(r.tensors.map((t) => t.ref.shape), [[3, 4], [2, 32], [5]]);

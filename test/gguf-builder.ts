@@ -1,5 +1,5 @@
 /**
- * Test helper: writes GGUF bytes by hand from the layout in formats.md §3.1, and records where each field
+ * Test helper: writes GGUF bytes by hand from the layout in ggml docs/gguf.md, and records where each field
  * landed so tests can corrupt exactly one field. Deliberately independent of src/ (no shared code with the
  * reader under test). Also a few helpers to take existing fixture files apart.
  */
@@ -125,7 +125,7 @@ export function readBytes(ref: { file: string; offset: number; length: number })
 
 /**
  * The `grok.*` keys a converter would write for a golden.json config (xAI spelling), written by hand from
- * formats.md §3.6. The optional multipliers are left out on purpose, so the reader's defaults are used.
+ * llama.cpp LLM_ARCH_GROK. The optional multipliers are left out on purpose, so the reader's defaults are used.
  */
 export function grokKvsFromGolden(c: Record<string, number>): [string, GVal][] {
   return [

@@ -22,7 +22,7 @@ import { buildGguf, grokKvsFromGolden, readBytes, u32v, type GTensor, type GVal 
 
 const fx = (name: string, file: string) => path.join(fixtureDir(name), file);
 
-/** Expected tensor list (name → row-major shape) of a fixture, from its golden config and formats.md §3.6. */
+/** Expected tensor list (name → row-major shape) of a fixture, from its golden config and llama.cpp LLM_ARCH_GROK. */
 function expectedTensors(c: Record<string, number>): Map<string, number[]> {
   const V = c.vocab_size!, D = c.emb_size!, H = c.num_q_heads!, G = c.num_kv_heads!, K = c.key_size!, E = c.num_experts!, F = c.ffn_size!;
   const m = new Map<string, number[]>([['token_embd.weight', [V, D]], ['output_norm.weight', [D]]]);

@@ -1,5 +1,5 @@
 /**
- * Block formats, checked against values derived by hand from formats.md §3.5 for small crafted blocks,
+ * Block formats, checked against values derived by hand from ggml-quants.c for small crafted blocks,
  * dot products against dequantise-then-dot at awkward lengths (llama.cpp test-quantize-fns sizes), and
  * quantise → dequantise error bounds derived from each format's step size.
  * (Byte-exactness against llama.cpp itself is in quant-llama.test.ts.)
@@ -233,7 +233,7 @@ test('quantise all-zero input gives blocks that dequantise to exact zeros', () =
   }
 });
 
-// ---- the checkpoint's int8 + bf16 scales form (formats.md §1.6) ----
+// ---- the checkpoint's int8 + bf16 scales form (grok-1 model.py QuantizedWeight8bit) ----
 import { xai8Dequantize, xai8Dot, xai8Rows, xai8RowsToQ8_0, xai8Value } from '../src/quant/xai8.js';
 import type { Xai8Matrix } from '../src/quant/matrix.js';
 

@@ -32,7 +32,7 @@ test('xai8 matmul equals x · (q × scales) with the block-of-rows rule, at awkw
     const x = Float32Array.from({ length: T * nIn }, r);
     const y = new Float32Array(T * nOut);
     K.matmul(w, x, T, y);
-    // Dequantise by formats.md §1.6, then a plain dot product.
+    // Dequantise by grok-1 model.py QuantizedWeight8bit, then a plain dot product.
     const bf = (b: number) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]!;
     for (let t = 0; t < T; t++) {
       for (let n = 0; n < nOut; n++) {

@@ -25,7 +25,7 @@ const fx = (name: string, file: string) => path.join(fixtureDir(name), file);
 
 interface StTensor { name: string; dtype: string; shape: number[]; data: Uint8Array }
 
-/** Writes a safetensors file by hand (formats.md §4.1): u64 header length, JSON, data in the given order. */
+/** Writes a safetensors file by hand (huggingface/safetensors format): u64 header length, JSON, data in the given order. */
 function buildSt(tensors: StTensor[], opts: { header?: (h: Record<string, unknown>) => void; pad?: boolean; trailing?: number } = {}): Buffer {
   const h: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let off = 0;
@@ -47,7 +47,7 @@ function fixtureTensors(name: string): StTensor[] {
   return [...src.tensors.values()].map((t) => ({ name: t.name, dtype: 'F32', shape: [...t.shape], data: readBytes(t) }));
 }
 
-/** The config of a fixture in the Hugging Face spelling (family B's Grok1Config field names, formats.md §4.2). */
+/** The config of a fixture in the Hugging Face spelling (family B's Grok1Config field names, the Hugging Face ports' tensor names). */
 function hfConfigJson(name: string): Record<string, unknown> {
   const c = golden(name).config;
   return {
@@ -68,7 +68,7 @@ async function assertLogits(name: string, p: string, configPath?: string): Promi
   assert.ok(d < 1e-4, `${p}: max |Δlogit| ${d}`);
 }
 
-/** Expected names → shapes of the HF families (formats.md §4.2) for a golden config. */
+/** Expected names → shapes of the HF families (the Hugging Face ports' tensor names) for a golden config. */
 function expected(name: string): Map<string, number[]> {
   const c = golden(name).config;
   const V = c.vocab_size!, D = c.emb_size!, HK = c.num_q_heads! * c.key_size!, GK = c.num_kv_heads! * c.key_size!, E = c.num_experts!, F = c.ffn_size!;
@@ -159,7 +159,7 @@ function floats(ref: TensorRef, index?: number): Float32Array {
   return out;
 }
 
-/** A ckpt-0 binding as an [out, in] float matrix (or a vector): int8 × bf16 scale per formats.md §1.6, transposed. */
+/** A ckpt-0 binding as an [out, in] float matrix (or a vector): int8 × bf16 scale per grok-1 model.py QuantizedWeight8bit, transposed. */
 function ckptAsRows(b: Binding): Float32Array {
   if (b.kind === 'vector' || b.kind === 'rows') return floats(b.ref, b.kind === 'rows' ? b.index : undefined);
   const stacked = b.index !== undefined;
@@ -267,7 +267,7 @@ test('corrupt headers fail with a FormatError saying what is wrong', () => {
   const f0 = path.join(d, 'ok.safetensors');
   fs.writeFileSync(f0, ok);
   assert.equal(openSafetensors(f0).tensors.get('b')!.length, 12);
-  // An unpadded header is accepted too (§4.1).
+  // An unpadded header is accepted too (the safetensors format).
   const f1 = path.join(d, 'unpadded.safetensors');
   fs.writeFileSync(f1, buildSt([t('a', 1)], { pad: false }));
   assert.equal(openSafetensors(f1).tensors.size, 1);

@@ -1,5 +1,5 @@
 // SentencePiece tokenizer: SentencePiece's own goldens (test/data/tokenizer/grok-1-golden.json, generated with
-// sentencepiece 0.1.97), the sample table of formats.md §2.6, hand-derived decode rules of §2.5, malformed
+// sentencepiece 0.1.97), a table of sample encodings made with SentencePiece, hand-derived decode rules (sentencepiece_processor.cc), malformed
 // model files, the ModelProto writer, and the CLI functions.
 
 import { FormatError } from '../src/base/errors.js';
@@ -42,7 +42,7 @@ function streamDecode(t: Tokenizer, ids: number[]): { text: string; chunks: stri
   return { text: chunks.join(''), chunks };
 }
 
-test('Grok-1 tokenizer facts (formats.md §2.3)', () => {
+test('Grok-1 tokenizer facts (Grok-1 tokenizer.model)', () => {
   assert.equal(tok.vocabSize, 131072);
   assert.deepEqual([tok.padId, tok.bosId, tok.eosId, tok.unkId], [0, 1, 2, 3]);
   assert.deepEqual([0, 1, 2, 3, 4, 14, 24, 32, 47, 69, 324, 325, 130089].map((i) => tok.idToPiece(i)), [
@@ -93,7 +93,7 @@ test('extra SentencePiece cases: 13+ languages, code, whitespace runs, emoji, co
   for (const k of ['sentence', 'random', 'bytes', 'document', 'run', 'decode']) assert.ok((kinds.get(k) ?? 0) > 0, `no ${k} cases`);
 });
 
-// formats.md §2.6 (SentencePiece 0.2.2 and 0.1.97 agree); pieces abbreviated where the ids say it all.
+// Sample encodings made with SentencePiece (0.2.2 and 0.1.97 agree); pieces abbreviated where the ids say it all.
 const TABLE: [string, number[], string[]?][] = [
   ['The answer to life the universe and everything is of course', [422, 3033, 356, 1180, 333, 9072, 360, 2175, 391, 359, 1805]],
   ['Hello world', [11770, 1135], ['▁Hello', '▁world']],
@@ -125,7 +125,7 @@ const TABLE: [string, number[], string[]?][] = [
   ['', []],
 ];
 
-test('formats.md §2.6 sample encodings, and they decode back to the input', () => {
+test('sample encodings made with SentencePiece, and they decode back to the input', () => {
   for (const [text, ids, pieces] of TABLE) {
     assert.deepEqual(tok.encode(text), ids, JSON.stringify(text));
     if (pieces) assert.deepEqual(tok.encodeAsPieces(text), pieces, JSON.stringify(text));
@@ -135,7 +135,7 @@ test('formats.md §2.6 sample encodings, and they decode back to the input', () 
   assert.deepEqual(tok.encode('', { bos: true }), [1]);
 });
 
-test('decode rules of formats.md §2.5 (hand-derived cases)', () => {
+test('decode rules of SentencePiece sentencepiece_processor.cc (hand-derived cases)', () => {
   assert.equal(tok.decode([1, 422, 2]), 'The');
   assert.equal(tok.decode([130089]), '');
   assert.equal(tok.decode([130089, 422]), ' The');

@@ -12,7 +12,7 @@ import { gelu, geluGrad } from '../src/train/ops.js';
 import { Rng } from '../src/train/rng.js';
 import { fixtureDir } from './fixtures.js';
 
-/** Hugging Face port names (formats.md §4.2, families A and B) → the GGUF names the trainer uses. */
+/** Hugging Face port names (the Hugging Face ports' tensor names, families A and B) → the GGUF names the trainer uses. */
 const FAMILY = {
   A: {
     embd: 'transformer.in_out_embed.weight', outNorm: 'transformer.rms_norm.weight', layer: (l: number) => `transformer.decoder_layer.${l}.`,

@@ -1,5 +1,5 @@
 /**
- * Converting any model this runtime reads (ckpt-0, safetensors, GGUF) into a grok GGUF. Writes llama.cpp's `grok` GGUF (formats.md §3.6): matrices as [out, in] rows, experts merged into
+ * Converting any model this runtime reads (ckpt-0, safetensors, GGUF) into a grok GGUF. Writes llama.cpp's `grok` GGUF (LLM_ARCH_GROK): matrices as [out, in] rows, experts merged into
  * `_exps` stacks, norms and routers F32, tied output (no output.weight unless the source has one).
  * Streams tensor by tensor: memory holds one source matrix (one expert) and a few chunks of rows in flight
  * on the quantisation workers (--threads).

@@ -1,6 +1,6 @@
 /**
- * The released checkpoint directory `ckpt-0/tensorNNNNN_000` (formats.md §1): one pickle per parameter,
- * in the order JAX flattens the parameter tree (sorted path strings, §1.4). This module turns file
+ * The released checkpoint directory `ckpt-0/tensorNNNNN_000` (xai-org/grok-1 checkpoint.py): one pickle per parameter,
+ * in the order JAX flattens the parameter tree (sorted path strings). This module turns file
  * numbers into xAI parameter paths and pickles into tensor references; no bytes of payload are read.
  */
 import fs from 'node:fs';
@@ -31,7 +31,7 @@ export const CKPT_FINAL_NORM = 'language_model/rms_norm/scale';
 
 /**
  * Layer numbers in file order: JAX sorts `transformer/decoder_layer_<n>/…` as strings, so the layer
- * number sorts as text followed by '/' (which is below every digit): 0 1 10 11 … 19 2 20 … (§1.4).
+ * number sorts as text followed by '/' (which is below every digit): 0 1 10 11 … 19 2 20 … (jax.tree_util flattening sorts dict keys).
  */
 export function layerFileOrder(nLayers: number): number[] {
   const layers = Array.from({ length: nLayers }, (_, i) => i);

@@ -1,5 +1,5 @@
 /**
- * Streaming GGUF v3 writer (formats.md §3.1–3.3). Memory is bounded by what the caller hands over at once:
+ * Streaming GGUF v3 writer (ggml docs/gguf.md). Memory is bounded by what the caller hands over at once:
  * the header is built in memory (metadata + tensor infos: a 131072-piece vocabulary is a few MB), tensor
  * data goes straight to the file, each tensor as one Uint8Array or as a sequence of chunks.
  *
@@ -15,7 +15,7 @@
  *   await w.writeTensorData('token_embd.weight', bytes);    // Uint8Array, or (async) iterable of chunks
  *   await w.close();
  *
- * Shapes are given row-major (PyTorch/numpy order) and written reversed as ggml dims (§3.2); the last
+ * Shapes are given row-major (PyTorch/numpy order) and written reversed as ggml dims (ggml docs/gguf.md); the last
  * (innermost) dimension must be a multiple of the type's block size. Each tensor's byte length is checked
  * against its type and shape. `general.alignment` is written automatically when the alignment is not 32.
  * Value types: 'u8' 'i8' 'u16' 'i16' 'u32' 'i32' 'f32' 'bool' 'string' 'u64' 'i64' 'f64', arrays of them
@@ -35,7 +35,7 @@ type Scalar = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'st
 export type GgufWriteType = Scalar | `${Scalar}[]` | number;
 export type GgufWriteValue = number | bigint | boolean | string | ArrayLike<number> | ArrayLike<bigint> | readonly boolean[] | readonly string[];
 
-/** GGUF value type ids (§3.1). */
+/** GGUF value type ids (ggml docs/gguf.md). */
 const TYPE_ID: Readonly<Record<Scalar, number>> = {
   u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, u64: 10, i64: 11, f64: 12,
 };

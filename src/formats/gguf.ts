@@ -1,5 +1,5 @@
 /**
- * GGUF reader (formats.md §3): header, metadata, tensor infos, alignment, split files (§3.8).
+ * GGUF reader (ggml docs/gguf.md): header, metadata, tensor infos, alignment, split files (llama.cpp gguf-split).
  *
  * The file is read through a file descriptor in small buffered pieces; tensor data is never read here,
  * only described (TensorRef: file, absolute offset, byte length). Every count, length and offset read
@@ -17,10 +17,10 @@ import { type ModelSource, type StorageType, type TensorRef } from './tensor-ref
 
 /** "GGUF" as bytes 47 47 55 46 (a little-endian u32 0x46554747). */
 export const GGUF_MAGIC = 0x46554747;
-/** Alignment when `general.alignment` is absent (§3.1). */
+/** Alignment when `general.alignment` is absent (ggml docs/gguf.md). */
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 
-/** ggml tensor type ids → name, values per block, bytes per block (§3.3); `storage` when we can load it. */
+/** ggml tensor type ids → name, values per block, bytes per block (ggml docs/gguf.md); `storage` when we can load it. */
 interface GgmlTypeInfo {
   readonly name: string;
   readonly blockSize: number;
@@ -64,7 +64,7 @@ export const GGML_TYPES: ReadonlyMap<number, GgmlTypeInfo> = new Map<number, Ggm
   [39, { name: 'MXFP4', blockSize: 32, bytesPerBlock: 17 }],
 ]);
 
-/** Metadata value type ids (§3.1). */
+/** Metadata value type ids (ggml docs/gguf.md). */
 export const enum GgufValueType {
   UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
   STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
@@ -287,11 +287,11 @@ export interface GgufSource extends ModelSource {
   readonly format: 'gguf';
   readonly metadata: ReadonlyMap<string, GgufValue>;
   readonly tensors: ReadonlyMap<string, TensorRef>;
-  /** The parsed file(s); one element unless the model is split (§3.8), in part order. */
+  /** The parsed file(s); one element unless the model is split (llama.cpp gguf-split), in part order. */
   readonly parts: readonly GgufFile[];
 }
 
-/** Integer-valued metadata of any integer type (§3.6: "accept any integer type"), or undefined when absent. */
+/** Integer-valued metadata of any integer type (llama.cpp accepts any integer type), or undefined when absent. */
 function intMeta(meta: Map<string, GgufValue>, key: string, file: string): number | undefined {
   const v = meta.get(key);
   if (v === undefined) return undefined;
@@ -427,7 +427,7 @@ export function splitPartPaths(filePath: string): string[] | undefined {
 }
 
 /**
- * Opens a GGUF model: one file, or a split set `name-0000k-of-0000N.gguf` given any of its parts (§3.8).
+ * Opens a GGUF model: one file, or a split set `name-0000k-of-0000N.gguf` given any of its parts (llama.cpp gguf-split).
  * The parts' tensors are merged; the first part's metadata is the model's.
  */
 export function openGguf(filePath: string): GgufSource {

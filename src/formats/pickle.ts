@@ -1,5 +1,5 @@
 /**
- * A reader for the pickle subset of the released Grok-1 checkpoint (formats.md §1.3).
+ * A reader for the pickle subset of the released Grok-1 checkpoint (Python's pickle protocol, pickletools.py).
  *
  * It is a stack machine over a small, inert object model: nothing is imported, called or executed.
  * Globals are checked against an allow-list the moment they are created, so a pickle naming
@@ -36,7 +36,7 @@ export interface PickledArray {
 /** The checkpoint's `QuantizedWeight8bit`: int8 `weight` and bfloat16 `scales`. */
 export interface PickledQuantized { readonly kind: 'qw8'; readonly weight: PickledArray; readonly scales: PickledArray }
 
-/** Globals a checkpoint may name. The bfloat16 type is matched by name in any module (formats.md §1.3.5). */
+/** Globals a checkpoint may name. The bfloat16 type is matched by name in any module (ml_dtypes' bfloat16). */
 function allowedGlobal(module: string, name: string): boolean {
   if ((module === 'numpy.core.multiarray' || module === 'numpy._core.multiarray') && name === '_reconstruct') return true;
   if (module === 'numpy' && (name === 'ndarray' || name === 'dtype')) return true;

@@ -1,5 +1,5 @@
 /**
- * safetensors reader (formats.md §4.1): one file, a directory holding `model.safetensors` or a sharded
+ * safetensors reader (huggingface/safetensors format): one file, a directory holding `model.safetensors` or a sharded
  * set with `model.safetensors.index.json`, or the index file itself. Only the JSON header is read; tensors
  * are described by file, absolute offset and length. The header is validated like the reference reader
  * does: size bound, known dtypes, integer shapes, byte ranges that match shape × itemsize, lie inside the
@@ -13,7 +13,7 @@ import { checkContained, modelRoot, openRegularFile, parseJsonFile, readExactly 
 import { renderValue } from '../base/render.js';
 import { type ModelSource, type StorageType, type TensorRef } from './tensor-ref.js';
 
-/** The reference reader's bound on the JSON header (§4.1). */
+/** The reference reader's bound on the JSON header (the safetensors format). */
 export const SAFETENSORS_MAX_HEADER = 100_000_000;
 export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
 /**

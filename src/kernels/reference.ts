@@ -23,7 +23,7 @@ export function matmulReference(w: Matrix, x: Float32Array, T: number, y: Float3
     }
     return;
   }
-  // xai8: y[n] = Σ_g s[g, n] · Σ_{k in group g} x[k] · q[k, n]   (formats.md §1.6)
+  // xai8: y[n] = Σ_g s[g, n] · Σ_{k in group g} x[k] · q[k, n]   (grok-1 model.py QuantizedWeight8bit)
   const group = nIn / w.groups;
   const acc = new Float64Array(nOut);
   const part = new Float64Array(nOut);

@@ -22,7 +22,7 @@ export const LLAMA_FTYPE: Readonly<Record<BlockType, number>> = {
   iq4_nl: 25, bf16: 32,
 };
 
-/** The `general.*` and `grok.*` keys for a config (llama.cpp's grok loader, formats.md §3.6). */
+/** The `general.*` and `grok.*` keys for a config (llama.cpp's grok loader, LLM_ARCH_GROK). */
 export function addGrokMetadata(w: GgufWriter, c: GrokConfig, opts: { name?: string; fileType?: number; description?: string } = {}): void {
   w.addMetadata('general.architecture', 'string', 'grok');
   w.addMetadata('general.name', 'string', opts.name ?? 'grok');
@@ -98,7 +98,7 @@ export function syntheticVocabulary(c: GrokConfig): GgufVocabulary {
   };
 }
 
-/** The `tokenizer.ggml.*` keys (§3.7). */
+/** The `tokenizer.ggml.*` keys (ggml docs/gguf.md). */
 export function addVocabulary(w: GgufWriter, v: GgufVocabulary): void {
   const n = v.tokens.length;
   if (v.scores.length !== n || v.types.length !== n) {

@@ -1,5 +1,5 @@
 /**
- * GGUF (llama.cpp `grok` architecture, formats.md §3.6/§3.7) → ModelBinding, and the tokenizer tables.
+ * GGUF (llama.cpp's `grok` architecture, LLM_ARCH_GROK) → ModelBinding, and the tokenizer tables.
  *
  * GGUF tensor names are already the canonical names plus `.weight`; what this table adds is the config
  * from `grok.*` keys with llama.cpp's defaults, the merged-expert stacks (one [E, nOut, nIn] tensor per
@@ -34,7 +34,7 @@ function numberMeta(source: ModelSource, key: string, opts: { integer: boolean; 
   return v;
 }
 
-/** head_count may be one integer or an array per layer (§3.6); Grok-1 needs one value for all layers. */
+/** head_count may be one integer or an array per layer (llama.cpp LLM_ARCH_GROK); Grok-1 needs one value for all layers. */
 function uniformInt(source: ModelSource, key: string, fallback?: number): number {
   const v = meta(source, key);
   if (v !== undefined && typeof v === 'object' && !Array.isArray(v) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)) {
@@ -47,7 +47,7 @@ function uniformInt(source: ModelSource, key: string, fallback?: number): number
   return numberMeta(source, key, fallback === undefined ? { integer: true } : { integer: true, fallback });
 }
 
-/** GrokConfig from the `grok.*` keys, with llama.cpp's defaults for the optional ones (§3.6). */
+/** GrokConfig from the `grok.*` keys, with llama.cpp's defaults for the optional ones (llama.cpp LLM_ARCH_GROK). */
 export function configFromGguf(source: ModelSource): GrokConfig {
   const arch = meta(source, 'general.architecture');
   if (arch !== 'grok') {
@@ -151,7 +151,7 @@ export function bindGguf(source: ModelSource, configPath?: string): ModelBinding
   return { config, tensors };
 }
 
-/** One vocabulary entry; `type` uses the SentencePiece numbers (1 normal … 6 byte, §3.7). */
+/** One vocabulary entry; `type` uses the SentencePiece numbers (1 normal … 6 byte). */
 export interface GgufPiece {
   piece: string;
   score: number;
@@ -169,12 +169,12 @@ export interface GgufTokenizerData {
   addSpacePrefix: boolean;
   /** tokenizer.ggml.remove_extra_whitespaces, default false. */
   removeExtraWhitespaces: boolean;
-  /** tokenizer.ggml.add_bos_token / add_eos_token when present: advice only (§3.7: BOS is a setting). */
+  /** tokenizer.ggml.add_bos_token / add_eos_token when present: advice only (BOS is a setting). */
   addBos?: boolean;
   addEos?: boolean;
 }
 
-/** The SentencePiece-style vocabulary stored in a GGUF's tokenizer.ggml.* keys (§3.7). */
+/** The SentencePiece-style vocabulary stored in a GGUF's tokenizer.ggml.* keys (ggml docs/gguf.md). */
 export function tokenizerPiecesFromGguf(source: ModelSource): GgufTokenizerData {
   const fail = (m: string): never => { throw new FormatError(source.path, m); };
   const model = meta(source, 'tokenizer.ggml.model');

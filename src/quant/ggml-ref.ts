@@ -247,7 +247,7 @@ export function makeQkx2Quants(
   return scale;
 }
 
-/** Unpack sub-block t's (scale, min) from the 12-byte packing of Q4_K / Q5_K (formats.md §3.5). */
+/** Unpack sub-block t's (scale, min) from the 12-byte packing of Q4_K / Q5_K (ggml-quants.c). */
 export function scaleMinK4(b: Uint8Array, o: number, t: number): [number, number] {
   if (t < 4) return [b[o + t]! & 63, b[o + t + 4]! & 63];
   return [

@@ -1,4 +1,4 @@
-/** Scalar conversions between IEEE binary16 / bfloat16 bit patterns and numbers (formats.md §3.4). */
+/** Scalar conversions between IEEE binary16 / bfloat16 bit patterns and numbers (ggml docs/gguf.md). */
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

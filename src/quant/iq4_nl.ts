@@ -1,6 +1,6 @@
 /**
  * IQ4_NL (ggml type 20): 32 values, 18 bytes: d f16 @0, qs u8[16] @2; y[j] = d·K[lo(qs[j])],
- * y[j+16] = d·K[hi(qs[j])] with the non-linear table K (formats.md §3.5).
+ * y[j+16] = d·K[hi(qs[j])] with the non-linear table K (ggml-quants.c).
  * Quantiser = llama.cpp quantize_iq4_nl without an importance matrix (weights x²): start from
  * d = −max/K[0], refit d by weighted least squares, try 15 more starting scales (itry −7…7), then
  * re-pick every level with the final f16-free scale.

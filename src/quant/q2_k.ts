@@ -1,7 +1,7 @@
 /**
  * Q2_K (ggml type 10): 256 values, 84 bytes: scales u8[16] @0 (low nibble scale, high nibble min, per 16
  * values), qs u8[64] @16, d f16 @80, dmin f16 @82. Value i: h = i/128, j = (i%128)/32, l = i%32,
- * q = (qs[32h + l] >> 2j) & 3, sc = scales[i/16]; y = d·(sc & 15)·q − dmin·(sc >> 4) (formats.md §3.5).
+ * q = (qs[32h + l] >> 2j) & 3, sc = scales[i/16]; y = d·(sc & 15)·q − dmin·(sc >> 4) (ggml-quants.c).
  * Quantiser = llama.cpp quantize_row_q2_K_ref: make_qkx2_quants (levels 0…3, weights |x|, absolute-error
  * criterion) per 16 values, 4-bit scales/mins relative to the largest.
  */

@@ -1,7 +1,7 @@
 /**
  * Q3_K (ggml type 11): 256 values, 110 bytes: hmask u8[32] @0, qs u8[64] @32, scales u8[12] @96 (sixteen
  * signed 6-bit scales), d f16 @108. Value i: h = i/128, j = (i%128)/32, l = i%32, q = (qs[32h + l] >> 2j) & 3,
- * hb = (hmask[l] >> (4h + j)) & 1; y = d·S[i/16]·(q − (hb ? 0 : 4)) (formats.md §3.5).
+ * hb = (hmask[l] >> (4h + j)) & 1; y = d·S[i/16]·(q − (hb ? 0 : 4)) (ggml-quants.c).
  * Quantiser = llama.cpp quantize_row_q3_K_ref: make_q3_quants (levels −4…3, weights x²) per 16 values,
  * 6-bit scales relative to the largest (d = max/−32).
  */

@@ -1,6 +1,6 @@
 /**
  * Q4_0 (ggml type 2): 32 values, 18 bytes: d f16 @0, qs u8[16] @2; y[j] = (lo(qs[j]) − 8)·d,
- * y[j+16] = (hi(qs[j]) − 8)·d (formats.md §3.5). Quantiser = llama.cpp quantize_row_q4_0_ref:
+ * y[j+16] = (hi(qs[j]) − 8)·d (ggml-quants.c). Quantiser = llama.cpp quantize_row_q4_0_ref:
  * d = (signed value of largest magnitude)/−8, level = min(15, trunc(x/d + 8.5)).
  */
 import { checkBlocks, rdF16, wrF16 } from './ggml-ref.js';

@@ -1,6 +1,6 @@
 /**
  * Q4_1 (ggml type 3): 32 values, 20 bytes: d f16 @0, m f16 @2, qs u8[16] @4; y = q·d + m with q the low
- * nibble (first half) or high nibble (second half) (formats.md §3.5). Quantiser = llama.cpp
+ * nibble (first half) or high nibble (second half) (ggml-quants.c). Quantiser = llama.cpp
  * quantize_row_q4_1_ref: m = min, d = (max − min)/15, level = min(15, trunc((x − m)/d + 0.5)).
  */
 import { checkBlocks, rdF16, wrF16 } from './ggml-ref.js';

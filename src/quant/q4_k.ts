@@ -1,7 +1,7 @@
 /**
  * Q4_K (ggml type 12): super-blocks of 256 values, 144 bytes: d f16 @0, dmin f16 @2, scales u8[12] @4
  * (eight 6-bit scale/min pairs), qs u8[128] @16. Value i: c = i/64, hi = (i%64)/32, t = i/32,
- * q = (qs[32c + i%32] >> 4hi) & 15, y = d·sc_t·q − dmin·mn_t (formats.md §3.5).
+ * q = (qs[32c + i%32] >> 4hi) & 15, y = d·sc_t·q − dmin·mn_t (ggml-quants.c).
  * Quantiser = llama.cpp quantize_row_q4_K_ref (see quantizeKSuper in ggml-ref.ts).
  */
 import { checkBlocks, quantizeKSuper, rdF16, scaleMinK4 } from './ggml-ref.js';

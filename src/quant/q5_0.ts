@@ -1,6 +1,6 @@
 /**
  * Q5_0 (ggml type 6): 32 values, 22 bytes: d f16 @0, qh u32 @2 (fifth bits, bit j for value j),
- * qs u8[16] @6 (low nibbles: values 0…15, high nibbles: 16…31); y = (q − 16)·d (formats.md §3.5).
+ * qs u8[16] @6 (low nibbles: values 0…15, high nibbles: 16…31); y = (q − 16)·d (ggml-quants.c).
  * Quantiser = llama.cpp quantize_row_q5_0_ref: d = (signed value of largest magnitude)/−16,
  * level = min(31, trunc(x/d + 16.5)).
  */

@@ -1,6 +1,6 @@
 /**
  * Q5_1 (ggml type 7): 32 values, 24 bytes: d f16 @0, m f16 @2, qh u32 @4, qs u8[16] @8; as Q5_0 without
- * the −16 and y = q·d + m (formats.md §3.5). Quantiser = llama.cpp quantize_row_q5_1_ref:
+ * the −16 and y = q·d + m (ggml-quants.c). Quantiser = llama.cpp quantize_row_q5_1_ref:
  * m = min, d = (max − min)/31, level = trunc((x − m)/d + 0.5).
  */
 import { checkBlocks, rdF16, wrF16 } from './ggml-ref.js';

@@ -1,7 +1,7 @@
 /**
  * Q5_K (ggml type 13): 256 values, 176 bytes: d f16 @0, dmin f16 @2, scales u8[12] @4, qh u8[32] @16,
  * qs u8[128] @48. Indices as Q4_K; q = nibble | ((qh[i%32] >> t) & 1) << 4; y = d·sc_t·q − dmin·mn_t
- * (formats.md §3.5). Quantiser = llama.cpp quantize_row_q5_K_ref (levels 0…31, rmin −0.5, 16 steps).
+ * (ggml-quants.c). Quantiser = llama.cpp quantize_row_q5_K_ref (levels 0…31, rmin −0.5, 16 steps).
  */
 import { checkBlocks, quantizeKSuper, rdF16, scaleMinK4 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';

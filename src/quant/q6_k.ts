@@ -2,7 +2,7 @@
  * Q6_K (ggml type 14): 256 values, 210 bytes: ql u8[128] @0, qh u8[64] @128, scales int8[16] @192,
  * d f16 @208. Value i: h = i/128, k = (i%128)/32, l = i%32; low 4 bits from ql[64h + 32(k%2) + l]
  * (low nibble for k < 2, else high), 2 high bits (qh[32h + l] >> 2k) & 3; y = d·scales[i/16]·(q − 32)
- * (formats.md §3.5). Quantiser = llama.cpp quantize_row_q6_K_ref: make_qx_quants per 16 values, then
+ * (ggml-quants.c). Quantiser = llama.cpp quantize_row_q6_K_ref: make_qx_quants per 16 values, then
  * int8 scales relative to the largest (d = max/−128).
  */
 import { checkBlocks, GROUP_MAX_EPS, makeQxQuants, nearestInt, rdF16, wrF16 } from './ggml-ref.js';

@@ -1,6 +1,6 @@
 /**
  * Q8_0 (ggml type 8): blocks of 32 values, 34 bytes: d f16 @0, qs int8[32] @2; y[i] = d·qs[i]
- * (formats.md §3.5). Quantiser = llama.cpp quantize_row_q8_0_ref: d = max|x|/127, q = roundf(x/d).
+ * (ggml-quants.c). Quantiser = llama.cpp quantize_row_q8_0_ref: d = max|x|/127, q = roundf(x/d).
  */
 import { checkBlocks, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';

@@ -1,5 +1,5 @@
 /**
- * The released checkpoint's weight form (formats.md §1.6): int8 q[nIn, nOut] (input-major) and bf16
+ * The released checkpoint's weight form (grok-1 model.py QuantizedWeight8bit): int8 q[nIn, nOut] (input-major) and bf16
  * scales[G, nOut]; W[k, n] = q[k, n] · scales[floor(k / (nIn/G)), n]. Reference dequantise / dot helpers,
  * and the conversion of such a matrix into GGUF rows (llama.cpp's [out, in] layout), including a Q8_0
  * encoder that keeps the checkpoint's own scale where that loses nothing.

@@ -1,4 +1,4 @@
-// SentencePiece `ModelProto` (tokenizer.model) wire-format reader and writer, formats.md §2.1–2.2.
+// SentencePiece `ModelProto` (tokenizer.model) wire-format reader and writer (Protocol Buffers encoding, sentencepiece_model.proto).
 //
 // Why our own and not protobufjs/google-protobuf: we need exactly three proto2 messages, must bound-check
 // every varint/length of an untrusted file and name the offending field in the error (generic libraries
@@ -104,7 +104,7 @@ export interface ModelProto {
   unknownFields?: UnknownField[];
 }
 
-/** proto2 defaults of the TrainerSpec fields that matter at run time (formats.md §2.2). */
+/** proto2 defaults of the TrainerSpec fields that matter at run time (sentencepiece_model.proto). */
 export const trainerDefaults = {
   modelType: ModelType.UNIGRAM,
   byteFallback: false,

@@ -1,5 +1,5 @@
 // SentencePiece BPE tokenizer, byte-exact with SentencePiece 0.1.97…0.2.x on the Grok-1 tokenizer.
-// Algorithm: formats.md §2.4 (encode) and §2.5 (decode); SentencePiece sources for the details cited below
+// Algorithm: SentencePiece bpe_model.cc (encode) and sentencepiece_processor.cc (decode); SentencePiece sources for the details cited below
 // (normalizer.cc Normalize/NormalizePrefix, bpe_model.cc Encode, sentencepiece_processor.cc Encode/Decode).
 //
 // Speed: the normalised text is cut into segments that no merge can cross and each segment is encoded
@@ -293,7 +293,7 @@ export class Tokenizer {
   }
 
   /**
-   * Builds a tokenizer from a piece table, e.g. GGUF `tokenizer.ggml.tokens/scores/token_type` (formats.md §3.7).
+   * Builds a tokenizer from a piece table, e.g. GGUF `tokenizer.ggml.tokens/scores/token_type` (ggml docs/gguf.md, tokenizer.ggml.*).
    * Defaults: dummy prefix on, extra-whitespace removal off (llama.cpp's defaults for SentencePiece vocabularies),
    * byte fallback when all 256 BYTE pieces exist, unk surface " ⁇ ", unk = the UNKNOWN piece, bos/eos/pad -1.
    */
@@ -695,7 +695,7 @@ export class Tokenizer {
   }
 
   // -------------------------------------------------------------------------------------------------
-  // Decoding (formats.md §2.5; sentencepiece_processor.cc Decode / DecodeSentencePiece)
+  // Decoding (sentencepiece_processor.cc Decode / DecodeSentencePiece)
 
   private checkId(id: number, index: number): void {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)

@@ -7,7 +7,7 @@ import { normalizerDefaults, trainerDefaults, type ModelProto } from './protobuf
 const NORMAL = 1;
 const USER_DEFINED = 4;
 
-/** A SentencePiece-style vocabulary as GGUF stores it (§3.7); `type` uses the SentencePiece numbers 1 … 6. */
+/** A SentencePiece-style vocabulary as GGUF stores it (tokenizer.ggml.*, ggml docs/gguf.md); `type` uses the SentencePiece numbers 1 … 6. */
 export interface GgufVocabulary {
   tokens: readonly string[];
   scores: ArrayLike<number>;

@@ -1,8 +1,8 @@
 /**
- * BPE tokenizer trainer that writes a SentencePiece `ModelProto` (formats.md §2) laid out like Grok-1's:
+ * BPE tokenizer trainer that writes a SentencePiece `ModelProto` (sentencepiece_model.proto) laid out like Grok-1's:
  *   0 [PAD], 1 [BOS], 2 [EOS] CONTROL; 3 [UNK] UNKNOWN; 4 … 259 BYTE <0x00> … <0xFF>;
  *   then NORMAL merged pieces in merge order with score −rank, then the single characters (lower scores).
- * SentencePiece's BPE encoder merges the highest-scoring adjacent pair first (§2.4), so scores = −rank
+ * SentencePiece's BPE encoder merges the highest-scoring adjacent pair first (SentencePiece bpe_model.cc), so scores = −rank
  * replay the merges in the order they were learned.
  *
  * Pre-tokenisation mirrors what the encoder sees: the text is normalised as SentencePiece does for these

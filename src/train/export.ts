@@ -1,6 +1,6 @@
 /**
- * Saves a trained model as GGUF, architecture `grok` (formats.md §3.6), float32, with its SentencePiece
- * vocabulary embedded (§3.7), through the project's GgufWriter. The parameter names and [out, in]
+ * Saves a trained model as GGUF, architecture `grok` (llama.cpp LLM_ARCH_GROK), float32, with its SentencePiece
+ * vocabulary embedded (tokenizer.ggml.*, ggml docs/gguf.md), through the project's GgufWriter. The parameter names and [out, in]
  * layouts of ParamSet are already GGUF's, so tensors are written as they are.
  */
 import { vocabularyFromModelProto } from '../tokenizer/vocabulary.js';
