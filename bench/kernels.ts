@@ -16,6 +16,7 @@ import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { loadavg } from 'node:os';
+import { mulberry32 } from '../test/random.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -31,9 +32,10 @@ const MB = Number(opt.mb);
 const SECONDS = Number(opt.seconds);
 const nIn = 6144;
 
+/** Uniforms in [-1, 1). */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296) * 2 - 1;
+  const r = mulberry32(seed);
+  return () => r() * 2 - 1;
 }
 
 /** A matrix of random values; rows quantised from a repeating 64-row pattern (fast to build). */

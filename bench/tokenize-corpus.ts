@@ -10,18 +10,9 @@
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { mulberry32 as rng } from '../test/random.js';
 
-/** mulberry32: small seeded PRNG (never Math.random, so runs are reproducible). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 type Rand = () => number;
 const pick = <T>(r: Rand, a: readonly T[]): T => a[Math.floor(r() * a.length)];

@@ -6,7 +6,7 @@
  */
 import { ParamSet, GrokTrainer } from '../src/train/model.js';
 import { setWasmEnabled } from '../src/train/gemm.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/base/rng.js';
 import { GROK1 } from '../src/model/config.js';
 
 const a = process.argv.slice(2).map(Number);

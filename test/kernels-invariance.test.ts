@@ -13,23 +13,7 @@ import type { Kernels } from '../src/kernels/types.js';
 import type { Matrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randn(r: () => number, n: number): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (r() + r() + r() - 1.5) * 2;
-  return a;
-}
+import { mulberry32 as rng, randn } from './random.js';
 
 const ROW_TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'];
 const TS = [1, 2, 3, 4, 5, 8, 17];

@@ -18,23 +18,7 @@ import type { Kernels } from '../src/kernels/types.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randn(r: () => number, n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = scale * (r() + r() + r() - 1.5) * 2;
-  return a;
-}
+import { mulberry32 as rng, randn } from './random.js';
 
 function rowsMatrix(k: Kernels, type: BlockType, nIn: number, nOut: number, r: () => number): RowMatrix {
   const f = blockFormat(type);

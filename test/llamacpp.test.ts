@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { after } from 'node:test';
 import { convertModel } from '../src/convert/convert.js';
 import { referenceKernels } from '../src/kernels/reference.js';
 import type { Kernels } from '../src/kernels/types.js';

@@ -4,9 +4,12 @@ import { test } from 'node:test';
 import { referenceKernels as K } from '../src/kernels/reference.js';
 import type { Matrix } from '../src/quant/matrix.js';
 import { f32ToBf16 } from '../src/quant/half.js';
+import { mulberry32 } from './random.js';
 
+/** Uniforms in [-1, 1). */
 function rng(seed: number): () => number {
-  return () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+  const r = mulberry32(seed);
+  return () => r() * 2 - 1;
 }
 const close = (a: number, b: number, tol = 1e-5) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../src/engine/rng.js';
+import { Rng } from '../src/base/rng.js';
 import { candidateTokens, makeSampler, SamplingError, TokenHistory, topN } from '../src/engine/sampling.js';
 
 const logOf = (p: number[]) => p.map(Math.log);

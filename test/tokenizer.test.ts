@@ -13,6 +13,7 @@ import { PieceType, readModelProto, writeModelProto, type ModelProto } from '../
 import { Tokenizer } from '../src/tokenizer/sentencepiece.js';
 import { grok } from './cli-helpers.js';
 import { TOKENIZER_GOLDEN, TOKENIZER_MODEL } from './fixtures.js';
+import { mulberry32 as rng } from './random.js';
 
 const MODEL = TOKENIZER_MODEL;
 const GOLDEN = TOKENIZER_GOLDEN;
@@ -22,18 +23,6 @@ const golden = JSON.parse(readFileSync(GOLDEN, 'utf8')) as {
   decode: { ids: number[]; text: string }[];
 };
 const tok = Tokenizer.fromModelProto(modelBytes, MODEL);
-
-/** Seeded PRNG (mulberry32) for the random id lists. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function streamDecode(t: Tokenizer, ids: number[]): { text: string; chunks: string[] } {
   const d = t.createStreamDecoder();

@@ -13,7 +13,7 @@ import { attentionForwardMM, attentionBackwardMM } from '../src/train/attention.
 import { ParamSet, GrokTrainer } from '../src/train/model.js';
 import { exportGguf } from '../src/train/export.js';
 import { trainBpe } from '../src/train/bpe.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/base/rng.js';
 import { GROK1, type GrokConfig } from '../src/model/config.js';
 import { loadModel } from '../src/model/loader.js';
 import { GEMM_WASM_BASE64 } from '../src/train/gemm-wasm.js';

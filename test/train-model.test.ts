@@ -9,7 +9,7 @@ import { configFromJson, GROK1, type GrokConfig } from '../src/model/config.js';
 import { ParamSet, GrokTrainer } from '../src/train/model.js';
 import { AdamW, cosineLr, clipGradNorm } from '../src/train/optim.js';
 import { gelu, geluGrad } from '../src/train/ops.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/base/rng.js';
 import { fixtureDir } from './fixtures.js';
 
 /** Hugging Face port names (the Hugging Face ports' tensor names, families A and B) → the GGUF names the trainer uses. */

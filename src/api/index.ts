@@ -435,4 +435,4 @@ export { Scheduler, QueueFullError, ContextLengthError } from '../engine/schedul
 export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting } from '../engine/scheduler.js';
 export { makeSampler, candidateTokens, SamplingError, TokenHistory } from '../engine/sampling.js';
 export type { SamplingOptions, SampleResult, TokenLogprob, Sampler } from '../engine/sampling.js';
-export { Rng } from '../engine/rng.js';
+export { Rng } from '../base/rng.js';

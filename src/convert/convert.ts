@@ -25,7 +25,7 @@ import type { GrokConfig } from '../model/config.js';
 import { bindModel } from '../model/map.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import type { Xai8Matrix } from '../quant/matrix.js';
-import { blockFormat, isBlockType, rowBytes, type BlockType } from '../quant/index.js';
+import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import type { QuantResult } from '../quant/pool-jobs.js';
 import { QuantPool } from '../quant/pool.js';
 import { xai8Rows } from '../quant/xai8.js';

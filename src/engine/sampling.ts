@@ -14,7 +14,7 @@
  *      then min-p (drop tokens with p < minP · p_max), then one categorical draw with the request's RNG.
  * Ties in probability are ordered by lower token id, so every set is well defined.
  */
-import type { Rng } from './rng.js';
+import type { Rng } from '../base/rng.js';
 
 export interface SamplingOptions {
   /** 0 = greedy (argmax). Default 1. */

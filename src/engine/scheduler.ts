@@ -14,7 +14,7 @@
  * Unlike the reference runner (runners.py), outputs are kept per request (it shares one list across slots),
  * generation stops at EOS, and temperature 0 is argmax.
  */
-import { Rng, randomSeed } from './rng.js';
+import { Rng, randomSeed } from '../base/rng.js';
 import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
 
 /** What the engine needs of a KV cache (src/model/grok.ts KVCache satisfies it). */

@@ -3,6 +3,7 @@
  * workers, so both paths compute the same bytes): quantise rows of floats, optionally generated from a seed,
  * optionally measuring the error of what was written.
  */
+import { splitmix32 } from '../base/rng.js';
 import type { Xai8Matrix } from './matrix.js';
 import { blockFormat, rowBytes, type BlockType } from './index.js';
 import { xai8Rows, xai8RowsToQ8_0 } from './xai8.js';
@@ -39,14 +40,7 @@ export interface QuantResult {
  * faster than Box–Muller, and these are only stand-in weights (grok synth).
  */
 export function gaussianFill(out: Float32Array, seed: number, sigma: number): void {
-  let x = seed >>> 0;
-  const mix = () => {
-    x = (x + 0x9e3779b9) >>> 0;
-    let z = x;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
-  };
+  const mix = splitmix32(seed);
   let a = mix(), b = mix(), c = mix(), d = mix() || 1;
   // sum of four uniforms on 0 … 65535: mean 131070, variance 4·(65536² − 1)/12
   const scale = sigma / Math.sqrt((4 * (65536 * 65536 - 1)) / 12);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import type { GrokConfig } from '../model/config.js';
 import { ParamSet, GrokTrainer } from './model.js';
 import { AdamW, clipGradNorm, cosineLr } from './optim.js';
-import { Rng } from './rng.js';
+import { Rng } from '../base/rng.js';
 import { saveCheckpoint, loadCheckpoint, type CheckpointState } from './checkpoint.js';
 
 export interface TrainSettings {

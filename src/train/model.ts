@@ -21,7 +21,7 @@ import {
   type RouterTape,
   attention, crossEntropy, embedding, experts, output, rmsNorm, router,
 } from './blocks.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../base/rng.js';
 
 export type { DType } from './ops.js';
 

@@ -14,21 +14,15 @@ import { bindGguf } from '../../src/model/map-gguf.js';
 import { bindHf } from '../../src/model/map-hf.js';
 import { Tokenizer } from '../../src/tokenizer/sentencepiece.js';
 import { DATA, fixtureDir } from '../fixtures.js';
+import { mulberry32 } from '../random.js';
 
 export const TARGETS = ['pickle', 'gguf', 'safetensors', 'sentencepiece'] as const;
 /** 'canary' misbehaves on purpose (test/fuzz.test.ts proves the harness counts each kind of defect). */
 export type TargetName = (typeof TARGETS)[number] | 'canary';
 
-/** A small deterministic generator (mulberry32): input i of seed s is always the same bytes. */
+/** Input i of seed s is always the same bytes: a mulberry32 stream seeded from both. */
 export function rngFor(seed: number, index: number): () => number {
-  let a = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35)) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32((Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35)) >>> 0);
 }
 
 const INTERESTING_U64 = [0n, 1n, 2n, 7n, 8n, 31n, 32n, 255n, 256n, 2n ** 16n, 2n ** 31n - 1n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 60n, 2n ** 63n, 2n ** 64n - 1n];
