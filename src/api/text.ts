@@ -4,6 +4,7 @@
  * generation stops on the token that completes it.
  */
 import type { StreamDecoder } from '../tokenizer/sentencepiece.js';
+import { longestPrefixSuffix } from '../base/sequence.js';
 
 export class StopStringMatcher {
   private held = '';
@@ -13,10 +14,6 @@ export class StopStringMatcher {
 
   constructor(private readonly decoder: StreamDecoder, private readonly stops: readonly string[]) {
     for (const s of stops) if (s.length === 0) throw new RangeError('a stop string must not be empty');
-  }
-
-  get stopped(): boolean {
-    return this.stoppedFlag;
   }
 
   /** Feed one emitted token; returns true when a stop string is now complete (generation must end). */
@@ -54,20 +51,9 @@ export class StopStringMatcher {
       this.held = '';
       return out;
     }
-    const keep = final ? 0 : longestStopPrefixSuffix(this.held, this.stops);
+    const keep = final ? 0 : longestPrefixSuffix(this.held, this.stops);
     const out = this.held.slice(0, this.held.length - keep);
     this.held = this.held.slice(this.held.length - keep);
     return out;
   }
-}
-
-/** Length of the longest suffix of `text` that is a proper prefix of one of the stop strings. */
-export function longestStopPrefixSuffix(text: string, stops: readonly string[]): number {
-  let best = 0;
-  for (const s of stops) {
-    for (let n = Math.min(s.length - 1, text.length); n > best; n--) {
-      if (text.endsWith(s.slice(0, n))) { best = n; break; }
-    }
-  }
-  return best;
 }

@@ -16,6 +16,7 @@
  */
 import { Rng, randomSeed } from '../base/rng.js';
 import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
+import { longestPrefixSuffix } from '../base/sequence.js';
 
 /** What the engine needs of a KV cache (src/model/grok.ts KVCache satisfies it). */
 export interface EngineCache {
@@ -694,17 +695,4 @@ function endsWith(ids: number[], seq: readonly number[]): boolean {
   const off = ids.length - seq.length;
   for (let i = 0; i < seq.length; i++) if (ids[off + i] !== seq[i]) return false;
   return true;
-}
-
-/** Length of the longest suffix of ids that is a proper prefix of one of the sequences. */
-function longestPrefixSuffix(ids: number[], seqs: readonly (readonly number[])[]): number {
-  let best = 0;
-  for (const seq of seqs) {
-    for (let n = Math.min(seq.length - 1, ids.length); n > best; n--) {
-      let ok = true;
-      for (let i = 0; i < n; i++) if (ids[ids.length - n + i] !== seq[i]) { ok = false; break; }
-      if (ok) { best = n; break; }
-    }
-  }
-  return best;
 }

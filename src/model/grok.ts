@@ -81,16 +81,6 @@ export class KVCache {
     this.allocated = size;
   }
 
-  reset(): void {
-    this.length = 0;
-  }
-
-  /** Forget positions n… (e.g. to re-run a suffix). */
-  truncate(n: number): void {
-    if (n < 0 || n > this.length) throw new Error(`cannot truncate a cache of ${this.length} positions to ${n}`);
-    this.length = n;
-  }
-
   clone(): KVCache {
     const c = new KVCache(this.config, this.capacity, this.length);
     const used = this.length * this.config.nKVHeads * this.config.headDim;
