@@ -60,7 +60,7 @@ try {
     const t2 = performance.now();
     const tk = tokenizerPiecesFromGguf(src);
     const t3 = performance.now();
-    console.log(`run ${r}: openGguf ${(t1 - t0).toFixed(1)} ms, bindGguf ${(t2 - t1).toFixed(1)} ms (${b.tensors.size} bindings), tokenizer tables ${(t3 - t2).toFixed(1)} ms (${tk.pieces.length} pieces)`);
+    console.log(`run ${r}: openGguf ${(t1 - t0).toFixed(1)} ms, bindGguf ${(t2 - t1).toFixed(1)} ms (${b.tensors.size} bindings), tokenizer tables ${(t3 - t2).toFixed(1)} ms (${tk.tokens.length} pieces)`);
   }
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });

@@ -120,11 +120,11 @@ for (const [name, file] of ggufFiles) {
 
   test(`${name}/${file}: tokenizer tables from tokenizer.ggml.*`, () => {
     const tk = tokenizerPiecesFromGguf(openGguf(fx(name, file)));
-    assert.equal(tk.pieces.length, c.vocab_size);
-    assert.deepEqual(tk.pieces.slice(0, 3).map((p) => [p.piece, p.type]), [['<unk>', 2], ['<s>', 3], ['</s>', 3]]);
+    assert.equal(tk.tokens.length, c.vocab_size);
+    assert.deepEqual([0, 1, 2].map((i) => [tk.tokens[i], tk.types[i]]), [['<unk>', 2], ['<s>', 3], ['</s>', 3]]);
     // Ids 3 … 258 are the byte pieces <0x00> … <0xFF>, type 6 (BYTE).
     for (let b = 0; b < 256; b++) {
-      assert.deepEqual([tk.pieces[3 + b]!.piece, tk.pieces[3 + b]!.type], [`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`, 6]);
+      assert.deepEqual([tk.tokens[3 + b], tk.types[3 + b]], [`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`, 6]);
     }
     assert.equal(tk.bosId, 1);
     assert.equal(tk.eosId, 2);

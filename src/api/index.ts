@@ -164,7 +164,7 @@ export function defaultModelPath(): string {
 export function fromGgufSource(source: ModelSource): Tokenizer | null {
   if (source.metadata.get('tokenizer.ggml.model') === undefined) return null;
   const t = tokenizerPiecesFromGguf(source);
-  return Tokenizer.fromPieces(t.pieces, {
+  return Tokenizer.fromPieces(t.tokens.map((piece, i) => ({ piece, score: t.scores[i]!, type: t.types[i]! })), {
     addDummyPrefix: t.addSpacePrefix,
     removeExtraWhitespaces: t.removeExtraWhitespaces,
     bosId: t.bosId,

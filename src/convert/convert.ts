@@ -125,17 +125,11 @@ function chooseVocabulary(opts: ConvertOptions, source: ModelSource, c: GrokConf
     return { vocab, kind: 'tokenizer' };
   }
   if (source.format === 'gguf' && source.metadata.has('tokenizer.ggml.model')) {
-    const d = tokenizerPiecesFromGguf(source);
-    if (d.pieces.length !== c.vocabSize) {
-      throw new FormatError(source.path, `the GGUF's tokenizer has ${d.pieces.length} pieces, but its vocabulary size is ${c.vocabSize}`);
+    const { addBos: _b, addEos: _e, ...vocab } = tokenizerPiecesFromGguf(source);
+    if (vocab.tokens.length !== c.vocabSize) {
+      throw new FormatError(source.path, `the GGUF's tokenizer has ${vocab.tokens.length} pieces, but its vocabulary size is ${c.vocabSize}`);
     }
-    return {
-      kind: 'source',
-      vocab: {
-        tokens: d.pieces.map((p) => p.piece), scores: Float32Array.from(d.pieces, (p) => p.score), types: Int32Array.from(d.pieces, (p) => p.type),
-        bosId: d.bosId, eosId: d.eosId, unkId: d.unkId, padId: d.padId, addSpacePrefix: d.addSpacePrefix, removeExtraWhitespaces: d.removeExtraWhitespaces,
-      },
-    };
+    return { kind: 'source', vocab };
   }
   return { vocab: syntheticVocabulary(c), kind: 'synthetic' };
 }

@@ -13,6 +13,7 @@ import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
 import { GROK1, readConfigFile, validateConfig, type GrokConfig } from './config.js';
 import { LAYER_TENSORS } from './tensors.js';
+import type { GgufVocabulary } from '../tokenizer/vocabulary.js';
 
 function meta(source: ModelSource, key: string): GgufValue | undefined {
   return source.metadata.get(key) as GgufValue | undefined;
@@ -151,25 +152,8 @@ export function bindGguf(source: ModelSource, configPath?: string): ModelBinding
   return { config, tensors };
 }
 
-/** One vocabulary entry; `type` uses the SentencePiece numbers (1 normal … 6 byte). */
-export interface GgufPiece {
-  piece: string;
-  score: number;
-  type: number;
-}
-
-export interface GgufTokenizerData {
-  pieces: GgufPiece[];
-  bosId: number;
-  eosId: number;
-  unkId: number;
-  /** null when the file names no padding token. */
-  padId: number | null;
-  /** tokenizer.ggml.add_space_prefix, default true (llama.cpp's default for `llama` vocabularies). */
-  addSpacePrefix: boolean;
-  /** tokenizer.ggml.remove_extra_whitespaces, default false. */
-  removeExtraWhitespaces: boolean;
-  /** tokenizer.ggml.add_bos_token / add_eos_token when present: advice only (BOS is a setting). */
+/** A GGUF's vocabulary, plus its advice on BOS/EOS (tokenizer.ggml.add_bos_token / add_eos_token: BOS is a setting). */
+export interface GgufTokenizerData extends GgufVocabulary {
   addBos?: boolean;
   addEos?: boolean;
 }
@@ -194,10 +178,10 @@ export function tokenizerPiecesFromGguf(source: ModelSource): GgufTokenizerData 
   };
   const scores = numArray('tokenizer.ggml.scores');
   const types = numArray('tokenizer.ggml.token_type');
-  const pieces: GgufPiece[] = (tokens as string[]).map((piece, i) => {
+  const typeArr = Int32Array.from({ length: n }, (_, i) => {
     const type = types ? types[i]! : 1;
     if (!(type >= 1 && type <= 6)) fail(`tokenizer.ggml.token_type[${i}] is ${type}, expected 1 … 6`);
-    return { piece, score: scores ? scores[i]! : 0, type };
+    return type;
   });
   const id = (key: string, fallback: number | null): number | null => {
     const v = meta(source, `tokenizer.ggml.${key}`);
@@ -210,9 +194,11 @@ export function tokenizerPiecesFromGguf(source: ModelSource): GgufTokenizerData 
     if (v !== undefined && typeof v !== 'boolean') fail(`tokenizer.ggml.${key} must be a boolean`);
     return v as boolean | undefined;
   };
-  const firstUnknown = pieces.findIndex((p) => p.type === 2);
+  const firstUnknown = typeArr.indexOf(2);
   const data: GgufTokenizerData = {
-    pieces,
+    tokens: tokens as string[],
+    scores: scores ? Float32Array.from(scores) : new Float32Array(n),
+    types: typeArr,
     bosId: id('bos_token_id', GROK1.bosToken)!,
     eosId: id('eos_token_id', GROK1.eosToken)!,
     unkId: id('unknown_token_id', firstUnknown >= 0 ? firstUnknown : 0)!,
