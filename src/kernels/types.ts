@@ -18,6 +18,14 @@ export interface Kernels {
    */
   allocWeight(bytes: number): Uint8Array;
 
+  /**
+   * Optional: the bytes [offset, offset + length) of `file` where the kernels can read them in place
+   * (a read-only file mapping: nothing copied, pages loaded on first touch). Null when this kernel set
+   * does not map (or not this range); the loader then reads into allocWeight memory. Throws a
+   * FormatError naming the file when the range lies past its end.
+   */
+  mapWeight?(file: string, offset: number, length: number): Uint8Array | null;
+
   /** y[t, 0..nOut) = x[t, 0..nIn) · W for t in [0, T). */
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void;
 

@@ -104,6 +104,15 @@ class WeightReader {
     }
   }
 
+  /** A tensor's bytes: mapped in place when the kernels can (mapWeight), else read into allocWeight memory. */
+  private bytes(file: string, offset: number, length: number): Uint8Array {
+    const mapped = this.kernels.mapWeight?.(file, offset, length);
+    if (mapped) return mapped;
+    const data = this.kernels.allocWeight(length);
+    readInto(this.fds, file, offset, data);
+    return data;
+  }
+
   private need(name: string): Binding {
     const b = this.b.tensors.get(name);
     if (!b) throw new FormatError('model', `missing tensor '${name}'`);
@@ -160,8 +169,7 @@ class WeightReader {
       const f = blockFormat(ref.type);
       if (s.length !== 2 || s[0] !== nOut || s[1] !== nIn) this.shapeError(name, ref, `[${nOut}, ${nIn}] ([out, in])`);
       const rb = rowBytes(f, nIn);
-      const data = this.kernels.allocWeight(rb * nOut);
-      readInto(this.fds, ref.file, ref.offset + index * rb * nOut, data);
+      const data = this.bytes(ref.file, ref.offset + index * rb * nOut, rb * nOut);
       this.advance(data.length);
       return { layout: 'rows', type: ref.type, nIn, nOut, data };
     }
@@ -190,10 +198,8 @@ class WeightReader {
         throw new FormatError(sc.file, `shape mismatch for ${name} scales: got [${sc.shape.join(', ')}], expected [G, ${nOut}] with G dividing ${nIn}`);
       }
       if (sc.type !== 'bf16') throw new FormatError(sc.file, `${name}: scales must be bfloat16, got ${sc.type}`);
-      const qBytes = this.kernels.allocWeight(nIn * nOut);
-      readInto(this.fds, ref.file, ref.offset + index * nIn * nOut, qBytes);
-      const sBytes = this.kernels.allocWeight(groups * nOut * 2);
-      readInto(this.fds, sc.file, sc.offset + index * groups * nOut * 2, sBytes);
+      const qBytes = this.bytes(ref.file, ref.offset + index * nIn * nOut, nIn * nOut);
+      const sBytes = this.bytes(sc.file, sc.offset + index * groups * nOut * 2, groups * nOut * 2);
       this.advance(qBytes.length + sBytes.length);
       return {
         layout: 'xai8', nIn, nOut, groups,
