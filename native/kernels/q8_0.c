@@ -9,6 +9,10 @@
  * tokens) and on any thread.
  */
 
+/* Bytes ahead of the current block to prefetch in each row: several rows stream at once, which the
+ * hardware prefetchers alone follow too late (measured: ~11 → ~19 GB/s per core at T = 1). */
+#define Q8_PREFETCH 1024
+
 #if GN_X86_AVX512
 /*
  * Two blocks per 512-bit step. vpdpbusd multiplies unsigned by signed bytes: the activations are made
@@ -28,6 +32,7 @@
       __m512 dw[R];                                                                                   \
       for (int i = 0; i < R; i++) {                                                                   \
         const uint8_t *p = rows[i] + 34 * (size_t)b;                                                  \
+        _mm_prefetch((const char *)p + Q8_PREFETCH, _MM_HINT_T0);                                     \
         const __m256i lo = _mm256_loadu_si256((const __m256i *)(p + 2));                              \
         const __m256i hi = two ? _mm256_loadu_si256((const __m256i *)(p + 36)) : _mm256_setzero_si256(); \
         W[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);                                 \
