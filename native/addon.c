@@ -419,6 +419,17 @@ static napi_value js_map_lock(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* mapPopulate(mapping, offset, length) → 0 or errno: page-table entries filled in the background. */
+static napi_value js_map_populate(napi_env env, napi_callback_info info) {
+  napi_value a[3], r;
+  if (!get_args(env, info, 3, a)) return NULL;
+  gn_map *m = get_map(env, a[0]);
+  size_t off, len;
+  if (!m || !get_range(env, a[1], a[2], m, &off, &len)) return NULL;
+  CHECK(env, napi_create_int32(env, gn_map_populate_async(m, off, len), &r));
+  return r;
+}
+
 /* ---- information ------------------------------------------------------------------------------------ */
 
 static napi_value str(napi_env env, const char *s) {
@@ -467,7 +478,7 @@ NAPI_MODULE_INIT() {
     {"info", js_info},           {"create", js_create},         {"destroy", js_destroy},     {"matmulRows", js_matmul_rows},
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
-    {"mapLock", js_map_lock},
+    {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

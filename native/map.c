@@ -8,11 +8,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
 
 struct gn_map {
   uint8_t *base;
@@ -92,6 +99,79 @@ int gn_map_lock(gn_map *m, size_t off, size_t len) {
   const int bad = page_range(m, off, len, &p, &n);
   if (bad) return bad;
   return mlock(p, n) == 0 ? 0 : errno;
+}
+
+/* One background thread for the whole process works through a queue of ranges, each holding a reference
+ * on its mapping. It runs at a lower priority than the kernels' threads. */
+typedef struct populate_job {
+  gn_map *m;
+  uint8_t *p;
+  size_t n;
+  struct populate_job *next;
+} populate_job;
+
+static pthread_mutex_t pop_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pop_cv = PTHREAD_COND_INITIALIZER;
+static populate_job *pop_head, *pop_tail;
+static int pop_started;
+
+static void *populate_main(void *arg) {
+  (void)arg;
+#ifdef SYS_gettid
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+#endif
+  for (;;) {
+    pthread_mutex_lock(&pop_mu);
+    while (!pop_head) pthread_cond_wait(&pop_cv, &pop_mu);
+    populate_job *j = pop_head;
+    pop_head = j->next;
+    if (!pop_head) pop_tail = NULL;
+    pthread_mutex_unlock(&pop_mu);
+    if (madvise(j->p, j->n, MADV_POPULATE_READ) != 0) {
+      /* older kernels: touch one byte per page */
+      const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+      volatile uint8_t sink = 0;
+      for (size_t i = 0; i < j->n; i += page) sink ^= j->p[i];
+      (void)sink;
+    }
+    gn_map_unref(j->m);
+    free(j);
+  }
+  return NULL;
+}
+
+int gn_map_populate_async(gn_map *m, size_t off, size_t len) {
+  uint8_t *p;
+  size_t n;
+  if (len == 0) return 0;
+  const int bad = page_range(m, off, len, &p, &n);
+  if (bad) return bad;
+  populate_job *j = malloc(sizeof *j);
+  if (!j) return ENOMEM;
+  gn_map_ref(m);
+  *j = (populate_job){m, p, n, NULL};
+  pthread_mutex_lock(&pop_mu);
+  if (!pop_started) {
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, populate_main, NULL) != 0) {
+      pthread_attr_destroy(&a);
+      pthread_mutex_unlock(&pop_mu);
+      gn_map_unref(m);
+      free(j);
+      return EAGAIN;
+    }
+    pthread_attr_destroy(&a);
+    pop_started = 1;
+  }
+  if (pop_tail) pop_tail->next = j;
+  else pop_head = j;
+  pop_tail = j;
+  pthread_cond_signal(&pop_cv);
+  pthread_mutex_unlock(&pop_mu);
+  return 0;
 }
 
 void *gn_alloc(size_t bytes) {

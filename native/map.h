@@ -23,6 +23,10 @@ enum { GN_ADV_NORMAL = 0, GN_ADV_WILLNEED = 1, GN_ADV_RANDOM = 2, GN_ADV_SEQUENT
 int gn_map_advise(gn_map *m, size_t off, size_t len, int advice);
 int gn_map_lock(gn_map *m, size_t off, size_t len);
 
+/* Map page-table entries for [off, off + len) in a background thread (reading from disk what is not
+ * cached), so the first pass over the weights does not pay a page fault per 64 KiB. Returns at once. */
+int gn_map_populate_async(gn_map *m, size_t off, size_t len);
+
 /* Zero-filled anonymous memory (transparent huge pages requested for large sizes); NULL on failure. */
 void *gn_alloc(size_t bytes);
 void gn_free(void *p, size_t bytes);

@@ -38,6 +38,8 @@ export interface CreateKernelsOptions {
   readonly advice?: MapAdvice;
   /** Native only: highest instruction-set level (default GROK_NATIVE_ISA, else the CPU's best). */
   readonly isa?: string;
+  /** Native only: fill mapped weights' page tables in the background (default 'auto': when the file fits in memory). */
+  readonly populate?: boolean | 'auto';
 }
 
 let nativeNoticeShown = false;
@@ -56,7 +58,7 @@ export function createKernels(opts: CreateKernelsOptions = {}): Kernels {
   if (which === 'native' || which === 'auto') {
     const native = loadNativeAddon();
     if ('addon' in native) {
-      return new NativeKernels(native.addon, { mode: opts.mode, threads: opts.threads, mmap: opts.mmap, mlock: opts.mlock, advice: opts.advice, isa: opts.isa });
+      return new NativeKernels(native.addon, { mode: opts.mode, threads: opts.threads, mmap: opts.mmap, mlock: opts.mlock, advice: opts.advice, isa: opts.isa, populate: opts.populate });
     }
     if (which === 'native') throw new Error(`createKernels: the native kernels are unavailable (${native.error})`);
     if (!nativeNoticeShown) {

@@ -15,7 +15,7 @@
  * Every length and offset is checked here before the addon sees it; the addon checks again.
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, freemem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FormatError } from '../base/errors.js';
 import { allBlockFormats, blockFormat, rowBytes } from '../quant/index.js';
@@ -41,6 +41,7 @@ interface NativeAddon {
   mapView(map: object, offset: number, length: number): ArrayBuffer;
   mapAdvise(map: object, offset: number, length: number, advice: number): number;
   mapLock(map: object, offset: number, length: number): number;
+  mapPopulate(map: object, offset: number, length: number): number;
 }
 
 export type MapAdvice = 'normal' | 'willneed' | 'random' | 'sequential';
@@ -60,6 +61,13 @@ export interface NativeKernelOptions {
   readonly mlock?: boolean;
   /** madvise for mapped weights (default 'normal': the kernel's read-ahead). */
   readonly advice?: MapAdvice;
+  /**
+   * Fill the page tables of mapped weights in a background thread (reading from disk what is not cached),
+   * so the first passes do not fault every 64 KiB. 'auto' (default): only for a file that fits in 80 % of
+   * the memory available (MemAvailable, and the cgroup limit) — a larger-than-memory model is left to
+   * demand paging instead of being pushed through the cache once for nothing.
+   */
+  readonly populate?: boolean | 'auto';
 }
 
 /** The addon file: GROK_NATIVE_ADDON, else dist/native/grok-native.node beside this build. */
@@ -136,6 +144,14 @@ const MAX_VIEW = bufferConstants.MAX_LENGTH;
 interface Mapping {
   readonly handle: object;
   readonly size: number;
+  readonly populate: boolean;
+}
+
+/** Memory a process may still fill here: MemAvailable, or the cgroup limit when lower. */
+function availableMemory(): number {
+  const limit = process.constrainedMemory?.() ?? 0;
+  const free = freemem();
+  return limit > 0 && limit < free ? limit : free;
 }
 
 let mlockWarned = false;
@@ -151,6 +167,7 @@ export class NativeKernels implements Kernels {
   private readonly mmap: boolean;
   private readonly mlock: boolean;
   private readonly advice: number;
+  private readonly populate: boolean | 'auto';
   private readonly maps = new Map<string, Mapping>();
   /** ArrayBuffers that are views of a mapped file (for `isMapped`). */
   private readonly mapped = new WeakSet<ArrayBufferLike>();
@@ -172,6 +189,8 @@ export class NativeKernels implements Kernels {
     this.mmap = opts.mmap ?? true;
     this.mlock = opts.mlock ?? false;
     this.advice = ADVICE[advice];
+    this.populate = opts.populate ?? 'auto';
+    if (this.populate !== 'auto' && typeof this.populate !== 'boolean') throw new Error(`kernels: populate must be true, false or 'auto'`);
     this.ctx = addon.create(threads, this.isa, spin);
     this.name = `native-${this.isa}-${this.mode}-${threads}t`;
   }
@@ -208,7 +227,7 @@ export class NativeKernels implements Kernels {
     let m = this.maps.get(file);
     if (!m) {
       const [handle, size] = this.addon.mapFile(file);
-      m = { handle, size };
+      m = { handle, size, populate: this.populate === 'auto' ? size <= 0.8 * availableMemory() : this.populate };
       this.maps.set(file, m);
     }
     if (offset + length > m.size) {
@@ -217,6 +236,7 @@ export class NativeKernels implements Kernels {
     const buf = this.addon.mapView(m.handle, offset, length);
     this.mapped.add(buf);
     if (this.advice !== 0) this.addon.mapAdvise(m.handle, offset, length, this.advice);
+    if (m.populate) this.addon.mapPopulate(m.handle, offset, length);
     if (this.mlock) {
       const err = this.addon.mapLock(m.handle, offset, length);
       if (err !== 0 && !mlockWarned) {
