@@ -191,12 +191,19 @@ async function main(): Promise<void> {
       );
     }
   }
+  // With an engine listed several times (e.g. --engines native,llama,native,llama), each figure is the median
+  // over its runs and the ratio is of medians: runs of the two engines alternate, so drift hits both.
+  const med = (rs: Result[], f: (r: Result) => number): number => median(rs.map(f));
   for (const threads of new Set(results.map((r) => r.threads))) {
-    const l = results.find((r) => r.engine === 'llama' && r.threads === threads);
+    const l = results.filter((r) => r.engine === 'llama' && r.threads === threads);
     for (const ours of ['native', 'wasm'] as const) {
-      const o = results.find((r) => r.engine === ours && r.threads === threads);
-      if (!o || !l) continue;
-      console.log(`ratio ${ours}/llama.cpp ${threads}t: decode ${(o.decodeTokS / l.decodeTokS).toFixed(2)}×  prefill ${(o.prefillTokS / l.prefillTokS).toFixed(2)}×  load ${(o.loadS / l.loadS).toFixed(2)}×  peak RSS ${(o.peakRssGB / l.peakRssGB).toFixed(2)}× (${o.peakRssGB.toFixed(2)} GB vs file ${fileGB.toFixed(2)} GB)`);
+      const o = results.filter((r) => r.engine === ours && r.threads === threads);
+      if (o.length === 0 || l.length === 0) continue;
+      const ratio = (f: (r: Result) => number) => (med(o, f) / med(l, f)).toFixed(2);
+      console.log(
+        `ratio ${ours}/llama.cpp ${threads}t (medians of ${o.length} and ${l.length} runs): decode ${ratio((r) => r.decodeTokS)}×  prefill ${ratio((r) => r.prefillTokS)}×  ` +
+          `load ${ratio((r) => r.loadS)}× (${med(o, (r) => r.loadS).toFixed(1)} s vs ${med(l, (r) => r.loadS).toFixed(1)} s)  peak RSS ${ratio((r) => r.peakRssGB)}× (file ${fileGB.toFixed(2)} GB)`,
+      );
     }
   }
 }
