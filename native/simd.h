@@ -39,6 +39,16 @@
 #define GN_INLINE static inline __attribute__((always_inline))
 #define GN_MIN(a, b) ((a) < (b) ? (a) : (b))
 
+/*
+ * Fetch rows [r, r + n) of a job's matrix into the caches while the current group is being used: the
+ * hardware prefetchers stop at every 4 KiB page, which a row crosses (measured: q4_k at T = 1 from ~4 to
+ * ~5.5 GB/s per core, f32 similar).
+ */
+GN_INLINE void gn_prefetch_rows(const gn_rows_job *j, int r, int n) {
+  const uint8_t *p = j->w + (size_t)r * j->row_bytes;
+  for (size_t b = 0; n > 0 && b < (size_t)n * j->row_bytes; b += 64) __builtin_prefetch(p + b);
+}
+
 #if GN_X86_AVX2
 /* Horizontal sums in one fixed order (every output of a level is reduced the same way). */
 GN_INLINE float gn_hsum256(__m256 v) {

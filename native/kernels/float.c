@@ -147,6 +147,7 @@ static void float_exact(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) 
   for (int rg = r0; rg < r1; rg += GN_ROW_GROUP) {
     const int R = GN_MIN(GN_ROW_GROUP, r1 - rg);
     const float *rows[GN_ROW_GROUP];
+    gn_prefetch_rows(j, rg + R, GN_MIN(GN_ROW_GROUP, r1 - rg - R));
     for (int i = 0; i < R; i++) {
       const uint8_t *src = j->w + (size_t)(rg + i) * j->row_bytes;
       float *dst = buf + (size_t)i * stride;

@@ -67,6 +67,7 @@
       float dw[R];                                                                                    \
       for (int i = 0; i < R; i++) {                                                                   \
         const uint8_t *p = rows[i] + 34 * (size_t)b;                                                  \
+        if ((b & 1) == 0) __builtin_prefetch(p + Q8_PREFETCH);                                       \
         W[i] = _mm256_loadu_si256((const __m256i *)(p + 2));                                          \
         A[i] = _mm256_abs_epi8(W[i]);                                                                 \
         dw[i] = _cvtsh_ss(gn_rd16(p));                                                                \
@@ -102,6 +103,7 @@
       float dw[R];                                                                                    \
       for (int i = 0; i < R; i++) {                                                                   \
         const uint8_t *p = rows[i] + 34 * (size_t)b;                                                  \
+        if ((b & 1) == 0) __builtin_prefetch(p + Q8_PREFETCH);                                       \
         w0[i] = vld1q_s8((const int8_t *)p + 2);                                                      \
         w1[i] = vld1q_s8((const int8_t *)p + 18);                                                     \
         dw[i] = gn_f16(gn_rd16(p));                                                                   \
@@ -192,6 +194,7 @@ static void q8_0_exact(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   for (int rg = r0; rg < r1; rg += GN_ROW_GROUP) {
     const int R = GN_MIN(GN_ROW_GROUP, r1 - rg);
     const float *rows[GN_ROW_GROUP];
+    gn_prefetch_rows(j, rg + R, GN_MIN(GN_ROW_GROUP, r1 - rg - R));
     for (int i = 0; i < R; i++) {
       q8_0_expand(j->w + (size_t)(rg + i) * j->row_bytes, n, buf + stride * (size_t)i);
       rows[i] = buf + stride * (size_t)i;
