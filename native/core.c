@@ -262,20 +262,21 @@ typedef struct {
   int chunk, total;
 } attn_task_arg;
 
+/* Items are (query, KV head) pairs: the query heads sharing a KV head read its keys and values once. */
 static void attn_task(void *arg, int chunk, int thread) {
   const attn_task_arg *s = arg;
   const int i0 = chunk * s->chunk, i1 = i0 + s->chunk < s->total ? i0 + s->chunk : s->total;
-  for (int i = i0; i < i1; i++) s->ctx->table->attention(s->a, i / s->a->n_heads, i % s->a->n_heads, (float *)s->ctx->scratch[thread]);
+  for (int i = i0; i < i1; i++) s->ctx->table->attention(s->a, i / s->a->n_kv, i % s->a->n_kv, (float *)s->ctx->scratch[thread]);
 }
 
 int gn_attention(gn_ctx *c, const gn_attention_args *a) {
   if (a->T < 0 || a->pos0 < 0 || a->n_heads <= 0 || a->n_kv <= 0 || a->head_dim <= 0 || a->n_heads % a->n_kv != 0) return GN_EINVAL;
   if (a->T == 0) return GN_OK;
-  const size_t n_keys = (size_t)a->pos0 + (size_t)a->T;
-  if (ensure_scratch(c, 8 * (n_keys + 16 + (size_t)a->head_dim) + 128) != GN_OK) return GN_ENOMEM;
-  attn_task_arg s = {.ctx = c, .a = a, .total = a->T * a->n_heads};
-  /* Cost of one (query, head): its keys times the head width, twice (scores and values). */
-  const double work = 2.0 * (double)n_keys * a->head_dim;
+  const size_t n_keys = (size_t)a->pos0 + (size_t)a->T, G = (size_t)(a->n_heads / a->n_kv), K = (size_t)a->head_dim + 8;
+  if (ensure_scratch(c, 8 * (G * K + K + G * (n_keys + 8)) + 4 * G * K + 128) != GN_OK) return GN_ENOMEM;
+  attn_task_arg s = {.ctx = c, .a = a, .total = a->T * a->n_kv};
+  /* Cost of one (query, KV head): its keys times the head width, twice (scores and values), per head. */
+  const double work = 2.0 * (double)n_keys * a->head_dim * (double)G;
   const int n_chunks = chunking(c, s.total, work, 1, &s.chunk);
   gn_pool_run(c->pool, attn_task, &s, n_chunks);
   return GN_OK;

@@ -59,8 +59,8 @@ typedef void gn_rows_fn(const gn_rows_job *j, int r0, int r1, uint8_t *scratch);
 typedef void gn_xai8_fn(const gn_xai8_job *j, int c0, int c1, uint8_t *scratch);
 /* Quantise T rows of n floats (n a multiple of 32): xq, xd per 32, xs16 per 16 (fast mode). */
 typedef void gn_quant_fn(const float *x, int T, int n, int8_t *xq, float *xd, float *xs16);
-/* One (token, head) of attention: out[0..K) for query t, head h. */
-typedef void gn_attn_fn(const gn_attention_args *a, int t, int h, float *scores);
+/* Attention of query t for the query heads sharing KV head g. */
+typedef void gn_attn_fn(const gn_attention_args *a, int t, int g, float *scratch);
 
 typedef struct {
   int isa;
