@@ -214,9 +214,10 @@ static void canon_rows(const gn_rows_job *j, int r0, int r1, uint8_t *scratch, i
     m[i] = s[i] + ng;
     f[i] = (float *)(((uintptr_t)(m[i] + ng) + 63) & ~(uintptr_t)63);
   }
-  for (int rg = r0; rg < r1; rg += GN_ROW_GROUP) {
-    const int R = GN_MIN(GN_ROW_GROUP, r1 - rg);
-    gn_prefetch_rows(j, rg + R, GN_MIN(GN_ROW_GROUP, r1 - rg - R));
+  const int group = gn_row_group(j->T, GN_ROW_GROUP);
+  for (int rg = r0; rg < r1; rg += group) {
+    const int R = GN_MIN(group, r1 - rg);
+    gn_prefetch_rows(j, rg + R, GN_MIN(group, r1 - rg - R));
     for (int i = 0; i < R; i++) {
       j->unpack(j->w + (size_t)(rg + i) * j->row_bytes, n, u[i], s[i], m[i]);
       if (!fast) canon_expand(u[i], s[i], m[i], n, f[i]);

@@ -144,10 +144,11 @@ static void bf16_to_f32(const uint8_t *src, int n, float *dst) {
 static void float_exact(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   float *buf = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
   const size_t stride = ((size_t)j->n_in + 15) & ~(size_t)15;
-  for (int rg = r0; rg < r1; rg += GN_ROW_GROUP) {
-    const int R = GN_MIN(GN_ROW_GROUP, r1 - rg);
+  const int group = gn_row_group(j->T, GN_ROW_GROUP);
+  for (int rg = r0; rg < r1; rg += group) {
+    const int R = GN_MIN(group, r1 - rg);
     const float *rows[GN_ROW_GROUP];
-    gn_prefetch_rows(j, rg + R, GN_MIN(GN_ROW_GROUP, r1 - rg - R));
+    gn_prefetch_rows(j, rg + R, GN_MIN(group, r1 - rg - R));
     for (int i = 0; i < R; i++) {
       const uint8_t *src = j->w + (size_t)(rg + i) * j->row_bytes;
       float *dst = buf + (size_t)i * stride;

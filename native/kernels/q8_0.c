@@ -151,9 +151,9 @@
 
 static void q8_0_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   (void)scratch;
-  const int n = j->n_in, nb = n / 32;
-  for (int rg = r0; rg < r1; rg += Q8_MAX_R) {
-    const int R = GN_MIN(Q8_MAX_R, r1 - rg);
+  const int n = j->n_in, nb = n / 32, group = gn_row_group(j->T, Q8_MAX_R);
+  for (int rg = r0; rg < r1; rg += group) {
+    const int R = GN_MIN(group, r1 - rg);
     const uint8_t *rows[GN_ROW_GROUP];
     for (int i = 0; i < R; i++) rows[i] = j->w + (size_t)(rg + i) * j->row_bytes;
     for (int t0 = 0; t0 < j->T; t0 += 4) {
@@ -191,10 +191,11 @@ static void q8_0_exact(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   const int n = j->n_in;
   const size_t stride = ((size_t)n + 15) & ~(size_t)15;
   float *buf = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-  for (int rg = r0; rg < r1; rg += GN_ROW_GROUP) {
-    const int R = GN_MIN(GN_ROW_GROUP, r1 - rg);
+  const int group = gn_row_group(j->T, GN_ROW_GROUP);
+  for (int rg = r0; rg < r1; rg += group) {
+    const int R = GN_MIN(group, r1 - rg);
     const float *rows[GN_ROW_GROUP];
-    gn_prefetch_rows(j, rg + R, GN_MIN(GN_ROW_GROUP, r1 - rg - R));
+    gn_prefetch_rows(j, rg + R, GN_MIN(group, r1 - rg - R));
     for (int i = 0; i < R; i++) {
       q8_0_expand(j->w + (size_t)(rg + i) * j->row_bytes, n, buf + stride * (size_t)i);
       rows[i] = buf + stride * (size_t)i;
