@@ -21,7 +21,9 @@ import type { Kernels } from '../src/kernels/types.js';
 import type { GrokModel } from '../src/model/grok.js';
 import { loadModel } from '../src/model/loader.js';
 import type { Matrix } from '../src/quant/matrix.js';
+import { openGguf } from '../src/formats/gguf.js';
 import { argmax, FIXTURES, fixtureDir, golden, goldenLogits, maxAbsDiff } from './fixtures.js';
+import { buildGguf, grokKvsFromGolden, readBytes, type GVal } from './gguf-builder.js';
 
 const loaded = loadNativeAddon();
 const missing = 'error' in loaded ? loaded.error : undefined;
@@ -29,7 +31,7 @@ if (missing && process.env.CI === 'true') throw new Error(`CI: the native addon 
 const skip = missing ? `native addon unavailable: ${missing}` : false;
 
 const made: NativeKernels[] = [];
-function native(opts: { mode?: 'exact' | 'fast'; threads?: number; mmap?: boolean } = {}): NativeKernels {
+function native(opts: { mode?: 'exact' | 'fast'; threads?: number; mmap?: boolean; mlock?: boolean } = {}): NativeKernels {
   if ('error' in loaded) throw new Error(loaded.error);
   const k = new NativeKernels(loaded.addon, { threads: 2, ...opts });
   made.push(k);
@@ -109,6 +111,30 @@ for (const c of cases) {
     assert.ok(mappedCount > 0);
   });
 }
+
+test('split GGUF (3 parts): every part mapped, tensors used in place, golden logits; mlock on works too', { skip }, async () => {
+  const src = openGguf(path.join(fixtureDir('tiny-a'), 'model.gguf'));
+  const tensors = src.parts[0]!.tensors.map((t) => ({ name: t.name, dims: [...t.dims], type: t.ggmlType, data: readBytes(t.ref) }));
+  const n = tensors.length, cuts = [0, 9, 18, n];
+  const files = [0, 1, 2].map((k) => {
+    const split: [string, GVal][] = [['split.no', { t: 2, v: k }], ['split.count', { t: 2, v: 3 }], ['split.tensors.count', { t: 5, v: n }]];
+    const kvs = [...(k === 0 ? grokKvsFromGolden(golden('tiny-a').config) : []), ...split];
+    const f = path.join(tmp, `tiny-0000${k + 1}-of-00003.gguf`);
+    fs.writeFileSync(f, buildGguf({ kvs, tensors: tensors.slice(cuts[k], cuts[k + 1]) }).bytes);
+    return f;
+  });
+  const k = native({ mlock: true });
+  const { model, binding } = await loadModel(files[2]!, { kernels: k });
+  const g = golden('tiny-a');
+  const logits = model.forward([{ tokens: g.tokens, cache: model.newCache() }]);
+  assert.ok(maxAbsDiff(logits, goldenLogits('tiny-a')) < 1e-4);
+  const used = new Set<string>();
+  for (const { name, m } of matrices(model)) {
+    assert.ok(m.layout === 'rows' && k.isMapped(m.data), `${name} not mapped`);
+    used.add(binding.tensors.get(name)!.ref.file);
+  }
+  assert.deepEqual([...used].sort(), [...files].sort(), 'matrices come from all three parts');
+});
 
 test('mapWeight: a range past the end of the file is a FormatError naming the file; a missing file names it too', { skip }, () => {
   const k = native();
