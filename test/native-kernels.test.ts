@@ -124,6 +124,24 @@ for (const mode of ['exact', 'fast'] as const) {
   });
 }
 
+test(`native ${level}: q8_0 exact equals f32 exact on its dequantised rows, bit for bit (d·q is exact in float32)`, { skip }, () => {
+  const r = rng(32);
+  for (const threads of [1, 3]) {
+    const k = ks('exact', threads);
+    const w = rowsMatrix(k, 'q8_0', 2048, 37, r);
+    const vals = new Float32Array(w.nIn * w.nOut);
+    blockFormat('q8_0').dequantize(w.data, 0, w.nIn * w.nOut, vals, 0);
+    const f: RowMatrix = { layout: 'rows', type: 'f32', nIn: w.nIn, nOut: w.nOut, data: new Uint8Array(vals.buffer) };
+    for (const T of [1, 2, 3, 17]) {
+      const x = randn(r, T * w.nIn);
+      const a = new Float32Array(T * w.nOut), b = new Float32Array(T * w.nOut);
+      k.matmul(w, x, T, a);
+      k.matmul(f, x, T, b);
+      assert.deepEqual(a, b, `T=${T}, ${threads} threads`);
+    }
+  }
+});
+
 test(`native ${level}: matrices from any Uint8Array are read in place (no allocWeight), at any byte offset`, { skip }, () => {
   const k = ks('exact', 2);
   const r = rng(31);

@@ -186,6 +186,57 @@ static void q8_0_expand(const uint8_t *row, int n, float *out) {
   }
 }
 
+#if GN_X86_AVX512
+/*
+ * Exact, straight from the int8 codes: d·q widened to float64 in registers (the same values, order and
+ * operations as expanding the row to float32 and running float.c's F32_TILE, so the results are the
+ * same bytes), without the expanded row's store and reload.
+ */
+#define Q8_EXACT_TILE(R, C, rows, nb, x, n, y, ldy)                                                   \
+  do {                                                                                                \
+    __m512d acc[R][C];                                                                                \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) acc[i][t] = _mm512_setzero_pd();                                    \
+    for (int b = 0; b < nb; b++) {                                                                    \
+      __m512d d[R];                                                                                   \
+      for (int i = 0; i < R; i++) {                                                                   \
+        const uint8_t *p = rows[i] + 34 * (size_t)b;                                                  \
+        if ((b & 1) == 0) __builtin_prefetch(p + Q8_PREFETCH);                                       \
+        d[i] = _mm512_set1_pd((double)_cvtsh_ss(gn_rd16(p)));                                         \
+      }                                                                                               \
+      for (int h = 0; h < 4; h++) {                                                                   \
+        __m512d w[R];                                                                                 \
+        for (int i = 0; i < R; i++) {                                                                 \
+          const __m128i q8 = _mm_loadl_epi64((const __m128i *)(rows[i] + 34 * (size_t)b + 2 + 8 * h)); \
+          w[i] = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm256_cvtepi8_epi32(q8)), d[i]);                   \
+        }                                                                                             \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const __m512d xv = _mm512_cvtps_pd(_mm256_loadu_ps(x + (size_t)t * n + 32 * (size_t)b + 8 * h)); \
+          for (int i = 0; i < R; i++) acc[i][t] = _mm512_fmadd_pd(w[i], xv, acc[i][t]);              \
+        }                                                                                             \
+      }                                                                                               \
+    }                                                                                                 \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = (float)_mm512_reduce_add_pd(acc[i][t]);     \
+  } while (0)
+
+static void q8_0_exact(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  const int n = j->n_in, nb = n / 32, group = gn_row_group(j->T, GN_ROW_GROUP);
+  for (int rg = r0; rg < r1; rg += group) {
+    const int R = GN_MIN(group, r1 - rg);
+    const uint8_t *rows[GN_ROW_GROUP];
+    for (int i = 0; i < R; i++) rows[i] = j->w + (size_t)(rg + i) * j->row_bytes;
+    for (int t0 = 0; t0 < j->T; t0 += 4) {
+      const int C = GN_MIN(4, j->T - t0);
+      const float *x = j->x + (size_t)t0 * n;
+      float *y = j->y + (size_t)t0 * j->n_out + rg;
+      GN_TILE(R, C, Q8_EXACT_TILE, rows, nb, x, n, y, (size_t)j->n_out);
+    }
+  }
+}
+
+#else
 /* Exact: each row of the group expanded to float32 once, then the float64 micro-kernel for all tokens. */
 static void q8_0_exact(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   const int n = j->n_in;
@@ -206,3 +257,4 @@ static void q8_0_exact(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
     }
   }
 }
+#endif
