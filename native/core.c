@@ -232,7 +232,8 @@ int gn_matmul_xai8(gn_ctx *c, const int8_t *q, size_t q_len, const uint16_t *sca
     const int err = quantize_activations(c, x, T, n_in, &job.xq, &job.xd, &xs16);
     if (err) return err;
   }
-  if (ensure_scratch(c, 4096) != GN_OK) return GN_ENOMEM;
+  /* per thread at most all columns: float64 totals and partial sums (exact), float partials (fast) */
+  if (ensure_scratch(c, 32 * (size_t)n_out + 4096) != GN_OK) return GN_ENOMEM;
   split_task s = {.ctx = c, .xfn = use_fast ? c->table->xai8_fast : c->table->xai8_exact, .xjob = &job, .total = n_out};
   const int n_chunks = chunking(c, n_out, (double)n_in * T, 64, &s.chunk);
   gn_pool_run(c->pool, xai8_task, &s, n_chunks);
