@@ -107,7 +107,7 @@ function checkTypeTable(addon: NativeAddon): void {
 export interface NativeInfo {
   /** Whether the addon loaded here. */
   readonly available: boolean;
-  /** Why not, when it did not. */
+  /** Why not, when it did not (or why GROK_NATIVE_ISA cannot be used). */
   readonly error?: string;
   readonly addon?: string;
   /** Level a default kernel set uses (after GROK_NATIVE_ISA) and every level this CPU runs. */
@@ -126,7 +126,12 @@ export function nativeInfo(threads = availableParallelism()): NativeInfo {
   const base = { threads, node: process.version, napi: String(process.versions.napi ?? '?') };
   if ('error' in l) return { available: false, error: l.error, ...base };
   const i = l.addon.info();
-  return { available: true, addon: l.path, isa: pickIsa(i.best, i.levels, process.env.GROK_NATIVE_ISA), levels: i.levels, features: i.features, ...base };
+  const common = { available: true, addon: l.path, levels: i.levels, features: i.features, ...base };
+  try {
+    return { ...common, isa: pickIsa(i.best, i.levels, process.env.GROK_NATIVE_ISA) };
+  } catch (e) {
+    return { ...common, error: (e as Error).message }; // a GROK_NATIVE_ISA this CPU cannot run
+  }
 }
 
 /** The requested level if this CPU runs it; levels are ordered lowest first per architecture. */
