@@ -1,11 +1,12 @@
 /**
- * End-to-end decode and prefill speed, ours vs llama.cpp (node-llama-cpp's prebuilt CPU binary), on the
- * same GGUF: prefill tokens/s for one prompt, decode tokens/s at batch 1 (greedy, one token per step), and
- * peak RSS. Each (engine, threads) runs in its own child process so peak RSS is its own.
+ * End-to-end decode and prefill speed of our native kernels, our WebAssembly kernels and llama.cpp
+ * (node-llama-cpp's prebuilt CPU binary) on the same GGUF, in one run: load time (until ready), prefill
+ * tokens/s for one prompt, decode tokens/s at batch 1 (greedy, one token per step), and peak RSS. Each
+ * (engine, threads) runs in its own child process so peak RSS and page-table state are its own.
  *
  *   grok synth --preset grok1 --layers 2 --type q8_0 --out .bench-out/slice.gguf
  *   node dist/bench/decode.js --model .bench-out/slice.gguf [--threads 1,2] [--prompt 128] [--gen 8]
- *                             [--mode fast|exact] [--engines ours,llama] [--vocab 131072]
+ *                             [--mode fast|exact] [--engines native,wasm,llama] [--vocab 131072]
  *
  * Weight bytes read per decoded token (for the bandwidth figure) are computed from the model's own
  * matrices: attention, the router, nExpertsUsed of the experts, the output matrix.
@@ -17,8 +18,10 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadLlama } from '../test/llama-peer.js';
 
+type Engine = 'native' | 'wasm' | 'llama';
+
 interface Result {
-  engine: 'ours' | 'llama';
+  engine: Engine;
   threads: number;
   loadS: number;
   prefillTokS: number;
@@ -36,7 +39,7 @@ const { values: opt } = parseArgs({
     prompt: { type: 'string', default: '128' },
     gen: { type: 'string', default: '8' },
     mode: { type: 'string', default: 'fast' },
-    engines: { type: 'string', default: 'ours,llama' },
+    engines: { type: 'string', default: 'native,wasm,llama' },
     vocab: { type: 'string', default: '131072' },
     child: { type: 'string' },
   },
@@ -53,11 +56,11 @@ function peakRssGB(): number {
   return process.resourceUsage().maxRSS / 1024 / 1024; // maxRSS is in KiB
 }
 
-async function runOurs(file: string, threads: number, nPrompt: number, nGen: number): Promise<Result> {
+async function runOurs(engine: 'native' | 'wasm', file: string, threads: number, nPrompt: number, nGen: number): Promise<Result> {
   const { createKernels, closeKernels } = await import('../src/kernels/index.js');
   const { loadModel } = await import('../src/model/loader.js');
   const mode = opt.mode === 'exact' ? 'exact' : 'fast';
-  const kernels = createKernels({ kernels: 'wasm', mode, threads });
+  const kernels = createKernels({ kernels: engine, mode, threads });
   const t0 = performance.now();
   const { model } = await loadModel(file, { kernels });
   const loadS = (performance.now() - t0) / 1000;
@@ -79,7 +82,7 @@ async function runOurs(file: string, threads: number, nPrompt: number, nGen: num
   closeKernels(kernels);
   const ms = median(steps);
   return {
-    engine: 'ours', threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(),
+    engine, threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(),
     bytesPerToken: decodeBytes(model.weights as unknown as Record<string, unknown>, c.nExpertsUsed, c.nExperts),
     note: `${kernels.name}`,
   };
@@ -159,7 +162,9 @@ async function main(): Promise<void> {
   const nPrompt = Number(opt.prompt), nGen = Number(opt.gen);
   if (opt.child) {
     const threads = Number(opt.threads);
-    const r = opt.child === 'ours' ? await runOurs(file, threads, nPrompt, nGen) : await runLlama(file, threads, nPrompt, nGen);
+    const engine = opt.child as Engine;
+    if (engine !== 'native' && engine !== 'wasm' && engine !== 'llama') throw new Error(`unknown engine ${engine}`);
+    const r = engine === 'llama' ? await runLlama(file, threads, nPrompt, nGen) : await runOurs(engine, file, threads, nPrompt, nGen);
     process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
     process.exit(0); // worker threads and llama.cpp's pool must not hold the process
   }
@@ -180,17 +185,26 @@ async function main(): Promise<void> {
       const r = JSON.parse(line.slice(7)) as Result;
       results.push(r);
       console.log(
-        `${engine.padEnd(5)} ${threads}t  load ${r.loadS.toFixed(1)} s  prefill ${r.prefillTokS.toFixed(2)} tok/s  decode ${r.decodeTokS.toFixed(2)} tok/s (${r.decodeMsPerTok.toFixed(0)} ms)  peak RSS ${r.peakRssGB.toFixed(2)} GB` +
+        `${engine.padEnd(6)} ${threads}t  load ${r.loadS.toFixed(1)} s  prefill ${r.prefillTokS.toFixed(2)} tok/s  decode ${r.decodeTokS.toFixed(2)} tok/s (${r.decodeMsPerTok.toFixed(0)} ms)  peak RSS ${r.peakRssGB.toFixed(2)} GB` +
           (r.bytesPerToken ? `  ${(r.bytesPerToken / 1e9).toFixed(2)} GB/token → ${(r.bytesPerToken / r.decodeMsPerTok / 1e6).toFixed(1)} GB/s` : '') +
           `  [${r.note}; load avg ${before.toFixed(1)}→${loadavg()[0]!.toFixed(1)}]`,
       );
     }
   }
+  // With an engine listed several times (e.g. --engines native,llama,native,llama), each figure is the median
+  // over its runs and the ratio is of medians: runs of the two engines alternate, so drift hits both.
+  const med = (rs: Result[], f: (r: Result) => number): number => median(rs.map(f));
   for (const threads of new Set(results.map((r) => r.threads))) {
-    const o = results.find((r) => r.engine === 'ours' && r.threads === threads);
-    const l = results.find((r) => r.engine === 'llama' && r.threads === threads);
-    if (!o || !l) continue;
-    console.log(`ratio ours/llama.cpp ${threads}t: decode ${(o.decodeTokS / l.decodeTokS).toFixed(2)}×  prefill ${(o.prefillTokS / l.prefillTokS).toFixed(2)}×  peak RSS ${(o.peakRssGB / l.peakRssGB).toFixed(2)}× (ours ${o.peakRssGB.toFixed(2)} GB vs file ${fileGB.toFixed(2)} GB)`);
+    const l = results.filter((r) => r.engine === 'llama' && r.threads === threads);
+    for (const ours of ['native', 'wasm'] as const) {
+      const o = results.filter((r) => r.engine === ours && r.threads === threads);
+      if (o.length === 0 || l.length === 0) continue;
+      const ratio = (f: (r: Result) => number) => (med(o, f) / med(l, f)).toFixed(2);
+      console.log(
+        `ratio ${ours}/llama.cpp ${threads}t (medians of ${o.length} and ${l.length} runs): decode ${ratio((r) => r.decodeTokS)}×  prefill ${ratio((r) => r.prefillTokS)}×  ` +
+          `load ${ratio((r) => r.loadS)}× (${med(o, (r) => r.loadS).toFixed(1)} s vs ${med(l, (r) => r.loadS).toFixed(1)} s)  peak RSS ${ratio((r) => r.peakRssGB)}× (file ${fileGB.toFixed(2)} GB)`,
+      );
+    }
   }
 }
 

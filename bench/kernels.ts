@@ -1,11 +1,11 @@
 /**
  * Kernel micro-benchmarks: matvec (T = 1, decode) GB/s of weights per type, small-T matmul (MoE expert
  * batches) and prefill matmul (T = 128) GFLOP/s, for the wasm kernels in exact and fast mode at 1 and 2
- * threads, plus the scalar reference for scale. Every configuration is first checked against the
- * reference (on the first rows) before it is timed.
+ * threads (and the native kernels with --backends native,wasm), plus the scalar reference for scale.
+ * Every configuration is first checked against the reference (on the first rows) before it is timed.
  *
  *   node dist/bench/kernels.js [--mb 128] [--types q8_0,q4_k] [--threads 1,2] [--seconds 0.6] [--prefill no]
- *                              [--attention no|only]
+ *                              [--attention no|only] [--backends wasm|native|native,wasm]
  */
 import { parseArgs } from 'node:util';
 import { closeKernels, createKernels } from '../src/kernels/index.js';
@@ -26,9 +26,11 @@ const { values: opt } = parseArgs({
     seconds: { type: 'string', default: '0.6' },
     prefill: { type: 'string', default: 'yes' },
     attention: { type: 'string', default: 'yes' },
+    backends: { type: 'string', default: 'wasm' },
   },
 });
 const MB = Number(opt.mb);
+const BACKENDS = opt.backends!.split(',') as ('wasm' | 'native')[];
 const SECONDS = Number(opt.seconds);
 const nIn = 6144;
 
@@ -129,8 +131,8 @@ console.log(`# bench/kernels  ${new Date().toISOString()}  load ${loadavg().map(
 /** Attention of one decoded token over ctx cached positions (Grok-1 heads), wasm vs plain JS; small ops. */
 function benchAttention(): void {
   const H = 48, G = 8, K = 128;
-  for (const threads of threadList) {
-    const k = createKernels({ kernels: 'wasm', threads });
+  for (const [backend, threads] of BACKENDS.flatMap((b) => threadList.map((t) => [b, t] as const))) {
+    const k = createKernels({ kernels: backend, threads });
     const cells: string[] = [];
     for (const ctx of [137, 1024, 8192]) {
       const q = new Float32Array(H * K).map(() => r());
@@ -143,7 +145,7 @@ function benchAttention(): void {
       for (let i = 0; i < o.length; i++) if (!(Math.abs(o[i]! - want[i]!) < 1e-4)) throw new Error(`attention ctx ${ctx}: wrong at ${i}, not timing it`);
       const wasmMs = timeCalls(() => k.attention({ ...a, out: o }), 0.3);
       const jsMs = threads === threadList[0] ? timeCalls(() => small.attention({ ...a, out: o }), 0.3) : NaN;
-      cells.push(`ctx ${ctx}: wasm ${wasmMs.toFixed(2)} ms` + (Number.isNaN(jsMs) ? '' : ` (JS ${jsMs.toFixed(2)} ms)`));
+      cells.push(`ctx ${ctx}: ${backend} ${wasmMs.toFixed(2)} ms` + (Number.isNaN(jsMs) ? '' : ` (JS ${jsMs.toFixed(2)} ms)`));
     }
     console.log(`attention 48/8 heads × 128, one token, ${threads}t: ${cells.join(', ')}`);
     closeKernels(k);
@@ -157,8 +159,8 @@ function benchAttention(): void {
 
 if (opt.attention !== 'no') benchAttention();
 for (const mode of opt.attention === 'only' ? [] : (['exact', 'fast'] as const)) {
-  for (const threads of threadList) {
-    const k = createKernels({ kernels: 'wasm', mode, threads });
+  for (const [backend, threads] of BACKENDS.flatMap((b) => threadList.map((t) => [b, t] as const))) {
+    const k = createKernels({ kernels: backend, mode, threads });
     const rows: string[] = [];
     for (const type of types) {
       const bpr = type === 'xai8' ? nIn : rowBytes(blockFormat(type), nIn);

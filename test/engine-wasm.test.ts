@@ -1,6 +1,6 @@
 /**
- * The engine's batching promise with the library's default kernels (createKernels(): WebAssembly SIMD,
- * exact) and with mode 'fast': a sequence generated alongside 7 others gives exactly the tokens it gives
+ * The engine's batching promise with the WebAssembly kernels (createKernels({ kernels: 'wasm' }), exact
+ * and mode 'fast'): a sequence generated alongside 7 others gives exactly the tokens it gives
  * alone, and GrokModel.forward of a sequence batched with others returns its solo logits bit for bit.
  * (test/engine.test.ts checks the same with the reference kernels.) Fixtures: tiny-a as the released
  * int8 checkpoint ('xai8' matrices) and as float32 GGUF ('rows' matrices), tiny-b as the checkpoint.
@@ -15,8 +15,8 @@ import { Scheduler, type GenerateOptions, type GenerationRequest } from '../src/
 import { fixtureDir, golden } from './engine-helpers.js';
 
 const kernelSets: { label: string; k: Kernels }[] = [
-  { label: 'createKernels() (exact)', k: createKernels() },
-  { label: "createKernels({ mode: 'fast' })", k: createKernels({ mode: 'fast' }) },
+  { label: "createKernels({ kernels: 'wasm' }) (exact)", k: createKernels({ kernels: 'wasm' }) },
+  { label: "createKernels({ kernels: 'wasm', mode: 'fast' })", k: createKernels({ kernels: 'wasm', mode: 'fast' }) },
 ];
 after(() => { for (const { k } of kernelSets) closeKernels(k); });
 

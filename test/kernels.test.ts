@@ -92,8 +92,8 @@ const fast1 = createKernels({ kernels: 'wasm', mode: 'fast', threads: 1 });
 const fast3 = createKernels({ kernels: 'wasm', mode: 'fast', threads: 3 });
 process.on('exit', () => [exact1, exact3, fast1, fast3].forEach(closeKernels));
 
-test('createKernels: wasm by default on this runtime, reference on request, bad options rejected', () => {
-  assert.ok(createKernels({ threads: 1 }) instanceof WasmKernels);
+test('createKernels: wasm on request, reference on request, bad options rejected', () => {
+  assert.ok(createKernels({ kernels: 'wasm', threads: 1 }) instanceof WasmKernels);
   assert.equal(createKernels({ kernels: 'reference' }), referenceKernels);
   assert.throws(() => createKernels({ kernels: 'wasm', threads: 0 }), /threads/);
   assert.throws(() => createKernels({ kernels: 'wasm', mode: 'fastest' as 'fast' }), /mode/);

@@ -1,24 +1,29 @@
 /**
- * Kernel selection: `createKernels()` returns the WebAssembly SIMD kernels (worker threads, exact f32
- * numerics by default) when this runtime can run them, else the scalar reference.
+ * Kernel selection: `createKernels()` returns the native C kernels (src/kernels/native.ts) when the
+ * addon was built and loads here, else the WebAssembly SIMD kernels (worker threads) when this runtime
+ * can run them (saying once why native is not used), else the scalar reference. Exact f32 numerics by
+ * default.
  *
- *   createKernels()                                  wasm SIMD, exact, os.availableParallelism() threads
+ *   createKernels()                                  native (else wasm), exact, os.availableParallelism() threads
  *   createKernels({ mode: 'fast', threads: 2 })      int8 activations for quantised weights (generation)
  *   createKernels({ kernels: 'reference' })          src/kernels/reference.ts (plain scalar loops)
+ *   GROK_BACKEND=native|wasm|reference               forces one for 'auto'
  *
- * `kernels: 'wasm'` demands the wasm kernels and throws when they are unavailable.
+ * `kernels: 'native'` / `'wasm'` demand that backend and throw when it is unavailable.
  */
-import { availableParallelism } from 'node:os';
+import { NativeKernels, loadNativeAddon, type MapAdvice } from './native.js';
 import { referenceKernels } from './reference.js';
 import type { Kernels } from './types.js';
 import { kernelModule, WasmKernels, type KernelMode } from './wasm.js';
 
 export type { Kernels } from './types.js';
 export { WasmKernels, type KernelMode } from './wasm.js';
+export { NativeKernels, nativeInfo, type NativeInfo, type MapAdvice } from './native.js';
+import { nativeInfo } from './native.js';
 
 export interface CreateKernelsOptions {
-  /** 'auto' (default): wasm when supported, else reference. */
-  readonly kernels?: 'auto' | 'wasm' | 'reference';
+  /** 'auto' (default): native when the addon loads, else wasm when supported, else reference. */
+  readonly kernels?: 'auto' | 'native' | 'wasm' | 'reference';
   readonly mode?: KernelMode;
   /** Threads including the main thread (wasm only); default os.availableParallelism(). */
   readonly threads?: number;
@@ -26,14 +31,42 @@ export interface CreateKernelsOptions {
   readonly spin?: number;
   /** Weight bytes per WebAssembly memory (wasm only; default ≈ 4 GiB). */
   readonly arenaWeightBytes?: number;
+  /** Native only: map model files and read weights in place (default true; false = read into memory). */
+  readonly mmap?: boolean;
+  /** Native only: mlock mapped weights. */
+  readonly mlock?: boolean;
+  /** Native only: madvise for mapped weights (default 'normal'). */
+  readonly advice?: MapAdvice;
+  /** Native only: highest instruction-set level (default GROK_NATIVE_ISA, else the CPU's best). */
+  readonly isa?: string;
+  /** Native only: fill mapped weights' page tables in the background (default 'auto': when the file fits in memory). */
+  readonly populate?: boolean | 'auto';
 }
 
+let nativeNoticeShown = false;
+
 export function createKernels(opts: CreateKernelsOptions = {}): Kernels {
-  const which = opts.kernels ?? 'auto';
-  if (which !== 'auto' && which !== 'wasm' && which !== 'reference') {
-    throw new Error(`createKernels: kernels must be 'auto', 'wasm' or 'reference', got '${String(which)}'`);
+  let which = opts.kernels ?? 'auto';
+  if (which !== 'auto' && which !== 'native' && which !== 'wasm' && which !== 'reference') {
+    throw new Error(`createKernels: kernels must be 'auto', 'native', 'wasm' or 'reference', got '${String(which)}'`);
+  }
+  const forced = process.env.GROK_BACKEND;
+  if (which === 'auto' && forced) {
+    if (forced !== 'native' && forced !== 'wasm' && forced !== 'reference') throw new Error(`GROK_BACKEND must be native, wasm or reference, got '${forced}'`);
+    which = forced;
   }
   if (which === 'reference') return referenceKernels;
+  if (which === 'native' || which === 'auto') {
+    const native = loadNativeAddon();
+    if ('addon' in native) {
+      return new NativeKernels(native.addon, { mode: opts.mode, threads: opts.threads, mmap: opts.mmap, mlock: opts.mlock, advice: opts.advice, isa: opts.isa, populate: opts.populate });
+    }
+    if (which === 'native') throw new Error(`createKernels: the native kernels are unavailable (${native.error})`);
+    if (!nativeNoticeShown) {
+      nativeNoticeShown = true;
+      console.warn(`grok: native kernels unavailable (${native.error}); using the WebAssembly kernels`);
+    }
+  }
   const module = kernelModule();
   if (!module) {
     if (which === 'wasm') throw new Error('createKernels: this runtime lacks WebAssembly SIMD128 or shared memory');
@@ -44,15 +77,21 @@ export function createKernels(opts: CreateKernelsOptions = {}): Kernels {
 
 /** Stop a kernel set's worker threads (no-op for the reference). */
 export function closeKernels(k: Kernels): void {
-  if (k instanceof WasmKernels) k.close();
+  if (k instanceof WasmKernels || k instanceof NativeKernels) k.close();
 }
 
-/** What `createKernels()` would use on this machine, for `grok info` and start-up messages. */
-export function kernelInfo(): { backend: string; features: string[]; threads: number } {
-  const wasm = kernelModule() !== null;
+/** What `createKernels()` picks on this machine and why, for `grok info`. */
+export function kernelInfo(): { backend: string; native: string; isa?: string; levels?: string; features?: string; threads: number; napi: string } {
+  const n = nativeInfo();
+  const forced = process.env.GROK_BACKEND;
+  const backend = forced ?? (n.available ? 'native' : kernelModule() ? 'wasm' : 'reference');
   return {
-    backend: wasm ? 'wasm' : 'reference',
-    features: wasm ? ['wasm-simd128', 'threads'] : [],
-    threads: availableParallelism(),
+    backend: forced ? `${backend} (GROK_BACKEND)` : backend,
+    native: n.available ? `yes (${n.addon})${n.error ? `; ${n.error}` : ''}` : `no: ${n.error}`,
+    ...(n.isa ? { isa: n.isa } : {}),
+    ...(n.levels ? { levels: n.levels.join(' ') } : {}),
+    ...(n.features ? { features: n.features } : {}),
+    threads: n.threads,
+    napi: n.napi,
   };
 }

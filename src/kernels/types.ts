@@ -25,9 +25,10 @@ export interface Kernels {
   allocWeight(bytes: number): Uint8Array;
 
   /**
-   * Optional: `length` bytes at `offset` of `file`, mapped read-only where the kernels read them in place
-   * (the native backend's mmap), or null when this range cannot be mapped (then allocWeight + read).
-   * The caller has checked the range against the file's size.
+   * Optional: the bytes [offset, offset + length) of `file` where the kernels can read them in place
+   * (a read-only file mapping: nothing copied, pages loaded on first touch). Null when this kernel set
+   * does not map (or not this range); the loader then reads into allocWeight memory. Throws a
+   * FormatError naming the file when the range lies past its end.
    */
   mapWeight?(file: string, offset: number, length: number): Uint8Array | null;
 

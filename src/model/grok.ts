@@ -162,83 +162,110 @@ export class GrokModel {
     });
 
     // 1. Embedding lookup, ×embedding_multiplier_scale.
-    const x = new Float32Array(N * D); //            residual stream [N, D]
+    let x = new Float32Array(N * D); //              residual stream [N, D]
     const row = new Float32Array(D);
     for (let n = 0; n < N; n++) {
       kn.getRow(w.token_embd, tokens[n]!, row);
       for (let i = 0; i < D; i++) x[n * D + i] = row[i]! * c.embeddingMultiplier;
     }
 
-    const h = new Float32Array(N * D); //            normed input of a block [N, D]
-    const q = new Float32Array(N * HK); //           [N, H, K]
+    let h = new Float32Array(N * D); //              normed input of a block [N, D]
+    let q = new Float32Array(N * HK); //             [N, H, K]
     const k = new Float32Array(N * GK); //           [N, G, K]
     const v = new Float32Array(N * GK); //           [N, G, K]
-    const attn = new Float32Array(N * HK); //        [N, H·K]
-    const o = new Float32Array(N * D); //            block output [N, D]
-    const routerLogits = new Float32Array(N * E); // [N, E]
-    const chosen = new Int32Array(N * A); //         [N, A] expert ids
-    const gates = new Float32Array(N * A); //        [N, A] their (un-renormalised) probabilities
+    let attn = new Float32Array(N * HK); //          [N, H·K]
+    let o = new Float32Array(N * D); //              block output [N, D]
+    let routerLogits = new Float32Array(N * E); //   [N, E]
+    let chosen = new Int32Array(N * A); //           [N, A] expert ids
+    let gates = new Float32Array(N * A); //          [N, A] their (un-renormalised) probabilities
+    // Rows whose results are read: all, or with lastOnly each sequence's last token once the last layer's
+    // keys and values are cached (llama.cpp's inp_out_ids): every later step is per row, so those rows
+    // get the same bytes as in the full computation.
+    let rowsOut = N;
+    const lastRows = seqs.map((s, i) => starts[i]! + s.tokens.length - 1);
 
     for (let l = 0; l < c.nLayers; l++) {
       const L = w.layers[l]!;
+      // Not when the caller reads every token's routing (onRoute): that needs every row of the last layer too.
+      const narrow = opts.lastOnly === true && !opts.onRoute && l === c.nLayers - 1 && seqs.length < N;
 
       // 2. Attention: h = RMSNorm_0(x); q, k, v; RoPE; cached causal attention; output projection.
       kn.rmsnorm(x, L.attn_norm, c.rmsNormEps, N, D, h);
       trace?.('attn_norm', l, h, N);
-      kn.matmul(L.attn_q, h, N, q);
       kn.matmul(L.attn_k, h, N, k);
       kn.matmul(L.attn_v, h, N, v);
-      kn.rope(q, N, H, K, positions, c.ropeBase);
       kn.rope(k, N, G, K, positions, c.ropeBase);
-      trace?.('Qcur', l, q, N);
+      if (narrow) {
+        rowsOut = seqs.length;
+        const pick = (a: Float32Array, width: number) => {
+          const out = new Float32Array(rowsOut * width);
+          lastRows.forEach((r, i) => out.set(a.subarray(r * width, (r + 1) * width), i * width));
+          return out;
+        };
+        x = pick(x, D);
+        h = pick(h, D);
+        q = new Float32Array(rowsOut * HK);
+        attn = new Float32Array(rowsOut * HK);
+        o = new Float32Array(rowsOut * D);
+        routerLogits = new Float32Array(rowsOut * E);
+        chosen = new Int32Array(rowsOut * A);
+        gates = new Float32Array(rowsOut * A);
+      }
+      const qPositions = narrow ? Int32Array.from(lastRows, (r) => positions[r]!) : positions;
+      kn.matmul(L.attn_q, h, rowsOut, q);
+      kn.rope(q, rowsOut, H, K, qPositions, c.ropeBase);
+      trace?.('Qcur', l, q, rowsOut);
       trace?.('Kcur', l, k, N);
       trace?.('Vcur', l, v, N);
       seqs.forEach((s, i) => {
         const T = s.tokens.length, r0 = starts[i]!, pos0 = s.cache.length;
         s.cache.k[l]!.set(k.subarray(r0 * GK, (r0 + T) * GK), pos0 * GK);
         s.cache.v[l]!.set(v.subarray(r0 * GK, (r0 + T) * GK), pos0 * GK);
+        // Narrowed: only the last query, which sees every key of the sequence.
+        const qr = narrow ? i : r0, qT = narrow ? 1 : T, qPos0 = narrow ? pos0 + T - 1 : pos0;
         kn.attention({
-          q: q.subarray(r0 * HK, (r0 + T) * HK), kCache: s.cache.k[l]!, vCache: s.cache.v[l]!, keyMask: s.cache.keyMask,
-          T, pos0, nHeads: H, nKV: G, headDim: K, scale: c.attnOutputMultiplier, softcap: c.attnSoftcap,
-          out: attn.subarray(r0 * HK, (r0 + T) * HK),
+          q: q.subarray(qr * HK, (qr + qT) * HK), kCache: s.cache.k[l]!, vCache: s.cache.v[l]!, keyMask: s.cache.keyMask,
+          T: qT, pos0: qPos0, nHeads: H, nKV: G, headDim: K, scale: c.attnOutputMultiplier, softcap: c.attnSoftcap,
+          out: attn.subarray(qr * HK, (qr + qT) * HK),
         });
       });
-      trace?.('kqv_out', l, attn, N);
-      kn.matmul(L.attn_output, attn, N, o);
-      trace?.('attn_out', l, o, N);
+      const M = rowsOut;
+      trace?.('kqv_out', l, attn, M);
+      kn.matmul(L.attn_output, attn, M, o);
+      trace?.('attn_out', l, o, M);
       // x = x + RMSNorm_1(attention output)
-      kn.rmsnorm(o, L.attn_output_norm, c.rmsNormEps, N, D, o);
-      trace?.('attn_post_norm', l, o, N);
-      for (let i = 0; i < N * D; i++) x[i] += o[i]!;
-      trace?.('ffn_inp', l, x, N);
+      kn.rmsnorm(o, L.attn_output_norm, c.rmsNormEps, M, D, o);
+      trace?.('attn_post_norm', l, o, M);
+      for (let i = 0; i < M * D; i++) x[i] += o[i]!;
+      trace?.('ffn_inp', l, x, M);
 
       // 3. MoE: h = RMSNorm_2(x); softmax router; top-A experts; gated GELU experts, grouped by expert.
-      kn.rmsnorm(x, L.ffn_norm, c.rmsNormEps, N, D, h);
-      trace?.('ffn_norm', l, h, N);
-      kn.matmul(L.ffn_gate_inp, h, N, routerLogits);
-      trace?.('ffn_moe_logits', l, routerLogits, N);
-      route(routerLogits, N, E, A, chosen, gates);
-      opts.onRoute?.(l, chosen, gates, N);
-      trace?.('ffn_moe_probs', l, routerLogits, N);
-      trace?.('ffn_moe_topk', l, Float32Array.from(chosen), N);
+      kn.rmsnorm(x, L.ffn_norm, c.rmsNormEps, M, D, h);
+      trace?.('ffn_norm', l, h, M);
+      kn.matmul(L.ffn_gate_inp, h, M, routerLogits);
+      trace?.('ffn_moe_logits', l, routerLogits, M);
+      route(routerLogits, M, E, A, chosen, gates);
+      opts.onRoute?.(l, chosen, gates, M);
+      trace?.('ffn_moe_probs', l, routerLogits, M);
+      trace?.('ffn_moe_topk', l, Float32Array.from(chosen), M);
       o.fill(0);
-      this.experts(L, h, N, chosen, gates, o);
-      trace?.('ffn_moe_out', l, o, N);
+      this.experts(L, h, M, chosen, gates, o);
+      trace?.('ffn_moe_out', l, o, M);
       // x = x + RMSNorm_3(MoE output)
-      kn.rmsnorm(o, L.layer_output_norm, c.rmsNormEps, N, D, o);
-      trace?.('ffn_post_norm', l, o, N);
-      for (let i = 0; i < N * D; i++) x[i] += o[i]!;
-      trace?.('l_out', l, x, N);
+      kn.rmsnorm(o, L.layer_output_norm, c.rmsNormEps, M, D, o);
+      trace?.('ffn_post_norm', l, o, M);
+      for (let i = 0; i < M * D; i++) x[i] += o[i]!;
+      trace?.('l_out', l, x, M);
     }
     seqs.forEach((s) => { s.cache.length += s.tokens.length; });
 
     // 4. Final norm and tied output projection, ×output_multiplier_scale.
-    let rows = N;
+    let rows = rowsOut;
     let hs = x;
-    if (opts.lastOnly) {
+    if (opts.lastOnly && rowsOut === N) {
       rows = seqs.length;
       hs = new Float32Array(rows * D);
-      seqs.forEach((s, i) => hs.set(x.subarray((starts[i]! + s.tokens.length - 1) * D, (starts[i]! + s.tokens.length) * D), i * D));
+      lastRows.forEach((r, i) => hs.set(x.subarray(r * D, (r + 1) * D), i * D));
     }
     kn.rmsnorm(hs, w.output_norm, c.rmsNormEps, rows, D, hs);
     trace?.('result_norm', c.nLayers, hs, rows);

@@ -1,0 +1,490 @@
+/*
+ * Node-API bindings of the native backend (loaded by src/kernels/native.ts). Node-API only — no V8 API —
+ * so one build loads in every Node version with Node-API 8. Arguments arrive already checked by
+ * native.ts; each function checks types and lengths again and throws instead of reading out of bounds.
+ */
+#define NAPI_VERSION 8
+#define _GNU_SOURCE
+#include <errno.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gn.h"
+#include "map.h"
+
+#define MAX_ARGS 16
+
+static const napi_type_tag CTX_TAG = {0x67726f6b6e617469ULL, 0x0001637478740001ULL};
+static const napi_type_tag MAP_TAG = {0x67726f6b6e617469ULL, 0x00026d6170000002ULL};
+
+#define CHECK(env, call)                                     \
+  do {                                                       \
+    if ((call) != napi_ok) {                                 \
+      throw_last(env, #call);                                \
+      return NULL;                                           \
+    }                                                        \
+  } while (0)
+
+static void throw_last(napi_env env, const char *what) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  char msg[256];
+  snprintf(msg, sizeof msg, "grok-native: %s failed: %s", what, info && info->error_message ? info->error_message : "?");
+  napi_throw_error(env, NULL, msg);
+}
+
+static napi_value fail(napi_env env, const char *fmt, const char *arg) {
+  char msg[512];
+  snprintf(msg, sizeof msg, fmt, arg);
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = MAX_ARGS;
+  napi_value tmp[MAX_ARGS];
+  if (napi_get_cb_info(env, info, &argc, tmp, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_error(env, NULL, "grok-native: too few arguments");
+    return 0;
+  }
+  memcpy(argv, tmp, want * sizeof(napi_value));
+  return 1;
+}
+
+static int get_int(napi_env env, napi_value v, const char *name, int64_t lo, int64_t hi, int64_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || d != (double)(int64_t)d || d < (double)lo || d > (double)hi) {
+    fail(env, "grok-native: %s must be an integer in range", name);
+    return 0;
+  }
+  *out = (int64_t)d;
+  return 1;
+}
+
+static int get_f32(napi_env env, napi_value v, const char *name, float *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) {
+    fail(env, "grok-native: %s must be a number", name);
+    return 0;
+  }
+  *out = (float)d;
+  return 1;
+}
+
+/* A typed array of `type`: its data and its length in elements. */
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type type, const char *name, void **data, size_t *len) {
+  bool is = false;
+  napi_typedarray_type t;
+  napi_value ab;
+  size_t off;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is || napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) != napi_ok || t != type) {
+    fail(env, "grok-native: %s has the wrong array type", name);
+    return 0;
+  }
+  if (*len > 0 && !*data) {
+    fail(env, "grok-native: %s is detached", name);
+    return 0;
+  }
+  return 1;
+}
+
+/* ---- kernel contexts -------------------------------------------------------------------------------- */
+
+typedef struct {
+  gn_ctx *ctx;
+  napi_env env;
+} ctx_holder;
+
+static void ctx_cleanup_hook(void *arg) {
+  ctx_holder *h = arg;
+  gn_destroy(h->ctx);
+  h->ctx = NULL;
+}
+
+static void ctx_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  ctx_holder *h = data;
+  if (h->ctx) {
+    napi_remove_env_cleanup_hook(env, ctx_cleanup_hook, h);
+    gn_destroy(h->ctx);
+  }
+  free(h);
+}
+
+static gn_ctx *get_ctx(napi_env env, napi_value v) {
+  bool ok = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, v, &CTX_TAG, &ok) != napi_ok || !ok || napi_get_value_external(env, v, &data) != napi_ok) {
+    napi_throw_error(env, NULL, "grok-native: not a kernel context");
+    return NULL;
+  }
+  ctx_holder *h = data;
+  if (!h->ctx) {
+    napi_throw_error(env, NULL, "grok-native: the kernel context was closed");
+    return NULL;
+  }
+  return h->ctx;
+}
+
+/* create(threads, isaName, spinUs) → context */
+static napi_value js_create(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  if (!get_args(env, info, 3, a)) return NULL;
+  int64_t threads, spin;
+  if (!get_int(env, a[0], "threads", 1, 256, &threads) || !get_int(env, a[2], "spin", 0, 1000000, &spin)) return NULL;
+  char isa_name[32];
+  size_t n;
+  if (napi_get_value_string_utf8(env, a[1], isa_name, sizeof isa_name, &n) != napi_ok) return fail(env, "grok-native: %s", "isa must be a string");
+  const int isa = gn_isa_from_name(isa_name);
+  if (isa < 0) return fail(env, "grok-native: unknown instruction-set level '%s'", isa_name);
+  if (!gn_cpu_can_run(isa)) return fail(env, "grok-native: this CPU cannot run the '%s' kernels", isa_name);
+  ctx_holder *h = calloc(1, sizeof *h);
+  if (!h) return fail(env, "grok-native: %s", "out of memory");
+  h->ctx = gn_create((int)threads, isa, (int)spin);
+  if (!h->ctx) {
+    free(h);
+    return fail(env, "grok-native: %s", "cannot start the thread pool");
+  }
+  h->env = env;
+  napi_value ext;
+  if (napi_create_external(env, h, ctx_finalize, NULL, &ext) != napi_ok) {
+    gn_destroy(h->ctx);
+    free(h);
+    return fail(env, "grok-native: %s", "cannot create the context object");
+  }
+  CHECK(env, napi_type_tag_object(env, ext, &CTX_TAG));
+  CHECK(env, napi_add_env_cleanup_hook(env, ctx_cleanup_hook, h));
+  return ext;
+}
+
+/* destroy(context): stops the threads now (the object stays, unusable). */
+static napi_value js_destroy(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  if (!get_args(env, info, 1, a)) return NULL;
+  bool ok = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, a[0], &CTX_TAG, &ok) != napi_ok || !ok || napi_get_value_external(env, a[0], &data) != napi_ok)
+    return fail(env, "grok-native: %s", "not a kernel context");
+  ctx_holder *h = data;
+  if (h->ctx) {
+    napi_remove_env_cleanup_hook(env, ctx_cleanup_hook, h);
+    gn_destroy(h->ctx);
+    h->ctx = NULL;
+  }
+  return NULL;
+}
+
+static napi_value status(napi_env env, int err) {
+  if (err) return fail(env, "grok-native: %s", gn_strerror(err));
+  return NULL;
+}
+
+/* matmulRows(ctx, type, w: Uint8Array, nIn, nOut, x: Float32Array, T, y: Float32Array, fast) */
+static napi_value js_matmul_rows(napi_env env, napi_callback_info info) {
+  napi_value a[9];
+  if (!get_args(env, info, 9, a)) return NULL;
+  gn_ctx *ctx = get_ctx(env, a[0]);
+  if (!ctx) return NULL;
+  int64_t type, n_in, n_out, T;
+  void *w, *x, *y;
+  size_t wl, xl, yl;
+  bool fast;
+  if (!get_int(env, a[1], "type", 0, 255, &type) || !get_typed(env, a[2], napi_uint8_array, "w", &w, &wl) ||
+      !get_int(env, a[3], "nIn", 1, INT32_MAX, &n_in) || !get_int(env, a[4], "nOut", 0, INT32_MAX, &n_out) ||
+      !get_typed(env, a[5], napi_float32_array, "x", &x, &xl) || !get_int(env, a[6], "T", 0, INT32_MAX, &T) ||
+      !get_typed(env, a[7], napi_float32_array, "y", &y, &yl))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, a[8], &fast));
+  return status(env, gn_matmul_rows(ctx, (int)type, w, wl, (int)n_in, (int)n_out, x, xl, (int)T, y, yl, fast));
+}
+
+/* matmulXai8(ctx, q: Int8Array, scales: Uint16Array, nIn, nOut, groups, x, T, y, fast) */
+static napi_value js_matmul_xai8(napi_env env, napi_callback_info info) {
+  napi_value a[10];
+  if (!get_args(env, info, 10, a)) return NULL;
+  gn_ctx *ctx = get_ctx(env, a[0]);
+  if (!ctx) return NULL;
+  int64_t n_in, n_out, groups, T;
+  void *q, *s, *x, *y;
+  size_t ql, sl, xl, yl;
+  bool fast;
+  if (!get_typed(env, a[1], napi_int8_array, "q", &q, &ql) || !get_typed(env, a[2], napi_uint16_array, "scales", &s, &sl) ||
+      !get_int(env, a[3], "nIn", 1, INT32_MAX, &n_in) || !get_int(env, a[4], "nOut", 0, INT32_MAX, &n_out) ||
+      !get_int(env, a[5], "groups", 1, INT32_MAX, &groups) || !get_typed(env, a[6], napi_float32_array, "x", &x, &xl) ||
+      !get_int(env, a[7], "T", 0, INT32_MAX, &T) || !get_typed(env, a[8], napi_float32_array, "y", &y, &yl))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, a[9], &fast));
+  return status(env, gn_matmul_xai8(ctx, q, ql, s, sl, (int)n_in, (int)n_out, (int)groups, x, xl, (int)T, y, yl, fast));
+}
+
+/* getRow(type, w: Uint8Array, nIn, nOut, r, out: Float32Array) */
+static napi_value js_get_row(napi_env env, napi_callback_info info) {
+  napi_value a[6];
+  if (!get_args(env, info, 6, a)) return NULL;
+  int64_t type, n_in, n_out, r;
+  void *w, *out;
+  size_t wl, ol;
+  if (!get_int(env, a[0], "type", 0, 255, &type) || !get_typed(env, a[1], napi_uint8_array, "w", &w, &wl) ||
+      !get_int(env, a[2], "nIn", 1, INT32_MAX, &n_in) || !get_int(env, a[3], "nOut", 1, INT32_MAX, &n_out) ||
+      !get_int(env, a[4], "r", 0, INT32_MAX, &r) || !get_typed(env, a[5], napi_float32_array, "out", &out, &ol))
+    return NULL;
+  return status(env, gn_get_row((int)type, w, wl, (int)n_in, (int)n_out, (int)r, out, ol));
+}
+
+/* attention(ctx, q, kCache, vCache, keyMask: Uint8Array, out, T, pos0, nHeads, nKV, headDim, scale, softcap) */
+static napi_value js_attention(napi_env env, napi_callback_info info) {
+  napi_value a[13];
+  if (!get_args(env, info, 13, a)) return NULL;
+  gn_ctx *ctx = get_ctx(env, a[0]);
+  if (!ctx) return NULL;
+  void *q, *k, *v, *m, *o;
+  size_t ql, kl, vl, ml, ol;
+  int64_t T, pos0, nh, nkv, hd;
+  gn_attention_args args;
+  if (!get_typed(env, a[1], napi_float32_array, "q", &q, &ql) || !get_typed(env, a[2], napi_float32_array, "kCache", &k, &kl) ||
+      !get_typed(env, a[3], napi_float32_array, "vCache", &v, &vl) || !get_typed(env, a[4], napi_uint8_array, "keyMask", &m, &ml) ||
+      !get_typed(env, a[5], napi_float32_array, "out", &o, &ol) || !get_int(env, a[6], "T", 0, INT32_MAX, &T) ||
+      !get_int(env, a[7], "pos0", 0, INT32_MAX, &pos0) || !get_int(env, a[8], "nHeads", 1, 65536, &nh) ||
+      !get_int(env, a[9], "nKV", 1, 65536, &nkv) || !get_int(env, a[10], "headDim", 1, 65536, &hd) ||
+      !get_f32(env, a[11], "scale", &args.scale) || !get_f32(env, a[12], "softcap", &args.softcap))
+    return NULL;
+  const double qn = (double)T * nh * hd, kvn = (double)(pos0 + T) * nkv * hd;
+  if (nh % nkv != 0 || (double)ql < qn || (double)ol < qn || (double)kl < kvn || (double)vl < kvn || (double)ml < (double)(pos0 + T))
+    return fail(env, "grok-native: %s", "attention: buffers too short for T, pos0 and the head sizes");
+  args.q = q;
+  args.k_cache = k;
+  args.v_cache = v;
+  args.key_mask = m;
+  args.out = o;
+  args.T = (int)T;
+  args.pos0 = (int)pos0;
+  args.n_heads = (int)nh;
+  args.n_kv = (int)nkv;
+  args.head_dim = (int)hd;
+  return status(env, gn_attention(ctx, &args));
+}
+
+/* gelu(ctx, x: Float32Array, n) */
+static napi_value js_gelu(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  if (!get_args(env, info, 3, a)) return NULL;
+  gn_ctx *ctx = get_ctx(env, a[0]);
+  if (!ctx) return NULL;
+  void *x;
+  size_t xl;
+  int64_t n;
+  if (!get_typed(env, a[1], napi_float32_array, "x", &x, &xl) || !get_int(env, a[2], "n", 0, INT64_C(1) << 52, &n)) return NULL;
+  if ((uint64_t)n > xl) return fail(env, "grok-native: %s", "gelu: n exceeds the array");
+  return status(env, gn_gelu(ctx, x, (size_t)n));
+}
+
+/* ---- memory: anonymous weights and file mappings ---------------------------------------------------- */
+
+static void free_anon(napi_env env, void *data, void *hint) {
+  (void)env;
+  gn_free(data, (size_t)(uintptr_t)hint);
+}
+
+/* alloc(bytes) → ArrayBuffer (zero-filled, outside the JavaScript heap) */
+static napi_value js_alloc(napi_env env, napi_callback_info info) {
+  napi_value a[1], ab;
+  if (!get_args(env, info, 1, a)) return NULL;
+  int64_t bytes;
+  if (!get_int(env, a[0], "bytes", 0, INT64_C(1) << 52, &bytes)) return NULL;
+  if (bytes == 0) {
+    void *d;
+    CHECK(env, napi_create_arraybuffer(env, 0, &d, &ab));
+    return ab;
+  }
+  void *p = gn_alloc((size_t)bytes);
+  if (!p) return fail(env, "grok-native: %s", "allocWeight: out of memory");
+  if (napi_create_external_arraybuffer(env, p, (size_t)bytes, free_anon, (void *)(uintptr_t)bytes, &ab) != napi_ok) {
+    gn_free(p, (size_t)bytes);
+    return fail(env, "grok-native: %s", "cannot create an external ArrayBuffer (external buffers disallowed in this runtime?)");
+  }
+  return ab;
+}
+
+static void map_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  gn_map_unref(data);
+}
+
+static void view_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  gn_map_unref(hint);
+}
+
+static gn_map *get_map(napi_env env, napi_value v) {
+  bool ok = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, v, &MAP_TAG, &ok) != napi_ok || !ok || napi_get_value_external(env, v, &data) != napi_ok) {
+    napi_throw_error(env, NULL, "grok-native: not a file mapping");
+    return NULL;
+  }
+  return data;
+}
+
+/* mapFile(path) → [mapping, size]. The mapping object holds one reference (dropped when collected). */
+static napi_value js_map_file(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  if (!get_args(env, info, 1, a)) return NULL;
+  size_t n;
+  CHECK(env, napi_get_value_string_utf8(env, a[0], NULL, 0, &n));
+  char *path = malloc(n + 1);
+  if (!path) return fail(env, "grok-native: %s", "out of memory");
+  napi_get_value_string_utf8(env, a[0], path, n + 1, &n);
+  int err = 0;
+  gn_map *m = gn_map_open(path, &err);
+  if (!m) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s: cannot map: %s", path, strerror(err));
+    free(path);
+    napi_throw_error(env, "ENOMAP", msg);
+    return NULL;
+  }
+  free(path);
+  napi_value ext, size, out;
+  if (napi_create_external(env, m, map_finalize, NULL, &ext) != napi_ok) {
+    gn_map_unref(m);
+    return fail(env, "grok-native: %s", "cannot create the mapping object");
+  }
+  CHECK(env, napi_type_tag_object(env, ext, &MAP_TAG));
+  CHECK(env, napi_create_double(env, (double)gn_map_size(m), &size));
+  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  CHECK(env, napi_set_element(env, out, 0, ext));
+  CHECK(env, napi_set_element(env, out, 1, size));
+  return out;
+}
+
+static int get_range(napi_env env, napi_value vo, napi_value vl, const gn_map *m, size_t *off, size_t *len) {
+  int64_t o, l;
+  if (!get_int(env, vo, "offset", 0, INT64_C(1) << 52, &o) || !get_int(env, vl, "length", 0, INT64_C(1) << 52, &l)) return 0;
+  if ((uint64_t)o > gn_map_size(m) || (uint64_t)l > gn_map_size(m) - (uint64_t)o) {
+    napi_throw_error(env, NULL, "grok-native: range outside the mapped file");
+    return 0;
+  }
+  *off = (size_t)o;
+  *len = (size_t)l;
+  return 1;
+}
+
+/* mapView(mapping, offset, length) → ArrayBuffer over those bytes of the file (read-only memory: a
+ * write faults). Holds a reference on the mapping until collected. */
+static napi_value js_map_view(napi_env env, napi_callback_info info) {
+  napi_value a[3], ab;
+  if (!get_args(env, info, 3, a)) return NULL;
+  gn_map *m = get_map(env, a[0]);
+  size_t off, len;
+  if (!m || !get_range(env, a[1], a[2], m, &off, &len)) return NULL;
+  if (len == 0) {
+    void *d;
+    CHECK(env, napi_create_arraybuffer(env, 0, &d, &ab));
+    return ab;
+  }
+  gn_map_ref(m);
+  if (napi_create_external_arraybuffer(env, (void *)(gn_map_data(m) + off), len, view_finalize, m, &ab) != napi_ok) {
+    gn_map_unref(m);
+    return fail(env, "grok-native: %s", "cannot create an external ArrayBuffer (external buffers disallowed in this runtime?)");
+  }
+  return ab;
+}
+
+/* mapAdvise(mapping, offset, length, advice) → 0 or errno; mapLock(mapping, offset, length) → 0 or errno */
+static napi_value js_map_advise(napi_env env, napi_callback_info info) {
+  napi_value a[4], r;
+  if (!get_args(env, info, 4, a)) return NULL;
+  gn_map *m = get_map(env, a[0]);
+  size_t off, len;
+  int64_t adv;
+  if (!m || !get_range(env, a[1], a[2], m, &off, &len) || !get_int(env, a[3], "advice", 0, 4, &adv)) return NULL;
+  CHECK(env, napi_create_int32(env, gn_map_advise(m, off, len, (int)adv), &r));
+  return r;
+}
+
+static napi_value js_map_lock(napi_env env, napi_callback_info info) {
+  napi_value a[3], r;
+  if (!get_args(env, info, 3, a)) return NULL;
+  gn_map *m = get_map(env, a[0]);
+  size_t off, len;
+  if (!m || !get_range(env, a[1], a[2], m, &off, &len)) return NULL;
+  CHECK(env, napi_create_int32(env, gn_map_lock(m, off, len), &r));
+  return r;
+}
+
+/* mapPopulate(mapping, offset, length) → 0 or errno: page-table entries filled in the background. */
+static napi_value js_map_populate(napi_env env, napi_callback_info info) {
+  napi_value a[3], r;
+  if (!get_args(env, info, 3, a)) return NULL;
+  gn_map *m = get_map(env, a[0]);
+  size_t off, len;
+  if (!m || !get_range(env, a[1], a[2], m, &off, &len)) return NULL;
+  CHECK(env, napi_create_int32(env, gn_map_populate_async(m, off, len), &r));
+  return r;
+}
+
+/* ---- information ------------------------------------------------------------------------------------ */
+
+static napi_value str(napi_env env, const char *s) {
+  napi_value v;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+static napi_value num(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+/* info() → { best, levels: [names this CPU runs], features, types: [[id, name, blockSize, blockBytes]…] } */
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value o, levels, types;
+  CHECK(env, napi_create_object(env, &o));
+  CHECK(env, napi_set_named_property(env, o, "best", str(env, gn_isa_name(gn_cpu_best_isa()))));
+  CHECK(env, napi_create_array(env, &levels));
+  uint32_t n = 0;
+  for (int i = 0; i <= GN_ISA_NEON_DOT; i++)
+    if (gn_cpu_can_run(i)) CHECK(env, napi_set_element(env, levels, n++, str(env, gn_isa_name(i))));
+  CHECK(env, napi_set_named_property(env, o, "levels", levels));
+  CHECK(env, napi_set_named_property(env, o, "features", str(env, gn_cpu_features())));
+  CHECK(env, napi_create_array(env, &types));
+  for (int i = 0; i < gn_type_count; i++) {
+    napi_value t;
+    CHECK(env, napi_create_array(env, &t));
+    CHECK(env, napi_set_element(env, t, 0, num(env, gn_types[i].id)));
+    CHECK(env, napi_set_element(env, t, 1, str(env, gn_types[i].name)));
+    CHECK(env, napi_set_element(env, t, 2, num(env, gn_types[i].block_size)));
+    CHECK(env, napi_set_element(env, t, 3, num(env, gn_types[i].block_bytes)));
+    CHECK(env, napi_set_element(env, types, (uint32_t)i, t));
+  }
+  CHECK(env, napi_set_named_property(env, o, "types", types));
+  return o;
+}
+
+NAPI_MODULE_INIT() {
+  const struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {
+    {"info", js_info},           {"create", js_create},         {"destroy", js_destroy},     {"matmulRows", js_matmul_rows},
+    {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
+    {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
+    {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate},
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||
+        napi_set_named_property(env, exports, fns[i].name, f) != napi_ok)
+      return NULL;
+  }
+  return exports;
+}

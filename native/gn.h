@@ -1,0 +1,87 @@
+/*
+ * grok-native: the C core of the native kernel backend (src/kernels/native.ts drives it through Node-API,
+ * native/test/check.c drives it directly). Plain C11; SIMD kernels live in isa.c, which the build compiles
+ * once per instruction-set level, and gn_create picks one of them at run time.
+ *
+ * Every entry point checks its sizes again (the TypeScript side already did): a bad length is an error
+ * code, never a read past a buffer.
+ */
+#ifndef GN_H
+#define GN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Block types: ggml's type ids, as src/quant/<type>.ts `ggmlId` and GGUF tensor infos. */
+enum {
+  GN_F32 = 0, GN_F16 = 1, GN_Q4_0 = 2, GN_Q4_1 = 3, GN_Q5_0 = 6, GN_Q5_1 = 7, GN_Q8_0 = 8,
+  GN_Q2_K = 10, GN_Q3_K = 11, GN_Q4_K = 12, GN_Q5_K = 13, GN_Q6_K = 14, GN_IQ4_NL = 20, GN_BF16 = 30,
+};
+
+typedef struct {
+  int id;
+  const char *name;
+  int block_size;  /* values per block */
+  int block_bytes; /* bytes per block */
+} gn_type_info;
+
+/* The table of supported types (for the ABI check against the TypeScript registry). */
+extern const gn_type_info gn_types[];
+extern const int gn_type_count;
+const gn_type_info *gn_type(int id);
+
+/* Instruction-set levels, lowest first within each architecture (macros: isa.c tests them in #if). */
+#define GN_ISA_SCALAR 0
+#define GN_ISA_AVX2 1
+#define GN_ISA_AVX512 2
+#define GN_ISA_NEON 3
+#define GN_ISA_NEON_DOT 4
+const char *gn_isa_name(int isa);
+/* Level named `name` ("scalar", "avx2", …), or -1. */
+int gn_isa_from_name(const char *name);
+/* Best level this CPU and OS can run, and whether `isa` can run here. */
+int gn_cpu_best_isa(void);
+int gn_cpu_can_run(int isa);
+/* Space-separated CPU features the kernels use ("avx2 fma f16c avx512f …"). */
+const char *gn_cpu_features(void);
+
+/* Error codes (0 = success). */
+enum { GN_OK = 0, GN_EINVAL = 1, GN_ENOMEM = 2, GN_ETYPE = 3 };
+const char *gn_strerror(int code);
+
+typedef struct gn_ctx gn_ctx;
+
+/* A kernel context: `threads` threads (the caller's included; the others persistent), kernels of level
+ * `isa` (must satisfy gn_cpu_can_run). `spin` = iterations a waiting worker polls before sleeping. */
+gn_ctx *gn_create(int threads, int isa, int spin);
+void gn_destroy(gn_ctx *ctx);
+int gn_threads(const gn_ctx *ctx);
+int gn_isa(const gn_ctx *ctx);
+
+/* y[t][0..n_out) = x[t][0..n_in) · W for t < T, W a 'rows' matrix: n_out rows of `type` blocks, w_bytes
+ * long. fast = 1: activations quantised to int8 per 32 values for the quantised types. */
+int gn_matmul_rows(gn_ctx *ctx, int type, const uint8_t *w, size_t w_bytes, int n_in, int n_out,
+                   const float *x, size_t x_len, int T, float *y, size_t y_len, int fast);
+
+/* The released checkpoint's int8 matrix: q[n_in][n_out], bf16 scales[groups][n_out]. */
+int gn_matmul_xai8(gn_ctx *ctx, const int8_t *q, size_t q_len, const uint16_t *scales, size_t s_len,
+                   int n_in, int n_out, int groups, const float *x, size_t x_len, int T, float *y,
+                   size_t y_len, int fast);
+
+/* out[0..n_in) = row r of a 'rows' matrix as floats. */
+int gn_get_row(int type, const uint8_t *w, size_t w_bytes, int n_in, int n_out, int r, float *out, size_t out_len);
+
+/* Causal grouped-query attention (contract of src/kernels/types.ts `attention`). */
+typedef struct {
+  const float *q, *k_cache, *v_cache;
+  const uint8_t *key_mask;
+  float *out;
+  int T, pos0, n_heads, n_kv, head_dim;
+  float scale, softcap;
+} gn_attention_args;
+int gn_attention(gn_ctx *ctx, const gn_attention_args *a);
+
+/* GELU (tanh approximation) in place over n values. */
+int gn_gelu(gn_ctx *ctx, float *x, size_t n);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * What the driver (core.c) and the per-ISA kernels (isa.c, compiled once per level) share: the job
+ * descriptions, the kernel table each level exports, the canonical unpacked row form, small helpers.
+ *
+ * Batch invariance: every kernel computes each (row, token) output with one sequence of float operations
+ * that depends only on that row and that token's data — not on T, the token's place in the batch, how
+ * many rows or tokens a micro-kernel handles at once, or which thread runs it. Integer block sums are
+ * exact; the float scaling and accumulation happen in one fixed block order per output.
+ */
+#ifndef GN_INTERNAL_H
+#define GN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gn.h"
+
+#define GN_MAX_TYPE_ID 31
+/* Rows per micro-kernel group: the canonical-row scratch holds this many unpacked rows. */
+#define GN_ROW_GROUP 4
+
+/* A 'rows' matmul over rows [r0, r1) for all T tokens. */
+typedef struct gn_rows_job gn_rows_job;
+
+/*
+ * Canonical form of one row of a block-quantised type (all but q8_0 and the float types): per value an
+ * unsigned code u (0…127 for the types the SIMD kernels take), per 16 values a scale s and an offset m,
+ * value = s·u − m, every product exact in float32 as in the dequantisers of src/quant/. Fast mode then
+ * sums u·xq exactly in integers per 16 values and scales in float; exact mode expands to floats.
+ */
+typedef void gn_unpack_fn(const uint8_t *row, int n_in, uint8_t *u, float *s, float *m);
+
+struct gn_rows_job {
+  int type;
+  const uint8_t *w;
+  size_t row_bytes;
+  int n_in, n_out, T;
+  const float *x;     /* [T][n_in] float activations (exact mode) */
+  const int8_t *xq;   /* [T][n_in] int8 activations (fast mode) */
+  const float *xd;    /* [T][n_in/32] their scales */
+  const float *xs16;  /* [T][n_in/16] xd · Σ xq over each 16 values (fast mode, for offsets m) */
+  float *y;           /* [T][n_out] */
+  gn_unpack_fn *unpack;
+};
+
+/* xai8 ('xai8' layout) over output columns [c0, c1) (multiples of 64 except at n_out). */
+typedef struct {
+  const int8_t *q;
+  const uint16_t *scales;
+  int n_in, n_out, groups, T;
+  const float *x;
+  const int8_t *xq;
+  const float *xd;
+  float *y;
+} gn_xai8_job;
+
+typedef void gn_rows_fn(const gn_rows_job *j, int r0, int r1, uint8_t *scratch);
+typedef void gn_xai8_fn(const gn_xai8_job *j, int c0, int c1, uint8_t *scratch);
+/* Quantise T rows of n floats (n a multiple of 32): xq, xd per 32, xs16 per 16 (fast mode). */
+typedef void gn_quant_fn(const float *x, int T, int n, int8_t *xq, float *xd, float *xs16);
+/* Attention of query t for the query heads sharing KV head g. */
+typedef void gn_attn_fn(const gn_attention_args *a, int t, int g, float *scratch);
+
+typedef struct {
+  int isa;
+  gn_rows_fn *q8_0_fast, *q8_0_exact;
+  gn_rows_fn *canon_fast, *canon_exact;
+  gn_rows_fn *float_exact; /* f32, f16, bf16 */
+  gn_unpack_fn *unpack[GN_MAX_TYPE_ID + 1];
+  gn_xai8_fn *xai8_fast, *xai8_exact;
+  gn_quant_fn *quantize;
+  gn_attn_fn *attention;
+  /* One row of a 'rows' matrix as float32 (the dequantisers' values); scratch: gn_rows_scratch(n). */
+  void (*get_row)(int type, const uint8_t *row, int n, float *out, uint8_t *scratch);
+} gn_table;
+
+extern const gn_table gn_table_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const gn_table gn_table_avx2, gn_table_avx512;
+#endif
+#if defined(__aarch64__)
+extern const gn_table gn_table_neon, gn_table_neon_dot;
+#endif
+
+/* Scratch bytes a rows job needs per thread. */
+static inline size_t gn_rows_scratch(int n_in) {
+  return (size_t)GN_ROW_GROUP * ((size_t)n_in * 5 + (size_t)n_in / 2 + 256) + 4096;
+}
+
+/* IEEE binary16 → binary32 (formats.md §3.4), without F16C. */
+static inline float gn_f16(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
+  if (e == 0) {
+    if (m == 0) bits = sign;
+    else { /* subnormal: normalise */
+      e = 113;
+      while (!(m & 0x400)) { m <<= 1; e--; }
+      bits = sign | (e << 23) | ((m & 0x3ff) << 13);
+    }
+  } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+  else bits = sign | ((e + 112) << 23) | (m << 13);
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+static inline float gn_bf16(uint16_t b) {
+  uint32_t bits = (uint32_t)b << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+static inline uint16_t gn_rd16(const uint8_t *p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return v;
+}
+
+static inline uint32_t gn_rd32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* Q4_K / Q5_K packing of eight 6-bit scales and mins in 12 bytes (formats.md §3.5). */
+static inline void gn_scale_min_k4(const uint8_t *b, int t, int *sc, int *mn) {
+  if (t < 4) {
+    *sc = b[t] & 63;
+    *mn = b[t + 4] & 63;
+  } else {
+    *sc = (b[t + 4] & 0x0f) | ((b[t - 4] >> 6) << 4);
+    *mn = (b[t + 4] >> 4) | ((b[t] >> 6) << 4);
+  }
+}
+
+#endif

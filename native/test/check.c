@@ -1,0 +1,195 @@
+/*
+ * Stand-alone check of the native kernels against reference outputs computed elsewhere (by
+ * test/native-arm.test.ts from src/kernels/reference.ts), for builds that Node cannot load here: the
+ * aarch64 binary runs under qemu-user. Every level the CPU runs, on 1 and 3 threads; batched results
+ * must also be bit-identical to each token computed alone (batch invariance).
+ *
+ *   check DIR        reads DIR/case-*.bin (format below), prints one line per level, exits 1 on a mismatch
+ *
+ * Case file, little-endian: "GNC1", u32 kind (0 rows matmul, 1 xai8 matmul, 2 attention, 3 gelu), then
+ * kind 0/1: i32 type, n_in, n_out, T, groups, fast; f32 tol; u64 len + bytes (weights / q); u64 len +
+ *   bytes (scales, xai8); f32 x[T·n_in]; f32 want[T·n_out]; f32 bound[T·n_out] (Σ|w·x| per output)
+ * kind 2: i32 T, pos0, n_heads, n_kv, head_dim; f32 scale, softcap, tol; f32 q, k, v; u8 mask; f32 want
+ * kind 3: i32 n; f32 tol; f32 x[n]; f32 want[n]
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../gn.h"
+
+typedef struct {
+  uint32_t kind;
+  int32_t type, n_in, n_out, T, groups, fast;
+  int32_t pos0, n_heads, n_kv, head_dim;
+  float tol, scale, softcap;
+  uint8_t *w, *s, *mask;
+  uint64_t w_len, s_len;
+  float *x, *want, *bound, *q, *k, *v;
+  char name[256];
+} check_case;
+
+static int rd(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n; }
+
+static float *rd_floats(FILE *f, size_t n) {
+  float *p = malloc(n * 4 + 4);
+  if (p && !rd(f, p, n * 4)) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static uint8_t *rd_blob(FILE *f, uint64_t *len) {
+  if (!rd(f, len, 8)) return NULL;
+  uint8_t *p = malloc(*len + 1);
+  if (p && !rd(f, p, *len)) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static int load(const char *path, check_case *c) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  char magic[4];
+  int ok = rd(f, magic, 4) && memcmp(magic, "GNC1", 4) == 0 && rd(f, &c->kind, 4);
+  if (ok && c->kind <= 1) {
+    ok = rd(f, &c->type, 4) && rd(f, &c->n_in, 4) && rd(f, &c->n_out, 4) && rd(f, &c->T, 4) && rd(f, &c->groups, 4) &&
+         rd(f, &c->fast, 4) && rd(f, &c->tol, 4) && (c->w = rd_blob(f, &c->w_len)) && (c->s = rd_blob(f, &c->s_len)) &&
+         (c->x = rd_floats(f, (size_t)c->T * c->n_in)) && (c->want = rd_floats(f, (size_t)c->T * c->n_out)) &&
+         (c->bound = rd_floats(f, (size_t)c->T * c->n_out));
+  } else if (ok && c->kind == 2) {
+    ok = rd(f, &c->T, 4) && rd(f, &c->pos0, 4) && rd(f, &c->n_heads, 4) && rd(f, &c->n_kv, 4) && rd(f, &c->head_dim, 4) &&
+         rd(f, &c->scale, 4) && rd(f, &c->softcap, 4) && rd(f, &c->tol, 4);
+    const size_t qn = (size_t)c->T * c->n_heads * c->head_dim, kvn = (size_t)(c->pos0 + c->T) * c->n_kv * c->head_dim;
+    ok = ok && (c->q = rd_floats(f, qn)) && (c->k = rd_floats(f, kvn)) && (c->v = rd_floats(f, kvn)) &&
+         (c->mask = malloc((size_t)(c->pos0 + c->T))) && rd(f, c->mask, (size_t)(c->pos0 + c->T)) && (c->want = rd_floats(f, qn));
+  } else if (ok && c->kind == 3) {
+    ok = rd(f, &c->n_in, 4) && rd(f, &c->tol, 4) && (c->x = rd_floats(f, (size_t)c->n_in)) && (c->want = rd_floats(f, (size_t)c->n_in));
+  } else ok = 0;
+  fclose(f);
+  return ok;
+}
+
+static int run_matmul(gn_ctx *ctx, const check_case *c, const float *x, int T, float *y) {
+  if (c->kind == 0)
+    return gn_matmul_rows(ctx, c->type, c->w, c->w_len, c->n_in, c->n_out, x, (size_t)T * c->n_in, T, y, (size_t)T * c->n_out, c->fast);
+  return gn_matmul_xai8(ctx, (const int8_t *)c->w, c->w_len, (const uint16_t *)c->s, c->s_len / 2, c->n_in, c->n_out, c->groups, x,
+                        (size_t)T * c->n_in, T, y, (size_t)T * c->n_out, c->fast);
+}
+
+/* 0 when the case passes at this level and thread count. */
+static int check_one(int isa, int threads, const check_case *c) {
+  gn_ctx *ctx = gn_create(threads, isa, 50);
+  gn_ctx *solo = gn_create(1, isa, 0);
+  if (!ctx || !solo) {
+    printf("%s: cannot create a %d-thread context\n", c->name, threads);
+    return 1;
+  }
+  int bad = 0;
+  if (c->kind <= 1) {
+    const size_t ny = (size_t)c->T * c->n_out;
+    float *y = malloc(ny * 4), *y1 = malloc((size_t)c->n_out * 4);
+    int err = run_matmul(ctx, c, c->x, c->T, y);
+    if (err) {
+      printf("%s [%s, %d threads]: %s\n", c->name, gn_isa_name(isa), threads, gn_strerror(err));
+      bad = 1;
+    }
+    for (size_t i = 0; !bad && i < ny; i++) {
+      const double tol = (double)c->tol * c->bound[i] + 1e-30;
+      if (!(fabs((double)y[i] - c->want[i]) <= tol)) {
+        printf("%s [%s, %d threads]: output %zu is %.9g, want %.9g (tolerance %.3g)\n", c->name, gn_isa_name(isa), threads, i, y[i], c->want[i], tol);
+        bad = 1;
+      }
+    }
+    for (int t = 0; !bad && t < c->T && c->T > 1; t++) {
+      run_matmul(solo, c, c->x + (size_t)t * c->n_in, 1, y1);
+      if (memcmp(y1, y + (size_t)t * c->n_out, (size_t)c->n_out * 4) != 0) {
+        printf("%s [%s, %d threads]: token %d of T = %d differs from the same token alone\n", c->name, gn_isa_name(isa), threads, t, c->T);
+        bad = 1;
+      }
+    }
+    free(y);
+    free(y1);
+  } else if (c->kind == 2) {
+    const size_t qn = (size_t)c->T * c->n_heads * c->head_dim;
+    float *out = malloc(qn * 4);
+    gn_attention_args a = {c->q, c->k, c->v, c->mask, out, c->T, c->pos0, c->n_heads, c->n_kv, c->head_dim, c->scale, c->softcap};
+    gn_attention(ctx, &a);
+    for (size_t i = 0; !bad && i < qn; i++) {
+      if (!(fabs((double)out[i] - c->want[i]) <= c->tol)) {
+        printf("%s [%s, %d threads]: attention output %zu is %.9g, want %.9g\n", c->name, gn_isa_name(isa), threads, i, out[i], c->want[i]);
+        bad = 1;
+      }
+    }
+    free(out);
+  } else {
+    float *v = malloc((size_t)c->n_in * 4);
+    memcpy(v, c->x, (size_t)c->n_in * 4);
+    gn_gelu(ctx, v, (size_t)c->n_in);
+    for (int i = 0; !bad && i < c->n_in; i++) {
+      if (!(fabs((double)v[i] - c->want[i]) <= c->tol * (fabs(c->want[i]) + 1e-6))) {
+        printf("%s [%s, %d threads]: gelu(%.9g) is %.9g, want %.9g\n", c->name, gn_isa_name(isa), threads, c->x[i], v[i], c->want[i]);
+        bad = 1;
+      }
+    }
+    free(v);
+  }
+  gn_destroy(ctx);
+  gn_destroy(solo);
+  return bad;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    return 2;
+  }
+  DIR *d = opendir(argv[1]);
+  if (!d) {
+    perror(argv[1]);
+    return 2;
+  }
+  char **names = NULL;
+  size_t n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strncmp(e->d_name, "case-", 5) != 0) continue;
+    names = realloc(names, (n + 1) * sizeof *names);
+    names[n++] = strdup(e->d_name);
+  }
+  closedir(d);
+  qsort(names, n, sizeof *names, by_name);
+  check_case *cases = calloc(n, sizeof *cases);
+  for (size_t i = 0; i < n; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", argv[1], names[i]);
+    if (!load(path, &cases[i])) {
+      printf("%s: unreadable case file\n", path);
+      return 2;
+    }
+    snprintf(cases[i].name, sizeof cases[i].name, "%s", names[i]);
+  }
+  printf("cpu features: %s\n", gn_cpu_features());
+  int failed = 0;
+  char levels[128] = "";
+  for (int isa = 0; isa <= GN_ISA_NEON_DOT; isa++) {
+    if (!gn_cpu_can_run(isa)) continue;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+      for (int threads = 1; threads <= 3; threads += 2) bad += check_one(isa, threads, &cases[i]);
+    printf("level %s: %zu cases × 1 and 3 threads: %s\n", gn_isa_name(isa), n, bad ? "FAILED" : "ok");
+    strcat(levels, levels[0] ? " " : "");
+    strcat(levels, gn_isa_name(isa));
+    failed += bad;
+  }
+  printf("checked levels: %s\n", levels);
+  return failed ? 1 : 0;
+}

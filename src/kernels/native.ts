@@ -1,0 +1,327 @@
+/**
+ * Kernels in C (native/), loaded as a Node-API addon built by scripts/build-native.mjs at install time.
+ *
+ * - Instruction-set level chosen at run time (scalar / AVX2 / AVX-512 with VNNI on x86-64, NEON / dotprod
+ *   on aarch64); GROK_NATIVE_ISA=scalar|avx2|avx512|neon|neon_dot (or the `isa` option) caps it lower.
+ * - Its own persistent thread pool (threads − 1 pthreads spin briefly, then sleep); calls stay synchronous.
+ * - Weights in place: `mapWeight` maps model files read-only and returns views of their bytes, so the
+ *   loader copies nothing, memory grows only with pages touched, and larger-than-RAM models page from
+ *   disk. `mmap: false` falls back to reading into `allocWeight` memory (anonymous, huge-page advised).
+ * - Numerics as the WebAssembly kernels: 'exact' (float32 activations, float32-or-better sums: matches
+ *   the fixtures' float64 logits to 1e-4) and 'fast' (activations int8 per 32 values, exact integer
+ *   block sums). Batch invariant: a token's row is bit-identical whatever T, its place in the batch
+ *   and the thread count (native/internal.h).
+ *
+ * Every length and offset is checked here before the addon sees it; the addon checks again.
+ */
+import { constants as bufferConstants } from 'node:buffer';
+import { availableParallelism, freemem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { FormatError } from '../base/errors.js';
+import { allBlockFormats, blockFormat, rowBytes } from '../quant/index.js';
+import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
+import { getRowReference } from './reference.js';
+import { rmsnorm, rope } from './small-ops.js';
+import type { AttentionArgs, Kernels } from './types.js';
+import type { KernelMode } from './wasm.js';
+
+/** The addon's exports (native/addon.c). */
+interface NativeAddon {
+  info(): { best: string; levels: string[]; features: string; types: [number, string, number, number][] };
+  create(threads: number, isa: string, spinUs: number): object;
+  destroy(ctx: object): void;
+  matmulRows(ctx: object, type: number, w: Uint8Array, nIn: number, nOut: number, x: Float32Array, T: number, y: Float32Array, fast: boolean): void;
+  matmulXai8(ctx: object, q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, x: Float32Array, T: number, y: Float32Array, fast: boolean): void;
+  getRow(type: number, w: Uint8Array, nIn: number, nOut: number, r: number, out: Float32Array): void;
+  attention(ctx: object, q: Float32Array, k: Float32Array, v: Float32Array, mask: Uint8Array, out: Float32Array,
+    T: number, pos0: number, nHeads: number, nKV: number, headDim: number, scale: number, softcap: number): void;
+  gelu(ctx: object, x: Float32Array, n: number): void;
+  alloc(bytes: number): ArrayBuffer;
+  mapFile(path: string): [object, number];
+  mapView(map: object, offset: number, length: number): ArrayBuffer;
+  mapAdvise(map: object, offset: number, length: number, advice: number): number;
+  mapLock(map: object, offset: number, length: number): number;
+  mapPopulate(map: object, offset: number, length: number): number;
+}
+
+export type MapAdvice = 'normal' | 'willneed' | 'random' | 'sequential';
+const ADVICE: Record<MapAdvice, number> = { normal: 0, willneed: 1, random: 2, sequential: 3 };
+
+export interface NativeKernelOptions {
+  readonly mode?: KernelMode;
+  /** Threads including the caller's; default os.availableParallelism(). */
+  readonly threads?: number;
+  /** Highest instruction-set level to use (default: GROK_NATIVE_ISA, else the best this CPU runs). */
+  readonly isa?: string;
+  /** Microseconds an idle worker spins before sleeping (default 100). */
+  readonly spinUs?: number;
+  /** Map model files and use their bytes in place (default true); false: read into allocated memory. */
+  readonly mmap?: boolean;
+  /** mlock mapped weights (needs RLIMIT_MEMLOCK; a failure is reported once and loading goes on). */
+  readonly mlock?: boolean;
+  /** madvise for mapped weights (default 'normal': the kernel's read-ahead). */
+  readonly advice?: MapAdvice;
+  /**
+   * Fill the page tables of mapped weights in a background thread (reading from disk what is not cached),
+   * so the first passes do not fault every 64 KiB. 'auto' (default): only for a file that fits in 80 % of
+   * the memory available (MemAvailable, and the cgroup limit) — a larger-than-memory model is left to
+   * demand paging instead of being pushed through the cache once for nothing.
+   */
+  readonly populate?: boolean | 'auto';
+}
+
+/** The addon file: GROK_NATIVE_ADDON, else dist/native/grok-native.node beside this build. */
+export function nativeAddonPath(): string {
+  return process.env.GROK_NATIVE_ADDON || fileURLToPath(new URL('../../native/grok-native.node', import.meta.url));
+}
+
+let loaded: { addon: NativeAddon; path: string } | { error: string } | undefined;
+
+/** Load the addon once; on failure the reason (missing file, wrong architecture, ABI mismatch…). */
+export function loadNativeAddon(): { addon: NativeAddon; path: string } | { error: string } {
+  if (loaded) return loaded;
+  const file = nativeAddonPath();
+  try {
+    const mod = { exports: {} as NativeAddon };
+    process.dlopen(mod, file);
+    const addon = mod.exports;
+    checkTypeTable(addon);
+    loaded = { addon, path: file };
+  } catch (e) {
+    loaded = { error: `${file}: ${(e as Error).message.split('\n')[0]}` };
+  }
+  return loaded;
+}
+
+/** The C side's block-type table must agree with src/quant (ggml ids, block sizes): else refuse to load. */
+function checkTypeTable(addon: NativeAddon): void {
+  const c = new Map(addon.info().types.map(([id, name, bs, bb]) => [name, { id, bs, bb }]));
+  for (const f of allBlockFormats()) {
+    const t = c.get(f.name);
+    if (!t || t.id !== f.ggmlId || t.bs !== f.blockSize || t.bb !== f.bytesPerBlock) {
+      throw new Error(`block type table mismatch for ${f.name} (addon ${JSON.stringify(t)}, TypeScript id ${f.ggmlId}): rebuild with npm run build`);
+    }
+  }
+}
+
+export interface NativeInfo {
+  /** Whether the addon loaded here. */
+  readonly available: boolean;
+  /** Why not, when it did not (or why GROK_NATIVE_ISA cannot be used). */
+  readonly error?: string;
+  readonly addon?: string;
+  /** Level a default kernel set uses (after GROK_NATIVE_ISA) and every level this CPU runs. */
+  readonly isa?: string;
+  readonly levels?: readonly string[];
+  /** CPU features the kernels use, as detected. */
+  readonly features?: string;
+  readonly threads: number;
+  readonly node: string;
+  readonly napi: string;
+}
+
+/** What `grok info` prints about the native backend. */
+export function nativeInfo(threads = availableParallelism()): NativeInfo {
+  const l = loadNativeAddon();
+  const base = { threads, node: process.version, napi: String(process.versions.napi ?? '?') };
+  if ('error' in l) return { available: false, error: l.error, ...base };
+  const i = l.addon.info();
+  const common = { available: true, addon: l.path, levels: i.levels, features: i.features, ...base };
+  try {
+    return { ...common, isa: pickIsa(i.best, i.levels, process.env.GROK_NATIVE_ISA) };
+  } catch (e) {
+    return { ...common, error: (e as Error).message }; // a GROK_NATIVE_ISA this CPU cannot run
+  }
+}
+
+/** The requested level if this CPU runs it; levels are ordered lowest first per architecture. */
+function pickIsa(best: string, levels: readonly string[], requested: string | undefined): string {
+  if (!requested) return best;
+  if (!levels.includes(requested)) {
+    throw new Error(`GROK_NATIVE_ISA / isa '${requested}' is not a level this CPU runs (${levels.join(', ')})`);
+  }
+  return requested;
+}
+
+/** Largest typed array this runtime makes (4 GiB on Node 20): a longer tensor is read, not mapped. */
+const MAX_VIEW = bufferConstants.MAX_LENGTH;
+
+interface Mapping {
+  readonly handle: object;
+  readonly size: number;
+  readonly populate: boolean;
+}
+
+/** Memory a process may still fill here: MemAvailable, or the cgroup limit when lower. */
+function availableMemory(): number {
+  const limit = process.constrainedMemory?.() ?? 0;
+  const free = freemem();
+  return limit > 0 && limit < free ? limit : free;
+}
+
+let mlockWarned = false;
+
+export class NativeKernels implements Kernels {
+  readonly name: string;
+  readonly mode: KernelMode;
+  readonly threads: number;
+  readonly isa: string;
+  private readonly addon: NativeAddon;
+  private ctx: object | null;
+  private readonly fast: boolean;
+  private readonly mmap: boolean;
+  private readonly mlock: boolean;
+  private readonly advice: number;
+  private readonly populate: boolean | 'auto';
+  private readonly maps = new Map<string, Mapping>();
+  /** ArrayBuffers that are views of a mapped file (for `isMapped`). */
+  private readonly mapped = new WeakSet<ArrayBufferLike>();
+
+  constructor(addon: NativeAddon, opts: NativeKernelOptions = {}) {
+    this.addon = addon;
+    this.mode = opts.mode ?? 'exact';
+    if (this.mode !== 'exact' && this.mode !== 'fast') throw new Error(`kernels: mode must be 'exact' or 'fast', got '${String(this.mode)}'`);
+    const threads = opts.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Error(`kernels: threads must be an integer in 1…256, got ${threads}`);
+    const spin = opts.spinUs ?? 100;
+    if (!Number.isInteger(spin) || spin < 0 || spin > 1e6) throw new Error(`kernels: spinUs must be an integer in 0…1000000, got ${spin}`);
+    const advice = opts.advice ?? 'normal';
+    if (!(advice in ADVICE)) throw new Error(`kernels: advice must be one of ${Object.keys(ADVICE).join(', ')}, got '${String(advice)}'`);
+    const info = addon.info();
+    this.isa = pickIsa(info.best, info.levels, opts.isa ?? process.env.GROK_NATIVE_ISA);
+    this.threads = threads;
+    this.fast = this.mode === 'fast';
+    this.mmap = opts.mmap ?? true;
+    this.mlock = opts.mlock ?? false;
+    this.advice = ADVICE[advice];
+    this.populate = opts.populate ?? 'auto';
+    if (this.populate !== 'auto' && typeof this.populate !== 'boolean') throw new Error(`kernels: populate must be true, false or 'auto'`);
+    this.ctx = addon.create(threads, this.isa, spin);
+    this.name = `native-${this.isa}-${this.mode}-${threads}t`;
+  }
+
+  /** Stop the worker threads; the object is unusable afterwards (mapped weights stay valid). */
+  close(): void {
+    if (this.ctx) this.addon.destroy(this.ctx);
+    this.ctx = null;
+    this.maps.clear();
+  }
+
+  private context(): object {
+    if (!this.ctx) throw new Error(`${this.name}: kernels were closed`);
+    return this.ctx;
+  }
+
+  allocWeight(bytes: number): Uint8Array {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error(`allocWeight: invalid size ${bytes}`);
+    if (bytes > MAX_VIEW) throw new Error(`allocWeight: ${bytes} bytes exceed this runtime's largest array (${MAX_VIEW})`);
+    return new Uint8Array(this.addon.alloc(bytes));
+  }
+
+  /**
+   * The bytes [offset, offset + length) of `file` as a read-only view of a shared mapping (no copy); null
+   * when mapping is off or the range is longer than one array may be. A range past the end of the file
+   * is a FormatError naming the file. Writing to the view faults: weights are never modified in place.
+   */
+  mapWeight(file: string, offset: number, length: number): Uint8Array | null {
+    if (!this.mmap) return null;
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new Error(`mapWeight: invalid range offset ${offset}, length ${length} in ${file}`);
+    }
+    if (length > MAX_VIEW) return null;
+    let m = this.maps.get(file);
+    if (!m) {
+      const [handle, size] = this.addon.mapFile(file);
+      m = { handle, size, populate: this.populate === 'auto' ? size <= 0.8 * availableMemory() : this.populate };
+      this.maps.set(file, m);
+    }
+    if (offset + length > m.size) {
+      throw new FormatError(file, `truncated: a tensor needs bytes ${offset}…${offset + length} but the file has ${m.size}`);
+    }
+    const buf = this.addon.mapView(m.handle, offset, length);
+    this.mapped.add(buf);
+    if (this.advice !== 0) this.addon.mapAdvise(m.handle, offset, length, this.advice);
+    if (m.populate) this.addon.mapPopulate(m.handle, offset, length);
+    if (this.mlock) {
+      const err = this.addon.mapLock(m.handle, offset, length);
+      if (err !== 0 && !mlockWarned) {
+        mlockWarned = true;
+        console.warn(`grok: mlock of mapped weights failed (errno ${err}; raise RLIMIT_MEMLOCK, e.g. ulimit -l unlimited); continuing without`);
+      }
+    }
+    return new Uint8Array(buf);
+  }
+
+  /** Whether `view`'s memory is a mapped file (tests: the loader must not copy mapped tensors). */
+  isMapped(view: ArrayBufferView): boolean {
+    return this.mapped.has(view.buffer);
+  }
+
+  matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
+    const { nIn, nOut } = w;
+    if (!Number.isInteger(T) || T < 0) throw new Error(`matmul: T must be a non-negative integer, got ${T}`);
+    if (!Number.isInteger(nIn) || nIn < 1 || !Number.isInteger(nOut) || nOut < 0 || nIn > 0x7fffffff || nOut > 0x7fffffff) {
+      throw new Error(`matmul: bad matrix shape ${nOut}×${nIn}`);
+    }
+    if (x.length < T * nIn) throw new Error(`matmul: x has ${x.length} values, needs ${T}×${nIn}`);
+    if (y.length < T * nOut) throw new Error(`matmul: y has ${y.length} values, needs ${T}×${nOut}`);
+    if (T === 0 || nOut === 0) return;
+    if (w.layout === 'rows') this.matmulRows(w, x, T, y);
+    else this.matmulXai8(w, x, T, y);
+  }
+
+  private matmulRows(w: RowMatrix, x: Float32Array, T: number, y: Float32Array): void {
+    const f = blockFormat(w.type);
+    const rb = rowBytes(f, w.nIn); // throws unless nIn is a multiple of the block size
+    if (w.data.length < rb * w.nOut) throw new Error(`matmul: ${w.type}[${w.nOut}×${w.nIn}] needs ${rb * w.nOut} bytes, has ${w.data.length}`);
+    this.addon.matmulRows(this.context(), f.ggmlId, w.data, w.nIn, w.nOut, x, T, y, this.fast);
+  }
+
+  private matmulXai8(w: Xai8Matrix, x: Float32Array, T: number, y: Float32Array): void {
+    const { nIn, nOut, groups } = w;
+    if (!Number.isInteger(groups) || groups < 1 || nIn % groups !== 0) throw new Error(`matmul: xai8 groups ${groups} must divide nIn ${nIn}`);
+    if (w.q.length < nIn * nOut) throw new Error(`matmul: xai8[${nIn}×${nOut}] needs ${nIn * nOut} weight bytes, has ${w.q.length}`);
+    if (w.scales.length < groups * nOut) throw new Error(`matmul: xai8 scales need ${groups}×${nOut} values, have ${w.scales.length}`);
+    this.addon.matmulXai8(this.context(), w.q, w.scales, nIn, nOut, groups, x, T, y, this.fast);
+  }
+
+  getRow(w: Matrix, r: number, out: Float32Array): void {
+    if (!Number.isInteger(r) || r < 0 || r >= w.nOut) throw new Error(`getRow: row ${r} outside 0…${w.nOut - 1}`);
+    if (out.length < w.nIn) throw new Error(`getRow: out has ${out.length} values, needs ${w.nIn}`);
+    if (w.layout !== 'rows') {
+      getRowReference(w, r, out); // an xai8 column: a strided gather once per token
+      return;
+    }
+    const f = blockFormat(w.type);
+    const rb = rowBytes(f, w.nIn);
+    if (w.data.length < rb * w.nOut) throw new Error(`getRow: ${w.type}[${w.nOut}×${w.nIn}] needs ${rb * w.nOut} bytes, has ${w.data.length}`);
+    this.addon.getRow(f.ggmlId, w.data, w.nIn, w.nOut, r, out);
+  }
+
+  rmsnorm(x: Float32Array, weight: Float32Array, eps: number, T: number, n: number, out: Float32Array): void {
+    rmsnorm(x, weight, eps, T, n, out);
+  }
+
+  rope(x: Float32Array, T: number, nHeads: number, headDim: number, positions: Int32Array, base: number): void {
+    rope(x, T, nHeads, headDim, positions, base);
+  }
+
+  attention(a: AttentionArgs): void {
+    const { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, scale, softcap, out } = a;
+    for (const [name, v] of [['T', T], ['pos0', pos0], ['nHeads', nHeads], ['nKV', nKV], ['headDim', headDim]] as const) {
+      if (!Number.isInteger(v) || v < (name === 'T' || name === 'pos0' ? 0 : 1)) throw new Error(`attention: ${name} must be a ${name === 'T' || name === 'pos0' ? 'non-negative' : 'positive'} integer, got ${v}`);
+    }
+    if (nHeads % nKV !== 0) throw new Error(`attention: ${nHeads} query heads are not a multiple of ${nKV} KV heads`);
+    const qn = T * nHeads * headDim, kvn = (pos0 + T) * nKV * headDim;
+    if (q.length < qn || out.length < qn) throw new Error(`attention: q/out need ${qn} values`);
+    if (kCache.length < kvn || vCache.length < kvn) throw new Error(`attention: the KV cache needs ${kvn} values for ${pos0 + T} positions`);
+    if (keyMask.length < pos0 + T) throw new Error(`attention: keyMask needs ${pos0 + T} entries`);
+    if (T === 0) return;
+    this.addon.attention(this.context(), q, kCache, vCache, keyMask, out, T, pos0, nHeads, nKV, headDim, scale, softcap);
+  }
+
+  gelu(x: Float32Array, n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > x.length) throw new Error(`gelu: n = ${n} outside 0…${x.length}`);
+    this.addon.gelu(this.context(), x, n);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Batch invariance of the native kernels: a token's output row is bit-identical whatever the batch
+ * around it — T, the row's position in the batch, the thread count — in exact and fast mode, for every
+ * block type and xai8, and a query's attention output does not depend on how many queries share the
+ * call. The reference for each row is its own T = 1 call on one thread. (The engine's promise that a
+ * sequence generated alongside others gives exactly its solo tokens rests on this.)
+ *
+ * Runs at the level GROK_NATIVE_ISA names (default: the best); test/native-levels.test.ts repeats it at
+ * every lower level this CPU runs.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadNativeAddon, NativeKernels, nativeInfo } from '../src/kernels/native.js';
+import type { Matrix } from '../src/quant/matrix.js';
+import { ALL_TYPES, bytesOf, FLOAT_TYPES, randn, rng, rowsMatrix, xai8Matrix } from './native-helpers.js';
+
+const loaded = loadNativeAddon();
+const missing = 'error' in loaded ? loaded.error : undefined;
+if (missing && process.env.CI === 'true') throw new Error(`CI: the native addon must load: ${missing}`);
+const skip = missing ? `native addon unavailable: ${missing}` : false;
+const level = missing ? '-' : nativeInfo().isa!;
+
+const TS = [1, 2, 3, 4, 5, 8, 17, 128];
+const POOL = 140; // distinct token rows; batches take T of them starting at several offsets
+
+function kernelSet(mode: 'exact' | 'fast', threads: number): NativeKernels {
+  if ('error' in loaded) throw new Error(loaded.error);
+  return new NativeKernels(loaded.addon, { mode, threads });
+}
+
+/** One matrix per type (odd row count: tails in every tiling, and enough work that threads split rows). */
+function matrices(k: NativeKernels): { name: string; m: Matrix }[] {
+  const out: { name: string; m: Matrix }[] = [];
+  const nOut = 203;
+  for (const type of ALL_TYPES) {
+    for (const nIn of FLOAT_TYPES.has(type) ? [768, 771] : [768]) {
+      out.push({ name: `${type} ${nIn}`, m: rowsMatrix(k, type, nIn, nOut, rng(nIn * 31 + type.length)) });
+    }
+  }
+  // xai8: 256-input groups (fast path: int8 activations) and 96-input ones (exact path in both modes)
+  for (const groups of [3, 8]) out.push({ name: `xai8 768/${groups} groups`, m: xai8Matrix(k, 768, nOut, groups, rng(groups)) });
+  return out;
+}
+
+for (const mode of ['exact', 'fast'] as const) {
+  test(`native ${level} ${mode}: each token row is bit-identical alone, at any position of T = ${TS.join(', ')}, on 1, 2 and 3 threads`, { skip }, () => {
+    const sets = [1, 2, 3].map((t) => kernelSet(mode, t));
+    try {
+      const one = sets[0]!;
+      for (const { name, m } of matrices(one)) {
+        const { nIn, nOut } = m;
+        const x = randn(rng(1000 + nIn + name.length), POOL * nIn);
+        const solo: Buffer[] = [];
+        for (let i = 0; i < POOL; i++) {
+          const y = new Float32Array(nOut);
+          one.matmul(m, x.subarray(i * nIn, (i + 1) * nIn), 1, y);
+          solo.push(Buffer.from(bytesOf(y)));
+        }
+        assert.ok(solo.some((b) => b.some((v) => v !== 0)), `${name}: outputs are not all zero`);
+        for (const k of sets) {
+          for (const T of TS) {
+            for (const off of [...new Set([0, 1, 3, POOL - T])]) {
+              const y = new Float32Array(T * nOut);
+              k.matmul(m, x.subarray(off * nIn, (off + T) * nIn), T, y);
+              for (let t = 0; t < T; t++) {
+                const got = bytesOf(y.subarray(t * nOut, (t + 1) * nOut));
+                if (!got.equals(solo[off + t]!)) {
+                  const a = new Float32Array(solo[off + t]!.buffer, solo[off + t]!.byteOffset, nOut);
+                  const b = y.subarray(t * nOut, (t + 1) * nOut);
+                  const j = b.findIndex((v, i) => !Object.is(v, a[i]));
+                  assert.fail(`${mode} ${name}, ${k.name}: token ${off + t} at position ${t} of T = ${T}: output ${j} is ${b[j]}, alone ${a[j]}`);
+                }
+              }
+            }
+          }
+        }
+      }
+    } finally {
+      for (const k of sets) k.close();
+    }
+  });
+}
+
+test(`native ${level}: attention — a query row is bit-identical alone and in calls of T = 1…128 queries, on 1, 2 and 3 threads`, { skip }, () => {
+  const nHeads = 6, nKV = 2, headDim = 20, cap = 160;
+  const r = rng(77);
+  const kCache = randn(r, cap * nKV * headDim);
+  const vCache = randn(r, cap * nKV * headDim);
+  const keyMask = new Uint8Array(cap).fill(1);
+  keyMask[5] = 0;
+  const per = nHeads * headDim;
+  const qAll = randn(r, cap * per);
+  const sets = [1, 2, 3].map((t) => kernelSet('exact', t));
+  try {
+    for (const softcap of [0, 30]) {
+      const base = { kCache, vCache, keyMask, nHeads, nKV, headDim, scale: 0.8, softcap };
+      const solo: Buffer[] = [];
+      for (let p = 0; p < cap; p++) {
+        const out = new Float32Array(per);
+        sets[0]!.attention({ ...base, q: qAll.subarray(p * per, (p + 1) * per), T: 1, pos0: p, out });
+        solo.push(Buffer.from(bytesOf(out)));
+      }
+      for (const k of sets) {
+        for (const T of TS) {
+          for (const pos0 of [...new Set([0, 7, cap - T])]) {
+            const out = new Float32Array(T * per);
+            k.attention({ ...base, q: qAll.subarray(pos0 * per, (pos0 + T) * per), T, pos0, out });
+            for (let t = 0; t < T; t++) {
+              assert.ok(bytesOf(out.subarray(t * per, (t + 1) * per)).equals(solo[pos0 + t]!), `${k.name} softcap ${softcap}: query at ${pos0 + t}, position ${t} of T = ${T}`);
+            }
+          }
+        }
+      }
+    }
+  } finally {
+    for (const k of sets) k.close();
+  }
+});

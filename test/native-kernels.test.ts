@@ -1,0 +1,260 @@
+/**
+ * The native kernels (src/kernels/native.ts, native/) against the scalar reference at awkward sizes:
+ * every block type at 1, 3, 7, 17, 33, 127, 129 blocks (float types: that many values), odd row counts,
+ * T = 1, 2, 3, 17, 128, on 1 and 3 threads, exact and fast mode; xai8 in place; getRow, attention, GELU.
+ *
+ * Runs at the instruction-set level GROK_NATIVE_ISA names (default: the best this CPU runs);
+ * test/native-levels.test.ts runs this file again at every lower level.
+ *
+ * Exact mode must equal the reference up to float32 summation error (1e-5 of Σ|w·x|). Fast mode
+ * quantises activations to int8 per 32 values; it must equal the reference applied to those dequantised
+ * activations, computed here from the definition.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadNativeAddon, NativeKernels, nativeInfo } from '../src/kernels/native.js';
+import {
+  attentionReference, geluReference, getRowReference, matmulReference, rmsnormReference, ropeReference,
+} from '../src/kernels/reference.js';
+import { allBlockFormats, blockFormat, rowBytes } from '../src/quant/index.js';
+import type { RowMatrix } from '../src/quant/matrix.js';
+import {
+  absBound, ALL_TYPES, assertClose, BLOCKS, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix,
+} from './native-helpers.js';
+
+const loaded = loadNativeAddon();
+const missing = 'error' in loaded ? loaded.error : undefined;
+if (missing && process.env.CI === 'true') throw new Error(`CI: the native addon must load: ${missing}`);
+const skip = missing ? `native addon unavailable: ${missing}` : false;
+const level = missing ? '-' : nativeInfo().isa!;
+
+const kernels = (mode: 'exact' | 'fast', threads: number): NativeKernels => {
+  if ('error' in loaded) throw new Error(loaded.error);
+  return new NativeKernels(loaded.addon, { mode, threads });
+};
+
+const made: NativeKernels[] = [];
+process.on('exit', () => made.forEach((k) => k.close()));
+function ks(mode: 'exact' | 'fast', threads: number): NativeKernels {
+  const k = kernels(mode, threads);
+  made.push(k);
+  return k;
+}
+
+test(`native ${level}: the C block-type table equals src/quant (ggml ids, block sizes and bytes)`, { skip }, () => {
+  if ('error' in loaded) return;
+  const c = loaded.addon.info().types.map(([id, name, bs, bb]) => `${name}:${id}:${bs}:${bb}`).sort();
+  const ts = allBlockFormats().map((f) => `${f.name}:${f.ggmlId}:${f.blockSize}:${f.bytesPerBlock}`).sort();
+  assert.deepEqual(c, ts);
+});
+
+test(`native ${level}: kernels run at the requested level; bad options are rejected`, { skip }, () => {
+  const k = ks('exact', 1);
+  assert.equal(k.isa, level);
+  assert.match(k.name, new RegExp(`^native-${level}-exact-1t$`));
+  assert.throws(() => kernels('exact', 0), /threads/);
+  assert.throws(() => kernels('fastest' as 'fast', 1), /mode/);
+  if ('addon' in loaded) assert.throws(() => new NativeKernels(loaded.addon, { isa: 'avx9000' }), /not a level this CPU runs/);
+});
+
+for (const mode of ['exact', 'fast'] as const) {
+  const expected = (w: RowMatrix, x: Float32Array, T: number): Float32Array => {
+    const want = new Float32Array(T * w.nOut);
+    matmulReference(w, mode === 'fast' && !FLOAT_TYPES.has(w.type) ? quantDequantX(x) : x, T, want);
+    return want;
+  };
+
+  test(`native ${level} ${mode}: every block type, block tails 1…129, odd rows, T = 1, 2, 3, 17, 128 (1 thread)`, { skip }, () => {
+    const k = ks(mode, 1);
+    const r = rng(mode === 'exact' ? 11 : 21);
+    for (const type of ALL_TYPES) {
+      const bs = blockFormat(type).blockSize;
+      for (const nb of BLOCKS) {
+        const nIn = nb * bs;
+        const nOut = nb === 129 ? 3 : nb % 2 === 1 ? 1 + (nb % 5) * 2 : 4;
+        const w = rowsMatrix(k, type, nIn, nOut, r);
+        for (const T of nIn > 10000 ? [1, 3] : nIn > 2000 ? [1, 2, 3, 17] : [1, 2, 3, 17, 128]) {
+          const x = randn(r, T * nIn);
+          const y = new Float32Array(T * nOut);
+          k.matmul(w, x, T, y);
+          assertClose(y, expected(w, x, T), absBound(w, x, T), 1e-5, `${mode} ${type} nIn=${nIn} nOut=${nOut} T=${T}`);
+        }
+      }
+    }
+  });
+
+  test(`native ${level} ${mode}: sizes that split rows across 1, 2 and 3 threads, T = 1, 2, 17, 128`, { skip }, () => {
+    const r = rng(mode === 'exact' ? 13 : 23);
+    const sets = [1, 2, 3].map((threads) => ks(mode, threads));
+    for (const type of ALL_TYPES) {
+      for (const [nIn, nOut, Ts] of [[1024, 301, [1, 2, 17]], [256, 131, [128]]] as const) {
+        const w = rowsMatrix(sets[0]!, type, nIn, nOut, r); // allocWeight memory serves every kernel set
+        for (const T of Ts) {
+          const x = randn(r, T * nIn);
+          const want = expected(w, x, T), bound = absBound(w, x, T);
+          for (const k of sets) {
+            const y = new Float32Array(T * nOut);
+            k.matmul(w, x, T, y);
+            assertClose(y, want, bound, 1e-5, `${mode} ${type} ${nOut}×${nIn} T=${T} ${k.threads} threads`);
+          }
+        }
+      }
+    }
+  });
+
+  test(`native ${level} ${mode}: xai8 in place (int8 [nIn, nOut] + bf16 group scales), column tails, 1 and 3 threads`, { skip }, () => {
+    const r = rng(mode === 'exact' ? 14 : 24);
+    const sets = [1, 3].map((threads) => ks(mode, threads));
+    for (const [nIn, nOut, groups] of [[32, 1, 1], [64, 31, 2], [96, 33, 3], [256, 97, 8], [1024, 320, 8], [768, 130, 1], [344, 40, 8], [4096, 65, 4]] as const) {
+      const w = xai8Matrix(sets[0]!, nIn, nOut, groups, r);
+      // int8 activations need whole 32-input blocks in each scale group; others take the exact path
+      const quantised = mode === 'fast' && (nIn / groups) % 32 === 0;
+      for (const T of nIn > 2000 ? [1, 3] : nIn > 500 ? [1, 2, 3, 17] : [1, 2, 3, 17, 128]) {
+        const x = randn(r, T * nIn);
+        const want = new Float32Array(T * nOut);
+        matmulReference(w, quantised ? quantDequantX(x) : x, T, want);
+        const bound = absBound(w, x, T);
+        for (const k of sets) {
+          const y = new Float32Array(T * nOut);
+          k.matmul(w, x, T, y);
+          assertClose(y, want, bound, 1e-5, `${mode} xai8 ${nIn}×${nOut} G=${groups} T=${T} ${k.threads} threads`);
+        }
+      }
+    }
+  });
+}
+
+test(`native ${level}: q8_0 exact equals f32 exact on its dequantised rows, bit for bit (d·q is exact in float32)`, { skip }, () => {
+  const r = rng(32);
+  for (const threads of [1, 3]) {
+    const k = ks('exact', threads);
+    const w = rowsMatrix(k, 'q8_0', 2048, 37, r);
+    const vals = new Float32Array(w.nIn * w.nOut);
+    blockFormat('q8_0').dequantize(w.data, 0, w.nIn * w.nOut, vals, 0);
+    const f: RowMatrix = { layout: 'rows', type: 'f32', nIn: w.nIn, nOut: w.nOut, data: new Uint8Array(vals.buffer) };
+    for (const T of [1, 2, 3, 17]) {
+      const x = randn(r, T * w.nIn);
+      const a = new Float32Array(T * w.nOut), b = new Float32Array(T * w.nOut);
+      k.matmul(w, x, T, a);
+      k.matmul(f, x, T, b);
+      assert.deepEqual(a, b, `T=${T}, ${threads} threads`);
+    }
+  }
+});
+
+test(`native ${level}: matrices from any Uint8Array are read in place (no allocWeight), at any byte offset`, { skip }, () => {
+  const k = ks('exact', 2);
+  const r = rng(31);
+  for (const type of ['f32', 'q8_0', 'q4_k'] as const) {
+    const f = blockFormat(type);
+    const nIn = f.blockSize === 1 ? 67 : 2 * f.blockSize, nOut = 5, rb = rowBytes(f, nIn);
+    const backing = new Uint8Array(rb * nOut + 3);
+    const data = backing.subarray(3); // odd offset
+    const vals = randn(r, nIn * nOut);
+    for (let o = 0; o < nOut; o++) f.quantize!(vals, o * nIn, nIn, data, o * rb);
+    const w: RowMatrix = { layout: 'rows', type, nIn, nOut, data };
+    const x = randn(r, 2 * nIn);
+    const y = new Float32Array(2 * nOut), want = new Float32Array(2 * nOut);
+    k.matmul(w, x, 2, y);
+    matmulReference(w, x, 2, want);
+    assertClose(y, want, absBound(w, x, 2), 1e-5, `foreign ${type} at offset 3`);
+  }
+});
+
+test(`native ${level}: short buffers, bad shapes and closed kernels are specific errors, never a read past the end`, { skip }, () => {
+  const k = kernels('exact', 1);
+  const w: RowMatrix = { layout: 'rows', type: 'q8_0', nIn: 64, nOut: 4, data: k.allocWeight(34 * 2 * 4) };
+  assert.throws(() => k.matmul(w, new Float32Array(63), 1, new Float32Array(4)), /x has 63 values, needs 1×64/);
+  assert.throws(() => k.matmul(w, new Float32Array(64), 1, new Float32Array(3)), /y has 3 values/);
+  assert.throws(() => k.matmul({ ...w, data: w.data.subarray(1) }, new Float32Array(64), 1, new Float32Array(4)), /needs 272 bytes, has 271/);
+  assert.throws(() => k.matmul({ ...w, nIn: 48 }, new Float32Array(48), 1, new Float32Array(4)), /multiple of the block size/);
+  assert.throws(() => k.getRow(w, 4, new Float32Array(64)), /row 4 outside/);
+  assert.throws(() => k.getRow(w, 0, new Float32Array(63)), /out has 63 values/);
+  const x8 = xai8Matrix(k, 64, 8, 2, rng(1));
+  assert.throws(() => k.matmul({ ...x8, groups: 3 }, new Float32Array(64), 1, new Float32Array(8)), /groups 3 must divide/);
+  assert.throws(() => k.matmul({ ...x8, scales: x8.scales.subarray(1) }, new Float32Array(64), 1, new Float32Array(8)), /scales need 2×8/);
+  if ('addon' in loaded) {
+    // the addon's own checks, bypassing native.ts
+    const ctx = loaded.addon.create(1, level, 0);
+    assert.throws(() => loaded.addon.matmulRows(ctx, 8, w.data.subarray(1), 64, 4, new Float32Array(64), 1, new Float32Array(4), false), /invalid sizes/);
+    assert.throws(() => loaded.addon.matmulRows(ctx, 9, w.data, 64, 4, new Float32Array(64), 1, new Float32Array(4), false), /unsupported block type/);
+    assert.throws(() => loaded.addon.matmulRows(ctx, 8, w.data, 64, 4, new Float32Array(64), 2, new Float32Array(8), false), /invalid sizes/);
+    assert.throws(() => loaded.addon.matmulRows(ctx, 8, new Float32Array(4) as unknown as Uint8Array, 64, 4, new Float32Array(64), 1, new Float32Array(4), false), /wrong array type/);
+    loaded.addon.destroy(ctx);
+    assert.throws(() => loaded.addon.matmulRows(ctx, 8, w.data, 64, 4, new Float32Array(64), 1, new Float32Array(4), false), /closed/);
+  }
+  k.close();
+  assert.throws(() => k.matmul(w, new Float32Array(64), 1, new Float32Array(4)), /closed/);
+});
+
+test(`native ${level}: getRow equals the reference dequantisation for every type`, { skip }, () => {
+  const k = ks('exact', 1);
+  const r = rng(41);
+  for (const type of ALL_TYPES) {
+    const bs = blockFormat(type).blockSize;
+    const nIn = bs === 1 ? 131 : 3 * bs;
+    const w = rowsMatrix(k, type, nIn, 7, r);
+    for (const row of [0, 3, 6]) {
+      const got = new Float32Array(nIn), want = new Float32Array(nIn);
+      k.getRow(w, row, got);
+      getRowReference(w, row, want);
+      for (let i = 0; i < nIn; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-6 * Math.abs(want[i]!) + 1e-30, `${type} row ${row} [${i}]: ${got[i]} vs ${want[i]}`);
+    }
+  }
+  const x8 = xai8Matrix(k, 64, 9, 2, r);
+  const got = new Float32Array(64), want = new Float32Array(64);
+  k.getRow(x8, 5, got);
+  getRowReference(x8, 5, want);
+  assert.deepEqual(got, want);
+});
+
+test(`native ${level}: rmsnorm, rope, GELU (incl. far tails) and attention match the reference`, { skip }, () => {
+  const k = ks('exact', 3);
+  const r = rng(51);
+  const T = 3, n = 96;
+  const x = randn(r, T * n), wt = randn(r, n);
+  const a = new Float32Array(T * n), b = new Float32Array(T * n);
+  k.rmsnorm(x, wt, 1e-5, T, n, a);
+  rmsnormReference(x, wt, 1e-5, T, n, b);
+  assertClose(a, b, b.map((v) => Math.abs(v) + 1e-6), 1e-6, 'rmsnorm');
+  const q1 = randn(r, T * 6 * 32), q2 = q1.slice();
+  const pos = Int32Array.from([0, 7, 300]);
+  k.rope(q1, T, 6, 32, pos, 10000);
+  ropeReference(q2, T, 6, 32, pos, 10000);
+  assertClose(q1, q2, q2.map(() => 10), 1e-6, 'rope');
+  // GELU over [-12, 12] (its negative tail underflows towards −0) and 200k values (the threaded path)
+  for (const len of [200, 200_000]) {
+    const g1 = Float32Array.from({ length: len }, (_, i) => -12 + (24 * i) / len + r() * 1e-3), g2 = g1.slice();
+    k.gelu(g1, len);
+    geluReference(g2, len);
+    assertClose(g1, g2, g2.map((v) => Math.abs(v) + 1e-6), 1e-6, `gelu ×${len}`); // as test/kernels.test.ts
+  }
+  const nHeads = 6, nKV = 2, headDim = 32, pos0 = 5, Tq = 4, cap = 12;
+  const q = randn(r, Tq * nHeads * headDim, 3);
+  const kCache = randn(r, cap * nKV * headDim, 3), vCache = randn(r, cap * nKV * headDim);
+  const keyMask = Uint8Array.from({ length: cap }, (_, i) => (i === 2 ? 0 : 1));
+  for (const softcap of [0, 30]) {
+    const o1 = new Float32Array(Tq * nHeads * headDim), o2 = new Float32Array(Tq * nHeads * headDim);
+    const args = { q, kCache, vCache, keyMask, T: Tq, pos0, nHeads, nKV, headDim, scale: 1 / Math.sqrt(headDim), softcap };
+    k.attention({ ...args, out: o1 });
+    attentionReference({ ...args, out: o2 });
+    assertClose(o1, o2, o2.map(() => 1), 1e-5, `attention softcap=${softcap}`);
+  }
+});
+
+test(`native ${level}: attention at Grok-1 head sizes on 3 threads (48/8 heads of 128, 203 keys, one masked; odd head width)`, { skip }, () => {
+  const k = ks('exact', 3);
+  const r = rng(52);
+  for (const [nHeads, nKV, headDim, pos0, T] of [[48, 8, 128, 200, 3], [6, 2, 33, 40, 17]] as const) {
+    const cap = pos0 + T + 5;
+    const q = randn(r, T * nHeads * headDim, 2);
+    const kCache = randn(r, cap * nKV * headDim, 2), vCache = randn(r, cap * nKV * headDim);
+    const keyMask = Uint8Array.from({ length: cap }, (_, i) => (i === 7 ? 0 : 1));
+    const args = { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, scale: 0.08838834764831845, softcap: 30 };
+    const o1 = new Float32Array(T * nHeads * headDim), o2 = new Float32Array(T * nHeads * headDim);
+    k.attention({ ...args, out: o1 });
+    attentionReference({ ...args, out: o2 });
+    assertClose(o1, o2, o2.map(() => 1), 1e-5, `attention ${nHeads}/${nKV}×${headDim} pos0=${pos0} T=${T}`);
+  }
+  assert.throws(() => k.attention({ q: new Float32Array(10), kCache: new Float32Array(10), vCache: new Float32Array(10), keyMask: new Uint8Array(1), T: 1, pos0: 0, nHeads: 2, nKV: 1, headDim: 8, scale: 1, softcap: 0, out: new Float32Array(16) }), /q\/out need 16/);
+});
