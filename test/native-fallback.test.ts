@@ -33,9 +33,10 @@ const notAnAddon = path.join(tmp, 'broken.node');
 fs.writeFileSync(notAnAddon, 'not a shared object');
 
 test('createKernels() uses the native kernels where the addon loads', { skip: 'error' in native ? `native addon unavailable: ${native.error}` : false }, () => {
-  const r = child("const k = createKernels({ threads: 1 }); console.log(k.name); closeKernels(k);", {});
+  const r = child("const k = createKernels({ threads: 1 }); console.log(k.name); closeKernels(k); const i = nativeInfo(1); console.log(i.backend, i.available, i.isa, i.features.length > 0);", {});
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^native-\w+-exact-1t$/m);
+  assert.match(r.stdout, /^native true \w+ true$/m);
   assert.equal(r.stderr, '', 'no notice when native loads');
 });
 
@@ -47,14 +48,14 @@ for (const [what, addon] of [['absent', path.join(tmp, 'missing.node')], ['broke
       closeKernels(a); closeKernels(b);
       try { createKernels({ kernels: 'native' }); console.log('native: no error'); } catch (e) { console.log('native:', e.message); }
       const i = nativeInfo(1);
-      console.log('info', i.available, i.error.includes(${JSON.stringify(path.basename(addon))}), i.node === process.version);`, { GROK_NATIVE_ADDON: addon });
+      console.log('info', i.available, i.error.includes(${JSON.stringify(path.basename(addon))}), i.node === process.version, i.backend);`, { GROK_NATIVE_ADDON: addon });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^wasm-simd-exact-1t wasm-simd-fast-1t$/m);
     const notices = r.stderr.trim().split('\n').filter(Boolean);
     assert.equal(notices.length, 1, `one notice, got: ${r.stderr}`);
     assert.match(notices[0]!, new RegExp(`^grok: native kernels unavailable \\(.*${path.basename(addon).replace('.', '\\.')}.*\\); using the WebAssembly kernels$`));
     assert.match(r.stdout, /native: createKernels: the native kernels are unavailable/);
-    assert.match(r.stdout, /^info false true true$/m);
+    assert.match(r.stdout, /^info false true true wasm$/m);
   });
 }
 

@@ -23,7 +23,7 @@ import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { getRowReference } from './reference.js';
 import { rmsnorm, rope } from './small-ops.js';
 import type { AttentionArgs, Kernels } from './types.js';
-import type { KernelMode } from './wasm.js';
+import { kernelModule, type KernelMode } from './wasm.js';
 
 /** The addon's exports (native/addon.c). */
 interface NativeAddon {
@@ -105,6 +105,8 @@ function checkTypeTable(addon: NativeAddon): void {
 }
 
 export interface NativeInfo {
+  /** The backend createKernels() picks here: GROK_BACKEND when set, else native, wasm or reference. */
+  readonly backend: 'native' | 'wasm' | 'reference';
   /** Whether the addon loaded here. */
   readonly available: boolean;
   /** Why not, when it did not (or why GROK_NATIVE_ISA cannot be used). */
@@ -123,7 +125,10 @@ export interface NativeInfo {
 /** What `grok info` prints about the native backend. */
 export function nativeInfo(threads = availableParallelism()): NativeInfo {
   const l = loadNativeAddon();
-  const base = { threads, node: process.version, napi: String(process.versions.napi ?? '?') };
+  const forced = process.env.GROK_BACKEND;
+  const backend = forced === 'native' || forced === 'wasm' || forced === 'reference' ? forced
+    : 'addon' in l ? 'native' : kernelModule() ? 'wasm' : 'reference';
+  const base = { backend, threads, node: process.version, napi: String(process.versions.napi ?? '?') } as const;
   if ('error' in l) return { available: false, error: l.error, ...base };
   const i = l.addon.info();
   const common = { available: true, addon: l.path, levels: i.levels, features: i.features, ...base };
