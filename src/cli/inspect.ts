@@ -49,9 +49,15 @@ export function infoCommand(): Command {
     .summary('print the runtime: kernel backend, CPU features, threads, Node version')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const { kernelInfo } = await import('../kernels/index.js');
+      const { nativeInfo } = await import('../kernels/index.js');
       const { packageVersion } = await import('./version.js');
-      const info = { version: packageVersion(), node: process.version, platform: `${process.platform}-${process.arch}`, cores: os.availableParallelism(), ...kernelInfo() };
+      const n = nativeInfo();
+      const info = {
+        version: packageVersion(), node: n.node, napi: n.napi, platform: `${process.platform}-${process.arch}`, cores: os.availableParallelism(),
+        backend: n.backend, native: n.available ? `yes (${n.addon})` : `no: ${n.error}`,
+        ...(n.isa ? { isa: n.isa } : {}), ...(n.levels ? { levels: n.levels } : {}), ...(n.features ? { features: n.features } : {}),
+        ...(n.available && n.error ? { note: n.error } : {}), threads: n.threads,
+      };
       if (o.json) { process.stdout.write(`${JSON.stringify(info)}\n`); return; }
       for (const [k, v] of Object.entries(info)) process.stdout.write(`${k.padEnd(10)} ${Array.isArray(v) ? v.join(' ') : String(v)}\n`);
     });

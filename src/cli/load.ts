@@ -4,18 +4,16 @@
  */
 import type { Grok, LoadModelOptions } from '../api/index.js';
 import type { MemoryPlan } from '../model/memory.js';
-import { kernelsFromOptions, type KernelOptionValues, type ModelOptionValues } from './options.js';
+import { kernelOptions, type KernelOptionValues, type ModelOptionValues } from './options.js';
 import { loadingBar } from './progress.js';
 
 export async function loadForCli(o: ModelOptionValues & KernelOptionValues, base: LoadModelOptions, opts: { quiet?: boolean } = {}): Promise<Grok> {
   const { loadModel } = await import('../api/index.js');
-  const { closeKernels } = await import('../kernels/index.js');
-  const kernels = await kernelsFromOptions(o);
   const bar = loadingBar(opts.quiet ? false : undefined);
   const say = (line: string) => { if (!opts.quiet) process.stderr.write(`grok: ${line}\n`); };
   const load: LoadModelOptions = {
     ...base,
-    kernels,
+    kernelOptions: kernelOptions(o),
     onProgress: (done, total) => bar.update(done, total),
     onMemoryPlan: (p: MemoryPlan) => { if (p.verdict !== 'fits' || p.modelBytes > 2 ** 30) say(p.message); },
     ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}),
@@ -23,16 +21,10 @@ export async function loadForCli(o: ModelOptionValues & KernelOptionValues, base
   };
   let grok: Grok;
   try {
-    grok = await loadModel(o.model, load);
-  } catch (e) {
-    closeKernels(kernels);
-    throw e;
+    grok = await loadModel(o.model, load); // loadModel creates the kernels and its close() stops them
   } finally {
     bar.stop();
   }
-  say(`loaded ${grok.path} in ${(grok.loadMs / 1000).toFixed(2)} s (${kernels.name})`);
-  // The kernels were created here, not by loadModel: close them with the model.
-  const close = grok.close.bind(grok);
-  grok.close = async () => { await close(); closeKernels(kernels); };
+  say(`loaded ${grok.path} in ${(grok.loadMs / 1000).toFixed(2)} s (${grok.model.kernels.name})`);
   return grok;
 }

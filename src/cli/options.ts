@@ -76,21 +76,42 @@ export function addModelOptions(cmd: Command, what = 'model'): Command {
 export type KernelChoice = 'exact' | 'fast' | 'reference';
 export interface KernelOptionValues {
   kernels?: KernelChoice;
+  backend?: 'auto' | 'native' | 'wasm' | 'reference';
   threads?: number;
+  mlock?: boolean;
+  mmap?: boolean;
 }
 
-/** --kernels exact|fast|reference and --threads N, with the command's default numerics. */
+/**
+ * --backend, --kernels (numerics), --threads, --mlock, --no-mmap, with the command's default numerics:
+ * fast (8-bit activations, what llama.cpp and serving engines do) for generation, exact where results are
+ * compared with goldens.
+ */
 export function addKernelOptions(cmd: Command, defaultNumerics: 'exact' | 'fast'): Command {
   return cmd
-    .addOption(new Option('--kernels <name>', 'numerics: exact (float activations; matches the goldens), fast (8-bit activations, as llama.cpp), reference (plain scalar loops)')
+    .addOption(new Option('--backend <name>', 'kernels: native (C, SIMD per CPU; mapped weights), wasm (WebAssembly SIMD), reference (plain loops); auto = native where it built, else wasm (or GROK_BACKEND)')
+      .choices(['auto', 'native', 'wasm', 'reference']).default('auto'))
+    .addOption(new Option('--kernels <name>', 'numerics: exact (float activations; matches the goldens), fast (8-bit activations, as llama.cpp), reference (the reference backend)')
       .choices(['exact', 'fast', 'reference']).default(defaultNumerics))
-    .option('--threads <n>', 'threads for the kernels (default: all cores)', int(1, 256));
+    .option('--threads <n>', 'threads for the kernels (default: all cores)', int(1, 256))
+    .option('--mlock', 'native: lock the mapped weights in memory (needs RLIMIT_MEMLOCK; as llama.cpp)')
+    .option('--no-mmap', 'native: read the weights into memory instead of mapping the files');
+}
+
+/** Options for createKernels from the command line. */
+export function kernelOptions(o: KernelOptionValues): import('../kernels/index.js').CreateKernelsOptions {
+  const backend = o.kernels === 'reference' ? 'reference' : o.backend ?? 'auto';
+  return {
+    kernels: backend,
+    mode: o.kernels === 'fast' ? 'fast' : 'exact',
+    ...(o.threads === undefined ? {} : { threads: o.threads }),
+    ...(o.mlock ? { mlock: true } : {}),
+    ...(o.mmap === false ? { mmap: false } : {}),
+  };
 }
 
 /** The kernels the options ask for (the caller closes them with closeKernels). */
 export async function kernelsFromOptions(o: KernelOptionValues): Promise<import('../kernels/types.js').Kernels> {
   const { createKernels } = await import('../kernels/index.js');
-  const threads = o.threads === undefined ? {} : { threads: o.threads };
-  if (o.kernels === 'reference') return createKernels({ kernels: 'reference' });
-  return createKernels({ mode: o.kernels ?? 'exact', ...threads });
+  return createKernels(kernelOptions(o));
 }

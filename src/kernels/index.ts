@@ -19,7 +19,6 @@ import { kernelModule, WasmKernels, type KernelMode } from './wasm.js';
 export type { Kernels } from './types.js';
 export { WasmKernels, type KernelMode } from './wasm.js';
 export { NativeKernels, nativeInfo, type NativeInfo, type MapAdvice } from './native.js';
-import { nativeInfo } from './native.js';
 
 export interface CreateKernelsOptions {
   /** 'auto' (default): native when the addon loads, else wasm when supported, else reference. */
@@ -78,20 +77,4 @@ export function createKernels(opts: CreateKernelsOptions = {}): Kernels {
 /** Stop a kernel set's worker threads (no-op for the reference). */
 export function closeKernels(k: Kernels): void {
   if (k instanceof WasmKernels || k instanceof NativeKernels) k.close();
-}
-
-/** What `createKernels()` picks on this machine and why, for `grok info`. */
-export function kernelInfo(): { backend: string; native: string; isa?: string; levels?: string; features?: string; threads: number; napi: string } {
-  const n = nativeInfo();
-  const forced = process.env.GROK_BACKEND;
-  const backend = forced ?? (n.available ? 'native' : kernelModule() ? 'wasm' : 'reference');
-  return {
-    backend: forced ? `${backend} (GROK_BACKEND)` : backend,
-    native: n.available ? `yes (${n.addon})${n.error ? `; ${n.error}` : ''}` : `no: ${n.error}`,
-    ...(n.isa ? { isa: n.isa } : {}),
-    ...(n.levels ? { levels: n.levels.join(' ') } : {}),
-    ...(n.features ? { features: n.features } : {}),
-    threads: n.threads,
-    napi: n.napi,
-  };
 }

@@ -32,3 +32,8 @@ export function blockFormat(name: BlockType): BlockFormat {
 export function isBlockType(name: string): name is BlockType {
   return byName.has(name);
 }
+
+/** Every registered format (the native backend checks its compiled-in table against these). */
+export function allBlockFormats(): readonly BlockFormat[] {
+  return formats;
+}
