@@ -3,22 +3,25 @@
  * (node-llama-cpp's prebuilt CPU binary) on the same GGUF, in one run: load time (until ready), prefill
  * tokens/s for one prompt, decode tokens/s at batch 1 (greedy, one token per step), and peak RSS. Each
  * (engine, threads) runs in its own child process so peak RSS and page-table state are its own.
+ * Engine `serve` is `grok serve` with its default settings measured from outside, over HTTP: ready = the
+ * first 200 from /health after spawning it, prefill = one /v1/completions of the prompt for one token,
+ * decode = the median gap between streamed tokens of a second request.
  *
  *   grok synth --preset grok1 --layers 2 --type q8_0 --out .bench-out/slice.gguf
  *   node dist/bench/decode.js --model .bench-out/slice.gguf [--threads 1,2] [--prompt 128] [--gen 8]
- *                             [--mode fast|exact] [--engines native,wasm,llama] [--vocab 131072]
+ *                             [--mode fast|exact] [--engines native,wasm,llama,serve] [--vocab 131072]
  *
  * Weight bytes read per decoded token (for the bandwidth figure) are computed from the model's own
  * matrices: attention, the router, nExpertsUsed of the experts, the output matrix.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadLlama } from '../test/llama-peer.js';
 
-type Engine = 'native' | 'wasm' | 'llama';
+type Engine = 'native' | 'wasm' | 'llama' | 'serve';
 
 interface Result {
   engine: Engine;
@@ -144,6 +147,59 @@ async function runLlama(file: string, threads: number, nPrompt: number, nGen: nu
   return { engine: 'llama', threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(), note: 'node-llama-cpp prebuilt CPU, mmap' };
 }
 
+/** `grok serve` (default settings, --threads) from outside: readiness, one prompt's prefill, streamed decode. */
+async function runServe(file: string, threads: number, nPrompt: number, nGen: number): Promise<Result> {
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const port = 18000 + (process.pid % 1000);
+  const base = `http://127.0.0.1:${port}`;
+  const t0 = performance.now();
+  const server = spawn(process.execPath, [cli, 'serve', '-m', file, '--threads', String(threads), '--port', String(port), '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  try {
+    for (;;) {
+      if (server.exitCode !== null) throw new Error(`grok serve exited: ${err.slice(-1000)}`);
+      try { if ((await fetch(`${base}/health`)).ok) break; } catch { /* not listening yet */ }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const loadS = (performance.now() - t0) / 1000;
+    const body = (extra: Record<string, unknown>) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'slice', temperature: 0, ...extra }) });
+    const prompt = promptTokens(nPrompt, Number(opt.vocab));
+    const t1 = performance.now();
+    const pre = await fetch(`${base}/v1/completions`, body({ prompt, max_tokens: 1 }));
+    if (!pre.ok) throw new Error(`prefill request: ${pre.status} ${await pre.text()}`);
+    await pre.json();
+    const prefillS = (performance.now() - t1) / 1000;
+    // Decode: stream nGen + 1 tokens after a one-token prompt (logprobs: one event per token, even when its text
+    // is held back); the gaps between token events are the steps.
+    const res = await fetch(`${base}/v1/completions`, body({ prompt: prompt.slice(0, 1), max_tokens: nGen + 1, ignore_eos: true, stream: true, logprobs: 0 }));
+    const reader = res.body!.getReader();
+    const arrivals: number[] = [];
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const ev = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (ev.startsWith('data: {') && ev.includes('"finish_reason":null')) arrivals.push(performance.now());
+      }
+    }
+    const steps = arrivals.slice(1).map((t, k) => t - arrivals[k]!);
+    if (steps.length < 1) throw new Error(`no streamed tokens (${arrivals.length} events)`);
+    const status = fs.readFileSync(`/proc/${server.pid}/status`, 'utf8');
+    const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024 / 1024;
+    const ms = median(steps);
+    return { engine: 'serve', threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: hwm, note: 'grok serve defaults over HTTP, mmap' };
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+  }
+}
+
 function argmax(a: Float32Array): number {
   let b = 0;
   for (let i = 1; i < a.length; i++) if (a[i]! > a[b]!) b = i;
@@ -163,8 +219,9 @@ async function main(): Promise<void> {
   if (opt.child) {
     const threads = Number(opt.threads);
     const engine = opt.child as Engine;
-    if (engine !== 'native' && engine !== 'wasm' && engine !== 'llama') throw new Error(`unknown engine ${engine}`);
-    const r = engine === 'llama' ? await runLlama(file, threads, nPrompt, nGen) : await runOurs(engine, file, threads, nPrompt, nGen);
+    if (engine !== 'native' && engine !== 'wasm' && engine !== 'llama' && engine !== 'serve') throw new Error(`unknown engine ${engine}`);
+    const r = engine === 'llama' ? await runLlama(file, threads, nPrompt, nGen)
+      : engine === 'serve' ? await runServe(file, threads, nPrompt, nGen) : await runOurs(engine, file, threads, nPrompt, nGen);
     process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
     process.exit(0); // worker threads and llama.cpp's pool must not hold the process
   }
@@ -196,7 +253,7 @@ async function main(): Promise<void> {
   const med = (rs: Result[], f: (r: Result) => number): number => median(rs.map(f));
   for (const threads of new Set(results.map((r) => r.threads))) {
     const l = results.filter((r) => r.engine === 'llama' && r.threads === threads);
-    for (const ours of ['native', 'wasm'] as const) {
+    for (const ours of ['native', 'wasm', 'serve'] as const) {
       const o = results.filter((r) => r.engine === ours && r.threads === threads);
       if (o.length === 0 || l.length === 0) continue;
       const ratio = (f: (r: Result) => number) => (med(o, f) / med(l, f)).toFixed(2);
