@@ -11,11 +11,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "grok_abi.h" /* generated from src/kernels/abi.ts by the build */
 
-/* Block types: ggml's type ids, as src/quant/<type>.ts `ggmlId` and GGUF tensor infos. */
+/* Block types: ggml's type ids, from the one ABI declaration (src/kernels/abi.ts TYPE_*). */
 enum {
-  GN_F32 = 0, GN_F16 = 1, GN_Q4_0 = 2, GN_Q4_1 = 3, GN_Q5_0 = 6, GN_Q5_1 = 7, GN_Q8_0 = 8,
-  GN_Q2_K = 10, GN_Q3_K = 11, GN_Q4_K = 12, GN_Q5_K = 13, GN_Q6_K = 14, GN_IQ4_NL = 20, GN_BF16 = 30,
+  GN_F32 = GROK_TYPE_F32, GN_F16 = GROK_TYPE_F16, GN_Q4_0 = GROK_TYPE_Q4_0, GN_Q4_1 = GROK_TYPE_Q4_1,
+  GN_Q5_0 = GROK_TYPE_Q5_0, GN_Q5_1 = GROK_TYPE_Q5_1, GN_Q8_0 = GROK_TYPE_Q8_0, GN_Q2_K = GROK_TYPE_Q2_K,
+  GN_Q3_K = GROK_TYPE_Q3_K, GN_Q4_K = GROK_TYPE_Q4_K, GN_Q5_K = GROK_TYPE_Q5_K, GN_Q6_K = GROK_TYPE_Q6_K,
+  GN_IQ4_NL = GROK_TYPE_IQ4_NL, GN_BF16 = GROK_TYPE_BF16,
 };
 
 typedef struct {

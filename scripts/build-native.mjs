@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ABI_TS, writeAbiHeader } from './abi-header.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const NATIVE = path.join(ROOT, 'native');
@@ -107,23 +108,24 @@ export async function buildAddon({ outDir = path.join(ROOT, 'dist', 'native'), c
   const stamp = path.join(outDir, 'build.json');
   const hash = createHash('sha256');
   hash.update(JSON.stringify([cc, CFLAGS, levels, include, process.arch, process.platform]));
-  for (const f of sourceFiles()) hash.update(f).update(fs.readFileSync(f));
+  for (const f of [...sourceFiles(), ABI_TS]) hash.update(f).update(fs.readFileSync(f));
   const digest = hash.digest('hex');
   try {
     if (fs.existsSync(out) && JSON.parse(fs.readFileSync(stamp, 'utf8')).digest === digest) return out;
   } catch { /* rebuild */ }
   const obj = path.join(outDir, 'obj');
   fs.mkdirSync(obj, { recursive: true });
+  const abi = `-I${writeAbiHeader(path.join(outDir, 'include'))}`; // the codes native/gn.h takes from abi.ts
   const jobs = [];
   const objects = [];
   for (const l of levels) {
     const o = path.join(obj, `isa-${l.name}.o`);
-    jobs.push([cc, [...CFLAGS, ...l.flags, `-DGN_LEVEL=${l.level}`, '-c', path.join(NATIVE, 'isa.c'), '-o', o]]);
+    jobs.push([cc, [...CFLAGS, abi, ...l.flags, `-DGN_LEVEL=${l.level}`, '-c', path.join(NATIVE, 'isa.c'), '-o', o]]);
     objects.push(o);
   }
   for (const s of [...CORE_SOURCES, 'addon.c']) {
     const o = path.join(obj, s.replace(/\.c$/, '.o'));
-    jobs.push([cc, [...CFLAGS, `-I${include}`, '-c', path.join(NATIVE, s), '-o', o]]);
+    jobs.push([cc, [...CFLAGS, abi, `-I${include}`, '-c', path.join(NATIVE, s), '-o', o]]);
     objects.push(o);
   }
   await runAll(jobs);

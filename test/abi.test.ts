@@ -13,35 +13,14 @@ import path from 'node:path';
 import * as abi from '../src/kernels/abi.js';
 import { kernelModule } from '../src/kernels/wasm.js';
 import { blockFormat, type BlockType } from '../src/quant/index.js';
+import { probeTool, toolTest } from './cross-check.js';
 
-interface Decl { name: string; value: number; comment: string }
+// The build's own script (not compiled into dist/): imported from the source tree.
+const { abiDeclarations, abiHeader, abiSlots, SLOT_GROUPS } = (await import(new URL('../../scripts/abi-header.mjs', import.meta.url).href)) as typeof import('../scripts/abi-header.mjs');
 
-/** The declarations of abi.ts, in order; fails on any line that is not a declaration, a comment or blank. */
-function declarations(text: string): Decl[] {
-  const out: Decl[] = [];
-  const body = text.replace(/^\/\*\*[\s\S]*?\*\/\n/, ''); // the leading doc comment
-  for (const [i, line] of body.split('\n').entries()) {
-    if (line.trim() === '' || line.startsWith('//')) continue;
-    const m = /^export const ([A-Z][A-Z0-9_]*) = (\d+); \/\/ (.+)$/.exec(line);
-    assert.ok(m, `abi.ts: line ${i + 1} after the doc comment is not 'export const NAME = <integer>; // comment': ${line}`);
-    out.push({ name: m[1]!, value: Number(m[2]), comment: m[3]! });
-  }
-  return out;
-}
-
-const DECLS = declarations(fs.readFileSync('src/kernels/abi.ts', 'utf8'));
-const SLOT_GROUPS = ['MM', 'XAI8', 'ATTN'] as const;
-type SlotType = 'ptr' | 'u32' | 'i32' | 'f32';
-
-interface Slot { name: string; offset: number; type: SlotType; field: string }
-
-function slots(group: string): Slot[] {
-  return DECLS.filter((d) => d.name.startsWith(`${group}_`) && d.name !== `${group}_ARGS_BYTES`).map((d) => {
-    const type = /^(ptr|u32|i32|f32):/.exec(d.comment)?.[1] as SlotType | undefined;
-    assert.ok(type, `${d.name}: the comment must start with its type (ptr, u32, i32 or f32): '${d.comment}'`);
-    return { name: d.name, offset: d.value, type, field: d.name.slice(group.length + 1).toLowerCase() };
-  });
-}
+// The parser and the C header generator are the build's own (scripts/abi-header.mjs).
+const DECLS = abiDeclarations(fs.readFileSync('src/kernels/abi.ts', 'utf8'));
+const slots = (group: string) => abiSlots(DECLS, group);
 
 test('abi.ts is plain declarations, and the module exports exactly them', () => {
   const values = Object.fromEntries(DECLS.map((d) => [d.name, d.value]));
@@ -108,27 +87,18 @@ test('the argument block lies above the module\'s static data and below the thre
   assert.ok(abi.WASM_ARG_BLOCK + Math.max(abi.MM_ARGS_BYTES, abi.XAI8_ARGS_BYTES, abi.ATTN_ARGS_BYTES) <= 65536);
 });
 
-/** A C header from abi.ts: a #define per declaration and a struct per slot group. */
-function cHeader(): string {
-  const ctype: Record<SlotType, string> = { ptr: 'uint32_t', u32: 'uint32_t', i32: 'int32_t', f32: 'float' };
-  const lines = ['/* Generated from src/kernels/abi.ts. */', '#include <stdint.h>'];
-  for (const d of DECLS) lines.push(`#define GROK_${d.name} ${d.value} /* ${d.comment.replaceAll('*/', '* /')} */`);
-  for (const g of SLOT_GROUPS) {
-    lines.push(`struct grok_${g.toLowerCase()}_args {`);
-    for (const s of slots(g)) lines.push(`  ${ctype[s.type]} ${s.field};`);
-    lines.push('};');
-  }
-  return `${lines.join('\n')}\n`;
-}
+const cc = await probeTool('a C compiler (cc)', () => {
+  const r = spawnSync('cc', ['--version']);
+  if (r.error || r.status !== 0) throw new Error(r.error?.message ?? 'cc --version failed');
+  return 'cc';
+});
 
-const cc = spawnSync('cc', ['--version']).status === 0;
-
-test('a C header generated from abi.ts compiles, its struct offsets equal the slot offsets', { skip: !cc && 'no C compiler' }, () => {
+toolTest(cc, 'the C header generated from abi.ts (the one native/ compiles with) compiles, its struct offsets equal the slot offsets', () => {
   const checks = SLOT_GROUPS.flatMap((g) => [
     ...slots(g).map((s) => `_Static_assert(offsetof(struct grok_${g.toLowerCase()}_args, ${s.field}) == GROK_${s.name}, "${s.name}");`),
     `_Static_assert(sizeof(struct grok_${g.toLowerCase()}_args) == GROK_${g}_ARGS_BYTES, "${g}_ARGS_BYTES");`,
   ]);
-  const src = `${cHeader()}#include <stddef.h>\n${checks.join('\n')}\n`;
+  const src = `${abiHeader(DECLS)}#include <stddef.h>\n${checks.join('\n')}\n`;
   const r = spawnSync('cc', ['-std=c11', '-Wall', '-Werror', '-fsyntax-only', '-x', 'c', '-'], { input: src, encoding: 'utf8' });
   assert.equal(r.status, 0, `cc: ${r.stderr}\n${src}`);
 });

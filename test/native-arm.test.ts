@@ -21,6 +21,9 @@ import { blockFormat, type BlockType } from '../src/quant/index.js';
 import type { Matrix } from '../src/quant/matrix.js';
 import { absBound, ALL_TYPES, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix } from './native-helpers.js';
 
+// The build's own script (not compiled into dist/): imported from the source tree.
+const { writeAbiHeader } = (await import(new URL('../../scripts/abi-header.mjs', import.meta.url).href)) as typeof import('../scripts/abi-header.mjs');
+
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-arm-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -92,18 +95,19 @@ function compile(cc: string, arch: string, out: string): void {
   const objs: string[] = [];
   const obj = path.join(tmp, `obj-${arch}`);
   fs.mkdirSync(obj, { recursive: true });
+  const abi = `-I${writeAbiHeader(path.join(obj, 'include'))}`; // the codes from src/kernels/abi.ts, as the build
   const run = (args: string[]) => {
     const r = spawnSync(cc, args, { encoding: 'utf8' });
     assert.equal(r.status, 0, `${cc} ${args.join(' ')}\n${r.stderr}`);
   };
   for (const l of build.LEVELS[arch]!) {
     const o = path.join(obj, `isa-${l.name}.o`);
-    run([...build.CFLAGS, ...l.flags, `-DGN_LEVEL=${l.level}`, '-c', path.join(build.NATIVE, 'isa.c'), '-o', o]);
+    run([...build.CFLAGS, abi, ...l.flags, `-DGN_LEVEL=${l.level}`, '-c', path.join(build.NATIVE, 'isa.c'), '-o', o]);
     objs.push(o);
   }
   for (const s of [...build.CORE_SOURCES, 'test/check.c']) {
     const o = path.join(obj, path.basename(s).replace(/\.c$/, '.o'));
-    run([...build.CFLAGS, '-c', path.join(build.NATIVE, s), '-o', o]);
+    run([...build.CFLAGS, abi, '-c', path.join(build.NATIVE, s), '-o', o]);
     objs.push(o);
   }
   run(['-static', '-o', out, ...objs, '-lpthread', '-lm']);
