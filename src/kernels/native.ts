@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { FormatError } from '../base/errors.js';
 import { allBlockFormats, blockFormat, rowBytes } from '../quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
-import { getRowReference } from './reference.js';
+import { getRowReference, checkMatmul } from './reference.js';
 import { rmsnorm, rope } from './small-ops.js';
 import type { AttentionArgs, Kernels } from './types.js';
 import { kernelModule, type KernelMode } from './wasm.js';
@@ -263,14 +263,7 @@ export class NativeKernels implements Kernels {
   }
 
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
-    const { nIn, nOut } = w;
-    if (!Number.isInteger(T) || T < 0) throw new Error(`matmul: T must be a non-negative integer, got ${T}`);
-    if (!Number.isInteger(nIn) || nIn < 1 || !Number.isInteger(nOut) || nOut < 0 || nIn > 0x7fffffff || nOut > 0x7fffffff) {
-      throw new Error(`matmul: bad matrix shape ${nOut}×${nIn}`);
-    }
-    if (x.length < T * nIn) throw new Error(`matmul: x has ${x.length} values, needs ${T}×${nIn}`);
-    if (y.length < T * nOut) throw new Error(`matmul: y has ${y.length} values, needs ${T}×${nOut}`);
-    if (T === 0 || nOut === 0) return;
+    if (!checkMatmul(w, x, T, y)) return;
     if (w.layout === 'rows') this.matmulRows(w, x, T, y);
     else this.matmulXai8(w, x, T, y);
   }

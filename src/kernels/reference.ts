@@ -7,13 +7,23 @@ import { blockFormat, rowBytes } from '../quant/index.js';
 import type { Matrix } from '../quant/matrix.js';
 import type { AttentionArgs, Kernels } from './types.js';
 
-function checkMatmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
-  if (x.length < T * w.nIn) throw new Error(`matmul: x has ${x.length} values, needs ${T}×${w.nIn}`);
-  if (y.length < T * w.nOut) throw new Error(`matmul: y has ${y.length} values, needs ${T}×${w.nOut}`);
+/**
+ * The checks every matmul makes before touching memory (every backend calls this one): T and the shape
+ * are sane integers, x and y hold T rows. Returns false when there is nothing to compute.
+ */
+export function checkMatmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): boolean {
+  const { nIn, nOut } = w;
+  if (!Number.isInteger(T) || T < 0) throw new Error(`matmul: T must be a non-negative integer, got ${T}`);
+  if (!Number.isInteger(nIn) || nIn < 1 || !Number.isInteger(nOut) || nOut < 0 || nIn > 0x7fffffff || nOut > 0x7fffffff) {
+    throw new Error(`matmul: bad matrix shape ${nOut}×${nIn}`);
+  }
+  if (x.length < T * nIn) throw new Error(`matmul: x has ${x.length} values, needs ${T}×${nIn}`);
+  if (y.length < T * nOut) throw new Error(`matmul: y has ${y.length} values, needs ${T}×${nOut}`);
+  return T > 0 && nOut > 0;
 }
 
 export function matmulReference(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
-  checkMatmul(w, x, T, y);
+  if (!checkMatmul(w, x, T, y)) return;
   const { nIn, nOut } = w;
   if (w.layout === 'rows') {
     const f = blockFormat(w.type);

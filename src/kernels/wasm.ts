@@ -28,7 +28,7 @@ import {
   TYPE_BF16, TYPE_F16, TYPE_F32, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_0, WASM_ARG_BLOCK,
   XAI8_GROUPS, XAI8_N_IN, XAI8_N_OUT, XAI8_Q, XAI8_SCALES, XAI8_T, XAI8_X, XAI8_XS, XAI8_Y,
 } from './abi.js';
-import { getRowReference, matmulReference } from './reference.js';
+import { getRowReference, matmulReference, checkMatmul } from './reference.js';
 import { WorkerPool, type WorkerPoolOptions } from './pool.js';
 import type { ChunkFn } from './pool-protocol.js';
 import { attention, checkAttentionArgs, gelu, rmsnorm, rope } from './small-ops.js';
@@ -223,11 +223,7 @@ export class WasmKernels implements Kernels {
   }
 
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
-    const { nIn, nOut } = w;
-    if (!Number.isInteger(T) || T < 0) throw new Error(`matmul: T must be a non-negative integer, got ${T}`);
-    if (x.length < T * nIn) throw new Error(`matmul: x has ${x.length} values, needs ${T}×${nIn}`);
-    if (y.length < T * nOut) throw new Error(`matmul: y has ${y.length} values, needs ${T}×${nOut}`);
-    if (T === 0 || nOut === 0) return;
+    if (!checkMatmul(w, x, T, y)) return;
     if (w.layout === 'rows') this.matmulRows(w, x, T, y);
     else this.matmulXai8(w, x, T, y);
   }
