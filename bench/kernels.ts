@@ -8,6 +8,7 @@
  *                              [--attention no|only] [--backends wasm|native|native,wasm]
  */
 import { parseArgs } from 'node:util';
+import { loadavg } from 'node:os';
 import { closeKernels, createKernels } from '../src/kernels/index.js';
 import { attentionReference, matmulReference } from '../src/kernels/reference.js';
 import * as small from '../src/kernels/small-ops.js';
@@ -15,7 +16,6 @@ import type { Kernels } from '../src/kernels/types.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
-import { loadavg } from 'node:os';
 import { mulberry32 } from '../test/random.js';
 
 const { values: opt } = parseArgs({

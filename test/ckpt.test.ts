@@ -1,10 +1,10 @@
 /** The released-checkpoint reader: file order, pickle parsing, and bad input. */
-import { FormatError } from '../src/base/errors.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { FormatError } from '../src/base/errors.js';
 import { ckptParameterPaths, layerFileOrder, openCkpt } from '../src/formats/ckpt.js';
 import { readCheckpointTensor } from '../src/formats/pickle.js';
 import { isQuantizedRef } from '../src/formats/tensor-ref.js';

@@ -4,16 +4,15 @@
  * and every parse is quick. Mutations target the header, where all lengths and offsets live; the data
  * section is opaque to the readers. Runs are seeded so a failure replays.
  */
-import { ConfigError, FormatError } from '../src/base/errors.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
+import { ConfigError, FormatError } from '../src/base/errors.js';
 import { openGguf } from '../src/formats/gguf.js';
 import { openSafetensors } from '../src/formats/safetensors.js';
-
 import { bindGguf } from '../src/model/map-gguf.js';
 import { bindHf } from '../src/model/map-hf.js';
 import { fixtureDir } from './fixtures.js';

@@ -2,14 +2,13 @@
  * Corrupt GGUF files: each must fail fast with a FormatError whose message says what is wrong
  * (and never allocate what a corrupt length claims).
  */
-import { FormatError } from '../src/base/errors.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { FormatError } from '../src/base/errors.js';
 import { openGguf, readGgufFile } from '../src/formats/gguf.js';
-
 import { fixtureDir } from './fixtures.js';
 import { buildGguf, f32bytes, strv, u32v, type Built, type GTensor, type GVal } from './gguf-builder.js';
 

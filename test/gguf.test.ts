@@ -3,12 +3,12 @@
  * config, metadata against golden.json, bytes against the safetensors port, Q8_0 against F32, split files
  * and the older tensor-name variants (built by hand in test/gguf-builder.ts).
  */
-import { FormatError } from '../src/base/errors.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { FormatError } from '../src/base/errors.js';
 import { openGguf, readGgufFile } from '../src/formats/gguf.js';
 import { openSafetensors } from '../src/formats/safetensors.js';
 import { type TensorRef } from '../src/formats/tensor-ref.js';

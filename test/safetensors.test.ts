@@ -2,12 +2,12 @@
  * safetensors reader and the HF binders: fixture facts, family A/B names and shapes from the config,
  * config.json beside the weights, sharded sets, the Mixtral-style expert names, and corrupt headers.
  */
-import { FormatError } from '../src/base/errors.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { FormatError } from '../src/base/errors.js';
 import { openCkpt } from '../src/formats/ckpt.js';
 import { openSafetensors } from '../src/formats/safetensors.js';
 import { isQuantizedRef, type TensorRef } from '../src/formats/tensor-ref.js';

@@ -2,13 +2,12 @@
 // sentencepiece 0.1.97), a table of sample encodings made with SentencePiece, hand-derived decode rules (sentencepiece_processor.cc), malformed
 // model files, the ModelProto writer, and the CLI functions.
 
-import { FormatError } from '../src/base/errors.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-
+import { FormatError } from '../src/base/errors.js';
 import { PieceType, readModelProto, writeModelProto, type ModelProto } from '../src/tokenizer/protobuf.js';
 import { Tokenizer } from '../src/tokenizer/sentencepiece.js';
 import { grok } from './cli-helpers.js';

@@ -10,12 +10,12 @@
  * Tokenizer keys (llama.cpp refuses a GGUF without them): from --tokenizer, else the source GGUF's own,
  * else a synthetic stand-in vocabulary (syntheticVocabulary; said so in general.description).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { readSmallFile } from '../base/files.js';
 import { type GgufVocabulary, vocabularyFromModelProto } from '../tokenizer/vocabulary.js';
 import { LLAMA_FTYPE, addGrokMetadata, addVocabulary, blockTypeForRow, grokTensorPlan, syntheticVocabulary, type GrokTensorSpec } from '../model/gguf-grok.js';
 import { FormatError } from '../base/errors.js';
-import fs from 'node:fs';
-import path from 'node:path';
 import { GgufWriter } from '../formats/gguf-writer.js';
 import { openModel } from '../formats/open.js';
 import { isQuantizedRef, type ModelSource } from '../formats/tensor-ref.js';

@@ -10,12 +10,12 @@
  * Size: a 2-layer grok1 Q8_0 slice is 2·(3·8·6144·32768 + 2·6144² + 2·6144·1024)·34/32 + 131072·6144·34/32
  * ≈ 11.3 GB (10.5 GiB); check free disk space first.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { FormatError } from '../base/errors.js';
 import { readSmallFile } from '../base/files.js';
 import { vocabularyFromModelProto } from '../tokenizer/vocabulary.js';
 import { LLAMA_FTYPE, addGrokMetadata, addVocabulary, blockTypeForRow, grokTensorPlan, syntheticVocabulary, type GrokTensorSpec } from '../model/gguf-grok.js';
-import fs from 'node:fs';
-import path from 'node:path';
 import { GgufWriter } from '../formats/gguf-writer.js';
 import { GROK1, validateConfig, type GrokConfig } from '../model/config.js';
 import { QuantPool } from '../quant/pool.js';

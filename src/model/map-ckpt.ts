@@ -3,9 +3,9 @@
  * paths are xai-org/grok-1's parameter tree, checkpoint.py). Matrices are stored [in, out]: int8 ones stay
  * in that layout ('xai8'), plain float ones (routers) are transposed at load.
  */
-import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
 import path from 'node:path';
+import { FormatError } from '../base/errors.js';
 import { CKPT_EMBEDDING } from '../formats/ckpt.js';
 import { isQuantizedRef, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';

@@ -6,9 +6,8 @@
  * f32 values, AdamW m, AdamW v — all little-endian. Written to a temporary file and renamed, so a crash
  * while saving leaves the previous checkpoint intact.
  */
-import { FormatError } from '../base/errors.js';
 import fs from 'node:fs';
-
+import { FormatError } from '../base/errors.js';
 import type { ParamSet } from './model.js';
 import type { AdamW } from './optim.js';
 
