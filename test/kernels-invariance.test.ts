@@ -14,6 +14,7 @@ import type { Matrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { mulberry32 as rng, randn } from './random.js';
+import { assertSameAsAlone } from './kernel-checks.js';
 
 const ROW_TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'];
 const TS = [1, 2, 3, 4, 5, 8, 17];
@@ -76,17 +77,7 @@ for (const mode of ['exact', 'fast'] as const) {
           const w = mats[ki]![mi]!.m; // the same values in this kernel set's memory
           for (const T of TS) {
             for (const off of [0, 1, 3, POOL - T]) {
-              const y = new Float32Array(T * nOut);
-              k.matmul(w, x.subarray(off * nIn, (off + T) * nIn), T, y);
-              for (let t = 0; t < T; t++) {
-                const got = bytesOf(y.subarray(t * nOut, (t + 1) * nOut));
-                if (!got.equals(solo[off + t]!)) {
-                  const a = new Float32Array(solo[off + t]!.buffer, solo[off + t]!.byteOffset, nOut);
-                  const b = y.subarray(t * nOut, (t + 1) * nOut);
-                  const j = b.findIndex((v, i) => !Object.is(v, a[i]));
-                  assert.fail(`${mode} ${name}, ${k.name}: token ${off + t} at position ${t} of T = ${T}: output ${j} is ${b[j]}, alone ${a[j]}`);
-                }
-              }
+              assertSameAsAlone(k, w, x, off, T, solo, `${mode} ${name}`);
             }
           }
         }

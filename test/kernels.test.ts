@@ -14,77 +14,14 @@ import {
   attentionReference, getRowReference, matmulReference, referenceKernels,
 } from '../src/kernels/reference.js';
 import * as smallOps from '../src/kernels/small-ops.js';
-import type { Kernels } from '../src/kernels/types.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { mulberry32 as rng, randn } from './random.js';
-
-function rowsMatrix(k: Kernels, type: BlockType, nIn: number, nOut: number, r: () => number): RowMatrix {
-  const f = blockFormat(type);
-  const rb = rowBytes(f, nIn);
-  const data = k.allocWeight(rb * nOut);
-  const vals = randn(r, nIn * nOut);
-  const quantize = f.quantize;
-  assert.ok(quantize, `${type} has a quantiser`);
-  for (let o = 0; o < nOut; o++) quantize(vals, o * nIn, nIn, data, o * rb);
-  return { layout: 'rows', type, nIn, nOut, data };
-}
-
-/** Σ|w·x| per output: the scale of float32 summation error. */
-function absBound(w: Matrix, x: Float32Array, T: number): Float32Array {
-  const absW: Matrix = w.layout === 'rows' ? absRows(w) : w;
-  const ax = x.map(Math.abs);
-  const out = new Float32Array(T * w.nOut);
-  if (w.layout === 'rows') matmulReference(absW, ax, T, out);
-  else {
-    const q = w.q.map(Math.abs);
-    const scales = w.scales.map((s) => s & 0x7fff);
-    matmulReference({ ...w, q, scales }, ax, T, out);
-  }
-  return out;
-}
-
-function absRows(w: RowMatrix): RowMatrix {
-  const f = blockFormat(w.type);
-  const vals = new Float32Array(w.nIn * w.nOut);
-  const rb = rowBytes(f, w.nIn);
-  for (let o = 0; o < w.nOut; o++) f.dequantize(w.data, o * rb, w.nIn, vals, o * w.nIn);
-  const data = new Uint8Array(vals.buffer.slice(0)).map((b, i) => (i % 4 === 3 ? b & 0x7f : b)); // clear sign bits
-  return { layout: 'rows', type: 'f32', nIn: w.nIn, nOut: w.nOut, data };
-}
-
-function assertClose(got: Float32Array, want: Float32Array, bound: Float32Array, rel: number, what: string): void {
-  assert.equal(got.length, want.length);
-  for (let i = 0; i < want.length; i++) {
-    const tol = rel * bound[i]! + 1e-30;
-    if (!(Math.abs(got[i]! - want[i]!) <= tol)) {
-      assert.fail(`${what}: element ${i}: got ${got[i]}, want ${want[i]} (tolerance ${tol.toExponential(2)})`);
-    }
-  }
-}
-
-/** The fast mode's activation quantisation, from its definition: per 32 values d = max|x|/127, q = round(x/d). */
-function quantDequantX(x: Float32Array): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let b = 0; b < x.length; b += 32) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]!));
-    const d = Math.fround(amax / 127);
-    const id = d > 0 ? Math.fround(1 / d) : 0;
-    for (let j = 0; j < 32; j++) {
-      const v = Math.fround(x[b + j]! * id);
-      let q = Math.round(v);
-      if (q - v === 0.5 && q % 2 !== 0) q -= 1; // round half to even (f32x4.nearest)
-      out[b + j] = Math.fround(q * d);
-    }
-  }
-  return out;
-}
+import { absBound, assertClose, BLOCKS, quantDequantX, rowsMatrix } from './kernel-checks.js';
 
 const QUANT: BlockType[] = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
 const FLOAT: BlockType[] = ['f32', 'f16', 'bf16'];
-const BLOCKS = [1, 3, 7, 17, 33, 127, 129];
 
 const exact1 = createKernels({ kernels: 'wasm', mode: 'exact', threads: 1 });
 const exact3 = createKernels({ kernels: 'wasm', mode: 'exact', threads: 3 });

@@ -19,7 +19,7 @@ import { attentionReference, geluReference, matmulReference } from '../src/kerne
 import { referenceKernels } from '../src/kernels/reference.js';
 import { blockFormat, type BlockType } from '../src/quant/index.js';
 import type { Matrix } from '../src/quant/matrix.js';
-import { absBound, ALL_TYPES, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix } from './native-helpers.js';
+import { absBound, ALL_TYPES, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix } from './kernel-checks.js';
 
 // The build's own script (not compiled into dist/): imported from the source tree.
 const { writeAbiHeader } = (await import(new URL('../../scripts/abi-header.mjs', import.meta.url).href)) as typeof import('../scripts/abi-header.mjs');

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeAddon, NativeKernels, nativeInfo } from '../src/kernels/native.js';
 import type { Matrix } from '../src/quant/matrix.js';
-import { ALL_TYPES, bytesOf, FLOAT_TYPES, randn, rng, rowsMatrix, xai8Matrix } from './native-helpers.js';
+import { ALL_TYPES, bytesOf, FLOAT_TYPES, randn, rng, rowsMatrix, xai8Matrix, assertSameAsAlone } from './kernel-checks.js';
 
 const loaded = loadNativeAddon();
 const missing = 'error' in loaded ? loaded.error : undefined;
@@ -60,17 +60,7 @@ for (const mode of ['exact', 'fast'] as const) {
         for (const k of sets) {
           for (const T of TS) {
             for (const off of [...new Set([0, 1, 3, POOL - T])]) {
-              const y = new Float32Array(T * nOut);
-              k.matmul(m, x.subarray(off * nIn, (off + T) * nIn), T, y);
-              for (let t = 0; t < T; t++) {
-                const got = bytesOf(y.subarray(t * nOut, (t + 1) * nOut));
-                if (!got.equals(solo[off + t]!)) {
-                  const a = new Float32Array(solo[off + t]!.buffer, solo[off + t]!.byteOffset, nOut);
-                  const b = y.subarray(t * nOut, (t + 1) * nOut);
-                  const j = b.findIndex((v, i) => !Object.is(v, a[i]));
-                  assert.fail(`${mode} ${name}, ${k.name}: token ${off + t} at position ${t} of T = ${T}: output ${j} is ${b[j]}, alone ${a[j]}`);
-                }
-              }
+              assertSameAsAlone(k, m, x, off, T, solo, `${mode} ${name}`);
             }
           }
         }

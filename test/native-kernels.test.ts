@@ -20,7 +20,7 @@ import { allBlockFormats, blockFormat, rowBytes } from '../src/quant/index.js';
 import type { RowMatrix } from '../src/quant/matrix.js';
 import {
   absBound, ALL_TYPES, assertClose, BLOCKS, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix,
-} from './native-helpers.js';
+} from './kernel-checks.js';
 
 const loaded = loadNativeAddon();
 const missing = 'error' in loaded ? loaded.error : undefined;

@@ -1,7 +1,7 @@
 /**
- * Shared by the native backend's tests: seeded inputs, matrices built through a kernel set's allocator,
+ * Shared by the kernel tests (WebAssembly and native): seeded inputs, matrices built through a kernel set's allocator,
  * the tolerance scale Σ|w·x|, and fast mode's activation rounding from its definition (per 32 values
- * d = max|x|/127, q = round-half-even(x/d), test/kernels.test.ts).
+ * d = max|x|/127, q = round-half-even(x/d), as f32x4.nearest and the C kernels round).
  */
 import assert from 'node:assert/strict';
 import { matmulReference } from '../src/kernels/reference.js';
@@ -14,29 +14,18 @@ export const ALL_TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4
 export const FLOAT_TYPES = new Set<BlockType>(['f32', 'f16', 'bf16']);
 export const BLOCKS = [1, 3, 7, 17, 33, 127, 129];
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { randn } from './random.js';
 
-export function randn(r: () => number, n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = scale * (r() + r() + r() - 1.5) * 2;
-  return a;
-}
+export { mulberry32 as rng, randn } from './random.js';
 
 export function rowsMatrix(k: Kernels, type: BlockType, nIn: number, nOut: number, r: () => number): RowMatrix {
   const f = blockFormat(type);
   const rb = rowBytes(f, nIn);
   const data = k.allocWeight(rb * nOut);
   const vals = randn(r, nIn * nOut);
-  for (let o = 0; o < nOut; o++) f.quantize!(vals, o * nIn, nIn, data, o * rb);
+  const quantize = f.quantize;
+  assert.ok(quantize, `${type} has a quantiser`);
+  for (let o = 0; o < nOut; o++) quantize(vals, o * nIn, nIn, data, o * rb);
   return { layout: 'rows', type, nIn, nOut, data };
 }
 
@@ -97,4 +86,23 @@ export function quantDequantX(x: Float32Array): Float32Array {
 
 export function bytesOf(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/**
+ * Batch invariance: each of the T output rows of k.matmul(w, tokens off … off+T−1) equals, bit for bit,
+ * `solo[token]` (that token computed alone).
+ */
+export function assertSameAsAlone(k: Kernels, w: Matrix, x: Float32Array, off: number, T: number, solo: readonly Buffer[], what: string): void {
+  const { nIn, nOut } = w;
+  const y = new Float32Array(T * nOut);
+  k.matmul(w, x.subarray(off * nIn, (off + T) * nIn), T, y);
+  for (let t = 0; t < T; t++) {
+    const got = bytesOf(y.subarray(t * nOut, (t + 1) * nOut));
+    if (!got.equals(solo[off + t]!)) {
+      const a = new Float32Array(solo[off + t]!.buffer, solo[off + t]!.byteOffset, nOut);
+      const b = y.subarray(t * nOut, (t + 1) * nOut);
+      const j = b.findIndex((v, i) => !Object.is(v, a[i]));
+      assert.fail(`${what}, ${k.name}: token ${off + t} at position ${t} of T = ${T}: output ${j} is ${b[j]}, alone ${a[j]}`);
+    }
+  }
 }
