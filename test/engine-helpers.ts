@@ -11,6 +11,7 @@ import { Tokenizer, type PieceEntry } from '../src/tokenizer/sentencepiece.js';
 import { loadModel as loadGrokModel } from '../src/model/loader.js';
 import type { GrokModel } from '../src/model/grok.js';
 import { fixtureDir } from './fixtures.js';
+import type { GenerationRequest } from '../src/engine/scheduler.js';
 
 export { fixtureDir, golden, type Golden } from './fixtures.js';
 
@@ -64,4 +65,11 @@ export function continuation(tok: Tokenizer, prompt: readonly number[], ids: rea
   const all = tok.decode([...prompt, ...ids]);
   if (!all.startsWith(before)) throw new Error('decode(prompt) is not a prefix of decode(prompt + ids)');
   return all.slice(before.length);
+}
+
+/** The token ids of a request, in order, once it ends. */
+export async function collect(r: GenerationRequest): Promise<number[]> {
+  const ids: number[] = [];
+  for await (const t of r) ids.push(t.id);
+  return ids;
 }

@@ -11,8 +11,8 @@ import path from 'node:path';
 import { closeKernels, createKernels, type Kernels } from '../src/kernels/index.js';
 import { loadModel } from '../src/model/loader.js';
 import type { GrokModel } from '../src/model/grok.js';
-import { Scheduler, type GenerateOptions, type GenerationRequest } from '../src/engine/scheduler.js';
-import { fixtureDir, golden } from './engine-helpers.js';
+import { Scheduler, type GenerateOptions } from '../src/engine/scheduler.js';
+import { fixtureDir, golden, collect } from './engine-helpers.js';
 
 const kernelSets: { label: string; k: Kernels }[] = [
   { label: "createKernels({ kernels: 'wasm' }) (exact)", k: createKernels({ kernels: 'wasm' }) },
@@ -25,12 +25,6 @@ const sources = [
   { name: 'tiny-a', file: 'model.gguf' },
   { name: 'tiny-b', file: 'ckpt-0' },
 ];
-
-async function collect(r: GenerationRequest): Promise<number[]> {
-  const ids: number[] = [];
-  for await (const t of r) ids.push(t.id);
-  return ids;
-}
 
 for (const { label, k } of kernelSets) {
   test(`${label}: the kernels really are the wasm ones`, () => {

@@ -10,9 +10,10 @@ import path from 'node:path';
 import { loadModel } from '../src/model/loader.js';
 import type { GrokModel } from '../src/model/grok.js';
 import {
-  ContextLengthError, QueueFullError, Scheduler, type BatchModel, type GenerateOptions, type GenerationRequest,
+  ContextLengthError, QueueFullError, Scheduler, type BatchModel, type GenerateOptions,
 } from '../src/engine/scheduler.js';
 import { fixtureDir } from './fixtures.js';
+import { collect } from './engine-helpers.js';
 
 interface Golden {
   tokens: number[];
@@ -33,12 +34,6 @@ async function fixture(name: string) {
     loaded.set(name, f);
   }
   return f;
-}
-
-async function collect(r: GenerationRequest): Promise<number[]> {
-  const ids: number[] = [];
-  for await (const t of r) ids.push(t.id);
-  return ids;
 }
 
 async function run(model: BatchModel, prompt: number[], opts: GenerateOptions, slots = 1) {

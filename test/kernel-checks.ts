@@ -4,7 +4,7 @@
  * d = max|x|/127, q = round-half-even(x/d), as f32x4.nearest and the C kernels round).
  */
 import assert from 'node:assert/strict';
-import { matmulReference } from '../src/kernels/reference.js';
+import { attentionReference, matmulReference } from '../src/kernels/reference.js';
 import type { Kernels } from '../src/kernels/types.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
@@ -14,7 +14,7 @@ export const ALL_TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4
 export const FLOAT_TYPES = new Set<BlockType>(['f32', 'f16', 'bf16']);
 export const BLOCKS = [1, 3, 7, 17, 33, 127, 129];
 
-import { randn } from './random.js';
+import { mulberry32, randn } from './random.js';
 
 export { mulberry32 as rng, randn } from './random.js';
 
@@ -103,6 +103,73 @@ export function assertSameAsAlone(k: Kernels, w: Matrix, x: Float32Array, off: n
       const b = y.subarray(t * nOut, (t + 1) * nOut);
       const j = b.findIndex((v, i) => !Object.is(v, a[i]));
       assert.fail(`${what}, ${k.name}: token ${off + t} at position ${t} of T = ${T}: output ${j} is ${b[j]}, alone ${a[j]}`);
+    }
+  }
+}
+
+/** KL(p‖q) of softmax(a) against softmax(b), in nats. */
+export function klDivergence(a: Float32Array, b: Float32Array): number {
+  const lse = (v: Float32Array): number => {
+    let m = -Infinity;
+    for (const x of v) m = Math.max(m, x);
+    let s = 0;
+    for (const x of v) s += Math.exp(x - m);
+    return m + Math.log(s);
+  };
+  const la = lse(a), lb = lse(b);
+  let kl = 0;
+  for (let i = 0; i < a.length; i++) kl += Math.exp(a[i]! - la) * (a[i]! - la - (b[i]! - lb));
+  return kl;
+}
+
+/** Attention at Grok-1's head sizes (48/8 heads of 128, 203 keys, one masked; and an odd head width) against the reference. */
+export function checkAttentionAtGrokSizes(k: Kernels): void {
+  const r = mulberry32(52);
+  for (const [nHeads, nKV, headDim, pos0, T] of [[48, 8, 128, 200, 3], [6, 2, 33, 40, 17]] as const) {
+    const cap = pos0 + T + 5;
+    const q = randn(r, T * nHeads * headDim, 2);
+    const kCache = randn(r, cap * nKV * headDim, 2), vCache = randn(r, cap * nKV * headDim);
+    const keyMask = Uint8Array.from({ length: cap }, (_, i) => (i === 7 ? 0 : 1));
+    const args = { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, scale: 0.08838834764831845, softcap: 30 };
+    const o1 = new Float32Array(T * nHeads * headDim), o2 = new Float32Array(T * nHeads * headDim);
+    k.attention({ ...args, out: o1 });
+    attentionReference({ ...args, out: o2 });
+    assertClose(o1, o2, o2.map(() => 1), 1e-5, `attention ${nHeads}/${nKV}×${headDim} pos0=${pos0} T=${T}`);
+  }
+}
+
+/**
+ * Attention batch invariance: every query row of calls of T queries (at positions 0, 7 and the end of a
+ * `cap`-key cache) is bit-identical to that query computed alone, on every kernel set given.
+ */
+export function checkAttentionAsAlone(sets: readonly Kernels[], cap: number, TS: readonly number[]): void {
+  const nHeads = 6, nKV = 2, headDim = 20;
+  const r = mulberry32(77);
+  const kCache = randn(r, cap * nKV * headDim);
+  const vCache = randn(r, cap * nKV * headDim);
+  const keyMask = new Uint8Array(cap).fill(1);
+  keyMask[5] = 0;
+  const per = nHeads * headDim;
+  const qAll = randn(r, cap * per);
+  for (const softcap of [0, 30]) {
+    const base = { kCache, vCache, keyMask, nHeads, nKV, headDim, scale: 0.8, softcap };
+    // Alone: the query at position p sees keys 0…p.
+    const solo: Buffer[] = [];
+    for (let p = 0; p < cap; p++) {
+      const out = new Float32Array(per);
+      sets[0]!.attention({ ...base, q: qAll.subarray(p * per, (p + 1) * per), T: 1, pos0: p, out });
+      solo.push(Buffer.from(bytesOf(out)));
+    }
+    for (const k of sets) {
+      for (const T of TS) {
+        for (const pos0 of new Set([0, 7, cap - T])) {
+          const out = new Float32Array(T * per);
+          k.attention({ ...base, q: qAll.subarray(pos0 * per, (pos0 + T) * per), T, pos0, out });
+          for (let t = 0; t < T; t++) {
+            assert.ok(bytesOf(out.subarray(t * per, (t + 1) * per)).equals(solo[pos0 + t]!), `${k.name} softcap ${softcap}: query at ${pos0 + t}, position ${t} of T = ${T}`);
+          }
+        }
+      }
     }
   }
 }

@@ -14,7 +14,7 @@ import type { Matrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { mulberry32 as rng, randn } from './random.js';
-import { assertSameAsAlone } from './kernel-checks.js';
+import { assertSameAsAlone, checkAttentionAsAlone } from './kernel-checks.js';
 
 const ROW_TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'];
 const TS = [1, 2, 3, 4, 5, 8, 17];
@@ -89,37 +89,9 @@ for (const mode of ['exact', 'fast'] as const) {
 }
 
 test('attention: a query row is bit-identical alone and in calls of T = 1…17 queries, on 1, 2 and 3 threads', () => {
-  const nHeads = 6, nKV = 2, headDim = 20, cap = 64;
-  const r = rng(77);
-  const kCache = randn(r, cap * nKV * headDim);
-  const vCache = randn(r, cap * nKV * headDim);
-  const keyMask = new Uint8Array(cap).fill(1);
-  keyMask[5] = 0;
-  const per = nHeads * headDim;
-  const qAll = randn(r, cap * per);
   const kernels = [1, 2, 3].map((threads) => createKernels({ kernels: 'wasm', threads }));
   try {
-    for (const softcap of [0, 30]) {
-      const base = { kCache, vCache, keyMask, nHeads, nKV, headDim, scale: 0.8, softcap };
-      // Alone: the query at position p sees keys 0…p.
-      const solo: Buffer[] = [];
-      for (let p = 0; p < cap; p++) {
-        const out = new Float32Array(per);
-        kernels[0]!.attention({ ...base, q: qAll.subarray(p * per, (p + 1) * per), T: 1, pos0: p, out });
-        solo.push(Buffer.from(bytesOf(out)));
-      }
-      for (const k of kernels) {
-        for (const T of TS) {
-          for (const pos0 of [0, 7, cap - T]) {
-            const out = new Float32Array(T * per);
-            k.attention({ ...base, q: qAll.subarray(pos0 * per, (pos0 + T) * per), T, pos0, out });
-            for (let t = 0; t < T; t++) {
-              assert.ok(bytesOf(out.subarray(t * per, (t + 1) * per)).equals(solo[pos0 + t]!), `${k.name} softcap ${softcap}: query at ${pos0 + t}, position ${t} of T = ${T}`);
-            }
-          }
-        }
-      }
-    }
+    checkAttentionAsAlone(kernels, 64, TS);
   } finally {
     for (const k of kernels) closeKernels(k);
   }

@@ -12,28 +12,11 @@ import { test } from 'node:test';
 import { closeKernels, createKernels } from '../src/kernels/index.js';
 import { loadModel } from '../src/model/loader.js';
 import { argmax, FIXTURES, fixtureDir, golden, goldenLogits, maxAbsDiff } from './fixtures.js';
+import { klDivergence } from './kernel-checks.js';
 
 const exact = createKernels({ kernels: 'wasm', mode: 'exact', threads: 2 });
 const fast = createKernels({ kernels: 'wasm', mode: 'fast', threads: 2 });
 process.on('exit', () => [exact, fast].forEach(closeKernels));
-
-/** KL(p‖q) of softmax(a) against softmax(b), in nats. */
-export function klDivergence(a: Float32Array, b: Float32Array): number {
-  const lse = (v: Float32Array): number => {
-    let m = -Infinity;
-    for (const x of v) m = Math.max(m, x);
-    let s = 0;
-    for (const x of v) s += Math.exp(x - m);
-    return m + Math.log(s);
-  };
-  const la = lse(a), lb = lse(b);
-  let kl = 0;
-  for (let i = 0; i < a.length; i++) {
-    const lp = a[i]! - la;
-    kl += Math.exp(lp) * (lp - (b[i]! - lb));
-  }
-  return kl;
-}
 
 for (const name of FIXTURES) {
   const g = golden(name);

@@ -18,7 +18,7 @@ import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { mulberry32 as rng, randn } from './random.js';
-import { absBound, assertClose, BLOCKS, quantDequantX, rowsMatrix } from './kernel-checks.js';
+import { absBound, assertClose, BLOCKS, quantDequantX, rowsMatrix, checkAttentionAtGrokSizes } from './kernel-checks.js';
 
 const QUANT: BlockType[] = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
 const FLOAT: BlockType[] = ['f32', 'f16', 'bf16'];
@@ -323,18 +323,7 @@ test('attention rejects arguments outside its contract with specific errors, on 
 });
 
 test('attention at Grok-1 head sizes on 3 threads (48/8 heads of 128, 203 keys, one masked, odd head dim)', () => {
-  const r = rng(52);
-  for (const [nHeads, nKV, headDim, pos0, T] of [[48, 8, 128, 200, 3], [6, 2, 33, 40, 17]] as const) {
-    const cap = pos0 + T + 5;
-    const q = randn(r, T * nHeads * headDim, 2);
-    const kCache = randn(r, cap * nKV * headDim, 2), vCache = randn(r, cap * nKV * headDim);
-    const keyMask = Uint8Array.from({ length: cap }, (_, i) => (i === 7 ? 0 : 1));
-    const args = { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, scale: 0.08838834764831845, softcap: 30 };
-    const o1 = new Float32Array(T * nHeads * headDim), o2 = new Float32Array(T * nHeads * headDim);
-    exact3.attention({ ...args, out: o1 });
-    attentionReference({ ...args, out: o2 });
-    assertClose(o1, o2, o2.map(() => 1), 1e-5, `attention ${nHeads}/${nKV}×${headDim} pos0=${pos0} T=${T}`);
-  }
+  checkAttentionAtGrokSizes(exact3);
 });
 
 test('weights spread over several WebAssembly memories (small arenas, 2 threads), xai8 scales in another memory', async () => {

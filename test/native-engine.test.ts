@@ -10,8 +10,8 @@ import path from 'node:path';
 import { closeKernels, createKernels, type Kernels } from '../src/kernels/index.js';
 import { loadNativeAddon } from '../src/kernels/native.js';
 import { loadModel } from '../src/model/loader.js';
-import { Scheduler, type GenerateOptions, type GenerationRequest } from '../src/engine/scheduler.js';
-import { fixtureDir, golden } from './engine-helpers.js';
+import { Scheduler, type GenerateOptions } from '../src/engine/scheduler.js';
+import { fixtureDir, golden, collect } from './engine-helpers.js';
 
 const native = loadNativeAddon();
 const missing = 'error' in native ? native.error : undefined;
@@ -29,12 +29,6 @@ const sources = [
   { name: 'tiny-a', file: 'model.gguf' },
   { name: 'tiny-b', file: 'model-q8_0.gguf' },
 ];
-
-async function collect(r: GenerationRequest): Promise<number[]> {
-  const ids: number[] = [];
-  for await (const t of r) ids.push(t.id);
-  return ids;
-}
 
 test('the default kernels are the native ones here', { skip }, () => {
   for (const { k } of kernelSets) assert.match(k.name, /^native-/);

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeAddon, NativeKernels, nativeInfo } from '../src/kernels/native.js';
 import type { Matrix } from '../src/quant/matrix.js';
-import { ALL_TYPES, bytesOf, FLOAT_TYPES, randn, rng, rowsMatrix, xai8Matrix, assertSameAsAlone } from './kernel-checks.js';
+import { ALL_TYPES, bytesOf, FLOAT_TYPES, randn, rng, rowsMatrix, xai8Matrix, assertSameAsAlone, checkAttentionAsAlone } from './kernel-checks.js';
 
 const loaded = loadNativeAddon();
 const missing = 'error' in loaded ? loaded.error : undefined;
@@ -72,36 +72,9 @@ for (const mode of ['exact', 'fast'] as const) {
 }
 
 test(`native ${level}: attention — a query row is bit-identical alone and in calls of T = 1…128 queries, on 1, 2 and 3 threads`, { skip }, () => {
-  const nHeads = 6, nKV = 2, headDim = 20, cap = 160;
-  const r = rng(77);
-  const kCache = randn(r, cap * nKV * headDim);
-  const vCache = randn(r, cap * nKV * headDim);
-  const keyMask = new Uint8Array(cap).fill(1);
-  keyMask[5] = 0;
-  const per = nHeads * headDim;
-  const qAll = randn(r, cap * per);
   const sets = [1, 2, 3].map((t) => kernelSet('exact', t));
   try {
-    for (const softcap of [0, 30]) {
-      const base = { kCache, vCache, keyMask, nHeads, nKV, headDim, scale: 0.8, softcap };
-      const solo: Buffer[] = [];
-      for (let p = 0; p < cap; p++) {
-        const out = new Float32Array(per);
-        sets[0]!.attention({ ...base, q: qAll.subarray(p * per, (p + 1) * per), T: 1, pos0: p, out });
-        solo.push(Buffer.from(bytesOf(out)));
-      }
-      for (const k of sets) {
-        for (const T of TS) {
-          for (const pos0 of [...new Set([0, 7, cap - T])]) {
-            const out = new Float32Array(T * per);
-            k.attention({ ...base, q: qAll.subarray(pos0 * per, (pos0 + T) * per), T, pos0, out });
-            for (let t = 0; t < T; t++) {
-              assert.ok(bytesOf(out.subarray(t * per, (t + 1) * per)).equals(solo[pos0 + t]!), `${k.name} softcap ${softcap}: query at ${pos0 + t}, position ${t} of T = ${T}`);
-            }
-          }
-        }
-      }
-    }
+    checkAttentionAsAlone(sets, 160, TS);
   } finally {
     for (const k of sets) k.close();
   }

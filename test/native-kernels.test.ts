@@ -19,7 +19,7 @@ import {
 import { allBlockFormats, blockFormat, rowBytes } from '../src/quant/index.js';
 import type { RowMatrix } from '../src/quant/matrix.js';
 import {
-  absBound, ALL_TYPES, assertClose, BLOCKS, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix,
+  absBound, ALL_TYPES, assertClose, BLOCKS, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix, checkAttentionAtGrokSizes,
 } from './kernel-checks.js';
 
 const loaded = loadNativeAddon();
@@ -244,17 +244,6 @@ test(`native ${level}: rmsnorm, rope, GELU (incl. far tails) and attention match
 
 test(`native ${level}: attention at Grok-1 head sizes on 3 threads (48/8 heads of 128, 203 keys, one masked; odd head width)`, { skip }, () => {
   const k = ks('exact', 3);
-  const r = rng(52);
-  for (const [nHeads, nKV, headDim, pos0, T] of [[48, 8, 128, 200, 3], [6, 2, 33, 40, 17]] as const) {
-    const cap = pos0 + T + 5;
-    const q = randn(r, T * nHeads * headDim, 2);
-    const kCache = randn(r, cap * nKV * headDim, 2), vCache = randn(r, cap * nKV * headDim);
-    const keyMask = Uint8Array.from({ length: cap }, (_, i) => (i === 7 ? 0 : 1));
-    const args = { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, scale: 0.08838834764831845, softcap: 30 };
-    const o1 = new Float32Array(T * nHeads * headDim), o2 = new Float32Array(T * nHeads * headDim);
-    k.attention({ ...args, out: o1 });
-    attentionReference({ ...args, out: o2 });
-    assertClose(o1, o2, o2.map(() => 1), 1e-5, `attention ${nHeads}/${nKV}×${headDim} pos0=${pos0} T=${T}`);
-  }
+  checkAttentionAtGrokSizes(k);
   assert.throws(() => k.attention({ q: new Float32Array(10), kCache: new Float32Array(10), vCache: new Float32Array(10), keyMask: new Uint8Array(1), T: 1, pos0: 0, nHeads: 2, nKV: 1, headDim: 8, scale: 1, softcap: 0, out: new Float32Array(16) }), /q\/out need 16/);
 });

@@ -24,6 +24,7 @@ import type { Matrix } from '../src/quant/matrix.js';
 import { openGguf } from '../src/formats/gguf.js';
 import { argmax, FIXTURES, fixtureDir, golden, goldenLogits, maxAbsDiff } from './fixtures.js';
 import { buildGguf, grokKvsFromGolden, readBytes, type GVal } from './gguf-builder.js';
+import { klDivergence } from './kernel-checks.js';
 
 const loaded = loadNativeAddon();
 const missing = 'error' in loaded ? loaded.error : undefined;
@@ -190,7 +191,7 @@ for (const name of FIXTURES) {
       for (let i = 0; i < n; i++) {
         const a = le.subarray(i * V, (i + 1) * V), b = lf.subarray(i * V, (i + 1) * V);
         if (argmax(a) === argmax(b)) agree++;
-        klSum += kl(a, b);
+        klSum += klDivergence(a, b);
       }
       t.diagnostic(`${name}/${file}: fast vs exact: top-1 ${agree}/${n}, KL mean ${(klSum / n).toExponential(2)} nats`);
       // As test/kernels-model.test.ts: 8-bit activations flip expert choices where router margins are tiny
@@ -202,19 +203,6 @@ for (const name of FIXTURES) {
   });
 }
 
-function kl(a: Float32Array, b: Float32Array): number {
-  const lse = (v: Float32Array): number => {
-    let m = -Infinity;
-    for (const x of v) m = Math.max(m, x);
-    let s = 0;
-    for (const x of v) s += Math.exp(x - m);
-    return m + Math.log(s);
-  };
-  const la = lse(a), lb = lse(b);
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.exp(a[i]! - la) * (a[i]! - la - (b[i]! - lb));
-  return s;
-}
 
 /** A kernel set that records how many rows each matmul of each matrix ran on. */
 function counting(inner: Kernels): { k: Kernels; rows: Map<Matrix, number> } {
