@@ -201,7 +201,7 @@ int gn_matmul_rows(gn_ctx *c, int type, const uint8_t *w, size_t w_bytes, int n_
     /* IQ4_NL's codes (up to 241) exceed what the SIMD byte products take: scalar kernels. */
     const gn_table *k = type == GN_IQ4_NL ? sc : t;
     job.unpack = k->unpack[type];
-    fn = fast ? k->canon_fast : k->canon_exact;
+    fn = fast ? (k->direct_fast[type] ? k->direct_fast[type] : k->canon_fast) : k->canon_exact;
   }
   if (!fn || (quant && type != GN_Q8_0 && !job.unpack)) return GN_ETYPE;
   if (fast && quant) {

@@ -67,6 +67,8 @@ typedef struct {
   gn_rows_fn *q8_0_fast, *q8_0_exact;
   gn_rows_fn *canon_fast, *canon_exact;
   gn_rows_fn *float_exact; /* f32, f16, bf16 */
+  /* Fast kernels that read a type's blocks in place (no canonical scratch rows); NULL: canon_fast. */
+  gn_rows_fn *direct_fast[GN_MAX_TYPE_ID + 1];
   gn_unpack_fn *unpack[GN_MAX_TYPE_ID + 1];
   gn_xai8_fn *xai8_fast, *xai8_exact;
   gn_quant_fn *quantize;
@@ -133,6 +135,19 @@ static inline void gn_scale_min_k4(const uint8_t *b, int t, int *sc, int *mn) {
     *sc = (b[t + 4] & 0x0f) | ((b[t - 4] >> 6) << 4);
     *mn = (b[t + 4] >> 4) | ((b[t] >> 6) << 4);
   }
+}
+
+/*
+ * All eight Q4_K / Q5_K scales and mins at once (the same values as gn_scale_min_k4): byte t of *sc is
+ * sc_t, byte t of *mn is mn_t. Bytes 0–3 of the 12 hold sc_0–3 (low 6 bits) and the top bits of sc_4–7,
+ * bytes 4–7 mn_0–3 and the top bits of mn_4–7, bytes 8–11 the low nibbles of sc_4–7 and mn_4–7.
+ */
+static inline void gn_scales_k4(const uint8_t *b, uint64_t *sc, uint64_t *mn) {
+  const uint32_t w0 = gn_rd32(b), w1 = gn_rd32(b + 4), w2 = gn_rd32(b + 8);
+  const uint32_t s_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 6) & 0x03030303u) << 4;
+  const uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 6) & 0x03030303u) << 4;
+  *sc = (w0 & 0x3f3f3f3fu) | (uint64_t)s_hi << 32;
+  *mn = (w1 & 0x3f3f3f3fu) | (uint64_t)m_hi << 32;
 }
 
 #endif

@@ -46,6 +46,9 @@ const gn_table GN_TABLE = {
   .canon_fast = canon_fast,
   .canon_exact = canon_exact,
   .float_exact = float_exact,
+#if GN_X86_AVX2
+  .direct_fast = {[GN_Q4_K] = q4_k_fast, [GN_Q5_K] = q5_k_fast, [GN_Q6_K] = q6_k_fast},
+#endif
   .unpack = {
     [GN_Q4_0] = unpack_q4_0, [GN_Q4_1] = unpack_q4_1, [GN_Q5_0] = unpack_q5_0, [GN_Q5_1] = unpack_q5_1,
     [GN_IQ4_NL] = unpack_iq4_nl, [GN_Q2_K] = unpack_q2_k, [GN_Q3_K] = unpack_q3_k, [GN_Q4_K] = unpack_q4_k,

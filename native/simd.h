@@ -56,6 +56,33 @@ GN_INLINE void gn_prefetch_rows(const gn_rows_job *j, int r, int n) {
   for (size_t b = 0; n > 0 && b < (size_t)n * j->row_bytes; b += 64) __builtin_prefetch(p + b);
 }
 
+/*
+ * The row loop of the direct fast kernels (q4_k.c, q5_k.c, q6_k.c): R rows × C ≤ 4 tokens per tile, the
+ * tile reading the rows' blocks in place. TILE(R, C, rows, n, xq, xd, xs16, y, ldy).
+ */
+#define GN_DIRECT_ROWS(j, r0, r1, max_r, TILE)                                                        \
+  do {                                                                                                \
+    const int n_ = (j)->n_in, group_ = gn_row_group((j)->T, (max_r));                                 \
+    for (int rg = (r0); rg < (r1); rg += group_) {                                                    \
+      const int R_ = GN_MIN(group_, (r1) - rg);                                                       \
+      const uint8_t *rows_[GN_ROW_GROUP];                                                             \
+      for (int i = 0; i < R_; i++) rows_[i] = (j)->w + (size_t)(rg + i) * (j)->row_bytes;             \
+      for (int t0 = 0; t0 < (j)->T; t0 += 4) {                                                        \
+        const int C_ = GN_MIN(4, (j)->T - t0);                                                        \
+        const int8_t *xq_ = (j)->xq + (size_t)t0 * n_;                                                \
+        const float *xd_ = (j)->xd + (size_t)t0 * (n_ / 32), *xs_ = (j)->xs16 + (size_t)t0 * (n_ / 16); \
+        float *y_ = (j)->y + (size_t)t0 * (j)->n_out + rg;                                            \
+        GN_TILE(R_, C_, TILE, rows_, n_, xq_, xd_, xs_, y_, (size_t)(j)->n_out);                      \
+      }                                                                                               \
+    }                                                                                                 \
+  } while (0)
+
+/* Bytes ahead of the current block that the direct kernels prefetch in each row (as Q8_PREFETCH). */
+#define GN_DIRECT_PREFETCH 1024
+GN_INLINE void gn_prefetch_block(const uint8_t *p, int bytes) {
+  for (int o = 0; o < bytes; o += 64) __builtin_prefetch(p + GN_DIRECT_PREFETCH + o);
+}
+
 #if GN_X86_AVX2
 /* Horizontal sums in one fixed order (every output of a level is reduced the same way). */
 GN_INLINE float gn_hsum256(__m256 v) {
