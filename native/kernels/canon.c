@@ -139,6 +139,59 @@ GN_INLINE int32x4_t gn_dot4_s8(int32x4_t acc, int8x16_t a, int8x16_t b) {
       for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsumq(acc[i][t]) - mins[i * 4 + t];    \
   } while (0)
 
+
+/*
+ * The direct fast kernels' tile on NEON (q4_k.c, q5_k.c, q6_k.c): per block the type's HEADER gives its
+ * 16 scales s and offsets m (value = s·u − m per 16 values, the canonical form) and CODES the codes of
+ * values 32k … 32k + 31 as two registers; the sums are CANON_FAST_TILE's, without scratch rows.
+ */
+#define NEON_DIRECT_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, HEADER, CODES)                      \
+  do {                                                                                                \
+    const int nb = n / 256;                                                                           \
+    float32x4_t acc[R][C];                                                                            \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) acc[i][t] = vdupq_n_f32(0);                                         \
+    for (int b = 0; b < nb; b++) {                                                                    \
+      float cs[R][C][16];                                                                             \
+      for (int i = 0; i < R; i++) {                                                                   \
+        const uint8_t *p = rows[i] + (BB) * (size_t)b;                                                \
+        gn_prefetch_block(p, (BB));                                                                   \
+        float s16[16], m16[16];                                                                       \
+        HEADER(p, s16, m16);                                                                          \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const float *xs = xs16 + (size_t)t * (n / 16) + 16 * (size_t)b, *xdt = xd + (size_t)t * (n / 32) + 8 * (size_t)b; \
+          for (int g = 0; g < 16; g += 4) acc[i][t] = vfmsq_f32(acc[i][t], vld1q_f32(m16 + g), vld1q_f32(xs + g)); \
+          for (int g = 0; g < 16; g++) cs[i][t][g] = s16[g] * xdt[g / 2];                             \
+        }                                                                                             \
+      }                                                                                               \
+      for (int k = 0; k < 8; k++) {                                                                   \
+        int8x16_t U0[R], U1[R];                                                                       \
+        for (int i = 0; i < R; i++) CODES(rows[i] + (BB) * (size_t)b, k, U0[i], U1[i]);               \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const int8_t *xk = xq + (size_t)t * n + 256 * (size_t)b + 32 * k;                           \
+          const int8x16_t X0 = vld1q_s8(xk), X1 = vld1q_s8(xk + 16);                                  \
+          for (int i = 0; i < R; i++) {                                                               \
+            acc[i][t] = vfmaq_n_f32(acc[i][t], vcvtq_f32_s32(CANON_DOT4(vdupq_n_s32(0), U0[i], X0)), cs[i][t][2 * k]); \
+            acc[i][t] = vfmaq_n_f32(acc[i][t], vcvtq_f32_s32(CANON_DOT4(vdupq_n_s32(0), U1[i], X1)), cs[i][t][2 * k + 1]); \
+          }                                                                                           \
+        }                                                                                             \
+      }                                                                                               \
+    }                                                                                                 \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsumq(acc[i][t]);                       \
+  } while (0)
+
+/* Q4_K and Q5_K block headers (d @0, dmin @2, scales @4) as 16 scales and offsets. */
+GN_INLINE void neon_k4_header(const uint8_t *p, float *s16, float *m16) {
+  const float d = gn_f16(gn_rd16(p)), dmin = gn_f16(gn_rd16(p + 2));
+  uint64_t sc, mn;
+  gn_scales_k4(p + 4, &sc, &mn);
+  for (int t = 0; t < 8; t++) {
+    s16[2 * t] = s16[2 * t + 1] = d * (float)((sc >> (8 * t)) & 0xff);
+    m16[2 * t] = m16[2 * t + 1] = dmin * (float)((mn >> (8 * t)) & 0xff);
+  }
+}
+
 #else
 /* Scalar: exact integer sums per 16 values, float64 accumulation. */
 #define CANON_FAST_TILE(R, C, u, s, n, xq, xd, mins, y, ldy)                                          \

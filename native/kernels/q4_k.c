@@ -169,4 +169,20 @@ static void q4_k_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   (void)scratch;
   GN_DIRECT_ROWS(j, r0, r1, 2, Q4K_FAST_TILE); /* 16 ymm registers: 2 rows × 4 tokens */
 }
+
+#elif GN_ARM_NEON
+/* Values 32k … 32k + 31: low (k even) or high nibbles of qs bytes 32·(k/2) …. */
+#define Q4K_CODES(p, k, U0, U1)                                                                       \
+  do {                                                                                                \
+    const uint8x16_t q0_ = vld1q_u8((p) + 16 + 32 * ((k) >> 1)), q1_ = vld1q_u8((p) + 32 + 32 * ((k) >> 1)); \
+    const int8x16_t sh_ = vdupq_n_s8((int8_t)(-4 * ((k) & 1)));                                       \
+    U0 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q0_, sh_), vdupq_n_u8(0x0f)));                          \
+    U1 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q1_, sh_), vdupq_n_u8(0x0f)));                          \
+  } while (0)
+#define Q4K_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) NEON_DIRECT_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 144, neon_k4_header, Q4K_CODES)
+
+static void q4_k_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  GN_DIRECT_ROWS(j, r0, r1, GN_ROW_GROUP, Q4K_FAST_TILE);
+}
 #endif

@@ -152,4 +152,23 @@ static void q5_k_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   (void)scratch;
   GN_DIRECT_ROWS(j, r0, r1, 2, Q5K_FAST_TILE);
 }
+
+#elif GN_ARM_NEON
+/* Values 32k … 32k + 31: Q4_K's nibbles with bit k of qh bytes 0 … 31 as the fifth bit. */
+#define Q5K_CODES(p, k, U0, U1)                                                                       \
+  do {                                                                                                \
+    const uint8x16_t q0_ = vld1q_u8((p) + 48 + 32 * ((k) >> 1)), q1_ = vld1q_u8((p) + 64 + 32 * ((k) >> 1)); \
+    const int8x16_t sh_ = vdupq_n_s8((int8_t)(-4 * ((k) & 1))), hs_ = vdupq_n_s8((int8_t)(-(k)));     \
+    const uint8x16_t one_ = vdupq_n_u8(1), lo4_ = vdupq_n_u8(0x0f);                                    \
+    const uint8x16_t h0_ = vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8((p) + 16), hs_), one_), 4);            \
+    const uint8x16_t h1_ = vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8((p) + 32), hs_), one_), 4);            \
+    U0 = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(vshlq_u8(q0_, sh_), lo4_), h0_));                       \
+    U1 = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(vshlq_u8(q1_, sh_), lo4_), h1_));                       \
+  } while (0)
+#define Q5K_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) NEON_DIRECT_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 176, neon_k4_header, Q5K_CODES)
+
+static void q5_k_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  GN_DIRECT_ROWS(j, r0, r1, GN_ROW_GROUP, Q5K_FAST_TILE);
+}
 #endif

@@ -175,4 +175,31 @@ static void q6_k_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   (void)scratch;
   GN_DIRECT_ROWS(j, r0, r1, 2, Q6K_FAST_TILE);
 }
+
+#elif GN_ARM_NEON
+GN_INLINE void neon_q6k_header(const uint8_t *p, float *s16, float *m16) {
+  const float d = gn_f16(gn_rd16(p + 208));
+  for (int g = 0; g < 16; g++) {
+    s16[g] = d * (float)(int8_t)p[192 + g];
+    m16[g] = 32 * s16[g];
+  }
+}
+/* Values 32k … 32k + 31, as q6k_codes32 (AVX2) says. */
+#define Q6K_CODES(p, k, U0, U1)                                                                       \
+  do {                                                                                                \
+    const int h_ = (k) >> 2, part_ = (k) & 3;                                                         \
+    const uint8_t *l_ = (p) + 64 * h_ + 32 * (part_ & 1), *qh_ = (p) + 128 + 32 * h_;                 \
+    const int8x16_t ls_ = vdupq_n_s8((int8_t)(-4 * (part_ >> 1))), hs_ = vdupq_n_s8((int8_t)(-2 * part_)); \
+    const uint8x16_t lo4_ = vdupq_n_u8(0x0f), three_ = vdupq_n_u8(3);                                  \
+    U0 = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(vshlq_u8(vld1q_u8(l_), ls_), lo4_),                      \
+                                      vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8(qh_), hs_), three_), 4)));  \
+    U1 = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(vshlq_u8(vld1q_u8(l_ + 16), ls_), lo4_),                 \
+                                      vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8(qh_ + 16), hs_), three_), 4))); \
+  } while (0)
+#define Q6K_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) NEON_DIRECT_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 210, neon_q6k_header, Q6K_CODES)
+
+static void q6_k_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  GN_DIRECT_ROWS(j, r0, r1, GN_ROW_GROUP, Q6K_FAST_TILE);
+}
 #endif
