@@ -222,6 +222,81 @@ static napi_value js_matmul_xai8(napi_env env, napi_callback_info info) {
   return status(env, gn_matmul_xai8(ctx, q, ql, s, sl, (int)n_in, (int)n_out, (int)groups, x, xl, (int)T, y, yl, fast));
 }
 
+/* matmulMany(ctx, mats: [{ type, w: Uint8Array, nOut, y } | { q: Int8Array, scales: Uint16Array, groups, nOut, y }],
+ *            nIn, x: Float32Array, T, fast) */
+static napi_value js_matmul_many(napi_env env, napi_callback_info info) {
+  napi_value a[6];
+  if (!get_args(env, info, 6, a)) return NULL;
+  gn_ctx *ctx = get_ctx(env, a[0]);
+  if (!ctx) return NULL;
+  bool is_array = false, fast;
+  uint32_t n;
+  CHECK(env, napi_is_array(env, a[1], &is_array));
+  if (!is_array) return fail(env, "grok-native: %s", "matmulMany: mats must be an array");
+  CHECK(env, napi_get_array_length(env, a[1], &n));
+  if (n > GN_MANY_MAX) return fail(env, "grok-native: %s", "matmulMany: too many matrices");
+  int64_t n_in, T;
+  void *x;
+  size_t xl;
+  if (!get_int(env, a[2], "nIn", 1, INT32_MAX, &n_in) || !get_typed(env, a[3], napi_float32_array, "x", &x, &xl) ||
+      !get_int(env, a[4], "T", 0, INT32_MAX, &T))
+    return NULL;
+  CHECK(env, napi_get_value_bool(env, a[5], &fast));
+  gn_matrix m[GN_MANY_MAX];
+  memset(m, 0, sizeof m);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value o, v;
+    bool has_w = false;
+    int64_t n_out, type, groups;
+    void *p;
+    size_t len;
+    CHECK(env, napi_get_element(env, a[1], i, &o));
+    CHECK(env, napi_has_named_property(env, o, "w", &has_w));
+    CHECK(env, napi_get_named_property(env, o, "nOut", &v));
+    if (!get_int(env, v, "nOut", 0, INT32_MAX, &n_out)) return NULL;
+    m[i].n_out = (int)n_out;
+    CHECK(env, napi_get_named_property(env, o, "y", &v));
+    if (!get_typed(env, v, napi_float32_array, "y", &p, &m[i].y_len)) return NULL;
+    m[i].y = p;
+    if (has_w) {
+      CHECK(env, napi_get_named_property(env, o, "type", &v));
+      if (!get_int(env, v, "type", 0, 255, &type)) return NULL;
+      m[i].type = (int)type;
+      CHECK(env, napi_get_named_property(env, o, "w", &v));
+      if (!get_typed(env, v, napi_uint8_array, "w", &p, &len)) return NULL;
+      /* an empty view has no data pointer: point at something so the kind stays 'rows' */
+      m[i].w = len ? p : (const uint8_t *)"";
+      m[i].w_bytes = len;
+    } else {
+      CHECK(env, napi_get_named_property(env, o, "q", &v));
+      if (!get_typed(env, v, napi_int8_array, "q", &p, &len)) return NULL;
+      m[i].q = len ? p : (const int8_t *)"";
+      m[i].q_len = len;
+      CHECK(env, napi_get_named_property(env, o, "scales", &v));
+      if (!get_typed(env, v, napi_uint16_array, "scales", &p, &m[i].s_len)) return NULL;
+      m[i].scales = p;
+      CHECK(env, napi_get_named_property(env, o, "groups", &v));
+      if (!get_int(env, v, "groups", 1, INT32_MAX, &groups)) return NULL;
+      m[i].groups = (int)groups;
+    }
+  }
+  return status(env, gn_matmul_many(ctx, (int)n, m, (int)n_in, x, xl, (int)T, fast));
+}
+
+/* setAffinity(ctx, cpus: Int32Array) → 0 or errno */
+static napi_value js_set_affinity(napi_env env, napi_callback_info info) {
+  napi_value a[2], r;
+  if (!get_args(env, info, 2, a)) return NULL;
+  gn_ctx *ctx = get_ctx(env, a[0]);
+  if (!ctx) return NULL;
+  void *cpus;
+  size_t n;
+  if (!get_typed(env, a[1], napi_int32_array, "cpus", &cpus, &n)) return NULL;
+  if (n == 0 || n > 65536) return fail(env, "grok-native: %s", "setAffinity: 1…65536 CPUs");
+  CHECK(env, napi_create_int32(env, gn_set_affinity(ctx, cpus, (int)n), &r));
+  return r;
+}
+
 /* getRow(type, w: Uint8Array, nIn, nOut, r, out: Float32Array) */
 static napi_value js_get_row(napi_env env, napi_callback_info info) {
   napi_value a[6];
@@ -478,7 +553,7 @@ NAPI_MODULE_INIT() {
     {"info", js_info},           {"create", js_create},         {"destroy", js_destroy},     {"matmulRows", js_matmul_rows},
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
-    {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate},
+    {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

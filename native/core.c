@@ -165,7 +165,24 @@ static void xai8_task(void *arg, int chunk, int thread) {
 
 static int is_float_type(int type) { return type == GN_F32 || type == GN_F16 || type == GN_BF16; }
 
-/* Fast-mode activations: xq [T][n] · xd [T][n/32] · xs16 [T][n/16] in the context's buffer. */
+typedef struct {
+  const gn_table *t;
+  const float *x;
+  int8_t *q;
+  float *d, *s;
+  size_t blocks, chunk; /* 32-value blocks in all, per chunk */
+} quant_task_arg;
+
+/* Blocks are quantised independently (act.c), so any split of the T·n/32 blocks gives the same bytes. */
+static void quant_task(void *arg, int chunk, int thread) {
+  (void)thread;
+  const quant_task_arg *a = arg;
+  const size_t b0 = (size_t)chunk * a->chunk, b1 = b0 + a->chunk < a->blocks ? b0 + a->chunk : a->blocks;
+  a->t->quantize(a->x + 32 * b0, 1, (int)(32 * (b1 - b0)), a->q + 32 * b0, a->d + b0, a->s + 2 * b0);
+}
+
+/* Fast-mode activations: xq [T][n] · xd [T][n/32] · xs16 [T][n/16] in the context's buffer, quantised on
+ * the pool's threads when there are enough blocks (a wake-up costs about as much as 512 blocks). */
 static int quantize_activations(gn_ctx *c, const float *x, int T, int n, const int8_t **xq, const float **xd, const float **xs16) {
   const size_t tn = (size_t)T * (size_t)n;
   const size_t q_bytes = (tn + 63) & ~(size_t)63, d_bytes = ((tn / 32) * 4 + 63) & ~(size_t)63;
@@ -173,7 +190,12 @@ static int quantize_activations(gn_ctx *c, const float *x, int T, int n, const i
   if (!buf) return GN_ENOMEM;
   int8_t *q = (int8_t *)buf;
   float *d = (float *)(buf + q_bytes), *s = (float *)(buf + q_bytes + d_bytes);
-  c->table->quantize(x, T, n, q, d, s);
+  quant_task_arg qa = {.t = c->table, .x = x, .q = q, .d = d, .s = s, .blocks = tn / 32};
+  size_t per = (qa.blocks + (size_t)c->threads * 4 - 1) / ((size_t)c->threads * 4);
+  if (per < 512) per = 512;
+  if (per > (size_t)1 << 28) per = (size_t)1 << 28; /* chunk counts stay ints */
+  qa.chunk = per;
+  gn_pool_run(c->pool, quant_task, &qa, (int)((qa.blocks + per - 1) / per));
   *xq = q;
   *xd = d;
   *xs16 = s;
@@ -238,6 +260,111 @@ int gn_matmul_xai8(gn_ctx *c, const int8_t *q, size_t q_len, const uint16_t *sca
   const int n_chunks = chunking(c, n_out, (double)n_in * T, 64, &s.chunk);
   gn_pool_run(c->pool, xai8_task, &s, n_chunks);
   return GN_OK;
+}
+
+typedef struct {
+  gn_ctx *ctx;
+  int n;
+  gn_rows_job rows[GN_MANY_MAX];
+  gn_xai8_job xai8[GN_MANY_MAX];
+  gn_rows_fn *fn[GN_MANY_MAX]; /* NULL: an xai8 matrix */
+  gn_xai8_fn *xfn[GN_MANY_MAX];
+  int chunk[GN_MANY_MAX], total[GN_MANY_MAX], first[GN_MANY_MAX + 1]; /* first[i]: matrix i's first chunk */
+} many_task_arg;
+
+static void many_task(void *arg, int chunk, int thread) {
+  const many_task_arg *s = arg;
+  int i = 0;
+  while (chunk >= s->first[i + 1]) i++;
+  const int a = (chunk - s->first[i]) * s->chunk[i], b = a + s->chunk[i] < s->total[i] ? a + s->chunk[i] : s->total[i];
+  if (s->fn[i]) s->fn[i](&s->rows[i], a, b, s->ctx->scratch[thread]);
+  else s->xfn[i](&s->xai8[i], a, b, s->ctx->scratch[thread]);
+}
+
+/* The checks and kernel choice of gn_matmul_rows for one matrix of gn_matmul_many (kept in step with it:
+ * the outputs must be the same bytes). *quant: whether it reads int8 activations. */
+static int many_rows_setup(const gn_ctx *c, const gn_matrix *m, int n_in, int T, int fast, gn_rows_job *job, gn_rows_fn **fn, int *quant) {
+  const gn_type_info *ti = gn_type(m->type);
+  if (!ti) return GN_ETYPE;
+  if (n_in % ti->block_size != 0) return GN_EINVAL;
+  size_t row_bytes = (size_t)(n_in / ti->block_size) * (size_t)ti->block_bytes, need_w, need_y;
+  if (!mul_ok(row_bytes, (size_t)m->n_out, &need_w) || !mul_ok((size_t)T, (size_t)m->n_out, &need_y)) return GN_EINVAL;
+  if (m->w_bytes < need_w || m->y_len < need_y) return GN_EINVAL;
+  const gn_table *t = c->table, *sc = &gn_table_scalar;
+  *job = (gn_rows_job){.type = m->type, .w = m->w, .row_bytes = row_bytes, .n_in = n_in, .n_out = m->n_out, .T = T, .y = m->y};
+  *quant = fast && !is_float_type(m->type);
+  if (is_float_type(m->type)) *fn = t->float_exact;
+  else if (m->type == GN_Q8_0) *fn = fast ? t->q8_0_fast : t->q8_0_exact;
+  else {
+    const gn_table *k = m->type == GN_IQ4_NL ? sc : t;
+    job->unpack = k->unpack[m->type];
+    *fn = fast ? k->canon_fast : k->canon_exact;
+    if (!job->unpack) return GN_ETYPE;
+  }
+  return *fn ? GN_OK : GN_ETYPE;
+}
+
+/* As gn_matmul_xai8's checks, for one matrix of gn_matmul_many. */
+static int many_xai8_setup(const gn_ctx *c, const gn_matrix *m, int n_in, int T, int fast, gn_xai8_job *job, gn_xai8_fn **fn, int *quant) {
+  if (m->groups <= 0 || n_in % m->groups != 0) return GN_EINVAL;
+  size_t need_q, need_s, need_y;
+  if (!mul_ok((size_t)n_in, (size_t)m->n_out, &need_q) || !mul_ok((size_t)m->groups, (size_t)m->n_out, &need_s) ||
+      !mul_ok((size_t)T, (size_t)m->n_out, &need_y))
+    return GN_EINVAL;
+  if (m->q_len < need_q || m->s_len < need_s || m->y_len < need_y) return GN_EINVAL;
+  *quant = fast && (n_in / m->groups) % 32 == 0;
+  *job = (gn_xai8_job){.q = m->q, .scales = m->scales, .n_in = n_in, .n_out = m->n_out, .groups = m->groups, .T = T, .y = m->y};
+  *fn = *quant ? c->table->xai8_fast : c->table->xai8_exact;
+  return *fn ? GN_OK : GN_ETYPE;
+}
+
+int gn_matmul_many(gn_ctx *c, int n, const gn_matrix *m, int n_in, const float *x, size_t x_len, int T, int fast) {
+  if (n < 0 || n > GN_MANY_MAX || n_in <= 0 || T < 0) return GN_EINVAL;
+  size_t need_x;
+  if (!mul_ok((size_t)T, (size_t)n_in, &need_x) || x_len < need_x) return GN_EINVAL;
+  many_task_arg s = {.ctx = c, .n = n};
+  int any_quant = 0;
+  size_t scratch = gn_rows_scratch(n_in);
+  for (int i = 0; i < n; i++) {
+    if (m[i].n_out < 0 || (m[i].w == NULL) == (m[i].q == NULL)) return GN_EINVAL;
+    int quant = 0, err;
+    if (m[i].w) err = many_rows_setup(c, &m[i], n_in, T, fast, &s.rows[i], &s.fn[i], &quant);
+    else {
+      err = many_xai8_setup(c, &m[i], n_in, T, fast, &s.xai8[i], &s.xfn[i], &quant);
+      s.fn[i] = NULL;
+      if (32 * (size_t)m[i].n_out + 4096 > scratch) scratch = 32 * (size_t)m[i].n_out + 4096;
+    }
+    if (err) return err;
+    any_quant |= quant;
+  }
+  if (T == 0) return GN_OK;
+  if (any_quant) {
+    const int8_t *xq;
+    const float *xd, *xs16;
+    const int err = quantize_activations(c, x, T, n_in, &xq, &xd, &xs16);
+    if (err) return err;
+    for (int i = 0; i < n; i++) {
+      s.rows[i].xq = s.xai8[i].xq = xq;
+      s.rows[i].xd = s.xai8[i].xd = xd;
+      s.rows[i].xs16 = xs16;
+    }
+  }
+  for (int i = 0; i < n; i++) s.rows[i].x = s.xai8[i].x = x;
+  if (ensure_scratch(c, scratch) != GN_OK) return GN_ENOMEM;
+  s.first[0] = 0;
+  for (int i = 0; i < n; i++) {
+    s.total[i] = m[i].n_out;
+    const int count = m[i].n_out == 0 ? 0 : chunking(c, m[i].n_out, (double)n_in * T, s.fn[i] ? GN_ROW_GROUP : 64, &s.chunk[i]);
+    if (count > INT32_MAX - s.first[i]) return GN_EINVAL;
+    s.first[i + 1] = s.first[i] + count;
+  }
+  gn_pool_run(c->pool, many_task, &s, s.first[n]);
+  return GN_OK;
+}
+
+int gn_set_affinity(gn_ctx *c, const int *cpus, int n) {
+  if (n <= 0) return 22; /* EINVAL */
+  return gn_pool_set_affinity(c->pool, cpus, n);
 }
 
 int gn_get_row(int type, const uint8_t *w, size_t w_bytes, int n_in, int n_out, int r, float *out, size_t out_len) {

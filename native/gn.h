@@ -71,6 +71,30 @@ int gn_matmul_xai8(gn_ctx *ctx, const int8_t *q, size_t q_len, const uint16_t *s
                    int n_in, int n_out, int groups, const float *x, size_t x_len, int T, float *y,
                    size_t y_len, int fast);
 
+/* One matrix of a gn_matmul_many call: a 'rows' matrix (w set, q NULL) or an xai8 one (q set, w NULL). */
+typedef struct {
+  int type; /* 'rows': block type */
+  const uint8_t *w;
+  size_t w_bytes;
+  const int8_t *q; /* xai8: q[n_in][n_out], bf16 scales[groups][n_out] */
+  size_t q_len;
+  const uint16_t *scales;
+  size_t s_len;
+  int groups;
+  int n_out;
+  float *y; /* [T][n_out] */
+  size_t y_len;
+} gn_matrix;
+#define GN_MANY_MAX 16
+
+/* y_i = x · W_i for n ≤ GN_MANY_MAX matrices reading the same x [T][n_in] (q, k, v; gate, up): fast-mode
+ * activations quantised once, every matrix's rows in one dispatch. Each y_i is bit-identical to what
+ * gn_matmul_rows / gn_matmul_xai8 give for that matrix alone. */
+int gn_matmul_many(gn_ctx *ctx, int n, const gn_matrix *m, int n_in, const float *x, size_t x_len, int T, int fast);
+
+/* Pin the context's threads: thread i (0 = the caller) to cpus[i % n]. 0, or an errno value. */
+int gn_set_affinity(gn_ctx *ctx, const int *cpus, int n);
+
 /* out[0..n_in) = row r of a 'rows' matrix as floats. */
 int gn_get_row(int type, const uint8_t *w, size_t w_bytes, int n_in, int n_out, int r, float *out, size_t out_len);
 

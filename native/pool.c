@@ -10,7 +10,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #if defined(__x86_64__)
@@ -22,16 +25,18 @@
 #define GN_PAUSE() ((void)0)
 #endif
 
+/* The two counters every thread writes per chunk each get a cache line of their own, apart from the
+ * read-mostly job description, so claiming a chunk does not invalidate the line the others read. */
 struct gn_pool {
-  int threads, spin_us;
-  pthread_t *tids;
-  _Atomic uint64_t ticket; /* generation << 32 | next chunk */
-  _Atomic int done;        /* chunks finished in the current job */
-  _Atomic int sleepers;
+  _Alignas(64) _Atomic uint64_t ticket; /* generation << 32 | next chunk */
+  _Alignas(64) _Atomic int done;        /* chunks finished in the current job */
+  _Alignas(64) _Atomic int sleepers;
   _Atomic int stop;
   gn_task_fn *fn; /* the current job; stable while any of its chunks is unclaimed or running */
   void *arg;
   int n_chunks;
+  int threads, spin_us;
+  pthread_t *tids;
   pthread_mutex_t mu;
   pthread_cond_t cv;
 };
@@ -90,8 +95,9 @@ static void *worker_main(void *varg) {
 }
 
 gn_pool *gn_pool_create(int threads, int spin_us) {
-  gn_pool *p = calloc(1, sizeof *p);
-  if (!p) return NULL;
+  gn_pool *p = NULL;
+  if (posix_memalign((void **)&p, 64, sizeof *p) != 0) return NULL;
+  memset(p, 0, sizeof *p);
   p->threads = threads;
   p->spin_us = spin_us < 0 ? 0 : spin_us;
   pthread_mutex_init(&p->mu, NULL);
@@ -133,6 +139,29 @@ void gn_pool_run(gn_pool *p, gn_task_fn *fn, void *arg, int n_chunks) {
   work(p, gen, 0);
   while (atomic_load_explicit(&p->done, memory_order_acquire) < n_chunks) GN_PAUSE();
 }
+
+#if defined(__linux__)
+static int pin(pthread_t t, int cpu) {
+  if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return pthread_setaffinity_np(t, sizeof set, &set);
+}
+
+int gn_pool_set_affinity(gn_pool *p, const int *cpus, int n) {
+  int err = pin(pthread_self(), cpus[0]);
+  for (int i = 1; i < p->threads && !err; i++) err = pin(p->tids[i - 1], cpus[i % n]);
+  return err;
+}
+#else
+int gn_pool_set_affinity(gn_pool *p, const int *cpus, int n) {
+  (void)p;
+  (void)cpus;
+  (void)n;
+  return ENOSYS;
+}
+#endif
 
 void gn_pool_destroy(gn_pool *p) {
   if (!p) return;

@@ -12,5 +12,7 @@ typedef struct gn_pool gn_pool;
 gn_pool *gn_pool_create(int threads, int spin_us);
 void gn_pool_run(gn_pool *pool, gn_task_fn *fn, void *arg, int n_chunks);
 void gn_pool_destroy(gn_pool *pool);
+/* Pin thread i (0 = the calling thread) to CPU cpus[i % n] (Linux; elsewhere ENOSYS). 0 or an errno. */
+int gn_pool_set_affinity(gn_pool *pool, const int *cpus, int n);
 
 #endif

@@ -103,3 +103,17 @@ test('loadModel: a checkpoint with no tokenizer works on ids, refuses text; a to
     /tokenizer has 131072 tokens but the model .* has a vocabulary of 512/);
   await assert.rejects(loadModel(path.resolve('no-such-model')), /no such file or directory/);
 });
+
+test('loadModel: the kernels it creates use fast numerics by default, as `grok generate` does; { mode: \'exact\' } on request', async () => {
+  const ckpt = path.join(fixtureDir('tiny-a'), 'ckpt-0');
+  for (const [opts, want] of [[{}, 'fast'], [{ kernelOptions: { mode: 'exact' as const } }, 'exact'], [{ kernelOptions: { threads: 1 } }, 'fast']] as const) {
+    const grok = await loadModel(ckpt, opts);
+    try {
+      const name = grok.model.kernels.name;
+      assert.ok(name === 'reference' || name.includes(`-${want}-`), `${JSON.stringify(opts)}: kernels ${name}`);
+      if (name !== 'reference') assert.equal((grok.model.kernels as { mode?: string }).mode, want);
+    } finally {
+      await grok.close();
+    }
+  }
+});

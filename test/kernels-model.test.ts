@@ -37,6 +37,7 @@ for (const name of FIXTURES) {
     const ckpt = path.join(dir, 'ckpt-0');
     const ex = (await loadModel(ckpt, { kernels: exact })).model;
     const fm = (await loadModel(ckpt, { kernels: fast })).model;
+    fm.floatActivationsMaxWeights = 0; // int8 activations in every matrix but the router, as at Grok-1 width
     const A = ex.config.nExpertsUsed;
     const routes = (into: string[]) => (what: string, layer: number, data: Float32Array, rows: number) => {
       if (what !== 'ffn_moe_topk') return;

@@ -74,21 +74,25 @@ function llamaNumerics(): Kernels {
   const h = (v: number) => f16Table()[f32ToF16(v)]!;
   const c = Math.sqrt(2 / Math.PI);
   const gelu = (x: number) => Math.fround(0.5 * x * (1 + Math.tanh(c * x * (1 + 0.044715 * x * x))));
+  const matmul = (w: Matrix, x: Float32Array, T: number, y: Float32Array) => {
+    // Weight types whose ggml vec_dot_type is Q8_0 (Q4_1/Q5_1 use Q8_1, whose values are the same but
+    // which adds a rounded block sum: not emulated, so those types are not compared here).
+    if (w.layout !== 'rows' || !(w.type === 'q8_0' || w.type === 'q4_0' || w.type === 'iq4_nl')) return referenceKernels.matmul(w, x, T, y);
+    const xq = new Float32Array(T * w.nIn);
+    const blocks = new Uint8Array((w.nIn / 32) * 34);
+    for (let t = 0; t < T; t++) {
+      q8.quantize!(x, t * w.nIn, w.nIn, blocks, 0);
+      q8.dequantize(blocks, 0, w.nIn, xq, t * w.nIn);
+    }
+    return referenceKernels.matmul(w, xq, T, y);
+  };
   return {
     ...referenceKernels,
     name: 'reference+llama.cpp-numerics',
-    matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array) {
-      // Weight types whose ggml vec_dot_type is Q8_0 (Q4_1/Q5_1 use Q8_1, whose values are the same but
-      // which adds a rounded block sum: not emulated, so those types are not compared here).
-      if (w.layout !== 'rows' || !(w.type === 'q8_0' || w.type === 'q4_0' || w.type === 'iq4_nl')) return referenceKernels.matmul(w, x, T, y);
-      const xq = new Float32Array(T * w.nIn);
-      const blocks = new Uint8Array((w.nIn / 32) * 34);
-      for (let t = 0; t < T; t++) {
-        q8.quantize!(x, t * w.nIn, w.nIn, blocks, 0);
-        q8.dequantize(blocks, 0, w.nIn, xq, t * w.nIn);
-      }
-      return referenceKernels.matmul(w, xq, T, y);
-    },
+    // llama.cpp quantises the activations of every Q8_0-dot matrix, tiny ones too (its router is F32).
+    matmul,
+    matmulExact: matmul,
+    matmulMany: (ws, x, T, ys) => ws.forEach((w, i) => matmul(w, x, T, ys[i]!)),
     gelu(x: Float32Array, n: number) {
       for (let i = 0; i < n; i++) {
         const v = x[i]!;

@@ -77,3 +77,28 @@ test('the addon build without a C compiler: one line, exit 0 (install goes on); 
   const strict = spawnSync(process.execPath, [buildScript, '--strict', '--out', out], { env, encoding: 'utf8' });
   assert.equal(strict.status, 1);
 });
+
+test('GROK_NATIVE_ISA is a cap: a level this CPU lacks (another architecture\'s, or above its best) means its best, with one line saying so; an unknown name is an error', { skip: 'error' in native ? `native addon unavailable: ${native.error}` : false }, () => {
+  if ('error' in native) return;
+  const { best, levels } = native.addon.info();
+  const order = process.arch === 'arm64' ? ['scalar', 'neon', 'neon_dot'] : ['scalar', 'avx2', 'avx512'];
+  const above = order.slice(order.indexOf(best) + 1);
+  const foreign = process.arch === 'arm64' ? 'avx512' : 'neon';
+  const code = "const k = createKernels({ threads: 2, mode: 'fast' }); console.log(k.name); closeKernels(k); const i = nativeInfo(2); console.log(i.isa, '|', i.error);";
+  for (const requested of [foreign, ...above]) {
+    for (const backend of ['', 'native']) {
+      const r = child(code, { GROK_NATIVE_ISA: requested, ...(backend ? { GROK_BACKEND: backend } : {}) });
+      assert.equal(r.status, 0, `${requested}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^native-${best}-fast-2t$`, 'm'), requested);
+      const notes = r.stderr.trim().split('\n').filter((l) => l.length > 0);
+      assert.equal(notes.length, 1, `${requested}: one line of notice, got ${JSON.stringify(r.stderr)}`);
+      assert.match(notes[0]!, new RegExp(`^grok: GROK_NATIVE_ISA / isa '${requested}' (is above what this CPU runs|is not a level of ${process.arch} CPUs) \\(${levels.join(', ')}\\); using ${best}$`));
+      assert.match(r.stdout, new RegExp(`^${best} \\| GROK_NATIVE_ISA`, 'm'), 'nativeInfo reports the level used and why');
+    }
+  }
+  const low = child(code, { GROK_NATIVE_ISA: 'scalar' });
+  assert.match(low.stdout, /^native-scalar-fast-2t$/m, 'a level the CPU runs is used as asked');
+  assert.equal(low.stderr.trim(), '');
+  const bad = child("try { createKernels({ threads: 1 }); } catch (e) { console.log('error', e.message); }", { GROK_NATIVE_ISA: 'avx9000' });
+  assert.match(bad.stdout, /^error GROK_NATIVE_ISA \/ isa 'avx9000' is not a level this CPU runs/m);
+});

@@ -14,7 +14,7 @@ const missing = 'error' in loaded ? loaded.error : undefined;
 if (missing && process.env.CI === 'true') throw new Error(`CI: the native addon must load: ${missing}`);
 const info = missing ? undefined : nativeInfo();
 const lower = info ? info.levels!.filter((l) => l !== info.isa) : [];
-const files = ['native-kernels.test.js', 'native-invariance.test.js'].map((f) => fileURLToPath(new URL(f, import.meta.url)));
+const files = ['native-kernels.test.js', 'native-invariance.test.js', 'kernels-many.test.js'].map((f) => fileURLToPath(new URL(f, import.meta.url)));
 
 test(`native kernels at the lower levels this CPU runs (${lower.join(', ') || 'none'}): same tests, each level in its own process`, { skip: missing ? `native addon unavailable: ${missing}` : false }, () => {
   // Without NODE_TEST_CONTEXT the child reports in plain TAP instead of to this runner.

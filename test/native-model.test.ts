@@ -184,6 +184,7 @@ for (const name of FIXTURES) {
       const p = path.join(fixtureDir(name), file);
       const ex = (await loadModel(p, { kernels: native() })).model;
       const fm = (await loadModel(p, { kernels: native({ mode: 'fast' }) })).model;
+      fm.floatActivationsMaxWeights = 0; // int8 activations in every matrix but the router, as at Grok-1 width
       const le = ex.forward([{ tokens: g.tokens, cache: ex.newCache() }]);
       const lf = fm.forward([{ tokens: g.tokens, cache: fm.newCache() }]);
       const V = ex.config.vocabSize, n = g.tokens.length;
@@ -208,9 +209,18 @@ for (const name of FIXTURES) {
 function counting(inner: Kernels): { k: Kernels; rows: Map<Matrix, number> } {
   const rows = new Map<Matrix, number>();
   const k: Kernels = Object.create(inner);
+  const count = (w: Matrix, T: number) => rows.set(w, (rows.get(w) ?? 0) + T);
   k.matmul = (w, x, T, y) => {
-    rows.set(w, (rows.get(w) ?? 0) + T);
+    count(w, T);
     inner.matmul(w, x, T, y);
+  };
+  k.matmulExact = (w, x, T, y) => {
+    count(w, T);
+    inner.matmulExact(w, x, T, y);
+  };
+  k.matmulMany = (ws, x, T, ys) => {
+    ws.forEach((w) => count(w, T));
+    inner.matmulMany(ws, x, T, ys);
   };
   return { k, rows };
 }

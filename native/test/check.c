@@ -107,6 +107,32 @@ static int check_one(int isa, int threads, const check_case *c) {
         bad = 1;
       }
     }
+    /* gn_matmul_many with this matrix twice (one shared quantisation, one dispatch): the same bytes. */
+    if (!bad) {
+      float *ya = malloc(ny * 4), *yb = malloc(ny * 4);
+      gn_matrix m = {.n_out = c->n_out, .y_len = ny};
+      if (c->kind == 0) {
+        m.type = c->type;
+        m.w = c->w;
+        m.w_bytes = c->w_len;
+      } else {
+        m.q = (const int8_t *)c->w;
+        m.q_len = c->w_len;
+        m.scales = (const uint16_t *)c->s;
+        m.s_len = c->s_len / 2;
+        m.groups = c->groups;
+      }
+      gn_matrix two[2] = {m, m};
+      two[0].y = ya;
+      two[1].y = yb;
+      err = gn_matmul_many(ctx, 2, two, c->n_in, c->x, (size_t)c->T * c->n_in, c->T, c->fast);
+      if (err || memcmp(ya, y, ny * 4) != 0 || memcmp(yb, y, ny * 4) != 0) {
+        printf("%s [%s, %d threads]: gn_matmul_many differs from the single matmul (%s)\n", c->name, gn_isa_name(isa), threads, gn_strerror(err));
+        bad = 1;
+      }
+      free(ya);
+      free(yb);
+    }
     for (int t = 0; !bad && t < c->T && c->T > 1; t++) {
       run_matmul(solo, c, c->x + (size_t)t * c->n_in, 1, y1);
       if (memcmp(y1, y + (size_t)t * c->n_out, (size_t)c->n_out * 4) != 0) {

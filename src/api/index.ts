@@ -34,8 +34,9 @@ export interface LoadModelOptions {
   /** A SentencePiece tokenizer.model to use instead of the model's own (GGUF) or the one found beside it. */
   tokenizer?: string;
   /**
-   * Kernel implementation; default createKernels(): WebAssembly SIMD on worker threads with exact f32
-   * numerics where the runtime supports it, else the scalar reference. close() stops only kernels it created.
+   * Kernel implementation; default createKernels({ mode: 'fast', ...kernelOptions }): the native C kernels
+   * where the addon loads, else WebAssembly SIMD on worker threads, else the scalar reference; fast
+   * numerics, as `grok generate` and `grok serve`. close() stops only kernels it created.
    */
   kernels?: Kernels;
   /** config.json / golden.json to use instead of the one found beside the model. */
@@ -46,7 +47,12 @@ export interface LoadModelOptions {
   prefillChunk?: number;
   /** Requests allowed to wait for a slot (more → QueueFullError). Default unbounded. */
   maxQueue?: number;
-  /** Options for the kernels loadModel creates (and close() stops) when `kernels` is not given. */
+  /**
+   * Options for the kernels loadModel creates (and close() stops) when `kernels` is not given. `mode`
+   * defaults to 'fast' (8-bit activations for quantised weights, as the CLI and llama.cpp; routers and
+   * other tiny matrices keep float inputs); `{ mode: 'exact' }` gives float activations throughout,
+   * matching float64 references to about 1e-4 (what `grok logits` uses).
+   */
   kernelOptions?: CreateKernelsOptions;
   /** Context length in tokens, instead of the model's (llama.cpp's -c). */
   contextLength?: number;
@@ -216,7 +222,7 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
       : `${resolved}: no such file or directory`);
   }
   const t0 = performance.now();
-  const kernels = options.kernels ?? createKernels(options.kernelOptions);
+  const kernels = options.kernels ?? createKernels({ ...options.kernelOptions, mode: options.kernelOptions?.mode ?? 'fast' });
   let loaded: Awaited<ReturnType<typeof loadGrokModel>>;
   try {
     loaded = await loadGrokModel(resolved, {

@@ -5,6 +5,7 @@
  * "did you mean" suggestions and error format.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { parseCpuList } from '../kernels/cpus.js';
 import { UsageError } from './errors.js';
 
 export interface NumberRange {
@@ -78,6 +79,7 @@ export interface KernelOptionValues {
   kernels?: KernelChoice;
   backend?: 'auto' | 'native' | 'wasm' | 'reference';
   threads?: number;
+  cpuAffinity?: boolean | string;
   mlock?: boolean;
   mmap?: boolean;
 }
@@ -93,9 +95,18 @@ export function addKernelOptions(cmd: Command, defaultNumerics: 'exact' | 'fast'
       .choices(['auto', 'native', 'wasm', 'reference']).default('auto'))
     .addOption(new Option('--kernels <name>', 'numerics: exact (float activations; matches the goldens), fast (8-bit activations, as llama.cpp), reference (the reference backend)')
       .choices(['exact', 'fast', 'reference']).default(defaultNumerics))
-    .option('--threads <n>', 'threads for the kernels (default: all cores)', int(1, 256))
+    .option('--threads <n>', 'threads for the kernels (default: one per physical core, SMT siblings not counted)', int(1, 256))
+    .option('--cpu-affinity [cpus]', 'native, Linux: pin kernel thread i to one CPU: one physical core each, or the CPUs listed (e.g. 0-7,16-23)')
     .option('--mlock', 'native: lock the mapped weights in memory (needs RLIMIT_MEMLOCK; as llama.cpp)')
     .option('--no-mmap', 'native: read the weights into memory instead of mapping the files');
+}
+
+/** --cpu-affinity alone: one physical core per thread; with a value: a CPU list like 0-7,16. */
+function cpuAffinityOption(v: boolean | string): boolean | number[] {
+  if (typeof v === 'boolean') return v;
+  const cpus = parseCpuList(v);
+  if (!cpus) throw new UsageError(`--cpu-affinity: expected a CPU list like 0-7,16, got '${v}'`);
+  return cpus;
 }
 
 /** Options for createKernels from the command line. */
@@ -105,6 +116,7 @@ export function kernelOptions(o: KernelOptionValues): import('../kernels/index.j
     kernels: backend,
     mode: o.kernels === 'fast' ? 'fast' : 'exact',
     ...(o.threads === undefined ? {} : { threads: o.threads }),
+    ...(o.cpuAffinity === undefined ? {} : { cpuAffinity: cpuAffinityOption(o.cpuAffinity) }),
     ...(o.mlock ? { mlock: true } : {}),
     ...(o.mmap === false ? { mmap: false } : {}),
   };

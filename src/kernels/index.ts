@@ -2,9 +2,10 @@
  * Kernel selection: `createKernels()` returns the native C kernels (src/kernels/native.ts) when the
  * addon was built and loads here, else the WebAssembly SIMD kernels (worker threads) when this runtime
  * can run them (saying once why native is not used), else the scalar reference. Exact f32 numerics by
- * default.
+ * default here (the building block tests and `grok logits` use); the library's loadModel() and the CLI's
+ * generate/serve ask for 'fast'.
  *
- *   createKernels()                                  native (else wasm), exact, os.availableParallelism() threads
+ *   createKernels()                                  native (else wasm), exact, one thread per physical core
  *   createKernels({ mode: 'fast', threads: 2 })      int8 activations for quantised weights (generation)
  *   createKernels({ kernels: 'reference' })          src/kernels/reference.ts (plain scalar loops)
  *   GROK_BACKEND=native|wasm|reference               forces one for 'auto'
@@ -24,7 +25,7 @@ export interface CreateKernelsOptions {
   /** 'auto' (default): native when the addon loads, else wasm when supported, else reference. */
   readonly kernels?: 'auto' | 'native' | 'wasm' | 'reference';
   readonly mode?: KernelMode;
-  /** Threads including the main thread (wasm only); default os.availableParallelism(). */
+  /** Threads including the main thread; default one per physical core this process may use. */
   readonly threads?: number;
   /** Worker spin iterations before sleeping (wasm only). */
   readonly spin?: number;
@@ -38,6 +39,8 @@ export interface CreateKernelsOptions {
   readonly advice?: MapAdvice;
   /** Native only: highest instruction-set level (default GROK_NATIVE_ISA, else the CPU's best). */
   readonly isa?: string;
+  /** Native only: pin the threads, one per physical core (true) or to these CPUs (Linux). */
+  readonly cpuAffinity?: boolean | readonly number[];
   /** Native only: fill mapped weights' page tables in the background (default 'auto': when the file fits in memory). */
   readonly populate?: boolean | 'auto';
 }
@@ -58,7 +61,7 @@ export function createKernels(opts: CreateKernelsOptions = {}): Kernels {
   if (which === 'native' || which === 'auto') {
     const native = loadNativeAddon();
     if ('addon' in native) {
-      return new NativeKernels(native.addon, { mode: opts.mode, threads: opts.threads, mmap: opts.mmap, mlock: opts.mlock, advice: opts.advice, isa: opts.isa, populate: opts.populate });
+      return new NativeKernels(native.addon, { mode: opts.mode, threads: opts.threads, mmap: opts.mmap, mlock: opts.mlock, advice: opts.advice, isa: opts.isa, populate: opts.populate, cpuAffinity: opts.cpuAffinity });
     }
     if (which === 'native') throw new Error(`createKernels: the native kernels are unavailable (${native.error})`);
     if (!nativeNoticeShown) {

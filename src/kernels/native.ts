@@ -2,7 +2,8 @@
  * Kernels in C (native/), loaded as a Node-API addon built by scripts/build-native.mjs at install time.
  *
  * - Instruction-set level chosen at run time (scalar / AVX2 / AVX-512 with VNNI on x86-64, NEON / dotprod
- *   on aarch64); GROK_NATIVE_ISA=scalar|avx2|avx512|neon|neon_dot (or the `isa` option) caps it lower.
+ *   on aarch64); GROK_NATIVE_ISA=scalar|avx2|avx512|neon|neon_dot (or the `isa` option) caps it: a level
+ *   above what the CPU runs (or another architecture's) means the best it runs, with a one-line note.
  * - Its own persistent thread pool (threads − 1 pthreads spin briefly, then sleep); calls stay synchronous.
  * - Weights in place: `mapWeight` maps model files read-only and returns views of their bytes, so the
  *   loader copies nothing, memory grows only with pages touched, and larger-than-RAM models page from
@@ -15,12 +16,13 @@
  * Every length and offset is checked here before the addon sees it; the addon checks again.
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { availableParallelism, freemem } from 'node:os';
+import { freemem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FormatError } from '../base/errors.js';
 import { allBlockFormats, blockFormat, rowBytes } from '../quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
-import { getRowReference, checkMatmul } from './reference.js';
+import { defaultThreads, physicalCoreCpus } from './cpus.js';
+import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
 import { rmsnorm, rope } from './small-ops.js';
 import type { AttentionArgs, Kernels } from './types.js';
 import { kernelModule, type KernelMode } from './wasm.js';
@@ -32,6 +34,9 @@ interface NativeAddon {
   destroy(ctx: object): void;
   matmulRows(ctx: object, type: number, w: Uint8Array, nIn: number, nOut: number, x: Float32Array, T: number, y: Float32Array, fast: boolean): void;
   matmulXai8(ctx: object, q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, x: Float32Array, T: number, y: Float32Array, fast: boolean): void;
+  matmulMany(ctx: object, mats: ({ type: number; w: Uint8Array; nOut: number; y: Float32Array } | { q: Int8Array; scales: Uint16Array; groups: number; nOut: number; y: Float32Array })[],
+    nIn: number, x: Float32Array, T: number, fast: boolean): void;
+  setAffinity(ctx: object, cpus: Int32Array): number;
   getRow(type: number, w: Uint8Array, nIn: number, nOut: number, r: number, out: Float32Array): void;
   attention(ctx: object, q: Float32Array, k: Float32Array, v: Float32Array, mask: Uint8Array, out: Float32Array,
     T: number, pos0: number, nHeads: number, nKV: number, headDim: number, scale: number, softcap: number): void;
@@ -49,8 +54,13 @@ const ADVICE: Record<MapAdvice, number> = { normal: 0, willneed: 1, random: 2, s
 
 export interface NativeKernelOptions {
   readonly mode?: KernelMode;
-  /** Threads including the caller's; default os.availableParallelism(). */
+  /** Threads including the caller's; default one per physical core this process may use (src/kernels/cpus.ts). */
   readonly threads?: number;
+  /**
+   * Pin thread i (0 = the caller) to one CPU (Linux): true = one physical core each, in CPU order; a list
+   * = those CPUs, thread i on cpus[i mod length]. A failure is reported once and the threads stay unpinned.
+   */
+  readonly cpuAffinity?: boolean | readonly number[];
   /** Highest instruction-set level to use (default: GROK_NATIVE_ISA, else the best this CPU runs). */
   readonly isa?: string;
   /** Microseconds an idle worker spins before sleeping (default 100). */
@@ -123,7 +133,7 @@ export interface NativeInfo {
 }
 
 /** What `grok info` prints about the native backend. */
-export function nativeInfo(threads = availableParallelism()): NativeInfo {
+export function nativeInfo(threads = defaultThreads()): NativeInfo {
   const l = loadNativeAddon();
   const forced = process.env.GROK_BACKEND;
   const backend = forced === 'native' || forced === 'wasm' || forced === 'reference' ? forced
@@ -133,19 +143,47 @@ export function nativeInfo(threads = availableParallelism()): NativeInfo {
   const i = l.addon.info();
   const common = { available: true, addon: l.path, levels: i.levels, features: i.features, ...base };
   try {
-    return { ...common, isa: pickIsa(i.best, i.levels, process.env.GROK_NATIVE_ISA) };
+    const p = pickIsa(i.best, i.levels, process.env.GROK_NATIVE_ISA);
+    return { ...common, isa: p.isa, ...(p.note ? { error: p.note } : {}) };
   } catch (e) {
     return { ...common, error: (e as Error).message }; // a GROK_NATIVE_ISA this CPU cannot run
   }
 }
 
-/** The requested level if this CPU runs it; levels are ordered lowest first per architecture. */
-function pickIsa(best: string, levels: readonly string[], requested: string | undefined): string {
-  if (!requested) return best;
-  if (!levels.includes(requested)) {
+/** Every level the addon knows, lowest first per architecture (native/gn.h GN_ISA_*). */
+const ISA_ORDER: Record<string, readonly string[]> = { x64: ['scalar', 'avx2', 'avx512'], arm64: ['scalar', 'neon', 'neon_dot'] };
+
+/**
+ * The level to run for a requested cap: the requested one when this CPU runs it; a level above what this
+ * CPU runs, or one of another architecture, caps at the best this CPU runs, with a note saying so (a
+ * GROK_NATIVE_ISA shared between machines is a ceiling, not a demand). An unknown name is an error.
+ */
+function pickIsa(best: string, levels: readonly string[], requested: string | undefined): { isa: string; note?: string } {
+  if (!requested || levels.includes(requested)) return { isa: requested || best };
+  const known = new Set(Object.values(ISA_ORDER).flat());
+  if (!known.has(requested)) {
     throw new Error(`GROK_NATIVE_ISA / isa '${requested}' is not a level this CPU runs (${levels.join(', ')})`);
   }
-  return requested;
+  const order = ISA_ORDER[process.arch] ?? [];
+  const why = order.includes(requested) ? 'is above what this CPU runs' : `is not a level of ${process.arch} CPUs`;
+  return { isa: best, note: `GROK_NATIVE_ISA / isa '${requested}' ${why} (${levels.join(', ')}); using ${best}` };
+}
+
+let isaNoteShown = false;
+
+/** A 'rows' matrix's bytes cover its shape (nIn a whole number of blocks); its ggml type id. */
+function checkRows(w: RowMatrix): number {
+  const f = blockFormat(w.type);
+  const rb = rowBytes(f, w.nIn); // throws unless nIn is a multiple of the block size
+  if (w.data.length < rb * w.nOut) throw new Error(`matmul: ${w.type}[${w.nOut}×${w.nIn}] needs ${rb * w.nOut} bytes, has ${w.data.length}`);
+  return f.ggmlId;
+}
+
+function checkXai8(w: Xai8Matrix): void {
+  const { nIn, nOut, groups } = w;
+  if (!Number.isInteger(groups) || groups < 1 || nIn % groups !== 0) throw new Error(`matmul: xai8 groups ${groups} must divide nIn ${nIn}`);
+  if (w.q.length < nIn * nOut) throw new Error(`matmul: xai8[${nIn}×${nOut}] needs ${nIn * nOut} weight bytes, has ${w.q.length}`);
+  if (w.scales.length < groups * nOut) throw new Error(`matmul: xai8 scales need ${groups}×${nOut} values, have ${w.scales.length}`);
 }
 
 /** Largest typed array this runtime makes (4 GiB on Node 20): a longer tensor is read, not mapped. */
@@ -186,14 +224,19 @@ export class NativeKernels implements Kernels {
     this.addon = addon;
     this.mode = opts.mode ?? 'exact';
     if (this.mode !== 'exact' && this.mode !== 'fast') throw new Error(`kernels: mode must be 'exact' or 'fast', got '${String(this.mode)}'`);
-    const threads = opts.threads ?? availableParallelism();
+    const threads = opts.threads ?? defaultThreads();
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Error(`kernels: threads must be an integer in 1…256, got ${threads}`);
     const spin = opts.spinUs ?? 100;
     if (!Number.isInteger(spin) || spin < 0 || spin > 1e6) throw new Error(`kernels: spinUs must be an integer in 0…1000000, got ${spin}`);
     const advice = opts.advice ?? 'normal';
     if (!(advice in ADVICE)) throw new Error(`kernels: advice must be one of ${Object.keys(ADVICE).join(', ')}, got '${String(advice)}'`);
     const info = addon.info();
-    this.isa = pickIsa(info.best, info.levels, opts.isa ?? process.env.GROK_NATIVE_ISA);
+    const picked = pickIsa(info.best, info.levels, opts.isa ?? process.env.GROK_NATIVE_ISA);
+    if (picked.note && !isaNoteShown) {
+      isaNoteShown = true;
+      console.warn(`grok: ${picked.note}`);
+    }
+    this.isa = picked.isa;
     this.threads = threads;
     this.fast = this.mode === 'fast';
     this.mmap = opts.mmap ?? true;
@@ -203,6 +246,16 @@ export class NativeKernels implements Kernels {
     if (this.populate !== 'auto' && typeof this.populate !== 'boolean') throw new Error(`kernels: populate must be true, false or 'auto'`);
     this.ctx = addon.create(threads, this.isa, spin);
     this.name = `native-${this.isa}-${this.mode}-${threads}t`;
+    if (opts.cpuAffinity) this.pin(opts.cpuAffinity);
+  }
+
+  private pin(want: true | readonly number[]): void {
+    const cpus = want === true ? physicalCoreCpus() : want;
+    if (!cpus || cpus.length === 0 || !cpus.every((c) => Number.isInteger(c) && c >= 0 && c < 65536)) {
+      throw new Error(`kernels: cpuAffinity needs CPU numbers in 0…65535${want === true ? ' (this system does not say which CPUs are physical cores)' : ''}`);
+    }
+    const err = this.addon.setAffinity(this.context(), Int32Array.from(cpus));
+    if (err !== 0) console.warn(`grok: pinning threads to CPUs ${cpus.join(',')} failed (errno ${err}); continuing unpinned`);
   }
 
   /** Stop the worker threads; the object is unusable afterwards (mapped weights stay valid). */
@@ -263,24 +316,36 @@ export class NativeKernels implements Kernels {
   }
 
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
+    this.matmulMode(w, x, T, y, this.fast);
+  }
+
+  matmulExact(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
+    this.matmulMode(w, x, T, y, false);
+  }
+
+  private matmulMode(w: Matrix, x: Float32Array, T: number, y: Float32Array, fast: boolean): void {
     if (!checkMatmul(w, x, T, y)) return;
-    if (w.layout === 'rows') this.matmulRows(w, x, T, y);
-    else this.matmulXai8(w, x, T, y);
+    if (w.layout === 'rows') this.addon.matmulRows(this.context(), checkRows(w), w.data, w.nIn, w.nOut, x, T, y, fast);
+    else {
+      checkXai8(w);
+      this.addon.matmulXai8(this.context(), w.q, w.scales, w.nIn, w.nOut, w.groups, x, T, y, fast);
+    }
   }
 
-  private matmulRows(w: RowMatrix, x: Float32Array, T: number, y: Float32Array): void {
-    const f = blockFormat(w.type);
-    const rb = rowBytes(f, w.nIn); // throws unless nIn is a multiple of the block size
-    if (w.data.length < rb * w.nOut) throw new Error(`matmul: ${w.type}[${w.nOut}×${w.nIn}] needs ${rb * w.nOut} bytes, has ${w.data.length}`);
-    this.addon.matmulRows(this.context(), f.ggmlId, w.data, w.nIn, w.nOut, x, T, y, this.fast);
-  }
-
-  private matmulXai8(w: Xai8Matrix, x: Float32Array, T: number, y: Float32Array): void {
-    const { nIn, nOut, groups } = w;
-    if (!Number.isInteger(groups) || groups < 1 || nIn % groups !== 0) throw new Error(`matmul: xai8 groups ${groups} must divide nIn ${nIn}`);
-    if (w.q.length < nIn * nOut) throw new Error(`matmul: xai8[${nIn}×${nOut}] needs ${nIn * nOut} weight bytes, has ${w.q.length}`);
-    if (w.scales.length < groups * nOut) throw new Error(`matmul: xai8 scales need ${groups}×${nOut} values, have ${w.scales.length}`);
-    this.addon.matmulXai8(this.context(), w.q, w.scales, nIn, nOut, groups, x, T, y, this.fast);
+  /** One native call: the input quantised once (on the pool's threads), every matrix's rows in one dispatch. */
+  matmulMany(ws: readonly Matrix[], x: Float32Array, T: number, ys: readonly Float32Array[]): void {
+    checkMatmulMany(ws, x, T, ys);
+    if (ws.length === 0 || T === 0) return;
+    const MAX = 16; // GN_MANY_MAX
+    for (let i0 = 0; i0 < ws.length; i0 += MAX) {
+      const mats = ws.slice(i0, i0 + MAX).map((w, j) => {
+        const y = ys[i0 + j]!;
+        if (w.layout === 'rows') return { type: checkRows(w), w: w.data, nOut: w.nOut, y };
+        checkXai8(w);
+        return { q: w.q, scales: w.scales, groups: w.groups, nOut: w.nOut, y };
+      });
+      this.addon.matmulMany(this.context(), mats, ws[0]!.nIn, x, T, this.fast);
+    }
   }
 
   getRow(w: Matrix, r: number, out: Float32Array): void {

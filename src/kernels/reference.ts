@@ -54,6 +54,21 @@ export function matmulReference(w: Matrix, x: Float32Array, T: number, y: Float3
   }
 }
 
+/** The checks every matmulMany makes (every backend calls this one): as many outputs as matrices, one nIn. */
+export function checkMatmulMany(ws: readonly Matrix[], x: Float32Array, T: number, ys: readonly Float32Array[]): void {
+  if (ws.length !== ys.length) throw new Error(`matmulMany: ${ws.length} matrices but ${ys.length} outputs`);
+  for (const w of ws) {
+    if (w.nIn !== ws[0]!.nIn) throw new Error(`matmulMany: matrices of ${ws[0]!.nIn} and ${w.nIn} inputs cannot share one input`);
+  }
+  ws.forEach((w, i) => checkMatmul(w, x, T, ys[i]!));
+}
+
+/** matmulMany as one matmul per matrix (the reference, and the fallback of kernels without a shared version). */
+export function matmulManyReference(ws: readonly Matrix[], x: Float32Array, T: number, ys: readonly Float32Array[]): void {
+  checkMatmulMany(ws, x, T, ys);
+  ws.forEach((w, i) => matmulReference(w, x, T, ys[i]!));
+}
+
 export function getRowReference(w: Matrix, r: number, out: Float32Array): void {
   if (!Number.isInteger(r) || r < 0 || r >= w.nOut) throw new Error(`getRow: row ${r} outside 0…${w.nOut - 1}`);
   if (w.layout === 'rows') {
@@ -155,6 +170,8 @@ export const referenceKernels: Kernels = {
   name: 'reference',
   allocWeight: (bytes) => new Uint8Array(bytes),
   matmul: matmulReference,
+  matmulExact: matmulReference,
+  matmulMany: matmulManyReference,
   getRow: getRowReference,
   rmsnorm: rmsnormReference,
   rope: ropeReference,

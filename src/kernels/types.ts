@@ -35,6 +35,20 @@ export interface Kernels {
   /** y[t, 0..nOut) = x[t, 0..nIn) · W for t in [0, T). */
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void;
 
+  /**
+   * As matmul, with float32 activations in every mode: fast mode's int8 rounding is kept away from matmuls
+   * whose result decides something discrete (the router's expert choice) or that are too small for it to
+   * pay (llama.cpp keeps the router's weights and inputs F32).
+   */
+  matmulExact(w: Matrix, x: Float32Array, T: number, y: Float32Array): void;
+
+  /**
+   * ys[i] = x · ws[i] for matrices that read the same input (q, k, v; an expert's gate and up), all with
+   * nIn = x's width: fast mode quantises the input once for all of them. Each ys[i] is bit-identical to
+   * matmul(ws[i], x, T, ys[i]).
+   */
+  matmulMany(ws: readonly Matrix[], x: Float32Array, T: number, ys: readonly Float32Array[]): void;
+
   /** out[0..nIn) = row r of W as floats (W is a 'rows' matrix: the embedding lookup). */
   getRow(w: Matrix, r: number, out: Float32Array): void;
 

@@ -19,7 +19,6 @@
  * slots × 1 MiB thread scratch · 96 MiB activations · weights (64-byte aligned).
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import {
@@ -28,7 +27,8 @@ import {
   TYPE_BF16, TYPE_F16, TYPE_F32, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_0, WASM_ARG_BLOCK,
   XAI8_GROUPS, XAI8_N_IN, XAI8_N_OUT, XAI8_Q, XAI8_SCALES, XAI8_T, XAI8_X, XAI8_XS, XAI8_Y,
 } from './abi.js';
-import { getRowReference, matmulReference, checkMatmul } from './reference.js';
+import { defaultThreads } from './cpus.js';
+import { checkMatmul, checkMatmulMany, getRowReference, matmulReference } from './reference.js';
 import { WorkerPool, type WorkerPoolOptions } from './pool.js';
 import type { ChunkFn } from './pool-protocol.js';
 import { attention, checkAttentionArgs, gelu, rmsnorm, rope } from './small-ops.js';
@@ -39,7 +39,7 @@ export type KernelMode = 'exact' | 'fast';
 export interface WasmKernelOptions {
   /** 'exact': f32 activations and sums (matches the fixtures); 'fast': int8 activations for quantised weights. */
   readonly mode?: KernelMode;
-  /** Threads including the main thread; default os.availableParallelism(). */
+  /** Threads including the main thread; default one per physical core (src/kernels/cpus.ts). */
   readonly threads?: number;
   /** Spin iterations a worker polls before sleeping (default 20000 ≈ tens of µs). */
   readonly spin?: number;
@@ -147,7 +147,7 @@ export class WasmKernels implements Kernels {
     this.module = module;
     this.mode = opts.mode ?? 'exact';
     if (this.mode !== 'exact' && this.mode !== 'fast') throw new Error(`kernels: mode must be 'exact' or 'fast', got '${String(this.mode)}'`);
-    const threads = opts.threads ?? availableParallelism();
+    const threads = opts.threads ?? defaultThreads();
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new Error(`kernels: threads must be an integer in 1…256, got ${threads}`);
     this.threads = threads;
     this.actBase = SCRATCH_BASE + threads * SCRATCH_BYTES;
@@ -224,11 +224,23 @@ export class WasmKernels implements Kernels {
 
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
     if (!checkMatmul(w, x, T, y)) return;
-    if (w.layout === 'rows') this.matmulRows(w, x, T, y);
-    else this.matmulXai8(w, x, T, y);
+    if (w.layout === 'rows') this.matmulRows(w, x, T, y, this.mode === 'fast');
+    else this.matmulXai8(w, x, T, y, this.mode === 'fast');
   }
 
-  private matmulRows(w: RowMatrix, x: Float32Array, T: number, y: Float32Array): void {
+  matmulExact(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
+    if (!checkMatmul(w, x, T, y)) return;
+    if (w.layout === 'rows') this.matmulRows(w, x, T, y, false);
+    else this.matmulXai8(w, x, T, y, false);
+  }
+
+  /** One matmul per matrix: quantising a chunk's activations in wasm costs little beside copying them in. */
+  matmulMany(ws: readonly Matrix[], x: Float32Array, T: number, ys: readonly Float32Array[]): void {
+    checkMatmulMany(ws, x, T, ys);
+    ws.forEach((w, i) => this.matmul(w, x, T, ys[i]!));
+  }
+
+  private matmulRows(w: RowMatrix, x: Float32Array, T: number, y: Float32Array, fastMode: boolean): void {
     const code = TYPE_CODES[w.type];
     const { nIn, nOut } = w;
     if (code === undefined || nIn > MAX_NIN) {
@@ -240,7 +252,7 @@ export class WasmKernels implements Kernels {
     const rb = rowBytes(blockFormat(w.type), nIn);
     if (w.data.length < rb * nOut) throw new Error(`matmul: ${w.type}[${nOut}×${nIn}] needs ${rb * nOut} bytes, has ${w.data.length}`);
     const { arena, off } = this.locate(w.data, w);
-    const fast = this.mode === 'fast' && INT_TYPES.has(w.type);
+    const fast = fastMode && INT_TYPES.has(w.type);
     const nb = nIn / 32;
     // Activation area: x f32 [T][nIn] · y f32 [T][nOut] · (fast) xq i16 [T][nIn] · xs f32 [T][nb] · xsum i32 [T][nb] · xq8 i8 [T][nIn]
     const perToken = 4 * nIn + 4 * nOut + (fast ? 3 * nIn + 8 * nb : 0);
@@ -278,7 +290,7 @@ export class WasmKernels implements Kernels {
     }
   }
 
-  private matmulXai8(w: Xai8Matrix, x: Float32Array, T: number, y: Float32Array): void {
+  private matmulXai8(w: Xai8Matrix, x: Float32Array, T: number, y: Float32Array, fastMode: boolean): void {
     const { nIn, nOut, groups } = w;
     if (!(groups > 0) || nIn % groups !== 0) throw new Error(`matmul: xai8 groups ${groups} must divide nIn ${nIn}`);
     if (w.q.length < nIn * nOut) throw new Error(`matmul: xai8[${nIn}×${nOut}] needs ${nIn * nOut} weight bytes, has ${w.q.length}`);
@@ -288,7 +300,7 @@ export class WasmKernels implements Kernels {
     // Scales that landed in another arena (the q block filled this one) are copied next to the activations per call.
     const sLoc = this.byBuffer.get(w.scales.buffer);
     // Fast mode needs whole 32-input activation blocks inside each scale group (all Grok-1 matrices).
-    const fast = this.mode === 'fast' && (nIn / groups) % 32 === 0;
+    const fast = fastMode && (nIn / groups) % 32 === 0;
     const nb = Math.ceil(nIn / 32);
     // x and y, then the fast path's int16/int8 activation areas; scales kept in another arena are copied
     // after those areas (sOff below), so the areas are counted in every mode.

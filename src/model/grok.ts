@@ -116,8 +116,45 @@ export interface ForwardOptions {
   onRoute?: RouteFn;
 }
 
+/**
+ * Matrices of at most this many weights take float32 activations in fast mode too (Kernels.matmulExact):
+ * int8 activations save nothing measurable there, and fast mode's rounding must not move the router's
+ * decisions (Grok-1's router has 6144 × 8 weights; llama.cpp keeps it F32 with F32 inputs). The tiny test
+ * fixtures' matrices are all below it.
+ */
+export const FLOAT_ACTIVATIONS_MAX_WEIGHTS = 1 << 17;
+
 export class GrokModel {
+  /** Matrices up to this many weights (and the router always) get float32 activations in every mode. */
+  floatActivationsMaxWeights = FLOAT_ACTIVATIONS_MAX_WEIGHTS;
+  /** The experts' per-layer buffers, grown on demand and reused (no fresh zeroed arrays per expert). */
+  private scratch = { xe: new Float32Array(0), gate: new Float32Array(0), up: new Float32Array(0), down: new Float32Array(0) };
+
   constructor(readonly config: GrokConfig, readonly weights: GrokWeights, readonly kernels: Kernels) {}
+
+  private tiny(w: Matrix): boolean {
+    return w.nIn * w.nOut <= this.floatActivationsMaxWeights;
+  }
+
+  /** y = x·W, float32 activations for tiny matrices (see FLOAT_ACTIVATIONS_MAX_WEIGHTS). */
+  private matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
+    if (this.tiny(w)) this.kernels.matmulExact(w, x, T, y);
+    else this.kernels.matmul(w, x, T, y);
+  }
+
+  /** ys[i] = x·ws[i] for matrices reading the same x: its fast-mode quantisation done once for the large ones. */
+  private matmulShared(ws: readonly Matrix[], x: Float32Array, T: number, ys: readonly Float32Array[]): void {
+    const big = ws.flatMap((w, i) => (this.tiny(w) ? [] : [i]));
+    ws.forEach((w, i) => { if (this.tiny(w)) this.kernels.matmulExact(w, x, T, ys[i]!); });
+    if (big.length === 1) this.kernels.matmul(ws[big[0]!]!, x, T, ys[big[0]!]!);
+    else if (big.length > 1) this.kernels.matmulMany(big.map((i) => ws[i]!), x, T, big.map((i) => ys[i]!));
+  }
+
+  /** A reusable buffer of at least n values (contents undefined). */
+  private buffer(name: keyof GrokModel['scratch'], n: number): Float32Array {
+    if (this.scratch[name].length < n) this.scratch[name] = new Float32Array(Math.max(n, Math.ceil(this.scratch[name].length * 1.5)));
+    return this.scratch[name];
+  }
 
   newCache(capacity = this.config.contextLength): KVCache {
     return new KVCache(this.config, capacity);
@@ -192,8 +229,9 @@ export class GrokModel {
       // 2. Attention: h = RMSNorm_0(x); q, k, v; RoPE; cached causal attention; output projection.
       kn.rmsnorm(x, L.attn_norm, c.rmsNormEps, N, D, h);
       trace?.('attn_norm', l, h, N);
-      kn.matmul(L.attn_k, h, N, k);
-      kn.matmul(L.attn_v, h, N, v);
+      // q, k, v read the same normed input: quantised once (narrowed, q runs later on the picked rows).
+      if (narrow) this.matmulShared([L.attn_k, L.attn_v], h, N, [k, v]);
+      else this.matmulShared([L.attn_q, L.attn_k, L.attn_v], h, N, [q, k, v]);
       kn.rope(k, N, G, K, positions, c.ropeBase);
       if (narrow) {
         rowsOut = seqs.length;
@@ -212,7 +250,7 @@ export class GrokModel {
         gates = new Float32Array(rowsOut * A);
       }
       const qPositions = narrow ? Int32Array.from(lastRows, (r) => positions[r]!) : positions;
-      kn.matmul(L.attn_q, h, rowsOut, q);
+      if (narrow) this.matmul(L.attn_q, h, rowsOut, q);
       kn.rope(q, rowsOut, H, K, qPositions, c.ropeBase);
       trace?.('Qcur', l, q, rowsOut);
       trace?.('Kcur', l, k, N);
@@ -231,7 +269,7 @@ export class GrokModel {
       });
       const M = rowsOut;
       trace?.('kqv_out', l, attn, M);
-      kn.matmul(L.attn_output, attn, M, o);
+      this.matmul(L.attn_output, attn, M, o);
       trace?.('attn_out', l, o, M);
       // x = x + RMSNorm_1(attention output)
       kn.rmsnorm(o, L.attn_output_norm, c.rmsNormEps, M, D, o);
@@ -242,7 +280,7 @@ export class GrokModel {
       // 3. MoE: h = RMSNorm_2(x); softmax router; top-A experts; gated GELU experts, grouped by expert.
       kn.rmsnorm(x, L.ffn_norm, c.rmsNormEps, M, D, h);
       trace?.('ffn_norm', l, h, M);
-      kn.matmul(L.ffn_gate_inp, h, M, routerLogits);
+      kn.matmulExact(L.ffn_gate_inp, h, M, routerLogits); // float32 inputs in every mode (FLOAT_ACTIVATIONS_MAX_WEIGHTS)
       trace?.('ffn_moe_logits', l, routerLogits, M);
       route(routerLogits, M, E, A, chosen, gates);
       opts.onRoute?.(l, chosen, gates, M);
@@ -270,7 +308,7 @@ export class GrokModel {
     kn.rmsnorm(hs, w.output_norm, c.rmsNormEps, rows, D, hs);
     trace?.('result_norm', c.nLayers, hs, rows);
     const logits = new Float32Array(rows * c.vocabSize);
-    kn.matmul(w.output ?? w.token_embd, hs, rows, logits);
+    this.matmul(w.output ?? w.token_embd, hs, rows, logits);
     for (let i = 0; i < logits.length; i++) logits[i] = logits[i]! * c.outputMultiplier;
     trace?.('result_output', c.nLayers, logits, rows);
     return logits;
@@ -280,25 +318,28 @@ export class GrokModel {
   private experts(L: LayerWeights, h: Float32Array, N: number, chosen: Int32Array, gates: Float32Array, out: Float32Array): void {
     const c = this.config, kn = this.kernels;
     const D = c.dModel, F = c.ffnSize, A = c.nExpertsUsed;
+    // Buffers for the most tokens one expert can get (every token): reused by every expert and layer.
+    const xeAll = this.buffer('xe', N * D), gateAll = this.buffer('gate', N * F), upAll = this.buffer('up', N * F), downAll = this.buffer('down', N * D);
+    const rows = new Int32Array(N); // indices into chosen/gates (token n = idx / A)
     for (let e = 0; e < c.nExperts; e++) {
-      const rows: number[] = []; // indices into chosen/gates (token n = idx / A)
-      for (let i = 0; i < N * A; i++) if (chosen[i] === e) rows.push(i);
-      if (rows.length === 0) continue;
-      const M = rows.length;
-      const xe = new Float32Array(M * D);
-      rows.forEach((idx, m) => xe.set(h.subarray(Math.floor(idx / A) * D, (Math.floor(idx / A) + 1) * D), m * D));
-      const gate = new Float32Array(M * F);
-      const up = new Float32Array(M * F);
-      kn.matmul(L.ffn_gate_exps[e]!, xe, M, gate);
-      kn.matmul(L.ffn_up_exps[e]!, xe, M, up);
+      let M = 0;
+      for (let i = 0; i < N * A; i++) if (chosen[i] === e) rows[M++] = i;
+      if (M === 0) continue;
+      const xe = xeAll.subarray(0, M * D), gate = gateAll.subarray(0, M * F), up = upAll.subarray(0, M * F), down = downAll.subarray(0, M * D);
+      for (let m = 0; m < M; m++) {
+        const n = (rows[m]! / A) | 0;
+        xe.set(h.subarray(n * D, (n + 1) * D), m * D);
+      }
+      // gate and up read the same input: quantised once.
+      this.matmulShared([L.ffn_gate_exps[e]!, L.ffn_up_exps[e]!], xe, M, [gate, up]);
       kn.gelu(gate, M * F);
       for (let i = 0; i < M * F; i++) gate[i] = gate[i]! * up[i]!;
-      const down = new Float32Array(M * D);
-      kn.matmul(L.ffn_down_exps[e]!, gate, M, down);
-      rows.forEach((idx, m) => {
-        const n = Math.floor(idx / A), g = gates[idx]!;
-        for (let i = 0; i < D; i++) out[n * D + i] += g * down[m * D + i]!;
-      });
+      this.matmul(L.ffn_down_exps[e]!, gate, M, down);
+      for (let m = 0; m < M; m++) {
+        const idx = rows[m]!, n = (idx / A) | 0, g = gates[idx]!;
+        const o = n * D, d = m * D;
+        for (let i = 0; i < D; i++) out[o + i] += g * down[d + i]!;
+      }
     }
   }
 }
