@@ -202,6 +202,19 @@ static int quantize_activations(gn_ctx *c, const float *x, int T, int n, const i
   return GN_OK;
 }
 
+/* The kernel for a 'rows' matrix of `type` (and its unpacker, for the canonical kernels); NULL: none. */
+static gn_rows_fn *rows_kernel(const gn_table *t, int type, int fast, gn_unpack_fn **unpack) {
+  *unpack = NULL;
+  if (is_float_type(type)) return t->float_exact;
+  if (type == GN_Q8_0) return fast ? t->q8_0_fast : t->q8_0_exact;
+  if (fast && t->direct_fast[type]) return t->direct_fast[type];
+  /* IQ4_NL's codes (up to 241) exceed what the SIMD byte products take: scalar kernels. */
+  const gn_table *k = type == GN_IQ4_NL ? &gn_table_scalar : t;
+  *unpack = k->unpack[type];
+  if (!*unpack) return NULL;
+  return fast ? k->canon_fast : k->canon_exact;
+}
+
 int gn_matmul_rows(gn_ctx *c, int type, const uint8_t *w, size_t w_bytes, int n_in, int n_out, const float *x, size_t x_len,
                    int T, float *y, size_t y_len, int fast) {
   const gn_type_info *ti = gn_type(type);
@@ -213,19 +226,10 @@ int gn_matmul_rows(gn_ctx *c, int type, const uint8_t *w, size_t w_bytes, int n_
   if (w_bytes < need_w || x_len < need_x || y_len < need_y) return GN_EINVAL;
   if (T == 0 || n_out == 0) return GN_OK;
 
-  const gn_table *t = c->table, *sc = &gn_table_scalar;
   gn_rows_job job = {.type = type, .w = w, .row_bytes = row_bytes, .n_in = n_in, .n_out = n_out, .T = T, .x = x, .y = y};
-  gn_rows_fn *fn;
   const int quant = !is_float_type(type);
-  if (!quant) fn = t->float_exact;
-  else if (type == GN_Q8_0) fn = fast ? t->q8_0_fast : t->q8_0_exact;
-  else {
-    /* IQ4_NL's codes (up to 241) exceed what the SIMD byte products take: scalar kernels. */
-    const gn_table *k = type == GN_IQ4_NL ? sc : t;
-    job.unpack = k->unpack[type];
-    fn = fast ? (k->direct_fast[type] ? k->direct_fast[type] : k->canon_fast) : k->canon_exact;
-  }
-  if (!fn || (quant && type != GN_Q8_0 && !job.unpack)) return GN_ETYPE;
+  gn_rows_fn *fn = rows_kernel(c->table, type, fast, &job.unpack);
+  if (!fn) return GN_ETYPE;
   if (fast && quant) {
     const int err = quantize_activations(c, x, T, n_in, &job.xq, &job.xd, &job.xs16);
     if (err) return err;
@@ -290,17 +294,9 @@ static int many_rows_setup(const gn_ctx *c, const gn_matrix *m, int n_in, int T,
   size_t row_bytes = (size_t)(n_in / ti->block_size) * (size_t)ti->block_bytes, need_w, need_y;
   if (!mul_ok(row_bytes, (size_t)m->n_out, &need_w) || !mul_ok((size_t)T, (size_t)m->n_out, &need_y)) return GN_EINVAL;
   if (m->w_bytes < need_w || m->y_len < need_y) return GN_EINVAL;
-  const gn_table *t = c->table, *sc = &gn_table_scalar;
   *job = (gn_rows_job){.type = m->type, .w = m->w, .row_bytes = row_bytes, .n_in = n_in, .n_out = m->n_out, .T = T, .y = m->y};
   *quant = fast && !is_float_type(m->type);
-  if (is_float_type(m->type)) *fn = t->float_exact;
-  else if (m->type == GN_Q8_0) *fn = fast ? t->q8_0_fast : t->q8_0_exact;
-  else {
-    const gn_table *k = m->type == GN_IQ4_NL ? sc : t;
-    job->unpack = k->unpack[m->type];
-    *fn = fast ? k->canon_fast : k->canon_exact;
-    if (!job->unpack) return GN_ETYPE;
-  }
+  *fn = rows_kernel(c->table, m->type, fast, &job->unpack);
   return *fn ? GN_OK : GN_ETYPE;
 }
 
