@@ -344,18 +344,21 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
   return status(env, gn_attention(ctx, &args));
 }
 
-/* gelu(ctx, x: Float32Array, n) */
+/* gelu(ctx, x: Float32Array, n, up?: Float32Array) */
 static napi_value js_gelu(napi_env env, napi_callback_info info) {
-  napi_value a[3];
-  if (!get_args(env, info, 3, a)) return NULL;
+  napi_value a[4];
+  if (!get_args(env, info, 4, a)) return NULL;
   gn_ctx *ctx = get_ctx(env, a[0]);
   if (!ctx) return NULL;
-  void *x;
-  size_t xl;
+  void *x, *up = NULL;
+  size_t xl, ul = 0;
   int64_t n;
+  napi_valuetype ut;
   if (!get_typed(env, a[1], napi_float32_array, "x", &x, &xl) || !get_int(env, a[2], "n", 0, INT64_C(1) << 52, &n)) return NULL;
-  if ((uint64_t)n > xl) return fail(env, "grok-native: %s", "gelu: n exceeds the array");
-  return status(env, gn_gelu(ctx, x, (size_t)n));
+  if (napi_typeof(env, a[3], &ut) != napi_ok) return fail(env, "grok-native: %s", "gelu: bad up");
+  if (ut != napi_undefined && !get_typed(env, a[3], napi_float32_array, "up", &up, &ul)) return NULL;
+  if ((uint64_t)n > xl || (up && (uint64_t)n > ul)) return fail(env, "grok-native: %s", "gelu: n exceeds the array");
+  return status(env, gn_gelu(ctx, x, up, (size_t)n));
 }
 
 /* ---- memory: anonymous weights and file mappings ---------------------------------------------------- */

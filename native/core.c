@@ -408,6 +408,7 @@ int gn_attention(gn_ctx *c, const gn_attention_args *a) {
 
 typedef struct {
   float *x;
+  const float *up;
   size_t n, chunk;
 } gelu_task_arg;
 
@@ -421,14 +422,15 @@ static void gelu_task(void *arg, int chunk, int thread) {
   for (size_t i = i0; i < i1; i++) {
     const double v = s->x[i];
     const double z = c * (v + 0.044715 * v * v * v);
-    s->x[i] = (float)(v / (1.0 + exp(-2.0 * z)));
+    const float g = (float)(v / (1.0 + exp(-2.0 * z)));
+    s->x[i] = s->up ? g * s->up[i] : g; /* float × float, as the JavaScript it replaces */
   }
 }
 
-int gn_gelu(gn_ctx *c, float *x, size_t n) {
+int gn_gelu(gn_ctx *c, float *x, const float *up, size_t n) {
   if (n == 0) return GN_OK;
   /* Below ~64k values one thread is quicker than waking the others. */
-  gelu_task_arg s = {.x = x, .n = n, .chunk = n < 65536 ? n : 16384};
+  gelu_task_arg s = {.x = x, .up = up, .n = n, .chunk = n < 65536 ? n : 16384};
   const size_t chunks = (n + s.chunk - 1) / s.chunk;
   if (chunks > (size_t)1 << 30) return GN_EINVAL;
   gn_pool_run(c->pool, gelu_task, &s, (int)chunks);

@@ -108,7 +108,7 @@ typedef struct {
 } gn_attention_args;
 int gn_attention(gn_ctx *ctx, const gn_attention_args *a);
 
-/* GELU (tanh approximation) in place over n values. */
-int gn_gelu(gn_ctx *ctx, float *x, size_t n);
+/* GELU (tanh approximation) in place over n values; times up[i] when up is not NULL (gated FFN). */
+int gn_gelu(gn_ctx *ctx, float *x, const float *up, size_t n);
 
 #endif

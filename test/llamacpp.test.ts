@@ -93,10 +93,11 @@ function llamaNumerics(): Kernels {
     matmul,
     matmulExact: matmul,
     matmulMany: (ws, x, T, ys) => ws.forEach((w, i) => matmul(w, x, T, ys[i]!)),
-    gelu(x: Float32Array, n: number) {
+    gelu(x: Float32Array, n: number, up?: Float32Array) {
       for (let i = 0; i < n; i++) {
         const v = x[i]!;
         x[i] = v <= -10 ? 0 : v >= 10 ? v : h(gelu(h(v)));
+        if (up) x[i] = x[i]! * up[i]!; // ggml_mul in float32
       }
     },
   };

@@ -228,7 +228,13 @@ test(`native ${level}: rmsnorm, rope, GELU (incl. far tails) and attention match
     k.gelu(g1, len);
     geluReference(g2, len);
     assertClose(g1, g2, g2.map((v) => Math.abs(v) + 1e-6), 1e-6, `gelu ×${len}`); // as test/kernels.test.ts
+    // gated: gelu(gate) ⊙ up, the expert FFN's product
+    const up = randn(r, len), h1 = g1.map((_, i) => -12 + (24 * i) / len), h2 = h1.slice();
+    k.gelu(h1, len, up);
+    geluReference(h2, len, up);
+    assertClose(h1, h2, h2.map((v) => Math.abs(v) + 1e-6), 1e-6, `gelu ⊙ up ×${len}`);
   }
+  assert.throws(() => k.gelu(new Float32Array(8), 8, new Float32Array(4)), /up has 4 values, fewer than n = 8/);
   const nHeads = 6, nKV = 2, headDim = 32, pos0 = 5, Tq = 4, cap = 12;
   const q = randn(r, Tq * nHeads * headDim, 3);
   const kCache = randn(r, cap * nKV * headDim, 3), vCache = randn(r, cap * nKV * headDim);

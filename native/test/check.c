@@ -157,7 +157,7 @@ static int check_one(int isa, int threads, const check_case *c) {
   } else {
     float *v = malloc((size_t)c->n_in * 4);
     memcpy(v, c->x, (size_t)c->n_in * 4);
-    gn_gelu(ctx, v, (size_t)c->n_in);
+    gn_gelu(ctx, v, NULL, (size_t)c->n_in);
     for (int i = 0; !bad && i < c->n_in; i++) {
       if (!(fabs((double)v[i] - c->want[i]) <= c->tol * (fabs(c->want[i]) + 1e-6))) {
         printf("%s [%s, %d threads]: gelu(%.9g) is %.9g, want %.9g\n", c->name, gn_isa_name(isa), threads, c->x[i], v[i], c->want[i]);

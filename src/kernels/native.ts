@@ -40,7 +40,7 @@ interface NativeAddon {
   getRow(type: number, w: Uint8Array, nIn: number, nOut: number, r: number, out: Float32Array): void;
   attention(ctx: object, q: Float32Array, k: Float32Array, v: Float32Array, mask: Uint8Array, out: Float32Array,
     T: number, pos0: number, nHeads: number, nKV: number, headDim: number, scale: number, softcap: number): void;
-  gelu(ctx: object, x: Float32Array, n: number): void;
+  gelu(ctx: object, x: Float32Array, n: number, up: Float32Array | undefined): void;
   alloc(bytes: number): ArrayBuffer;
   mapFile(path: string): [object, number];
   mapView(map: object, offset: number, length: number): ArrayBuffer;
@@ -383,8 +383,9 @@ export class NativeKernels implements Kernels {
     this.addon.attention(this.context(), q, kCache, vCache, keyMask, out, T, pos0, nHeads, nKV, headDim, scale, softcap);
   }
 
-  gelu(x: Float32Array, n: number): void {
+  gelu(x: Float32Array, n: number, up?: Float32Array): void {
     if (!Number.isInteger(n) || n < 0 || n > x.length) throw new Error(`gelu: n = ${n} outside 0…${x.length}`);
-    this.addon.gelu(this.context(), x, n);
+    if (up && up.length < n) throw new Error(`gelu: up has ${up.length} values, fewer than n = ${n}`);
+    this.addon.gelu(this.context(), x, n, up);
   }
 }

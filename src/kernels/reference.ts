@@ -159,10 +159,12 @@ export function attentionReference(a: AttentionArgs): void {
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
-export function geluReference(x: Float32Array, n: number): void {
+export function geluReference(x: Float32Array, n: number, up?: Float32Array): void {
+  if (up && up.length < n) throw new Error(`gelu: up has ${up.length} values, fewer than n = ${n}`);
   for (let i = 0; i < n; i++) {
     const v = x[i]!;
     x[i] = 0.5 * v * (1 + Math.tanh(GELU_C * (v + 0.044715 * v * v * v)));
+    if (up) x[i] = x[i]! * up[i]!;
   }
 }
 

@@ -72,8 +72,11 @@ export interface Kernels {
    */
   attention(args: AttentionArgs): void;
 
-  /** GELU, tanh approximation, in place over n values. */
-  gelu(x: Float32Array, n: number): void;
+  /**
+   * GELU, tanh approximation, in place over n values; with `up`, x[i] = gelu(x[i]) · up[i] (the gated FFN's
+   * product, each factor rounded to float32 first).
+   */
+  gelu(x: Float32Array, n: number, up?: Float32Array): void;
 }
 
 export interface AttentionArgs {

@@ -441,8 +441,8 @@ export class WasmKernels implements Kernels {
     out.set(f.subarray(oOff / 4, oOff / 4 + qn), t0 * perQ);
   }
 
-  gelu(x: Float32Array, n: number): void {
-    gelu(x, n);
+  gelu(x: Float32Array, n: number, up?: Float32Array): void {
+    gelu(x, n, up);
   }
 
   /** Run every kernel once on small inputs so V8 tiers them up before real work (formats of all types). */

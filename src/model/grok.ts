@@ -332,8 +332,7 @@ export class GrokModel {
       }
       // gate and up read the same input: quantised once.
       this.matmulShared([L.ffn_gate_exps[e]!, L.ffn_up_exps[e]!], xe, M, [gate, up]);
-      kn.gelu(gate, M * F);
-      for (let i = 0; i < M * F; i++) gate[i] = gate[i]! * up[i]!;
+      kn.gelu(gate, M * F, up); // gate = gelu(gate) ⊙ up
       this.matmul(L.ffn_down_exps[e]!, gate, M, down);
       for (let m = 0; m < M; m++) {
         const idx = rows[m]!, n = (idx / A) | 0, g = gates[idx]!;
