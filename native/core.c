@@ -339,7 +339,7 @@ int gn_attention(gn_ctx *c, const gn_attention_args *a) {
   s.gs = a->n_kv;
   while (s.gs > 1 && (size_t)a->T * (size_t)s.nc * (size_t)((a->n_kv + s.gs - 1) / s.gs) < 4 * (size_t)c->threads) s.gs = (s.gs + 1) / 2;
   s.ng = (a->n_kv + s.gs - 1) / s.gs;
-  if (ensure_scratch(c, 4 * (GN_ATTN_KP(a->head_dim) + (size_t)s.gs * G * GN_ATTN_CHUNK) + 128) != GN_OK) return GN_ENOMEM;
+  if (ensure_scratch(c, GN_ATTN_SCRATCH(a->head_dim, (size_t)s.gs * G, s.gs)) != GN_OK) return GN_ENOMEM;
   const size_t per_query = (size_t)a->n_heads * (size_t)s.nc * GN_ATTN_REC(a->head_dim) * 4;
   size_t fit = GN_ATTN_REC_BYTES / per_query, rec_bytes;
   const int group = fit < 1 ? 1 : fit < (size_t)a->T ? (int)fit : a->T;

@@ -69,6 +69,12 @@ typedef void gn_attn_fn(const gn_attention_args *a, int t, int g, float *scratch
 #define GN_ATTN_CHUNK 256
 #define GN_ATTN_KP(K) (((size_t)(K) + 15) & ~(size_t)15)
 #define GN_ATTN_REC(K) (GN_ATTN_KP(K) + 16)
+/* Keys per block of a fast-mode item's weighted sum of values (their widened rows stay in L1). */
+#define GN_ATTN_SUB 16
+/* Per-thread scratch of a fast-mode item over nh query heads of ng KV heads: a widened key row, the
+ * scores, GN_ATTN_SUB positions' widened value rows; 64-byte aligned. */
+#define GN_ATTN_SCRATCH(K, nh, ng) \
+  (4 * (GN_ATTN_KP(K) + (size_t)(nh) * GN_ATTN_CHUNK + GN_ATTN_SUB * (size_t)(ng) * GN_ATTN_KP(K)) + 128)
 typedef void gn_attn_part_fn(const gn_attention_args *a, int t, int g0, int g1, int c, float *rec, size_t head_stride, float *scratch);
 typedef void gn_attn_merge_fn(const float *rec, int nc, size_t rec_stride, int K, float *out);
 

@@ -224,20 +224,41 @@ GN_INLINE av_f av_softcap(av_f s, float cap, float inv_cap) {
   return (av_f)((av_i)th | sign) * av_set1(cap);
 }
 
-/* q·k in float32: four chains of lanes, summed in one fixed order, then the scalar tail. */
-GN_INLINE float attn_dot32(const float *q, const float *k, int n) {
-  av_f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-  int d = 0;
-  for (; d + 4 * AV <= n; d += 4 * AV) {
-    a0 = av_fma(av_load(q + d), av_load(k + d), a0);
-    a1 = av_fma(av_load(q + d + AV), av_load(k + d + AV), a1);
-    a2 = av_fma(av_load(q + d + 2 * AV), av_load(k + d + 2 * AV), a2);
-    a3 = av_fma(av_load(q + d + 3 * AV), av_load(k + d + 3 * AV), a3);
-  }
-  for (; d + AV <= n; d += AV) a0 = av_fma(av_load(q + d), av_load(k + d), a0);
-  float s = av_hsum((a0 + a1) + (a2 + a3));
-  for (; d < n; d++) s += q[d] * k[d];
-  return s;
+/*
+ * s[j] = q_j·k in float32 for H_ query heads (q_j = q + j·K) sharing one key row, which is loaded once
+ * for all of them. Per head: two chains of lanes (even and odd vectors), summed in one fixed order, then
+ * the scalar tail — the same operations whichever H_ the head is computed with.
+ */
+#define ATTN_DOTS(H_, q, K, k, s)                                                                   \
+  do {                                                                                              \
+    av_f e_[H_], o_[H_];                                                                            \
+    for (int j_ = 0; j_ < H_; j_++) e_[j_] = o_[j_] = (av_f){0};                                    \
+    int d_ = 0;                                                                                     \
+    for (; d_ + 2 * AV <= K; d_ += 2 * AV) {                                                        \
+      const av_f k0_ = av_load(k + d_), k1_ = av_load(k + d_ + AV);                                 \
+      for (int j_ = 0; j_ < H_; j_++) {                                                             \
+        e_[j_] = av_fma(av_load(q + (size_t)j_ * K + d_), k0_, e_[j_]);                             \
+        o_[j_] = av_fma(av_load(q + (size_t)j_ * K + d_ + AV), k1_, o_[j_]);                        \
+      }                                                                                             \
+    }                                                                                               \
+    if (d_ + AV <= K) {                                                                             \
+      const av_f k0_ = av_load(k + d_);                                                             \
+      for (int j_ = 0; j_ < H_; j_++) e_[j_] = av_fma(av_load(q + (size_t)j_ * K + d_), k0_, e_[j_]);\
+      d_ += AV;                                                                                     \
+    }                                                                                               \
+    for (int j_ = 0; j_ < H_; j_++) {                                                               \
+      float t_ = av_hsum(e_[j_] + o_[j_]);                                                          \
+      for (int dd_ = d_; dd_ < K; dd_++) t_ += q[(size_t)j_ * K + dd_] * k[dd_];                    \
+      s[j_] = t_;                                                                                   \
+    }                                                                                               \
+  } while (0)
+
+/* s[j] = q_j·k for the G heads q_j = q + j·K, three at a time. */
+static void attn_dots(const float *q, int G, int K, const float *k, float *s) {
+  int h = 0;
+  for (; h + 3 <= G; h += 3) ATTN_DOTS(3, (q + (size_t)h * K), K, k, (s + h));
+  if (G - h == 2) ATTN_DOTS(2, (q + (size_t)h * K), K, k, (s + h));
+  else if (G - h == 1) ATTN_DOTS(1, (q + (size_t)h * K), K, k, (s + h));
 }
 
 /*
@@ -254,13 +275,63 @@ GN_INLINE void attn_axpy(float *acc, float w, const float *v, int n) {
   for (; d < n; d++) acc[d] += w * v[d];
 }
 
+/* Vectors of a head's accumulator kept in registers per pass (AVX2 has 16 registers, the others 32). */
+#if AV == 8
+#define ATTN_NV 2
+#else
+#define ATTN_NV 4
+#endif
+
+/*
+ * acc_h[d] += w_h[i]·v_i[d] for H_ heads (acc + h·acs, weights w + h·ws) over n keys (rows v + i·ldv), keys
+ * in ascending order for every element: the accumulators stay in registers across the keys. The same
+ * operations per element as one fused multiply-add (vector part) or multiply-then-add (tail) per key.
+ */
+#define ATTN_WSUM(H_, acc, acs, w, ws, v, ldv, n, K)                                                  \
+  do {                                                                                              \
+    int d_ = 0;                                                                                     \
+    for (; d_ + ATTN_NV * AV <= K; d_ += ATTN_NV * AV) {                                            \
+      av_f a_[H_][ATTN_NV];                                                                         \
+      for (int h_ = 0; h_ < H_; h_++)                                                               \
+        for (int x_ = 0; x_ < ATTN_NV; x_++) a_[h_][x_] = av_load(acc + (size_t)h_ * acs + d_ + x_ * AV); \
+      for (int i_ = 0; i_ < n; i_++) {                                                              \
+        av_f v_[ATTN_NV];                                                                           \
+        for (int x_ = 0; x_ < ATTN_NV; x_++) v_[x_] = av_load(v + (size_t)i_ * ldv + d_ + x_ * AV); \
+        for (int h_ = 0; h_ < H_; h_++) {                                                           \
+          const av_f w_ = av_set1(w[(size_t)h_ * ws + i_]);                                         \
+          for (int x_ = 0; x_ < ATTN_NV; x_++) a_[h_][x_] = av_fma(w_, v_[x_], a_[h_][x_]);         \
+        }                                                                                           \
+      }                                                                                             \
+      for (int h_ = 0; h_ < H_; h_++)                                                               \
+        for (int x_ = 0; x_ < ATTN_NV; x_++) av_store(acc + (size_t)h_ * acs + d_ + x_ * AV, a_[h_][x_]); \
+    }                                                                                               \
+    for (; d_ + AV <= K; d_ += AV)                                                                  \
+      for (int h_ = 0; h_ < H_; h_++) {                                                             \
+        av_f a_ = av_load(acc + (size_t)h_ * acs + d_);                                             \
+        for (int i_ = 0; i_ < n; i_++)                                                              \
+          a_ = av_fma(av_set1(w[(size_t)h_ * ws + i_]), av_load(v + (size_t)i_ * ldv + d_), a_);    \
+        av_store(acc + (size_t)h_ * acs + d_, a_);                                                  \
+      }                                                                                             \
+    for (; d_ < K; d_++)                                                                            \
+      for (int h_ = 0; h_ < H_; h_++)                                                               \
+        for (int i_ = 0; i_ < n; i_++) acc[(size_t)h_ * acs + d_] += w[(size_t)h_ * ws + i_] * v[(size_t)i_ * ldv + d_]; \
+  } while (0)
+
+/* The weighted sum for G heads, three at a time. */
+static void attn_wsum(float *acc, size_t acs, const float *w, size_t ws, int G, const float *v, size_t ldv, int n, int K) {
+  int h = 0;
+  for (; h + 3 <= G; h += 3) ATTN_WSUM(3, (acc + (size_t)h * acs), acs, (w + (size_t)h * ws), ws, v, ldv, n, K);
+  if (G - h == 2) ATTN_WSUM(2, (acc + (size_t)h * acs), acs, (w + (size_t)h * ws), ws, v, ldv, n, K);
+  else if (G - h == 1) ATTN_WSUM(1, (acc + (size_t)h * acs), acs, (w + (size_t)h * ws), ws, v, ldv, n, K);
+}
+
 /*
  * Chunk c (keys [c·GN_ATTN_CHUNK, …) up to the query's own) of query t for the query heads of KV heads
  * [g0, g1). Each head's record rec + h·head_stride (h counted from g0's first head) receives Σ e·v in
  * [0, K), the chunk's max score m at [GN_ATTN_KP(K)] and Σ e at [GN_ATTN_KP(K) + 1], e = exp(score − m).
  * A head's result depends only on its own operations, never on g0 and g1 (they only decide which rows
  * are read together: one position's rows of all KV heads are contiguous, which the prefetchers follow).
- * scratch: GN_ATTN_KP(K) floats (a widened row) · (g1 − g0)·G·GN_ATTN_CHUNK floats (scores), 64-byte aligned.
+ * scratch: GN_ATTN_SCRATCH(K, (g1 − g0)·G, g1 − g0) bytes.
  */
 static void attention_part(const gn_attention_args *a, int t, int g0, int g1, int c, float *rec, size_t head_stride, float *scratch) {
   enum { CH = GN_ATTN_CHUNK };
@@ -278,7 +349,12 @@ static void attention_part(const gn_attention_args *a, int t, int g0, int g1, in
     for (int g = g0; g < g1; g++) {
       const float *k = kv_row(a, a->k_cache, (size_t)(p0 + i), g, row);
       const int h0 = (g - g0) * G;
-      for (int j = 0; j < G; j++) sc[(size_t)(h0 + j) * CH + i] = attn_dot32(q + (size_t)(h0 + j) * K, k, K) * a->scale;
+      float d[64];
+      for (int j0 = 0; j0 < G; j0 += 64) {
+        const int gj = GN_MIN(64, G - j0);
+        attn_dots(q + (size_t)(h0 + j0) * K, gj, K, k, d);
+        for (int j = 0; j < gj; j++) sc[(size_t)(h0 + j0 + j) * CH + i] = d[j] * a->scale;
+      }
     }
   }
   const float cap = a->softcap, inv_cap = cap > 0 ? 1.0f / cap : 0.0f;
@@ -303,19 +379,23 @@ static void attention_part(const gn_attention_args *a, int t, int g0, int g1, in
     r[Kp] = m;
     r[Kp + 1] = av_hsum(lv);
   }
-  for (int i = 0; i < n; i++) {
-    if (i + KV_AHEAD < n)
-      for (size_t b = 0; b < span; b += 64) __builtin_prefetch(vb + (size_t)(p0 + i + KV_AHEAD) * pos_bytes + b);
+  /* Values, GN_ATTN_SUB positions at a time: rows widened into vbuf (position-major, as stored), then each
+   * KV head's weighted sums with the accumulators in registers. */
+  float *vbuf = sc + (size_t)NH * CH;
+  const size_t vld = (size_t)(g1 - g0) * Kp;
+  for (int i0 = 0; i0 < n; i0 += GN_ATTN_SUB) {
+    const int ns = GN_MIN(GN_ATTN_SUB, n - i0);
+    for (int i = i0; i < i0 + ns; i++) {
+      if (i + KV_AHEAD < n)
+        for (size_t b = 0; b < span; b += 64) __builtin_prefetch(vb + (size_t)(p0 + i + KV_AHEAD) * pos_bytes + b);
+      if (a->kv_type != GN_F32)
+        for (int g = g0; g < g1; g++) kv_row(a, a->v_cache, (size_t)(p0 + i), g, vbuf + (size_t)(i - i0) * vld + (size_t)(g - g0) * Kp);
+    }
     for (int g = g0; g < g1; g++) {
       const int h0 = (g - g0) * G;
-      int any = 0;
-      for (int j = 0; j < G; j++) any |= sc[(size_t)(h0 + j) * CH + i] != 0;
-      if (!any) continue;
-      const float *v = kv_row(a, a->v_cache, (size_t)(p0 + i), g, row);
-      for (int j = 0; j < G; j++) {
-        const float w = sc[(size_t)(h0 + j) * CH + i];
-        if (w != 0) attn_axpy(rec + (size_t)(h0 + j) * head_stride, w, v, K);
-      }
+      const float *v = a->kv_type == GN_F32 ? (const float *)a->v_cache + ((size_t)(p0 + i0) * a->n_kv + (size_t)g) * K : vbuf + (size_t)(g - g0) * Kp;
+      const size_t ldv = a->kv_type == GN_F32 ? (size_t)a->n_kv * K : vld;
+      attn_wsum(rec + (size_t)h0 * head_stride, head_stride, sc + (size_t)h0 * CH + i0, CH, G, v, ldv, ns, K);
     }
   }
 }
