@@ -3,7 +3,7 @@
  *
  * - exact (attention_one): one (query, KV head) item; scores q·k and the softmax in float64, the weighted
  *   sum of values in float32 lanes — the numerics the fixtures' 1e-4 goldens were checked with.
- * - fast (attention_part + attention_merge, flash-decoding): items are (query, KV head, key chunk) with
+ * - fast (attention_part + attention_merge, flash-decoding): items are (query, key chunk, KV heads) with
  *   chunks of GN_ATTN_CHUNK keys at fixed absolute positions; each computes float32 scores, soft-cap and
  *   exponentials in vector lanes and leaves its max m, sum l and unnormalised Σ e·v; the merge combines
  *   a query's chunks in ascending order. Chunk bounds depend only on the key positions, so a query's
