@@ -10,6 +10,11 @@
  *   grok synth --preset grok1 --layers 2 --type q8_0 --out .bench-out/slice.gguf
  *   node dist/bench/decode.js --model .bench-out/slice.gguf [--threads 1,2] [--prompt 128] [--gen 8]
  *                             [--mode fast|exact] [--engines native,wasm,llama,serve] [--vocab 131072]
+ *                             [--kv-type f32|f16|q8_0] [--llama-fa on|off]
+ *
+ * Long context: --prompt N decodes at positions N, N+1, … (each engine prefills the N-token prompt first).
+ * --kv-type sets our KV cache type (default: the numerics' default, f16 in fast mode); llama.cpp's KV cache is
+ * f16 (its default); --llama-fa on gives llama.cpp its flash-attention path.
  *
  * Weight bytes read per decoded token (for the bandwidth figure) are computed from the model's own
  * matrices: attention, the router, nExpertsUsed of the experts, the output matrix.
@@ -44,6 +49,8 @@ const { values: opt } = parseArgs({
     mode: { type: 'string', default: 'fast' },
     engines: { type: 'string', default: 'native,wasm,llama' },
     vocab: { type: 'string', default: '131072' },
+    'kv-type': { type: 'string' },
+    'llama-fa': { type: 'string', default: 'off' },
     child: { type: 'string' },
   },
 });
@@ -65,7 +72,8 @@ async function runOurs(engine: 'native' | 'wasm', file: string, threads: number,
   const mode = opt.mode === 'exact' ? 'exact' : 'fast';
   const kernels = createKernels({ kernels: engine, mode, threads });
   const t0 = performance.now();
-  const { model } = await loadModel(file, { kernels });
+  const kvType = opt['kv-type'] as 'f32' | 'f16' | 'q8_0' | undefined;
+  const { model } = await loadModel(file, { kernels, ...(kvType ? { kvType } : {}) });
   const loadS = (performance.now() - t0) / 1000;
   const c = model.config;
   if (c.vocabSize !== Number(opt.vocab)) throw new Error(`--vocab ${opt.vocab} but the model's vocabulary is ${c.vocabSize}`);
@@ -87,7 +95,7 @@ async function runOurs(engine: 'native' | 'wasm', file: string, threads: number,
   return {
     engine, threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(),
     bytesPerToken: decodeBytes(model.weights as unknown as Record<string, unknown>, c.nExpertsUsed, c.nExperts),
-    note: `${kernels.name}`,
+    note: `${kernels.name}, KV ${model.kvType}`,
   };
 }
 
@@ -122,7 +130,7 @@ async function runLlama(file: string, threads: number, nPrompt: number, nGen: nu
   const llama = await loadLlama();
   const t0 = performance.now();
   const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
-  const ctx = await model.createContext({ contextSize: nPrompt + nGen + 16, batchSize: nPrompt, threads: { ideal: threads, min: threads }, flashAttention: false });
+  const ctx = await model.createContext({ contextSize: nPrompt + nGen + 16, batchSize: nPrompt, threads: { ideal: threads, min: threads }, flashAttention: opt['llama-fa'] === 'on' });
   const loadS = (performance.now() - t0) / 1000;
   const seq = ctx.getSequence();
   type Item = [number, { generateNext: { token: true } }];
@@ -144,7 +152,7 @@ async function runLlama(file: string, threads: number, nPrompt: number, nGen: nu
   await model.dispose();
   await llama.dispose();
   const ms = median(steps);
-  return { engine: 'llama', threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(), note: 'node-llama-cpp prebuilt CPU, mmap' };
+  return { engine: 'llama', threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(), note: `node-llama-cpp prebuilt CPU, mmap, KV f16, flash attention ${opt['llama-fa']}` };
 }
 
 /** `grok serve` (default settings, --threads) from outside: readiness, one prompt's prefill, streamed decode. */
@@ -231,7 +239,8 @@ async function main(): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   for (const threads of opt.threads!.split(',').map(Number)) {
     for (const engine of opt.engines!.split(',')) {
-      const args = [self, '--child', engine, '--model', file, '--threads', String(threads), '--prompt', String(nPrompt), '--gen', String(nGen), '--mode', opt.mode!, '--vocab', opt.vocab!];
+      const args = [self, '--child', engine, '--model', file, '--threads', String(threads), '--prompt', String(nPrompt), '--gen', String(nGen), '--mode', opt.mode!, '--vocab', opt.vocab!,
+        '--llama-fa', opt['llama-fa']!, ...(opt['kv-type'] ? ['--kv-type', opt['kv-type']] : [])];
       const before = loadavg()[0]!;
       const p = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
       const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));

@@ -311,25 +311,37 @@ static napi_value js_get_row(napi_env env, napi_callback_info info) {
   return status(env, gn_get_row((int)type, w, wl, (int)n_in, (int)n_out, (int)r, out, ol));
 }
 
-/* attention(ctx, q, kCache, vCache, keyMask: Uint8Array, out, T, pos0, nHeads, nKV, headDim, scale, softcap) */
+/*
+ * attention(ctx, q, kCache, vCache, keyMask: Uint8Array, out, T, pos0, nHeads, nKV, headDim, scale, softcap,
+ * kvType, fast): the caches are a Float32Array (kvType GN_F32), a Uint16Array (GN_F16) or a Uint8Array of
+ * Q8_0 blocks (GN_Q8_0).
+ */
 static napi_value js_attention(napi_env env, napi_callback_info info) {
-  napi_value a[13];
-  if (!get_args(env, info, 13, a)) return NULL;
+  napi_value a[15];
+  if (!get_args(env, info, 15, a)) return NULL;
   gn_ctx *ctx = get_ctx(env, a[0]);
   if (!ctx) return NULL;
   void *q, *k, *v, *m, *o;
   size_t ql, kl, vl, ml, ol;
-  int64_t T, pos0, nh, nkv, hd;
+  int64_t T, pos0, nh, nkv, hd, kv_type;
+  bool fast = false;
   gn_attention_args args;
-  if (!get_typed(env, a[1], napi_float32_array, "q", &q, &ql) || !get_typed(env, a[2], napi_float32_array, "kCache", &k, &kl) ||
-      !get_typed(env, a[3], napi_float32_array, "vCache", &v, &vl) || !get_typed(env, a[4], napi_uint8_array, "keyMask", &m, &ml) ||
+  if (!get_int(env, a[13], "kvType", 0, 255, &kv_type)) return NULL;
+  const napi_typedarray_type kv_array = kv_type == GN_F16 ? napi_uint16_array : kv_type == GN_Q8_0 ? napi_uint8_array : napi_float32_array;
+  const size_t kv_elem = kv_type == GN_F16 ? 2 : kv_type == GN_Q8_0 ? 1 : 4;
+  if (!get_typed(env, a[1], napi_float32_array, "q", &q, &ql) || !get_typed(env, a[2], kv_array, "kCache", &k, &kl) ||
+      !get_typed(env, a[3], kv_array, "vCache", &v, &vl) || !get_typed(env, a[4], napi_uint8_array, "keyMask", &m, &ml) ||
       !get_typed(env, a[5], napi_float32_array, "out", &o, &ol) || !get_int(env, a[6], "T", 0, INT32_MAX, &T) ||
       !get_int(env, a[7], "pos0", 0, INT32_MAX, &pos0) || !get_int(env, a[8], "nHeads", 1, 65536, &nh) ||
       !get_int(env, a[9], "nKV", 1, 65536, &nkv) || !get_int(env, a[10], "headDim", 1, 65536, &hd) ||
       !get_f32(env, a[11], "scale", &args.scale) || !get_f32(env, a[12], "softcap", &args.softcap))
     return NULL;
-  const double qn = (double)T * nh * hd, kvn = (double)(pos0 + T) * nkv * hd;
-  if (nh % nkv != 0 || (double)ql < qn || (double)ol < qn || (double)kl < kvn || (double)vl < kvn || (double)ml < (double)(pos0 + T))
+  if (napi_get_value_bool(env, a[14], &fast) != napi_ok) return fail(env, "grok-native: %s must be a boolean", "fast");
+  const size_t row = gn_kv_row_bytes((int)kv_type, (int)hd);
+  if (!row) return fail(env, "grok-native: %s", "attention: a KV cache cannot hold this type at this head width");
+  const double qn = (double)T * nh * hd, kv_bytes = (double)(pos0 + T) * nkv * (double)row;
+  if (nh % nkv != 0 || (double)ql < qn || (double)ol < qn || (double)kl * kv_elem < kv_bytes || (double)vl * kv_elem < kv_bytes ||
+      (double)ml < (double)(pos0 + T))
     return fail(env, "grok-native: %s", "attention: buffers too short for T, pos0 and the head sizes");
   args.q = q;
   args.k_cache = k;
@@ -341,6 +353,8 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
   args.n_heads = (int)nh;
   args.n_kv = (int)nkv;
   args.head_dim = (int)hd;
+  args.kv_type = (int)kv_type;
+  args.fast = fast ? 1 : 0;
   return status(env, gn_attention(ctx, &args));
 }
 

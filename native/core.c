@@ -380,10 +380,23 @@ int gn_get_row(int type, const uint8_t *w, size_t w_bytes, int n_in, int n_out, 
   return GN_OK;
 }
 
+size_t gn_kv_row_bytes(int kv_type, int head_dim) {
+  if (head_dim <= 0) return 0;
+  switch (kv_type) {
+  case GN_F32: return (size_t)head_dim * 4;
+  case GN_F16: return (size_t)head_dim * 2;
+  case GN_Q8_0: return head_dim % 32 == 0 ? (size_t)(head_dim / 32) * 34 : 0;
+  default: return 0;
+  }
+}
+
 typedef struct {
   gn_ctx *ctx;
   const gn_attention_args *a;
   int chunk, total;
+  /* fast mode: queries from t0, nc chunk records per (query, head), KV heads per item gs (ng groups) */
+  int t0, nc, gs, ng;
+  float *rec;
 } attn_task_arg;
 
 /* Items are (query, KV head) pairs: the query heads sharing a KV head read its keys and values once. */
@@ -393,16 +406,80 @@ static void attn_task(void *arg, int chunk, int thread) {
   for (int i = i0; i < i1; i++) s->ctx->table->attention(s->a, i / s->a->n_kv, i % s->a->n_kv, (float *)s->ctx->scratch[thread]);
 }
 
+/*
+ * Fast mode, phase 1: items (query, chunk, group of gs KV heads); a query's chunks past its own key are
+ * skipped. The grouping decides only which rows are read together, never a result.
+ */
+static void attn_part_task(void *arg, int chunk, int thread) {
+  const attn_task_arg *s = arg;
+  const gn_attention_args *a = s->a;
+  const int i0 = chunk * s->chunk, i1 = i0 + s->chunk < s->total ? i0 + s->chunk : s->total, G = a->n_heads / a->n_kv;
+  const size_t R = GN_ATTN_REC(a->head_dim);
+  for (int i = i0; i < i1; i++) {
+    const int tl = i / (s->nc * s->ng), c = i / s->ng % s->nc, g0 = i % s->ng * s->gs, t = s->t0 + tl;
+    const int g1 = g0 + s->gs < a->n_kv ? g0 + s->gs : a->n_kv;
+    if ((size_t)c * GN_ATTN_CHUNK >= (size_t)a->pos0 + (size_t)t + 1) continue;
+    float *rec = s->rec + (((size_t)tl * a->n_heads + (size_t)g0 * G) * s->nc + (size_t)c) * R;
+    s->ctx->table->attention_part(a, t, g0, g1, c, rec, (size_t)s->nc * R, (float *)s->ctx->scratch[thread]);
+  }
+}
+
+/* Fast mode, phase 2: items (query, head), each merging that query's chunks in ascending order. */
+static void attn_merge_task(void *arg, int chunk, int thread) {
+  (void)thread;
+  const attn_task_arg *s = arg;
+  const gn_attention_args *a = s->a;
+  const int i0 = chunk * s->chunk, i1 = i0 + s->chunk < s->total ? i0 + s->chunk : s->total;
+  const size_t R = GN_ATTN_REC(a->head_dim);
+  for (int i = i0; i < i1; i++) {
+    const int tl = i / a->n_heads, t = s->t0 + tl;
+    const int nc = (int)(((size_t)a->pos0 + (size_t)t + GN_ATTN_CHUNK) / GN_ATTN_CHUNK);
+    s->ctx->table->attention_merge(s->rec + (size_t)i * s->nc * R, nc, R, a->head_dim,
+                                   a->out + ((size_t)t * a->n_heads + (size_t)(i % a->n_heads)) * (size_t)a->head_dim);
+  }
+}
+
+/* Chunk records of the queries one fast-mode pass holds (the passes' split changes no result). */
+#define GN_ATTN_REC_BYTES ((size_t)16 << 20)
+
 int gn_attention(gn_ctx *c, const gn_attention_args *a) {
   if (a->T < 0 || a->pos0 < 0 || a->n_heads <= 0 || a->n_kv <= 0 || a->head_dim <= 0 || a->n_heads % a->n_kv != 0) return GN_EINVAL;
+  if (!gn_kv_row_bytes(a->kv_type, a->head_dim) || a->pos0 > INT32_MAX - a->T) return GN_EINVAL;
   if (a->T == 0) return GN_OK;
   const size_t n_keys = (size_t)a->pos0 + (size_t)a->T, G = (size_t)(a->n_heads / a->n_kv), K = (size_t)a->head_dim + 8;
-  if (ensure_scratch(c, 8 * (G * K + K + G * (n_keys + 8)) + 4 * G * K + 128) != GN_OK) return GN_ENOMEM;
-  attn_task_arg s = {.ctx = c, .a = a, .total = a->T * a->n_kv};
-  /* Cost of one (query, KV head): its keys times the head width, twice (scores and values), per head. */
-  const double work = 2.0 * (double)n_keys * a->head_dim * (double)G;
-  const int n_chunks = chunking(c, s.total, work, 1, &s.chunk);
-  gn_pool_run(c->pool, attn_task, &s, n_chunks);
+  attn_task_arg s = {.ctx = c, .a = a};
+  if (!a->fast) {
+    if (ensure_scratch(c, 8 * (G * K + K + G * (n_keys + 8)) + 4 * (G * K + K) + 128) != GN_OK) return GN_ENOMEM;
+    s.total = a->T * a->n_kv;
+    /* Cost of one (query, KV head): its keys times the head width, twice (scores and values), per head. */
+    const double work = 2.0 * (double)n_keys * a->head_dim * (double)G;
+    const int n_chunks = chunking(c, s.total, work, 1, &s.chunk);
+    gn_pool_run(c->pool, attn_task, &s, n_chunks);
+    return GN_OK;
+  }
+  s.nc = (int)((n_keys + GN_ATTN_CHUNK - 1) / GN_ATTN_CHUNK);
+  /* All KV heads per item (one position's rows are contiguous) unless that leaves under 4 items a thread. */
+  s.gs = a->n_kv;
+  while (s.gs > 1 && (size_t)a->T * (size_t)s.nc * (size_t)((a->n_kv + s.gs - 1) / s.gs) < 4 * (size_t)c->threads) s.gs = (s.gs + 1) / 2;
+  s.ng = (a->n_kv + s.gs - 1) / s.gs;
+  if (ensure_scratch(c, GN_ATTN_SCRATCH(a->head_dim, (size_t)s.gs * G, s.gs)) != GN_OK) return GN_ENOMEM;
+  const size_t per_query = (size_t)a->n_heads * (size_t)s.nc * GN_ATTN_REC(a->head_dim) * 4;
+  size_t fit = GN_ATTN_REC_BYTES / per_query, rec_bytes;
+  const int group = fit < 1 ? 1 : fit < (size_t)a->T ? (int)fit : a->T;
+  if (!mul_ok(per_query, (size_t)group, &rec_bytes) || (size_t)group * (size_t)s.nc * (size_t)s.ng > INT32_MAX ||
+      (size_t)group * (size_t)a->n_heads > INT32_MAX)
+    return GN_EINVAL;
+  s.rec = ensure_act(c, rec_bytes);
+  if (!s.rec) return GN_ENOMEM;
+  const double part_work = 2.0 * GN_ATTN_CHUNK * a->head_dim * (double)G * s.gs;
+  for (int t0 = 0; t0 < a->T; t0 += group) {
+    const int tg = a->T - t0 < group ? a->T - t0 : group;
+    s.t0 = t0;
+    s.total = tg * s.nc * s.ng;
+    gn_pool_run(c->pool, attn_part_task, &s, chunking(c, s.total, part_work, 1, &s.chunk));
+    s.total = tg * a->n_heads;
+    gn_pool_run(c->pool, attn_merge_task, &s, chunking(c, s.total, (double)s.nc * a->head_dim, 1, &s.chunk));
+  }
   return GN_OK;
 }
 

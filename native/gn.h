@@ -98,14 +98,22 @@ int gn_set_affinity(gn_ctx *ctx, const int *cpus, int n);
 /* out[0..n_in) = row r of a 'rows' matrix as floats. */
 int gn_get_row(int type, const uint8_t *w, size_t w_bytes, int n_in, int n_out, int r, float *out, size_t out_len);
 
-/* Causal grouped-query attention (contract of src/kernels/types.ts `attention`). */
+/*
+ * Causal grouped-query attention (contract of src/kernels/types.ts `attention`). The caches hold rows of
+ * kv_type: GN_F32 (default), GN_F16 or GN_Q8_0 (head_dim a multiple of 32). fast = 0: float64 scores and
+ * softmax (exact); 1: float32 vector lanes, work split over key chunks too (flash-decoding).
+ */
 typedef struct {
-  const float *q, *k_cache, *v_cache;
+  const float *q;
+  const void *k_cache, *v_cache;
   const uint8_t *key_mask;
   float *out;
   int T, pos0, n_heads, n_kv, head_dim;
   float scale, softcap;
+  int kv_type, fast;
 } gn_attention_args;
+/* Bytes of one cache row (one position's one KV head) of kv_type, or 0 for a type a cache cannot hold. */
+size_t gn_kv_row_bytes(int kv_type, int head_dim);
 int gn_attention(gn_ctx *ctx, const gn_attention_args *a);
 
 /* GELU (tanh approximation) in place over n values; times up[i] when up is not NULL (gated FFN). */

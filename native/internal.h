@@ -59,8 +59,24 @@ typedef void gn_rows_fn(const gn_rows_job *j, int r0, int r1, uint8_t *scratch);
 typedef void gn_xai8_fn(const gn_xai8_job *j, int c0, int c1, uint8_t *scratch);
 /* Quantise T rows of n floats (n a multiple of 32): xq, xd per 32, xs16 per 16 (fast mode). */
 typedef void gn_quant_fn(const float *x, int T, int n, int8_t *xq, float *xd, float *xs16);
-/* Attention of query t for the query heads sharing KV head g. */
+/* Attention of query t for the query heads sharing KV head g (exact mode). */
 typedef void gn_attn_fn(const gn_attention_args *a, int t, int g, float *scratch);
+/*
+ * Fast mode (flash-decoding): keys in chunks of GN_ATTN_CHUNK at fixed absolute positions, so a query's
+ * chunks — and its result — are the same whatever T and the thread count. A chunk's record per head:
+ * Σ e·v [GN_ATTN_KP(K)], then its max score and Σ e; GN_ATTN_REC(K) floats.
+ */
+#define GN_ATTN_CHUNK 256
+#define GN_ATTN_KP(K) (((size_t)(K) + 15) & ~(size_t)15)
+#define GN_ATTN_REC(K) (GN_ATTN_KP(K) + 16)
+/* Keys per block of a fast-mode item's weighted sum of values (their widened rows stay in L1). */
+#define GN_ATTN_SUB 16
+/* Per-thread scratch of a fast-mode item over nh query heads of ng KV heads: a widened key row, the
+ * scores, GN_ATTN_SUB positions' widened value rows; 64-byte aligned. */
+#define GN_ATTN_SCRATCH(K, nh, ng) \
+  (4 * (GN_ATTN_KP(K) + (size_t)(nh) * GN_ATTN_CHUNK + GN_ATTN_SUB * (size_t)(ng) * GN_ATTN_KP(K)) + 128)
+typedef void gn_attn_part_fn(const gn_attention_args *a, int t, int g0, int g1, int c, float *rec, size_t head_stride, float *scratch);
+typedef void gn_attn_merge_fn(const float *rec, int nc, size_t rec_stride, int K, float *out);
 
 typedef struct {
   int isa;
@@ -73,6 +89,8 @@ typedef struct {
   gn_xai8_fn *xai8_fast, *xai8_exact;
   gn_quant_fn *quantize;
   gn_attn_fn *attention;
+  gn_attn_part_fn *attention_part;
+  gn_attn_merge_fn *attention_merge;
   /* One row of a 'rows' matrix as float32 (the dequantisers' values); scratch: gn_rows_scratch(n). */
   void (*get_row)(int type, const uint8_t *row, int n, float *out, uint8_t *scratch);
 } gn_table;

@@ -58,5 +58,7 @@ const gn_table GN_TABLE = {
   .xai8_exact = xai8_exact,
   .quantize = act_quantize,
   .attention = attention_one,
+  .attention_part = attention_part,
+  .attention_merge = attention_merge,
   .get_row = get_row,
 };

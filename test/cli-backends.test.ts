@@ -48,3 +48,18 @@ test('--backend with a bad name is a usage error listing the choices', async () 
   assert.equal(r.code, 2);
   assert.match(r.err, /^grok: --backend must be one of auto, native, wasm, reference, got 'cuda'/);
 });
+
+test('grok generate --kv-type f32|f16|q8_0: each runs; f32 is exact mode\'s default cache; a bad type is a usage error', async () => {
+  const run = async (...flags: string[]): Promise<number[]> => {
+    const r = await grok('generate', '--temp', '0', '-n', '6', '--ignore-eos', '--json', ...flags, 'And God said');
+    assert.equal(r.code, 0, `${flags.join(' ')}: ${r.err}`);
+    const ids = (JSON.parse(r.out) as { tokens: number[] }).tokens;
+    assert.ok(ids.length === 6 && ids.every(Number.isInteger), `${flags.join(' ')}: ${r.out}`);
+    return ids;
+  };
+  assert.deepEqual(await run('--kernels', 'exact', '--kv-type', 'f32'), await run('--kernels', 'exact'));
+  for (const kv of ['f16', 'q8_0']) await run('--kv-type', kv);
+  const bad = await grok('generate', '--kv-type', 'q4_0', 'x');
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /^grok: --kv-type must be one of f32, f16, q8_0, got 'q4_0'/);
+});

@@ -117,3 +117,25 @@ test('loadModel: the kernels it creates use fast numerics by default, as `grok g
     }
   }
 });
+
+test('loadModel kvType: the caches the engine makes hold that type; default f16 with fast kernels, f32 with exact', async () => {
+  const reference = { kernels: 'reference' as const };
+  const cases = [
+    [{ kernelOptions: reference }, 'f32'],
+    [{ kernelOptions: { kernels: 'wasm' as const, mode: 'fast' as const, threads: 1 } }, 'f16'],
+    [{ kernelOptions: reference, kvType: 'q8_0' as const }, 'q8_0'],
+  ] as const;
+  for (const [opts, want] of cases) {
+    const grok = await loadModel(undefined, opts); // the embedded model: heads 32 wide
+    try {
+      assert.equal(grok.model.kvType, want, JSON.stringify(opts));
+      assert.equal(grok.model.newCache(4).kvType, want);
+      const r = await grok.complete('And God said', { temperature: 0, maxTokens: 4, ignoreEos: true });
+      assert.equal(r.tokens.length, 4);
+    } finally {
+      await grok.close();
+    }
+  }
+  // tiny-a's heads are 16 wide: q8_0 rows need whole blocks of 32.
+  await assert.rejects(loadModel(path.join(fixtureDir('tiny-a'), 'model.gguf'), { kernelOptions: reference, kvType: 'q8_0' }), /multiple of 32, got 16/);
+});

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { attentionReference, matmulReference } from '../src/kernels/reference.js';
-import type { Kernels } from '../src/kernels/types.js';
+import { allocKV, kvRowElements, writeKVRows } from '../src/kernels/kv.js';
+import { KV_TYPES, type KVData, type Kernels, type KVType } from '../src/kernels/types.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
@@ -138,21 +139,67 @@ export function checkAttentionAtGrokSizes(k: Kernels): void {
   }
 }
 
+/** rows float32 rows of headDim values stored as a kvType cache. */
+export function kvCache(kvType: KVType, values: Float32Array, headDim: number): KVData {
+  const rows = values.length / headDim;
+  const c = allocKV(kvType, rows * kvRowElements(kvType, headDim));
+  writeKVRows(kvType, values, rows, headDim, c, 0);
+  return c;
+}
+
+/**
+ * Attention with a KV cache of each type against the reference reading the same cache (f16 / q8_0 rows
+ * dequantised): odd head counts and widths; decoded queries with 1, 7, 33, 129, 257, 1001 and 1301 keys
+ * (across the fast path's 256-key chunks); prefill calls (T = 5 across a chunk boundary, T = 17 from 0,
+ * causal); a masked key in every chunk; softcap 30 (scores of s.d. ≈ 8: peaked softmax, deep in the cap's
+ * curve) and none.
+ * |Δ| ≤ tol · max|v| (values are N(0, 1)).
+ */
+export function checkAttentionKVTypes(k: Pick<Kernels, 'name' | 'attention'>, tol: number, kvTypes: readonly KVType[] = KV_TYPES): void {
+  const r = mulberry32(91);
+  const shapes = [[48, 8, 128], [5, 1, 64], [9, 3, 32], [3, 1, 7]] as const;
+  const calls = [[1, 0], [1, 6], [1, 32], [1, 128], [1, 256], [1, 1000], [1, 1300], [5, 253], [17, 0]] as const;
+  let worst = 0;
+  for (const [nHeads, nKV, headDim] of shapes) {
+    for (const kvType of kvTypes) {
+      if (kvType === 'q8_0' && headDim % 32 !== 0) continue;
+      for (const [T, pos0] of calls) {
+        if (nHeads === 48 && pos0 === 1300) continue; // the largest shape at 1001 keys already
+        const n = pos0 + T;
+        const kf = randn(r, n * nKV * headDim, 2), vf = randn(r, n * nKV * headDim);
+        const keyMask = Uint8Array.from({ length: n }, (_, i) => (i % 256 === 3 ? 0 : 1));
+        const kCache = kvCache(kvType, kf, headDim), vCache = kvCache(kvType, vf, headDim);
+        for (const softcap of [30, 0]) {
+          const args = { q: randn(r, T * nHeads * headDim, 2), kCache, vCache, kvType, keyMask, T, pos0, nHeads, nKV, headDim, scale: 2 / Math.sqrt(headDim), softcap };
+          const o1 = new Float32Array(T * nHeads * headDim), o2 = new Float32Array(T * nHeads * headDim);
+          k.attention({ ...args, out: o1 });
+          attentionReference({ ...args, out: o2 });
+          let vmax = 0;
+          for (const x of vf) vmax = Math.max(vmax, Math.abs(x));
+          for (let i = 0; i < o1.length; i++) worst = Math.max(worst, Math.abs(o1[i]! - o2[i]!) / vmax);
+          assertClose(o1, o2, o2.map(() => vmax), tol, `${k.name} attention ${kvType} ${nHeads}/${nKV}×${headDim} pos0=${pos0} T=${T} softcap=${softcap}`);
+        }
+      }
+    }
+  }
+  if (process.env.GROK_SHOW_ERRORS) console.log(`${k.name}: attention max |Δ|/max|v| = ${worst.toExponential(2)}`);
+}
+
 /**
  * Attention batch invariance: every query row of calls of T queries (at positions 0, 7 and the end of a
  * `cap`-key cache) is bit-identical to that query computed alone, on every kernel set given.
  */
-export function checkAttentionAsAlone(sets: readonly Kernels[], cap: number, TS: readonly number[]): void {
-  const nHeads = 6, nKV = 2, headDim = 20;
+export function checkAttentionAsAlone(sets: readonly Kernels[], cap: number, TS: readonly number[], kvType: KVType = 'f32'): void {
+  const nHeads = 6, nKV = 2, headDim = kvType === 'q8_0' ? 32 : 20;
   const r = mulberry32(77);
-  const kCache = randn(r, cap * nKV * headDim);
-  const vCache = randn(r, cap * nKV * headDim);
+  const kCache = kvCache(kvType, randn(r, cap * nKV * headDim), headDim);
+  const vCache = kvCache(kvType, randn(r, cap * nKV * headDim), headDim);
   const keyMask = new Uint8Array(cap).fill(1);
   keyMask[5] = 0;
   const per = nHeads * headDim;
   const qAll = randn(r, cap * per);
   for (const softcap of [0, 30]) {
-    const base = { kCache, vCache, keyMask, nHeads, nKV, headDim, scale: 0.8, softcap };
+    const base = { kCache, vCache, kvType, keyMask, nHeads, nKV, headDim, scale: 0.8, softcap };
     // Alone: the query at position p sees keys 0…p.
     const solo: Buffer[] = [];
     for (let p = 0; p < cap; p++) {
@@ -166,7 +213,7 @@ export function checkAttentionAsAlone(sets: readonly Kernels[], cap: number, TS:
           const out = new Float32Array(T * per);
           k.attention({ ...base, q: qAll.subarray(pos0 * per, (pos0 + T) * per), T, pos0, out });
           for (let t = 0; t < T; t++) {
-            assert.ok(bytesOf(out.subarray(t * per, (t + 1) * per)).equals(solo[pos0 + t]!), `${k.name} softcap ${softcap}: query at ${pos0 + t}, position ${t} of T = ${T}`);
+            assert.ok(bytesOf(out.subarray(t * per, (t + 1) * per)).equals(solo[pos0 + t]!), `${k.name} ${kvType} softcap ${softcap}: query at ${pos0 + t}, position ${t} of T = ${T}`);
           }
         }
       }

@@ -18,7 +18,7 @@ import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { mulberry32 as rng, randn } from './random.js';
-import { absBound, assertClose, BLOCKS, quantDequantX, rowsMatrix, checkAttentionAtGrokSizes } from './kernel-checks.js';
+import { absBound, assertClose, BLOCKS, quantDequantX, rowsMatrix, checkAttentionAtGrokSizes, checkAttentionKVTypes } from './kernel-checks.js';
 
 const QUANT: BlockType[] = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
 const FLOAT: BlockType[] = ['f32', 'f16', 'bf16'];
@@ -324,6 +324,12 @@ test('attention rejects arguments outside its contract with specific errors, on 
 
 test('attention at Grok-1 head sizes on 3 threads (48/8 heads of 128, 203 keys, one masked, odd head dim)', () => {
   checkAttentionAtGrokSizes(exact3);
+});
+
+test('attention with f32, f16 and q8_0 KV caches (wasm exact and fast, and the plain-JS path) matches the reference on the same cache', () => {
+  // The wasm kernel reads float32: f16 / q8_0 rows are widened as they are copied in, so only its float32
+  // sums differ from the reference (as for an f32 cache).
+  for (const k of [exact3, fast3, { name: 'small-ops', attention: smallOps.attention }]) checkAttentionKVTypes(k, 1e-5);
 });
 
 test('weights spread over several WebAssembly memories (small arenas, 2 threads), xai8 scales in another memory', async () => {

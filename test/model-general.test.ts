@@ -5,13 +5,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { GrokConfig } from '../src/model/config.js';
-import { validateConfig } from '../src/model/config.js';
-import { GrokModel, type GrokWeights } from '../src/model/grok.js';
+import { GROK1, validateConfig } from '../src/model/config.js';
+import { GrokModel, KVCache, type GrokWeights } from '../src/model/grok.js';
+import type { KVType } from '../src/kernels/types.js';
 import { referenceKernels } from '../src/kernels/reference.js';
 import type { Matrix } from '../src/quant/matrix.js';
 import { maxAbsDiff } from './fixtures.js';
 
-function randomModel(c: GrokConfig, seed: number): GrokModel {
+function randomModel(c: GrokConfig, seed: number, kvType?: KVType): GrokModel {
   let s = seed;
   const r = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
   const mat = (nIn: number, nOut: number): Matrix => {
@@ -32,7 +33,7 @@ function randomModel(c: GrokConfig, seed: number): GrokModel {
       layer_output_norm: vec(c.dModel),
     })),
   };
-  return new GrokModel(c, w, referenceKernels);
+  return new GrokModel(c, w, referenceKernels, kvType ? { kvType } : {});
 }
 
 const base: GrokConfig = {
@@ -92,4 +93,41 @@ test('top-all routing makes the MoE independent of the router order: gates are t
   }
   const b = m.forward([{ tokens, cache: m.newCache() }]);
   assert.ok(maxAbsDiff(a, b) < 1e-5);
+});
+
+test('KV cache types: f16 and q8_0 caches give prefill + decode equal to one full pass, logits near the f32 cache\'s', () => {
+  // q8_0 rows are blocks of 32 along the head width; every expert active, so that the logits are a
+  // continuous function of the cache (a top-2 of 3 near a tie flips with the rounding).
+  const c = { ...base, nHeads: 4, nKVHeads: 2, headDim: 32, nExpertsUsed: 3 };
+  const tokens = Array.from({ length: 13 }, (_, i) => (i * 5 + 3) % c.vocabSize);
+  const exact = randomModel(c, 7).forward([{ tokens, cache: randomModel(c, 7).newCache() }]);
+  // The stored keys and values round: f16 to 2^-11 relative, q8_0 to 1/254 of each 32-block's largest value.
+  for (const [kvType, tol] of [['f32', 0], ['f16', 2e-3], ['q8_0', 3e-2]] as const) {
+    const model = randomModel(c, 7, kvType);
+    assert.equal(model.kvType, kvType);
+    const cache = model.newCache();
+    assert.equal(cache.kvType, kvType);
+    const full = model.forward([{ tokens, cache }]);
+    assert.ok(maxAbsDiff(full, exact) <= tol, `${kvType}: logits differ from the f32 cache's by ${maxAbsDiff(full, exact)}`);
+    // Chunked prefill and decode through a growing (reserve) and cloned cache: the same logits bit for bit.
+    const c2 = new KVCache(c, 64, 2, kvType);
+    const parts = [model.forward([{ tokens: tokens.slice(0, 5), cache: c2 }])];
+    const copy = c2.clone();
+    for (let t = 5; t < tokens.length; t++) parts.push(model.forward([{ tokens: [tokens[t]!], cache: copy }]));
+    const joined = new Float32Array(full.length);
+    let o = 0;
+    for (const p of parts) { joined.set(p, o); o += p.length; }
+    assert.ok(Buffer.from(joined.buffer).equals(Buffer.from(full.buffer)), `${kvType}: prefill + decode differs from one pass`);
+  }
+});
+
+test('KV cache types: default by the kernels\' numerics, sizes per position, and rejected widths', () => {
+  assert.equal(randomModel(base, 1).kvType, 'f32'); // the reference kernels: exact
+  assert.equal(new GrokModel(base, randomModel(base, 1).weights, { ...referenceKernels, mode: 'fast' }).kvType, 'f16');
+  // Grok-1: 64 layers × 8 KV heads × 128, keys and values
+  assert.equal(KVCache.bytesPerPosition(GROK1, 'f32'), 512 * 1024);
+  assert.equal(KVCache.bytesPerPosition(GROK1, 'f16'), 256 * 1024);
+  assert.equal(KVCache.bytesPerPosition(GROK1, 'q8_0'), 64 * 2 * 8 * 4 * 34);
+  assert.throws(() => randomModel(base, 1, 'q8_0'), /multiple of 32, got 6/);
+  assert.throws(() => new KVCache(base, 8, 0, 'q4_0' as KVType), /KV type must be one of f32, f16, q8_0/);
 });

@@ -19,7 +19,7 @@ import { attentionReference, geluReference, matmulReference } from '../src/kerne
 import { referenceKernels } from '../src/kernels/reference.js';
 import { blockFormat, type BlockType } from '../src/quant/index.js';
 import type { Matrix } from '../src/quant/matrix.js';
-import { absBound, ALL_TYPES, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix } from './kernel-checks.js';
+import { absBound, ALL_TYPES, FLOAT_TYPES, kvCache, quantDequantX, randn, rng, rowsMatrix, xai8Matrix } from './kernel-checks.js';
 
 // The build's own script (not compiled into dist/): imported from the source tree.
 const { writeAbiHeader } = (await import(new URL('../../scripts/abi-header.mjs', import.meta.url).href)) as typeof import('../scripts/abi-header.mjs');
@@ -82,6 +82,23 @@ function writeCases(dir: string): number {
     const out = new Float32Array(T * nHeads * headDim);
     attentionReference({ q, kCache: k, vCache: v, keyMask, T, pos0, nHeads, nKV, headDim, scale: 0.125, softcap: 30, out });
     put([Buffer.from('GNC1'), i32(2, T, pos0, nHeads, nKV, headDim), f32(0.125, 30, 1e-5), q, k, v, keyMask, out]);
+  }
+  // KV caches of every type, exact and fast (flash-decoding over 256-key chunks: 300 and 600 keys cross
+  // chunk bounds); |Δ| ≤ 1e-5 of max|v| ≈ 4.
+  const KV_IDS = { f32: 0, f16: 1, q8_0: 8 } as const;
+  for (const [nHeads, nKV, headDim, pos0, T] of [[6, 2, 32, 290, 13], [3, 1, 64, 599, 1], [9, 3, 16, 250, 9]] as const) {
+    const cap = pos0 + T;
+    const q = randn(r, T * nHeads * headDim, 2), kf = randn(r, cap * nKV * headDim, 2), vf = randn(r, cap * nKV * headDim);
+    const keyMask = Uint8Array.from({ length: cap }, (_, i) => (i % 256 === 1 ? 0 : 1));
+    for (const kvType of ['f32', 'f16', 'q8_0'] as const) {
+      if (kvType === 'q8_0' && headDim % 32 !== 0) continue;
+      const kCache = kvCache(kvType, kf, headDim), vCache = kvCache(kvType, vf, headDim);
+      const out = new Float32Array(T * nHeads * headDim);
+      attentionReference({ q, kCache, vCache, kvType, keyMask, T, pos0, nHeads, nKV, headDim, scale: 0.125, softcap: 30, out });
+      for (const fast of [0, 1]) {
+        put([Buffer.from('GNC1'), i32(4, T, pos0, nHeads, nKV, headDim, KV_IDS[kvType], fast), f32(0.125, 30, 4e-5), blob(kCache), blob(vCache), q, keyMask, out]);
+      }
+    }
   }
   const g = Float32Array.from({ length: 100_000 }, (_, i) => -12 + (24 * i) / 100_000);
   const gw = g.slice();

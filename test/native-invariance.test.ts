@@ -79,3 +79,13 @@ test(`native ${level}: attention — a query row is bit-identical alone and in c
     for (const k of sets) k.close();
   }
 });
+
+test(`native ${level}: fast attention (key chunks of 256, merged) — a query row is bit-identical alone and in calls of T = 1…128, on 1, 2 and 3 threads, f32, f16 and q8_0 caches`, { skip }, () => {
+  const sets = [1, 2, 3].map((t) => kernelSet('fast', t));
+  try {
+    // 600 keys: queries on both sides of the chunk boundaries at 256 and 512.
+    for (const kvType of ['f32', 'f16', 'q8_0'] as const) checkAttentionAsAlone(sets, 600, [1, 2, 5, 17, 128], kvType);
+  } finally {
+    for (const k of sets) k.close();
+  }
+});

@@ -19,7 +19,7 @@ import {
 import { allBlockFormats, blockFormat, rowBytes } from '../src/quant/index.js';
 import type { RowMatrix } from '../src/quant/matrix.js';
 import {
-  absBound, ALL_TYPES, assertClose, BLOCKS, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix, checkAttentionAtGrokSizes,
+  absBound, ALL_TYPES, assertClose, BLOCKS, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix, checkAttentionAtGrokSizes, checkAttentionKVTypes,
 } from './kernel-checks.js';
 
 const loaded = loadNativeAddon();
@@ -252,4 +252,24 @@ test(`native ${level}: attention at Grok-1 head sizes on 3 threads (48/8 heads o
   const k = ks('exact', 3);
   checkAttentionAtGrokSizes(k);
   assert.throws(() => k.attention({ q: new Float32Array(10), kCache: new Float32Array(10), vCache: new Float32Array(10), keyMask: new Uint8Array(1), T: 1, pos0: 0, nHeads: 2, nKV: 1, headDim: 8, scale: 1, softcap: 0, out: new Float32Array(16) }), /q\/out need 16/);
+});
+
+test(`native ${level}: attention with f32, f16 and q8_0 KV caches, exact and fast (flash-decoding) on 1 and 3 threads, against the reference`, { skip }, () => {
+  // Exact: float64 scores as before. Fast: float32 dots (a score's error ≈ 2^-24·Σ|q·k|·scale, and a
+  // softmax weight's relative error that much), soft-cap and exp polynomials (≈ 1e-7 relative), float32
+  // sums over ≤ 1301 keys. Measured (GROK_SHOW_ERRORS=1) ≤ 2e-6 of max|v| at every x86 level: bound 1e-5.
+  for (const threads of [1, 3]) {
+    checkAttentionKVTypes(ks('exact', threads), 1e-5);
+    checkAttentionKVTypes(ks('fast', threads), 1e-5);
+  }
+});
+
+test(`native ${level}: attention rejects a KV cache of the wrong array type or width for its kvType`, { skip }, () => {
+  const k = ks('fast', 1);
+  const base = { q: new Float32Array(64), keyMask: new Uint8Array(1).fill(1), T: 1, pos0: 0, nHeads: 2, nKV: 1, headDim: 32, scale: 1, softcap: 0, out: new Float32Array(64) };
+  assert.throws(() => k.attention({ ...base, kvType: 'f16', kCache: new Float32Array(32), vCache: new Float32Array(32) }), /kCache must be a Uint16Array/);
+  assert.throws(() => k.attention({ ...base, kvType: 'q8_0', kCache: new Uint8Array(33), vCache: new Uint8Array(34) }), /needs 34 elements/);
+  assert.throws(() => k.attention({ ...base, headDim: 16, q: new Float32Array(32), out: new Float32Array(32), kvType: 'q8_0', kCache: new Uint8Array(34), vCache: new Uint8Array(34) }), /multiple of 32/);
+  assert.throws(() => k.attention({ ...base, kvType: 'f8' as 'f16', kCache: new Uint16Array(32), vCache: new Uint16Array(32) }), /KV type must be one of/);
+  k.attention({ ...base, kvType: 'q8_0', kCache: new Uint8Array(34), vCache: new Uint8Array(34) }); // the valid call runs
 });

@@ -197,9 +197,11 @@ for (const name of FIXTURES) {
       t.diagnostic(`${name}/${file}: fast vs exact: top-1 ${agree}/${n}, KL mean ${(klSum / n).toExponential(2)} nats`);
       // As test/kernels-model.test.ts: 8-bit activations flip expert choices where router margins are tiny
       // (tiny-b: 4e-4), after which that token's later layers differ. On tiny-b's Q8_0 file the WebAssembly
-      // kernels' fast mode agrees on 31/40 too (the same definition of fast mode).
+      // kernels' fast mode agrees on 31/40 too (the same definition of fast mode). Fast mode's f16 KV cache
+      // (2^-11 relative, above those margins) moves two more near-ties there: 29/40 against 31/40 with f32
+      // KV, at a lower KL (5.47e-2 against 5.60e-2 nats).
       assert.ok(klSum / n < 0.1, `KL mean ${klSum / n}`);
-      assert.ok(agree >= (file === 'ckpt-0' ? 0.8 : 0.75) * n, `top-1 agreement ${agree}/${n}`);
+      assert.ok(agree >= (file === 'ckpt-0' ? 0.8 : 0.7) * n, `top-1 agreement ${agree}/${n}`);
     }
   });
 }

@@ -6,11 +6,14 @@
  *
  *   check DIR        reads DIR/case-*.bin (format below), prints one line per level, exits 1 on a mismatch
  *
- * Case file, little-endian: "GNC1", u32 kind (0 rows matmul, 1 xai8 matmul, 2 attention, 3 gelu), then
+ * Case file, little-endian: "GNC1", u32 kind (0 rows matmul, 1 xai8 matmul, 2 attention, 3 gelu, 4 attention
+ * over a KV cache of any type, exact or fast), then
  * kind 0/1: i32 type, n_in, n_out, T, groups, fast; f32 tol; u64 len + bytes (weights / q); u64 len +
  *   bytes (scales, xai8); f32 x[T·n_in]; f32 want[T·n_out]; f32 bound[T·n_out] (Σ|w·x| per output)
  * kind 2: i32 T, pos0, n_heads, n_kv, head_dim; f32 scale, softcap, tol; f32 q, k, v; u8 mask; f32 want
  * kind 3: i32 n; f32 tol; f32 x[n]; f32 want[n]
+ * kind 4: i32 T, pos0, n_heads, n_kv, head_dim, kv_type, fast; f32 scale, softcap, tol; u64 len + bytes (k);
+ *   u64 len + bytes (v); f32 q; u8 mask; f32 want — and each query must equal itself computed alone
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -24,7 +27,7 @@
 typedef struct {
   uint32_t kind;
   int32_t type, n_in, n_out, T, groups, fast;
-  int32_t pos0, n_heads, n_kv, head_dim;
+  int32_t pos0, n_heads, n_kv, head_dim, kv_type;
   float tol, scale, softcap;
   uint8_t *w, *s, *mask;
   uint64_t w_len, s_len;
@@ -69,6 +72,13 @@ static int load(const char *path, check_case *c) {
     const size_t qn = (size_t)c->T * c->n_heads * c->head_dim, kvn = (size_t)(c->pos0 + c->T) * c->n_kv * c->head_dim;
     ok = ok && (c->q = rd_floats(f, qn)) && (c->k = rd_floats(f, kvn)) && (c->v = rd_floats(f, kvn)) &&
          (c->mask = malloc((size_t)(c->pos0 + c->T))) && rd(f, c->mask, (size_t)(c->pos0 + c->T)) && (c->want = rd_floats(f, qn));
+  } else if (ok && c->kind == 4) {
+    ok = rd(f, &c->T, 4) && rd(f, &c->pos0, 4) && rd(f, &c->n_heads, 4) && rd(f, &c->n_kv, 4) && rd(f, &c->head_dim, 4) &&
+         rd(f, &c->kv_type, 4) && rd(f, &c->fast, 4) && rd(f, &c->scale, 4) && rd(f, &c->softcap, 4) && rd(f, &c->tol, 4);
+    const size_t qn = (size_t)c->T * c->n_heads * c->head_dim, need = (size_t)(c->pos0 + c->T) * c->n_kv * gn_kv_row_bytes(c->kv_type, c->head_dim);
+    ok = ok && (c->w = rd_blob(f, &c->w_len)) && (c->s = rd_blob(f, &c->s_len)) && c->w_len >= need && c->s_len >= need &&
+         (c->q = rd_floats(f, qn)) && (c->mask = malloc((size_t)(c->pos0 + c->T))) && rd(f, c->mask, (size_t)(c->pos0 + c->T)) &&
+         (c->want = rd_floats(f, qn));
   } else if (ok && c->kind == 3) {
     ok = rd(f, &c->n_in, 4) && rd(f, &c->tol, 4) && (c->x = rd_floats(f, (size_t)c->n_in)) && (c->want = rd_floats(f, (size_t)c->n_in));
   } else ok = 0;
@@ -142,18 +152,41 @@ static int check_one(int isa, int threads, const check_case *c) {
     }
     free(y);
     free(y1);
-  } else if (c->kind == 2) {
-    const size_t qn = (size_t)c->T * c->n_heads * c->head_dim;
-    float *out = malloc(qn * 4);
+  } else if (c->kind == 2 || c->kind == 4) {
+    const size_t per = (size_t)c->n_heads * c->head_dim, qn = (size_t)c->T * per;
+    float *out = malloc(qn * 4), *one = malloc(per * 4);
     gn_attention_args a = {c->q, c->k, c->v, c->mask, out, c->T, c->pos0, c->n_heads, c->n_kv, c->head_dim, c->scale, c->softcap};
-    gn_attention(ctx, &a);
+    if (c->kind == 4) {
+      a.k_cache = c->w;
+      a.v_cache = c->s;
+      a.kv_type = c->kv_type;
+      a.fast = c->fast;
+    }
+    const int err = gn_attention(ctx, &a);
+    if (err) {
+      printf("%s [%s, %d threads]: %s\n", c->name, gn_isa_name(isa), threads, gn_strerror(err));
+      bad = 1;
+    }
     for (size_t i = 0; !bad && i < qn; i++) {
       if (!(fabs((double)out[i] - c->want[i]) <= c->tol)) {
         printf("%s [%s, %d threads]: attention output %zu is %.9g, want %.9g\n", c->name, gn_isa_name(isa), threads, i, out[i], c->want[i]);
         bad = 1;
       }
     }
+    for (int t = 0; !bad && c->kind == 4 && t < c->T && c->T > 1; t++) {
+      gn_attention_args b = a;
+      b.q = c->q + (size_t)t * per;
+      b.out = one;
+      b.T = 1;
+      b.pos0 = c->pos0 + t;
+      gn_attention(solo, &b);
+      if (memcmp(one, out + (size_t)t * per, per * 4) != 0) {
+        printf("%s [%s, %d threads]: query %d of T = %d differs from the same query alone\n", c->name, gn_isa_name(isa), threads, t, c->T);
+        bad = 1;
+      }
+    }
     free(out);
+    free(one);
   } else {
     float *v = malloc((size_t)c->n_in * 4);
     memcpy(v, c->x, (size_t)c->n_in * 4);

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { loadModel as loadGrokModel } from '../model/loader.js';
 import type { GrokModel } from '../model/grok.js';
 import type { GrokConfig } from '../model/config.js';
-import type { Kernels } from '../kernels/types.js';
+import type { Kernels, KVType } from '../kernels/types.js';
 import { closeKernels, createKernels, type CreateKernelsOptions } from '../kernels/index.js';
 import type { MemoryPlan } from '../model/memory.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
@@ -56,6 +56,11 @@ export interface LoadModelOptions {
   kernelOptions?: CreateKernelsOptions;
   /** Context length in tokens, instead of the model's (llama.cpp's -c). */
   contextLength?: number;
+  /**
+   * KV cache element type (llama.cpp's -ctk/-ctv): 'f32', 'f16' (half the memory) or 'q8_0'. Default: f16
+   * when the kernels are in fast mode, f32 in exact mode.
+   */
+  kvType?: KVType;
   /** Loading progress in bytes read. */
   onProgress?: (done: number, total: number) => void;
   /** Called once before any weight is read: the weights' size against the memory available. */
@@ -229,6 +234,7 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
       kernels,
       ...(options.configPath ? { configPath: options.configPath } : {}),
       ...(options.contextLength ? { contextLength: options.contextLength } : {}),
+      ...(options.kvType ? { kvType: options.kvType } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.onMemoryPlan ? { onMemoryPlan: options.onMemoryPlan } : {}),
     });

@@ -11,10 +11,10 @@ import type { RoutedToken } from '../api/routing.js';
 import { UsageError } from './errors.js';
 import { loadForCli } from './load.js';
 import {
-  addKernelOptions, addModelOptions, collect, int, num, parseIds, unescapeText, type KernelOptionValues, type ModelOptionValues,
+  addKernelOptions, addKVOption, addModelOptions, collect, int, num, parseIds, unescapeText, type KernelOptionValues, type KVOptionValues, type ModelOptionValues,
 } from './options.js';
 
-interface GenerateOptions extends ModelOptionValues, KernelOptionValues {
+interface GenerateOptions extends ModelOptionValues, KernelOptionValues, KVOptionValues {
   prompt?: string;
   file?: string;
   tokens?: string;
@@ -75,6 +75,7 @@ export function generateCommand(): Command {
     .option('-i, --interactive', 'read one prompt per line from standard input')
     .option('--no-escape', 'take \\n, \\t, \\xHH … in the prompt and --stop literally');
   addKernelOptions(c, 'fast');
+  addKVOption(c);
   return c.addHelpText('after', `
 Examples:
   grok generate "And God said"

@@ -4,10 +4,10 @@
  */
 import type { Grok, LoadModelOptions } from '../api/index.js';
 import type { MemoryPlan } from '../model/memory.js';
-import { kernelOptions, type KernelOptionValues, type ModelOptionValues } from './options.js';
+import { kernelOptions, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
 import { loadingBar } from './progress.js';
 
-export async function loadForCli(o: ModelOptionValues & KernelOptionValues, base: LoadModelOptions, opts: { quiet?: boolean } = {}): Promise<Grok> {
+export async function loadForCli(o: ModelOptionValues & KernelOptionValues & KVOptionValues, base: LoadModelOptions, opts: { quiet?: boolean } = {}): Promise<Grok> {
   const { loadModel } = await import('../api/index.js');
   const bar = loadingBar(opts.quiet ? false : undefined);
   const say = (line: string) => { if (!opts.quiet) process.stderr.write(`grok: ${line}\n`); };
@@ -18,6 +18,7 @@ export async function loadForCli(o: ModelOptionValues & KernelOptionValues, base
     onMemoryPlan: (p: MemoryPlan) => { if (p.verdict !== 'fits' || p.modelBytes > 2 ** 30) say(p.message); },
     ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}),
     ...(o.config ? { configPath: o.config } : {}),
+    ...(o.kvType ? { kvType: o.kvType } : {}),
   };
   let grok: Grok;
   try {

@@ -109,6 +109,16 @@ function cpuAffinityOption(v: boolean | string): boolean | number[] {
   return cpus;
 }
 
+export interface KVOptionValues {
+  kvType?: 'f32' | 'f16' | 'q8_0';
+}
+
+/** --kv-type (llama.cpp's -ctk/-ctv for both): the KV cache's element type; default by the numerics. */
+export function addKVOption(cmd: Command): Command {
+  return cmd.addOption(new Option('--kv-type <type>', 'KV cache type: f32, f16 (half the memory; default with --kernels fast), q8_0 (about a quarter); default f32 with exact numerics')
+    .choices(['f32', 'f16', 'q8_0']));
+}
+
 /** Options for createKernels from the command line. */
 export function kernelOptions(o: KernelOptionValues): import('../kernels/index.js').CreateKernelsOptions {
   const backend = o.kernels === 'reference' ? 'reference' : o.backend ?? 'auto';

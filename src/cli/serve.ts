@@ -7,9 +7,9 @@ import { Command, Option } from 'commander';
 import type { ServerOptions } from '../api/server.js';
 import { UsageError } from './errors.js';
 import { loadForCli } from './load.js';
-import { addKernelOptions, addModelOptions, int, type KernelOptionValues, type ModelOptionValues } from './options.js';
+import { addKernelOptions, addKVOption, addModelOptions, int, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
 
-interface ServeOptions extends ModelOptionValues, KernelOptionValues {
+interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionValues {
   host: string;
   port: number;
   slots: number;
@@ -60,6 +60,7 @@ export function serveCommand(): Command {
     .option('--quiet', 'no request log')
     .option('--grace <s>', 'on SIGINT/SIGTERM, time running requests get to finish', int(0), 10);
   addKernelOptions(c, 'fast');
+  addKVOption(c);
   return c.addHelpText('after', `
 Examples:
   grok serve                                   # the embedded model on http://127.0.0.1:8080 (open it in a browser)

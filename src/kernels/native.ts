@@ -24,7 +24,8 @@ import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { defaultThreads, physicalCoreCpus } from './cpus.js';
 import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
 import { rmsnorm, rope } from './small-ops.js';
-import type { AttentionArgs, Kernels } from './types.js';
+import { attentionKV } from './kv.js';
+import type { AttentionArgs, Kernels, KVData, KVType } from './types.js';
 import { kernelModule, type KernelMode } from './wasm.js';
 
 /** The addon's exports (native/addon.c). */
@@ -38,8 +39,8 @@ interface NativeAddon {
     nIn: number, x: Float32Array, T: number, fast: boolean): void;
   setAffinity(ctx: object, cpus: Int32Array): number;
   getRow(type: number, w: Uint8Array, nIn: number, nOut: number, r: number, out: Float32Array): void;
-  attention(ctx: object, q: Float32Array, k: Float32Array, v: Float32Array, mask: Uint8Array, out: Float32Array,
-    T: number, pos0: number, nHeads: number, nKV: number, headDim: number, scale: number, softcap: number): void;
+  attention(ctx: object, q: Float32Array, k: KVData, v: KVData, mask: Uint8Array, out: Float32Array,
+    T: number, pos0: number, nHeads: number, nKV: number, headDim: number, scale: number, softcap: number, kvType: number, fast: boolean): void;
   gelu(ctx: object, x: Float32Array, n: number, up: Float32Array | undefined): void;
   alloc(bytes: number): ArrayBuffer;
   mapFile(path: string): [object, number];
@@ -203,6 +204,9 @@ function availableMemory(): number {
 }
 
 let mlockWarned = false;
+
+/** ggml type ids of the KV cache types (the addon's kv_type). */
+const KV_TYPE_IDS: Record<KVType, number> = { f32: 0, f16: 1, q8_0: 8 };
 
 export class NativeKernels implements Kernels {
   readonly name: string;
@@ -375,12 +379,14 @@ export class NativeKernels implements Kernels {
       if (!Number.isInteger(v) || v < (name === 'T' || name === 'pos0' ? 0 : 1)) throw new Error(`attention: ${name} must be a ${name === 'T' || name === 'pos0' ? 'non-negative' : 'positive'} integer, got ${v}`);
     }
     if (nHeads % nKV !== 0) throw new Error(`attention: ${nHeads} query heads are not a multiple of ${nKV} KV heads`);
-    const qn = T * nHeads * headDim, kvn = (pos0 + T) * nKV * headDim;
+    const { kvType, rowElements } = attentionKV(a);
+    const qn = T * nHeads * headDim, kvn = (pos0 + T) * nKV * rowElements;
     if (q.length < qn || out.length < qn) throw new Error(`attention: q/out need ${qn} values`);
-    if (kCache.length < kvn || vCache.length < kvn) throw new Error(`attention: the KV cache needs ${kvn} values for ${pos0 + T} positions`);
+    if (kCache.length < kvn || vCache.length < kvn) throw new Error(`attention: the KV cache needs ${kvn} elements for ${pos0 + T} positions`);
     if (keyMask.length < pos0 + T) throw new Error(`attention: keyMask needs ${pos0 + T} entries`);
     if (T === 0) return;
-    this.addon.attention(this.context(), q, kCache, vCache, keyMask, out, T, pos0, nHeads, nKV, headDim, scale, softcap);
+    // Fast mode: float32 scores and softmax, key chunks spread over the threads (native/kernels/attention.c).
+    this.addon.attention(this.context(), q, kCache, vCache, keyMask, out, T, pos0, nHeads, nKV, headDim, scale, softcap, KV_TYPE_IDS[kvType], this.fast);
   }
 
   gelu(x: Float32Array, n: number, up?: Float32Array): void {

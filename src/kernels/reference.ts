@@ -5,6 +5,7 @@
 import { bf16ToF32 } from '../quant/half.js';
 import { blockFormat, rowBytes } from '../quant/index.js';
 import type { Matrix } from '../quant/matrix.js';
+import { attentionKV, kvAsF32 } from './kv.js';
 import type { AttentionArgs, Kernels } from './types.js';
 
 /**
@@ -123,8 +124,11 @@ export function ropeReference(x: Float32Array, T: number, nHeads: number, headDi
   }
 }
 
+/** Attention as the contract states it (types.ts); f16 / q8_0 caches are dequantised to their float values first. */
 export function attentionReference(a: AttentionArgs): void {
-  const { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, scale, softcap, out } = a;
+  attentionKV(a);
+  const { q, keyMask, T, pos0, nHeads, nKV, headDim, scale, softcap, out } = a;
+  const { k: kCache, v: vCache } = kvAsF32(a, pos0 + T);
   const perKV = nHeads / nKV;
   const scores = new Float64Array(pos0 + T);
   for (let t = 0; t < T; t++) {

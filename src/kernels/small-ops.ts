@@ -6,6 +6,7 @@
  * src/kernels/reference.ts (float64 sums). Both attention paths validate their arguments with
  * checkAttentionArgs.
  */
+import { attentionKV, kvAsF32 } from './kv.js';
 import type { AttentionArgs } from './types.js';
 
 // RMSNorm, RoPE and GELU are the reference versions themselves (already as fast as plain JS gets).
@@ -21,21 +22,28 @@ export function checkAttentionArgs(a: AttentionArgs): void {
     if (!Number.isSafeInteger(v) || v < 0) throw new Error(`attention: ${name} must be a non-negative integer, got ${v}`);
   }
   if (nKV < 1 || nHeads < 1 || nHeads % nKV !== 0) throw new Error(`attention: nHeads (${nHeads}) must be a positive multiple of nKV (${nKV})`);
+  const { kvType, rowElements } = attentionKV(a);
   if (T === 0) return;
   const qn = T * nHeads * headDim;
   const keys = pos0 + T;
-  const kvn = keys * nKV * headDim;
+  const kvn = keys * nKV * rowElements;
   if (q.length < qn) throw new Error(`attention: q has ${q.length} values, needs ${T}×${nHeads}×${headDim}`);
   if (out.length < qn) throw new Error(`attention: out has ${out.length} values, needs ${T}×${nHeads}×${headDim}`);
-  if (kCache.length < kvn) throw new Error(`attention: kCache has ${kCache.length} values, needs ${keys} positions × ${nKV}×${headDim}`);
-  if (vCache.length < kvn) throw new Error(`attention: vCache has ${vCache.length} values, needs ${keys} positions × ${nKV}×${headDim}`);
+  const row = kvType === 'f32' ? `${headDim}` : `${headDim} (${rowElements} ${kvType} elements)`;
+  if (kCache.length < kvn) throw new Error(`attention: kCache has ${kCache.length} values, needs ${keys} positions × ${nKV}×${row}`);
+  if (vCache.length < kvn) throw new Error(`attention: vCache has ${vCache.length} values, needs ${keys} positions × ${nKV}×${row}`);
   if (keyMask.length < keys) throw new Error(`attention: keyMask has ${keyMask.length} entries, needs ${keys}`);
 }
 
-/** Causal GQA over the cache (contract in types.ts). Per (token, head): scores, softmax, weighted V sum. */
+/**
+ * Causal GQA over the cache (contract in types.ts). Per (token, head): scores, softmax, weighted V sum.
+ * f16 / q8_0 caches are widened to float32 first (this is the fallback path).
+ */
 export function attention(a: AttentionArgs): void {
   checkAttentionArgs(a);
-  const { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, scale, softcap, out } = a;
+  const { q, keyMask, T, pos0, nHeads, nKV, headDim, scale, softcap, out } = a;
+  if (T === 0) return;
+  const { k: kCache, v: vCache } = kvAsF32(a, pos0 + T);
   const perKV = nHeads / nKV;
   if (scoreBuf.length < pos0 + T) scoreBuf = new Float64Array(2 * (pos0 + T));
   if (accBuf.length < headDim) accBuf = new Float64Array(headDim);

@@ -13,6 +13,12 @@ export interface Kernels {
   readonly name: string;
 
   /**
+   * Numerics, where the implementation has a choice: 'exact' (float activations, float64 attention
+   * scores) or 'fast' (int8 activations, float32 attention). Absent: exact. Picks the default KV type.
+   */
+  readonly mode?: 'exact' | 'fast';
+
+  /**
    * Optional: resolves when the implementation can run (worker threads started); rejects with the reason
    * when it cannot. The loader awaits it before reading weights, so a broken start is an error, not a hang.
    */
@@ -65,10 +71,13 @@ export interface Kernels {
   /**
    * Causal grouped-query attention of T new queries over a KV cache.
    * q: [T, nHeads, headDim]; kCache / vCache: [capacity, nKV, headDim] holding positions 0..pos0+T-1
-   * (the T new keys already written at pos0..pos0+T-1); keyMask[p] = 0 masks key p out (pad tokens).
+   * (the T new keys already written at pos0..pos0+T-1) as `kvType` rows (f32 when absent: see KVType);
+   * keyMask[p] = 0 masks key p out (pad tokens).
    * Query t (position pos0 + t) sees keys 0..pos0+t. Head j uses KV head floor(j / (nHeads / nKV)).
    * Scores: s = (q·k) · scale, then softcap·tanh(s / softcap) when softcap > 0; masked → −1e30;
-   * softmax; out = Σ w·v → out: [T, nHeads, headDim].
+   * softmax; out = Σ w·v → out: [T, nHeads, headDim]. f16 / q8_0 rows are used as the float values they
+   * hold (the reference dequantises them first); exact kernels keep float64 scores and softmax, fast
+   * ones may compute in float32 (error bound: test/kernel-checks.ts).
    */
   attention(args: AttentionArgs): void;
 
@@ -79,10 +88,22 @@ export interface Kernels {
   gelu(x: Float32Array, n: number, up?: Float32Array): void;
 }
 
+/**
+ * Element type of a KV cache, as llama.cpp's -ctk/-ctv: float32; IEEE binary16; or GGUF Q8_0 (blocks of 32
+ * values with one f16 scale, along each head_dim row; headDim a multiple of 32).
+ */
+export type KVType = 'f32' | 'f16' | 'q8_0';
+export const KV_TYPES: readonly KVType[] = ['f32', 'f16', 'q8_0'];
+
+/** A KV cache's storage for its KVType: Float32Array (f32), Uint16Array of binary16 bits (f16), Uint8Array of Q8_0 blocks. */
+export type KVData = Float32Array | Uint16Array | Uint8Array;
+
 export interface AttentionArgs {
   readonly q: Float32Array;
-  readonly kCache: Float32Array;
-  readonly vCache: Float32Array;
+  readonly kCache: KVData;
+  readonly vCache: KVData;
+  /** How kCache / vCache hold their rows; default 'f32'. */
+  readonly kvType?: KVType;
   readonly keyMask: Uint8Array;
   readonly T: number;
   readonly pos0: number;

@@ -31,6 +31,7 @@ import { defaultThreads } from './cpus.js';
 import { checkMatmul, checkMatmulMany, getRowReference, matmulReference } from './reference.js';
 import { WorkerPool, type WorkerPoolOptions } from './pool.js';
 import type { ChunkFn } from './pool-protocol.js';
+import { readKVRows } from './kv.js';
 import { attention, checkAttentionArgs, gelu, rmsnorm, rope } from './small-ops.js';
 import type { AttentionArgs, Kernels } from './types.js';
 
@@ -423,8 +424,10 @@ export class WasmKernels implements Kernels {
     const qOff = base, kOff = qOff + 4 * qn, vOff = kOff + 4 * kvn, oOff = vOff + 4 * kvn, mOff = oOff + 4 * qn;
     const f = arena.f32;
     f.set(q.subarray(t0 * perQ, t1 * perQ), qOff / 4);
-    f.set(kCache.subarray(0, kvn), kOff / 4);
-    f.set(vCache.subarray(0, kvn), vOff / 4);
+    // f16 / q8_0 caches are widened to float32 as they are copied in (the wasm kernel reads float32).
+    const kvType = args.kvType ?? 'f32';
+    readKVRows(kvType, kCache, 0, nKeys * nKV, K, f.subarray(kOff / 4, kOff / 4 + kvn));
+    readKVRows(kvType, vCache, 0, nKeys * nKV, K, f.subarray(vOff / 4, vOff / 4 + kvn));
     new Uint8Array(arena.memory.buffer, mOff, nKeys).set(keyMask.subarray(0, nKeys));
     arena.setArg(ATTN_Q, qOff);
     arena.setArg(ATTN_K, kOff);

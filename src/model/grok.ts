@@ -16,7 +16,8 @@
  * Intermediate values carry llama.cpp's names (attn_norm, Qcur, kqv_out, ffn_moe_out, l_out, …) in the
  * optional trace, so a divergence can be located layer by layer.
  */
-import type { Kernels } from '../kernels/types.js';
+import { allocKV, checkKVType, kvRowBytes, kvRowElements, writeKVRows } from '../kernels/kv.js';
+import type { Kernels, KVData, KVType } from '../kernels/types.js';
 import type { GrokConfig } from './config.js';
 import type { Matrix } from '../quant/matrix.js';
 
@@ -42,24 +43,35 @@ export interface GrokWeights {
   layers: LayerWeights[];
 }
 
-/** Per-sequence key/value memory. Grows on demand up to `capacity` positions. */
+/**
+ * Per-sequence key/value memory. Grows on demand up to `capacity` positions. Rows are stored as `kvType`
+ * (llama.cpp's -ctk/-ctv): float32, f16 (half the bytes) or q8_0 (34 bytes per 32 values).
+ */
 export class KVCache {
   /** Positions filled. */
   length = 0;
-  /** Per layer: keys / values [allocated, G, K], RoPE already applied to keys. */
-  k: Float32Array[];
-  v: Float32Array[];
+  /** Per layer: keys / values [allocated, G, K] as kvType rows, RoPE already applied to keys. */
+  k: KVData[];
+  v: KVData[];
   /** keyMask[p] = 0 when position p holds the pad token (masked out as a key). */
   keyMask: Uint8Array;
   private allocated: number;
+  /** Array elements per position (G rows of kvType). */
+  private readonly stride: number;
 
-  constructor(readonly config: GrokConfig, readonly capacity: number, initial = 0) {
+  constructor(readonly config: GrokConfig, readonly capacity: number, initial = 0, readonly kvType: KVType = 'f32') {
     if (!Number.isInteger(capacity) || capacity <= 0) throw new Error(`KV cache capacity must be a positive integer, got ${capacity}`);
+    checkKVType(kvType);
+    this.stride = config.nKVHeads * kvRowElements(kvType, config.headDim);
     this.allocated = Math.min(capacity, Math.max(initial, 0));
-    const width = this.allocated * config.nKVHeads * config.headDim;
-    this.k = Array.from({ length: config.nLayers }, () => new Float32Array(width));
-    this.v = Array.from({ length: config.nLayers }, () => new Float32Array(width));
+    this.k = Array.from({ length: config.nLayers }, () => allocKV(kvType, this.allocated * this.stride));
+    this.v = Array.from({ length: config.nLayers }, () => allocKV(kvType, this.allocated * this.stride));
     this.keyMask = new Uint8Array(this.allocated);
+  }
+
+  /** Bytes of keys and values one position takes over all layers. */
+  static bytesPerPosition(config: GrokConfig, kvType: KVType): number {
+    return 2 * config.nLayers * config.nKVHeads * kvRowBytes(kvType, config.headDim);
   }
 
   /** Make room for `n` positions (amortised doubling, never beyond capacity). */
@@ -67,10 +79,9 @@ export class KVCache {
     if (n > this.capacity) throw new Error(`sequence of ${n} tokens exceeds the KV cache capacity of ${this.capacity}`);
     if (n <= this.allocated) return;
     const size = Math.min(this.capacity, Math.max(n, this.allocated * 2, 16));
-    const stride = this.config.nKVHeads * this.config.headDim;
-    const grow = (a: Float32Array) => {
-      const b = new Float32Array(size * stride);
-      b.set(a.subarray(0, this.length * stride));
+    const grow = (a: KVData) => {
+      const b = allocKV(this.kvType, size * this.stride);
+      b.set(a.subarray(0, this.length * this.stride) as never);
       return b;
     };
     this.k = this.k.map(grow);
@@ -81,12 +92,19 @@ export class KVCache {
     this.allocated = size;
   }
 
+  /** Store T positions' keys and values [T, G, K] (float32) of layer l at positions pos…pos+T−1, as kvType. */
+  write(l: number, pos: number, k: Float32Array, v: Float32Array, T: number): void {
+    const G = this.config.nKVHeads, K = this.config.headDim;
+    writeKVRows(this.kvType, k, T * G, K, this.k[l]!, pos * G);
+    writeKVRows(this.kvType, v, T * G, K, this.v[l]!, pos * G);
+  }
+
   clone(): KVCache {
-    const c = new KVCache(this.config, this.capacity, this.length);
-    const used = this.length * this.config.nKVHeads * this.config.headDim;
+    const c = new KVCache(this.config, this.capacity, this.length, this.kvType);
+    const used = this.length * this.stride;
     for (let l = 0; l < this.k.length; l++) {
-      c.k[l]!.set(this.k[l]!.subarray(0, used));
-      c.v[l]!.set(this.v[l]!.subarray(0, used));
+      c.k[l]!.set(this.k[l]!.subarray(0, used) as never);
+      c.v[l]!.set(this.v[l]!.subarray(0, used) as never);
     }
     c.keyMask.set(this.keyMask.subarray(0, this.length));
     c.length = this.length;
@@ -124,13 +142,23 @@ export interface ForwardOptions {
  */
 export const FLOAT_ACTIVATIONS_MAX_WEIGHTS = 1 << 17;
 
+export interface ModelOptions {
+  /** KV cache element type; default f16 with fast kernels (as llama.cpp), f32 with exact ones. */
+  kvType?: KVType;
+}
+
 export class GrokModel {
+  /** Element type of the caches newCache() makes. */
+  readonly kvType: KVType;
   /** Matrices up to this many weights (and the router always) get float32 activations in every mode. */
   floatActivationsMaxWeights = FLOAT_ACTIVATIONS_MAX_WEIGHTS;
   /** The experts' per-layer buffers, grown on demand and reused (no fresh zeroed arrays per expert). */
   private scratch = { xe: new Float32Array(0), gate: new Float32Array(0), up: new Float32Array(0), down: new Float32Array(0) };
 
-  constructor(readonly config: GrokConfig, readonly weights: GrokWeights, readonly kernels: Kernels) {}
+  constructor(readonly config: GrokConfig, readonly weights: GrokWeights, readonly kernels: Kernels, opts: ModelOptions = {}) {
+    this.kvType = checkKVType(opts.kvType ?? (kernels.mode === 'fast' ? 'f16' : 'f32'));
+    kvRowElements(this.kvType, config.headDim); // q8_0 needs a head width that is a multiple of 32
+  }
 
   private tiny(w: Matrix): boolean {
     return w.nIn * w.nOut <= this.floatActivationsMaxWeights;
@@ -157,7 +185,7 @@ export class GrokModel {
   }
 
   newCache(capacity = this.config.contextLength): KVCache {
-    return new KVCache(this.config, capacity);
+    return new KVCache(this.config, capacity, 0, this.kvType);
   }
 
   /**
@@ -257,13 +285,12 @@ export class GrokModel {
       trace?.('Vcur', l, v, N);
       seqs.forEach((s, i) => {
         const T = s.tokens.length, r0 = starts[i]!, pos0 = s.cache.length;
-        s.cache.k[l]!.set(k.subarray(r0 * GK, (r0 + T) * GK), pos0 * GK);
-        s.cache.v[l]!.set(v.subarray(r0 * GK, (r0 + T) * GK), pos0 * GK);
+        s.cache.write(l, pos0, k.subarray(r0 * GK, (r0 + T) * GK), v.subarray(r0 * GK, (r0 + T) * GK), T);
         // Narrowed: only the last query, which sees every key of the sequence.
         const qr = narrow ? i : r0, qT = narrow ? 1 : T, qPos0 = narrow ? pos0 + T - 1 : pos0;
         kn.attention({
           q: q.subarray(qr * HK, (qr + qT) * HK), kCache: s.cache.k[l]!, vCache: s.cache.v[l]!, keyMask: s.cache.keyMask,
-          T: qT, pos0: qPos0, nHeads: H, nKV: G, headDim: K, scale: c.attnOutputMultiplier, softcap: c.attnSoftcap,
+          kvType: s.cache.kvType, T: qT, pos0: qPos0, nHeads: H, nKV: G, headDim: K, scale: c.attnOutputMultiplier, softcap: c.attnSoftcap,
           out: attn.subarray(qr * HK, (qr + qT) * HK),
         });
       });

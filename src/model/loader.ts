@@ -7,7 +7,7 @@
 import { openModel } from '../formats/open.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { referenceKernels } from '../kernels/reference.js';
-import type { Kernels } from '../kernels/types.js';
+import type { Kernels, KVType } from '../kernels/types.js';
 import type { Matrix } from '../quant/matrix.js';
 import type { ModelBinding } from './binding.js';
 import type { GrokConfig } from './config.js';
@@ -23,6 +23,8 @@ export interface LoadOptions {
   configPath?: string;
   /** Context length in tokens, instead of the model's. */
   contextLength?: number;
+  /** KV cache element type (default: f16 with fast kernels, f32 with exact ones). */
+  kvType?: KVType;
   /** Called after each tensor with bytes read so far and the total. */
   onProgress?: (done: number, total: number) => void;
   /** Called once before any weight is read: the weights' size against the memory available. */
@@ -43,7 +45,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     const config: GrokConfig = opts.contextLength ? { ...binding.config, contextLength: opts.contextLength } : binding.config;
     const kernels = opts.kernels ?? referenceKernels;
     const weights = readWeights(binding, config, kernels, opts);
-    return { model: new GrokModel(config, weights, kernels), source, binding };
+    return { model: new GrokModel(config, weights, kernels, opts.kvType ? { kvType: opts.kvType } : {}), source, binding };
   } finally {
     source.close();
   }
