@@ -45,6 +45,8 @@ struct gn_ctx {
   size_t *scratch_size;
   uint8_t *act; /* fast-mode activations of the current call */
   size_t act_size;
+  int32_t *xcorr; /* xai8 fast mode: −128·Σ xq per 32 activations of the current call */
+  size_t xcorr_size;
 };
 
 static const gn_table *table_for(int isa) {
@@ -87,6 +89,7 @@ void gn_destroy(gn_ctx *c) {
   free(c->scratch);
   free(c->scratch_size);
   free(c->act);
+  free(c->xcorr);
   free(c);
 }
 
@@ -231,11 +234,32 @@ int gn_matmul_xai8(gn_ctx *c, const int8_t *q, size_t q_len, const uint16_t *sca
     const float *xs16;
     const int err = quantize_activations(c, x, T, n_in, &job.xq, &job.xd, &xs16);
     if (err) return err;
+    /* The AVX-512 kernel takes the weights as unsigned bytes (q + 128); each token's block then needs
+     * −128·Σ xq, which depends on the activations only: once per call instead of once per column. */
+    const size_t nblk = (size_t)T * (size_t)(n_in / 32);
+    if (c->xcorr_size < nblk) {
+      int32_t *p = malloc(nblk * sizeof *p);
+      if (!p) return GN_ENOMEM;
+      free(c->xcorr);
+      c->xcorr = p;
+      c->xcorr_size = nblk;
+    }
+    for (size_t b = 0; b < nblk; b++) {
+      int32_t sum = 0;
+      for (int i = 0; i < 32; i++) sum += job.xq[32 * b + (size_t)i];
+      c->xcorr[b] = -128 * sum;
+    }
+    job.xc = c->xcorr;
   }
-  /* per thread at most all columns: float64 totals and partial sums (exact), float partials (fast) */
-  if (ensure_scratch(c, 32 * (size_t)n_out + 4096) != GN_OK) return GN_ENOMEM;
+  /* Column chunks: about 8 per thread, narrower as T grows so that each chunk's partial sums (4 bytes per
+   * column and token) stay in L2, at most GN_XAI8_MAX_COLS wide. */
   split_task s = {.ctx = c, .xfn = use_fast ? c->table->xai8_fast : c->table->xai8_exact, .xjob = &job, .total = n_out};
-  const int n_chunks = chunking(c, n_out, (double)n_in * T, 64, &s.chunk);
+  chunking(c, n_out, (double)n_in * T, 64, &s.chunk);
+  const int tt = T < GN_XAI8_TOKENS ? T : GN_XAI8_TOKENS, fit = 32768 / tt / 64 * 64;
+  const int cap = fit < 64 ? 64 : fit > GN_XAI8_MAX_COLS ? GN_XAI8_MAX_COLS : fit;
+  if (s.chunk > cap) s.chunk = cap;
+  const int n_chunks = (n_out + s.chunk - 1) / s.chunk;
+  if (ensure_scratch(c, gn_xai8_scratch(s.chunk, T)) != GN_OK) return GN_ENOMEM;
   gn_pool_run(c->pool, xai8_task, &s, n_chunks);
   return GN_OK;
 }
