@@ -58,8 +58,6 @@ typedef struct {
 
 /* Tokens an xai8 kernel keeps partial sums for at once (its scratch grows with them, see core.c). */
 #define GN_XAI8_TOKENS 128
-/* Widest column chunk core.c hands an xai8 kernel (the fast kernels prefetch one chunk sweep ahead). */
-#define GN_XAI8_MAX_COLS 2048
 
 /* Scratch bytes an xai8 kernel needs for `cols` columns and T tokens: exact mode float64 totals and partial
  * sums for 4 tokens (16·4·8 bytes per column at most), fast mode one packed block of 32 rows × 64 columns and

@@ -19,6 +19,20 @@
  * scratch: CT · (c1 − c0) doubles of totals, then per slab CT · V vectors of partial sums.
  */
 #define XAI8_ROWS 64
+
+/* Prefetch distance along a sweep (bytes of each row; measured at T = 1 on 6144×32768: 4 slabs of 64
+ * beat a whole sweep ahead and 8 or 16 slabs). */
+#define XAI8_AHEAD 256
+
+/* The first of `rows` rows to prefetch for column c of the sweep over rows k0…: c itself while inside the
+ * chunk [c0, c1), else the same distance into the next rows' sweep; NULL past the matrix. */
+static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, int c0, int c1, int c) {
+  if (c < c1) return j->q + (size_t)k0 * j->n_out + c;
+  c = c0 + (c - c1);
+  if (k0 + 2 * rows > j->n_in || c >= c1) return NULL;
+  return j->q + (size_t)(k0 + rows) * j->n_out + c;
+}
+
 #define XAI8_EXACT_BODY(W, CT, VEC, LANES, V, ZERO, LOADW, BCAST, FMA, STORE)                        \
   static void xai8_exact(const gn_xai8_job *j, int c0, int c1, uint8_t *scratch) {                \
     const int gs = j->n_in / j->groups, ncol = c1 - c0, nslab = (ncol + W - 1) / W;                \
@@ -31,16 +45,15 @@
         for (int i = 0; i < nslab * CT * V; i++) parts[i] = ZERO;                                 \
         for (int k0 = g * gs; k0 < (g + 1) * gs; k0 += XAI8_ROWS) {                               \
           const int k1 = GN_MIN(k0 + XAI8_ROWS, (g + 1) * gs);                                    \
-          /* the same slab XAI8_ROWS rows on, one line per row: a whole sweep ahead */           \
-          const int ahead = k1 + XAI8_ROWS <= j->n_in;                                            \
           for (int sl = 0; sl < nslab; sl++) {                                                    \
             const int c = c0 + W * sl, cols = GN_MIN(W, c1 - c);                                  \
+            const int8_t *pf = (W * sl) % 64 ? NULL : xai8_ahead(j, k0, k1 - k0, c0, c1, c + XAI8_AHEAD); \
             VEC part[CT][V];                                                                      \
             for (int t = 0; t < CT; t++)                                                          \
               for (int h = 0; h < V; h++) part[t][h] = parts[(size_t)(CT * sl + t) * V + h];      \
             for (int k = k0; k < k1; k++) {                                                       \
               const int8_t *src = j->q + (size_t)k * j->n_out + c;                                \
-              if (ahead && (W * sl) % 64 == 0) __builtin_prefetch(src + (size_t)XAI8_ROWS * j->n_out, 0, 2); \
+              if (pf) __builtin_prefetch(pf + (size_t)(k - k0) * j->n_out);                       \
               int8_t pad[W];                                                                      \
               if (cols < W) {                                                                     \
                 memset(pad, 0, W);                                                                \
@@ -79,13 +92,14 @@
  * ~2 KiB) and prefetched for the next block; then every token of the call (XAI8_C at a time in
  * registers, xai8_tile) takes its exact integer block sums from qb and adds sum·dx to its partial sums
  * in scratch. The weights are read from memory once per call whatever T, and the reordering is shared by
- * all tokens. At each group's end y += partial·s (xai8_group_end). Per column and token: the same
+ * all tokens; a call of at most XAI8_C tokens skips qb (xai8_fused: the same sums from registers).
+ * At each group's end y += partial·s (xai8_group_end). Per column and token: the same
  * integer sums, the same float operations in block order, whatever T, tile or chunk.
  * scratch: qb, then partial sums [slab][token][4 vectors] for up to GN_XAI8_TOKENS tokens.
  */
 #define XAI8_FAST_BODY(XQ, XV, QN)                                                                \
   static void xai8_fast(const gn_xai8_job *j, int c0, int c1, uint8_t *scratch) {                 \
-    const int gs = j->n_in / j->groups, nb = j->n_in / 32, nslab = (c1 - c0 + XAI8_SW - 1) / XAI8_SW; \
+    const int gs = j->n_in / j->groups, nslab = (c1 - c0 + XAI8_SW - 1) / XAI8_SW;               \
     XQ *qb = (XQ *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);                                  \
     XV *parts = (XV *)(qb + (QN));                                                                \
     for (int s0 = 0; s0 < j->T; s0 += GN_XAI8_TOKENS) {                                           \
@@ -95,9 +109,14 @@
         for (size_t i = 0; i < (size_t)nslab * S * 4; i++) parts[i] = xai8_zero_v();              \
         for (int b = g * gs / 32; b < (g + 1) * gs / 32; b++) {                                   \
           for (int sl = 0; sl < nslab; sl++) {                                                    \
-            const int c = c0 + XAI8_SW * sl;                                                      \
-            xai8_pack(j, 32 * b, c, GN_MIN(XAI8_SW, c1 - c), b + 1 < nb, qb);                     \
+            const int c = c0 + XAI8_SW * sl, cols = GN_MIN(XAI8_SW, c1 - c);                      \
+            const int8_t *pf = xai8_ahead(j, 32 * b, 32, c0, c1, c + XAI8_AHEAD);                  \
             XV *part = parts + (size_t)sl * S * 4;                                                \
+            if (S <= XAI8_C) {                                                                    \
+              xai8_fused(j, b, c, cols, pf, s0, S, part);                                         \
+              continue;                                                                           \
+            }                                                                                     \
+            xai8_pack(j, 32 * b, c, cols, pf, qb);                                                \
             for (int t = 0; t < S; t += XAI8_C) xai8_tile(j, qb, b, s0 + t, GN_MIN(XAI8_C, S - t), part + 4 * (size_t)t); \
           }                                                                                       \
         }                                                                                         \
@@ -133,23 +152,65 @@ GN_INLINE __m512 xai8_zero_v(void) { return _mm512_setzero_ps(); }
  * (q + 128, an xor) for vpdpbusd against the signed activations; the 128·Σ xq this adds per block is
  * taken off by starting each sum at job->xc. Lane p = 4L + i of quad vector h holds column 16L + 4h + i.
  */
-GN_INLINE void xai8_pack(const gn_xai8_job *j, int k0, int c, int cols, int ahead, __m512i *qb) {
-  const __mmask64 mb = cols >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << cols) - 1);
+GN_INLINE void x512_quad(const int8_t *p, size_t n, __mmask64 mb, __m512i Q[4]) {
   const __m512i k80 = _mm512_set1_epi8((char)0x80);
+  const __m512i r0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mb, p), k80), r1 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mb, p + n), k80);
+  const __m512i r2 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mb, p + 2 * n), k80), r3 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mb, p + 3 * n), k80);
+  const __m512i a0 = _mm512_unpacklo_epi8(r0, r1), a1 = _mm512_unpackhi_epi8(r0, r1);
+  const __m512i a2 = _mm512_unpacklo_epi8(r2, r3), a3 = _mm512_unpackhi_epi8(r2, r3);
+  Q[0] = _mm512_unpacklo_epi16(a0, a2);
+  Q[1] = _mm512_unpackhi_epi16(a0, a2);
+  Q[2] = _mm512_unpacklo_epi16(a1, a3);
+  Q[3] = _mm512_unpackhi_epi16(a1, a3);
+}
+
+GN_INLINE __mmask64 x512_cols(int cols) { return cols >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << cols) - 1); }
+
+GN_INLINE void xai8_pack(const gn_xai8_job *j, int k0, int c, int cols, const int8_t *pf, __m512i *qb) {
   const size_t n = (size_t)j->n_out;
   for (int k = k0; k < k0 + 32; k += 4) {
-    const int8_t *p = j->q + (size_t)k * n + c;
-    if (ahead)
-      for (int i = 0; i < 4; i++) _mm_prefetch((const char *)(p + (32 + i) * n), _MM_HINT_T1);
-    const __m512i r0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mb, p), k80), r1 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mb, p + n), k80);
-    const __m512i r2 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mb, p + 2 * n), k80), r3 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mb, p + 3 * n), k80);
-    const __m512i a0 = _mm512_unpacklo_epi8(r0, r1), a1 = _mm512_unpackhi_epi8(r0, r1);
-    const __m512i a2 = _mm512_unpacklo_epi8(r2, r3), a3 = _mm512_unpackhi_epi8(r2, r3);
-    __m512i *o = qb + (k - k0);
-    _mm512_store_si512(o, _mm512_unpacklo_epi16(a0, a2));
-    _mm512_store_si512(o + 1, _mm512_unpackhi_epi16(a0, a2));
-    _mm512_store_si512(o + 2, _mm512_unpacklo_epi16(a1, a3));
-    _mm512_store_si512(o + 3, _mm512_unpackhi_epi16(a1, a3));
+    if (pf)
+      for (int i = 0; i < 4; i++) _mm_prefetch((const char *)(pf + (size_t)(k - k0 + i) * n), _MM_HINT_T0);
+    __m512i Q[4];
+    x512_quad(j->q + (size_t)k * n + c, n, x512_cols(cols), Q);
+    for (int h = 0; h < 4; h++) _mm512_store_si512(qb + (k - k0) + h, Q[h]);
+  }
+}
+
+/* Block b's sums for 1…4 tokens straight from the reordered rows in registers (no qb). */
+GN_INLINE void x512_fused(const gn_xai8_job *j, int b, int c, int cols, const int8_t *pf, int t0, const int C, __m512 *part) {
+  const size_t n = (size_t)j->n_out;
+  const int nb = j->n_in / 32;
+  const __mmask64 mb = x512_cols(cols);
+  __m512i acc[4][4];
+  for (int t = 0; t < C; t++) {
+    const __m512i init = _mm512_set1_epi32(j->xc[(size_t)(t0 + t) * nb + b]);
+    for (int h = 0; h < 4; h++) acc[t][h] = init;
+  }
+  for (int i = 0; i < 8; i++) {
+    if (pf)
+      for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(pf + (size_t)(4 * i + r) * n), _MM_HINT_T0);
+    __m512i Q[4];
+    x512_quad(j->q + (size_t)(32 * b + 4 * i) * n + c, n, mb, Q);
+    for (int t = 0; t < C; t++) {
+      int32_t x4;
+      memcpy(&x4, j->xq + (size_t)(t0 + t) * j->n_in + 32 * (size_t)b + 4 * i, 4);
+      const __m512i xb = _mm512_set1_epi32(x4);
+      for (int h = 0; h < 4; h++) acc[t][h] = _mm512_dpbusd_epi32(acc[t][h], Q[h], xb);
+    }
+  }
+  for (int t = 0; t < C; t++) {
+    const __m512 dx = _mm512_set1_ps(j->xd[(size_t)(t0 + t) * nb + b]);
+    for (int h = 0; h < 4; h++) part[4 * t + h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][h]), dx, part[4 * t + h]);
+  }
+}
+
+static void xai8_fused(const gn_xai8_job *j, int b, int c, int cols, const int8_t *pf, int t0, int S, __m512 *part) {
+  switch (S) {
+  case 1: x512_fused(j, b, c, cols, pf, t0, 1, part); break;
+  case 2: x512_fused(j, b, c, cols, pf, t0, 2, part); break;
+  case 3: x512_fused(j, b, c, cols, pf, t0, 3, part); break;
+  default: x512_fused(j, b, c, cols, pf, t0, 4, part); break;
   }
 }
 
@@ -224,13 +285,13 @@ GN_INLINE __m256i xai8_load32(const int8_t *p, int cols) {
 
 /* Rows k and k+1 interleaved into int16 pairs per column (for vpmaddwd against (xq_k, xq_k+1)): vector h
  * of pair i holds columns 8h…8h+7. */
-GN_INLINE void xai8_pack(const gn_xai8_job *j, int k0, int c, int cols, int ahead, __m256i *qb) {
+GN_INLINE void xai8_pack(const gn_xai8_job *j, int k0, int c, int cols, const int8_t *pf, __m256i *qb) {
   const size_t n = (size_t)j->n_out;
   for (int k = k0; k < k0 + 32; k += 2) {
     const int8_t *p = j->q + (size_t)k * n + c;
-    if (ahead) {
-      _mm_prefetch((const char *)(p + 32 * n), _MM_HINT_T1);
-      _mm_prefetch((const char *)(p + 33 * n), _MM_HINT_T1);
+    if (pf) {
+      _mm_prefetch((const char *)(pf + (size_t)(k - k0) * n), _MM_HINT_T0);
+      _mm_prefetch((const char *)(pf + (size_t)(k - k0 + 1) * n), _MM_HINT_T0);
     }
     const __m256i r0 = xai8_load32(p, cols), r1 = xai8_load32(p + n, cols);
     const __m256i e0 = _mm256_unpacklo_epi8(r0, r1), e1 = _mm256_unpackhi_epi8(r0, r1);
@@ -280,6 +341,12 @@ GN_INLINE void xai8_group_end(const gn_xai8_job *j, int g, int c, int cols, int 
     }
   }
 }
+/* Calls of at most XAI8_C tokens: the block packed on the stack, then one tile. */
+static void xai8_fused(const gn_xai8_job *j, int b, int c, int cols, const int8_t *pf, int t0, int S, __m256 *part) {
+  __m256i qb[64] __attribute__((aligned(64)));
+  xai8_pack(j, 32 * b, c, cols, pf, qb);
+  xai8_tile(j, qb, b, t0, S, part);
+}
 XAI8_FAST_BODY(__m256i, __m256, 64)
 
 #elif GN_ARM_NEON
@@ -303,12 +370,12 @@ GN_INLINE int8x16_t xai8_load16(const int8_t *p, int cols) {
 
 /* Four rows zipped so that each 32-bit lane holds one column's four bytes, for signed byte dots: vector
  * h of quad i holds columns 4h…4h+3. */
-GN_INLINE void xai8_pack(const gn_xai8_job *j, int k0, int c, int cols, int ahead, int8x16_t *qb) {
+GN_INLINE void xai8_pack(const gn_xai8_job *j, int k0, int c, int cols, const int8_t *pf, int8x16_t *qb) {
   const size_t n = (size_t)j->n_out;
   for (int k = k0; k < k0 + 32; k += 4) {
     const int8_t *p = j->q + (size_t)k * n + c;
-    if (ahead)
-      for (int i = 0; i < 4; i++) __builtin_prefetch(p + (32 + i) * n, 0, 2);
+    if (pf)
+      for (int i = 0; i < 4; i++) __builtin_prefetch(pf + (size_t)(k - k0 + i) * n);
     const int8x16_t r0 = xai8_load16(p, cols), r1 = xai8_load16(p + n, cols);
     const int8x16_t r2 = xai8_load16(p + 2 * n, cols), r3 = xai8_load16(p + 3 * n, cols);
     const int16x8_t a0 = vreinterpretq_s16_s8(vzip1q_s8(r0, r1)), a1 = vreinterpretq_s16_s8(vzip2q_s8(r0, r1));
@@ -355,6 +422,12 @@ GN_INLINE void xai8_group_end(const gn_xai8_job *j, int g, int c, int cols, int 
       for (int l = 0; l < 4 && l < left; l++) y[l] = fmaf(pv[l], gn_bf16(sp[l]), y[l]);
     }
   }
+}
+/* Calls of at most XAI8_C tokens: the block packed on the stack, then one tile. */
+static void xai8_fused(const gn_xai8_job *j, int b, int c, int cols, const int8_t *pf, int t0, int S, float32x4_t *part) {
+  int8x16_t qb[32] __attribute__((aligned(64)));
+  xai8_pack(j, 32 * b, c, cols, pf, qb);
+  xai8_tile(j, qb, b, t0, S, part);
 }
 XAI8_FAST_BODY(int8x16_t, float32x4_t, 32)
 
