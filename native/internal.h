@@ -60,7 +60,7 @@ typedef struct {
 #define GN_XAI8_TOKENS 128
 
 /* Scratch bytes an xai8 kernel needs for `cols` columns and T tokens: exact mode float64 totals and partial
- * sums for 4 tokens (16·4·8 bytes per column at most), fast mode one packed block of 32 rows × 64 columns and
+ * sums for up to 4 tokens (2·4·8 bytes per column), fast mode one packed block of 32 rows × 64 columns and
  * float partial sums per column and token. */
 static inline size_t gn_xai8_scratch(int cols, int T) {
   const size_t c = (size_t)cols + 64, t = (size_t)(T < GN_XAI8_TOKENS ? T : GN_XAI8_TOKENS);

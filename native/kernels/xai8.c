@@ -34,7 +34,28 @@ static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, i
 }
 
 #define XAI8_EXACT_BODY(W, CT, VEC, LANES, V, ZERO, LOADW, BCAST, FMA, STORE)                        \
+  /* rows k0…k1−1 of the slab at column c into NT tokens' sums (NT a constant: sums in registers) */ \
+  GN_INLINE void xai8_exact_rows(const gn_xai8_job *j, int k0, int k1, int c, int cols, const int8_t *pf, \
+                                 double xk[][CT], const int NT, VEC part[][V]) {                  \
+    for (int k = k0; k < k1; k++) {                                                               \
+      const int8_t *src = j->q + (size_t)k * j->n_out + c;                                        \
+      if (pf) __builtin_prefetch(pf + (size_t)(k - k0) * j->n_out);                               \
+      int8_t pad[W];                                                                              \
+      if (cols < W) {                                                                             \
+        memset(pad, 0, W);                                                                        \
+        memcpy(pad, src, (size_t)cols);                                                           \
+        src = pad;                                                                                \
+      }                                                                                           \
+      VEC w[V];                                                                                   \
+      for (int h = 0; h < V; h++) w[h] = LOADW(src + LANES * h);                                  \
+      for (int t = 0; t < NT; t++) {                                                              \
+        const VEC xv = BCAST(xk[k - k0][t]);                                                      \
+        for (int h = 0; h < V; h++) part[t][h] = FMA(w[h], xv, part[t][h]);                       \
+      }                                                                                           \
+    }                                                                                             \
+  }                                                                                               \
   static void xai8_exact(const gn_xai8_job *j, int c0, int c1, uint8_t *scratch) {                \
+    _Static_assert(CT <= 4 && W <= 64, "gn_xai8_scratch sizes exact mode for 4 tokens, 64 columns"); \
     const int gs = j->n_in / j->groups, ncol = c1 - c0, nslab = (ncol + W - 1) / W;                \
     double *yacc = (double *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63); /* [CT][ncol] */      \
     VEC *parts = (VEC *)(((uintptr_t)(yacc + CT * (size_t)ncol) + 63) & ~(uintptr_t)63);          \
@@ -45,28 +66,20 @@ static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, i
         for (int i = 0; i < nslab * CT * V; i++) parts[i] = ZERO;                                 \
         for (int k0 = g * gs; k0 < (g + 1) * gs; k0 += XAI8_ROWS) {                               \
           const int k1 = GN_MIN(k0 + XAI8_ROWS, (g + 1) * gs);                                    \
+          /* the tile's activations of these rows as float64, once for all slabs; tokens past T    \
+           * are zeros, for tiles of 3…CT tokens run as CT */                                      \
+          double xk[XAI8_ROWS][CT];                                                               \
+          for (int k = k0; k < k1; k++)                                                           \
+            for (int t = 0; t < CT; t++) xk[k - k0][t] = t < C ? j->x[(size_t)(t0 + t) * j->n_in + k] : 0; \
           for (int sl = 0; sl < nslab; sl++) {                                                    \
             const int c = c0 + W * sl, cols = GN_MIN(W, c1 - c);                                  \
             const int8_t *pf = (W * sl) % 64 ? NULL : xai8_ahead(j, k0, k1 - k0, c0, c1, c + XAI8_AHEAD); \
             VEC part[CT][V];                                                                      \
             for (int t = 0; t < CT; t++)                                                          \
               for (int h = 0; h < V; h++) part[t][h] = parts[(size_t)(CT * sl + t) * V + h];      \
-            for (int k = k0; k < k1; k++) {                                                       \
-              const int8_t *src = j->q + (size_t)k * j->n_out + c;                                \
-              if (pf) __builtin_prefetch(pf + (size_t)(k - k0) * j->n_out);                       \
-              int8_t pad[W];                                                                      \
-              if (cols < W) {                                                                     \
-                memset(pad, 0, W);                                                                \
-                memcpy(pad, src, (size_t)cols);                                                   \
-                src = pad;                                                                        \
-              }                                                                                   \
-              VEC w[V];                                                                           \
-              for (int h = 0; h < V; h++) w[h] = LOADW(src + LANES * h);                          \
-              for (int t = 0; t < C; t++) {                                                       \
-                const VEC xv = BCAST((double)j->x[(size_t)(t0 + t) * j->n_in + k]);               \
-                for (int h = 0; h < V; h++) part[t][h] = FMA(w[h], xv, part[t][h]);               \
-              }                                                                                   \
-            }                                                                                     \
+            if (C == 1) xai8_exact_rows(j, k0, k1, c, cols, pf, xk, 1, part);                     \
+            else if (C == 2) xai8_exact_rows(j, k0, k1, c, cols, pf, xk, 2, part);                \
+            else xai8_exact_rows(j, k0, k1, c, cols, pf, xk, CT, part);                           \
             for (int t = 0; t < CT; t++)                                                          \
               for (int h = 0; h < V; h++) parts[(size_t)(CT * sl + t) * V + h] = part[t][h];      \
           }                                                                                       \
