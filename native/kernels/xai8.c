@@ -6,8 +6,8 @@
  * its own sums: per group a partial Σ x·q (exact mode: float64 FMAs per input; fast mode: exact integer
  * sums per 32 inputs, scaled by that block's dx), then y += partial·s per group. Within a thread's
  * columns, input blocks go outside and column slabs inside, so memory is read as a few dozen forward
- * streams; the next block's rows are prefetched a whole sweep ahead (the hardware prefetchers follow
- * 32 short streams a page apart too late: fast mode 6144×6144 at T = 1 from ~9 to ~35 GB/s on 2 threads).
+ * streams; each row's lines are prefetched XAI8_AHEAD bytes ahead of the sweep (the hardware prefetchers
+ * follow 32 streams a page apart too late: fast mode 6144×6144 at T = 1 from ~9 to ~35 GB/s on 2 threads).
  */
 
 /*
@@ -102,7 +102,7 @@ static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, i
 /*
  * Fast, SIMD levels: per 32-input block and column slab (XAI8_SW columns) the slab's 32 rows are loaded
  * once, reordered so that each 32-bit lane holds one column's consecutive inputs (xai8_pack, into qb,
- * ~2 KiB) and prefetched for the next block; then every token of the call (XAI8_C at a time in
+ * ~2 KiB), their lines XAI8_AHEAD bytes on prefetched; then every token of the call (XAI8_C at a time in
  * registers, xai8_tile) takes its exact integer block sums from qb and adds sum·dx to its partial sums
  * in scratch. The weights are read from memory once per call whatever T, and the reordering is shared by
  * all tokens; a call of at most XAI8_C tokens skips qb (xai8_fused: the same sums from registers).
