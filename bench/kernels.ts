@@ -6,6 +6,11 @@
  *
  *   node dist/bench/kernels.js [--mb 128] [--types q8_0,q4_k] [--threads 1,2] [--seconds 0.6] [--prefill no]
  *                              [--attention no|only] [--backends wasm|native|native,wasm]
+ *                              [--shapes 6144x6144,6144x32768,32768x6144]
+ *
+ * --shapes (inputs × outputs): every type at each shape, decode and prefill, instead of one ≈ --mb matrix
+ * of 6144 inputs and a 6144×6144 prefill (Grok-1's attention and expert shapes: 6144x6144, 6144x32768,
+ * 32768x6144).
  */
 import { parseArgs } from 'node:util';
 import { loadavg } from 'node:os';
@@ -27,12 +32,15 @@ const { values: opt } = parseArgs({
     prefill: { type: 'string', default: 'yes' },
     attention: { type: 'string', default: 'yes' },
     backends: { type: 'string', default: 'wasm' },
+    shapes: { type: 'string', default: '' },
   },
 });
 const MB = Number(opt.mb);
 const BACKENDS = opt.backends!.split(',') as ('wasm' | 'native')[];
 const SECONDS = Number(opt.seconds);
 const nIn = 6144;
+const SHAPES = opt.shapes ? opt.shapes.split(',').map((s) => s.split('x').map(Number) as [number, number]) : undefined;
+if (SHAPES?.some(([i, o]) => !(i > 0 && i % 256 === 0 && o > 0 && Number.isInteger(o)))) throw new Error(`--shapes ${opt.shapes}: want inputs×outputs, inputs a multiple of 256`);
 
 /** Uniforms in [-1, 1). */
 function rng(seed: number): () => number {
@@ -41,7 +49,7 @@ function rng(seed: number): () => number {
 }
 
 /** A matrix of random values; rows quantised from a repeating 64-row pattern (fast to build). */
-function makeMatrix(k: Kernels, type: BlockType | 'xai8', nOut: number, r: () => number): Matrix {
+function makeMatrix(k: Kernels, type: BlockType | 'xai8', nOut: number, r: () => number, nIn = 6144): Matrix {
   if (type === 'xai8') {
     const qb = k.allocWeight(nIn * nOut);
     for (let i = 0; i < Math.min(qb.length, 1 << 20); i++) qb[i] = (r() * 127) & 0xff;
@@ -67,22 +75,28 @@ function weightBytes(m: Matrix): number {
   return m.layout === 'rows' ? m.data.length : m.q.length + 2 * m.scales.length;
 }
 
-/** First `n` outputs (rows, or columns for xai8) as a matrix of its own, for validation. */
+/** First `n` outputs (rows, or columns for xai8: copied out) as a matrix of its own, for the reference. */
 function head(m: Matrix, n: number): Matrix {
   if (m.layout === 'rows') return { ...m, nOut: n, data: m.data.subarray(0, (m.data.length / m.nOut) * n) };
-  return m; // xai8 columns are not contiguous: validated whole, on a T = 1 call
+  const q = new Int8Array(m.nIn * n), scales = new Uint16Array(m.groups * n);
+  for (let i = 0; i < m.nIn; i++) q.set(m.q.subarray(i * m.nOut, i * m.nOut + n), i * n);
+  for (let g = 0; g < m.groups; g++) scales.set(m.scales.subarray(g * m.nOut, g * m.nOut + n), g * n);
+  return { ...m, nOut: n, q, scales };
 }
 
-/** Checks y (from the kernels) against the reference, relative to the output scale; fast mode ~1e-2. */
+/** Checks the first outputs of y (from the kernels, whole matrix for xai8) against the reference, relative to the output scale; fast mode ~1e-2. */
 function validate(k: Kernels, m: Matrix, x: Float32Array, T: number, rel: number): void {
   const h = head(m, Math.min(m.nOut, 48));
-  const y = new Float32Array(T * h.nOut), want = new Float32Array(T * h.nOut);
-  k.matmul(h, x, T, y);
+  const run = m.layout === 'rows' ? h : m; // xai8 columns are not contiguous: the kernel runs on the whole matrix
+  const y = new Float32Array(T * run.nOut), want = new Float32Array(T * h.nOut);
+  k.matmul(run, x, T, y);
   matmulReference(h, x, T, want);
   let err = 0, scale = 0;
-  for (let i = 0; i < y.length; i++) {
-    err = Math.max(err, Math.abs(y[i]! - want[i]!));
-    scale = Math.max(scale, Math.abs(want[i]!));
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < h.nOut; i++) {
+      err = Math.max(err, Math.abs(y[t * run.nOut + i]! - want[t * h.nOut + i]!));
+      scale = Math.max(scale, Math.abs(want[t * h.nOut + i]!));
+    }
   }
   if (!(err <= rel * scale)) throw new Error(`${k.name} ${describe(m)} T=${T}: max error ${err} vs output scale ${scale}: kernel wrong, not timing it`);
 }
@@ -162,10 +176,10 @@ for (const mode of opt.attention === 'only' ? [] : (['exact', 'fast'] as const))
   for (const [backend, threads] of BACKENDS.flatMap((b) => threadList.map((t) => [b, t] as const))) {
     const k = createKernels({ kernels: backend, mode, threads });
     const rows: string[] = [];
-    for (const type of types) {
+    for (const [type, nIn, nOutGiven] of types.flatMap((t) => (SHAPES ?? [[6144, 0]]).map(([i, o]) => [t, i, o] as const))) {
       const bpr = type === 'xai8' ? nIn : rowBytes(blockFormat(type), nIn);
-      const nOut = Math.max(64, Math.floor((MB * 1e6) / bpr / 64) * 64);
-      const m = makeMatrix(k, type, nOut, r);
+      const nOut = nOutGiven || Math.max(64, Math.floor((MB * 1e6) / bpr / 64) * 64);
+      const m = makeMatrix(k, type, nOut, r, nIn);
       const tol = mode === 'fast' && type !== 'f32' && type !== 'f16' && type !== 'bf16' ? 2e-2 : 1e-4;
       const x = new Float32Array(17 * nIn).map(() => r());
       const y = new Float32Array(17 * nOut);
@@ -176,21 +190,21 @@ for (const mode of opt.attention === 'only' ? [] : (['exact', 'fast'] as const))
       const gbs = weightBytes(m) / ms1 / 1e6;
       // Small T: MoE expert batches. Time per call relative to T = 1 (1.0 = the extra tokens are free).
       const rel = [2, 4, 8].map((T) => timeCalls(() => k.matmul(m, x, T, y), SECONDS / 2) / ms1);
-      rows.push(`${type.padEnd(5)} ${(weightBytes(m) / 1e6).toFixed(0).padStart(4)} MB  matvec ${ms1.toFixed(2).padStart(7)} ms  ${gbs.toFixed(2).padStart(6)} GB/s (per CPU-second ${cpuGbs.toFixed(2).padStart(5)})   T=2,4,8 cost ×${rel.map((v) => v.toFixed(2)).join(', ×')}`);
+      rows.push(`${type.padEnd(5)} ${SHAPES ? `${nIn}×${nOut} ` : ''}${(weightBytes(m) / 1e6).toFixed(0).padStart(4)} MB  matvec ${ms1.toFixed(2).padStart(7)} ms  ${gbs.toFixed(2).padStart(6)} GB/s (per CPU-second ${cpuGbs.toFixed(2).padStart(5)})   T=2,4,8 cost ×${rel.map((v) => v.toFixed(2)).join(', ×')}`);
     }
     console.log(`\n## ${k.name}\n${rows.join('\n')}`);
     if (opt.prefill !== 'no') {
-      // Prefill: T = 128 against a 6144×6144 matrix (~2·128·6144² = 9.7 GFLOP).
-      for (const type of ['f32', 'q8_0', 'q4_k', 'xai8'] as const) {
+      // Prefill: T = 128 against a 6144×6144 matrix (~2·128·6144² = 9.7 GFLOP), or each of --shapes.
+      for (const [type, nIn, nOut] of (['f32', 'q8_0', 'q4_k', 'xai8'] as const).flatMap((t) => (SHAPES ?? [[6144, 6144]]).map(([i, o]) => [t, i, o] as const))) {
         if (!types.includes(type)) continue;
-        const m = makeMatrix(k, type, 6144, r);
+        const m = makeMatrix(k, type, nOut, r, nIn);
         const T = 128;
         const x = new Float32Array(T * nIn).map(() => r());
-        const y = new Float32Array(T * 6144);
+        const y = new Float32Array(T * nOut);
         validate(k, m, x, 5, mode === 'fast' && type !== 'f32' ? 2e-2 : 1e-4);
         const ms = timeCalls(() => k.matmul(m, x, T, y), 0.1);
-        const flop = 2 * T * nIn * 6144;
-        console.log(`prefill ${type.padEnd(5)} T=128 6144×6144: ${ms.toFixed(0)} ms  ${(flop / ms / 1e6).toFixed(1)} GFLOP/s (per CPU-second ${(flop / lastCpuMs / 1e6).toFixed(1)})`);
+        const flop = 2 * T * nIn * nOut;
+        console.log(`prefill ${type.padEnd(5)} T=128 ${nIn}×${nOut}: ${ms.toFixed(0)} ms  ${(flop / ms / 1e6).toFixed(1)} GFLOP/s (per CPU-second ${(flop / lastCpuMs / 1e6).toFixed(1)})`);
       }
     }
     closeKernels(k);

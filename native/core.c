@@ -45,6 +45,8 @@ struct gn_ctx {
   size_t *scratch_size;
   uint8_t *act; /* fast-mode activations of the current call */
   size_t act_size;
+  int32_t *xcorr; /* xai8 fast mode: −128·Σ xq per 32 activations of the current call */
+  size_t xcorr_size;
 };
 
 static const gn_table *table_for(int isa) {
@@ -87,6 +89,7 @@ void gn_destroy(gn_ctx *c) {
   free(c->scratch);
   free(c->scratch_size);
   free(c->act);
+  free(c->xcorr);
   free(c);
 }
 
@@ -241,6 +244,39 @@ int gn_matmul_rows(gn_ctx *c, int type, const uint8_t *w, size_t w_bytes, int n_
   return GN_OK;
 }
 
+/* The AVX-512 xai8 kernel takes the weights as unsigned bytes (q + 128); each token's block then needs
+ * −128·Σ xq, which depends on the activations only: once per call instead of once per column. */
+static int xai8_corrections(gn_ctx *c, const int8_t *xq, int T, int n_in, const int32_t **xc) {
+  const size_t nblk = (size_t)T * (size_t)(n_in / 32);
+  if (c->xcorr_size < nblk) {
+    int32_t *p = malloc(nblk * sizeof *p);
+    if (!p) return GN_ENOMEM;
+    free(c->xcorr);
+    c->xcorr = p;
+    c->xcorr_size = nblk;
+  }
+  for (size_t b = 0; b < nblk; b++) {
+    int32_t sum = 0;
+    for (int i = 0; i < 32; i++) sum += xq[32 * b + (size_t)i];
+    c->xcorr[b] = -128 * sum;
+  }
+  *xc = c->xcorr;
+  return GN_OK;
+}
+
+/* xai8 column chunks. Up to 16 tokens the call streams its weights: one chunk per thread, as wide as can be,
+ * because every chunk cuts each row into pieces and each piece costs a page walk and a new stream
+ * (6144×32768 at T = 1, one thread: 4.3 GB/s in 256-column chunks, 9 at 2048, 13.6 whole). With more
+ * tokens, about 8 per thread for balance. Either way narrow enough that the partial sums (4 bytes per
+ * column and token, up to GN_XAI8_TOKENS tokens) stay within 256 KiB. */
+static int xai8_chunk(const gn_ctx *c, int n_out, int n_in, int T) {
+  int chunk;
+  if (chunking(c, n_out, (double)n_in * T, 64, &chunk) > 1 && T <= 16) chunk = ((n_out + c->threads - 1) / c->threads + 63) / 64 * 64;
+  const int tt = T < GN_XAI8_TOKENS ? T : GN_XAI8_TOKENS, fit = 65536 / tt / 64 * 64;
+  if (chunk > fit) chunk = fit < 64 ? 64 : fit;
+  return chunk;
+}
+
 int gn_matmul_xai8(gn_ctx *c, const int8_t *q, size_t q_len, const uint16_t *scales, size_t s_len, int n_in, int n_out, int groups,
                    const float *x, size_t x_len, int T, float *y, size_t y_len, int fast) {
   if (n_in <= 0 || n_out < 0 || T < 0 || groups <= 0 || n_in % groups != 0) return GN_EINVAL;
@@ -257,11 +293,13 @@ int gn_matmul_xai8(gn_ctx *c, const int8_t *q, size_t q_len, const uint16_t *sca
     const float *xs16;
     const int err = quantize_activations(c, x, T, n_in, &job.xq, &job.xd, &xs16);
     if (err) return err;
+    const int err2 = xai8_corrections(c, job.xq, T, n_in, &job.xc);
+    if (err2) return err2;
   }
-  /* per thread at most all columns: float64 totals and partial sums (exact), float partials (fast) */
-  if (ensure_scratch(c, 32 * (size_t)n_out + 4096) != GN_OK) return GN_ENOMEM;
-  split_task s = {.ctx = c, .xfn = use_fast ? c->table->xai8_fast : c->table->xai8_exact, .xjob = &job, .total = n_out};
-  const int n_chunks = chunking(c, n_out, (double)n_in * T, 64, &s.chunk);
+  split_task s = {.ctx = c, .xfn = use_fast ? c->table->xai8_fast : c->table->xai8_exact, .xjob = &job, .total = n_out,
+                  .chunk = xai8_chunk(c, n_out, n_in, T)};
+  const int n_chunks = (n_out + s.chunk - 1) / s.chunk;
+  if (ensure_scratch(c, gn_xai8_scratch(s.chunk, T)) != GN_OK) return GN_ENOMEM;
   gn_pool_run(c->pool, xai8_task, &s, n_chunks);
   return GN_OK;
 }
@@ -328,7 +366,6 @@ int gn_matmul_many(gn_ctx *c, int n, const gn_matrix *m, int n_in, const float *
     else {
       err = many_xai8_setup(c, &m[i], n_in, T, fast, &s.xai8[i], &s.xfn[i], &quant);
       s.fn[i] = NULL;
-      if (32 * (size_t)m[i].n_out + 4096 > scratch) scratch = 32 * (size_t)m[i].n_out + 4096;
     }
     if (err) return err;
     any_quant |= quant;
@@ -339,21 +376,34 @@ int gn_matmul_many(gn_ctx *c, int n, const gn_matrix *m, int n_in, const float *
     const float *xd, *xs16;
     const int err = quantize_activations(c, x, T, n_in, &xq, &xd, &xs16);
     if (err) return err;
+    const int32_t *xc = NULL;
+    for (int i = 0; i < n && !xc; i++)
+      if (!s.fn[i] && s.xfn[i] == c->table->xai8_fast) {
+        const int e2 = xai8_corrections(c, xq, T, n_in, &xc);
+        if (e2) return e2;
+      }
     for (int i = 0; i < n; i++) {
       s.rows[i].xq = s.xai8[i].xq = xq;
       s.rows[i].xd = s.xai8[i].xd = xd;
       s.rows[i].xs16 = xs16;
+      s.xai8[i].xc = xc;
     }
   }
   for (int i = 0; i < n; i++) s.rows[i].x = s.xai8[i].x = x;
-  if (ensure_scratch(c, scratch) != GN_OK) return GN_ENOMEM;
   s.first[0] = 0;
   for (int i = 0; i < n; i++) {
     s.total[i] = m[i].n_out;
-    const int count = m[i].n_out == 0 ? 0 : chunking(c, m[i].n_out, (double)n_in * T, s.fn[i] ? GN_ROW_GROUP : 64, &s.chunk[i]);
+    int count = 0;
+    if (m[i].n_out > 0 && s.fn[i]) count = chunking(c, m[i].n_out, (double)n_in * T, GN_ROW_GROUP, &s.chunk[i]);
+    else if (m[i].n_out > 0) {
+      s.chunk[i] = xai8_chunk(c, m[i].n_out, n_in, T);
+      count = (m[i].n_out + s.chunk[i] - 1) / s.chunk[i];
+      if (gn_xai8_scratch(s.chunk[i], T) > scratch) scratch = gn_xai8_scratch(s.chunk[i], T);
+    }
     if (count > INT32_MAX - s.first[i]) return GN_EINVAL;
     s.first[i + 1] = s.first[i] + count;
   }
+  if (ensure_scratch(c, scratch) != GN_OK) return GN_ENOMEM;
   gn_pool_run(c->pool, many_task, &s, s.first[n]);
   return GN_OK;
 }

@@ -52,8 +52,21 @@ typedef struct {
   const float *x;
   const int8_t *xq;
   const float *xd;
+  const int32_t *xc; /* [T][n_in/32] −128·Σ xq over each 32 inputs (fast mode: the unsigned-weight correction) */
   float *y;
 } gn_xai8_job;
+
+/* Tokens an xai8 kernel keeps partial sums for at once (its scratch grows with them, see core.c). */
+#define GN_XAI8_TOKENS 128
+
+/* Scratch bytes an xai8 kernel needs for `cols` columns and T tokens: exact mode float64 totals and partial
+ * sums for up to 4 tokens (2·4·8 bytes per column), fast mode one packed block of 32 rows × 64 columns and
+ * float partial sums per column and token. */
+static inline size_t gn_xai8_scratch(int cols, int T) {
+  const size_t c = (size_t)cols + 64, t = (size_t)(T < GN_XAI8_TOKENS ? T : GN_XAI8_TOKENS);
+  const size_t exact = 64 * c, fast = 2048 + 4 * c * t;
+  return (exact > fast ? exact : fast) + 4096;
+}
 
 typedef void gn_rows_fn(const gn_rows_job *j, int r0, int r1, uint8_t *scratch);
 typedef void gn_xai8_fn(const gn_xai8_job *j, int c0, int c1, uint8_t *scratch);

@@ -19,7 +19,8 @@ import {
 import { allBlockFormats, blockFormat, rowBytes } from '../src/quant/index.js';
 import type { RowMatrix } from '../src/quant/matrix.js';
 import {
-  absBound, ALL_TYPES, assertClose, BLOCKS, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix, checkAttentionAtGrokSizes, checkAttentionKVTypes,
+  absBound, ALL_TYPES, assertClose, assertSameAsAlone, BLOCKS, bytesOf, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix,
+  checkAttentionAtGrokSizes, checkAttentionKVTypes,
 } from './kernel-checks.js';
 
 const loaded = loadNativeAddon();
@@ -118,6 +119,34 @@ for (const mode of ['exact', 'fast'] as const) {
           const y = new Float32Array(T * nOut);
           k.matmul(w, x, T, y);
           assertClose(y, want, bound, 1e-5, `${mode} xai8 ${nIn}×${nOut} G=${groups} T=${T} ${k.threads} threads`);
+        }
+      }
+    }
+  });
+
+  test(`native ${level} ${mode}: xai8 at prefill sizes: T = 5, 7, 129, 200 (token tiles and the 128-token partial sums), columns past one chunk; each token as alone`, { skip }, () => {
+    const r = rng(mode === 'exact' ? 15 : 25);
+    const sets = [1, 3].map((threads) => ks(mode, threads));
+    // 2113 columns: more than the widest chunk (2048) at T = 1 and many narrow ones at T = 200, a 1-column tail
+    for (const [nIn, nOut, groups] of [[256, 2113, 1], [192, 301, 3], [128, 67, 4]] as const) {
+      const w = xai8Matrix(sets[0]!, nIn, nOut, groups, r);
+      const quantised = mode === 'fast' && (nIn / groups) % 32 === 0;
+      const x = randn(r, 200 * nIn);
+      const solo = Array.from({ length: 200 }, (_, t) => {
+        const y = new Float32Array(nOut);
+        sets[0]!.matmul(w, x.subarray(t * nIn, (t + 1) * nIn), 1, y);
+        return Buffer.from(bytesOf(y));
+      });
+      for (const T of [5, 7, 129, 200]) {
+        const xt = x.subarray(0, T * nIn);
+        const want = new Float32Array(T * nOut);
+        matmulReference(w, quantised ? quantDequantX(xt) : xt, T, want);
+        const bound = absBound(w, xt, T);
+        for (const k of sets) {
+          const y = new Float32Array(T * nOut);
+          k.matmul(w, xt, T, y);
+          assertClose(y, want, bound, 1e-5, `${mode} xai8 ${nIn}×${nOut} G=${groups} T=${T} ${k.threads} threads`);
+          assertSameAsAlone(k, w, x, 200 - T, T, solo, `${mode} xai8 ${nIn}×${nOut} G=${groups}`);
         }
       }
     }
