@@ -111,4 +111,8 @@ int gn_attention(gn_ctx *ctx, const gn_attention_args *a);
 /* GELU (tanh approximation) in place over n values. */
 int gn_gelu(gn_ctx *ctx, float *x, size_t n);
 
+/* Quantise rows × n_in floats (row after row) into `type` blocks (native/quantize.c): the bytes the
+ * TypeScript quantisers of src/quant/ write, at every level `isa` (gn_cpu_can_run). f32 is copied. */
+int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len);
+
 #endif

@@ -1,0 +1,109 @@
+/**
+ * The addon's quantisers (native/quantize.c) write the same bytes as the TypeScript quantisers of
+ * src/quant/ (which test/quant-llama.test.ts checks against llama.cpp's own), for every type, at every
+ * instruction-set level this CPU runs, at awkward sizes (1, 3, 7, 33 blocks per row; 1, 2 and 5 rows, so
+ * the lane groups of the K-quant searches end mid-row and mid-group) and on awkward values: zeros, rows
+ * of one repeated value, huge and tiny magnitudes (x² overflowing, subnormals), negative-only rows, values
+ * on a grid (rounding ties) and N(0, 1) with outliers.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadNativeAddon, nativeQuantizer } from '../src/kernels/native.js';
+import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
+import { mulberry32, randn } from './random.js';
+
+const loaded = loadNativeAddon();
+const missing = 'error' in loaded ? loaded.error : undefined;
+if (missing && process.env.CI === 'true') throw new Error(`CI: the native addon must load: ${missing}`);
+const skip = missing ? `native addon unavailable: ${missing}` : false;
+const levels = 'addon' in loaded ? loaded.addon.info().levels : [];
+
+const TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+
+/** Named value patterns: n values each. */
+function patterns(n: number, seed: number): [string, Float32Array][] {
+  const r = mulberry32(seed);
+  const normal = randn(r, n);
+  const outliers = randn(r, n, 0.02);
+  for (let i = 0; i < n; i += 1 + Math.floor(r() * 97)) outliers[i] = (r() < 0.5 ? -1 : 1) * (0.5 + 3 * r());
+  const grid = new Float32Array(n).map(() => Math.round((r() - 0.5) * 64) / 8); // many exact ties
+  const negative = randn(r, n).map((v) => -Math.abs(v) - 1e-3);
+  const mixed = randn(r, n);
+  // per 16 values: zeros, one constant, a single spike, tiny, huge, normal (every block type sees each)
+  for (let g = 0; g * 16 < n; g++) {
+    const kind = g % 7;
+    for (let i = 16 * g; i < 16 * g + 16; i++) {
+      if (kind === 0) mixed[i] = 0;
+      else if (kind === 1) mixed[i] = 0.75;
+      else if (kind === 2) mixed[i] = i === 16 * g + 5 ? -3 : 0;
+      else if (kind === 3) mixed[i] = mixed[i]! * 1e-38;
+      else if (kind === 4) mixed[i] = mixed[i]! * 1e20;
+      else if (kind === 5) mixed[i] = -2.5;
+    }
+  }
+  return [
+    ['normal', normal],
+    ['normal with outliers', outliers],
+    ['zeros', new Float32Array(n)],
+    ['all equal', new Float32Array(n).fill(0.3125)],
+    ['all equal negative', new Float32Array(n).fill(-1.5)],
+    ['huge', randn(r, n, 1e15)],
+    ['x² overflows', randn(r, n, 3e19)],
+    ['near FLT_MAX', randn(r, n, 1e38)],
+    ['tiny', randn(r, n, 1e-20)],
+    ['subnormal', randn(r, n, 1e-41)],
+    ['negative only', negative],
+    ['grid (ties)', grid],
+    ['mixed blocks', mixed],
+  ];
+}
+
+/** First differing byte, as "byte B (block K)". */
+function firstDiff(a: Uint8Array, b: Uint8Array, blockBytes: number): string {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `byte ${i} (block ${Math.floor(i / blockBytes)}, offset ${i % blockBytes}): ${a[i]} vs ${b[i]}`;
+  return 'none';
+}
+
+for (const isa of levels.length ? levels : ['-']) {
+  test(`native quantisers write the TypeScript quantisers' bytes (${isa})`, { skip }, () => {
+    const q = nativeQuantizer(isa)!;
+    for (const type of TYPES) {
+      const f = blockFormat(type);
+      const bs = f.blockSize === 1 ? 32 : f.blockSize;
+      for (const blocks of [1, 3, 7, 33]) {
+        const nIn = blocks * bs;
+        for (const rows of [1, 2, 5]) {
+          const n = rows * nIn;
+          for (const [name, x] of patterns(n, 1000 * blocks + rows)) {
+            const rb = rowBytes(f, nIn);
+            const want = new Uint8Array(rows * rb);
+            for (let r = 0; r < rows; r++) f.quantize!(x, r * nIn, nIn, want, r * rb);
+            const got = new Uint8Array(rows * rb).fill(0xa5); // every byte must be written
+            q(type, x, nIn, rows, got);
+            if (Buffer.compare(got, want) !== 0) {
+              assert.fail(`${type} ${rows}×${nIn} '${name}' at ${isa}: first difference at ${firstDiff(got, want, f.bytesPerBlock)}`);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+test('native quantize refuses what TypeScript must refuse first', { skip }, () => {
+  const q = nativeQuantizer()!;
+  const x = new Float32Array(512);
+  assert.throws(() => q('q4_k', x, 100, 1, new Uint8Array(1000)), /multiple of the block size/);
+  assert.throws(() => q('q4_k', x, 256, 3, new Uint8Array(1000)), /values needed/);
+  assert.throws(() => q('q4_k', x, 256, 2, new Uint8Array(287)), /needs 288 bytes/);
+  assert.throws(() => q('q8_0', x, 0, 1, new Uint8Array(34)), /positive integer/);
+  assert.throws(() => q('q8_0', x, 32, -1, new Uint8Array(34)), /non-negative integer/);
+  assert.throws(() => q('q8_0', x, 32.5, 1, new Uint8Array(34)), /positive integer/);
+  // and the addon checks again on its own
+  if ('addon' in loaded) {
+    assert.throws(() => loaded.addon.quantize(8, x, 32, 17, new Uint8Array(34 * 17), levels[0]!), /invalid/i);
+    assert.throws(() => loaded.addon.quantize(8, x, 32, 1, new Uint8Array(33), levels[0]!), /invalid/i);
+    assert.throws(() => loaded.addon.quantize(12, x, 100, 1, new Uint8Array(1000), levels[0]!), /invalid/i);
+    assert.throws(() => loaded.addon.quantize(8, x, 32, 1, new Uint8Array(34), 'no-such-level'), /level/);
+  }
+});
