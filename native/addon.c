@@ -524,6 +524,21 @@ static napi_value js_quantize(napi_env env, napi_callback_info info) {
   return status(env, gn_quantize(isa, (int)type, x, xl, (int)n_in, (int)rows, dst, dl));
 }
 
+/* gaussFill(out: Float32Array, state: Uint32Array [4], scale) */
+static napi_value js_gauss_fill(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  if (!get_args(env, info, 3, a)) return NULL;
+  void *out, *st;
+  size_t n, sl;
+  double scale;
+  if (!get_typed(env, a[0], napi_float32_array, "out", &out, &n) || !get_typed(env, a[1], napi_uint32_array, "state", &st, &sl))
+    return NULL;
+  if (sl != 4) return fail(env, "grok-native: %s", "gaussFill: the state is 4 words");
+  if (napi_get_value_double(env, a[2], &scale) != napi_ok) return fail(env, "grok-native: %s", "gaussFill: scale must be a number");
+  gn_gauss_fill(out, n, st, scale);
+  return NULL;
+}
+
 /* ---- information ------------------------------------------------------------------------------------ */
 
 static napi_value str(napi_env env, const char *s) {
@@ -573,7 +588,7 @@ NAPI_MODULE_INIT() {
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
     {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
-    {"quantize", js_quantize},
+    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

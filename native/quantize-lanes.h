@@ -24,13 +24,32 @@ FN vf N(splat)(float v) { return (vf){0} + v; }
 FN vf N(sel)(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
 FN vf N(vabs)(vf v) { return (vf)((vi)v & 0x7fffffff); }
 FN vf N(vnearest)(vf v) { return (v + 12582912.0f) - 12582912.0f; }
-/* Math.max(lo, Math.min(hi, v)): a NaN stays NaN. */
+/*
+ * Math.max(lo, Math.min(hi, v)): a NaN stays NaN. x86's min/max have exactly these semantics with the bound
+ * first: minps(a, b) = a < b ? a : b, maxps(a, b) = a > b ? a : b (the second operand when either is NaN).
+ */
 FN vf N(vclamp)(vf v, float lo, float hi) {
+#if defined(__x86_64__) && W == 16
+  return (vf)_mm512_max_ps(_mm512_set1_ps(lo), _mm512_min_ps(_mm512_set1_ps(hi), (__m512)v));
+#elif defined(__x86_64__) && W == 8
+  return (vf)_mm256_max_ps(_mm256_set1_ps(lo), _mm256_min_ps(_mm256_set1_ps(hi), (__m256)v));
+#else
   v = N(sel)(v > hi, N(splat)(hi), v);
   return N(sel)(v < lo, N(splat)(lo), v);
+#endif
 }
 /* A NaN becomes 0, as a typed-array store makes it. */
 FN vf N(vstored)(vf v) { return N(sel)(v == v, v, N(splat)(0)); }
+/* vstored(vclamp(v, 0, hi)): on x86 in two instructions, the NaN operand of maxps first (it yields 0). */
+FN vf N(vlevel)(vf v, float hi) {
+#if defined(__x86_64__) && W == 16
+  return (vf)_mm512_max_ps(_mm512_min_ps(_mm512_set1_ps(hi), (__m512)v), _mm512_setzero_ps());
+#elif defined(__x86_64__) && W == 8
+  return (vf)_mm256_max_ps(_mm256_min_ps(_mm256_set1_ps(hi), (__m256)v), _mm256_setzero_ps());
+#else
+  return N(vstored)(N(vclamp)(v, 0, hi));
+#endif
+}
 
 #define splat N(splat)
 #define sel N(sel)
@@ -38,6 +57,19 @@ FN vf N(vstored)(vf v) { return N(sel)(v == v, v, N(splat)(0)); }
 #define vnearest N(vnearest)
 #define vclamp N(vclamp)
 #define vstored N(vstored)
+#define vlevel N(vlevel)
+
+/* L[i] = the stored level clamp(nearest((x[i] + dm)/dd), lo, hi) + off for n values (a multiple of W): the
+ * levels recomputed from the stored scales. dm = 0 stands for "no min": x + 0 = x but for −0, and ±0/dd
+ * both round to level 0. */
+FN void N(relevel)(const float *x, int n, float dm, float dd, float lo, float hi, float off, uint8_t *L) {
+  for (int i = 0; i < n; i += W) {
+    vf v;
+    memcpy(&v, x + i, sizeof v);
+    const vf l = vstored(vclamp(vnearest((v + dm) / dd), lo, hi) + off);
+    for (int j = 0; j < W; j++) L[i + j] = (uint8_t)l[j];
+  }
+}
 
 /* Lane k of a [G] group of vectors. */
 #define LANE(v, k) ((v)[(k) / W][(k) % W])
@@ -86,7 +118,7 @@ FN void N(qkx2_lanes)(int n, float nmax, const vf (*x)[G], const vf (*w)[G], uin
       sum_l[g] = sum_l2[g] = sum_xl[g] = splat(0);
     }
     for (int i = 0; i < n; i++) FOR_G {
-      vf l = vstored(vclamp(vnearest(isc[g] * (x[i][g] - mn[g])), 0, nmax)); /* the sums read Uint8Array Laux */
+      vf l = vlevel(vnearest(isc[g] * (x[i][g] - mn[g])), nmax); /* the sums read the stored Laux */
       lv[i][g] = l;
       vf wl = w[i][g] * l;
       sum_l[g] = sum_l[g] + wl;
@@ -281,13 +313,7 @@ TARGET static void N(k45)(const float *x, int nb, uint8_t *dst, int five) {
         scale_min_k4(o + 4, j, &sc, &m);
         const float dd = d * (float)sc;
         if (!truthy(dd)) continue;
-        const float dm = dmin * (float)m;
-        for (int i = 0; i < 32; i++) {
-          float l = nearest((xb[32 * j + i] + dm) / dd);
-          l = l > nmax ? nmax : l;
-          l = l < 0 ? 0 : l;
-          Lb[32 * j + i] = js_u8(l);
-        }
+        N(relevel)(xb + 32 * j, 32, dmin * (float)m, dd, 0, nmax, 0, Lb + 32 * j);
       }
       if (five) {
         memset(o + 16, 0, 32);
@@ -345,13 +371,7 @@ TARGET static void N(q2_k)(const float *x, int nb, uint8_t *dst) {
       for (int q = 0; q < 16; q++) {
         const float dd = d * (float)(o[q] & 15);
         if (!truthy(dd)) continue;
-        const float dm = dmin * (float)(o[q] >> 4);
-        for (int i = 0; i < 16; i++) {
-          float l = nearest((xb[16 * q + i] + dm) / dd);
-          l = l > 3 ? 3 : l;
-          l = l < 0 ? 0 : l;
-          L[16 * q + i] = js_u8(l);
-        }
+        N(relevel)(xb + 16 * q, 16, dmin * (float)(o[q] >> 4), dd, 0, 3, 0, L + 16 * q);
       }
       for (int h = 0; h < 2; h++)
         for (int l = 0; l < 32; l++) {
@@ -403,12 +423,7 @@ TARGET static void N(q3_k)(const float *x, int nb, uint8_t *dst) {
       for (int q = 0; q < 16; q++) {
         const float dd = d * (float)scale3(o + 96, q);
         if (!truthy(dd)) continue;
-        for (int i = 0; i < 16; i++) {
-          float l = nearest(xb[16 * q + i] / dd);
-          l = l > 3 ? 3 : l;
-          l = l < -4 ? -4 : l;
-          L[16 * q + i] = js_u8(l + 4);
-        }
+        N(relevel)(xb + 16 * q, 16, 0, dd, -4, 3, 4, L + 16 * q);
       }
       memset(o, 0, 32);
       for (int i = 0; i < 256; i++)
@@ -455,12 +470,7 @@ TARGET static void N(q6_k)(const float *x, int nb, uint8_t *dst) {
       for (int q = 0; q < 16; q++) {
         const float dd = d * (float)(int8_t)o[192 + q];
         if (!truthy(dd)) continue;
-        for (int i = 0; i < 16; i++) {
-          float l = nearest(xb[16 * q + i] / dd);
-          l = l > 31 ? 31 : l;
-          l = l < -32 ? -32 : l;
-          L[16 * q + i] = js_u8(l + 32);
-        }
+        N(relevel)(xb + 16 * q, 16, 0, dd, -32, 31, 32, L + 16 * q);
       }
       for (int h = 0; h < 2; h++)
         for (int l = 0; l < 32; l++) {
@@ -474,7 +484,45 @@ TARGET static void N(q6_k)(const float *x, int nb, uint8_t *dst) {
   }
 }
 
-static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k)};
+/*
+ * Q8_0, W values at a time. Blocks with a NaN, or whose 1/d overflows, take the scalar definition
+ * (q8_0_block); elsewhere roundf(v) is floor(|v|) + (frac(|v|) ≥ 0.5) with its sign, all exact in float32
+ * (|v| ≤ 127.01: the truncation is the floor, the fraction is exact).
+ */
+TARGET static void N(q8_0)(const float *x, size_t nb, uint8_t *dst) {
+  for (size_t b = 0; b < nb; b++) {
+    const float *xb = x + 32 * b;
+    uint8_t *o = dst + 34 * b;
+    vf v[32 / W], m = splat(0);
+    vi nan = (vi){0};
+    for (int c = 0; c < 32 / W; c++) {
+      memcpy(&v[c], xb + W * c, sizeof v[c]);
+      m = sel(vabs(v[c]) > m, vabs(v[c]), m);
+      nan |= v[c] != v[c];
+    }
+    float amax = 0;
+    int any_nan = 0;
+    for (int j = 0; j < W; j++) {
+      amax = m[j] > amax ? m[j] : amax; /* max is order-free without NaNs */
+      any_nan |= nan[j];
+    }
+    const float d = amax / 127, id = d != 0 ? 1 / d : 0;
+    if (any_nan || !(id <= 3.4028235e38f)) {
+      q8_0_block(xb, o);
+      continue;
+    }
+    wr_f16(o, d);
+    for (int c = 0; c < 32 / W; c++) {
+      const vf p = v[c] * id, a = vabs(p);
+      const vf t = __builtin_convertvector(__builtin_convertvector(a, vi), vf);
+      const vf r = t + sel(a - t >= 0.5f, splat(1), splat(0));
+      const vi q = __builtin_convertvector(sel(p < 0, -r, r), vi);
+      for (int j = 0; j < W; j++) o[2 + W * c + j] = (uint8_t)q[j];
+    }
+  }
+}
+
+static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0)};
 
 #undef splat
 #undef sel
@@ -482,6 +530,7 @@ static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k)};
 #undef vnearest
 #undef vclamp
 #undef vstored
+#undef vlevel
 #undef vf
 #undef vi
 #undef LANE

@@ -272,6 +272,7 @@ typedef struct {
   void (*q2_k)(const float *x, int nb, uint8_t *dst);
   void (*q3_k)(const float *x, int nb, uint8_t *dst);
   void (*q6_k)(const float *x, int nb, uint8_t *dst);
+  void (*q8_0)(const float *x, size_t nb, uint8_t *dst);
 } kq_table;
 
 /* quantize-lanes.h: the lane-parallel searches and the K-quant block loops for vectors of W floats, G of
@@ -284,6 +285,7 @@ typedef struct {
 #include "quantize-lanes.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
 #define HAS_X86_LEVELS 1
 #define SUF avx2
 #define W 8
@@ -304,6 +306,29 @@ static const kq_table *kq_for(int isa) {
 #endif
   (void)isa;
   return &kq_base;
+}
+
+/* ---- grok synth's stand-in weights -------------------------------------------------------------------- */
+
+/* pool-jobs.ts gaussianFill after its seeding: xorshift128 from state s, the centred sum of four 16-bit
+ * uniforms times `scale` (a double), rounded once to float32 as a Float32Array store rounds it. */
+void gn_gauss_fill(float *out, size_t n, const uint32_t s[4], double scale) {
+  uint32_t a = s[0], b = s[1], c = s[2], d = s[3];
+  for (size_t i = 0; i < n; i++) {
+    uint32_t t = a ^ (a << 11);
+    a = b;
+    b = c;
+    c = d;
+    d = d ^ (d >> 19) ^ (t ^ (t >> 8));
+    const uint32_t u = d;
+    t = a ^ (a << 11);
+    a = b;
+    b = c;
+    c = d;
+    d = d ^ (d >> 19) ^ (t ^ (t >> 8));
+    const int32_t sum = (int32_t)((u & 0xffff) + (u >> 16) + (d & 0xffff) + (d >> 16)) - 131070;
+    out[i] = (float)((double)sum * scale);
+  }
 }
 
 /* ---- entry point ---------------------------------------------------------------------------------------- */
@@ -332,7 +357,7 @@ int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int r
       dst[2 * i + 1] = (uint8_t)(h >> 8);
     }
     return GN_OK;
-  case GN_Q8_0: for (size_t b = 0; b < nb; b++) q8_0_block(x + 32 * b, dst + 34 * b); return GN_OK;
+  case GN_Q8_0: kq->q8_0(x, nb, dst); return GN_OK;
   case GN_Q4_0: for (size_t b = 0; b < nb; b++) q4_0_block(x + 32 * b, dst + 18 * b); return GN_OK;
   case GN_Q4_1: for (size_t b = 0; b < nb; b++) q4_1_block(x + 32 * b, dst + 20 * b); return GN_OK;
   case GN_Q5_0: for (size_t b = 0; b < nb; b++) q5_0_block(x + 32 * b, dst + 22 * b); return GN_OK;

@@ -8,7 +8,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadNativeAddon, nativeQuantizer } from '../src/kernels/native.js';
+import { loadNativeAddon, nativeGaussFill, nativeQuantizer } from '../src/kernels/native.js';
+import { gaussianFillReference, gaussianSetup } from '../src/quant/pool-jobs.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { mulberry32, randn } from './random.js';
 
@@ -106,4 +107,17 @@ test('native quantize refuses what TypeScript must refuse first', { skip }, () =
     assert.throws(() => loaded.addon.quantize(12, x, 100, 1, new Uint8Array(1000), levels[0]!), /invalid/i);
     assert.throws(() => loaded.addon.quantize(8, x, 32, 1, new Uint8Array(34), 'no-such-level'), /level/);
   }
+});
+
+test("native gaussFill generates grok synth's TypeScript values", { skip }, () => {
+  const fill = nativeGaussFill()!;
+  for (const [seed, sigma, n] of [[1, 0.02, 0], [2, 0.02, 1], [0xffffffff, 1, 7], [12345, 0.02, 100_003], [0, 3e30, 1000]] as const) {
+    const { s, scale } = gaussianSetup(seed, sigma);
+    const want = new Float32Array(n);
+    gaussianFillReference(want, s, scale);
+    const got = new Float32Array(n).fill(NaN);
+    fill(got, s, scale);
+    assert.deepEqual(Buffer.from(got.buffer), Buffer.from(want.buffer), `seed ${seed}, sigma ${sigma}, ${n} values`);
+  }
+  assert.throws(() => fill(new Float32Array(4), new Uint32Array(3), 1), /4 words/);
 });

@@ -48,6 +48,7 @@ interface NativeAddon {
   mapLock(map: object, offset: number, length: number): number;
   mapPopulate(map: object, offset: number, length: number): number;
   quantize(type: number, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, isa: string): void;
+  gaussFill(out: Float32Array, state: Uint32Array, scale: number): void;
 }
 
 export type MapAdvice = 'normal' | 'willneed' | 'random' | 'sequential';
@@ -195,6 +196,20 @@ export function nativeQuantizer(isa?: string): RowQuantizer | undefined {
     if (x.length < rows * nIn) throw new Error(`quantize: ${rows}×${nIn} values needed, ${x.length} given`);
     if (dst.length < rows * rb) throw new Error(`quantize: ${type}[${rows}×${nIn}] needs ${rows * rb} bytes, has ${dst.length}`);
     addon.quantize(f.ggmlId, x, nIn, rows, dst, level);
+  };
+}
+
+/** grok synth's generator (src/quant/pool-jobs.ts gaussianFill) in C: fills `out` from xorshift128 state `s`. */
+export type GaussFill = (out: Float32Array, s: Uint32Array, scale: number) => void;
+
+/** The addon's gaussFill, or undefined where nativeQuantizer() is. */
+export function nativeGaussFill(): GaussFill | undefined {
+  if (!nativeQuantizer()) return undefined;
+  const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
+  return (out, s, scale) => {
+    if (s.length !== 4) throw new Error(`gaussFill: the state is 4 words, got ${s.length}`);
+    if (!Number.isFinite(scale)) throw new Error(`gaussFill: scale must be finite, got ${scale}`);
+    addon.gaussFill(out, s, scale);
   };
 }
 
