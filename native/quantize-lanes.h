@@ -522,7 +522,49 @@ TARGET static void N(q8_0)(const float *x, size_t nb, uint8_t *dst) {
   }
 }
 
-static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0)};
+/*
+ * gn_gauss_fill's stream on LANES lanes: lane k, starting from state st[k] (the stream's state 2·k·m steps
+ * on), writes values [k·m, (k+1)·m) ∩ [0, n). The uint32 arithmetic is the scalar step's, lane by lane;
+ * the double product and the rounding to float32 are gauss_scalar's.
+ */
+TARGET static void N(gauss)(float *out, size_t n, size_t m, const uint32_t (*st)[4], double scale) {
+  typedef uint32_t vu __attribute__((vector_size(4 * W)));
+  enum { CH = 128 };
+  vu a[G], b[G], c[G], d[G];
+  int32_t buf[LANES][CH];
+  for (int k = 0; k < LANES; k++) {
+    LANE(a, k) = st[k][0];
+    LANE(b, k) = st[k][1];
+    LANE(c, k) = st[k][2];
+    LANE(d, k) = st[k][3];
+  }
+  for (size_t i0 = 0; i0 < m; i0 += CH) {
+    const size_t cnt = m - i0 < CH ? m - i0 : CH;
+    for (size_t i = 0; i < cnt; i++) FOR_G {
+      vu t = a[g] ^ (a[g] << 11);
+      a[g] = b[g];
+      b[g] = c[g];
+      c[g] = d[g];
+      d[g] = d[g] ^ (d[g] >> 19) ^ (t ^ (t >> 8));
+      const vu u = d[g];
+      t = a[g] ^ (a[g] << 11);
+      a[g] = b[g];
+      b[g] = c[g];
+      c[g] = d[g];
+      d[g] = d[g] ^ (d[g] >> 19) ^ (t ^ (t >> 8));
+      const vi sum = (vi)((u & 0xffff) + (u >> 16) + (d[g] & 0xffff) + (d[g] >> 16)) - 131070;
+      for (int j = 0; j < W; j++) buf[W * g + j][i] = sum[j];
+    }
+    for (int k = 0; k < LANES; k++) {
+      const size_t start = (size_t)k * m + i0;
+      if (start >= n) break;
+      const size_t len = n - start < cnt ? n - start : cnt;
+      for (size_t i = 0; i < len; i++) out[start + i] = (float)((double)buf[k][i] * scale);
+    }
+  }
+}
+
+static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gauss), LANES};
 
 #undef splat
 #undef sel

@@ -111,7 +111,7 @@ test('native quantize refuses what TypeScript must refuse first', { skip }, () =
 
 test("native gaussFill generates grok synth's TypeScript values", { skip }, () => {
   const fill = nativeGaussFill()!;
-  for (const [seed, sigma, n] of [[1, 0.02, 0], [2, 0.02, 1], [0xffffffff, 1, 7], [12345, 0.02, 100_003], [0, 3e30, 1000]] as const) {
+  for (const [seed, sigma, n] of [[1, 0.02, 0], [2, 0.02, 1], [0xffffffff, 1, 7], [12345, 0.02, 100_003], [7, 0.02, 8192], [8, 0.02, 8193], [9, 1, 1 << 20], [0, 3e30, 1000]] as const) {
     const { s, scale } = gaussianSetup(seed, sigma);
     const want = new Float32Array(n);
     gaussianFillReference(want, s, scale);
