@@ -76,12 +76,12 @@ FN void N(relevel)(const float *x, int n, float dm, float dd, float lo, float hi
 
 /*
  * make_qkx2_quants (ggml-ref.ts makeQkx2Quants) on LANES sub-blocks of n values: x[i], weights w[i].
- * Out: levels L[i][k], scale[k], negmin[k] (the `qkx2Min`). The TypeScript skips a step whose levels equal
+ * Out per lane: scale, negmin (the `qkx2Min`), and how to recompute its levels (qkx2_levels): the iscale and
+ * min of the accepted step, or flat (max == min: levels 0). The TypeScript skips a step whose levels equal
  * the previous step's (exactly: same sums, same error, never better); here every step is evaluated.
- * The accepted step's levels are recomputed at the end from its iscale and min (the same operations).
  */
-FN void N(qkx2_lanes)(int n, float nmax, const vf (*x)[G], const vf (*w)[G], uint8_t (*L)[LANES], float rmin, int nstep,
-                      int mad, float *out_scale, float *out_negmin) {
+FN void N(qkx2_lanes)(int n, float nmax, const vf (*x)[G], const vf (*w)[G], float rmin, int nstep, int mad,
+                      float *out_scale, float *out_negmin, float *out_isc, float *out_min, int *out_flat) {
   vf mn[G], mx[G], sum_w[G], sum_x[G], min0[G], l_isc[G], l_min[G], scale[G], best[G];
   vi flat[G];
   FOR_G {
@@ -148,15 +148,14 @@ FN void N(qkx2_lanes)(int n, float nmax, const vf (*x)[G], const vf (*w)[G], uin
       mn[g] = sel(take, tm[g], mn[g]);
     }
   }
-  for (int i = 0; i < n; i++) FOR_G {
-    vf l = sel(flat[g], splat(0), vstored(vclamp(vnearest(l_isc[g] * (x[i][g] - l_min[g])), 0, nmax)));
-    for (int j = 0; j < W; j++) L[i][W * g + j] = (uint8_t)l[j];
-  }
   FOR_G {
     vf sc = sel(flat[g], splat(0), scale[g]), nm = -sel(flat[g], min0[g], mn[g]);
     for (int j = 0; j < W; j++) {
       out_scale[W * g + j] = sc[j];
       out_negmin[W * g + j] = nm[j];
+      out_isc[W * g + j] = l_isc[g][j];
+      out_min[W * g + j] = l_min[g][j];
+      out_flat[W * g + j] = flat[g][j] != 0;
     }
   }
 }
@@ -172,10 +171,10 @@ FN void N(amax_lanes)(int n, const vf (*x)[G], vf *amax, vf *max) {
 }
 
 /*
- * make_qx_quants with rmse_type 1, no weights (makeQxQuants, Q6_K) on LANES groups of n values. Levels
- * L[i][k] = l + nmax. The chosen candidate's levels are recomputed from its iscale at the end.
+ * make_qx_quants with rmse_type 1, no weights (makeQxQuants, Q6_K) on LANES groups of n values. Out per
+ * lane: the scale, and the chosen candidate's iscale (or zero: all below GROUP_MAX_EPS) for qx_levels.
  */
-FN void N(qx_lanes)(int n, float nmax, const vf (*x)[G], uint8_t (*L)[LANES], float *out_scale) {
+FN void N(qx_lanes)(int n, float nmax, const vf (*x)[G], float *out_scale, float *out_isc, int *out_zero) {
   vf amax[G], max[G], scale[G], best[G], l_isc[G];
   N(amax_lanes)(n, x, amax, max);
   FOR_G scale[g] = best[g] = l_isc[g] = splat(0); /* set by candidate 0 */
@@ -207,13 +206,14 @@ FN void N(qx_lanes)(int n, float nmax, const vf (*x)[G], uint8_t (*L)[LANES], fl
       }
     }
   }
-  for (int i = 0; i < n; i++) FOR_G {
-    vf l = sel(amax[g] < GROUP_MAX_EPS, splat(0), vstored(vclamp(vnearest(l_isc[g] * x[i][g]), -nmax, nmax - 1) + nmax));
-    for (int j = 0; j < W; j++) L[i][W * g + j] = (uint8_t)l[j];
-  }
   FOR_G {
-    vf sc = sel(amax[g] < GROUP_MAX_EPS, splat(0), scale[g]);
-    for (int j = 0; j < W; j++) out_scale[W * g + j] = sc[j];
+    const vi zero = amax[g] < GROUP_MAX_EPS;
+    const vf sc = sel(zero, splat(0), scale[g]);
+    for (int j = 0; j < W; j++) {
+      out_scale[W * g + j] = sc[j];
+      out_isc[W * g + j] = l_isc[g][j];
+      out_zero[W * g + j] = zero[j] != 0;
+    }
   }
 }
 
@@ -278,7 +278,8 @@ TARGET static void N(k45)(const float *x, int nb, uint8_t *dst, int five) {
     const int cnt = nb - b0 < per ? nb - b0 : per;
     vf xt[32][G], w[32][G], sx2[G];
     float scales[LANES], mins[LANES];
-    uint8_t L[32][LANES];
+    float isc[LANES], lmin[LANES];
+    int flat[LANES];
     N(gather)(x + 256 * b0, 32, 8 * cnt, xt);
     FOR_G sx2[g] = splat(0);
     for (int i = 0; i < 32; i++) FOR_G sx2[g] = sx2[g] + xt[i][g] * xt[i][g];
@@ -287,8 +288,8 @@ TARGET static void N(k45)(const float *x, int nb, uint8_t *dst, int five) {
       for (int j = 0; j < W; j++) av[j] = sqrtf(av[j]);
       for (int i = 0; i < 32; i++) w[i][g] = av + vabs(xt[i][g]);
     }
-    if (five) N(qkx2_lanes)(32, 31, (const vf (*)[G])xt, (const vf (*)[G])w, L, -0.5f, 15, 0, scales, mins);
-    else N(qkx2_lanes)(32, 15, (const vf (*)[G])xt, (const vf (*)[G])w, L, -1.0f, 20, 0, scales, mins);
+    if (five) N(qkx2_lanes)(32, 31, (const vf (*)[G])xt, (const vf (*)[G])w, -0.5f, 15, 0, scales, mins, isc, lmin, flat);
+    else N(qkx2_lanes)(32, 15, (const vf (*)[G])xt, (const vf (*)[G])w, -1.0f, 20, 0, scales, mins, isc, lmin, flat);
     for (int s = 0; s < cnt; s++) {
       const float *xb = x + 256 * (b0 + s);
       uint8_t *o = dst + (size_t)bytes * (b0 + s);
@@ -298,7 +299,6 @@ TARGET static void N(k45)(const float *x, int nb, uint8_t *dst, int five) {
         const int k = 8 * s + j;
         if (scales[k] > max_scale) max_scale = scales[k];
         if (mins[k] > max_min) max_min = mins[k];
-        for (int i = 0; i < 32; i++) Lb[32 * j + i] = L[i][k];
       }
       const float inv_scale = max_scale > 0 ? 63 / max_scale : 0, inv_min = max_min > 0 ? 63 / max_min : 0;
       for (int j = 0; j < 8; j++) {
@@ -312,7 +312,11 @@ TARGET static void N(k45)(const float *x, int nb, uint8_t *dst, int five) {
         int sc, m;
         scale_min_k4(o + 4, j, &sc, &m);
         const float dd = d * (float)sc;
-        if (!truthy(dd)) continue;
+        if (!truthy(dd)) { /* the search's own levels stay */
+          const int k = 8 * s + j;
+          qkx2_levels(xb + 32 * j, 32, nmax, isc[k], lmin[k], flat[k], Lb + 32 * j);
+          continue;
+        }
         N(relevel)(xb + 32 * j, 32, dmin * (float)m, dd, 0, nmax, 0, Lb + 32 * j);
       }
       if (five) {
@@ -337,10 +341,11 @@ TARGET static void N(q2_k)(const float *x, int nb, uint8_t *dst) {
     const int cnt = nb - b0 < LANES / 16 ? nb - b0 : LANES / 16;
     vf xt[16][G], w[16][G];
     float scales[LANES], mins[LANES];
-    uint8_t Lt[16][LANES];
+    float isc[LANES], lmin[LANES];
+    int flat[LANES];
     N(gather)(x + 256 * b0, 16, 16 * cnt, xt);
     for (int i = 0; i < 16; i++) FOR_G w[i][g] = vabs(xt[i][g]);
-    N(qkx2_lanes)(16, 3, (const vf (*)[G])xt, (const vf (*)[G])w, Lt, -0.5f, 15, 1, scales, mins);
+    N(qkx2_lanes)(16, 3, (const vf (*)[G])xt, (const vf (*)[G])w, -0.5f, 15, 1, scales, mins, isc, lmin, flat);
     for (int sb = 0; sb < cnt; sb++) {
       const int g0 = 16 * sb;
       const float *xb = x + 256 * (b0 + sb);
@@ -350,7 +355,6 @@ TARGET static void N(q2_k)(const float *x, int nb, uint8_t *dst) {
       for (int q = 0; q < 16; q++) {
         if (scales[g0 + q] > max_scale) max_scale = scales[g0 + q];
         if (mins[g0 + q] > max_min) max_min = mins[g0 + q];
-        for (int i = 0; i < 16; i++) L[16 * q + i] = Lt[i][g0 + q];
       }
       float d = 0, dmin = 0;
       if (max_scale > 0) {
@@ -370,7 +374,10 @@ TARGET static void N(q2_k)(const float *x, int nb, uint8_t *dst) {
       }
       for (int q = 0; q < 16; q++) {
         const float dd = d * (float)(o[q] & 15);
-        if (!truthy(dd)) continue;
+        if (!truthy(dd)) { /* the search's own levels stay */
+          qkx2_levels(xb + 16 * q, 16, 3, isc[g0 + q], lmin[g0 + q], flat[g0 + q], L + 16 * q);
+          continue;
+        }
         N(relevel)(xb + 16 * q, 16, dmin * (float)(o[q] >> 4), dd, 0, 3, 0, L + 16 * q);
       }
       for (int h = 0; h < 2; h++)
@@ -446,9 +453,10 @@ TARGET static void N(q6_k)(const float *x, int nb, uint8_t *dst) {
     const int cnt = nb - b0 < LANES / 16 ? nb - b0 : LANES / 16;
     vf xt[16][G];
     float scales[LANES];
-    uint8_t Lt[16][LANES];
+    float isc[LANES];
+    int zero[LANES];
     N(gather)(x + 256 * b0, 16, 16 * cnt, xt);
-    N(qx_lanes)(16, 32, (const vf (*)[G])xt, Lt, scales);
+    N(qx_lanes)(16, 32, (const vf (*)[G])xt, scales, isc, zero);
     for (int sb = 0; sb < cnt; sb++) {
       const int g0 = 16 * sb;
       const float *xb = x + 256 * (b0 + sb);
@@ -460,7 +468,6 @@ TARGET static void N(q6_k)(const float *x, int nb, uint8_t *dst) {
           max_abs = fabsf(scales[g0 + q]);
           max_scale = scales[g0 + q];
         }
-        for (int i = 0; i < 16; i++) L[16 * q + i] = Lt[i][g0 + q];
       }
       memset(o, 0, 210);
       if (max_abs < GROUP_MAX_EPS) continue;
@@ -469,7 +476,10 @@ TARGET static void N(q6_k)(const float *x, int nb, uint8_t *dst) {
       for (int q = 0; q < 16; q++) o[192 + q] = js_u8(js_min(127, nearest(iscale * scales[g0 + q])));
       for (int q = 0; q < 16; q++) {
         const float dd = d * (float)(int8_t)o[192 + q];
-        if (!truthy(dd)) continue;
+        if (!truthy(dd)) { /* the search's own levels stay */
+          qx_levels(xb + 16 * q, 16, 32, isc[g0 + q], zero[g0 + q], L + 16 * q);
+          continue;
+        }
         N(relevel)(xb + 16 * q, 16, 0, dd, -32, 31, 32, L + 16 * q);
       }
       for (int h = 0; h < 2; h++)

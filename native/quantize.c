@@ -259,6 +259,27 @@ static void pack_scale_min_k4(uint8_t *b, const uint8_t *ls, const uint8_t *lm) 
   }
 }
 
+/* The levels a make_qkx2_quants search ended with (qkx2_lanes' per-lane result), for the rare sub-block whose
+ * stored scale is 0: clamp(nearest(isc·(x − min)), 0, nmax), a NaN stored as 0; all 0 when flat. */
+static void qkx2_levels(const float *x, int n, float nmax, float isc, float min, int flat, uint8_t *L) {
+  for (int i = 0; i < n; i++) {
+    float l = nearest(isc * (x[i] - min));
+    l = l > nmax ? nmax : l;
+    l = l < 0 ? 0 : l;
+    L[i] = flat || l != l ? 0 : (uint8_t)l;
+  }
+}
+
+/* The same for make_qx_quants (qx_lanes): clamp(nearest(isc·x), −nmax, nmax − 1) + nmax; 0 when zero. */
+static void qx_levels(const float *x, int n, float nmax, float isc, int zero, uint8_t *L) {
+  for (int i = 0; i < n; i++) {
+    float l = nearest(isc * x[i]);
+    l = l > nmax - 1 ? nmax - 1 : l;
+    l = (l < -nmax ? -nmax : l) + nmax;
+    L[i] = zero || l != l ? 0 : (uint8_t)l;
+  }
+}
+
 /* Signed 6-bit scale t of Q3_K's 12 packed bytes. */
 static inline int scale3(const uint8_t *b, int t) {
   int low4 = t < 8 ? b[t] & 15 : b[t - 8] >> 4;
