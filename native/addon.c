@@ -524,6 +524,19 @@ static napi_value js_quantize(napi_env env, napi_callback_info info) {
   return status(env, gn_quantize(isa, (int)type, x, xl, (int)n_in, (int)rows, dst, dl));
 }
 
+/* dequantize(type, src: Uint8Array, n, out: Float32Array): q8_0 / f16 / bf16 / f32 values as floats */
+static napi_value js_dequantize(napi_env env, napi_callback_info info) {
+  napi_value a[4];
+  if (!get_args(env, info, 4, a)) return NULL;
+  int64_t type, n;
+  void *src, *out;
+  size_t sl, ol;
+  if (!get_int(env, a[0], "type", 0, 255, &type) || !get_typed(env, a[1], napi_uint8_array, "src", &src, &sl) ||
+      !get_int(env, a[2], "n", 0, INT64_C(1) << 52, &n) || !get_typed(env, a[3], napi_float32_array, "out", &out, &ol))
+    return NULL;
+  return status(env, gn_dequantize((int)type, src, sl, (size_t)n, out, ol));
+}
+
 /* gaussFill(out: Float32Array, state: Uint32Array [4], scale) */
 static napi_value js_gauss_fill(napi_env env, napi_callback_info info) {
   napi_value a[3];
@@ -588,7 +601,7 @@ NAPI_MODULE_INIT() {
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
     {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
-    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill},
+    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -409,6 +409,36 @@ void gn_gauss_fill(float *out, size_t n, const uint32_t s[4], double scale) {
   kq->gauss(out, n, m, (const uint32_t (*)[4])lane, scale);
 }
 
+/* ---- dequantisation of the common source types (convert's GGUF sources) -------------------------------- */
+
+/* out[0 … n) = the values of n `type` values at src, as the TypeScript dequantisers give them (a NaN may
+ * differ in sign or payload). q8_0, f16, bf16, f32 only (GN_ETYPE otherwise): their values are exact
+ * products, so there is one right answer. */
+int gn_dequantize(int type, const uint8_t *src, size_t src_len, size_t n, float *out, size_t out_len) {
+  const gn_type_info *t = gn_type(type);
+  if (!t || (type != GN_Q8_0 && type != GN_F16 && type != GN_BF16 && type != GN_F32)) return GN_ETYPE;
+  if (n % (size_t)t->block_size || out_len < n || src_len < n / (size_t)t->block_size * (size_t)t->block_bytes) return GN_EINVAL;
+  switch (type) {
+  case GN_F32: memcpy(out, src, 4 * n); break;
+  case GN_F16:
+    for (size_t i = 0; i < n; i++) out[i] = f16_to_f32((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+    break;
+  case GN_BF16:
+    for (size_t i = 0; i < n; i++) {
+      const uint32_t u = (uint32_t)(src[2 * i] | (src[2 * i + 1] << 8)) << 16;
+      memcpy(out + i, &u, 4);
+    }
+    break;
+  default:
+    for (size_t b = 0; b < n / 32; b++) {
+      const uint8_t *o = src + 34 * b;
+      const float d = f16_to_f32((uint16_t)(o[0] | (o[1] << 8)));
+      for (int j = 0; j < 32; j++) out[32 * b + j] = d * (float)(int8_t)o[2 + j]; /* exact: 11 × 8 bits */
+    }
+  }
+  return GN_OK;
+}
+
 /* ---- entry point ---------------------------------------------------------------------------------------- */
 
 int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len) {

@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadNativeAddon, nativeGaussFill, nativeQuantizer } from '../src/kernels/native.js';
+import { loadNativeAddon, NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer } from '../src/kernels/native.js';
 import { gaussianFillReference, gaussianSetup } from '../src/quant/pool-jobs.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { mulberry32, randn } from './random.js';
@@ -120,4 +120,27 @@ test("native gaussFill generates grok synth's TypeScript values", { skip }, () =
     assert.deepEqual(Buffer.from(got.buffer), Buffer.from(want.buffer), `seed ${seed}, sigma ${sigma}, ${n} values`);
   }
   assert.throws(() => fill(new Float32Array(4), new Uint32Array(3), 1), /4 words/);
+});
+
+test('native dequantize gives the TypeScript values of q8_0, f16, bf16 and f32 sources', { skip }, () => {
+  const dq = nativeDequantizer()!;
+  const r = mulberry32(5);
+  for (const type of NATIVE_DEQUANT_TYPES) {
+    const f = blockFormat(type);
+    for (const blocks of [0, 1, 3, 33, 1000]) {
+      const n = blocks * (f.blockSize === 1 ? 32 : f.blockSize);
+      const src = new Uint8Array(rowBytes(f, n)).map(() => Math.floor(r() * 256)); // every bit pattern, NaNs included
+      const want = new Float32Array(n);
+      f.dequantize(src, 0, n, want, 0);
+      const got = new Float32Array(n).fill(-1);
+      dq(type, src, n, got);
+      for (let i = 0; i < n; i++) {
+        if (Number.isNaN(want[i]!) && Number.isNaN(got[i]!)) continue; // a NaN's payload is not a value
+        if (!Object.is(got[i], want[i])) assert.fail(`${type} value ${i} of ${n}: ${got[i]} vs ${want[i]}`);
+      }
+    }
+  }
+  assert.throws(() => dq('q4_k', new Uint8Array(144), 256, new Float32Array(256)), /not one of/);
+  assert.throws(() => dq('q8_0', new Uint8Array(33), 32, new Float32Array(32)), /need 34 bytes/);
+  assert.throws(() => dq('q8_0', new Uint8Array(34), 32, new Float32Array(31)), /out has 31/);
 });

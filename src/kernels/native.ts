@@ -49,6 +49,7 @@ interface NativeAddon {
   mapPopulate(map: object, offset: number, length: number): number;
   quantize(type: number, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, isa: string): void;
   gaussFill(out: Float32Array, state: Uint32Array, scale: number): void;
+  dequantize(type: number, src: Uint8Array, n: number, out: Float32Array): void;
 }
 
 export type MapAdvice = 'normal' | 'willneed' | 'random' | 'sequential';
@@ -210,6 +211,27 @@ export function nativeGaussFill(): GaussFill | undefined {
     if (s.length !== 4) throw new Error(`gaussFill: the state is 4 words, got ${s.length}`);
     if (!Number.isFinite(scale)) throw new Error(`gaussFill: scale must be finite, got ${scale}`);
     addon.gaussFill(out, s, scale);
+  };
+}
+
+/** Types nativeDequantizer() reads: exact products, so native and TypeScript values agree bit for bit. */
+export const NATIVE_DEQUANT_TYPES: ReadonlySet<BlockType> = new Set(['q8_0', 'f16', 'bf16', 'f32']);
+
+/**
+ * The addon's dequantiser for a source of one of NATIVE_DEQUANT_TYPES (out[0 … n) = the values of the first
+ * n values at src, as src/quant's dequantisers give them), or undefined where nativeQuantizer() is.
+ */
+export function nativeDequantizer(): ((type: BlockType, src: Uint8Array, n: number, out: Float32Array) => void) | undefined {
+  if (!nativeQuantizer()) return undefined;
+  const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
+  return (type, src, n, out) => {
+    if (!NATIVE_DEQUANT_TYPES.has(type)) throw new Error(`dequantize: ${type} is not one of ${[...NATIVE_DEQUANT_TYPES].join(', ')}`);
+    const f = blockFormat(type);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`dequantize: n must be a non-negative integer, got ${n}`);
+    const bytes = rowBytes(f, n); // throws unless n is a whole number of blocks
+    if (src.length < bytes) throw new Error(`dequantize: ${n} ${type} values need ${bytes} bytes, have ${src.length}`);
+    if (out.length < n) throw new Error(`dequantize: out has ${out.length} values, needs ${n}`);
+    addon.dequantize(f.ggmlId, src, n, out);
   };
 }
 

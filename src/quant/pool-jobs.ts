@@ -7,7 +7,7 @@
  * the TypeScript quantisers, ~100× faster); elsewhere (WebAssembly-only machines) in TypeScript.
  */
 import { splitmix32 } from '../base/rng.js';
-import { nativeGaussFill, nativeQuantizer } from '../kernels/native.js';
+import { NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer } from '../kernels/native.js';
 import type { Xai8Matrix } from './matrix.js';
 import { blockFormat, rowBytes, type BlockType } from './index.js';
 import { xai8Rows, xai8RowsToQ8_0 } from './xai8.js';
@@ -15,6 +15,7 @@ import { xai8Rows, xai8RowsToQ8_0 } from './xai8.js';
 // Looked up once per thread (each worker loads the addon for itself).
 const quantize = nativeQuantizer();
 const fill = nativeGaussFill();
+const dequantize = nativeDequantizer();
 
 export interface QuantJob {
   type: BlockType;
@@ -120,7 +121,8 @@ export function runQuantJob(job: QuantJob): QuantResult {
     const src = blockFormat(job.raw.type);
     if (job.raw.bytes.length !== job.rows * rowBytes(src, job.nIn)) throw new Error(`quant job: ${job.raw.bytes.length} bytes for ${job.rows} ${job.raw.type} rows of ${job.nIn}`);
     vals = scratch(n);
-    src.dequantize(job.raw.bytes, 0, n, vals, 0);
+    if (dequantize && NATIVE_DEQUANT_TYPES.has(job.raw.type)) dequantize(job.raw.type, job.raw.bytes, n, vals);
+    else src.dequantize(job.raw.bytes, 0, n, vals, 0);
   } else if (!vals) {
     if (!job.gauss) throw new Error('quant job without values, checkpoint matrix or generator');
     vals = scratch(n);
