@@ -118,7 +118,7 @@ int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int r
 /* n values of a q8_0 / f16 / bf16 / f32 run as floats (what src/quant's dequantisers give); GN_ETYPE for others. */
 int gn_dequantize(int type, const uint8_t *src, size_t src_len, size_t n, float *out, size_t out_len);
 
-/* grok synth's N(0, σ²) stand-in weights (src/quant/pool-jobs.ts gaussianFill) from xorshift128 state s. */
+/* grok synth's N(0, σ²) stand-in weights (src/convert/pool-jobs.ts gaussianFill) from xorshift128 state s. */
 void gn_gauss_fill(float *out, size_t n, const uint32_t s[4], double scale);
 
 #endif

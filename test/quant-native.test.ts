@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { loadNativeAddon, NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer } from '../src/kernels/native.js';
-import { gaussianFillReference, gaussianSetup } from '../src/quant/pool-jobs.js';
+import { gaussianFillReference, gaussianSetup } from '../src/convert/pool-jobs.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { mulberry32, randn } from './random.js';
 

@@ -26,8 +26,8 @@ import { bindModel } from '../model/map.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
-import type { QuantResult } from '../quant/pool-jobs.js';
-import { QuantPool } from '../quant/pool.js';
+import type { QuantResult } from './pool-jobs.js';
+import { QuantPool } from './pool.js';
 import { xai8Rows } from '../quant/xai8.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
 

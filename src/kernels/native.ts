@@ -200,7 +200,7 @@ export function nativeQuantizer(isa?: string): RowQuantizer | undefined {
   };
 }
 
-/** grok synth's generator (src/quant/pool-jobs.ts gaussianFill) in C: fills `out` from xorshift128 state `s`. */
+/** grok synth's generator (src/convert/pool-jobs.ts gaussianFill) in C: fills `out` from xorshift128 state `s`. */
 export type GaussFill = (out: Float32Array, s: Uint32Array, scale: number) => void;
 
 /** The addon's gaussFill, or undefined where nativeQuantizer() is. */

@@ -1,5 +1,5 @@
 /**
- * The work that src/quant/pool.ts hands to worker threads, as plain functions (run inline when there are no
+ * The work that src/convert/pool.ts hands to worker threads, as plain functions (run inline when there are no
  * workers, so both paths compute the same bytes): quantise rows of floats, optionally generated from a seed
  * or dequantised from another block type, optionally measuring the error of what was written.
  *
@@ -8,9 +8,9 @@
  */
 import { splitmix32 } from '../base/rng.js';
 import { NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer } from '../kernels/native.js';
-import type { Xai8Matrix } from './matrix.js';
-import { blockFormat, rowBytes, type BlockType } from './index.js';
-import { xai8Rows, xai8RowsToQ8_0 } from './xai8.js';
+import type { Xai8Matrix } from '../quant/matrix.js';
+import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
+import { xai8Rows, xai8RowsToQ8_0 } from '../quant/xai8.js';
 
 // Looked up once per thread (each worker loads the addon for itself).
 const quantize = nativeQuantizer();
