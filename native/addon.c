@@ -522,6 +522,53 @@ static napi_value js_map_populate(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* quantize(type, x: Float32Array, nIn, rows, dst: Uint8Array, isaName): rows × nIn floats → `type` blocks */
+static napi_value js_quantize(napi_env env, napi_callback_info info) {
+  napi_value a[6];
+  if (!get_args(env, info, 6, a)) return NULL;
+  char name[32];
+  size_t nl;
+  if (napi_get_value_string_utf8(env, a[5], name, sizeof name, &nl) != napi_ok) return fail(env, "grok-native: %s", "isa must be a string");
+  int isa = gn_isa_from_name(name);
+  if (isa < 0 || !gn_cpu_can_run(isa)) return fail(env, "grok-native: quantize: this CPU does not run level '%s'", name);
+  int64_t type, n_in, rows;
+  void *x, *dst;
+  size_t xl, dl;
+  if (!get_int(env, a[0], "type", 0, 255, &type) || !get_typed(env, a[1], napi_float32_array, "x", &x, &xl) ||
+      !get_int(env, a[2], "nIn", 1, INT32_MAX, &n_in) || !get_int(env, a[3], "rows", 0, INT32_MAX, &rows) ||
+      !get_typed(env, a[4], napi_uint8_array, "dst", &dst, &dl))
+    return NULL;
+  return status(env, gn_quantize(isa, (int)type, x, xl, (int)n_in, (int)rows, dst, dl));
+}
+
+/* dequantize(type, src: Uint8Array, n, out: Float32Array): q8_0 / f16 / bf16 / f32 values as floats */
+static napi_value js_dequantize(napi_env env, napi_callback_info info) {
+  napi_value a[4];
+  if (!get_args(env, info, 4, a)) return NULL;
+  int64_t type, n;
+  void *src, *out;
+  size_t sl, ol;
+  if (!get_int(env, a[0], "type", 0, 255, &type) || !get_typed(env, a[1], napi_uint8_array, "src", &src, &sl) ||
+      !get_int(env, a[2], "n", 0, INT64_C(1) << 52, &n) || !get_typed(env, a[3], napi_float32_array, "out", &out, &ol))
+    return NULL;
+  return status(env, gn_dequantize((int)type, src, sl, (size_t)n, out, ol));
+}
+
+/* gaussFill(out: Float32Array, state: Uint32Array [4], scale) */
+static napi_value js_gauss_fill(napi_env env, napi_callback_info info) {
+  napi_value a[3];
+  if (!get_args(env, info, 3, a)) return NULL;
+  void *out, *st;
+  size_t n, sl;
+  double scale;
+  if (!get_typed(env, a[0], napi_float32_array, "out", &out, &n) || !get_typed(env, a[1], napi_uint32_array, "state", &st, &sl))
+    return NULL;
+  if (sl != 4) return fail(env, "grok-native: %s", "gaussFill: the state is 4 words");
+  if (napi_get_value_double(env, a[2], &scale) != napi_ok) return fail(env, "grok-native: %s", "gaussFill: scale must be a number");
+  gn_gauss_fill(out, n, st, scale);
+  return NULL;
+}
+
 /* ---- information ------------------------------------------------------------------------------------ */
 
 static napi_value str(napi_env env, const char *s) {
@@ -571,6 +618,7 @@ NAPI_MODULE_INIT() {
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
     {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
+    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

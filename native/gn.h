@@ -119,4 +119,14 @@ int gn_attention(gn_ctx *ctx, const gn_attention_args *a);
 /* GELU (tanh approximation) in place over n values; times up[i] when up is not NULL (gated FFN). */
 int gn_gelu(gn_ctx *ctx, float *x, const float *up, size_t n);
 
+/* Quantise rows × n_in floats (row after row) into `type` blocks (native/quantize.c): the bytes the
+ * TypeScript quantisers of src/quant/ write, at every level `isa` (gn_cpu_can_run). f32 is copied. */
+int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len);
+
+/* n values of a q8_0 / f16 / bf16 / f32 run as floats (what src/quant's dequantisers give); GN_ETYPE for others. */
+int gn_dequantize(int type, const uint8_t *src, size_t src_len, size_t n, float *out, size_t out_len);
+
+/* grok synth's N(0, σ²) stand-in weights (src/convert/pool-jobs.ts gaussianFill) from xorshift128 state s. */
+void gn_gauss_fill(float *out, size_t n, const uint32_t s[4], double scale);
+
 #endif

@@ -28,10 +28,23 @@ function commonOptions(c: Command): Command {
     .option('--progress', 'show a progress bar even when stderr is not a terminal');
 }
 
-/** The progress callback both commands take: MiB written, with the current tensor's name. */
+/** The progress callback both commands take: MiB written, the write rate over the last seconds, ETA, the current tensor. */
 function barFor(label: string, show: boolean | undefined) {
-  const bar = progressBar(`${label} |{bar}| {percentage}% {value}/{total} MiB | {tensor}`, { scale: 2 ** 20, ...(show ? { show: true } : {}) });
-  return { bar, onProgress: (done: number, total: number, tensor: string) => bar.update(done, total, { tensor }) };
+  const bar = progressBar(`${label} |{bar}| {percentage}% {value}/{total} MiB | {rate} MB/s | ETA {eta_formatted} | {tensor}`, { scale: 2 ** 20, ...(show ? { show: true } : {}) });
+  // rate over a sliding window of samples (≥ 1 s apart), so it follows the current tensor's speed
+  const samples: { t: number; done: number }[] = [];
+  let rate = '-';
+  const onProgress = (done: number, total: number, tensor: string) => {
+    const t = performance.now();
+    if (!samples.length || t - samples[samples.length - 1]!.t >= 1000) {
+      samples.push({ t, done });
+      if (samples.length > 10) samples.shift();
+      const first = samples[0]!;
+      if (t > first.t) rate = ((done - first.done) / ((t - first.t) * 1e3)).toFixed(1);
+    }
+    bar.update(done, total, { tensor, rate });
+  };
+  return { bar, onProgress };
 }
 
 interface ConvertCliOptions { type: BlockType; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; to?: string; config?: string; name?: string; stats?: boolean }

@@ -26,8 +26,8 @@ import { bindModel } from '../model/map.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
-import type { QuantResult } from '../quant/pool-jobs.js';
-import { QuantPool } from '../quant/pool.js';
+import type { QuantResult } from './pool-jobs.js';
+import { QuantPool } from './pool.js';
 import { xai8Rows } from '../quant/xai8.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
 
@@ -208,6 +208,9 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
               for (let g = 0; g < m.groups; g++) scales.set(m.scales.subarray(g * t.nOut + r0, g * t.nOut + r0 + n), g * n);
               if (st === 'q8_0') q8Exact.total += (n * t.nIn) / 32;
               inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, xai8: { q, scales, groups: m.groups }, measure: opts.measure }));
+            } else if (src.rawType && src.rawRows) {
+              // another block type: the worker dequantises (off the thread that reads and writes)
+              inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, raw: { type: src.rawType, bytes: src.rawRows(r0, n) }, measure: opts.measure }));
             } else {
               const vals = new Float32Array(n * t.nIn); // transferred to a worker
               src.rows(r0, n, vals);

@@ -18,7 +18,7 @@ import { vocabularyFromModelProto } from '../tokenizer/vocabulary.js';
 import { LLAMA_FTYPE, addGrokMetadata, addVocabulary, blockTypeForRow, grokTensorPlan, syntheticVocabulary, type GrokTensorSpec } from '../model/gguf-grok.js';
 import { GgufWriter } from '../formats/gguf-writer.js';
 import { GROK1, validateConfig, type GrokConfig } from '../model/config.js';
-import { QuantPool } from '../quant/pool.js';
+import { QuantPool } from './pool.js';
 import type { BlockType } from '../quant/index.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
 

@@ -19,7 +19,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { freemem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FormatError } from '../base/errors.js';
-import { allBlockFormats, blockFormat, rowBytes } from '../quant/index.js';
+import { allBlockFormats, blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { defaultThreads, physicalCoreCpus } from './cpus.js';
 import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
@@ -48,6 +48,9 @@ interface NativeAddon {
   mapAdvise(map: object, offset: number, length: number, advice: number): number;
   mapLock(map: object, offset: number, length: number): number;
   mapPopulate(map: object, offset: number, length: number): number;
+  quantize(type: number, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, isa: string): void;
+  gaussFill(out: Float32Array, state: Uint32Array, scale: number): void;
+  dequantize(type: number, src: Uint8Array, n: number, out: Float32Array): void;
 }
 
 export type MapAdvice = 'normal' | 'willneed' | 'random' | 'sequential';
@@ -168,6 +171,69 @@ function pickIsa(best: string, levels: readonly string[], requested: string | un
   const order = ISA_ORDER[process.arch] ?? [];
   const why = order.includes(requested) ? 'is above what this CPU runs' : `is not a level of ${process.arch} CPUs`;
   return { isa: best, note: `GROK_NATIVE_ISA / isa '${requested}' ${why} (${levels.join(', ')}); using ${best}` };
+}
+
+/** Quantise `rows` rows of `nIn` floats (x[0 … rows·nIn)) into `type` blocks at dst[0 …]. */
+export type RowQuantizer = (type: BlockType, x: Float32Array, nIn: number, rows: number, dst: Uint8Array) => void;
+
+/**
+ * The addon's quantisers (native/quantize.c: the same bytes as the `quantize` of src/quant/, ~100× faster)
+ * at level `isa` (default: GROK_NATIVE_ISA, else the best this CPU runs), or undefined where the addon does
+ * not load or GROK_BACKEND asks for another backend.
+ */
+export function nativeQuantizer(isa?: string): RowQuantizer | undefined {
+  const forced = process.env.GROK_BACKEND;
+  if (forced && forced !== 'native') return undefined;
+  const l = loadNativeAddon();
+  if ('error' in l) return undefined;
+  const addon = l.addon;
+  const info = addon.info();
+  const level = pickIsa(info.best, info.levels, isa ?? process.env.GROK_NATIVE_ISA).isa;
+  return (type, x, nIn, rows, dst) => {
+    const f = blockFormat(type);
+    if (!f.quantize) throw new Error(`quantize: ${type} has no quantiser`);
+    if (!Number.isInteger(nIn) || nIn < 1 || nIn > 0x7fffffff) throw new Error(`quantize: nIn must be a positive integer, got ${nIn}`);
+    if (!Number.isInteger(rows) || rows < 0 || rows > 0x7fffffff) throw new Error(`quantize: rows must be a non-negative integer, got ${rows}`);
+    const rb = rowBytes(f, nIn); // throws unless nIn is a whole number of blocks
+    if (x.length < rows * nIn) throw new Error(`quantize: ${rows}×${nIn} values needed, ${x.length} given`);
+    if (dst.length < rows * rb) throw new Error(`quantize: ${type}[${rows}×${nIn}] needs ${rows * rb} bytes, has ${dst.length}`);
+    addon.quantize(f.ggmlId, x, nIn, rows, dst, level);
+  };
+}
+
+/** grok synth's generator (src/convert/pool-jobs.ts gaussianFill) in C: fills `out` from xorshift128 state `s`. */
+export type GaussFill = (out: Float32Array, s: Uint32Array, scale: number) => void;
+
+/** The addon's gaussFill, or undefined where nativeQuantizer() is. */
+export function nativeGaussFill(): GaussFill | undefined {
+  if (!nativeQuantizer()) return undefined;
+  const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
+  return (out, s, scale) => {
+    if (s.length !== 4) throw new Error(`gaussFill: the state is 4 words, got ${s.length}`);
+    if (!Number.isFinite(scale)) throw new Error(`gaussFill: scale must be finite, got ${scale}`);
+    addon.gaussFill(out, s, scale);
+  };
+}
+
+/** Types nativeDequantizer() reads: exact products, so native and TypeScript values agree bit for bit. */
+export const NATIVE_DEQUANT_TYPES: ReadonlySet<BlockType> = new Set(['q8_0', 'f16', 'bf16', 'f32']);
+
+/**
+ * The addon's dequantiser for a source of one of NATIVE_DEQUANT_TYPES (out[0 … n) = the values of the first
+ * n values at src, as src/quant's dequantisers give them), or undefined where nativeQuantizer() is.
+ */
+export function nativeDequantizer(): ((type: BlockType, src: Uint8Array, n: number, out: Float32Array) => void) | undefined {
+  if (!nativeQuantizer()) return undefined;
+  const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
+  return (type, src, n, out) => {
+    if (!NATIVE_DEQUANT_TYPES.has(type)) throw new Error(`dequantize: ${type} is not one of ${[...NATIVE_DEQUANT_TYPES].join(', ')}`);
+    const f = blockFormat(type);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`dequantize: n must be a non-negative integer, got ${n}`);
+    const bytes = rowBytes(f, n); // throws unless n is a whole number of blocks
+    if (src.length < bytes) throw new Error(`dequantize: ${n} ${type} values need ${bytes} bytes, have ${src.length}`);
+    if (out.length < n) throw new Error(`dequantize: out has ${out.length} values, needs ${n}`);
+    addon.dequantize(f.ggmlId, src, n, out);
+  };
 }
 
 let isaNoteShown = false;

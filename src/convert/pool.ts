@@ -53,6 +53,7 @@ export class QuantPool {
       const { id, job } = this.queue.shift()!;
       const transfer: ArrayBuffer[] = [];
       if (job.vals) transfer.push(job.vals.buffer as ArrayBuffer);
+      if (job.raw) transfer.push(job.raw.bytes.buffer as ArrayBuffer);
       if (job.xai8) transfer.push(job.xai8.q.buffer as ArrayBuffer, job.xai8.scales.buffer as ArrayBuffer);
       w.postMessage({ id, job }, transfer);
     }

@@ -1,0 +1,481 @@
+/*
+ * Quantisers for `grok convert` / `grok synth`: C ports of the `quantize` functions of src/quant/ (llama.cpp's
+ * quantize_row_*_ref), giving the SAME BYTES. Every float operation is the float32 operation the TypeScript
+ * emulates with Math.fround, in the same order (the build passes -ffp-contract=off: no fused multiply-add);
+ * Math.min/max and typed-array stores keep their JavaScript meaning where a NaN or an out-of-range level
+ * could reach them (js_u8, js_i32, and clamps written as `a > hi ? hi : a`, which let a NaN through).
+ *
+ * Speed: the K-quant scale searches (make_qkx2_quants, make_qx_quants, make_q3_quants) run on LANES
+ * sub-blocks at once, lane k holding sub-block k's values ([i][k] arrays): each lane performs exactly the
+ * scalar sequence of its sub-block, and the inner loops over lanes are what the compiler vectorises.
+ * A matrix is a flat run of blocks (rows of whole blocks are contiguous), so lanes cross row boundaries.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gn.h"
+
+
+#define GROUP_MAX_EPS 1e-15f
+
+/* ---- JavaScript semantics ----------------------------------------------------------------------------- */
+
+/* ToInt32 (what `|`, `&`, `<<` and typed-array stores apply): NaN and ±Infinity → 0, else truncate mod 2^32. */
+static inline int32_t js_i32(double v) {
+  if (v > -2147483648.0 && v < 2147483648.0) return (int32_t)v;
+  if (!isfinite(v)) return 0;
+  double t = fmod(trunc(v), 4294967296.0);
+  if (t < 0) t += 4294967296.0;
+  return (int32_t)(uint32_t)t;
+}
+static inline uint8_t js_u8(double v) { return (uint8_t)(js_i32(v) & 0xff); }
+
+/* Math.min / Math.max: a NaN operand gives NaN. */
+static inline float js_min(float a, float b) { return a != a || b != b ? NAN : (a < b ? a : b); }
+static inline float js_max(float a, float b) { return a != a || b != b ? NAN : (a > b ? a : b); }
+
+/* `v ? a : b`: 0, −0 and NaN are falsy. */
+static inline int truthy(float v) { return v != 0 && v == v; }
+
+/* a | (b << 4) of two levels, stored in a Uint8Array. */
+static inline uint8_t js_nibbles(float a, float b) { return (uint8_t)((uint32_t)js_i32(a) | ((uint32_t)js_i32(b) << 4)); }
+
+/* llama.cpp nearest_int as ggml-ref.ts nearestInt: round half to even via the float addition of 1.5·2^23. */
+static inline float nearest(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+/* ---- binary16 / bfloat16 (src/quant/half.ts) -------------------------------------------------------- */
+
+static inline uint32_t f32_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+
+static uint16_t f32_to_f16(float x) {
+  uint32_t u = f32_bits(x);
+  uint32_t sign = (u >> 16) & 0x8000, exp = (u >> 23) & 0xff, mant = u & 0x7fffff;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+  int e = (int)exp - 127 + 15;
+  if (e >= 31) return (uint16_t)(sign | 0x7c00);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    mant |= 0x800000;
+    int shift = 14 - e;
+    uint32_t half = mant >> shift, rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1))) half++;
+    return (uint16_t)(sign | half);
+  }
+  uint32_t half = ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;
+  return (uint16_t)(sign | half);
+}
+
+static float f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, u;
+  if (e == 0) {
+    float f = (float)m * 0x1p-24f;
+    return sign ? -f : f;
+  }
+  if (e == 31) u = sign | 0x7f800000 | (m << 13);
+  else u = sign | ((e + 112) << 23) | (m << 13);
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+static uint16_t f32_to_bf16(float x) {
+  uint32_t u = f32_bits(x);
+  if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)(((u + 0x7fff + ((u >> 16) & 1)) >> 16) & 0xffff);
+}
+
+/* ggml-ref.ts wrF16: store v as f16 at b, return the value the f16 holds. */
+static inline float wr_f16(uint8_t *b, float v) {
+  uint16_t h = f32_to_f16(v);
+  b[0] = (uint8_t)h;
+  b[1] = (uint8_t)(h >> 8);
+  return f16_to_f32(h);
+}
+
+/* ---- the simple block types (per block, scalar) ---------------------------------------------------- */
+
+static void q8_0_block(const float *x, uint8_t *o) {
+  float amax = 0;
+  for (int j = 0; j < 32; j++) amax = js_max(amax, fabsf(x[j]));
+  float d = amax / 127, id = truthy(d) ? 1 / d : 0;
+  wr_f16(o, d);
+  for (int j = 0; j < 32; j++) {
+    double v = x[j] * id; /* float product, then roundf emulated exactly in double */
+    o[2 + j] = js_u8(v < 0 ? -floor(0.5 - v) : floor(v + 0.5));
+  }
+}
+
+/* Q4_0 / Q5_0: d = (value of largest magnitude)/−(2^(bits−1)), level = min(2^bits − 1, trunc(x/d + offset)). */
+static void q4_0_block(const float *x, uint8_t *o) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < 32; j++)
+    if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+  float d = max / -8, id = truthy(d) ? 1 / d : 0;
+  wr_f16(o, d);
+  for (int j = 0; j < 16; j++) {
+    float q0 = js_min(15, truncf(x[j] * id + 8.5f)), q1 = js_min(15, truncf(x[j + 16] * id + 8.5f));
+    o[2 + j] = js_nibbles(q0, q1);
+  }
+}
+
+static void q4_1_block(const float *x, uint8_t *o) {
+  float min = INFINITY, max = -INFINITY;
+  for (int j = 0; j < 32; j++) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  float d = (max - min) / 15, id = truthy(d) ? 1 / d : 0;
+  wr_f16(o, d);
+  wr_f16(o + 2, min);
+  for (int j = 0; j < 16; j++) {
+    float q0 = js_min(15, truncf((x[j] - min) * id + 0.5f)), q1 = js_min(15, truncf((x[j + 16] - min) * id + 0.5f));
+    o[4 + j] = js_nibbles(q0, q1);
+  }
+}
+
+static void put_u32(uint8_t *b, uint32_t v) {
+  b[0] = (uint8_t)v;
+  b[1] = (uint8_t)(v >> 8);
+  b[2] = (uint8_t)(v >> 16);
+  b[3] = (uint8_t)(v >> 24);
+}
+
+static void q5_0_block(const float *x, uint8_t *o) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < 32; j++)
+    if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+  float d = max / -16, id = truthy(d) ? 1 / d : 0;
+  wr_f16(o, d);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; j++) {
+    int32_t q0 = js_i32(js_min(31, truncf(x[j] * id + 16.5f))), q1 = js_i32(js_min(31, truncf(x[j + 16] * id + 16.5f)));
+    o[6 + j] = (uint8_t)((q0 & 15) | ((q1 & 15) << 4));
+    qh |= ((uint32_t)(q0 >> 4) << j) | ((uint32_t)(q1 >> 4) << (j + 16)); /* JS int32 shifts */
+  }
+  put_u32(o + 2, qh);
+}
+
+static void q5_1_block(const float *x, uint8_t *o) {
+  float min = INFINITY, max = -INFINITY;
+  for (int j = 0; j < 32; j++) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  float d = (max - min) / 31, id = truthy(d) ? 1 / d : 0;
+  wr_f16(o, d);
+  wr_f16(o + 2, min);
+  uint32_t qh = 0;
+  for (int j = 0; j < 16; j++) {
+    int32_t q0 = js_i32(js_min(31, truncf((x[j] - min) * id + 0.5f)));
+    int32_t q1 = js_i32(js_min(31, truncf((x[j + 16] - min) * id + 0.5f)));
+    o[8 + j] = (uint8_t)((q0 & 15) | ((q1 & 15) << 4));
+    qh |= ((uint32_t)(q0 >> 4) << j) | ((uint32_t)(q1 >> 4) << (j + 16)); /* JS int32 shifts */
+  }
+  put_u32(o + 4, qh);
+}
+
+/* IQ4_NL (iq4_nl.ts): llama.cpp quantize_iq4_nl without an importance matrix. */
+static const float K_IQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+static int iq4nl_index(float v) {
+  if (v <= K_IQ4NL[0]) return 0;
+  if (v >= K_IQ4NL[15]) return 15;
+  int lo = 0, hi = 15;
+  while (hi - lo > 1) {
+    int mid = (lo + hi) >> 1;
+    if (v < K_IQ4NL[mid]) hi = mid;
+    else lo = mid;
+  }
+  return (v - K_IQ4NL[hi - 1]) < (K_IQ4NL[hi] - v) ? hi - 1 : hi;
+}
+
+static void iq4_nl_block(const float *x, uint8_t *o) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < 32; j++)
+    if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
+  float scale = 0;
+  if (amax >= GROUP_MAX_EPS) {
+    float d = -max / K_IQ4NL[0], id = 1 / d, sumqx = 0, sumq2 = 0;
+    for (int j = 0; j < 32; j++) {
+      float q = K_IQ4NL[iq4nl_index(id * x[j])], w = x[j] * x[j];
+      sumqx = sumqx + w * q * x[j];
+      sumq2 = sumq2 + w * q * q;
+    }
+    d = sumqx / sumq2;
+    float best = d * sumqx;
+    for (int itry = -7; itry <= 7; itry++) {
+      id = ((float)itry + K_IQ4NL[0]) / max;
+      sumqx = sumq2 = 0;
+      for (int j = 0; j < 32; j++) {
+        float q = K_IQ4NL[iq4nl_index(id * x[j])], w = x[j] * x[j];
+        sumqx = sumqx + w * q * x[j];
+        sumq2 = sumq2 + w * q * q;
+      }
+      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+        d = sumqx / sumq2;
+        best = d * sumqx;
+      }
+    }
+    scale = d;
+  }
+  wr_f16(o, scale);
+  float id = truthy(scale) ? 1 / scale : 0;
+  uint8_t L[32];
+  for (int j = 0; j < 32; j++) L[j] = (uint8_t)iq4nl_index(id * x[j]);
+  for (int j = 0; j < 16; j++) o[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+}
+
+/* ---- K-quants ----------------------------------------------------------------------------------------- */
+
+/* Unpack sub-block t's (scale, min) from the 12-byte packing of Q4_K / Q5_K. */
+static inline void scale_min_k4(const uint8_t *b, int t, int *sc, int *m) {
+  if (t < 4) {
+    *sc = b[t] & 63;
+    *m = b[t + 4] & 63;
+  } else {
+    *sc = (b[t + 4] & 0x0f) | ((b[t - 4] >> 6) << 4);
+    *m = (b[t + 4] >> 4) | ((b[t] >> 6) << 4);
+  }
+}
+
+static void pack_scale_min_k4(uint8_t *b, const uint8_t *ls, const uint8_t *lm) {
+  memset(b, 0, 12);
+  for (int j = 0; j < 8; j++) {
+    if (j < 4) {
+      b[j] = ls[j];
+      b[j + 4] = lm[j];
+    } else {
+      b[j + 4] = (uint8_t)((ls[j] & 0xf) | ((lm[j] & 0xf) << 4));
+      b[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+      b[j] |= (uint8_t)((lm[j] >> 4) << 6);
+    }
+  }
+}
+
+/* The levels a make_qkx2_quants search ended with (qkx2_lanes' per-lane result), for the rare sub-block whose
+ * stored scale is 0: clamp(nearest(isc·(x − min)), 0, nmax), a NaN stored as 0; all 0 when flat. */
+static void qkx2_levels(const float *x, int n, float nmax, float isc, float min, int flat, uint8_t *L) {
+  for (int i = 0; i < n; i++) {
+    float l = nearest(isc * (x[i] - min));
+    l = l > nmax ? nmax : l;
+    l = l < 0 ? 0 : l;
+    L[i] = flat || l != l ? 0 : (uint8_t)l;
+  }
+}
+
+/* The same for make_qx_quants (qx_lanes): clamp(nearest(isc·x), −nmax, nmax − 1) + nmax; 0 when zero. */
+static void qx_levels(const float *x, int n, float nmax, float isc, int zero, uint8_t *L) {
+  for (int i = 0; i < n; i++) {
+    float l = nearest(isc * x[i]);
+    l = l > nmax - 1 ? nmax - 1 : l;
+    l = (l < -nmax ? -nmax : l) + nmax;
+    L[i] = zero || l != l ? 0 : (uint8_t)l;
+  }
+}
+
+/* Signed 6-bit scale t of Q3_K's 12 packed bytes. */
+static inline int scale3(const uint8_t *b, int t) {
+  int low4 = t < 8 ? b[t] & 15 : b[t - 8] >> 4;
+  int high2 = (b[8 + (t & 3)] >> (2 * (t >> 2))) & 3;
+  return (low4 | (high2 << 4)) - 32;
+}
+
+/* ---- one copy per instruction-set level -------------------------------------------------------------- */
+
+typedef struct {
+  void (*k45)(const float *x, int nb, uint8_t *dst, int five);
+  void (*q2_k)(const float *x, int nb, uint8_t *dst);
+  void (*q3_k)(const float *x, int nb, uint8_t *dst);
+  void (*q6_k)(const float *x, int nb, uint8_t *dst);
+  void (*q8_0)(const float *x, size_t nb, uint8_t *dst);
+  void (*gauss)(float *out, size_t n, size_t m, const uint32_t (*st)[4], double scale);
+  int lanes; /* of gauss (≤ 64) */
+} kq_table;
+
+/* quantize-lanes.h: the lane-parallel searches and the K-quant block loops for vectors of W floats, G of
+ * them interleaved (independent dependency chains in flight), compiled for TARGET. Every level performs
+ * the same float32 operations (no contraction), so every level writes the same bytes. */
+#define SUF base
+#define W 4
+#define G 4
+#define TARGET
+#include "quantize-lanes.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAS_X86_LEVELS 1
+#define SUF avx2
+#define W 8
+#define G 2
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+#include "quantize-lanes.h"
+#define SUF avx512
+#define W 16
+#define G 2
+#define TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+#include "quantize-lanes.h"
+#endif
+
+static const kq_table *kq_for(int isa) {
+#ifdef HAS_X86_LEVELS
+  if (isa == GN_ISA_AVX512) return &kq_avx512;
+  if (isa == GN_ISA_AVX2) return &kq_avx2;
+#endif
+  (void)isa;
+  return &kq_base;
+}
+
+/* ---- grok synth's stand-in weights -------------------------------------------------------------------- */
+
+/* One xorshift128 step (pool-jobs.ts gaussianFill). */
+static inline void xs_step(uint32_t s[4]) {
+  const uint32_t t = s[0] ^ (s[0] << 11);
+  s[0] = s[1];
+  s[1] = s[2];
+  s[2] = s[3];
+  s[3] = s[3] ^ (s[3] >> 19) ^ (t ^ (t >> 8));
+}
+
+/* The scalar definition: value = (u & 0xffff) + (u >> 16) + (d & 0xffff) + (d >> 16) − 131070 for two
+ * consecutive outputs u, d, times `scale` in double, rounded once to float32 (a Float32Array store). */
+static void gauss_scalar(float *out, size_t n, uint32_t s[4], double scale) {
+  for (size_t i = 0; i < n; i++) {
+    xs_step(s);
+    const uint32_t u = s[3];
+    xs_step(s);
+    const uint32_t d = s[3];
+    const int32_t sum = (int32_t)((u & 0xffff) + (u >> 16) + (d & 0xffff) + (d >> 16)) - 131070;
+    out[i] = (float)((double)sum * scale);
+  }
+}
+
+/*
+ * xorshift128 is linear over GF(2): T^(2^i) as 128 columns of 128 bits (xs_jump_cols[i][k] = T^(2^i) e_k)
+ * lets a lane start 2^i·(…) steps ahead in O(128) per set bit, so one stream is generated by many lanes,
+ * each over its own contiguous segment, with the stream's exact values.
+ */
+static uint32_t xs_jump_cols[64][128][4];
+static pthread_once_t xs_jump_once = PTHREAD_ONCE_INIT;
+
+static void xs_apply(const uint32_t (*cols)[4], const uint32_t s[4], uint32_t r[4]) {
+  uint32_t o[4] = {0, 0, 0, 0};
+  for (int k = 0; k < 128; k++)
+    if ((s[k >> 5] >> (k & 31)) & 1)
+      for (int w = 0; w < 4; w++) o[w] ^= cols[k][w];
+  memcpy(r, o, sizeof o);
+}
+
+static void xs_jump_init(void) {
+  for (int k = 0; k < 128; k++) {
+    uint32_t e[4] = {0, 0, 0, 0};
+    e[k >> 5] = 1u << (k & 31);
+    xs_step(e);
+    memcpy(xs_jump_cols[0][k], e, sizeof e);
+  }
+  for (int i = 1; i < 64; i++)
+    for (int k = 0; k < 128; k++) xs_apply((const uint32_t (*)[4])xs_jump_cols[i - 1], xs_jump_cols[i - 1][k], xs_jump_cols[i][k]);
+}
+
+/* s advanced by `steps` steps. */
+static void xs_jump(uint32_t s[4], uint64_t steps) {
+  pthread_once(&xs_jump_once, xs_jump_init);
+  for (int i = 0; i < 64; i++)
+    if ((steps >> i) & 1) xs_apply((const uint32_t (*)[4])xs_jump_cols[i], s, s);
+}
+
+/* pool-jobs.ts gaussianFill after its seeding, from xorshift128 state s (the values of gauss_scalar). */
+void gn_gauss_fill(float *out, size_t n, const uint32_t s[4], double scale) {
+  uint32_t st[4];
+  memcpy(st, s, sizeof st);
+  if (n < 8192) {
+    gauss_scalar(out, n, st, scale);
+    return;
+  }
+  const kq_table *kq = kq_for(gn_cpu_best_isa());
+  const size_t m = (n + (size_t)kq->lanes - 1) / (size_t)kq->lanes;
+  uint32_t lane[64][4];
+  memcpy(lane[0], st, sizeof st);
+  for (int k = 1; k < kq->lanes; k++) {
+    memcpy(lane[k], lane[k - 1], sizeof st);
+    xs_jump(lane[k], 2 * (uint64_t)m); /* two steps per value */
+  }
+  kq->gauss(out, n, m, (const uint32_t (*)[4])lane, scale);
+}
+
+/* ---- dequantisation of the common source types (convert's GGUF sources) -------------------------------- */
+
+/* out[0 … n) = the values of n `type` values at src, as the TypeScript dequantisers give them (a NaN may
+ * differ in sign or payload). q8_0, f16, bf16, f32 only (GN_ETYPE otherwise): their values are exact
+ * products, so there is one right answer. */
+int gn_dequantize(int type, const uint8_t *src, size_t src_len, size_t n, float *out, size_t out_len) {
+  const gn_type_info *t = gn_type(type);
+  if (!t || (type != GN_Q8_0 && type != GN_F16 && type != GN_BF16 && type != GN_F32)) return GN_ETYPE;
+  if (n % (size_t)t->block_size || out_len < n || src_len < n / (size_t)t->block_size * (size_t)t->block_bytes) return GN_EINVAL;
+  switch (type) {
+  case GN_F32: memcpy(out, src, 4 * n); break;
+  case GN_F16:
+    for (size_t i = 0; i < n; i++) out[i] = f16_to_f32((uint16_t)(src[2 * i] | (src[2 * i + 1] << 8)));
+    break;
+  case GN_BF16:
+    for (size_t i = 0; i < n; i++) {
+      const uint32_t u = (uint32_t)(src[2 * i] | (src[2 * i + 1] << 8)) << 16;
+      memcpy(out + i, &u, 4);
+    }
+    break;
+  default:
+    for (size_t b = 0; b < n / 32; b++) {
+      const uint8_t *o = src + 34 * b;
+      const float d = f16_to_f32((uint16_t)(o[0] | (o[1] << 8)));
+      for (int j = 0; j < 32; j++) out[32 * b + j] = d * (float)(int8_t)o[2 + j]; /* exact: 11 × 8 bits */
+    }
+  }
+  return GN_OK;
+}
+
+/* ---- entry point ---------------------------------------------------------------------------------------- */
+
+int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len) {
+  const gn_type_info *t = gn_type(type);
+  if (!gn_cpu_can_run(isa)) return GN_EINVAL;
+  const kq_table *kq = kq_for(isa);
+  if (!t || n_in <= 0 || rows < 0 || n_in % t->block_size) return t ? GN_EINVAL : GN_ETYPE;
+  size_t n = (size_t)n_in * (size_t)rows, nb = n / (size_t)t->block_size;
+  if (x_len < n || dst_len < nb * (size_t)t->block_bytes) return GN_EINVAL;
+  if (nb > (size_t)INT32_MAX) return GN_EINVAL;
+  switch (type) {
+  case GN_F32: memcpy(dst, x, 4 * n); return GN_OK;
+  case GN_F16:
+    for (size_t i = 0; i < n; i++) {
+      uint16_t h = f32_to_f16(x[i]);
+      dst[2 * i] = (uint8_t)h;
+      dst[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+    return GN_OK;
+  case GN_BF16:
+    for (size_t i = 0; i < n; i++) {
+      uint16_t h = f32_to_bf16(x[i]);
+      dst[2 * i] = (uint8_t)h;
+      dst[2 * i + 1] = (uint8_t)(h >> 8);
+    }
+    return GN_OK;
+  case GN_Q8_0: kq->q8_0(x, nb, dst); return GN_OK;
+  case GN_Q4_0: for (size_t b = 0; b < nb; b++) q4_0_block(x + 32 * b, dst + 18 * b); return GN_OK;
+  case GN_Q4_1: for (size_t b = 0; b < nb; b++) q4_1_block(x + 32 * b, dst + 20 * b); return GN_OK;
+  case GN_Q5_0: for (size_t b = 0; b < nb; b++) q5_0_block(x + 32 * b, dst + 22 * b); return GN_OK;
+  case GN_Q5_1: for (size_t b = 0; b < nb; b++) q5_1_block(x + 32 * b, dst + 24 * b); return GN_OK;
+  case GN_IQ4_NL: for (size_t b = 0; b < nb; b++) iq4_nl_block(x + 32 * b, dst + 18 * b); return GN_OK;
+  case GN_Q2_K: kq->q2_k(x, (int)nb, dst); return GN_OK;
+  case GN_Q3_K: kq->q3_k(x, (int)nb, dst); return GN_OK;
+  case GN_Q4_K: kq->k45(x, (int)nb, dst, 0); return GN_OK;
+  case GN_Q5_K: kq->k45(x, (int)nb, dst, 1); return GN_OK;
+  case GN_Q6_K: kq->q6_k(x, (int)nb, dst); return GN_OK;
+  default: return GN_ETYPE;
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The addon's quantisers (native/quantize.c) write the same bytes as the TypeScript quantisers of
+ * src/quant/ (which test/quant-llama.test.ts checks against llama.cpp's own), for every type, at every
+ * instruction-set level this CPU runs, at awkward sizes (1, 3, 7, 33 blocks per row; 1, 2 and 5 rows, so
+ * the lane groups of the K-quant searches end mid-row and mid-group) and on awkward values: zeros, rows
+ * of one repeated value, huge and tiny magnitudes (x² overflowing, subnormals), negative-only rows, values
+ * on a grid (rounding ties) and N(0, 1) with outliers. Likewise grok synth's generator (gaussFill) and the
+ * dequantisation of convert's common sources; and end to end, `grok synth` / `grok convert` files are
+ * byte-identical with GROK_BACKEND=native and GROK_BACKEND=wasm (the TypeScript quantisers).
+ */
+import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+import { loadNativeAddon, NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer } from '../src/kernels/native.js';
+import { gaussianFillReference, gaussianSetup } from '../src/convert/pool-jobs.js';
+import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
+import { mulberry32, randn } from './random.js';
+
+const loaded = loadNativeAddon();
+const missing = 'error' in loaded ? loaded.error : undefined;
+if (missing && process.env.CI === 'true') throw new Error(`CI: the native addon must load: ${missing}`);
+const skip = missing ? `native addon unavailable: ${missing}` : false;
+const levels = 'addon' in loaded ? loaded.addon.info().levels : [];
+
+const TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+
+/** Named value patterns: n values each. */
+function patterns(n: number, seed: number): [string, Float32Array][] {
+  const r = mulberry32(seed);
+  const normal = randn(r, n);
+  const outliers = randn(r, n, 0.02);
+  for (let i = 0; i < n; i += 1 + Math.floor(r() * 97)) outliers[i] = (r() < 0.5 ? -1 : 1) * (0.5 + 3 * r());
+  const grid = new Float32Array(n).map(() => Math.round((r() - 0.5) * 64) / 8); // many exact ties
+  const negative = randn(r, n).map((v) => -Math.abs(v) - 1e-3);
+  const mixed = randn(r, n);
+  // per 16 values: zeros, one constant, a single spike, tiny, huge, normal (every block type sees each)
+  for (let g = 0; g * 16 < n; g++) {
+    const kind = g % 7;
+    for (let i = 16 * g; i < 16 * g + 16; i++) {
+      if (kind === 0) mixed[i] = 0;
+      else if (kind === 1) mixed[i] = 0.75;
+      else if (kind === 2) mixed[i] = i === 16 * g + 5 ? -3 : 0;
+      else if (kind === 3) mixed[i] = mixed[i]! * 1e-38;
+      else if (kind === 4) mixed[i] = mixed[i]! * 1e20;
+      else if (kind === 5) mixed[i] = -2.5;
+    }
+  }
+  return [
+    ['normal', normal],
+    ['normal with outliers', outliers],
+    ['zeros', new Float32Array(n)],
+    ['all equal', new Float32Array(n).fill(0.3125)],
+    ['all equal negative', new Float32Array(n).fill(-1.5)],
+    ['huge', randn(r, n, 1e15)],
+    ['x² overflows', randn(r, n, 3e19)],
+    ['near FLT_MAX', randn(r, n, 1e38)],
+    ['tiny', randn(r, n, 1e-20)],
+    ['subnormal', randn(r, n, 1e-41)],
+    ['negative only', negative],
+    ['grid (ties)', grid],
+    ['mixed blocks', mixed],
+  ];
+}
+
+/** First differing byte, as "byte B (block K)". */
+function firstDiff(a: Uint8Array, b: Uint8Array, blockBytes: number): string {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `byte ${i} (block ${Math.floor(i / blockBytes)}, offset ${i % blockBytes}): ${a[i]} vs ${b[i]}`;
+  return 'none';
+}
+
+for (const isa of levels.length ? levels : ['-']) {
+  test(`native quantisers write the TypeScript quantisers' bytes (${isa})`, { skip }, () => {
+    const q = nativeQuantizer(isa)!;
+    for (const type of TYPES) {
+      const f = blockFormat(type);
+      const bs = f.blockSize === 1 ? 32 : f.blockSize;
+      for (const blocks of [1, 3, 7, 33]) {
+        const nIn = blocks * bs;
+        for (const rows of [1, 2, 5]) {
+          const n = rows * nIn;
+          for (const [name, x] of patterns(n, 1000 * blocks + rows)) {
+            const rb = rowBytes(f, nIn);
+            const want = new Uint8Array(rows * rb);
+            for (let r = 0; r < rows; r++) f.quantize!(x, r * nIn, nIn, want, r * rb);
+            const got = new Uint8Array(rows * rb).fill(0xa5); // every byte must be written
+            q(type, x, nIn, rows, got);
+            if (Buffer.compare(got, want) !== 0) {
+              assert.fail(`${type} ${rows}×${nIn} '${name}' at ${isa}: first difference at ${firstDiff(got, want, f.bytesPerBlock)}`);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+test('native quantize refuses what TypeScript must refuse first', { skip }, () => {
+  const q = nativeQuantizer()!;
+  const x = new Float32Array(512);
+  assert.throws(() => q('q4_k', x, 100, 1, new Uint8Array(1000)), /multiple of the block size/);
+  assert.throws(() => q('q4_k', x, 256, 3, new Uint8Array(1000)), /values needed/);
+  assert.throws(() => q('q4_k', x, 256, 2, new Uint8Array(287)), /needs 288 bytes/);
+  assert.throws(() => q('q8_0', x, 0, 1, new Uint8Array(34)), /positive integer/);
+  assert.throws(() => q('q8_0', x, 32, -1, new Uint8Array(34)), /non-negative integer/);
+  assert.throws(() => q('q8_0', x, 32.5, 1, new Uint8Array(34)), /positive integer/);
+  // and the addon checks again on its own
+  if ('addon' in loaded) {
+    assert.throws(() => loaded.addon.quantize(8, x, 32, 17, new Uint8Array(34 * 17), levels[0]!), /invalid/i);
+    assert.throws(() => loaded.addon.quantize(8, x, 32, 1, new Uint8Array(33), levels[0]!), /invalid/i);
+    assert.throws(() => loaded.addon.quantize(12, x, 100, 1, new Uint8Array(1000), levels[0]!), /invalid/i);
+    assert.throws(() => loaded.addon.quantize(8, x, 32, 1, new Uint8Array(34), 'no-such-level'), /level/);
+  }
+});
+
+test("native gaussFill generates grok synth's TypeScript values", { skip }, () => {
+  const fill = nativeGaussFill()!;
+  for (const [seed, sigma, n] of [[1, 0.02, 0], [2, 0.02, 1], [0xffffffff, 1, 7], [12345, 0.02, 100_003], [7, 0.02, 8192], [8, 0.02, 8193], [9, 1, 1 << 20], [0, 3e30, 1000]] as const) {
+    const { s, scale } = gaussianSetup(seed, sigma);
+    const want = new Float32Array(n);
+    gaussianFillReference(want, s, scale);
+    const got = new Float32Array(n).fill(NaN);
+    fill(got, s, scale);
+    assert.deepEqual(Buffer.from(got.buffer), Buffer.from(want.buffer), `seed ${seed}, sigma ${sigma}, ${n} values`);
+  }
+  assert.throws(() => fill(new Float32Array(4), new Uint32Array(3), 1), /4 words/);
+});
+
+test('native dequantize gives the TypeScript values of q8_0, f16, bf16 and f32 sources', { skip }, () => {
+  const dq = nativeDequantizer()!;
+  const r = mulberry32(5);
+  for (const type of NATIVE_DEQUANT_TYPES) {
+    const f = blockFormat(type);
+    for (const blocks of [0, 1, 3, 33, 1000]) {
+      const n = blocks * (f.blockSize === 1 ? 32 : f.blockSize);
+      const src = new Uint8Array(rowBytes(f, n)).map(() => Math.floor(r() * 256)); // every bit pattern, NaNs included
+      const want = new Float32Array(n);
+      f.dequantize(src, 0, n, want, 0);
+      const got = new Float32Array(n).fill(-1);
+      dq(type, src, n, got);
+      for (let i = 0; i < n; i++) {
+        if (Number.isNaN(want[i]!) && Number.isNaN(got[i]!)) continue; // a NaN's payload is not a value
+        if (!Object.is(got[i], want[i])) assert.fail(`${type} value ${i} of ${n}: ${got[i]} vs ${want[i]}`);
+      }
+    }
+  }
+  assert.throws(() => dq('q4_k', new Uint8Array(144), 256, new Float32Array(256)), /not one of/);
+  assert.throws(() => dq('q8_0', new Uint8Array(33), 32, new Float32Array(32)), /need 34 bytes/);
+  assert.throws(() => dq('q8_0', new Uint8Array(34), 32, new Float32Array(31)), /out has 31/);
+});
+
+test('grok synth and grok convert write the same files with the native and the TypeScript quantisers', { skip }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-qn-'));
+  try {
+    const cli = path.resolve('dist/src/cli/main.js');
+    const run = (backend: string, ...args: string[]) => {
+      const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120000, env: { ...process.env, GROK_BACKEND: backend } });
+      assert.equal(r.status, 0, `${backend}: grok ${args.join(' ')}\n${r.stderr}`);
+    };
+    for (const backend of ['native', 'wasm']) {
+      const d = path.join(dir, backend);
+      fs.mkdirSync(d);
+      run(backend, 'synth', '--preset', 'tiny', '--layers', '2', '--type', 'q8_0', '--threads', '2', '--out', path.join(d, 'synth.gguf'));
+      for (const type of ['q4_k', 'q6_k', 'q2_k', 'f16']) {
+        run(backend, 'convert', path.join(d, 'synth.gguf'), '--type', type, '--threads', '2', '--name', 'x', '--out', path.join(d, `${type}.gguf`));
+      }
+      run(backend, 'convert', path.join(d, 'f16.gguf'), '--type', 'q5_k', '--embd-type', 'q3_k', '--threads', '1', '--name', 'x', '--out', path.join(d, 'f16-q5_k.gguf'));
+    }
+    for (const f of ['synth', 'q4_k', 'q6_k', 'q2_k', 'f16', 'f16-q5_k']) {
+      const a = fs.readFileSync(path.join(dir, 'native', `${f}.gguf`));
+      const b = fs.readFileSync(path.join(dir, 'wasm', `${f}.gguf`));
+      assert.ok(a.equals(b), `${f}.gguf differs between the native and the TypeScript quantisers`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
