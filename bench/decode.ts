@@ -10,7 +10,7 @@
  *   grok synth --preset grok1 --layers 2 --type q8_0 --out .bench-out/slice.gguf
  *   node dist/bench/decode.js --model .bench-out/slice.gguf [--threads 1,2] [--prompt 128] [--gen 8]
  *                             [--mode fast|exact] [--engines native,wasm,llama,serve] [--vocab 131072]
- *                             [--kv-type f32|f16|q8_0] [--llama-fa on|off]
+ *                             [--kv-type f32|f16|q8_0] [--llama-fa on|off] [--mmap on|off]
  *
  * Long context: --prompt N decodes at positions N, N+1, … (each engine prefills the N-token prompt first).
  * --kv-type sets our KV cache type (default: the numerics' default, f16 in fast mode); llama.cpp's KV cache is
@@ -51,6 +51,7 @@ const { values: opt } = parseArgs({
     vocab: { type: 'string', default: '131072' },
     'kv-type': { type: 'string' },
     'llama-fa': { type: 'string', default: 'off' },
+    mmap: { type: 'string', default: 'on' },
     child: { type: 'string' },
   },
 });
@@ -70,7 +71,8 @@ async function runOurs(engine: 'native' | 'wasm', file: string, threads: number,
   const { createKernels, closeKernels } = await import('../src/kernels/index.js');
   const { loadModel } = await import('../src/model/loader.js');
   const mode = opt.mode === 'exact' ? 'exact' : 'fast';
-  const kernels = createKernels({ kernels: engine, mode, threads });
+  // --mmap off: weights read into anonymous (huge-page advised) memory, as llama.cpp's repacked types are.
+  const kernels = createKernels({ kernels: engine, mode, threads, ...(engine === 'native' && opt.mmap === 'off' ? { mmap: false } : {}) });
   const t0 = performance.now();
   const kvType = opt['kv-type'] as 'f32' | 'f16' | 'q8_0' | undefined;
   const { model } = await loadModel(file, { kernels, ...(kvType ? { kvType } : {}) });
