@@ -97,7 +97,7 @@ async function runOurs(engine: 'native' | 'wasm', file: string, threads: number,
   return {
     engine, threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(),
     bytesPerToken: decodeBytes(model.weights as unknown as Record<string, unknown>, c.nExpertsUsed, c.nExperts),
-    note: `${kernels.name}, KV ${model.kvType}`,
+    note: `${kernels.name}, KV ${model.kvType}${opt.mmap === "off" ? ", no mmap" : ""}`,
   };
 }
 
@@ -242,7 +242,7 @@ async function main(): Promise<void> {
   for (const threads of opt.threads!.split(',').map(Number)) {
     for (const engine of opt.engines!.split(',')) {
       const args = [self, '--child', engine, '--model', file, '--threads', String(threads), '--prompt', String(nPrompt), '--gen', String(nGen), '--mode', opt.mode!, '--vocab', opt.vocab!,
-        '--llama-fa', opt['llama-fa']!, ...(opt['kv-type'] ? ['--kv-type', opt['kv-type']] : [])];
+        '--llama-fa', opt['llama-fa']!, '--mmap', opt.mmap!, ...(opt['kv-type'] ? ['--kv-type', opt['kv-type']] : [])];
       const before = loadavg()[0]!;
       const p = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
       const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
