@@ -10,7 +10,7 @@
  *   grok synth --preset grok1 --layers 2 --type q8_0 --out .bench-out/slice.gguf
  *   node dist/bench/decode.js --model .bench-out/slice.gguf [--threads 1,2] [--prompt 128] [--gen 8]
  *                             [--mode fast|exact] [--engines native,wasm,llama,serve] [--vocab 131072]
- *                             [--kv-type f32|f16|q8_0] [--llama-fa on|off] [--mmap on|off]
+ *                             [--kv-type f32|f16|q8_0] [--llama-fa on|off] [--mmap auto|on|off]
  *
  * Long context: --prompt N decodes at positions N, N+1, … (each engine prefills the N-token prompt first).
  * --kv-type sets our KV cache type (default: the numerics' default, f16 in fast mode); llama.cpp's KV cache is
@@ -51,7 +51,7 @@ const { values: opt } = parseArgs({
     vocab: { type: 'string', default: '131072' },
     'kv-type': { type: 'string' },
     'llama-fa': { type: 'string', default: 'off' },
-    mmap: { type: 'string', default: 'on' },
+    mmap: { type: 'string', default: 'auto' },
     child: { type: 'string' },
   },
 });
@@ -71,8 +71,9 @@ async function runOurs(engine: 'native' | 'wasm', file: string, threads: number,
   const { createKernels, closeKernels } = await import('../src/kernels/index.js');
   const { loadModel } = await import('../src/model/loader.js');
   const mode = opt.mode === 'exact' ? 'exact' : 'fast';
-  // --mmap off: weights read into anonymous (huge-page advised) memory, as llama.cpp's repacked types are.
-  const kernels = createKernels({ kernels: engine, mode, threads, ...(engine === 'native' && opt.mmap === 'off' ? { mmap: false } : {}) });
+  // --mmap off: weights read into anonymous (huge-page advised) memory, as llama.cpp's repacked types are;
+  // on: mapped; auto (default): the kernels' own choice (read when the model fits, else mapped).
+  const kernels = createKernels({ kernels: engine, mode, threads, ...(engine === 'native' && opt.mmap !== 'auto' ? { mmap: opt.mmap === 'on' } : {}) });
   const t0 = performance.now();
   const kvType = opt['kv-type'] as 'f32' | 'f16' | 'q8_0' | undefined;
   const { model } = await loadModel(file, { kernels, ...(kvType ? { kvType } : {}) });
@@ -97,7 +98,7 @@ async function runOurs(engine: 'native' | 'wasm', file: string, threads: number,
   return {
     engine, threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: peakRssGB(),
     bytesPerToken: decodeBytes(model.weights as unknown as Record<string, unknown>, c.nExpertsUsed, c.nExperts),
-    note: `${kernels.name}, KV ${model.kvType}${opt.mmap === "off" ? ", no mmap" : ""}`,
+    note: `${kernels.name}, KV ${model.kvType}${opt.mmap === "off" ? ", no mmap" : opt.mmap === "on" ? ", mmap" : ""}`,
   };
 }
 
@@ -203,7 +204,7 @@ async function runServe(file: string, threads: number, nPrompt: number, nGen: nu
     const status = fs.readFileSync(`/proc/${server.pid}/status`, 'utf8');
     const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024 / 1024;
     const ms = median(steps);
-    return { engine: 'serve', threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: hwm, note: 'grok serve defaults over HTTP, mmap' };
+    return { engine: 'serve', threads, loadS, prefillTokS: nPrompt / prefillS, decodeTokS: 1000 / ms, decodeMsPerTok: ms, peakRssGB: hwm, note: 'grok serve defaults over HTTP' };
   } finally {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));

@@ -32,9 +32,10 @@ if (missing && process.env.CI === 'true') throw new Error(`CI: the native addon 
 const skip = missing ? `native addon unavailable: ${missing}` : false;
 
 const made: NativeKernels[] = [];
-function native(opts: { mode?: 'exact' | 'fast'; threads?: number; mmap?: boolean; mlock?: boolean } = {}): NativeKernels {
+/** Native kernels for these tests: mapping on unless said otherwise (the default, 'auto', reads a model that fits). */
+function native(opts: { mode?: 'exact' | 'fast'; threads?: number; mmap?: boolean | 'auto'; mlock?: boolean } = {}): NativeKernels {
   if ('error' in loaded) throw new Error(loaded.error);
-  const k = new NativeKernels(loaded.addon, { threads: 2, ...opts });
+  const k = new NativeKernels(loaded.addon, { threads: 2, mmap: true, ...opts });
   made.push(k);
   return k;
 }
@@ -81,6 +82,20 @@ for (const c of cases) {
     for (const { name, m } of matrices(read)) {
       for (const v of m.layout === 'rows' ? [m.data] : [m.q, m.scales]) assert.ok(!mapped.isMapped(v), `${name}: mapped although mmap is off`);
     }
+  });
+
+  test(`${c.name}/${c.file}: mmap 'auto' (the default) reads a model that fits into memory: no mapped tensor, the same logits bytes`, { skip }, async () => {
+    const auto = native({ mmap: 'auto' });
+    assert.equal(auto.weightPlacement(1 << 20), 'copy');
+    assert.equal(auto.weightPlacement(Number.MAX_SAFE_INTEGER), 'map', 'a model larger than memory is mapped');
+    assert.equal(native({ mmap: 'auto', mlock: true }).weightPlacement(1 << 20), 'map', 'mlock locks mapped weights');
+    const { model } = await loadModel(file, { ...opts, kernels: auto });
+    for (const { name, m } of matrices(model)) {
+      for (const v of m.layout === 'rows' ? [m.data] : [m.q, m.scales]) assert.ok(!auto.isMapped(v), `${name}: mapped although the model fits`);
+    }
+    const { model: mapped } = await loadModel(file, { ...opts, kernels: native() });
+    const a = model.forward([{ tokens: g.tokens, cache: model.newCache() }]), b = mapped.forward([{ tokens: g.tokens, cache: mapped.newCache() }]);
+    assert.ok(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), 'logits of the read and the mapped weights differ');
   });
 
   test(`${c.name}/${c.file}: tensors are used in place (the matrices' buffers are the file mapping, bytes as in the file)`, { skip }, async () => {

@@ -98,6 +98,7 @@ export function addKernelOptions(cmd: Command, defaultNumerics: 'exact' | 'fast'
     .option('--threads <n>', 'threads for the kernels (default: one per physical core, SMT siblings not counted)', int(1, 256))
     .option('--cpu-affinity [cpus]', 'native, Linux: pin kernel thread i to one CPU: one physical core each, or the CPUs listed (e.g. 0-7,16-23)')
     .option('--mlock', 'native: lock the mapped weights in memory (needs RLIMIT_MEMLOCK; as llama.cpp)')
+    .option('--mmap', 'native: map the model files even when the model fits in memory (default: read a model that fits into memory, map a larger one)')
     .option('--no-mmap', 'native: read the weights into memory instead of mapping the files');
 }
 
@@ -128,7 +129,7 @@ export function kernelOptions(o: KernelOptionValues): import('../kernels/index.j
     ...(o.threads === undefined ? {} : { threads: o.threads }),
     ...(o.cpuAffinity === undefined ? {} : { cpuAffinity: cpuAffinityOption(o.cpuAffinity) }),
     ...(o.mlock ? { mlock: true } : {}),
-    ...(o.mmap === false ? { mmap: false } : {}),
+    ...(o.mmap === undefined ? {} : { mmap: o.mmap }),
   };
 }
 

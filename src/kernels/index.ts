@@ -31,8 +31,8 @@ export interface CreateKernelsOptions {
   readonly spin?: number;
   /** Weight bytes per WebAssembly memory (wasm only; default ≈ 4 GiB). */
   readonly arenaWeightBytes?: number;
-  /** Native only: map model files and read weights in place (default true; false = read into memory). */
-  readonly mmap?: boolean;
+  /** Native only: true maps model files (weights in place), false reads them into memory; 'auto' (default) reads a model that fits, maps one that does not. */
+  readonly mmap?: boolean | 'auto';
   /** Native only: mlock mapped weights. */
   readonly mlock?: boolean;
   /** Native only: madvise for mapped weights (default 'normal'). */

@@ -69,8 +69,14 @@ export interface NativeKernelOptions {
   readonly isa?: string;
   /** Microseconds an idle worker spins before sleeping (default 100). */
   readonly spinUs?: number;
-  /** Map model files and use their bytes in place (default true); false: read into allocated memory. */
-  readonly mmap?: boolean;
+  /**
+   * true: map model files and use their bytes in place; false: read them into allocated (huge-page
+   * advised) memory. 'auto' (default): read a model whose weights fit in 60 % of the available memory,
+   * map a larger one — with a mapped file every 4 KiB page costs a TLB walk, which at the read rates of the
+   * matmuls makes a model in RAM decode and prefill measurably slower (BENCHMARKS.md, Q4_K slice); mapping
+   * is what lets a model larger than RAM run at all. `mlock: true` also maps.
+   */
+  readonly mmap?: boolean | 'auto';
   /** mlock mapped weights (needs RLIMIT_MEMLOCK; a failure is reported once and loading goes on). */
   readonly mlock?: boolean;
   /** madvise for mapped weights (default 'normal': the kernel's read-ahead). */
@@ -282,7 +288,7 @@ export class NativeKernels implements Kernels {
   private readonly addon: NativeAddon;
   private ctx: object | null;
   private readonly fast: boolean;
-  private readonly mmap: boolean;
+  private readonly mmap: boolean | 'auto';
   private readonly mlock: boolean;
   private readonly advice: number;
   private readonly populate: boolean | 'auto';
@@ -309,7 +315,8 @@ export class NativeKernels implements Kernels {
     this.isa = picked.isa;
     this.threads = threads;
     this.fast = this.mode === 'fast';
-    this.mmap = opts.mmap ?? true;
+    this.mmap = opts.mmap ?? 'auto';
+    if (this.mmap !== 'auto' && typeof this.mmap !== 'boolean') throw new Error(`kernels: mmap must be true, false or 'auto'`);
     this.mlock = opts.mlock ?? false;
     this.advice = ADVICE[advice];
     this.populate = opts.populate ?? 'auto';
@@ -351,8 +358,14 @@ export class NativeKernels implements Kernels {
    * when mapping is off or the range is longer than one array may be. A range past the end of the file
    * is a FormatError naming the file. Writing to the view faults: weights are never modified in place.
    */
+  /** mmap 'auto': weights that fit in 60 % of the available memory are read into it, larger models mapped. */
+  weightPlacement(modelBytes: number): 'map' | 'copy' {
+    if (this.mmap !== 'auto') return this.mmap ? 'map' : 'copy';
+    return this.mlock || modelBytes > 0.6 * availableMemory() ? 'map' : 'copy';
+  }
+
   mapWeight(file: string, offset: number, length: number): Uint8Array | null {
-    if (!this.mmap) return null;
+    if (this.mmap === false) return null;
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new Error(`mapWeight: invalid range offset ${offset}, length ${length} in ${file}`);
     }

@@ -38,6 +38,12 @@ export interface Kernels {
    */
   mapWeight?(file: string, offset: number, length: number): Uint8Array | null;
 
+  /**
+   * Optional, with mapWeight: where the weights of a model of `modelBytes` should live, asked once by the
+   * loader before it reads: 'map' (mapWeight, in place) or 'copy' (read into allocWeight memory).
+   */
+  weightPlacement?(modelBytes: number): 'map' | 'copy';
+
   /** y[t, 0..nOut) = x[t, 0..nIn) · W for t in [0, T). */
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void;
 

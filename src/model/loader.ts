@@ -67,13 +67,14 @@ function readWeights(binding: ModelBinding, c: GrokConfig, kernels: Kernels, opt
   const model = ['token_embd', 'output_norm', ...(binding.tensors.has('output') ? ['output'] : [])].map((n) => locate(tensorDef(n), n));
   const all = [...layers.flat(), ...model];
   const total = all.reduce((a, t) => a + locationBytes(t.loc), 0);
-  opts.onMemoryPlan?.(memoryPlan(total, typeof kernels.mapWeight === 'function'));
+  const mapped = typeof kernels.mapWeight === 'function' && (kernels.weightPlacement?.(total) ?? 'map') === 'map';
+  opts.onMemoryPlan?.(memoryPlan(total, mapped));
 
   const files = new WeightFiles();
   let done = 0;
   try {
     const read = (t: Located): Float32Array | Matrix => {
-      const v = t.def.kind === 'vector' ? files.vector(t.loc as VectorLocation) : matrix(files, kernels, t.loc as MatrixLocation);
+      const v = t.def.kind === 'vector' ? files.vector(t.loc as VectorLocation) : matrix(files, kernels, t.loc as MatrixLocation, mapped);
       done += locationBytes(t.loc);
       opts.onProgress?.(done, total);
       return v;
@@ -100,25 +101,25 @@ function readWeights(binding: ModelBinding, c: GrokConfig, kernels: Kernels, opt
   }
 }
 
-/** Bytes of a range where the kernels read them: mapped in place when they can, else read into their memory. */
-function bytesOf(files: WeightFiles, kernels: Kernels, r: ByteRange): Uint8Array {
-  const mapped = kernels.mapWeight?.(r.file, r.offset, r.length);
+/** Bytes of a range where the kernels read them: mapped in place when `map` (and they can), else read into their memory. */
+function bytesOf(files: WeightFiles, kernels: Kernels, r: ByteRange, map: boolean): Uint8Array {
+  const mapped = map ? kernels.mapWeight?.(r.file, r.offset, r.length) : null;
   if (mapped) return mapped;
   const data = kernels.allocWeight(r.length);
   files.readInto(r, data);
   return data;
 }
 
-function matrix(files: WeightFiles, kernels: Kernels, m: MatrixLocation): Matrix {
-  if (m.layout === 'rows') return { layout: 'rows', type: m.type, nIn: m.nIn, nOut: m.nOut, data: bytesOf(files, kernels, m.bytes) };
+function matrix(files: WeightFiles, kernels: Kernels, m: MatrixLocation, map: boolean): Matrix {
+  if (m.layout === 'rows') return { layout: 'rows', type: m.type, nIn: m.nIn, nOut: m.nOut, data: bytesOf(files, kernels, m.bytes, map) };
   if (m.layout === 'transpose') {
     // A layout the kernels cannot use as stored (routers of the checkpoint): transposed into f32 rows, copied.
     const data = kernels.allocWeight(m.nIn * m.nOut * 4);
     files.transposed(m, new Float32Array(data.buffer, data.byteOffset, m.nIn * m.nOut));
     return { layout: 'rows', type: 'f32', nIn: m.nIn, nOut: m.nOut, data };
   }
-  const q = bytesOf(files, kernels, m.q);
-  const s = bytesOf(files, kernels, m.scales);
+  const q = bytesOf(files, kernels, m.q, map);
+  const s = bytesOf(files, kernels, m.scales, map);
   // A mapped range is not necessarily 2-byte aligned (pickle payloads): copy the scales then.
   const scales = s.byteOffset % 2 === 0 ? s : (() => { const a = kernels.allocWeight(s.length); a.set(s); return a; })();
   return {
