@@ -55,19 +55,22 @@ static void unpack_q4_k(const uint8_t *row, int n_in, uint8_t *u, float *s, floa
     md = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), _mm512_castps256_ps512(m8_)); \
   } while (0)
 
-/* 64 values per step (sub-blocks 2c and 2c+1: lanes 0–7 and 8–15 of one vpdpbusd). */
-#define Q4K_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy)                                            \
+/*
+ * Q4_K and Q5_K (q5_k.c): 64 values per step (sub-blocks 2c and 2c+1: lanes 0–7 and 8–15 of one
+ * vpdpbusd); BB bytes per block, CODES(p, c) the block's codes of values 64c … 64c + 63.
+ */
+#define K4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, CODES)                                   \
   do {                                                                                                \
     const int nb = n / 256;                                                                           \
-    const __m512i lo4 = _mm512_set1_epi8(0x0f), half = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1); \
+    const __m512i half = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);            \
     __m512 acc[R][C];                                                                                 \
     for (int i = 0; i < R; i++)                                                                       \
       for (int t = 0; t < C; t++) acc[i][t] = _mm512_setzero_ps();                                    \
     for (int b = 0; b < nb; b++) {                                                                    \
       __m256 sd[R];                                                                                   \
       for (int i = 0; i < R; i++) {                                                                   \
-        const uint8_t *p = rows[i] + 144 * (size_t)b;                                                 \
-        gn_prefetch_block(p, 144);                                                                    \
+        const uint8_t *p = rows[i] + (BB) * (size_t)b;                                                \
+        gn_prefetch_block(p, (BB));                                                                    \
         __m512 md;                                                                                    \
         Q4K_HEADER(p, sd[i], md);                                                                     \
         for (int t = 0; t < C; t++)                                                                   \
@@ -81,10 +84,7 @@ static void unpack_q4_k(const uint8_t *row, int n_in, uint8_t *u, float *s, floa
       for (int c = 0; c < 4; c++) {                                                                   \
         const __m512i ic = _mm512_add_epi32(half, _mm512_set1_epi32(2 * c));                          \
         __m512i U[R];                                                                                 \
-        for (int i = 0; i < R; i++) {                                                                 \
-          const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(rows[i] + 144 * (size_t)b + 16 + 32 * c))); \
-          U[i] = _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xffff0000u, q, 4), lo4);                  \
-        }                                                                                             \
+        for (int i = 0; i < R; i++) U[i] = CODES(rows[i] + (BB) * (size_t)b, c);                      \
         for (int t = 0; t < C; t++) {                                                                 \
           const __m512i X = _mm512_loadu_si512(xq + (size_t)t * n + 256 * (size_t)b + 64 * c);        \
           for (int i = 0; i < R; i++) {                                                               \
@@ -98,6 +98,13 @@ static void unpack_q4_k(const uint8_t *row, int n_in, uint8_t *u, float *s, floa
     for (int i = 0; i < R; i++)                                                                       \
       for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsum512(acc[i][t]);                     \
   } while (0)
+
+/* Values 64c … 64c + 63: low then high nibbles of qs bytes 32c … 32c + 31. */
+GN_INLINE __m512i q4k_codes(const uint8_t *p, int c) {
+  const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c)));
+  return _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xffff0000u, q, 4), _mm512_set1_epi8(0x0f));
+}
+#define Q4K_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) K4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 144, q4k_codes)
 
 static void q4_k_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   (void)scratch;
@@ -122,11 +129,14 @@ GN_INLINE __m256 q4k_xs32(const float *xs16) {
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(h), 0xd8));
 }
 
-/* 32 values (one sub-block) per step: 8 int32 lanes sharing the sub-block's scale d·sc_j·dx_j. */
-#define Q4K_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy)                                            \
+/*
+ * Q4_K and Q5_K (q5_k.c): 32 values (one sub-block) per step, 8 int32 lanes sharing the sub-block's scale
+ * d·sc_j·dx_j; BB bytes per block, CODES(p, j) the block's codes of values 32j … 32j + 31.
+ */
+#define K4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, CODES)                                   \
   do {                                                                                                \
     const int nb = n / 256;                                                                           \
-    const __m256i lo4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);                          \
+    const __m256i ones = _mm256_set1_epi16(1);                                                        \
     __m256 acc[R][C];                                                                                 \
     float cs[R][C][8] __attribute__((aligned(32)));                                                   \
     for (int i = 0; i < R; i++)                                                                       \
@@ -134,8 +144,8 @@ GN_INLINE __m256 q4k_xs32(const float *xs16) {
     for (int b = 0; b < nb; b++) {                                                                    \
       __m256 sd[R], m8[R];                                                                            \
       for (int i = 0; i < R; i++) {                                                                   \
-        const uint8_t *p = rows[i] + 144 * (size_t)b;                                                 \
-        gn_prefetch_block(p, 144);                                                                    \
+        const uint8_t *p = rows[i] + (BB) * (size_t)b;                                                \
+        gn_prefetch_block(p, (BB));                                                                    \
         Q4K_HEADER(p, sd[i], m8[i]);                                                                  \
       }                                                                                               \
       for (int t = 0; t < C; t++) {                                                                   \
@@ -148,10 +158,7 @@ GN_INLINE __m256 q4k_xs32(const float *xs16) {
       }                                                                                               \
       for (int sb = 0; sb < 8; sb++) {                                                                \
         __m256i U[R];                                                                                 \
-        for (int i = 0; i < R; i++) {                                                                 \
-          const __m256i q = _mm256_loadu_si256((const __m256i *)(rows[i] + 144 * (size_t)b + 16 + 32 * (sb >> 1))); \
-          U[i] = _mm256_and_si256(sb & 1 ? _mm256_srli_epi16(q, 4) : q, lo4);                         \
-        }                                                                                             \
+        for (int i = 0; i < R; i++) U[i] = CODES(rows[i] + (BB) * (size_t)b, sb);                     \
         for (int t = 0; t < C; t++) {                                                                 \
           const __m256i X = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * n + 256 * (size_t)b + 32 * sb)); \
           for (int i = 0; i < R; i++) {                                                               \
@@ -164,6 +171,13 @@ GN_INLINE __m256 q4k_xs32(const float *xs16) {
     for (int i = 0; i < R; i++)                                                                       \
       for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsum256(acc[i][t]);                     \
   } while (0)
+
+/* Values 32j … 32j + 31: low (j even) or high nibbles of qs bytes 32·(j/2) …. */
+GN_INLINE __m256i q4k_codes(const uint8_t *p, int j) {
+  const __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (j >> 1)));
+  return _mm256_and_si256(j & 1 ? _mm256_srli_epi16(q, 4) : q, _mm256_set1_epi8(0x0f));
+}
+#define Q4K_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) K4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 144, q4k_codes)
 
 static void q4_k_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   (void)scratch;
