@@ -17,7 +17,9 @@ const gn_type_info gn_types[] = {
   {GN_F32, "f32", 1, 4},        {GN_F16, "f16", 1, 2},       {GN_BF16, "bf16", 1, 2},     {GN_Q8_0, "q8_0", 32, 34},
   {GN_Q4_0, "q4_0", 32, 18},    {GN_Q4_1, "q4_1", 32, 20},   {GN_Q5_0, "q5_0", 32, 22},   {GN_Q5_1, "q5_1", 32, 24},
   {GN_Q2_K, "q2_k", 256, 84},   {GN_Q3_K, "q3_k", 256, 110}, {GN_Q4_K, "q4_k", 256, 144}, {GN_Q5_K, "q5_k", 256, 176},
-  {GN_Q6_K, "q6_k", 256, 210},  {GN_IQ4_NL, "iq4_nl", 32, 18},
+  {GN_Q6_K, "q6_k", 256, 210},  {GN_IQ4_NL, "iq4_nl", 32, 18}, {GN_IQ4_XS, "iq4_xs", 256, 136}, {GN_IQ1_S, "iq1_s", 256, 50},
+  {GN_IQ1_M, "iq1_m", 256, 56}, {GN_IQ2_XXS, "iq2_xxs", 256, 66}, {GN_IQ2_XS, "iq2_xs", 256, 74}, {GN_IQ2_S, "iq2_s", 256, 82},
+  {GN_IQ3_XXS, "iq3_xxs", 256, 98}, {GN_IQ3_S, "iq3_s", 256, 110},
 };
 const int gn_type_count = (int)(sizeof gn_types / sizeof gn_types[0]);
 
@@ -211,8 +213,10 @@ static gn_rows_fn *rows_kernel(const gn_table *t, int type, int fast, gn_unpack_
   if (is_float_type(type)) return t->float_exact;
   if (type == GN_Q8_0) return fast ? t->q8_0_fast : t->q8_0_exact;
   if (fast && t->direct_fast[type]) return t->direct_fast[type];
-  /* IQ4_NL's codes (up to 241) exceed what the SIMD byte products take: scalar kernels. */
-  const gn_table *k = type == GN_IQ4_NL ? &gn_table_scalar : t;
+  /* IQ4_NL's and IQ4_XS's codes (up to 241) exceed what AVX2's and NEON's signed or saturating byte products
+   * take: scalar kernels there; AVX-512 VNNI's dpbusd multiplies unsigned bytes without saturating. */
+  const int wide = type == GN_IQ4_NL || type == GN_IQ4_XS;
+  const gn_table *k = wide && t->isa != GN_ISA_AVX512 ? &gn_table_scalar : t;
   *unpack = k->unpack[type];
   if (!*unpack) return NULL;
   return fast ? k->canon_fast : k->canon_exact;

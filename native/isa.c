@@ -16,6 +16,7 @@
 #include "kernels/q5_0.c"
 #include "kernels/q5_1.c"
 #include "kernels/iq4_nl.c"
+#include "kernels/iq.c"
 #include "kernels/q2_k.c"
 #include "kernels/q3_k.c"
 #include "kernels/q4_k.c"
@@ -52,7 +53,9 @@ const gn_table GN_TABLE = {
   .unpack = {
     [GN_Q4_0] = unpack_q4_0, [GN_Q4_1] = unpack_q4_1, [GN_Q5_0] = unpack_q5_0, [GN_Q5_1] = unpack_q5_1,
     [GN_IQ4_NL] = unpack_iq4_nl, [GN_Q2_K] = unpack_q2_k, [GN_Q3_K] = unpack_q3_k, [GN_Q4_K] = unpack_q4_k,
-    [GN_Q5_K] = unpack_q5_k, [GN_Q6_K] = unpack_q6_k,
+    [GN_Q5_K] = unpack_q5_k, [GN_Q6_K] = unpack_q6_k, [GN_IQ2_XXS] = unpack_iq2_xxs, [GN_IQ2_XS] = unpack_iq2_xs,
+    [GN_IQ2_S] = unpack_iq2_s, [GN_IQ3_XXS] = unpack_iq3_xxs, [GN_IQ3_S] = unpack_iq3_s, [GN_IQ1_S] = unpack_iq1_s,
+    [GN_IQ1_M] = unpack_iq1_m, [GN_IQ4_XS] = unpack_iq4_xs,
   },
   .xai8_fast = xai8_fast,
   .xai8_exact = xai8_exact,

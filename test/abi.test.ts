@@ -33,14 +33,16 @@ test('block-type codes are ggml type ids: blockFormat(t).ggmlId, for every type 
   const codes: Record<BlockType, number> = {
     f32: abi.TYPE_F32, f16: abi.TYPE_F16, bf16: abi.TYPE_BF16, q8_0: abi.TYPE_Q8_0, q4_0: abi.TYPE_Q4_0, q4_1: abi.TYPE_Q4_1,
     q5_0: abi.TYPE_Q5_0, q5_1: abi.TYPE_Q5_1, q2_k: abi.TYPE_Q2_K, q3_k: abi.TYPE_Q3_K, q4_k: abi.TYPE_Q4_K, q5_k: abi.TYPE_Q5_K,
-    q6_k: abi.TYPE_Q6_K, iq4_nl: abi.TYPE_IQ4_NL,
+    q6_k: abi.TYPE_Q6_K, iq4_nl: abi.TYPE_IQ4_NL, iq4_xs: abi.TYPE_IQ4_XS, iq1_s: abi.TYPE_IQ1_S, iq1_m: abi.TYPE_IQ1_M,
+    iq2_xxs: abi.TYPE_IQ2_XXS, iq2_xs: abi.TYPE_IQ2_XS, iq2_s: abi.TYPE_IQ2_S, iq3_xxs: abi.TYPE_IQ3_XXS, iq3_s: abi.TYPE_IQ3_S,
   };
   for (const [t, code] of Object.entries(codes) as [BlockType, number][]) assert.equal(code, blockFormat(t).ggmlId, t);
   // …and abi.ts declares no other TYPE_ code.
   const declared = DECLS.filter((d) => d.name.startsWith('TYPE_')).map((d) => d.name.slice(5).toLowerCase()).sort();
   assert.deepEqual(declared, Object.keys(codes).sort());
   // The literal ids (ggml.h enum ggml_type), so a renumbering on either side cannot pass silently.
-  assert.deepEqual(codes, { f32: 0, f16: 1, q4_0: 2, q4_1: 3, q5_0: 6, q5_1: 7, q8_0: 8, q2_k: 10, q3_k: 11, q4_k: 12, q5_k: 13, q6_k: 14, iq4_nl: 20, bf16: 30 });
+  assert.deepEqual(codes, { f32: 0, f16: 1, q4_0: 2, q4_1: 3, q5_0: 6, q5_1: 7, q8_0: 8, q2_k: 10, q3_k: 11, q4_k: 12, q5_k: 13, q6_k: 14,
+    iq2_xxs: 16, iq2_xs: 17, iq3_xxs: 18, iq1_s: 19, iq4_nl: 20, iq3_s: 21, iq2_s: 22, iq4_xs: 23, iq1_m: 29, bf16: 30 });
   assert.notEqual(abi.MODE_EXACT, abi.MODE_FAST);
 });
 

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { after } from 'node:test';
 import { convertModel } from '../src/convert/convert.js';
 import { synthModel, TINY } from '../src/convert/synth.js';
+import { createKernels } from '../src/kernels/index.js';
+import { referenceKernels } from '../src/kernels/reference.js';
 import { loadModel } from '../src/model/loader.js';
 import { probeTool, toolTest } from './cross-check.js';
 import { fixtureDir, golden, TOKENIZER_GOLDEN, TOKENIZER_MODEL } from './fixtures.js';
@@ -100,3 +102,26 @@ toolTest(peer, 'llama.cpp tokenizes the Grok-1 SentencePiece goldens exactly wit
     await model.dispose();
   }
 });
+
+// The i-quants we read (src/quant/iq*.ts): `grok synth` writes random valid blocks (every code, sign and
+// sub-scale random); llama.cpp must compute what we compute from the same bytes. llama.cpp multiplies these
+// types against 8-bit activations with one scale per 256 values (Q8_K) and an f16 GELU table.
+for (const type of ['iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s', 'iq1_s', 'iq1_m', 'iq4_xs'] as const) {
+  toolTest(peer, `llama.cpp vs ours on a synthesized tiny ${type.toUpperCase()} model (random blocks): logits and top tokens`, async (_llama, t) => {
+    const out = path.join(tmp, `syn-${type}.gguf`);
+    await synthModel({ config: { ...TINY, nLayers: 1 }, type, out, seed: 5 });
+    const tokens = [1, 300, 17, 45, 260, 99, 411, 7];
+    const V = TINY.vocabSize;
+    const ll = await llamaLogits(out, tokens, V);
+    for (const [name, kernels] of [['reference', referenceKernels], ['native fast', createKernels({ kernels: 'native', mode: 'fast', threads: 2 })]] as const) {
+      const { model } = await loadModel(out, { kernels });
+      const ours = model.forward([{ tokens, cache: model.newCache(tokens.length) }]);
+      let se = 0, ss = 0;
+      for (let i = 0; i < ours.length; i++) { se += (ours[i]! - ll.logits[i]!) ** 2; ss += ours[i]! ** 2; }
+      const rel = Math.sqrt(se / ss);
+      t.diagnostic(`${name}: relative RMS difference ${rel.toExponential(2)}`);
+      assert.ok(rel < 0.05, `${name}: relative RMS difference ${rel}`);
+      for (let p = 0; p < tokens.length; p++) assert.equal(argmaxRow(ll.logits, p, V), argmaxRow(ours, p, V), `${name}: position ${p}`);
+    }
+  });
+}

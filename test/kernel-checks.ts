@@ -10,8 +10,10 @@ import { KV_TYPES, type KVData, type Kernels, type KVType } from '../src/kernels
 import { f32ToBf16 } from '../src/quant/half.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
+import { hasRandomBlocks, randomBlocks } from '../src/quant/random-blocks.js';
 
-export const ALL_TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+export const ALL_TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl',
+  'iq4_xs', 'iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
 export const FLOAT_TYPES = new Set<BlockType>(['f32', 'f16', 'bf16']);
 export const BLOCKS = [1, 3, 7, 17, 33, 127, 129];
 
@@ -23,6 +25,11 @@ export function rowsMatrix(k: Kernels, type: BlockType, nIn: number, nOut: numbe
   const f = blockFormat(type);
   const rb = rowBytes(f, nIn);
   const data = k.allocWeight(rb * nOut);
+  if (hasRandomBlocks(type)) {
+    // Types we only read: random codes and signs, scales set for values of RMS ≈ 1 like randn's.
+    data.set(randomBlocks(type, (rb / f.bytesPerBlock) * nOut, () => Math.floor(r() * 4294967296), 1));
+    return { layout: 'rows', type, nIn, nOut, data };
+  }
   const vals = randn(r, nIn * nOut);
   const quantize = f.quantize;
   assert.ok(quantize, `${type} has a quantiser`);

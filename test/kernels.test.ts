@@ -399,7 +399,7 @@ test('block types without a wasm kernel run through the reference, bit for bit',
   const k = createKernels({ kernels: 'wasm', mode: 'fast', threads: 2 });
   try {
     const r = rng(5);
-    for (const type of ['q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q5_k', 'iq4_nl'] as const) {
+    for (const type of ['q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q5_k', 'iq4_nl', 'iq4_xs', 'iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'] as const) {
       const w = rowsMatrix(k, type, 512, 9, r);
       const x = randn(r, 3 * 512);
       const y = new Float32Array(3 * 9), want = new Float32Array(3 * 9);

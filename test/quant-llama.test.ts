@@ -1,8 +1,9 @@
 /**
  * Block formats against llama.cpp itself. test/data/quant-ref/ holds llama.cpp's own quantisation and
- * dequantisation of fixed inputs, produced by test/data/quant-ref/gen.c linked against the ggml library
- * that node-llama-cpp ships (see gen.c for the command). Our quantisers must give the same bytes, and our
- * dequantisers the same floats (bit for bit), including on random block bytes.
+ * dequantisation of fixed inputs, produced by test/data/quant-ref/gen.c and gen-iq.c linked against the ggml
+ * library that node-llama-cpp ships (see their headers for the command). Our quantisers must give the same
+ * bytes, and our dequantisers the same floats (bit for bit), including on random block bytes and, for the
+ * i-quants, on blocks that walk every point of the type's codebook.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -12,6 +13,9 @@ import { blockFormat, type BlockType } from '../src/quant/index.js';
 
 const DIR = path.resolve('test/data/quant-ref');
 const TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+/** Types we read but do not write: llama.cpp's quantisation of the inputs is only dequantised here. */
+const READ_ONLY: BlockType[] = ['iq4_xs', 'iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
+const GRIDS: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
 
 function bytes(name: string): Uint8Array {
   return new Uint8Array(fs.readFileSync(path.join(DIR, name)));
@@ -23,8 +27,8 @@ function floats(name: string): Float32Array {
 
 const inputs = floats('inputs.f32');
 
-for (const t of TYPES) {
-  test(`${t}: quantiser output is byte-identical to llama.cpp's reference quantiser`, () => {
+for (const t of [...TYPES, ...READ_ONLY]) {
+  if (TYPES.includes(t)) test(`${t}: quantiser output is byte-identical to llama.cpp's reference quantiser`, () => {
     const f = blockFormat(t);
     const ref = bytes(`${t}.q`);
     assert.equal(ref.length, (inputs.length / f.blockSize) * f.bytesPerBlock);
@@ -38,8 +42,9 @@ for (const t of TYPES) {
     }
   });
 
-  for (const kind of ['', '.rand']) {
-    test(`${t}: dequantised ${kind ? 'random blocks' : 'llama.cpp blocks'} equal llama.cpp's dequantiser bit for bit`, () => {
+  for (const kind of ['', '.rand', ...(GRIDS.includes(t) ? ['.grid'] : [])]) {
+    const what = { '': 'llama.cpp blocks', '.rand': 'random blocks', '.grid': 'blocks walking the whole codebook' }[kind];
+    test(`${t}: dequantised ${what} equal llama.cpp's dequantiser bit for bit`, () => {
       const f = blockFormat(t);
       const q = bytes(`${t}${kind}.q`);
       const ref = floats(`${t}${kind}.deq`);

@@ -11,18 +11,21 @@ import { progressBar } from './progress.js';
 
 export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as const;
 
-const typeOption = (flags: string, what: string) =>
-  new Option(flags, `${what}: ${CONVERT_TYPES.join(', ')}`).argParser((v: string) => {
+/** synth also writes the types we read but cannot quantise to (random valid blocks: benchmark subjects). */
+export const SYNTH_TYPES = [...CONVERT_TYPES, 'iq4_xs', 'iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'] as const;
+
+const typeOption = (flags: string, what: string, types: readonly string[]) =>
+  new Option(flags, `${what}: ${types.join(', ')}`).argParser((v: string) => {
     const t = v.toLowerCase();
-    if (!(CONVERT_TYPES as readonly string[]).includes(t)) throw new InvalidArgumentError(`expected one of ${CONVERT_TYPES.join(', ')}.`);
+    if (!types.includes(t)) throw new InvalidArgumentError(`expected one of ${types.join(', ')}.`);
     return t;
   });
 
-function commonOptions(c: Command): Command {
+function commonOptions(c: Command, types: readonly string[] = CONVERT_TYPES): Command {
   return c
-    .addOption(typeOption('-t, --type <type>', 'block type of the matrices').makeOptionMandatory())
+    .addOption(typeOption('-t, --type <type>', 'block type of the matrices', types).makeOptionMandatory())
     .requiredOption('-o, --out <file>', 'the GGUF to write')
-    .addOption(typeOption('--embd-type <type>', 'type of token_embd (and output) when it should differ from --type (e.g. q6_k for a q4_k model)'))
+    .addOption(typeOption('--embd-type <type>', 'type of token_embd (and output) when it should differ from --type (e.g. q6_k for a q4_k model)', types))
     .option('--tokenizer <path>', 'embed this SentencePiece tokenizer.model')
     .option('--threads <n>', 'worker threads (default: all cores)', int(1, 256), os.availableParallelism())
     .option('--progress', 'show a progress bar even when stderr is not a terminal');
@@ -88,7 +91,7 @@ export function synthCommand(): Command {
     .summary('write a random-weight model with Grok-1 widths (benchmark subject)')
     .description('A random-weight grok GGUF with a preset\'s true widths (grok1: D 6144, 48/8 heads of 128, F 32768, 8 experts, vocab 131072) and N layers.')
     .addOption(new Option('--preset <name>', 'widths').choices(['grok1', 'tiny']).makeOptionMandatory())
-    .requiredOption('--layers <n>', 'number of layers', int(1)))
+    .requiredOption('--layers <n>', 'number of layers', int(1)), SYNTH_TYPES)
     .option('--seed <n>', 'random seed', int(0))
     .option('--vocab <n>', 'vocabulary size (default: the preset\'s)', int(4))
     .addHelpText('after', `

@@ -10,6 +10,7 @@ import { splitmix32 } from '../base/rng.js';
 import { NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer } from '../kernels/native.js';
 import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
+import { hasRandomBlocks, randomBlocks } from '../quant/random-blocks.js';
 import { xai8Rows, xai8RowsToQ8_0 } from '../quant/xai8.js';
 
 // Looked up once per thread (each worker loads the addon for itself).
@@ -125,6 +126,11 @@ export function runQuantJob(job: QuantJob): QuantResult {
     else src.dequantize(job.raw.bytes, 0, n, vals, 0);
   } else if (!vals) {
     if (!job.gauss) throw new Error('quant job without values, checkpoint matrix or generator');
+    if (hasRandomBlocks(job.type)) {
+      // Types we read but do not write (the i-quants): random valid blocks of the same RMS (grok synth).
+      out.set(randomBlocks(job.type, n / f.blockSize, splitmix32(job.gauss.seed), job.gauss.sigma));
+      return { out, kept, sumSqErr: 0, sumSq: 0, maxErr: 0 };
+    }
     vals = scratch(n);
     gaussianFill(vals, job.gauss.seed, job.gauss.sigma);
   }

@@ -39,7 +39,15 @@ export const TYPE_Q3_K = 11; // ggml GGML_TYPE_Q3_K
 export const TYPE_Q4_K = 12; // ggml GGML_TYPE_Q4_K
 export const TYPE_Q5_K = 13; // ggml GGML_TYPE_Q5_K
 export const TYPE_Q6_K = 14; // ggml GGML_TYPE_Q6_K
+export const TYPE_IQ2_XXS = 16; // ggml GGML_TYPE_IQ2_XXS
+export const TYPE_IQ2_XS = 17; // ggml GGML_TYPE_IQ2_XS
+export const TYPE_IQ3_XXS = 18; // ggml GGML_TYPE_IQ3_XXS
+export const TYPE_IQ1_S = 19; // ggml GGML_TYPE_IQ1_S
 export const TYPE_IQ4_NL = 20; // ggml GGML_TYPE_IQ4_NL
+export const TYPE_IQ3_S = 21; // ggml GGML_TYPE_IQ3_S
+export const TYPE_IQ2_S = 22; // ggml GGML_TYPE_IQ2_S
+export const TYPE_IQ4_XS = 23; // ggml GGML_TYPE_IQ4_XS
+export const TYPE_IQ1_M = 29; // ggml GGML_TYPE_IQ1_M
 export const TYPE_BF16 = 30; // ggml GGML_TYPE_BF16
 
 // Numerics modes.

@@ -245,7 +245,7 @@ export class WasmKernels implements Kernels {
     const code = TYPE_CODES[w.type];
     const { nIn, nOut } = w;
     if (code === undefined || nIn > MAX_NIN) {
-      // Block types without a wasm kernel (q4_1, q5_*, q2_k, q3_k, q5_k, iq4_nl) and rows longer than the
+      // Block types without a wasm kernel (q4_1, q5_*, q2_k, q3_k, q5_k, the i-quants) and rows longer than the
       // kernels' limit still work, through the scalar reference (row by row, so batch-invariant too).
       matmulReference(w, x, T, y);
       return;

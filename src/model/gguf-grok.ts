@@ -19,7 +19,7 @@ import { LAYER_TENSORS, MODEL_TENSORS, type TensorDef } from './tensors.js';
 /** llama_ftype of a file that is mostly one type (general.file_type, informational). */
 export const LLAMA_FTYPE: Readonly<Record<BlockType, number>> = {
   f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18,
-  iq4_nl: 25, bf16: 32,
+  iq2_xxs: 19, iq2_xs: 20, iq3_xxs: 23, iq1_s: 24, iq4_nl: 25, iq3_s: 26, iq2_s: 28, iq4_xs: 30, iq1_m: 31, bf16: 32,
 };
 
 /** The `general.*` and `grok.*` keys for a config (llama.cpp's grok loader, LLM_ARCH_GROK). */

@@ -8,7 +8,8 @@ export type BlockType =
   | 'f32' | 'f16' | 'bf16'
   | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1'
   | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k'
-  | 'iq4_nl';
+  | 'iq4_nl' | 'iq4_xs'
+  | 'iq1_s' | 'iq1_m' | 'iq2_xxs' | 'iq2_xs' | 'iq2_s' | 'iq3_xxs' | 'iq3_s';
 
 export interface BlockFormat {
   readonly name: BlockType;
