@@ -18,6 +18,7 @@ import { closeKernels, createKernels } from '../src/kernels/index.js';
 import { attentionReference, matmulReference } from '../src/kernels/reference.js';
 import * as small from '../src/kernels/small-ops.js';
 import type { Kernels } from '../src/kernels/types.js';
+import { hasRandomBlocks, randomBlocks } from '../src/quant/random-blocks.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
@@ -64,6 +65,10 @@ function makeMatrix(k: Kernels, type: BlockType | 'xai8', nOut: number, r: () =>
   const data = k.allocWeight(rb * nOut);
   const vals = new Float32Array(nIn).map(() => r());
   for (let o = 0; o < Math.min(64, nOut); o++) {
+    if (hasRandomBlocks(type)) {
+      data.set(randomBlocks(type, rb / f.bytesPerBlock, () => Math.floor(r() * 4294967296), 0.02), o * rb);
+      continue;
+    }
     for (let i = 0; i < nIn; i++) vals[i] = r();
     f.quantize!(vals, 0, nIn, data, o * rb);
   }

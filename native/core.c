@@ -208,8 +208,9 @@ static int quantize_activations(gn_ctx *c, const float *x, int T, int n, const i
 }
 
 /* The kernel for a 'rows' matrix of `type` (and its unpacker, for the canonical kernels); NULL: none. */
-static gn_rows_fn *rows_kernel(const gn_table *t, int type, int fast, gn_unpack_fn **unpack) {
+static gn_rows_fn *rows_kernel(const gn_table *t, int type, int fast, int T, gn_unpack_fn **unpack) {
   *unpack = NULL;
+  if (fast && T <= GN_SMALL_T && t->direct_small[type]) return t->direct_small[type];
   if (is_float_type(type)) return t->float_exact;
   if (type == GN_Q8_0) return fast ? t->q8_0_fast : t->q8_0_exact;
   if (fast && t->direct_fast[type]) return t->direct_fast[type];
@@ -235,7 +236,7 @@ int gn_matmul_rows(gn_ctx *c, int type, const uint8_t *w, size_t w_bytes, int n_
 
   gn_rows_job job = {.type = type, .w = w, .row_bytes = row_bytes, .n_in = n_in, .n_out = n_out, .T = T, .x = x, .y = y};
   const int quant = !is_float_type(type);
-  gn_rows_fn *fn = rows_kernel(c->table, type, fast, &job.unpack);
+  gn_rows_fn *fn = rows_kernel(c->table, type, fast, T, &job.unpack);
   if (!fn) return GN_ETYPE;
   if (fast && quant) {
     const int err = quantize_activations(c, x, T, n_in, &job.xq, &job.xd, &job.xs16);
@@ -338,7 +339,7 @@ static int many_rows_setup(const gn_ctx *c, const gn_matrix *m, int n_in, int T,
   if (m->w_bytes < need_w || m->y_len < need_y) return GN_EINVAL;
   *job = (gn_rows_job){.type = m->type, .w = m->w, .row_bytes = row_bytes, .n_in = n_in, .n_out = m->n_out, .T = T, .y = m->y};
   *quant = fast && !is_float_type(m->type);
-  *fn = rows_kernel(c->table, m->type, fast, &job->unpack);
+  *fn = rows_kernel(c->table, m->type, fast, T, &job->unpack);
   return *fn ? GN_OK : GN_ETYPE;
 }
 

@@ -17,6 +17,8 @@
 #include "gn.h"
 
 #define GN_MAX_TYPE_ID 31
+/* Tokens up to which direct_small kernels run (see gn_table). */
+#define GN_SMALL_T 4
 /* Rows per micro-kernel group: the canonical-row scratch holds this many unpacked rows. */
 #define GN_ROW_GROUP 4
 
@@ -98,6 +100,9 @@ typedef struct {
   gn_rows_fn *float_exact; /* f32, f16, bf16 */
   /* Fast kernels that read a type's blocks in place (no canonical scratch rows); NULL: canon_fast. */
   gn_rows_fn *direct_fast[GN_MAX_TYPE_ID + 1];
+  /* For T ≤ GN_SMALL_T: in-place kernels whose results are bit-identical to canon_fast's (the i-quants:
+   * unpacking a row pays off only over several tokens). */
+  gn_rows_fn *direct_small[GN_MAX_TYPE_ID + 1];
   gn_unpack_fn *unpack[GN_MAX_TYPE_ID + 1];
   gn_xai8_fn *xai8_fast, *xai8_exact;
   gn_quant_fn *quantize;

@@ -50,6 +50,15 @@ const gn_table GN_TABLE = {
 #if GN_X86_AVX2 || GN_ARM_NEON
   .direct_fast = {[GN_Q4_K] = q4_k_fast, [GN_Q5_K] = q5_k_fast, [GN_Q6_K] = q6_k_fast},
 #endif
+#if IQ_HAS_DIRECT
+  .direct_small = {
+    [GN_IQ2_XXS] = iq2_xxs_direct, [GN_IQ2_XS] = iq2_xs_direct, [GN_IQ2_S] = iq2_s_direct, [GN_IQ3_XXS] = iq3_xxs_direct,
+    [GN_IQ3_S] = iq3_s_direct, [GN_IQ1_S] = iq1_s_direct, [GN_IQ1_M] = iq1_m_direct,
+#if GN_X86_AVX512
+    [GN_IQ4_XS] = iq4_xs_direct,
+#endif
+  },
+#endif
   .unpack = {
     [GN_Q4_0] = unpack_q4_0, [GN_Q4_1] = unpack_q4_1, [GN_Q5_0] = unpack_q5_0, [GN_Q5_1] = unpack_q5_1,
     [GN_IQ4_NL] = unpack_iq4_nl, [GN_Q2_K] = unpack_q2_k, [GN_Q3_K] = unpack_q3_k, [GN_Q4_K] = unpack_q4_k,

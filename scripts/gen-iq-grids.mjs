@@ -75,7 +75,9 @@ for (const [name, ctype, bytes, entries, values] of GRIDS) {
   for (let i = 0; i < hex.length; i += per) h += `  ${hex.slice(i, i + per).join(', ')},\n`;
   h += '};\n';
 }
-h += '\n#endif\n';
+h += `\n/* ksigns_iq2xs: 7 sign bits and the parity bit that makes the count of minus signs even. */\nstatic const uint8_t gn_ksigns_iq2xs[128] = {\n`;
+for (let i = 0; i < 128; i += 16) h += `  ${ks.slice(i, i + 16).join(', ')},\n`;
+h += '};\n\n#endif\n';
 fs.writeFileSync(path.join(root, 'src/quant/iq-grids-data.ts'), ts);
 fs.writeFileSync(path.join(root, 'native/iq-grids.h'), h);
 console.log('wrote src/quant/iq-grids-data.ts and native/iq-grids.h');
