@@ -55,7 +55,7 @@ async function runPull(repoArg: string, files: string[], o: PullCliOptions): Pro
   }
   const say = (line: string) => process.stderr.write(`grok: ${line}\n`);
   const show = o.progress || process.stderr.isTTY === true;
-  const bar = progressBar('pull |{bar}| {percentage}% | {done}/{all} | {rate} MB/s | ETA {eta_formatted} | {files} files', { scale: 2 ** 20, show });
+  const bar = progressBar('pull |{bar}| {percentage}% | {done}/{all} | {rate} MB/s | ETA {left} | {files} files', { show });
   const t0 = performance.now();
   const samples: { t: number; received: number }[] = [];
   let rate = '-';
@@ -68,12 +68,14 @@ async function runPull(repoArg: string, files: string[], o: PullCliOptions): Pro
       const first = samples[0]!;
       if (t > first.t) rate = ((p.receivedBytes - first.received) / ((t - first.t) * 1e3)).toFixed(1);
     }
+    // the ETA from the recent rate (cli-progress's own is from the bar's start, resumed bytes included)
+    const left = Number(rate) > 0 ? (p.totalBytes - p.doneBytes) / (Number(rate) * 1e6) : NaN;
+    const eta = Number.isFinite(left) ? clock(left) : '-';
     if (show) {
-      bar.update(p.doneBytes, p.totalBytes, { done: fmtBytes(p.doneBytes), all: fmtBytes(p.totalBytes), rate, files: `${p.filesDone}/${p.filesTotal}` });
+      bar.update(p.doneBytes, p.totalBytes, { done: fmtBytes(p.doneBytes), all: fmtBytes(p.totalBytes), rate, left: eta, files: `${p.filesDone}/${p.filesTotal}` });
     } else if (t - lastLine >= 30_000) {
       lastLine = t;
-      const left = Number(rate) > 0 ? (p.totalBytes - p.doneBytes) / (Number(rate) * 1e6) : NaN;
-      say(`${fmtBytes(p.doneBytes)} of ${fmtBytes(p.totalBytes)} (${(100 * p.doneBytes / Math.max(1, p.totalBytes)).toFixed(1)} %), ${rate} MB/s, ETA ${Number.isFinite(left) ? clock(left) : '-'}, ${p.filesDone}/${p.filesTotal} files${p.phase === 'verify' ? ', checking a file\'s hash' : ''}`);
+      say(`${fmtBytes(p.doneBytes)} of ${fmtBytes(p.totalBytes)} (${(100 * p.doneBytes / Math.max(1, p.totalBytes)).toFixed(1)} %), ${rate} MB/s, ETA ${eta}, ${p.filesDone}/${p.filesTotal} files${p.phase === 'verify' ? ', checking a file\'s hash' : ''}`);
     }
   };
 

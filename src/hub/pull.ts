@@ -26,7 +26,7 @@ import {
   cachedFile, cachedSnapshot, hfHome, hubCacheDir, isCommit, linkIntoSnapshot, offlineFromEnv, parseRepoId, readRef, repoFolder, snapshotFiles, writeRef,
 } from './cache.js';
 import {
-  checkRetryable, fetchFollowing, HubError, hubEndpoint, listTree, NetworkError, refusal, tokenFromEnv, withRetries, type HubClient, type TreeEntry,
+  checkRetryable, fetchFollowing, HubError, hubEndpoint, isTransient, listTree, NetworkError, networkReason, refusal, tokenFromEnv, withRetries, type HubClient, type TreeEntry,
 } from './http.js';
 import { selectFiles } from './select.js';
 
@@ -424,7 +424,8 @@ async function fetchUnit(client: HubClient, repo: string, commit: string, u: Uni
       }
       if (u.pos < u.end) throw new NetworkError(`the connection closed at byte ${u.pos} of ${job.size}`);
     } catch (e) {
-      if (stalled) throw new NetworkError(`no data for ${Math.round(stallMs / 1000)} s`);
+      if (stalled) throw new NetworkError(`no data for ${Math.round(stallMs / 1000)} s at byte ${u.pos} of ${job.size}`);
+      if (isTransient(e) && !(e instanceof NetworkError)) throw new NetworkError(`the connection dropped at byte ${u.pos} of ${job.size} (${networkReason(e)})`);
       throw e;
     } finally {
       clearTimeout(timer);
