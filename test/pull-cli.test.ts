@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { CliResult } from './cli-helpers.js';
+import { fixtureDir, golden } from './fixtures.js';
 import { bytes, commitOf, FakeHub, handMadeCache, sha256, tempDir, type FakeRepo } from './pull-helpers.js';
 
 const CLI = path.resolve('dist/src/cli/main.js');
@@ -124,4 +125,19 @@ test('grok generate --model org/name runs the GGUF pulled into the cache; a repo
   const absent = await grokAsync(env, 'generate', '--model', 'xai-org/grok-1', 'hello');
   assert.equal(absent.code, 1);
   assert.equal(absent.err, `grok: xai-org/grok-1: no such file or directory, and xai-org/grok-1 is not in the Hugging Face cache (${cache}); download it with: grok pull xai-org/grok-1\n`);
+});
+
+test('grok logits --model org/name runs a ckpt-0 repository from the cache (snapshot links into blobs/ from inside ckpt-0/): the golden top tokens', async (t) => {
+  const home = tempDir('grok-pull-ckpt-');
+  t.after(() => fs.rmSync(home, { recursive: true, force: true }));
+  const cache = path.join(home, 'hub');
+  const ckpt = path.join(fixtureDir('tiny-a'), 'ckpt-0');
+  handMadeCache(cache, 'xai-org/tiny-a', commitOf('tiny-a'), [
+    ...fs.readdirSync(ckpt).map((f) => ({ path: `ckpt-0/${f}`, source: path.join(ckpt, f) })),
+    { path: 'golden.json', source: path.join(fixtureDir('tiny-a'), 'golden.json'), lfs: false }, // the fixture's config
+  ]);
+  const g = golden('tiny-a');
+  const r = await grokAsync({ HF_HUB_CACHE: cache, HF_HOME: home }, 'logits', '--model', 'xai-org/tiny-a', '--tokens', g.tokens.join(','), '--top', '1', '--json');
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual((JSON.parse(r.out) as { positions: { top: { id: number }[] }[] }).positions.map((p) => p.top[0]!.id), g.top5.map((x) => x[0]!));
 });

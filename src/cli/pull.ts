@@ -36,7 +36,7 @@ export function pullCommand(): Command {
     .addHelpText('after', `
 Examples:
   grok pull xai-org/grok-1                       # ckpt-0 and tokenizer.model, ≈ 318 GB
-  grok pull Arki05/Grok-1-GGUF --quant Q4_K_M    # the Q4_K_M split files
+  grok pull Arki05/Grok-1-GGUF --quant Q4_K      # that quant's split files
   grok pull xai-org/grok-1 tokenizer.model       # one file
   grok generate --model xai-org/grok-1 "The answer to life"
 
