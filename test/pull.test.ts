@@ -263,3 +263,18 @@ test('select: quant names in paths, FILES as paths, folders and globs', () => {
   assert.deepEqual(selectFiles(files, { patterns: ['b.json', 'ckpt-0/'], where: 'r' }), ['b.json', 'ckpt-0/t0', 'ckpt-0/t1']);
   assert.throws(() => filesOfQuant(['Q4_K_S/a.gguf', 'Q4_K_M/b.gguf'], 'Q4_K', 'r'), /--quant Q4_K matches several quants \(Q4_K_M, Q4_K_S\): name one/);
 });
+
+test('two paths with the same bytes are fetched once and both linked; a listed path leading out of the snapshot is refused', async (t) => {
+  const same = bytes(50_000, 9);
+  const twins: FakeRepo = { id: 'org/twins', commit: commitOf('twins'), files: [{ path: 'a/w.bin', data: same, lfs: true }, { path: 'b/w.bin', data: same, lfs: true }, { path: 'a/__init__.py', data: Buffer.alloc(0) }, { path: 'b/__init__.py', data: Buffer.alloc(0) }] };
+  const evil: FakeRepo = { id: 'org/evil', commit: commitOf('evil'), files: [{ path: '../../escape.txt', data: Buffer.from('x') }] };
+  const { hub, run, cacheDir } = await setup(t, twins, evil);
+  const plans: number[] = [];
+  const r = await run({ repo: twins.id, onPlan: (p) => plans.push(p.fetchBytes) });
+  assert.deepEqual(plans, [50_000]);
+  assert.equal(hub.bodyGets().length, 1, 'one download for the shared blob; an empty file needs none');
+  assert.deepEqual(r.files.map((f) => fs.readFileSync(f).length), [50_000, 50_000, 0, 0]);
+  await assert.rejects(run({ repo: evil.id }), /org\/evil: the tree listing has a path that is not a plain relative path: "\.\.\/\.\.\/escape\.txt"/);
+  assert.ok(!fs.existsSync(path.join(cacheDir, 'escape.txt')));
+  await assert.rejects(run({ repo: twins.id, revision: '../../x' }), /'\.\.\/\.\.\/x' is not a revision name/);
+});

@@ -203,12 +203,21 @@ export async function listTree(client: HubClient, repo: string, revision: string
     });
     for (const e of entries) {
       if (e.type !== 'file') continue;
-      if (typeof e.path !== 'string' || !Number.isSafeInteger(e.size) || typeof e.oid !== 'string') throw new HubError(`${repo}: a tree entry without path, size or oid: ${JSON.stringify(e).slice(0, 200)}`);
+      if (typeof e.path !== 'string' || !Number.isSafeInteger(e.size) || e.size < 0 || typeof e.oid !== 'string' || (e.lfs && (typeof e.lfs.oid !== 'string' || !Number.isSafeInteger(e.lfs.size) || e.lfs.size < 0))) {
+        throw new HubError(`${repo}: a tree entry without path, size or oid: ${JSON.stringify(e).slice(0, 200)}`);
+      }
+      // the path becomes a file under snapshots/: nothing that could lead out of it
+      if (!safeRepoPath(e.path)) throw new HubError(`${repo}: the tree listing has a path that is not a plain relative path: ${JSON.stringify(e.path).slice(0, 200)}`);
       out.push(e);
     }
     url = next;
   }
   return out;
+}
+
+/** A repository path that stays inside a folder: relative, '/'-separated, no empty, '.' or '..' parts. */
+export function safeRepoPath(p: string): boolean {
+  return p.length > 0 && !p.includes('\\') && !p.includes('\0') && p.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
 }
 
 /** The rel="next" URL of a Link header, resolved against the page's URL. */

@@ -26,7 +26,7 @@ import {
   cachedFile, cachedSnapshot, hfHome, hubCacheDir, isCommit, linkIntoSnapshot, offlineFromEnv, parseRepoId, readRef, repoFolder, snapshotFiles, writeRef,
 } from './cache.js';
 import {
-  checkRetryable, fetchFollowing, HubError, hubEndpoint, isTransient, listTree, NetworkError, networkReason, refusal, tokenFromEnv, withRetries, type HubClient, type TreeEntry,
+  checkRetryable, fetchFollowing, HubError, hubEndpoint, isTransient, listTree, NetworkError, networkReason, refusal, safeRepoPath, tokenFromEnv, withRetries, type HubClient, type TreeEntry,
 } from './http.js';
 import { selectFiles } from './select.js';
 
@@ -138,6 +138,8 @@ interface Unit { job: Job; start: number; end: number; pos: number }
 interface Job {
   entry: TreeEntry;
   file: string;
+  /** Other paths with the same bytes (the same blob): linked when it is in, not fetched again. */
+  links: string[];
   etag: string;
   size: number;
   lfs: boolean;
@@ -161,6 +163,7 @@ const PARTS = '.parts';
 export async function pull(opts: PullOptions): Promise<PullResult> {
   const repo = parseRepoId(opts.repo);
   const revision = opts.revision ?? 'main';
+  if (!safeRepoPath(revision) || /[^\w./-]/.test(revision)) throw new HubError(`'${revision}' is not a revision name (a branch, tag or commit)`);
   const cacheDir = path.resolve(opts.cacheDir ?? hubCacheDir());
   const folder = repoFolder(cacheDir, repo);
   const offline = opts.offline ?? offlineFromEnv();
@@ -194,6 +197,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     let totalBytes = 0;
     let present = 0;
     let resumed = 0;
+    let fetchBytes = 0;
+    const byEtag = new Map<string, Job>();
     for (const f of repoFiles) {
       const e = byPath.get(f)!;
       const lfs = !!e.lfs;
@@ -206,16 +211,21 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       const have = cachedFile(folder, commit, f);
       if (have && fs.statSync(have).size === size) { present += size; continue; }
       if (fs.existsSync(blob) && fs.statSync(blob).size === size) { linkIntoSnapshot(folder, commit, f, etag); present += size; continue; }
+      const same = byEtag.get(etag);
+      if (same) { same.links.push(f); continue; }
       fs.rmSync(blob, { force: true }); // a blob of the wrong size is not the file
       const incomplete = `${blob}.incomplete`;
       const { base, tracked } = rangesDone(incomplete, size);
       const got = base.reduce((a, [s, t]) => a + t - s, 0);
       present += got;
       resumed += got;
-      jobs.push({ entry: e, file: f, etag, size, lfs, incomplete, base, units: [], tracked, hasher: null, fh: null, left: 0, lastSave: 0, saving: null });
+      fetchBytes += size - got;
+      const job: Job = { entry: e, file: f, links: [], etag, size, lfs, incomplete, base, units: [], tracked, hasher: null, fh: null, left: 0, lastSave: 0, saving: null };
+      jobs.push(job);
+      byEtag.set(etag, job);
     }
-    const fetchBytes = totalBytes - present;
-    opts.onPlan?.({ repo, commit, files: repoFiles.length, totalBytes, cachedFiles: repoFiles.length - jobs.length, fetchBytes, resumedBytes: resumed });
+    const cachedFiles = repoFiles.length - jobs.reduce((a, j) => a + 1 + j.links.length, 0);
+    opts.onPlan?.({ repo, commit, files: repoFiles.length, totalBytes, cachedFiles, fetchBytes, resumedBytes: resumed });
     if (fetchBytes > 0) await checkDisk(path.join(folder, 'blobs'), fetchBytes, opts.statfs);
 
     const connections = Math.max(1, Math.min(64, Math.floor(opts.connections ?? 4)));
@@ -227,7 +237,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     }
 
     let received = 0;
-    let filesDone = repoFiles.length - jobs.length;
+    let filesDone = cachedFiles;
     let lastReport = 0;
     const report = (phase: PullProgress['phase'], force = false) => {
       const now = performance.now();
@@ -247,7 +257,11 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         await fetchUnit(client, repo, commit, u, stallMs, onBytes);
         const job = u.job;
         if (--job.left === 0) {
-          finishing.push(finishJob(job, folder, commit, () => report('verify', true)).then(() => { filesDone++; report('download', true); }));
+          finishing.push(finishJob(job, folder, commit, () => report('verify', true)).then(() => {
+            filesDone += 1 + job.links.length;
+            present += job.size * job.links.length;
+            report('download', true);
+          }));
         }
       }
     };
@@ -477,7 +491,7 @@ async function finishJob(job: Job, folder: string, commit: string, verifying: ()
   }
   fs.renameSync(job.incomplete, path.join(folder, 'blobs', job.etag));
   fs.rmSync(job.incomplete + PARTS, { force: true });
-  linkIntoSnapshot(folder, commit, job.file, job.etag);
+  for (const f of [job.file, ...job.links]) linkIntoSnapshot(folder, commit, f, job.etag);
 }
 
 /** Refuse to start when the disk holding the cache has less free space than is left to fetch. */
