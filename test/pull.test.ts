@@ -118,15 +118,15 @@ test('404s name what is missing: the repository, the revision, a FILES pattern',
   await assert.rejects(run({ repo: 'not a repo' }), /'not a repo' is not a Hugging Face repository id: expected org\/name/);
 });
 
-test('429 with Retry-After is waited for, 503 is retried with backoff, then the pull completes', async (t) => {
+test('429 with Retry-After is waited for, 503 is retried with backoff, the CDN\'s 403 (an expired link) resolved again, then the pull completes', async (t) => {
   const { hub, run } = await setup(t);
   hub.failures.set('tree', [[429, 1]]);
-  hub.failures.set('cdn', [[503], [502]]);
+  hub.failures.set('cdn', [[503], [403]]);
   const retries: string[] = [];
   const t0 = performance.now();
   const r = await run({ connections: 1, onRetry: (_w, reason, ms) => retries.push(`${reason}:${ms}`) });
   assert.ok(performance.now() - t0 >= 950, 'waited the second Retry-After asked for');
-  assert.deepEqual(retries, ['429:1000', '503:10', '502:20']);
+  assert.deepEqual(retries, ['429:1000', '503:10', '403:20']);
   assert.equal(r.files.length, SMALL.files.length);
   hub.failures.set('tree', [[503], [503], [503]]);
   await assert.rejects(run({ retries: 3 }), /listing xai-org\/grok-tiny: gave up after 3 attempts \(last: 503\); run the same command again/);

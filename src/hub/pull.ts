@@ -26,7 +26,7 @@ import {
   cachedFile, cachedSnapshot, hfHome, hubCacheDir, isCommit, linkIntoSnapshot, offlineFromEnv, parseRepoId, readRef, repoFolder, snapshotFiles, writeRef,
 } from './cache.js';
 import {
-  checkRetryable, fetchFollowing, HubError, hubEndpoint, isTransient, listTree, NetworkError, networkReason, refusal, safeRepoPath, tokenFromEnv, withRetries, type HubClient, type TreeEntry,
+  checkRetryable, fetchFollowing, HubError, hubEndpoint, isTransient, listTree, NetworkError, networkReason, refusal, RetryableStatus, safeRepoPath, tokenFromEnv, withRetries, type HubClient, type TreeEntry,
 } from './http.js';
 import { selectFiles } from './select.js';
 
@@ -257,11 +257,13 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         await fetchUnit(client, repo, commit, u, stallMs, onBytes);
         const job = u.job;
         if (--job.left === 0) {
-          finishing.push(finishJob(job, folder, commit, () => report('verify', true)).then(() => {
+          const done = finishJob(job, folder, commit, () => report('verify', true)).then(() => {
             filesDone += 1 + job.links.length;
             present += job.size * job.links.length;
             report('download', true);
-          }));
+          });
+          done.catch(() => {}); // handled below, after the downloads still running have finished
+          finishing.push(done);
         }
       }
     };
@@ -410,6 +412,12 @@ async function fetchUnit(client: HubClient, repo: string, commit: string, u: Uni
       const whole = u.pos === 0 && u.end === job.size;
       const res = await fetchFollowing(client, url, { signal: ctl.signal, ...(whole ? {} : { headers: { range: u.end === job.size ? `bytes=${u.pos}-` : `bytes=${u.pos}-${u.end - 1}` } }) });
       await checkRetryable(res);
+      if (!res.ok && res.url && new URL(res.url).origin !== new URL(client.endpoint).origin) {
+        // the download host (CDN): a signed URL that expired (403) is resolved afresh on the retry
+        await res.body?.cancel().catch(() => {});
+        if (res.status === 403 || res.status === 410) throw new RetryableStatus(res.status, undefined);
+        throw new HubError(`${repo}: ${job.file}: the download host ${new URL(res.url).host} answered ${res.status} ${res.statusText}`, res.status);
+      }
       if (!res.ok) throw await refusal(res, { repo, file: job.file, revision: commit, endpoint: client.endpoint, token: !!client.token });
       if (!whole) {
         const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
