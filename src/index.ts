@@ -10,4 +10,6 @@ export type {
 } from './api/index.js';
 export { Tokenizer } from './tokenizer/sentencepiece.js';
 export type { GrokConfig } from './model/config.js';
+export { pull, resolveModelPath, hubCacheDir, HubError, ChecksumError, DiskSpaceError } from './hub/index.js';
+export type { PullOptions, PullProgress, PullPlan, PullResult } from './hub/index.js';
 export { routingRows, expertUsage, formatRouting, routingJson, routingSvg, type RoutedToken } from './api/routing.js';

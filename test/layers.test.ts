@@ -14,15 +14,16 @@ export const LAYERS: Record<string, readonly string[]> = {
   quant: ['base'],
   formats: ['base', 'quant'],
   tokenizer: ['base'],
+  hub: ['base'],
   kernels: ['base', 'quant'],
   model: ['base', 'quant', 'formats', 'tokenizer', 'kernels'],
   engine: ['base', 'model'],
   convert: ['base', 'quant', 'formats', 'tokenizer', 'kernels', 'model'],
   train: ['base', 'quant', 'formats', 'tokenizer', 'kernels', 'model', 'convert'],
-  api: ['base', 'quant', 'formats', 'tokenizer', 'kernels', 'model', 'engine'],
-  cli: ['base', 'quant', 'formats', 'tokenizer', 'kernels', 'model', 'engine', 'convert', 'train', 'api'],
+  api: ['base', 'quant', 'formats', 'tokenizer', 'kernels', 'model', 'engine', 'hub'],
+  cli: ['base', 'quant', 'formats', 'tokenizer', 'kernels', 'model', 'engine', 'convert', 'train', 'api', 'hub'],
   // src/index.ts: the library's entry point re-exports the API.
-  '(root)': ['base', 'tokenizer', 'model', 'kernels', 'engine', 'api'],
+  '(root)': ['base', 'tokenizer', 'model', 'kernels', 'engine', 'api', 'hub'],
 };
 
 const SRC = path.resolve('src');

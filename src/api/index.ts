@@ -22,6 +22,7 @@ import { closeKernels, createKernels, type CreateKernelsOptions } from '../kerne
 import type { MemoryPlan } from '../model/memory.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { openModel } from '../formats/open.js';
+import { resolveModelPath } from '../hub/cache.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
 import {
@@ -205,7 +206,7 @@ function findTokenizerNear(modelPath: string): string | null {
  * tokenizer.model beside the checkpoint (or up to two folders above). Throws NoTokenizerError if none.
  */
 export function tokenizerOf(modelPath: string): Tokenizer {
-  const resolved = path.resolve(modelPath);
+  const resolved = path.resolve(resolveModelPath(modelPath));
   const source = openModel(resolved);
   try {
     const own = source.format === 'gguf' ? fromGgufSource(source) : null;
@@ -218,9 +219,12 @@ export function tokenizerOf(modelPath: string): Tokenizer {
   return Tokenizer.fromFile(near);
 }
 
-/** Load a model (default: the embedded one) and its tokenizer, ready to generate. */
+/**
+ * Load a model (default: the embedded one) and its tokenizer, ready to generate. `modelPath` is a path, or
+ * a Hugging Face repository id (`xai-org/grok-1`, `org/name:Q4_K_M`) fetched by `pull` into the hub cache.
+ */
 export async function loadModel(modelPath?: string, options: LoadModelOptions = {}): Promise<Grok> {
-  const resolved = path.resolve(modelPath ?? defaultModelPath());
+  const resolved = path.resolve(modelPath === undefined ? defaultModelPath() : resolveModelPath(modelPath));
   if (!fs.existsSync(resolved)) {
     throw new Error(modelPath === undefined
       ? `the default model is missing (${resolved}); pass a model path`

@@ -92,11 +92,18 @@ export function parseJsonFile(file: string, limit = 64 << 20): unknown {
 
 /**
  * The directory that files found inside a model directory may resolve into. A Hugging Face hub cache keeps
- * `snapshots/<revision>/<file>` as links into `../../blobs/`, so there it is the repository's cache folder.
+ * `snapshots/<revision>/<file>` as links into `../../blobs/`, so there it is the repository's cache folder;
+ * also from a folder inside a snapshot (`snapshots/<revision>/Q4_K_M/`, where a GGUF repo keeps a quant's
+ * split files), when the cache folder is named as huggingface_hub names it (`models--org--name`).
  */
 export function modelRoot(dir: string): string {
   const real = fs.realpathSync(dir);
-  return path.basename(path.dirname(real)) === 'snapshots' ? path.dirname(path.dirname(real)) : real;
+  if (path.basename(path.dirname(real)) === 'snapshots') return path.dirname(path.dirname(real));
+  for (let d = path.dirname(real); path.dirname(d) !== d; d = path.dirname(d)) {
+    const repo = path.dirname(path.dirname(d));
+    if (path.basename(path.dirname(d)) === 'snapshots' && /^(models|datasets|spaces)--/.test(path.basename(repo))) return repo;
+  }
+  return real;
 }
 
 /**

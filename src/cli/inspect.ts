@@ -8,7 +8,7 @@ import { Command } from 'commander';
 export function inspectCommand(): Command {
   return new Command('inspect')
     .summary('print a model\'s config and tensor table')
-    .argument('[model]', 'a ckpt-0 directory, .gguf or .safetensors (default: the embedded model)')
+    .argument('[model]', 'a ckpt-0 directory, .gguf or .safetensors, or a repo id pulled by grok pull (default: the embedded model)')
     .option('--config <path>', 'config.json to use instead of the one found beside the model')
     .option('--json', 'print JSON')
     .action(async (model: string | undefined, o: { config?: string; json?: boolean }) => {
@@ -16,7 +16,8 @@ export function inspectCommand(): Command {
       const { isQuantizedRef } = await import('../formats/tensor-ref.js');
       const { bindModel } = await import('../model/map.js');
       const { defaultModelPath } = await import('../api/index.js');
-      const source = openModel(model ?? defaultModelPath());
+      const { resolveModelPath } = await import('../hub/cache.js');
+      const source = openModel(model === undefined ? defaultModelPath() : resolveModelPath(model));
       try {
         const { config } = bindModel(source, o.config);
         const rows = [...source.tensors.values()].map((t) => ({

@@ -25,9 +25,10 @@ export function logitsCommand(): Command {
     const { loadModel } = await import('../model/loader.js');
     const { closeKernels } = await import('../kernels/index.js');
     const { defaultModelPath } = await import('../api/index.js');
+    const { resolveModelPath } = await import('../hub/cache.js');
     const kernels = await kernelsFromOptions(o);
     try {
-      const { model } = await loadModel(o.model ?? defaultModelPath(), { kernels, ...(o.config ? { configPath: o.config } : {}) });
+      const { model } = await loadModel(o.model === undefined ? defaultModelPath() : resolveModelPath(o.model), { kernels, ...(o.config ? { configPath: o.config } : {}) });
       const V = model.config.vocabSize;
       for (const id of ids) if (id >= V) throw new UsageError(`--tokens: id ${id} is outside the vocabulary (0…${V - 1})`);
       const logits = model.forward([{ tokens: ids, cache: model.newCache(Math.max(ids.length, 1)) }]);

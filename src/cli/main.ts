@@ -11,6 +11,7 @@ import { reportError } from './errors.js';
 import { generateCommand } from './generate.js';
 import { infoCommand, inspectCommand } from './inspect.js';
 import { logitsCommand } from './logits.js';
+import { pullCommand } from './pull.js';
 import { serveCommand } from './serve.js';
 import { detokenizeCommand, tokenizeCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
@@ -18,7 +19,7 @@ import { packageVersion } from './version.js';
 
 export function program(): Command {
   const p = new Command('grok')
-    .description('Grok-1 (xAI\'s 314B Mixture-of-Experts model) on Node.js: generate, serve, convert, inspect')
+    .description('Grok-1 (xAI\'s 314B Mixture-of-Experts model) on Node.js: generate, serve, convert, inspect, pull')
     .version(packageVersion(), '-v, --version', 'print the version')
     .showSuggestionAfterError(true)
     .showHelpAfterError('(run with --help for the options)')
@@ -28,7 +29,7 @@ export function program(): Command {
       outputError: (s, write) => write(errorLine(s)),
     })
     .exitOverride();
-  for (const c of [generateCommand(), serveCommand(), logitsCommand(), inspectCommand(), infoCommand(), tokenizeCommand(), detokenizeCommand(), convertCommand(), synthCommand(), trainCommand()]) {
+  for (const c of [generateCommand(), serveCommand(), logitsCommand(), inspectCommand(), infoCommand(), tokenizeCommand(), detokenizeCommand(), convertCommand(), synthCommand(), trainCommand(), pullCommand()]) {
     p.addCommand(c.exitOverride().showSuggestionAfterError(true).showHelpAfterError(`(run 'grok help ${c.name()}' for the options)`).configureOutput(p.configureOutput()));
   }
   return p;
