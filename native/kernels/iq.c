@@ -465,3 +465,74 @@ IQ_DIRECT(iq1_s, 50, 2)
 IQ_DIRECT(iq1_m, 56, 2)
 #define IQ_HAS_DIRECT 1
 #endif
+
+#if GN_X86_AVX2 && !GN_X86_AVX512
+/*
+ * IQ4_XS and IQ4_NL on AVX2, fast mode at every T (their codes K + 128 do not fit maddubs, so the canonical
+ * kernel runs them on the scalar level; this one multiplies the signed table values instead): per 32 values
+ * |K| · (x with K's sign) in maddubs (pairs ≤ 2·127·127, no saturation), one float scale dl·dx per 32.
+ * Its own arithmetic, the same for every T (batch invariance).
+ */
+GN_INLINE __m256i iq4_values32(const uint8_t *q) {
+  const __m128i b = _mm_loadu_si128((const __m128i *)q);
+  const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0f));
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)iq4nl_values));
+  return _mm256_shuffle_epi8(table, nib);
+}
+
+/* Scales of a block's 32-value sub-blocks, and where sub-block ib's 16 bytes of nibbles are. */
+GN_INLINE void iq4_xs_scales(const uint8_t *p, float *dl) {
+  const float d = gn_f16(gn_rd16(p));
+  const unsigned sh = gn_rd16(p + 2);
+  for (int ib = 0; ib < 8; ib++) dl[ib] = d * (float)((int)(((p[4 + ib / 2] >> 4 * (ib % 2)) & 15) | (((sh >> 2 * ib) & 3) << 4)) - 32);
+}
+GN_INLINE void iq4_nl_scales(const uint8_t *p, float *dl) { dl[0] = gn_f16(gn_rd16(p)); }
+
+/* BB bytes and NS sub-blocks per block; the nibbles of sub-block ib at QS + 16·ib. */
+#define IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, NS, QS, SCALES)                         \
+  do {                                                                                                \
+    (void)xs16;                                                                                       \
+    const int nk = n / 32;                                                                            \
+    const __m256i ones = _mm256_set1_epi16(1);                                                        \
+    __m256 acc[R][C];                                                                                 \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) acc[i][t] = _mm256_setzero_ps();                                    \
+    for (int b = 0; b < nk / (NS); b++) {                                                             \
+      float dl[R][NS];                                                                                \
+      for (int i = 0; i < R; i++) {                                                                   \
+        gn_prefetch_block(rows[i] + (BB) * (size_t)b, (BB));                                          \
+        SCALES(rows[i] + (BB) * (size_t)b, dl[i]);                                                    \
+      }                                                                                               \
+      for (int ib = 0; ib < (NS); ib++) {                                                             \
+        const int k = (NS) * b + ib;                                                                  \
+        __m256i A[R], S[R];                                                                           \
+        for (int i = 0; i < R; i++) {                                                                 \
+          S[i] = iq4_values32(rows[i] + (BB) * (size_t)b + (QS) + 16 * ib);                           \
+          A[i] = _mm256_sign_epi8(S[i], S[i]);                                                        \
+        }                                                                                             \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const __m256i X = _mm256_loadu_si256((const __m256i *)(xq + (size_t)t * n + 32 * (size_t)k)); \
+          const float dx = xd[(size_t)t * nk + k];                                                    \
+          for (int i = 0; i < R; i++) {                                                               \
+            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(A[i], _mm256_sign_epi8(X, S[i])), ones); \
+            acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dl[i][ib] * dx), acc[i][t]); \
+          }                                                                                           \
+        }                                                                                             \
+      }                                                                                               \
+    }                                                                                                 \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsum256(acc[i][t]);                     \
+  } while (0)
+#define IQ4_XS_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 136, 8, 8, iq4_xs_scales)
+#define IQ4_NL_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 18, 1, 2, iq4_nl_scales)
+
+static void iq4_xs_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  GN_DIRECT_ROWS(j, r0, r1, 2, IQ4_XS_TILE);
+}
+static void iq4_nl_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  GN_DIRECT_ROWS(j, r0, r1, 2, IQ4_NL_TILE);
+}
+#define IQ4_HAS_AVX2 1
+#endif
