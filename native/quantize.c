@@ -196,40 +196,70 @@ static int iq4nl_index(float v) {
   return (v - K_IQ4NL[hi - 1]) < (K_IQ4NL[hi] - v) ? hi - 1 : hi;
 }
 
-static void iq4_nl_block(const float *x, uint8_t *o) {
+/* The scale of 32 values (iq4_nl.ts iq4Scale): −max/K[0] refit, then 15 more starting scales; 0 for zeros. */
+static float iq4_scale(const float *x) {
   float amax = 0, max = 0;
   for (int j = 0; j < 32; j++)
     if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
-  float scale = 0;
-  if (amax >= GROUP_MAX_EPS) {
-    float d = -max / K_IQ4NL[0], id = 1 / d, sumqx = 0, sumq2 = 0;
+  if (!(amax >= GROUP_MAX_EPS)) return 0;
+  float d = -max / K_IQ4NL[0], id = 1 / d, sumqx = 0, sumq2 = 0;
+  for (int j = 0; j < 32; j++) {
+    float q = K_IQ4NL[iq4nl_index(id * x[j])], w = x[j] * x[j];
+    sumqx = sumqx + w * q * x[j];
+    sumq2 = sumq2 + w * q * q;
+  }
+  d = sumq2 > 0 ? sumqx / sumq2 : 0;
+  float best = d * sumqx;
+  for (int itry = -7; itry <= 7; itry++) {
+    id = ((float)itry + K_IQ4NL[0]) / max;
+    sumqx = sumq2 = 0;
     for (int j = 0; j < 32; j++) {
       float q = K_IQ4NL[iq4nl_index(id * x[j])], w = x[j] * x[j];
       sumqx = sumqx + w * q * x[j];
       sumq2 = sumq2 + w * q * q;
     }
-    d = sumqx / sumq2;
-    float best = d * sumqx;
-    for (int itry = -7; itry <= 7; itry++) {
-      id = ((float)itry + K_IQ4NL[0]) / max;
-      sumqx = sumq2 = 0;
-      for (int j = 0; j < 32; j++) {
-        float q = K_IQ4NL[iq4nl_index(id * x[j])], w = x[j] * x[j];
-        sumqx = sumqx + w * q * x[j];
-        sumq2 = sumq2 + w * q * q;
-      }
-      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-        d = sumqx / sumq2;
-        best = d * sumqx;
-      }
+    if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+      d = sumqx / sumq2;
+      best = d * sumqx;
     }
-    scale = d;
   }
+  return d;
+}
+
+static void iq4_nl_block(const float *x, uint8_t *o) {
+  const float scale = iq4_scale(x);
   wr_f16(o, scale);
   float id = truthy(scale) ? 1 / scale : 0;
   uint8_t L[32];
   for (int j = 0; j < 32; j++) L[j] = (uint8_t)iq4nl_index(id * x[j]);
   for (int j = 0; j < 16; j++) o[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+}
+
+/* IQ4_XS (iq4_xs.ts): llama.cpp quantize_iq4_xs without an importance matrix. */
+static void iq4_xs_block(const float *x, uint8_t *o) {
+  float scales[8], max_scale = 0, amax_scale = 0;
+  for (int ib = 0; ib < 8; ib++) {
+    scales[ib] = iq4_scale(x + 32 * ib);
+    if (fabsf(scales[ib]) > amax_scale) { amax_scale = fabsf(scales[ib]); max_scale = scales[ib]; }
+  }
+  const float d = -max_scale / 32;
+  wr_f16(o, d);
+  const float id = truthy(d) ? 1 / d : 0;
+  uint8_t L[256];
+  unsigned sh = 0;
+  for (int ib = 0; ib < 8; ib++) {
+    const float l = js_max(-32, js_min(31, nearest(id * scales[ib])));
+    const float dl = d * l, idl = truthy(dl) ? 1 / dl : 0;
+    for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)iq4nl_index(idl * x[32 * ib + j]);
+    const int ls = (int)js_i32(l + 32); /* JavaScript semantics for a NaN level, as iq4_xs.ts */
+    if (ib % 2 == 0) o[4 + ib / 2] = (uint8_t)(ls & 15);
+    else o[4 + ib / 2] |= (uint8_t)((ls & 15) << 4);
+    sh |= (unsigned)(ls >> 4) << (2 * ib);
+  }
+  o[2] = (uint8_t)(sh & 0xff);
+  o[3] = (uint8_t)(sh >> 8);
+  for (int ib = 0; ib < 8; ib++)
+    for (int j = 0; j < 16; j++) o[8 + 16 * ib + j] = (uint8_t)(L[32 * ib + j] | (L[32 * ib + 16 + j] << 4));
 }
 
 /* ---- K-quants ----------------------------------------------------------------------------------------- */
@@ -471,6 +501,7 @@ int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int r
   case GN_Q5_0: for (size_t b = 0; b < nb; b++) q5_0_block(x + 32 * b, dst + 22 * b); return GN_OK;
   case GN_Q5_1: for (size_t b = 0; b < nb; b++) q5_1_block(x + 32 * b, dst + 24 * b); return GN_OK;
   case GN_IQ4_NL: for (size_t b = 0; b < nb; b++) iq4_nl_block(x + 32 * b, dst + 18 * b); return GN_OK;
+  case GN_IQ4_XS: for (size_t b = 0; b < nb; b++) iq4_xs_block(x + 256 * b, dst + 136 * b); return GN_OK;
   case GN_Q2_K: kq->q2_k(x, (int)nb, dst); return GN_OK;
   case GN_Q3_K: kq->q3_k(x, (int)nb, dst); return GN_OK;
   case GN_Q4_K: kq->k45(x, (int)nb, dst, 0); return GN_OK;

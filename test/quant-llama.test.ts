@@ -12,9 +12,9 @@ import { test } from 'node:test';
 import { blockFormat, type BlockType } from '../src/quant/index.js';
 
 const DIR = path.resolve('test/data/quant-ref');
-const TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+const TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
 /** Types we read but do not write: llama.cpp's quantisation of the inputs is only dequantised here. */
-const READ_ONLY: BlockType[] = ['iq4_xs', 'iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
+const READ_ONLY: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
 const GRIDS: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
 
 function bytes(name: string): Uint8Array {

@@ -25,7 +25,7 @@ if (missing && process.env.CI === 'true') throw new Error(`CI: the native addon 
 const skip = missing ? `native addon unavailable: ${missing}` : false;
 const levels = 'addon' in loaded ? loaded.addon.info().levels : [];
 
-const TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+const TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
 
 /** Named value patterns: n values each. */
 function patterns(n: number, seed: number): [string, Float32Array][] {

@@ -111,7 +111,8 @@ test('Q6_K hand-derived: 4 low bits + 2 high bits, int8 scales, offset 32', () =
 });
 
 test('every format rejects a value count that is not a multiple of its block size', () => {
-  for (const t of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as BlockType[]) {
+  for (const t of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq1_s', 'iq1_m',
+    'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'] as BlockType[]) {
     const f = blockFormat(t);
     const src = new Uint8Array(f.bytesPerBlock * 2);
     assert.throws(() => f.dequantize(src, 0, f.blockSize + 1, new Float32Array(2 * f.blockSize), 0), /not a multiple of the block size/, t);
@@ -131,7 +132,7 @@ function gaussian(n: number, seed: number, sigma = 1): Float32Array {
   return out;
 }
 
-const QUANT_TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+const QUANT_TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
 
 test('dot equals dequantise-then-dot (float64) at awkward lengths and offsets', () => {
   for (const t of QUANT_TYPES) {

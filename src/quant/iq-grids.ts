@@ -61,12 +61,20 @@ interface IQSpec {
   layout: Record<string, number>;
   /** Dequantise the super-block at src[o…] into y[0…256). */
   block(src: Uint8Array, o: number, y: Float32Array): void;
+  /** Quantise 256 values x[xo…] into the block at dst[o…] (the types we also write). */
+  quantizeBlock?(x: Float32Array, xo: number, dst: Uint8Array, o: number): void;
 }
 
-/** A 256-value i-quant format from its super-block dequantiser (no quantiser: we read these types). */
+/** A 256-value i-quant format from its super-block dequantiser (and quantiser, where we write the type). */
 export function defineIQ(spec: IQSpec): BlockFormat {
   const buf = new Float32Array(QK_K);
+  const qb = spec.quantizeBlock;
+  const quantize = qb && ((x: Float32Array, xOffset: number, n: number, dst: Uint8Array, offset: number) => {
+    checkBlocks(spec.name, n, QK_K);
+    for (let b = 0; b < n / QK_K; b++) qb(x, xOffset + QK_K * b, dst, offset + spec.bytesPerBlock * b);
+  });
   return defineFormat({
+    ...(quantize ? { quantize } : {}),
     name: spec.name, ggmlId: spec.ggmlId, blockSize: QK_K, bytesPerBlock: spec.bytesPerBlock, layout: spec.layout,
     dequantize(src, offset, n, out, outOffset) {
       checkBlocks(spec.name, n, QK_K);

@@ -13,7 +13,7 @@ export const IQ4_NL_VALUES: readonly number[] = [-127, -104, -83, -65, -49, -35,
 const K = IQ4_NL_VALUES;
 
 /** Index of the table value nearest to v (ties to the lower one; llama.cpp best_index_int8). */
-function bestIndex(v: number): number {
+export function bestIndex(v: number): number {
   if (v <= K[0]!) return 0;
   if (v >= K[15]!) return 15;
   let lo = 0;
@@ -24,6 +24,51 @@ function bestIndex(v: number): number {
     else lo = mid;
   }
   return Math.fround(v - K[hi - 1]!) < Math.fround(K[hi]! - v) ? hi - 1 : hi;
+}
+
+/**
+ * The scale of 32 values (llama.cpp quantize_row_iq4_nl_impl without importance weights, per 32): d = −max/K[0]
+ * refit by weighted least squares (weights x²), then 15 more starting scales (itry −7…7); 0 for a group of
+ * zeros. IQ4_XS (iq4_xs.ts) quantises these scales once more per 256 values.
+ */
+export function iq4Scale(x: Float32Array, xo: number): number {
+  let amax = 0;
+  let max = 0;
+  for (let j = 0; j < QK; j++) {
+    const ax = Math.abs(x[xo + j]!);
+    if (ax > amax) { amax = ax; max = x[xo + j]!; }
+  }
+  if (amax < GROUP_MAX_EPS) return 0;
+  let d = Math.fround(-max / K[0]!);
+  let id = Math.fround(1 / d);
+  let sumqx = 0;
+  let sumq2 = 0;
+  for (let j = 0; j < QK; j++) {
+    const v = x[xo + j]!;
+    const q = K[bestIndex(Math.fround(id * v))]!;
+    const w = Math.fround(v * v);
+    sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * q) * v));
+    sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
+  }
+  d = sumq2 > 0 ? Math.fround(sumqx / sumq2) : 0;
+  let best = Math.fround(d * sumqx);
+  for (let itry = -7; itry <= 7; itry++) {
+    id = Math.fround((itry + K[0]!) / max);
+    sumqx = 0;
+    sumq2 = 0;
+    for (let j = 0; j < QK; j++) {
+      const v = x[xo + j]!;
+      const q = K[bestIndex(Math.fround(id * v))]!;
+      const w = Math.fround(v * v);
+      sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * q) * v));
+      sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
+    }
+    if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
+      d = Math.fround(sumqx / sumq2);
+      best = Math.fround(d * sumqx);
+    }
+  }
+  return d;
 }
 
 export const IQ4_NL = defineFormat({
@@ -62,45 +107,7 @@ export const IQ4_NL = defineFormat({
     for (let b = 0; b < n / QK; b++) {
       const xo = xOffset + QK * b;
       const o = offset + 18 * b;
-      let amax = 0;
-      let max = 0;
-      for (let j = 0; j < QK; j++) {
-        const ax = Math.abs(x[xo + j]!);
-        if (ax > amax) { amax = ax; max = x[xo + j]!; }
-      }
-      let scale = 0;
-      if (amax >= GROUP_MAX_EPS) {
-        let d = Math.fround(-max / K[0]!);
-        let id = Math.fround(1 / d);
-        let sumqx = 0;
-        let sumq2 = 0;
-        for (let j = 0; j < QK; j++) {
-          const v = x[xo + j]!;
-          const q = K[bestIndex(Math.fround(id * v))]!;
-          const w = Math.fround(v * v);
-          sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * q) * v));
-          sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
-        }
-        d = Math.fround(sumqx / sumq2);
-        let best = Math.fround(d * sumqx);
-        for (let itry = -7; itry <= 7; itry++) {
-          id = Math.fround((itry + K[0]!) / max);
-          sumqx = 0;
-          sumq2 = 0;
-          for (let j = 0; j < QK; j++) {
-            const v = x[xo + j]!;
-            const q = K[bestIndex(Math.fround(id * v))]!;
-            const w = Math.fround(v * v);
-            sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * q) * v));
-            sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
-          }
-          if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
-            d = Math.fround(sumqx / sumq2);
-            best = Math.fround(d * sumqx);
-          }
-        }
-        scale = d;
-      }
+      const scale = iq4Scale(x, xo);
       wrF16(dst, o, scale);
       const id = scale ? Math.fround(1 / scale) : 0;
       for (let j = 0; j < QK; j++) L[j] = bestIndex(Math.fround(id * x[xo + j]!));

@@ -9,7 +9,7 @@ import { blockFormat, type BlockType } from './index.js';
 
 /** Byte offset of the f16 super-block scale d in each read-only type's block; iq1_m spreads it (below). */
 const D_OFFSET: Partial<Record<BlockType, number>> = {
-  iq4_xs: 0, iq1_s: 0, iq2_xxs: 0, iq2_xs: 0, iq2_s: 0, iq3_xxs: 0, iq3_s: 0,
+  iq1_s: 0, iq2_xxs: 0, iq2_xs: 0, iq2_s: 0, iq3_xxs: 0, iq3_s: 0,
 };
 
 export function hasRandomBlocks(type: BlockType): boolean {
