@@ -18,7 +18,11 @@ export interface MemoryPlan {
   readonly message: string;
 }
 
-const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+/** 318.0 GiB, 250.0 MiB, 96.0 KiB: one decimal in the largest unit that keeps the number at least 1. */
+function gib(b: number): string {
+  const [unit, scale] = b >= 2 ** 30 ? ['GiB', 2 ** 30] : b >= 2 ** 20 ? ['MiB', 2 ** 20] : ['KiB', 2 ** 10];
+  return `${(b / scale).toFixed(1)} ${unit}`;
+}
 
 /** Where the available figure comes from, when a cgroup limit sets it. */
 function whence(a: MemoryAvailability): string {
