@@ -389,17 +389,18 @@ export class NativeKernels implements Kernels {
     return new Uint8Array(this.addon.alloc(bytes));
   }
 
-  /**
-   * The bytes [offset, offset + length) of `file` as a read-only view of a shared mapping (no copy); null
-   * when mapping is off or the range is longer than one array may be. A range past the end of the file
-   * is a FormatError naming the file. Writing to the view faults: weights are never modified in place.
-   */
   /** mmap 'auto': weights that fit in 60 % of the available memory are read into it, larger models mapped. */
   weightPlacement(modelBytes: number): 'map' | 'copy' {
     if (this.mmap !== 'auto') return this.mmap ? 'map' : 'copy';
     return this.mlock || modelBytes > 0.6 * availableMemory() ? 'map' : 'copy';
   }
 
+  /**
+   * The bytes [offset, offset + length) of `file` as a read-only view of a shared mapping (no copy); null
+   * when mapping is off or the range is longer than one array may be. A range past the end of the file
+   * is a FormatError naming the file. Writing to the view faults: weights are never modified in place.
+   * Held until close(); a loaded model holds its own through mapWeights().
+   */
   mapWeight(file: string, offset: number, length: number): Uint8Array | null {
     return this.mapInto(this.own, file, offset, length);
   }
