@@ -35,8 +35,13 @@ struct gn_map {
 static _Atomic long live_maps;
 
 static gn_file_id file_id(const struct stat *st) {
+#ifdef __APPLE__
+  const struct timespec t = st->st_mtimespec;
+#else
+  const struct timespec t = st->st_mtim;
+#endif
   return (gn_file_id){(uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size,
-                      (uint64_t)st->st_mtim.tv_sec * UINT64_C(1000000000) + (uint64_t)st->st_mtim.tv_nsec};
+                      (uint64_t)t.tv_sec * UINT64_C(1000000000) + (uint64_t)t.tv_nsec};
 }
 
 gn_map *gn_map_open(const char *path, int *err) {
