@@ -147,3 +147,29 @@ test('the background populate thread stops quietly when the mapped file shrinks'
   maps.release();
   assert.deepEqual(mapsOf(f), []);
 });
+
+test('grok serve: a model file truncated under the server fails the request with a 500 naming the file; the server lives on', { skip }, async () => {
+  const { createServer } = await import('../src/api/server.js');
+  const { Grok } = await import('../src/api/index.js');
+  const { testTokenizer } = await import('./engine-helpers.js');
+  const f = copy(A, 'served.gguf');
+  const { model } = await loadModel(f, { kernels: native({ mode: 'fast' }) });
+  const grok = new Grok(f, model, testTokenizer(model.config.vocabSize), 0);
+  const server = createServer(grok, { modelId: 'tiny-a' });
+  try {
+    const url = await server.listen({ host: '127.0.0.1', port: 0 });
+    const complete = async () => {
+      const r = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny-a', prompt: 'hello', max_tokens: 2 }) });
+      return { status: r.status, json: await r.json() as { error?: { message: string } } };
+    };
+    assert.equal((await complete()).status, 200);
+    const size = fs.statSync(f).size;
+    fs.truncateSync(f, 1000);
+    const failed = await complete();
+    assert.equal(failed.status, 500);
+    assert.equal(failed.json.error?.message, `generation failed: the model file ${f} changed on disk since it was loaded (size ${size} → 1000 bytes); reload the model`);
+    assert.equal((await complete()).status, 500, 'and the next one too: the server answers');
+  } finally {
+    await server.close(0);
+  }
+});
