@@ -424,7 +424,17 @@ static gn_map *get_map(napi_env env, napi_value v) {
   return data;
 }
 
-/* mapFile(path) → [mapping, size]. The mapping object holds one reference (dropped when collected). */
+/* "dev:ino:size:mtime_ns", as the TypeScript side builds it from fs.statSync(file, { bigint: true }). */
+static napi_value file_id_string(napi_env env, gn_file_id id) {
+  char buf[128];
+  napi_value v;
+  snprintf(buf, sizeof buf, "%llu:%llu:%llu:%llu", (unsigned long long)id.dev, (unsigned long long)id.ino,
+           (unsigned long long)id.size, (unsigned long long)id.mtime_ns);
+  CHECK(env, napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &v));
+  return v;
+}
+
+/* mapFile(path) → [mapping, size, identity] (identity: file_id_string of the opened descriptor). The mapping object holds one reference (dropped when collected). */
 static napi_value js_map_file(napi_env env, napi_callback_info info) {
   napi_value a[1];
   if (!get_args(env, info, 1, a)) return NULL;
@@ -450,10 +460,55 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
   }
   CHECK(env, napi_type_tag_object(env, ext, &MAP_TAG));
   CHECK(env, napi_create_double(env, (double)gn_map_size(m), &size));
-  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  napi_value id = file_id_string(env, gn_map_id(m));
+  if (!id) return NULL;
+  CHECK(env, napi_create_array_with_length(env, 3, &out));
   CHECK(env, napi_set_element(env, out, 0, ext));
   CHECK(env, napi_set_element(env, out, 1, size));
+  CHECK(env, napi_set_element(env, out, 2, id));
   return out;
+}
+
+/* mapStat(mapping) → [size, identity] of the mapped file now (fstat of its descriptor), or null once the
+ * mapping was released. */
+static napi_value js_map_stat(napi_env env, napi_callback_info info) {
+  napi_value a[1], out, size;
+  if (!get_args(env, info, 1, a)) return NULL;
+  gn_map *m = get_map(env, a[0]);
+  if (!m) return NULL;
+  gn_file_id now;
+  const int r = gn_map_stat(m, &now);
+  if (r == ESTALE) {
+    CHECK(env, napi_get_null(env, &out));
+    return out;
+  }
+  if (r != 0) return fail(env, "grok-native: mapStat: %s", strerror(r));
+  CHECK(env, napi_create_double(env, (double)now.size, &size));
+  napi_value id = file_id_string(env, now);
+  if (!id) return NULL;
+  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  CHECK(env, napi_set_element(env, out, 0, size));
+  CHECK(env, napi_set_element(env, out, 1, id));
+  return out;
+}
+
+/* mapRelease(mapping): unmap the file now (views still held read zeros); idempotent. */
+static napi_value js_map_release(napi_env env, napi_callback_info info) {
+  napi_value a[1], r;
+  if (!get_args(env, info, 1, a)) return NULL;
+  gn_map *m = get_map(env, a[0]);
+  if (!m) return NULL;
+  gn_map_release(m);
+  CHECK(env, napi_get_undefined(env, &r));
+  return r;
+}
+
+/* mapLive() → file mappings opened and not yet released in this process. */
+static napi_value js_map_live(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value r;
+  CHECK(env, napi_create_double(env, (double)gn_map_live(), &r));
+  return r;
 }
 
 static int get_range(napi_env env, napi_value vo, napi_value vl, const gn_map *m, size_t *off, size_t *len) {
@@ -481,6 +536,8 @@ static napi_value js_map_view(napi_env env, napi_callback_info info) {
     CHECK(env, napi_create_arraybuffer(env, 0, &d, &ab));
     return ab;
   }
+  gn_file_id now;
+  if (gn_map_stat(m, &now) == ESTALE) return fail(env, "grok-native: %s", "mapView: the mapping was released");
   gn_map_ref(m);
   if (napi_create_external_arraybuffer(env, (void *)(gn_map_data(m) + off), len, view_finalize, m, &ab) != napi_ok) {
     gn_map_unref(m);
@@ -617,7 +674,7 @@ NAPI_MODULE_INIT() {
     {"info", js_info},           {"create", js_create},         {"destroy", js_destroy},     {"matmulRows", js_matmul_rows},
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
-    {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
+    {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"mapStat", js_map_stat}, {"mapRelease", js_map_release}, {"mapLive", js_map_live}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
     {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {

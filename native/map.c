@@ -26,7 +26,23 @@ struct gn_map {
   uint8_t *base;
   size_t size;
   _Atomic long refs;
+  gn_file_id id;         /* the file when mapped */
+  pthread_mutex_t mu;    /* guards fd and released */
+  int fd;                /* kept open: fstat of the mapped file itself, whatever its path now names */
+  _Atomic int released;
 };
+
+static _Atomic long live_maps;
+
+static gn_file_id file_id(const struct stat *st) {
+#ifdef __APPLE__
+  const struct timespec t = st->st_mtimespec;
+#else
+  const struct timespec t = st->st_mtim;
+#endif
+  return (gn_file_id){(uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_size,
+                      (uint64_t)t.tv_sec * UINT64_C(1000000000) + (uint64_t)t.tv_nsec};
+}
 
 gn_map *gn_map_open(const char *path, int *err) {
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -47,6 +63,7 @@ gn_map *gn_map_open(const char *path, int *err) {
     return NULL;
   }
   m->size = (size_t)st.st_size;
+  m->id = file_id(&st);
   if (m->size > 0) {
     void *p = mmap(NULL, m->size, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
@@ -57,23 +74,59 @@ gn_map *gn_map_open(const char *path, int *err) {
     }
     m->base = p;
   }
-  close(fd); /* the mapping keeps the file */
+  m->fd = fd;
+  pthread_mutex_init(&m->mu, NULL);
   atomic_store(&m->refs, 1);
+  atomic_fetch_add(&live_maps, 1);
   return m;
 }
 
 const uint8_t *gn_map_data(const gn_map *m) { return m->base; }
 size_t gn_map_size(const gn_map *m) { return m->size; }
 void gn_map_ref(gn_map *m) { atomic_fetch_add(&m->refs, 1); }
+gn_file_id gn_map_id(const gn_map *m) { return m->id; }
+long gn_map_live(void) { return atomic_load(&live_maps); }
+
+int gn_map_stat(gn_map *m, gn_file_id *now) {
+  int r = ESTALE;
+  pthread_mutex_lock(&m->mu);
+  if (!atomic_load(&m->released)) {
+    struct stat st;
+    r = fstat(m->fd, &st) == 0 ? 0 : errno;
+    if (r == 0) *now = file_id(&st);
+  }
+  pthread_mutex_unlock(&m->mu);
+  return r;
+}
+
+void gn_map_release(gn_map *m) {
+  pthread_mutex_lock(&m->mu);
+  if (!atomic_load(&m->released)) {
+    atomic_store(&m->released, 1);
+    /* Zero pages over the same addresses (one atomic mmap call): the file is no longer mapped, and a view
+     * still alive reads zeros. Should that fail (no memory for the new mapping), the file stays mapped
+     * until the last view goes, as before. */
+    if (m->base && mmap(m->base, m->size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+      /* left mapped */
+    }
+    close(m->fd);
+    m->fd = -1;
+    atomic_fetch_sub(&live_maps, 1);
+  }
+  pthread_mutex_unlock(&m->mu);
+}
 
 void gn_map_unref(gn_map *m) {
   if (atomic_fetch_sub(&m->refs, 1) != 1) return;
+  gn_map_release(m);
   if (m->base) munmap(m->base, m->size);
+  pthread_mutex_destroy(&m->mu);
   free(m);
 }
 
 /* [off, off + len) rounded out to whole pages, clipped to the mapping. */
 static int page_range(const gn_map *m, size_t off, size_t len, uint8_t **start, size_t *bytes) {
+  if (atomic_load(&m->released)) return ESTALE;
   if (!m->base || off > m->size || len > m->size - off) return EINVAL;
   const size_t page = (size_t)sysconf(_SC_PAGESIZE);
   const size_t a = off / page * page, b = off + len;
@@ -117,6 +170,29 @@ static pthread_cond_t pop_cv = PTHREAD_COND_INITIALIZER;
 static populate_job *pop_head, *pop_tail;
 static int pop_started;
 
+/* Whether the mapped file is still as it was mapped (and the mapping not released). */
+static int unchanged(gn_map *m) {
+  gn_file_id now;
+  if (gn_map_stat(m, &now) != 0) return 0;
+  return now.dev == m->id.dev && now.ino == m->id.ino && now.size == m->id.size && now.mtime_ns == m->id.mtime_ns;
+}
+
+/* A chunk at a time, each after checking the file: touching a page past the end of a file that shrank
+ * would raise SIGBUS and kill the process, so no page is touched here. MADV_POPULATE_READ reports such a
+ * page as EFAULT instead (then stop); kernels before 5.14 lack it (EINVAL): read-ahead of the rest. */
+static void populate(populate_job *j) {
+  const size_t chunk = (size_t)64 << 20;
+  for (size_t done = 0; done < j->n;) {
+    const size_t c = j->n - done < chunk ? j->n - done : chunk;
+    if (!unchanged(j->m)) return;
+    if (madvise(j->p + done, c, MADV_POPULATE_READ) != 0) {
+      if (errno == EINVAL) madvise(j->p + done, j->n - done, MADV_WILLNEED);
+      return;
+    }
+    done += c;
+  }
+}
+
 static void *populate_main(void *arg) {
   (void)arg;
 #if defined(SCHED_IDLE) && defined(SYS_gettid)
@@ -130,13 +206,7 @@ static void *populate_main(void *arg) {
     pop_head = j->next;
     if (!pop_head) pop_tail = NULL;
     pthread_mutex_unlock(&pop_mu);
-    if (madvise(j->p, j->n, MADV_POPULATE_READ) != 0) {
-      /* older kernels: touch one byte per page */
-      const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-      volatile uint8_t sink = 0;
-      for (size_t i = 0; i < j->n; i += page) sink ^= j->p[i];
-      (void)sink;
-    }
+    populate(j);
     gn_map_unref(j->m);
     free(j);
   }

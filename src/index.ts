@@ -8,6 +8,7 @@ export type {
   GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting,
   SamplingOptions, SampleResult, TokenLogprob, Sampler,
 } from './api/index.js';
+export { ModelFileChangedError, ModelTooLargeError } from './base/errors.js';
 export { Tokenizer } from './tokenizer/sentencepiece.js';
 export type { GrokConfig } from './model/config.js';
 export { pull, resolveModelPath, hubCacheDir, HubError, ChecksumError, DiskSpaceError } from './hub/index.js';

@@ -260,6 +260,7 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
     }
     return new Grok(resolved, model, tokenizer, performance.now() - t0, options);
   } catch (e) {
+    model.close();
     if (!options.kernels) releaseKernels(kernels);
     throw e;
   }
@@ -438,11 +439,12 @@ export class Grok {
     return s.result;
   }
 
-  /** Cancel everything running and release the kernels' threads / memories. */
+  /** Cancel everything running and release the kernels' threads / memories and the mapped model files. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.engine.close();
+    this.model.close(); // its mapped files are unmapped now (unless another model holds them), not at GC
     if (!this.options.kernels) releaseKernels(this.model.kernels);
   }
 }

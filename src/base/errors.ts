@@ -19,3 +19,22 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/**
+ * A mapped model file changed on disk (truncated, or rewritten in place) after it was loaded: its bytes can
+ * no longer be trusted and a page past its new end would kill the process (SIGBUS), so the request fails.
+ */
+export class ModelFileChangedError extends Error {
+  constructor(readonly file: string, readonly detail: string) {
+    super(`the model file ${file} changed on disk since it was loaded (${detail}); reload the model`);
+    this.name = 'ModelFileChangedError';
+  }
+}
+
+/** Weights that would be copied into memory cannot fit: refused before a byte is read. */
+export class ModelTooLargeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelTooLargeError';
+  }
+}

@@ -15,7 +15,8 @@ export async function loadForCli(o: ModelOptionValues & KernelOptionValues & KVO
     ...base,
     kernelOptions: kernelOptions(o),
     onProgress: (done, total) => bar.update(done, total),
-    onMemoryPlan: (p: MemoryPlan) => { if (p.verdict !== 'fits' || p.modelBytes > 2 ** 30) say(p.message); },
+    // A copy that cannot fit is refused with this message as the error: not said twice.
+    onMemoryPlan: (p: MemoryPlan) => { if (p.verdict === 'pages' || (p.verdict === 'fits' && p.modelBytes > 2 ** 30)) say(p.message); },
     ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}),
     ...(o.config ? { configPath: o.config } : {}),
     ...(o.kvType ? { kvType: o.kvType } : {}),

@@ -8,6 +8,9 @@
  * - Weights in place: `mapWeight` maps model files read-only and returns views of their bytes, so the
  *   loader copies nothing, memory grows only with pages touched, and larger-than-RAM models page from
  *   disk. `mmap: false` falls back to reading into `allocWeight` memory (anonymous, huge-page advised).
+ *   Mappings are keyed by the file's identity (device, inode, size, mtime), held per loaded model
+ *   (`mapWeights`), checked before each forward pass (a file truncated or rewritten in place fails the
+ *   request instead of raising SIGBUS) and unmapped when the last model holding them is closed.
  * - Numerics as the WebAssembly kernels: 'exact' (float32 activations, float32-or-better sums: matches
  *   the fixtures' float64 logits to 1e-4) and 'fast' (activations int8 per 32 values, exact integer
  *   block sums). Batch invariant: a token's row is bit-identical whatever T, its place in the batch
@@ -16,16 +19,17 @@
  * Every length and offset is checked here before the addon sees it; the addon checks again.
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { freemem } from 'node:os';
+import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { FormatError } from '../base/errors.js';
+import { FormatError, ModelFileChangedError } from '../base/errors.js';
+import { availableMemory } from '../base/memory.js';
 import { allBlockFormats, blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { defaultThreads, physicalCoreCpus } from './cpus.js';
 import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
 import { rmsnorm, rope } from './small-ops.js';
 import { attentionKV } from './kv.js';
-import type { AttentionArgs, Kernels, KVData, KVType } from './types.js';
+import type { AttentionArgs, Kernels, KVData, KVType, WeightMaps } from './types.js';
 import { kernelModule, type KernelMode } from './wasm.js';
 
 /** The addon's exports (native/addon.c). */
@@ -43,7 +47,14 @@ interface NativeAddon {
     T: number, pos0: number, nHeads: number, nKV: number, headDim: number, scale: number, softcap: number, kvType: number, fast: boolean): void;
   gelu(ctx: object, x: Float32Array, n: number, up: Float32Array | undefined): void;
   alloc(bytes: number): ArrayBuffer;
-  mapFile(path: string): [object, number];
+  /** [mapping, size, identity "dev:ino:size:mtimeNs" of the opened file] */
+  mapFile(path: string): [object, number, string];
+  /** [size, identity] of the mapped file now (fstat of the mapping's descriptor); null once released. */
+  mapStat(map: object): [number, string] | null;
+  /** Unmap now (views still held read zeros); idempotent. */
+  mapRelease(map: object): void;
+  /** File mappings open and not released in this process. */
+  mapLive(): number;
   mapView(map: object, offset: number, length: number): ArrayBuffer;
   mapAdvise(map: object, offset: number, length: number, advice: number): number;
   mapLock(map: object, offset: number, length: number): number;
@@ -264,15 +275,27 @@ const MAX_VIEW = bufferConstants.MAX_LENGTH;
 
 interface Mapping {
   readonly handle: object;
+  readonly file: string;
   readonly size: number;
+  /** "dev:ino:size:mtimeNs" of the file when mapped (the key of NativeKernels.maps). */
+  readonly id: string;
   readonly populate: boolean;
+  /** WeightMaps sets holding it (mapWeight's own set included). */
+  holders: number;
 }
 
-/** Memory a process may still fill here: MemAvailable, or the cgroup limit when lower. */
-function availableMemory(): number {
-  const limit = process.constrainedMemory?.() ?? 0;
-  const free = freemem();
-  return limit > 0 && limit < free ? limit : free;
+/** The identity the addon gives a mapped file, from a stat of the path. */
+function fileId(st: fs.BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+}
+
+/** What changed between two identities, for the error message. */
+function describeChange(was: string, now: string): string {
+  const [, , size0, t0] = was.split(':');
+  const [, , size1, t1] = now.split(':');
+  if (size0 !== size1) return `size ${size0} → ${size1} bytes`;
+  const when = (t: string | undefined) => new Date(Number(BigInt(t ?? '0') / 1000000n)).toISOString();
+  return t0 !== t1 ? `rewritten in place: same size, modified ${when(t1)}, was ${when(t0)}` : `replaced: device or inode differ`;
 }
 
 let mlockWarned = false;
@@ -292,7 +315,10 @@ export class NativeKernels implements Kernels {
   private readonly mlock: boolean;
   private readonly advice: number;
   private readonly populate: boolean | 'auto';
+  /** Open mappings by file identity. */
   private readonly maps = new Map<string, Mapping>();
+  /** mapWeight()'s mappings (held until close()). */
+  private readonly own = new Set<Mapping>();
   /** ArrayBuffers that are views of a mapped file (for `isMapped`). */
   private readonly mapped = new WeakSet<ArrayBufferLike>();
 
@@ -335,11 +361,21 @@ export class NativeKernels implements Kernels {
     if (err !== 0) console.warn(`grok: pinning threads to CPUs ${cpus.join(',')} failed (errno ${err}); continuing unpinned`);
   }
 
-  /** Stop the worker threads; the object is unusable afterwards (mapped weights stay valid). */
+  /**
+   * Stop the worker threads and unmap every mapped file now; the object is unusable afterwards (views of
+   * mapped weights still held read zeros).
+   */
   close(): void {
     if (this.ctx) this.addon.destroy(this.ctx);
     this.ctx = null;
+    for (const m of this.maps.values()) this.addon.mapRelease(m.handle);
     this.maps.clear();
+    this.own.clear();
+  }
+
+  /** File mappings open in this process, all kernel sets together (tests: close() must unmap). */
+  liveMappings(): number {
+    return this.addon.mapLive();
   }
 
   private context(): object {
@@ -353,32 +389,77 @@ export class NativeKernels implements Kernels {
     return new Uint8Array(this.addon.alloc(bytes));
   }
 
-  /**
-   * The bytes [offset, offset + length) of `file` as a read-only view of a shared mapping (no copy); null
-   * when mapping is off or the range is longer than one array may be. A range past the end of the file
-   * is a FormatError naming the file. Writing to the view faults: weights are never modified in place.
-   */
   /** mmap 'auto': weights that fit in 60 % of the available memory are read into it, larger models mapped. */
   weightPlacement(modelBytes: number): 'map' | 'copy' {
     if (this.mmap !== 'auto') return this.mmap ? 'map' : 'copy';
     return this.mlock || modelBytes > 0.6 * availableMemory() ? 'map' : 'copy';
   }
 
+  /**
+   * The bytes [offset, offset + length) of `file` as a read-only view of a shared mapping (no copy); null
+   * when mapping is off or the range is longer than one array may be. A range past the end of the file
+   * is a FormatError naming the file. Writing to the view faults: weights are never modified in place.
+   * Held until close(); a loaded model holds its own through mapWeights().
+   */
   mapWeight(file: string, offset: number, length: number): Uint8Array | null {
+    return this.mapInto(this.own, file, offset, length);
+  }
+
+  /** A set of mappings for one loaded model: checked before its forward passes, released with it. */
+  mapWeights(): WeightMaps {
+    const held = new Set<Mapping>();
+    let released = false;
+    return {
+      map: (file, offset, length) => {
+        if (released) throw new Error(`mapWeights: ${file}: this set of mappings was released`);
+        return this.mapInto(held, file, offset, length);
+      },
+      check: () => {
+        for (const m of held) this.check(m);
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const m of held) this.drop(m);
+        held.clear();
+      },
+    };
+  }
+
+  /** The mapping of the file `file` names now: the one already open for the same identity, else a new one. */
+  private mapping(file: string): Mapping {
+    let key: string | undefined;
+    try {
+      key = fileId(fs.statSync(file, { bigint: true }));
+    } catch { /* mapFile says why */ }
+    const open = key === undefined ? undefined : this.maps.get(key);
+    if (open) return open;
+    const [handle, size, id] = this.addon.mapFile(file);
+    const same = this.maps.get(id); // replaced between the stat and the open, by a file already mapped
+    if (same) {
+      this.addon.mapRelease(handle);
+      return same;
+    }
+    const m: Mapping = { handle, file, size, id, holders: 0, populate: this.populate === 'auto' ? size <= 0.8 * availableMemory() : this.populate };
+    this.maps.set(id, m);
+    return m;
+  }
+
+  private mapInto(held: Set<Mapping>, file: string, offset: number, length: number): Uint8Array | null {
     if (this.mmap === false) return null;
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new Error(`mapWeight: invalid range offset ${offset}, length ${length} in ${file}`);
     }
     if (length > MAX_VIEW) return null;
-    let m = this.maps.get(file);
-    if (!m) {
-      const [handle, size] = this.addon.mapFile(file);
-      m = { handle, size, populate: this.populate === 'auto' ? size <= 0.8 * availableMemory() : this.populate };
-      this.maps.set(file, m);
+    const m = this.mapping(file);
+    if (!held.has(m)) {
+      held.add(m);
+      m.holders++;
     }
     if (offset + length > m.size) {
       throw new FormatError(file, `truncated: a tensor needs bytes ${offset}…${offset + length} but the file has ${m.size}`);
     }
+    this.check(m); // the bytes the header described are still the file's
     const buf = this.addon.mapView(m.handle, offset, length);
     this.mapped.add(buf);
     if (this.advice !== 0) this.addon.mapAdvise(m.handle, offset, length, this.advice);
@@ -391,6 +472,20 @@ export class NativeKernels implements Kernels {
       }
     }
     return new Uint8Array(buf);
+  }
+
+  /** Throws ModelFileChangedError when m's file is no longer as mapped (one fstat). */
+  private check(m: Mapping): void {
+    const now = this.addon.mapStat(m.handle);
+    if (now === null) throw new Error(`${m.file}: its mapping was released (the model or its kernels were closed)`);
+    if (now[1] !== m.id) throw new ModelFileChangedError(m.file, describeChange(m.id, now[1]));
+  }
+
+  /** One holder fewer; the last one unmaps the file. */
+  private drop(m: Mapping): void {
+    if (--m.holders > 0) return;
+    this.addon.mapRelease(m.handle);
+    if (this.maps.get(m.id) === m) this.maps.delete(m.id);
   }
 
   /** Whether `view`'s memory is a mapped file (tests: the loader must not copy mapped tensors). */

@@ -39,6 +39,12 @@ export interface Kernels {
   mapWeight?(file: string, offset: number, length: number): Uint8Array | null;
 
   /**
+   * Optional, with mapWeight: a set of mappings held by one loaded model, so that they can be checked
+   * before each use and released when the model is closed (see WeightMaps).
+   */
+  mapWeights?(): WeightMaps;
+
+  /**
    * Optional, with mapWeight: where the weights of a model of `modelBytes` should live, asked once by the
    * loader before it reads: 'map' (mapWeight, in place) or 'copy' (read into allocWeight memory).
    */
@@ -119,4 +125,24 @@ export interface AttentionArgs {
   readonly scale: number;
   readonly softcap: number;
   readonly out: Float32Array;
+}
+
+/**
+ * The mapped files one loaded model reads. A mapping is keyed by the file's identity (device, inode, size,
+ * modification time), never by its path alone: a file replaced at the same path (an atomic `mv`) gets a
+ * mapping of its own, while models still holding the old one keep reading the old bytes. Mappings are
+ * shared between the sets of one kernel set and reference-counted: the file is unmapped when the last set
+ * holding it is released.
+ */
+export interface WeightMaps {
+  /** As Kernels.mapWeight; the mapping is held until release(). */
+  map(file: string, offset: number, length: number): Uint8Array | null;
+  /**
+   * Throws a ModelFileChangedError naming the file when a mapped file changed on disk since it was mapped
+   * (truncated or rewritten in place: reading it could raise SIGBUS or give wrong numbers). One fstat per
+   * file: cheap enough before every forward pass.
+   */
+  check(): void;
+  /** Drop this set's hold (idempotent): mappings no other set holds are unmapped now, not at garbage collection. */
+  release(): void;
 }

@@ -17,7 +17,7 @@
  * optional trace, so a divergence can be located layer by layer.
  */
 import { allocKV, checkKVType, kvRowBytes, kvRowElements, writeKVRows } from '../kernels/kv.js';
-import type { Kernels, KVData, KVType } from '../kernels/types.js';
+import type { Kernels, KVData, KVType, WeightMaps } from '../kernels/types.js';
 import type { GrokConfig } from './config.js';
 import type { Matrix } from '../quant/matrix.js';
 
@@ -145,6 +145,8 @@ export const FLOAT_ACTIVATIONS_MAX_WEIGHTS = 1 << 17;
 export interface ModelOptions {
   /** KV cache element type; default f16 with fast kernels (as llama.cpp), f32 with exact ones. */
   kvType?: KVType;
+  /** The mapped files the weights are views of: checked before each forward pass, released by close(). */
+  weightMaps?: WeightMaps;
 }
 
 export class GrokModel {
@@ -155,9 +157,19 @@ export class GrokModel {
   /** The experts' per-layer buffers, grown on demand and reused (no fresh zeroed arrays per expert). */
   private scratch = { xe: new Float32Array(0), gate: new Float32Array(0), up: new Float32Array(0), down: new Float32Array(0) };
 
+  private readonly weightMaps: WeightMaps | undefined;
+  private closed = false;
+
   constructor(readonly config: GrokConfig, readonly weights: GrokWeights, readonly kernels: Kernels, opts: ModelOptions = {}) {
     this.kvType = checkKVType(opts.kvType ?? (kernels.mode === 'fast' ? 'f16' : 'f32'));
     kvRowElements(this.kvType, config.headDim); // q8_0 needs a head width that is a multiple of 32
+    this.weightMaps = opts.weightMaps;
+  }
+
+  /** Release the mapped weight files now (a file no other model holds is unmapped); the model is unusable after. */
+  close(): void {
+    this.closed = true;
+    this.weightMaps?.release();
   }
 
   private tiny(w: Matrix): boolean {
@@ -194,6 +206,9 @@ export class GrokModel {
    * Returns logits [N, V] in sequence order, or [sequences, V] with `lastOnly`.
    */
   forward(seqs: ForwardSeq[], opts: ForwardOptions = {}): Float32Array {
+    if (this.closed) throw new Error('forward: this model was closed');
+    // A mapped file truncated or rewritten since loading fails this call here, before a page of it is read.
+    this.weightMaps?.check();
     const c = this.config;
     const kn = this.kernels;
     const w = this.weights;

@@ -7,13 +7,14 @@
 import { openModel } from '../formats/open.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { referenceKernels } from '../kernels/reference.js';
-import type { Kernels, KVType } from '../kernels/types.js';
+import { ModelTooLargeError } from '../base/errors.js';
+import type { Kernels, KVType, WeightMaps } from '../kernels/types.js';
 import type { Matrix } from '../quant/matrix.js';
 import type { ModelBinding } from './binding.js';
 import type { GrokConfig } from './config.js';
 import { GrokModel, type GrokWeights, type LayerWeights } from './grok.js';
 import { bindModel } from './map.js';
-import { memoryPlan, type MemoryPlan } from './memory.js';
+import { memoryPlan, type MemoryAvailability, type MemoryPlan } from './memory.js';
 import { canonicalName, LAYER_TENSORS, tensorDef, type TensorDef } from './tensors.js';
 import { locateMatrix, locateVector, locationBytes, WeightFiles, type ByteRange, type MatrixLocation, type VectorLocation } from './weights.js';
 
@@ -29,6 +30,8 @@ export interface LoadOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called once before any weight is read: the weights' size against the memory available. */
   onMemoryPlan?: (plan: MemoryPlan) => void;
+  /** The memory to plan against (default: measured now, this process's cgroup included: src/base/memory.ts). */
+  memory?: number | MemoryAvailability;
 }
 
 export interface LoadedModel {
@@ -44,8 +47,13 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     const binding = bindModel(source, opts.configPath);
     const config: GrokConfig = opts.contextLength ? { ...binding.config, contextLength: opts.contextLength } : binding.config;
     const kernels = opts.kernels ?? referenceKernels;
-    const weights = readWeights(binding, config, kernels, opts);
-    return { model: new GrokModel(config, weights, kernels, opts.kvType ? { kvType: opts.kvType } : {}), source, binding };
+    const { weights, maps } = readWeights(path, binding, config, kernels, opts);
+    try {
+      return { model: new GrokModel(config, weights, kernels, { ...(opts.kvType ? { kvType: opts.kvType } : {}), ...(maps ? { weightMaps: maps } : {}) }), source, binding };
+    } catch (e) {
+      maps?.release();
+      throw e;
+    }
   } finally {
     source.close();
   }
@@ -53,8 +61,11 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
 
 type Located = { name: string; def: TensorDef; loc: MatrixLocation | VectorLocation };
 
-/** Locate every tensor (all shape errors before any read), then read or map them into the weight record. */
-function readWeights(binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions): GrokWeights {
+/**
+ * Locate every tensor (all shape errors before any read), then read or map them into the weight record.
+ * Copied weights that cannot fit in the memory available are refused before a byte is read.
+ */
+function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions): { weights: GrokWeights; maps: WeightMaps | undefined } {
   const locate = (def: TensorDef, name: string): Located => {
     const { nIn, nOut } = def.dims(c);
     return { name, def, loc: def.kind === 'vector' ? locateVector(binding, name, nIn) : locateMatrix(binding, name, nIn, nOut, def.scope === 'expert' ? c.nExperts : undefined) };
@@ -68,13 +79,17 @@ function readWeights(binding: ModelBinding, c: GrokConfig, kernels: Kernels, opt
   const all = [...layers.flat(), ...model];
   const total = all.reduce((a, t) => a + locationBytes(t.loc), 0);
   const mapped = typeof kernels.mapWeight === 'function' && (kernels.weightPlacement?.(total) ?? 'map') === 'map';
-  opts.onMemoryPlan?.(memoryPlan(total, mapped));
+  const plan = opts.memory === undefined ? memoryPlan(total, mapped) : memoryPlan(total, mapped, opts.memory);
+  opts.onMemoryPlan?.(plan);
+  if (plan.verdict === 'too-large') throw new ModelTooLargeError(`${path}: ${plan.message}`);
 
+  const maps = mapped ? kernels.mapWeights?.() : undefined;
+  const map = (r: ByteRange): Uint8Array | null | undefined => (maps ? maps.map(r.file, r.offset, r.length) : kernels.mapWeight?.(r.file, r.offset, r.length));
   const files = new WeightFiles();
   let done = 0;
   try {
     const read = (t: Located): Float32Array | Matrix => {
-      const v = t.def.kind === 'vector' ? files.vector(t.loc as VectorLocation) : matrix(files, kernels, t.loc as MatrixLocation, mapped);
+      const v = t.def.kind === 'vector' ? files.vector(t.loc as VectorLocation) : matrix(files, kernels, t.loc as MatrixLocation, mapped ? map : undefined);
       done += locationBytes(t.loc);
       opts.onProgress?.(done, total);
       return v;
@@ -95,22 +110,27 @@ function readWeights(binding: ModelBinding, c: GrokConfig, kernels: Kernels, opt
     };
     const output = byName.get('output');
     if (output) weights.output = output as Matrix;
-    return weights;
+    return { weights, maps };
+  } catch (e) {
+    maps?.release();
+    throw e;
   } finally {
     files.close();
   }
 }
 
-/** Bytes of a range where the kernels read them: mapped in place when `map` (and they can), else read into their memory. */
-function bytesOf(files: WeightFiles, kernels: Kernels, r: ByteRange, map: boolean): Uint8Array {
-  const mapped = map ? kernels.mapWeight?.(r.file, r.offset, r.length) : null;
+type MapFn = (r: ByteRange) => Uint8Array | null | undefined;
+
+/** Bytes of a range where the kernels read them: mapped in place by `map` (when it can), else read into their memory. */
+function bytesOf(files: WeightFiles, kernels: Kernels, r: ByteRange, map: MapFn | undefined): Uint8Array {
+  const mapped = map?.(r);
   if (mapped) return mapped;
   const data = kernels.allocWeight(r.length);
   files.readInto(r, data);
   return data;
 }
 
-function matrix(files: WeightFiles, kernels: Kernels, m: MatrixLocation, map: boolean): Matrix {
+function matrix(files: WeightFiles, kernels: Kernels, m: MatrixLocation, map: MapFn | undefined): Matrix {
   if (m.layout === 'rows') return { layout: 'rows', type: m.type, nIn: m.nIn, nOut: m.nOut, data: bytesOf(files, kernels, m.bytes, map) };
   if (m.layout === 'transpose') {
     // A layout the kernels cannot use as stored (routers of the checkpoint): transposed into f32 rows, copied.

@@ -1,14 +1,16 @@
 /**
  * Will the model fit? Said once, before any weight is read: the bytes the weights need against the memory
- * this process can use (MemAvailable, or a cgroup's limit when lower), and whether the kernels map the
- * file (then a model larger than RAM still runs, paged from disk by the OS) or must copy it into memory.
+ * this process can use (MemAvailable, or its own cgroup's room when lower: src/base/memory.ts), and whether
+ * the kernels map the file (then a model larger than RAM still runs, paged from disk by the OS) or copy it
+ * into memory (then it must fit: the loader refuses a copy that cannot, before reading a byte).
  */
-import fs from 'node:fs';
-import os from 'node:os';
+import { memoryAvailability, type MemoryAvailability } from '../base/memory.js';
+
+export { availableMemory, cgroupLimit, memoryAvailability, type CgroupLimit, type MemoryAvailability } from '../base/memory.js';
 
 export interface MemoryPlan {
   readonly modelBytes: number;
-  /** Memory available to this process (bytes). */
+  /** Memory available to this process (bytes): MemAvailable, or its cgroup's room when lower. */
   readonly availableBytes: number;
   /** The kernels read the file in place (mmap) rather than copying it into memory. */
   readonly mapped: boolean;
@@ -16,39 +18,36 @@ export interface MemoryPlan {
   readonly message: string;
 }
 
-function readNumber(file: string): number | undefined {
-  try {
-    const t = fs.readFileSync(file, 'utf8').trim();
-    const n = Number(t);
-    return t === 'max' || !Number.isFinite(n) ? undefined : n;
-  } catch {
-    return undefined;
-  }
+/** 318.0 GiB, 250.0 MiB, 96.0 KiB: one decimal in the largest unit that keeps the number at least 1. */
+function gib(b: number): string {
+  const [unit, scale] = b >= 2 ** 30 ? ['GiB', 2 ** 30] : b >= 2 ** 20 ? ['MiB', 2 ** 20] : ['KiB', 2 ** 10];
+  return `${(b / scale).toFixed(1)} ${unit}`;
 }
 
-/** MemAvailable from /proc/meminfo (free RAM plus reclaimable cache), else os.freemem(); lowered by a cgroup limit. */
-export function availableMemory(): number {
-  let avail = os.freemem();
-  try {
-    const m = /^MemAvailable:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'));
-    if (m) avail = Number(m[1]) * 1024;
-  } catch { /* not Linux */ }
-  // cgroup v2, then v1: a container's limit less what it already uses.
-  const limit = readNumber('/sys/fs/cgroup/memory.max') ?? readNumber('/sys/fs/cgroup/memory/memory.limit_in_bytes');
-  const used = readNumber('/sys/fs/cgroup/memory.current') ?? readNumber('/sys/fs/cgroup/memory/memory.usage_in_bytes') ?? 0;
-  if (limit !== undefined && limit < 2 ** 60) avail = Math.min(avail, Math.max(0, limit - used));
-  return avail;
+/** Where the available figure comes from, when a cgroup limit sets it. */
+function whence(a: MemoryAvailability): string {
+  const c = a.cgroup;
+  if (!c || c.roomBytes > a.memAvailableBytes) return '';
+  return ` (cgroup v${c.version} ${c.cgroup}: limit ${gib(c.limitBytes)}, ${gib(c.usageBytes)} in use)`;
 }
 
-const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
-
-export function memoryPlan(modelBytes: number, mapped: boolean, availableBytes = availableMemory()): MemoryPlan {
-  const head = `the weights need ${gib(modelBytes)}; ${gib(availableBytes)} of memory is available`;
+/**
+ * The verdict for `modelBytes` of weights, mapped (page cache: evictable, re-read from disk) or copied
+ * (anonymous memory: must fit, or the process is killed). `available`: bytes, or a measured availability
+ * (default: this process's, cgroup included).
+ */
+export function memoryPlan(modelBytes: number, mapped: boolean, available: number | MemoryAvailability = memoryAvailability()): MemoryPlan {
+  const a: MemoryAvailability = typeof available === 'number' ? { bytes: available, memAvailableBytes: available } : available;
+  const availableBytes = a.bytes;
+  const head = `the weights need ${gib(modelBytes)}; ${gib(availableBytes)} of memory is available${whence(a)}`;
   // Activations, KV cache and the runtime need room beside the weights.
   const fits = modelBytes * 1.1 + 512 * 2 ** 20 <= availableBytes;
   if (fits) return { modelBytes, availableBytes, mapped, verdict: 'fits', message: `${head}: it fits in memory` };
   if (mapped) {
     return { modelBytes, availableBytes, mapped, verdict: 'pages', message: `${head}: the file is mapped, so it runs, but the part that does not fit is read from disk again at every token (slow; --mlock cannot help)` };
   }
-  return { modelBytes, availableBytes, mapped, verdict: 'too-large', message: `${head}: these kernels copy the weights into memory, so loading will fail; use the native backend (mapped weights) or a smaller quantisation` };
+  return {
+    modelBytes, availableBytes, mapped, verdict: 'too-large',
+    message: `${head}: the weights would be copied into memory (--no-mmap, or kernels that cannot map files), so loading would fail; use --mmap with the native backend (mapped weights, paged from disk) or a smaller quantisation`,
+  };
 }
