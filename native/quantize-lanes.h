@@ -15,15 +15,31 @@
 #define FOR_G for (int g = 0; g < G; g++)
 #define vf N(vf)
 #define vi N(vi)
+#define vb N(vb)
 
 typedef float vf __attribute__((vector_size(4 * W)));
 typedef int32_t vi __attribute__((vector_size(4 * W)));
+typedef uint8_t vb __attribute__((vector_size(W)));
 
 FN vf N(splat)(float v) { return (vf){0} + v; }
 /* m ? a : b per lane (m: a comparison's all-ones / zero lanes). */
 FN vf N(sel)(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
 FN vf N(vabs)(vf v) { return (vf)((vi)v & 0x7fffffff); }
 FN vf N(vnearest)(vf v) { return (v + 12582912.0f) - 12582912.0f; }
+/*
+ * vnearest where the result is clamped into a range containing 0 right after (or offset by a non-zero
+ * integer): one rounding instruction where there is one. It differs from vnearest only in the sign of a zero
+ * (−0.5 … −0 rounds to −0) and beyond ±2^22 (clamped either way), which the clamp or the offset erases.
+ */
+FN vf N(vround)(vf v) {
+#if defined(__x86_64__) && W == 16
+  return (vf)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#elif defined(__x86_64__) && W == 8
+  return (vf)_mm256_round_ps((__m256)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+  return N(vnearest)(v);
+#endif
+}
 /*
  * Math.max(lo, Math.min(hi, v)): a NaN stays NaN. x86's min/max have exactly these semantics with the bound
  * first: minps(a, b) = a < b ? a : b, maxps(a, b) = a > b ? a : b (the second operand when either is NaN).
@@ -55,6 +71,7 @@ FN vf N(vlevel)(vf v, float hi) {
 #define sel N(sel)
 #define vabs N(vabs)
 #define vnearest N(vnearest)
+#define vround N(vround)
 #define vclamp N(vclamp)
 #define vstored N(vstored)
 #define vlevel N(vlevel)
@@ -66,8 +83,10 @@ FN void N(relevel)(const float *x, int n, float dm, float dd, float lo, float hi
   for (int i = 0; i < n; i += W) {
     vf v;
     memcpy(&v, x + i, sizeof v);
-    const vf l = vstored(vclamp(vnearest((v + dm) / dd), lo, hi) + off);
-    for (int j = 0; j < W; j++) L[i + j] = (uint8_t)l[j];
+    const vf l = vstored(vclamp(vround((v + dm) / dd), lo, hi) + off);
+    /* exact small integers: one vector conversion and narrowing (not W scalar conversions) */
+    const vb b = __builtin_convertvector(__builtin_convertvector(l, vi), vb);
+    memcpy(L + i, &b, W);
   }
 }
 
@@ -118,7 +137,7 @@ FN void N(qkx2_lanes)(int n, float nmax, const vf (*x)[G], const vf (*w)[G], flo
       sum_l[g] = sum_l2[g] = sum_xl[g] = splat(0);
     }
     for (int i = 0; i < n; i++) FOR_G {
-      vf l = vlevel(vnearest(isc[g] * (x[i][g] - mn[g])), nmax); /* the sums read the stored Laux */
+      vf l = vlevel(vround(isc[g] * (x[i][g] - mn[g])), nmax); /* the sums read the stored Laux */
       lv[i][g] = l;
       vf wl = w[i][g] * l;
       sum_l[g] = sum_l[g] + wl;
@@ -254,8 +273,9 @@ FN void N(q3_lanes)(int n, float nmax, const vf (*x)[G], uint8_t (*L)[LANES], fl
     if (!any) break;
   }
   for (int i = 0; i < n; i++) FOR_G {
-    vf l = sel(amax[g] < GROUP_MAX_EPS, splat(0), lv[i][g] + nmax);
-    for (int j = 0; j < W; j++) L[i][W * g + j] = (uint8_t)l[j];
+    const vf l = sel(amax[g] < GROUP_MAX_EPS, splat(0), lv[i][g] + nmax);
+    const vb b = __builtin_convertvector(__builtin_convertvector(l, vi), vb); /* 0 … 2·nmax − 1 */
+    memcpy(&L[i][W * g], &b, W);
   }
   FOR_G {
     vf sc = sel(amax[g] < GROUP_MAX_EPS, splat(0), slx[g] / sl2[g]);
@@ -263,8 +283,49 @@ FN void N(q3_lanes)(int n, float nmax, const vf (*x)[G], uint8_t (*L)[LANES], fl
   }
 }
 
+/*
+ * In-place transpose of W vectors of W floats: for each bit h of the index, rows i and i + h swap their
+ * off-diagonal h-blocks (element c of row i with bit h set ↔ element c − h of row i + h); the stages
+ * commute, so all log2(W) of them transpose the whole tile. Constant masks: one two-source permute each.
+ */
+FN void N(transpose)(vf *r) {
+#define TSTAGE(h, ...)                                                                                   \
+  for (int i = 0; i < W; i++)                                                                            \
+    if (!(i & (h))) {                                                                                    \
+      static const vi m[2] = {__VA_ARGS__};                                                              \
+      const vf a = __builtin_shuffle(r[i], r[i + (h)], m[0]), b = __builtin_shuffle(r[i], r[i + (h)], m[1]); \
+      r[i] = a;                                                                                          \
+      r[i + (h)] = b;                                                                                    \
+    }
+#if W == 4
+  TSTAGE(1, {0, 4, 2, 6}, {1, 5, 3, 7});
+  TSTAGE(2, {0, 1, 4, 5}, {2, 3, 6, 7});
+#elif W == 8
+  TSTAGE(1, {0, 8, 2, 10, 4, 12, 6, 14}, {1, 9, 3, 11, 5, 13, 7, 15});
+  TSTAGE(2, {0, 1, 8, 9, 4, 5, 12, 13}, {2, 3, 10, 11, 6, 7, 14, 15});
+  TSTAGE(4, {0, 1, 2, 3, 8, 9, 10, 11}, {4, 5, 6, 7, 12, 13, 14, 15});
+#elif W == 16
+  TSTAGE(1, {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}, {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
+  TSTAGE(2, {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}, {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+  TSTAGE(4, {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}, {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
+  TSTAGE(8, {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}, {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+#else
+#error transpose: W must be 4, 8 or 16
+#endif
+#undef TSTAGE
+}
+
 /* Gather `count` ≤ LANES sub-blocks of n values (sub-block k starts at x + n·k) into lanes; the rest are 0. */
 FN void N(gather)(const float *x, int n, int count, vf (*xt)[G]) {
+  if (count == LANES) { /* W×W tiles transposed in registers (n is a multiple of W) */
+    FOR_G for (int i0 = 0; i0 < n; i0 += W) {
+      vf r[W];
+      for (int k = 0; k < W; k++) memcpy(&r[k], x + n * (W * g + k) + i0, sizeof r[k]);
+      N(transpose)(r);
+      for (int c = 0; c < W; c++) xt[i0 + c][g] = r[c];
+    }
+    return;
+  }
   for (int i = 0; i < n; i++) FOR_G xt[i][g] = splat(0);
   for (int k = 0; k < count; k++)
     for (int i = 0; i < n; i++) LANE(xt[i], k) = x[n * k + i];
@@ -433,10 +494,10 @@ TARGET static void N(q3_k)(const float *x, int nb, uint8_t *dst) {
         N(relevel)(xb + 16 * q, 16, 0, dd, -4, 3, 4, L + 16 * q);
       }
       memset(o, 0, 32);
-      for (int i = 0; i < 256; i++)
-        if (L[i] > 3) { /* high bit of value i: hmask[i % 32] bit i / 32 */
-          o[i & 31] |= (uint8_t)(1 << (i >> 5));
-          L[i] -= 4;
+      for (int j = 0; j < 8; j++) /* L ≤ 7: the high bit of value 32j + l goes to hmask[l] bit j (branch-free) */
+        for (int l = 0; l < 32; l++) {
+          o[l] |= (uint8_t)((L[32 * j + l] >> 2) << j);
+          L[32 * j + l] &= 3;
         }
       for (int h = 0; h < 2; h++)
         for (int l = 0; l < 32; l++) {
@@ -580,11 +641,13 @@ static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gau
 #undef sel
 #undef vabs
 #undef vnearest
+#undef vround
 #undef vclamp
 #undef vstored
 #undef vlevel
 #undef vf
 #undef vi
+#undef vb
 #undef LANE
 #undef FOR_G
 #undef FN
