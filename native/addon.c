@@ -554,6 +554,46 @@ static napi_value js_dequantize(napi_env env, napi_callback_info info) {
   return status(env, gn_dequantize((int)type, src, sl, (size_t)n, out, ol));
 }
 
+/* The checkpoint matrix arguments shared by xai8Rows and xai8Q8_0: q, scales, nIn, nOut, groups, r0, count. */
+typedef struct {
+  void *q, *sc;
+  size_t ql, sl;
+  int64_t n_in, n_out, groups, r0, count;
+} xai8_args;
+
+static int get_xai8(napi_env env, const napi_value *a, xai8_args *x) {
+  return get_typed(env, a[0], napi_int8_array, "q", &x->q, &x->ql) && get_typed(env, a[1], napi_uint16_array, "scales", &x->sc, &x->sl) &&
+         get_int(env, a[2], "nIn", 1, INT32_MAX, &x->n_in) && get_int(env, a[3], "nOut", 1, INT32_MAX, &x->n_out) &&
+         get_int(env, a[4], "groups", 1, INT32_MAX, &x->groups) && get_int(env, a[5], "r0", 0, INT32_MAX, &x->r0) &&
+         get_int(env, a[6], "count", 0, INT32_MAX, &x->count);
+}
+
+/* xai8Rows(q: Int8Array, scales: Uint16Array, nIn, nOut, groups, r0, count, out: Float32Array) */
+static napi_value js_xai8_rows(napi_env env, napi_callback_info info) {
+  napi_value a[8];
+  xai8_args x;
+  void *out;
+  size_t ol;
+  if (!get_args(env, info, 8, a) || !get_xai8(env, a, &x) || !get_typed(env, a[7], napi_float32_array, "out", &out, &ol)) return NULL;
+  return status(env, gn_xai8_rows(x.q, x.ql, x.sc, x.sl, (int)x.n_in, (int)x.n_out, (int)x.groups, (int)x.r0, (int)x.count, out, ol));
+}
+
+/* xai8Q8_0(q, scales, nIn, nOut, groups, r0, count, dst: Uint8Array, vals: Float32Array) → blocks that kept the checkpoint's levels */
+static napi_value js_xai8_q8_0(napi_env env, napi_callback_info info) {
+  napi_value a[9], r;
+  xai8_args x;
+  void *dst, *vals;
+  size_t dl, vl;
+  if (!get_args(env, info, 9, a) || !get_xai8(env, a, &x) || !get_typed(env, a[7], napi_uint8_array, "dst", &dst, &dl) ||
+      !get_typed(env, a[8], napi_float32_array, "vals", &vals, &vl))
+    return NULL;
+  if (vl < (size_t)x.count * (size_t)x.n_in) return fail(env, "grok-native: %s", "xai8Q8_0: vals is too short");
+  const long long kept = gn_xai8_q8_0(x.q, x.ql, x.sc, x.sl, (int)x.n_in, (int)x.n_out, (int)x.groups, (int)x.r0, (int)x.count, dst, dl, vals);
+  if (kept < 0) return status(env, GN_EINVAL);
+  CHECK(env, napi_create_double(env, (double)kept, &r));
+  return r;
+}
+
 /* gaussFill(out: Float32Array, state: Uint32Array [4], scale) */
 static napi_value js_gauss_fill(napi_env env, napi_callback_info info) {
   napi_value a[3];
@@ -618,7 +658,7 @@ NAPI_MODULE_INIT() {
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
     {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
-    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize},
+    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize}, {"xai8Rows", js_xai8_rows}, {"xai8Q8_0", js_xai8_q8_0},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

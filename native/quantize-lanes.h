@@ -635,7 +635,17 @@ TARGET static void N(gauss)(float *out, size_t n, size_t m, const uint32_t (*st)
   }
 }
 
-static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gauss), LANES};
+/* Q8_0 blocks → floats (gn_dequantize): d·q, exact (11 × 8 significant bits), vectorised by the compiler. */
+TARGET static void N(deq_q8_0)(const uint8_t *src, size_t nb, float *out) {
+  for (size_t b = 0; b < nb; b++) {
+    const uint8_t *o = src + 34 * b;
+    const float d = f16_to_f32((uint16_t)(o[0] | (o[1] << 8)));
+    float *y = out + 32 * b;
+    for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)o[2 + j];
+  }
+}
+
+static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gauss), N(deq_q8_0), LANES};
 
 #undef splat
 #undef sel

@@ -296,6 +296,7 @@ typedef struct {
   void (*q6_k)(const float *x, int nb, uint8_t *dst);
   void (*q8_0)(const float *x, size_t nb, uint8_t *dst);
   void (*gauss)(float *out, size_t n, size_t m, const uint32_t (*st)[4], double scale);
+  void (*deq_q8_0)(const uint8_t *src, size_t nb, float *out);
   int lanes; /* of gauss (≤ 64) */
 } kq_table;
 
@@ -430,14 +431,149 @@ int gn_dequantize(int type, const uint8_t *src, size_t src_len, size_t n, float 
       memcpy(out + i, &u, 4);
     }
     break;
-  default:
-    for (size_t b = 0; b < n / 32; b++) {
-      const uint8_t *o = src + 34 * b;
-      const float d = f16_to_f32((uint16_t)(o[0] | (o[1] << 8)));
-      for (int j = 0; j < 32; j++) out[32 * b + j] = d * (float)(int8_t)o[2 + j]; /* exact: 11 × 8 bits */
-    }
+  default: kq_for(gn_cpu_best_isa())->deq_q8_0(src, n / 32, out); /* exact at every level: 11 × 8 bits */
   }
   return GN_OK;
+}
+
+/* ---- the checkpoint's int8 + bf16 scales as GGUF rows (src/quant/xai8.ts) ------------------------------ */
+
+static inline float bf16_to_f32(uint16_t h) {
+  const uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* Rows r0 … r0+count−1 of Wᵀ from q [n_in, n_out] and scales [groups, n_out] (xai8Rows): out[j·n_in + k] =
+ * q[k, r0 + j]·s[k / (n_in/groups), r0 + j], a product that is exact in float32. 32×32 tiles keep both the
+ * int8 reads and the float writes in cache. */
+static void xai8_rows(const int8_t *q, const uint16_t *sc, int n_in, int n_out, int groups, int r0, int count, float *out) {
+  const int gs = n_in / groups;
+  enum { T = 32 };
+  for (int k0 = 0; k0 < n_in; k0 += T) {
+    const int k1 = k0 + T < n_in ? k0 + T : n_in;
+    for (int j0 = 0; j0 < count; j0 += T) {
+      const int j1 = j0 + T < count ? j0 + T : count;
+      float s[T];
+      const uint16_t *srow = sc + (size_t)(k0 / gs) * (size_t)n_out + r0;
+      int gk = k0 / gs;
+      for (int j = j0; j < j1; j++) s[j - j0] = bf16_to_f32(srow[j]);
+      for (int k = k0; k < k1; k++) {
+        if (k / gs != gk) { /* a group boundary inside the tile */
+          gk = k / gs;
+          for (int j = j0; j < j1; j++) s[j - j0] = bf16_to_f32(sc[(size_t)gk * (size_t)n_out + (size_t)(r0 + j)]);
+        }
+        const int8_t *qrow = q + (size_t)k * (size_t)n_out + r0;
+        for (int j = j0; j < j1; j++) out[(size_t)j * (size_t)n_in + (size_t)k] = (float)qrow[j] * s[j - j0];
+      }
+    }
+  }
+}
+
+int gn_xai8_rows(const int8_t *q, size_t q_len, const uint16_t *sc, size_t sc_len, int n_in, int n_out, int groups, int r0, int count,
+                 float *out, size_t out_len) {
+  if (n_in <= 0 || n_out <= 0 || groups <= 0 || n_in % groups || r0 < 0 || count < 0 || r0 > n_out - count) return GN_EINVAL;
+  if (q_len < (size_t)n_in * (size_t)n_out || sc_len < (size_t)groups * (size_t)n_out || out_len < (size_t)count * (size_t)n_in) return GN_EINVAL;
+  xai8_rows(q, sc, n_in, n_out, groups, r0, count, out);
+  return GN_OK;
+}
+
+/* JavaScript Math.round (half toward +∞), in double; NaN and ±∞ pass through. */
+static inline double js_round(double v) {
+  if (!isfinite(v)) return v;
+  const double r = floor(v);
+  return v - r >= 0.5 ? r + 1 : r;
+}
+/* ggml-ref.ts roundAway (C roundf) in double. */
+static inline double js_round_away(double v) {
+  const double a = fabs(v);
+  double r = floor(a);
+  if (a - r >= 0.5) r += 1;
+  return v < 0 ? -r : r;
+}
+
+/* xai8RowsToQ8_0 (src/quant/xai8.ts), the same bytes: per block, the checkpoint's own scale and levels
+ * (candidate A) where that is at least as good as llama.cpp's Q8_0 rule (candidate B). Returns the number
+ * of blocks that kept A, or −1 on bad arguments. */
+long long gn_xai8_q8_0(const int8_t *q, size_t q_len, const uint16_t *sc, size_t sc_len, int n_in, int n_out, int groups, int r0, int count,
+                       uint8_t *dst, size_t dst_len, float *vals) {
+  if (n_in % 32 || gn_xai8_rows(q, q_len, sc, sc_len, n_in, n_out, groups, r0, count, vals, (size_t)count * (size_t)n_in)) return -1;
+  if (dst_len < (size_t)count * (size_t)(n_in / 32) * 34) return -1;
+  const int gs = n_in / groups, aligned = gs % 32 == 0;
+  long long kept = 0;
+  for (int j = 0; j < count; j++) {
+    const int n = r0 + j;
+    int last_g = -1, s_exact = 0;
+    double s_a = 0, inv = 0;
+    uint16_t h_a = 0;
+    for (int b = 0; b < n_in / 32; b++) {
+      const float *v = vals + (size_t)j * (size_t)n_in + 32 * (size_t)b;
+      uint8_t *o = dst + ((size_t)j * (size_t)(n_in / 32) + (size_t)b) * 34;
+      if (aligned) {
+        const int g = 32 * b / gs;
+        if (g != last_g) {
+          last_g = g;
+          const float sf = bf16_to_f32(sc[(size_t)g * (size_t)n_out + (size_t)n]);
+          s_a = sf;
+          h_a = f32_to_f16(sf);
+          s_exact = (double)f16_to_f32(h_a) == s_a;
+          inv = s_a == 0 ? 0 : 1 / s_a;
+        }
+        if (s_exact) { /* exact unless a level is −128 */
+          int ok = 1;
+          for (int i = 0; i < 32; i++) {
+            const double r = js_round((double)v[i] * inv);
+            if (r == -128) { ok = 0; break; }
+            o[2 + i] = js_u8(r);
+          }
+          if (ok) {
+            o[0] = (uint8_t)h_a;
+            o[1] = (uint8_t)(h_a >> 8);
+            kept++;
+            continue;
+          }
+        }
+      }
+      /* candidate B: quantize_row_q8_0_ref on the exact values */
+      float amax = 0;
+      for (int i = 0; i < 32; i++) amax = js_max(amax, fabsf(v[i]));
+      const float d_b = amax / 127, id_b = truthy(d_b) ? 1 / d_b : 0;
+      int8_t q_b[32], q_a[32];
+      for (int i = 0; i < 32; i++) q_b[i] = (int8_t)js_u8(js_round_away(v[i] * id_b));
+      const uint16_t h_b = f32_to_f16(d_b);
+      const double d_bv = f16_to_f32(h_b);
+      double err_b = 0;
+      for (int i = 0; i < 32; i++) {
+        const double e = q_b[i] * d_bv - v[i];
+        err_b += e * e;
+      }
+      int use_a = 0;
+      if (aligned) {
+        const double d_av = f16_to_f32(h_a);
+        int ok = isfinite(d_av);
+        double err_a = 0;
+        for (int i = 0; ok && i < 32; i++) {
+          const double r = js_round((double)v[i] * inv);
+          if (r == -128) ok = 0;
+          q_a[i] = (int8_t)js_u8(r);
+          const double e = r * d_av - v[i];
+          err_a += e * e;
+        }
+        use_a = ok && err_a <= err_b;
+      }
+      if (use_a) {
+        o[0] = (uint8_t)h_a;
+        o[1] = (uint8_t)(h_a >> 8);
+        for (int i = 0; i < 32; i++) o[2 + i] = (uint8_t)q_a[i];
+        kept++;
+      } else {
+        wr_f16(o, d_b);
+        for (int i = 0; i < 32; i++) o[2 + i] = (uint8_t)q_b[i];
+      }
+    }
+  }
+  return kept;
 }
 
 /* ---- entry point ---------------------------------------------------------------------------------------- */

@@ -1,8 +1,10 @@
 /**
  * Converting any model this runtime reads (ckpt-0, safetensors, GGUF) into a grok GGUF. Writes llama.cpp's `grok` GGUF (LLM_ARCH_GROK): matrices as [out, in] rows, experts merged into
  * `_exps` stacks, norms and routers F32, tied output (no output.weight unless the source has one).
- * Streams tensor by tensor: memory holds one source matrix (one expert) and a few chunks of rows in flight
- * on the quantisation workers (--threads).
+ * One streaming pass (stream.ts): source slabs (64 MiB of rows, or one checkpoint matrix) are read ahead
+ * asynchronously into shared memory, the workers (--threads) dequantise and quantise chunks of rows in
+ * place into shared output slots, and the writer writes the chunks in file order — reading, quantising and
+ * writing overlap. Memory: about three slabs and a few chunks.
  * Matrices whose rows do not fit the K-quant super-block take llama.cpp's fallback type (blockTypeForRow).
  * From the checkpoint's int8 + bf16 scales, Q8_0 keeps the checkpoint's own levels and scale wherever that
  * is exact (xai8RowsToQ8_0). A source already stored in the target type is copied, not re-quantised.
@@ -20,15 +22,14 @@ import { GgufWriter } from '../formats/gguf-writer.js';
 import { openModel } from '../formats/open.js';
 import { isQuantizedRef, type ModelSource } from '../formats/tensor-ref.js';
 import type { ModelBinding } from '../model/binding.js';
-import { locateMatrix, locateVector, WeightFiles, type MatrixLocation } from '../model/weights.js';
+import { locateMatrix, locateVector, WeightFiles } from '../model/weights.js';
 import type { GrokConfig } from '../model/config.js';
 import { bindModel } from '../model/map.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
-import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
-import type { QuantResult } from './pool-jobs.js';
 import { QuantPool } from './pool.js';
-import { xai8Rows } from '../quant/xai8.js';
+import { OutputSlots, Pipeline, SharedReader, type Piece, type Unit } from './stream.js';
+import type { QuantResult } from './pool-jobs.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
 
 export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as const;
@@ -71,45 +72,6 @@ export interface ConvertResult {
   q8Exact: { kept: number; total: number };
 }
 
-/** One source matrix (nOut rows of nIn values, GGUF orientation), however the source stores it. */
-interface MatrixSource {
-  rows(r0: number, count: number, out: Float32Array): void;
-  /** Set when the source stores these rows as blocks of `rawType`: the bytes can be copied. */
-  rawType?: BlockType;
-  rawRows?(r0: number, count: number): Uint8Array;
-  xai8?: Xai8Matrix;
-}
-
-/** Rows of a located matrix, read in chunks (the weight reader of src/model/weights.ts). */
-function openMatrix(files: WeightFiles, m: MatrixLocation): MatrixSource {
-  const { nIn, nOut } = m;
-  if (m.layout === 'rows') {
-    const f = blockFormat(m.type);
-    const rb = rowBytes(f, nIn);
-    const rawRows = (r0: number, n: number) => files.read({ file: m.bytes.file, offset: m.bytes.offset + r0 * rb, length: n * rb });
-    return {
-      rawType: m.type,
-      rawRows,
-      rows(r0, n, out) {
-        const raw = rawRows(r0, n);
-        for (let j = 0; j < n; j++) f.dequantize(raw, j * rb, nIn, out, j * nIn);
-      },
-    };
-  }
-  if (m.layout === 'transpose') {
-    const vals = files.transposed(m);
-    return { rows: (r0, n, out) => out.set(vals.subarray(r0 * nIn, (r0 + n) * nIn)) };
-  }
-  const q = files.read(m.q);
-  const sb = files.read(m.scales);
-  const x: Xai8Matrix = {
-    layout: 'xai8', nIn, nOut, groups: m.groups,
-    q: new Int8Array(q.buffer, q.byteOffset, q.length),
-    scales: new Uint16Array(sb.buffer, sb.byteOffset, m.groups * nOut),
-  };
-  return { xai8: x, rows: (r0, n, out) => xai8Rows(x, r0, n, out) };
-}
-
 /** The stored type of each planned tensor. */
 function typeOf(t: GrokTensorSpec, type: BlockType, embdType: BlockType): BlockType {
   if (t.kind === 'vector' || t.kind === 'router') return 'f32';
@@ -132,6 +94,109 @@ function chooseVocabulary(opts: ConvertOptions, source: ModelSource, c: GrokConf
     return { kind: 'source', vocab };
   }
   return { vocab: syntheticVocabulary(c), kind: 'synthetic' };
+}
+
+/** Values per quantisation job: ≈ 4 MiB of floats, a few ms of the slowest quantiser. */
+const JOB_VALUES = 1 << 20;
+/** Bytes per slab of a rows source: one asynchronous read, shared by the jobs of its rows. */
+const SLAB_BYTES = 64 << 20;
+
+/** Rows per quantisation job of a matrix. */
+const rowsPerJob = (t: GrokTensorSpec) => Math.max(1, Math.min(t.nOut, Math.floor(JOB_VALUES / t.nIn)));
+
+interface UnitContext {
+  plan: GrokTensorSpec[];
+  types: BlockType[];
+  binding: ModelBinding;
+  files: WeightFiles;
+  reader: SharedReader;
+  slots: OutputSlots;
+  pool: QuantPool;
+  measure: boolean;
+  stats: TensorStat[];
+  q8Exact: { kept: number; total: number };
+}
+
+/**
+ * The output in file order as units of work: per tensor, per expert, per slab of source rows (a whole
+ * matrix for the checkpoint's int8 form, whose output rows are its columns). A source already stored in the
+ * target type is copied from the slab; anything else is dequantised and quantised by the workers.
+ */
+function* convertUnits(x: UnitContext): Generator<Unit> {
+  const c = x.binding.config;
+  for (let i = 0; i < x.plan.length; i++) {
+    const t = x.plan[i]!;
+    const st = x.types[i]!;
+    if (t.kind === 'vector') {
+      const loc = locateVector(x.binding, t.canonical, t.nIn);
+      yield {
+        tensor: i,
+        pieces: [{ start: async () => { const v = x.files.vector(loc); return new Uint8Array(v.buffer, v.byteOffset, v.byteLength); } }],
+      };
+      continue;
+    }
+    const experts = t.kind === 'experts' ? c.nExperts : 1;
+    const perJob = rowsPerJob(t);
+    const orb = rowBytes(blockFormat(st), t.nIn);
+    // a quantised piece: its blocks go to an output slot, free again once written
+    const quantised = (rows: number, job: (dst: { mem: SharedArrayBuffer; byteOffset: number }) => Promise<Uint8Array | QuantResult>): Piece => {
+      let slot: { mem: SharedArrayBuffer; byteOffset: number } | undefined;
+      return {
+        start: () => job((slot = x.slots.acquire(rows * orb))),
+        written: () => x.slots.release(slot!),
+      };
+    };
+    const job = (rows: number, dst: { mem: SharedArrayBuffer; byteOffset: number }) => ({ type: st, nIn: t.nIn, rows, measure: x.measure, dst });
+    for (let e = 0; e < experts; e++) {
+      const canonical = t.kind === 'experts' ? `${t.canonical}.${e}` : t.canonical;
+      const m = locateMatrix(x.binding, canonical, t.nIn, t.nOut, t.kind === 'experts' ? c.nExperts : undefined);
+      if (m.layout === 'rows') {
+        const rb = rowBytes(blockFormat(m.type), t.nIn);
+        const slabRows = Math.max(perJob, Math.floor(SLAB_BYTES / rb / perJob) * perJob);
+        for (let s0 = 0; s0 < t.nOut; s0 += slabRows) {
+          const n = Math.min(slabRows, t.nOut - s0);
+          let slab: ReturnType<SharedReader['read']> | undefined;
+          const pieces: Piece[] = [];
+          for (let r0 = s0; r0 < s0 + n; r0 += perJob) {
+            const rows = Math.min(perJob, s0 + n - r0);
+            const at = (r0 - s0) * rb;
+            if (m.type === st) {
+              x.stats[i]!.copied = true;
+              pieces.push({ start: async () => { await slab!.ready; return new Uint8Array(slab!.mem, at, rows * rb); } });
+            } else {
+              pieces.push(quantised(rows, async (dst) => { await slab!.ready; return x.pool.run({ ...job(rows, dst), src: { kind: 'rows', type: m.type, mem: slab!.mem, byteOffset: at } }); }));
+            }
+          }
+          yield {
+            tensor: i, pieces,
+            begin: () => { slab = x.reader.read([{ file: m.bytes.file, offset: m.bytes.offset + s0 * rb, length: n * rb }]); },
+            release: () => x.reader.release(slab!.mem),
+          };
+        }
+      } else if (m.layout === 'xai8') {
+        let slab: ReturnType<SharedReader['read']> | undefined;
+        const pieces: Piece[] = [];
+        for (let r0 = 0; r0 < t.nOut; r0 += perJob) {
+          const rows = Math.min(perJob, t.nOut - r0);
+          if (st === 'q8_0') x.q8Exact.total += (rows * t.nIn) / 32;
+          pieces.push(quantised(rows, async (dst) => {
+            await slab!.ready;
+            return x.pool.run({ ...job(rows, dst), src: { kind: 'xai8', mem: slab!.mem, qOffset: slab!.offsets[0]!, scalesOffset: slab!.offsets[1]!, nOut: t.nOut, groups: m.groups, r0 } });
+          }));
+        }
+        yield { tensor: i, pieces, begin: () => { slab = x.reader.read([m.q, m.scales]); }, release: () => x.reader.release(slab!.mem) };
+      } else {
+        // plain floats stored [in, out] (small: routers, tiny models): transposed here, handed over by chunk
+        let vals: Float32Array | undefined;
+        const pieces: Piece[] = [];
+        for (let r0 = 0; r0 < t.nOut; r0 += perJob) {
+          const rows = Math.min(perJob, t.nOut - r0);
+          pieces.push(quantised(rows, (dst) => x.pool.run({ ...job(rows, dst), vals: vals!.slice(r0 * t.nIn, (r0 + rows) * t.nIn) })));
+        }
+        yield { tensor: i, pieces, begin: () => { vals = x.files.transposed(m); }, release: () => { vals = undefined; } };
+      }
+    }
+  }
 }
 
 /** Converts a model to a grok GGUF. Returns per-tensor statistics (errors only with `measure`). */
@@ -167,70 +232,41 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
 
     const total = writer.dataSize;
     let done = 0;
-    const stats: TensorStat[] = [];
+    const stats: TensorStat[] = plan.map((t, i) => ({ name: t.name, type: types[i]!, values: t.shape.reduce((a, b) => a * b, 1), bytes: 0, sumSqErr: 0, sumSq: 0, maxErr: 0, copied: false }));
     const q8Exact = { kept: 0, total: 0 };
+    const reader = new SharedReader(files);
+    const depth = pool.depth + 2;
+    let slotBytes = 0;
+    plan.forEach((t, i) => {
+      if (t.kind !== 'vector') slotBytes = Math.max(slotBytes, rowsPerJob(t) * rowBytes(blockFormat(types[i]!), t.nIn));
+    });
+    const slots = new OutputSlots(depth + 1, slotBytes);
+    const units = convertUnits({ plan, types, binding, files, reader, slots, pool, measure: opts.measure === true, stats, q8Exact });
+    const pipeline = new Pipeline(units, depth);
     for (let i = 0; i < plan.length; i++) {
-      const t = plan[i]!;
-      const st = types[i]!;
-      const stat: TensorStat = { name: t.name, type: st, values: t.shape.reduce((a, b) => a * b, 1), bytes: 0, sumSqErr: 0, sumSq: 0, maxErr: 0, copied: false };
-      async function* chunks(): AsyncGenerator<Uint8Array> {
-        if (t.kind === 'vector') {
-          const v = files.vector(locateVector(binding, t.canonical, t.nIn));
-          yield new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-          return;
-        }
-        const count = t.kind === 'experts' ? c.nExperts : 1;
-        const rowsPerChunk = Math.max(1, Math.min(t.nOut, Math.floor((1 << 20) / t.nIn)));
-        // Chunks in flight on the pool, consumed in order: output order and error sums are fixed, memory bounded.
-        const inflight: Promise<Uint8Array | QuantResult>[] = [];
-        const take = (r: Uint8Array | QuantResult): Uint8Array => {
-          if (r instanceof Uint8Array) return r;
-          q8Exact.kept += r.kept;
-          stat.sumSqErr += r.sumSqErr;
-          stat.sumSq += r.sumSq;
-          stat.maxErr = Math.max(stat.maxErr, r.maxErr);
-          return r.out;
-        };
-        for (let e = 0; e < count; e++) {
-          const canonical = t.kind === 'experts' ? `${t.canonical}.${e}` : t.canonical;
-          const src = openMatrix(files, locateMatrix(binding, canonical, t.nIn, t.nOut, t.kind === 'experts' ? c.nExperts : undefined));
-          for (let r0 = 0; r0 < t.nOut; r0 += rowsPerChunk) {
-            const n = Math.min(rowsPerChunk, t.nOut - r0);
-            if (src.rawType === st && src.rawRows) {
-              inflight.push(Promise.resolve(src.rawRows(r0, n)));
-              stat.copied = true;
-            } else if (src.xai8) {
-              // The chunk's output columns of the checkpoint matrix, copied out contiguously for a worker.
-              const m = src.xai8;
-              const q = new Int8Array(t.nIn * n);
-              for (let k = 0; k < t.nIn; k++) q.set(m.q.subarray(k * t.nOut + r0, k * t.nOut + r0 + n), k * n);
-              const scales = new Uint16Array(m.groups * n);
-              for (let g = 0; g < m.groups; g++) scales.set(m.scales.subarray(g * t.nOut + r0, g * t.nOut + r0 + n), g * n);
-              if (st === 'q8_0') q8Exact.total += (n * t.nIn) / 32;
-              inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, xai8: { q, scales, groups: m.groups }, measure: opts.measure }));
-            } else if (src.rawType && src.rawRows) {
-              // another block type: the worker dequantises (off the thread that reads and writes)
-              inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, raw: { type: src.rawType, bytes: src.rawRows(r0, n) }, measure: opts.measure }));
-            } else {
-              const vals = new Float32Array(n * t.nIn); // transferred to a worker
-              src.rows(r0, n, vals);
-              inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, vals, measure: opts.measure }));
-            }
-            while (inflight.length >= pool.depth) yield take(await inflight.shift()!);
+      const stat = stats[i]!;
+      const chunks = async function* (): AsyncGenerator<Uint8Array> {
+        while (pipeline.peek() === i) {
+          const item = (await pipeline.next())!;
+          const r = item.value;
+          let bytes: Uint8Array;
+          if (r instanceof Uint8Array) {
+            bytes = r;
+          } else {
+            q8Exact.kept += r.kept;
+            stat.sumSqErr += r.sumSqErr;
+            stat.sumSq += r.sumSq;
+            stat.maxErr = Math.max(stat.maxErr, r.maxErr);
+            bytes = r.out;
           }
-        }
-        while (inflight.length) yield take(await inflight.shift()!);
-      }
-      const report = async function* (): AsyncGenerator<Uint8Array> {
-        for await (const chunk of chunks()) {
-          stat.bytes += chunk.length;
-          done += chunk.length;
-          opts.onProgress?.(done, total, t.name);
-          yield chunk;
+          stat.bytes += bytes.length;
+          done += bytes.length;
+          opts.onProgress?.(done, total, plan[i]!.name);
+          yield bytes;
+          item.done?.(); // written: a shared slab it came from may be reused
         }
       };
-      await writer.writeTensorData(t.name, report());
-      stats.push(stat);
+      await writer.writeTensorData(plan[i]!.name, chunks());
     }
     await writer.close();
     return { config: c, tensors: stats, fileBytes: fs.statSync(opts.out).size, vocabulary: kind, q8Exact };

@@ -51,6 +51,8 @@ interface NativeAddon {
   quantize(type: number, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, isa: string): void;
   gaussFill(out: Float32Array, state: Uint32Array, scale: number): void;
   dequantize(type: number, src: Uint8Array, n: number, out: Float32Array): void;
+  xai8Rows(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, out: Float32Array): void;
+  xai8Q8_0(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, dst: Uint8Array, vals: Float32Array): number;
 }
 
 export type MapAdvice = 'normal' | 'willneed' | 'random' | 'sequential';
@@ -239,6 +241,38 @@ export function nativeDequantizer(): ((type: BlockType, src: Uint8Array, n: numb
     if (src.length < bytes) throw new Error(`dequantize: ${n} ${type} values need ${bytes} bytes, have ${src.length}`);
     if (out.length < n) throw new Error(`dequantize: out has ${out.length} values, needs ${n}`);
     addon.dequantize(f.ggmlId, src, n, out);
+  };
+}
+
+/** The checkpoint matrix conversions of src/quant/xai8.ts in C (the same floats and bytes). */
+export interface Xai8Native {
+  /** xai8Rows: rows r0 … r0+count−1 of Wᵀ into out[(r − r0)·nIn + k]. */
+  rows(m: Xai8Matrix, r0: number, count: number, out: Float32Array): void;
+  /** xai8RowsToQ8_0 (at dst offset 0, `vals` as its row scratch, left holding the rows): blocks kept. */
+  q8_0(m: Xai8Matrix, r0: number, count: number, dst: Uint8Array, vals: Float32Array): number;
+}
+
+/** The addon's xai8 conversions, or undefined where nativeQuantizer() is. */
+export function nativeXai8(): Xai8Native | undefined {
+  if (!nativeQuantizer()) return undefined;
+  const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
+  const check = (m: Xai8Matrix, r0: number, count: number, outLen: number, what: string) => {
+    if (!Number.isInteger(r0) || !Number.isInteger(count) || r0 < 0 || count < 0 || r0 + count > m.nOut) throw new Error(`xai8 ${what}: rows ${r0}…${r0 + count - 1} outside 0…${m.nOut - 1}`);
+    if (m.groups < 1 || m.nIn % m.groups !== 0) throw new Error(`xai8 ${what}: ${m.groups} scale groups do not divide ${m.nIn} inputs`);
+    if (m.q.length < m.nIn * m.nOut || m.scales.length < m.groups * m.nOut) throw new Error(`xai8 ${what}: the matrix arrays are shorter than ${m.nIn}×${m.nOut}`);
+    if (outLen < count * m.nIn) throw new Error(`xai8 ${what}: ${count}×${m.nIn} values needed, room for ${outLen}`);
+  };
+  return {
+    rows(m, r0, count, out) {
+      check(m, r0, count, out.length, 'rows');
+      addon.xai8Rows(m.q, m.scales, m.nIn, m.nOut, m.groups, r0, count, out);
+    },
+    q8_0(m, r0, count, dst, vals) {
+      check(m, r0, count, vals.length, 'q8_0');
+      if (m.nIn % 32 !== 0) throw new Error(`xai8 → q8_0: ${m.nIn} inputs is not a multiple of 32`);
+      if (dst.length < count * (m.nIn / 32) * 34) throw new Error(`xai8 → q8_0: ${count} rows need ${count * (m.nIn / 32) * 34} bytes, have ${dst.length}`);
+      return addon.xai8Q8_0(m.q, m.scales, m.nIn, m.nOut, m.groups, r0, count, dst, vals);
+    },
   };
 }
 
