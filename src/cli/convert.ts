@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { BlockType } from '../quant/types.js';
 import { int } from './options.js';
 import { progressBar } from './progress.js';
+import { UsageError } from './errors.js';
 
 export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as const;
 
@@ -18,9 +19,10 @@ const typeOption = (flags: string, what: string) =>
     return t;
   });
 
-function commonOptions(c: Command): Command {
+function commonOptions(c: Command, typeRequired = true): Command {
+  const type = typeOption('-t, --type <type>', 'block type of the matrices');
   return c
-    .addOption(typeOption('-t, --type <type>', 'block type of the matrices').makeOptionMandatory())
+    .addOption(typeRequired ? type.makeOptionMandatory() : type)
     .requiredOption('-o, --out <file>', 'the GGUF to write')
     .addOption(typeOption('--embd-type <type>', 'type of token_embd (and output) when it should differ from --type (e.g. q6_k for a q4_k model)'))
     .option('--tokenizer <path>', 'embed this SentencePiece tokenizer.model')
@@ -81,27 +83,42 @@ Examples:
     });
 }
 
-interface SynthCliOptions { preset: 'grok1' | 'tiny'; layers: number; type: BlockType; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; seed?: number; vocab?: number }
+interface SynthCliOptions { preset: 'grok1' | 'tiny'; layers: number; form: 'gguf' | 'ckpt-0'; type?: BlockType; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; seed?: number; vocab?: number }
 
 export function synthCommand(): Command {
   return commonOptions(new Command('synth')
     .summary('write a random-weight model with Grok-1 widths (benchmark subject)')
     .description('A random-weight grok GGUF with a preset\'s true widths (grok1: D 6144, 48/8 heads of 128, F 32768, 8 experts, vocab 131072) and N layers.')
     .addOption(new Option('--preset <name>', 'widths').choices(['grok1', 'tiny']).makeOptionMandatory())
-    .requiredOption('--layers <n>', 'number of layers', int(1)))
+    .requiredOption('--layers <n>', 'number of layers', int(1)), false)
+    .addOption(new Option('--form <form>', 'gguf (--type required), or ckpt-0: the released checkpoint\'s int8 form, written as <out>/ckpt-0/ and <out>/config.json').choices(['gguf', 'ckpt-0']).default('gguf'))
     .option('--seed <n>', 'random seed', int(0))
     .option('--vocab <n>', 'vocabulary size (default: the preset\'s)', int(4))
     .addHelpText('after', `
-A 2-layer grok1 Q8_0 slice is ≈ 11.3 GB: check free disk space first.
-Example:
-  grok synth --preset grok1 --layers 2 --type q8_0 --out slice.gguf`)
+A 2-layer grok1 Q8_0 slice is ≈ 11.3 GB; in ckpt-0 form a grok1 layer is 4.9 GB and the embedding
+3.2 GB (less with --vocab): check free disk space first.
+Examples:
+  grok synth --preset grok1 --layers 2 --type q8_0 --out slice.gguf
+  grok synth --preset grok1 --layers 1 --vocab 8192 --form ckpt-0 --out slice-ckpt     # then: grok convert slice-ckpt …`)
     .action(async (o: SynthCliOptions) => {
-      const { PRESETS, synthModel } = await import('../convert/synth.js');
+      const { PRESETS, synthModel, synthCheckpoint } = await import('../convert/synth.js');
       const config = { ...PRESETS[o.preset]!, nLayers: o.layers, ...(o.vocab === undefined ? {} : { vocabSize: o.vocab }) };
       const { bar, onProgress } = barFor('synth', o.progress);
+      if (o.form === 'ckpt-0') {
+        try {
+          const size = synthCheckpoint({ config, dir: o.out, onProgress, ...(o.seed === undefined ? {} : { seed: o.seed }) });
+          bar.stop();
+          process.stderr.write(`grok: wrote ${o.out}/ckpt-0 and ${o.out}/config.json: ${(size / 2 ** 20).toFixed(1)} MiB of tensors\n`);
+        } finally {
+          bar.stop();
+        }
+        return;
+      }
+      if (!o.type) throw new UsageError('synth writes a GGUF unless --form ckpt-0: give --type (e.g. --type q8_0)');
+      const type = o.type;
       try {
         const size = await synthModel({
-          config, type: o.type, out: o.out, threads: o.threads, onProgress,
+          config, type, out: o.out, threads: o.threads, onProgress,
           ...(o.seed === undefined ? {} : { seed: o.seed }), ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}), ...(o.embdType ? { embdType: o.embdType } : {}),
         });
         bar.stop();
