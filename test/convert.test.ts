@@ -188,7 +188,7 @@ test('grok convert: usage errors (exit 2, one line) and a successful run', async
     assert.match(r.err, /^grok: /);
   };
   await usage(/--to must be one of gguf, got 'safetensors'/, src, '--to', 'safetensors', '--type', 'q8_0', '--out', out);
-  await usage(/--type must be one of f32, .*q8_0.*, got 'q7'/, src, '--to', 'gguf', '--type', 'q7', '--out', out);
+  await usage(/--type must be a block type \(f32, .*q8_0.*\) or a mixture \(.*Q4_K_M.*\), got 'q7'/, src, '--to', 'gguf', '--type', 'q7', '--out', out);
   await usage(/missing required argument 'model'/, '--to', 'gguf', '--type', 'q8_0', '--out', out);
   await usage(/required option '-o, --out <file>' not specified/, src, '--to', 'gguf', '--type', 'q8_0');
   const missing = await grok('convert', path.join(tmp, 'nope'), '--to', 'gguf', '--type', 'q8_0', '--out', out);

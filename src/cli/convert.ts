@@ -9,6 +9,7 @@ import type { BlockType } from '../quant/types.js';
 import { int } from './options.js';
 import { progressBar } from './progress.js';
 import { UsageError } from './errors.js';
+import { recipeNamed, RECIPES } from '../convert/recipe-names.js';
 
 export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as const;
 
@@ -19,10 +20,21 @@ const typeOption = (flags: string, what: string) =>
     return t;
   });
 
-function commonOptions(c: Command, typeRequired = true): Command {
-  const type = typeOption('-t, --type <type>', 'block type of the matrices');
+/** convert's --type: a block type (every matrix that type), or one of llama.cpp's mixtures by llama-quantize name. */
+const MIXTURE_NAMES = Object.keys(RECIPES).filter((n) => !(CONVERT_TYPES as readonly string[]).includes(n.toLowerCase()));
+const convertTypeOption = () =>
+  new Option('-t, --type <type>', `block type of every matrix (${CONVERT_TYPES.join(', ')}), or llama.cpp's mixture: ${MIXTURE_NAMES.join(', ')} (with --mixed also Q2_K, Q6_K, Q8_0 …)`)
+    .argParser((v: string) => {
+      if ((CONVERT_TYPES as readonly string[]).includes(v.toLowerCase())) return v.toLowerCase();
+      const r = recipeNamed(v);
+      if (r) return r.name;
+      throw new InvalidArgumentError(`expected a block type (${CONVERT_TYPES.join(', ')}) or a mixture (${MIXTURE_NAMES.join(', ')}).`);
+    })
+    .makeOptionMandatory();
+
+function commonOptions(c: Command, type: Option | undefined = typeOption('-t, --type <type>', 'block type of the matrices').makeOptionMandatory()): Command {
+  if (type) c.addOption(type);
   return c
-    .addOption(typeRequired ? type.makeOptionMandatory() : type)
     .requiredOption('-o, --out <file>', 'the GGUF to write')
     .addOption(typeOption('--embd-type <type>', 'type of token_embd (and output) when it should differ from --type (e.g. q6_k for a q4_k model)'))
     .option('--tokenizer <path>', 'embed this SentencePiece tokenizer.model')
@@ -49,27 +61,44 @@ function barFor(label: string, show: boolean | undefined) {
   return { bar, onProgress };
 }
 
-interface ConvertCliOptions { type: BlockType; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; to?: string; config?: string; name?: string; stats?: boolean }
+/** The mixture a convert command asks for, or undefined for one block type. */
+function recipeOf(o: ConvertCliOptions): string | undefined {
+  const plain = (CONVERT_TYPES as readonly string[]).includes(o.type);
+  if (!plain) return o.type;
+  if (!o.mixed) return undefined;
+  const r = recipeNamed(o.type);
+  if (!r) throw new UsageError(`--mixed: llama.cpp has no mixture named ${o.type.toUpperCase()} (mixtures: ${Object.keys(RECIPES).join(', ')})`);
+  return r.name;
+}
+
+interface ConvertCliOptions { type: string; mixed?: boolean; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; to?: string; config?: string; name?: string; stats?: boolean }
 
 export function convertCommand(): Command {
   return commonOptions(new Command('convert')
     .summary('convert a ckpt-0 / safetensors / GGUF model to a (quantised) GGUF')
     .description('Write llama.cpp\'s grok GGUF: matrices as [out, in] rows, experts merged, tokenizer embedded.')
-    .argument('<model>', 'the source: a ckpt-0 directory, a .safetensors file or folder, a .gguf'))
+    .argument('<model>', 'the source: a ckpt-0 directory, a .safetensors file or folder, a .gguf'), convertTypeOption())
     .addOption(new Option('--to <format>', 'output format').choices(['gguf']).default('gguf'))
+    .option('--mixed', 'with a plain type name: llama.cpp\'s mixture of that name (llama-quantize Q6_K, Q2_K, Q8_0 …; Q4_K = Q4_K_M) instead of one type for every matrix')
     .option('--config <path>', 'config.json to use instead of the one found beside the model')
     .option('--name <name>', 'general.name in the output (default: the source\'s name)')
     .option('--stats', 'measure each tensor\'s quantisation error and print a summary per stored type')
     .addHelpText('after', `
+A plain type writes every matrix in that type (llama-quantize --pure); a mixture (Q4_K_M, Q3_K_S …, or a
+plain name with --mixed) gives each tensor the type llama.cpp's llama-quantize gives it (e.g. Q4_K_M on
+Grok-1: attn_k/attn_v Q8_0, attn_output Q5_K, ffn_down Q6_K on a third of the layers, token_embd Q6_K) and
+writes the mixture's general.file_type. Norms and routers stay F32.
 Examples:
   grok convert ckpt-0 --type q8_0 --tokenizer tokenizer.model --out grok-1-q8_0.gguf
+  grok convert ckpt-0 --type Q4_K_M --tokenizer tokenizer.model --out grok-1-Q4_K_M.gguf
   grok convert grok-1-q8_0.gguf --type q4_k --embd-type q6_k --out grok-1-q4_k.gguf`)
     .action(async (source: string, o: ConvertCliOptions) => {
       const { convertModel, summarise } = await import('../convert/convert.js');
       const { bar, onProgress } = barFor('convert', o.progress);
       try {
         const r = await convertModel({
-          source, out: o.out, type: o.type, threads: o.threads, onProgress, measure: o.stats === true,
+          source, out: o.out, threads: o.threads, onProgress, measure: o.stats === true,
+          ...(recipeOf(o) ? { recipe: recipeOf(o)! } : { type: o.type as BlockType }),
           ...(o.embdType ? { embdType: o.embdType } : {}), ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}),
           ...(o.config ? { config: o.config } : {}), ...(o.name ? { name: o.name } : {}),
         });
@@ -90,7 +119,7 @@ export function synthCommand(): Command {
     .summary('write a random-weight model with Grok-1 widths (benchmark subject)')
     .description('A random-weight grok GGUF with a preset\'s true widths (grok1: D 6144, 48/8 heads of 128, F 32768, 8 experts, vocab 131072) and N layers.')
     .addOption(new Option('--preset <name>', 'widths').choices(['grok1', 'tiny']).makeOptionMandatory())
-    .requiredOption('--layers <n>', 'number of layers', int(1)), false)
+    .requiredOption('--layers <n>', 'number of layers', int(1)), typeOption('-t, --type <type>', 'block type of the matrices'))
     .addOption(new Option('--form <form>', 'gguf (--type required), or ckpt-0: the released checkpoint\'s int8 form, written as <out>/ckpt-0/ and <out>/config.json').choices(['gguf', 'ckpt-0']).default('gguf'))
     .option('--seed <n>', 'random seed', int(0))
     .option('--vocab <n>', 'vocabulary size (default: the preset\'s)', int(4))

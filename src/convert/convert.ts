@@ -28,6 +28,7 @@ import { bindModel } from '../model/map.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import { QuantPool } from './pool.js';
+import { RECIPES, recipeNamed, recipeTypes } from './recipes.js';
 import { OutputSlots, Pipeline, SharedReader, type Piece, type Unit } from './stream.js';
 import type { QuantResult } from './pool-jobs.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
@@ -37,8 +38,14 @@ export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_
 export interface ConvertOptions {
   source: string;
   out: string;
-  type: BlockType;
-  /** Type of token_embd / output; default: `type`. */
+  /** One block type for every matrix (llama-quantize --pure) … */
+  type?: BlockType;
+  /**
+   * … or llama.cpp's mixture for a llama-quantize type name (Q4_K_M, Q3_K_S, Q6_K …: recipes.ts), whose
+   * ftype goes into general.file_type.
+   */
+  recipe?: string;
+  /** Type of token_embd / output; default: `type` (with a recipe: the recipe's choice). */
   embdType?: BlockType;
   tokenizer?: string;
   config?: string;
@@ -201,7 +208,10 @@ function* convertUnits(x: UnitContext): Generator<Unit> {
 
 /** Converts a model to a grok GGUF. Returns per-tensor statistics (errors only with `measure`). */
 export async function convertModel(opts: ConvertOptions): Promise<ConvertResult> {
-  const type = opts.type;
+  if ((opts.type === undefined) === (opts.recipe === undefined)) throw new Error('convert: give either a block type or a recipe');
+  const recipe = opts.recipe === undefined ? undefined : recipeNamed(opts.recipe);
+  if (opts.recipe !== undefined && !recipe) throw new Error(`convert: unknown recipe '${opts.recipe}' (one of ${Object.keys(RECIPES).join(', ')})`);
+  const type = recipe ? recipe.base : opts.type!;
   const embdType = opts.embdType ?? type;
   for (const t of [type, embdType]) blockFormat(t);
   const source = openModel(opts.source);
@@ -220,13 +230,15 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
     writer = new GgufWriter(opts.out, { inputs: [...inputs] });
     addGrokMetadata(writer, c, {
       name: opts.name ?? path.basename(path.resolve(opts.source)).replace(/\.(gguf|safetensors)$/, ''),
-      fileType: LLAMA_FTYPE[type],
+      fileType: recipe ? recipe.ftype : LLAMA_FTYPE[type],
       description: kind === 'synthetic'
         ? `converted by grok-ts from ${source.format}; NO TOKENIZER WAS GIVEN: the vocabulary is a synthetic stand-in (<s> </s> <unk>, byte pieces, <tok_N>) so that llama.cpp can load the file`
         : `converted by grok-ts from ${source.format}`,
     });
     addVocabulary(writer, vocab);
-    const types = plan.map((t) => typeOf(t, type, embdType));
+    const types = recipe
+      ? recipeTypes(recipe, plan, c, opts.embdType ? { embdType: blockTypeForRow(opts.embdType, c.dModel) } : {})
+      : plan.map((t) => typeOf(t, type, embdType));
     plan.forEach((t, i) => writer!.addTensorInfo(t.name, types[i]!, t.shape));
     await writer.writeHeader();
 
