@@ -541,6 +541,26 @@ static napi_value js_quantize(napi_env env, napi_callback_info info) {
   return status(env, gn_quantize(isa, (int)type, x, xl, (int)n_in, (int)rows, dst, dl));
 }
 
+/* quantizeWeighted(type, x: Float32Array, nIn, rows, dst: Uint8Array, isaName, weights: Float32Array): the K-quants
+ * with an importance matrix (weights: nIn values, the same for every row) */
+static napi_value js_quantize_weighted(napi_env env, napi_callback_info info) {
+  napi_value a[7];
+  if (!get_args(env, info, 7, a)) return NULL;
+  char name[32];
+  size_t nl;
+  if (napi_get_value_string_utf8(env, a[5], name, sizeof name, &nl) != napi_ok) return fail(env, "grok-native: %s", "isa must be a string");
+  int isa = gn_isa_from_name(name);
+  if (isa < 0 || !gn_cpu_can_run(isa)) return fail(env, "grok-native: quantizeWeighted: this CPU does not run level '%s'", name);
+  int64_t type, n_in, rows;
+  void *x, *dst, *w;
+  size_t xl, dl, wl;
+  if (!get_int(env, a[0], "type", 0, 255, &type) || !get_typed(env, a[1], napi_float32_array, "x", &x, &xl) ||
+      !get_int(env, a[2], "nIn", 1, INT32_MAX, &n_in) || !get_int(env, a[3], "rows", 0, INT32_MAX, &rows) ||
+      !get_typed(env, a[4], napi_uint8_array, "dst", &dst, &dl) || !get_typed(env, a[6], napi_float32_array, "weights", &w, &wl))
+    return NULL;
+  return status(env, gn_quantize_weighted(isa, (int)type, x, xl, (int)n_in, (int)rows, dst, dl, w, wl));
+}
+
 /* dequantize(type, src: Uint8Array, n, out: Float32Array): q8_0 / f16 / bf16 / f32 values as floats */
 static napi_value js_dequantize(napi_env env, napi_callback_info info) {
   napi_value a[4];
@@ -658,7 +678,7 @@ NAPI_MODULE_INIT() {
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
     {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
-    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize}, {"xai8Rows", js_xai8_rows}, {"xai8Q8_0", js_xai8_q8_0},
+    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize}, {"xai8Rows", js_xai8_rows}, {"xai8Q8_0", js_xai8_q8_0}, {"quantizeWeighted", js_quantize_weighted},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

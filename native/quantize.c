@@ -287,6 +287,122 @@ static inline int scale3(const uint8_t *b, int t) {
   return (low4 | (high2 << 4)) - 32;
 }
 
+/* ---- scalar searches of the importance-weighted K-quants (src/quant/kquant-weighted.ts) ------------------ */
+
+/* make_qp_quants (makeQpQuants): levels 0 … nmax of non-negative values (sub-block scales or mins), weighted by
+ * qw; 9 candidate scales, then up to 5 passes of coordinate descent. */
+static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
+  float max = 0;
+  for (int i = 0; i < n; i++) max = max > x[i] ? max : x[i];
+  if (max < GROUP_MAX_EPS) {
+    memset(L, 0, (size_t)n);
+    return 0;
+  }
+  const float fn = (float)nmax;
+  float iscale = fn / max;
+  for (int i = 0; i < n; i++) L[i] = js_u8(nearest(iscale * x[i]));
+  const float scale = 1 / iscale;
+  float best = 0;
+  for (int i = 0; i < n; i++) {
+    const float diff = x[i] - scale * (float)L[i];
+    best = best + qw[i] * diff * diff;
+  }
+  for (int is = -4; is <= 4; is++) {
+    if (is == 0) continue;
+    const float iscale_is = (0.1f * (float)is + fn) / max, scale_is = 1 / iscale_is;
+    float mse = 0;
+    for (int i = 0; i < n; i++) {
+      const float l = js_min(fn, nearest(iscale_is * x[i]));
+      const float diff = x[i] - scale_is * l;
+      mse = mse + qw[i] * diff * diff;
+    }
+    if (mse < best) {
+      best = mse;
+      iscale = iscale_is;
+    }
+  }
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; i++) {
+    const float l = js_min(fn, nearest(iscale * x[i]));
+    L[i] = js_u8(l);
+    sumlx = sumlx + qw[i] * x[i] * l;
+    suml2 = suml2 + qw[i] * l * l;
+  }
+  for (int itry = 0; itry < 5; itry++) {
+    int changed = 0;
+    for (int i = 0; i < n; i++) {
+      const float w = qw[i], xi = x[i], li = (float)L[i];
+      float slx = sumlx - w * xi * li, sl2 = suml2 - w * li * li;
+      if (slx > 0 && sl2 > 0) {
+        const float nl = js_min(fn, nearest(xi * sl2 / slx));
+        if (nl != li) {
+          slx = slx + w * xi * nl;
+          sl2 = sl2 + w * nl * nl;
+          if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = js_u8(nl);
+            sumlx = slx;
+            suml2 = sl2;
+            changed++;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  return suml2 > 0 ? sumlx / suml2 : 0;
+}
+
+/* make_qx_quants with rmse_type 1 and weights qw (makeQxQuantsWeighted), one group, scalar: Q3_K's scales. */
+static float make_qx_quants_w(int n, int nmax, const float *x, int8_t *L, const float *qw) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; i++)
+    if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
+  if (amax < GROUP_MAX_EPS) {
+    memset(L, 0, (size_t)n);
+    return 0;
+  }
+  const float fn = (float)nmax;
+  float iscale = -fn / max, sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; i++) {
+    const float l = js_max(-fn, js_min(fn - 1, nearest(iscale * x[i])));
+    L[i] = (int8_t)js_u8(l + fn);
+    sumlx = sumlx + qw[i] * x[i] * l;
+    suml2 = suml2 + qw[i] * l * l;
+  }
+  float scale = truthy(suml2) ? sumlx / suml2 : 0, best = scale * sumlx;
+  for (int is = -9; is <= 9; is++) {
+    if (is == 0) continue;
+    iscale = -(fn + 0.1f * (float)is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; i++) {
+      const float l = js_max(-fn, js_min(fn - 1, nearest(iscale * x[i])));
+      sumlx = sumlx + qw[i] * x[i] * l;
+      suml2 = suml2 + qw[i] * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; i++) L[i] = (int8_t)js_u8(fn + js_max(-fn, js_min(fn - 1, nearest(iscale * x[i]))));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+/* weights[l] = qw[l]·√(σ² + x²) of n values (importance × llama.cpp's error weight); returns their sum, in order. */
+static float importance(int n, const float *x, const float *qw, float sigma2, float *w) {
+  float sumw = 0;
+  for (int l = 0; l < n; l++) w[l] = qw[l] * sqrtf(sigma2 + x[l] * x[l]);
+  for (int l = 0; l < n; l++) sumw = sumw + w[l];
+  return sumw;
+}
+
+/* Σ x² over a super-block, in order. */
+static float sum_squares(const float *x) {
+  float s = 0;
+  for (int l = 0; l < 256; l++) s = s + x[l] * x[l];
+  return s;
+}
+
 /* ---- one copy per instruction-set level -------------------------------------------------------------- */
 
 typedef struct {
@@ -297,6 +413,11 @@ typedef struct {
   void (*q8_0)(const float *x, size_t nb, uint8_t *dst);
   void (*gauss)(float *out, size_t n, size_t m, const uint32_t (*st)[4], double scale);
   void (*deq_q8_0)(const uint8_t *src, size_t nb, float *out);
+  /* with importance weights qw (one per column of a row of nbr super-blocks; super-block b reads those of b % nbr) */
+  void (*k45w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr);
+  void (*q2_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
+  void (*q3_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
+  void (*q6_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
   int lanes; /* of gauss (≤ 64) */
 } kq_table;
 
@@ -577,6 +698,26 @@ long long gn_xai8_q8_0(const int8_t *q, size_t q_len, const uint16_t *sc, size_t
 }
 
 /* ---- entry point ---------------------------------------------------------------------------------------- */
+
+/* gn_quantize with an importance matrix: qw holds n_in weights, the same for every row (K-quants only). */
+int gn_quantize_weighted(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len, const float *qw, size_t qw_len) {
+  const gn_type_info *t = gn_type(type);
+  if (!gn_cpu_can_run(isa)) return GN_EINVAL;
+  if (!t || (type != GN_Q2_K && type != GN_Q3_K && type != GN_Q4_K && type != GN_Q5_K && type != GN_Q6_K)) return GN_ETYPE;
+  if (n_in <= 0 || rows < 0 || n_in % 256 || qw_len < (size_t)n_in) return GN_EINVAL;
+  const size_t n = (size_t)n_in * (size_t)rows, nb = n / 256;
+  if (x_len < n || dst_len < nb * (size_t)t->block_bytes || nb > (size_t)INT32_MAX) return GN_EINVAL;
+  const kq_table *kq = kq_for(isa);
+  const int nbr = n_in / 256;
+  switch (type) {
+  case GN_Q2_K: kq->q2_kw(x, (int)nb, dst, qw, nbr); break;
+  case GN_Q3_K: kq->q3_kw(x, (int)nb, dst, qw, nbr); break;
+  case GN_Q4_K: kq->k45w(x, (int)nb, dst, 0, qw, nbr); break;
+  case GN_Q5_K: kq->k45w(x, (int)nb, dst, 1, qw, nbr); break;
+  default: kq->q6_kw(x, (int)nb, dst, qw, nbr); break;
+  }
+  return GN_OK;
+}
 
 int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len) {
   const gn_type_info *t = gn_type(type);

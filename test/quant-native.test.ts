@@ -14,7 +14,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { loadNativeAddon, NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeXai8 } from '../src/kernels/native.js';
+import { loadNativeAddon, NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeWeightedQuantizer, nativeXai8 } from '../src/kernels/native.js';
+import { quantizeRowsWeighted, WEIGHTED_TYPES } from '../src/quant/kquant-weighted.js';
 import { xai8Rows, xai8RowsToQ8_0 } from '../src/quant/xai8.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import type { Xai8Matrix } from '../src/quant/matrix.js';
@@ -97,6 +98,39 @@ for (const isa of levels.length ? levels : ['-']) {
         }
       }
     }
+  });
+}
+
+for (const isa of levels.length ? levels : ['-']) {
+  test(`native K-quants with an importance matrix write the TypeScript bytes (${isa})`, { skip }, () => {
+    const q = nativeWeightedQuantizer(isa)!;
+    const r = mulberry32(77);
+    for (const type of WEIGHTED_TYPES) {
+      const f = blockFormat(type);
+      for (const blocks of [1, 3, 7]) {
+        const nIn = blocks * 256;
+        // importance values: spread over decades, some zero, one all-zero 16-run, one all-equal row
+        const spread = new Float32Array(nIn).map(() => (r() < 0.05 ? 0 : 10 ** (4 * r() - 2)));
+        spread.fill(0, 32, 48);
+        for (const [wname, weights] of [['spread', spread], ['ones', new Float32Array(nIn).fill(1)], ['tiny', spread.map((v) => v * 1e-30)]] as const) {
+          for (const rows of [1, 2, 5]) {
+            const n = rows * nIn;
+            for (const [name, x] of patterns(n, 1000 * blocks + rows)) {
+              const rb = rowBytes(f, nIn);
+              const want = new Uint8Array(rows * rb);
+              quantizeRowsWeighted(type, x, 0, nIn, rows, want, 0, weights);
+              const got = new Uint8Array(rows * rb).fill(0xa5);
+              q(type, x, nIn, rows, got, weights);
+              if (Buffer.compare(got, want) !== 0) {
+                assert.fail(`${type} ${rows}×${nIn} '${name}', weights '${wname}' at ${isa}: first difference at ${firstDiff(got, want, f.bytesPerBlock)}`);
+              }
+            }
+          }
+        }
+      }
+    }
+    assert.throws(() => q('q4_0', new Float32Array(256), 256, 1, new Uint8Array(144), new Float32Array(256)), /not implemented for q4_0/);
+    assert.throws(() => q('q4_k', new Float32Array(256), 256, 1, new Uint8Array(144), new Float32Array(255)), /256 importance weights needed/);
   });
 }
 

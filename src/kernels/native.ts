@@ -20,6 +20,7 @@ import { freemem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FormatError } from '../base/errors.js';
 import { allBlockFormats, blockFormat, rowBytes, type BlockType } from '../quant/index.js';
+import { WEIGHTED_TYPES } from '../quant/kquant-weighted.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { defaultThreads, physicalCoreCpus } from './cpus.js';
 import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
@@ -51,6 +52,7 @@ interface NativeAddon {
   quantize(type: number, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, isa: string): void;
   gaussFill(out: Float32Array, state: Uint32Array, scale: number): void;
   dequantize(type: number, src: Uint8Array, n: number, out: Float32Array): void;
+  quantizeWeighted(type: number, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, isa: string, weights: Float32Array): void;
   xai8Rows(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, out: Float32Array): void;
   xai8Q8_0(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, dst: Uint8Array, vals: Float32Array): number;
 }
@@ -206,6 +208,30 @@ export function nativeQuantizer(isa?: string): RowQuantizer | undefined {
     if (x.length < rows * nIn) throw new Error(`quantize: ${rows}×${nIn} values needed, ${x.length} given`);
     if (dst.length < rows * rb) throw new Error(`quantize: ${type}[${rows}×${nIn}] needs ${rows * rb} bytes, has ${dst.length}`);
     addon.quantize(f.ggmlId, x, nIn, rows, dst, level);
+  };
+}
+
+/** A quantiser with an importance matrix: `weights` (nIn values) weigh every row's columns. */
+export type WeightedRowQuantizer = (type: BlockType, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, weights: Float32Array) => void;
+
+/**
+ * The addon's K-quant quantisers with an importance matrix (the bytes of src/quant/kquant-weighted.ts) at level
+ * `isa`, or undefined where nativeQuantizer() is.
+ */
+export function nativeWeightedQuantizer(isa?: string): WeightedRowQuantizer | undefined {
+  if (!nativeQuantizer(isa)) return undefined;
+  const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
+  const info = addon.info();
+  const level = pickIsa(info.best, info.levels, isa ?? process.env.GROK_NATIVE_ISA).isa;
+  return (type, x, nIn, rows, dst, weights) => {
+    const f = blockFormat(type);
+    if (!WEIGHTED_TYPES.has(type)) throw new Error(`quantize with an importance matrix: not implemented for ${type}`);
+    if (!Number.isInteger(nIn) || nIn < 1 || !Number.isInteger(rows) || rows < 0) throw new Error(`quantize: bad shape ${rows}×${nIn}`);
+    const rb = rowBytes(f, nIn);
+    if (x.length < rows * nIn) throw new Error(`quantize: ${rows}×${nIn} values needed, ${x.length} given`);
+    if (dst.length < rows * rb) throw new Error(`quantize: ${type}[${rows}×${nIn}] needs ${rows * rb} bytes, has ${dst.length}`);
+    if (weights.length < nIn) throw new Error(`quantize: ${nIn} importance weights needed, ${weights.length} given`);
+    addon.quantizeWeighted(f.ggmlId, x, nIn, rows, dst, level, weights);
   };
 }
 
