@@ -3,7 +3,8 @@
  * test/data/quant-ref/llama-recipes.json holds, for small grok models that `grok synth` writes
  * deterministically (test/recipe-models.ts: 16 layers; 8 experts with 4:1 heads like Grok-1, and 4 experts
  * with 2:1), the type and bytes of every tensor llama_model_quantize (pure = false) wrote for each recipe,
- * and the file's general.file_type — made by test/data/quant-ref/gen-recipes.mjs with model-quantize.c
+ * and the file's general.file_type, without and with an importance matrix (a legacy .dat that
+ * test/recipe-models.ts writes) — made by test/data/quant-ref/gen-recipes.mjs with model-quantize.c
  * against the libllama node-llama-cpp ships. Converting the same models with our code must give the same.
  */
 import assert from 'node:assert/strict';
@@ -18,12 +19,23 @@ import { synthModel } from '../src/convert/synth.js';
 import { readGgufFile } from '../src/formats/gguf.js';
 import { GROK1 } from '../src/model/config.js';
 import { grokTensorPlan } from '../src/model/gguf-grok.js';
-import { RECIPE_MODELS } from './recipe-models.js';
+import { RECIPE_MODELS, writeImatrixDat } from './recipe-models.js';
 import { readBytes } from './gguf-builder.js';
 
 const ref = JSON.parse(fs.readFileSync(path.resolve('test/data/quant-ref/llama-recipes.json'), 'utf8')) as Record<string, { file_type: number; tensors: Record<string, [number, string]> }>;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-recipes-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const imatrices = new Map<string, string>();
+function imatrix(model: string): string {
+  let file = imatrices.get(model);
+  if (!file) {
+    file = path.join(tmp, `${model}.imatrix.dat`);
+    writeImatrixDat(file, RECIPE_MODELS[model]!.config, RECIPE_MODELS[model]!.seed);
+    imatrices.set(model, file);
+  }
+  return file;
+}
 
 const sources = new Map<string, Promise<string>>();
 function source(model: string): Promise<string> {
@@ -42,7 +54,7 @@ for (const [key, want] of Object.entries(ref)) {
   const recipe = name.replace(/\+imatrix$/, '');
   test(`${model} → ${name}: llama.cpp's per-tensor types, bytes and general.file_type`, async () => {
     const out = path.join(tmp, `${model}-${name}.gguf`);
-    await convertModel({ source: await source(model), out, recipe, threads: 2 });
+    await convertModel({ source: await source(model), out, recipe, threads: 2, ...(name.endsWith('+imatrix') ? { imatrix: imatrix(model) } : {}) });
     const f = readGgufFile(out);
     assert.equal(Number(f.metadata.get('general.file_type')), want.file_type);
     assert.deepEqual(f.tensors.map((t) => t.name).sort(), Object.keys(want.tensors).sort());

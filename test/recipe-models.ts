@@ -19,7 +19,9 @@ export const RECIPE_MODELS: Readonly<Record<string, { config: GrokConfig; seed: 
 /** Recipes checked against llama.cpp (llama-quantize names), with or without the models' importance matrix. */
 export const RECIPE_CASES: readonly { recipe: string; imatrix: boolean }[] = [
   'Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_K_S', 'Q4_K_M', 'Q5_K_S', 'Q5_K_M', 'Q6_K', 'Q8_0', 'Q4_0', 'IQ4_NL',
-].map((recipe) => ({ recipe, imatrix: false }));
+].map((recipe) => ({ recipe, imatrix: false })).concat(
+  ['Q2_K_S', 'Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q4_K_S', 'Q4_K_M', 'Q5_K_M', 'Q6_K', 'Q8_0'].map((recipe) => ({ recipe, imatrix: true })),
+);
 
 /**
  * A legacy (binary) llama.cpp imatrix for `config`'s matrices, as llama-imatrix writes it: per tensor the

@@ -71,7 +71,7 @@ function recipeOf(o: ConvertCliOptions): string | undefined {
   return r.name;
 }
 
-interface ConvertCliOptions { type: string; mixed?: boolean; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; to?: string; config?: string; name?: string; stats?: boolean }
+interface ConvertCliOptions { type: string; mixed?: boolean; imatrix?: string; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; to?: string; config?: string; name?: string; stats?: boolean }
 
 export function convertCommand(): Command {
   return commonOptions(new Command('convert')
@@ -83,6 +83,7 @@ export function convertCommand(): Command {
     .option('--config <path>', 'config.json to use instead of the one found beside the model')
     .option('--name <name>', 'general.name in the output (default: the source\'s name)')
     .option('--stats', 'measure each tensor\'s quantisation error and print a summary per stored type')
+    .option('--imatrix <file>', 'llama.cpp importance matrix (llama-imatrix output, .dat or GGUF): the K-quant tensors are quantised as llama-quantize --imatrix does, byte for byte')
     .addHelpText('after', `
 A plain type writes every matrix in that type (llama-quantize --pure); a mixture (Q4_K_M, Q3_K_S …, or a
 plain name with --mixed) gives each tensor the type llama.cpp's llama-quantize gives it (e.g. Q4_K_M on
@@ -91,7 +92,8 @@ writes the mixture's general.file_type. Norms and routers stay F32.
 Examples:
   grok convert ckpt-0 --type q8_0 --tokenizer tokenizer.model --out grok-1-q8_0.gguf
   grok convert ckpt-0 --type Q4_K_M --tokenizer tokenizer.model --out grok-1-Q4_K_M.gguf
-  grok convert grok-1-q8_0.gguf --type q4_k --embd-type q6_k --out grok-1-q4_k.gguf`)
+  grok convert grok-1-q8_0.gguf --type q4_k --embd-type q6_k --out grok-1-q4_k.gguf
+  grok convert ckpt-0 --type Q3_K_M --imatrix grok-1.imatrix --tokenizer tokenizer.model --out grok-1-Q3_K_M.gguf`)
     .action(async (source: string, o: ConvertCliOptions) => {
       const { convertModel, summarise } = await import('../convert/convert.js');
       const { bar, onProgress } = barFor('convert', o.progress);
@@ -100,9 +102,16 @@ Examples:
           source, out: o.out, threads: o.threads, onProgress, measure: o.stats === true,
           ...(recipeOf(o) ? { recipe: recipeOf(o)! } : { type: o.type as BlockType }),
           ...(o.embdType ? { embdType: o.embdType } : {}), ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}),
-          ...(o.config ? { config: o.config } : {}), ...(o.name ? { name: o.name } : {}),
+          ...(o.config ? { config: o.config } : {}), ...(o.name ? { name: o.name } : {}), ...(o.imatrix ? { imatrix: o.imatrix } : {}),
         });
         bar.stop();
+        if (r.imatrix && o.imatrix) {
+          const { used, missing } = r.imatrix;
+          const m = r.imatrixInfo;
+          const about = m ? ` (${m.format}${m.chunks ? `, ${m.chunks} chunks` : ''}${m.datasets.length ? ` of ${m.datasets.join(', ')}` : ''})` : '';
+          const shown = missing.slice(0, 4).join(', ') + (missing.length > 4 ? ', …' : '');
+          process.stderr.write(`grok: imatrix: ${o.imatrix}${about}: ${used} tensors weighted${missing.length ? `, ${missing.length} without an entry (${shown})` : ''}\n`);
+        }
         process.stderr.write(`grok: wrote ${o.out}: ${r.tensors.length} tensors, ${(r.fileBytes / 2 ** 20).toFixed(1)} MiB, vocabulary: ${r.vocabulary}\n`);
         if (r.vocabulary === 'synthetic') process.stderr.write('grok: note: no --tokenizer given: the file carries a synthetic stand-in vocabulary (llama.cpp requires tokenizer keys)\n');
         if (o.stats) process.stdout.write(`${summarise(r)}\n`);

@@ -32,6 +32,8 @@ import { RECIPES, recipeNamed, recipeTypes } from './recipes.js';
 import { OutputSlots, Pipeline, SharedReader, type Piece, type Unit } from './stream.js';
 import type { QuantResult } from './pool-jobs.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
+import { readImatrix, type Imatrix } from '../formats/imatrix.js';
+import { WEIGHTED_TYPES } from '../quant/kquant-weighted.js';
 
 export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'] as const;
 
@@ -47,6 +49,11 @@ export interface ConvertOptions {
   recipe?: string;
   /** Type of token_embd / output; default: `type` (with a recipe: the recipe's choice). */
   embdType?: BlockType;
+  /**
+   * A llama.cpp importance matrix (legacy .dat or GGUF; formats/imatrix.ts): the K-quant tensors it has an
+   * entry for are quantised as llama-quantize --imatrix quantises them (the same bytes).
+   */
+  imatrix?: string;
   tokenizer?: string;
   config?: string;
   name?: string;
@@ -77,6 +84,10 @@ export interface ConvertResult {
   vocabulary: 'tokenizer' | 'source' | 'synthetic';
   /** xai8 → q8_0: blocks that kept the checkpoint's own scale and levels, of all such blocks. */
   q8Exact: { kept: number; total: number };
+  /** With an importance matrix: the tensors quantised with it, and the quantised ones it has no entry for. */
+  imatrix?: { used: number; missing: string[] };
+  /** The importance matrix's own description. */
+  imatrixInfo?: { format: 'legacy' | 'gguf'; chunks: number; datasets: readonly string[] };
 }
 
 /** The stored type of each planned tensor. */
@@ -122,6 +133,8 @@ interface UnitContext {
   measure: boolean;
   stats: TensorStat[];
   q8Exact: { kept: number; total: number };
+  /** Importance weights per tensor (nIn floats per expert, in shared memory), where the imatrix has them. */
+  weights: (SharedArrayBuffer | undefined)[];
 }
 
 /**
@@ -153,8 +166,11 @@ function* convertUnits(x: UnitContext): Generator<Unit> {
         written: () => x.slots.release(slot!),
       };
     };
-    const job = (rows: number, dst: { mem: SharedArrayBuffer; byteOffset: number }) => ({ type: st, nIn: t.nIn, rows, measure: x.measure, dst });
+    const wmem = x.weights[i];
     for (let e = 0; e < experts; e++) {
+      // this expert's importance weights (llama.cpp: imatrix + expert · n_per_row)
+      const weights = wmem ? { weights: { mem: wmem, offset: e * t.nIn } } : {};
+      const job = (rows: number, dst: { mem: SharedArrayBuffer; byteOffset: number }) => ({ type: st, nIn: t.nIn, rows, measure: x.measure, dst, ...weights });
       const canonical = t.kind === 'experts' ? `${t.canonical}.${e}` : t.canonical;
       const m = locateMatrix(x.binding, canonical, t.nIn, t.nOut, t.kind === 'experts' ? c.nExperts : undefined);
       if (m.layout === 'rows') {
@@ -206,6 +222,50 @@ function* convertUnits(x: UnitContext): Generator<Unit> {
   }
 }
 
+/** Block types llama.cpp quantises with an importance matrix that this converter does not (yet). */
+const WEIGHTED_ELSEWHERE: ReadonlySet<BlockType> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl']);
+
+/**
+ * Per tensor, its importance weights in shared memory (nIn per expert), as llama_model_quantize picks them: by
+ * the tensor's GGUF name, of size nIn × experts (else an error, but for token_embd, which llama.cpp skips with
+ * a warning); none for types that ignore them (Q8_0, floats) or a tensor the matrix has no entry for.
+ */
+function imatrixWeights(im: Imatrix | undefined, plan: readonly GrokTensorSpec[], types: readonly BlockType[], binding: ModelBinding, recipe: string | undefined):
+  { weights: (SharedArrayBuffer | undefined)[]; report?: { used: number; missing: string[] } } {
+  if (!im) {
+    if (recipe === 'Q2_K_S') throw new Error('Q2_K_S needs an importance matrix (--imatrix), as in llama.cpp');
+    return { weights: plan.map(() => undefined) };
+  }
+  const report = { used: 0, missing: [] as string[] };
+  const weights = plan.map((t, i) => {
+    const st = types[i]!;
+    if (t.kind === 'vector' || t.kind === 'router' || !(WEIGHTED_TYPES.has(st) || WEIGHTED_ELSEWHERE.has(st))) return undefined;
+    const v = im.entries.get(t.name);
+    if (!v) {
+      if (recipe === 'Q2_K_S' && st === 'q2_k' && t.kind !== 'embedding') {
+        throw new FormatError(im.file, `imatrix: no entry for ${t.name}, which Q2_K_S quantises to Q2_K (llama.cpp refuses this without importance weights too)`);
+      }
+      report.missing.push(t.name);
+      return undefined;
+    }
+    const experts = t.kind === 'experts' ? binding.config.nExperts : 1;
+    if (v.length !== t.nIn * experts) {
+      if (t.name === 'token_embd.weight') { report.missing.push(t.name); return undefined; } // llama.cpp: a warning, then no weights
+      throw new FormatError(im.file, `imatrix: entry '${t.name}' has ${v.length} values, the tensor needs ${t.nIn}${experts > 1 ? ` × ${experts} experts` : ''}`);
+    }
+    if (WEIGHTED_ELSEWHERE.has(st)) {
+      const src = locateMatrix(binding, t.kind === 'experts' ? `${t.canonical}.0` : t.canonical, t.nIn, t.nOut, t.kind === 'experts' ? experts : undefined);
+      if (src.layout === 'rows' && src.type === st) return undefined; // copied, as llama.cpp copies it
+      throw new Error(`${t.name}: quantising ${st} with an importance matrix is not implemented (only the K-quants: ${[...WEIGHTED_TYPES].join(', ')}); leave out --imatrix or pick a K-quant type`);
+    }
+    const mem = new SharedArrayBuffer(4 * v.length);
+    new Float32Array(mem).set(v);
+    report.used++;
+    return mem;
+  });
+  return { weights, report };
+}
+
 /** Converts a model to a grok GGUF. Returns per-tensor statistics (errors only with `measure`). */
 export async function convertModel(opts: ConvertOptions): Promise<ConvertResult> {
   if ((opts.type === undefined) === (opts.recipe === undefined)) throw new Error('convert: give either a block type or a recipe');
@@ -236,9 +296,11 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
         : `converted by grok-ts from ${source.format}`,
     });
     addVocabulary(writer, vocab);
+    const im = opts.imatrix === undefined ? undefined : readImatrix(opts.imatrix);
     const types = recipe
-      ? recipeTypes(recipe, plan, c, opts.embdType ? { embdType: blockTypeForRow(opts.embdType, c.dModel) } : {})
+      ? recipeTypes(recipe, plan, c, { imatrix: im !== undefined, ...(opts.embdType ? { embdType: blockTypeForRow(opts.embdType, c.dModel) } : {}) })
       : plan.map((t) => typeOf(t, type, embdType));
+    const { weights, report } = imatrixWeights(im, plan, types, binding, recipe?.name);
     plan.forEach((t, i) => writer!.addTensorInfo(t.name, types[i]!, t.shape));
     await writer.writeHeader();
 
@@ -253,7 +315,7 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
       if (t.kind !== 'vector') slotBytes = Math.max(slotBytes, rowsPerJob(t) * rowBytes(blockFormat(types[i]!), t.nIn));
     });
     const slots = new OutputSlots(depth + 1, slotBytes);
-    const units = convertUnits({ plan, types, binding, files, reader, slots, pool, measure: opts.measure === true, stats, q8Exact });
+    const units = convertUnits({ plan, types, binding, files, reader, slots, pool, measure: opts.measure === true, stats, q8Exact, weights });
     const pipeline = new Pipeline(units, depth);
     for (let i = 0; i < plan.length; i++) {
       const stat = stats[i]!;
@@ -281,7 +343,8 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
       await writer.writeTensorData(plan[i]!.name, chunks());
     }
     await writer.close();
-    return { config: c, tensors: stats, fileBytes: fs.statSync(opts.out).size, vocabulary: kind, q8Exact };
+    return { config: c, tensors: stats, fileBytes: fs.statSync(opts.out).size, vocabulary: kind, q8Exact, ...(report ? { imatrix: report } : {}),
+      ...(im ? { imatrixInfo: { format: im.format, chunks: im.chunks, datasets: im.datasets } } : {}) };
   } catch (e) {
     await writer?.abort();
     throw e;

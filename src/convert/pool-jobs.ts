@@ -7,7 +7,8 @@
  * the TypeScript quantisers, ~100× faster); elsewhere (WebAssembly-only machines) in TypeScript.
  */
 import { splitmix32 } from '../base/rng.js';
-import { NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeXai8 } from '../kernels/native.js';
+import { NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeWeightedQuantizer, nativeXai8 } from '../kernels/native.js';
+import { quantizeRowsWeighted } from '../quant/kquant-weighted.js';
 import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import { xai8Rows, xai8RowsToQ8_0 } from '../quant/xai8.js';
@@ -17,6 +18,7 @@ const quantize = nativeQuantizer();
 const fill = nativeGaussFill();
 const dequantize = nativeDequantizer();
 const xai8 = nativeXai8();
+const quantizeWeighted = nativeWeightedQuantizer();
 
 /**
  * Where a job's source rows are: in shared memory that the converter read once (src/convert/slabs.ts) and
@@ -41,6 +43,8 @@ export interface QuantJob {
   gauss?: { seed: number; sigma: number };
   /** the rows in shared memory, in the source's own form: the worker dequantises them */
   src?: SharedSource;
+  /** importance weights (nIn floats at float offset `offset` of shared memory): the K-quants with an imatrix */
+  weights?: { mem: SharedArrayBuffer; offset: number };
   /** write the blocks here (shared memory the caller recycles) instead of into a fresh transferred array */
   dst?: { mem: SharedArrayBuffer; byteOffset: number };
   /** also return Σ err², Σ x², max |err| of the stored values */
@@ -90,8 +94,16 @@ export function gaussianFillReference(out: Float32Array, s: Uint32Array, scale: 
   }
 }
 
-/** Quantise rows × nIn floats into `type` blocks: natively where the addon loads, else in TypeScript. */
-export function quantizeRows(type: BlockType, vals: Float32Array, nIn: number, rows: number, out: Uint8Array): void {
+/**
+ * Quantise rows × nIn floats into `type` blocks (with importance `weights` per column: the K-quants as
+ * llama-quantize --imatrix): natively where the addon loads, else in TypeScript.
+ */
+export function quantizeRows(type: BlockType, vals: Float32Array, nIn: number, rows: number, out: Uint8Array, weights?: Float32Array): void {
+  if (weights) {
+    if (quantizeWeighted) quantizeWeighted(type, vals, nIn, rows, out, weights);
+    else quantizeRowsWeighted(type, vals, 0, nIn, rows, out, 0, weights);
+    return;
+  }
   if (quantize) {
     quantize(type, vals, nIn, rows, out);
     return;
@@ -127,6 +139,7 @@ export function runQuantJob(job: QuantJob): QuantResult {
   let vals = job.vals;
   let kept = 0;
   const src = job.src;
+  const qw = job.weights ? new Float32Array(job.weights.mem, 4 * job.weights.offset, job.nIn) : undefined;
   // A shared source is dequantised and quantised a band of rows at a time, so the floats stay in the
   // core's cache between the two (the whole job's floats would not: ~4 MiB); with `measure` in one piece.
   const band = job.measure ? job.rows : Math.max(1, Math.min(job.rows, Math.floor(BAND_VALUES / job.nIn)));
@@ -145,7 +158,7 @@ export function runQuantJob(job: QuantJob): QuantResult {
         const v = job.measure ? vals.subarray(r * job.nIn, (r + k) * job.nIn) : vals.subarray(0, k * job.nIn);
         if (xai8) xai8.rows(m, src.r0 + r, k, v);
         else xai8Rows(m, src.r0 + r, k, v);
-        quantizeRows(job.type, v, job.nIn, k, out.subarray(r * rb, (r + k) * rb));
+        quantizeRows(job.type, v, job.nIn, k, out.subarray(r * rb, (r + k) * rb), qw);
       }
     }
   } else if (src?.kind === 'rows') {
@@ -158,7 +171,7 @@ export function runQuantJob(job: QuantJob): QuantResult {
       const v = job.measure ? vals.subarray(r * job.nIn, (r + k) * job.nIn) : vals.subarray(0, k * job.nIn);
       if (dequantize && NATIVE_DEQUANT_TYPES.has(src.type)) dequantize(src.type, bytes, k * job.nIn, v);
       else sf.dequantize(bytes, 0, k * job.nIn, v, 0);
-      quantizeRows(job.type, v, job.nIn, k, out.subarray(r * rb, (r + k) * rb));
+      quantizeRows(job.type, v, job.nIn, k, out.subarray(r * rb, (r + k) * rb), qw);
     }
   } else {
     if (!vals) {
@@ -167,7 +180,7 @@ export function runQuantJob(job: QuantJob): QuantResult {
       gaussianFill(vals, job.gauss.seed, job.gauss.sigma);
     }
     if (vals.length < n) throw new Error(`quant job: ${vals.length} values for ${job.rows} rows of ${job.nIn}`);
-    quantizeRows(job.type, vals, job.nIn, job.rows, out);
+    quantizeRows(job.type, vals, job.nIn, job.rows, out, qw);
   }
   const res: QuantResult = { out, kept, sumSqErr: 0, sumSq: 0, maxErr: 0 };
   if (job.measure) {
