@@ -522,6 +522,17 @@ static napi_value js_map_populate(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* adviseHugePages(view: Uint8Array) → 0 or errno: transparent huge pages for the memory under a view (a large
+ * SharedArrayBuffer read with strided patterns: one TLB entry per 2 MiB instead of per 4 KiB). */
+static napi_value js_advise_huge(napi_env env, napi_callback_info info) {
+  napi_value a[1], r;
+  void *p;
+  size_t len;
+  if (!get_args(env, info, 1, a) || !get_typed(env, a[0], napi_uint8_array, "view", &p, &len)) return NULL;
+  CHECK(env, napi_create_int32(env, len ? gn_advise_huge(p, len) : 0, &r));
+  return r;
+}
+
 /* quantize(type, x: Float32Array, nIn, rows, dst: Uint8Array, isaName): rows × nIn floats → `type` blocks */
 static napi_value js_quantize(napi_env env, napi_callback_info info) {
   napi_value a[6];
@@ -598,20 +609,46 @@ static napi_value js_xai8_rows(napi_env env, napi_callback_info info) {
   return status(env, gn_xai8_rows(x.q, x.ql, x.sc, x.sl, (int)x.n_in, (int)x.n_out, (int)x.groups, (int)x.r0, (int)x.count, out, ol));
 }
 
-/* xai8Q8_0(q, scales, nIn, nOut, groups, r0, count, dst: Uint8Array, vals: Float32Array) → blocks that kept the checkpoint's levels */
+/* xai8Q8_0(q, scales, nIn, nOut, groups, r0, count, dst: Uint8Array, vals: Float32Array | undefined) → blocks that
+ * kept the checkpoint's levels */
 static napi_value js_xai8_q8_0(napi_env env, napi_callback_info info) {
   napi_value a[9], r;
   xai8_args x;
-  void *dst, *vals;
-  size_t dl, vl;
-  if (!get_args(env, info, 9, a) || !get_xai8(env, a, &x) || !get_typed(env, a[7], napi_uint8_array, "dst", &dst, &dl) ||
-      !get_typed(env, a[8], napi_float32_array, "vals", &vals, &vl))
-    return NULL;
-  if (vl < (size_t)x.count * (size_t)x.n_in) return fail(env, "grok-native: %s", "xai8Q8_0: vals is too short");
+  void *dst, *vals = NULL;
+  size_t dl, vl = 0;
+  napi_valuetype vt;
+  if (!get_args(env, info, 9, a) || !get_xai8(env, a, &x) || !get_typed(env, a[7], napi_uint8_array, "dst", &dst, &dl)) return NULL;
+  if (napi_typeof(env, a[8], &vt) != napi_ok) return fail(env, "grok-native: %s", "xai8Q8_0: vals");
+  if (vt != napi_undefined && vt != napi_null) {
+    if (!get_typed(env, a[8], napi_float32_array, "vals", &vals, &vl)) return NULL;
+    if (vl < (size_t)x.count * (size_t)x.n_in) return fail(env, "grok-native: %s", "xai8Q8_0: vals is too short");
+  }
   const long long kept = gn_xai8_q8_0(x.q, x.ql, x.sc, x.sl, (int)x.n_in, (int)x.n_out, (int)x.groups, (int)x.r0, (int)x.count, dst, dl, vals);
   if (kept < 0) return status(env, GN_EINVAL);
   CHECK(env, napi_create_double(env, (double)kept, &r));
   return r;
+}
+
+/* xai8Quantize(q, scales, nIn, nOut, groups, r0, count, dst: Uint8Array, type, isaName, weights: Float32Array | undefined) */
+static napi_value js_xai8_quantize(napi_env env, napi_callback_info info) {
+  napi_value a[11];
+  xai8_args x;
+  void *dst, *w = NULL;
+  size_t dl, wl = 0;
+  int64_t type;
+  char name[32];
+  size_t nl;
+  napi_valuetype vt;
+  if (!get_args(env, info, 11, a) || !get_xai8(env, a, &x) || !get_typed(env, a[7], napi_uint8_array, "dst", &dst, &dl) ||
+      !get_int(env, a[8], "type", 0, 255, &type))
+    return NULL;
+  if (napi_get_value_string_utf8(env, a[9], name, sizeof name, &nl) != napi_ok) return fail(env, "grok-native: %s", "isa must be a string");
+  const int isa = gn_isa_from_name(name);
+  if (isa < 0 || !gn_cpu_can_run(isa)) return fail(env, "grok-native: xai8Quantize: this CPU does not run level '%s'", name);
+  if (napi_typeof(env, a[10], &vt) != napi_ok) return fail(env, "grok-native: %s", "xai8Quantize: weights");
+  if (vt != napi_undefined && vt != napi_null && !get_typed(env, a[10], napi_float32_array, "weights", &w, &wl)) return NULL;
+  return status(env, gn_xai8_quantize(isa, (int)type, x.q, x.ql, x.sc, x.sl, (int)x.n_in, (int)x.n_out, (int)x.groups, (int)x.r0, (int)x.count,
+                                      dst, dl, w, wl));
 }
 
 /* gaussFill(out: Float32Array, state: Uint32Array [4], scale) */
@@ -678,7 +715,7 @@ NAPI_MODULE_INIT() {
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
     {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
-    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize}, {"xai8Rows", js_xai8_rows}, {"xai8Q8_0", js_xai8_q8_0}, {"quantizeWeighted", js_quantize_weighted},
+    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize}, {"xai8Rows", js_xai8_rows}, {"xai8Q8_0", js_xai8_q8_0}, {"quantizeWeighted", js_quantize_weighted}, {"xai8Quantize", js_xai8_quantize}, {"adviseHugePages", js_advise_huge},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -193,7 +193,7 @@ test("native xai8 rows and xai8 → q8_0 give the TypeScript floats and bytes (c
   const r = mulberry32(11);
   // scales: typical bf16 values (f16-exact or not), zero, huge (beyond f16), tiny (subnormal in f16), ±inf, NaN
   const scaleKinds = [() => 0.0123 * (0.5 + r()), () => 0, () => 1e6 * r(), () => 1e-7 * r(), () => Infinity, () => -3e-3, () => NaN, () => 2 ** -14];
-  for (const [nIn, nOut, groups, finite] of [[32, 1, 1, 0], [64, 7, 2, 0], [96, 33, 3, 0], [256, 40, 8, 1], [160, 5, 5, 1], [48, 3, 1, 0], [192, 65, 6, 1], [128, 9, 2, 1]] as const) {
+  for (const [nIn, nOut, groups, finite] of [[32, 1, 1, 0], [64, 7, 2, 0], [96, 33, 3, 0], [256, 40, 8, 1], [160, 5, 5, 1], [48, 3, 1, 0], [192, 65, 6, 1], [128, 9, 2, 1], [512, 300, 2, 1], [256, 70, 1, 1]] as const) {
     const q = new Int8Array(nIn * nOut).map(() => Math.floor(r() * 256) - 128);
     for (let i = 0; i < q.length; i += 1 + Math.floor(r() * 13)) q[i] = r() < 0.5 ? -128 : 127; // the levels candidate A cannot keep
     const kinds = finite ? scaleKinds.filter((k) => Number.isFinite(k())) : scaleKinds;
@@ -215,6 +215,22 @@ test("native xai8 rows and xai8 → q8_0 give the TypeScript floats and bytes (c
       const keptN = nx.q8_0(m, r0, count, gotQ, new Float32Array(count * nIn));
       assert.equal(keptN, keptT, `q8_0 ${nIn}×${nOut}/${groups} [${r0}, +${count}): blocks kept`);
       if (Buffer.compare(gotQ, wantQ) !== 0) assert.fail(`q8_0 ${nIn}×${nOut}/${groups} [${r0}, +${count}): first difference at ${firstDiff(gotQ, wantQ, 34)}`);
+      const noVals = new Uint8Array(wantQ.length).fill(0x5a);
+      assert.equal(nx.q8_0(m, r0, count, noVals), keptT);
+      assert.ok(Buffer.compare(noVals, wantQ) === 0, 'q8_0 without the values scratch');
+      // the checkpoint straight to other types (one transposition, quantised a band at a time), with and without weights
+      for (const type of ['q4_0', 'q5_k', 'q6_k'] as BlockType[]) {
+        const f = blockFormat(type);
+        if (nIn % f.blockSize) continue;
+        const rb = rowBytes(f, nIn);
+        const weights = type.endsWith('_k') ? new Float32Array(nIn).map(() => 10 ** (3 * r() - 1)) : undefined;
+        const want2 = new Uint8Array(count * rb);
+        if (weights) quantizeRowsWeighted(type, want, 0, nIn, count, want2, 0, weights);
+        else for (let j = 0; j < count; j++) f.quantize!(want, j * nIn, nIn, want2, j * rb);
+        const got2 = new Uint8Array(count * rb).fill(0xa5);
+        nx.quantize(type, m, r0, count, got2, weights);
+        if (Buffer.compare(got2, want2) !== 0) assert.fail(`${type} ${nIn}×${nOut}/${groups} [${r0}, +${count}): first difference at ${firstDiff(got2, want2, f.bytesPerBlock)}`);
+      }
     }
   }
   const m: Xai8Matrix = { layout: 'xai8', nIn: 64, nOut: 4, groups: 2, q: new Int8Array(256), scales: new Uint16Array(8) };

@@ -119,8 +119,16 @@ const JOB_VALUES = 1 << 20;
 /** Bytes per slab of a rows source: one asynchronous read, shared by the jobs of its rows. */
 const SLAB_BYTES = 64 << 20;
 
-/** Rows per quantisation job of a matrix. */
-const rowsPerJob = (t: GrokTensorSpec) => Math.max(1, Math.min(t.nOut, Math.floor(JOB_VALUES / t.nIn)));
+/**
+ * Output rows per quantisation job of a matrix. From the checkpoint's int8 form at least 256: a job reads its
+ * columns from every one of the nIn input rows, so narrow jobs would touch a page per few bytes.
+ */
+function rowsPerJob(t: GrokTensorSpec, binding: ModelBinding): number {
+  const rows = Math.max(1, Math.min(t.nOut, Math.floor(JOB_VALUES / t.nIn)));
+  const b = binding.tensors.get(t.kind === 'experts' ? `${t.canonical}.0` : t.canonical);
+  return b?.kind === 'xai8' ? Math.max(rows, Math.min(t.nOut, XAI8_JOB_COLUMNS)) : rows;
+}
+const XAI8_JOB_COLUMNS = 256;
 
 interface UnitContext {
   plan: GrokTensorSpec[];
@@ -156,7 +164,7 @@ function* convertUnits(x: UnitContext): Generator<Unit> {
       continue;
     }
     const experts = t.kind === 'experts' ? c.nExperts : 1;
-    const perJob = rowsPerJob(t);
+    const perJob = rowsPerJob(t, x.binding);
     const orb = rowBytes(blockFormat(st), t.nIn);
     // a quantised piece: its blocks go to an output slot, free again once written
     const quantised = (rows: number, job: (dst: { mem: SharedArrayBuffer; byteOffset: number }) => Promise<Uint8Array | QuantResult>): Piece => {
@@ -312,7 +320,7 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
     const depth = pool.depth + 2;
     let slotBytes = 0;
     plan.forEach((t, i) => {
-      if (t.kind !== 'vector') slotBytes = Math.max(slotBytes, rowsPerJob(t) * rowBytes(blockFormat(types[i]!), t.nIn));
+      if (t.kind !== 'vector') slotBytes = Math.max(slotBytes, rowsPerJob(t, binding) * rowBytes(blockFormat(types[i]!), t.nIn));
     });
     const slots = new OutputSlots(depth + 1, slotBytes);
     const units = convertUnits({ plan, types, binding, files, reader, slots, pool, measure: opts.measure === true, stats, q8Exact, weights });

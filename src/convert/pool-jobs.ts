@@ -148,18 +148,21 @@ export function runQuantJob(job: QuantJob): QuantResult {
       layout: 'xai8', nIn: job.nIn, nOut: src.nOut, groups: src.groups,
       q: new Int8Array(src.mem, src.qOffset, job.nIn * src.nOut), scales: new Uint16Array(src.mem, src.scalesOffset, src.groups * src.nOut),
     };
-    if (job.type === 'q8_0') {
-      vals = scratch(n);
-      kept = xai8 ? xai8.q8_0(m, src.r0, job.rows, out, vals) : xai8RowsToQ8_0(m, src.r0, job.rows, out, 0, vals);
-    } else {
-      vals = job.measure ? new Float32Array(n) : scratch(band * job.nIn);
-      for (let r = 0; r < job.rows; r += band) {
-        const k = Math.min(band, job.rows - r);
-        const v = job.measure ? vals.subarray(r * job.nIn, (r + k) * job.nIn) : vals.subarray(0, k * job.nIn);
-        if (xai8) xai8.rows(m, src.r0 + r, k, v);
-        else xai8Rows(m, src.r0 + r, k, v);
-        quantizeRows(job.type, v, job.nIn, k, out.subarray(r * rb, (r + k) * rb), qw);
+    if (job.type === 'q8_0') { // Q8_0 takes no importance weights (llama.cpp ignores them too)
+      if (xai8) {
+        if (job.measure) vals = scratch(n);
+        kept = xai8.q8_0(m, src.r0, job.rows, out, vals);
+      } else {
+        vals = scratch(n);
+        kept = xai8RowsToQ8_0(m, src.r0, job.rows, out, 0, vals);
       }
+    } else if (xai8 && !job.measure) {
+      xai8.quantize(job.type, m, src.r0, job.rows, out, qw); // transposed once, quantised a band at a time
+    } else {
+      vals = scratch(n);
+      if (xai8) xai8.rows(m, src.r0, job.rows, vals);
+      else xai8Rows(m, src.r0, job.rows, vals);
+      quantizeRows(job.type, vals, job.nIn, job.rows, out, qw);
     }
   } else if (src?.kind === 'rows') {
     const sf = blockFormat(src.type);
@@ -184,6 +187,7 @@ export function runQuantJob(job: QuantJob): QuantResult {
   }
   const res: QuantResult = { out, kept, sumSqErr: 0, sumSq: 0, maxErr: 0 };
   if (job.measure) {
+    if (!vals) throw new Error('quant job: measuring needs the source values');
     const back = new Float32Array(n);
     f.dequantize(out, 0, n, back, 0);
     for (let i = 0; i < n; i++) {

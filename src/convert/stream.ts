@@ -10,6 +10,7 @@
  * Memory: the slabs of the units in flight (the current one, the next one being read, and one still
  * draining through the window) plus `depth` chunks.
  */
+import { adviseHugePages } from '../kernels/native.js';
 import type { ByteRange, WeightFiles } from '../model/weights.js';
 import type { QuantResult } from './pool-jobs.js';
 
@@ -47,8 +48,17 @@ export class SharedReader {
       offsets.push(size);
       size += Math.ceil(r.length / 8) * 8;
     }
-    const i = this.free.findIndex((b) => b.byteLength === size);
-    const mem = i >= 0 ? this.free.splice(i, 1)[0]! : new SharedArrayBuffer(size);
+    // reuse the smallest free buffer that fits: a fresh one costs zeroing every page (2 MiB classes, so the
+    // matrices of one shape with slightly different scales share buffers)
+    let i = -1;
+    this.free.forEach((b, k) => { if (b.byteLength >= size && (i < 0 || b.byteLength < this.free[i]!.byteLength)) i = k; });
+    let mem: SharedArrayBuffer;
+    if (i >= 0) {
+      mem = this.free.splice(i, 1)[0]!;
+    } else {
+      mem = new SharedArrayBuffer(Math.ceil(size / (2 << 20)) * (2 << 20));
+      adviseHugePages(new Uint8Array(mem)); // the workers' strided reads (checkpoint columns) miss the TLB far less
+    }
     const ready = (async () => {
       for (let k = 0; k < ranges.length; k++) await this.files.readIntoAsync(ranges[k]!, new Uint8Array(mem, offsets[k], ranges[k]!.length));
     })();

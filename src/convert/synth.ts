@@ -142,6 +142,7 @@ export function synthCheckpoint(opts: { config: GrokConfig; dir: string; seed?: 
   if (fs.readdirSync(ckpt).length) throw new Error(`${ckpt}: not empty (refusing to mix checkpoints)`);
   const CHUNK = 1 << 22;
   const buf = new Float32Array(CHUNK);
+  const i8 = new Int8Array(CHUNK);
   /** `n` values from stream `name`, N(0, sigma²), handed out in pieces of `bytesPer` bytes each. */
   const payload = (name: string, n: number, kind: 'f32' | 'i8' | 'bf16', sigma: number) => (write: (b: Uint8Array) => void) => {
     const s0 = streamSeed(seed, name);
@@ -150,9 +151,15 @@ export function synthCheckpoint(opts: { config: GrokConfig; dir: string; seed?: 
       const v = buf.subarray(0, m);
       if (kind === 'f32' && sigma === 0) v.fill(1);
       else gaussianFill(v, Math.imul(s0 ^ k, 0x9e3779b1) >>> 0, sigma);
-      if (kind === 'f32') write(new Uint8Array(Float32Array.from(v).buffer));
-      else if (kind === 'i8') write(new Uint8Array(Int8Array.from(v).buffer)); // |v| < 3.47σ = 104: truncation stays in range
-      else write(new Uint8Array(Uint16Array.from(v, (x) => f32ToBf16((0.02 / 30) * (1 + Math.abs(x)))).buffer)); // scales near 0.02/30
+      if (kind === 'f32') {
+        write(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)); // written before the buffer is reused
+      } else if (kind === 'i8') {
+        const q = i8.subarray(0, m);
+        q.set(v); // |v| < 3.47σ = 104: the truncating conversion stays in range
+        write(new Uint8Array(q.buffer, q.byteOffset, m));
+      } else {
+        write(new Uint8Array(Uint16Array.from(v, (x) => f32ToBf16((0.02 / 30) * (1 + Math.abs(x)))).buffer)); // scales near 0.02/30
+      }
     }
   };
   const quantized = (shape: number[], groups: number) => ({ shape, scalesShape: [...shape.slice(0, -2), groups, shape[shape.length - 1]!] });
