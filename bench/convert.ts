@@ -125,13 +125,14 @@ for (const c of cases) {
   const copy = diskCopy(out);
   fs.rmSync(out);
   let lc: Run | undefined;
+  // a plain type: llama.cpp's ftype of that base type with pure = true (every matrix that type, as ours);
+  // a mixture name (Q4_K_M …): the mixture, --mixed
+  const pure: Record<string, number> = { q8_0: 7, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, iq4_nl: 25, f16: 1, bf16: 32 };
   const recipe = RECIPES[type.toUpperCase()];
-  if (peer.bin && c !== 'ckpt-q8_0' && recipe) {
+  const ftype = pure[type] ?? recipe?.ftype;
+  if (peer.bin && c !== 'ckpt-q8_0' && ftype !== undefined) {
     const lout = path.join(OUT, `bench-convert-${c}-llama.gguf`);
-    const mixed = !(['q4_k', 'q6_k', 'q8_0', 'q2_k', 'q5_k', 'q3_k'] as string[]).includes(type);
-    // pure q4_k: ftype Q4_K_S with pure (every matrix Q4_K, as ours); q3_k/q5_k the same way
-    const ftype = { q4_k: 14, q5_k: 16, q3_k: 11 }[type as 'q4_k'] ?? recipe.ftype;
-    lc = timed([peer.bin, src, lout, String(ftype), '--requantize', '--nthread', String(THREADS), ...(mixed ? ['--mixed'] : [])], lout);
+    lc = timed([peer.bin, src, lout, String(ftype), '--requantize', '--nthread', String(THREADS), ...(pure[type] === undefined ? ['--mixed'] : [])], lout);
     fs.rmSync(lout);
   }
   console.log(`${c.padEnd(15)} ${path.basename(src)} → ${type} (${(ours.bytes / 1e9).toFixed(2)} GB)`.padEnd(52) + ` ${fmt(ours)}`);
