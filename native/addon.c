@@ -579,6 +579,17 @@ static napi_value js_map_populate(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* adviseHugePages(view: Uint8Array) → 0 or errno: transparent huge pages for the memory under a view (a large
+ * SharedArrayBuffer read with strided patterns: one TLB entry per 2 MiB instead of per 4 KiB). */
+static napi_value js_advise_huge(napi_env env, napi_callback_info info) {
+  napi_value a[1], r;
+  void *p;
+  size_t len;
+  if (!get_args(env, info, 1, a) || !get_typed(env, a[0], napi_uint8_array, "view", &p, &len)) return NULL;
+  CHECK(env, napi_create_int32(env, len ? gn_advise_huge(p, len) : 0, &r));
+  return r;
+}
+
 /* quantize(type, x: Float32Array, nIn, rows, dst: Uint8Array, isaName): rows × nIn floats → `type` blocks */
 static napi_value js_quantize(napi_env env, napi_callback_info info) {
   napi_value a[6];
@@ -598,6 +609,26 @@ static napi_value js_quantize(napi_env env, napi_callback_info info) {
   return status(env, gn_quantize(isa, (int)type, x, xl, (int)n_in, (int)rows, dst, dl));
 }
 
+/* quantizeWeighted(type, x: Float32Array, nIn, rows, dst: Uint8Array, isaName, weights: Float32Array): the K-quants
+ * with an importance matrix (weights: nIn values, the same for every row) */
+static napi_value js_quantize_weighted(napi_env env, napi_callback_info info) {
+  napi_value a[7];
+  if (!get_args(env, info, 7, a)) return NULL;
+  char name[32];
+  size_t nl;
+  if (napi_get_value_string_utf8(env, a[5], name, sizeof name, &nl) != napi_ok) return fail(env, "grok-native: %s", "isa must be a string");
+  int isa = gn_isa_from_name(name);
+  if (isa < 0 || !gn_cpu_can_run(isa)) return fail(env, "grok-native: quantizeWeighted: this CPU does not run level '%s'", name);
+  int64_t type, n_in, rows;
+  void *x, *dst, *w;
+  size_t xl, dl, wl;
+  if (!get_int(env, a[0], "type", 0, 255, &type) || !get_typed(env, a[1], napi_float32_array, "x", &x, &xl) ||
+      !get_int(env, a[2], "nIn", 1, INT32_MAX, &n_in) || !get_int(env, a[3], "rows", 0, INT32_MAX, &rows) ||
+      !get_typed(env, a[4], napi_uint8_array, "dst", &dst, &dl) || !get_typed(env, a[6], napi_float32_array, "weights", &w, &wl))
+    return NULL;
+  return status(env, gn_quantize_weighted(isa, (int)type, x, xl, (int)n_in, (int)rows, dst, dl, w, wl));
+}
+
 /* dequantize(type, src: Uint8Array, n, out: Float32Array): q8_0 / f16 / bf16 / f32 values as floats */
 static napi_value js_dequantize(napi_env env, napi_callback_info info) {
   napi_value a[4];
@@ -609,6 +640,72 @@ static napi_value js_dequantize(napi_env env, napi_callback_info info) {
       !get_int(env, a[2], "n", 0, INT64_C(1) << 52, &n) || !get_typed(env, a[3], napi_float32_array, "out", &out, &ol))
     return NULL;
   return status(env, gn_dequantize((int)type, src, sl, (size_t)n, out, ol));
+}
+
+/* The checkpoint matrix arguments shared by xai8Rows and xai8Q8_0: q, scales, nIn, nOut, groups, r0, count. */
+typedef struct {
+  void *q, *sc;
+  size_t ql, sl;
+  int64_t n_in, n_out, groups, r0, count;
+} xai8_args;
+
+static int get_xai8(napi_env env, const napi_value *a, xai8_args *x) {
+  return get_typed(env, a[0], napi_int8_array, "q", &x->q, &x->ql) && get_typed(env, a[1], napi_uint16_array, "scales", &x->sc, &x->sl) &&
+         get_int(env, a[2], "nIn", 1, INT32_MAX, &x->n_in) && get_int(env, a[3], "nOut", 1, INT32_MAX, &x->n_out) &&
+         get_int(env, a[4], "groups", 1, INT32_MAX, &x->groups) && get_int(env, a[5], "r0", 0, INT32_MAX, &x->r0) &&
+         get_int(env, a[6], "count", 0, INT32_MAX, &x->count);
+}
+
+/* xai8Rows(q: Int8Array, scales: Uint16Array, nIn, nOut, groups, r0, count, out: Float32Array) */
+static napi_value js_xai8_rows(napi_env env, napi_callback_info info) {
+  napi_value a[8];
+  xai8_args x;
+  void *out;
+  size_t ol;
+  if (!get_args(env, info, 8, a) || !get_xai8(env, a, &x) || !get_typed(env, a[7], napi_float32_array, "out", &out, &ol)) return NULL;
+  return status(env, gn_xai8_rows(x.q, x.ql, x.sc, x.sl, (int)x.n_in, (int)x.n_out, (int)x.groups, (int)x.r0, (int)x.count, out, ol));
+}
+
+/* xai8Q8_0(q, scales, nIn, nOut, groups, r0, count, dst: Uint8Array, vals: Float32Array | undefined) → blocks that
+ * kept the checkpoint's levels */
+static napi_value js_xai8_q8_0(napi_env env, napi_callback_info info) {
+  napi_value a[9], r;
+  xai8_args x;
+  void *dst, *vals = NULL;
+  size_t dl, vl = 0;
+  napi_valuetype vt;
+  if (!get_args(env, info, 9, a) || !get_xai8(env, a, &x) || !get_typed(env, a[7], napi_uint8_array, "dst", &dst, &dl)) return NULL;
+  if (napi_typeof(env, a[8], &vt) != napi_ok) return fail(env, "grok-native: %s", "xai8Q8_0: vals");
+  if (vt != napi_undefined && vt != napi_null) {
+    if (!get_typed(env, a[8], napi_float32_array, "vals", &vals, &vl)) return NULL;
+    if (vl < (size_t)x.count * (size_t)x.n_in) return fail(env, "grok-native: %s", "xai8Q8_0: vals is too short");
+  }
+  const long long kept = gn_xai8_q8_0(x.q, x.ql, x.sc, x.sl, (int)x.n_in, (int)x.n_out, (int)x.groups, (int)x.r0, (int)x.count, dst, dl, vals);
+  if (kept < 0) return status(env, GN_EINVAL);
+  CHECK(env, napi_create_double(env, (double)kept, &r));
+  return r;
+}
+
+/* xai8Quantize(q, scales, nIn, nOut, groups, r0, count, dst: Uint8Array, type, isaName, weights: Float32Array | undefined) */
+static napi_value js_xai8_quantize(napi_env env, napi_callback_info info) {
+  napi_value a[11];
+  xai8_args x;
+  void *dst, *w = NULL;
+  size_t dl, wl = 0;
+  int64_t type;
+  char name[32];
+  size_t nl;
+  napi_valuetype vt;
+  if (!get_args(env, info, 11, a) || !get_xai8(env, a, &x) || !get_typed(env, a[7], napi_uint8_array, "dst", &dst, &dl) ||
+      !get_int(env, a[8], "type", 0, 255, &type))
+    return NULL;
+  if (napi_get_value_string_utf8(env, a[9], name, sizeof name, &nl) != napi_ok) return fail(env, "grok-native: %s", "isa must be a string");
+  const int isa = gn_isa_from_name(name);
+  if (isa < 0 || !gn_cpu_can_run(isa)) return fail(env, "grok-native: xai8Quantize: this CPU does not run level '%s'", name);
+  if (napi_typeof(env, a[10], &vt) != napi_ok) return fail(env, "grok-native: %s", "xai8Quantize: weights");
+  if (vt != napi_undefined && vt != napi_null && !get_typed(env, a[10], napi_float32_array, "weights", &w, &wl)) return NULL;
+  return status(env, gn_xai8_quantize(isa, (int)type, x.q, x.ql, x.sc, x.sl, (int)x.n_in, (int)x.n_out, (int)x.groups, (int)x.r0, (int)x.count,
+                                      dst, dl, w, wl));
 }
 
 /* gaussFill(out: Float32Array, state: Uint32Array [4], scale) */
@@ -675,7 +772,7 @@ NAPI_MODULE_INIT() {
     {"matmulXai8", js_matmul_xai8}, {"getRow", js_get_row},     {"attention", js_attention}, {"gelu", js_gelu},
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
     {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"mapStat", js_map_stat}, {"mapRelease", js_map_release}, {"mapLive", js_map_live}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
-    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize},
+    {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize}, {"xai8Rows", js_xai8_rows}, {"xai8Q8_0", js_xai8_q8_0}, {"quantizeWeighted", js_quantize_weighted}, {"xai8Quantize", js_xai8_quantize}, {"adviseHugePages", js_advise_huge},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -4,6 +4,7 @@
  * aarch64: NEON is baseline; dotprod comes from the kernel's hwcaps.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <string.h>
 
 #include "gn.h"
@@ -45,8 +46,14 @@ static x86_features x86_detect(void) {
   return f;
 }
 
+/* Detected once: cpuid traps to the hypervisor in a VM (microseconds), and the quantisers ask per call. */
+static x86_features x86_cached;
+static pthread_once_t x86_once = PTHREAD_ONCE_INIT;
+static void x86_init(void) { x86_cached = x86_detect(); }
+
 int gn_cpu_can_run(int isa) {
-  const x86_features f = x86_detect();
+  pthread_once(&x86_once, x86_init);
+  const x86_features f = x86_cached;
   switch (isa) {
   case GN_ISA_SCALAR: return 1;
   case GN_ISA_AVX2: return f.avx2 && f.fma && f.f16c;
@@ -57,7 +64,8 @@ int gn_cpu_can_run(int isa) {
 
 const char *gn_cpu_features(void) {
   static char buf[256];
-  const x86_features f = x86_detect();
+  pthread_once(&x86_once, x86_init);
+  const x86_features f = x86_cached;
   buf[0] = 0;
   const struct { int on; const char *name; } list[] = {
     {f.avx2, "avx2"}, {f.fma, "fma"}, {f.f16c, "f16c"}, {f.avx512f, "avx512f"}, {f.avx512dq, "avx512dq"},

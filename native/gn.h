@@ -125,8 +125,24 @@ int gn_gelu(gn_ctx *ctx, float *x, const float *up, size_t n);
  * TypeScript quantisers of src/quant/ write, at every level `isa` (gn_cpu_can_run). f32 is copied. */
 int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len);
 
+/* gn_quantize for the K-quants with an importance matrix (llama.cpp quantize_q*_K with quant_weights): qw holds
+ * n_in weights, the same for every row; the bytes of src/quant/kquant-weighted.ts. GN_ETYPE for other types. */
+int gn_quantize_weighted(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len, const float *qw, size_t qw_len);
+
 /* n values of a q8_0 / f16 / bf16 / f32 run as floats (what src/quant's dequantisers give); GN_ETYPE for others. */
 int gn_dequantize(int type, const uint8_t *src, size_t src_len, size_t n, float *out, size_t out_len);
+
+/* The checkpoint's int8 q [n_in, n_out] + bf16 scales [groups, n_out] (src/quant/xai8.ts): rows r0 … r0+count−1 of
+ * Wᵀ as floats (gn_xai8_rows: 0 or GN_EINVAL), or as Q8_0 blocks keeping the checkpoint's own scale and levels
+ * where that loses nothing (gn_xai8_q8_0: the bytes of xai8RowsToQ8_0; returns the blocks kept, −1 on bad
+ * arguments; vals: NULL, or count·n_in floats left holding the rows). */
+int gn_xai8_rows(const int8_t *q, size_t q_len, const uint16_t *sc, size_t sc_len, int n_in, int n_out, int groups, int r0, int count,
+                 float *out, size_t out_len);
+long long gn_xai8_q8_0(const int8_t *q, size_t q_len, const uint16_t *sc, size_t sc_len, int n_in, int n_out, int groups, int r0, int count,
+                       uint8_t *dst, size_t dst_len, float *vals);
+/* Those rows quantised into `type` (with importance weights qw, n_in of them, when not NULL), a band at a time. */
+int gn_xai8_quantize(int isa, int type, const int8_t *q, size_t q_len, const uint16_t *sc, size_t sc_len, int n_in, int n_out, int groups,
+                     int r0, int count, uint8_t *dst, size_t dst_len, const float *qw, size_t qw_len);
 
 /* grok synth's N(0, σ²) stand-in weights (src/convert/pool-jobs.ts gaussianFill) from xorshift128 state s. */
 void gn_gauss_fill(float *out, size_t n, const uint32_t s[4], double scale);

@@ -257,6 +257,18 @@ void *gn_alloc(size_t bytes) {
   return p;
 }
 
+int gn_advise_huge(void *p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  const uintptr_t huge = (uintptr_t)2 << 20, a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + bytes) & ~(huge - 1);
+  if (e <= a) return 0;
+  return madvise((void *)a, e - a, MADV_HUGEPAGE) == 0 ? 0 : errno;
+#else
+  (void)p;
+  (void)bytes;
+  return 0;
+#endif
+}
+
 void gn_free(void *p, size_t bytes) {
   if (p) munmap(p, bytes);
 }

@@ -51,6 +51,9 @@ int gn_map_populate_async(gn_map *m, size_t off, size_t len);
 
 /* Zero-filled anonymous memory (transparent huge pages requested for large sizes); NULL on failure. */
 void *gn_alloc(size_t bytes);
+/* Ask for transparent huge pages over the whole 2 MiB pages inside [p, p + bytes) (memory allocated elsewhere,
+ * e.g. a SharedArrayBuffer, before it is first touched); 0 or errno. */
+int gn_advise_huge(void *p, size_t bytes);
 void gn_free(void *p, size_t bytes);
 
 #endif

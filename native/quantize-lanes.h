@@ -15,15 +15,31 @@
 #define FOR_G for (int g = 0; g < G; g++)
 #define vf N(vf)
 #define vi N(vi)
+#define vb N(vb)
 
 typedef float vf __attribute__((vector_size(4 * W)));
 typedef int32_t vi __attribute__((vector_size(4 * W)));
+typedef uint8_t vb __attribute__((vector_size(W)));
 
 FN vf N(splat)(float v) { return (vf){0} + v; }
 /* m ? a : b per lane (m: a comparison's all-ones / zero lanes). */
 FN vf N(sel)(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
 FN vf N(vabs)(vf v) { return (vf)((vi)v & 0x7fffffff); }
 FN vf N(vnearest)(vf v) { return (v + 12582912.0f) - 12582912.0f; }
+/*
+ * vnearest where the result is clamped into a range containing 0 right after (or offset by a non-zero
+ * integer): one rounding instruction where there is one. It differs from vnearest only in the sign of a zero
+ * (−0.5 … −0 rounds to −0) and beyond ±2^22 (clamped either way), which the clamp or the offset erases.
+ */
+FN vf N(vround)(vf v) {
+#if defined(__x86_64__) && W == 16
+  return (vf)_mm512_roundscale_ps((__m512)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#elif defined(__x86_64__) && W == 8
+  return (vf)_mm256_round_ps((__m256)v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+  return N(vnearest)(v);
+#endif
+}
 /*
  * Math.max(lo, Math.min(hi, v)): a NaN stays NaN. x86's min/max have exactly these semantics with the bound
  * first: minps(a, b) = a < b ? a : b, maxps(a, b) = a > b ? a : b (the second operand when either is NaN).
@@ -55,6 +71,7 @@ FN vf N(vlevel)(vf v, float hi) {
 #define sel N(sel)
 #define vabs N(vabs)
 #define vnearest N(vnearest)
+#define vround N(vround)
 #define vclamp N(vclamp)
 #define vstored N(vstored)
 #define vlevel N(vlevel)
@@ -66,8 +83,10 @@ FN void N(relevel)(const float *x, int n, float dm, float dd, float lo, float hi
   for (int i = 0; i < n; i += W) {
     vf v;
     memcpy(&v, x + i, sizeof v);
-    const vf l = vstored(vclamp(vnearest((v + dm) / dd), lo, hi) + off);
-    for (int j = 0; j < W; j++) L[i + j] = (uint8_t)l[j];
+    const vf l = vstored(vclamp(vround((v + dm) / dd), lo, hi) + off);
+    /* exact small integers: one vector conversion and narrowing (not W scalar conversions) */
+    const vb b = __builtin_convertvector(__builtin_convertvector(l, vi), vb);
+    memcpy(L + i, &b, W);
   }
 }
 
@@ -80,7 +99,7 @@ FN void N(relevel)(const float *x, int n, float dm, float dd, float lo, float hi
  * min of the accepted step, or flat (max == min: levels 0). The TypeScript skips a step whose levels equal
  * the previous step's (exactly: same sums, same error, never better); here every step is evaluated.
  */
-FN void N(qkx2_lanes)(int n, float nmax, const vf (*x)[G], const vf (*w)[G], float rmin, int nstep, int mad,
+FN void N(qkx2_lanes)(int n, float nmax, const vf (*x)[G], const vf (*w)[G], float rmin, float rdelta, int nstep, int mad,
                       float *out_scale, float *out_negmin, float *out_isc, float *out_min, int *out_flat) {
   vf mn[G], mx[G], sum_w[G], sum_x[G], min0[G], l_isc[G], l_min[G], scale[G], best[G];
   vi flat[G];
@@ -111,14 +130,14 @@ FN void N(qkx2_lanes)(int n, float nmax, const vf (*x)[G], const vf (*w)[G], flo
   }
   vf lv[32][G];
   for (int is = 0; is <= nstep; is++) {
-    const float step = (rmin + 0.1f * (float)is) + nmax;
+    const float step = (rmin + rdelta * (float)is) + nmax;
     vf isc[G], sum_l[G], sum_l2[G], sum_xl[G], ts[G], tm[G], cur[G];
     FOR_G {
       isc[g] = step / (mx[g] - mn[g]);
       sum_l[g] = sum_l2[g] = sum_xl[g] = splat(0);
     }
     for (int i = 0; i < n; i++) FOR_G {
-      vf l = vlevel(vnearest(isc[g] * (x[i][g] - mn[g])), nmax); /* the sums read the stored Laux */
+      vf l = vlevel(vround(isc[g] * (x[i][g] - mn[g])), nmax); /* the sums read the stored Laux */
       lv[i][g] = l;
       vf wl = w[i][g] * l;
       sum_l[g] = sum_l[g] + wl;
@@ -171,10 +190,10 @@ FN void N(amax_lanes)(int n, const vf (*x)[G], vf *amax, vf *max) {
 }
 
 /*
- * make_qx_quants with rmse_type 1, no weights (makeQxQuants, Q6_K) on LANES groups of n values. Out per
+ * make_qx_quants with rmse_type 1 (makeQxQuants, Q6_K; weights qw, else x²) on LANES groups of n values. Out per
  * lane: the scale, and the chosen candidate's iscale (or zero: all below GROUP_MAX_EPS) for qx_levels.
  */
-FN void N(qx_lanes)(int n, float nmax, const vf (*x)[G], float *out_scale, float *out_isc, int *out_zero) {
+FN void N(qx_lanes)(int n, float nmax, const vf (*x)[G], const vf (*qw)[G], float *out_scale, float *out_isc, int *out_zero) {
   vf amax[G], max[G], scale[G], best[G], l_isc[G];
   N(amax_lanes)(n, x, amax, max);
   FOR_G scale[g] = best[g] = l_isc[g] = splat(0); /* set by candidate 0 */
@@ -189,7 +208,7 @@ FN void N(qx_lanes)(int n, float nmax, const vf (*x)[G], float *out_scale, float
     }
     for (int i = 0; i < n; i++) FOR_G {
       vf l = vclamp(vnearest(isc[g] * x[i][g]), -nmax, nmax - 1);
-      vf wt = x[i][g] * x[i][g];
+      vf wt = qw ? qw[i][g] : x[i][g] * x[i][g]; /* importance weights, else x² */
       slx[g] = slx[g] + wt * x[i][g] * l;
       sl2[g] = sl2[g] + wt * l * l;
     }
@@ -254,8 +273,9 @@ FN void N(q3_lanes)(int n, float nmax, const vf (*x)[G], uint8_t (*L)[LANES], fl
     if (!any) break;
   }
   for (int i = 0; i < n; i++) FOR_G {
-    vf l = sel(amax[g] < GROUP_MAX_EPS, splat(0), lv[i][g] + nmax);
-    for (int j = 0; j < W; j++) L[i][W * g + j] = (uint8_t)l[j];
+    const vf l = sel(amax[g] < GROUP_MAX_EPS, splat(0), lv[i][g] + nmax);
+    const vb b = __builtin_convertvector(__builtin_convertvector(l, vi), vb); /* 0 … 2·nmax − 1 */
+    memcpy(&L[i][W * g], &b, W);
   }
   FOR_G {
     vf sc = sel(amax[g] < GROUP_MAX_EPS, splat(0), slx[g] / sl2[g]);
@@ -263,8 +283,49 @@ FN void N(q3_lanes)(int n, float nmax, const vf (*x)[G], uint8_t (*L)[LANES], fl
   }
 }
 
+/*
+ * In-place transpose of W vectors of W floats: for each bit h of the index, rows i and i + h swap their
+ * off-diagonal h-blocks (element c of row i with bit h set ↔ element c − h of row i + h); the stages
+ * commute, so all log2(W) of them transpose the whole tile. Constant masks: one two-source permute each.
+ */
+FN void N(transpose)(vf *r) {
+#define TSTAGE(h, ...)                                                                                   \
+  for (int i = 0; i < W; i++)                                                                            \
+    if (!(i & (h))) {                                                                                    \
+      static const vi m[2] = {__VA_ARGS__};                                                              \
+      const vf a = __builtin_shuffle(r[i], r[i + (h)], m[0]), b = __builtin_shuffle(r[i], r[i + (h)], m[1]); \
+      r[i] = a;                                                                                          \
+      r[i + (h)] = b;                                                                                    \
+    }
+#if W == 4
+  TSTAGE(1, {0, 4, 2, 6}, {1, 5, 3, 7});
+  TSTAGE(2, {0, 1, 4, 5}, {2, 3, 6, 7});
+#elif W == 8
+  TSTAGE(1, {0, 8, 2, 10, 4, 12, 6, 14}, {1, 9, 3, 11, 5, 13, 7, 15});
+  TSTAGE(2, {0, 1, 8, 9, 4, 5, 12, 13}, {2, 3, 10, 11, 6, 7, 14, 15});
+  TSTAGE(4, {0, 1, 2, 3, 8, 9, 10, 11}, {4, 5, 6, 7, 12, 13, 14, 15});
+#elif W == 16
+  TSTAGE(1, {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}, {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
+  TSTAGE(2, {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}, {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+  TSTAGE(4, {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}, {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
+  TSTAGE(8, {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}, {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+#else
+#error transpose: W must be 4, 8 or 16
+#endif
+#undef TSTAGE
+}
+
 /* Gather `count` ≤ LANES sub-blocks of n values (sub-block k starts at x + n·k) into lanes; the rest are 0. */
 FN void N(gather)(const float *x, int n, int count, vf (*xt)[G]) {
+  if (count == LANES) { /* W×W tiles transposed in registers (n is a multiple of W) */
+    FOR_G for (int i0 = 0; i0 < n; i0 += W) {
+      vf r[W];
+      for (int k = 0; k < W; k++) memcpy(&r[k], x + n * (W * g + k) + i0, sizeof r[k]);
+      N(transpose)(r);
+      for (int c = 0; c < W; c++) xt[i0 + c][g] = r[c];
+    }
+    return;
+  }
   for (int i = 0; i < n; i++) FOR_G xt[i][g] = splat(0);
   for (int k = 0; k < count; k++)
     for (int i = 0; i < n; i++) LANE(xt[i], k) = x[n * k + i];
@@ -288,8 +349,8 @@ TARGET static void N(k45)(const float *x, int nb, uint8_t *dst, int five) {
       for (int j = 0; j < W; j++) av[j] = sqrtf(av[j]);
       for (int i = 0; i < 32; i++) w[i][g] = av + vabs(xt[i][g]);
     }
-    if (five) N(qkx2_lanes)(32, 31, (const vf (*)[G])xt, (const vf (*)[G])w, -0.5f, 15, 0, scales, mins, isc, lmin, flat);
-    else N(qkx2_lanes)(32, 15, (const vf (*)[G])xt, (const vf (*)[G])w, -1.0f, 20, 0, scales, mins, isc, lmin, flat);
+    if (five) N(qkx2_lanes)(32, 31, (const vf (*)[G])xt, (const vf (*)[G])w, -0.5f, 0.1f, 15, 0, scales, mins, isc, lmin, flat);
+    else N(qkx2_lanes)(32, 15, (const vf (*)[G])xt, (const vf (*)[G])w, -1.0f, 0.1f, 20, 0, scales, mins, isc, lmin, flat);
     for (int s = 0; s < cnt; s++) {
       const float *xb = x + 256 * (b0 + s);
       uint8_t *o = dst + (size_t)bytes * (b0 + s);
@@ -345,7 +406,7 @@ TARGET static void N(q2_k)(const float *x, int nb, uint8_t *dst) {
     int flat[LANES];
     N(gather)(x + 256 * b0, 16, 16 * cnt, xt);
     for (int i = 0; i < 16; i++) FOR_G w[i][g] = vabs(xt[i][g]);
-    N(qkx2_lanes)(16, 3, (const vf (*)[G])xt, (const vf (*)[G])w, -0.5f, 15, 1, scales, mins, isc, lmin, flat);
+    N(qkx2_lanes)(16, 3, (const vf (*)[G])xt, (const vf (*)[G])w, -0.5f, 0.1f, 15, 1, scales, mins, isc, lmin, flat);
     for (int sb = 0; sb < cnt; sb++) {
       const int g0 = 16 * sb;
       const float *xb = x + 256 * (b0 + sb);
@@ -433,10 +494,10 @@ TARGET static void N(q3_k)(const float *x, int nb, uint8_t *dst) {
         N(relevel)(xb + 16 * q, 16, 0, dd, -4, 3, 4, L + 16 * q);
       }
       memset(o, 0, 32);
-      for (int i = 0; i < 256; i++)
-        if (L[i] > 3) { /* high bit of value i: hmask[i % 32] bit i / 32 */
-          o[i & 31] |= (uint8_t)(1 << (i >> 5));
-          L[i] -= 4;
+      for (int j = 0; j < 8; j++) /* L ≤ 7: the high bit of value 32j + l goes to hmask[l] bit j (branch-free) */
+        for (int l = 0; l < 32; l++) {
+          o[l] |= (uint8_t)((L[32 * j + l] >> 2) << j);
+          L[32 * j + l] &= 3;
         }
       for (int h = 0; h < 2; h++)
         for (int l = 0; l < 32; l++) {
@@ -456,7 +517,7 @@ TARGET static void N(q6_k)(const float *x, int nb, uint8_t *dst) {
     float isc[LANES];
     int zero[LANES];
     N(gather)(x + 256 * b0, 16, 16 * cnt, xt);
-    N(qx_lanes)(16, 32, (const vf (*)[G])xt, scales, isc, zero);
+    N(qx_lanes)(16, 32, (const vf (*)[G])xt, NULL, scales, isc, zero);
     for (int sb = 0; sb < cnt; sb++) {
       const int g0 = 16 * sb;
       const float *xb = x + 256 * (b0 + sb);
@@ -574,17 +635,237 @@ TARGET static void N(gauss)(float *out, size_t n, size_t m, const uint32_t (*st)
   }
 }
 
-static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gauss), LANES};
+/* ---- with an importance matrix (llama.cpp quantize_row_q*_K_impl; src/quant/kquant-weighted.ts) ---------- */
+
+/* Q4_K / Q5_K with weights qw·√(σ² + x²) (σ² = 2·mean x² of the super-block): make_qkx3_quants (= the qkx2 search
+ * with rmin −0.9, rdelta 0.05, 37 steps), then 6-bit scales and mins by make_qp_quants weighted by the
+ * sub-blocks' weight sums. */
+TARGET static void N(k45w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr) {
+  const int per = LANES / 8, bytes = five ? 176 : 144;
+  const float nmax = five ? 31 : 15;
+  float wb[LANES * 32];
+  for (int b0 = 0; b0 < nb; b0 += per) {
+    const int cnt = nb - b0 < per ? nb - b0 : per;
+    vf xt[32][G], w[32][G];
+    float scales[LANES], mins[LANES], isc[LANES], lmin[LANES], sw[LANES];
+    int flat[LANES];
+    for (int s = 0; s < cnt; s++) {
+      const float *xb = x + 256 * (size_t)(b0 + s), *q = qw + 256 * ((b0 + s) % nbr);
+      const float sigma2 = 2 * sum_squares(xb) / 256;
+      for (int j = 0; j < 8; j++) sw[8 * s + j] = importance(32, xb + 32 * j, q + 32 * j, sigma2, wb + 32 * (8 * s + j));
+    }
+    N(gather)(x + 256 * (size_t)b0, 32, 8 * cnt, xt);
+    N(gather)(wb, 32, 8 * cnt, w);
+    N(qkx2_lanes)(32, nmax, (const vf (*)[G])xt, (const vf (*)[G])w, -0.9f, 0.05f, 36, 0, scales, mins, isc, lmin, flat);
+    for (int s = 0; s < cnt; s++) {
+      const float *xb = x + 256 * (size_t)(b0 + s);
+      uint8_t *o = dst + (size_t)bytes * (size_t)(b0 + s);
+      uint8_t ls[8], lm[8], Lb[256];
+      const float d_block = make_qp_quants(8, 63, scales + 8 * s, ls, sw + 8 * s);
+      const float m_block = make_qp_quants(8, 63, mins + 8 * s, lm, sw + 8 * s);
+      if (five)
+        for (int j = 0; j < 8; j++) {
+          ls[j] = ls[j] < 63 ? ls[j] : 63;
+          lm[j] = lm[j] < 63 ? lm[j] : 63;
+        }
+      pack_scale_min_k4(o + 4, ls, lm);
+      const float d = wr_f16(o, d_block), dmin = wr_f16(o + 2, m_block);
+      for (int j = 0; j < 8; j++) {
+        int sc, m;
+        scale_min_k4(o + 4, j, &sc, &m);
+        const float dd = d * (float)sc;
+        if (!truthy(dd)) { /* the search's own levels stay */
+          const int k = 8 * s + j;
+          qkx2_levels(xb + 32 * j, 32, nmax, isc[k], lmin[k], flat[k], Lb + 32 * j);
+          continue;
+        }
+        N(relevel)(xb + 32 * j, 32, dmin * (float)m, dd, 0, nmax, 0, Lb + 32 * j);
+      }
+      if (five) {
+        memset(o + 16, 0, 32);
+        for (int c = 0; c < 4; c++)
+          for (int l = 0; l < 32; l++) {
+            const uint8_t l1 = Lb[64 * c + l], l2 = Lb[64 * c + 32 + l];
+            o[16 + l] |= (uint8_t)(((l1 >> 4) << (2 * c)) | ((l2 >> 4) << (2 * c + 1)));
+            o[48 + 32 * c + l] = (uint8_t)((l1 & 15) | ((l2 & 15) << 4));
+          }
+      } else {
+        for (int c = 0; c < 4; c++)
+          for (int l = 0; l < 32; l++) o[16 + 32 * c + l] = (uint8_t)(Lb[64 * c + l] | (Lb[64 * c + 32 + l] << 4));
+      }
+    }
+  }
+}
+
+/* Q2_K with weights qw·√(σ² + x²) (σ² = mean x²): make_qkx3_quants per 16 values (levels 0…3, squared error),
+ * 4-bit scales and mins by make_qp_quants. */
+TARGET static void N(q2_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
+  float wb[LANES * 16];
+  for (int b0 = 0; b0 < nb; b0 += LANES / 16) {
+    const int cnt = nb - b0 < LANES / 16 ? nb - b0 : LANES / 16;
+    vf xt[16][G], w[16][G];
+    float scales[LANES], mins[LANES], isc[LANES], lmin[LANES], sw[LANES];
+    int flat[LANES];
+    for (int s = 0; s < cnt; s++) {
+      const float *xb = x + 256 * (size_t)(b0 + s), *q = qw + 256 * ((b0 + s) % nbr);
+      const float sigma2 = sum_squares(xb) / 256;
+      for (int j = 0; j < 16; j++) sw[16 * s + j] = importance(16, xb + 16 * j, q + 16 * j, sigma2, wb + 16 * (16 * s + j));
+    }
+    N(gather)(x + 256 * (size_t)b0, 16, 16 * cnt, xt);
+    N(gather)(wb, 16, 16 * cnt, w);
+    N(qkx2_lanes)(16, 3, (const vf (*)[G])xt, (const vf (*)[G])w, -0.9f, 0.05f, 36, 0, scales, mins, isc, lmin, flat);
+    for (int sb = 0; sb < cnt; sb++) {
+      const int g0 = 16 * sb;
+      const float *xb = x + 256 * (size_t)(b0 + sb);
+      uint8_t *o = dst + 84 * (size_t)(b0 + sb);
+      uint8_t ls[16], lm[16], L[256];
+      const float dm = make_qp_quants(16, 15, scales + g0, ls, sw + g0), mm = make_qp_quants(16, 15, mins + g0, lm, sw + g0);
+      const float d = wr_f16(o + 80, dm), dmin = wr_f16(o + 82, mm);
+      for (int q = 0; q < 16; q++) o[q] = (uint8_t)(ls[q] | (lm[q] << 4));
+      for (int q = 0; q < 16; q++) {
+        const float dd = d * (float)(o[q] & 15);
+        if (!truthy(dd)) {
+          qkx2_levels(xb + 16 * q, 16, 3, isc[g0 + q], lmin[g0 + q], flat[g0 + q], L + 16 * q);
+          continue;
+        }
+        N(relevel)(xb + 16 * q, 16, dmin * (float)(o[q] >> 4), dd, 0, 3, 0, L + 16 * q);
+      }
+      for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+          const int j = 128 * h;
+          o[16 + 32 * h + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+        }
+    }
+  }
+}
+
+/* Q3_K with weights qw·√(σ² + x²) (σ² = 2·mean x²): make_qx_quants per 16 values (levels −4…3), the 6-bit
+ * scales by make_qx_quants weighted by the sub-blocks' weight sums. */
+TARGET static void N(q3_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
+  float wb[LANES * 16];
+  for (int b0 = 0; b0 < nb; b0 += LANES / 16) {
+    const int cnt = nb - b0 < LANES / 16 ? nb - b0 : LANES / 16;
+    vf xt[16][G], w[16][G];
+    float scales[LANES], isc[LANES], sw[LANES];
+    int zero[LANES];
+    for (int s = 0; s < cnt; s++) {
+      const float *xb = x + 256 * (size_t)(b0 + s), *q = qw + 256 * ((b0 + s) % nbr);
+      const float sigma2 = 2 * sum_squares(xb) / 256;
+      for (int j = 0; j < 16; j++) sw[16 * s + j] = importance(16, xb + 16 * j, q + 16 * j, sigma2, wb + 16 * (16 * s + j));
+    }
+    N(gather)(x + 256 * (size_t)b0, 16, 16 * cnt, xt);
+    N(gather)(wb, 16, 16 * cnt, w);
+    N(qx_lanes)(16, 4, (const vf (*)[G])xt, (const vf (*)[G])w, scales, isc, zero);
+    for (int sb = 0; sb < cnt; sb++) {
+      const int g0 = 16 * sb;
+      const float *xb = x + 256 * (size_t)(b0 + sb);
+      uint8_t *o = dst + 110 * (size_t)(b0 + sb);
+      uint8_t L[256];
+      int8_t Ls[16];
+      memset(o + 96, 0, 12);
+      const float d_block = make_qx_quants_w(16, 32, scales + g0, Ls, sw + g0);
+      for (int j = 0; j < 16; j++) {
+        int l = Ls[j];
+        if (j < 8) o[96 + j] = (uint8_t)(l & 0xf);
+        else o[96 + j - 8] |= (uint8_t)((l & 0xf) << 4);
+        l >>= 4;
+        o[96 + 8 + (j % 4)] |= (uint8_t)(l << (2 * (j >> 2)));
+      }
+      const float d = wr_f16(o + 108, d_block);
+      for (int q = 0; q < 16; q++) {
+        const float dd = d * (float)scale3(o + 96, q);
+        if (!truthy(dd)) { /* the search's own levels stay */
+          qx_levels(xb + 16 * q, 16, 4, isc[g0 + q], zero[g0 + q], L + 16 * q);
+          continue;
+        }
+        N(relevel)(xb + 16 * q, 16, 0, dd, -4, 3, 4, L + 16 * q);
+      }
+      memset(o, 0, 32);
+      for (int j = 0; j < 8; j++)
+        for (int l = 0; l < 32; l++) {
+          o[l] |= (uint8_t)((L[32 * j + l] >> 2) << j);
+          L[32 * j + l] &= 3;
+        }
+      for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+          const int j = 128 * h;
+          o[32 + 32 * h + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+        }
+    }
+  }
+}
+
+/* Q6_K with the importance values themselves as make_qx_quants' weights (llama.cpp: not × √(σ² + x²)). */
+TARGET static void N(q6_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
+  float wb[LANES * 16];
+  for (int b0 = 0; b0 < nb; b0 += LANES / 16) {
+    const int cnt = nb - b0 < LANES / 16 ? nb - b0 : LANES / 16;
+    vf xt[16][G], w[16][G];
+    float scales[LANES], isc[LANES];
+    int zero[LANES];
+    for (int s = 0; s < cnt; s++) memcpy(wb + 256 * s, qw + 256 * ((b0 + s) % nbr), 256 * sizeof(float));
+    N(gather)(x + 256 * (size_t)b0, 16, 16 * cnt, xt);
+    N(gather)(wb, 16, 16 * cnt, w);
+    N(qx_lanes)(16, 32, (const vf (*)[G])xt, (const vf (*)[G])w, scales, isc, zero);
+    for (int sb = 0; sb < cnt; sb++) {
+      const int g0 = 16 * sb;
+      const float *xb = x + 256 * (size_t)(b0 + sb);
+      uint8_t *o = dst + 210 * (size_t)(b0 + sb);
+      uint8_t L[256];
+      float max_scale = 0, max_abs = 0;
+      for (int q = 0; q < 16; q++)
+        if (fabsf(scales[g0 + q]) > max_abs) {
+          max_abs = fabsf(scales[g0 + q]);
+          max_scale = scales[g0 + q];
+        }
+      memset(o, 0, 210);
+      if (max_abs < GROUP_MAX_EPS) continue;
+      const float iscale = -128 / max_scale;
+      const float d = wr_f16(o + 208, 1 / iscale);
+      for (int q = 0; q < 16; q++) o[192 + q] = js_u8(js_min(127, nearest(iscale * scales[g0 + q])));
+      for (int q = 0; q < 16; q++) {
+        const float dd = d * (float)(int8_t)o[192 + q];
+        if (!truthy(dd)) {
+          qx_levels(xb + 16 * q, 16, 32, isc[g0 + q], zero[g0 + q], L + 16 * q);
+          continue;
+        }
+        N(relevel)(xb + 16 * q, 16, 0, dd, -32, 31, 32, L + 16 * q);
+      }
+      for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+          const int j = 128 * h;
+          const uint8_t q1 = L[j + l], q2 = L[j + l + 32], q3 = L[j + l + 64], q4 = L[j + l + 96];
+          o[64 * h + l] = (uint8_t)((q1 & 15) | ((q3 & 15) << 4));
+          o[64 * h + 32 + l] = (uint8_t)((q2 & 15) | ((q4 & 15) << 4));
+          o[128 + 32 * h + l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+        }
+    }
+  }
+}
+
+/* Q8_0 blocks → floats (gn_dequantize): d·q, exact (11 × 8 significant bits), vectorised by the compiler. */
+TARGET static void N(deq_q8_0)(const uint8_t *src, size_t nb, float *out) {
+  for (size_t b = 0; b < nb; b++) {
+    const uint8_t *o = src + 34 * b;
+    const float d = f16_to_f32((uint16_t)(o[0] | (o[1] << 8)));
+    float *y = out + 32 * b;
+    for (int j = 0; j < 32; j++) y[j] = d * (float)(int8_t)o[2 + j];
+  }
+}
+
+static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gauss), N(deq_q8_0), N(k45w), N(q2_kw), N(q3_kw), N(q6_kw), LANES};
 
 #undef splat
 #undef sel
 #undef vabs
 #undef vnearest
+#undef vround
 #undef vclamp
 #undef vstored
 #undef vlevel
 #undef vf
 #undef vi
+#undef vb
 #undef LANE
 #undef FOR_G
 #undef FN

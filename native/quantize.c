@@ -13,6 +13,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gn.h"
@@ -317,6 +318,122 @@ static inline int scale3(const uint8_t *b, int t) {
   return (low4 | (high2 << 4)) - 32;
 }
 
+/* ---- scalar searches of the importance-weighted K-quants (src/quant/kquant-weighted.ts) ------------------ */
+
+/* make_qp_quants (makeQpQuants): levels 0 … nmax of non-negative values (sub-block scales or mins), weighted by
+ * qw; 9 candidate scales, then up to 5 passes of coordinate descent. */
+static float make_qp_quants(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
+  float max = 0;
+  for (int i = 0; i < n; i++) max = max > x[i] ? max : x[i];
+  if (max < GROUP_MAX_EPS) {
+    memset(L, 0, (size_t)n);
+    return 0;
+  }
+  const float fn = (float)nmax;
+  float iscale = fn / max;
+  for (int i = 0; i < n; i++) L[i] = js_u8(nearest(iscale * x[i]));
+  const float scale = 1 / iscale;
+  float best = 0;
+  for (int i = 0; i < n; i++) {
+    const float diff = x[i] - scale * (float)L[i];
+    best = best + qw[i] * diff * diff;
+  }
+  for (int is = -4; is <= 4; is++) {
+    if (is == 0) continue;
+    const float iscale_is = (0.1f * (float)is + fn) / max, scale_is = 1 / iscale_is;
+    float mse = 0;
+    for (int i = 0; i < n; i++) {
+      const float l = js_min(fn, nearest(iscale_is * x[i]));
+      const float diff = x[i] - scale_is * l;
+      mse = mse + qw[i] * diff * diff;
+    }
+    if (mse < best) {
+      best = mse;
+      iscale = iscale_is;
+    }
+  }
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; i++) {
+    const float l = js_min(fn, nearest(iscale * x[i]));
+    L[i] = js_u8(l);
+    sumlx = sumlx + qw[i] * x[i] * l;
+    suml2 = suml2 + qw[i] * l * l;
+  }
+  for (int itry = 0; itry < 5; itry++) {
+    int changed = 0;
+    for (int i = 0; i < n; i++) {
+      const float w = qw[i], xi = x[i], li = (float)L[i];
+      float slx = sumlx - w * xi * li, sl2 = suml2 - w * li * li;
+      if (slx > 0 && sl2 > 0) {
+        const float nl = js_min(fn, nearest(xi * sl2 / slx));
+        if (nl != li) {
+          slx = slx + w * xi * nl;
+          sl2 = sl2 + w * nl * nl;
+          if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = js_u8(nl);
+            sumlx = slx;
+            suml2 = sl2;
+            changed++;
+          }
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  return suml2 > 0 ? sumlx / suml2 : 0;
+}
+
+/* make_qx_quants with rmse_type 1 and weights qw (makeQxQuantsWeighted), one group, scalar: Q3_K's scales. */
+static float make_qx_quants_w(int n, int nmax, const float *x, int8_t *L, const float *qw) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; i++)
+    if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
+  if (amax < GROUP_MAX_EPS) {
+    memset(L, 0, (size_t)n);
+    return 0;
+  }
+  const float fn = (float)nmax;
+  float iscale = -fn / max, sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; i++) {
+    const float l = js_max(-fn, js_min(fn - 1, nearest(iscale * x[i])));
+    L[i] = (int8_t)js_u8(l + fn);
+    sumlx = sumlx + qw[i] * x[i] * l;
+    suml2 = suml2 + qw[i] * l * l;
+  }
+  float scale = truthy(suml2) ? sumlx / suml2 : 0, best = scale * sumlx;
+  for (int is = -9; is <= 9; is++) {
+    if (is == 0) continue;
+    iscale = -(fn + 0.1f * (float)is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; i++) {
+      const float l = js_max(-fn, js_min(fn - 1, nearest(iscale * x[i])));
+      sumlx = sumlx + qw[i] * x[i] * l;
+      suml2 = suml2 + qw[i] * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; i++) L[i] = (int8_t)js_u8(fn + js_max(-fn, js_min(fn - 1, nearest(iscale * x[i]))));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+/* weights[l] = qw[l]·√(σ² + x²) of n values (importance × llama.cpp's error weight); returns their sum, in order. */
+static float importance(int n, const float *x, const float *qw, float sigma2, float *w) {
+  float sumw = 0;
+  for (int l = 0; l < n; l++) w[l] = qw[l] * sqrtf(sigma2 + x[l] * x[l]);
+  for (int l = 0; l < n; l++) sumw = sumw + w[l];
+  return sumw;
+}
+
+/* Σ x² over a super-block, in order. */
+static float sum_squares(const float *x) {
+  float s = 0;
+  for (int l = 0; l < 256; l++) s = s + x[l] * x[l];
+  return s;
+}
+
 /* ---- one copy per instruction-set level -------------------------------------------------------------- */
 
 typedef struct {
@@ -326,6 +443,12 @@ typedef struct {
   void (*q6_k)(const float *x, int nb, uint8_t *dst);
   void (*q8_0)(const float *x, size_t nb, uint8_t *dst);
   void (*gauss)(float *out, size_t n, size_t m, const uint32_t (*st)[4], double scale);
+  void (*deq_q8_0)(const uint8_t *src, size_t nb, float *out);
+  /* with importance weights qw (one per column of a row of nbr super-blocks; super-block b reads those of b % nbr) */
+  void (*k45w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr);
+  void (*q2_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
+  void (*q3_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
+  void (*q6_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
   int lanes; /* of gauss (≤ 64) */
 } kq_table;
 
@@ -346,9 +469,10 @@ typedef struct {
 #define G 2
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 #include "quantize-lanes.h"
+/* AVX-512: 32 registers hold four interleaved chains (≈ 8 % faster than two on Zen 5) */
 #define SUF avx512
 #define W 16
-#define G 2
+#define G 4
 #define TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
 #include "quantize-lanes.h"
 #endif
@@ -459,17 +583,282 @@ int gn_dequantize(int type, const uint8_t *src, size_t src_len, size_t n, float 
       memcpy(out + i, &u, 4);
     }
     break;
-  default:
-    for (size_t b = 0; b < n / 32; b++) {
-      const uint8_t *o = src + 34 * b;
-      const float d = f16_to_f32((uint16_t)(o[0] | (o[1] << 8)));
-      for (int j = 0; j < 32; j++) out[32 * b + j] = d * (float)(int8_t)o[2 + j]; /* exact: 11 × 8 bits */
-    }
+  default: kq_for(gn_cpu_best_isa())->deq_q8_0(src, n / 32, out); /* exact at every level: 11 × 8 bits */
   }
   return GN_OK;
 }
 
+/* ---- the checkpoint's int8 + bf16 scales as GGUF rows (src/quant/xai8.ts) ------------------------------ */
+
+static inline float bf16_to_f32(uint16_t h) {
+  const uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* 16 × 16 bytes transposed in registers: pairing rows i and i + 8 with byte unpacks rotates the 8-bit index
+ * (row, column) left by one bit, so four rounds turn (r, c) into (c, r). */
+static inline void transpose16(__m128i r[16]) {
+  for (int round = 0; round < 4; round++) {
+    __m128i t[16];
+    for (int i = 0; i < 8; i++) {
+      t[2 * i] = _mm_unpacklo_epi8(r[i], r[i + 8]);
+      t[2 * i + 1] = _mm_unpackhi_epi8(r[i], r[i + 8]);
+    }
+    memcpy(r, t, sizeof t);
+  }
+}
+#endif
+
+/* The int8 columns r0 … r0+count−1 of q [n_in, n_out] as rows: qt[j·n_in + k] = q[k, r0 + j]. 64 × 64 tiles, so
+ * that the 64 source rows (n_out bytes apart: a page each) and the 64 destination rows stay in cache and TLB;
+ * inside, 16 × 16 register transposes where the tile is whole. */
+static void xai8_transpose(const int8_t *q, int n_in, int n_out, int r0, int count, int8_t *qt) {
+  enum { T = 64 };
+  for (int k0 = 0; k0 < n_in; k0 += T) {
+    const int k1 = k0 + T < n_in ? k0 + T : n_in;
+    for (int j0 = 0; j0 < count; j0 += T) {
+      const int j1 = j0 + T < count ? j0 + T : count;
+      int kf = k0, jf = j0; /* the part done by 16 × 16 blocks: [k0, kf) × [j0, jf) */
+#if defined(__SSE2__)
+      kf = k0 + (k1 - k0) / 16 * 16;
+      jf = j0 + (j1 - j0) / 16 * 16;
+      for (int kb = k0; kb < kf; kb += 16)
+        for (int jb = j0; jb < jf; jb += 16) {
+          __m128i r[16];
+          for (int i = 0; i < 16; i++) r[i] = _mm_loadu_si128((const __m128i *)(q + (size_t)(kb + i) * (size_t)n_out + (size_t)(r0 + jb)));
+          transpose16(r);
+          for (int i = 0; i < 16; i++) _mm_storeu_si128((__m128i *)(qt + (size_t)(jb + i) * (size_t)n_in + (size_t)kb), r[i]);
+        }
+#endif
+      for (int j = j0; j < j1; j++) { /* the rest: columns past jf, and rows past kf */
+        const int ks = j < jf ? kf : k0;
+        const int8_t *src = q + (size_t)ks * (size_t)n_out + (size_t)(r0 + j);
+        int8_t *dst = qt + (size_t)j * (size_t)n_in;
+        for (int k = ks; k < k1; k++, src += n_out) dst[k] = *src;
+      }
+    }
+  }
+}
+
+/* Per-thread scratch of the transposed columns (a converter job's, reused from job to job). */
+static __thread int8_t *qt_buf;
+static __thread size_t qt_cap;
+static int8_t *qt_scratch(size_t bytes) {
+  if (bytes > qt_cap) {
+    free(qt_buf);
+    qt_buf = malloc(bytes);
+    qt_cap = qt_buf ? bytes : 0;
+  }
+  return qt_buf;
+}
+
+/* Transposed row j (n_in levels) times its scales: out[k] = qt[k]·s[k / (n_in/groups)], exact in float32. */
+static void xai8_row_values(const int8_t *qt, const uint16_t *sc, int n_in, int n_out, int groups, int col, float *out) {
+  const int gs = n_in / groups;
+  for (int g = 0; g < groups; g++) {
+    const float s = bf16_to_f32(sc[(size_t)g * (size_t)n_out + (size_t)col]);
+    for (int k = g * gs; k < (g + 1) * gs; k++) out[k] = (float)qt[k] * s;
+  }
+}
+
+static int xai8_check(size_t q_len, size_t sc_len, int n_in, int n_out, int groups, int r0, int count) {
+  if (n_in <= 0 || n_out <= 0 || groups <= 0 || n_in % groups || r0 < 0 || count < 0 || r0 > n_out - count) return GN_EINVAL;
+  if (q_len < (size_t)n_in * (size_t)n_out || sc_len < (size_t)groups * (size_t)n_out) return GN_EINVAL;
+  return GN_OK;
+}
+
+/* Rows r0 … r0+count−1 of Wᵀ from q [n_in, n_out] and scales [groups, n_out] (xai8Rows): out[j·n_in + k] =
+ * q[k, r0 + j]·s[k / (n_in/groups), r0 + j], a product that is exact in float32. */
+int gn_xai8_rows(const int8_t *q, size_t q_len, const uint16_t *sc, size_t sc_len, int n_in, int n_out, int groups, int r0, int count,
+                 float *out, size_t out_len) {
+  if (xai8_check(q_len, sc_len, n_in, n_out, groups, r0, count) || out_len < (size_t)count * (size_t)n_in) return GN_EINVAL;
+  int8_t *qt = qt_scratch((size_t)count * (size_t)n_in);
+  if (!qt && count) return GN_ENOMEM;
+  xai8_transpose(q, n_in, n_out, r0, count, qt);
+  for (int j = 0; j < count; j++) xai8_row_values(qt + (size_t)j * (size_t)n_in, sc, n_in, n_out, groups, r0 + j, out + (size_t)j * (size_t)n_in);
+  return GN_OK;
+}
+
+/* The same rows quantised into `type` blocks (with importance weights qw when not NULL), a band of rows at a
+ * time so the floats stay in cache: gn_xai8_rows + gn_quantize(_weighted) without a whole job of floats. */
+int gn_xai8_quantize(int isa, int type, const int8_t *q, size_t q_len, const uint16_t *sc, size_t sc_len, int n_in, int n_out, int groups,
+                     int r0, int count, uint8_t *dst, size_t dst_len, const float *qw, size_t qw_len) {
+  const gn_type_info *t = gn_type(type);
+  if (!t) return GN_ETYPE;
+  if (xai8_check(q_len, sc_len, n_in, n_out, groups, r0, count) || n_in % t->block_size) return GN_EINVAL;
+  const size_t rb = (size_t)n_in / (size_t)t->block_size * (size_t)t->block_bytes;
+  if (dst_len < (size_t)count * rb) return GN_EINVAL;
+  int8_t *qt = qt_scratch((size_t)count * (size_t)n_in);
+  const int band = n_in >= 65536 ? 1 : 65536 / n_in;
+  float *vals = malloc(sizeof(float) * (size_t)band * (size_t)n_in);
+  if ((!qt && count) || !vals) {
+    free(vals);
+    return GN_ENOMEM;
+  }
+  xai8_transpose(q, n_in, n_out, r0, count, qt);
+  int rc = GN_OK;
+  for (int j0 = 0; j0 < count && rc == GN_OK; j0 += band) {
+    const int k = count - j0 < band ? count - j0 : band;
+    for (int j = 0; j < k; j++)
+      xai8_row_values(qt + (size_t)(j0 + j) * (size_t)n_in, sc, n_in, n_out, groups, r0 + j0 + j, vals + (size_t)j * (size_t)n_in);
+    const size_t n = (size_t)k * (size_t)n_in;
+    rc = qw ? gn_quantize_weighted(isa, type, vals, n, n_in, k, dst + (size_t)j0 * rb, (size_t)k * rb, qw, qw_len)
+            : gn_quantize(isa, type, vals, n, n_in, k, dst + (size_t)j0 * rb, (size_t)k * rb);
+  }
+  free(vals);
+  return rc;
+}
+
+/* JavaScript Math.round (half toward +∞), in double; NaN and ±∞ pass through. */
+static inline double js_round(double v) {
+  if (!isfinite(v)) return v;
+  const double r = floor(v);
+  return v - r >= 0.5 ? r + 1 : r;
+}
+/* ggml-ref.ts roundAway (C roundf) in double. */
+static inline double js_round_away(double v) {
+  const double a = fabs(v);
+  double r = floor(a);
+  if (a - r >= 0.5) r += 1;
+  return v < 0 ? -r : r;
+}
+
+/* One block of xai8RowsToQ8_0 from its 32 exact values v, where candidate A is not known to be exact. */
+static int xai8_q8_0_block(const float *v, int aligned, uint16_t h_a, double inv, uint8_t *o) {
+  float amax = 0;
+  for (int i = 0; i < 32; i++) amax = js_max(amax, fabsf(v[i]));
+  const float d_b = amax / 127, id_b = truthy(d_b) ? 1 / d_b : 0;
+  int8_t q_b[32], q_a[32];
+  for (int i = 0; i < 32; i++) q_b[i] = (int8_t)js_u8(js_round_away(v[i] * id_b));
+  const uint16_t h_b = f32_to_f16(d_b);
+  const double d_bv = f16_to_f32(h_b);
+  double err_b = 0;
+  for (int i = 0; i < 32; i++) {
+    const double e = q_b[i] * d_bv - v[i];
+    err_b += e * e;
+  }
+  int use_a = 0;
+  if (aligned) {
+    const double d_av = f16_to_f32(h_a);
+    int ok = isfinite(d_av);
+    double err_a = 0;
+    for (int i = 0; ok && i < 32; i++) {
+      const double r = js_round((double)v[i] * inv);
+      if (r == -128) ok = 0;
+      q_a[i] = (int8_t)js_u8(r);
+      const double e = r * d_av - v[i];
+      err_a += e * e;
+    }
+    use_a = ok && err_a <= err_b;
+  }
+  if (use_a) {
+    o[0] = (uint8_t)h_a;
+    o[1] = (uint8_t)(h_a >> 8);
+    for (int i = 0; i < 32; i++) o[2 + i] = (uint8_t)q_a[i];
+    return 1;
+  }
+  wr_f16(o, d_b);
+  for (int i = 0; i < 32; i++) o[2 + i] = (uint8_t)q_b[i];
+  return 0;
+}
+
+/* xai8RowsToQ8_0 (src/quant/xai8.ts), the same bytes: per block, the checkpoint's own scale and levels
+ * (candidate A) where that is at least as good as llama.cpp's Q8_0 rule (candidate B). Where the scale s
+ * is finite, non-zero and an f16 value, A is exact unless a level is −128 — xai8.ts rounds q·s·(1/s) back to q
+ * — so those blocks copy the levels; the others take the float path. Returns the blocks that kept A, or −1
+ * on bad arguments. vals (count·n_in floats, or NULL): left holding the rows' values. */
+long long gn_xai8_q8_0(const int8_t *q, size_t q_len, const uint16_t *sc, size_t sc_len, int n_in, int n_out, int groups, int r0, int count,
+                       uint8_t *dst, size_t dst_len, float *vals) {
+  if (n_in % 32 || xai8_check(q_len, sc_len, n_in, n_out, groups, r0, count)) return -1;
+  if (dst_len < (size_t)count * (size_t)(n_in / 32) * 34) return -1;
+  int8_t *qt = qt_scratch((size_t)count * (size_t)n_in);
+  if (!qt && count) return -1;
+  xai8_transpose(q, n_in, n_out, r0, count, qt);
+  const int gs = n_in / groups, aligned = gs % 32 == 0;
+  long long kept = 0;
+  float v[32];
+  for (int j = 0; j < count; j++) {
+    const int n = r0 + j;
+    const int8_t *row = qt + (size_t)j * (size_t)n_in;
+    if (vals) xai8_row_values(row, sc, n_in, n_out, groups, n, vals + (size_t)j * (size_t)n_in);
+    int last_g = -1, s_exact = 0, direct = 0;
+    float s_f = 0;
+    double inv = 0;
+    uint16_t h_a = 0;
+    for (int b = 0; b < n_in / 32; b++) {
+      const int8_t *qb = row + 32 * (size_t)b;
+      uint8_t *o = dst + ((size_t)j * (size_t)(n_in / 32) + (size_t)b) * 34;
+      const int g = 32 * b / gs;
+      if (aligned && g != last_g) {
+        last_g = g;
+        s_f = bf16_to_f32(sc[(size_t)g * (size_t)n_out + (size_t)n]);
+        h_a = f32_to_f16(s_f);
+        s_exact = f16_to_f32(h_a) == s_f;
+        inv = s_f == 0 ? 0 : 1 / (double)s_f;
+        direct = s_exact && s_f != 0 && isfinite(s_f);
+      }
+      if (aligned && direct) {
+        int neg = 0;
+        for (int i = 0; i < 32; i++) neg |= qb[i] == -128;
+        if (!neg) { /* round(q·s·(1/s)) = q: the checkpoint's levels, exactly */
+          o[0] = (uint8_t)h_a;
+          o[1] = (uint8_t)(h_a >> 8);
+          memcpy(o + 2, qb, 32);
+          kept++;
+          continue;
+        }
+      }
+      if (!aligned) { /* a block across scale groups: candidate B only */
+        for (int i = 0; i < 32; i++) v[i] = (float)qb[i] * bf16_to_f32(sc[(size_t)((32 * b + i) / gs) * (size_t)n_out + (size_t)n]);
+        kept += xai8_q8_0_block(v, 0, 0, 0, o);
+        continue;
+      }
+      if (s_exact && !direct) { /* s = 0 or ±∞: xai8.ts's own arithmetic decides */
+        int ok = 1;
+        for (int i = 0; i < 32; i++) {
+          const double r = js_round((double)((float)qb[i] * s_f) * inv);
+          if (r == -128) { ok = 0; break; }
+          o[2 + i] = js_u8(r);
+        }
+        if (ok) {
+          o[0] = (uint8_t)h_a;
+          o[1] = (uint8_t)(h_a >> 8);
+          kept++;
+          continue;
+        }
+      }
+      for (int i = 0; i < 32; i++) v[i] = (float)qb[i] * s_f;
+      kept += xai8_q8_0_block(v, aligned, h_a, inv, o);
+    }
+  }
+  return kept;
+}
+
 /* ---- entry point ---------------------------------------------------------------------------------------- */
+
+/* gn_quantize with an importance matrix: qw holds n_in weights, the same for every row (K-quants only). */
+int gn_quantize_weighted(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len, const float *qw, size_t qw_len) {
+  const gn_type_info *t = gn_type(type);
+  if (!gn_cpu_can_run(isa)) return GN_EINVAL;
+  if (!t || (type != GN_Q2_K && type != GN_Q3_K && type != GN_Q4_K && type != GN_Q5_K && type != GN_Q6_K)) return GN_ETYPE;
+  if (n_in <= 0 || rows < 0 || n_in % 256 || qw_len < (size_t)n_in) return GN_EINVAL;
+  const size_t n = (size_t)n_in * (size_t)rows, nb = n / 256;
+  if (x_len < n || dst_len < nb * (size_t)t->block_bytes || nb > (size_t)INT32_MAX) return GN_EINVAL;
+  const kq_table *kq = kq_for(isa);
+  const int nbr = n_in / 256;
+  switch (type) {
+  case GN_Q2_K: kq->q2_kw(x, (int)nb, dst, qw, nbr); break;
+  case GN_Q3_K: kq->q3_kw(x, (int)nb, dst, qw, nbr); break;
+  case GN_Q4_K: kq->k45w(x, (int)nb, dst, 0, qw, nbr); break;
+  case GN_Q5_K: kq->k45w(x, (int)nb, dst, 1, qw, nbr); break;
+  default: kq->q6_kw(x, (int)nb, dst, qw, nbr); break;
+  }
+  return GN_OK;
+}
 
 int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len) {
   const gn_type_info *t = gn_type(type);

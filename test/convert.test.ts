@@ -9,7 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { convertModel } from '../src/convert/convert.js';
-import { synthModel, TINY } from '../src/convert/synth.js';
+import { synthCheckpoint, synthModel, TINY } from '../src/convert/synth.js';
+import { writeCkptArray, writeCkptQuantized } from '../src/formats/ckpt-writer.js';
+import { readCheckpointTensor } from '../src/formats/pickle.js';
 import { grok } from './cli-helpers.js';
 import { readGgufFile, type GgufFile } from '../src/formats/gguf.js';
 import { loadModel } from '../src/model/loader.js';
@@ -186,7 +188,7 @@ test('grok convert: usage errors (exit 2, one line) and a successful run', async
     assert.match(r.err, /^grok: /);
   };
   await usage(/--to must be one of gguf, got 'safetensors'/, src, '--to', 'safetensors', '--type', 'q8_0', '--out', out);
-  await usage(/--type must be one of f32, .*q8_0.*, got 'q7'/, src, '--to', 'gguf', '--type', 'q7', '--out', out);
+  await usage(/--type must be a block type \(f32, .*q8_0.*\) or a mixture \(.*Q4_K_M.*\), got 'q7'/, src, '--to', 'gguf', '--type', 'q7', '--out', out);
   await usage(/missing required argument 'model'/, '--to', 'gguf', '--type', 'q8_0', '--out', out);
   await usage(/required option '-o, --out <file>' not specified/, src, '--to', 'gguf', '--type', 'q8_0');
   const missing = await grok('convert', path.join(tmp, 'nope'), '--to', 'gguf', '--type', 'q8_0', '--out', out);
@@ -254,4 +256,39 @@ test('worker threads change nothing: convert and synth write the same bytes with
   await synthModel({ config: { ...TINY, nLayers: 1 }, type: 'q4_1', out: a, seed: 3, threads: 1 });
   await synthModel({ config: { ...TINY, nLayers: 1 }, type: 'q4_1', out: b, seed: 3, threads: 2 });
   assert.ok(fs.readFileSync(a).equals(fs.readFileSync(b)));
+});
+
+test('the ckpt-0 writer reproduces every fixture checkpoint file byte for byte (opcodes, memo, frames)', () => {
+  for (const fx of ['tiny-a', 'tiny-b']) {
+    const dir = path.join(fixtureDir(fx), 'ckpt-0');
+    for (const name of fs.readdirSync(dir)) {
+      const file = path.join(dir, name);
+      const data = fs.readFileSync(file);
+      const t = readCheckpointTensor(file);
+      const payload = (a: { offset: number; length: number }) => (w: (b: Uint8Array) => void) => w(data.subarray(a.offset, a.offset + a.length));
+      const out = path.join(tmp, 'ckw');
+      if (t.kind === 'qw8') writeCkptQuantized(out, t.weight.shape, payload(t.weight), t.scales.shape, payload(t.scales));
+      else writeCkptArray(out, t.shape, payload(t));
+      assert.ok(fs.readFileSync(out).equals(data), `${fx}/${name}`);
+    }
+  }
+});
+
+test('synth --form ckpt-0 → convert: one pass to Q4_K equals ckpt-0 → F32 → Q4_K; Q8_0 keeps every block', async () => {
+  const dir = path.join(tmp, 'synth-ckpt');
+  const config = { ...TINY, nLayers: 2, nExperts: 8 };
+  synthCheckpoint({ config, dir, seed: 5 });
+  const direct = path.join(tmp, 'ck-q4k.gguf');
+  const f32 = path.join(tmp, 'ck-f32.gguf');
+  const twice = path.join(tmp, 'ck-f32-q4k.gguf');
+  await convertModel({ source: dir, out: direct, type: 'q4_k', threads: 2 });
+  await convertModel({ source: dir, out: f32, type: 'f32' });
+  await convertModel({ source: f32, out: twice, type: 'q4_k', threads: 2 });
+  const a = readGgufFile(direct);
+  const b = readGgufFile(twice);
+  assert.deepEqual(a.tensors.map((t) => [t.name, t.ggmlType]), b.tensors.map((t) => [t.name, t.ggmlType]));
+  for (const t of a.tensors) assert.ok(Buffer.from(readBytes(t.ref)).equals(Buffer.from(readBytes(tensor(b, t.name).ref))), t.name);
+  const q8 = await convertModel({ source: dir, out: path.join(tmp, 'ck-q8.gguf'), type: 'q8_0', threads: 2 });
+  assert.equal(q8.q8Exact.kept, q8.q8Exact.total);
+  assert.ok(q8.q8Exact.total > 0);
 });

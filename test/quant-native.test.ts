@@ -14,7 +14,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { loadNativeAddon, NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer } from '../src/kernels/native.js';
+import { loadNativeAddon, NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeWeightedQuantizer, nativeXai8 } from '../src/kernels/native.js';
+import { quantizeRowsWeighted, WEIGHTED_TYPES } from '../src/quant/kquant-weighted.js';
+import { xai8Rows, xai8RowsToQ8_0 } from '../src/quant/xai8.js';
+import { f32ToBf16 } from '../src/quant/half.js';
+import type { Xai8Matrix } from '../src/quant/matrix.js';
 import { gaussianFillReference, gaussianSetup } from '../src/convert/pool-jobs.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { mulberry32, randn } from './random.js';
@@ -97,6 +101,39 @@ for (const isa of levels.length ? levels : ['-']) {
   });
 }
 
+for (const isa of levels.length ? levels : ['-']) {
+  test(`native K-quants with an importance matrix write the TypeScript bytes (${isa})`, { skip }, () => {
+    const q = nativeWeightedQuantizer(isa)!;
+    const r = mulberry32(77);
+    for (const type of WEIGHTED_TYPES) {
+      const f = blockFormat(type);
+      for (const blocks of [1, 3, 7]) {
+        const nIn = blocks * 256;
+        // importance values: spread over decades, some zero, one all-zero 16-run, one all-equal row
+        const spread = new Float32Array(nIn).map(() => (r() < 0.05 ? 0 : 10 ** (4 * r() - 2)));
+        spread.fill(0, 32, 48);
+        for (const [wname, weights] of [['spread', spread], ['ones', new Float32Array(nIn).fill(1)], ['tiny', spread.map((v) => v * 1e-30)]] as const) {
+          for (const rows of [1, 2, 5]) {
+            const n = rows * nIn;
+            for (const [name, x] of patterns(n, 1000 * blocks + rows)) {
+              const rb = rowBytes(f, nIn);
+              const want = new Uint8Array(rows * rb);
+              quantizeRowsWeighted(type, x, 0, nIn, rows, want, 0, weights);
+              const got = new Uint8Array(rows * rb).fill(0xa5);
+              q(type, x, nIn, rows, got, weights);
+              if (Buffer.compare(got, want) !== 0) {
+                assert.fail(`${type} ${rows}×${nIn} '${name}', weights '${wname}' at ${isa}: first difference at ${firstDiff(got, want, f.bytesPerBlock)}`);
+              }
+            }
+          }
+        }
+      }
+    }
+    assert.throws(() => q('q4_0', new Float32Array(256), 256, 1, new Uint8Array(144), new Float32Array(256)), /not implemented for q4_0/);
+    assert.throws(() => q('q4_k', new Float32Array(256), 256, 1, new Uint8Array(144), new Float32Array(255)), /256 importance weights needed/);
+  });
+}
+
 test('native quantize refuses what TypeScript must refuse first', { skip }, () => {
   const q = nativeQuantizer()!;
   const x = new Float32Array(512);
@@ -149,6 +186,57 @@ test('native dequantize gives the TypeScript values of q8_0, f16, bf16 and f32 s
   assert.throws(() => dq('q4_k', new Uint8Array(144), 256, new Float32Array(256)), /not one of/);
   assert.throws(() => dq('q8_0', new Uint8Array(33), 32, new Float32Array(32)), /need 34 bytes/);
   assert.throws(() => dq('q8_0', new Uint8Array(34), 32, new Float32Array(31)), /out has 31/);
+});
+
+test("native xai8 rows and xai8 → q8_0 give the TypeScript floats and bytes (checkpoint int8 + bf16 scales)", { skip }, () => {
+  const nx = nativeXai8()!;
+  const r = mulberry32(11);
+  // scales: typical bf16 values (f16-exact or not), zero, huge (beyond f16), tiny (subnormal in f16), ±inf, NaN
+  const scaleKinds = [() => 0.0123 * (0.5 + r()), () => 0, () => 1e6 * r(), () => 1e-7 * r(), () => Infinity, () => -3e-3, () => NaN, () => 2 ** -14];
+  for (const [nIn, nOut, groups, finite] of [[32, 1, 1, 0], [64, 7, 2, 0], [96, 33, 3, 0], [256, 40, 8, 1], [160, 5, 5, 1], [48, 3, 1, 0], [192, 65, 6, 1], [128, 9, 2, 1], [512, 300, 2, 1], [256, 70, 1, 1]] as const) {
+    const q = new Int8Array(nIn * nOut).map(() => Math.floor(r() * 256) - 128);
+    for (let i = 0; i < q.length; i += 1 + Math.floor(r() * 13)) q[i] = r() < 0.5 ? -128 : 127; // the levels candidate A cannot keep
+    const kinds = finite ? scaleKinds.filter((k) => Number.isFinite(k())) : scaleKinds;
+    const scales = new Uint16Array(groups * nOut).map(() => f32ToBf16(r() < 0.7 ? kinds[0]!() : kinds[Math.floor(r() * kinds.length)]!()));
+    const m: Xai8Matrix = { layout: 'xai8', nIn, nOut, groups, q, scales };
+    for (const [r0, count] of [[0, nOut], [Math.floor(nOut / 3), Math.ceil(nOut / 2) - Math.floor(nOut / 3)], [nOut - 1, 1], [0, 0]] as const) {
+      const want = new Float32Array(count * nIn);
+      xai8Rows(m, r0, count, want);
+      const got = new Float32Array(count * nIn).fill(-1);
+      nx.rows(m, r0, count, got);
+      for (let i = 0; i < want.length; i++) {
+        if (!(Object.is(got[i], want[i]) || (Number.isNaN(got[i]!) && Number.isNaN(want[i]!)))) assert.fail(`rows ${nIn}×${nOut}/${groups} [${r0}, +${count}) value ${i}: ${got[i]} vs ${want[i]}`);
+      }
+      // a NaN's sign is V8's choice, not a value: non-finite scales only for the floats above
+      if (nIn % 32 || [...scales].some((h) => (h & 0x7f80) === 0x7f80)) continue;
+      const wantQ = new Uint8Array(count * (nIn / 32) * 34);
+      const keptT = xai8RowsToQ8_0(m, r0, count, wantQ, 0);
+      const gotQ = new Uint8Array(wantQ.length).fill(0xa5);
+      const keptN = nx.q8_0(m, r0, count, gotQ, new Float32Array(count * nIn));
+      assert.equal(keptN, keptT, `q8_0 ${nIn}×${nOut}/${groups} [${r0}, +${count}): blocks kept`);
+      if (Buffer.compare(gotQ, wantQ) !== 0) assert.fail(`q8_0 ${nIn}×${nOut}/${groups} [${r0}, +${count}): first difference at ${firstDiff(gotQ, wantQ, 34)}`);
+      const noVals = new Uint8Array(wantQ.length).fill(0x5a);
+      assert.equal(nx.q8_0(m, r0, count, noVals), keptT);
+      assert.ok(Buffer.compare(noVals, wantQ) === 0, 'q8_0 without the values scratch');
+      // the checkpoint straight to other types (one transposition, quantised a band at a time), with and without weights
+      for (const type of ['q4_0', 'q5_k', 'q6_k'] as BlockType[]) {
+        const f = blockFormat(type);
+        if (nIn % f.blockSize) continue;
+        const rb = rowBytes(f, nIn);
+        const weights = type.endsWith('_k') ? new Float32Array(nIn).map(() => 10 ** (3 * r() - 1)) : undefined;
+        const want2 = new Uint8Array(count * rb);
+        if (weights) quantizeRowsWeighted(type, want, 0, nIn, count, want2, 0, weights);
+        else for (let j = 0; j < count; j++) f.quantize!(want, j * nIn, nIn, want2, j * rb);
+        const got2 = new Uint8Array(count * rb).fill(0xa5);
+        nx.quantize(type, m, r0, count, got2, weights);
+        if (Buffer.compare(got2, want2) !== 0) assert.fail(`${type} ${nIn}×${nOut}/${groups} [${r0}, +${count}): first difference at ${firstDiff(got2, want2, f.bytesPerBlock)}`);
+      }
+    }
+  }
+  const m: Xai8Matrix = { layout: 'xai8', nIn: 64, nOut: 4, groups: 2, q: new Int8Array(256), scales: new Uint16Array(8) };
+  assert.throws(() => nx.rows(m, 3, 2, new Float32Array(128)), /outside/);
+  assert.throws(() => nx.rows(m, 0, 2, new Float32Array(127)), /room for 127/);
+  assert.throws(() => nx.q8_0({ ...m, nIn: 48, q: new Int8Array(192), groups: 1, scales: new Uint16Array(4) }, 0, 1, new Uint8Array(100), new Float32Array(48)), /multiple of 32/);
 });
 
 test('grok synth and grok convert write the same files with the native and the TypeScript quantisers', { skip }, () => {

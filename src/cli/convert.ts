@@ -8,6 +8,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { BlockType } from '../quant/types.js';
 import { int } from './options.js';
 import { progressBar } from './progress.js';
+import { UsageError } from './errors.js';
+import { recipeNamed, RECIPES } from '../convert/recipe-names.js';
 
 export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'] as const;
 
@@ -21,9 +23,22 @@ const typeOption = (flags: string, what: string, types: readonly string[]) =>
     return t;
   });
 
-function commonOptions(c: Command, types: readonly string[] = CONVERT_TYPES): Command {
+/** convert's --type: a block type (every matrix that type), or one of llama.cpp's mixtures by llama-quantize name. */
+const MIXTURE_NAMES = Object.keys(RECIPES).filter((n) => !(CONVERT_TYPES as readonly string[]).includes(n.toLowerCase()));
+const convertTypeOption = () =>
+  new Option('-t, --type <type>', `block type of every matrix (${CONVERT_TYPES.join(', ')}), or llama.cpp's mixture: ${MIXTURE_NAMES.join(', ')} (with --mixed also Q2_K, Q6_K, Q8_0 …)`)
+    .argParser((v: string) => {
+      if ((CONVERT_TYPES as readonly string[]).includes(v.toLowerCase())) return v.toLowerCase();
+      const r = recipeNamed(v);
+      if (r) return r.name;
+      throw new InvalidArgumentError(`expected a block type (${CONVERT_TYPES.join(', ')}) or a mixture (${MIXTURE_NAMES.join(', ')}).`);
+    })
+    .makeOptionMandatory();
+
+function commonOptions(c: Command, type: Option | undefined = typeOption('-t, --type <type>', 'block type of the matrices', CONVERT_TYPES).makeOptionMandatory(),
+  types: readonly string[] = CONVERT_TYPES): Command {
+  if (type) c.addOption(type);
   return c
-    .addOption(typeOption('-t, --type <type>', 'block type of the matrices', types).makeOptionMandatory())
     .requiredOption('-o, --out <file>', 'the GGUF to write')
     .addOption(typeOption('--embd-type <type>', 'type of token_embd (and output) when it should differ from --type (e.g. q6_k for a q4_k model)', types))
     .option('--tokenizer <path>', 'embed this SentencePiece tokenizer.model')
@@ -50,31 +65,57 @@ function barFor(label: string, show: boolean | undefined) {
   return { bar, onProgress };
 }
 
-interface ConvertCliOptions { type: BlockType; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; to?: string; config?: string; name?: string; stats?: boolean }
+/** The mixture a convert command asks for, or undefined for one block type. */
+function recipeOf(o: ConvertCliOptions): string | undefined {
+  const plain = (CONVERT_TYPES as readonly string[]).includes(o.type);
+  if (!plain) return o.type;
+  if (!o.mixed) return undefined;
+  const r = recipeNamed(o.type);
+  if (!r) throw new UsageError(`--mixed: llama.cpp has no mixture named ${o.type.toUpperCase()} (mixtures: ${Object.keys(RECIPES).join(', ')})`);
+  return r.name;
+}
+
+interface ConvertCliOptions { type: string; mixed?: boolean; imatrix?: string; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; to?: string; config?: string; name?: string; stats?: boolean }
 
 export function convertCommand(): Command {
   return commonOptions(new Command('convert')
     .summary('convert a ckpt-0 / safetensors / GGUF model to a (quantised) GGUF')
     .description('Write llama.cpp\'s grok GGUF: matrices as [out, in] rows, experts merged, tokenizer embedded.')
-    .argument('<model>', 'the source: a ckpt-0 directory, a .safetensors file or folder, a .gguf'))
+    .argument('<model>', 'the source: a ckpt-0 directory, a .safetensors file or folder, a .gguf'), convertTypeOption())
     .addOption(new Option('--to <format>', 'output format').choices(['gguf']).default('gguf'))
+    .option('--mixed', 'with a plain type name: llama.cpp\'s mixture of that name (llama-quantize Q6_K, Q2_K, Q8_0 …; Q4_K = Q4_K_M) instead of one type for every matrix')
     .option('--config <path>', 'config.json to use instead of the one found beside the model')
     .option('--name <name>', 'general.name in the output (default: the source\'s name)')
     .option('--stats', 'measure each tensor\'s quantisation error and print a summary per stored type')
+    .option('--imatrix <file>', 'llama.cpp importance matrix (llama-imatrix output, .dat or GGUF): the K-quant tensors are quantised as llama-quantize --imatrix does, byte for byte')
     .addHelpText('after', `
+A plain type writes every matrix in that type (llama-quantize --pure); a mixture (Q4_K_M, Q3_K_S …, or a
+plain name with --mixed) gives each tensor the type llama.cpp's llama-quantize gives it (e.g. Q4_K_M on
+Grok-1: attn_k/attn_v Q8_0, attn_output Q5_K, ffn_down Q6_K on a third of the layers, token_embd Q6_K) and
+writes the mixture's general.file_type. Norms and routers stay F32.
 Examples:
   grok convert ckpt-0 --type q8_0 --tokenizer tokenizer.model --out grok-1-q8_0.gguf
-  grok convert grok-1-q8_0.gguf --type q4_k --embd-type q6_k --out grok-1-q4_k.gguf`)
+  grok convert ckpt-0 --type Q4_K_M --tokenizer tokenizer.model --out grok-1-Q4_K_M.gguf
+  grok convert grok-1-q8_0.gguf --type q4_k --embd-type q6_k --out grok-1-q4_k.gguf
+  grok convert ckpt-0 --type Q3_K_M --imatrix grok-1.imatrix --tokenizer tokenizer.model --out grok-1-Q3_K_M.gguf`)
     .action(async (source: string, o: ConvertCliOptions) => {
       const { convertModel, summarise } = await import('../convert/convert.js');
       const { bar, onProgress } = barFor('convert', o.progress);
       try {
         const r = await convertModel({
-          source, out: o.out, type: o.type, threads: o.threads, onProgress, measure: o.stats === true,
+          source, out: o.out, threads: o.threads, onProgress, measure: o.stats === true,
+          ...(recipeOf(o) ? { recipe: recipeOf(o)! } : { type: o.type as BlockType }),
           ...(o.embdType ? { embdType: o.embdType } : {}), ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}),
-          ...(o.config ? { config: o.config } : {}), ...(o.name ? { name: o.name } : {}),
+          ...(o.config ? { config: o.config } : {}), ...(o.name ? { name: o.name } : {}), ...(o.imatrix ? { imatrix: o.imatrix } : {}),
         });
         bar.stop();
+        if (r.imatrix && o.imatrix) {
+          const { used, missing } = r.imatrix;
+          const m = r.imatrixInfo;
+          const about = m ? ` (${m.format}${m.chunks ? `, ${m.chunks} chunks` : ''}${m.datasets.length ? ` of ${m.datasets.join(', ')}` : ''})` : '';
+          const shown = missing.slice(0, 4).join(', ') + (missing.length > 4 ? ', …' : '');
+          process.stderr.write(`grok: imatrix: ${o.imatrix}${about}: ${used} tensors weighted${missing.length ? `, ${missing.length} without an entry (${shown})` : ''}\n`);
+        }
         process.stderr.write(`grok: wrote ${o.out}: ${r.tensors.length} tensors, ${(r.fileBytes / 2 ** 20).toFixed(1)} MiB, vocabulary: ${r.vocabulary}\n`);
         if (r.vocabulary === 'synthetic') process.stderr.write('grok: note: no --tokenizer given: the file carries a synthetic stand-in vocabulary (llama.cpp requires tokenizer keys)\n');
         if (o.stats) process.stdout.write(`${summarise(r)}\n`);
@@ -84,27 +125,42 @@ Examples:
     });
 }
 
-interface SynthCliOptions { preset: 'grok1' | 'tiny'; layers: number; type: BlockType; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; seed?: number; vocab?: number }
+interface SynthCliOptions { preset: 'grok1' | 'tiny'; layers: number; form: 'gguf' | 'ckpt-0'; type?: BlockType; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; seed?: number; vocab?: number }
 
 export function synthCommand(): Command {
   return commonOptions(new Command('synth')
     .summary('write a random-weight model with Grok-1 widths (benchmark subject)')
     .description('A random-weight grok GGUF with a preset\'s true widths (grok1: D 6144, 48/8 heads of 128, F 32768, 8 experts, vocab 131072) and N layers.')
     .addOption(new Option('--preset <name>', 'widths').choices(['grok1', 'tiny']).makeOptionMandatory())
-    .requiredOption('--layers <n>', 'number of layers', int(1)), SYNTH_TYPES)
+    .requiredOption('--layers <n>', 'number of layers', int(1)), typeOption('-t, --type <type>', 'block type of the matrices', SYNTH_TYPES), SYNTH_TYPES)
+    .addOption(new Option('--form <form>', 'gguf (--type required), or ckpt-0: the released checkpoint\'s int8 form, written as <out>/ckpt-0/ and <out>/config.json').choices(['gguf', 'ckpt-0']).default('gguf'))
     .option('--seed <n>', 'random seed', int(0))
     .option('--vocab <n>', 'vocabulary size (default: the preset\'s)', int(4))
     .addHelpText('after', `
-A 2-layer grok1 Q8_0 slice is ≈ 11.3 GB: check free disk space first.
-Example:
-  grok synth --preset grok1 --layers 2 --type q8_0 --out slice.gguf`)
+A 2-layer grok1 Q8_0 slice is ≈ 11.3 GB; in ckpt-0 form a grok1 layer is 4.9 GB and the embedding
+3.2 GB (less with --vocab): check free disk space first.
+Examples:
+  grok synth --preset grok1 --layers 2 --type q8_0 --out slice.gguf
+  grok synth --preset grok1 --layers 1 --vocab 8192 --form ckpt-0 --out slice-ckpt     # then: grok convert slice-ckpt …`)
     .action(async (o: SynthCliOptions) => {
-      const { PRESETS, synthModel } = await import('../convert/synth.js');
+      const { PRESETS, synthModel, synthCheckpoint } = await import('../convert/synth.js');
       const config = { ...PRESETS[o.preset]!, nLayers: o.layers, ...(o.vocab === undefined ? {} : { vocabSize: o.vocab }) };
       const { bar, onProgress } = barFor('synth', o.progress);
+      if (o.form === 'ckpt-0') {
+        try {
+          const size = synthCheckpoint({ config, dir: o.out, onProgress, ...(o.seed === undefined ? {} : { seed: o.seed }) });
+          bar.stop();
+          process.stderr.write(`grok: wrote ${o.out}/ckpt-0 and ${o.out}/config.json: ${(size / 2 ** 20).toFixed(1)} MiB of tensors\n`);
+        } finally {
+          bar.stop();
+        }
+        return;
+      }
+      if (!o.type) throw new UsageError('synth writes a GGUF unless --form ckpt-0: give --type (e.g. --type q8_0)');
+      const type = o.type;
       try {
         const size = await synthModel({
-          config, type: o.type, out: o.out, threads: o.threads, onProgress,
+          config, type, out: o.out, threads: o.threads, onProgress,
           ...(o.seed === undefined ? {} : { seed: o.seed }), ...(o.tokenizer ? { tokenizer: o.tokenizer } : {}), ...(o.embdType ? { embdType: o.embdType } : {}),
         });
         bar.stop();

@@ -1,8 +1,10 @@
 /**
  * Converting any model this runtime reads (ckpt-0, safetensors, GGUF) into a grok GGUF. Writes llama.cpp's `grok` GGUF (LLM_ARCH_GROK): matrices as [out, in] rows, experts merged into
  * `_exps` stacks, norms and routers F32, tied output (no output.weight unless the source has one).
- * Streams tensor by tensor: memory holds one source matrix (one expert) and a few chunks of rows in flight
- * on the quantisation workers (--threads).
+ * One streaming pass (stream.ts): source slabs (64 MiB of rows, or one checkpoint matrix) are read ahead
+ * asynchronously into shared memory, the workers (--threads) dequantise and quantise chunks of rows in
+ * place into shared output slots, and the writer writes the chunks in file order — reading, quantising and
+ * writing overlap. Memory: about three slabs and a few chunks.
  * Matrices whose rows do not fit the K-quant super-block take llama.cpp's fallback type (blockTypeForRow).
  * From the checkpoint's int8 + bf16 scales, Q8_0 keeps the checkpoint's own levels and scale wherever that
  * is exact (xai8RowsToQ8_0). A source already stored in the target type is copied, not re-quantised.
@@ -20,25 +22,38 @@ import { GgufWriter } from '../formats/gguf-writer.js';
 import { openModel } from '../formats/open.js';
 import { isQuantizedRef, type ModelSource } from '../formats/tensor-ref.js';
 import type { ModelBinding } from '../model/binding.js';
-import { locateMatrix, locateVector, WeightFiles, type MatrixLocation } from '../model/weights.js';
+import { locateMatrix, locateVector, WeightFiles } from '../model/weights.js';
 import type { GrokConfig } from '../model/config.js';
 import { bindModel } from '../model/map.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
-import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
-import type { QuantResult } from './pool-jobs.js';
 import { QuantPool } from './pool.js';
-import { xai8Rows } from '../quant/xai8.js';
+import { RECIPES, recipeNamed, recipeTypes } from './recipes.js';
+import { OutputSlots, Pipeline, SharedReader, type Piece, type Unit } from './stream.js';
+import type { QuantResult } from './pool-jobs.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
+import { readImatrix, type Imatrix } from '../formats/imatrix.js';
+import { WEIGHTED_TYPES } from '../quant/kquant-weighted.js';
 
 export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'] as const;
 
 export interface ConvertOptions {
   source: string;
   out: string;
-  type: BlockType;
-  /** Type of token_embd / output; default: `type`. */
+  /** One block type for every matrix (llama-quantize --pure) … */
+  type?: BlockType;
+  /**
+   * … or llama.cpp's mixture for a llama-quantize type name (Q4_K_M, Q3_K_S, Q6_K …: recipes.ts), whose
+   * ftype goes into general.file_type.
+   */
+  recipe?: string;
+  /** Type of token_embd / output; default: `type` (with a recipe: the recipe's choice). */
   embdType?: BlockType;
+  /**
+   * A llama.cpp importance matrix (legacy .dat or GGUF; formats/imatrix.ts): the K-quant tensors it has an
+   * entry for are quantised as llama-quantize --imatrix quantises them (the same bytes).
+   */
+  imatrix?: string;
   tokenizer?: string;
   config?: string;
   name?: string;
@@ -69,45 +84,10 @@ export interface ConvertResult {
   vocabulary: 'tokenizer' | 'source' | 'synthetic';
   /** xai8 → q8_0: blocks that kept the checkpoint's own scale and levels, of all such blocks. */
   q8Exact: { kept: number; total: number };
-}
-
-/** One source matrix (nOut rows of nIn values, GGUF orientation), however the source stores it. */
-interface MatrixSource {
-  rows(r0: number, count: number, out: Float32Array): void;
-  /** Set when the source stores these rows as blocks of `rawType`: the bytes can be copied. */
-  rawType?: BlockType;
-  rawRows?(r0: number, count: number): Uint8Array;
-  xai8?: Xai8Matrix;
-}
-
-/** Rows of a located matrix, read in chunks (the weight reader of src/model/weights.ts). */
-function openMatrix(files: WeightFiles, m: MatrixLocation): MatrixSource {
-  const { nIn, nOut } = m;
-  if (m.layout === 'rows') {
-    const f = blockFormat(m.type);
-    const rb = rowBytes(f, nIn);
-    const rawRows = (r0: number, n: number) => files.read({ file: m.bytes.file, offset: m.bytes.offset + r0 * rb, length: n * rb });
-    return {
-      rawType: m.type,
-      rawRows,
-      rows(r0, n, out) {
-        const raw = rawRows(r0, n);
-        for (let j = 0; j < n; j++) f.dequantize(raw, j * rb, nIn, out, j * nIn);
-      },
-    };
-  }
-  if (m.layout === 'transpose') {
-    const vals = files.transposed(m);
-    return { rows: (r0, n, out) => out.set(vals.subarray(r0 * nIn, (r0 + n) * nIn)) };
-  }
-  const q = files.read(m.q);
-  const sb = files.read(m.scales);
-  const x: Xai8Matrix = {
-    layout: 'xai8', nIn, nOut, groups: m.groups,
-    q: new Int8Array(q.buffer, q.byteOffset, q.length),
-    scales: new Uint16Array(sb.buffer, sb.byteOffset, m.groups * nOut),
-  };
-  return { xai8: x, rows: (r0, n, out) => xai8Rows(x, r0, n, out) };
+  /** With an importance matrix: the tensors quantised with it, and the quantised ones it has no entry for. */
+  imatrix?: { used: number; missing: string[] };
+  /** The importance matrix's own description. */
+  imatrixInfo?: { format: 'legacy' | 'gguf'; chunks: number; datasets: readonly string[] };
 }
 
 /** The stored type of each planned tensor. */
@@ -134,9 +114,172 @@ function chooseVocabulary(opts: ConvertOptions, source: ModelSource, c: GrokConf
   return { vocab: syntheticVocabulary(c), kind: 'synthetic' };
 }
 
+/** Values per quantisation job: ≈ 4 MiB of floats, a few ms of the slowest quantiser. */
+const JOB_VALUES = 1 << 20;
+/** Bytes per slab of a rows source: one asynchronous read, shared by the jobs of its rows. */
+const SLAB_BYTES = 64 << 20;
+
+/**
+ * Output rows per quantisation job of a matrix. From the checkpoint's int8 form at least 256: a job reads its
+ * columns from every one of the nIn input rows, so narrow jobs would touch a page per few bytes.
+ */
+function rowsPerJob(t: GrokTensorSpec, binding: ModelBinding): number {
+  const rows = Math.max(1, Math.min(t.nOut, Math.floor(JOB_VALUES / t.nIn)));
+  const b = binding.tensors.get(t.kind === 'experts' ? `${t.canonical}.0` : t.canonical);
+  return b?.kind === 'xai8' ? Math.max(rows, Math.min(t.nOut, XAI8_JOB_COLUMNS)) : rows;
+}
+const XAI8_JOB_COLUMNS = 256;
+
+interface UnitContext {
+  plan: GrokTensorSpec[];
+  types: BlockType[];
+  binding: ModelBinding;
+  files: WeightFiles;
+  reader: SharedReader;
+  slots: OutputSlots;
+  pool: QuantPool;
+  measure: boolean;
+  stats: TensorStat[];
+  q8Exact: { kept: number; total: number };
+  /** Importance weights per tensor (nIn floats per expert, in shared memory), where the imatrix has them. */
+  weights: (SharedArrayBuffer | undefined)[];
+}
+
+/**
+ * The output in file order as units of work: per tensor, per expert, per slab of source rows (a whole
+ * matrix for the checkpoint's int8 form, whose output rows are its columns). A source already stored in the
+ * target type is copied from the slab; anything else is dequantised and quantised by the workers.
+ */
+function* convertUnits(x: UnitContext): Generator<Unit> {
+  const c = x.binding.config;
+  for (let i = 0; i < x.plan.length; i++) {
+    const t = x.plan[i]!;
+    const st = x.types[i]!;
+    if (t.kind === 'vector') {
+      const loc = locateVector(x.binding, t.canonical, t.nIn);
+      yield {
+        tensor: i,
+        pieces: [{ start: async () => { const v = x.files.vector(loc); return new Uint8Array(v.buffer, v.byteOffset, v.byteLength); } }],
+      };
+      continue;
+    }
+    const experts = t.kind === 'experts' ? c.nExperts : 1;
+    const perJob = rowsPerJob(t, x.binding);
+    const orb = rowBytes(blockFormat(st), t.nIn);
+    // a quantised piece: its blocks go to an output slot, free again once written
+    const quantised = (rows: number, job: (dst: { mem: SharedArrayBuffer; byteOffset: number }) => Promise<Uint8Array | QuantResult>): Piece => {
+      let slot: { mem: SharedArrayBuffer; byteOffset: number } | undefined;
+      return {
+        start: () => job((slot = x.slots.acquire(rows * orb))),
+        written: () => x.slots.release(slot!),
+      };
+    };
+    const wmem = x.weights[i];
+    for (let e = 0; e < experts; e++) {
+      // this expert's importance weights (llama.cpp: imatrix + expert · n_per_row)
+      const weights = wmem ? { weights: { mem: wmem, offset: e * t.nIn } } : {};
+      const job = (rows: number, dst: { mem: SharedArrayBuffer; byteOffset: number }) => ({ type: st, nIn: t.nIn, rows, measure: x.measure, dst, ...weights });
+      const canonical = t.kind === 'experts' ? `${t.canonical}.${e}` : t.canonical;
+      const m = locateMatrix(x.binding, canonical, t.nIn, t.nOut, t.kind === 'experts' ? c.nExperts : undefined);
+      if (m.layout === 'rows') {
+        const rb = rowBytes(blockFormat(m.type), t.nIn);
+        const slabRows = Math.max(perJob, Math.floor(SLAB_BYTES / rb / perJob) * perJob);
+        for (let s0 = 0; s0 < t.nOut; s0 += slabRows) {
+          const n = Math.min(slabRows, t.nOut - s0);
+          let slab: ReturnType<SharedReader['read']> | undefined;
+          const pieces: Piece[] = [];
+          for (let r0 = s0; r0 < s0 + n; r0 += perJob) {
+            const rows = Math.min(perJob, s0 + n - r0);
+            const at = (r0 - s0) * rb;
+            if (m.type === st) {
+              x.stats[i]!.copied = true;
+              pieces.push({ start: async () => { await slab!.ready; return new Uint8Array(slab!.mem, at, rows * rb); } });
+            } else {
+              pieces.push(quantised(rows, async (dst) => { await slab!.ready; return x.pool.run({ ...job(rows, dst), src: { kind: 'rows', type: m.type, mem: slab!.mem, byteOffset: at } }); }));
+            }
+          }
+          yield {
+            tensor: i, pieces,
+            begin: () => { slab = x.reader.read([{ file: m.bytes.file, offset: m.bytes.offset + s0 * rb, length: n * rb }]); },
+            release: () => x.reader.release(slab!.mem),
+          };
+        }
+      } else if (m.layout === 'xai8') {
+        let slab: ReturnType<SharedReader['read']> | undefined;
+        const pieces: Piece[] = [];
+        for (let r0 = 0; r0 < t.nOut; r0 += perJob) {
+          const rows = Math.min(perJob, t.nOut - r0);
+          if (st === 'q8_0') x.q8Exact.total += (rows * t.nIn) / 32;
+          pieces.push(quantised(rows, async (dst) => {
+            await slab!.ready;
+            return x.pool.run({ ...job(rows, dst), src: { kind: 'xai8', mem: slab!.mem, qOffset: slab!.offsets[0]!, scalesOffset: slab!.offsets[1]!, nOut: t.nOut, groups: m.groups, r0 } });
+          }));
+        }
+        yield { tensor: i, pieces, begin: () => { slab = x.reader.read([m.q, m.scales]); }, release: () => x.reader.release(slab!.mem) };
+      } else {
+        // plain floats stored [in, out] (small: routers, tiny models): transposed here, handed over by chunk
+        let vals: Float32Array | undefined;
+        const pieces: Piece[] = [];
+        for (let r0 = 0; r0 < t.nOut; r0 += perJob) {
+          const rows = Math.min(perJob, t.nOut - r0);
+          pieces.push(quantised(rows, (dst) => x.pool.run({ ...job(rows, dst), vals: vals!.slice(r0 * t.nIn, (r0 + rows) * t.nIn) })));
+        }
+        yield { tensor: i, pieces, begin: () => { vals = x.files.transposed(m); }, release: () => { vals = undefined; } };
+      }
+    }
+  }
+}
+
+/** Block types llama.cpp quantises with an importance matrix that this converter does not (yet). */
+const WEIGHTED_ELSEWHERE: ReadonlySet<BlockType> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl']);
+
+/**
+ * Per tensor, its importance weights in shared memory (nIn per expert), as llama_model_quantize picks them: by
+ * the tensor's GGUF name, of size nIn × experts (else an error, but for token_embd, which llama.cpp skips with
+ * a warning); none for types that ignore them (Q8_0, floats) or a tensor the matrix has no entry for.
+ */
+function imatrixWeights(im: Imatrix | undefined, plan: readonly GrokTensorSpec[], types: readonly BlockType[], binding: ModelBinding, recipe: string | undefined):
+  { weights: (SharedArrayBuffer | undefined)[]; report?: { used: number; missing: string[] } } {
+  if (!im) {
+    if (recipe === 'Q2_K_S') throw new Error('Q2_K_S needs an importance matrix (--imatrix), as in llama.cpp');
+    return { weights: plan.map(() => undefined) };
+  }
+  const report = { used: 0, missing: [] as string[] };
+  const weights = plan.map((t, i) => {
+    const st = types[i]!;
+    if (t.kind === 'vector' || t.kind === 'router' || !(WEIGHTED_TYPES.has(st) || WEIGHTED_ELSEWHERE.has(st))) return undefined;
+    const v = im.entries.get(t.name);
+    if (!v) {
+      if (recipe === 'Q2_K_S' && st === 'q2_k' && t.kind !== 'embedding') {
+        throw new FormatError(im.file, `imatrix: no entry for ${t.name}, which Q2_K_S quantises to Q2_K (llama.cpp refuses this without importance weights too)`);
+      }
+      report.missing.push(t.name);
+      return undefined;
+    }
+    const experts = t.kind === 'experts' ? binding.config.nExperts : 1;
+    if (v.length !== t.nIn * experts) {
+      if (t.name === 'token_embd.weight') { report.missing.push(t.name); return undefined; } // llama.cpp: a warning, then no weights
+      throw new FormatError(im.file, `imatrix: entry '${t.name}' has ${v.length} values, the tensor needs ${t.nIn}${experts > 1 ? ` × ${experts} experts` : ''}`);
+    }
+    if (WEIGHTED_ELSEWHERE.has(st)) {
+      const src = locateMatrix(binding, t.kind === 'experts' ? `${t.canonical}.0` : t.canonical, t.nIn, t.nOut, t.kind === 'experts' ? experts : undefined);
+      if (src.layout === 'rows' && src.type === st) return undefined; // copied, as llama.cpp copies it
+      throw new Error(`${t.name}: quantising ${st} with an importance matrix is not implemented (only the K-quants: ${[...WEIGHTED_TYPES].join(', ')}); leave out --imatrix or pick a K-quant type`);
+    }
+    const mem = new SharedArrayBuffer(4 * v.length);
+    new Float32Array(mem).set(v);
+    report.used++;
+    return mem;
+  });
+  return { weights, report };
+}
+
 /** Converts a model to a grok GGUF. Returns per-tensor statistics (errors only with `measure`). */
 export async function convertModel(opts: ConvertOptions): Promise<ConvertResult> {
-  const type = opts.type;
+  if ((opts.type === undefined) === (opts.recipe === undefined)) throw new Error('convert: give either a block type or a recipe');
+  const recipe = opts.recipe === undefined ? undefined : recipeNamed(opts.recipe);
+  if (opts.recipe !== undefined && !recipe) throw new Error(`convert: unknown recipe '${opts.recipe}' (one of ${Object.keys(RECIPES).join(', ')})`);
+  const type = recipe ? recipe.base : opts.type!;
   const embdType = opts.embdType ?? type;
   for (const t of [type, embdType]) blockFormat(t);
   const source = openModel(opts.source);
@@ -155,85 +298,61 @@ export async function convertModel(opts: ConvertOptions): Promise<ConvertResult>
     writer = new GgufWriter(opts.out, { inputs: [...inputs] });
     addGrokMetadata(writer, c, {
       name: opts.name ?? path.basename(path.resolve(opts.source)).replace(/\.(gguf|safetensors)$/, ''),
-      fileType: LLAMA_FTYPE[type],
+      fileType: recipe ? recipe.ftype : LLAMA_FTYPE[type],
       description: kind === 'synthetic'
         ? `converted by grok-ts from ${source.format}; NO TOKENIZER WAS GIVEN: the vocabulary is a synthetic stand-in (<s> </s> <unk>, byte pieces, <tok_N>) so that llama.cpp can load the file`
         : `converted by grok-ts from ${source.format}`,
     });
     addVocabulary(writer, vocab);
-    const types = plan.map((t) => typeOf(t, type, embdType));
+    const im = opts.imatrix === undefined ? undefined : readImatrix(opts.imatrix);
+    const types = recipe
+      ? recipeTypes(recipe, plan, c, { imatrix: im !== undefined, ...(opts.embdType ? { embdType: blockTypeForRow(opts.embdType, c.dModel) } : {}) })
+      : plan.map((t) => typeOf(t, type, embdType));
+    const { weights, report } = imatrixWeights(im, plan, types, binding, recipe?.name);
     plan.forEach((t, i) => writer!.addTensorInfo(t.name, types[i]!, t.shape));
     await writer.writeHeader();
 
     const total = writer.dataSize;
     let done = 0;
-    const stats: TensorStat[] = [];
+    const stats: TensorStat[] = plan.map((t, i) => ({ name: t.name, type: types[i]!, values: t.shape.reduce((a, b) => a * b, 1), bytes: 0, sumSqErr: 0, sumSq: 0, maxErr: 0, copied: false }));
     const q8Exact = { kept: 0, total: 0 };
+    const reader = new SharedReader(files);
+    const depth = pool.depth + 2;
+    let slotBytes = 0;
+    plan.forEach((t, i) => {
+      if (t.kind !== 'vector') slotBytes = Math.max(slotBytes, rowsPerJob(t, binding) * rowBytes(blockFormat(types[i]!), t.nIn));
+    });
+    const slots = new OutputSlots(depth + 1, slotBytes);
+    const units = convertUnits({ plan, types, binding, files, reader, slots, pool, measure: opts.measure === true, stats, q8Exact, weights });
+    const pipeline = new Pipeline(units, depth);
     for (let i = 0; i < plan.length; i++) {
-      const t = plan[i]!;
-      const st = types[i]!;
-      const stat: TensorStat = { name: t.name, type: st, values: t.shape.reduce((a, b) => a * b, 1), bytes: 0, sumSqErr: 0, sumSq: 0, maxErr: 0, copied: false };
-      async function* chunks(): AsyncGenerator<Uint8Array> {
-        if (t.kind === 'vector') {
-          const v = files.vector(locateVector(binding, t.canonical, t.nIn));
-          yield new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-          return;
-        }
-        const count = t.kind === 'experts' ? c.nExperts : 1;
-        const rowsPerChunk = Math.max(1, Math.min(t.nOut, Math.floor((1 << 20) / t.nIn)));
-        // Chunks in flight on the pool, consumed in order: output order and error sums are fixed, memory bounded.
-        const inflight: Promise<Uint8Array | QuantResult>[] = [];
-        const take = (r: Uint8Array | QuantResult): Uint8Array => {
-          if (r instanceof Uint8Array) return r;
-          q8Exact.kept += r.kept;
-          stat.sumSqErr += r.sumSqErr;
-          stat.sumSq += r.sumSq;
-          stat.maxErr = Math.max(stat.maxErr, r.maxErr);
-          return r.out;
-        };
-        for (let e = 0; e < count; e++) {
-          const canonical = t.kind === 'experts' ? `${t.canonical}.${e}` : t.canonical;
-          const src = openMatrix(files, locateMatrix(binding, canonical, t.nIn, t.nOut, t.kind === 'experts' ? c.nExperts : undefined));
-          for (let r0 = 0; r0 < t.nOut; r0 += rowsPerChunk) {
-            const n = Math.min(rowsPerChunk, t.nOut - r0);
-            if (src.rawType === st && src.rawRows) {
-              inflight.push(Promise.resolve(src.rawRows(r0, n)));
-              stat.copied = true;
-            } else if (src.xai8) {
-              // The chunk's output columns of the checkpoint matrix, copied out contiguously for a worker.
-              const m = src.xai8;
-              const q = new Int8Array(t.nIn * n);
-              for (let k = 0; k < t.nIn; k++) q.set(m.q.subarray(k * t.nOut + r0, k * t.nOut + r0 + n), k * n);
-              const scales = new Uint16Array(m.groups * n);
-              for (let g = 0; g < m.groups; g++) scales.set(m.scales.subarray(g * t.nOut + r0, g * t.nOut + r0 + n), g * n);
-              if (st === 'q8_0') q8Exact.total += (n * t.nIn) / 32;
-              inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, xai8: { q, scales, groups: m.groups }, measure: opts.measure }));
-            } else if (src.rawType && src.rawRows) {
-              // another block type: the worker dequantises (off the thread that reads and writes)
-              inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, raw: { type: src.rawType, bytes: src.rawRows(r0, n) }, measure: opts.measure }));
-            } else {
-              const vals = new Float32Array(n * t.nIn); // transferred to a worker
-              src.rows(r0, n, vals);
-              inflight.push(pool.run({ type: st, nIn: t.nIn, rows: n, vals, measure: opts.measure }));
-            }
-            while (inflight.length >= pool.depth) yield take(await inflight.shift()!);
+      const stat = stats[i]!;
+      const chunks = async function* (): AsyncGenerator<Uint8Array> {
+        while (pipeline.peek() === i) {
+          const item = (await pipeline.next())!;
+          const r = item.value;
+          let bytes: Uint8Array;
+          if (r instanceof Uint8Array) {
+            bytes = r;
+          } else {
+            q8Exact.kept += r.kept;
+            stat.sumSqErr += r.sumSqErr;
+            stat.sumSq += r.sumSq;
+            stat.maxErr = Math.max(stat.maxErr, r.maxErr);
+            bytes = r.out;
           }
-        }
-        while (inflight.length) yield take(await inflight.shift()!);
-      }
-      const report = async function* (): AsyncGenerator<Uint8Array> {
-        for await (const chunk of chunks()) {
-          stat.bytes += chunk.length;
-          done += chunk.length;
-          opts.onProgress?.(done, total, t.name);
-          yield chunk;
+          stat.bytes += bytes.length;
+          done += bytes.length;
+          opts.onProgress?.(done, total, plan[i]!.name);
+          yield bytes;
+          item.done?.(); // written: a shared slab it came from may be reused
         }
       };
-      await writer.writeTensorData(t.name, report());
-      stats.push(stat);
+      await writer.writeTensorData(plan[i]!.name, chunks());
     }
     await writer.close();
-    return { config: c, tensors: stats, fileBytes: fs.statSync(opts.out).size, vocabulary: kind, q8Exact };
+    return { config: c, tensors: stats, fileBytes: fs.statSync(opts.out).size, vocabulary: kind, q8Exact, ...(report ? { imatrix: report } : {}),
+      ...(im ? { imatrixInfo: { format: im.format, chunks: im.chunks, datasets: im.datasets } } : {}) };
   } catch (e) {
     await writer?.abort();
     throw e;

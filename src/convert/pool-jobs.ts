@@ -7,7 +7,8 @@
  * the TypeScript quantisers, ~100× faster); elsewhere (WebAssembly-only machines) in TypeScript.
  */
 import { splitmix32 } from '../base/rng.js';
-import { NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer } from '../kernels/native.js';
+import { NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeWeightedQuantizer, nativeXai8 } from '../kernels/native.js';
+import { quantizeRowsWeighted } from '../quant/kquant-weighted.js';
 import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import { hasRandomBlocks, randomBlocks } from '../quant/random-blocks.js';
@@ -17,22 +18,36 @@ import { xai8Rows, xai8RowsToQ8_0 } from '../quant/xai8.js';
 const quantize = nativeQuantizer();
 const fill = nativeGaussFill();
 const dequantize = nativeDequantizer();
+const xai8 = nativeXai8();
+const quantizeWeighted = nativeWeightedQuantizer();
+
+/**
+ * Where a job's source rows are: in shared memory that the converter read once (src/convert/slabs.ts) and
+ * every worker reads in place, so no bytes are copied or transferred on their way to a worker.
+ */
+export type SharedSource =
+  /** `rows` rows of nIn values as blocks of `type` (a GGUF / safetensors source), at byteOffset. */
+  | { kind: 'rows'; type: BlockType; mem: SharedArrayBuffer; byteOffset: number }
+  /**
+   * The released checkpoint's int8 q [nIn, nOut] and bf16 scales [groups, nOut] (xai8.ts); this job covers
+   * outputs (columns) r0 … r0 + rows − 1. Q8_0 then keeps the checkpoint's own levels where exact.
+   */
+  | { kind: 'xai8'; mem: SharedArrayBuffer; qOffset: number; scalesOffset: number; nOut: number; groups: number; r0: number };
 
 export interface QuantJob {
   type: BlockType;
   nIn: number;
   rows: number;
-  /** rows × nIn floats; absent when `gauss` asks the worker to generate them */
+  /** rows × nIn floats (transferred); absent when `src` or `gauss` gives the values */
   vals?: Float32Array;
   /** generate N(0, sigma²) values from a 32-bit seed (grok synth) */
   gauss?: { seed: number; sigma: number };
-  /** the rows as blocks of another type (a GGUF source), dequantised by the worker */
-  raw?: { type: BlockType; bytes: Uint8Array };
-  /**
-   * the values as the checkpoint stores them: int8 q [nIn, rows] and bf16 scales [groups, rows] of the
-   * `rows` outputs (columns) this chunk covers (xai8.ts); Q8_0 then keeps the checkpoint's own levels
-   */
-  xai8?: { q: Int8Array; scales: Uint16Array; groups: number };
+  /** the rows in shared memory, in the source's own form: the worker dequantises them */
+  src?: SharedSource;
+  /** importance weights (nIn floats at float offset `offset` of shared memory): the K-quants with an imatrix */
+  weights?: { mem: SharedArrayBuffer; offset: number };
+  /** write the blocks here (shared memory the caller recycles) instead of into a fresh transferred array */
+  dst?: { mem: SharedArrayBuffer; byteOffset: number };
   /** also return Σ err², Σ x², max |err| of the stored values */
   measure?: boolean;
 }
@@ -80,8 +95,16 @@ export function gaussianFillReference(out: Float32Array, s: Uint32Array, scale: 
   }
 }
 
-/** Quantise rows × nIn floats into `type` blocks: natively where the addon loads, else in TypeScript. */
-export function quantizeRows(type: BlockType, vals: Float32Array, nIn: number, rows: number, out: Uint8Array): void {
+/**
+ * Quantise rows × nIn floats into `type` blocks (with importance `weights` per column: the K-quants as
+ * llama-quantize --imatrix): natively where the addon loads, else in TypeScript.
+ */
+export function quantizeRows(type: BlockType, vals: Float32Array, nIn: number, rows: number, out: Uint8Array, weights?: Float32Array): void {
+  if (weights) {
+    if (quantizeWeighted) quantizeWeighted(type, vals, nIn, rows, out, weights);
+    else quantizeRowsWeighted(type, vals, 0, nIn, rows, out, 0, weights);
+    return;
+  }
   if (quantize) {
     quantize(type, vals, nIn, rows, out);
     return;
@@ -90,6 +113,9 @@ export function quantizeRows(type: BlockType, vals: Float32Array, nIn: number, r
   const rb = rowBytes(f, nIn);
   for (let r = 0; r < rows; r++) f.quantize!(vals, r * nIn, nIn, out, r * rb);
 }
+
+/** Values per band of a shared source's rows: 256 KiB of floats, well inside a core's L2. */
+const BAND_VALUES = 1 << 16;
 
 // The floats of the current job, reused from job to job (never transferred): a fresh 4 MiB array per chunk
 // costs a zero fill and its page faults, a tenth of the time of a fast quantiser.
@@ -110,34 +136,64 @@ export function runQuantJob(job: QuantJob): QuantResult {
   const n = job.rows * job.nIn;
   const rb = rowBytes(f, job.nIn);
   // Every byte of `out` is written (the quantisers fill whole blocks): no need to zero it first.
-  const out = job.xai8 ? new Uint8Array(job.rows * rb) : uninitialised(job.rows * rb);
+  const out = job.dst ? new Uint8Array(job.dst.mem, job.dst.byteOffset, job.rows * rb) : uninitialised(job.rows * rb);
   let vals = job.vals;
   let kept = 0;
-  if (job.xai8) {
-    const m: Xai8Matrix = { layout: 'xai8', nIn: job.nIn, nOut: job.rows, groups: job.xai8.groups, q: job.xai8.q, scales: job.xai8.scales };
-    vals = scratch(n);
-    if (job.type === 'q8_0') kept = xai8RowsToQ8_0(m, 0, job.rows, out, 0, vals);
-    else xai8Rows(m, 0, job.rows, vals);
-  } else if (job.raw) {
-    const src = blockFormat(job.raw.type);
-    if (job.raw.bytes.length !== job.rows * rowBytes(src, job.nIn)) throw new Error(`quant job: ${job.raw.bytes.length} bytes for ${job.rows} ${job.raw.type} rows of ${job.nIn}`);
-    vals = scratch(n);
-    if (dequantize && NATIVE_DEQUANT_TYPES.has(job.raw.type)) dequantize(job.raw.type, job.raw.bytes, n, vals);
-    else src.dequantize(job.raw.bytes, 0, n, vals, 0);
-  } else if (!vals) {
-    if (!job.gauss) throw new Error('quant job without values, checkpoint matrix or generator');
-    if (hasRandomBlocks(job.type)) {
-      // Types we read but do not write (the i-quants): random valid blocks of the same RMS (grok synth).
-      out.set(randomBlocks(job.type, n / f.blockSize, splitmix32(job.gauss.seed), job.gauss.sigma));
-      return { out, kept, sumSqErr: 0, sumSq: 0, maxErr: 0 };
+  const src = job.src;
+  const qw = job.weights ? new Float32Array(job.weights.mem, 4 * job.weights.offset, job.nIn) : undefined;
+  // A shared source is dequantised and quantised a band of rows at a time, so the floats stay in the
+  // core's cache between the two (the whole job's floats would not: ~4 MiB); with `measure` in one piece.
+  const band = job.measure ? job.rows : Math.max(1, Math.min(job.rows, Math.floor(BAND_VALUES / job.nIn)));
+  if (src?.kind === 'xai8') {
+    const m: Xai8Matrix = {
+      layout: 'xai8', nIn: job.nIn, nOut: src.nOut, groups: src.groups,
+      q: new Int8Array(src.mem, src.qOffset, job.nIn * src.nOut), scales: new Uint16Array(src.mem, src.scalesOffset, src.groups * src.nOut),
+    };
+    if (job.type === 'q8_0') { // Q8_0 takes no importance weights (llama.cpp ignores them too)
+      if (xai8) {
+        if (job.measure) vals = scratch(n);
+        kept = xai8.q8_0(m, src.r0, job.rows, out, vals);
+      } else {
+        vals = scratch(n);
+        kept = xai8RowsToQ8_0(m, src.r0, job.rows, out, 0, vals);
+      }
+    } else if (xai8 && !job.measure) {
+      xai8.quantize(job.type, m, src.r0, job.rows, out, qw); // transposed once, quantised a band at a time
+    } else {
+      vals = scratch(n);
+      if (xai8) xai8.rows(m, src.r0, job.rows, vals);
+      else xai8Rows(m, src.r0, job.rows, vals);
+      quantizeRows(job.type, vals, job.nIn, job.rows, out, qw);
     }
-    vals = scratch(n);
-    gaussianFill(vals, job.gauss.seed, job.gauss.sigma);
+  } else if (src?.kind === 'rows') {
+    const sf = blockFormat(src.type);
+    const srb = rowBytes(sf, job.nIn);
+    vals = job.measure ? new Float32Array(n) : scratch(band * job.nIn);
+    for (let r = 0; r < job.rows; r += band) {
+      const k = Math.min(band, job.rows - r);
+      const bytes = new Uint8Array(src.mem, src.byteOffset + r * srb, k * srb);
+      const v = job.measure ? vals.subarray(r * job.nIn, (r + k) * job.nIn) : vals.subarray(0, k * job.nIn);
+      if (dequantize && NATIVE_DEQUANT_TYPES.has(src.type)) dequantize(src.type, bytes, k * job.nIn, v);
+      else sf.dequantize(bytes, 0, k * job.nIn, v, 0);
+      quantizeRows(job.type, v, job.nIn, k, out.subarray(r * rb, (r + k) * rb), qw);
+    }
+  } else {
+    if (!vals) {
+      if (!job.gauss) throw new Error('quant job without values, source rows or generator');
+      if (hasRandomBlocks(job.type)) {
+        // Types we read but do not write (the i-quants): random valid blocks of the same RMS (grok synth).
+        out.set(randomBlocks(job.type, n / f.blockSize, splitmix32(job.gauss.seed), job.gauss.sigma));
+        return { out, kept, sumSqErr: 0, sumSq: 0, maxErr: 0 };
+      }
+      vals = scratch(n);
+      gaussianFill(vals, job.gauss.seed, job.gauss.sigma);
+    }
+    if (vals.length < n) throw new Error(`quant job: ${vals.length} values for ${job.rows} rows of ${job.nIn}`);
+    quantizeRows(job.type, vals, job.nIn, job.rows, out, qw);
   }
-  if (vals.length < n) throw new Error(`quant job: ${vals.length} values for ${job.rows} rows of ${job.nIn}`);
-  if (!(job.xai8 && job.type === 'q8_0')) quantizeRows(job.type, vals, job.nIn, job.rows, out);
   const res: QuantResult = { out, kept, sumSqErr: 0, sumSq: 0, maxErr: 0 };
   if (job.measure) {
+    if (!vals) throw new Error('quant job: measuring needs the source values');
     const back = new Float32Array(n);
     f.dequantize(out, 0, n, back, 0);
     for (let i = 0; i < n; i++) {

@@ -51,15 +51,13 @@ export class QuantPool {
     while (this.idle.length && this.queue.length) {
       const w = this.idle.pop()!;
       const { id, job } = this.queue.shift()!;
-      const transfer: ArrayBuffer[] = [];
-      if (job.vals) transfer.push(job.vals.buffer as ArrayBuffer);
-      if (job.raw) transfer.push(job.raw.bytes.buffer as ArrayBuffer);
-      if (job.xai8) transfer.push(job.xai8.q.buffer as ArrayBuffer, job.xai8.scales.buffer as ArrayBuffer);
+      // floats are handed over (transferred); shared sources are shared, never copied
+      const transfer: ArrayBuffer[] = job.vals?.buffer instanceof ArrayBuffer ? [job.vals.buffer] : [];
       w.postMessage({ id, job }, transfer);
     }
   }
 
-  /** Quantises one chunk. Its arrays are transferred to the worker (unusable afterwards; give each job its own). */
+  /** Quantises one chunk. Its `vals` are transferred to the worker (unusable afterwards; give each job its own). */
   run(job: QuantJob): Promise<QuantResult> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.workers.length === 0) {

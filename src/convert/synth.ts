@@ -21,6 +21,10 @@ import { GROK1, validateConfig, type GrokConfig } from '../model/config.js';
 import { QuantPool } from './pool.js';
 import type { BlockType } from '../quant/index.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
+import { CKPT_EMBEDDING, CKPT_FINAL_NORM, ckptParameterPaths } from '../formats/ckpt.js';
+import { writeCkptArray, writeCkptQuantized } from '../formats/ckpt-writer.js';
+import { gaussianFill } from './pool-jobs.js';
+import { f32ToBf16 } from '../quant/half.js';
 
 /** Fixture-like widths whose rows fit every block format (D and F multiples of 256). */
 export const TINY: Readonly<GrokConfig> = Object.freeze({
@@ -118,4 +122,89 @@ export async function synthModel(opts: SynthOptions): Promise<number> {
     await pool.close();
   }
   return fs.statSync(opts.out).size;
+}
+
+/**
+ * The same kind of stand-in model in the released checkpoint's form (`grok synth --form ckpt-0`):
+ * `<dir>/ckpt-0/tensorNNNNN_000` (formats.md §1: int8 weights with bf16 scales per output column — G = 8
+ * groups for the attention output and the expert down projection — f32 embedding, norms and routers) and
+ * `<dir>/config.json`, which `grok convert <dir>` reads. int8 levels ≈ N(0, 30²) (inside ±104), scales ≈
+ * 0.02/30: the values have the float model's scale. A source for converter benchmarks at Grok-1 widths.
+ * Returns the bytes written.
+ */
+export function synthCheckpoint(opts: { config: GrokConfig; dir: string; seed?: number; onProgress?: (done: number, total: number, tensor: string) => void }): number {
+  const c = opts.config;
+  validateConfig(c, 'synth config');
+  const seed = opts.seed ?? 0;
+  const D = c.dModel, F = c.ffnSize, E = c.nExperts, Q = c.nHeads * c.headDim, KV = c.nKVHeads * c.headDim;
+  const ckpt = path.join(opts.dir, 'ckpt-0');
+  fs.mkdirSync(ckpt, { recursive: true });
+  if (fs.readdirSync(ckpt).length) throw new Error(`${ckpt}: not empty (refusing to mix checkpoints)`);
+  const CHUNK = 1 << 22;
+  const buf = new Float32Array(CHUNK);
+  const i8 = new Int8Array(CHUNK);
+  /** `n` values from stream `name`, N(0, sigma²), handed out in pieces of `bytesPer` bytes each. */
+  const payload = (name: string, n: number, kind: 'f32' | 'i8' | 'bf16', sigma: number) => (write: (b: Uint8Array) => void) => {
+    const s0 = streamSeed(seed, name);
+    for (let i = 0, k = 0; i < n; i += CHUNK, k++) {
+      const m = Math.min(CHUNK, n - i);
+      const v = buf.subarray(0, m);
+      if (kind === 'f32' && sigma === 0) v.fill(1);
+      else gaussianFill(v, Math.imul(s0 ^ k, 0x9e3779b1) >>> 0, sigma);
+      if (kind === 'f32') {
+        write(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)); // written before the buffer is reused
+      } else if (kind === 'i8') {
+        const q = i8.subarray(0, m);
+        q.set(v); // |v| < 3.47σ = 104: the truncating conversion stays in range
+        write(new Uint8Array(q.buffer, q.byteOffset, m));
+      } else {
+        write(new Uint8Array(Uint16Array.from(v, (x) => f32ToBf16((0.02 / 30) * (1 + Math.abs(x)))).buffer)); // scales near 0.02/30
+      }
+    }
+  };
+  const quantized = (shape: number[], groups: number) => ({ shape, scalesShape: [...shape.slice(0, -2), groups, shape[shape.length - 1]!] });
+  const slot: Record<string, { shape: number[]; scalesShape?: number[] }> = {
+    'moe/linear/w': quantized([E, D, F], 1),
+    'moe/linear_1/w': quantized([E, F, D], 8),
+    'moe/linear_v/w': quantized([E, D, F], 1),
+    'multi_head_attention/key/w': quantized([D, KV], 1),
+    'multi_head_attention/linear/w': quantized([Q, D], 8),
+    'multi_head_attention/query/w': quantized([D, Q], 1),
+    'multi_head_attention/value/w': quantized([D, KV], 1),
+    'rms_norm/scale': { shape: [D] }, 'rms_norm_1/scale': { shape: [D] }, 'rms_norm_2/scale': { shape: [D] }, 'rms_norm_3/scale': { shape: [D] },
+    'router/w': { shape: [D, E] },
+  };
+  const files = ckptParameterPaths(c.nLayers).map((p) => {
+    if (p === CKPT_EMBEDDING) return { p, shape: [c.vocabSize, D] };
+    if (p === CKPT_FINAL_NORM) return { p, shape: [D] };
+    const s = slot[p.replace(/^transformer\/decoder_layer_\d+\//, '')];
+    if (!s) throw new Error(`synth: no shape for ${p}`);
+    return { p, ...s };
+  });
+  const size = (f: { shape: number[]; scalesShape?: number[] }) => {
+    const n = f.shape.reduce((a, b) => a * b, 1);
+    return f.scalesShape ? n + 2 * f.scalesShape.reduce((a, b) => a * b, 1) : 4 * n;
+  };
+  const total = files.reduce((a, f) => a + size(f), 0);
+  let done = 0;
+  files.forEach((f, i) => {
+    const file = path.join(ckpt, `tensor${String(i).padStart(5, '0')}_000`);
+    const n = f.shape.reduce((a, b) => a * b, 1);
+    if (f.scalesShape) {
+      writeCkptQuantized(file, f.shape, payload(f.p, n, 'i8', 30), f.scalesShape, payload(`${f.p}/scales`, f.scalesShape.reduce((a, b) => a * b, 1), 'bf16', 0.3));
+    } else {
+      const norm = f.p.endsWith('/scale');
+      writeCkptArray(file, f.shape, payload(f.p, n, 'f32', norm ? 0 : 0.02));
+    }
+    done += size(f);
+    opts.onProgress?.(done, total, f.p);
+  });
+  const json = {
+    vocab_size: c.vocabSize, emb_size: D, num_layers: c.nLayers, num_q_heads: c.nHeads, num_kv_heads: c.nKVHeads, key_size: c.headDim,
+    ffn_size: F, num_experts: E, num_selected_experts: c.nExpertsUsed, sequence_len: c.contextLength,
+    embedding_multiplier_scale: c.embeddingMultiplier, output_multiplier_scale: c.outputMultiplier, attn_output_multiplier: c.attnOutputMultiplier,
+    max_attn_value: c.attnSoftcap, rms_norm_eps: c.rmsNormEps, rope_base: c.ropeBase, pad_token: c.padToken, eos_token: c.eosToken, bos_token: c.bosToken,
+  };
+  fs.writeFileSync(path.join(opts.dir, 'config.json'), `${JSON.stringify(json, null, 1)}\n`);
+  return total;
 }

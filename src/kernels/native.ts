@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { FormatError, ModelFileChangedError } from '../base/errors.js';
 import { availableMemory } from '../base/memory.js';
 import { allBlockFormats, blockFormat, rowBytes, type BlockType } from '../quant/index.js';
+import { WEIGHTED_TYPES } from '../quant/kquant-weighted.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { defaultThreads, physicalCoreCpus } from './cpus.js';
 import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
@@ -62,6 +63,11 @@ interface NativeAddon {
   quantize(type: number, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, isa: string): void;
   gaussFill(out: Float32Array, state: Uint32Array, scale: number): void;
   dequantize(type: number, src: Uint8Array, n: number, out: Float32Array): void;
+  quantizeWeighted(type: number, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, isa: string, weights: Float32Array): void;
+  adviseHugePages(view: Uint8Array): number;
+  xai8Rows(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, out: Float32Array): void;
+  xai8Q8_0(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, dst: Uint8Array, vals: Float32Array | undefined): number;
+  xai8Quantize(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, dst: Uint8Array, type: number, isa: string, weights: Float32Array | undefined): void;
 }
 
 export type MapAdvice = 'normal' | 'willneed' | 'random' | 'sequential';
@@ -218,6 +224,30 @@ export function nativeQuantizer(isa?: string): RowQuantizer | undefined {
   };
 }
 
+/** A quantiser with an importance matrix: `weights` (nIn values) weigh every row's columns. */
+export type WeightedRowQuantizer = (type: BlockType, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, weights: Float32Array) => void;
+
+/**
+ * The addon's K-quant quantisers with an importance matrix (the bytes of src/quant/kquant-weighted.ts) at level
+ * `isa`, or undefined where nativeQuantizer() is.
+ */
+export function nativeWeightedQuantizer(isa?: string): WeightedRowQuantizer | undefined {
+  if (!nativeQuantizer(isa)) return undefined;
+  const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
+  const info = addon.info();
+  const level = pickIsa(info.best, info.levels, isa ?? process.env.GROK_NATIVE_ISA).isa;
+  return (type, x, nIn, rows, dst, weights) => {
+    const f = blockFormat(type);
+    if (!WEIGHTED_TYPES.has(type)) throw new Error(`quantize with an importance matrix: not implemented for ${type}`);
+    if (!Number.isInteger(nIn) || nIn < 1 || !Number.isInteger(rows) || rows < 0) throw new Error(`quantize: bad shape ${rows}×${nIn}`);
+    const rb = rowBytes(f, nIn);
+    if (x.length < rows * nIn) throw new Error(`quantize: ${rows}×${nIn} values needed, ${x.length} given`);
+    if (dst.length < rows * rb) throw new Error(`quantize: ${type}[${rows}×${nIn}] needs ${rows * rb} bytes, has ${dst.length}`);
+    if (weights.length < nIn) throw new Error(`quantize: ${nIn} importance weights needed, ${weights.length} given`);
+    addon.quantizeWeighted(f.ggmlId, x, nIn, rows, dst, level, weights);
+  };
+}
+
 /** grok synth's generator (src/convert/pool-jobs.ts gaussianFill) in C: fills `out` from xorshift128 state `s`. */
 export type GaussFill = (out: Float32Array, s: Uint32Array, scale: number) => void;
 
@@ -251,6 +281,59 @@ export function nativeDequantizer(): ((type: BlockType, src: Uint8Array, n: numb
     if (out.length < n) throw new Error(`dequantize: out has ${out.length} values, needs ${n}`);
     addon.dequantize(f.ggmlId, src, n, out);
   };
+}
+
+/** The checkpoint matrix conversions of src/quant/xai8.ts in C (the same floats and bytes). */
+export interface Xai8Native {
+  /** xai8Rows: rows r0 … r0+count−1 of Wᵀ into out[(r − r0)·nIn + k]. */
+  rows(m: Xai8Matrix, r0: number, count: number, out: Float32Array): void;
+  /** xai8RowsToQ8_0 at dst offset 0 (`vals`, when given, left holding the rows): the blocks that kept the checkpoint's levels. */
+  q8_0(m: Xai8Matrix, r0: number, count: number, dst: Uint8Array, vals?: Float32Array): number;
+  /** The rows quantised into `type` (the quantisers' bytes; with importance `weights` for the K-quants). */
+  quantize(type: BlockType, m: Xai8Matrix, r0: number, count: number, dst: Uint8Array, weights?: Float32Array): void;
+}
+
+/** The addon's xai8 conversions, or undefined where nativeQuantizer() is. */
+export function nativeXai8(isa?: string): Xai8Native | undefined {
+  if (!nativeQuantizer(isa)) return undefined;
+  const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
+  const info = addon.info();
+  const level = pickIsa(info.best, info.levels, isa ?? process.env.GROK_NATIVE_ISA).isa;
+  const check = (m: Xai8Matrix, r0: number, count: number, what: string) => {
+    if (!Number.isInteger(r0) || !Number.isInteger(count) || r0 < 0 || count < 0 || r0 + count > m.nOut) throw new Error(`xai8 ${what}: rows ${r0}…${r0 + count - 1} outside 0…${m.nOut - 1}`);
+    if (m.groups < 1 || m.nIn % m.groups !== 0) throw new Error(`xai8 ${what}: ${m.groups} scale groups do not divide ${m.nIn} inputs`);
+    if (m.q.length < m.nIn * m.nOut || m.scales.length < m.groups * m.nOut) throw new Error(`xai8 ${what}: the matrix arrays are shorter than ${m.nIn}×${m.nOut}`);
+  };
+  return {
+    rows(m, r0, count, out) {
+      check(m, r0, count, 'rows');
+      if (out.length < count * m.nIn) throw new Error(`xai8 rows: ${count}×${m.nIn} values needed, room for ${out.length}`);
+      addon.xai8Rows(m.q, m.scales, m.nIn, m.nOut, m.groups, r0, count, out);
+    },
+    q8_0(m, r0, count, dst, vals) {
+      check(m, r0, count, 'q8_0');
+      if (m.nIn % 32 !== 0) throw new Error(`xai8 → q8_0: ${m.nIn} inputs is not a multiple of 32`);
+      if (dst.length < count * (m.nIn / 32) * 34) throw new Error(`xai8 → q8_0: ${count} rows need ${count * (m.nIn / 32) * 34} bytes, have ${dst.length}`);
+      if (vals && vals.length < count * m.nIn) throw new Error(`xai8 → q8_0: ${count}×${m.nIn} values needed, room for ${vals.length}`);
+      return addon.xai8Q8_0(m.q, m.scales, m.nIn, m.nOut, m.groups, r0, count, dst, vals);
+    },
+    quantize(type, m, r0, count, dst, weights) {
+      check(m, r0, count, type);
+      const rb = rowBytes(blockFormat(type), m.nIn);
+      if (dst.length < count * rb) throw new Error(`xai8 → ${type}: ${count} rows need ${count * rb} bytes, have ${dst.length}`);
+      if (weights && (!WEIGHTED_TYPES.has(type) || weights.length < m.nIn)) throw new Error(`xai8 → ${type}: importance weights need a K-quant type and ${m.nIn} values`);
+      addon.xai8Quantize(m.q, m.scales, m.nIn, m.nOut, m.groups, r0, count, dst, blockFormat(type).ggmlId, level, weights);
+    },
+  };
+}
+
+/**
+ * Transparent huge pages for a large buffer before it is first written (madvise MADV_HUGEPAGE where the kernel
+ * leaves it to the program): a no-op without the addon.
+ */
+export function adviseHugePages(view: Uint8Array): void {
+  const l = loadNativeAddon();
+  if ('addon' in l && view.length >= 4 << 20) l.addon.adviseHugePages(view);
 }
 
 let isaNoteShown = false;

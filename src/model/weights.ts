@@ -125,6 +125,26 @@ export class WeightFiles {
     readExactly(this.fd(r.file), r.file, r.offset, dst);
   }
 
+  /**
+   * readInto, asynchronously (on libuv's thread pool, so the calling thread keeps quantising and writing):
+   * sequential reads of at most 16 MiB.
+   */
+  async readIntoAsync(r: ByteRange, dst: Uint8Array): Promise<void> {
+    if (dst.length !== r.length) throw new Error(`WeightFiles.readIntoAsync: ${dst.length}-byte buffer for a ${r.length}-byte range of ${r.file}`);
+    const fd = this.fd(r.file);
+    const CHUNK = 16 << 20;
+    for (let done = 0; done < dst.length;) {
+      const n = await new Promise<number>((resolve, reject) => {
+        fs.read(fd, dst, done, Math.min(CHUNK, dst.length - done), r.offset + done, (e, got) => {
+          if (e) reject(new FormatError(r.file, `cannot read ${dst.length} bytes at offset ${r.offset}: ${e.message}`));
+          else resolve(got);
+        });
+      });
+      if (n === 0) throw new FormatError(r.file, `unexpected end of file: ${dst.length} bytes needed at offset ${r.offset}, the file ends at ${r.offset + done}`);
+      done += n;
+    }
+  }
+
   read(r: ByteRange): Uint8Array {
     const out = new Uint8Array(r.length);
     this.readInto(r, out);

@@ -1,0 +1,134 @@
+/**
+ * `grok convert --imatrix`: llama.cpp importance matrices in both file formats, checked the way llama-quantize
+ * checks them and more (test/convert-recipes.test.ts compares the quantised bytes with llama.cpp's).
+ * The GGUF format gives the same values, hence the same bytes, as the legacy one; a damaged or mismatched file
+ * is refused with the file, the entry and the numbers named.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { convertModel } from '../src/convert/convert.js';
+import { synthModel, TINY } from '../src/convert/synth.js';
+import { GgufWriter } from '../src/formats/gguf-writer.js';
+import { readImatrix } from '../src/formats/imatrix.js';
+import { grokTensorPlan } from '../src/model/gguf-grok.js';
+import { grok } from './cli-helpers.js';
+import { writeImatrixDat } from './recipe-models.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-imatrix-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const config = { ...TINY, nLayers: 2, nExperts: 4, ffnSize: 256 };
+const model = path.join(tmp, 'model.gguf');
+const dat = path.join(tmp, 'im.dat');
+before(async () => {
+  await synthModel({ config, type: 'f32', out: model, seed: 3 });
+  writeImatrixDat(dat, config, 3);
+});
+
+/** The legacy file's entries as a GGUF imatrix: in_sum2 = the sums, counts = ncall per expert (same values after / count). */
+async function writeGgufImatrix(file: string, opts: { metadata?: boolean; drop?: 'counts'; countsType?: 'f16' } = {}): Promise<void> {
+  const b = fs.readFileSync(dat);
+  let at = 4;
+  const w = new GgufWriter(file);
+  w.addMetadata('general.type', 'string', 'imatrix');
+  if (opts.metadata !== false) {
+    w.addMetadata('imatrix.datasets', 'string[]', ['synthetic-calibration.txt']);
+    w.addMetadata('imatrix.chunk_count', 'u32', 10);
+    w.addMetadata('imatrix.chunk_size', 'u32', 512);
+  }
+  const data: [string, Uint8Array][] = [];
+  for (let e = 0; e < b.readInt32LE(0); e++) {
+    const len = b.readInt32LE(at);
+    const name = b.toString('utf8', at + 4, at + 4 + len);
+    at += 4 + len;
+    const ncall = b.readInt32LE(at);
+    const nval = b.readInt32LE(at + 4);
+    const sums = new Uint8Array(b.subarray(at + 8, at + 8 + 4 * nval));
+    at += 8 + 4 * nval;
+    const t = grokTensorPlan(config).find((p) => p.name === name)!;
+    const experts = t.kind === 'experts' ? config.nExperts : 1;
+    w.addTensorInfo(`${name}.in_sum2`, 'f32', [experts, t.nIn]);
+    data.push([`${name}.in_sum2`, sums]);
+    if (opts.drop !== 'counts') {
+      w.addTensorInfo(`${name}.counts`, opts.countsType ?? 'f32', [1, experts]);
+      const counts = opts.countsType ? new Uint8Array(2 * experts) : new Uint8Array(new Float32Array(experts).fill(ncall).buffer);
+      data.push([`${name}.counts`, counts]);
+    }
+  }
+  await w.writeHeader();
+  for (const [name, bytes] of data) await w.writeTensorData(name, bytes);
+  await w.close();
+}
+
+test('a GGUF importance matrix gives the legacy one\'s values, and the same quantised file', async () => {
+  const gg = path.join(tmp, 'im.gguf');
+  await writeGgufImatrix(gg);
+  const a = readImatrix(dat);
+  const b = readImatrix(gg);
+  assert.equal(a.format, 'legacy');
+  assert.equal(b.format, 'gguf');
+  assert.deepEqual([...a.entries.keys()].sort(), [...b.entries.keys()].sort());
+  for (const [k, v] of a.entries) assert.deepEqual(b.entries.get(k), v, k);
+  assert.deepEqual([a.chunks, a.datasets], [10, ['synthetic-calibration.txt']]);
+  const outA = path.join(tmp, 'a.gguf');
+  const outB = path.join(tmp, 'b.gguf');
+  const ra = await convertModel({ source: model, out: outA, recipe: 'Q4_K_M', imatrix: dat, threads: 2 });
+  await convertModel({ source: model, out: outB, recipe: 'Q4_K_M', imatrix: gg });
+  assert.ok(fs.readFileSync(outA).equals(fs.readFileSync(outB)));
+  // every K-quant matrix weighted; token_embd has no entry (llama-imatrix records matmul inputs, not row lookups)
+  assert.deepEqual(ra.imatrix, { used: 14, missing: ['token_embd.weight'] });
+  const plain = path.join(tmp, 'plain.gguf');
+  await convertModel({ source: model, out: plain, recipe: 'Q4_K_M' });
+  assert.ok(!fs.readFileSync(plain).equals(fs.readFileSync(outA)), 'the weights change the bytes');
+});
+
+test('damaged or mismatched importance matrices are refused, naming the file, the entry and the numbers', async () => {
+  const good = fs.readFileSync(dat);
+  const write = (name: string, b: Buffer) => { const f = path.join(tmp, name); fs.writeFileSync(f, b); return f; };
+  const refuses = (file: string, re: RegExp) => {
+    assert.throws(() => readImatrix(file), (e: Error) => e.message.includes(file) && re.test(e.message), file);
+  };
+  refuses(write('empty.dat', Buffer.alloc(0)), /truncated: the entry count needs 4 bytes/);
+  refuses(write('zero.dat', Buffer.from([0, 0, 0, 0])), /0 entries/);
+  refuses(write('cut-name.dat', good.subarray(0, 10)), /entry 1 of \d+: the name needs \d+ bytes/);
+  refuses(write('cut-values.dat', good.subarray(0, 100)), /entry 'token_embd.weight'|entry '[^']+': \d+ values needs/);
+  const badLen = Buffer.from(good); badLen.writeInt32LE(-5, 4);
+  refuses(write('bad-len.dat', badLen), /entry 1 of \d+: name length -5/);
+  const badN = Buffer.from(good); badN.writeInt32LE(0, 4 + 4 + badN.readInt32LE(4) + 4);
+  refuses(write('bad-nval.dat', badN), /entry '[^']+': 0 values/);
+  refuses(write('trailing.dat', Buffer.concat([good, Buffer.from([1, 2, 3])])), /3 unexpected bytes after the trailer/);
+  const dup = Buffer.from(good);
+  dup.writeInt32LE(good.readInt32LE(0) + 1, 0);
+  const first = good.subarray(4, 4 + 12 + good.readInt32LE(4) + 4 * good.readInt32LE(4 + 4 + good.readInt32LE(4) + 4));
+  refuses(write('dup.dat', Buffer.concat([dup.subarray(0, 4), first, dup.subarray(4)])), /appears twice/);
+  const noMeta = path.join(tmp, 'nometa.gguf');
+  await writeGgufImatrix(noMeta, { metadata: false });
+  refuses(noMeta, /needs imatrix.datasets, imatrix.chunk_count, imatrix.chunk_size/);
+  const noCounts = path.join(tmp, 'nocounts.gguf');
+  await writeGgufImatrix(noCounts, { drop: 'counts' });
+  refuses(noCounts, /has in_sum2 but no counts/);
+  const f16 = path.join(tmp, 'f16counts.gguf');
+  await writeGgufImatrix(f16, { countsType: 'f16' });
+  refuses(f16, /counts must be F32, it is f16/);
+
+  // an entry of the wrong size for its tensor (another model's imatrix)
+  const other = path.join(tmp, 'other.dat');
+  writeImatrixDat(other, { ...config, nExperts: 8 }, 3);
+  await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), recipe: 'Q4_K_M', imatrix: other }),
+    /entry 'blk\.0\.ffn_gate_exps\.weight' has 2048 values, the tensor needs 256 × 4 experts/);
+  await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), type: 'q4_0', imatrix: dat }), /quantising q4_0 with an importance matrix is not implemented/);
+  await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), recipe: 'Q2_K_S' }), /Q2_K_S needs an importance matrix/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'x.gguf')));
+});
+
+test('grok convert --imatrix: says how many tensors the matrix weighted', async () => {
+  const out = path.join(tmp, 'cli.gguf');
+  const r = await grok('convert', model, '--type', 'Q4_K_M', '--imatrix', dat, '--out', out);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /imatrix: .*im\.dat \(legacy, 10 chunks of synthetic-calibration\.txt\): 14 tensors weighted, 1 without an entry \(token_embd\.weight\)/);
+  const bad = await grok('convert', model, '--type', 'q4_k', '--imatrix', path.join(tmp, 'nope.dat'), '--out', out);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /nope\.dat/);
+});
