@@ -1,7 +1,9 @@
 /**
  * The work that src/convert/pool.ts hands to worker threads, as plain functions (run inline when there are no
- * workers, so both paths compute the same bytes): quantise rows of floats, optionally generated from a seed
- * or dequantised from another block type, optionally measuring the error of what was written.
+ * workers, so both paths compute the same bytes): quantise rows of floats — given, generated from a seed, or
+ * read in place from shared memory in the source's own form (rows of another block type, or the checkpoint's
+ * int8 columns) — into a fresh array or a shared output slot, optionally with importance weights, optionally
+ * measuring the error of what was written.
  *
  * Where the native addon loads, quantisation and generation run in C (native/quantize.c: the same bytes as
  * the TypeScript quantisers, ~100× faster); elsewhere (WebAssembly-only machines) in TypeScript.
