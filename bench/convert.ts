@@ -4,6 +4,7 @@
  *
  *   ckpt-q8_0   the released checkpoint's int8 form → Q8_0  (source: `grok synth --form ckpt-0`, one layer)
  *   q4_k, q6_k  the 2-layer Q8_0 slice (`grok synth --preset grok1 --layers 2 --type q8_0`) → Q4_K, Q6_K
+ *   iq4_xs      the slice → IQ4_XS (optional case)
  *   Q4_K_M      the slice → llama.cpp's Q4_K_M mixture (optional case)
  *
  * Peers, on the same source and output type:
@@ -127,7 +128,7 @@ for (const c of cases) {
   let lc: Run | undefined;
   // a plain type: llama.cpp's ftype of that base type with pure = true (every matrix that type, as ours);
   // a mixture name (Q4_K_M …): the mixture, --mixed
-  const pure: Record<string, number> = { q8_0: 7, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, iq4_nl: 25, f16: 1, bf16: 32 };
+  const pure: Record<string, number> = { q8_0: 7, q4_0: 2, q4_1: 3, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, iq4_nl: 25, iq4_xs: 30, f16: 1, bf16: 32 };
   const recipe = RECIPES[type.toUpperCase()];
   const ftype = pure[type] ?? recipe?.ftype;
   if (peer.bin && c !== 'ckpt-q8_0' && ftype !== undefined) {
