@@ -119,6 +119,7 @@ test('damaged or mismatched importance matrices are refused, naming the file, th
   await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), recipe: 'Q4_K_M', imatrix: other }),
     /entry 'blk\.0\.ffn_gate_exps\.weight' has 2048 values, the tensor needs 256 × 4 experts/);
   await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), type: 'q4_0', imatrix: dat }), /quantising q4_0 with an importance matrix is not implemented/);
+  await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), type: 'iq4_xs', imatrix: dat }), /quantising iq4_xs with an importance matrix is not implemented/);
   await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), recipe: 'Q2_K_S' }), /Q2_K_S needs an importance matrix/);
   assert.ok(!fs.existsSync(path.join(tmp, 'x.gguf')));
 });

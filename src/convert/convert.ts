@@ -231,7 +231,7 @@ function* convertUnits(x: UnitContext): Generator<Unit> {
 }
 
 /** Block types llama.cpp quantises with an importance matrix that this converter does not (yet). */
-const WEIGHTED_ELSEWHERE: ReadonlySet<BlockType> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl']);
+const WEIGHTED_ELSEWHERE: ReadonlySet<BlockType> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs']);
 
 /**
  * Per tensor, its importance weights in shared memory (nIn per expert), as llama_model_quantize picks them: by
