@@ -68,9 +68,11 @@ GN_INLINE int gn_direct_pair(int n_in) { return n_in > 16384 ? 2 : 1; }
  * The row loop of the direct fast kernels (q4_k.c, q5_k.c, q6_k.c): R rows × C ≤ 4 tokens per tile, the
  * tile reading the rows' blocks in place. TILE(R, C, rows, n, xq, xd, xs16, y, ldy).
  */
-#define GN_DIRECT_ROWS(j, r0, r1, max_r, TILE)                                                        \
+#define GN_DIRECT_ROWS(j, r0, r1, max_r, TILE) GN_DIRECT_ROWS_GROUP(j, r0, r1, (j)->T <= 2 ? gn_direct_pair((j)->n_in) : (max_r), TILE)
+/* The same with the rows per group given. */
+#define GN_DIRECT_ROWS_GROUP(j, r0, r1, group, TILE)                                                  \
   do {                                                                                                \
-    const int n_ = (j)->n_in, group_ = (j)->T <= 2 ? gn_direct_pair((j)->n_in) : (max_r);             \
+    const int n_ = (j)->n_in, group_ = (group);                                                       \
     for (int rg = (r0); rg < (r1); rg += group_) {                                                    \
       const int R_ = GN_MIN(group_, (r1) - rg);                                                       \
       const uint8_t *rows_[GN_ROW_GROUP];                                                             \

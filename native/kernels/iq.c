@@ -204,24 +204,6 @@ static void unpack_iq4_xs(const uint8_t *row, int n_in, uint8_t *u, float *s, fl
  * result is bit-identical whether it runs here (decode) or through unpack + canon_fast (longer batches,
  * which amortise the unpacking over their tokens): batch invariance holds across the switch.
  */
-/* GN_DIRECT_ROWS with the group size given. */
-#define IQ_ROWS(j, r0, r1, group, TILE)                                                               \
-  do {                                                                                                \
-    const int n_ = (j)->n_in, group_ = (group);                                                       \
-    for (int rg = (r0); rg < (r1); rg += group_) {                                                    \
-      const int R_ = GN_MIN(group_, (r1) - rg);                                                       \
-      const uint8_t *rows_[GN_ROW_GROUP];                                                             \
-      for (int i = 0; i < R_; i++) rows_[i] = (j)->w + (size_t)(rg + i) * (j)->row_bytes;             \
-      for (int t0 = 0; t0 < (j)->T; t0 += 4) {                                                        \
-        const int C_ = GN_MIN(4, (j)->T - t0);                                                        \
-        const int8_t *xq_ = (j)->xq + (size_t)t0 * n_;                                                \
-        const float *xd_ = (j)->xd + (size_t)t0 * (n_ / 32), *xs_ = (j)->xs16 + (size_t)t0 * (n_ / 16); \
-        float *y_ = (j)->y + (size_t)t0 * (j)->n_out + rg;                                            \
-        GN_TILE(R_, C_, TILE, rows_, n_, xq_, xd_, xs_, y_, (size_t)(j)->n_out);                      \
-      }                                                                                               \
-    }                                                                                                 \
-  } while (0)
-
 #if GN_X86_AVX512
 #define IQ_DIRECT_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, HEADER, CODES)                         \
   do {                                                                                                \
@@ -392,7 +374,7 @@ GN_INLINE void iq3_s_header512(const uint8_t *p, float *s16, float *m16) {
 #define IQ_DIRECT(name, BB, max_r)                                                                    \
   static void name##_direct(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {                 \
     (void)scratch;                                                                                    \
-    IQ_ROWS(j, r0, r1, j->T <= 2 ? 1 : (max_r), name##_TILE);                                          \
+    GN_DIRECT_ROWS_GROUP(j, r0, r1, j->T <= 2 ? 1 : (max_r), name##_TILE);                                          \
   }
 #define iq2_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 66, iq2_xxs_header, iq2_xxs_codes64_s)
 #define iq2_xs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 74, iq2_xs_header512, iq2_xs_codes64_s)
