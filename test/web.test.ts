@@ -104,7 +104,12 @@ test('the page in chromium: stream, routing view, token details, stop, chat, sto
   await page.getByTestId('prompt').fill('the time');
   await page.getByTestId('send').click();
   await page.waitForFunction(`document.querySelectorAll('[data-testid="output"] .tok').length >= 5`);
-  await page.getByTestId('stop').click();
+  // The output box has a fixed height, so the Stop button does not move while tokens stream in (a button
+  // that moves under the pointer is one the user, and playwright, cannot click).
+  const stopBox = await page.getByTestId('stop').boundingBox();
+  await page.waitForFunction(`document.querySelectorAll('[data-testid="output"] .tok').length >= 40`);
+  assert.deepEqual(await page.getByTestId('stop').boundingBox(), stopBox, 'the Stop button stays where it was');
+  await page.getByTestId('stop').click({ timeout: 10_000 });
   await page.waitForFunction(`/stopped after/.test(document.getElementById('status')?.textContent)`);
   const stoppedAt = await tokenCount(page);
   assert.ok(stoppedAt < 4000);

@@ -234,6 +234,18 @@ async function send(): Promise<void> {
   let promptColumns = -1;
   let first = 0;
   const t0 = performance.now();
+  // Tokens can arrive faster than the page can lay itself out: they collect in a fragment that is put in
+  // the page, with the speed and the scroll, once per frame (one layout per frame, not one per token).
+  let pending = document.createDocumentFragment();
+  let frame = 0;
+  const flush = (): void => {
+    frame = 0;
+    target.append(pending);
+    pending = document.createDocumentFragment();
+    const secs = (performance.now() - (first || t0)) / 1000;
+    if (tokens.length > 1 && secs > 0) $('speed').textContent = `${((tokens.length - 1) / secs).toFixed(1)} tok/s`;
+    output.scrollTop = output.scrollHeight;
+  };
   try {
     for await (const chunk of api.stream(path, body, ac.signal)) {
       const p = pieceOf(chunk);
@@ -258,14 +270,12 @@ async function send(): Promise<void> {
         s.dataset.index = String(tokens.length - 1);
         s.style.background = colourOf(p.token.logprob);
         s.title = `${JSON.stringify(p.token.piece)} p=${Math.exp(p.token.logprob).toFixed(3)}`;
-        target.append(s);
+        pending.append(s);
       } else if (p.text) {
-        target.append(p.text);
+        pending.append(p.text);
       }
       answer += p.text;
-      const secs = (performance.now() - (first || t0)) / 1000;
-      if (tokens.length > 1 && secs > 0) $('speed').textContent = `${((tokens.length - 1) / secs).toFixed(1)} tok/s`;
-      output.scrollTop = output.scrollHeight;
+      frame ||= requestAnimationFrame(flush);
     }
     status(`${tokens.length} tokens in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   } catch (e) {
@@ -273,6 +283,8 @@ async function send(): Promise<void> {
     else if (e instanceof AuthError) { status(e.message); askKey(); }
     else status(`error: ${(e as Error).message}`);
   } finally {
+    if (frame) cancelAnimationFrame(frame);
+    flush();
     running = null;
     $<HTMLButtonElement>('send').disabled = false;
     $<HTMLButtonElement>('stop-button').disabled = true;
