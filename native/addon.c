@@ -12,12 +12,14 @@
 #include <string.h>
 
 #include "gn.h"
+#include "io.h"
 #include "map.h"
 
 #define MAX_ARGS 16
 
 static const napi_type_tag CTX_TAG = {0x67726f6b6e617469ULL, 0x0001637478740001ULL};
 static const napi_type_tag MAP_TAG = {0x67726f6b6e617469ULL, 0x00026d6170000002ULL};
+static const napi_type_tag IO_TAG = {0x67726f6b6e617469ULL, 0x0003696f00000003ULL};
 
 #define CHECK(env, call)                                     \
   do {                                                       \
@@ -763,6 +765,179 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   return o;
 }
 
+/* ---- reads on I/O threads (io.h): the expert cache's way to disk ------------------------------------- */
+
+static void io_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  gn_io_unref(data);
+}
+
+static gn_io *get_io(napi_env env, napi_value v) {
+  bool ok = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, v, &IO_TAG, &ok) != napi_ok || !ok || napi_get_value_external(env, v, &data) != napi_ok) {
+    napi_throw_error(env, NULL, "grok-native: not an I/O pool");
+    return NULL;
+  }
+  return data;
+}
+
+/* ioCreate(threads) → pool */
+static napi_value js_io_create(napi_env env, napi_callback_info info) {
+  napi_value a[1], ext;
+  if (!get_args(env, info, 1, a)) return NULL;
+  int64_t threads;
+  if (!get_int(env, a[0], "threads", 1, 64, &threads)) return NULL;
+  gn_io *io = gn_io_create((int)threads);
+  if (!io) return fail(env, "grok-native: %s", "cannot start the I/O threads");
+  if (napi_create_external(env, io, io_finalize, NULL, &ext) != napi_ok) {
+    gn_io_unref(io);
+    return fail(env, "grok-native: %s", "cannot create the I/O pool object");
+  }
+  CHECK(env, napi_type_tag_object(env, ext, &IO_TAG));
+  return ext;
+}
+
+/* ioOpen(pool, path) → [file index, direct] ; a negative index is −errno */
+static napi_value js_io_open(napi_env env, napi_callback_info info) {
+  napi_value a[2], out, idx, dir;
+  if (!get_args(env, info, 2, a)) return NULL;
+  gn_io *io = get_io(env, a[0]);
+  if (!io) return NULL;
+  size_t n;
+  CHECK(env, napi_get_value_string_utf8(env, a[1], NULL, 0, &n));
+  char *path = malloc(n + 1);
+  if (!path) return fail(env, "grok-native: %s", "out of memory");
+  napi_get_value_string_utf8(env, a[1], path, n + 1, &n);
+  int direct = 0;
+  int r = gn_io_open(io, path, &direct);
+  free(path);
+  CHECK(env, napi_create_int32(env, r, &idx));
+  CHECK(env, napi_get_boolean(env, direct != 0, &dir));
+  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  CHECK(env, napi_set_element(env, out, 0, idx));
+  CHECK(env, napi_set_element(env, out, 1, dir));
+  return out;
+}
+
+typedef struct {
+  gn_io *io;
+  size_t bytes;
+} io_buffer;
+
+static void io_buffer_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  io_buffer *b = hint;
+  gn_io_drain(b->io); /* a read still in flight writes here: wait for it before the memory goes */
+  gn_free(data, b->bytes);
+  gn_io_unref(b->io);
+  free(b);
+}
+
+/* ioAlloc(pool, bytes) → ArrayBuffer (page-aligned, zero-filled; freed only once no read of the pool is in flight) */
+static napi_value js_io_alloc(napi_env env, napi_callback_info info) {
+  napi_value a[2], ab;
+  if (!get_args(env, info, 2, a)) return NULL;
+  gn_io *io = get_io(env, a[0]);
+  if (!io) return NULL;
+  int64_t bytes;
+  if (!get_int(env, a[1], "bytes", 1, INT64_C(1) << 52, &bytes)) return NULL;
+  io_buffer *b = malloc(sizeof *b);
+  void *p = b ? gn_alloc((size_t)bytes) : NULL;
+  if (!p) {
+    free(b);
+    return fail(env, "grok-native: %s", "expert cache: out of memory");
+  }
+  b->io = io;
+  b->bytes = (size_t)bytes;
+  gn_io_ref(io);
+  if (napi_create_external_arraybuffer(env, p, (size_t)bytes, io_buffer_finalize, b, &ab) != napi_ok) {
+    gn_free(p, (size_t)bytes);
+    gn_io_unref(io);
+    free(b);
+    return fail(env, "grok-native: %s", "cannot create an external ArrayBuffer (external buffers disallowed in this runtime?)");
+  }
+  return ab;
+}
+
+/* ioSubmit(pool, file, offset, length, need, dst: Uint8Array) → ticket > 0, or −errno */
+static napi_value js_io_submit(napi_env env, napi_callback_info info) {
+  napi_value a[6], out;
+  if (!get_args(env, info, 6, a)) return NULL;
+  gn_io *io = get_io(env, a[0]);
+  if (!io) return NULL;
+  int64_t file, offset, len, need;
+  if (!get_int(env, a[1], "file", 0, 1 << 30, &file) || !get_int(env, a[2], "offset", 0, INT64_C(1) << 53, &offset) ||
+      !get_int(env, a[3], "length", 0, INT64_C(1) << 52, &len) || !get_int(env, a[4], "need", 0, len, &need))
+    return NULL;
+  void *dst;
+  size_t n;
+  if (!get_typed(env, a[5], napi_uint8_array, "dst", &dst, &n)) return NULL;
+  if ((uint64_t)len > n) return fail(env, "grok-native: %s", "ioSubmit: the read is longer than its buffer");
+  int64_t t = gn_io_submit(io, (int)file, (uint64_t)offset, (uint64_t)len, (uint64_t)need, dst);
+  CHECK(env, napi_create_double(env, (double)t, &out));
+  return out;
+}
+
+/* ioWait(pool, ticket) → [errno (0: done), file offset where it failed] */
+static napi_value js_io_wait(napi_env env, napi_callback_info info) {
+  napi_value a[2], out, e, at;
+  if (!get_args(env, info, 2, a)) return NULL;
+  gn_io *io = get_io(env, a[0]);
+  if (!io) return NULL;
+  int64_t ticket;
+  if (!get_int(env, a[1], "ticket", 1, INT64_C(1) << 53, &ticket)) return NULL;
+  uint64_t where = 0;
+  int err = gn_io_wait(io, ticket, &where);
+  CHECK(env, napi_create_int32(env, err, &e));
+  CHECK(env, napi_create_double(env, (double)where, &at));
+  CHECK(env, napi_create_array_with_length(env, 2, &out));
+  CHECK(env, napi_set_element(env, out, 0, e));
+  CHECK(env, napi_set_element(env, out, 1, at));
+  return out;
+}
+
+/* ioDone(pool, ticket) → boolean */
+static napi_value js_io_done(napi_env env, napi_callback_info info) {
+  napi_value a[2], out;
+  if (!get_args(env, info, 2, a)) return NULL;
+  gn_io *io = get_io(env, a[0]);
+  if (!io) return NULL;
+  int64_t ticket;
+  if (!get_int(env, a[1], "ticket", 1, INT64_C(1) << 53, &ticket)) return NULL;
+  CHECK(env, napi_get_boolean(env, gn_io_done(io, ticket) != 0, &out));
+  return out;
+}
+
+/* ioTotals(pool) → [bytes read, of them O_DIRECT, thread-seconds reading] */
+static napi_value js_io_totals(napi_env env, napi_callback_info info) {
+  napi_value a[1], out, v;
+  if (!get_args(env, info, 1, a)) return NULL;
+  gn_io *io = get_io(env, a[0]);
+  if (!io) return NULL;
+  uint64_t bytes, direct, busy;
+  gn_io_totals(io, &bytes, &direct, &busy);
+  CHECK(env, napi_create_array_with_length(env, 3, &out));
+  CHECK(env, napi_create_double(env, (double)bytes, &v));
+  CHECK(env, napi_set_element(env, out, 0, v));
+  CHECK(env, napi_create_double(env, (double)direct, &v));
+  CHECK(env, napi_set_element(env, out, 1, v));
+  CHECK(env, napi_create_double(env, (double)busy / 1e9, &v));
+  CHECK(env, napi_set_element(env, out, 2, v));
+  return out;
+}
+
+/* ioClose(pool): finish queued reads, stop the threads, close the files */
+static napi_value js_io_close(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  if (!get_args(env, info, 1, a)) return NULL;
+  gn_io *io = get_io(env, a[0]);
+  if (!io) return NULL;
+  gn_io_close(io);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   const struct {
     const char *name;
@@ -773,6 +948,7 @@ NAPI_MODULE_INIT() {
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
     {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"mapStat", js_map_stat}, {"mapRelease", js_map_release}, {"mapLive", js_map_live}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
     {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize}, {"xai8Rows", js_xai8_rows}, {"xai8Q8_0", js_xai8_q8_0}, {"quantizeWeighted", js_quantize_weighted}, {"xai8Quantize", js_xai8_quantize}, {"adviseHugePages", js_advise_huge},
+    {"ioCreate", js_io_create}, {"ioOpen", js_io_open}, {"ioAlloc", js_io_alloc}, {"ioSubmit", js_io_submit}, {"ioWait", js_io_wait}, {"ioDone", js_io_done}, {"ioTotals", js_io_totals}, {"ioClose", js_io_close},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

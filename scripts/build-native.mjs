@@ -39,7 +39,7 @@ export const LEVELS = {
 };
 
 /** The core (no Node-API): what the test driver links too. */
-export const CORE_SOURCES = ['core.c', 'cpu.c', 'pool.c', 'map.c', 'quantize.c'];
+export const CORE_SOURCES = ['core.c', 'cpu.c', 'pool.c', 'map.c', 'io.c', 'quantize.c'];
 export const CFLAGS = ['-std=c11', '-O3', '-fPIC', '-ffp-contract=off', '-fno-strict-aliasing', '-Wall', '-Wextra', '-Werror=implicit-function-declaration'];
 
 /** Node-API headers: the registry package `node-api-headers`, else the running Node's include dir. */

@@ -20,6 +20,7 @@ import type { GrokConfig } from '../model/config.js';
 import type { Kernels, KVType } from '../kernels/types.js';
 import { closeKernels, createKernels, type CreateKernelsOptions } from '../kernels/index.js';
 import type { MemoryPlan } from '../model/memory.js';
+import type { EvictionPolicy } from '../model/expert-policy.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { openModel } from '../formats/open.js';
 import { resolveModelPath } from '../hub/cache.js';
@@ -66,6 +67,16 @@ export interface LoadModelOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called once before any weight is read: the weights' size against the memory available. */
   onMemoryPlan?: (plan: MemoryPlan) => void;
+  /**
+   * Bytes of memory the weights may take (`--ram-budget`). A larger model keeps its non-expert weights in
+   * memory and streams its experts from disk into a pool of slots filling the rest; `grok.model.expertCache`
+   * then reports hits, bytes read and waits. Absent: every weight is loaded (or mapped) as usual.
+   */
+  ramBudget?: number;
+  /** With ramBudget: which expert leaves the pool, 'lru' (default) or 'lfu'. */
+  expertPolicy?: EvictionPolicy;
+  /** With ramBudget: threads reading experts (default 4). */
+  ioThreads?: number;
 }
 
 export interface TextGenerateOptions extends Omit<GenerateOptions, 'onToken'> {
@@ -241,6 +252,9 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
       ...(options.kvType ? { kvType: options.kvType } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.onMemoryPlan ? { onMemoryPlan: options.onMemoryPlan } : {}),
+      ...(options.ramBudget !== undefined ? { ramBudget: options.ramBudget } : {}),
+      ...(options.expertPolicy ? { expertPolicy: options.expertPolicy } : {}),
+      ...(options.ioThreads !== undefined ? { ioThreads: options.ioThreads } : {}),
     });
   } catch (e) {
     if (!options.kernels) releaseKernels(kernels);

@@ -159,6 +159,7 @@ async function runGenerate(words: string[], o: GenerateOptions & { nPredict?: nu
     const r = await streamOne(grok, prompt, opts);
     process.stdout.write('\n');
     reportStats(r);
+    reportExperts(grok);
     if (o.routing) process.stdout.write(`\n${formatRouting(rows(r), grok.config.nExperts)}`);
     if (o.routingSvg) await writeSvg(o.routingSvg, rows(r), grok);
   } finally {
@@ -217,7 +218,21 @@ function toJson(grok: Grok, r: Completion): Record<string, unknown> {
     seed: r.seed,
     truncatedTokens: r.truncatedTokens,
     timings: { loadMs: grok.loadMs, ...r.timings },
+    ...(grok.model.expertCache ? { experts: grok.model.expertCache.stats() } : {}),
   };
+}
+
+/** With streamed experts: what the pool did (the numbers a RAM budget is sized with). */
+function reportExperts(grok: Grok): void {
+  const c = grok.model.expertCache;
+  if (!c) return;
+  const s = c.stats();
+  const uses = s.hits + s.misses;
+  process.stderr.write(
+    `grok: experts: ${s.slots} of ${s.experts} in memory; ${uses ? ((100 * s.hits) / uses).toFixed(1) : '0'} % of uses found there ` +
+    `(${s.prefetchHits} thanks to the next layer's guess, right ${s.guessed ? ((100 * s.guessedRight) / s.guessed).toFixed(0) : '–'} % of the time); ` +
+    `read ${(s.bytesRead / 1e9).toFixed(2)} GB${s.bytesRead ? ` (${((100 * s.directBytes) / s.bytesRead).toFixed(0)} % around the page cache)` : ''}, waited ${(s.waitMs / 1000).toFixed(2)} s for reads\n`,
+  );
 }
 
 /** One prompt per line; an empty line is skipped; EOF or Ctrl-C at the prompt ends the session. */

@@ -4,7 +4,7 @@
  */
 import type { Grok, LoadModelOptions } from '../api/index.js';
 import type { MemoryPlan } from '../model/memory.js';
-import { kernelOptions, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
+import { kernelOptions, streamingOptions, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
 import { loadingBar } from './progress.js';
 
 export async function loadForCli(o: ModelOptionValues & KernelOptionValues & KVOptionValues, base: LoadModelOptions, opts: { quiet?: boolean } = {}): Promise<Grok> {
@@ -14,6 +14,7 @@ export async function loadForCli(o: ModelOptionValues & KernelOptionValues & KVO
   const load: LoadModelOptions = {
     ...base,
     kernelOptions: kernelOptions(o),
+    ...streamingOptions(o),
     onProgress: (done, total) => bar.update(done, total),
     // A copy that cannot fit is refused with this message as the error: not said twice.
     onMemoryPlan: (p: MemoryPlan) => { if (p.verdict === 'pages' || (p.verdict === 'fits' && p.modelBytes > 2 ** 30)) say(p.message); },

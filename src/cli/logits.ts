@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { UsageError } from './errors.js';
-import { addKernelOptions, int, kernelsFromOptions, parseIds, type KernelOptionValues } from './options.js';
+import { addKernelOptions, int, kernelsFromOptions, parseIds, streamingOptions, type KernelOptionValues } from './options.js';
 
 interface LogitsOptions extends KernelOptionValues { model?: string; tokens: string; out?: string; top?: number; json?: boolean; config?: string }
 
@@ -28,7 +28,7 @@ export function logitsCommand(): Command {
     const { resolveModelPath } = await import('../hub/cache.js');
     const kernels = await kernelsFromOptions(o);
     try {
-      const { model } = await loadModel(o.model === undefined ? defaultModelPath() : resolveModelPath(o.model), { kernels, ...(o.config ? { configPath: o.config } : {}) });
+      const { model } = await loadModel(o.model === undefined ? defaultModelPath() : resolveModelPath(o.model), { kernels, ...streamingOptions(o), ...(o.config ? { configPath: o.config } : {}) });
       const V = model.config.vocabSize;
       for (const id of ids) if (id >= V) throw new UsageError(`--tokens: id ${id} is outside the vocabulary (0…${V - 1})`);
       const logits = model.forward([{ tokens: ids, cache: model.newCache(Math.max(ids.length, 1)) }]);

@@ -74,6 +74,22 @@ export function addModelOptions(cmd: Command, what = 'model'): Command {
     .option('--config <path>', 'config.json to use instead of the one found beside the model');
 }
 
+/**
+ * A size in bytes: 6442450944, 6G / 6GiB (powers of 1024: K, M, G, T, with or without "iB"), 6.5GB (powers
+ * of 1000: KB, MB, GB, TB).
+ */
+export function parseSize(v: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(i?B)?|(B))?\s*$/i.exec(v);
+  if (!m) throw new InvalidArgumentError(`expected a size like 48G, 48GiB, 51.5GB or a number of bytes, got '${v}'.`);
+  const n = Number(m[1]);
+  const unit = m[2]?.toUpperCase();
+  const exp = unit ? 'KMGT'.indexOf(unit) + 1 : 0;
+  const base = m[3] !== undefined && m[3].toLowerCase() === 'b' ? 1000 : 1024;
+  const bytes = Math.round(n * base ** exp);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new InvalidArgumentError(`expected a positive size, got '${v}'.`);
+  return bytes;
+}
+
 export type KernelChoice = 'exact' | 'fast' | 'reference';
 export interface KernelOptionValues {
   kernels?: KernelChoice;
@@ -82,6 +98,9 @@ export interface KernelOptionValues {
   cpuAffinity?: boolean | string;
   mlock?: boolean;
   mmap?: boolean;
+  ramBudget?: number;
+  expertPolicy?: 'lru' | 'lfu';
+  ioThreads?: number;
 }
 
 /**
@@ -99,7 +118,19 @@ export function addKernelOptions(cmd: Command, defaultNumerics: 'exact' | 'fast'
     .option('--cpu-affinity [cpus]', 'native, Linux: pin kernel thread i to one CPU: one physical core each, or the CPUs listed (e.g. 0-7,16-23)')
     .option('--mlock', 'native: lock the mapped weights in memory (needs RLIMIT_MEMLOCK; as llama.cpp)')
     .option('--mmap', 'native: map the model files even when the model fits in memory (default: read a model that fits into memory, map a larger one)')
-    .option('--no-mmap', 'native: read the weights into memory instead of mapping the files');
+    .option('--no-mmap', 'native: read the weights into memory instead of mapping the files')
+    .option('--ram-budget <size>', 'memory the weights may take (e.g. 48G): a larger model keeps its other weights in memory and streams its experts from disk into a pool filling the rest (see README: less RAM than the model)', parseSize)
+    .addOption(new Option('--expert-policy <name>', 'with --ram-budget: which expert leaves the pool').choices(['lru', 'lfu']).default('lru'))
+    .option('--io-threads <n>', 'with --ram-budget: threads reading experts from disk (default 4)', int(1, 64));
+}
+
+/** The loader's options for streamed experts (--ram-budget, --expert-policy, --io-threads). */
+export function streamingOptions(o: KernelOptionValues): { ramBudget?: number; expertPolicy?: 'lru' | 'lfu'; ioThreads?: number } {
+  return {
+    ...(o.ramBudget === undefined ? {} : { ramBudget: o.ramBudget }),
+    ...(o.expertPolicy === undefined ? {} : { expertPolicy: o.expertPolicy }),
+    ...(o.ioThreads === undefined ? {} : { ioThreads: o.ioThreads }),
+  };
 }
 
 /** --cpu-affinity alone: one physical core per thread; with a value: a CPU list like 0-7,16. */

@@ -30,7 +30,8 @@ import { defaultThreads, physicalCoreCpus } from './cpus.js';
 import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
 import { rmsnorm, rope } from './small-ops.js';
 import { attentionKV } from './kv.js';
-import type { AttentionArgs, Kernels, KVData, KVType, WeightMaps } from './types.js';
+import type { AttentionArgs, Kernels, KVData, KVType, ReadQueue, WeightMaps } from './types.js';
+import { readError } from './io.js';
 import { kernelModule, type KernelMode } from './wasm.js';
 
 /** The addon's exports (native/addon.c). */
@@ -67,6 +68,17 @@ interface NativeAddon {
   adviseHugePages(view: Uint8Array): number;
   xai8Rows(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, out: Float32Array): void;
   xai8Q8_0(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, dst: Uint8Array, vals: Float32Array | undefined): number;
+  ioCreate(threads: number): object;
+  /** [file index (negative: −errno), O_DIRECT possible] */
+  ioOpen(io: object, path: string): [number, boolean];
+  ioAlloc(io: object, bytes: number): ArrayBuffer;
+  /** ticket > 0, or −errno */
+  ioSubmit(io: object, file: number, offset: number, length: number, need: number, dst: Uint8Array): number;
+  /** [errno (0: done), offset where it failed] */
+  ioWait(io: object, ticket: number): [number, number];
+  ioDone(io: object, ticket: number): boolean;
+  ioTotals(io: object): [number, number, number];
+  ioClose(io: object): void;
   xai8Quantize(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, dst: Uint8Array, type: number, isa: string, weights: Float32Array | undefined): void;
 }
 
@@ -576,6 +588,11 @@ export class NativeKernels implements Kernels {
     return this.mapped.has(view.buffer);
   }
 
+  /** Reads on `threads` native I/O threads (pread; O_DIRECT where the filesystem allows it): native/io.c. */
+  readQueue(threads = 4): ReadQueue {
+    return new NativeReadQueue(this.addon, threads);
+  }
+
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
     this.matmulMode(w, x, T, y, this.fast);
   }
@@ -650,5 +667,66 @@ export class NativeKernels implements Kernels {
     if (!Number.isInteger(n) || n < 0 || n > x.length) throw new Error(`gelu: n = ${n} outside 0…${x.length}`);
     if (up && up.length < n) throw new Error(`gelu: up has ${up.length} values, fewer than n = ${n}`);
     this.addon.gelu(this.context(), x, n, up);
+  }
+}
+
+/** ReadQueue on native I/O threads (native/io.c). */
+class NativeReadQueue implements ReadQueue {
+  readonly alignment = 4096; // GN_IO_ALIGN
+  private readonly io: object;
+  private readonly files: string[] = [];
+  /** Tickets in flight: what a failure message names. */
+  private readonly pending = new Map<number, { file: number; offset: number; length: number }>();
+  private closed = false;
+
+  constructor(private readonly addon: NativeAddon, threads: number) {
+    if (!Number.isInteger(threads) || threads < 1 || threads > 64) throw new Error(`read queue: threads must be an integer in 1…64, got ${threads}`);
+    this.io = addon.ioCreate(threads);
+  }
+
+  alloc(bytes: number): Uint8Array {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes > MAX_VIEW) throw new Error(`read queue: cannot allocate ${bytes} bytes`);
+    return new Uint8Array(this.addon.ioAlloc(this.io, bytes));
+  }
+
+  open(file: string): number {
+    const [i] = this.addon.ioOpen(this.io, file);
+    if (i < 0) throw readError(file, 0, 0, -i, 0);
+    this.files[i] = file;
+    return i;
+  }
+
+  submit(file: number, offset: number, dst: Uint8Array, need: number): number {
+    if (this.files[file] === undefined) throw new Error(`read queue: no file ${file}`);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new Error(`read queue: invalid offset ${offset}`);
+    if (!Number.isSafeInteger(need) || need < 0 || need > dst.length) throw new Error(`read queue: need ${need} outside 0…${dst.length}`);
+    const t = this.addon.ioSubmit(this.io, file, offset, dst.length, need, dst);
+    if (t < 0) throw readError(this.files[file]!, offset, dst.length, -t, offset);
+    this.pending.set(t, { file, offset, length: dst.length });
+    return t;
+  }
+
+  wait(ticket: number): void {
+    const r = this.pending.get(ticket);
+    if (!r) throw new Error(`read queue: ticket ${ticket} is not pending`);
+    this.pending.delete(ticket);
+    const [err, at] = this.addon.ioWait(this.io, ticket);
+    if (err !== 0) throw readError(this.files[r.file]!, r.offset, r.length, err, at);
+  }
+
+  done(ticket: number): boolean {
+    return !this.pending.has(ticket) || this.addon.ioDone(this.io, ticket);
+  }
+
+  totals(): { bytes: number; directBytes: number; busySeconds: number } {
+    const [bytes, directBytes, busySeconds] = this.addon.ioTotals(this.io);
+    return { bytes, directBytes, busySeconds };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.addon.ioClose(this.io);
+    this.pending.clear();
   }
 }

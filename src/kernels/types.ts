@@ -50,6 +50,12 @@ export interface Kernels {
    */
   weightPlacement?(modelBytes: number): 'map' | 'copy';
 
+  /**
+   * Optional: reads of weight bytes that proceed while the calling thread computes (the expert cache's
+   * way to disk: src/model/expert-cache.ts). Absent: the cache reads synchronously (src/kernels/io.ts).
+   */
+  readQueue?(threads?: number): ReadQueue;
+
   /** y[t, 0..nOut) = x[t, 0..nIn) · W for t in [0, T). */
   matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void;
 
@@ -145,4 +151,30 @@ export interface WeightMaps {
   check(): void;
   /** Drop this set's hold (idempotent): mappings no other set holds are unmapped now, not at garbage collection. */
   release(): void;
+}
+
+/**
+ * Reads of byte ranges of files into memory the kernels compute from, running while the caller computes.
+ * A read is a ticket: submit it, compute, wait for it. Every ticket is waited for exactly once.
+ */
+export interface ReadQueue {
+  /**
+   * Reads whose offset, length and buffer address are multiples of this bypass the page cache (O_DIRECT)
+   * where the file allows it, so the bytes live once, in the caller's buffer; 1 when no read does.
+   */
+  readonly alignment: number;
+  /** `bytes` zero-filled bytes, aligned to `alignment`, where the kernels can read weights and reads can land. */
+  alloc(bytes: number): Uint8Array;
+  /** A handle for reading `file` (a regular file; opened once). Throws a FormatError naming it. */
+  open(file: string): number;
+  /** Starts reading dst.length bytes at `offset` of the file into dst; the file ending before `need` bytes is an error. */
+  submit(file: number, offset: number, dst: Uint8Array, need: number): number;
+  /** Blocks until the read is done; throws a FormatError naming the file and offset when it failed. */
+  wait(ticket: number): void;
+  /** Whether wait(ticket) would return at once. */
+  done(ticket: number): boolean;
+  /** Bytes read so far, of them around the page cache, and the seconds the reading threads were busy. */
+  totals(): { bytes: number; directBytes: number; busySeconds: number };
+  /** Finish what is in flight and close the files (idempotent). */
+  close(): void;
 }

@@ -20,6 +20,7 @@ import { allocKV, checkKVType, kvRowBytes, kvRowElements, writeKVRows } from '..
 import type { Kernels, KVData, KVType, WeightMaps } from '../kernels/types.js';
 import type { GrokConfig } from './config.js';
 import type { Matrix } from '../quant/matrix.js';
+import type { ExpertCache, ExpertMatrices } from './expert-cache.js';
 
 export interface LayerWeights {
   attn_norm: Float32Array; //        [D]
@@ -147,6 +148,11 @@ export interface ModelOptions {
   kvType?: KVType;
   /** The mapped files the weights are views of: checked before each forward pass, released by close(). */
   weightMaps?: WeightMaps;
+  /**
+   * Experts streamed from disk into a pool of slots (a model larger than its RAM budget): the layers'
+   * ffn_*_exps arrays are then empty and every expert comes from here. Closed by close().
+   */
+  expertCache?: ExpertCache;
 }
 
 export class GrokModel {
@@ -155,21 +161,25 @@ export class GrokModel {
   /** Matrices up to this many weights (and the router always) get float32 activations in every mode. */
   floatActivationsMaxWeights = FLOAT_ACTIVATIONS_MAX_WEIGHTS;
   /** The experts' per-layer buffers, grown on demand and reused (no fresh zeroed arrays per expert). */
-  private scratch = { xe: new Float32Array(0), gate: new Float32Array(0), up: new Float32Array(0), down: new Float32Array(0) };
+  private scratch = { xe: new Float32Array(0), gate: new Float32Array(0), up: new Float32Array(0), down: new Float32Array(0), guess: new Float32Array(0) };
 
   private readonly weightMaps: WeightMaps | undefined;
+  /** Streamed experts (ModelOptions.expertCache), or null when every expert is in memory. */
+  readonly expertCache: ExpertCache | null;
   private closed = false;
 
   constructor(readonly config: GrokConfig, readonly weights: GrokWeights, readonly kernels: Kernels, opts: ModelOptions = {}) {
     this.kvType = checkKVType(opts.kvType ?? (kernels.mode === 'fast' ? 'f16' : 'f32'));
     kvRowElements(this.kvType, config.headDim); // q8_0 needs a head width that is a multiple of 32
     this.weightMaps = opts.weightMaps;
+    this.expertCache = opts.expertCache ?? null;
   }
 
   /** Release the mapped weight files now (a file no other model holds is unmapped); the model is unusable after. */
   close(): void {
     this.closed = true;
     this.weightMaps?.release();
+    this.expertCache?.close();
   }
 
   private tiny(w: Matrix): boolean {
@@ -248,6 +258,9 @@ export class GrokModel {
       kn.getRow(w.token_embd, tokens[n]!, row);
       for (let i = 0; i < D; i++) x[n * D + i] = row[i]! * c.embeddingMultiplier;
     }
+
+    // Streamed experts: start reading what layer 0's router would choose for the embeddings while attention runs.
+    this.guessExperts(0, x, N);
 
     let h = new Float32Array(N * D); //              normed input of a block [N, D]
     let q = new Float32Array(N * HK); //             [N, H, K]
@@ -329,7 +342,7 @@ export class GrokModel {
       trace?.('ffn_moe_probs', l, routerLogits, M);
       trace?.('ffn_moe_topk', l, Float32Array.from(chosen), M);
       o.fill(0);
-      this.experts(L, h, M, chosen, gates, o);
+      this.experts(l, L, h, M, chosen, gates, o, x);
       trace?.('ffn_moe_out', l, o, M);
       // x = x + RMSNorm_3(MoE output)
       kn.rmsnorm(o, L.layer_output_norm, c.rmsNormEps, M, D, o);
@@ -356,33 +369,89 @@ export class GrokModel {
     return logits;
   }
 
-  /** out[n] = Σ over token n's chosen experts of gate · expert(h[n]); each expert runs once on its tokens. */
-  private experts(L: LayerWeights, h: Float32Array, N: number, chosen: Int32Array, gates: Float32Array, out: Float32Array): void {
+  /**
+   * Streamed experts: guess layer l's experts by applying its router to the residual x now (before the
+   * layers in between have run) and start reading them. The guess only moves reads earlier: layer l
+   * computes with what its router then really chooses.
+   */
+  private guessExperts(l: number, x: Float32Array, N: number): void {
+    const cache = this.expertCache;
+    if (!cache || l >= this.config.nLayers) return;
+    const c = this.config, D = c.dModel, E = c.nExperts, A = c.nExpertsUsed;
+    const L = this.weights.layers[l]!;
+    const h = this.buffer('guess', N * D).subarray(0, N * D);
+    this.kernels.rmsnorm(x, L.ffn_norm, c.rmsNormEps, N, D, h);
+    const logits = new Float32Array(N * E), chosen = new Int32Array(N * A), gates = new Float32Array(N * A);
+    this.kernels.matmulExact(L.ffn_gate_inp, h, N, logits);
+    route(logits, N, E, A, chosen, gates);
+    cache.prefetch(l, byUse(chosen, E));
+  }
+
+  /**
+   * out[n] = Σ over token n's chosen experts of gate · expert(h[n]); each expert runs once on its tokens.
+   * `residual`: the stream h was normed from (the next layer's guess is made from it).
+   */
+  private experts(l: number, L: LayerWeights, h: Float32Array, N: number, chosen: Int32Array, gates: Float32Array, out: Float32Array, residual: Float32Array): void {
     const c = this.config, kn = this.kernels;
     const D = c.dModel, F = c.ffnSize, A = c.nExpertsUsed;
+    const cache = this.expertCache;
+    // Experts in the order they are computed: with streamed experts, the most used first, those already
+    // in memory before those still being read; meanwhile the next layer's guess is read.
+    let order: number[];
+    if (cache) {
+      const used = byUse(chosen, c.nExperts);
+      cache.request(l, used);
+      this.guessExperts(l + 1, residual, N);
+      const ready = used.map((e) => cache.ready(l, e)); // asked once: a read may finish meanwhile
+      order = [...used.filter((_, i) => ready[i]), ...used.filter((_, i) => !ready[i])];
+    } else {
+      order = Array.from({ length: c.nExperts }, (_, e) => e);
+    }
+    // Each expert's token rows, in expert order: expert e's outputs go to rows [base[e], base[e] + count[e]) of
+    // `down`, so that the sum over a token's experts is made in expert order whatever order they ran in.
+    const E = c.nExperts;
+    const count = new Int32Array(E), base = new Int32Array(E + 1);
+    for (let i = 0; i < N * A; i++) count[chosen[i]!]!++;
+    for (let e = 0; e < E; e++) base[e + 1] = base[e]! + count[e]!;
     // Buffers for the most tokens one expert can get (every token): reused by every expert and layer.
-    const xeAll = this.buffer('xe', N * D), gateAll = this.buffer('gate', N * F), upAll = this.buffer('up', N * F), downAll = this.buffer('down', N * D);
-    const rows = new Int32Array(N); // indices into chosen/gates (token n = idx / A)
-    for (let e = 0; e < c.nExperts; e++) {
-      let M = 0;
-      for (let i = 0; i < N * A; i++) if (chosen[i] === e) rows[M++] = i;
+    const xeAll = this.buffer('xe', N * D), gateAll = this.buffer('gate', N * F), upAll = this.buffer('up', N * F), downAll = this.buffer('down', N * A * D);
+    const rows = new Int32Array(N * A); // per expert, indices into chosen/gates (token n = idx / A)
+    const fill = new Int32Array(E);
+    for (let i = 0; i < N * A; i++) { const e = chosen[i]!; rows[base[e]! + fill[e]!++] = i; }
+    for (const e of order) {
+      const M = count[e]!;
       if (M === 0) continue;
-      const xe = xeAll.subarray(0, M * D), gate = gateAll.subarray(0, M * F), up = upAll.subarray(0, M * F), down = downAll.subarray(0, M * D);
+      const xe = xeAll.subarray(0, M * D), gate = gateAll.subarray(0, M * F), up = upAll.subarray(0, M * F);
+      const down = downAll.subarray(base[e]! * D, (base[e]! + M) * D);
       for (let m = 0; m < M; m++) {
-        const n = (rows[m]! / A) | 0;
+        const n = (rows[base[e]! + m]! / A) | 0;
         xe.set(h.subarray(n * D, (n + 1) * D), m * D);
       }
-      // gate and up read the same input: quantised once.
-      this.matmulShared([L.ffn_gate_exps[e]!, L.ffn_up_exps[e]!], xe, M, [gate, up]);
-      kn.gelu(gate, M * F, up); // gate = gelu(gate) ⊙ up
-      this.matmul(L.ffn_down_exps[e]!, gate, M, down);
-      for (let m = 0; m < M; m++) {
-        const idx = rows[m]!, n = (idx / A) | 0, g = gates[idx]!;
-        const o = n * D, d = m * D;
-        for (let i = 0; i < D; i++) out[o + i] += g * down[d + i]!;
+      const W: ExpertMatrices = cache ? cache.acquire(l, e) : { gate: L.ffn_gate_exps[e]!, up: L.ffn_up_exps[e]!, down: L.ffn_down_exps[e]! };
+      try {
+        // gate and up read the same input: quantised once.
+        this.matmulShared([W.gate, W.up], xe, M, [gate, up]);
+        kn.gelu(gate, M * F, up); // gate = gelu(gate) ⊙ up
+        this.matmul(W.down, gate, M, down);
+      } finally {
+        cache?.release(l, e);
+      }
+    }
+    for (let e = 0; e < E; e++) {
+      for (let r = base[e]!; r < base[e + 1]!; r++) {
+        const idx = rows[r]!, n = (idx / A) | 0, g = gates[idx]!;
+        const o = n * D, d = r * D;
+        for (let i = 0; i < D; i++) out[o + i] += g * downAll[d + i]!;
       }
     }
   }
+}
+
+/** The experts that `chosen` names, most used first (ties to the lower index). */
+function byUse(chosen: Int32Array, E: number): number[] {
+  const count = new Int32Array(E);
+  for (const e of chosen) count[e]!++;
+  return Array.from({ length: E }, (_, e) => e).filter((e) => count[e]! > 0).sort((a, b) => count[b]! - count[a]! || a - b);
 }
 
 /**

@@ -14,7 +14,10 @@ import type { ModelBinding } from './binding.js';
 import type { GrokConfig } from './config.js';
 import { GrokModel, type GrokWeights, type LayerWeights } from './grok.js';
 import { bindModel } from './map.js';
-import { memoryPlan, type MemoryAvailability, type MemoryPlan } from './memory.js';
+import { gib, memoryPlan, streamingPlan, type MemoryAvailability, type MemoryPlan } from './memory.js';
+import { ExpertCache, type ExpertLocation } from './expert-cache.js';
+import type { EvictionPolicy } from './expert-policy.js';
+import { SyncReadQueue } from '../kernels/io.js';
 import { canonicalName, LAYER_TENSORS, tensorDef, type TensorDef } from './tensors.js';
 import { locateMatrix, locateVector, locationBytes, WeightFiles, type ByteRange, type MatrixLocation, type VectorLocation } from './weights.js';
 
@@ -32,6 +35,19 @@ export interface LoadOptions {
   onMemoryPlan?: (plan: MemoryPlan) => void;
   /** The memory to plan against (default: measured now, this process's cgroup included: src/base/memory.ts). */
   memory?: number | MemoryAvailability;
+  /**
+   * Bytes of memory the weights may take. A model larger than this keeps its non-expert weights in memory
+   * and streams its experts from disk into a pool of expert slots filling the rest (ExpertCache).
+   */
+  ramBudget?: number;
+  /** Stream the experts even when the model fits the budget (every expert then gets a slot unless ramBudget says fewer). */
+  streamExperts?: boolean;
+  /** Which expert leaves the pool (default 'lru'). */
+  expertPolicy?: EvictionPolicy;
+  /** Threads reading experts (default 4). */
+  ioThreads?: number;
+  /** Measure the disk's read rate before loading streamed experts (a short read of the first expert; default true). */
+  probeDisk?: boolean;
 }
 
 export interface LoadedModel {
@@ -47,11 +63,12 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     const binding = bindModel(source, opts.configPath);
     const config: GrokConfig = opts.contextLength ? { ...binding.config, contextLength: opts.contextLength } : binding.config;
     const kernels = opts.kernels ?? referenceKernels;
-    const { weights, maps } = readWeights(path, binding, config, kernels, opts);
+    const { weights, maps, experts } = readWeights(path, binding, config, kernels, opts);
     try {
-      return { model: new GrokModel(config, weights, kernels, { ...(opts.kvType ? { kvType: opts.kvType } : {}), ...(maps ? { weightMaps: maps } : {}) }), source, binding };
+      return { model: new GrokModel(config, weights, kernels, { ...(opts.kvType ? { kvType: opts.kvType } : {}), ...(maps ? { weightMaps: maps } : {}), ...(experts ? { expertCache: experts } : {}) }), source, binding };
     } catch (e) {
       maps?.release();
+      experts?.close();
       throw e;
     }
   } finally {
@@ -65,7 +82,7 @@ type Located = { name: string; def: TensorDef; loc: MatrixLocation | VectorLocat
  * Locate every tensor (all shape errors before any read), then read or map them into the weight record.
  * Copied weights that cannot fit in the memory available are refused before a byte is read.
  */
-function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions): { weights: GrokWeights; maps: WeightMaps | undefined } {
+function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions): { weights: GrokWeights; maps: WeightMaps | undefined; experts: ExpertCache | undefined } {
   const locate = (def: TensorDef, name: string): Located => {
     const { nIn, nOut } = def.dims(c);
     return { name, def, loc: def.kind === 'vector' ? locateVector(binding, name, nIn) : locateMatrix(binding, name, nIn, nOut, def.scope === 'expert' ? c.nExperts : undefined) };
@@ -78,10 +95,20 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
   const model = ['token_embd', 'output_norm', ...(binding.tensors.has('output') ? ['output'] : [])].map((n) => locate(tensorDef(n), n));
   const all = [...layers.flat(), ...model];
   const total = all.reduce((a, t) => a + locationBytes(t.loc), 0);
-  const mapped = typeof kernels.mapWeight === 'function' && (kernels.weightPlacement?.(total) ?? 'map') === 'map';
-  const plan = opts.memory === undefined ? memoryPlan(total, mapped) : memoryPlan(total, mapped, opts.memory);
+  const expertBytes = all.reduce((a, t) => a + (t.def.scope === 'expert' ? locationBytes(t.loc) : 0), 0);
+  const stream = opts.streamExperts === true || (opts.ramBudget !== undefined && total > opts.ramBudget);
+  let experts: (ExpertCache & { plan: MemoryPlan }) | undefined;
+  if (stream) {
+    experts = expertCache(path, layers, c, kernels, opts, total - expertBytes, expertBytes);
+  }
+  const residentBytes = total - (stream ? expertBytes : 0);
+  const mapped = typeof kernels.mapWeight === 'function' && (kernels.weightPlacement?.(residentBytes) ?? 'map') === 'map';
+  const plan = experts ? experts.plan : opts.memory === undefined ? memoryPlan(total, mapped) : memoryPlan(total, mapped, opts.memory);
   opts.onMemoryPlan?.(plan);
-  if (plan.verdict === 'too-large') throw new ModelTooLargeError(`${path}: ${plan.message}`);
+  if (plan.verdict === 'too-large') {
+    experts?.close();
+    throw new ModelTooLargeError(`${path}: ${plan.message}`);
+  }
 
   const maps = mapped ? kernels.mapWeights?.() : undefined;
   const map = (r: ByteRange): Uint8Array | null | undefined => (maps ? maps.map(r.file, r.offset, r.length) : kernels.mapWeight?.(r.file, r.offset, r.length));
@@ -91,7 +118,7 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
     const read = (t: Located): Float32Array | Matrix => {
       const v = t.def.kind === 'vector' ? files.vector(t.loc as VectorLocation) : matrix(files, kernels, t.loc as MatrixLocation, mapped ? map : undefined);
       done += locationBytes(t.loc);
-      opts.onProgress?.(done, total);
+      opts.onProgress?.(done, residentBytes);
       return v;
     };
     const byName = new Map(model.map((t) => [t.name, read(t)]));
@@ -101,22 +128,73 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
       layers: layers.map((ts) => {
         const L: Record<string, Float32Array | Matrix | Matrix[]> = {};
         for (const t of ts) {
-          const v = read(t);
-          if (t.def.scope === 'expert') ((L[t.def.name] ??= []) as Matrix[]).push(v as Matrix);
-          else L[t.def.name] = v;
+          if (t.def.scope === 'expert') {
+            const list = (L[t.def.name] ??= []) as Matrix[];
+            if (!experts) list.push(read(t) as Matrix); // streamed experts stay on disk: the lists stay empty
+          } else L[t.def.name] = read(t);
         }
         return L as unknown as LayerWeights; // the keys of LayerWeights are the table's names
       }),
     };
     const output = byName.get('output');
     if (output) weights.output = output as Matrix;
-    return { weights, maps };
+    return { weights, maps, experts };
   } catch (e) {
     maps?.release();
+    experts?.close();
     throw e;
   } finally {
     files.close();
   }
+}
+
+/**
+ * The pool of expert slots a RAM budget leaves room for, with its plan. The smallest budget holds the
+ * resident weights and nExpertsUsed experts per layer.
+ */
+function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: Kernels, opts: LoadOptions, residentBytes: number, expertBytes: number): ExpertCache & { plan: MemoryPlan } {
+  const locs: ExpertLocation[][] = layers.map((ts) => {
+    const by = (name: string) => ts.filter((t) => t.def.name === name).map((t) => t.loc as MatrixLocation);
+    const g = by('ffn_gate_exps'), u = by('ffn_up_exps'), d = by('ffn_down_exps');
+    return g.map((gate, e) => ({ gate, up: u[e]!, down: d[e]! }));
+  });
+  const count = c.nLayers * c.nExperts;
+  const queue = kernels.readQueue?.(opts.ioThreads ?? 4) ?? new SyncReadQueue(kernels);
+  // Slot size as the cache lays it out (alignment included): measured on a one-slot layout first.
+  let slotBytes: number;
+  try {
+    slotBytes = ExpertCache.slotBytesFor(locs, queue.alignment);
+  } catch (e) {
+    queue.close();
+    throw e;
+  }
+  const budget = opts.ramBudget ?? Infinity;
+  const least = c.nExpertsUsed * c.nLayers;
+  const slots = Math.min(count, Math.floor((budget - residentBytes) / slotBytes));
+  if (slots < least) {
+    queue.close();
+    throw new ModelTooLargeError(`${path}: a RAM budget of ${gib(budget)} is too small: the weights kept in memory take ${gib(residentBytes)} and at least ${c.nExpertsUsed} experts per layer (${least} × ${gib(slotBytes)}) must fit beside them; the smallest budget for this model is ${gib(residentBytes + least * slotBytes)}`);
+  }
+  let cache: ExpertCache;
+  try {
+    cache = new ExpertCache(locs, slots, queue, opts.expertPolicy ?? 'lru');
+  } catch (e) {
+    queue.close();
+    throw e;
+  }
+  let rate: number | null = null;
+  try {
+    if (opts.probeDisk !== false) rate = cache.probe();
+  } catch (e) {
+    cache.close();
+    throw e;
+  }
+  const bytesPerToken = (c.nExpertsUsed * c.nLayers * expertBytes / count) * (1 - slots / count);
+  const plan = streamingPlan({
+    budgetBytes: Number.isFinite(budget) ? budget : residentBytes + slots * slotBytes, residentBytes, expertBytes, experts: count, slots, slotBytes,
+    readBytesPerSecond: rate, bytesPerToken, ceilingTokensPerSecond: rate === null ? null : bytesPerToken === 0 ? Infinity : rate / bytesPerToken,
+  }, opts.memory);
+  return Object.assign(cache, { plan });
 }
 
 type MapFn = (r: ByteRange) => Uint8Array | null | undefined;

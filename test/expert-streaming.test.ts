@@ -1,0 +1,153 @@
+/**
+ * Streamed experts (issue 20): a model whose experts are read from disk into a pool of slots gives the
+ * in-RAM path's logits byte for byte — for GGUF (f32 and Q8_0), safetensors and ckpt-0, native exact and
+ * fast, the reference kernels — with the smallest budget (nExpertsUsed experts per layer), half the experts
+ * and all of them, over a prompt and teacher-forced decode steps that evict and re-read experts. Both
+ * paths are also checked against the fixtures' golden logits (an independent reference), and the faults:
+ * a budget below the minimum names it; a file truncated under a running model fails that forward pass
+ * with an error naming the file, and the model serves again once the file is whole.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { ModelTooLargeError } from '../src/base/errors.js';
+import { loadNativeAddon, NativeKernels } from '../src/kernels/native.js';
+import { referenceKernels } from '../src/kernels/reference.js';
+import type { Kernels } from '../src/kernels/types.js';
+import type { GrokModel } from '../src/model/grok.js';
+import { loadModel, type LoadOptions } from '../src/model/loader.js';
+import type { MemoryPlan } from '../src/model/memory.js';
+import { fixtureDir, golden, goldenLogits, maxAbsDiff } from './fixtures.js';
+
+const loaded = loadNativeAddon();
+if ('error' in loaded && process.env.CI === 'true') throw new Error(`CI: the native addon must load: ${loaded.error}`);
+const made: NativeKernels[] = [];
+function native(mode: 'exact' | 'fast', mmap = true): NativeKernels {
+  if ('error' in loaded) throw new Error(loaded.error);
+  const k = new NativeKernels(loaded.addon, { threads: 2, mode, mmap });
+  made.push(k);
+  return k;
+}
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-stream-'));
+after(() => {
+  made.forEach((k) => k.close());
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** The prompt's logits, then one step per forced token (each step's logits), concatenated. */
+function run(model: GrokModel, tokens: readonly number[], forced: readonly number[]): Float32Array {
+  const cache = model.newCache();
+  const parts = [model.forward([{ tokens, cache }])];
+  for (const t of forced) parts.push(model.forward([{ tokens: [t], cache }]));
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+/** The streaming plan of a model (resident bytes, slot size) without loading it twice for real. */
+async function planOf(file: string, kernels: Kernels, extra: LoadOptions = {}): Promise<NonNullable<MemoryPlan['streaming']>> {
+  let plan: MemoryPlan | undefined;
+  const { model } = await loadModel(file, { kernels, ...extra, streamExperts: true, probeDisk: false, onMemoryPlan: (p) => { plan = p; } });
+  model.close();
+  assert.ok(plan?.streaming, 'a streaming plan');
+  return plan.streaming;
+}
+
+const bytesOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+const CASES: [fixture: 'tiny-a' | 'tiny-b', file: string, tol: number][] = [
+  ['tiny-a', 'model.gguf', 1e-4],
+  ['tiny-b', 'model.gguf', 1e-4],
+  ['tiny-b', 'model-q8_0.gguf', 1e-4],
+  ['tiny-a', 'model.safetensors', 1e-4],
+  ['tiny-b', 'ckpt-0', 1e-4],
+];
+
+for (const [fixture, file, tol] of CASES) {
+  test(`${fixture}/${file}: streamed experts give the in-RAM logits byte for byte (budgets: minimum, half, all; native exact/fast, reference)`, async () => {
+    const g = golden(fixture);
+    const src = path.join(fixtureDir(fixture), file);
+    const gold = file === 'model-q8_0.gguf' ? goldenLogits(fixture, 'logits-q8_0.f32') : goldenLogits(fixture);
+    // Forced decode: ids spread over the vocabulary, so every step routes differently.
+    const forced = Array.from({ length: 6 }, (_, i) => (g.tokens[i % g.tokens.length]! * 7 + 13 * i + 5) % g.config.vocab_size);
+    const kernelSets: [string, Kernels][] = [['reference', referenceKernels]];
+    if (!('error' in loaded)) kernelSets.push(['native exact', native('exact')], ['native fast', native('fast')]);
+    for (const [kname, kernels] of kernelSets) {
+      const config = file.endsWith('.safetensors') ? { configPath: path.join(fixtureDir(fixture), 'golden.json') } : {};
+      const { model: ram } = await loadModel(src, { kernels, ...config });
+      const want = run(ram, g.tokens, forced);
+      if (kname !== 'native fast') {
+        const n = g.tokens.length * g.config.vocab_size;
+        assert.ok(maxAbsDiff(want.subarray(0, n), gold) < tol, `${kname}: in-RAM prompt logits against the golden ones`);
+      }
+      ram.close();
+      const p = await planOf(src, kernels, config);
+      const E = g.config.num_experts, L = g.config.num_layers, A = g.config.num_selected_experts;
+      assert.equal(p.experts, E * L);
+      for (const slots of [A * L, Math.ceil((E * L) / 2), E * L]) {
+        const ramBudget = p.residentBytes + slots * p.slotBytes;
+        let plan: MemoryPlan | undefined;
+        const { model } = await loadModel(src, { kernels, ...config, ramBudget, streamExperts: true, onMemoryPlan: (x) => { plan = x; } });
+        assert.equal(model.expertCache?.slots, slots, `${kname}: ${slots} slots for a budget of ${ramBudget}`);
+        assert.ok(model.weights.layers.every((l) => l.ffn_gate_exps.length === 0), 'no expert read at load');
+        assert.match(plan!.message, new RegExp(`${slots} of ${E * L} experts`));
+        const got = run(model, g.tokens, forced);
+        assert.ok(bytesOf(got).equals(bytesOf(want)), `${kname}, ${slots} slots: logits differ from the in-RAM path (max |Δ| ${maxAbsDiff(got, want)})`);
+        const st = model.expertCache!.stats();
+        assert.equal(st.hits + st.misses, st.perLayer.reduce((a, [, u]) => a + u, 0));
+        if (slots === E * L) assert.ok(st.misses <= E * L, `all resident: each expert read at most once (${st.misses} misses)`);
+        else assert.ok(st.misses > 0);
+        model.close();
+      }
+    }
+  });
+}
+
+test('a RAM budget below the resident weights plus nExpertsUsed experts per layer is refused, naming the smallest budget', async () => {
+  const src = path.join(fixtureDir('tiny-b'), 'model.gguf');
+  const p = await planOf(src, referenceKernels);
+  const g = golden('tiny-b');
+  const least = p.residentBytes + g.config.num_selected_experts * g.config.num_layers * p.slotBytes;
+  await assert.rejects(loadModel(src, { kernels: referenceKernels, ramBudget: least - 1 }), (e: Error) => {
+    assert.ok(e instanceof ModelTooLargeError);
+    assert.match(e.message, /model\.gguf: a RAM budget of .* is too small: .* the smallest budget for this model is/);
+    return true;
+  });
+  const { model } = await loadModel(src, { kernels: referenceKernels, ramBudget: least, probeDisk: false });
+  assert.equal(model.expertCache?.slots, g.config.num_selected_experts * g.config.num_layers);
+  model.close();
+  // A budget the whole model fits in: the ordinary path, nothing streamed.
+  const { model: whole } = await loadModel(src, { kernels: referenceKernels, ramBudget: 1e12 });
+  assert.equal(whole.expertCache, null);
+  whole.close();
+});
+
+test('a model file truncated under streamed experts fails that forward pass with an error naming it; restored, the model serves again', { skip: 'error' in loaded ? loaded.error : false }, async () => {
+  const g = golden('tiny-b');
+  const file = path.join(tmp, 'model.gguf');
+  fs.copyFileSync(path.join(fixtureDir('tiny-b'), 'model.gguf'), file);
+  const whole = fs.readFileSync(file);
+  const opts: LoadOptions = { kernels: native('exact', false), streamExperts: true };
+  const p = await planOf(file, opts.kernels!);
+  const { model } = await loadModel(file, { ...opts, ramBudget: p.residentBytes + 2 * g.config.num_layers * p.slotBytes });
+  const want = model.forward([{ tokens: g.tokens, cache: model.newCache() }]);
+  // Cut the file in the middle of the expert tensors: the reads of evicted experts now come up short.
+  fs.truncateSync(file, Math.floor(whole.length * 0.6));
+  let failed = 0;
+  for (let i = 0; i < 4; i++) {
+    try {
+      model.forward([{ tokens: g.tokens.map((t, j) => (t * (i + 3) + j) % g.config.vocab_size), cache: model.newCache() }]);
+    } catch (e) {
+      failed++;
+      assert.match((e as Error).message, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot read \\d+ bytes at offset \\d+ .*truncated`));
+    }
+  }
+  assert.ok(failed > 0, 'a read past the new end failed');
+  fs.writeFileSync(file, whole);
+  const again = model.forward([{ tokens: g.tokens, cache: model.newCache() }]);
+  assert.ok(bytesOf(again).equals(bytesOf(want)), 'the same logits once the file is whole again');
+  model.close();
+});
