@@ -12,6 +12,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import OpenAI from 'openai';
+import { loadModel as loadGrok } from '../src/api/index.js';
+import { createServer } from '../src/api/server.js';
 import { ModelTooLargeError } from '../src/base/errors.js';
 import { loadNativeAddon, NativeKernels } from '../src/kernels/native.js';
 import { referenceKernels } from '../src/kernels/reference.js';
@@ -150,4 +153,43 @@ test('a model file truncated under streamed experts fails that forward pass with
   const again = model.forward([{ tokens: g.tokens, cache: model.newCache() }]);
   assert.ok(bytesOf(again).equals(bytesOf(want)), 'the same logits once the file is whole again');
   model.close();
+});
+
+test('/metrics of a server on streamed experts: uses per layer are the distinct experts golden.json routes the prompt to; the numbers are the cache\'s', async () => {
+  const g = golden('tiny-b');
+  const src = path.join(fixtureDir('tiny-b'), 'model-q8_0.gguf');
+  const kernels = 'error' in loaded ? referenceKernels : native('exact');
+  const p = await planOf(src, kernels);
+  const ramBudget = p.residentBytes + 2 * g.config.num_layers * p.slotBytes;
+  const grok = await loadGrok(src, { kernels, ramBudget, prefillChunk: 256, slots: 1 });
+  const server = createServer(grok, { modelId: 'm', metrics: true });
+  const url = await server.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+    // One token: one forward pass over the prompt, nothing decoded after it.
+    const r = await client.completions.create({ model: 'm', prompt: g.tokens as never, max_tokens: 1, temperature: 0 });
+    assert.equal(r.usage?.prompt_tokens, g.tokens.length);
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const value = (name: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      assert.ok(line, `${name} in /metrics`);
+      return Number(line.slice(name.length + 1));
+    };
+    const s = grok.model.expertCache!.stats();
+    assert.equal(value('grok_expert_slots'), s.slots);
+    assert.equal(value('grok_expert_slots'), 2 * g.config.num_layers);
+    assert.equal(value('grok_experts'), g.config.num_layers * g.config.num_experts);
+    assert.equal(value('grok_expert_read_bytes_total'), s.bytesRead);
+    assert.ok(s.bytesRead > 0);
+    for (const L of g.layers) {
+      // The last layer runs its MoE on the last token only (only its logits are read).
+      const last = L.layer === g.config.num_layers - 1;
+      const distinct = new Set((last ? L.experts.slice(-1) : L.experts).flat()).size;
+      assert.equal(value(`grok_expert_uses_total{layer="${L.layer}"}`), distinct, `layer ${L.layer}: one use per distinct expert of the prompt${last ? '\'s last token' : ''}`);
+      assert.equal(value(`grok_expert_hits_total{layer="${L.layer}"}`), s.perLayer[L.layer]![0]);
+    }
+  } finally {
+    await server.close(0);
+    await grok.close();
+  }
 });

@@ -94,6 +94,30 @@ export class ServerMetrics {
       ...gauge('grok_slots_busy', 'Slots holding a request now.', e.activeCount),
       ...gauge('grok_queue_length', 'Requests waiting for a slot now.', e.queuedCount),
       ...gauge('grok_model_load_seconds', 'Time spent loading the model.', this.grok.loadMs / 1000),
+      ...this.experts(),
     ].join('\n') + '\n';
+  }
+
+  /** Streamed experts (--ram-budget): what the pool did since loading, per layer where it differs. */
+  private experts(): string[] {
+    const c = this.grok.model.expertCache;
+    if (!c) return [];
+    const s = c.stats();
+    const counter = (name: string, help: string, value: number) => [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${num(value)}`];
+    const perLayer = (name: string, help: string, pick: (hu: readonly [number, number]) => number) => [
+      `# HELP ${name} ${help}`, `# TYPE ${name} counter`, ...s.perLayer.map((hu, l) => `${name}{layer="${l}"} ${num(pick(hu))}`),
+    ];
+    return [
+      ...gauge('grok_expert_slots', 'Experts the RAM budget holds in memory at once.', s.slots),
+      ...gauge('grok_experts', 'Experts of the model (layers × experts per layer).', s.experts),
+      ...perLayer('grok_expert_uses_total', 'Experts used by a layer (one per distinct expert per forward pass).', ([, u]) => u),
+      ...perLayer('grok_expert_hits_total', 'Of the uses, experts already in memory or being read.', ([h]) => h),
+      ...counter('grok_expert_prefetch_hits_total', 'Hits owed to reading the guessed experts of the next layer early.', s.prefetchHits),
+      ...counter('grok_expert_guesses_total', 'Experts guessed for the next layer from its router applied early.', s.guessed),
+      ...counter('grok_expert_guesses_right_total', 'Of the guesses, experts the layer then chose.', s.guessedRight),
+      ...counter('grok_expert_read_bytes_total', 'Expert bytes read from disk.', s.bytesRead),
+      ...counter('grok_expert_read_direct_bytes_total', 'Of them, read around the page cache (O_DIRECT).', s.directBytes),
+      ...counter('grok_expert_read_wait_seconds_total', 'Time forward passes waited for expert reads.', s.waitMs / 1000),
+    ];
   }
 }
