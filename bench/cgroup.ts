@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { evict, makeCgroup, shellArgs, type Cgroup } from './cgroup-util.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -29,40 +30,10 @@ const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const DECODE = path.join(ROOT, 'dist', 'bench', 'decode.js');
 const PROMPT = [1000, 23456, 777, 4242, 99999, 31337, 12, 65000];
 
-interface Cgroup { procs: string; peak(): number; close(): void }
-
-/** A memory cgroup limited to `bytes` (v2 when the unified hierarchy has the memory controller, else v1). */
-function makeCgroup(bytes: number): Cgroup {
-  const name = `grok-bench-${process.pid}`;
-  const v2 = '/sys/fs/cgroup/cgroup.controllers';
-  if (fs.existsSync(v2) && fs.readFileSync(v2, 'utf8').includes('memory')) {
-    const dir = path.join('/sys/fs/cgroup', name);
-    fs.writeFileSync('/sys/fs/cgroup/cgroup.subtree_control', '+memory');
-    fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(dir, 'memory.max'), String(bytes));
-    fs.writeFileSync(path.join(dir, 'memory.swap.max'), '0');
-    return { procs: path.join(dir, 'cgroup.procs'), peak: () => Number(fs.readFileSync(path.join(dir, 'memory.peak'), 'utf8')), close: () => fs.rmdirSync(dir) };
-  }
-  const dir = path.join('/sys/fs/cgroup/memory', name);
-  fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'memory.limit_in_bytes'), String(bytes));
-  return {
-    procs: path.join(dir, 'cgroup.procs'),
-    peak: () => Number(fs.readFileSync(path.join(dir, 'memory.max_usage_in_bytes'), 'utf8')),
-    close: () => fs.rmdirSync(dir),
-  };
-}
-
-function evict(file: string): void {
-  const r = spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
-  if (r.status !== 0) throw new Error(`dd could not drop ${file} from the page cache: ${r.stderr}`);
-}
-
 /** Run a command, inside `cg` when given (the shell joins the cgroup, then execs the command). */
 function run(cmd: string[], cg?: Cgroup): { out: string; err: string; s: number } {
   const t = performance.now();
-  const args = cg ? ['-c', `echo $$ > ${cg.procs} && exec "$@"`, 'sh', ...cmd] : ['-c', 'exec "$@"', 'sh', ...cmd];
-  const r = spawnSync('sh', args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync('sh', shellArgs(cmd, cg), { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`${cmd.join(' ')} exited ${r.status}: ${r.stderr.slice(-2000)}`);
   return { out: r.stdout, err: r.stderr, s: (performance.now() - t) / 1000 };
 }
