@@ -910,6 +910,18 @@ static napi_value js_io_done(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ioCancel(pool, ticket) */
+static napi_value js_io_cancel(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  if (!get_args(env, info, 2, a)) return NULL;
+  gn_io *io = get_io(env, a[0]);
+  if (!io) return NULL;
+  int64_t ticket;
+  if (!get_int(env, a[1], "ticket", 1, INT64_C(1) << 53, &ticket)) return NULL;
+  gn_io_cancel(io, ticket);
+  return NULL;
+}
+
 /* ioTotals(pool) → [bytes read, of them O_DIRECT, thread-seconds reading] */
 static napi_value js_io_totals(napi_env env, napi_callback_info info) {
   napi_value a[1], out, v;
@@ -948,7 +960,7 @@ NAPI_MODULE_INIT() {
     {"alloc", js_alloc},         {"mapFile", js_map_file},      {"mapView", js_map_view},    {"mapAdvise", js_map_advise},
     {"mapLock", js_map_lock},    {"mapPopulate", js_map_populate}, {"mapStat", js_map_stat}, {"mapRelease", js_map_release}, {"mapLive", js_map_live}, {"matmulMany", js_matmul_many}, {"setAffinity", js_set_affinity},
     {"quantize", js_quantize},   {"gaussFill", js_gauss_fill}, {"dequantize", js_dequantize}, {"xai8Rows", js_xai8_rows}, {"xai8Q8_0", js_xai8_q8_0}, {"quantizeWeighted", js_quantize_weighted}, {"xai8Quantize", js_xai8_quantize}, {"adviseHugePages", js_advise_huge},
-    {"ioCreate", js_io_create}, {"ioOpen", js_io_open}, {"ioAlloc", js_io_alloc}, {"ioSubmit", js_io_submit}, {"ioWait", js_io_wait}, {"ioDone", js_io_done}, {"ioTotals", js_io_totals}, {"ioClose", js_io_close},
+    {"ioCreate", js_io_create}, {"ioOpen", js_io_open}, {"ioAlloc", js_io_alloc}, {"ioSubmit", js_io_submit}, {"ioWait", js_io_wait}, {"ioDone", js_io_done}, {"ioCancel", js_io_cancel}, {"ioTotals", js_io_totals}, {"ioClose", js_io_close},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

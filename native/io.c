@@ -23,7 +23,7 @@ typedef struct {
 typedef struct {
   int64_t ticket; /* 0: free */
   int remaining;  /* chunks not yet done */
-  int err;
+  int err;        /* the first error; ECANCELED after gn_io_cancel */
   uint64_t at;
 } io_ticket;
 
@@ -304,6 +304,13 @@ int gn_io_wait(gn_io *io, int64_t ticket, uint64_t *at) {
   t->ticket = 0;
   pthread_mutex_unlock(&io->mu);
   return err;
+}
+
+void gn_io_cancel(gn_io *io, int64_t ticket) {
+  pthread_mutex_lock(&io->mu);
+  io_ticket *t = find(io, ticket);
+  if (t && t->remaining > 0 && !t->err) t->err = ECANCELED; /* chunks not yet started are skipped */
+  pthread_mutex_unlock(&io->mu);
 }
 
 int gn_io_done(gn_io *io, int64_t ticket) {

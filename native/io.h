@@ -42,6 +42,9 @@ int64_t gn_io_submit(gn_io *io, int file, uint64_t offset, uint64_t len, uint64_
 /* Blocks until the read is done: 0, or an errno (the first error of its chunks; ENODATA: the file ended
  * before `need` bytes). *at = the file offset where it failed. A ticket is waited for once. */
 int gn_io_wait(gn_io *io, int64_t ticket, uint64_t *at);
+/* Gives up a read: its chunks not yet started are skipped (one being read finishes); its wait returns
+ * ECANCELED and the buffer holds part of the range. */
+void gn_io_cancel(gn_io *io, int64_t ticket);
 /* 1 when the read is done (wait will not block), 0 otherwise. */
 int gn_io_done(gn_io *io, int64_t ticket);
 

@@ -54,6 +54,11 @@ export class SyncReadQueue implements ReadQueue {
     return !this.pending.has(ticket);
   }
 
+  cancel(ticket: number): void {
+    const r = this.pending.get(ticket);
+    if (r) this.pending.set(ticket, { ...r, dst: r.dst.subarray(0, 0), need: 0 }); // nothing left to read
+  }
+
   totals(): { bytes: number; directBytes: number; busySeconds: number } {
     return { bytes: this.bytes, directBytes: 0, busySeconds: this.busy };
   }

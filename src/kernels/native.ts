@@ -20,6 +20,7 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 import fs from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { FormatError, ModelFileChangedError } from '../base/errors.js';
 import { availableMemory } from '../base/memory.js';
@@ -77,6 +78,7 @@ interface NativeAddon {
   /** [errno (0: done), offset where it failed] */
   ioWait(io: object, ticket: number): [number, number];
   ioDone(io: object, ticket: number): boolean;
+  ioCancel(io: object, ticket: number): void;
   ioTotals(io: object): [number, number, number];
   ioClose(io: object): void;
   xai8Quantize(q: Int8Array, scales: Uint16Array, nIn: number, nOut: number, groups: number, r0: number, count: number, dst: Uint8Array, type: number, isa: string, weights: Float32Array | undefined): void;
@@ -670,13 +672,15 @@ export class NativeKernels implements Kernels {
   }
 }
 
+const ECANCELED = os.constants.errno.ECANCELED;
+
 /** ReadQueue on native I/O threads (native/io.c). */
 class NativeReadQueue implements ReadQueue {
   readonly alignment = 4096; // GN_IO_ALIGN
   private readonly io: object;
   private readonly files: string[] = [];
   /** Tickets in flight: what a failure message names. */
-  private readonly pending = new Map<number, { file: number; offset: number; length: number }>();
+  private readonly pending = new Map<number, { file: number; offset: number; length: number; cancelled?: boolean }>();
   private closed = false;
 
   constructor(private readonly addon: NativeAddon, threads: number) {
@@ -711,7 +715,14 @@ class NativeReadQueue implements ReadQueue {
     if (!r) throw new Error(`read queue: ticket ${ticket} is not pending`);
     this.pending.delete(ticket);
     const [err, at] = this.addon.ioWait(this.io, ticket);
-    if (err !== 0) throw readError(this.files[r.file]!, r.offset, r.length, err, at);
+    if (err !== 0 && !(err === ECANCELED && r.cancelled)) throw readError(this.files[r.file]!, r.offset, r.length, err, at);
+  }
+
+  cancel(ticket: number): void {
+    const r = this.pending.get(ticket);
+    if (!r) return;
+    r.cancelled = true;
+    this.addon.ioCancel(this.io, ticket);
   }
 
   done(ticket: number): boolean {

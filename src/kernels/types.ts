@@ -173,6 +173,11 @@ export interface ReadQueue {
   wait(ticket: number): void;
   /** Whether wait(ticket) would return at once. */
   done(ticket: number): boolean;
+  /**
+   * Give up a read that is no longer wanted: what is not read yet is skipped. It must still be waited for,
+   * and its wait then returns without an error (the buffer holds part of the range, or none of it).
+   */
+  cancel(ticket: number): void;
   /** Bytes read so far, of them around the page cache, and the seconds the reading threads were busy. */
   totals(): { bytes: number; directBytes: number; busySeconds: number };
   /** Finish what is in flight and close the files (idempotent). */

@@ -96,6 +96,10 @@ export class ExpertCache {
   private guessed = 0;
   private guessedRight = 0;
   private readonly guesses = new Map<number, readonly number[]>();
+  /** Keys of the current guess not yet in a slot or being read. */
+  private readonly guessKeys = new Set<number>();
+  /** Reads waiting for a slot, in the order they were asked for: needed experts, then guesses. */
+  private readonly wanted: { l: number; e: number; guess: boolean }[] = [];
   private readonly perLayer: [number, number][];
   private closed = false;
   /** Bytes the probe read (not counted in the stats). */
@@ -226,7 +230,9 @@ export class ExpertCache {
 
   /**
    * The experts layer l needs now (its router's choice over the batch): misses start reading at once, in
-   * this order; hits are counted. Until `release`d, these are not evicted for other experts.
+   * this order, into slots no needed expert holds; those that find none are read as soon as a slot is
+   * released. Guesses for this layer that were wrong stop reading. Until `release`d, these experts are not
+   * evicted for other experts.
    */
   request(l: number, experts: readonly number[]): void {
     this.check();
@@ -237,6 +243,13 @@ export class ExpertCache {
       this.guesses.delete(l);
       this.guessed += guess.length;
       this.guessedRight += guess.filter((e) => experts.includes(e)).length;
+    }
+    this.guessKeys.clear();
+    this.wanted.length = 0;
+    // Wrong guesses for this layer: what is not read yet is not worth the disk's time.
+    for (let s = 0; s < this.slots; s++) {
+      const slot = this.pool[s]!;
+      if (slot.guessed && slot.key >= 0 && !this.needed.has(slot.key) && Math.floor(slot.key / this.nExperts) === l) this.drop(s);
     }
     for (const e of experts) {
       const key = this.key(l, e);
@@ -259,29 +272,55 @@ export class ExpertCache {
       if (v >= 0) {
         this.fill(v, l, e);
         this.table.touch(v);
-      }
-      // No free slot: more experts needed at once than slots. It is read when acquired, after a release.
+      } else this.wanted.push({ l, e, guess: false }); // more experts needed at once than slots: read when one is released
     }
   }
 
   /**
    * A guess at the experts layer l will need next: read those not in memory into slots that no expert
-   * still needed (or in use) holds. Never evicts what the current layer needs.
+   * still needed (or in use, or guessed) holds, now or as slots are released. Never evicts what the
+   * current layer needs.
    */
   prefetch(l: number, experts: readonly number[]): void {
     this.check();
     this.guesses.set(l, [...experts]);
-    const fresh = new Set<number>();
     for (const e of experts) {
       const key = this.key(l, e);
       if (this.table.find(key) >= 0) continue;
-      const v = this.table.victim((k) => this.needed.has(k) || fresh.has(k));
-      if (v < 0) return;
-      this.fill(v, l, e);
-      this.pool[v]!.guessed = true;
-      this.prefetched++;
-      fresh.add(key);
+      this.guessKeys.add(key);
+      this.wanted.push({ l, e, guess: true });
     }
+    this.pump();
+  }
+
+  /** Start the wanted reads that have a slot to go to. */
+  private pump(): void {
+    while (this.wanted.length > 0) {
+      const w = this.wanted[0]!;
+      const key = this.key(w.l, w.e);
+      if (this.table.find(key) >= 0) { this.wanted.shift(); continue; }
+      // A guess never displaces a needed expert or another guess; a needed expert may displace a guess.
+      const v = this.table.victim(w.guess ? (k) => this.needed.has(k) || this.guessKeys.has(k) : (k) => this.needed.has(k));
+      if (v < 0) return;
+      this.wanted.shift();
+      this.fill(v, w.l, w.e);
+      if (w.guess) {
+        this.pool[v]!.guessed = true;
+        this.prefetched++;
+      }
+    }
+  }
+
+  /** Stop a slot's reads and empty it. */
+  private drop(s: number): void {
+    const slot = this.pool[s]!;
+    for (const t of slot.tickets) this.queue.cancel(t);
+    this.settle(slot);
+    this.table.clear(s);
+    slot.key = -1;
+    slot.guessed = false;
+    slot.error = null;
+    slot.matrices = null;
   }
 
   /** Whether expert (l, e) is in memory with no read in flight (compute with these first). */
@@ -296,6 +335,8 @@ export class ExpertCache {
     const key = this.key(l, e);
     let s = this.table.find(key);
     if (s < 0) {
+      const w = this.wanted.findIndex((x) => this.key(x.l, x.e) === key);
+      if (w >= 0) this.wanted.splice(w, 1);
       s = this.table.victim((k) => this.needed.has(k) && k !== key);
       if (s < 0) s = this.table.victim();
       if (s < 0) throw new Error('expert cache: every slot is in use (more experts held at once than slots)');
@@ -324,6 +365,7 @@ export class ExpertCache {
     if (s < 0) throw new Error(`expert cache: release of expert ${e} of layer ${l}, which is not held`);
     this.table.unpin(s);
     this.needed.delete(key);
+    this.pump(); // a slot may have come free for a read waiting for one
   }
 
   stats(): ExpertCacheStats {
