@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import readline from 'node:readline';
 import { Command, Option } from 'commander';
 import type { Completion, Grok, LoadModelOptions, TextGenerateOptions } from '../api/index.js';
-import type { RoutedToken } from '../api/routing.js';
+import { routingRows, type RoutedToken } from '../api/routing.js';
+import { headerLine, tokenLines } from '../api/routing-trace.js';
 import { UsageError } from './errors.js';
 import { loadForCli } from './load.js';
 import {
@@ -40,6 +41,7 @@ interface GenerateOptions extends ModelOptionValues, KernelOptionValues, KVOptio
   escape: boolean;
   routing?: boolean;
   routingSvg?: string;
+  traceRouting?: string;
 }
 
 export function generateCommand(): Command {
@@ -72,6 +74,7 @@ export function generateCommand(): Command {
     .option('--json', 'print one JSON object: text, tokens, logprobs, timings')
     .option('--routing', 'after the text, print which experts every token went to, per layer (with --json: a "routing" field)')
     .option('--routing-svg <file>', 'write a token × layer heatmap of the chosen experts (SVG)')
+    .option('--trace-routing <file>', 'write a routing trace (JSON lines: a header, then every token\'s experts per layer, in the order processed; with -i, each turn appended) for grok cache-sim')
     .option('-i, --interactive', 'read one prompt per line from standard input')
     .option('--no-escape', 'take \\n, \\t, \\xHH … in the prompt and --stop literally');
   addKernelOptions(c, 'fast');
@@ -82,6 +85,7 @@ Examples:
   grok generate -m grok-1-q8_0.gguf -n 64 --temp 0.7 --top-p 0.95 -s 1 --stop "\\n" -p "The answer is"
   echo "In the beginning" | grok generate -
   grok generate --routing --routing-svg routing.svg "And God said"
+  grok generate -m grok-1-q8_0.gguf --trace-routing trace.jsonl -f prompt.txt && grok cache-sim --trace trace.jsonl --budget 40G --budget 60G
   grok generate -m ckpt-0 --tokenizer tokenizer.model -i`)
     .action(async (words: string[], o: GenerateOptions) => runGenerate(words, o));
 }
@@ -138,21 +142,31 @@ async function runGenerate(words: string[], o: GenerateOptions & { nPredict?: nu
   if (o.nPredict !== undefined) o.maxTokens = o.nPredict;
   if (o.temperature !== undefined && o.temp !== undefined) throw new UsageError('give --temperature or --temp, not both');
   const prompt = readPrompt(words, o);
-  const routing = o.routing === true || o.routingSvg !== undefined;
-  if (routing && prompt === null) throw new UsageError('--routing / --routing-svg work on one prompt, not with --interactive');
+  if ((o.routing === true || o.routingSvg !== undefined) && prompt === null) throw new UsageError('--routing / --routing-svg work on one prompt, not with --interactive (--trace-routing does)');
+  const routing = o.routing === true || o.routingSvg !== undefined || o.traceRouting !== undefined;
   const gen = { ...samplingOptions(o), ...(routing ? { routing: true } : {}) };
+  // Opened before the (long) load: a path that cannot be written fails at once.
+  const trace = o.traceRouting === undefined ? null : openTrace(o.traceRouting);
   const load: LoadModelOptions = { slots: 1, ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) };
-  const grok = await loadForCli(o, load, { quiet: o.json === true });
+  let grok: Grok;
   try {
-    if (prompt === null) return await repl(grok, gen, o.seed);
+    grok = await loadForCli(o, load, { quiet: o.json === true });
+  } catch (e) {
+    trace?.close();
+    throw e;
+  }
+  try {
+    if (trace) await trace.start(grok, o.config);
+    if (prompt === null) return await repl(grok, gen, o.seed, trace);
     const opts = o.seed === undefined ? gen : { ...gen, seed: o.seed };
-    const { formatRouting, routingJson, routingRows } = await import('../api/routing.js');
+    const { formatRouting, routingJson } = await import('../api/routing.js');
     const rows = (r: Completion) => routingRows(grok, grok.promptIds(prompt, gen.addBos).slice(r.truncatedTokens), r);
     if (o.json) {
       const r = await grok.complete(prompt, opts);
       const j = toJson(grok, r);
       if (o.routing) j.routing = routingJson(rows(r), grok.config.nExperts);
       if (o.routingSvg) await writeSvg(o.routingSvg, rows(r), grok);
+      trace?.append(rows(r));
       process.stdout.write(`${JSON.stringify(j)}\n`);
       return;
     }
@@ -162,9 +176,63 @@ async function runGenerate(words: string[], o: GenerateOptions & { nPredict?: nu
     reportExperts(grok);
     if (o.routing) process.stdout.write(`\n${formatRouting(rows(r), grok.config.nExperts)}`);
     if (o.routingSvg) await writeSvg(o.routingSvg, rows(r), grok);
+    trace?.append(rows(r));
   } finally {
+    trace?.close();
     await grok.close();
   }
+}
+
+/** A routing trace being written (routing-trace.ts): the header once the model is loaded, then each sequence's tokens. */
+interface TraceFile {
+  start(grok: Grok, configPath: string | undefined): Promise<void>;
+  append(rows: readonly RoutedToken[], turn?: number): void;
+  close(): void;
+}
+
+function openTrace(file: string): TraceFile {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'w');
+  } catch (e) {
+    throw new UsageError(`cannot write the routing trace ${file}: ${(e as Error).message}`);
+  }
+  let tokens = 0;
+  let started = false;
+  let closed = false;
+  const write = (s: string) => {
+    try {
+      fs.writeSync(fd, s);
+    } catch (e) {
+      throw new Error(`cannot write the routing trace ${file}: ${(e as Error).message}`);
+    }
+  };
+  return {
+    async start(grok, configPath) {
+      const { readAlignment, weightSizes } = await import('../model/loader.js');
+      const c = grok.config;
+      // The sizes as the loader counts them; a slot as the pool in use lays it out, else as these kernels' reader would.
+      const sizes = weightSizes(grok.path, { ...(configPath ? { configPath } : {}), alignment: readAlignment(grok.model.kernels) });
+      write(headerLine({
+        model: grok.path, nLayers: c.nLayers, nExperts: c.nExperts, nExpertsUsed: c.nExpertsUsed,
+        expertBytes: sizes.expertBytes, slotBytes: grok.model.expertCache?.slotBytes ?? sizes.slotBytes, residentBytes: sizes.residentBytes,
+        prefillChunk: grok.engine.prefillChunk,
+      }));
+      started = true;
+    },
+    append(rows, turn) {
+      write(tokenLines(rows, turn));
+      tokens += rows.length;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      fs.closeSync(fd);
+      // The model never loaded: no trace, not an empty file that looks like one.
+      if (!started) fs.rmSync(file, { force: true });
+      else process.stderr.write(`grok: wrote the routing trace of ${tokens} tokens to ${file}\n`);
+    },
+  };
 }
 
 async function writeSvg(file: string, rows: RoutedToken[], grok: Grok): Promise<void> {
@@ -236,7 +304,7 @@ function reportExperts(grok: Grok): void {
 }
 
 /** One prompt per line; an empty line is skipped; EOF or Ctrl-C at the prompt ends the session. */
-async function repl(grok: Grok, gen: TextGenerateOptions, seed: number | undefined): Promise<void> {
+async function repl(grok: Grok, gen: TextGenerateOptions, seed: number | undefined, trace: TraceFile | null): Promise<void> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY ?? false });
   let n = 0;
   const ask = (): void => { if (process.stdin.isTTY) rl.prompt(); };
@@ -253,6 +321,7 @@ async function repl(grok: Grok, gen: TextGenerateOptions, seed: number | undefin
         const r = await streamOne(grok, prompt, opts);
         process.stdout.write('\n');
         reportStats(r);
+        if (trace) trace.append(routingRows(grok, grok.promptIds(prompt, gen.addBos).slice(r.truncatedTokens), r), n - 1);
       } catch (e) {
         if (!(e instanceof Error && e.name === 'AbortError')) process.stderr.write(`grok: error: ${e instanceof Error ? e.message : String(e)}\n`);
       }

@@ -6,6 +6,7 @@
  * a failure; GROK_DEBUG=1 adds the stack).
  */
 import { Command, CommanderError } from 'commander';
+import { cacheSimCommand } from './cache-sim.js';
 import { convertCommand, synthCommand } from './convert.js';
 import { reportError } from './errors.js';
 import { generateCommand } from './generate.js';
@@ -29,7 +30,7 @@ export function program(): Command {
       outputError: (s, write) => write(errorLine(s)),
     })
     .exitOverride();
-  for (const c of [generateCommand(), serveCommand(), logitsCommand(), inspectCommand(), infoCommand(), tokenizeCommand(), detokenizeCommand(), convertCommand(), synthCommand(), trainCommand(), pullCommand()]) {
+  for (const c of [generateCommand(), cacheSimCommand(), serveCommand(), logitsCommand(), inspectCommand(), infoCommand(), tokenizeCommand(), detokenizeCommand(), convertCommand(), synthCommand(), trainCommand(), pullCommand()]) {
     p.addCommand(c.exitOverride().showSuggestionAfterError(true).showHelpAfterError(`(run 'grok help ${c.name()}' for the options)`).configureOutput(p.configureOutput()));
   }
   return p;

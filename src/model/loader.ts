@@ -7,7 +7,7 @@
 import { openModel } from '../formats/open.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { referenceKernels } from '../kernels/reference.js';
-import { ModelTooLargeError } from '../base/errors.js';
+import { FormatError, ModelTooLargeError } from '../base/errors.js';
 import type { Kernels, KVType, WeightMaps } from '../kernels/types.js';
 import type { Matrix } from '../quant/matrix.js';
 import type { ModelBinding } from './binding.js';
@@ -78,24 +78,92 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
 
 type Located = { name: string; def: TensorDef; loc: MatrixLocation | VectorLocation };
 
-/**
- * Locate every tensor (all shape errors before any read), then read or map them into the weight record.
- * Copied weights that cannot fit in the memory available are refused before a byte is read.
- */
-function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions): { weights: GrokWeights; maps: WeightMaps | undefined; experts: ExpertCache | undefined } {
+/** Every tensor of the table located, shape-checked: layers first, then the embedding and the final norm (the order errors are reported in). */
+function locateAll(binding: ModelBinding, c: GrokConfig): { layers: Located[][]; model: Located[] } {
   const locate = (def: TensorDef, name: string): Located => {
     const { nIn, nOut } = def.dims(c);
     return { name, def, loc: def.kind === 'vector' ? locateVector(binding, name, nIn) : locateMatrix(binding, name, nIn, nOut, def.scope === 'expert' ? c.nExperts : undefined) };
   };
-  // Layers first, then the embedding and the final norm: the order errors are reported in.
   const layers: Located[][] = [];
   for (let l = 0; l < c.nLayers; l++) {
     layers.push(LAYER_TENSORS.flatMap((def) => Array.from({ length: def.scope === 'expert' ? c.nExperts : 1 }, (_, e) => locate(def, canonicalName(def, l, e)))));
   }
   const model = ['token_embd', 'output_norm', ...(binding.tensors.has('output') ? ['output'] : [])].map((n) => locate(tensorDef(n), n));
+  return { layers, model };
+}
+
+/** Bytes of all the weights, and of the experts among them. */
+function byteTotals(layers: Located[][], model: Located[]): { total: number; expertBytes: number } {
   const all = [...layers.flat(), ...model];
-  const total = all.reduce((a, t) => a + locationBytes(t.loc), 0);
-  const expertBytes = all.reduce((a, t) => a + (t.def.scope === 'expert' ? locationBytes(t.loc) : 0), 0);
+  return {
+    total: all.reduce((a, t) => a + locationBytes(t.loc), 0),
+    expertBytes: all.reduce((a, t) => a + (t.def.scope === 'expert' ? locationBytes(t.loc) : 0), 0),
+  };
+}
+
+/** [layer][expert] → where that expert's gate, up and down matrices are. */
+function expertLocations(layers: Located[][]): ExpertLocation[][] {
+  return layers.map((ts) => {
+    const by = (name: string) => ts.filter((t) => t.def.name === name).map((t) => t.loc as MatrixLocation);
+    const g = by('ffn_gate_exps'), u = by('ffn_up_exps'), d = by('ffn_down_exps');
+    return g.map((gate, e) => ({ gate, up: u[e]!, down: d[e]! }));
+  });
+}
+
+/** The sizes a RAM budget is made of, as the loader counts them (`--ram-budget`; `grok cache-sim`). */
+export interface WeightSizes {
+  /** Every weight the model loads. */
+  readonly totalBytes: number;
+  /** What stays in memory when the experts are streamed: all but the experts. */
+  readonly residentBytes: number;
+  /** One expert of one layer (gate + up + down) as stored: the experts' bytes over layers × experts. */
+  readonly expertBytes: number;
+  /** Memory one slot of the expert pool takes with reads aligned to `alignment`; null when the experts cannot be streamed (stored transposed). */
+  readonly slotBytes: number | null;
+}
+
+/**
+ * The weight sizes of the model at `path`, located as loadModel does (no weight is read). `alignment`: of
+ * the reads into expert slots (`readAlignment`).
+ */
+export function weightSizes(path: string, opts: { configPath?: string; alignment?: number } = {}): WeightSizes {
+  const source = openModel(path);
+  try {
+    const binding = bindModel(source, opts.configPath);
+    const c = binding.config;
+    const { layers, model } = locateAll(binding, c);
+    const { total, expertBytes } = byteTotals(layers, model);
+    let slotBytes: number | null;
+    try {
+      slotBytes = ExpertCache.slotBytesFor(expertLocations(layers), opts.alignment ?? 1);
+    } catch (e) {
+      if (!(e instanceof FormatError)) throw e;
+      slotBytes = null;
+    }
+    return { totalBytes: total, residentBytes: total - expertBytes, expertBytes: expertBytes / (c.nLayers * c.nExperts), slotBytes };
+  } finally {
+    source.close();
+  }
+}
+
+/** The alignment of the reads these kernels stream experts with (4096 on the native I/O threads, 1 elsewhere). */
+export function readAlignment(kernels: Kernels): number {
+  const queue = kernels.readQueue?.(1);
+  if (!queue) return new SyncReadQueue(kernels).alignment;
+  try {
+    return queue.alignment;
+  } finally {
+    queue.close();
+  }
+}
+
+/**
+ * Locate every tensor (all shape errors before any read), then read or map them into the weight record.
+ * Copied weights that cannot fit in the memory available are refused before a byte is read.
+ */
+function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions): { weights: GrokWeights; maps: WeightMaps | undefined; experts: ExpertCache | undefined } {
+  const { layers, model } = locateAll(binding, c);
+  const { total, expertBytes } = byteTotals(layers, model);
   const stream = opts.streamExperts === true || (opts.ramBudget !== undefined && total > opts.ramBudget);
   let experts: (ExpertCache & { plan: MemoryPlan }) | undefined;
   if (stream) {
@@ -153,11 +221,7 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
  * resident weights and nExpertsUsed experts per layer.
  */
 function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: Kernels, opts: LoadOptions, residentBytes: number, expertBytes: number): ExpertCache & { plan: MemoryPlan } {
-  const locs: ExpertLocation[][] = layers.map((ts) => {
-    const by = (name: string) => ts.filter((t) => t.def.name === name).map((t) => t.loc as MatrixLocation);
-    const g = by('ffn_gate_exps'), u = by('ffn_up_exps'), d = by('ffn_down_exps');
-    return g.map((gate, e) => ({ gate, up: u[e]!, down: d[e]! }));
-  });
+  const locs = expertLocations(layers);
   const count = c.nLayers * c.nExperts;
   const queue = kernels.readQueue?.(opts.ioThreads ?? 4) ?? new SyncReadQueue(kernels);
   // Slot size as the cache lays it out (alignment included): measured on a one-slot layout first.
