@@ -257,6 +257,13 @@ void *gn_alloc(size_t bytes) {
   return p;
 }
 
+int gn_populate(void *p, size_t bytes) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+  return madvise(p, bytes, MADV_POPULATE_WRITE) == 0 ? 0 : errno;
+}
+
 int gn_advise_huge(void *p, size_t bytes) {
 #ifdef MADV_HUGEPAGE
   const uintptr_t huge = (uintptr_t)2 << 20, a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + bytes) & ~(huge - 1);

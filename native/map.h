@@ -55,5 +55,8 @@ void *gn_alloc(size_t bytes);
  * e.g. a SharedArrayBuffer, before it is first touched); 0 or errno. */
 int gn_advise_huge(void *p, size_t bytes);
 void gn_free(void *p, size_t bytes);
+/* Fault in [p, p + bytes) of anonymous memory now, writable (MADV_POPULATE_WRITE); 0, or errno where the
+ * kernel cannot (older than 5.14): the caller then touches the pages itself. */
+int gn_populate(void *p, size_t bytes);
 
 #endif

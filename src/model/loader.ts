@@ -14,7 +14,7 @@ import type { ModelBinding } from './binding.js';
 import type { GrokConfig } from './config.js';
 import { GrokModel, type GrokWeights, type LayerWeights } from './grok.js';
 import { bindModel } from './map.js';
-import { gib, memoryPlan, streamingPlan, type MemoryAvailability, type MemoryPlan } from './memory.js';
+import { gib, memoryAvailability, memoryPlan, streamingPlan, type MemoryAvailability, type MemoryPlan } from './memory.js';
 import { ExpertCache, type ExpertLocation } from './expert-cache.js';
 import type { EvictionPolicy } from './expert-policy.js';
 import { SyncReadQueue } from '../kernels/io.js';
@@ -165,13 +165,16 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
   const { layers, model } = locateAll(binding, c);
   const { total, expertBytes } = byteTotals(layers, model);
   const stream = opts.streamExperts === true || (opts.ramBudget !== undefined && total > opts.ramBudget);
-  let experts: (ExpertCache & { plan: MemoryPlan }) | undefined;
+  let experts: ExpertCache | undefined;
+  let streaming: MemoryPlan | undefined;
   if (stream) {
-    experts = expertCache(path, layers, c, kernels, opts, total - expertBytes, expertBytes);
+    const r = expertCache(path, layers, c, kernels, opts, total - expertBytes, expertBytes);
+    streaming = r.plan;
+    experts = r.cache ?? undefined;
   }
   const residentBytes = total - (stream ? expertBytes : 0);
   const mapped = typeof kernels.mapWeight === 'function' && (kernels.weightPlacement?.(residentBytes) ?? 'map') === 'map';
-  const plan = experts ? experts.plan : opts.memory === undefined ? memoryPlan(total, mapped) : memoryPlan(total, mapped, opts.memory);
+  const plan = streaming ?? (opts.memory === undefined ? memoryPlan(total, mapped) : memoryPlan(total, mapped, opts.memory));
   opts.onMemoryPlan?.(plan);
   if (plan.verdict === 'too-large') {
     experts?.close();
@@ -220,7 +223,7 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
  * The pool of expert slots a RAM budget leaves room for, with its plan. The smallest budget holds the
  * resident weights and nExpertsUsed experts per layer.
  */
-function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: Kernels, opts: LoadOptions, residentBytes: number, expertBytes: number): ExpertCache & { plan: MemoryPlan } {
+function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: Kernels, opts: LoadOptions, residentBytes: number, expertBytes: number): { plan: MemoryPlan; cache: ExpertCache | null } {
   const locs = expertLocations(layers);
   const count = c.nLayers * c.nExperts;
   const queue = kernels.readQueue?.(opts.ioThreads ?? 4) ?? new SyncReadQueue(kernels);
@@ -239,6 +242,18 @@ function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: 
     queue.close();
     throw new ModelTooLargeError(`${path}: a RAM budget of ${gib(budget)} is too small: the weights kept in memory take ${gib(residentBytes)} and at least ${c.nExpertsUsed} experts per layer (${least} × ${gib(slotBytes)}) must fit beside them; the smallest budget for this model is ${gib(residentBytes + least * slotBytes)}`);
   }
+  const bytesPerToken = (c.nExpertsUsed * c.nLayers * expertBytes / count) * (1 - slots / count);
+  const planWith = (rate: number | null) => streamingPlan({
+    budgetBytes: Number.isFinite(budget) ? budget : residentBytes + slots * slotBytes, residentBytes, expertBytes, experts: count, slots, slotBytes,
+    readBytesPerSecond: rate, bytesPerToken, ceilingTokensPerSecond: rate === null ? null : bytesPerToken === 0 ? Infinity : rate / bytesPerToken,
+  }, memory);
+  // The memory is measured once, before the pool takes its share of it.
+  const memory = opts.memory ?? memoryAvailability();
+  const first = planWith(null);
+  if (first.verdict === 'too-large') {
+    queue.close();
+    return { plan: first, cache: null };
+  }
   let cache: ExpertCache;
   try {
     cache = new ExpertCache(locs, slots, queue, opts.expertPolicy ?? 'lru');
@@ -253,12 +268,7 @@ function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: 
     cache.close();
     throw e;
   }
-  const bytesPerToken = (c.nExpertsUsed * c.nLayers * expertBytes / count) * (1 - slots / count);
-  const plan = streamingPlan({
-    budgetBytes: Number.isFinite(budget) ? budget : residentBytes + slots * slotBytes, residentBytes, expertBytes, experts: count, slots, slotBytes,
-    readBytesPerSecond: rate, bytesPerToken, ceilingTokensPerSecond: rate === null ? null : bytesPerToken === 0 ? Infinity : rate / bytesPerToken,
-  }, opts.memory);
-  return Object.assign(cache, { plan });
+  return { plan: planWith(rate), cache };
 }
 
 type MapFn = (r: ByteRange) => Uint8Array | null | undefined;
