@@ -193,3 +193,24 @@ test('/metrics of a server on streamed experts: uses per layer are the distinct 
     await grok.close();
   }
 });
+
+test('by default a model larger than the memory available (less the margin) streams its experts; ramBudget Infinity never does', async () => {
+  const src = path.join(fixtureDir('tiny-b'), 'model.gguf');
+  const p = await planOf(src, referenceKernels);
+  const g = golden('tiny-b');
+  // Room for the resident weights and 10 slots once the 1 GiB margin is taken.
+  const memory = 2 ** 30 + p.residentBytes + 10 * p.slotBytes;
+  const { model } = await loadModel(src, { kernels: referenceKernels, memory, probeDisk: false });
+  assert.equal(model.expertCache?.slots, 10);
+  const want = goldenLogits('tiny-b');
+  assert.ok(maxAbsDiff(model.forward([{ tokens: g.tokens, cache: model.newCache() }]), want) < 1e-4);
+  model.close();
+  const { model: never } = await loadModel(src, { kernels: referenceKernels, memory, ramBudget: Infinity });
+  assert.equal(never.expertCache, null);
+  never.close();
+  // Memory too small for even the smallest pool: not streamed (the mapped/copied path decides, as before).
+  const small = 2 ** 30 + p.residentBytes + 3 * p.slotBytes; // the smallest pool is 2 experts × 3 layers
+  const { model: plain } = await loadModel(src, { kernels: referenceKernels, memory: small });
+  assert.equal(plain.expertCache, null);
+  plain.close();
+});

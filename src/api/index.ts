@@ -70,7 +70,9 @@ export interface LoadModelOptions {
   /**
    * Bytes of memory the weights may take (`--ram-budget`). A larger model keeps its non-expert weights in
    * memory and streams its experts from disk into a pool of slots filling the rest; `grok.model.expertCache`
-   * then reports hits, bytes read and waits. Absent: every weight is loaded (or mapped) as usual.
+   * then reports hits, bytes read and waits. Absent: the memory available less a margin (max(1 GiB, 10 %)),
+   * streaming only a model larger than that whose smallest pool fits; Infinity: never stream (a model
+   * larger than memory is then mapped and paged by the OS).
    */
   ramBudget?: number;
   /** With ramBudget: which expert leaves the pool, 'lru' (default) or 'lfu'. */

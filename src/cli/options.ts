@@ -119,7 +119,7 @@ export function addKernelOptions(cmd: Command, defaultNumerics: 'exact' | 'fast'
     .option('--mlock', 'native: lock the mapped weights in memory (needs RLIMIT_MEMLOCK; as llama.cpp)')
     .option('--mmap', 'native: map the model files even when the model fits in memory (default: read a model that fits into memory, map a larger one)')
     .option('--no-mmap', 'native: read the weights into memory instead of mapping the files')
-    .option('--ram-budget <size>', 'memory the weights may take (e.g. 48G): a larger model keeps its other weights in memory and streams its experts from disk into a pool filling the rest (see README: less RAM than the model)', parseSize)
+    .option('--ram-budget <size>', 'memory the weights may take (e.g. 48G): a larger model keeps its other weights in memory and streams its experts from disk into a pool filling the rest (default: the memory available less a margin; none: never stream, map and page instead; see README: less RAM than the model)', (v: string) => (v === 'none' ? Infinity : parseSize(v)))
     .addOption(new Option('--expert-policy <name>', 'with --ram-budget: which expert leaves the pool').choices(['lru', 'lfu']).default('lru'))
     .option('--io-threads <n>', 'with --ram-budget: threads reading experts from disk (default 4)', int(1, 64));
 }

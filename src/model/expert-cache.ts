@@ -113,6 +113,8 @@ export class ExpertCache {
     const { layouts, slotBytes } = ExpertCache.layout(experts, queue.alignment);
     this.layouts = layouts;
     this.slotBytes = slotBytes;
+    // Every file experts come from is opened now: an unreadable shard fails the load, not a later request.
+    for (const r of this.layouts.flat(2)) this.fileHandle(r.range.file);
     this.table = new SlotTable(this.slots, policy);
     this.perLayer = experts.map(() => [0, 0]);
     this.pool = [];

@@ -37,7 +37,8 @@ export interface LoadOptions {
   memory?: number | MemoryAvailability;
   /**
    * Bytes of memory the weights may take. A model larger than this keeps its non-expert weights in memory
-   * and streams its experts from disk into a pool of expert slots filling the rest (ExpertCache).
+   * and streams its experts from disk into a pool of expert slots filling the rest (ExpertCache). Absent:
+   * the memory available less max(1 GiB, 10 %), and only when the smallest pool fits in it; Infinity: never.
    */
   ramBudget?: number;
   /** Stream the experts even when the model fits the budget (every expert then gets a slot unless ramBudget says fewer). */
@@ -164,13 +165,25 @@ export function readAlignment(kernels: Kernels): number {
 function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions): { weights: GrokWeights; maps: WeightMaps | undefined; experts: ExpertCache | undefined } {
   const { layers, model } = locateAll(binding, c);
   const { total, expertBytes } = byteTotals(layers, model);
-  const stream = opts.streamExperts === true || (opts.ramBudget !== undefined && total > opts.ramBudget);
+  // The budget: given (Infinity: never stream), or by default what the memory available leaves beside a
+  // margin for the KV cache and the runtime. A model larger than it streams its experts; by default only
+  // when the smallest pool fits too (else it is mapped and paged by the OS, as before).
+  let budget = opts.ramBudget;
+  const auto = budget === undefined && opts.streamExperts !== true;
+  if (auto) {
+    const avail = typeof opts.memory === 'number' ? opts.memory : (opts.memory ?? memoryAvailability()).bytes;
+    const b = avail - Math.max(2 ** 30, 0.1 * avail);
+    if (total > b) budget = b;
+  }
+  let stream = opts.streamExperts === true || (budget !== undefined && total > budget);
   let experts: ExpertCache | undefined;
   let streaming: MemoryPlan | undefined;
   if (stream) {
-    const r = expertCache(path, layers, c, kernels, opts, total - expertBytes, expertBytes);
-    streaming = r.plan;
-    experts = r.cache ?? undefined;
+    const r = expertCache(path, layers, c, kernels, { ...opts, ...(budget === undefined ? {} : { ramBudget: budget }) }, total - expertBytes, expertBytes, auto);
+    if (r) {
+      streaming = r.plan;
+      experts = r.cache ?? undefined;
+    } else stream = false;
   }
   const residentBytes = total - (stream ? expertBytes : 0);
   const mapped = typeof kernels.mapWeight === 'function' && (kernels.weightPlacement?.(residentBytes) ?? 'map') === 'map';
@@ -223,7 +236,7 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
  * The pool of expert slots a RAM budget leaves room for, with its plan. The smallest budget holds the
  * resident weights and nExpertsUsed experts per layer.
  */
-function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: Kernels, opts: LoadOptions, residentBytes: number, expertBytes: number): { plan: MemoryPlan; cache: ExpertCache | null } {
+function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: Kernels, opts: LoadOptions, residentBytes: number, expertBytes: number, auto: boolean): { plan: MemoryPlan; cache: ExpertCache | null } | null {
   const locs = expertLocations(layers);
   const count = c.nLayers * c.nExperts;
   const queue = kernels.readQueue?.(opts.ioThreads ?? 4) ?? new SyncReadQueue(kernels);
@@ -240,6 +253,7 @@ function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: 
   const slots = Math.min(count, Math.floor((budget - residentBytes) / slotBytes));
   if (slots < least) {
     queue.close();
+    if (auto) return null; // the default budget cannot hold the smallest pool: not streamed
     throw new ModelTooLargeError(`${path}: a RAM budget of ${gib(budget)} is too small: the weights kept in memory take ${gib(residentBytes)} and at least ${c.nExpertsUsed} experts per layer (${least} × ${gib(slotBytes)}) must fit beside them; the smallest budget for this model is ${gib(residentBytes + least * slotBytes)}`);
   }
   const bytesPerToken = (c.nExpertsUsed * c.nLayers * expertBytes / count) * (1 - slots / count);
