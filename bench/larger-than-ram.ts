@@ -14,9 +14,8 @@
  *     of experts that do not fit in the budget beside the non-expert weights (routing taken as uniform).
  *
  * Engines (run in the order given; repeat names to interleave, e.g. grok-stream,llama,grok-stream,llama):
- *   grok-stream  loadModel(path, { ramBudget: --budget-gib }): the expert cache. Until the library has it
- *                (grok.model.expertCache), the run is reported as unsupported rather than timing mmap twice.
- *   grok-mmap    loadModel(path) as today: weights mapped, paged in and out by the kernel.
+ *   grok-stream  loadModel(path, { ramBudget: --budget-gib }): the expert cache (grok.model.expertCache).
+ *   grok-mmap    loadModel(path, { ramBudget: Infinity }): never streamed, weights mapped and paged by the kernel.
  *   llama        llama.cpp through node-llama-cpp (npm run peer), its default mmap.
  * Per run: the cgroup's peak memory (anonymous + page cache), the process's peak RSS, and the bytes it
  * read from disk (/proc/self/io read_bytes) during prefill and per decoded token.
@@ -203,7 +202,8 @@ async function runGrok(engine: 'grok-stream' | 'grok-mmap', file: string, thread
   const options: LoadModelOptions & { ramBudget?: number } = {
     kernelOptions: { threads, mode: 'fast' },
     onMemoryPlan: (p) => { plan = p.verdict; mapped = p.mapped; },
-    ...(budget !== undefined ? { ramBudget: budget } : {}),
+    // grok-mmap: never stream (a model larger than memory would otherwise stream by default).
+    ramBudget: budget ?? Infinity,
   };
   const t0 = performance.now();
   let grok: Awaited<ReturnType<typeof loadModel>>;

@@ -852,10 +852,8 @@ static napi_value js_io_alloc(napi_env env, napi_callback_info info) {
   b->io = io;
   b->bytes = (size_t)bytes;
   gn_io_ref(io);
-  /* Fault the pages in now, at load, not at the first read into them (a direct read pins its pages: on
-   * fresh memory every read would first wait for the kernel to find and zero them). */
-  if (gn_populate(p, (size_t)bytes) != 0)
-    for (size_t off = 0; off < (size_t)bytes; off += 4096) ((volatile uint8_t *)p)[off] = 0;
+  /* Fault the pages in on the I/O threads while the model loads, not at the first read into them. */
+  gn_io_populate(io, p, (size_t)bytes);
   if (napi_create_external_arraybuffer(env, p, (size_t)bytes, io_buffer_finalize, b, &ab) != napi_ok) {
     gn_free(p, (size_t)bytes);
     gn_io_unref(io);

@@ -1,6 +1,7 @@
 /* Reads on I/O threads: see io.h. */
 #define _GNU_SOURCE
 #include "io.h"
+#include "map.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +104,14 @@ static void *worker(void *arg) {
     io_chunk c = io->queue[io->qhead];
     io->qhead = (io->qhead + 1) % io->qcap;
     io->qlen--;
+    if (c.file < 0) { /* gn_io_populate: fault the pages in, no ticket */
+      pthread_mutex_unlock(&io->mu);
+      if (gn_populate(c.dst, (size_t)c.len) != 0)
+        for (uint64_t off = 0; off < c.len; off += 4096) ((volatile uint8_t *)c.dst)[off] = 0;
+      pthread_mutex_lock(&io->mu);
+      if (--io->inflight == 0) pthread_cond_broadcast(&io->done);
+      continue;
+    }
     io_ticket *t = &io->tickets[c.ticket % TICKETS];
     int skip = t->err != 0; /* an earlier chunk of this read failed: the read has failed */
     pthread_mutex_unlock(&io->mu);
@@ -240,6 +249,39 @@ int gn_io_open(gn_io *io, const char *path, int *direct) {
   return i;
 }
 
+/* Makes room for `chunks` more chunks in the queue (lock held); 0 or ENOMEM. */
+static int reserve(gn_io *io, size_t chunks) {
+  if (io->qlen + chunks <= io->qcap) return 0;
+  size_t cap = io->qcap;
+  while (cap < io->qlen + chunks) cap *= 2;
+  io_chunk *q = malloc(cap * sizeof(io_chunk));
+  if (!q) return ENOMEM;
+  for (size_t i = 0; i < io->qlen; i++) q[i] = io->queue[(io->qhead + i) % io->qcap];
+  free(io->queue);
+  io->queue = q;
+  io->qcap = cap;
+  io->qhead = 0;
+  return 0;
+}
+
+void gn_io_populate(gn_io *io, void *p, size_t len) {
+  size_t chunks = len == 0 ? 0 : (len + CHUNK - 1) / CHUNK;
+  pthread_mutex_lock(&io->mu);
+  if (io->stop || reserve(io, chunks) != 0) {
+    pthread_mutex_unlock(&io->mu);
+    return; /* the first reads fault the pages in instead */
+  }
+  for (size_t i = 0; i < chunks; i++) {
+    uint64_t o = (uint64_t)i * CHUNK, n = len - o < CHUNK ? len - o : CHUNK;
+    io_chunk c = {0, -1, 0, n, 0, (uint8_t *)p + o};
+    io->queue[(io->qhead + io->qlen) % io->qcap] = c;
+    io->qlen++;
+    io->inflight++;
+  }
+  if (chunks) pthread_cond_broadcast(&io->work);
+  pthread_mutex_unlock(&io->mu);
+}
+
 int64_t gn_io_submit(gn_io *io, int file, uint64_t offset, uint64_t len, uint64_t need, void *dst) {
   if (file < 0 || need > len || (len > 0 && !dst)) return -EINVAL;
   size_t chunks = len == 0 ? 0 : (size_t)((len + CHUNK - 1) / CHUNK);
@@ -254,19 +296,9 @@ int64_t gn_io_submit(gn_io *io, int file, uint64_t offset, uint64_t len, uint64_
     pthread_mutex_unlock(&io->mu);
     return -E2BIG;
   }
-  if (io->qlen + chunks > io->qcap) {
-    size_t cap = io->qcap;
-    while (cap < io->qlen + chunks) cap *= 2;
-    io_chunk *q = malloc(cap * sizeof(io_chunk));
-    if (!q) {
-      pthread_mutex_unlock(&io->mu);
-      return -ENOMEM;
-    }
-    for (size_t i = 0; i < io->qlen; i++) q[i] = io->queue[(io->qhead + i) % io->qcap];
-    free(io->queue);
-    io->queue = q;
-    io->qcap = cap;
-    io->qhead = 0;
+  if (reserve(io, chunks) != 0) {
+    pthread_mutex_unlock(&io->mu);
+    return -ENOMEM;
   }
   io->next_ticket++;
   t->ticket = ticket;

@@ -34,6 +34,10 @@ void gn_io_close(gn_io *io);
 /* Opens `path` for reading: a file index ≥ 0, or −errno. *direct = 1 when O_DIRECT reads are possible. */
 int gn_io_open(gn_io *io, const char *path, int *direct);
 
+/* Faults in [p, p + len) of anonymous memory on the I/O threads, ahead of the reads queued after it (a direct
+ * read into fresh memory would first wait for the kernel to find and zero its pages). No ticket. */
+void gn_io_populate(gn_io *io, void *p, size_t len);
+
 /* Starts reading [offset, offset + len) of file `file` into dst; bytes past the file's end are left as they
  * are, but fewer than `need` bytes read is an error (a short file). Returns a ticket > 0, or −errno (EINVAL:
  * bad file index, E2BIG: too many reads in flight). dst must stay valid until the ticket is waited for. */

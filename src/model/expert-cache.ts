@@ -102,14 +102,15 @@ export class ExpertCache {
   private readonly wanted: { l: number; e: number; guess: boolean }[] = [];
   private readonly perLayer: [number, number][];
   private closed = false;
-  /** Bytes the probe read (not counted in the stats). */
-  private probed = 0;
+  /** Bytes the queue had read before this cache (a probe): not counted in the stats. */
+  private readonly probed: number;
 
   constructor(private readonly experts: readonly (readonly ExpertLocation[])[], slots: number, private readonly queue: ReadQueue, policy: EvictionPolicy = 'lru') {
     this.nExperts = experts[0]?.length ?? 0;
     const total = experts.length * this.nExperts;
     if (!Number.isInteger(slots) || slots < 1) throw new Error(`expert cache: slots must be a positive integer, got ${slots}`);
     this.slots = Math.min(slots, total);
+    this.probed = queue.totals().bytes;
     const { layouts, slotBytes } = ExpertCache.layout(experts, queue.alignment);
     this.layouts = layouts;
     this.slotBytes = slotBytes;
@@ -156,19 +157,17 @@ export class ExpertCache {
   }
 
   /**
-   * The disk's read rate (bytes/s) measured by reading up to `bytes` of the first expert into a slot, which
-   * is then left empty. Call before any use.
+   * The disk's read rate (bytes/s): `bytes` of the first expert read into a buffer of their own (faulted in
+   * first, so only the read is timed). Before the pool is made, so no slot's preparation is queued ahead.
    */
-  probe(bytes = 256 * 2 ** 20): number {
-    const r = this.layouts[0]![0]![0]!;
-    const n = Math.min(bytes, r.readLength, this.slotBytes);
-    const dst = this.pool[0]!.buffer.subarray(0, Math.floor(n / this.queue.alignment) * this.queue.alignment || n);
+  static probe(queue: ReadQueue, experts: readonly (readonly ExpertLocation[])[], bytes = 64 * 2 ** 20): number {
+    const r = ExpertCache.layout(experts.slice(0, 1).map((l) => l.slice(0, 1)), queue.alignment).layouts[0]![0]![0]!;
+    const n = Math.min(bytes, r.readLength);
+    const dst = queue.alloc(Math.floor(n / queue.alignment) * queue.alignment || n);
+    dst.fill(0);
     const t0 = performance.now();
-    const t = this.queue.submit(this.fileHandle(r.range.file), r.readOffset, dst, 0);
-    this.queue.wait(t);
-    const rate = dst.length / ((performance.now() - t0) / 1000);
-    this.probed = this.queue.totals().bytes;
-    return rate;
+    queue.wait(queue.submit(queue.open(r.range.file), r.readOffset, dst, 0));
+    return dst.length / ((performance.now() - t0) / 1000);
   }
 
   private key(l: number, e: number): number {

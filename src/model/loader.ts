@@ -268,18 +268,13 @@ function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: 
     queue.close();
     return { plan: first, cache: null };
   }
+  let rate: number | null = null;
   let cache: ExpertCache;
   try {
+    if (opts.probeDisk !== false) rate = ExpertCache.probe(queue, locs);
     cache = new ExpertCache(locs, slots, queue, opts.expertPolicy ?? 'lru');
   } catch (e) {
     queue.close();
-    throw e;
-  }
-  let rate: number | null = null;
-  try {
-    if (opts.probeDisk !== false) rate = cache.probe();
-  } catch (e) {
-    cache.close();
     throw e;
   }
   return { plan: planWith(rate), cache };
