@@ -195,7 +195,8 @@ export class ExpertCache {
     const regions = this.layouts[l]![e]!;
     const views = regions.map((r) => slot.buffer.subarray(r.dataOffset, r.dataOffset + r.range.length));
     try {
-      slot.tickets = regions.map((r) => this.queue.submit(this.fileHandle(r.range.file), r.readOffset, slot.buffer.subarray(r.slotOffset, r.slotOffset + r.readLength), r.range.offset + r.range.length - r.readOffset));
+      // Tickets kept as they are made: a read already started is always waited for before the slot is reused.
+      for (const r of regions) slot.tickets.push(this.queue.submit(this.fileHandle(r.range.file), r.readOffset, slot.buffer.subarray(r.slotOffset, r.slotOffset + r.readLength), r.range.offset + r.range.length - r.readOffset));
     } catch (err) {
       slot.error = err as Error;
     }
@@ -384,10 +385,13 @@ export class ExpertCache {
     if (this.closed) throw new Error('expert cache: closed');
   }
 
-  /** Wait for reads in flight, close the files. */
+  /** Stop the reads in flight, close the files. */
   close(): void {
     if (this.closed) return;
-    for (const slot of this.pool) this.settle(slot);
+    for (const slot of this.pool) {
+      for (const t of slot.tickets) this.queue.cancel(t);
+      this.settle(slot);
+    }
     this.closed = true;
     this.queue.close();
   }
