@@ -342,7 +342,12 @@ export class GrokModel {
       trace?.('ffn_moe_probs', l, routerLogits, M);
       trace?.('ffn_moe_topk', l, Float32Array.from(chosen), M);
       o.fill(0);
-      this.experts(l, L, h, M, chosen, gates, o, x);
+      // The next layer's experts are guessed from this residual: only its last rows when that layer will
+      // run on each sequence's last token alone (lastOnly), as its router will then choose for those.
+      const narrowNext = opts.lastOnly === true && !opts.onRoute && l + 1 === c.nLayers - 1 && seqs.length < M;
+      const guessFrom = !this.expertCache || !narrowNext ? { x, rows: M }
+        : { x: Float32Array.from(lastRows.flatMap((r) => Array.from(x.subarray(r * D, (r + 1) * D)))), rows: lastRows.length };
+      this.experts(l, L, h, M, chosen, gates, o, guessFrom);
       trace?.('ffn_moe_out', l, o, M);
       // x = x + RMSNorm_3(MoE output)
       kn.rmsnorm(o, L.layer_output_norm, c.rmsNormEps, M, D, o);
@@ -389,9 +394,9 @@ export class GrokModel {
 
   /**
    * out[n] = Σ over token n's chosen experts of gate · expert(h[n]); each expert runs once on its tokens.
-   * `residual`: the stream h was normed from (the next layer's guess is made from it).
+   * `residual`: the rows of the stream the next layer's guess is made from.
    */
-  private experts(l: number, L: LayerWeights, h: Float32Array, N: number, chosen: Int32Array, gates: Float32Array, out: Float32Array, residual: Float32Array): void {
+  private experts(l: number, L: LayerWeights, h: Float32Array, N: number, chosen: Int32Array, gates: Float32Array, out: Float32Array, residual: { x: Float32Array; rows: number }): void {
     const c = this.config, kn = this.kernels;
     const D = c.dModel, F = c.ffnSize, A = c.nExpertsUsed;
     const cache = this.expertCache;
@@ -401,7 +406,7 @@ export class GrokModel {
     if (cache) {
       const used = byUse(chosen, c.nExperts);
       cache.request(l, used);
-      this.guessExperts(l + 1, residual, N);
+      this.guessExperts(l + 1, residual.x, residual.rows);
       const ready = used.map((e) => cache.ready(l, e)); // asked once: a read may finish meanwhile
       order = [...used.filter((_, i) => ready[i]), ...used.filter((_, i) => !ready[i])];
     } else {
