@@ -853,7 +853,84 @@ TARGET static void N(deq_q8_0)(const uint8_t *src, size_t nb, float *out) {
   }
 }
 
-static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gauss), N(deq_q8_0), N(k45w), N(q2_kw), N(q3_kw), N(q6_kw), LANES};
+/* K_IQ4NL[iq4nl_index(v)] per lane (quantize.c): the bracket K[lo] ≤ v < K[lo + 1] by counting, then the
+ * scalar's float comparison of the two distances; ≤ K[0] → K[0], ≥ K[15] or NaN → K[15] (where its
+ * binary search ends). */
+FN vf N(iq4_level)(vf v) {
+  vi lo = (vi){0};
+  for (int k = 1; k <= 14; k++) lo -= (vi)(v >= K_IQ4NL[k]);
+  vf klo, khi;
+#if defined(__x86_64__) && W == 16
+  const __m512 table = _mm512_loadu_ps(K_IQ4NL);
+  klo = (vf)_mm512_permutexvar_ps((__m512i)lo, table);
+  khi = (vf)_mm512_permutexvar_ps((__m512i)(lo + 1), table);
+#else
+  for (int i = 0; i < W; i++) {
+    klo[i] = K_IQ4NL[lo[i]];
+    khi[i] = K_IQ4NL[lo[i] + 1];
+  }
+#endif
+  vf q = sel((v - klo) < (khi - v), klo, khi);
+  q = sel(v <= K_IQ4NL[0], splat(K_IQ4NL[0]), q);
+  return sel((v >= K_IQ4NL[15]) | (v != v), splat(K_IQ4NL[15]), q);
+}
+
+/* iq4_scale (quantize.c) on LANES groups of 32 values at once: each lane the scalar's float32 sequence. */
+FN void N(iq4_scale_lanes)(const vf (*x)[G], float *out) {
+  vf amax[G], max[G];
+  N(amax_lanes)(32, x, amax, max);
+  FOR_G {
+    vf d = -max[g] / K_IQ4NL[0], id = 1.0f / d, sumqx = splat(0), sumq2 = splat(0);
+    for (int j = 0; j < 32; j++) {
+      const vf q = N(iq4_level)(id * x[j][g]), w = x[j][g] * x[j][g];
+      sumqx = sumqx + w * q * x[j][g];
+      sumq2 = sumq2 + w * q * q;
+    }
+    d = sel(sumq2 > 0, sumqx / sumq2, splat(0));
+    vf best = d * sumqx;
+    for (int itry = -7; itry <= 7; itry++) {
+      id = ((float)itry + K_IQ4NL[0]) / max[g];
+      sumqx = sumq2 = splat(0);
+      for (int j = 0; j < 32; j++) {
+        const vf q = N(iq4_level)(id * x[j][g]), w = x[j][g] * x[j][g];
+        sumqx = sumqx + w * q * x[j][g];
+        sumq2 = sumq2 + w * q * q;
+      }
+      const vi better = (sumq2 > 0) & (sumqx * sumqx > best * sumq2);
+      d = sel(better, sumqx / sumq2, d);
+      best = sel(better, d * sumqx, best);
+    }
+    d = sel(amax[g] >= GROUP_MAX_EPS, d, splat(0));
+    for (int i = 0; i < W; i++) out[W * g + i] = d[i];
+  }
+}
+
+/* IQ4_XS: the 8 sub-block scales of LANES/8 super-blocks searched at once, the rest as the scalar iq4_xs_pack. */
+TARGET static void N(iq4_xs)(const float *x, size_t nb, uint8_t *dst) {
+  const size_t per = LANES / 8;
+  for (size_t b0 = 0; b0 < nb; b0 += per) {
+    const int cnt = (int)(nb - b0 < per ? nb - b0 : per);
+    vf xt[32][G];
+    float scales[LANES];
+    N(gather)(x + 256 * b0, 32, 8 * cnt, xt);
+    N(iq4_scale_lanes)(xt, scales);
+    for (int k = 0; k < cnt; k++) iq4_xs_pack(x + 256 * (b0 + k), scales + 8 * k, dst + 136 * (b0 + k));
+  }
+}
+
+/* IQ4_NL: the scales of LANES blocks of 32 searched at once, the levels as the scalar iq4_nl_pack. */
+TARGET static void N(iq4_nl)(const float *x, size_t nb, uint8_t *dst) {
+  for (size_t b0 = 0; b0 < nb; b0 += LANES) {
+    const int cnt = (int)(nb - b0 < LANES ? nb - b0 : LANES);
+    vf xt[32][G];
+    float scales[LANES];
+    N(gather)(x + 32 * b0, 32, cnt, xt);
+    N(iq4_scale_lanes)(xt, scales);
+    for (int k = 0; k < cnt; k++) iq4_nl_pack(x + 32 * (b0 + k), scales[k], dst + 18 * (b0 + k));
+  }
+}
+
+static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gauss), N(deq_q8_0), N(k45w), N(q2_kw), N(q3_kw), N(q6_kw), N(iq4_xs), N(iq4_nl), LANES};
 
 #undef splat
 #undef sel

@@ -227,8 +227,8 @@ static float iq4_scale(const float *x) {
   return d;
 }
 
-static void iq4_nl_block(const float *x, uint8_t *o) {
-  const float scale = iq4_scale(x);
+/* One IQ4_NL block from its scale (iq4_scale: here, or many at once in quantize-lanes.h). */
+static void iq4_nl_pack(const float *x, float scale, uint8_t *o) {
   wr_f16(o, scale);
   float id = truthy(scale) ? 1 / scale : 0;
   uint8_t L[32];
@@ -236,13 +236,12 @@ static void iq4_nl_block(const float *x, uint8_t *o) {
   for (int j = 0; j < 16; j++) o[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
 }
 
-/* IQ4_XS (iq4_xs.ts): llama.cpp quantize_iq4_xs without an importance matrix. */
-static void iq4_xs_block(const float *x, uint8_t *o) {
-  float scales[8], max_scale = 0, amax_scale = 0;
-  for (int ib = 0; ib < 8; ib++) {
-    scales[ib] = iq4_scale(x + 32 * ib);
+/* IQ4_XS (iq4_xs.ts): llama.cpp quantize_iq4_xs without an importance matrix, from its 8 sub-block scales
+ * (iq4_scale each: here, or many at once in quantize-lanes.h). */
+static void iq4_xs_pack(const float *x, const float *scales, uint8_t *o) {
+  float max_scale = 0, amax_scale = 0;
+  for (int ib = 0; ib < 8; ib++)
     if (fabsf(scales[ib]) > amax_scale) { amax_scale = fabsf(scales[ib]); max_scale = scales[ib]; }
-  }
   const float d = -max_scale / 32;
   wr_f16(o, d);
   const float id = truthy(d) ? 1 / d : 0;
@@ -449,6 +448,8 @@ typedef struct {
   void (*q2_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
   void (*q3_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
   void (*q6_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
+  void (*iq4_xs)(const float *x, size_t nb, uint8_t *dst);
+  void (*iq4_nl)(const float *x, size_t nb, uint8_t *dst);
   int lanes; /* of gauss (≤ 64) */
 } kq_table;
 
@@ -889,8 +890,8 @@ int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int r
   case GN_Q4_1: for (size_t b = 0; b < nb; b++) q4_1_block(x + 32 * b, dst + 20 * b); return GN_OK;
   case GN_Q5_0: for (size_t b = 0; b < nb; b++) q5_0_block(x + 32 * b, dst + 22 * b); return GN_OK;
   case GN_Q5_1: for (size_t b = 0; b < nb; b++) q5_1_block(x + 32 * b, dst + 24 * b); return GN_OK;
-  case GN_IQ4_NL: for (size_t b = 0; b < nb; b++) iq4_nl_block(x + 32 * b, dst + 18 * b); return GN_OK;
-  case GN_IQ4_XS: for (size_t b = 0; b < nb; b++) iq4_xs_block(x + 256 * b, dst + 136 * b); return GN_OK;
+  case GN_IQ4_NL: kq->iq4_nl(x, nb, dst); return GN_OK;
+  case GN_IQ4_XS: kq->iq4_xs(x, nb, dst); return GN_OK;
   case GN_Q2_K: kq->q2_k(x, (int)nb, dst); return GN_OK;
   case GN_Q3_K: kq->q3_k(x, (int)nb, dst); return GN_OK;
   case GN_Q4_K: kq->k45(x, (int)nb, dst, 0); return GN_OK;
