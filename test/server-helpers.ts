@@ -21,11 +21,13 @@ export interface Started {
 
 /** Start a server; `model` replaces the fixture model (e.g. a wrapper that breaks its logits). */
 export async function startServer(
-  opts: ServerOptions & Pick<LoadModelOptions, 'slots' | 'maxQueue'> & { model?: GrokModel } = {},
+  opts: ServerOptions & Pick<LoadModelOptions, 'slots' | 'maxQueue' | 'prefixCacheBytes'> & { model?: GrokModel } = {},
   servers: GrokServer[] = [],
 ): Promise<Started> {
   const model = opts.model ?? await fixtureModel('tiny-a');
-  const grok = new Grok('tiny-a', model, testTokenizer(model.config.vocabSize), 0, { slots: opts.slots ?? 8, maxQueue: opts.maxQueue ?? 64, prefillChunk: 16 });
+  const grok = new Grok('tiny-a', model, testTokenizer(model.config.vocabSize), 0, {
+    slots: opts.slots ?? 8, maxQueue: opts.maxQueue ?? 64, prefillChunk: 16, ...(opts.prefixCacheBytes !== undefined ? { prefixCacheBytes: opts.prefixCacheBytes } : {}),
+  });
   const server = createServer(grok, { modelId: MODEL, ...opts });
   servers.push(server);
   const url = await server.listen({ host: '127.0.0.1', port: 0 });

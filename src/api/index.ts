@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel as loadGrokModel } from '../model/loader.js';
-import type { GrokModel } from '../model/grok.js';
+import { KVCache, type GrokModel } from '../model/grok.js';
 import type { GrokConfig } from '../model/config.js';
 import type { Kernels, KVType } from '../kernels/types.js';
 import { closeKernels, createKernels, type CreateKernelsOptions } from '../kernels/index.js';
@@ -49,6 +49,11 @@ export interface LoadModelOptions {
   prefillChunk?: number;
   /** Requests allowed to wait for a slot (more → QueueFullError). Default unbounded. */
   maxQueue?: number;
+  /**
+   * Bytes of keys and values kept of earlier prompts (and outputs) so that a prompt starting the same way
+   * prefills only the rest (`grok serve --cache-ram`); 'auto': defaultPrefixCacheBytes. Default 0: none.
+   */
+  prefixCacheBytes?: number | 'auto';
   /**
    * Options for the kernels loadModel creates (and close() stops) when `kernels` is not given. `mode`
    * defaults to 'fast' (8-bit activations for quantised weights, as the CLI and llama.cpp; routers and
@@ -111,6 +116,8 @@ export interface TextChunk {
 
 export interface Usage {
   promptTokens: number;
+  /** Of the prompt tokens, those whose keys and values came from the prefix cache (not computed again). */
+  cachedTokens: number;
   completionTokens: number;
   totalTokens: number;
 }
@@ -282,6 +289,16 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
   }
 }
 
+/**
+ * The prefix cache `'auto'` gives: 2 GiB, but no more than the keys and values of every slot at full
+ * context, and at most 256 MiB when the experts are streamed (RAM is what that model lacks; 256 MiB is
+ * about 1000 Grok-1 positions at f16).
+ */
+export function defaultPrefixCacheBytes(model: GrokModel, slots: number): number {
+  const allSlots = slots * model.config.contextLength * KVCache.bytesPerPosition(model.config, model.kvType);
+  return Math.min(allSlots, model.expertCache ? 256 * 2 ** 20 : 2 * 2 ** 30);
+}
+
 /** A loaded model with its tokenizer and engine. */
 export class Grok {
   readonly config: Readonly<GrokConfig>;
@@ -301,6 +318,7 @@ export class Grok {
       ...(options.slots !== undefined ? { slots: options.slots } : {}),
       ...(options.prefillChunk !== undefined ? { prefillChunk: options.prefillChunk } : {}),
       ...(options.maxQueue !== undefined ? { maxQueue: options.maxQueue } : {}),
+      prefixCacheBytes: options.prefixCacheBytes === 'auto' ? defaultPrefixCacheBytes(model, options.slots ?? 4) : options.prefixCacheBytes ?? 0,
     });
   }
 
@@ -378,7 +396,7 @@ export class Grok {
       const c: Completion = {
         text, tokens, logprobs,
         finishReason: stats.finishReason === 'stop' ? 'stop' : 'length',
-        usage: { promptTokens: stats.promptTokens, completionTokens: tokens.length, totalTokens: stats.promptTokens + tokens.length },
+        usage: { promptTokens: stats.promptTokens, cachedTokens: stats.cachedTokens, completionTokens: tokens.length, totalTokens: stats.promptTokens + tokens.length },
         timings: {
           queuedMs: stats.queuedMs,
           prefillMs: stats.prefillMs,
@@ -466,7 +484,8 @@ export class Grok {
 }
 
 export { Scheduler, QueueFullError, ContextLengthError } from '../engine/scheduler.js';
-export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting } from '../engine/scheduler.js';
+export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting, EngineCache, CacheRows } from '../engine/scheduler.js';
+export type { PrefixCacheStats } from '../engine/prefix-cache.js';
 export { makeSampler, candidateTokens, SamplingError, TokenHistory } from '../engine/sampling.js';
 export type { SamplingOptions, SampleResult, TokenLogprob, Sampler } from '../engine/sampling.js';
 export { Rng } from '../base/rng.js';

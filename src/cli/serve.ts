@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import type { ServerOptions } from '../api/server.js';
 import { UsageError } from './errors.js';
 import { loadForCli } from './load.js';
-import { addKernelOptions, addKVOption, addModelOptions, int, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
+import { addKernelOptions, addKVOption, addModelOptions, int, parseSize, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
 
 interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionValues {
   host: string;
@@ -20,6 +20,7 @@ interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionVa
   chatTemplate?: string;
   maxBody: number;
   prefillChunk: number;
+  cacheRam?: number;
   ctxSize?: number;
   grace: number;
   requestTimeout?: number;
@@ -50,6 +51,7 @@ export function serveCommand(): Command {
     .option('-c, --ctx-size <n>', 'context length in tokens (default: the model\'s)', int(1))
     .option('--max-body <bytes>', 'largest request body', int(1024), 1 << 20)
     .option('--prefill-chunk <n>', 'prompt tokens fed per step while prefilling', int(1), 256)
+    .option('--cache-ram <size>', 'prefix cache: memory for the keys and values of earlier prompts and answers, reused by prompts that start the same way (e.g. 4G; 0: off; default 2 GiB, at most every slot\'s full context, 256 MiB with streamed experts)', (v: string) => (/^\s*0+\s*$/.test(v) ? 0 : parseSize(v)))
     .option('--request-timeout <s>', 'a client must send its whole request within s seconds (default 30)', int(1))
     .option('--headers-timeout <s>', '… and its headers within s seconds of connecting (default 10)', int(1))
     .option('--idle-timeout <s>', 'close a connection idle between requests after s seconds (default 5)', int(1))
@@ -79,7 +81,7 @@ async function runServe(o: ServeOptions): Promise<void> {
     throw new UsageError(`--cors must be an origin like http://localhost:3000 (scheme, host, port; no path) or '*', got '${o.cors}'`);
   }
   const chatTemplate = o.chatTemplate ? loadChatTemplate(o.chatTemplate) : undefined;
-  const grok = await loadForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) });
+  const grok = await loadForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) });
   if (!grok.tokenizer) process.stderr.write('grok: warning: this model has no tokenizer; only token-id prompts to /v1/completions will work (pass --tokenizer)\n');
 
   const s = (v: number | undefined, d: number) => (v === undefined ? d : v * 1000);
@@ -103,7 +105,7 @@ async function runServe(o: ServeOptions): Promise<void> {
   }
   const url = await server.listen({ host: o.host, port: o.port });
   const reach = reachableUrls(url).filter((u) => u !== url);
-  process.stderr.write(`grok: serving ${grok.path} as '${server.modelId}' on ${url}${reach.length ? ` (${reach.join(', ')})` : ''} (${slots} slots, queue ${o.maxQueue}${apiKey ? ', API key required' : ''}; loaded in ${(grok.loadMs / 1000).toFixed(2)} s)\n`);
+  process.stderr.write(`grok: serving ${grok.path} as '${server.modelId}' on ${url}${reach.length ? ` (${reach.join(', ')})` : ''} (${slots} slots, queue ${o.maxQueue}, prefix cache ${cacheText(grok)}${apiKey ? ', API key required' : ''}; loaded in ${(grok.loadMs / 1000).toFixed(2)} s)\n`);
 
   const graceMs = o.grace * 1000;
   await new Promise<void>((resolve) => {
@@ -122,4 +124,9 @@ async function runServe(o: ServeOptions): Promise<void> {
     process.once('SIGTERM', onTerm);
   });
   await grok.close();
+}
+
+function cacheText(grok: { engine: { prefixCache: { budgetBytes: number } | null } }): string {
+  const c = grok.engine.prefixCache;
+  return c ? `${(c.budgetBytes / 2 ** 20).toFixed(0)} MiB` : 'off';
 }

@@ -11,12 +11,16 @@
  * size whatever else is running, so its tokens depend only on its prompt, options and seed — provided the
  * model computes each sequence's rows independently of the others in the batch (GrokModel does).
  *
+ * Prompts reuse what earlier requests computed (prefixCacheBytes, src/engine/prefix-cache.ts): the longest
+ * cached prefix's keys and values are copied into a new request's cache and only the rest is prefilled.
+ *
  * Unlike the reference runner (runners.py), outputs are kept per request (it shares one list across slots),
  * generation stops at EOS, and temperature 0 is argmax.
  */
 import { Rng, randomSeed } from '../base/rng.js';
 import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
 import { longestPrefixSuffix } from '../base/sequence.js';
+import { PrefixCache } from './prefix-cache.js';
 
 /** What the engine needs of a KV cache (src/model/grok.ts KVCache satisfies it). */
 export interface EngineCache {
@@ -24,6 +28,20 @@ export interface EngineCache {
   length: number;
   /** An independent copy (lets requests with one prompt share its prefill); without it each prefills alone. */
   clone?(): EngineCache;
+  /** Positions [from, to) copied out, for the prefix cache (which needs both of these). */
+  exportRows?(from: number, to: number): CacheRows;
+  /** Append the first `count` positions of rows exported by a cache of the same model and KV type. */
+  importRows?(rows: CacheRows, count: number): void;
+}
+
+/** Rows copied out of a cache (EngineCache.exportRows): opaque to the engine but for their size. */
+export interface CacheRows {
+  /** Positions held. */
+  readonly length: number;
+  /** Memory they take (every position the same). */
+  readonly bytes: number;
+  /** Positions [from, to) as rows of their own (a copy: these can then be dropped). */
+  slice(from: number, to: number): CacheRows;
 }
 
 /** What the engine needs of a model (src/model/grok.ts GrokModel satisfies it). */
@@ -83,6 +101,8 @@ export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
 export interface RequestStats {
   seed: number;
   promptTokens: number;
+  /** Of the prompt tokens, those whose keys and values came from the prefix cache (not fed to the model). */
+  cachedTokens: number;
   /** Prompt tokens dropped by left truncation. */
   truncatedTokens: number;
   /** Tokens emitted (EOS and matched stop sequences are not counted). */
@@ -117,6 +137,11 @@ export interface SchedulerOptions {
   prefillChunk?: number;
   /** Requests allowed to wait for a slot; more → QueueFullError. 0: no waiting, free slots still serve. Default unbounded. */
   maxQueue?: number;
+  /**
+   * Bytes of keys and values kept of earlier requests' prompts (and outputs) for later prompts that start
+   * the same way (src/engine/prefix-cache.ts); needs caches with exportRows / importRows. Default 0: none.
+   */
+  prefixCacheBytes?: number;
 }
 
 function abortError(signal: AbortSignal): unknown {
@@ -175,6 +200,7 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
   /** @internal */ pending: GeneratedToken[] = [];
   /** @internal requests sharing this one's prompt and prefill (submitMany) */ group: PrefillGroup | null = null;
   /** @internal tokens sampled so far (EOS included): the next one is generated token number `sampled` */ sampled = 0;
+  /** @internal the ids sampled so far, in order (what the cache holds after the prompt) */ readonly sampledIds: number[] = [];
   /** @internal with routing: emitted tokens waiting for their routing, and their generated-token numbers */
   readonly held: { token: GeneratedToken; index: number }[] = [];
   /** @internal with routing: generated token number → its routing, until the token is emitted */
@@ -202,7 +228,7 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
     this.history = new TokenHistory(prompt);
     this.rng = new Rng(seed);
     this.stats = {
-      seed, promptTokens: prompt.length, truncatedTokens, generatedTokens: 0, finishReason: 'length',
+      seed, promptTokens: prompt.length, cachedTokens: 0, truncatedTokens, generatedTokens: 0, finishReason: 'length',
       queuedMs: 0, prefillMs: 0, decodeMs: 0,
     };
     this.done = new Promise((r) => { this.resolveDone = r; });
@@ -317,13 +343,18 @@ export class Scheduler {
   private closed = false;
   /** Forward calls made (for tests and benchmarks). */
   steps = 0;
-  /** Prompt tokens fed to the model (a prompt shared by submitMany counts once). */
+  /** Prompt tokens fed to the model (a prompt shared by submitMany counts once; the prefix cache's are not fed). */
   prefilledTokens = 0;
+  /** Keys and values of earlier sequences, shared by all requests (null with prefixCacheBytes 0). */
+  readonly prefixCache: PrefixCache | null;
 
   constructor(readonly model: BatchModel, opts: SchedulerOptions = {}) {
     this.slots = opts.slots ?? 4;
     this.prefillChunk = opts.prefillChunk ?? 256;
     this.maxQueue = opts.maxQueue ?? Infinity;
+    const pcb = opts.prefixCacheBytes ?? 0;
+    if (!(pcb >= 0)) throw new RangeError(`prefixCacheBytes must be ≥ 0, got ${pcb}`);
+    this.prefixCache = pcb > 0 ? new PrefixCache(pcb) : null;
     if (!Number.isInteger(this.slots) || this.slots < 1) throw new RangeError(`slots must be an integer ≥ 1, got ${this.slots}`);
     if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new RangeError(`prefillChunk must be an integer ≥ 1, got ${this.prefillChunk}`);
     if (!(this.maxQueue >= 0)) throw new RangeError(`maxQueue must be ≥ 0, got ${this.maxQueue}`);
@@ -443,12 +474,19 @@ export class Scheduler {
     if (g.waiting.size === 0) { g.cache = null; g.row = null; }
   }
 
-  /** A fresh KV cache with room for the prompt and every token that will be fed back (the last sampled one never is). */
+  /**
+   * A fresh KV cache with room for the prompt and every token that will be fed back (the last sampled one
+   * never is), holding the longest cached prefix of the prompt. The last prompt token is always fed: its
+   * logits give the first token. A routing request feeds all (the cache keeps no routing).
+   */
   private startCache(r: GenerationRequest): boolean {
     const { contextLength } = this.model.config;
     const capacity = Math.min(contextLength, r.prompt.length + (r.maxTokens === Infinity ? contextLength : r.maxTokens));
     try {
-      r.cache = this.model.newCache(capacity);
+      const cache = this.model.newCache(capacity);
+      r.prefilled = this.prefixCache && !r.options.routing ? this.prefixCache.restore(r.prompt, r.prompt.length - 1, cache) : 0;
+      r.stats.cachedTokens = r.prefilled;
+      r.cache = cache;
       return true;
     } catch (e) {
       this.remove(r);
@@ -461,6 +499,7 @@ export class Scheduler {
   private fork(r: GenerationRequest, g: PrefillGroup): void {
     const row = g.row!;
     r.adoptPromptRouting(g.leader);
+    r.stats.cachedTokens = g.leader.stats.cachedTokens;
     r.cache = g.take(r);
     r.group = null;
     r.prefilled = r.prompt.length;
@@ -512,12 +551,14 @@ export class Scheduler {
     // Members waiting for a shared prefill hold a slot but have nothing to feed yet.
     const batch: GenerationRequest[] = this.active.filter((r) => r.cache !== null);
     if (batch.length === 0) return;
+    const prefillEnds: GenerationRequest[] = [];
     const seqs = batch.map((r) => {
       if (r.prefilled < r.prompt.length) {
         const end = Math.min(r.prompt.length, r.prefilled + this.prefillChunk);
         const tokens = r.prompt.slice(r.prefilled, end);
         this.prefilledTokens += tokens.length;
         r.prefilled = end;
+        if (end === r.prompt.length) prefillEnds.push(r);
         return { tokens, cache: r.cache! };
       }
       return { tokens: [r.lastToken], cache: r.cache! };
@@ -530,6 +571,8 @@ export class Scheduler {
       return;
     }
     this.steps++;
+    // Requests arriving meanwhile with the same start need not wait for this one to end.
+    for (const r of prefillEnds) this.cacheInsert(r.prompt, r.cache!);
     const V = this.model.config.vocabSize;
     if (logits.length !== batch.length * V) {
       const e = new Error(`model returned ${logits.length} logits for ${batch.length} sequences of vocabulary ${V}`);
@@ -598,6 +641,20 @@ export class Scheduler {
     r.release(true);
   }
 
+  /** r ends: its prompt and the tokens fed after it go to the prefix cache (a chat's next turn starts with them). */
+  private remember(r: GenerationRequest): void {
+    const cache = r.cache;
+    if (!this.prefixCache || !cache) return;
+    this.cacheInsert([...r.prompt, ...r.sampledIds].slice(0, cache.length), cache);
+  }
+
+  /** The prefix cache only saves work: rows it could not copy (no memory) are simply not cached. */
+  private cacheInsert(tokens: number[], cache: EngineCache): void {
+    try {
+      this.prefixCache?.insert(tokens, cache);
+    } catch { /* not cached */ }
+  }
+
   /** The leader's prefill is done: keep its cache and last logits for the members. */
   private share(leader: GenerationRequest, g: PrefillGroup, row: Float32Array): void {
     leader.group = null;
@@ -617,10 +674,11 @@ export class Scheduler {
     const o = r.options;
     const s = r.sampler(row, r.history, r.rng);
     r.sampled++;
+    r.sampledIds.push(s.id);
     if (!r.firstTokenAt) r.firstTokenAt = performance.now();
     r.history.push(s.id);
     r.lastToken = s.id;
-    const end = (reason: FinishReason): void => { this.routeLast(r); this.remove(r); r.finish(reason); };
+    const end = (reason: FinishReason): void => { this.routeLast(r); this.remember(r); this.remove(r); r.finish(reason); };
 
     if ((!o.ignoreEos && s.id === this.model.config.eosToken) || o.stopTokens?.includes(s.id)) {
       end('stop');

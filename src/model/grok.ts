@@ -111,6 +111,51 @@ export class KVCache {
     c.length = this.length;
     return c;
   }
+
+  /** Positions [from, to) copied out (the engine's prefix cache keeps them for later prompts). */
+  exportRows(from: number, to: number): KVRows {
+    if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= this.length)) {
+      throw new RangeError(`exportRows: positions ${from}…${to} are not within the ${this.length} filled`);
+    }
+    const s = this.stride;
+    return new KVRows(this.kvType, s, this.k.map((a) => a.slice(from * s, to * s)), this.v.map((a) => a.slice(from * s, to * s)), this.keyMask.slice(from, to));
+  }
+
+  /** Append the first `count` positions of rows exported by a cache of the same shape and KV type. */
+  importRows(rows: unknown, count: number): void {
+    if (!(rows instanceof KVRows) || rows.kvType !== this.kvType || rows.stride !== this.stride || rows.k.length !== this.k.length) {
+      throw new Error('importRows: the rows come from a cache of another model or KV type');
+    }
+    if (!(Number.isInteger(count) && count >= 0 && count <= rows.length)) throw new RangeError(`importRows: ${count} of ${rows.length} positions`);
+    this.reserve(this.length + count);
+    const s = this.stride, at = this.length * s, n = count * s;
+    for (let l = 0; l < this.k.length; l++) {
+      this.k[l]!.set(rows.k[l]!.subarray(0, n) as never, at);
+      this.v[l]!.set(rows.v[l]!.subarray(0, n) as never, at);
+    }
+    this.keyMask.set(rows.keyMask.subarray(0, count), this.length);
+    this.length += count;
+  }
+}
+
+/** Positions of a KVCache copied out (KVCache.exportRows): per layer keys and values [positions, G, K] as kvType rows, and their key mask. */
+export class KVRows {
+  constructor(readonly kvType: KVType, readonly stride: number, readonly k: KVData[], readonly v: KVData[], readonly keyMask: Uint8Array) {}
+
+  get length(): number {
+    return this.keyMask.length;
+  }
+
+  get bytes(): number {
+    let b = this.keyMask.byteLength;
+    for (let l = 0; l < this.k.length; l++) b += this.k[l]!.byteLength + this.v[l]!.byteLength;
+    return b;
+  }
+
+  slice(from: number, to: number): KVRows {
+    const s = this.stride;
+    return new KVRows(this.kvType, s, this.k.map((a) => a.slice(from * s, to * s)), this.v.map((a) => a.slice(from * s, to * s)), this.keyMask.slice(from, to));
+  }
 }
 
 export interface ForwardSeq {

@@ -102,7 +102,12 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
   };
   const usage = (cs: Completion[]) => {
     const completion = cs.reduce((a, c) => a + c.usage.completionTokens, 0);
-    return { prompt_tokens: plan.promptTokens, completion_tokens: completion, total_tokens: plan.promptTokens + completion };
+    const u = { prompt_tokens: plan.promptTokens, completion_tokens: completion, total_tokens: plan.promptTokens + completion };
+    if (!grok.engine.prefixCache) return u;
+    // Each prompt counts once, as in prompt_tokens; its choices started from the same cached prefix.
+    const cached = new Map<number, number>();
+    cs.forEach((c, i) => { const p = plan.jobs[i]!.prompt; cached.set(p, Math.max(cached.get(p) ?? 0, c.usage.cachedTokens)); });
+    return { ...u, prompt_tokens_details: { cached_tokens: [...cached.values()].reduce((a, b) => a + b, 0) } };
   };
 
   if (!plan.stream) {

@@ -10,6 +10,7 @@
  *   grok_request_duration_seconds                  histogram: request received → response over
  *   grok_slots / grok_slots_busy / grok_queue_length   the engine now
  *   grok_model_load_seconds                        time spent loading the model
+ *   grok_prefix_cache_*                            with the prefix cache: lookups, hits, tokens reused, bytes held
  */
 import type { Grok } from '../index.js';
 
@@ -95,7 +96,24 @@ export class ServerMetrics {
       ...gauge('grok_queue_length', 'Requests waiting for a slot now.', e.queuedCount),
       ...gauge('grok_model_load_seconds', 'Time spent loading the model.', this.grok.loadMs / 1000),
       ...this.experts(),
+      ...this.prefixCache(),
     ].join('\n') + '\n';
+  }
+
+  /** The prefix cache (--cache-ram): what prompts reused since loading, and what it holds now. */
+  private prefixCache(): string[] {
+    const s = this.grok.engine.prefixCache?.stats();
+    if (!s) return [];
+    const counter = (name: string, help: string, value: number) => [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${num(value)}`];
+    return [
+      ...counter('grok_prefix_cache_lookups_total', 'Requests that looked for a cached prefix of their prompt.', s.lookups),
+      ...counter('grok_prefix_cache_hits_total', 'Of the lookups, those that found at least one token.', s.hits),
+      ...counter('grok_prefix_cache_hit_tokens_total', 'Prompt tokens whose keys and values came from the cache (not computed).', s.hitTokens),
+      ...counter('grok_prefix_cache_evicted_tokens_total', 'Cached positions dropped to stay within the budget.', s.evictedTokens),
+      ...gauge('grok_prefix_cache_tokens', 'Positions the cache holds now (a shared prefix counts once).', s.tokens),
+      ...gauge('grok_prefix_cache_bytes', 'Bytes of keys and values the cache holds now.', s.bytes),
+      ...gauge('grok_prefix_cache_budget_bytes', 'The cache\'s budget (--cache-ram).', s.budgetBytes),
+    ];
   }
 
   /** Streamed experts (--ram-budget): what the pool did since loading, per layer where it differs. */
