@@ -88,7 +88,9 @@ static int read_chunk(gn_io *io, const io_chunk *c, int *direct) {
   }
   if (got == -EINVAL && !*direct) {
     got = read_full(f->fd, c->dst, c->len, c->offset, 0);
+#ifdef POSIX_FADV_DONTNEED
     if (got > 0) posix_fadvise(f->fd, (off_t)c->offset, (off_t)got, POSIX_FADV_DONTNEED);
+#endif
   }
   if (got < 0) return (int)-got;
   if ((uint64_t)got < c->need) return ENODATA;
@@ -243,8 +245,10 @@ int gn_io_open(gn_io *io, const char *path, int *direct) {
   io->files[i].dfd = dfd;
   io->files[i].dfd_open = dfd;
   pthread_mutex_unlock(&io->mu);
+#ifdef POSIX_FADV_RANDOM
   /* Buffered reads of this file are one-off: no readahead beyond what is asked. */
   posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+#endif
   *direct = dfd >= 0;
   return i;
 }
