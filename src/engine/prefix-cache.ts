@@ -13,7 +13,7 @@
  * the same bytes whether they were computed in one chunk, several, or alongside other sequences
  * (test/prefix-cache.test.ts checks it on the fixture models).
  */
-import type { CacheRows, EngineCache } from './scheduler.js';
+import type { CacheRows, EngineCache } from './cache.js';
 
 export interface PrefixCacheStats {
   /** Requests that looked for a cached prefix. */

@@ -21,28 +21,9 @@ import { Rng, randomSeed } from '../base/rng.js';
 import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
 import { longestPrefixSuffix } from '../base/sequence.js';
 import { PrefixCache } from './prefix-cache.js';
+import type { EngineCache } from './cache.js';
 
-/** What the engine needs of a KV cache (src/model/grok.ts KVCache satisfies it). */
-export interface EngineCache {
-  readonly capacity: number;
-  length: number;
-  /** An independent copy (lets requests with one prompt share its prefill); without it each prefills alone. */
-  clone?(): EngineCache;
-  /** Positions [from, to) copied out, for the prefix cache (which needs both of these). */
-  exportRows?(from: number, to: number): CacheRows;
-  /** Append the first `count` positions of rows exported by a cache of the same model and KV type. */
-  importRows?(rows: CacheRows, count: number): void;
-}
-
-/** Rows copied out of a cache (EngineCache.exportRows): opaque to the engine but for their size. */
-export interface CacheRows {
-  /** Positions held. */
-  readonly length: number;
-  /** Memory they take (every position the same). */
-  readonly bytes: number;
-  /** Positions [from, to) as rows of their own (a copy: these can then be dropped). */
-  slice(from: number, to: number): CacheRows;
-}
+export type { CacheRows, EngineCache } from './cache.js';
 
 /** What the engine needs of a model (src/model/grok.ts GrokModel satisfies it). */
 export interface BatchModel {
