@@ -7,6 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import OpenAI from 'openai';
 import type { GrokServer } from '../src/api/server.js';
 import type { GrokModel } from '../src/model/grok.js';
 import { MODEL, rawHttp, request, startServer, until } from './server-helpers.js';
@@ -142,25 +143,34 @@ test('logit_bias outside the vocabulary: 400 invalid_value (param logit_bias) be
   assert.equal(s.grok.engine.steps, steps, 'no forward pass ran');
 });
 
-test('a sampling error during generation is a 400 (non-streaming) and an invalid_request_error event (streaming)', async () => {
-  // A model whose logits turn to NaN: the sampler refuses them (SamplingError) at the first token.
+test('non-finite logits (NaN, +Infinity) are the server\'s fault: 500 server_error, streamed or not; bad options stay 400', async () => {
+  // A model whose logits turn to NaN or +Infinity: the sampler cannot draw from them at the first token.
   const real = await fixtureModel('tiny-a');
-  const broken = Object.create(real) as GrokModel;
-  broken.forward = (seqs, o) => real.forward(seqs, o).fill(NaN);
-  const s = await startServer({ model: broken }, servers);
-  const body = { model: MODEL, prompt: 'the', max_tokens: 3 };
-  const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  assert.equal(r.status, 400);
-  const e = (await r.json() as { error: { type: string; code: string; param: string | null } }).error;
-  assert.equal(e.type, 'invalid_request_error');
-  assert.equal(e.code, 'invalid_value');
-  const sr = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
-  const text = await sr.text();
-  const events = text.split('\n\n').filter(Boolean).map((l) => JSON.parse(l.replace(/^data: /, '')) as { error?: { type: string; code: string } });
-  const err = events.find((x) => x.error)?.error;
-  assert.ok(err, text);
-  assert.equal(err.type, 'invalid_request_error');
-  assert.equal(err.code, 'invalid_value');
-  // The openai client surfaces it as an error too.
-  await assert.rejects(s.client.completions.create(body), (x: unknown) => (x as { status?: number }).status === 400);
+  for (const bad of [NaN, Infinity]) {
+    const broken = Object.create(real) as GrokModel;
+    broken.forward = (seqs, o) => real.forward(seqs, o).fill(bad);
+    const s = await startServer({ model: broken }, servers);
+    const body = { model: MODEL, prompt: 'the', max_tokens: 3 };
+    const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(r.status, 500, String(bad));
+    const e = (await r.json() as { error: { type: string; code: string; param: string | null; message: string } }).error;
+    assert.equal(e.type, 'server_error');
+    assert.equal(e.code, 'non_finite_logits');
+    assert.equal(e.param, null);
+    assert.match(e.message, bad === Infinity ? /logits are \+Infinity/ : /logits are NaN/);
+    assert.match(e.message, /not in the request/);
+    // Streamed: the 200 is already sent, so the stream ends with the error event.
+    const sr = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+    assert.equal(sr.status, 200);
+    const text = await sr.text();
+    const events = text.split('\n\n').filter(Boolean).map((l) => JSON.parse(l.replace(/^data: /, '')) as { error?: { type: string; code: string } });
+    const err = events.find((x) => x.error)?.error;
+    assert.ok(err, text);
+    assert.equal(err.type, 'server_error');
+    assert.equal(err.code, 'non_finite_logits');
+    // The official client sees an InternalServerError (maxRetries 0: no retry).
+    await assert.rejects(s.client.completions.create(body), (x: unknown) => x instanceof OpenAI.InternalServerError && x.status === 500);
+    // A bad request parameter on the same server is still the client's 400.
+    await assert.rejects(s.client.completions.create({ ...body, logit_bias: { 100000: 1 } }), (x: unknown) => x instanceof OpenAI.BadRequestError);
+  }
 });

@@ -467,6 +467,6 @@ export class Grok {
 
 export { Scheduler, QueueFullError, ContextLengthError } from '../engine/scheduler.js';
 export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting } from '../engine/scheduler.js';
-export { makeSampler, candidateTokens, SamplingError, TokenHistory } from '../engine/sampling.js';
+export { makeSampler, candidateTokens, SamplingError, NonFiniteLogitsError, TokenHistory } from '../engine/sampling.js';
 export type { SamplingOptions, SampleResult, TokenLogprob, Sampler } from '../engine/sampling.js';
 export { Rng } from '../base/rng.js';
