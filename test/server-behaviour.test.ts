@@ -184,3 +184,28 @@ test('the web page: / and its files are served (public, even with a key); /info 
   const none = await startServer({ webRoot: false }, servers);
   assert.equal((await fetch(`${none.url}/`)).status, 404);
 });
+
+test('n = 16 choices print no Node warning (MaxListenersExceededWarning on the abort signal): whole, chat, streamed and abandoned', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  try {
+    const s = await startServer({ slots: 4 }, servers);
+    const whole = await s.client.completions.create({ model: MODEL, prompt: 'the', n: 16, max_tokens: 2 });
+    assert.equal(whole.choices.length, 16);
+    const chat = await s.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'the' }], n: 16, max_tokens: 2 });
+    assert.equal(chat.choices.length, 16);
+    // Streamed, then abandoned mid-way: the one listener still cancels all 16 choices.
+    const ac = new AbortController();
+    const long = { model: MODEL, prompt: 'the', n: 16, max_tokens: 5000, ignore_eos: true, stream: true } as OpenAI.Completions.CompletionCreateParamsStreaming;
+    const stream = await s.client.completions.create(long, { signal: ac.signal });
+    let chunks = 0;
+    try { for await (const _ of stream) if (++chunks === 20) ac.abort(); } catch { /* APIUserAbortError */ }
+    assert.equal(chunks, 20);
+    assert.ok(await until(() => s.grok.engine.activeCount === 0 && s.grok.engine.queuedCount === 0), 'every choice was cancelled');
+    await new Promise((r) => setTimeout(r, 50)); // process warnings are emitted on a later tick
+    assert.deepEqual(warnings, []);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});

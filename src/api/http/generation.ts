@@ -48,7 +48,9 @@ export interface GenerationContext {
 
 /**
  * Start every choice, the choices of one prompt together so that its prefill is shared; if one cannot
- * start (queue full, bad option), cancel the others.
+ * start (queue full, bad option), cancel the others. The signal cancels them all through one listener:
+ * handing it to each choice would add one listener per choice, and from 11 on Node prints a
+ * MaxListenersExceededWarning (on stderr, in the middle of --log-format json).
  */
 function start(grok: Grok, jobs: readonly Job[], signal: AbortSignal): TextStream[] {
   const streams: TextStream[] = [];
@@ -56,13 +58,15 @@ function start(grok: Grok, jobs: readonly Job[], signal: AbortSignal): TextStrea
   jobs.forEach((j, i) => { const l = byPrompt.get(j.prompt); if (l) l.push(i); else byPrompt.set(j.prompt, [i]); });
   try {
     for (const idx of byPrompt.values()) {
-      const group = grok.generateMany(jobs[idx[0]!]!.ids, idx.map((i) => ({ ...jobs[i]!.opts, signal })));
+      const group = grok.generateMany(jobs[idx[0]!]!.ids, idx.map((i) => jobs[i]!.opts));
       idx.forEach((i, k) => { streams[i] = group[k]!; });
     }
   } catch (e) {
     for (const s of streams) s?.cancel();
     throw engineError(e);
   }
+  const cancel = () => { for (const s of streams) s.cancel(); };
+  if (signal.aborted) cancel(); else signal.addEventListener('abort', cancel, { once: true });
   return streams;
 }
 
