@@ -13,8 +13,8 @@
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { AddressInfo, Socket } from 'node:net';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from './chat.js';
 import { packageRoot, type Grok } from './index.js';
 import { ApiError, fromFastifyError } from './http/errors.js';
@@ -108,25 +108,55 @@ function createApp(o: ServerOptions): FastifyInstance {
   return app;
 }
 
+/** The status logged for a request whose client went away before the response was complete (nginx's). */
+const CLIENT_CLOSED_REQUEST = 499;
+
 /**
  * Watches every request to its end (sent, streamed to the end, or abandoned): one log line, and the
- * request metrics. Returns how handlers add fields (tokens, time to first token) to the line.
+ * request metrics, with the status the client really got: 499 when it went away before the response was
+ * complete (whatever status line had been sent), 408 when it did not send its request in time (Node answers
+ * those itself: they are seen as client errors, with or without a request under way; a connection that
+ * sent nothing at all is not a request). Returns how handlers add fields (tokens, time to first token)
+ * to the line.
  */
 function addRequestObserver(app: FastifyInstance, log: boolean, metrics: ServerMetrics | null): GenerationContext['note'] {
   const fields = new WeakMap<FastifyRequest, Partial<RequestLogFields>>();
+  /** The request under way on a connection, told that it timed out. */
+  const underWay = new WeakMap<Socket, () => void>();
+  const connectedAt = new WeakMap<Socket, number>();
+  const record = (line: RequestLogFields, logger: FastifyBaseLogger) => {
+    metrics?.request(line.route, line.status, line.durationMs / 1000);
+    if (!log) return;
+    if (line.status >= 500) logger.error(line, 'request'); else logger.info(line, 'request');
+  };
+  app.server.on('connection', (socket: Socket) => connectedAt.set(socket, performance.now()));
   app.addHook('onRequest', async (req, reply) => {
     const t0 = performance.now();
     const f: Partial<RequestLogFields> = {};
     fields.set(req, f);
+    const socket = req.raw.socket;
+    let timedOut = false;
+    const tell = () => { timedOut = true; };
+    underWay.set(socket, tell);
     reply.raw.once('close', () => {
+      if (underWay.get(socket) === tell) underWay.delete(socket);
       const line: RequestLogFields = {
         method: req.method, route: req.routeOptions.url ?? '(no route)', status: reply.raw.statusCode, ...f, durationMs: performance.now() - t0,
       };
-      if (!reply.raw.writableFinished) line.aborted = true;
-      metrics?.request(line.route, line.status, line.durationMs / 1000);
-      if (!log) return;
-      if (line.status >= 500) req.log.error(line, 'request'); else req.log.info(line, 'request');
+      if (timedOut) line.status = 408;
+      else if (!reply.raw.writableFinished) { line.status = CLIENT_CLOSED_REQUEST; line.aborted = true; }
+      record(line, req.log);
     });
+  });
+  // Before fastify's own handler, which answers and destroys the socket.
+  app.server.prependListener('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') return;
+    const tell = underWay.get(socket);
+    if (tell) { tell(); return; } // its close handler logs it
+    // A connection that sent nothing made no request (clients open spare connections, and browsers preconnect).
+    if (socket.bytesRead === 0) return;
+    // Its headers did not all come: nothing to name but the time since connecting.
+    record({ method: '-', route: '(no request)', status: 408, durationMs: performance.now() - (connectedAt.get(socket) ?? performance.now()) }, app.log);
   });
   return (req, f) => { const o = fields.get(req); if (o) Object.assign(o, f); };
 }
