@@ -1,14 +1,15 @@
 /**
  * What the server guarantees a client it does not trust (README "Server" → guarantees): the API key is
  * checked on the route the router matched, whatever the spelling of the request target; slow and idle
- * clients are dropped on time while others are served; connections are bounded; bad sampling options are
- * refused before any work. Raw HTTP over a socket, since a client library would normalise the URLs.
+ * clients are dropped on time while others are served; connections are bounded, per client address too;
+ * bad sampling options are refused before any work. Raw HTTP over a socket, since a client library would
+ * normalise the URLs.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import OpenAI from 'openai';
-import type { GrokServer } from '../src/api/server.js';
+import { clientKey, type GrokServer } from '../src/api/server.js';
 import type { GrokModel } from '../src/model/grok.js';
 import { MODEL, rawHttp, request, startServer, until } from './server-helpers.js';
 import { fixtureModel } from './engine-helpers.js';
@@ -115,7 +116,7 @@ test('a long streamed response is not cut by the request time-out (it bounds rec
 });
 
 test('connections beyond maxConnections are closed on arrival; the server recovers', async () => {
-  const s = await startServer({ maxConnections: 2 }, servers);
+  const s = await startServer({ maxConnections: 2, maxConnectionsPerIp: 2 }, servers);
   const hold = await Promise.all([0, 1].map(() => new Promise<net.Socket>((res) => { const c = net.connect(s.port, '127.0.0.1', () => res(c)); })));
   await until(() => s.server.app.server.listening);
   const extra = await rawHttp(s.port, request('GET', '/health'), { timeoutMs: 3000 });
@@ -123,6 +124,57 @@ test('connections beyond maxConnections are closed on arrival; the server recove
   assert.ok(extra.ms < 1500, `closed after ${extra.ms} ms`);
   for (const c of hold) c.destroy();
   assert.ok(await until(async () => (await rawHttp(s.port, request('GET', '/health'))).status === 200));
+});
+
+test('one address holding its cap of connections gets more closed on arrival, while another address is served', async (t) => {
+  // Two clients on one machine without a test-only hook in the server: on Linux all of 127.0.0.0/8 is
+  // loopback, so a socket bound to 127.0.0.2 is a second client of a server on 127.0.0.1.
+  if (process.platform !== 'linux') { t.skip('needs a second loopback address (127.0.0.2), which Linux has'); return; }
+  const s = await startServer({ maxConnections: 10, maxConnectionsPerIp: 3 }, servers);
+  const connect = () => new Promise<net.Socket>((res, rej) => { const c = net.connect(s.port, '127.0.0.1', () => res(c)); c.once('error', rej); });
+  const health = (localAddress?: string) => rawHttp(s.port, request('GET', '/health'), { timeoutMs: 3000, ...(localAddress ? { localAddress } : {}) });
+  for (let round = 0; round < 2; round++) { // twice: closed connections give their places back
+    const held = await Promise.all([0, 1, 2].map(connect));
+    const extra = await health();
+    assert.equal(extra.status, 0, 'a fourth connection from 127.0.0.1 got no answer');
+    assert.ok(extra.ms < 1500, `closed after ${extra.ms} ms`);
+    assert.equal((await health('127.0.0.2')).status, 200, 'another address is served meanwhile');
+    for (const c of held) c.destroy();
+    assert.ok(await until(async () => (await health()).status === 200), '127.0.0.1 is served again');
+    await new Promise((r) => setTimeout(r, 50)); // the server side of that probe closes too
+  }
+  // The default: 32, or a quarter of maxConnections if less (here 2).
+  const d = await startServer({ maxConnections: 8 }, servers);
+  const two = await Promise.all([0, 1].map(() => new Promise<net.Socket>((res) => { const c = net.connect(d.port, '127.0.0.1', () => res(c)); })));
+  assert.equal((await rawHttp(d.port, request('GET', '/health'), { timeoutMs: 3000 })).status, 0);
+  assert.equal((await rawHttp(d.port, request('GET', '/health'), { localAddress: '127.0.0.2' })).status, 200);
+  for (const c of two) c.destroy();
+});
+
+test('with an API key, requests without it never reach the engine: 401 at once, nothing queued or computed', async () => {
+  const s = await startServer({ apiKey: KEY, slots: 1 }, servers);
+  const { steps, prefilledTokens } = s.grok.engine;
+  const body = JSON.stringify({ model: MODEL, prompt: 'the people of the water', max_tokens: 50, n: 4 });
+  const answers = await Promise.all(Array.from({ length: 24 }, () => fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })));
+  assert.deepEqual([...new Set(answers.map((r) => r.status))], [401]);
+  assert.equal(s.grok.engine.activeCount + s.grok.engine.queuedCount, 0);
+  assert.equal(s.grok.engine.steps, steps, 'no forward pass ran');
+  assert.equal(s.grok.engine.prefilledTokens, prefilledTokens);
+  // With the key, the one slot is free to serve.
+  const ok = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify({ model: MODEL, prompt: 'the', max_tokens: 2 }) });
+  assert.equal(ok.status, 200);
+});
+
+test('clientKey: IPv4 as is (IPv4-mapped too), IPv6 by its /64', () => {
+  assert.equal(clientKey('127.0.0.1'), '127.0.0.1');
+  assert.equal(clientKey('::ffff:10.1.2.3'), '10.1.2.3');
+  assert.equal(clientKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+  assert.equal(clientKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64', 'the same host network');
+  assert.notEqual(clientKey('2001:db8:1:3::1'), clientKey('2001:db8:1:2::1'));
+  assert.equal(clientKey('2001:DB8::1'), '2001:db8:0:0::/64');
+  assert.equal(clientKey('::1'), '0:0:0:0::/64');
+  assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  assert.equal(clientKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
 });
 
 test('logit_bias outside the vocabulary: 400 invalid_value (param logit_bias) before any prefill, streaming or not', async () => {

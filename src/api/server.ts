@@ -13,6 +13,7 @@
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
+import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from './chat.js';
@@ -20,13 +21,13 @@ import { packageRoot, type Grok } from './index.js';
 import { ApiError, fromFastifyError } from './http/errors.js';
 import type { GenerationContext } from './http/generation.js';
 import { loggerOptions, type LogOptions, type RequestLogFields } from './http/log.js';
-import { urlOf } from './http/net.js';
+import { clientKey, urlOf } from './http/net.js';
 import { registerOpenAiRoutes } from './http/routes.js';
 import { ServerMetrics } from './http/metrics.js';
 import { registerStaticPage } from './http/static.js';
 
 export { ApiError, type ApiErrorOptions } from './http/errors.js';
-export { isLoopbackHost, reachableUrls } from './http/net.js';
+export { clientKey, isLoopbackHost, reachableUrls } from './http/net.js';
 export type { LogFormat, LogOptions } from './http/log.js';
 
 export interface ServerOptions {
@@ -51,6 +52,12 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Open connections at most; more are closed on arrival (default 256). */
   maxConnections?: number;
+  /**
+   * Open connections one client address (IPv6: one /64) may hold; more from it are closed on arrival, so
+   * that one client cannot take every connection. Default 32, or a quarter of maxConnections if less.
+   * Behind a reverse proxy every connection comes from the proxy: raise it to maxConnections there.
+   */
+  maxConnectionsPerIp?: number;
   /** One log line per request (method, route, status, tokens, time to first token, duration); default none. */
   log?: LogOptions;
   /** Answer 404 model_not_found to a `model` other than the served one (OpenAI's behaviour). By default any name is accepted and the served id is reported back. */
@@ -64,7 +71,7 @@ export interface ServerOptions {
 }
 
 export const SERVER_DEFAULTS = Object.freeze({
-  headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 5_000, maxConnections: 256, bodyLimit: 1 << 20, maxChoices: 16,
+  headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 5_000, maxConnections: 256, maxConnectionsPerIp: 32, bodyLimit: 1 << 20, maxChoices: 16,
 });
 
 declare module 'fastify' {
@@ -103,9 +110,23 @@ function createApp(o: ServerOptions): FastifyInstance {
     requestTimeout,
     keepAliveTimeout: o.idleTimeoutMs ?? SERVER_DEFAULTS.idleTimeoutMs,
   });
-  app.server.maxConnections = o.maxConnections ?? SERVER_DEFAULTS.maxConnections;
+  const maxConnections = o.maxConnections ?? SERVER_DEFAULTS.maxConnections;
+  app.server.maxConnections = maxConnections;
+  capConnectionsPerClient(app.server, o.maxConnectionsPerIp ?? Math.max(1, Math.min(SERVER_DEFAULTS.maxConnectionsPerIp, Math.floor(maxConnections / 4))));
   app.removeContentTypeParser('text/plain'); // bodies are JSON only: anything else is a 415
   return app;
+}
+
+/** Close a connection on arrival when its client (clientKey) already holds `cap` open ones. */
+function capConnectionsPerClient(server: Server, cap: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const key = clientKey(socket.remoteAddress);
+    const n = open.get(key) ?? 0;
+    if (n >= cap) { socket.destroy(); return; }
+    open.set(key, n + 1);
+    socket.once('close', () => { const left = open.get(key)! - 1; if (left > 0) open.set(key, left); else open.delete(key); });
+  });
 }
 
 /** The status logged for a request whose client went away before the response was complete (nginx's). */
