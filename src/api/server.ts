@@ -44,6 +44,11 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Most choices one request may ask for (n × prompts), default 16. */
   maxChoices?: number;
+  /**
+   * return_routed_experts includes the prompt's routing (once per prompt) for prompts up to this many tokens,
+   * longer ones only with return_prompt_routed_experts: true (default 4096; Grok-1's routing is about 3 KB of JSON a token).
+   */
+  maxPromptRoutingTokens?: number;
   /** A client must send its request headers within this many ms of connecting (default 10 000). */
   headersTimeoutMs?: number;
   /** A client must send its whole request, body included, within this many ms (default 30 000). */
@@ -72,6 +77,7 @@ export interface ServerOptions {
 
 export const SERVER_DEFAULTS = Object.freeze({
   headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 5_000, maxConnections: 256, maxConnectionsPerIp: 32, bodyLimit: 1 << 20, maxChoices: 16,
+  maxPromptRoutingTokens: 4096,
 });
 
 declare module 'fastify' {
@@ -264,6 +270,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   registerOpenAiRoutes(app, { grok, modelId, live, note, metrics }, {
     template: options.chatTemplate ?? DEFAULT_CHAT_TEMPLATE,
     maxChoices: options.maxChoices ?? SERVER_DEFAULTS.maxChoices,
+    maxPromptRoutingTokens: options.maxPromptRoutingTokens ?? SERVER_DEFAULTS.maxPromptRoutingTokens,
     strictModel: options.strictModel ?? false,
   });
 

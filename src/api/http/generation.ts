@@ -16,6 +16,8 @@ export interface Job {
   ids: number[];
   opts: TextGenerateOptions;
   prompt: number;
+  /** With routing: this choice carries its prompt's routing (the prompt's first choice, once per response). */
+  promptRouting?: boolean;
 }
 
 export interface GenerationPlan {
@@ -26,13 +28,18 @@ export interface GenerationPlan {
   logprobs: boolean;
   /** Prompt tokens of all prompts (each counted once, whatever n). */
   promptTokens: number;
-  /** return_routed_experts: each choice carries routed_experts / routed_expert_weights. */
+  /**
+   * return_routed_experts: each choice carries routed_experts / routed_expert_weights for its generated
+   * tokens; the jobs marked promptRouting add prompt_routed_experts / prompt_routed_expert_weights.
+   */
   routing: boolean;
 }
 
-/** The routing fields of a choice (or of a chunk's choice) for these tokens. */
-function routedFields(tokens: readonly TokenRouting[]): { routed_experts: number[][][]; routed_expert_weights: number[][][] } {
-  return { routed_experts: tokens.map((t) => t.experts), routed_expert_weights: tokens.map((t) => t.gates) };
+/** The routing fields of a choice (or of a chunk's choice): these generated tokens', and the prompt's if given. */
+function routedFields(tokens: readonly TokenRouting[], prompt: readonly TokenRouting[] | null): Record<string, number[][][]> {
+  const f: Record<string, number[][][]> = { routed_experts: tokens.map((t) => t.experts), routed_expert_weights: tokens.map((t) => t.gates) };
+  if (prompt) { f.prompt_routed_experts = prompt.map((t) => t.experts); f.prompt_routed_expert_weights = prompt.map((t) => t.gates); }
+  return f;
 }
 
 /** What a generation needs of the server. */
@@ -125,7 +132,7 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
         ? f.logprobs({ tokens: r.tokens, logprobs: r.logprobs, ...(r.topLogprobs ? { top: r.topLogprobs } : {}), text: r.tokens.map((t) => grok.tokenText(t)) })
         : null;
       const choice = f.choice(index, r, lp);
-      return plan.routing && r.routing ? { ...choice, ...routedFields([...r.routing.prompt, ...r.routing.tokens]) } : choice;
+      return plan.routing && r.routing ? { ...choice, ...routedFields(r.routing.tokens, plan.jobs[index]!.promptRouting ? r.routing.prompt : null) } : choice;
     });
     await reply.type('application/json').send({ id, object: f.object, created: Math.floor(Date.now() / 1000), model: modelId, system_fingerprint: null, choices, usage: usage(results) });
     return;
@@ -138,14 +145,14 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
   });
   try {
     const results = await Promise.all(streams.map(async (s, index) => {
-      // With routing, the prompt's entries go in the choice's first chunk, which therefore waits until the
-      // prompt has been processed; each later chunk carries the entries of its own token.
-      let promptSent = false;
+      // With routing, every chunk carries the entries of its own token, and the first chunk of the choice that
+      // carries the prompt's routing has it too (so that chunk waits until the prompt has been processed).
+      let promptSent = !plan.jobs[index]!.promptRouting;
       const routing = (tokens: TokenRouting[]) => {
         if (!plan.routing) return {};
-        const head = promptSent ? [] : [...(s.promptRouting ?? [])];
+        const prompt = promptSent ? null : [...(s.promptRouting ?? [])];
         promptSent = true;
-        return routedFields([...head, ...tokens]);
+        return routedFields(tokens, prompt);
       };
       let opened = false;
       const open = () => {

@@ -15,6 +15,8 @@ export interface RouteOptions {
   template: ChatTemplate;
   maxChoices: number;
   strictModel: boolean;
+  /** return_routed_experts sends a longer prompt's routing only when return_prompt_routed_experts asks. */
+  maxPromptRoutingTokens: number;
 }
 
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContext, o: RouteOptions): void {
@@ -36,7 +38,13 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
       throw new ApiError(404, `The model '${b.model}' does not exist; this server serves '${modelId}'`, { param: 'model', code: 'model_not_found' });
     }
     refuseResponseFormat(b);
+    if (b.return_prompt_routed_experts != null && !b.return_routed_experts) {
+      throw invalid('return_prompt_routed_experts requires return_routed_experts: true', 'return_prompt_routed_experts');
+    }
   };
+  /** Whether the response carries this prompt's routing (once, in the prompt's first choice). */
+  const promptRouting = (b: CommonBody, ids: readonly number[]): boolean =>
+    b.return_routed_experts === true && (b.return_prompt_routed_experts ?? ids.length <= o.maxPromptRoutingTokens);
   const needTokenizer = () => {
     if (!grok.tokenizer) throw invalid('this model has no tokenizer: send prompts as token ids', 'prompt', 'no_tokenizer');
   };
@@ -79,7 +87,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
       for (let j = 0; j < n; j++) {
         const opts = samplingOf(b, { maxTokens, ...(stop.length ? { stop } : {}), ...(b.logprobs ? { topLogprobs: b.logprobs } : {}) });
         if (b.seed != null) opts.seed = seed32(b.seed + pi * n + j);
-        jobs.push({ ids, opts, prompt: pi });
+        jobs.push({ ids, opts, prompt: pi, promptRouting: j === 0 && promptRouting(b, ids) });
       }
     });
     await respond(ctx, req, reply, {
@@ -112,7 +120,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
     const jobs = Array.from({ length: n }, (_, j): Job => {
       const opts = samplingOf(b, { maxTokens, stop, ...(b.logprobs && b.top_logprobs ? { topLogprobs: b.top_logprobs } : {}) });
       if (b.seed != null) opts.seed = seed32(b.seed + j);
-      return { ids, opts, prompt: 0 };
+      return { ids, opts, prompt: 0, promptRouting: j === 0 && promptRouting(b, ids) };
     });
     await respond(ctx, req, reply, {
       format: chat, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
