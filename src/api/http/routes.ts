@@ -49,16 +49,28 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
     if (!grok.tokenizer) throw invalid('this model has no tokenizer: send prompts as token ids', 'prompt', 'no_tokenizer');
   };
 
-  /** The max_tokens to use for a prompt; a prompt that cannot fit is a 400 (like OpenAI). */
+  /**
+   * The max_tokens to use for a prompt: the request's, else `fallback`, else what the context leaves. A
+   * prompt that cannot fit is a 400 (like OpenAI), whose numbers add up to what was asked.
+   */
   const fit = (ids: number[], maxTokens: number | null | undefined, fallback: number | null): number => {
     if (ids.length === 0) throw invalid('the prompt is empty', 'prompt');
     for (const id of ids) {
       if (id >= grok.config.vocabSize) throw invalid(`prompt token ${id} is outside the vocabulary (0…${grok.config.vocabSize - 1})`, 'prompt', 'invalid_value');
     }
-    const want = maxTokens ?? fallback ?? ctxLen - ids.length;
-    if (want < 1 || ids.length + want > ctxLen) {
-      throw invalid(`This model's maximum context length is ${ctxLen} tokens. However, you requested ${ids.length + want} tokens (${ids.length} in the prompt, ${want} for the completion). Please reduce the prompt or max_tokens.`,
-        'prompt', 'context_length_exceeded');
+    const P = ids.length;
+    const intro = `This model's maximum context length is ${ctxLen} tokens.`;
+    if (maxTokens == null && fallback === null) {
+      // Nothing was asked for the completion: it gets what is left, which must be at least one token.
+      if (P >= ctxLen) {
+        throw invalid(`${intro} However, your prompt has ${P} tokens, which leaves no room for the completion (at least 1 token). Please reduce the prompt.`, 'prompt', 'context_length_exceeded');
+      }
+      return ctxLen - P;
+    }
+    const want = maxTokens ?? fallback!;
+    if (P + want > ctxLen) {
+      const which = maxTokens == null ? `${want} for the completion (the default max_tokens)` : `${want} for the completion`;
+      throw invalid(`${intro} However, you requested ${P + want} tokens (${P} in the prompt, ${which}). Please reduce the prompt or max_tokens.`, 'prompt', 'context_length_exceeded');
     }
     return want;
   };
