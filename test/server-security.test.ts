@@ -143,7 +143,7 @@ test('one address holding its cap of connections gets more closed on arrival, wh
     assert.ok(await until(async () => (await health()).status === 200), '127.0.0.1 is served again');
     await new Promise((r) => setTimeout(r, 50)); // the server side of that probe closes too
   }
-  // The default: 32, or a quarter of maxConnections if less (here 2).
+  // The default: a quarter of maxConnections (here 2).
   const d = await startServer({ maxConnections: 8 }, servers);
   const two = await Promise.all([0, 1].map(() => new Promise<net.Socket>((res) => { const c = net.connect(d.port, '127.0.0.1', () => res(c)); })));
   assert.equal((await rawHttp(d.port, request('GET', '/health'), { timeoutMs: 3000 })).status, 0);

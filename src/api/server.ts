@@ -59,8 +59,9 @@ export interface ServerOptions {
   maxConnections?: number;
   /**
    * Open connections one client address (IPv6: one /64) may hold; more from it are closed on arrival, so
-   * that one client cannot take every connection. Default 32, or a quarter of maxConnections if less.
-   * Behind a reverse proxy every connection comes from the proxy: raise it to maxConnections there.
+   * that one client cannot take every connection. Default a quarter of maxConnections (64): room for one
+   * client's 32 concurrent streams plus spare connections. Behind a reverse proxy every connection comes
+   * from the proxy: raise it to maxConnections there.
    */
   maxConnectionsPerIp?: number;
   /** One log line per request (method, route, status, tokens, time to first token, duration); default none. */
@@ -76,7 +77,7 @@ export interface ServerOptions {
 }
 
 export const SERVER_DEFAULTS = Object.freeze({
-  headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 5_000, maxConnections: 256, maxConnectionsPerIp: 32, bodyLimit: 1 << 20, maxChoices: 16,
+  headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 5_000, maxConnections: 256, bodyLimit: 1 << 20, maxChoices: 16,
   maxPromptRoutingTokens: 4096,
 });
 
@@ -118,7 +119,7 @@ function createApp(o: ServerOptions): FastifyInstance {
   });
   const maxConnections = o.maxConnections ?? SERVER_DEFAULTS.maxConnections;
   app.server.maxConnections = maxConnections;
-  capConnectionsPerClient(app.server, o.maxConnectionsPerIp ?? Math.max(1, Math.min(SERVER_DEFAULTS.maxConnectionsPerIp, Math.floor(maxConnections / 4))));
+  capConnectionsPerClient(app.server, o.maxConnectionsPerIp ?? Math.max(1, Math.floor(maxConnections / 4)));
   app.removeContentTypeParser('text/plain'); // bodies are JSON only: anything else is a 415
   return app;
 }

@@ -56,7 +56,7 @@ export function serveCommand(): Command {
     .option('--headers-timeout <s>', '… and its headers within s seconds of connecting (default 10)', int(1))
     .option('--idle-timeout <s>', 'close a connection idle between requests after s seconds (default 5)', int(1))
     .option('--max-connections <n>', 'open connections at most; more are closed on arrival (default 256)', int(1))
-    .option('--max-connections-per-ip <n>', 'open connections one client address (IPv6: one /64) may hold; more are closed on arrival (default 32, or a quarter of --max-connections if less; behind a reverse proxy, raise it to --max-connections)', int(1))
+    .option('--max-connections-per-ip <n>', 'open connections one client address (IPv6: one /64) may hold; more are closed on arrival (default a quarter of --max-connections: 64; behind a reverse proxy, raise it to --max-connections)', int(1))
     .option('--max-prompt-routing <n>', 'return_routed_experts sends the routing of prompts up to n tokens (default 4096); longer ones only with return_prompt_routed_experts: true', int(0))
     .option('--metrics', 'serve GET /metrics (Prometheus text; behind --api-key when set)')
     .option('--cors <origin>', 'let web pages from ORIGIN (\'*\' = any) call the API')
