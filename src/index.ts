@@ -1,7 +1,7 @@
 /** grok-ts as a library: load a Grok-1 model and generate. See src/api/index.ts for the API. */
 export {
   loadModel, Grok, NoTokenizerError, defaultModelPath, packageRoot, tokenizerOf,
-  Scheduler, QueueFullError, ContextLengthError, makeSampler, candidateTokens, SamplingError, TokenHistory, Rng,
+  Scheduler, QueueFullError, ContextLengthError, makeSampler, candidateTokens, SamplingError, NonFiniteLogitsError, TokenHistory, Rng,
 } from './api/index.js';
 export type {
   LoadModelOptions, TextGenerateOptions, TextChunk, TextStream, Completion, Usage, Timings, TopAlternative, TextFinishReason,

@@ -3,10 +3,11 @@
  * numbers as values, "did you mean", --version, `grok help <command>`, llama.cpp's spellings, a prompt from
  * stdin or a file, a folder holding one .gguf, inspect/logits on the embedded model, `logits --out`
  * saying what it wrote, a training recipe whose paths are relative to it and that installs nothing, and
- * the package shipping neither tests nor benchmarks.
+ * the package shipping neither tests nor benchmarks; a warning for -c above the trained context and
+ * --threads above the CPUs.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -154,4 +155,40 @@ test('the package ships the library, the CLI, the kernels, the page and the defa
   // `import … from 'grok-ts'` resolves through "exports" (here by the package's self-reference).
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', "import { loadModel, Tokenizer } from 'grok-ts'; console.log(typeof loadModel, typeof Tokenizer);"], { encoding: 'utf8' });
   assert.equal(out, 'function function\n');
+});
+
+test('-c above the trained context and --threads above the CPUs: one warning line each on stderr, generate and serve go on', async () => {
+  // The context the embedded model was trained with, from its training recipe (not from the loader).
+  const trained = (JSON.parse(fs.readFileSync('models/default/train.json', 'utf8')) as { model: { sequence_len: number } }).model.sequence_len;
+  const cpus = os.availableParallelism();
+  const threads = cpus < 256 ? ['--threads', String(cpus + 1)] : []; // --threads stops at 256
+  const warningsOf = (err: string) => err.split('\n').filter((l) => /warning/i.test(l));
+  const check = (err: string) => {
+    const w = warningsOf(err);
+    assert.equal(w.length, threads.length ? 2 : 1, err);
+    for (const l of w) assert.match(l, /^grok: warning: /);
+    assert.ok(w.some((l) => l.includes(`--ctx-size ${trained * 2} is more than the ${trained} tokens this model was trained on`)), err);
+    if (threads.length) assert.ok(w.some((l) => l.includes(`--threads ${cpus + 1} is more than the ${cpus} CPUs`)), err);
+  };
+  const r = await grok('generate', '-c', String(trained * 2), ...threads, '-n', '3', '-t', '0', 'And God said');
+  assert.equal(r.code, 0, r.err);
+  assert.ok(r.out.length > 0);
+  check(r.err);
+  // Within the limits: no warning.
+  const ok = await grok('generate', '-c', String(trained), '--threads', '1', '-n', '3', '-t', '0', 'And God said');
+  assert.equal(ok.code, 0, ok.err);
+  assert.deepEqual(warningsOf(ok.err), []);
+  // grok serve says the same, then serves.
+  const child = spawn(process.execPath, [CLI, 'serve', '-c', String(trained * 2), ...threads, '--port', '0', '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  try {
+    const end = Date.now() + 30_000;
+    while (!/serving .* on http:\/\//.test(err) && Date.now() < end && child.exitCode === null) await new Promise((res) => setTimeout(res, 50));
+    assert.match(err, /serving .* on http:\/\//);
+    check(err);
+  } finally {
+    child.kill('SIGINT');
+    await new Promise((res) => child.once('exit', res));
+  }
 });

@@ -1,9 +1,12 @@
-/** GET /metrics: Prometheus text whose numbers follow the traffic (requests by status, tokens, latencies, slots, queue). */
+/**
+ * GET /metrics: Prometheus text whose numbers follow the traffic (requests by status, tokens, latencies, slots, queue);
+ * abandoned requests (499) and time-outs (408) counted and logged with the status the client really got.
+ */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import type { GrokServer } from '../src/api/server.js';
-import { MODEL, startServer, until } from './server-helpers.js';
+import { MODEL, rawHttp, startServer, until } from './server-helpers.js';
 
 const servers: GrokServer[] = [];
 after(async () => { for (const s of servers) await s.close(0); });
@@ -66,4 +69,47 @@ test('/metrics is off by default, and needs the API key when one is set', async 
   const keyed = await startServer({ metrics: true, apiKey: 'k' }, servers);
   assert.equal((await fetch(`${keyed.url}/metrics`)).status, 401);
   assert.ok((await scrape(keyed.url, { authorization: 'Bearer k' })).has('grok_slots'));
+});
+
+test('a client that goes away is counted and logged as 499, one too slow to send its request as 408', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const log = { format: 'json' as const, stream: { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) } };
+  const s = await startServer({ metrics: true, log, requestTimeoutMs: 600, headersTimeoutMs: 400, idleTimeoutMs: 300 }, servers);
+  const long = { model: MODEL, prompt: 'the', max_tokens: 5000, ignore_eos: true };
+  // Streamed (its 200 already sent), abandoned after a few chunks.
+  const ac = new AbortController();
+  const stream = await s.client.completions.create({ ...long, stream: true } as OpenAI.Completions.CompletionCreateParamsStreaming, { signal: ac.signal });
+  let chunks = 0;
+  try { for await (const _ of stream) if (++chunks === 3) ac.abort(); } catch { /* APIUserAbortError */ }
+  assert.equal(chunks, 3);
+  assert.ok(await until(() => s.grok.engine.activeCount === 0));
+  // Not streamed, abandoned while it generates.
+  const ac2 = new AbortController();
+  const whole = s.client.completions.create(long as OpenAI.Completions.CompletionCreateParamsNonStreaming, { signal: ac2.signal });
+  assert.ok(await until(() => s.grok.engine.activeCount === 1));
+  ac2.abort();
+  await assert.rejects(whole);
+  // A body trickling in past the request time-out, and headers that never end: both answered 408.
+  const head = 'POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n';
+  const slow = await rawHttp(s.port, [head, ...Array.from({ length: 40 }, () => ' ')], { gapMs: 100, timeoutMs: 8000 });
+  assert.equal(slow.status, 408);
+  assert.equal((await rawHttp(s.port, ['POST /v1/completions HTTP/1.1\r\nhost: x\r\n'], { timeoutMs: 5000 })).status, 408);
+  // A connection that sends nothing is closed too, but made no request: not counted (nor are the spare
+  // connections the openai client opens and leaves unused).
+  await rawHttp(s.port, [], { timeoutMs: 5000 });
+
+  const mine = () => lines.filter((l) => l.route !== '/metrics');
+  assert.ok(await until(() => mine().length === 4, 3000), JSON.stringify(lines));
+  assert.deepEqual(mine().map((l) => [l.method, l.route, l.status, l.aborted ?? false]).sort(), [
+    ['-', '(no request)', 408, false],
+    ['POST', '/v1/completions', 408, false],
+    ['POST', '/v1/completions', 499, true],
+    ['POST', '/v1/completions', 499, true],
+  ]);
+  const m = await scrape(s.url);
+  const requests = (route: string, status: number) => get(m, `grok_requests_total{route="${route}",status="${status}"}`);
+  assert.equal(requests('/v1/completions', 499), 2);
+  assert.equal(requests('/v1/completions', 408), 1);
+  assert.equal(requests('(no request)', 408), 1);
+  assert.equal(requests('/v1/completions', 200), 0, 'no abandoned request counted as answered');
 });

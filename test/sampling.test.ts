@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../src/base/rng.js';
-import { candidateTokens, makeSampler, SamplingError, TokenHistory, topN } from '../src/engine/sampling.js';
+import { candidateTokens, makeSampler, NonFiniteLogitsError, SamplingError, TokenHistory, topN } from '../src/engine/sampling.js';
 
 const logOf = (p: number[]) => p.map(Math.log);
 const sorted = (a: number[]) => [...a].sort((x, y) => x - y);
@@ -148,4 +148,16 @@ test('bad options are rejected with the parameter named', () => {
   }
   assert.throws(() => makeSampler({ allowedTokens: [9] })([1, 2], null, new Rng(0)), /outside the vocabulary/);
   assert.throws(() => makeSampler({})([-Infinity, -Infinity], null, new Rng(0)), /no token can be sampled/);
+});
+
+test('logits the model got wrong (one NaN, +Infinity, all −Infinity) are a NonFiniteLogitsError, not a bad option', () => {
+  const isModelFault = (e: unknown) => e instanceof NonFiniteLogitsError && !(e instanceof SamplingError) && !(e instanceof RangeError);
+  for (const temperature of [0, 1]) {
+    // A single NaN among finite logits used to slip through: argmax skips it, and the logprob came out NaN.
+    assert.throws(() => makeSampler({ temperature })([1, NaN, 0.5], null, new Rng(0)), (e: unknown) => isModelFault(e) && /1 of 3 logits are NaN/.test((e as Error).message));
+    assert.throws(() => makeSampler({ temperature })([1, Infinity, 0.5], null, new Rng(0)), (e: unknown) => isModelFault(e) && /\+Infinity/.test((e as Error).message));
+    assert.throws(() => makeSampler({ temperature })([-Infinity, -Infinity], null, new Rng(0)), isModelFault);
+  }
+  // −∞ on some tokens is legitimate (a mask): it samples.
+  assert.equal(makeSampler({ temperature: 0 })([-Infinity, 2, -Infinity], null, new Rng(0)).id, 1);
 });

@@ -12,6 +12,7 @@ import { createServer, isLoopbackHost, reachableUrls, type GrokServer } from '..
 import { formatTextLine } from '../src/api/http/log.js';
 import { MODEL, startServer, until } from './server-helpers.js';
 import { fixtureDir } from './engine-helpers.js';
+import { loadModel as loadGrokModel } from '../src/model/loader.js';
 
 const servers: GrokServer[] = [];
 after(async () => { for (const s of servers) await s.close(0); });
@@ -183,4 +184,61 @@ test('the web page: / and its files are served (public, even with a key); /info 
   assert.equal(typeof info.backend, 'string');
   const none = await startServer({ webRoot: false }, servers);
   assert.equal((await fetch(`${none.url}/`)).status, 404);
+});
+
+test('n = 16 choices print no Node warning (MaxListenersExceededWarning on the abort signal): whole, chat, streamed and abandoned', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  try {
+    const s = await startServer({ slots: 4 }, servers);
+    const whole = await s.client.completions.create({ model: MODEL, prompt: 'the', n: 16, max_tokens: 2 });
+    assert.equal(whole.choices.length, 16);
+    const chat = await s.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'the' }], n: 16, max_tokens: 2 });
+    assert.equal(chat.choices.length, 16);
+    // Streamed, then abandoned mid-way: the one listener still cancels all 16 choices.
+    const ac = new AbortController();
+    const long = { model: MODEL, prompt: 'the', n: 16, max_tokens: 5000, ignore_eos: true, stream: true } as OpenAI.Completions.CompletionCreateParamsStreaming;
+    const stream = await s.client.completions.create(long, { signal: ac.signal });
+    let chunks = 0;
+    try { for await (const _ of stream) if (++chunks === 20) ac.abort(); } catch { /* APIUserAbortError */ }
+    assert.equal(chunks, 20);
+    assert.ok(await until(() => s.grok.engine.activeCount === 0 && s.grok.engine.queuedCount === 0), 'every choice was cancelled');
+    await new Promise((r) => setTimeout(r, 50)); // process warnings are emitted on a later tick
+    assert.deepEqual(warnings, []);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
+test('a prompt that does not fit: the 400 says how many tokens, and its numbers are never negative', async () => {
+  const { model } = await loadGrokModel(path.join(fixtureDir('tiny-a'), 'ckpt-0'), { contextLength: 64 });
+  const s = await startServer({ model }, servers);
+  const numbers = (m: string) => (m.match(/-?\d+/g) ?? []).map(Number);
+  const words = (n: number) => Array.from({ length: n }, () => 'water').join(' ');
+  // Chat without max_tokens: the completion gets what the context leaves, and here nothing is left.
+  const content = words(80);
+  const P = s.grok.encode(`Human: ${content}\n\nAssistant:`).length;
+  assert.ok(P > 64);
+  const chat = await post(s.url, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content }] });
+  assert.equal(chat.status, 400);
+  assert.equal(chat.json.error!.code, 'context_length_exceeded');
+  assert.equal(chat.json.error!.param, 'messages');
+  assert.match(chat.json.error!.message, new RegExp(`maximum context length is 64 tokens\\. However, your prompt has ${P} tokens, which leaves no room for the completion`));
+  assert.ok(numbers(chat.json.error!.message).every((n) => n >= 0), chat.json.error!.message);
+  // 64 prompt tokens leave no room for even max_tokens 1.
+  const full = await post(s.url, '/v1/completions', { model: MODEL, prompt: Array(64).fill(5), max_tokens: 1 });
+  assert.equal(full.status, 400);
+  // With max_tokens: prompt + max_tokens = the total, each as asked.
+  const asked = await post(s.url, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content }], max_tokens: 10 });
+  assert.match(asked.json.error!.message, new RegExp(`you requested ${P + 10} tokens \\(${P} in the prompt, 10 for the completion\\)`));
+  // Completions without max_tokens use OpenAI's default of 16, and say so.
+  const dflt = await post(s.url, '/v1/completions', { model: MODEL, prompt: Array(60).fill(5) });
+  assert.equal(dflt.status, 400);
+  assert.match(dflt.json.error!.message, /you requested 76 tokens \(60 in the prompt, 16 for the completion \(the default max_tokens\)\)/);
+  // What fits is served: chat without max_tokens gets the rest of the context.
+  const fits = await s.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: words(5) }], ignore_eos: true } as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming);
+  const used = fits.usage!.prompt_tokens + fits.usage!.completion_tokens;
+  assert.ok(fits.choices[0]!.finish_reason === 'length' ? used === 64 : used < 64, `${used} tokens, ${fits.choices[0]!.finish_reason}`);
+  await assert.rejects(s.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content }] }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.code === 'context_length_exceeded');
 });

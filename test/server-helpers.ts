@@ -46,13 +46,14 @@ export interface RawResponse {
 
 /**
  * Send bytes exactly as given and read until the server closes (or `timeoutMs`). Writes `parts` one after
- * another `gapMs` apart (a trickling client).
+ * another `gapMs` apart (a trickling client). `localAddress`: connect from this address (on Linux any of
+ * 127.0.0.0/8 is this machine, so 127.0.0.2 is a second client).
  */
-export function rawHttp(port: number, parts: string | string[], o: { gapMs?: number; timeoutMs?: number } = {}): Promise<RawResponse> {
+export function rawHttp(port: number, parts: string | string[], o: { gapMs?: number; timeoutMs?: number; localAddress?: string } = {}): Promise<RawResponse> {
   const chunks = typeof parts === 'string' ? [parts] : parts;
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    const sock = net.connect(port, '127.0.0.1');
+    const sock = net.connect({ port, host: '127.0.0.1', ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
     let data = '';
     let done = false;
     let timer: NodeJS.Timeout | null = null;
@@ -69,7 +70,10 @@ export function rawHttp(port: number, parts: string | string[], o: { gapMs?: num
     const deadline = setTimeout(finish, o.timeoutMs ?? 5000);
     sock.on('data', (d) => { data += d.toString('latin1'); });
     sock.on('close', finish);
-    sock.on('error', (e) => { if (!done && data === '' && (e as NodeJS.ErrnoException).code === 'ECONNREFUSED') { done = true; reject(e); } });
+    sock.on('error', (e) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!done && data === '' && (code === 'ECONNREFUSED' || code === 'EADDRNOTAVAIL')) { done = true; clearTimeout(deadline); reject(e); }
+    });
     sock.on('connect', () => {
       let i = 0;
       const next = () => {

@@ -4,6 +4,7 @@
  * request whose prompt is the golden tokens returns, for every prompt token and layer, exactly the
  * experts in golden.json (computed by the independent reference), ordered by router probability; the
  * streamed routing equals the non-streamed one; chat counts the rendered transcript as the prompt; the
+ * prompt's routing comes once per prompt (not once per choice) and only up to a length unless asked; the
  * official openai client works with the flag (and, test/server-snapshot.test.ts, byte for byte without).
  */
 import { test, after } from 'node:test';
@@ -22,35 +23,51 @@ after(async () => {
   for (const m of models) await m.close();
 });
 
-interface Routed { routed_experts?: number[][][]; routed_expert_weights?: number[][][] }
+interface Routed {
+  routed_experts?: number[][][]; routed_expert_weights?: number[][][];
+  prompt_routed_experts?: number[][][]; prompt_routed_expert_weights?: number[][][];
+}
 
-async function serve(grok: Grok) {
-  const server = createServer(grok, { modelId: 'm' });
+async function serve(grok: Grok, o: { maxPromptRoutingTokens?: number } = {}) {
+  const server = createServer(grok, { modelId: 'm', ...o });
   servers.push(server);
   const url = await server.listen({ host: '127.0.0.1', port: 0 });
   return { url, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 }) };
 }
 
-async function sse(url: string, route: string, body: object): Promise<{ choices: (Routed & { index: number; text?: string; delta?: { content?: string } })[]; usage?: unknown }[]> {
+type Chunk = { choices: (Routed & { index: number; text?: string; delta?: { content?: string } })[]; usage?: unknown };
+
+async function sse(url: string, route: string, body: object): Promise<Chunk[]> {
   const r = await fetch(`${url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
   assert.equal(r.status, 200);
   const events = (await r.text()).split('\n\n').filter((e) => e.startsWith('data: ') && e !== 'data: [DONE]');
   return events.map((e) => JSON.parse(e.slice(6)) as never);
 }
 
-/** A choice's routing gathered from its chunks, in order. */
-function gather(chunks: Awaited<ReturnType<typeof sse>>, index: number): Required<Routed> {
-  const out: Required<Routed> = { routed_experts: [], routed_expert_weights: [] };
+/** A choice's routing gathered from its chunks, in order (the prompt's fields only where some chunk had them). */
+function gather(chunks: Chunk[], index: number): Routed {
+  const out: Required<Routed> = { routed_experts: [], routed_expert_weights: [], prompt_routed_experts: [], prompt_routed_expert_weights: [] };
+  let withPrompt = false;
   for (const c of chunks) {
     for (const ch of c.choices) {
       if (ch.index !== index) continue;
       assert.ok(ch.routed_experts && ch.routed_expert_weights, 'every chunk of the choice carries the fields');
       out.routed_experts.push(...ch.routed_experts);
       out.routed_expert_weights.push(...ch.routed_expert_weights);
+      if (ch.prompt_routed_experts) {
+        assert.ok(!withPrompt, 'the prompt comes once');
+        withPrompt = true;
+        out.prompt_routed_experts.push(...ch.prompt_routed_experts);
+        out.prompt_routed_expert_weights.push(...ch.prompt_routed_expert_weights!);
+      }
     }
   }
-  return out;
+  if (withPrompt) return out;
+  return { routed_experts: out.routed_experts, routed_expert_weights: out.routed_expert_weights };
 }
+
+/** A choice's routing fields, and only those. */
+const routingOf = (c: object): Routed => Object.fromEntries(Object.entries(c).filter(([k]) => k.includes('routed_expert')));
 
 const sources = [
   { fixture: 'tiny-a', file: 'ckpt-0', kernels: 'reference' },
@@ -75,24 +92,27 @@ for (const src of sources) {
     const whole = await client.completions.create(req as OpenAI.Completions.CompletionCreateParamsNonStreaming);
     const choice = whole.choices[0] as typeof whole.choices[0] & Required<Routed>;
     const P = g.tokens.length;
-    assert.equal(choice.routed_experts.length, P + whole.usage!.completion_tokens);
+    assert.equal(choice.prompt_routed_experts.length, P);
+    assert.equal(choice.prompt_routed_expert_weights.length, P);
+    assert.equal(choice.routed_experts.length, whole.usage!.completion_tokens, 'routed_experts: the generated tokens');
     assert.equal(choice.routed_expert_weights.length, choice.routed_experts.length);
     const L = g.layers.length;
     for (let pos = 0; pos < P; pos++) {
-      assert.equal(choice.routed_experts[pos]!.length, L);
+      assert.equal(choice.prompt_routed_experts[pos]!.length, L);
       for (let l = 0; l < L; l++) {
-        const got = choice.routed_experts[pos]![l]!;
+        const got = choice.prompt_routed_experts[pos]![l]!;
         const want = g.layers[l]!.experts[pos]!;
         assert.deepEqual([...got].sort(), [...want].sort(), `position ${pos}, layer ${l}: the same experts`);
         assert.deepEqual(got, want, `position ${pos}, layer ${l}: highest router probability first`);
-        const w = choice.routed_expert_weights[pos]![l]!;
+        const w = choice.prompt_routed_expert_weights[pos]![l]!;
         assert.ok(w[0]! >= w[1]! && w[1]! > 0 && w[0]! < 1, `gates ${w}`);
       }
     }
     // Streamed: the same routing, the prompt's entries in the first chunk.
     const chunks = await sse(url, '/v1/completions', req);
-    assert.equal(chunks[0]!.choices[0]!.routed_experts!.length, P + 1, 'the first chunk: the prompt and the first token');
-    assert.deepEqual(gather(chunks, 0), { routed_experts: choice.routed_experts, routed_expert_weights: choice.routed_expert_weights });
+    assert.equal(chunks[0]!.choices[0]!.prompt_routed_experts!.length, P, 'the first chunk: the prompt');
+    assert.equal(chunks[0]!.choices[0]!.routed_experts!.length, 1, '… and the first token');
+    assert.deepEqual(gather(chunks, 0), routingOf(choice));
     // Without the flag, no routing fields.
     const plain = await client.completions.create({ model: 'm', prompt: g.tokens, max_tokens: 5, temperature: 0 });
     assert.equal(plain.choices[0]!.text, choice.text);
@@ -100,7 +120,7 @@ for (const src of sources) {
   });
 }
 
-test('chat: the rendered transcript is the prompt; n choices each carry it; streamed equals non-streamed', async () => {
+test('chat: the rendered transcript is the prompt, sent once (in choice 0) whatever n; streamed equals non-streamed', async () => {
   const model = await fixtureModel('tiny-b');
   const grok = new Grok('tiny-b', model, testTokenizer(model.config.vocabSize), 0, { slots: 4, prefillChunk: 16 });
   const { url, client } = await serve(grok);
@@ -108,25 +128,82 @@ test('chat: the rendered transcript is the prompt; n choices each carry it; stre
   const whole = await client.chat.completions.create(body as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming);
   const prompt = grok.encode('Human: the people of the water\n\nAssistant:');
   assert.equal(whole.usage!.prompt_tokens, prompt.length);
+  const [a, b] = whole.choices as unknown as [Required<Routed>, Routed];
+  assert.equal(a.prompt_routed_experts.length, prompt.length);
+  assert.equal(a.prompt_routed_expert_weights.length, prompt.length);
+  assert.deepEqual(Object.keys(b).filter((k) => k.startsWith('prompt_')), [], 'choice 1 does not repeat the prompt');
+  assert.equal(a.routed_experts.length + b.routed_experts!.length, whole.usage!.completion_tokens);
   const chunks = await sse(url, '/v1/chat/completions', body);
   for (const index of [0, 1]) {
-    const c = whole.choices[index] as typeof whole.choices[0] & Required<Routed>;
-    assert.ok(c.routed_experts.length > prompt.length);
-    assert.equal(c.routed_experts.length, c.routed_expert_weights.length);
-    const streamed = gather(chunks, index);
-    assert.deepEqual(streamed, { routed_experts: c.routed_experts, routed_expert_weights: c.routed_expert_weights });
+    const c = whole.choices[index]!;
+    assert.equal(routingOf(c).routed_experts!.length, routingOf(c).routed_expert_weights!.length);
+    assert.deepEqual(gather(chunks, index), routingOf(c));
     const first = chunks.find((ch) => ch.choices[0]!.index === index)!.choices[0]!;
     assert.equal(first.delta?.content, '', 'the role chunk comes first');
-    assert.equal(first.routed_experts!.length, prompt.length, 'and carries the prompt');
+    assert.equal(first.routed_experts!.length, 0, 'and carries no token');
+    assert.equal(first.prompt_routed_experts?.length, index === 0 ? prompt.length : undefined, 'choice 0\'s carries the prompt');
   }
   // The official client streams it too (the extra fields pass through untouched).
   let n = 0;
+  let p = 0;
   for await (const c of await client.chat.completions.create({ ...body, stream: true } as OpenAI.Chat.ChatCompletionCreateParamsStreaming)) {
-    for (const ch of c.choices) n += (ch as unknown as Routed).routed_experts?.length ?? 0;
+    for (const ch of c.choices as unknown as Routed[]) { n += ch.routed_experts?.length ?? 0; p += ch.prompt_routed_experts?.length ?? 0; }
   }
-  assert.equal(n, (whole.choices as unknown as Required<Routed>[]).reduce((a, c) => a + c.routed_experts.length, 0));
-  // Both choices share the prompt: the same prompt routing.
-  const [a, b] = whole.choices as unknown as Required<Routed>[];
-  assert.deepEqual(a!.routed_experts.slice(0, prompt.length), b!.routed_experts.slice(0, prompt.length));
-  assert.equal(whole.usage!.completion_tokens, (a!.routed_experts.length - prompt.length) + (b!.routed_experts.length - prompt.length));
+  assert.equal(n, a.routed_experts.length + b.routed_experts!.length);
+  assert.equal(p, prompt.length);
+});
+
+test('the prompt\'s routing is sent once per prompt, so the response grows with one copy, not n', async () => {
+  const model = await fixtureModel('tiny-a');
+  const grok = new Grok('tiny-a', model, testTokenizer(model.config.vocabSize), 0, { slots: 4, prefillChunk: 64 });
+  const { url } = await serve(grok);
+  const ids = Array.from({ length: 300 }, (_, i) => 5 + (i % 50));
+  const size = async (body: object) => {
+    const r = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(r.status, 200);
+    const text = await r.text();
+    return { bytes: Buffer.byteLength(text), json: JSON.parse(text) as { choices: Routed[] } };
+  };
+  const req = { model: 'm', prompt: ids, max_tokens: 1, temperature: 0, ignore_eos: true, return_routed_experts: true };
+  const one = await size({ ...req, n: 1 });
+  const eight = await size({ ...req, n: 8 });
+  const entries = (r: { choices: Routed[] }) => r.choices.reduce((t, c) => t + (c.prompt_routed_experts?.length ?? 0), 0);
+  assert.equal(entries(one.json), 300);
+  assert.equal(entries(eight.json), 300, 'one copy of the prompt among the 8 choices');
+  assert.deepEqual(eight.json.choices[0]!.prompt_routed_experts, one.json.choices[0]!.prompt_routed_experts);
+  // The prompt (300 tokens) dwarfs a choice's one token: 8 copies would make it about 8 times larger.
+  const without = await size({ ...req, n: 1, return_prompt_routed_experts: false });
+  const perChoice = without.bytes;
+  assert.ok(eight.bytes < one.bytes + 8 * perChoice, `n=8: ${eight.bytes} bytes; n=1: ${one.bytes}; a choice without the prompt: ${perChoice}`);
+  assert.ok(eight.bytes < 2 * one.bytes, `n=8: ${eight.bytes} bytes, n=1: ${one.bytes}`);
+  // A list of prompts: each prompt's routing once, in its first choice (index i·n).
+  const two = await size({ ...req, prompt: [ids.slice(0, 10), ids.slice(0, 20)], n: 3 });
+  assert.deepEqual(two.json.choices.map((c) => c.prompt_routed_experts?.length ?? null), [10, null, null, 20, null, null]);
+});
+
+test('prompts longer than maxPromptRoutingTokens get no prompt routing unless return_prompt_routed_experts asks', async () => {
+  const model = await fixtureModel('tiny-a');
+  const grok = new Grok('tiny-a', model, testTokenizer(model.config.vocabSize), 0, { slots: 4 });
+  const { url, client } = await serve(grok, { maxPromptRoutingTokens: 16 });
+  const ask = async (body: object) => {
+    const r = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', max_tokens: 2, return_routed_experts: true, ...body }) });
+    return { status: r.status, json: await r.json() as { choices: Routed[]; error?: { param: string } } };
+  };
+  const short = Array.from({ length: 16 }, (_, i) => 5 + i);
+  const long = Array.from({ length: 17 }, (_, i) => 5 + i);
+  assert.equal((await ask({ prompt: short })).json.choices[0]!.prompt_routed_experts?.length, 16, 'at the limit: sent');
+  const capped = (await ask({ prompt: long })).json.choices[0]!;
+  assert.ok(!('prompt_routed_experts' in capped), 'over the limit: left out');
+  assert.equal(capped.routed_experts!.length, 2, 'the generated tokens\' routing still comes');
+  assert.equal((await ask({ prompt: long, return_prompt_routed_experts: true })).json.choices[0]!.prompt_routed_experts?.length, 17, 'asked: sent');
+  assert.ok(!('prompt_routed_experts' in (await ask({ prompt: short, return_prompt_routed_experts: false })).json.choices[0]!), 'declined: left out');
+  const alone = await ask({ prompt: short, return_routed_experts: false, return_prompt_routed_experts: true });
+  assert.equal(alone.status, 400);
+  assert.equal(alone.json.error!.param, 'return_prompt_routed_experts');
+  // Streamed, the same rule; through the official client.
+  let p = 0;
+  for await (const c of await client.completions.create({ model: 'm', prompt: long, max_tokens: 2, stream: true, return_routed_experts: true } as OpenAI.Completions.CompletionCreateParamsStreaming)) {
+    for (const ch of c.choices as unknown as Routed[]) p += ch.prompt_routed_experts?.length ?? 0;
+  }
+  assert.equal(p, 0);
 });

@@ -1,13 +1,15 @@
 /**
  * What the server guarantees a client it does not trust (README "Server" → guarantees): the API key is
  * checked on the route the router matched, whatever the spelling of the request target; slow and idle
- * clients are dropped on time while others are served; connections are bounded; bad sampling options are
- * refused before any work. Raw HTTP over a socket, since a client library would normalise the URLs.
+ * clients are dropped on time while others are served; connections are bounded, per client address too;
+ * bad sampling options are refused before any work. Raw HTTP over a socket, since a client library would
+ * normalise the URLs.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import type { GrokServer } from '../src/api/server.js';
+import OpenAI from 'openai';
+import { clientKey, type GrokServer } from '../src/api/server.js';
 import type { GrokModel } from '../src/model/grok.js';
 import { MODEL, rawHttp, request, startServer, until } from './server-helpers.js';
 import { fixtureModel } from './engine-helpers.js';
@@ -114,7 +116,7 @@ test('a long streamed response is not cut by the request time-out (it bounds rec
 });
 
 test('connections beyond maxConnections are closed on arrival; the server recovers', async () => {
-  const s = await startServer({ maxConnections: 2 }, servers);
+  const s = await startServer({ maxConnections: 2, maxConnectionsPerIp: 2 }, servers);
   const hold = await Promise.all([0, 1].map(() => new Promise<net.Socket>((res) => { const c = net.connect(s.port, '127.0.0.1', () => res(c)); })));
   await until(() => s.server.app.server.listening);
   const extra = await rawHttp(s.port, request('GET', '/health'), { timeoutMs: 3000 });
@@ -122,6 +124,57 @@ test('connections beyond maxConnections are closed on arrival; the server recove
   assert.ok(extra.ms < 1500, `closed after ${extra.ms} ms`);
   for (const c of hold) c.destroy();
   assert.ok(await until(async () => (await rawHttp(s.port, request('GET', '/health'))).status === 200));
+});
+
+test('one address holding its cap of connections gets more closed on arrival, while another address is served', async (t) => {
+  // Two clients on one machine without a test-only hook in the server: on Linux all of 127.0.0.0/8 is
+  // loopback, so a socket bound to 127.0.0.2 is a second client of a server on 127.0.0.1.
+  if (process.platform !== 'linux') { t.skip('needs a second loopback address (127.0.0.2), which Linux has'); return; }
+  const s = await startServer({ maxConnections: 10, maxConnectionsPerIp: 3 }, servers);
+  const connect = () => new Promise<net.Socket>((res, rej) => { const c = net.connect(s.port, '127.0.0.1', () => res(c)); c.once('error', rej); });
+  const health = (localAddress?: string) => rawHttp(s.port, request('GET', '/health'), { timeoutMs: 3000, ...(localAddress ? { localAddress } : {}) });
+  for (let round = 0; round < 2; round++) { // twice: closed connections give their places back
+    const held = await Promise.all([0, 1, 2].map(connect));
+    const extra = await health();
+    assert.equal(extra.status, 0, 'a fourth connection from 127.0.0.1 got no answer');
+    assert.ok(extra.ms < 1500, `closed after ${extra.ms} ms`);
+    assert.equal((await health('127.0.0.2')).status, 200, 'another address is served meanwhile');
+    for (const c of held) c.destroy();
+    assert.ok(await until(async () => (await health()).status === 200), '127.0.0.1 is served again');
+    await new Promise((r) => setTimeout(r, 50)); // the server side of that probe closes too
+  }
+  // The default: a quarter of maxConnections (here 2).
+  const d = await startServer({ maxConnections: 8 }, servers);
+  const two = await Promise.all([0, 1].map(() => new Promise<net.Socket>((res) => { const c = net.connect(d.port, '127.0.0.1', () => res(c)); })));
+  assert.equal((await rawHttp(d.port, request('GET', '/health'), { timeoutMs: 3000 })).status, 0);
+  assert.equal((await rawHttp(d.port, request('GET', '/health'), { localAddress: '127.0.0.2' })).status, 200);
+  for (const c of two) c.destroy();
+});
+
+test('with an API key, requests without it never reach the engine: 401 at once, nothing queued or computed', async () => {
+  const s = await startServer({ apiKey: KEY, slots: 1 }, servers);
+  const { steps, prefilledTokens } = s.grok.engine;
+  const body = JSON.stringify({ model: MODEL, prompt: 'the people of the water', max_tokens: 50, n: 4 });
+  const answers = await Promise.all(Array.from({ length: 24 }, () => fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })));
+  assert.deepEqual([...new Set(answers.map((r) => r.status))], [401]);
+  assert.equal(s.grok.engine.activeCount + s.grok.engine.queuedCount, 0);
+  assert.equal(s.grok.engine.steps, steps, 'no forward pass ran');
+  assert.equal(s.grok.engine.prefilledTokens, prefilledTokens);
+  // With the key, the one slot is free to serve.
+  const ok = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify({ model: MODEL, prompt: 'the', max_tokens: 2 }) });
+  assert.equal(ok.status, 200);
+});
+
+test('clientKey: IPv4 as is (IPv4-mapped too), IPv6 by its /64', () => {
+  assert.equal(clientKey('127.0.0.1'), '127.0.0.1');
+  assert.equal(clientKey('::ffff:10.1.2.3'), '10.1.2.3');
+  assert.equal(clientKey('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+  assert.equal(clientKey('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64', 'the same host network');
+  assert.notEqual(clientKey('2001:db8:1:3::1'), clientKey('2001:db8:1:2::1'));
+  assert.equal(clientKey('2001:DB8::1'), '2001:db8:0:0::/64');
+  assert.equal(clientKey('::1'), '0:0:0:0::/64');
+  assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  assert.equal(clientKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
 });
 
 test('logit_bias outside the vocabulary: 400 invalid_value (param logit_bias) before any prefill, streaming or not', async () => {
@@ -142,25 +195,34 @@ test('logit_bias outside the vocabulary: 400 invalid_value (param logit_bias) be
   assert.equal(s.grok.engine.steps, steps, 'no forward pass ran');
 });
 
-test('a sampling error during generation is a 400 (non-streaming) and an invalid_request_error event (streaming)', async () => {
-  // A model whose logits turn to NaN: the sampler refuses them (SamplingError) at the first token.
+test('non-finite logits (NaN, +Infinity) are the server\'s fault: 500 server_error, streamed or not; bad options stay 400', async () => {
+  // A model whose logits turn to NaN or +Infinity: the sampler cannot draw from them at the first token.
   const real = await fixtureModel('tiny-a');
-  const broken = Object.create(real) as GrokModel;
-  broken.forward = (seqs, o) => real.forward(seqs, o).fill(NaN);
-  const s = await startServer({ model: broken }, servers);
-  const body = { model: MODEL, prompt: 'the', max_tokens: 3 };
-  const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  assert.equal(r.status, 400);
-  const e = (await r.json() as { error: { type: string; code: string; param: string | null } }).error;
-  assert.equal(e.type, 'invalid_request_error');
-  assert.equal(e.code, 'invalid_value');
-  const sr = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
-  const text = await sr.text();
-  const events = text.split('\n\n').filter(Boolean).map((l) => JSON.parse(l.replace(/^data: /, '')) as { error?: { type: string; code: string } });
-  const err = events.find((x) => x.error)?.error;
-  assert.ok(err, text);
-  assert.equal(err.type, 'invalid_request_error');
-  assert.equal(err.code, 'invalid_value');
-  // The openai client surfaces it as an error too.
-  await assert.rejects(s.client.completions.create(body), (x: unknown) => (x as { status?: number }).status === 400);
+  for (const bad of [NaN, Infinity]) {
+    const broken = Object.create(real) as GrokModel;
+    broken.forward = (seqs, o) => real.forward(seqs, o).fill(bad);
+    const s = await startServer({ model: broken }, servers);
+    const body = { model: MODEL, prompt: 'the', max_tokens: 3 };
+    const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(r.status, 500, String(bad));
+    const e = (await r.json() as { error: { type: string; code: string; param: string | null; message: string } }).error;
+    assert.equal(e.type, 'server_error');
+    assert.equal(e.code, 'non_finite_logits');
+    assert.equal(e.param, null);
+    assert.match(e.message, bad === Infinity ? /logits are \+Infinity/ : /logits are NaN/);
+    assert.match(e.message, /not in the request/);
+    // Streamed: the 200 is already sent, so the stream ends with the error event.
+    const sr = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+    assert.equal(sr.status, 200);
+    const text = await sr.text();
+    const events = text.split('\n\n').filter(Boolean).map((l) => JSON.parse(l.replace(/^data: /, '')) as { error?: { type: string; code: string } });
+    const err = events.find((x) => x.error)?.error;
+    assert.ok(err, text);
+    assert.equal(err.type, 'server_error');
+    assert.equal(err.code, 'non_finite_logits');
+    // The official client sees an InternalServerError (maxRetries 0: no retry).
+    await assert.rejects(s.client.completions.create(body), (x: unknown) => x instanceof OpenAI.InternalServerError && x.status === 500);
+    // A bad request parameter on the same server is still the client's 400.
+    await assert.rejects(s.client.completions.create({ ...body, logit_bias: { 100000: 1 } }), (x: unknown) => x instanceof OpenAI.BadRequestError);
+  }
 });

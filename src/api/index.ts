@@ -72,6 +72,8 @@ export interface LoadModelOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called once before any weight is read: the weights' size against the memory available. */
   onMemoryPlan?: (plan: MemoryPlan) => void;
+  /** Called once before any weight is read with the model's own configuration (its trained context length, whatever contextLength says). */
+  onConfig?: (config: Readonly<GrokConfig>) => void;
   /**
    * Bytes of memory the weights may take (`--ram-budget`). A larger model keeps its non-expert weights in
    * memory and streams its experts from disk into a pool of slots filling the rest; `grok.model.expertCache`
@@ -261,6 +263,7 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
       ...(options.kvType ? { kvType: options.kvType } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.onMemoryPlan ? { onMemoryPlan: options.onMemoryPlan } : {}),
+      ...(options.onConfig ? { onConfig: options.onConfig } : {}),
       ...(options.ramBudget !== undefined ? { ramBudget: options.ramBudget } : {}),
       ...(options.expertPolicy ? { expertPolicy: options.expertPolicy } : {}),
       ...(options.ioThreads !== undefined ? { ioThreads: options.ioThreads } : {}),
@@ -486,6 +489,6 @@ export class Grok {
 export { Scheduler, QueueFullError, ContextLengthError } from '../engine/scheduler.js';
 export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting, EngineCache, CacheRows } from '../engine/scheduler.js';
 export type { PrefixCacheStats } from '../engine/prefix-cache.js';
-export { makeSampler, candidateTokens, SamplingError, TokenHistory } from '../engine/sampling.js';
+export { makeSampler, candidateTokens, SamplingError, NonFiniteLogitsError, TokenHistory } from '../engine/sampling.js';
 export type { SamplingOptions, SampleResult, TokenLogprob, Sampler } from '../engine/sampling.js';
 export { Rng } from '../base/rng.js';

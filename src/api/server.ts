@@ -13,20 +13,21 @@
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from './chat.js';
 import { packageRoot, type Grok } from './index.js';
 import { ApiError, fromFastifyError } from './http/errors.js';
 import type { GenerationContext } from './http/generation.js';
 import { loggerOptions, type LogOptions, type RequestLogFields } from './http/log.js';
-import { urlOf } from './http/net.js';
+import { clientKey, urlOf } from './http/net.js';
 import { registerOpenAiRoutes } from './http/routes.js';
 import { ServerMetrics } from './http/metrics.js';
 import { registerStaticPage } from './http/static.js';
 
 export { ApiError, type ApiErrorOptions } from './http/errors.js';
-export { isLoopbackHost, reachableUrls } from './http/net.js';
+export { clientKey, isLoopbackHost, reachableUrls } from './http/net.js';
 export type { LogFormat, LogOptions } from './http/log.js';
 
 export interface ServerOptions {
@@ -43,6 +44,11 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Most choices one request may ask for (n × prompts), default 16. */
   maxChoices?: number;
+  /**
+   * return_routed_experts includes the prompt's routing (once per prompt) for prompts up to this many tokens,
+   * longer ones only with return_prompt_routed_experts: true (default 4096; Grok-1's routing is about 3 KB of JSON a token).
+   */
+  maxPromptRoutingTokens?: number;
   /** A client must send its request headers within this many ms of connecting (default 10 000). */
   headersTimeoutMs?: number;
   /** A client must send its whole request, body included, within this many ms (default 30 000). */
@@ -51,6 +57,13 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Open connections at most; more are closed on arrival (default 256). */
   maxConnections?: number;
+  /**
+   * Open connections one client address (IPv6: one /64) may hold; more from it are closed on arrival, so
+   * that one client cannot take every connection. Default a quarter of maxConnections (64): room for one
+   * client's 32 concurrent streams plus spare connections. Behind a reverse proxy every connection comes
+   * from the proxy: raise it to maxConnections there.
+   */
+  maxConnectionsPerIp?: number;
   /** One log line per request (method, route, status, tokens, time to first token, duration); default none. */
   log?: LogOptions;
   /** Answer 404 model_not_found to a `model` other than the served one (OpenAI's behaviour). By default any name is accepted and the served id is reported back. */
@@ -65,6 +78,7 @@ export interface ServerOptions {
 
 export const SERVER_DEFAULTS = Object.freeze({
   headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 5_000, maxConnections: 256, bodyLimit: 1 << 20, maxChoices: 16,
+  maxPromptRoutingTokens: 4096,
 });
 
 declare module 'fastify' {
@@ -103,30 +117,74 @@ function createApp(o: ServerOptions): FastifyInstance {
     requestTimeout,
     keepAliveTimeout: o.idleTimeoutMs ?? SERVER_DEFAULTS.idleTimeoutMs,
   });
-  app.server.maxConnections = o.maxConnections ?? SERVER_DEFAULTS.maxConnections;
+  const maxConnections = o.maxConnections ?? SERVER_DEFAULTS.maxConnections;
+  app.server.maxConnections = maxConnections;
+  capConnectionsPerClient(app.server, o.maxConnectionsPerIp ?? Math.max(1, Math.floor(maxConnections / 4)));
   app.removeContentTypeParser('text/plain'); // bodies are JSON only: anything else is a 415
   return app;
 }
 
+/** Close a connection on arrival when its client (clientKey) already holds `cap` open ones. */
+function capConnectionsPerClient(server: Server, cap: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const key = clientKey(socket.remoteAddress);
+    const n = open.get(key) ?? 0;
+    if (n >= cap) { socket.destroy(); return; }
+    open.set(key, n + 1);
+    socket.once('close', () => { const left = open.get(key)! - 1; if (left > 0) open.set(key, left); else open.delete(key); });
+  });
+}
+
+/** The status logged for a request whose client went away before the response was complete (nginx's). */
+const CLIENT_CLOSED_REQUEST = 499;
+
 /**
  * Watches every request to its end (sent, streamed to the end, or abandoned): one log line, and the
- * request metrics. Returns how handlers add fields (tokens, time to first token) to the line.
+ * request metrics, with the status the client really got: 499 when it went away before the response was
+ * complete (whatever status line had been sent), 408 when it did not send its request in time (Node answers
+ * those itself: they are seen as client errors, with or without a request under way; a connection that
+ * sent nothing at all is not a request). Returns how handlers add fields (tokens, time to first token)
+ * to the line.
  */
 function addRequestObserver(app: FastifyInstance, log: boolean, metrics: ServerMetrics | null): GenerationContext['note'] {
   const fields = new WeakMap<FastifyRequest, Partial<RequestLogFields>>();
+  /** The request under way on a connection, told that it timed out. */
+  const underWay = new WeakMap<Socket, () => void>();
+  const connectedAt = new WeakMap<Socket, number>();
+  const record = (line: RequestLogFields, logger: FastifyBaseLogger) => {
+    metrics?.request(line.route, line.status, line.durationMs / 1000);
+    if (!log) return;
+    if (line.status >= 500) logger.error(line, 'request'); else logger.info(line, 'request');
+  };
+  app.server.on('connection', (socket: Socket) => connectedAt.set(socket, performance.now()));
   app.addHook('onRequest', async (req, reply) => {
     const t0 = performance.now();
     const f: Partial<RequestLogFields> = {};
     fields.set(req, f);
+    const socket = req.raw.socket;
+    let timedOut = false;
+    const tell = () => { timedOut = true; };
+    underWay.set(socket, tell);
     reply.raw.once('close', () => {
+      if (underWay.get(socket) === tell) underWay.delete(socket);
       const line: RequestLogFields = {
         method: req.method, route: req.routeOptions.url ?? '(no route)', status: reply.raw.statusCode, ...f, durationMs: performance.now() - t0,
       };
-      if (!reply.raw.writableFinished) line.aborted = true;
-      metrics?.request(line.route, line.status, line.durationMs / 1000);
-      if (!log) return;
-      if (line.status >= 500) req.log.error(line, 'request'); else req.log.info(line, 'request');
+      if (timedOut) line.status = 408;
+      else if (!reply.raw.writableFinished) { line.status = CLIENT_CLOSED_REQUEST; line.aborted = true; }
+      record(line, req.log);
     });
+  });
+  // Before fastify's own handler, which answers and destroys the socket.
+  app.server.prependListener('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code !== 'ERR_HTTP_REQUEST_TIMEOUT') return;
+    const tell = underWay.get(socket);
+    if (tell) { tell(); return; } // its close handler logs it
+    // A connection that sent nothing made no request (clients open spare connections, and browsers preconnect).
+    if (socket.bytesRead === 0) return;
+    // Its headers did not all come: nothing to name but the time since connecting.
+    record({ method: '-', route: '(no request)', status: 408, durationMs: performance.now() - (connectedAt.get(socket) ?? performance.now()) }, app.log);
   });
   return (req, f) => { const o = fields.get(req); if (o) Object.assign(o, f); };
 }
@@ -213,6 +271,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   registerOpenAiRoutes(app, { grok, modelId, live, note, metrics }, {
     template: options.chatTemplate ?? DEFAULT_CHAT_TEMPLATE,
     maxChoices: options.maxChoices ?? SERVER_DEFAULTS.maxChoices,
+    maxPromptRoutingTokens: options.maxPromptRoutingTokens ?? SERVER_DEFAULTS.maxPromptRoutingTokens,
     strictModel: options.strictModel ?? false,
   });
 

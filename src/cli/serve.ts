@@ -27,6 +27,8 @@ interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionVa
   headersTimeout?: number;
   idleTimeout?: number;
   maxConnections?: number;
+  maxConnectionsPerIp?: number;
+  maxPromptRouting?: number;
   strictModel?: boolean;
   metrics?: boolean;
   cors?: string;
@@ -56,6 +58,8 @@ export function serveCommand(): Command {
     .option('--headers-timeout <s>', '… and its headers within s seconds of connecting (default 10)', int(1))
     .option('--idle-timeout <s>', 'close a connection idle between requests after s seconds (default 5)', int(1))
     .option('--max-connections <n>', 'open connections at most; more are closed on arrival (default 256)', int(1))
+    .option('--max-connections-per-ip <n>', 'open connections one client address (IPv6: one /64) may hold; more are closed on arrival (default a quarter of --max-connections: 64; behind a reverse proxy, raise it to --max-connections)', int(1))
+    .option('--max-prompt-routing <n>', 'return_routed_experts sends the routing of prompts up to n tokens (default 4096); longer ones only with return_prompt_routed_experts: true', int(0))
     .option('--metrics', 'serve GET /metrics (Prometheus text; behind --api-key when set)')
     .option('--cors <origin>', 'let web pages from ORIGIN (\'*\' = any) call the API')
     .addOption(new Option('--log-format <format>', 'request log on stderr').choices(['text', 'json']).default('text'))
@@ -91,6 +95,8 @@ async function runServe(o: ServeOptions): Promise<void> {
     headersTimeoutMs: s(o.headersTimeout, SERVER_DEFAULTS.headersTimeoutMs),
     idleTimeoutMs: s(o.idleTimeout, SERVER_DEFAULTS.idleTimeoutMs),
     maxConnections: o.maxConnections ?? SERVER_DEFAULTS.maxConnections,
+    ...(o.maxConnectionsPerIp !== undefined ? { maxConnectionsPerIp: o.maxConnectionsPerIp } : {}),
+    ...(o.maxPromptRouting !== undefined ? { maxPromptRoutingTokens: o.maxPromptRouting } : {}),
     ...(apiKey !== undefined ? { apiKey } : {}),
     ...(o.modelId ? { modelId: o.modelId } : {}),
     ...(o.strictModel ? { strictModel: true } : {}),

@@ -84,6 +84,27 @@ export class SamplingError extends RangeError {
   }
 }
 
+/**
+ * The model's logits cannot be sampled from (a NaN, +∞, or −∞ everywhere): a fault of the model or its
+ * weights, not of the request. Not a SamplingError, which names an option the caller got wrong.
+ */
+export class NonFiniteLogitsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonFiniteLogitsError';
+  }
+}
+
+/** What is wrong with a row of logits that cannot be sampled from. */
+function nonFinite(x: ArrayLike<number>): string {
+  let nan = 0;
+  let inf = 0;
+  for (let i = 0; i < x.length; i++) { if (Number.isNaN(x[i])) nan++; else if (x[i] === Infinity) inf++; }
+  if (nan > 0) return `${nan} of ${x.length} logits are NaN`;
+  if (inf > 0) return `${inf} of ${x.length} logits are +Infinity`;
+  return 'every logit is −Infinity';
+}
+
 function check(ok: boolean, param: string, message: string): void {
   if (!ok) throw new SamplingError(param, `${param}: ${message}`);
 }
@@ -180,11 +201,10 @@ function samplerInternal(options: SamplingOptions): {
     let best = -1;
     let max = -Infinity;
     for (let i = 0; i < V; i++) if (x[i] > max) { max = x[i]; best = i; }
-    if (best < 0 || max === Infinity || Number.isNaN(max)) {
-      throw new SamplingError('logits', max === Infinity ? 'logits contain +Infinity' : 'no token can be sampled (every logit is −∞ or NaN)');
-    }
     let z = 0;
     for (let i = 0; i < V; i++) z += Math.exp(x[i] - max);
+    // A NaN anywhere makes z NaN (argmax skips NaNs); +∞ is the max; no finite logit leaves best at −1.
+    if (best < 0 || max === Infinity || Number.isNaN(z)) throw new NonFiniteLogitsError(`no token can be sampled: ${nonFinite(x)}`);
     const logZ = max + Math.log(z);
 
     let id: number;

@@ -33,6 +33,8 @@ export interface LoadOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called once before any weight is read: the weights' size against the memory available. */
   onMemoryPlan?: (plan: MemoryPlan) => void;
+  /** Called once before any weight is read with the model's own configuration (before contextLength replaces its context length). */
+  onConfig?: (config: Readonly<GrokConfig>) => void;
   /** The memory to plan against (default: measured now, this process's cgroup included: src/base/memory.ts). */
   memory?: number | MemoryAvailability;
   /**
@@ -62,6 +64,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
   const source = openModel(path);
   try {
     const binding = bindModel(source, opts.configPath);
+    opts.onConfig?.(binding.config);
     const config: GrokConfig = opts.contextLength ? { ...binding.config, contextLength: opts.contextLength } : binding.config;
     const kernels = opts.kernels ?? referenceKernels;
     const { weights, maps, experts } = readWeights(path, binding, config, kernels, opts);

@@ -183,7 +183,12 @@ function pieceOf(chunk: Record<string, unknown>): Piece | null {
     const c = lp.content[0] as { token: string; logprob: number; top_logprobs: { token: string; logprob: number }[] };
     p.token = { piece: c.token, logprob: c.logprob, top: c.top_logprobs.map((a) => [a.token, a.logprob]) };
   }
-  if (Array.isArray(ch.routed_experts)) p.routing = { experts: ch.routed_experts as number[][][], gates: ch.routed_expert_weights as number[][][] };
+  if (Array.isArray(ch.routed_experts)) {
+    // The prompt's routing, in the choice's first chunk when sent, goes first: its columns precede the tokens'.
+    const experts = (ch.prompt_routed_experts as number[][][] | undefined) ?? [];
+    const gates = (ch.prompt_routed_expert_weights as number[][][] | undefined) ?? [];
+    p.routing = { experts: [...experts, ...ch.routed_experts as number[][][]], gates: [...gates, ...ch.routed_expert_weights as number[][][]] };
+  }
   return p;
 }
 

@@ -3,7 +3,7 @@
  * mapping of engine and fastify errors onto them.
  */
 import { ContextLengthError, QueueFullError } from '../../engine/scheduler.js';
-import { SamplingError } from '../../engine/sampling.js';
+import { NonFiniteLogitsError, SamplingError } from '../../engine/sampling.js';
 
 export interface ApiErrorOptions {
   /** OpenAI's error type; default invalid_request_error below 500, server_error from 500. */
@@ -49,6 +49,10 @@ export function engineError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof QueueFullError) return new ApiError(429, `the server is busy: ${e.message}`, { type: 'rate_limit_exceeded', code: 'queue_full' });
   if (e instanceof ContextLengthError) return invalid(e.message, 'prompt', 'context_length_exceeded');
+  // The model's own output, whatever the request asked: the server's fault.
+  if (e instanceof NonFiniteLogitsError) {
+    return new ApiError(500, `the model produced invalid logits (${e.message}): a fault in the model, its weights or the kernels, not in the request`, { code: 'non_finite_logits' });
+  }
   if (e instanceof SamplingError) {
     const param = API_PARAM[e.param] ?? null;
     const message = param ? e.message.replace(new RegExp(`^${e.param}\\b`), param) : e.message;

@@ -16,6 +16,8 @@ export interface Job {
   ids: number[];
   opts: TextGenerateOptions;
   prompt: number;
+  /** With routing: this choice carries its prompt's routing (the prompt's first choice, once per response). */
+  promptRouting?: boolean;
 }
 
 export interface GenerationPlan {
@@ -26,13 +28,18 @@ export interface GenerationPlan {
   logprobs: boolean;
   /** Prompt tokens of all prompts (each counted once, whatever n). */
   promptTokens: number;
-  /** return_routed_experts: each choice carries routed_experts / routed_expert_weights. */
+  /**
+   * return_routed_experts: each choice carries routed_experts / routed_expert_weights for its generated
+   * tokens; the jobs marked promptRouting add prompt_routed_experts / prompt_routed_expert_weights.
+   */
   routing: boolean;
 }
 
-/** The routing fields of a choice (or of a chunk's choice) for these tokens. */
-function routedFields(tokens: readonly TokenRouting[]): { routed_experts: number[][][]; routed_expert_weights: number[][][] } {
-  return { routed_experts: tokens.map((t) => t.experts), routed_expert_weights: tokens.map((t) => t.gates) };
+/** The routing fields of a choice (or of a chunk's choice): these generated tokens', and the prompt's if given. */
+function routedFields(tokens: readonly TokenRouting[], prompt: readonly TokenRouting[] | null): Record<string, number[][][]> {
+  const f: Record<string, number[][][]> = { routed_experts: tokens.map((t) => t.experts), routed_expert_weights: tokens.map((t) => t.gates) };
+  if (prompt) { f.prompt_routed_experts = prompt.map((t) => t.experts); f.prompt_routed_expert_weights = prompt.map((t) => t.gates); }
+  return f;
 }
 
 /** What a generation needs of the server. */
@@ -48,7 +55,9 @@ export interface GenerationContext {
 
 /**
  * Start every choice, the choices of one prompt together so that its prefill is shared; if one cannot
- * start (queue full, bad option), cancel the others.
+ * start (queue full, bad option), cancel the others. The signal cancels them all through one listener:
+ * handing it to each choice would add one listener per choice, and from 11 on Node prints a
+ * MaxListenersExceededWarning (on stderr, in the middle of --log-format json).
  */
 function start(grok: Grok, jobs: readonly Job[], signal: AbortSignal): TextStream[] {
   const streams: TextStream[] = [];
@@ -56,13 +65,15 @@ function start(grok: Grok, jobs: readonly Job[], signal: AbortSignal): TextStrea
   jobs.forEach((j, i) => { const l = byPrompt.get(j.prompt); if (l) l.push(i); else byPrompt.set(j.prompt, [i]); });
   try {
     for (const idx of byPrompt.values()) {
-      const group = grok.generateMany(jobs[idx[0]!]!.ids, idx.map((i) => ({ ...jobs[i]!.opts, signal })));
+      const group = grok.generateMany(jobs[idx[0]!]!.ids, idx.map((i) => jobs[i]!.opts));
       idx.forEach((i, k) => { streams[i] = group[k]!; });
     }
   } catch (e) {
     for (const s of streams) s?.cancel();
     throw engineError(e);
   }
+  const cancel = () => { for (const s of streams) s.cancel(); };
+  if (signal.aborted) cancel(); else signal.addEventListener('abort', cancel, { once: true });
   return streams;
 }
 
@@ -126,7 +137,7 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
         ? f.logprobs({ tokens: r.tokens, logprobs: r.logprobs, ...(r.topLogprobs ? { top: r.topLogprobs } : {}), text: r.tokens.map((t) => grok.tokenText(t)) })
         : null;
       const choice = f.choice(index, r, lp);
-      return plan.routing && r.routing ? { ...choice, ...routedFields([...r.routing.prompt, ...r.routing.tokens]) } : choice;
+      return plan.routing && r.routing ? { ...choice, ...routedFields(r.routing.tokens, plan.jobs[index]!.promptRouting ? r.routing.prompt : null) } : choice;
     });
     await reply.type('application/json').send({ id, object: f.object, created: Math.floor(Date.now() / 1000), model: modelId, system_fingerprint: null, choices, usage: usage(results) });
     return;
@@ -139,14 +150,14 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
   });
   try {
     const results = await Promise.all(streams.map(async (s, index) => {
-      // With routing, the prompt's entries go in the choice's first chunk, which therefore waits until the
-      // prompt has been processed; each later chunk carries the entries of its own token.
-      let promptSent = false;
+      // With routing, every chunk carries the entries of its own token, and the first chunk of the choice that
+      // carries the prompt's routing has it too (so that chunk waits until the prompt has been processed).
+      let promptSent = !plan.jobs[index]!.promptRouting;
       const routing = (tokens: TokenRouting[]) => {
         if (!plan.routing) return {};
-        const head = promptSent ? [] : [...(s.promptRouting ?? [])];
+        const prompt = promptSent ? null : [...(s.promptRouting ?? [])];
         promptSent = true;
-        return routedFields([...head, ...tokens]);
+        return routedFields(tokens, prompt);
       };
       let opened = false;
       const open = () => {

@@ -19,6 +19,7 @@ export interface RequestLogFields {
   method: string;
   /** The matched route pattern (never the raw URL, whose query may carry anything). */
   route: string;
+  /** The HTTP status; 499 when the client went away before the response was complete (as nginx). */
   status: number;
   promptTokens?: number;
   completionTokens?: number;

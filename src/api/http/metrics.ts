@@ -2,7 +2,9 @@
  * GET /metrics in the Prometheus text format (version 0.0.4): counters, gauges and histograms written by
  * hand — a few dozen lines instead of a client library.
  *
- *   grok_requests_total{route,status}              requests answered, by matched route and HTTP status
+ *   grok_requests_total{route,status}              requests answered, by matched route and HTTP status (499: the
+ *                                                  client went away first; 408: it did not send its request in
+ *                                                  time, route "(no request)" when its headers did not all come)
  *   grok_prompt_tokens_total                       prompt tokens of started generations (once per prompt)
  *   grok_generated_tokens_total                    tokens generated
  *   grok_time_to_first_token_seconds               histogram: request received → first token

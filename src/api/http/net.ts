@@ -1,4 +1,7 @@
-/** Addresses: whether a host is loopback, and where a server listening on all interfaces can be reached. */
+/**
+ * Addresses: whether a host is loopback, where a server listening on all interfaces can be reached, and the
+ * key connections are counted under per client.
+ */
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 
@@ -27,4 +30,21 @@ export function reachableUrls(url: string): string[] {
     }
   }
   return out;
+}
+
+/**
+ * The client a connection is counted under for the per-address cap: its IPv4 address (IPv4-mapped IPv6
+ * included), or the /64 an IPv6 address lies in, since one IPv6 host usually holds a whole /64.
+ */
+export function clientKey(address: string | undefined): string {
+  if (address === undefined) return '?';
+  const a = address.toLowerCase().replace(/%.*$/, '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+  if (!a.includes(':')) return a;
+  const [head = '', tail] = a.split('::');
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const rest = tail === '' ? [] : tail.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])); // a dotted tail is two groups
+    groups.push(...Array<string>(Math.max(0, 8 - groups.length - rest.length)).fill('0'), ...rest);
+  }
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
 }

@@ -15,6 +15,8 @@ export interface RouteOptions {
   template: ChatTemplate;
   maxChoices: number;
   strictModel: boolean;
+  /** return_routed_experts sends a longer prompt's routing only when return_prompt_routed_experts asks. */
+  maxPromptRoutingTokens: number;
 }
 
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContext, o: RouteOptions): void {
@@ -36,21 +38,39 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
       throw new ApiError(404, `The model '${b.model}' does not exist; this server serves '${modelId}'`, { param: 'model', code: 'model_not_found' });
     }
     refuseResponseFormat(b);
+    if (b.return_prompt_routed_experts != null && !b.return_routed_experts) {
+      throw invalid('return_prompt_routed_experts requires return_routed_experts: true', 'return_prompt_routed_experts');
+    }
   };
+  /** Whether the response carries this prompt's routing (once, in the prompt's first choice). */
+  const promptRouting = (b: CommonBody, ids: readonly number[]): boolean =>
+    b.return_routed_experts === true && (b.return_prompt_routed_experts ?? ids.length <= o.maxPromptRoutingTokens);
   const needTokenizer = () => {
     if (!grok.tokenizer) throw invalid('this model has no tokenizer: send prompts as token ids', 'prompt', 'no_tokenizer');
   };
 
-  /** The max_tokens to use for a prompt; a prompt that cannot fit is a 400 (like OpenAI). */
+  /**
+   * The max_tokens to use for a prompt: the request's, else `fallback`, else what the context leaves. A
+   * prompt that cannot fit is a 400 (like OpenAI), whose numbers add up to what was asked.
+   */
   const fit = (ids: number[], maxTokens: number | null | undefined, fallback: number | null): number => {
     if (ids.length === 0) throw invalid('the prompt is empty', 'prompt');
     for (const id of ids) {
       if (id >= grok.config.vocabSize) throw invalid(`prompt token ${id} is outside the vocabulary (0…${grok.config.vocabSize - 1})`, 'prompt', 'invalid_value');
     }
-    const want = maxTokens ?? fallback ?? ctxLen - ids.length;
-    if (want < 1 || ids.length + want > ctxLen) {
-      throw invalid(`This model's maximum context length is ${ctxLen} tokens. However, you requested ${ids.length + want} tokens (${ids.length} in the prompt, ${want} for the completion). Please reduce the prompt or max_tokens.`,
-        'prompt', 'context_length_exceeded');
+    const P = ids.length;
+    const intro = `This model's maximum context length is ${ctxLen} tokens.`;
+    if (maxTokens == null && fallback === null) {
+      // Nothing was asked for the completion: it gets what is left, which must be at least one token.
+      if (P >= ctxLen) {
+        throw invalid(`${intro} However, your prompt has ${P} tokens, which leaves no room for the completion (at least 1 token). Please reduce the prompt.`, 'prompt', 'context_length_exceeded');
+      }
+      return ctxLen - P;
+    }
+    const want = maxTokens ?? fallback!;
+    if (P + want > ctxLen) {
+      const which = maxTokens == null ? `${want} for the completion (the default max_tokens)` : `${want} for the completion`;
+      throw invalid(`${intro} However, you requested ${P + want} tokens (${P} in the prompt, ${which}). Please reduce the prompt or max_tokens.`, 'prompt', 'context_length_exceeded');
     }
     return want;
   };
@@ -79,7 +99,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
       for (let j = 0; j < n; j++) {
         const opts = samplingOf(b, { maxTokens, ...(stop.length ? { stop } : {}), ...(b.logprobs ? { topLogprobs: b.logprobs } : {}) });
         if (b.seed != null) opts.seed = seed32(b.seed + pi * n + j);
-        jobs.push({ ids, opts, prompt: pi });
+        jobs.push({ ids, opts, prompt: pi, promptRouting: j === 0 && promptRouting(b, ids) });
       }
     });
     await respond(ctx, req, reply, {
@@ -112,7 +132,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
     const jobs = Array.from({ length: n }, (_, j): Job => {
       const opts = samplingOf(b, { maxTokens, stop, ...(b.logprobs && b.top_logprobs ? { topLogprobs: b.top_logprobs } : {}) });
       if (b.seed != null) opts.seed = seed32(b.seed + j);
-      return { ids, opts, prompt: 0 };
+      return { ids, opts, prompt: 0, promptRouting: j === 0 && promptRouting(b, ids) };
     });
     await respond(ctx, req, reply, {
       format: chat, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,

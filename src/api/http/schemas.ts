@@ -30,6 +30,8 @@ const common = {
   ignore_eos: z.boolean().nullish(),
   // vLLM / SGLang's spelling: per token, the experts it was routed to in every layer.
   return_routed_experts: z.boolean().nullish(),
+  // With it: the prompt's routing too (default: only for prompts up to the server's --max-prompt-routing tokens).
+  return_prompt_routed_experts: z.boolean().nullish(),
 };
 
 export const completionSchema = z.object({
