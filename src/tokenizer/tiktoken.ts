@@ -401,14 +401,19 @@ export class TiktokenTokenizer {
       if (owner[id] >> 30) this.special[id] = 1;
     }
     this.offset[vocabSize] = at;
+    // every token's bytes as a substring of one binary string: cheap Map keys
+    const all = Buffer.from(this.pool.buffer, this.pool.byteOffset, this.pool.length).toString('latin1');
     let maxLen = 1;
     this.byteId.fill(-1);
     for (let i = 0; i < regular.length; i++) {
       const { token: id, bytes } = regular[i];
-      const key = String.fromCharCode(...bytes);
-      const dup = this.ranks.get(key);
-      if (dup !== undefined) throw new FormatError(source, `regular_tokens[${i}] (id ${id}) has the same bytes as id ${dup}`);
+      const key = all.substring(this.offset[id], this.offset[id + 1]);
+      const size = this.ranks.size;
       this.ranks.set(key, id);
+      if (this.ranks.size === size) {
+        const dup = regular.findIndex((t) => t.token !== id && all.substring(this.offset[t.token], this.offset[t.token + 1]) === key);
+        throw new FormatError(source, `regular_tokens[${i}] (id ${id}) has the same bytes as regular_tokens[${dup}] (id ${regular[dup].token})`);
+      }
       if (bytes.length === 1) this.byteId[bytes[0]] = id;
       else if (bytes.length === 2) this.pairRank[(bytes[0] << 8) | bytes[1]] = id;
       if (bytes.length > maxLen) maxLen = bytes.length;
@@ -429,7 +434,7 @@ export class TiktokenTokenizer {
       this.specialIds.set(text, id);
       const mode = opts.allowedSpecial ?? 'sglang';
       if (mode === 'all' || (mode === 'sglang' && sglangAllowsSpecial(text))) {
-        this.allowed.set(String.fromCharCode(...bytes), id);
+        this.allowed.set(all.substring(this.offset[id], this.offset[id + 1]), id);
         let lens = this.allowedLengths.get(bytes[0]);
         if (!lens) this.allowedLengths.set(bytes[0], (lens = []));
         if (!lens.includes(bytes.length)) lens.push(bytes.length);
