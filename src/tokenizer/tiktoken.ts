@@ -304,6 +304,11 @@ export function patternToRegExp(pat: string): RegExp {
 interface TokEntry { token: number; bytes: number[] }
 
 const NONE = 0x7fffffff;
+/** Pieces up to this many bytes have their ids cached (words recur; long runs are rare and merged directly). */
+const CACHE_MAX_BYTES = 64;
+const CACHE_ENTRIES = 1 << 16;
+/** Slots of the cache of merge results by (left id, right id): 2^PAIR_BITS. */
+const PAIR_BITS = 18;
 const utf8Replace = new TextDecoder('utf-8', { ignoreBOM: true });
 const utf8Strict = new TextDecoder('utf-8', { ignoreBOM: true, fatal: true });
 
@@ -328,8 +333,9 @@ export class TiktokenTokenizer {
   readonly pattern: string;
   readonly heapFrom: number;
 
-  /** regular tokens: binary string of their bytes → id (= rank) */
-  private readonly ranks = new Map<string, number>();
+  /** regular tokens by the hash of their bytes (open addressing: slot → id, -1 empty), compared byte by byte */
+  private readonly slotId: Int32Array;
+  private readonly slotHash: Int32Array;
   /** rank of every two-byte token, by (b0 << 8 | b1), else NONE */
   private readonly pairRank = new Int32Array(65536).fill(NONE);
   private readonly byteId = new Int32Array(256);
@@ -346,6 +352,13 @@ export class TiktokenTokenizer {
   /** null: the V1 scanner */
   private readonly regex: RegExp | null;
 
+  /** ids of recently merged pieces, by their bytes; cleared when full (it only saves work) */
+  private readonly pieceCache = new Map<string, Int32Array>();
+  /** rank of the token that two adjacent tokens make together (or NONE), by their ids: open addressing, -1 empty */
+  private readonly pairLeft = new Int32Array(1 << PAIR_BITS).fill(-1);
+  private readonly pairRight = new Int32Array(1 << PAIR_BITS);
+  private readonly pairMerged = new Int32Array(1 << PAIR_BITS);
+  private pairUsed = 0;
   // scratch for the quadratic merge
   private pos = new Int32Array(64);
   private rk = new Int32Array(64);
@@ -401,19 +414,26 @@ export class TiktokenTokenizer {
       if (owner[id] >> 30) this.special[id] = 1;
     }
     this.offset[vocabSize] = at;
-    // every token's bytes as a substring of one binary string: cheap Map keys
+    // the pool as a binary string, to look tokens up as encode() looks up pieces
     const all = Buffer.from(this.pool.buffer, this.pool.byteOffset, this.pool.length).toString('latin1');
+    const slots = 2 ** Math.ceil(Math.log2(Math.max(16, regular.length * 2)));
+    this.slotId = new Int32Array(slots).fill(-1);
+    this.slotHash = new Int32Array(slots);
     let maxLen = 1;
     this.byteId.fill(-1);
     for (let i = 0; i < regular.length; i++) {
       const { token: id, bytes } = regular[i];
-      const key = all.substring(this.offset[id], this.offset[id + 1]);
-      const size = this.ranks.size;
-      this.ranks.set(key, id);
-      if (this.ranks.size === size) {
-        const dup = regular.findIndex((t) => t.token !== id && all.substring(this.offset[t.token], this.offset[t.token + 1]) === key);
-        throw new FormatError(source, `regular_tokens[${i}] (id ${id}) has the same bytes as regular_tokens[${dup}] (id ${regular[dup].token})`);
+      const o = this.offset[id];
+      const dup = this.findToken(all, o, o + bytes.length);
+      if (dup !== NONE) {
+        const j = regular.findIndex((t) => t.token === dup);
+        throw new FormatError(source, `regular_tokens[${i}] (id ${id}) has the same bytes as regular_tokens[${j}] (id ${dup})`);
       }
+      const h = hashBytes(all, o, o + bytes.length);
+      let slot = mix(h) & (slots - 1);
+      while (this.slotId[slot] !== -1) slot = (slot + 1) & (slots - 1);
+      this.slotId[slot] = id;
+      this.slotHash[slot] = h;
       if (bytes.length === 1) this.byteId[bytes[0]] = id;
       else if (bytes.length === 2) this.pairRank[(bytes[0] << 8) | bytes[1]] = id;
       if (bytes.length > maxLen) maxLen = bytes.length;
@@ -524,11 +544,11 @@ export class TiktokenTokenizer {
       const next = new Map<number, number>(); // first byte → its next occurrence at or after `from`
       let from = 0;
       for (;;) {
-        const [at, len, id] = this.nextSpecial(bin, from, next);
+        const at = this.nextSpecial(bin, from, next);
         this.encodeOrdinary(bin, from, at, out);
-        if (len === 0) break;
-        out.push(id);
-        from = at + len;
+        if (at === bin.length) break;
+        out.push(this.foundId);
+        from = at + this.foundLength;
       }
     }
     if (opts?.eos) {
@@ -543,11 +563,16 @@ export class TiktokenTokenizer {
     return this.encode(text).map((id) => this.idToPiece(id));
   }
 
+  /** nextSpecial's result besides its position */
+  private foundId = -1;
+  private foundLength = 0;
+
   /**
-   * The leftmost allowed special at or after `from`: [position, length, id]; [bin.length, 0, -1] if none.
-   * Specials starting at the same place: the longest (tiktoken's choice there depends on hash order).
+   * The position of the leftmost allowed special at or after `from` (its id and length in foundId, foundLength),
+   * or bin.length if none. Specials starting at the same place: the longest (tiktoken's choice there depends on
+   * hash order).
    */
-  private nextSpecial(bin: string, from: number, next: Map<number, number>): [number, number, number] {
+  private nextSpecial(bin: string, from: number, next: Map<number, number>): number {
     for (;;) {
       let at = bin.length;
       let first = -1;
@@ -562,11 +587,15 @@ export class TiktokenTokenizer {
           first = f;
         }
       }
-      if (first < 0) return [bin.length, 0, -1];
+      if (first < 0) return bin.length;
       for (const len of this.allowedLengths.get(first)!) {
         if (at + len > bin.length) continue;
         const id = this.allowed.get(bin.substring(at, at + len));
-        if (id !== undefined) return [at, len, id];
+        if (id !== undefined) {
+          this.foundId = id;
+          this.foundLength = len;
+          return at;
+        }
       }
       from = at + 1;
     }
@@ -600,21 +629,77 @@ export class TiktokenTokenizer {
       return;
     }
     if (n <= this.maxTokenBytes) {
-      const id = this.ranks.get(bin.substring(a, b));
-      if (id !== undefined) {
+      const id = this.findToken(bin, a, b);
+      if (id !== NONE) {
         out.push(id);
         return;
       }
     }
+    const key = n <= CACHE_MAX_BYTES ? bin.substring(a, b) : '';
+    if (n <= CACHE_MAX_BYTES) {
+      const hit = this.pieceCache.get(key);
+      if (hit !== undefined) {
+        for (let k = 0; k < hit.length; k++) out.push(hit[k]);
+        return;
+      }
+    }
+    const start = out.length;
     if (n < this.heapFrom) this.mergeQuadratic(bin, a, b, out);
     else this.mergeHeap(bin, a, b, out);
+    if (n <= CACHE_MAX_BYTES) {
+      if (this.pieceCache.size >= CACHE_ENTRIES) this.pieceCache.clear();
+      // a copy of the key: a substring may share (and keep alive) the whole text
+      const ids = new Int32Array(out.length - start);
+      for (let k = 0; k < ids.length; k++) ids[k] = out[start + k];
+      this.pieceCache.set(n < 13 ? key : Buffer.from(key, 'latin1').toString('latin1'), ids);
+    }
+  }
+
+  /** Rank of the token that tokens `left` = bin[x, m) and `right` = bin[m, y) make together, or NONE (cached by ids). */
+  private mergedRank(bin: string, x: number, y: number, left: number, right: number): number {
+    const mask = (1 << PAIR_BITS) - 1;
+    let h = (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca6b)) >>> (32 - PAIR_BITS);
+    for (;;) {
+      const l = this.pairLeft[h];
+      if (l === -1) break;
+      if (l === left && this.pairRight[h] === right) return this.pairMerged[h];
+      h = (h + 1) & mask;
+    }
+    const r = this.rankOf(bin, x, y);
+    if (this.pairUsed >= mask >> 1) {
+      this.pairLeft.fill(-1);
+      this.pairUsed = 0;
+      h = (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca6b)) >>> (32 - PAIR_BITS);
+    }
+    this.pairLeft[h] = left;
+    this.pairRight[h] = right;
+    this.pairMerged[h] = r;
+    this.pairUsed++;
+    return r;
   }
 
   /** Rank of the token bin[x, y), or NONE. */
   private rankOf(bin: string, x: number, y: number): number {
     if (y - x === 2) return this.pairRank[(bin.charCodeAt(x) << 8) | bin.charCodeAt(x + 1)];
     if (y - x > this.maxTokenBytes) return NONE;
-    return this.ranks.get(bin.substring(x, y)) ?? NONE;
+    return this.findToken(bin, x, y);
+  }
+
+  /** The id of the regular token whose bytes are bin[a, b), or NONE. */
+  private findToken(bin: string, a: number, b: number): number {
+    const h = hashBytes(bin, a, b);
+    const mask = this.slotId.length - 1;
+    const n = b - a;
+    for (let i = mix(h) & mask; ; i = (i + 1) & mask) {
+      const id = this.slotId[i];
+      if (id < 0) return NONE;
+      if (this.slotHash[i] !== h) continue;
+      const o = this.offset[id];
+      if (this.offset[id + 1] - o !== n) continue;
+      let k = 0;
+      while (k < n && this.pool[o + k] === bin.charCodeAt(a + k)) k++;
+      if (k === n) return id;
+    }
   }
 
   /**
@@ -653,8 +738,8 @@ export class TiktokenTokenizer {
       ids.copyWithin(at + 1, at + 2, m);
       rk.copyWithin(at + 1, at + 2, m);
       m--;
-      rk[at] = at + 1 < m ? this.rankOf(bin, pos[at], pos[at + 2]) : NONE;
-      if (at > 0) rk[at - 1] = this.rankOf(bin, pos[at - 1], pos[at + 1]);
+      rk[at] = at + 1 < m ? this.mergedRank(bin, pos[at], pos[at + 2], best, ids[at + 1]) : NONE;
+      if (at > 0) rk[at - 1] = this.mergedRank(bin, pos[at - 1], pos[at + 1], ids[at - 1], best);
     }
     for (let k = 0; k < m; k++) out.push(ids[k]);
   }
@@ -694,12 +779,12 @@ export class TiktokenTokenizer {
       if (end < n) prv[end] = s;
       const p = prv[s];
       if (p >= 0) {
-        const rr = this.rankOf(bin, a + p, a + end);
+        const rr = this.mergedRank(bin, a + p, a + end, id[p], r);
         if (rr !== NONE) heap.push(rr, p, end);
       }
       if (end < n) {
         const q = nxt[end];
-        const rr = this.rankOf(bin, a + s, a + q);
+        const rr = this.mergedRank(bin, a + s, a + q, r, id[end]);
         if (rr !== NONE) heap.push(rr, s, q);
       }
     }
@@ -723,14 +808,10 @@ export class TiktokenTokenizer {
     }
     const buf = new Uint8Array(total);
     let at = 0;
+    const pool = this.pool;
     for (let i = 0; i < ids.length; i++) {
-      const s = this.offset[ids[i]];
       const e = this.offset[ids[i] + 1];
-      if (e - s === 1) buf[at++] = this.pool[s];
-      else {
-        buf.set(this.pool.subarray(s, e), at);
-        at += e - s;
-      }
+      for (let k = this.offset[ids[i]]; k < e; k++) buf[at++] = pool[k];
     }
     return utf8Replace.decode(buf);
   }
@@ -750,6 +831,20 @@ export class TiktokenTokenizer {
       flush: (): string => d.decode(),
     };
   }
+}
+
+/** FNV-1a over the bytes of a binary string. */
+function hashBytes(s: string, a: number, b: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let k = a; k < b; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
+  return h;
+}
+
+/** Spreads a hash over table slots (murmur3 finaliser). */
+function mix(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** A min-heap of merge candidates (rank, left start, right end), ordered by rank then start. */
