@@ -393,3 +393,29 @@ test('malformed tok.json files give a FormatError naming the file and the field'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('mutated tok.json files load or fail with a FormatError, never another error or a huge allocation', () => {
+  const base = Buffer.from(JSON.stringify(tinySpec()));
+  const r = mulberry32(5);
+  const digits = Buffer.from('0123456789');
+  let loaded = 0;
+  for (let k = 0; k < 400; k++) {
+    const b = Buffer.from(base);
+    for (let m = 1 + Math.floor(r() * 3); m > 0; m--) {
+      const at = Math.floor(r() * b.length);
+      // mostly digits into digits, so that many mutants stay JSON and reach the field checks
+      b[at] = digits.includes(b[at]) && r() < 0.8 ? digits[Math.floor(r() * 10)] : Math.floor(r() * 256);
+    }
+    const cut = r() < 0.1 ? Math.floor(r() * b.length) : b.length;
+    try {
+      const t = TiktokenTokenizer.fromBytes(b.subarray(0, cut), 'm.tok.json');
+      assert.equal(t.decode(t.encode('abc 12<|eos|> x')), 'abc 12<|eos|> x');
+      loaded++;
+    } catch (e) {
+      assert.ok(e instanceof FormatError && e.message.startsWith('m.tok.json: '), `mutant ${k}: ${(e as Error).stack}`);
+    }
+  }
+  assert.ok(loaded > 0);
+  const huge = { ...tinySpec(), vocab_size: 2 ** 40 };
+  assert.throws(() => TiktokenTokenizer.fromJson(huge, 'h'), /^FormatError: h: vocab_size is 1099511627776 but the file has 262 tokens \(id 262 is missing\)$/);
+});

@@ -396,10 +396,7 @@ export class TiktokenTokenizer {
         total += b.length;
       }
     }
-    if (regular.length + special.length !== vocabSize) {
-      const missing = owner.indexOf(-1);
-      throw new FormatError(source, `vocab_size is ${vocabSize} but the file has ${regular.length + special.length} tokens (id ${missing} is missing)`);
-    }
+    // fewer ids than entries: some id was out of range or used twice, reported above
     this.pool = new Uint8Array(total);
     this.offset = new Int32Array(vocabSize + 1);
     this.special = new Uint8Array(vocabSize);
@@ -501,6 +498,16 @@ export class TiktokenTokenizer {
     if (o.pat_str !== undefined && typeof o.pat_str !== 'string') throw new FormatError(source, `pat_str is ${describe(o.pat_str)}, expected a string`);
     const n = o.vocab_size ?? regular.length + special.length;
     if (!Number.isInteger(n) || (n as number) < 256) throw new FormatError(source, `vocab_size is ${describe(n)}, expected an integer ≥ 256`);
+    // Checked before any table of vocab_size entries is made: a huge vocab_size must not allocate.
+    const count = regular.length + special.length;
+    if ((n as number) > count) {
+      const seen = new Uint8Array(Math.min(n as number, count + 1));
+      for (const t of [...regular, ...special] as unknown[]) {
+        const id = t !== null && typeof t === 'object' ? (t as { token?: unknown }).token : undefined;
+        if (typeof id === 'number' && Number.isInteger(id) && id >= 0 && id < seen.length) seen[id] = 1;
+      }
+      throw new FormatError(source, `vocab_size is ${n} but the file has ${count} tokens (id ${seen.indexOf(0)} is missing)`);
+    }
     return new TiktokenTokenizer(regular as TokEntry[], special as TokEntry[], n as number, (o.pat_str as string | undefined) ?? V1_PATTERN, opts, source);
   }
 
