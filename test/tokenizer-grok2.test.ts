@@ -336,7 +336,12 @@ test('pat_str overrides the V1 pattern (translated from Rust syntax); unsupporte
   const same = tinySpec();
   same.pat_str = V1_PATTERN;
   assert.equal(TiktokenTokenizer.fromJson(same, 'spec').pattern, V1_PATTERN);
+  // Rust's code point escapes
+  assert.deepEqual(splitRegExp(patternToRegExp(String.raw`[\x41\x{42}\u0043\u{44}\U00000045\U{1F600}]+|.`), 'ABCDE\u{1f600}x'), ['ABCDE\u{1f600}', 'x']);
+  assert.deepEqual(splitRegExp(patternToRegExp(String.raw`(?i:\x41b)`), 'aBAbab'), ['aB', 'Ab', 'ab']);
   for (const [pat, why] of [
+    [String.raw`\x{110000}`, /escape \\x\{110000\} is not a Unicode scalar value/],
+    [String.raw`\xZ`, /malformed escape \\x/],
     [String.raw`[^\r\n\p{L}\p{N}]?+\p{L}+`, /possessive quantifiers are not supported/],
     ["(?i:[sdmt]|ll)", /a letter inside a character class under \(\?i:…\) is not supported/],
     ['(?x) a', /group "\(\?x\) a"… is not supported/],

@@ -202,9 +202,16 @@ const WORD_CLASS = String.raw`\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}`;
 /** Code points other than the ASCII pair that fold to the same letter (CaseFolding.txt, status C/S). */
 const EXTRA_FOLDS: Record<string, string> = { s: '\u017f', k: '\u212a' };
 
+/** An ASCII letter under (?i:…) as the class of its case-fold equivalents. */
+function caselessLetter(c: string, inClass: boolean): string {
+  if (inClass || !/^[A-Za-z]$/.test(c)) throw new Error(`${inClass ? 'a letter inside a character class' : `non-ASCII letter ${JSON.stringify(c)}`} under (?i:…) is not supported`);
+  const l = c.toLowerCase();
+  return `[${l}${l.toUpperCase()}${EXTRA_FOLDS[l] ?? ''}]`;
+}
+
 /**
  * Translates the subset of Rust regex syntax tokenizer patterns use: `\s \S \d \D \w \W` with their Unicode
- * meanings, `\p{…}`/`\pL`, `(?i:…)` over ASCII letters (expanded to classes), `(?:…)`, lookarounds, classes,
+ * meanings, `\p{…}`/`\pL`, `\x7F \x{…} \u… \U…`, `(?i:…)` over ASCII letters (expanded to classes), `(?:…)`, lookarounds, classes,
  * greedy and lazy quantifiers. Anything else (possessive quantifiers, inline flags, named groups) is refused.
  * Throws Error with the reason; the caller names the file.
  */
@@ -240,6 +247,18 @@ export function patternToRegExp(pat: string): RegExp {
           break;
         }
         case 'r': case 'n': case 't': case 'f': case 'v': case 'b': case 'B': out += `\\${d}`; break;
+        case 'x': case 'u': case 'U': { // \x7F \x{7F} \u007F \u{7F} \U0000007F \U{7F}
+          const rest = pat.slice(i + 1);
+          const m = /^\{([0-9A-Fa-f]{1,8})\}/.exec(rest) ?? new RegExp(`^[0-9A-Fa-f]{${d === 'x' ? 2 : d === 'u' ? 4 : 8}}`).exec(rest);
+          if (!m) throw new Error(`malformed escape \\${d}`);
+          const cp = parseInt(m[1] ?? m[0], 16);
+          if (cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) throw new Error(`escape \\${d}${m[0]} is not a Unicode scalar value`);
+          const ch = String.fromCodePoint(cp);
+          if (caseless > 0 && /\p{L}/u.test(ch)) out += caselessLetter(ch, inClass);
+          else out += `\\u{${cp.toString(16)}}`;
+          i += m[0].length;
+          break;
+        }
         default:
           if (/[0-9A-Za-z]/.test(d)) throw new Error(`escape \\${d} is not supported`);
           out += /[\\^$.*+?()[\]{}|/-]/.test(d) ? `\\${d}` : d;
@@ -287,9 +306,7 @@ export function patternToRegExp(pat: string): RegExp {
     }
     if ((c === '+' || c === '*' || c === '?' || c === '}') && pat[i + 1] === '+') throw new Error('possessive quantifiers are not supported');
     if (caseless > 0 && /\p{L}/u.test(c)) {
-      if (!/[A-Za-z]/.test(c)) throw new Error(`non-ASCII letter ${JSON.stringify(c)} under (?i:…) is not supported`);
-      const l = c.toLowerCase();
-      out += `[${l}${l.toUpperCase()}${EXTRA_FOLDS[l] ?? ''}]`;
+      out += caselessLetter(c, false);
       continue;
     }
     out += c;
