@@ -12,7 +12,7 @@
 // BOM kept (Python bytes.decode('utf-8', 'replace') = TextDecoder with ignoreBOM).
 //
 // All of encoding works on a "binary string": the UTF-8 bytes of the text, one byte per UTF-16 unit, so a piece
-// is a substring and its token is a Map lookup. The V1 pattern is a hand-written scanner (pieceEndV1) with the
+// is a range of it, looked up by a hash of its bytes (no substring). The V1 pattern is a hand-written scanner (pieceEndV1) with the
 // Rust regex semantics tiktoken has: `\s` is Unicode White_Space (U+0085 yes, U+FEFF no, unlike JavaScript's
 // `\s`), `(?i:'s…)` uses simple case folding (`'ſ` is `'s`). A pat_str override is translated to a JavaScript
 // RegExp (patternToRegExp), which the tests also use as the reference for the scanner.
