@@ -377,7 +377,7 @@ test('CLI: grok tokenize / detokenize', async () => {
   assert.deepEqual([r.code, r.err], [2, "grok: token ids: 'x' is not a token id (expected non-negative integers like 1,2,3)\n"]);
   r = await grok('tokenize', 'Hello');
   assert.equal(r.code, 2);
-  assert.match(r.err, /^grok: --tokenizer <tokenizer.model> is required \(or --model <model> for the tokenizer a model carries\)\n/);
+  assert.match(r.err, /^grok: --tokenizer <tokenizer.model\|tokenizer.tok.json> is required \(or --model <model> for the tokenizer a model carries\)\n/);
   r = await grok('tokenize', '--tokenizer', '/nonexistent/tokenizer.model', 'x');
   assert.equal(r.code, 1);
   assert.match(r.err, /^grok: \/nonexistent\/tokenizer.model: cannot read tokenizer file: no such file\n$/);

@@ -1,6 +1,8 @@
 /**
- * `grok tokenize` and `grok detokenize`: the SentencePiece tokenizer on the command line.
+ * `grok tokenize` and `grok detokenize`: a tokenizer on the command line, SentencePiece `tokenizer.model`
+ * (Grok-1) or tiktoken-style `tokenizer.tok.json` (Grok-2), told apart by the file's content.
  *   grok tokenize --tokenizer tokenizer.model [--bos] [--eos] [--pieces] "text"    → [ids] as JSON
+ *   grok tokenize --tokenizer tokenizer.tok.json --jsonl FILE|-                    → one JSON array per line
  *   grok tokenize -m model.gguf --jsonl FILE|-                                    → one JSON array per line
  *   grok detokenize --tokenizer tokenizer.model 1,2,3                             → the text
  *   grok detokenize -m model.gguf --jsonl FILE|-                                  → one JSON string per line
@@ -9,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import type { Tokenizer } from '../tokenizer/sentencepiece.js';
+import type { TextTokenizer } from '../tokenizer/load.js';
 import { UsageError } from './errors.js';
 import { parseIds } from './options.js';
 
@@ -49,17 +51,17 @@ function writeLines(lines: Iterable<string>): void {
 
 interface TokenizerOptions { tokenizer?: string; model?: string }
 
-/** --tokenizer tokenizer.model, or --model M: any model that carries one. */
-async function loadTokenizer(v: TokenizerOptions): Promise<Tokenizer> {
+/** --tokenizer tokenizer.model or tokenizer.tok.json, or --model M: any model that carries one. */
+async function loadTokenizer(v: TokenizerOptions): Promise<TextTokenizer> {
   if (v.tokenizer && v.model) throw new UsageError('give --tokenizer or --model, not both');
   if (v.model) return (await import('../api/index.js')).tokenizerOf(v.model);
-  if (!v.tokenizer) throw new UsageError('--tokenizer <tokenizer.model> is required (or --model <model> for the tokenizer a model carries)');
-  return (await import('../tokenizer/sentencepiece.js')).Tokenizer.fromFile(v.tokenizer);
+  if (!v.tokenizer) throw new UsageError('--tokenizer <tokenizer.model|tokenizer.tok.json> is required (or --model <model> for the tokenizer a model carries)');
+  return (await import('../tokenizer/load.js')).loadTokenizerFile(v.tokenizer);
 }
 
 function tokenizerCommand(name: string): Command {
   return new Command(name)
-    .option('--tokenizer <path>', 'a SentencePiece tokenizer.model')
+    .option('--tokenizer <path>', 'a SentencePiece tokenizer.model (Grok-1) or a tiktoken-style tokenizer.tok.json (Grok-2)')
     .option('-m, --model <path>', 'use the tokenizer this model carries (a GGUF, a checkpoint with tokenizer.model beside it)');
 }
 
@@ -67,19 +69,21 @@ interface TokenizeOptions extends TokenizerOptions { bos?: boolean; eos?: boolea
 
 export function tokenizeCommand(): Command {
   return tokenizerCommand('tokenize')
-    .summary('text → token ids with a SentencePiece tokenizer')
+    .summary('text → token ids')
     .description('Print the token ids of a text as JSON (with --pieces the pieces). --jsonl: one JSON string per input line, one JSON array per output line.')
     .argument('[text]', 'the text')
-    .option('--bos', 'prepend the BOS token')
+    .option('--bos', 'prepend the BOS token (tokenizer.model; Grok-2 has none)')
     .option('--eos', 'append the EOS token')
     .option('--pieces', 'print the pieces instead of the ids')
-    .option('--file <path>', 'tokenize a file\'s bytes (malformed UTF-8 handled as SentencePiece does)')
+    .option('--file <path>', 'tokenize a file\'s bytes (malformed UTF-8 read as the tokenizer\'s reference does)')
     .option('--jsonl <path>', 'one JSON string per line (- for standard input)')
     .action(async (text: string | undefined, o: TokenizeOptions) => {
       const sources = (text !== undefined ? 1 : 0) + (o.jsonl !== undefined ? 1 : 0) + (o.file !== undefined ? 1 : 0);
       if (sources !== 1) throw new UsageError('give exactly one of: a text argument, --file, --jsonl');
       if (o.pieces && (o.bos || o.eos)) throw new UsageError('--pieces cannot be combined with --bos/--eos');
       const tok = await loadTokenizer(o);
+      if (o.bos && tok.bosId < 0) throw new UsageError(`${tok.source} has no BOS token: drop --bos`);
+      if (o.eos && tok.eosId < 0) throw new UsageError(`${tok.source} has no EOS token: drop --eos`);
       const opts = { bos: o.bos === true, eos: o.eos === true };
       const one = (t: string | Uint8Array): string => JSON.stringify(o.pieces ? tok.encodeAsPieces(t) : tok.encode(t, opts));
       if (o.jsonl !== undefined) {
