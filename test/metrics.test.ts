@@ -80,7 +80,7 @@ test('a client that goes away is counted and logged as 499, one too slow to send
   const ac = new AbortController();
   const stream = await s.client.completions.create({ ...long, stream: true } as OpenAI.Completions.CompletionCreateParamsStreaming, { signal: ac.signal });
   let chunks = 0;
-  try { for await (const _ of stream) if (++chunks === 3) ac.abort(); } catch { /* APIUserAbortError */ }
+  try { for await (const _ of stream) if (++chunks === 3) { ac.abort(); break; } } catch { /* APIUserAbortError */ }
   assert.equal(chunks, 3);
   assert.ok(await until(() => s.grok.engine.activeCount === 0));
   // Not streamed, abandoned while it generates.
