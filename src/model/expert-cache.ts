@@ -102,15 +102,16 @@ export class ExpertCache {
   private readonly wanted: { l: number; e: number; guess: boolean }[] = [];
   private readonly perLayer: [number, number][];
   private closed = false;
-  /** Bytes the queue had read before this cache (a probe): not counted in the stats. */
-  private readonly probed: number;
+  /** What the queue had read before this cache (a probe): not counted in the stats. */
+  private readonly probed: { bytes: number; directBytes: number };
 
   constructor(private readonly experts: readonly (readonly ExpertLocation[])[], slots: number, private readonly queue: ReadQueue, policy: EvictionPolicy = 'lru') {
     this.nExperts = experts[0]?.length ?? 0;
     const total = experts.length * this.nExperts;
     if (!Number.isInteger(slots) || slots < 1) throw new Error(`expert cache: slots must be a positive integer, got ${slots}`);
     this.slots = Math.min(slots, total);
-    this.probed = queue.totals().bytes;
+    const before = queue.totals();
+    this.probed = { bytes: before.bytes, directBytes: before.directBytes };
     const { layouts, slotBytes } = ExpertCache.layout(experts, queue.alignment);
     this.layouts = layouts;
     this.slotBytes = slotBytes;
@@ -376,7 +377,7 @@ export class ExpertCache {
       slots: this.slots, experts: this.experts.length * this.nExperts, slotBytes: this.slotBytes,
       hits: this.hits, misses: this.misses, prefetchHits: this.prefetchHits, prefetched: this.prefetched, prefetchUsed: this.prefetchUsed,
       guessed: this.guessed, guessedRight: this.guessedRight,
-      bytesRead: io.bytes - this.probed, directBytes: Math.max(0, io.directBytes - this.probed), waitMs: this.waitMs,
+      bytesRead: io.bytes - this.probed.bytes, directBytes: io.directBytes - this.probed.directBytes, waitMs: this.waitMs,
       perLayer: this.perLayer.map(([h, u]) => [h, u] as const),
     };
   }
