@@ -118,14 +118,20 @@ static void ctx_finalize(napi_env env, void *data, void *hint) {
   free(h);
 }
 
-static gn_ctx *get_ctx(napi_env env, napi_value v) {
+/* The data of an external made by this addon with `tag`; NULL (a JavaScript error thrown) for anything else. */
+static void *get_tagged(napi_env env, napi_value v, const napi_type_tag *tag, const char *what) {
   bool ok = false;
   void *data = NULL;
-  if (napi_check_object_type_tag(env, v, &CTX_TAG, &ok) != napi_ok || !ok || napi_get_value_external(env, v, &data) != napi_ok) {
-    napi_throw_error(env, NULL, "grok-native: not a kernel context");
+  if (napi_check_object_type_tag(env, v, tag, &ok) != napi_ok || !ok || napi_get_value_external(env, v, &data) != napi_ok) {
+    fail(env, "grok-native: not %s", what);
     return NULL;
   }
-  ctx_holder *h = data;
+  return data;
+}
+
+static gn_ctx *get_ctx(napi_env env, napi_value v) {
+  ctx_holder *h = get_tagged(env, v, &CTX_TAG, "a kernel context");
+  if (!h) return NULL;
   if (!h->ctx) {
     napi_throw_error(env, NULL, "grok-native: the kernel context was closed");
     return NULL;
@@ -416,15 +422,7 @@ static void view_finalize(napi_env env, void *data, void *hint) {
   gn_map_unref(hint);
 }
 
-static gn_map *get_map(napi_env env, napi_value v) {
-  bool ok = false;
-  void *data = NULL;
-  if (napi_check_object_type_tag(env, v, &MAP_TAG, &ok) != napi_ok || !ok || napi_get_value_external(env, v, &data) != napi_ok) {
-    napi_throw_error(env, NULL, "grok-native: not a file mapping");
-    return NULL;
-  }
-  return data;
-}
+static gn_map *get_map(napi_env env, napi_value v) { return get_tagged(env, v, &MAP_TAG, "a file mapping"); }
 
 /* "dev:ino:size:mtime_ns", as the TypeScript side builds it from fs.statSync(file, { bigint: true }). */
 static napi_value file_id_string(napi_env env, gn_file_id id) {
@@ -773,14 +771,13 @@ static void io_finalize(napi_env env, void *data, void *hint) {
   gn_io_unref(data);
 }
 
-static gn_io *get_io(napi_env env, napi_value v) {
-  bool ok = false;
-  void *data = NULL;
-  if (napi_check_object_type_tag(env, v, &IO_TAG, &ok) != napi_ok || !ok || napi_get_value_external(env, v, &data) != napi_ok) {
-    napi_throw_error(env, NULL, "grok-native: not an I/O pool");
-    return NULL;
-  }
-  return data;
+static gn_io *get_io(napi_env env, napi_value v) { return get_tagged(env, v, &IO_TAG, "an I/O pool"); }
+
+/* (pool, ticket) arguments: 1, or 0 with a JavaScript error thrown. */
+static int io_ticket_args(napi_env env, napi_callback_info info, gn_io **io, int64_t *ticket) {
+  napi_value a[2];
+  if (!get_args(env, info, 2, a) || !(*io = get_io(env, a[0]))) return 0;
+  return get_int(env, a[1], "ticket", 1, INT64_C(1) << 53, ticket);
 }
 
 /* ioCreate(threads) → pool */
@@ -884,12 +881,10 @@ static napi_value js_io_submit(napi_env env, napi_callback_info info) {
 
 /* ioWait(pool, ticket) → [errno (0: done), file offset where it failed] */
 static napi_value js_io_wait(napi_env env, napi_callback_info info) {
-  napi_value a[2], out, e, at;
-  if (!get_args(env, info, 2, a)) return NULL;
-  gn_io *io = get_io(env, a[0]);
-  if (!io) return NULL;
+  napi_value out, e, at;
+  gn_io *io;
   int64_t ticket;
-  if (!get_int(env, a[1], "ticket", 1, INT64_C(1) << 53, &ticket)) return NULL;
+  if (!io_ticket_args(env, info, &io, &ticket)) return NULL;
   uint64_t where = 0;
   int err = gn_io_wait(io, ticket, &where);
   CHECK(env, napi_create_int32(env, err, &e));
@@ -902,24 +897,19 @@ static napi_value js_io_wait(napi_env env, napi_callback_info info) {
 
 /* ioDone(pool, ticket) → boolean */
 static napi_value js_io_done(napi_env env, napi_callback_info info) {
-  napi_value a[2], out;
-  if (!get_args(env, info, 2, a)) return NULL;
-  gn_io *io = get_io(env, a[0]);
-  if (!io) return NULL;
+  napi_value out;
+  gn_io *io;
   int64_t ticket;
-  if (!get_int(env, a[1], "ticket", 1, INT64_C(1) << 53, &ticket)) return NULL;
+  if (!io_ticket_args(env, info, &io, &ticket)) return NULL;
   CHECK(env, napi_get_boolean(env, gn_io_done(io, ticket) != 0, &out));
   return out;
 }
 
 /* ioCancel(pool, ticket) */
 static napi_value js_io_cancel(napi_env env, napi_callback_info info) {
-  napi_value a[2];
-  if (!get_args(env, info, 2, a)) return NULL;
-  gn_io *io = get_io(env, a[0]);
-  if (!io) return NULL;
+  gn_io *io;
   int64_t ticket;
-  if (!get_int(env, a[1], "ticket", 1, INT64_C(1) << 53, &ticket)) return NULL;
+  if (!io_ticket_args(env, info, &io, &ticket)) return NULL;
   gn_io_cancel(io, ticket);
   return NULL;
 }

@@ -875,27 +875,29 @@ FN vf N(iq4_level)(vf v) {
   return sel((v >= K_IQ4NL[15]) | (v != v), splat(K_IQ4NL[15]), q);
 }
 
+/* iq4_sums (quantize.c) per lane: Σ w·q·x and Σ w·q² of one lane group of 32 values. */
+FN void N(iq4_sums)(const vf (*x)[G], int g, vf id, vf *sumqx, vf *sumq2) {
+  vf sqx = splat(0), sq2 = splat(0);
+  for (int j = 0; j < 32; j++) {
+    const vf q = N(iq4_level)(id * x[j][g]), w = x[j][g] * x[j][g];
+    sqx = sqx + w * q * x[j][g];
+    sq2 = sq2 + w * q * q;
+  }
+  *sumqx = sqx;
+  *sumq2 = sq2;
+}
+
 /* iq4_scale (quantize.c) on LANES groups of 32 values at once: each lane the scalar's float32 sequence. */
 FN void N(iq4_scale_lanes)(const vf (*x)[G], float *out) {
   vf amax[G], max[G];
   N(amax_lanes)(32, x, amax, max);
   FOR_G {
-    vf d = -max[g] / K_IQ4NL[0], id = 1.0f / d, sumqx = splat(0), sumq2 = splat(0);
-    for (int j = 0; j < 32; j++) {
-      const vf q = N(iq4_level)(id * x[j][g]), w = x[j][g] * x[j][g];
-      sumqx = sumqx + w * q * x[j][g];
-      sumq2 = sumq2 + w * q * q;
-    }
+    vf d = -max[g] / K_IQ4NL[0], sumqx, sumq2;
+    N(iq4_sums)(x, g, 1.0f / d, &sumqx, &sumq2);
     d = sel(sumq2 > 0, sumqx / sumq2, splat(0));
     vf best = d * sumqx;
     for (int itry = -7; itry <= 7; itry++) {
-      id = ((float)itry + K_IQ4NL[0]) / max[g];
-      sumqx = sumq2 = splat(0);
-      for (int j = 0; j < 32; j++) {
-        const vf q = N(iq4_level)(id * x[j][g]), w = x[j][g] * x[j][g];
-        sumqx = sumqx + w * q * x[j][g];
-        sumq2 = sumq2 + w * q * q;
-      }
+      N(iq4_sums)(x, g, ((float)itry + K_IQ4NL[0]) / max[g], &sumqx, &sumq2);
       const vi better = (sumq2 > 0) & (sumqx * sumqx > best * sumq2);
       d = sel(better, sumqx / sumq2, d);
       best = sel(better, d * sumqx, best);

@@ -197,28 +197,30 @@ static int iq4nl_index(float v) {
   return (v - K_IQ4NL[hi - 1]) < (K_IQ4NL[hi] - v) ? hi - 1 : hi;
 }
 
+/* Σ w·q·x and Σ w·q² over 32 values (w = x², q = the nearest level of id·x), in value order. */
+static void iq4_sums(const float *x, float id, float *sumqx, float *sumq2) {
+  float sqx = 0, sq2 = 0;
+  for (int j = 0; j < 32; j++) {
+    float q = K_IQ4NL[iq4nl_index(id * x[j])], w = x[j] * x[j];
+    sqx = sqx + w * q * x[j];
+    sq2 = sq2 + w * q * q;
+  }
+  *sumqx = sqx;
+  *sumq2 = sq2;
+}
+
 /* The scale of 32 values (iq4_nl.ts iq4Scale): −max/K[0] refit, then 15 more starting scales; 0 for zeros. */
 static float iq4_scale(const float *x) {
   float amax = 0, max = 0;
   for (int j = 0; j < 32; j++)
     if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
   if (!(amax >= GROUP_MAX_EPS)) return 0;
-  float d = -max / K_IQ4NL[0], id = 1 / d, sumqx = 0, sumq2 = 0;
-  for (int j = 0; j < 32; j++) {
-    float q = K_IQ4NL[iq4nl_index(id * x[j])], w = x[j] * x[j];
-    sumqx = sumqx + w * q * x[j];
-    sumq2 = sumq2 + w * q * q;
-  }
+  float d = -max / K_IQ4NL[0], sumqx, sumq2;
+  iq4_sums(x, 1 / d, &sumqx, &sumq2);
   d = sumq2 > 0 ? sumqx / sumq2 : 0;
   float best = d * sumqx;
   for (int itry = -7; itry <= 7; itry++) {
-    id = ((float)itry + K_IQ4NL[0]) / max;
-    sumqx = sumq2 = 0;
-    for (int j = 0; j < 32; j++) {
-      float q = K_IQ4NL[iq4nl_index(id * x[j])], w = x[j] * x[j];
-      sumqx = sumqx + w * q * x[j];
-      sumq2 = sumq2 + w * q * q;
-    }
+    iq4_sums(x, ((float)itry + K_IQ4NL[0]) / max, &sumqx, &sumq2);
     if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
       d = sumqx / sumq2;
       best = d * sumqx;

@@ -39,23 +39,10 @@ export function iq4Scale(x: Float32Array, xo: number): number {
     if (ax > amax) { amax = ax; max = x[xo + j]!; }
   }
   if (amax < GROUP_MAX_EPS) return 0;
-  let d = Math.fround(-max / K[0]!);
-  let id = Math.fround(1 / d);
-  let sumqx = 0;
-  let sumq2 = 0;
-  for (let j = 0; j < QK; j++) {
-    const v = x[xo + j]!;
-    const q = K[bestIndex(Math.fround(id * v))]!;
-    const w = Math.fround(v * v);
-    sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * q) * v));
-    sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
-  }
-  d = sumq2 > 0 ? Math.fround(sumqx / sumq2) : 0;
-  let best = Math.fround(d * sumqx);
-  for (let itry = -7; itry <= 7; itry++) {
-    id = Math.fround((itry + K[0]!) / max);
-    sumqx = 0;
-    sumq2 = 0;
+  // Σ w·q·x and Σ w·q² (w = x², q the nearest level of id·x), accumulated in float32 in value order.
+  const sums = (id: number): [number, number] => {
+    let sumqx = 0;
+    let sumq2 = 0;
     for (let j = 0; j < QK; j++) {
       const v = x[xo + j]!;
       const q = K[bestIndex(Math.fround(id * v))]!;
@@ -63,6 +50,14 @@ export function iq4Scale(x: Float32Array, xo: number): number {
       sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * q) * v));
       sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
     }
+    return [sumqx, sumq2];
+  };
+  let d = Math.fround(-max / K[0]!);
+  let [sumqx, sumq2] = sums(Math.fround(1 / d));
+  d = sumq2 > 0 ? Math.fround(sumqx / sumq2) : 0;
+  let best = Math.fround(d * sumqx);
+  for (let itry = -7; itry <= 7; itry++) {
+    [sumqx, sumq2] = sums(Math.fround((itry + K[0]!) / max));
     if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
       d = Math.fround(sumqx / sumq2);
       best = Math.fround(d * sumqx);
