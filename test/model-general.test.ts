@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { GrokConfig } from '../src/model/config.js';
-import { GROK1, validateConfig } from '../src/model/config.js';
+import { GROK1, GROK1_FEATURES, validateConfig } from '../src/model/config.js';
 import { GrokModel, KVCache, type GrokWeights } from '../src/model/grok.js';
 import type { KVType } from '../src/kernels/types.js';
 import { referenceKernels } from '../src/kernels/reference.js';
@@ -40,6 +40,7 @@ const base: GrokConfig = {
   vocabSize: 37, dModel: 24, nLayers: 2, nHeads: 3, nKVHeads: 1, headDim: 6, ffnSize: 13, nExperts: 3, nExpertsUsed: 2,
   embeddingMultiplier: 1.7, outputMultiplier: 0.5773502691896257, attnOutputMultiplier: 0.4, attnSoftcap: 30,
   rmsNormEps: 1e-5, ropeBase: 10000, contextLength: 64, padToken: 0, eosToken: 2, bosToken: 1,
+  ...GROK1_FEATURES,
 };
 
 const variants: [string, Partial<GrokConfig>][] = [

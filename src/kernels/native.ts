@@ -28,10 +28,10 @@ import { allBlockFormats, blockFormat, rowBytes, type BlockType } from '../quant
 import { WEIGHTED_TYPES } from '../quant/kquant-weighted.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { defaultThreads, physicalCoreCpus } from './cpus.js';
-import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
-import { rmsnorm, rope } from './small-ops.js';
+import { checkMatmul, checkMatmulMany, geluReference, getRowReference } from './reference.js';
+import { attention as smallAttention, checkTemperatureLen, rmsnorm, rope } from './small-ops.js';
 import { attentionKV } from './kv.js';
-import type { AttentionArgs, Kernels, KVData, KVType, ReadQueue, WeightMaps } from './types.js';
+import type { AttentionArgs, GeluForm, Kernels, KVData, KVType, ReadQueue, WeightMaps } from './types.js';
 import { readError } from './io.js';
 import { kernelModule, type KernelMode } from './wasm.js';
 
@@ -661,13 +661,16 @@ export class NativeKernels implements Kernels {
     if (kCache.length < kvn || vCache.length < kvn) throw new Error(`attention: the KV cache needs ${kvn} elements for ${pos0 + T} positions`);
     if (keyMask.length < pos0 + T) throw new Error(`attention: keyMask needs ${pos0 + T} entries`);
     if (T === 0) return;
+    checkTemperatureLen(a.temperatureLen);
+    if (a.temperatureLen) { smallAttention(a); return; }
     // Fast mode: float32 scores and softmax, key chunks spread over the threads (native/kernels/attention.c).
     this.addon.attention(this.context(), q, kCache, vCache, keyMask, out, T, pos0, nHeads, nKV, headDim, scale, softcap, KV_TYPE_IDS[kvType], this.fast);
   }
 
-  gelu(x: Float32Array, n: number, up?: Float32Array): void {
+  gelu(x: Float32Array, n: number, up?: Float32Array, form: GeluForm = 'tanh'): void {
     if (!Number.isInteger(n) || n < 0 || n > x.length) throw new Error(`gelu: n = ${n} outside 0…${x.length}`);
     if (up && up.length < n) throw new Error(`gelu: up has ${up.length} values, fewer than n = ${n}`);
+    if (form !== 'tanh') { geluReference(x, n, up, form); return; }
     this.addon.gelu(this.context(), x, n, up);
   }
 }

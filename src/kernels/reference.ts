@@ -6,7 +6,7 @@ import { bf16ToF32 } from '../quant/half.js';
 import { blockFormat, rowBytes } from '../quant/index.js';
 import type { Matrix } from '../quant/matrix.js';
 import { attentionKV, kvAsF32 } from './kv.js';
-import type { AttentionArgs, Kernels } from './types.js';
+import type { AttentionArgs, GeluForm, Kernels } from './types.js';
 
 /**
  * The checks every matmul makes before touching memory (every backend calls this one): T and the shape
@@ -133,6 +133,7 @@ export function attentionReference(a: AttentionArgs): void {
   const scores = new Float64Array(pos0 + T);
   for (let t = 0; t < T; t++) {
     const nKeys = pos0 + t + 1;
+    const tau = attentionTemperature(pos0 + t, a.temperatureLen ?? 0);
     for (let h = 0; h < nHeads; h++) {
       const g = Math.floor(h / perKV);
       const qo = (t * nHeads + h) * headDim;
@@ -143,6 +144,7 @@ export function attentionReference(a: AttentionArgs): void {
         for (let d = 0; d < headDim; d++) s += q[qo + d]! * kCache[ko + d]!;
         s *= scale;
         if (softcap > 0) s = softcap * Math.tanh(s / softcap);
+        s *= tau;
         if (!keyMask[p]) s = -1e30;
         scores[p] = s;
         if (s > max) max = s;
@@ -162,12 +164,46 @@ export function attentionReference(a: AttentionArgs): void {
   }
 }
 
+/**
+ * Grok-2's attention temperature (SGLang grok.py): scores of the query at 0-based position p are
+ * multiplied, after the soft-cap, by log2(p)/log2(L) when p > L > 0; else 1.
+ */
+export function attentionTemperature(p: number, L: number): number {
+  return L > 0 && p > L ? Math.log2(p) / Math.log2(L) : 1;
+}
+
+/**
+ * erf(x) to double precision: the Maclaurin series below |x| = 2.5 (terms up to 2.5^(2n)/n! stay small
+ * enough to lose under 3 digits), the continued fraction of erfc above (converges fast there).
+ */
+export function erf(x: number): number {
+  const ax = Math.abs(x);
+  if (!(ax < 6)) return Number.isNaN(x) ? NaN : Math.sign(x);
+  if (ax < 2.5) {
+    const x2 = x * x;
+    let term = x, sum = x;
+    for (let n = 1; n < 80; n++) {
+      term *= -x2 / n; //              (−1)^n x^(2n+1) / n!
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+    }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc(x) = exp(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + …))))), evaluated from the tail.
+  let f = ax;
+  for (let k = 60; k >= 1; k--) f = ax + (k / 2) / f;
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
+  return Math.sign(x) * (1 - erfc);
+}
+
 const GELU_C = Math.sqrt(2 / Math.PI);
-export function geluReference(x: Float32Array, n: number, up?: Float32Array): void {
+export function geluReference(x: Float32Array, n: number, up?: Float32Array, form: GeluForm = 'tanh'): void {
   if (up && up.length < n) throw new Error(`gelu: up has ${up.length} values, fewer than n = ${n}`);
+  if (form !== 'tanh' && form !== 'erf') throw new Error(`gelu: form must be 'tanh' or 'erf', got '${String(form)}'`);
   for (let i = 0; i < n; i++) {
     const v = x[i]!;
-    x[i] = 0.5 * v * (1 + Math.tanh(GELU_C * (v + 0.044715 * v * v * v)));
+    x[i] = form === 'erf' ? 0.5 * v * (1 + erf(v * Math.SQRT1_2)) : 0.5 * v * (1 + Math.tanh(GELU_C * (v + 0.044715 * v * v * v)));
     if (up) x[i] = x[i]! * up[i]!;
   }
 }

@@ -7,6 +7,7 @@
  * checkAttentionArgs.
  */
 import { attentionKV, kvAsF32 } from './kv.js';
+import { attentionTemperature } from './reference.js';
 import type { AttentionArgs } from './types.js';
 
 // RMSNorm, RoPE and GELU are the reference versions themselves (already as fast as plain JS gets).
@@ -15,6 +16,11 @@ export { geluReference as gelu, rmsnormReference as rmsnorm, ropeReference as ro
 let scoreBuf = new Float64Array(1024);
 let accBuf = new Float64Array(256);
 
+/** temperatureLen: absent, 0, or a number > 1 (log2(1) = 0 would divide by zero). */
+export function checkTemperatureLen(L: number | undefined): void {
+  if (L !== undefined && !(L === 0 || (Number.isFinite(L) && L > 1))) throw new Error(`attention: temperatureLen must be 0 (off) or a finite number > 1, got ${L}`);
+}
+
 /** Throws an error naming the first argument that does not fit the contract of Kernels.attention (types.ts). */
 export function checkAttentionArgs(a: AttentionArgs): void {
   const { q, kCache, vCache, keyMask, T, pos0, nHeads, nKV, headDim, out } = a;
@@ -22,6 +28,7 @@ export function checkAttentionArgs(a: AttentionArgs): void {
     if (!Number.isSafeInteger(v) || v < 0) throw new Error(`attention: ${name} must be a non-negative integer, got ${v}`);
   }
   if (nKV < 1 || nHeads < 1 || nHeads % nKV !== 0) throw new Error(`attention: nHeads (${nHeads}) must be a positive multiple of nKV (${nKV})`);
+  checkTemperatureLen(a.temperatureLen);
   const { kvType, rowElements } = attentionKV(a);
   if (T === 0) return;
   const qn = T * nHeads * headDim;
@@ -52,6 +59,7 @@ export function attention(a: AttentionArgs): void {
   const kvStride = nKV * headDim;
   for (let t = 0; t < T; t++) {
     const nKeys = pos0 + t + 1;
+    const tau = attentionTemperature(pos0 + t, a.temperatureLen ?? 0);
     for (let h = 0; h < nHeads; h++) {
       const g = Math.floor(h / perKV);
       const qo = (t * nHeads + h) * headDim;
@@ -69,6 +77,7 @@ export function attention(a: AttentionArgs): void {
           if (d < headDim) d0 += q[qo + d]! * kCache[ko + d]!;
           s = (d0 + d1) * scale;
           if (softcap > 0) s = softcap * Math.tanh(s / softcap);
+          s *= tau;
         }
         scores[p] = s;
         if (s > max) max = s;

@@ -92,7 +92,9 @@ export interface Kernels {
    * (the T new keys already written at pos0..pos0+T-1) as `kvType` rows (f32 when absent: see KVType);
    * keyMask[p] = 0 masks key p out (pad tokens).
    * Query t (position pos0 + t) sees keys 0..pos0+t. Head j uses KV head floor(j / (nHeads / nKV)).
-   * Scores: s = (q·k) · scale, then softcap·tanh(s / softcap) when softcap > 0; masked → −1e30;
+   * Scores: s = (q·k) · scale, then softcap·tanh(s / softcap) when softcap > 0, then (Grok-2's attention
+   * temperature) × log2(p)/log2(temperatureLen) for a query at position p > temperatureLen when
+   * temperatureLen > 0; masked → −1e30;
    * softmax; out = Σ w·v → out: [T, nHeads, headDim]. f16 / q8_0 rows are used as the float values they
    * hold (the reference dequantises them first); exact kernels keep float64 scores and softmax, fast
    * ones may compute in float32 (error bound: test/kernel-checks.ts).
@@ -100,10 +102,11 @@ export interface Kernels {
   attention(args: AttentionArgs): void;
 
   /**
-   * GELU, tanh approximation, in place over n values; with `up`, x[i] = gelu(x[i]) · up[i] (the gated FFN's
-   * product, each factor rounded to float32 first).
+   * GELU in place over n values; with `up`, x[i] = gelu(x[i]) · up[i] (the gated FFN's product, each factor
+   * rounded to float32 first). `form`: 'tanh' (default; Grok-1) 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))),
+   * or 'erf' (Grok-2) the exact x·½(1 + erf(x/√2)).
    */
-  gelu(x: Float32Array, n: number, up?: Float32Array): void;
+  gelu(x: Float32Array, n: number, up?: Float32Array, form?: GeluForm): void;
 }
 
 /**
@@ -111,6 +114,8 @@ export interface Kernels {
  * values with one f16 scale, along each head_dim row; headDim a multiple of 32).
  */
 export type KVType = 'f32' | 'f16' | 'q8_0';
+
+export type GeluForm = 'tanh' | 'erf';
 export const KV_TYPES: readonly KVType[] = ['f32', 'f16', 'q8_0'];
 
 /** A KV cache's storage for its KVType: Float32Array (f32), Uint16Array of binary16 bits (f16), Uint8Array of Q8_0 blocks. */
@@ -130,6 +135,8 @@ export interface AttentionArgs {
   readonly headDim: number;
   readonly scale: number;
   readonly softcap: number;
+  /** Grok-2's attention temperature length L (see Kernels.attention); absent or 0: off. */
+  readonly temperatureLen?: number;
   readonly out: Float32Array;
 }
 

@@ -33,7 +33,7 @@ import { WorkerPool, type WorkerPoolOptions } from './pool.js';
 import type { ChunkFn } from './pool-protocol.js';
 import { readKVRows } from './kv.js';
 import { attention, checkAttentionArgs, gelu, rmsnorm, rope } from './small-ops.js';
-import type { AttentionArgs, Kernels } from './types.js';
+import type { AttentionArgs, GeluForm, Kernels } from './types.js';
 
 export type KernelMode = 'exact' | 'fast';
 
@@ -393,6 +393,7 @@ export class WasmKernels implements Kernels {
     checkAttentionArgs(args);
     const { q, out, T, pos0, nHeads, nKV, headDim: K } = args;
     if (T === 0) return;
+    if (args.temperatureLen) { attention(args); return; }
     const perQ = nHeads * K;
     // Bytes for queries [t0, t1): q and out of each query, the K/V slice up to the last one's keys, the mask.
     const bytes = (t0: number, t1: number): number => 8 * (t1 - t0) * perQ + 8 * (pos0 + t1) * nKV * K + (pos0 + t1) + 256;
@@ -444,8 +445,8 @@ export class WasmKernels implements Kernels {
     out.set(f.subarray(oOff / 4, oOff / 4 + qn), t0 * perQ);
   }
 
-  gelu(x: Float32Array, n: number, up?: Float32Array): void {
-    gelu(x, n, up);
+  gelu(x: Float32Array, n: number, up?: Float32Array, form?: GeluForm): void {
+    gelu(x, n, up, form);
   }
 
   /** Run every kernel once on small inputs so V8 tiers them up before real work (formats of all types). */

@@ -3,8 +3,13 @@ import { parseJsonFile } from '../base/files.js';
 import { renderValue } from '../base/render.js';
 
 /**
- * Grok-1 hyper-parameters as a typed record, the released model's values as a preset (run.py), and
+ * Grok hyper-parameters as a typed record, the released Grok-1's values as a preset (run.py), and
  * builders from the configuration files a model may come with. Every builder validates.
+ *
+ * Grok-2 (xai-org/grok-2, 2025) is the same graph with five named differences, each a field below
+ * (zero / 'tanh' / true = Grok-1's behaviour): a dense MLP beside the experts (denseFfnSize), a soft-cap
+ * on the router logits (routerSoftcap) and on the final logits (finalLogitSoftcap), an attention
+ * temperature for queries past attnTemperatureLen, the exact erf GELU, and no masking of pad keys.
  */
 
 export interface GrokConfig {
@@ -36,7 +41,29 @@ export interface GrokConfig {
   padToken: number;
   eosToken: number;
   bosToken: number;
+  /** Which model this is, for messages and the GGUF writer: the behaviour comes from the fields below. */
+  family: 'grok-1' | 'grok-2';
+  /** Hidden width of the dense MLP run beside the experts in every layer (Grok-2 `residual_moe`); 0: none. */
+  denseFfnSize: number;
+  /** c in c·tanh(x/c) on the router logits before the softmax (Grok-2: 30); 0 disables. */
+  routerSoftcap: number;
+  /** c in c·tanh(x/c) on the output logits after ×outputMultiplier (Grok-2: 50); 0 disables. */
+  finalLogitSoftcap: number;
+  /**
+   * L: a query at 0-based position p > L has its capped attention scores multiplied by log2(p)/log2(L)
+   * (Grok-2 attn_temperature_len, 1024 in the release); 0 disables.
+   */
+  attnTemperatureLen: number;
+  /** GELU of the gated FFNs: Grok-1's tanh approximation, or Grok-2's exact x·Φ(x) with erf. */
+  gelu: 'tanh' | 'erf';
+  /** Keys whose token is padToken are masked out of attention (Grok-1 model.py); Grok-2 (SGLang) masks none. */
+  maskPadKeys: boolean;
 }
+
+/** The Grok-1 values of the fields Grok-2 added (what every Grok-1 format means when it says nothing). */
+export const GROK1_FEATURES = Object.freeze({
+  family: 'grok-1' as const, denseFfnSize: 0, routerSoftcap: 0, finalLogitSoftcap: 0, attnTemperatureLen: 0, gelu: 'tanh' as const, maskPadKeys: true,
+});
 
 /** ffn_size(D, w) from model.py: floor(w·D)·2 // 3, rounded up to a multiple of 8. */
 export function ffnSizeFor(dModel: number, wideningFactor: number): number {
@@ -66,6 +93,7 @@ export const GROK1: Readonly<GrokConfig> = Object.freeze({
   padToken: 0,
   eosToken: 2,
   bosToken: 1,
+  ...GROK1_FEATURES,
 });
 
 type Json = Record<string, unknown>;
@@ -96,6 +124,10 @@ export function configFromJson(obj: unknown, source: string): GrokConfig {
   const dModel = num(source, o, ['emb_size', 'hidden_size']);
   const nHeads = num(source, o, ['num_q_heads', 'num_attention_heads']);
   const widening = o.widening_factor;
+  // Grok-2's config.json (architectures Grok1ForCausalLM, model_type "git") is told apart by its own fields.
+  if (o.residual_moe !== undefined || o.router_logit_softcapping !== undefined || o.attn_temperature_len !== undefined || o.final_logit_softcapping !== undefined) {
+    return grok2FromJson(o, source, dModel, nHeads);
+  }
   const cfg: GrokConfig = {
     vocabSize: num(source, o, ['vocab_size']),
     dModel,
@@ -119,6 +151,54 @@ export function configFromJson(obj: unknown, source: string): GrokConfig {
     padToken: num(source, o, ['pad_token', 'pad_token_id'], GROK1.padToken),
     eosToken: num(source, o, ['eos_token', 'eos_token_id'], GROK1.eosToken),
     bosToken: num(source, o, ['bos_token', 'bos_token_id'], GROK1.bosToken),
+    ...GROK1_FEATURES,
+  };
+  validateConfig(cfg, source);
+  return cfg;
+}
+
+/**
+ * Grok-2's config.json (xai-org/grok-2; the semantics SGLang runs): intermediate_size is the dense MLP,
+ * moe_intermediate_size one expert; scores × head_dim^-0.5; rope_type "original" means plain RoPE
+ * (the YaRN-looking fields beside it are not used), any other rope_type is refused.
+ */
+function grok2FromJson(o: Json, source: string, dModel: number, nHeads: number): GrokConfig {
+  const ropeType = o.rope_type ?? 'original';
+  if (ropeType !== 'original') throw new ConfigError(source, `rope_type ${renderValue(ropeType)} is not supported (Grok-2 uses "original": plain RoPE)`);
+  const residual = o.residual_moe ?? false;
+  if (typeof residual !== 'boolean') throw new ConfigError(source, `field 'residual_moe' must be true or false, got ${renderValue(residual)}`);
+  for (const k of ['sliding_window_size']) {
+    const v = o[k];
+    if (v !== undefined && v !== null && v !== -1 && v !== 0) throw new ConfigError(source, `field '${k}' = ${renderValue(v)}: sliding-window attention is not supported`);
+  }
+  const headDim = num(source, o, ['head_dim'], Math.floor(dModel / nHeads));
+  const cfg: GrokConfig = {
+    vocabSize: num(source, o, ['vocab_size']),
+    dModel,
+    nLayers: num(source, o, ['num_hidden_layers']),
+    nHeads,
+    nKVHeads: num(source, o, ['num_key_value_heads'], nHeads),
+    headDim,
+    ffnSize: num(source, o, ['moe_intermediate_size']),
+    nExperts: num(source, o, ['num_local_experts']),
+    nExpertsUsed: num(source, o, ['num_experts_per_tok']),
+    embeddingMultiplier: num(source, o, ['embedding_multiplier_scale'], 1),
+    outputMultiplier: num(source, o, ['output_multiplier_scale'], 1),
+    attnOutputMultiplier: 1 / Math.sqrt(headDim),
+    attnSoftcap: num(source, o, ['attn_logit_softcapping'], 0),
+    rmsNormEps: num(source, o, ['rms_norm_eps'], 1e-5),
+    ropeBase: num(source, o, ['rope_theta'], 10000),
+    contextLength: num(source, o, ['max_position_embeddings'], 131072),
+    padToken: num(source, o, ['pad_token_id'], 0),
+    eosToken: num(source, o, ['eos_token_id'], 2),
+    bosToken: num(source, o, ['bos_token_id'], 0),
+    family: 'grok-2',
+    denseFfnSize: residual ? num(source, o, ['intermediate_size']) : 0,
+    routerSoftcap: num(source, o, ['router_logit_softcapping'], 0),
+    finalLogitSoftcap: num(source, o, ['final_logit_softcapping'], 0),
+    attnTemperatureLen: Math.max(0, num(source, o, ['attn_temperature_len'], 0)),
+    gelu: 'erf',
+    maskPadKeys: false,
   };
   validateConfig(cfg, source);
   return cfg;
@@ -137,9 +217,9 @@ export function readConfigFile(file: string): GrokConfig {
 
 /** Check that the numbers describe a model that can exist; names the offending field. */
 export function validateConfig(c: GrokConfig, source: string): void {
-  const positive: (keyof GrokConfig)[] = [
+  const positive = [
     'vocabSize', 'dModel', 'nLayers', 'nHeads', 'nKVHeads', 'headDim', 'ffnSize', 'nExperts', 'nExpertsUsed', 'contextLength',
-  ];
+  ] as const;
   for (const k of positive) {
     const v = c[k];
     if (!Number.isInteger(v) || v <= 0) throw new ConfigError(source, `${k} must be a positive integer, got ${v}`);
@@ -154,6 +234,12 @@ export function validateConfig(c: GrokConfig, source: string): void {
   if (!(c.rmsNormEps > 0)) throw new ConfigError(source, `rms_norm_eps must be > 0, got ${c.rmsNormEps}`);
   if (!(c.ropeBase > 0)) throw new ConfigError(source, `rope base must be > 0, got ${c.ropeBase}`);
   if (c.attnSoftcap < 0) throw new ConfigError(source, `attention soft-cap must be ≥ 0, got ${c.attnSoftcap}`);
+  if (!Number.isInteger(c.denseFfnSize) || c.denseFfnSize < 0) throw new ConfigError(source, `dense MLP width must be a non-negative integer, got ${c.denseFfnSize}`);
+  for (const k of ['routerSoftcap', 'finalLogitSoftcap', 'attnTemperatureLen'] as const) {
+    if (!(c[k] >= 0) || !Number.isFinite(c[k])) throw new ConfigError(source, `${k} must be a finite number ≥ 0, got ${c[k]}`);
+  }
+  if (c.attnTemperatureLen === 1) throw new ConfigError(source, 'attn_temperature_len 1 would divide by log2(1) = 0');
+  if (c.gelu !== 'tanh' && c.gelu !== 'erf') throw new ConfigError(source, `gelu must be 'tanh' or 'erf', got ${renderValue(c.gelu)}`);
   for (const k of ['padToken', 'eosToken', 'bosToken'] as const) {
     if (!Number.isInteger(c[k]) || c[k] < 0 || c[k] >= c.vocabSize) {
       throw new ConfigError(source, `${k} ${c[k]} is outside the vocabulary (0…${c.vocabSize - 1})`);

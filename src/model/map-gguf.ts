@@ -11,7 +11,7 @@ import { ConfigError, FormatError } from '../base/errors.js';
 import type { GgufValue } from '../formats/gguf.js';
 import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
-import { GROK1, readConfigFile, validateConfig, type GrokConfig } from './config.js';
+import { GROK1, GROK1_FEATURES, readConfigFile, validateConfig, type GrokConfig } from './config.js';
 import { LAYER_TENSORS } from './tensors.js';
 import type { GgufVocabulary } from '../tokenizer/vocabulary.js';
 
@@ -96,6 +96,7 @@ export function configFromGguf(source: ModelSource): GrokConfig {
     padToken: tok('padding_token_id', GROK1.padToken),
     eosToken: tok('eos_token_id', GROK1.eosToken),
     bosToken: tok('bos_token_id', GROK1.bosToken),
+    ...GROK1_FEATURES,
   };
   validateConfig(cfg, source.path);
   return cfg;
