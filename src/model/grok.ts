@@ -34,6 +34,9 @@ export interface LayerWeights {
   ffn_gate_exps: Matrix[]; //        E × (D → F), GELU side (moe/linear)
   ffn_up_exps: Matrix[]; //          E × (D → F), linear side (moe/linear_v)
   ffn_down_exps: Matrix[]; //        E × (F → D) (moe/linear_1)
+  ffn_gate?: Matrix; //              D → I, Grok-2's dense MLP beside the experts (I = denseFfnSize), GELU side
+  ffn_up?: Matrix; //                D → I, linear side
+  ffn_down?: Matrix; //              I → D
   layer_output_norm: Float32Array; //[D]
 }
 

@@ -18,7 +18,7 @@ import { gib, memoryAvailability, memoryPlan, streamingPlan, type MemoryAvailabi
 import { ExpertCache, type ExpertLocation } from './expert-cache.js';
 import type { EvictionPolicy } from './expert-policy.js';
 import { SyncReadQueue } from '../kernels/io.js';
-import { canonicalName, LAYER_TENSORS, tensorDef, type TensorDef } from './tensors.js';
+import { canonicalName, layerTensors, tensorDef, type TensorDef } from './tensors.js';
 import { locateMatrix, locateVector, locationBytes, WeightFiles, type ByteRange, type MatrixLocation, type VectorLocation } from './weights.js';
 
 export interface LoadOptions {
@@ -90,7 +90,7 @@ function locateAll(binding: ModelBinding, c: GrokConfig): { layers: Located[][];
   };
   const layers: Located[][] = [];
   for (let l = 0; l < c.nLayers; l++) {
-    layers.push(LAYER_TENSORS.flatMap((def) => Array.from({ length: def.scope === 'expert' ? c.nExperts : 1 }, (_, e) => locate(def, canonicalName(def, l, e)))));
+    layers.push(layerTensors(c).flatMap((def) => Array.from({ length: def.scope === 'expert' ? c.nExperts : 1 }, (_, e) => locate(def, canonicalName(def, l, e)))));
   }
   const model = ['token_embd', 'output_norm', ...(binding.tensors.has('output') ? ['output'] : [])].map((n) => locate(tensorDef(n), n));
   return { layers, model };

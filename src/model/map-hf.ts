@@ -13,17 +13,16 @@ import { ConfigError, FormatError } from '../base/errors.js';
 import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
 import { configFromJson, readConfigFile, type GrokConfig } from './config.js';
-import { LAYER_TENSORS, MODEL_TENSORS, tensorDef, type TensorDef } from './tensors.js';
+import { LAYER_TENSORS, MODEL_TENSORS, presence, tensorDef, type TensorDef } from './tensors.js';
 
 type Kind = 'vector' | 'rows';
-type Slot = readonly [canonical: string, kind: Kind, names: readonly string[]];
+type Slot = readonly [canonical: string, kind: Kind, names: readonly string[], def: TensorDef];
 /** `{L}` = layer number, `{E}` = expert number. */
 interface Family {
   readonly name: string;
   /** A tensor whose presence identifies the family. */
   readonly marker: string;
   readonly global: readonly Slot[];
-  readonly optional: readonly Slot[];
   readonly layer: readonly Slot[];
 }
 
@@ -33,9 +32,8 @@ function family(name: string, column: 'hfA' | 'hfB'): Family {
   return {
     name,
     marker: tensorDef('token_embd')[column][0]!,
-    global: MODEL_TENSORS.filter((t) => !t.optional).map((t) => [t.name, kind(t), t[column]]),
-    optional: MODEL_TENSORS.filter((t) => t.optional).map((t) => [t.name, kind(t), t[column]]),
-    layer: LAYER_TENSORS.map((t) => [t.scope === 'expert' ? `${t.name}.{E}` : t.name, kind(t), t[column]]),
+    global: MODEL_TENSORS.map((t) => [t.name, kind(t), t[column], t]),
+    layer: LAYER_TENSORS.map((t) => [t.scope === 'expert' ? `${t.name}.{E}` : t.name, kind(t), t[column], t]),
   };
 }
 
@@ -77,11 +75,14 @@ export function bindHf(source: ModelSource, configPath?: string): ModelBinding {
     }
     tensors.set(canonical, { kind, ref });
   };
-  for (const [c, k, names] of family.global) put(c, k, names, true);
-  for (const [c, k, names] of family.optional) put(c, k, names, false);
+  for (const [c, k, names, def] of family.global) {
+    const p = presence(def, config);
+    if (p !== 'absent') put(c, k, names, p === 'required');
+  }
   for (let l = 0; l < config.nLayers; l++) {
     const sub = (s: string, e = 0) => s.replaceAll('{L}', String(l)).replaceAll('{E}', String(e));
-    for (const [c, k, names] of family.layer) {
+    for (const [c, k, names, def] of family.layer) {
+      if (presence(def, config) === 'absent') continue;
       const perExpert = c.includes('{E}');
       for (let e = 0; e < (perExpert ? config.nExperts : 1); e++) {
         put(`blk.${l}.${sub(c, e)}`, k, names.map((n) => sub(n, e)), true);

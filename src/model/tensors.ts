@@ -19,6 +19,11 @@ export interface TensorDef {
   readonly kind: 'vector' | 'matrix';
   /** Only `output`: absent means tied to token_embd. */
   readonly optional?: boolean;
+  /**
+   * Whether a model of this config has the tensor (default: every model): Grok-2's dense MLP exists only
+   * with denseFfnSize > 0; its untied output is required (Grok-1's may be absent: tied).
+   */
+  presence?(c: GrokConfig): 'required' | 'optional' | 'absent';
   /** token_embd and output: a GGUF stores them with the embedding type (--embd-type). */
   readonly embedding?: boolean;
   /** The router: llama.cpp keeps it F32 whatever type the other matrices take. */
@@ -47,6 +52,8 @@ const experts = (fam: string, own: string, slot: string, mixtral: string) =>
 /** hpcai-tech names norms `.scale`; vLLM renames them `.weight`. */
 const normB = (n: string) => [`${B}${n}.scale`, `${B}${n}.weight`];
 
+const dense = (c: GrokConfig) => (c.denseFfnSize > 0 ? 'required' as const : 'absent' as const);
+
 export const GROK_TENSORS: readonly TensorDef[] = [
   {
     name: 'token_embd', scope: 'model', kind: 'matrix', embedding: true, dims: (c) => ({ nIn: c.dModel, nOut: c.vocabSize }),
@@ -59,8 +66,9 @@ export const GROK_TENSORS: readonly TensorDef[] = [
     hfA: ['transformer.rms_norm.weight'], hfB: ['model.norm.scale', 'model.norm.weight'],
   },
   {
-    // Untied output projection: xAI ties it to the embedding; keyfan's files store lm_head as a copy.
+    // Untied output projection: xAI ties Grok-1's to the embedding (keyfan's files store lm_head as a copy); Grok-2 has its own.
     name: 'output', scope: 'model', kind: 'matrix', optional: true, embedding: true, dims: (c) => ({ nIn: c.dModel, nOut: c.vocabSize }),
+    presence: (c) => (c.family === 'grok-2' ? 'required' : 'optional'),
     gguf: ['output'], hfA: ['lm_head.weight'], hfB: ['lm_head.weight'],
   },
   {
@@ -69,19 +77,19 @@ export const GROK_TENSORS: readonly TensorDef[] = [
   },
   {
     name: 'attn_q', scope: 'layer', kind: 'matrix', dims: (c) => ({ nIn: c.dModel, nOut: c.nHeads * c.headDim }),
-    gguf: ['attn_q'], ckpt: 'multi_head_attention/query/w', hfA: [`${A}multi_head_attention.query.weight`], hfB: [`${B}attn.q_proj.weight`],
+    gguf: ['attn_q'], ckpt: 'multi_head_attention/query/w', hfA: [`${A}multi_head_attention.query.weight`], hfB: [`${B}attn.q_proj.weight`, `${B}self_attn.q_proj.weight`],
   },
   {
     name: 'attn_k', scope: 'layer', kind: 'matrix', dims: (c) => ({ nIn: c.dModel, nOut: c.nKVHeads * c.headDim }),
-    gguf: ['attn_k'], ckpt: 'multi_head_attention/key/w', hfA: [`${A}multi_head_attention.key.weight`], hfB: [`${B}attn.k_proj.weight`],
+    gguf: ['attn_k'], ckpt: 'multi_head_attention/key/w', hfA: [`${A}multi_head_attention.key.weight`], hfB: [`${B}attn.k_proj.weight`, `${B}self_attn.k_proj.weight`],
   },
   {
     name: 'attn_v', scope: 'layer', kind: 'matrix', dims: (c) => ({ nIn: c.dModel, nOut: c.nKVHeads * c.headDim }),
-    gguf: ['attn_v'], ckpt: 'multi_head_attention/value/w', hfA: [`${A}multi_head_attention.value.weight`], hfB: [`${B}attn.v_proj.weight`],
+    gguf: ['attn_v'], ckpt: 'multi_head_attention/value/w', hfA: [`${A}multi_head_attention.value.weight`], hfB: [`${B}attn.v_proj.weight`, `${B}self_attn.v_proj.weight`],
   },
   {
     name: 'attn_output', scope: 'layer', kind: 'matrix', dims: (c) => ({ nIn: c.nHeads * c.headDim, nOut: c.dModel }),
-    gguf: ['attn_output'], ckpt: 'multi_head_attention/linear/w', hfA: [`${A}multi_head_attention.linear.weight`], hfB: [`${B}attn.o_proj.weight`],
+    gguf: ['attn_output'], ckpt: 'multi_head_attention/linear/w', hfA: [`${A}multi_head_attention.linear.weight`], hfB: [`${B}attn.o_proj.weight`, `${B}self_attn.o_proj.weight`],
   },
   {
     name: 'attn_output_norm', scope: 'layer', kind: 'vector', dims: vec,
@@ -116,6 +124,19 @@ export const GROK_TENSORS: readonly TensorDef[] = [
     hfA: experts(A, 'moe', 'linear_1', 'w2'), hfB: experts(B, 'moe_block.experts', 'linear_1', 'w2'),
   },
   {
+    // Grok-2's dense MLP beside the experts (its release: mlp.gate_proj / up_proj / down_proj; llama.cpp ffn_gate / ffn_up / ffn_down).
+    name: 'ffn_gate', scope: 'layer', kind: 'matrix', dims: (c) => ({ nIn: c.dModel, nOut: c.denseFfnSize }), presence: dense,
+    gguf: ['ffn_gate'], hfA: [], hfB: [`${B}mlp.gate_proj.weight`],
+  },
+  {
+    name: 'ffn_up', scope: 'layer', kind: 'matrix', dims: (c) => ({ nIn: c.dModel, nOut: c.denseFfnSize }), presence: dense,
+    gguf: ['ffn_up'], hfA: [], hfB: [`${B}mlp.up_proj.weight`],
+  },
+  {
+    name: 'ffn_down', scope: 'layer', kind: 'matrix', dims: (c) => ({ nIn: c.denseFfnSize, nOut: c.dModel }), presence: dense,
+    gguf: ['ffn_down'], hfA: [], hfB: [`${B}mlp.down_proj.weight`],
+  },
+  {
     // Newer converters call the post-MoE norm post_ffw_norm; llama.cpp tries layer_output_norm first.
     name: 'layer_output_norm', scope: 'layer', kind: 'vector', dims: vec,
     gguf: ['layer_output_norm', 'post_ffw_norm'], ckpt: 'rms_norm_3/scale', hfA: [`${A}rms_norm_3.weight`], hfB: normB('post_moe_norm'),
@@ -124,6 +145,16 @@ export const GROK_TENSORS: readonly TensorDef[] = [
 
 export const MODEL_TENSORS = GROK_TENSORS.filter((t) => t.scope === 'model');
 export const LAYER_TENSORS = GROK_TENSORS.filter((t) => t.scope !== 'model');
+
+/** Whether a model of config c has tensor t (tensorDef.presence; default required). */
+export function presence(t: TensorDef, c: GrokConfig): 'required' | 'optional' | 'absent' {
+  return t.presence?.(c) ?? (t.optional ? 'optional' : 'required');
+}
+
+/** The per-layer and per-expert tensors a model of config c has. */
+export function layerTensors(c: GrokConfig): readonly TensorDef[] {
+  return LAYER_TENSORS.filter((t) => presence(t, c) !== 'absent');
+}
 
 /** The canonical name of a table entry for layer l (and expert e). */
 export function canonicalName(t: TensorDef, l = 0, e = 0): string {
@@ -136,12 +167,12 @@ export function fill(pattern: string, l: number, e = 0): string {
   return pattern.replaceAll('{L}', String(l)).replaceAll('{E}', String(e));
 }
 
-/** Every canonical tensor a model of this config has (the optional `output` excluded). */
+/** Every canonical tensor a model of this config has (optional ones excluded). */
 export function canonicalTensors(c: GrokConfig): { name: string; def: TensorDef; layer: number; expert: number }[] {
   const out: { name: string; def: TensorDef; layer: number; expert: number }[] = [];
-  for (const t of MODEL_TENSORS) if (!t.optional) out.push({ name: t.name, def: t, layer: -1, expert: -1 });
+  for (const t of MODEL_TENSORS) if (presence(t, c) === 'required') out.push({ name: t.name, def: t, layer: -1, expert: -1 });
   for (let l = 0; l < c.nLayers; l++) {
-    for (const t of LAYER_TENSORS) {
+    for (const t of layerTensors(c)) {
       for (let e = 0; e < (t.scope === 'expert' ? c.nExperts : 1); e++) out.push({ name: canonicalName(t, l, e), def: t, layer: l, expert: t.scope === 'expert' ? e : -1 });
     }
   }
