@@ -14,7 +14,7 @@ import { blockFormat } from '../quant/index.js';
 import type { BlockType } from '../quant/types.js';
 import type { GgufVocabulary } from '../tokenizer/vocabulary.js';
 import type { GrokConfig } from './config.js';
-import { LAYER_TENSORS, MODEL_TENSORS, type TensorDef } from './tensors.js';
+import { layerTensors, MODEL_TENSORS, type TensorDef } from './tensors.js';
 
 /** llama_ftype of a file that is mostly one type (general.file_type, informational). */
 export const LLAMA_FTYPE: Readonly<Record<BlockType, number>> = {
@@ -143,7 +143,7 @@ export function grokTensorPlan(c: GrokConfig, opts: { output?: boolean } = {}): 
     return { name, canonical, kind: t.embedding ? 'embedding' : t.keepF32 ? 'router' : 'matrix', shape: [nOut, nIn], nIn, nOut };
   };
   const plan = MODEL_TENSORS.filter((t) => !t.optional || opts.output).map((t) => spec(t, -1));
-  for (let l = 0; l < c.nLayers; l++) plan.push(...LAYER_TENSORS.map((t) => spec(t, l)));
+  for (let l = 0; l < c.nLayers; l++) plan.push(...layerTensors(c).map((t) => spec(t, l)));
   return plan;
 }
 

@@ -12,7 +12,7 @@ import type { GgufValue } from '../formats/gguf.js';
 import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
 import { GROK1, GROK1_FEATURES, readConfigFile, validateConfig, type GrokConfig } from './config.js';
-import { LAYER_TENSORS } from './tensors.js';
+import { layerTensors } from './tensors.js';
 import type { GgufVocabulary } from '../tokenizer/vocabulary.js';
 
 function meta(source: ModelSource, key: string): GgufValue | undefined {
@@ -130,8 +130,8 @@ export function bindGguf(source: ModelSource, configPath?: string): ModelBinding
 
   for (let l = 0; l < config.nLayers; l++) {
     const p = `blk.${l}.`;
-    for (const d of LAYER_TENSORS.filter((x) => x.scope === 'layer')) bind(p + d.name, d.kind === 'vector' ? 'vector' : 'rows', d.gguf.map((n) => `${p}${n}.weight`));
-    for (const d of LAYER_TENSORS.filter((x) => x.scope === 'expert')) {
+    for (const d of layerTensors(config).filter((x) => x.scope === 'layer')) bind(p + d.name, d.kind === 'vector' ? 'vector' : 'rows', d.gguf.map((n) => `${p}${n}.weight`));
+    for (const d of layerTensors(config).filter((x) => x.scope === 'expert')) {
       const stack = d.name;
       const merged = t.get(`${p}${d.gguf[0]}.weight`);
       if (merged) {
