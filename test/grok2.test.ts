@@ -12,7 +12,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { closeKernels, createKernels, type Kernels } from '../src/kernels/index.js';
+import OpenAI from 'openai';
+import { loadModel as loadGrok } from '../src/api/index.js';
+import { createServer } from '../src/api/server.js';
 import { loadModel } from '../src/model/loader.js';
+import { continuation } from './engine-helpers.js';
 import type { MemoryPlan } from '../src/model/memory.js';
 import { loadTokenizerFile } from '../src/tokenizer/load.js';
 import { grok } from './cli-helpers.js';
@@ -173,6 +177,37 @@ for (const name of FIXTURES) {
   test(`${name}: tokenizer.tok.json encodes the chat prompt to the fixture's tokens (no BOS)`, () => {
     const tok = loadTokenizerFile(path.join(dir(name), 'tokenizer.tok.json'));
     assert.deepEqual(tok.encode(g.prompt_text), g.tokens);
+  });
+}
+
+for (const name of FIXTURES) {
+  test(`${name}: the official openai client chats through the server in Grok-2's template and gets the golden greedy answer`, async () => {
+    const g = golden(name);
+    const kernels = createKernels({ kernels: 'native', threads: 2 });
+    const grok = await loadGrok(dir(name), { kernels });
+    const server = createServer(grok, { modelId: name });
+    try {
+      const url = await server.listen({ host: '127.0.0.1', port: 0 });
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+      // The fixture's prompt_text is a conversation in the release's chat format: its turns as messages.
+      const messages = [...g.prompt_text.matchAll(/(System|Human): (.*?)<\|separator\|>\n\n/gs)].map((m) => ({ role: m[1] === 'System' ? 'system' as const : 'user' as const, content: m[2]! }));
+      assert.ok(messages.length >= 1);
+      const r = await client.chat.completions.create({ model: name, messages, max_tokens: g.greedy.continuation.length, temperature: 0 });
+      assert.equal(r.usage?.prompt_tokens, g.tokens.length, 'the template renders the fixture\'s prompt tokens');
+      const tok = loadTokenizerFile(path.join(dir(name), 'tokenizer.tok.json'));
+      let want = continuation(tok, g.tokens, g.greedy.continuation);
+      let finish = 'length';
+      for (const stop of ['<|separator|>', '\nHuman:']) {
+        const i = want.indexOf(stop);
+        if (i >= 0) { want = want.slice(0, i); finish = 'stop'; }
+      }
+      assert.equal(r.choices[0]!.message.content, want.trimStart());
+      assert.equal(r.choices[0]!.finish_reason, finish);
+    } finally {
+      await server.close();
+      grok.close();
+      closeKernels(kernels);
+    }
   });
 }
 

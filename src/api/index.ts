@@ -26,6 +26,7 @@ import { openModel } from '../formats/open.js';
 import { resolveModelPath } from '../hub/cache.js';
 import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
+import { loadTokenizerFile, type TextTokenizer } from '../tokenizer/load.js';
 import {
   Scheduler, type FinishReason, type GenerateOptions, type GenerationRequest, type RequestStats, type TokenRouting,
 } from '../engine/scheduler.js';
@@ -212,12 +213,17 @@ function releaseKernels(k: Kernels): void {
   closeKernels(k);
 }
 
-/** tokenizer.model beside a checkpoint, or up to two folders above it (ckpt-0's parent holds it in the release). */
+/**
+ * tokenizer.model (Grok-1) or tokenizer.tok.json (Grok-2) beside a checkpoint, or up to two folders above
+ * it (ckpt-0's parent holds it in the Grok-1 release).
+ */
 function findTokenizerNear(modelPath: string): string | null {
   let dir = fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
   for (let i = 0; i < 3; i++) {
-    const p = path.join(dir, 'tokenizer.model');
-    if (fs.existsSync(p)) return p;
+    for (const name of ['tokenizer.model', 'tokenizer.tok.json']) {
+      const p = path.join(dir, name);
+      if (fs.existsSync(p)) return p;
+    }
     dir = path.dirname(dir);
   }
   return null;
@@ -227,7 +233,7 @@ function findTokenizerNear(modelPath: string): string | null {
  * The tokenizer a model carries, without loading its weights: a GGUF's own (tokenizer.ggml.*), else a
  * tokenizer.model beside the checkpoint (or up to two folders above). Throws NoTokenizerError if none.
  */
-export function tokenizerOf(modelPath: string): Tokenizer {
+export function tokenizerOf(modelPath: string): TextTokenizer {
   const resolved = path.resolve(resolveModelPath(modelPath));
   const source = openModel(resolved);
   try {
@@ -238,7 +244,7 @@ export function tokenizerOf(modelPath: string): Tokenizer {
   }
   const near = findTokenizerNear(resolved);
   if (!near) throw new NoTokenizerError(resolved);
-  return Tokenizer.fromFile(near);
+  return loadTokenizerFile(near);
 }
 
 /**
@@ -274,12 +280,12 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
   }
   const { model, source } = loaded;
   try {
-    let tokenizer: Tokenizer | null;
-    if (options.tokenizer) tokenizer = Tokenizer.fromFile(path.resolve(options.tokenizer));
+    let tokenizer: TextTokenizer | null;
+    if (options.tokenizer) tokenizer = loadTokenizerFile(path.resolve(options.tokenizer));
     else tokenizer = source.format === 'gguf' ? fromGgufSource(source) : null;
     if (!tokenizer) {
       const p = findTokenizerNear(resolved);
-      tokenizer = p ? Tokenizer.fromFile(p) : null;
+      tokenizer = p ? loadTokenizerFile(p) : null;
     }
     if (tokenizer && tokenizer.vocabSize !== model.config.vocabSize) {
       throw new Error(`${tokenizer.source}: the tokenizer has ${tokenizer.vocabSize} tokens but the model ${resolved} has a vocabulary of ${model.config.vocabSize}`);
@@ -311,7 +317,7 @@ export class Grok {
   constructor(
     readonly path: string,
     readonly model: GrokModel,
-    readonly tokenizer: Tokenizer | null,
+    readonly tokenizer: TextTokenizer | null,
     /** Milliseconds spent loading. */
     readonly loadMs: number,
     private readonly options: LoadModelOptions = {},

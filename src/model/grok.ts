@@ -1,5 +1,6 @@
 /**
- * The Grok-1 forward pass (xai-org/grok-1 model.py), over the kernel interface.
+ * The Grok forward pass over the kernel interface: Grok-1 (xai-org/grok-1 model.py) and Grok-2
+ * (xai-org/grok-2 as SGLang runs it), one graph whose differences are named config fields.
  *
  * How Grok-1 differs from a plain GPT:
  * - token embedding ×78.38 (embedding_multiplier_scale); output logits = h·Eᵀ ×0.5774 (tied embedding);
@@ -9,6 +10,14 @@
  *   keys whose token is the pad id are masked out;
  * - 8-expert top-2 MoE: softmax router, the chosen experts' softmax probabilities used as gates WITHOUT
  *   renormalising over the two; experts are gated FFNs gelu_tanh(x·Wgate) ⊙ (x·Wup) · Wdown; no biases.
+ *
+ * What Grok-2 adds (config fields; zero / Grok-1's value switches each off):
+ * - a dense gated MLP (denseFfnSize) on the same normed input beside the experts; (mlp + moe)/√2 before
+ *   the post-MoE norm;
+ * - router logits soft-capped (routerSoftcap·tanh(x/cap)) before the softmax; top-2 still not renormalised;
+ * - after the attention soft-cap, a query at position p > attnTemperatureLen has its scores × log2(p)/log2(L);
+ * - exact erf GELU (gelu: 'erf'); untied output; final logits soft-capped after the output scale;
+ *   scores × head_dim^-0.5; pad keys not masked (maskPadKeys).
  *
  * Dimensions: N tokens in the batch, D model width (6144), H query heads (48), G key/value heads (8),
  * K head width (128), F expert width (32768), E experts (8), A experts per token (2), V vocabulary.
