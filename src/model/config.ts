@@ -171,7 +171,9 @@ function grok2FromJson(o: Json, source: string, dModel: number, nHeads: number):
     const v = o[k];
     if (v !== undefined && v !== null && v !== -1 && v !== 0) throw new ConfigError(source, `field '${k}' = ${renderValue(v)}: sliding-window attention is not supported`);
   }
-  const headDim = num(source, o, ['head_dim'], Math.floor(dModel / nHeads));
+  // Defaults where the file is silent are SGLang's (models/grok.py): head_dim 128, attention and router caps
+  // 30 (its router cap is fixed at 30), no temperature, the expert width falling back to intermediate_size.
+  const headDim = num(source, o, ['head_dim'], 128);
   const cfg: GrokConfig = {
     vocabSize: num(source, o, ['vocab_size']),
     dModel,
@@ -179,13 +181,13 @@ function grok2FromJson(o: Json, source: string, dModel: number, nHeads: number):
     nHeads,
     nKVHeads: num(source, o, ['num_key_value_heads'], nHeads),
     headDim,
-    ffnSize: num(source, o, ['moe_intermediate_size']),
+    ffnSize: num(source, o, ['moe_intermediate_size', 'intermediate_size']),
     nExperts: num(source, o, ['num_local_experts']),
     nExpertsUsed: num(source, o, ['num_experts_per_tok']),
     embeddingMultiplier: num(source, o, ['embedding_multiplier_scale'], 1),
     outputMultiplier: num(source, o, ['output_multiplier_scale'], 1),
     attnOutputMultiplier: 1 / Math.sqrt(headDim),
-    attnSoftcap: num(source, o, ['attn_logit_softcapping'], 0),
+    attnSoftcap: Math.max(0, num(source, o, ['attn_logit_softcapping'], 30)),
     rmsNormEps: num(source, o, ['rms_norm_eps'], 1e-5),
     ropeBase: num(source, o, ['rope_theta'], 10000),
     contextLength: num(source, o, ['max_position_embeddings'], 131072),
@@ -194,8 +196,8 @@ function grok2FromJson(o: Json, source: string, dModel: number, nHeads: number):
     bosToken: num(source, o, ['bos_token_id'], 0),
     family: 'grok-2',
     denseFfnSize: residual ? num(source, o, ['intermediate_size']) : 0,
-    routerSoftcap: num(source, o, ['router_logit_softcapping'], 0),
-    finalLogitSoftcap: num(source, o, ['final_logit_softcapping'], 0),
+    routerSoftcap: Math.max(0, num(source, o, ['router_logit_softcapping'], 30)),
+    finalLogitSoftcap: Math.max(0, num(source, o, ['final_logit_softcapping'], 0)),
     attnTemperatureLen: Math.max(0, num(source, o, ['attn_temperature_len'], 0)),
     gelu: 'erf',
     maskPadKeys: false,
