@@ -250,3 +250,19 @@ test('a shard whose shape does not divide the expert names the tensor, the rank 
   const c = b.config;
   assert.throws(() => locateMatrix(b, 'blk.0.ffn_down_exps.1', c.ffnSize * 2, c.dModel), /shape mismatch for blk\.0\.ffn_down_exps\.1 \(rank 0 of 8\).*expected \[64, 16\]/);
 });
+
+test('Grok-2 config.json: SGLang\'s defaults where the file is silent; YaRN RoPE and sliding windows refused by field', async () => {
+  const { configFromJson } = await import('../src/model/config.js');
+  const base = JSON.parse(fs.readFileSync(path.join(dir('g2-tiny-a'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  const { head_dim: _h, attn_logit_softcapping: _a, router_logit_softcapping: _r, attn_temperature_len: _t, final_logit_softcapping: _f, ...silent } = base;
+  const c = configFromJson(silent, 'config.json');
+  assert.equal(c.family, 'grok-2'); // residual_moe still says so
+  assert.equal(c.headDim, 128);
+  assert.equal(c.attnSoftcap, 30);
+  assert.equal(c.routerSoftcap, 30);
+  assert.equal(c.attnTemperatureLen, 0);
+  assert.equal(c.finalLogitSoftcap, 0);
+  assert.throws(() => configFromJson({ ...base, rope_type: 'yarn' }, 'config.json'), /config\.json.*rope_type "yarn" is not supported/);
+  assert.throws(() => configFromJson({ ...base, sliding_window_size: 4096 }, 'config.json'), /sliding_window_size.*not supported/);
+  assert.throws(() => configFromJson({ ...base, attn_temperature_len: 1 }, 'config.json'), /attn_temperature_len 1/);
+});
