@@ -266,3 +266,30 @@ test('Grok-2 config.json: SGLang\'s defaults where the file is silent; YaRN RoPE
   assert.throws(() => configFromJson({ ...base, sliding_window_size: 4096 }, 'config.json'), /sliding_window_size.*not supported/);
   assert.throws(() => configFromJson({ ...base, attn_temperature_len: 1 }, 'config.json'), /attn_temperature_len 1/);
 });
+
+test('grok synth --form release writes a Grok-2 release layout that reads back as written (config, shards, tokenizer)', async () => {
+  const { synthGrok2Release, syntheticTokJson } = await import('../src/convert/synth-grok2.js');
+  const { configFromJson } = await import('../src/model/config.js');
+  const config = configFromJson(JSON.parse(fs.readFileSync(path.join(dir('g2-tiny-b'), 'config.json'), 'utf8')), 'g2-tiny-b');
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'grok2-synth-'));
+  try {
+    synthGrok2Release({ config, dir: d, seed: 7 });
+    assert.equal(fs.readdirSync(d).filter((f) => f.endsWith('.safetensors')).length, 39);
+    const { model } = await loadModel(d);
+    assert.deepEqual(model.config, config);
+    const down = model.weights.layers[1]!.ffn_down_exps[2]!;
+    assert.ok(down.layout === 'split' && down.axis === 'in' && down.parts.length === 8);
+    // Each rank's shard has values of its own.
+    assert.ok(down.layout === 'split' && !Buffer.from(down.parts[0]!.data).equals(Buffer.from(down.parts[1]!.data)));
+    const logits = model.forward([{ tokens: [3, 300, 17], cache: model.newCache() }]);
+    assert.ok(logits.every((x) => Number.isFinite(x) && Math.abs(x) <= config.finalLogitSoftcap));
+    const tok = loadTokenizerFile(path.join(d, 'tokenizer.tok.json'));
+    assert.equal(tok.vocabSize, config.vocabSize);
+    const text = 'Human: the heat is on<|separator|>\n\nAssistant:';
+    assert.equal(tok.decode(tok.encode(text)), text);
+    assert.ok(tok.encode(text).length < Buffer.byteLength(text), 'merges shorten text');
+    assert.equal(syntheticTokJson(4096, 7), syntheticTokJson(4096, 7));
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});

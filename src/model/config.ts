@@ -96,6 +96,36 @@ export const GROK1: Readonly<GrokConfig> = Object.freeze({
   ...GROK1_FEATURES,
 });
 
+/** The released Grok-2 (xai-org/grok-2 config.json; SGLang's reading of it). */
+export const GROK2: Readonly<GrokConfig> = Object.freeze({
+  vocabSize: 131072,
+  dModel: 8192,
+  nLayers: 64,
+  nHeads: 64,
+  nKVHeads: 8,
+  headDim: 128,
+  ffnSize: 16384,
+  nExperts: 8,
+  nExpertsUsed: 2,
+  embeddingMultiplier: Math.sqrt(8192),
+  outputMultiplier: 0.5,
+  attnOutputMultiplier: 1 / Math.sqrt(128),
+  attnSoftcap: 30,
+  rmsNormEps: 1e-5,
+  ropeBase: 208533496,
+  contextLength: 131072,
+  padToken: 0,
+  eosToken: 2,
+  bosToken: 0,
+  family: 'grok-2',
+  denseFfnSize: 32768,
+  routerSoftcap: 30,
+  finalLogitSoftcap: 50,
+  attnTemperatureLen: 1024,
+  gelu: 'erf',
+  maskPadKeys: false,
+});
+
 type Json = Record<string, unknown>;
 
 function num(source: string, obj: Json, keys: string[], fallback?: number): number {
