@@ -211,6 +211,32 @@ for (const name of FIXTURES) {
   });
 }
 
+test('g2-tiny-b: the server\'s routing introspection returns the golden experts and gates of every prompt position and layer', async () => {
+  const name = 'g2-tiny-b';
+  const g = golden(name);
+  const kernels = createKernels({ kernels: 'native', threads: 2 });
+  const grok = await loadGrok(dir(name), { kernels, prefillChunk: 7 });
+  const server = createServer(grok, { modelId: name });
+  try {
+    const url = await server.listen({ host: '127.0.0.1', port: 0 });
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const req = { model: name, prompt: g.tokens, max_tokens: 3, temperature: 0, return_routed_experts: true };
+    const r = await client.completions.create(req as OpenAI.Completions.CompletionCreateParamsNonStreaming);
+    const choice = r.choices[0] as unknown as { prompt_routed_experts: number[][][]; prompt_routed_expert_weights: number[][][] };
+    assert.equal(choice.prompt_routed_experts.length, g.tokens.length);
+    for (const L of g.layers) {
+      g.tokens.forEach((_, pos) => {
+        assert.deepEqual(choice.prompt_routed_experts[pos]![L.layer], L.experts[pos], `position ${pos}, layer ${L.layer}`);
+        L.weights[pos]!.forEach((w, a) => assert.ok(Math.abs(choice.prompt_routed_expert_weights[pos]![L.layer]![a]! - w) < 1e-4));
+      });
+    }
+  } finally {
+    await server.close();
+    grok.close();
+    closeKernels(kernels);
+  }
+});
+
 /** A copy of g2-tiny-a's release files in a temporary folder, changed by `edit`. */
 function brokenCopy(edit: (d: string) => void): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'grok2-bad-'));
