@@ -32,6 +32,8 @@ import {
 } from '../engine/scheduler.js';
 import type { TokenLogprob } from '../engine/sampling.js';
 import { StopStringMatcher } from './text.js';
+import { grammarVocabularyOf } from './structured.js';
+import { GrammarEngine, type ResponseFormat } from '../engine/grammar.js';
 
 export interface LoadModelOptions {
   /** A SentencePiece tokenizer.model to use instead of the model's own (GGUF) or the one found beside it. */
@@ -328,7 +330,21 @@ export class Grok {
       ...(options.prefillChunk !== undefined ? { prefillChunk: options.prefillChunk } : {}),
       ...(options.maxQueue !== undefined ? { maxQueue: options.maxQueue } : {}),
       prefixCacheBytes: options.prefixCacheBytes === 'auto' ? defaultPrefixCacheBytes(model, options.slots ?? 4) : options.prefixCacheBytes ?? 0,
+      ...(tokenizer ? { grammar: () => (this.grammar ??= GrammarEngine.create(grammarVocabularyOf(tokenizer, [model.config.eosToken]))) } : {}),
     });
+  }
+
+  /** XGrammar compiled against this model's vocabulary, made by the first structured-output request. */
+  private grammar: Promise<GrammarEngine> | undefined;
+
+  /**
+   * Compile a response format without generating (XGrammar caches the result for the request that
+   * follows): throws GrammarError for a schema it cannot use, so a server answers 400 before it streams.
+   */
+  async checkResponseFormat(format: ResponseFormat): Promise<void> {
+    if (!this.tokenizer) throw new NoTokenizerError(this.path);
+    const c = await (await (this.grammar ??= GrammarEngine.create(grammarVocabularyOf(this.tokenizer, [this.model.config.eosToken])))).constraint(format);
+    c.release();
   }
 
   /** Text → token ids (no BOS unless asked). */
@@ -487,6 +503,7 @@ export class Grok {
     if (this.closed) return;
     this.closed = true;
     this.engine.close();
+    this.grammar?.then((g) => g.close(), () => undefined);
     this.model.close(); // its mapped files are unmapped now (unless another model holds them), not at GC
     if (!this.options.kernels) releaseKernels(this.model.kernels);
   }

@@ -22,6 +22,7 @@ import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOp
 import { longestPrefixSuffix } from '../base/sequence.js';
 import { PrefixCache } from './prefix-cache.js';
 import type { EngineCache } from './cache.js';
+import type { GrammarEngine, ResponseFormat, TokenConstraint } from './grammar.js';
 
 export type { CacheRows, EngineCache } from './cache.js';
 
@@ -69,6 +70,11 @@ export interface GenerateOptions extends SamplingOptions {
    * each token is emitted one step later, and the last one costs one extra forward step.
    */
   routing?: boolean;
+  /**
+   * Structured output: sample only tokens that keep the output valid for this grammar (JSON, or JSON of a
+   * schema), by XGrammar (src/engine/grammar.ts); needs SchedulerOptions.grammar. Ends at EOS once complete.
+   */
+  responseFormat?: ResponseFormat;
 }
 
 export interface GeneratedToken extends TokenLogprob {
@@ -123,6 +129,8 @@ export interface SchedulerOptions {
    * the same way (src/engine/prefix-cache.ts); needs caches with exportRows / importRows. Default 0: none.
    */
   prefixCacheBytes?: number;
+  /** The grammar engine for responseFormat requests, made on first use (it compiles against the vocabulary). */
+  grammar?: () => Promise<GrammarEngine>;
 }
 
 function abortError(signal: AbortSignal): unknown {
@@ -182,6 +190,9 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
   /** @internal requests sharing this one's prompt and prefill (submitMany) */ group: PrefillGroup | null = null;
   /** @internal tokens sampled so far (EOS included): the next one is generated token number `sampled` */ sampled = 0;
   /** @internal the ids sampled so far, in order (what the cache holds after the prompt) */ readonly sampledIds: number[] = [];
+  /** @internal with responseFormat: the grammar's matcher once compiled, and whether its next mask is computed */
+  constraint: TokenConstraint | null = null;
+  /** @internal */ constraintPrepared = false;
   /** @internal with routing: emitted tokens waiting for their routing, and their generated-token numbers */
   readonly held: { token: GeneratedToken; index: number }[] = [];
   /** @internal with routing: generated token number → its routing, until the token is emitted */
@@ -275,6 +286,8 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
       this.stats.queuedMs = now - this.submittedAt;
     }
     this.cache = null; // the KV cache is released with the slot
+    this.constraint?.release();
+    this.constraint = null;
     this.push(error === undefined ? { end: true } : { error });
     this.resolveDone(this.stats);
   }
@@ -329,7 +342,10 @@ export class Scheduler {
   /** Keys and values of earlier sequences, shared by all requests (null with prefixCacheBytes 0). */
   readonly prefixCache: PrefixCache | null;
 
+  private readonly grammar: (() => Promise<GrammarEngine>) | undefined;
+
   constructor(readonly model: BatchModel, opts: SchedulerOptions = {}) {
+    this.grammar = opts.grammar;
     this.slots = opts.slots ?? 4;
     this.prefillChunk = opts.prefillChunk ?? 256;
     this.maxQueue = opts.maxQueue ?? Infinity;
@@ -379,6 +395,7 @@ export class Scheduler {
       leader.group.waiting.add(r);
       r.group = leader.group;
     }
+    for (const r of reqs) if (r.options.responseFormat) this.compile(r, r.options.responseFormat);
     for (const r of reqs) {
       const signal = r.options.signal;
       if (signal) {
@@ -418,6 +435,7 @@ export class Scheduler {
       truncated = prompt.length - keep;
       prompt = prompt.slice(truncated);
     }
+    if (options.responseFormat && !this.grammar) throw new SamplingError('responseFormat', 'responseFormat: structured output needs the model\'s vocabulary (a tokenizer); this engine has none');
     const sampler = makeSampler(options);
     checkTokenIds(options, vocabSize); // before any work: the sampler alone would notice only at the first token
     const seed = options.seed ?? randomSeed();
@@ -485,11 +503,41 @@ export class Scheduler {
     r.group = null;
     r.prefilled = r.prompt.length;
     try {
-      this.advance(r, row);
+      this.advance(r, r.constraint ? row.slice() : row); // a grammar masks the row it samples from: not the shared one
     } catch (e) {
       this.remove(r);
       r.finish('error', e);
     }
+  }
+
+  /**
+   * Compile r's grammar (XGrammar caches compiled grammars) and its first mask; r waits in the queue until
+   * then. A grammar that cannot be compiled ends r with the error.
+   */
+  private compile(r: GenerationRequest, format: ResponseFormat): void {
+    void (async () => {
+      const c = await (await this.grammar!()).constraint(format);
+      await c.prepare();
+      return c;
+    })().then((c) => {
+      if (r.isFinished) { c.release(); return; }
+      r.constraint = c;
+      r.constraintPrepared = true;
+      this.kick();
+    }, (e: unknown) => {
+      this.remove(r);
+      r.finish('error', e);
+    });
+  }
+
+  /**
+   * A request may take a slot: it has no grammar or its grammar is compiled, and it does not wait for the
+   * shared prefill of a leader still queued (members holding every slot would leave the leader none).
+   */
+  private ready(r: GenerationRequest): boolean {
+    if (r.options.responseFormat && r.constraint === null) return false;
+    const g = r.group;
+    return !g || g.leader === r || g.ready || this.active.includes(g.leader);
   }
 
   private kick(): void {
@@ -503,6 +551,20 @@ export class Scheduler {
       for (;;) {
         this.admit();
         if (this.active.length === 0) break;
+        // Grammars compute the tokens they allow next (asynchronously, in XGrammar) before the step samples.
+        const unprepared = this.active.filter((r) => r.constraint && !r.constraintPrepared);
+        if (unprepared.length > 0) {
+          await Promise.all(unprepared.map(async (r) => {
+            try {
+              await r.constraint!.prepare();
+              r.constraintPrepared = true;
+            } catch (e) {
+              this.remove(r);
+              r.finish('error', e);
+            }
+          }));
+          continue; // a request may have ended meanwhile: admit again
+        }
         this.step();
         // Let I/O, new submissions and cancellations in between forward passes.
         await new Promise<void>((r) => setImmediate(r));
@@ -514,8 +576,11 @@ export class Scheduler {
   }
 
   private admit(): void {
-    while (this.active.length < this.slots && this.queue.length > 0) {
-      const r = this.queue.shift()!;
+    while (this.active.length < this.slots) {
+      // The first waiting request that can start (a grammar still compiling lets later ones pass).
+      const i = this.queue.findIndex((q) => this.ready(q));
+      if (i < 0) break;
+      const r = this.queue.splice(i, 1)[0]!;
       r.admittedAt = performance.now();
       this.active.push(r);
       const g = r.group;
@@ -653,7 +718,16 @@ export class Scheduler {
   /** Sample one token for r and apply every stop rule. */
   private advance(r: GenerationRequest, row: Float32Array): void {
     const o = r.options;
+    const c = r.constraint;
+    if (c) {
+      if (!r.constraintPrepared) throw new Error('internal: a grammar-constrained request sampled before its mask was computed');
+      c.mask(row);
+    }
     const s = r.sampler(row, r.history, r.rng);
+    if (c) {
+      r.constraintPrepared = false;
+      if (!c.accept(s.id)) throw new Error(`internal: the grammar rejected token ${s.id}, which its mask allowed`);
+    }
     r.sampled++;
     r.sampledIds.push(s.id);
     if (!r.firstTokenAt) r.firstTokenAt = performance.now();
