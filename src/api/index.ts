@@ -24,8 +24,10 @@ import type { EvictionPolicy } from '../model/expert-policy.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { openModel } from '../formats/open.js';
 import { resolveModelPath } from '../hub/cache.js';
-import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
+import { byteLevelVocabularyFromGguf, hasGrok2Vocabulary, tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
+import { tiktokenFromByteLevel } from '../tokenizer/byte-level.js';
+import { loadTokenizerFile, type TextTokenizer } from '../tokenizer/load.js';
 import {
   Scheduler, type FinishReason, type GenerateOptions, type GenerationRequest, type RequestStats, type TokenRouting,
 } from '../engine/scheduler.js';
@@ -33,7 +35,7 @@ import type { TokenLogprob } from '../engine/sampling.js';
 import { StopStringMatcher } from './text.js';
 
 export interface LoadModelOptions {
-  /** A SentencePiece tokenizer.model to use instead of the model's own (GGUF) or the one found beside it. */
+  /** A tokenizer file (SentencePiece tokenizer.model, or Grok-2's tokenizer.tok.json) to use instead of the model's own (GGUF) or the one found beside it. */
   tokenizer?: string;
   /**
    * Kernel implementation; default createKernels({ mode: 'fast', ...kernelOptions }): the native C kernels
@@ -194,9 +196,14 @@ export function defaultModelPath(): string {
   return path.join(packageRoot(), 'models', 'default', 'model.gguf');
 }
 
-/** The tokenizer stored in a GGUF's metadata (tokenizer.ggml.*), or null when it has none. */
-export function fromGgufSource(source: ModelSource): Tokenizer | null {
+/**
+ * The tokenizer stored in a GGUF's metadata (tokenizer.ggml.*), or null when it has none: a SentencePiece
+ * vocabulary (model "llama", Grok-1), or Grok-2's tiktoken BPE as llama.cpp stores it (model "gpt2", pre
+ * "grok-2"), which encodes as tokenizer.tok.json does.
+ */
+export function fromGgufSource(source: ModelSource): TextTokenizer | null {
   if (source.metadata.get('tokenizer.ggml.model') === undefined) return null;
+  if (hasGrok2Vocabulary(source)) return tiktokenFromByteLevel(byteLevelVocabularyFromGguf(source), source.path);
   const t = tokenizerPiecesFromGguf(source);
   return Tokenizer.fromPieces(t.tokens.map((piece, i) => ({ piece, score: t.scores[i]!, type: t.types[i]! })), {
     addDummyPrefix: t.addSpacePrefix,
@@ -227,7 +234,7 @@ function findTokenizerNear(modelPath: string): string | null {
  * The tokenizer a model carries, without loading its weights: a GGUF's own (tokenizer.ggml.*), else a
  * tokenizer.model beside the checkpoint (or up to two folders above). Throws NoTokenizerError if none.
  */
-export function tokenizerOf(modelPath: string): Tokenizer {
+export function tokenizerOf(modelPath: string): TextTokenizer {
   const resolved = path.resolve(resolveModelPath(modelPath));
   const source = openModel(resolved);
   try {
@@ -274,8 +281,8 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
   }
   const { model, source } = loaded;
   try {
-    let tokenizer: Tokenizer | null;
-    if (options.tokenizer) tokenizer = Tokenizer.fromFile(path.resolve(options.tokenizer));
+    let tokenizer: TextTokenizer | null;
+    if (options.tokenizer) tokenizer = loadTokenizerFile(path.resolve(options.tokenizer));
     else tokenizer = source.format === 'gguf' ? fromGgufSource(source) : null;
     if (!tokenizer) {
       const p = findTokenizerNear(resolved);
@@ -284,7 +291,7 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
     if (tokenizer && tokenizer.vocabSize !== model.config.vocabSize) {
       throw new Error(`${tokenizer.source}: the tokenizer has ${tokenizer.vocabSize} tokens but the model ${resolved} has a vocabulary of ${model.config.vocabSize}`);
     }
-    return new Grok(resolved, model, tokenizer, performance.now() - t0, options);
+    return new Grok(resolved, model, tokenizer, performance.now() - t0, options, loaded.binding.notes ?? []);
   } catch (e) {
     model.close();
     if (!options.kernels) releaseKernels(kernels);
@@ -311,10 +318,12 @@ export class Grok {
   constructor(
     readonly path: string,
     readonly model: GrokModel,
-    readonly tokenizer: Tokenizer | null,
+    readonly tokenizer: TextTokenizer | null,
     /** Milliseconds spent loading. */
     readonly loadMs: number,
     private readonly options: LoadModelOptions = {},
+    /** How the model file was read, where a user should know (ModelBinding.notes): `grok` prints them once. */
+    readonly notes: readonly string[] = [],
   ) {
     this.config = model.config;
     this.engine = new Scheduler(model, {

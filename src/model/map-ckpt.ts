@@ -10,7 +10,7 @@ import { CKPT_EMBEDDING } from '../formats/ckpt.js';
 import { isQuantizedRef, type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
 import { GROK1, readConfigFile, type GrokConfig } from './config.js';
-import { canonicalName, LAYER_TENSORS, tensorDef } from './tensors.js';
+import { canonicalName, layerTensors, tensorDef } from './tensors.js';
 
 function matrix(ref: TensorRef, index?: number): Binding {
   if (isQuantizedRef(ref)) return index === undefined ? { kind: 'xai8', ref } : { kind: 'xai8', ref, index };
@@ -51,7 +51,7 @@ export function bindCkpt(source: ModelSource, configPath?: string): ModelBinding
     throw new FormatError(source.path, `checkpoint has ${nLayers} layers of files, the config says ${config.nLayers}`);
   }
   for (let l = 0; l < nLayers; l++) {
-    for (const t of LAYER_TENSORS) {
+    for (const t of layerTensors(config)) {
       const ref = get(`transformer/decoder_layer_${l}/${t.ckpt!}`);
       if (t.kind === 'vector') tensors.set(canonicalName(t, l), { kind: 'vector', ref });
       else if (t.scope === 'layer') tensors.set(canonicalName(t, l), matrix(ref));

@@ -13,7 +13,7 @@
  * Parameters use the GGUF tensor names (ggml docs/gguf.md, "Standardized tensor names") and the
  * GGUF/PyTorch [out, in] layout, so saving is a plain copy.
  */
-import { LAYER_TENSORS, MODEL_TENSORS, tensorDef, type TensorDef } from '../model/tensors.js';
+import { layerTensors, MODEL_TENSORS, tensorDef, type TensorDef } from '../model/tensors.js';
 import type { GrokConfig } from '../model/config.js';
 import { type Arr, type DType, alloc, ropeTables } from './ops.js';
 import {
@@ -52,7 +52,7 @@ export class ParamSet {
     };
     const embd = tensorDef('token_embd');
     add(`${embd.gguf[0]}.weight`, shape(embd));
-    for (let l = 0; l < c.nLayers; l++) for (const t of LAYER_TENSORS) add(`blk.${l}.${t.gguf[0]}.weight`, shape(t));
+    for (let l = 0; l < c.nLayers; l++) for (const t of layerTensors(c)) add(`blk.${l}.${t.gguf[0]}.weight`, shape(t));
     for (const t of MODEL_TENSORS) if (t !== embd && !t.optional) add(`${t.gguf[0]}.weight`, shape(t));
   }
 
