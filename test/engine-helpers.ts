@@ -61,7 +61,7 @@ export function testTokenizer(vocabSize: number): Tokenizer {
 }
 
 /** The text a continuation adds: decode(prompt + ids) after decode(prompt) (independent of src/api). */
-export function continuation(tok: Pick<TextTokenizer, 'decode'>, prompt: readonly number[], ids: readonly number[]): string {
+export function continuation(tok: TextTokenizer, prompt: readonly number[], ids: readonly number[]): string {
   const before = tok.decode(prompt);
   const all = tok.decode([...prompt, ...ids]);
   if (!all.startsWith(before)) throw new Error('decode(prompt) is not a prefix of decode(prompt + ids)');

@@ -57,8 +57,8 @@ function matrices(model: GrokModel): { name: string; m: Matrix }[] {
   const w = model.weights;
   const out: { name: string; m: Matrix }[] = [{ name: 'token_embd', m: w.token_embd }];
   w.layers.forEach((L, l) => {
-    for (const key of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate_inp'] as const) out.push({ name: `blk.${l}.${key}`, m: L[key] });
-    for (const key of ['ffn_gate_exps', 'ffn_up_exps', 'ffn_down_exps'] as const) L[key].forEach((m, e) => out.push({ name: `blk.${l}.${key}.${e}`, m }));
+    for (const key of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate_inp'] as const) out.push({ name: `blk.${l}.${key}`, m: L[key] as Matrix });
+    for (const key of ['ffn_gate_exps', 'ffn_up_exps', 'ffn_down_exps'] as const) L[key].forEach((m, e) => out.push({ name: `blk.${l}.${key}.${e}`, m: m as Matrix }));
   });
   return out;
 }
@@ -271,11 +271,11 @@ for (const { label, make } of skipSets) {
           const want = full.subarray((r - 1) * V, r * V), got = lastOnly.subarray(i * V, (i + 1) * V);
           assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength)), `${file}: sequence ${i}'s last row differs`);
         });
-        const moeRows = [...last.ffn_gate_exps, ...last.ffn_up_exps, ...last.ffn_down_exps].reduce((s, m) => s + (rows.get(m) ?? 0), 0);
+        const moeRows = [...last.ffn_gate_exps, ...last.ffn_up_exps, ...last.ffn_down_exps].reduce((s, m) => s + (rows.get(m as Matrix) ?? 0), 0);
         assert.equal(moeRows, 3 * A * seqs.length, `${file}: the last layer's experts ran on ${moeRows / 3 / A} tokens`);
-        assert.equal(rows.get(last.attn_q), seqs.length);
-        assert.equal(rows.get(last.attn_k), 13, 'keys and values of every token are still cached');
-        assert.equal(rows.get(model.weights.output ?? model.weights.token_embd), seqs.length);
+        assert.equal(rows.get(last.attn_q as Matrix), seqs.length);
+        assert.equal(rows.get(last.attn_k as Matrix), 13, 'keys and values of every token are still cached');
+        assert.equal(rows.get((model.weights.output ?? model.weights.token_embd) as Matrix), seqs.length);
       }
     } finally {
       closeKernels(inner);

@@ -11,6 +11,11 @@
  *
  * The answer's leading whitespace (the space after "Assistant:") is not part of the returned content.
  * Override it with a JSON file of the same fields (`grok serve --chat-template file.json`).
+ *
+ * Grok-2 was released with a chat format of its own (its tokenizer.tok.json and SGLang's template): each
+ * turn ends with the special token <|separator|> and a blank line, system text is labelled "System:",
+ * and the answer starts after "Assistant:" (GROK2_CHAT_TEMPLATE; the model ends its turn with <|separator|>
+ * or <|eos|>).
  */
 import fs from 'node:fs';
 import { z } from 'zod';
@@ -33,6 +38,19 @@ export const DEFAULT_CHAT_TEMPLATE: Readonly<ChatTemplate> = Object.freeze({
   generation: 'Assistant:',
   stop: ['\nHuman:'],
 });
+
+export const GROK2_CHAT_TEMPLATE: Readonly<ChatTemplate> = Object.freeze({
+  system: 'System: {content}<|separator|>\n\n',
+  user: 'Human: {content}<|separator|>\n\n',
+  assistant: 'Assistant: {content}<|separator|>\n\n',
+  generation: 'Assistant:',
+  stop: ['<|separator|>', '\nHuman:'],
+});
+
+/** The chat template a model family comes with. */
+export function chatTemplateFor(config: { readonly family: 'grok-1' | 'grok-2' }): Readonly<ChatTemplate> {
+  return config.family === 'grok-2' ? GROK2_CHAT_TEMPLATE : DEFAULT_CHAT_TEMPLATE;
+}
 
 export interface ChatMessage {
   role: 'system' | 'developer' | 'user' | 'assistant';

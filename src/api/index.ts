@@ -219,12 +219,17 @@ function releaseKernels(k: Kernels): void {
   closeKernels(k);
 }
 
-/** tokenizer.model beside a checkpoint, or up to two folders above it (ckpt-0's parent holds it in the release). */
+/**
+ * tokenizer.model (Grok-1) or tokenizer.tok.json (Grok-2) beside a checkpoint, or up to two folders above
+ * it (ckpt-0's parent holds it in the Grok-1 release).
+ */
 function findTokenizerNear(modelPath: string): string | null {
   let dir = fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
   for (let i = 0; i < 3; i++) {
-    const p = path.join(dir, 'tokenizer.model');
-    if (fs.existsSync(p)) return p;
+    for (const name of ['tokenizer.model', 'tokenizer.tok.json']) {
+      const p = path.join(dir, name);
+      if (fs.existsSync(p)) return p;
+    }
     dir = path.dirname(dir);
   }
   return null;
@@ -245,7 +250,7 @@ export function tokenizerOf(modelPath: string): TextTokenizer {
   }
   const near = findTokenizerNear(resolved);
   if (!near) throw new NoTokenizerError(resolved);
-  return Tokenizer.fromFile(near);
+  return loadTokenizerFile(near);
 }
 
 /**
@@ -286,7 +291,7 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
     else tokenizer = source.format === 'gguf' ? fromGgufSource(source) : null;
     if (!tokenizer) {
       const p = findTokenizerNear(resolved);
-      tokenizer = p ? Tokenizer.fromFile(p) : null;
+      tokenizer = p ? loadTokenizerFile(p) : null;
     }
     if (tokenizer && tokenizer.vocabSize !== model.config.vocabSize) {
       throw new Error(`${tokenizer.source}: the tokenizer has ${tokenizer.vocabSize} tokens but the model ${resolved} has a vocabulary of ${model.config.vocabSize}`);

@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { DEFAULT_CHAT_TEMPLATE, type ChatTemplate } from './chat.js';
+import { chatTemplateFor, type ChatTemplate } from './chat.js';
 import { packageRoot, type Grok } from './index.js';
 import { ApiError, fromFastifyError } from './http/errors.js';
 import type { GenerationContext } from './http/generation.js';
@@ -269,7 +269,7 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
   const webRoot = options.webRoot ?? path.join(packageRoot(), 'dist', 'web');
   if (webRoot !== false) registerStaticPage(app, webRoot);
   registerOpenAiRoutes(app, { grok, modelId, live, note, metrics }, {
-    template: options.chatTemplate ?? DEFAULT_CHAT_TEMPLATE,
+    template: options.chatTemplate ?? chatTemplateFor(grok.model.config),
     maxChoices: options.maxChoices ?? SERVER_DEFAULTS.maxChoices,
     maxPromptRoutingTokens: options.maxPromptRoutingTokens ?? SERVER_DEFAULTS.maxPromptRoutingTokens,
     strictModel: options.strictModel ?? false,

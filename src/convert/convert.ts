@@ -229,14 +229,21 @@ function* convertUnits(x: UnitContext): Generator<Unit> {
         }
         yield { tensor: i, pieces, begin: () => { slab = x.reader.read([m.q, m.scales]); }, release: () => x.reader.release(slab!.mem) };
       } else {
-        // plain floats stored [in, out] (small: routers, tiny models): transposed here, handed over by chunk
+        // plain floats stored [in, out] (small: routers, tiny models): transposed here; tensor-parallel shards
+        // (Grok-2's experts): joined here; either handed over by chunk as floats
         let vals: Float32Array | undefined;
         const pieces: Piece[] = [];
         for (let r0 = 0; r0 < t.nOut; r0 += perJob) {
           const rows = Math.min(perJob, t.nOut - r0);
           pieces.push(quantised(rows, (dst) => x.pool.run({ ...job(rows, dst), vals: vals!.slice(r0 * t.nIn, (r0 + rows) * t.nIn) })));
         }
-        yield { tensor: i, pieces, begin: () => { vals = x.files.transposed(m); }, release: () => { vals = undefined; } };
+        const floats = (): Float32Array => {
+          if (m.layout === 'transpose') return x.files.transposed(m);
+          const out = new Float32Array(t.nIn * t.nOut);
+          blockFormat(m.type).dequantize(x.files.joined(m), 0, t.nIn * t.nOut, out, 0);
+          return out;
+        };
+        yield { tensor: i, pieces, begin: () => { vals = floats(); }, release: () => { vals = undefined; } };
       }
     }
   }

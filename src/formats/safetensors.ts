@@ -165,8 +165,17 @@ function readConfigJson(dir: string): unknown {
   return parseJsonFile(p);
 }
 
-/** Resolves a user path into either one .safetensors file or an index file. */
-function resolveTarget(p: string): { kind: 'file' | 'index'; path: string } {
+/**
+ * A tensor-parallel release (xai-org/grok-2): files `<stem>-TP-common.safetensors` hold whole tensors,
+ * `<stem>-TP-00r.safetensors` hold rank r's shard of the tensors they name, and there is no index. Shards
+ * appear in the source as `<name>@tp<r>` (TP_SHARD), one per rank, each its own byte range: which axis a
+ * tensor was split along is the model's knowledge (src/model/map-hf.ts), not the file format's.
+ */
+export const TP_FILE = /-TP-(common|\d{3})\.safetensors$/;
+export const TP_SHARD = '@tp';
+
+/** Resolves a user path into one .safetensors file, an index file, or the files of a tensor-parallel release. */
+function resolveTarget(p: string): { kind: 'file' | 'index'; path: string } | { kind: 'tp'; path: string; files: string[] } {
   const abs = path.resolve(p);
   let st: fs.Stats;
   try {
@@ -181,8 +190,12 @@ function resolveTarget(p: string): { kind: 'file' | 'index'; path: string } {
     if (fs.existsSync(index)) return inside('index', index);
     const single = path.join(abs, 'model.safetensors');
     if (fs.existsSync(single)) return inside('file', single);
-    const found = fs.readdirSync(abs).filter((f) => f.endsWith('.safetensors'));
+    const found = fs.readdirSync(abs).filter((f) => f.endsWith('.safetensors')).sort();
     if (found.length === 1) return inside('file', path.join(abs, found[0]!));
+    if (found.length > 1 && found.every((f) => TP_FILE.test(f))) {
+      for (const f of found) checkContained(root, path.join(abs, f));
+      return { kind: 'tp', path: abs, files: found };
+    }
     throw new FormatError(abs, found.length === 0
       ? `directory holds neither ${SAFETENSORS_INDEX} nor any .safetensors file`
       : `directory holds ${found.length} .safetensors files but no ${SAFETENSORS_INDEX} saying which tensor is where`);
@@ -217,13 +230,76 @@ function readIndex(indexPath: string): { files: SafetensorsFile[]; tensors: Map<
   return { files: [...files.values()], tensors };
 }
 
-/** Opens a safetensors model: a .safetensors file, a model directory, or model.safetensors.index.json. */
+/**
+ * The files of a tensor-parallel release: whole tensors by name, rank r's shards as `<name>@tp<r>`. Every
+ * rank must shard the same tensors with the same dtypes and shapes, ranks numbered 0…R−1 without a gap, and
+ * no name may be both whole and sharded or whole in two files.
+ */
+function readTensorParallel(dir: string, names: readonly string[]): { files: SafetensorsFile[]; tensors: Map<string, TensorRef>; ranks: number } {
+  const files: SafetensorsFile[] = [];
+  const tensors = new Map<string, TensorRef>();
+  const byRank = new Map<number, SafetensorsFile[]>();
+  const where = new Map<string, string>();
+  for (const n of names) {
+    const f = readSafetensorsFile(path.join(dir, n));
+    files.push(f);
+    const tag = TP_FILE.exec(n)![1]!;
+    if (tag === 'common') {
+      for (const [name, ref] of f.tensors) {
+        if (where.has(name)) throw new FormatError(f.file, `tensor '${name}' is also in ${where.get(name)}: a tensor-parallel release holds each whole tensor once`);
+        where.set(name, f.file);
+        tensors.set(name, ref);
+      }
+    } else {
+      const r = Number(tag);
+      byRank.set(r, [...(byRank.get(r) ?? []), f]);
+    }
+  }
+  const ranks = byRank.size;
+  for (let r = 0; r < ranks; r++) {
+    if (!byRank.has(r)) throw new FormatError(dir, `tensor-parallel files for ranks ${[...byRank.keys()].sort((a, b) => a - b).join(', ')}: rank ${r} is missing`);
+  }
+  // Rank 0's shards set the pattern every other rank must follow.
+  const shardsOf = (r: number) => {
+    const m = new Map<string, TensorRef>();
+    for (const f of byRank.get(r)!) {
+      for (const [n, ref] of f.tensors) {
+        if (m.has(n)) throw new FormatError(ref.file, `rank ${r}'s shard of '${n}' is also in ${m.get(n)!.file}`);
+        m.set(n, ref);
+      }
+    }
+    return m;
+  };
+  const first = shardsOf(0);
+  for (let r = 0; r < ranks; r++) {
+    const mine = r === 0 ? first : shardsOf(r);
+    for (const [name, ref] of mine) {
+      const base = first.get(name);
+      if (!base) throw new FormatError(ref.file, `tensor '${name}' is sharded for rank ${r} but not for rank 0`);
+      if (base.type !== ref.type || base.shape.join(',') !== ref.shape.join(',')) {
+        throw new FormatError(ref.file, `rank ${r}'s shard of '${name}' is ${ref.type} [${ref.shape.join(', ')}], rank 0's is ${base.type} [${base.shape.join(', ')}]`);
+      }
+      if (tensors.has(name)) throw new FormatError(ref.file, `tensor '${name}' is both whole (${where.get(name)}) and sharded`);
+      tensors.set(`${name}${TP_SHARD}${r}`, ref);
+    }
+    if (mine.size !== first.size) {
+      const missing = [...first.keys()].find((n) => !mine.has(n));
+      throw new FormatError(dir, `rank ${r} lacks its shard of '${missing}'`);
+    }
+  }
+  return { files, tensors, ranks };
+}
+
+/** Opens a safetensors model: a .safetensors file, a model directory, model.safetensors.index.json, or a tensor-parallel release directory. */
 export function openSafetensors(p: string): SafetensorsSource {
   const target = resolveTarget(p);
   let files: SafetensorsFile[];
   let tensors: Map<string, TensorRef>;
+  let ranks = 0;
   if (target.kind === 'index') {
     ({ files, tensors } = readIndex(target.path));
+  } else if (target.kind === 'tp') {
+    ({ files, tensors, ranks } = readTensorParallel(target.path, target.files));
   } else {
     const f = readSafetensorsFile(target.path);
     files = [f];
@@ -232,7 +308,8 @@ export function openSafetensors(p: string): SafetensorsSource {
   const metadata = new Map<string, unknown>();
   const hm = files[0]?.headerMetadata;
   if (hm !== undefined) metadata.set('safetensors.metadata', hm);
-  const config = readConfigJson(path.dirname(target.path));
+  if (ranks > 0) metadata.set('safetensors.tpRanks', ranks);
+  const config = readConfigJson(target.kind === 'tp' ? target.path : path.dirname(target.path));
   if (config !== undefined) metadata.set('hf.config', config);
   return {
     format: 'safetensors',

@@ -19,7 +19,13 @@ export type Binding =
   /** A plain float matrix stored [nIn, nOut] (input-major): transposed into 'rows' at load (small tensors: routers). */
   | { readonly kind: 'transpose'; readonly ref: TensorRef; readonly index?: number }
   /** The released checkpoint's int8 weight + bf16 scales, [nIn, nOut] / [G, nOut], or a stack [E, …] with `index`. */
-  | { readonly kind: 'xai8'; readonly ref: QuantizedRef; readonly index?: number };
+  | { readonly kind: 'xai8'; readonly ref: QuantizedRef; readonly index?: number }
+  /**
+   * A 'rows' matrix saved for tensor parallelism as R shards, rank order (Grok-2's experts): axis 'out' =
+   * each shard holds a run of output rows [nOut/R, nIn]; 'in' = a run of input columns [nOut, nIn/R], the
+   * matrix being the sum of the shards' products. `ref` is rank 0's shard (for messages).
+   */
+  | { readonly kind: 'sharded'; readonly axis: 'out' | 'in'; readonly ref: TensorRef; readonly shards: readonly TensorRef[]; readonly index?: undefined };
 
 export interface ModelBinding {
   readonly config: GrokConfig;

@@ -13,9 +13,9 @@
  */
 import { FormatError } from '../base/errors.js';
 import type { ReadQueue } from '../kernels/types.js';
-import type { Matrix } from '../quant/matrix.js';
+import type { ModelMatrix } from '../quant/matrix.js';
 import { SlotTable, type EvictionPolicy } from './expert-policy.js';
-import type { ByteRange, MatrixLocation } from './weights.js';
+import { matrixRanges, type ByteRange, type MatrixLocation } from './weights.js';
 
 /** One expert of one layer, where its matrices are in the files. */
 export interface ExpertLocation {
@@ -25,9 +25,9 @@ export interface ExpertLocation {
 }
 
 export interface ExpertMatrices {
-  readonly gate: Matrix;
-  readonly up: Matrix;
-  readonly down: Matrix;
+  readonly gate: ModelMatrix;
+  readonly up: ModelMatrix;
+  readonly down: ModelMatrix;
 }
 
 /** Counters since loading (or the last reset): what a user sizes the budget with. */
@@ -142,7 +142,7 @@ export class ExpertCache {
       const regions: Region[] = [];
       for (const m of [x.gate, x.up, x.down]) {
         if (m.layout === 'transpose') throw new FormatError(m.bytes.file, `expert matrices stored transposed (${m.type}) cannot be streamed; convert the model first`);
-        for (const range of m.layout === 'xai8' ? [m.q, m.scales] : [m.bytes]) {
+        for (const range of matrixRanges(m)) {
           // Scales are read as 16-bit values: an odd offset in the file is read unaligned (buffered) to an even place.
           const odd = range.offset % 2 === 1;
           const readOffset = odd ? range.offset : Math.floor(range.offset / A) * A;
@@ -203,8 +203,11 @@ export class ExpertCache {
     }
     const x = this.experts[l]![e]!;
     let i = 0;
-    const matrix = (m: MatrixLocation): Matrix => {
+    const matrix = (m: MatrixLocation): ModelMatrix => {
       if (m.layout === 'rows') return { layout: 'rows', type: m.type, nIn: m.nIn, nOut: m.nOut, data: views[i++]! };
+      if (m.layout === 'split') {
+        return { layout: 'split', axis: m.axis, nIn: m.nIn, nOut: m.nOut, parts: m.parts.map((p) => ({ layout: 'rows', type: p.type, nIn: p.nIn, nOut: p.nOut, data: views[i++]! })) };
+      }
       if (m.layout !== 'xai8') throw new Error('unreachable');
       const q = views[i++]!, sc = views[i++]!;
       return {

@@ -1,5 +1,6 @@
 /**
- * The Grok-1 forward pass (xai-org/grok-1 model.py), over the kernel interface.
+ * The Grok forward pass over the kernel interface: Grok-1 (xai-org/grok-1 model.py) and Grok-2
+ * (xai-org/grok-2 as SGLang runs it), one graph whose differences are named config fields.
  *
  * How Grok-1 differs from a plain GPT:
  * - token embedding ×78.38 (embedding_multiplier_scale); output logits = h·Eᵀ ×0.5774 (tied embedding);
@@ -10,6 +11,14 @@
  * - 8-expert top-2 MoE: softmax router, the chosen experts' softmax probabilities used as gates WITHOUT
  *   renormalising over the two; experts are gated FFNs gelu_tanh(x·Wgate) ⊙ (x·Wup) · Wdown; no biases.
  *
+ * What Grok-2 adds (config fields; zero / Grok-1's value switches each off):
+ * - a dense gated MLP (denseFfnSize) on the same normed input beside the experts; (mlp + moe)/√2 before
+ *   the post-MoE norm;
+ * - router logits soft-capped (routerSoftcap·tanh(x/cap)) before the softmax; top-2 still not renormalised;
+ * - after the attention soft-cap, a query at position p > attnTemperatureLen has its scores × log2(p)/log2(L);
+ * - exact erf GELU (gelu: 'erf'); untied output; final logits soft-capped after the output scale;
+ *   scores × head_dim^-0.5; pad keys not masked (maskPadKeys).
+ *
  * Dimensions: N tokens in the batch, D model width (6144), H query heads (48), G key/value heads (8),
  * K head width (128), F expert width (32768), E experts (8), A experts per token (2), V vocabulary.
  *
@@ -19,31 +28,32 @@
 import { allocKV, checkKVType, kvRowBytes, kvRowElements, writeKVRows } from '../kernels/kv.js';
 import type { Kernels, KVData, KVType, WeightMaps } from '../kernels/types.js';
 import type { GrokConfig } from './config.js';
-import type { Matrix } from '../quant/matrix.js';
+import type { Matrix, ModelMatrix } from '../quant/matrix.js';
+import { matmulSplit } from '../kernels/split.js';
 import type { ExpertCache, ExpertMatrices } from './expert-cache.js';
 
 export interface LayerWeights {
   attn_norm: Float32Array; //        [D]
-  attn_q: Matrix; //                 D → H·K
-  attn_k: Matrix; //                 D → G·K
-  attn_v: Matrix; //                 D → G·K
-  attn_output: Matrix; //            H·K → D
+  attn_q: ModelMatrix; //                 D → H·K
+  attn_k: ModelMatrix; //                 D → G·K
+  attn_v: ModelMatrix; //                 D → G·K
+  attn_output: ModelMatrix; //            H·K → D
   attn_output_norm: Float32Array; // [D]
   ffn_norm: Float32Array; //         [D]
   ffn_gate_inp: Matrix; //           D → E (router)
-  ffn_gate_exps: Matrix[]; //        E × (D → F), GELU side (moe/linear)
-  ffn_up_exps: Matrix[]; //          E × (D → F), linear side (moe/linear_v)
-  ffn_down_exps: Matrix[]; //        E × (F → D) (moe/linear_1)
-  ffn_gate?: Matrix; //              D → I, Grok-2's dense MLP beside the experts (I = denseFfnSize), GELU side
-  ffn_up?: Matrix; //                D → I, linear side
-  ffn_down?: Matrix; //              I → D
+  ffn_gate_exps: ModelMatrix[]; //        E × (D → F), GELU side (moe/linear)
+  ffn_up_exps: ModelMatrix[]; //          E × (D → F), linear side (moe/linear_v)
+  ffn_down_exps: ModelMatrix[]; //        E × (F → D) (moe/linear_1)
+  ffn_gate?: ModelMatrix; //              D → I, Grok-2's dense MLP beside the experts (I = denseFfnSize), GELU side
+  ffn_up?: ModelMatrix; //                D → I, linear side
+  ffn_down?: ModelMatrix; //              I → D
   layer_output_norm: Float32Array; //[D]
 }
 
 export interface GrokWeights {
   token_embd: Matrix; //             rows: V rows of D (the tied embedding)
   output_norm: Float32Array; //      [D]
-  output?: Matrix; //                D → V, only for untied exports; absent = token_embd
+  output?: ModelMatrix; //                D → V, only for untied exports; absent = token_embd
   layers: LayerWeights[];
 }
 
@@ -230,22 +240,25 @@ export class GrokModel {
     this.expertCache?.close();
   }
 
-  private tiny(w: Matrix): boolean {
+  private tiny(w: ModelMatrix): boolean {
     return w.nIn * w.nOut <= this.floatActivationsMaxWeights;
   }
 
-  /** y = x·W, float32 activations for tiny matrices (see FLOAT_ACTIVATIONS_MAX_WEIGHTS). */
-  private matmul(w: Matrix, x: Float32Array, T: number, y: Float32Array): void {
-    if (this.tiny(w)) this.kernels.matmulExact(w, x, T, y);
+  /** y = x·W, float32 activations for tiny matrices (see FLOAT_ACTIVATIONS_MAX_WEIGHTS); tensor-parallel shards as their parts. */
+  private matmul(w: ModelMatrix, x: Float32Array, T: number, y: Float32Array): void {
+    if (w.layout === 'split') matmulSplit(this.kernels, w, x, T, y, this.tiny(w));
+    else if (this.tiny(w)) this.kernels.matmulExact(w, x, T, y);
     else this.kernels.matmul(w, x, T, y);
   }
 
   /** ys[i] = x·ws[i] for matrices reading the same x: its fast-mode quantisation done once for the large ones. */
-  private matmulShared(ws: readonly Matrix[], x: Float32Array, T: number, ys: readonly Float32Array[]): void {
-    const big = ws.flatMap((w, i) => (this.tiny(w) ? [] : [i]));
-    ws.forEach((w, i) => { if (this.tiny(w)) this.kernels.matmulExact(w, x, T, ys[i]!); });
-    if (big.length === 1) this.kernels.matmul(ws[big[0]!]!, x, T, ys[big[0]!]!);
-    else if (big.length > 1) this.kernels.matmulMany(big.map((i) => ws[i]!), x, T, big.map((i) => ys[i]!));
+  private matmulShared(ws: readonly ModelMatrix[], x: Float32Array, T: number, ys: readonly Float32Array[]): void {
+    ws.forEach((w, i) => { if (w.layout === 'split') this.matmul(w, x, T, ys[i]!); });
+    const whole = ws.flatMap((w, i) => (w.layout === 'split' ? [] : [i]));
+    const big = whole.filter((i) => !this.tiny(ws[i]!));
+    whole.forEach((i) => { if (this.tiny(ws[i]!)) this.kernels.matmulExact(ws[i] as Matrix, x, T, ys[i]!); });
+    if (big.length === 1) this.kernels.matmul(ws[big[0]!] as Matrix, x, T, ys[big[0]!]!);
+    else if (big.length > 1) this.kernels.matmulMany(big.map((i) => ws[i] as Matrix), x, T, big.map((i) => ys[i]!));
   }
 
   /** A reusable buffer of at least n values (contents undefined). */
@@ -295,7 +308,7 @@ export class GrokModel {
         if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} is outside the vocabulary (0…${c.vocabSize - 1})`);
         tokens[starts[i]! + t] = id;
         positions[starts[i]! + t] = s.cache.length + t;
-        s.cache.keyMask[s.cache.length + t] = id === c.padToken ? 0 : 1;
+        s.cache.keyMask[s.cache.length + t] = c.maskPadKeys && id === c.padToken ? 0 : 1;
       }
     });
 
@@ -366,7 +379,7 @@ export class GrokModel {
         const qr = narrow ? i : r0, qT = narrow ? 1 : T, qPos0 = narrow ? pos0 + T - 1 : pos0;
         kn.attention({
           q: q.subarray(qr * HK, (qr + qT) * HK), kCache: s.cache.k[l]!, vCache: s.cache.v[l]!, keyMask: s.cache.keyMask,
-          kvType: s.cache.kvType, T: qT, pos0: qPos0, nHeads: H, nKV: G, headDim: K, scale: c.attnOutputMultiplier, softcap: c.attnSoftcap,
+          kvType: s.cache.kvType, T: qT, pos0: qPos0, nHeads: H, nKV: G, headDim: K, scale: c.attnOutputMultiplier, softcap: c.attnSoftcap, temperatureLen: c.attnTemperatureLen,
           out: attn.subarray(qr * HK, (qr + qT) * HK),
         });
       });
@@ -383,7 +396,8 @@ export class GrokModel {
       // 3. MoE: h = RMSNorm_2(x); softmax router; top-A experts; gated GELU experts, grouped by expert.
       kn.rmsnorm(x, L.ffn_norm, c.rmsNormEps, M, D, h);
       trace?.('ffn_norm', l, h, M);
-      kn.matmulExact(L.ffn_gate_inp, h, M, routerLogits); // float32 inputs in every mode (FLOAT_ACTIVATIONS_MAX_WEIGHTS)
+      kn.matmulExact(L.ffn_gate_inp as Matrix, h, M, routerLogits); // float32 inputs in every mode (FLOAT_ACTIVATIONS_MAX_WEIGHTS)
+      softcap(routerLogits, M * E, c.routerSoftcap); // Grok-2: 30·tanh(x/30) before the softmax
       trace?.('ffn_moe_logits', l, routerLogits, M);
       route(routerLogits, M, E, A, chosen, gates);
       opts.onRoute?.(l, chosen, gates, M);
@@ -397,6 +411,12 @@ export class GrokModel {
         : { x: Float32Array.from(lastRows.flatMap((r) => Array.from(x.subarray(r * D, (r + 1) * D)))), rows: lastRows.length };
       this.experts(l, L, h, M, chosen, gates, o, guessFrom);
       trace?.('ffn_moe_out', l, o, M);
+      if (L.ffn_gate && L.ffn_up && L.ffn_down) {
+        // Grok-2: the dense MLP on the same normed input, beside the experts; (mlp + moe)/√2 before the post-norm.
+        const dense = this.denseMlp(L.ffn_gate, L.ffn_up, L.ffn_down, h, M);
+        trace?.('ffn_out', l, dense, M);
+        for (let i = 0; i < M * D; i++) o[i] = (dense[i]! + o[i]!) / Math.SQRT2;
+      }
       // x = x + RMSNorm_3(MoE output)
       kn.rmsnorm(o, L.layer_output_norm, c.rmsNormEps, M, D, o);
       trace?.('ffn_post_norm', l, o, M);
@@ -418,8 +438,20 @@ export class GrokModel {
     const logits = new Float32Array(rows * c.vocabSize);
     this.matmul(w.output ?? w.token_embd, hs, rows, logits);
     for (let i = 0; i < logits.length; i++) logits[i] = logits[i]! * c.outputMultiplier;
+    softcap(logits, logits.length, c.finalLogitSoftcap); // Grok-2: 50·tanh(z/50), after the scale
     trace?.('result_output', c.nLayers, logits, rows);
     return logits;
+  }
+
+  /** Grok-2's dense MLP: down(gelu(h·gate) ⊙ (h·up)) for M rows of h, in a buffer of its own. */
+  private denseMlp(gate: ModelMatrix, up: ModelMatrix, down: ModelMatrix, h: Float32Array, M: number): Float32Array {
+    const I = this.config.denseFfnSize, D = this.config.dModel;
+    const g = this.buffer('gate', M * I).subarray(0, M * I), u = this.buffer('up', M * I).subarray(0, M * I);
+    this.matmulShared([gate, up], h, M, [g, u]);
+    this.kernels.gelu(g, M * I, u, this.config.gelu);
+    const out = new Float32Array(M * D);
+    this.matmul(down, g, M, out);
+    return out;
   }
 
   /**
@@ -435,7 +467,8 @@ export class GrokModel {
     const h = this.buffer('guess', N * D).subarray(0, N * D);
     this.kernels.rmsnorm(x, L.ffn_norm, c.rmsNormEps, N, D, h);
     const logits = new Float32Array(N * E), chosen = new Int32Array(N * A), gates = new Float32Array(N * A);
-    this.kernels.matmulExact(L.ffn_gate_inp, h, N, logits);
+    this.kernels.matmulExact(L.ffn_gate_inp as Matrix, h, N, logits);
+    softcap(logits, N * E, c.routerSoftcap);
     route(logits, N, E, A, chosen, gates);
     cache.prefetch(l, byUse(chosen, E));
   }
@@ -484,7 +517,7 @@ export class GrokModel {
       try {
         // gate and up read the same input: quantised once.
         this.matmulShared([W.gate, W.up], xe, M, [gate, up]);
-        kn.gelu(gate, M * F, up); // gate = gelu(gate) ⊙ up
+        kn.gelu(gate, M * F, up, c.gelu); // gate = gelu(gate) ⊙ up
         this.matmul(W.down, gate, M, down);
       } finally {
         cache?.release(l, e);
@@ -498,6 +531,11 @@ export class GrokModel {
       }
     }
   }
+}
+
+/** x[i] = cap·tanh(x[i]/cap) over n values; cap 0: unchanged. */
+function softcap(x: Float32Array, n: number, cap: number): void {
+  if (cap > 0) for (let i = 0; i < n; i++) x[i] = cap * Math.tanh(x[i]! / cap);
 }
 
 /** The experts that `chosen` names, most used first (ties to the lower index). */

@@ -9,7 +9,7 @@ import type { ModelSource } from '../formats/tensor-ref.js';
 import { referenceKernels } from '../kernels/reference.js';
 import { FormatError, ModelTooLargeError } from '../base/errors.js';
 import type { Kernels, KVType, WeightMaps } from '../kernels/types.js';
-import type { Matrix } from '../quant/matrix.js';
+import type { Matrix, ModelMatrix } from '../quant/matrix.js';
 import type { ModelBinding } from './binding.js';
 import type { GrokConfig } from './config.js';
 import { GrokModel, type GrokWeights, type LayerWeights } from './grok.js';
@@ -202,7 +202,7 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
   const files = new WeightFiles();
   let done = 0;
   try {
-    const read = (t: Located): Float32Array | Matrix => {
+    const read = (t: Located): Float32Array | ModelMatrix => {
       const v = t.def.kind === 'vector' ? files.vector(t.loc as VectorLocation) : matrix(files, kernels, t.loc as MatrixLocation, mapped ? map : undefined);
       done += locationBytes(t.loc);
       opts.onProgress?.(done, residentBytes);
@@ -213,18 +213,18 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
       token_embd: byName.get('token_embd') as Matrix,
       output_norm: byName.get('output_norm') as Float32Array,
       layers: layers.map((ts) => {
-        const L: Record<string, Float32Array | Matrix | Matrix[]> = {};
+        const L: Record<string, Float32Array | ModelMatrix | ModelMatrix[]> = {};
         for (const t of ts) {
           if (t.def.scope === 'expert') {
-            const list = (L[t.def.name] ??= []) as Matrix[];
-            if (!experts) list.push(read(t) as Matrix); // streamed experts stay on disk: the lists stay empty
+            const list = (L[t.def.name] ??= []) as ModelMatrix[];
+            if (!experts) list.push(read(t) as ModelMatrix); // streamed experts stay on disk: the lists stay empty
           } else L[t.def.name] = read(t);
         }
         return L as unknown as LayerWeights; // the keys of LayerWeights are the table's names
       }),
     };
     const output = byName.get('output');
-    if (output) weights.output = output as Matrix;
+    if (output) weights.output = output as ModelMatrix;
     return { weights, maps, experts };
   } catch (e) {
     maps?.release();
@@ -294,8 +294,12 @@ function bytesOf(files: WeightFiles, kernels: Kernels, r: ByteRange, map: MapFn 
   return data;
 }
 
-function matrix(files: WeightFiles, kernels: Kernels, m: MatrixLocation, map: MapFn | undefined): Matrix {
+function matrix(files: WeightFiles, kernels: Kernels, m: MatrixLocation, map: MapFn | undefined): ModelMatrix {
   if (m.layout === 'rows') return { layout: 'rows', type: m.type, nIn: m.nIn, nOut: m.nOut, data: bytesOf(files, kernels, m.bytes, map) };
+  if (m.layout === 'split') {
+    // Tensor-parallel shards stay apart, each mapped or read where it lies (src/kernels/split.ts applies them).
+    return { layout: 'split', axis: m.axis, nIn: m.nIn, nOut: m.nOut, parts: m.parts.map((p) => ({ layout: 'rows', type: p.type, nIn: p.nIn, nOut: p.nOut, data: bytesOf(files, kernels, p.bytes, map) })) };
+  }
   if (m.layout === 'transpose') {
     // A layout the kernels cannot use as stored (routers of the checkpoint): transposed into f32 rows, copied.
     const data = kernels.allocWeight(m.nIn * m.nOut * 4);

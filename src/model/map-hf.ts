@@ -10,6 +10,7 @@
  * The config comes from config.json beside the weights (metadata 'hf.config') or an explicit configPath.
  */
 import { ConfigError, FormatError } from '../base/errors.js';
+import { TP_SHARD } from '../formats/safetensors.js';
 import { type ModelSource, type TensorRef } from '../formats/tensor-ref.js';
 import type { Binding, ModelBinding } from './binding.js';
 import { configFromJson, readConfigFile, type GrokConfig } from './config.js';
@@ -62,13 +63,30 @@ export function hfConfig(source: ModelSource, configPath?: string): GrokConfig {
   return configFromJson(c, `${source.path} (config.json)`);
 }
 
+/** Ranks of a tensor-parallel release (formats/safetensors.ts), 0 for an ordinary file set. */
+function tpRanks(source: ModelSource): number {
+  const r = source.metadata.get('safetensors.tpRanks');
+  return typeof r === 'number' ? r : 0;
+}
+
 export function bindHf(source: ModelSource, configPath?: string): ModelBinding {
   const family = detectHfFamily(source);
   const config = hfConfig(source, configPath);
   const tensors = new Map<string, Binding>();
-  const put = (canonical: string, kind: Kind, names: readonly string[], required: boolean) => {
+  const ranks = tpRanks(source);
+  const put = (canonical: string, kind: Kind, names: readonly string[], required: boolean, def?: TensorDef) => {
     let ref: TensorRef | undefined;
     for (const n of names) if ((ref = source.tensors.get(n))) break;
+    if (!ref && ranks > 0 && kind === 'rows') {
+      // A tensor-parallel release: the matrix as its R shards, split along the table's axis.
+      for (const n of names) {
+        const shards = Array.from({ length: ranks }, (_, r) => source.tensors.get(`${n}${TP_SHARD}${r}`));
+        if (!shards[0]) continue;
+        if (!def?.tpAxis) throw new FormatError(shards[0].file, `'${n}' is sharded for tensor parallelism, but this runtime does not know along which axis ${canonical} is split`);
+        tensors.set(canonical, { kind: 'sharded', axis: def.tpAxis, ref: shards[0], shards: shards as TensorRef[] });
+        return;
+      }
+    }
     if (!ref) {
       if (!required) return;
       throw new FormatError(source.path, `missing tensor ${names.map((n) => `'${n}'`).join(' or ')} (for ${canonical}; HF family ${family.name})`);
@@ -85,7 +103,7 @@ export function bindHf(source: ModelSource, configPath?: string): ModelBinding {
       if (presence(def, config) === 'absent') continue;
       const perExpert = c.includes('{E}');
       for (let e = 0; e < (perExpert ? config.nExperts : 1); e++) {
-        put(`blk.${l}.${sub(c, e)}`, k, names.map((n) => sub(n, e)), true);
+        put(`blk.${l}.${sub(c, e)}`, k, names.map((n) => sub(n, e)), true, def);
       }
     }
   }

@@ -38,6 +38,11 @@ export interface TensorDef {
   readonly ggufSplit?: string;
   /** The released checkpoint's parameter path (a layer's: under `transformer/decoder_layer_L/`). */
   readonly ckpt?: string;
+  /**
+   * How a tensor-parallel release splits this matrix (Megatron's column/row-parallel linears): 'out' runs
+   * of output rows (gate and up), 'in' runs of input columns (down). Grok-2 pre-splits only its experts.
+   */
+  readonly tpAxis?: 'out' | 'in';
   /** Hugging Face ports, family A (xAI-like names) and B (hpcai-tech names): every spelling, tried in order. */
   readonly hfA: readonly string[];
   readonly hfB: readonly string[];
@@ -108,19 +113,19 @@ export const GROK_TENSORS: readonly TensorDef[] = [
   {
     // GELU side of each expert (model.py moe/linear).
     name: 'ffn_gate_exps', scope: 'expert', kind: 'matrix', dims: (c) => ({ nIn: c.dModel, nOut: c.ffnSize }),
-    gguf: ['ffn_gate_exps'], ggufSplit: 'ffn_gate', ckpt: 'moe/linear/w',
+    gguf: ['ffn_gate_exps'], ggufSplit: 'ffn_gate', ckpt: 'moe/linear/w', tpAxis: 'out',
     hfA: experts(A, 'moe', 'linear', 'w1'), hfB: experts(B, 'moe_block.experts', 'linear', 'w1'),
   },
   {
     // Linear side of each expert (moe/linear_v).
     name: 'ffn_up_exps', scope: 'expert', kind: 'matrix', dims: (c) => ({ nIn: c.dModel, nOut: c.ffnSize }),
-    gguf: ['ffn_up_exps'], ggufSplit: 'ffn_up', ckpt: 'moe/linear_v/w',
+    gguf: ['ffn_up_exps'], ggufSplit: 'ffn_up', ckpt: 'moe/linear_v/w', tpAxis: 'out',
     hfA: experts(A, 'moe', 'linear_v', 'w3'), hfB: experts(B, 'moe_block.experts', 'linear_v', 'w3'),
   },
   {
     // Output of each expert (moe/linear_1).
     name: 'ffn_down_exps', scope: 'expert', kind: 'matrix', dims: (c) => ({ nIn: c.ffnSize, nOut: c.dModel }),
-    gguf: ['ffn_down_exps'], ggufSplit: 'ffn_down', ckpt: 'moe/linear_1/w',
+    gguf: ['ffn_down_exps'], ggufSplit: 'ffn_down', ckpt: 'moe/linear_1/w', tpAxis: 'in',
     hfA: experts(A, 'moe', 'linear_1', 'w2'), hfB: experts(B, 'moe_block.experts', 'linear_1', 'w2'),
   },
   {

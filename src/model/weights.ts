@@ -24,7 +24,11 @@ export type MatrixLocation =
   /** Plain floats stored [nIn, nOut] (input-major): transposed into rows when read. */
   | { readonly layout: 'transpose'; readonly type: BlockType; readonly nIn: number; readonly nOut: number; readonly bytes: ByteRange }
   /** The released checkpoint's int8 q [nIn, nOut] and bf16 scales [groups, nOut]: usable in place. */
-  | { readonly layout: 'xai8'; readonly nIn: number; readonly nOut: number; readonly groups: number; readonly q: ByteRange; readonly scales: ByteRange };
+  | { readonly layout: 'xai8'; readonly nIn: number; readonly nOut: number; readonly groups: number; readonly q: ByteRange; readonly scales: ByteRange }
+  /** Tensor-parallel shards, each a 'rows' matrix usable in place (binding 'sharded'; SplitMatrix). */
+  | { readonly layout: 'split'; readonly axis: 'out' | 'in'; readonly type: BlockType; readonly nIn: number; readonly nOut: number; readonly parts: readonly RowsLocation[] };
+
+export type RowsLocation = Extract<MatrixLocation, { layout: 'rows' }>;
 
 export interface VectorLocation {
   readonly type: BlockType;
@@ -90,6 +94,21 @@ export function locateMatrix(binding: ModelBinding, name: string, nIn: number, n
       scales: { file: sc.file, offset: sc.offset + index * groups * nOut * 2, length: groups * nOut * 2 },
     };
   }
+  if (b.kind === 'sharded') {
+    // Every shard the same type and shape; together they make [nOut, nIn] along the axis.
+    const R = b.shards.length;
+    const parts = b.shards.map((sh, r): RowsLocation => {
+      if (!isBlockType(sh.type) || sh.type !== ref.type) shapeError(name, sh, `a float or block-quantised type, the same in every shard (rank 0: ${ref.type})`);
+      const [o, i] = b.axis === 'out' ? [nOut / R, nIn] : [nOut, nIn / R];
+      if (!Number.isInteger(o) || !Number.isInteger(i) || sh.shape.length !== 2 || sh.shape[0] !== o || sh.shape[1] !== i) {
+        shapeError(`${name} (rank ${r} of ${R})`, sh, `[${o}, ${i}] (1/${R} of [${nOut}, ${nIn}] along its ${b.axis === 'out' ? 'rows' : 'columns'})`);
+      }
+      const fmt = blockFormat(sh.type);
+      if (i % fmt.blockSize !== 0) shapeError(`${name} (rank ${r})`, sh, `rows of whole ${sh.type} blocks`);
+      return { layout: 'rows', type: sh.type, nIn: i, nOut: o, bytes: { file: sh.file, offset: sh.offset, length: rowBytes(fmt, i) * o } };
+    });
+    return { layout: 'split', axis: b.axis, type: parts[0]!.type, nIn, nOut, parts };
+  }
   throw new FormatError(ref.file, `${name}: a ${b.kind} binding cannot be used as a matrix`);
 }
 
@@ -104,7 +123,14 @@ export function locateVector(binding: ModelBinding, name: string, n: number): Ve
 
 /** Bytes a location reads. */
 export function locationBytes(l: MatrixLocation | VectorLocation): number {
-  return 'layout' in l && l.layout === 'xai8' ? l.q.length + l.scales.length : (l as { bytes: ByteRange }).bytes.length;
+  if ('layout' in l && l.layout === 'xai8') return l.q.length + l.scales.length;
+  if ('layout' in l && l.layout === 'split') return l.parts.reduce((a, p) => a + p.bytes.length, 0);
+  return l.bytes.length;
+}
+
+/** The byte ranges a matrix is read from, in order (one, or one per shard; xai8: values then scales). */
+export function matrixRanges(m: MatrixLocation): ByteRange[] {
+  return m.layout === 'xai8' ? [m.q, m.scales] : m.layout === 'split' ? m.parts.map((p) => p.bytes) : [m.bytes];
 }
 
 /** Reads byte ranges of the model's files through one descriptor per file (regular files only). */
@@ -155,6 +181,27 @@ export class WeightFiles {
   vector(v: VectorLocation): Float32Array {
     const out = new Float32Array(v.n);
     blockFormat(v.type).dequantize(this.read(v.bytes), 0, v.n, out, 0);
+    return out;
+  }
+
+  /** A 'split' matrix joined into its rows [nOut, nIn] as stored (the converter's input; the loader keeps the shards apart). */
+  joined(m: Extract<MatrixLocation, { layout: 'split' }>): Uint8Array {
+    const parts = m.parts.map((p) => this.read(p.bytes));
+    if (m.axis === 'out') {
+      const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+      let at = 0;
+      for (const p of parts) { out.set(p, at); at += p.length; }
+      return out;
+    }
+    const fmt = blockFormat(m.type);
+    const rb = rowBytes(fmt, m.nIn);
+    const out = new Uint8Array(rb * m.nOut);
+    let col = 0;
+    m.parts.forEach((p, r) => {
+      const prb = rowBytes(fmt, p.nIn);
+      for (let n = 0; n < m.nOut; n++) out.set(parts[r]!.subarray(n * prb, (n + 1) * prb), n * rb + col);
+      col += prb;
+    });
     return out;
   }
 

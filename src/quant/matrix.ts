@@ -34,3 +34,22 @@ export interface Xai8Matrix {
 }
 
 export type Matrix = RowMatrix | Xai8Matrix;
+
+/**
+ * A 'rows' matrix kept as the shards a tensor-parallel release saved it in (Grok-2's experts), each used
+ * in place: axis 'out' = parts hold consecutive runs of output rows (y is their outputs side by side);
+ * 'in' = parts hold consecutive runs of input columns (y = Σ parts[r] applied to its slice of x, in rank order).
+ */
+export interface SplitMatrix {
+  readonly layout: 'split';
+  readonly axis: 'out' | 'in';
+  readonly nIn: number;
+  readonly nOut: number;
+  readonly parts: readonly RowMatrix[];
+}
+
+/**
+ * What the model holds: a matrix the kernels take as is, or one in tensor-parallel shards, which
+ * src/kernels/split.ts applies as products of its parts (the kernels' interface stays per matrix).
+ */
+export type ModelMatrix = Matrix | SplitMatrix;
