@@ -24,7 +24,7 @@ import type { EvictionPolicy } from '../model/expert-policy.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { openModel } from '../formats/open.js';
 import { resolveModelPath } from '../hub/cache.js';
-import { byteLevelVocabularyFromGguf, hasGrok2Vocabulary, tokenizerPiecesFromGguf } from '../model/map-gguf.js';
+import { byteLevelVocabularyFromGguf, hasByteLevelVocabulary, tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
 import { tiktokenFromByteLevel } from '../tokenizer/byte-level.js';
 import { loadTokenizerFile, type TextTokenizer } from '../tokenizer/load.js';
@@ -203,7 +203,7 @@ export function defaultModelPath(): string {
  */
 export function fromGgufSource(source: ModelSource): TextTokenizer | null {
   if (source.metadata.get('tokenizer.ggml.model') === undefined) return null;
-  if (hasGrok2Vocabulary(source)) return tiktokenFromByteLevel(byteLevelVocabularyFromGguf(source), source.path);
+  if (hasByteLevelVocabulary(source)) return tiktokenFromByteLevel(byteLevelVocabularyFromGguf(source), source.path);
   const t = tokenizerPiecesFromGguf(source);
   return Tokenizer.fromPieces(t.tokens.map((piece, i) => ({ piece, score: t.scores[i]!, type: t.types[i]! })), {
     addDummyPrefix: t.addSpacePrefix,

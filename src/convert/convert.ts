@@ -28,7 +28,7 @@ import type { ModelBinding } from '../model/binding.js';
 import { locateMatrix, locateVector, WeightFiles } from '../model/weights.js';
 import type { GrokConfig } from '../model/config.js';
 import { bindModel } from '../model/map.js';
-import { byteLevelVocabularyFromGguf, hasGrok2Vocabulary, tokenizerPiecesFromGguf } from '../model/map-gguf.js';
+import { byteLevelVocabularyFromGguf, hasByteLevelVocabulary, tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { byteLevelFromTiktoken, type ByteLevelVocabulary } from '../tokenizer/byte-level.js';
 import { looksLikeTokJson, TiktokenTokenizer } from '../tokenizer/tiktoken.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
@@ -115,7 +115,7 @@ function chooseVocabulary(opts: ConvertOptions, source: ModelSource, c: GrokConf
   }
   if (source.format === 'gguf' && source.metadata.has('tokenizer.ggml.model')) {
     // a SentencePiece GGUF's add_bos/add_eos advice is not copied
-    const vocab: GgufVocabulary | ByteLevelVocabulary = hasGrok2Vocabulary(source)
+    const vocab: GgufVocabulary | ByteLevelVocabulary = hasByteLevelVocabulary(source)
       ? byteLevelVocabularyFromGguf(source)
       : (({ addBos: _b, addEos: _e, ...v }) => v)(tokenizerPiecesFromGguf(source));
     if (vocab.tokens.length !== c.vocabSize) {

@@ -334,9 +334,9 @@ export function tokenizerPiecesFromGguf(source: ModelSource): GgufTokenizerData 
   return data;
 }
 
-/** Whether a GGUF's vocabulary is Grok-2's tiktoken BPE as llama.cpp stores it (model "gpt2", pre "grok-2"). */
-export function hasGrok2Vocabulary(source: ModelSource): boolean {
-  return meta(source, 'tokenizer.ggml.model') === 'gpt2' && meta(source, 'tokenizer.ggml.pre') === 'grok-2';
+/** Whether a GGUF's vocabulary is a byte-level BPE (model "gpt2"; of those, byteLevelVocabularyFromGguf reads Grok-2's). */
+export function hasByteLevelVocabulary(source: ModelSource): boolean {
+  return meta(source, 'tokenizer.ggml.model') === 'gpt2';
 }
 
 /**
