@@ -211,6 +211,32 @@ for (const name of FIXTURES) {
   });
 }
 
+test('g2-tiny-b: the server\'s routing introspection returns the golden experts and gates of every prompt position and layer', async () => {
+  const name = 'g2-tiny-b';
+  const g = golden(name);
+  const kernels = createKernels({ kernels: 'native', threads: 2 });
+  const grok = await loadGrok(dir(name), { kernels, prefillChunk: 7 });
+  const server = createServer(grok, { modelId: name });
+  try {
+    const url = await server.listen({ host: '127.0.0.1', port: 0 });
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const req = { model: name, prompt: g.tokens, max_tokens: 3, temperature: 0, return_routed_experts: true };
+    const r = await client.completions.create(req as OpenAI.Completions.CompletionCreateParamsNonStreaming);
+    const choice = r.choices[0] as unknown as { prompt_routed_experts: number[][][]; prompt_routed_expert_weights: number[][][] };
+    assert.equal(choice.prompt_routed_experts.length, g.tokens.length);
+    for (const L of g.layers) {
+      g.tokens.forEach((_, pos) => {
+        assert.deepEqual(choice.prompt_routed_experts[pos]![L.layer], L.experts[pos], `position ${pos}, layer ${L.layer}`);
+        L.weights[pos]!.forEach((w, a) => assert.ok(Math.abs(choice.prompt_routed_expert_weights[pos]![L.layer]![a]! - w) < 1e-4));
+      });
+    }
+  } finally {
+    await server.close();
+    grok.close();
+    closeKernels(kernels);
+  }
+});
+
 /** A copy of g2-tiny-a's release files in a temporary folder, changed by `edit`. */
 function brokenCopy(edit: (d: string) => void): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'grok2-bad-'));
@@ -249,4 +275,47 @@ test('a shard whose shape does not divide the expert names the tensor, the rank 
   // Claim the experts are twice as wide as the shards hold.
   const c = b.config;
   assert.throws(() => locateMatrix(b, 'blk.0.ffn_down_exps.1', c.ffnSize * 2, c.dModel), /shape mismatch for blk\.0\.ffn_down_exps\.1 \(rank 0 of 8\).*expected \[64, 16\]/);
+});
+
+test('Grok-2 config.json: SGLang\'s defaults where the file is silent; YaRN RoPE and sliding windows refused by field', async () => {
+  const { configFromJson } = await import('../src/model/config.js');
+  const base = JSON.parse(fs.readFileSync(path.join(dir('g2-tiny-a'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  const { head_dim: _h, attn_logit_softcapping: _a, router_logit_softcapping: _r, attn_temperature_len: _t, final_logit_softcapping: _f, ...silent } = base;
+  const c = configFromJson(silent, 'config.json');
+  assert.equal(c.family, 'grok-2'); // residual_moe still says so
+  assert.equal(c.headDim, 128);
+  assert.equal(c.attnSoftcap, 30);
+  assert.equal(c.routerSoftcap, 30);
+  assert.equal(c.attnTemperatureLen, 0);
+  assert.equal(c.finalLogitSoftcap, 0);
+  assert.throws(() => configFromJson({ ...base, rope_type: 'yarn' }, 'config.json'), /config\.json.*rope_type "yarn" is not supported/);
+  assert.throws(() => configFromJson({ ...base, sliding_window_size: 4096 }, 'config.json'), /sliding_window_size.*not supported/);
+  assert.throws(() => configFromJson({ ...base, attn_temperature_len: 1 }, 'config.json'), /attn_temperature_len 1/);
+});
+
+test('grok synth --form release writes a Grok-2 release layout that reads back as written (config, shards, tokenizer)', async () => {
+  const { synthGrok2Release, syntheticTokJson } = await import('../src/convert/synth-grok2.js');
+  const { configFromJson } = await import('../src/model/config.js');
+  const config = configFromJson(JSON.parse(fs.readFileSync(path.join(dir('g2-tiny-b'), 'config.json'), 'utf8')), 'g2-tiny-b');
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'grok2-synth-'));
+  try {
+    synthGrok2Release({ config, dir: d, seed: 7 });
+    assert.equal(fs.readdirSync(d).filter((f) => f.endsWith('.safetensors')).length, 39);
+    const { model } = await loadModel(d);
+    assert.deepEqual(model.config, config);
+    const down = model.weights.layers[1]!.ffn_down_exps[2]!;
+    assert.ok(down.layout === 'split' && down.axis === 'in' && down.parts.length === 8);
+    // Each rank's shard has values of its own.
+    assert.ok(down.layout === 'split' && !Buffer.from(down.parts[0]!.data).equals(Buffer.from(down.parts[1]!.data)));
+    const logits = model.forward([{ tokens: [3, 300, 17], cache: model.newCache() }]);
+    assert.ok(logits.every((x) => Number.isFinite(x) && Math.abs(x) <= config.finalLogitSoftcap));
+    const tok = loadTokenizerFile(path.join(d, 'tokenizer.tok.json'));
+    assert.equal(tok.vocabSize, config.vocabSize);
+    const text = 'Human: the heat is on<|separator|>\n\nAssistant:';
+    assert.equal(tok.decode(tok.encode(text)), text);
+    assert.ok(tok.encode(text).length < Buffer.byteLength(text), 'merges shorten text');
+    assert.equal(syntheticTokJson(4096, 7), syntheticTokJson(4096, 7));
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 });

@@ -126,15 +126,15 @@ Examples:
     });
 }
 
-interface SynthCliOptions { preset: 'grok1' | 'tiny'; layers: number; form: 'gguf' | 'ckpt-0'; type?: BlockType; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; seed?: number; vocab?: number }
+interface SynthCliOptions { preset: 'grok1' | 'grok2' | 'tiny'; layers: number; form: 'gguf' | 'ckpt-0' | 'release'; type?: BlockType; out: string; embdType?: BlockType; tokenizer?: string; threads: number; progress?: boolean; seed?: number; vocab?: number }
 
 export function synthCommand(): Command {
   return commonOptions(new Command('synth')
-    .summary('write a random-weight model with Grok-1 widths (benchmark subject)')
-    .description('A random-weight grok GGUF with a preset\'s true widths (grok1: D 6144, 48/8 heads of 128, F 32768, 8 experts, vocab 131072) and N layers.')
-    .addOption(new Option('--preset <name>', 'widths').choices(['grok1', 'tiny']).makeOptionMandatory())
+    .summary('write a random-weight model with Grok-1 or Grok-2 widths (benchmark subject)')
+    .description('A random-weight grok model with a preset\'s true widths (grok1: D 6144, 48/8 heads of 128, F 32768, 8 experts, vocab 131072; grok2: D 8192, 64/8 heads of 128, experts 16384 wide, dense MLP 32768, vocab 131072) and N layers.')
+    .addOption(new Option('--preset <name>', 'widths').choices(['grok1', 'grok2', 'tiny']).makeOptionMandatory())
     .requiredOption('--layers <n>', 'number of layers', int(1)), typeOption('-t, --type <type>', 'block type of the matrices', SYNTH_TYPES), SYNTH_TYPES)
-    .addOption(new Option('--form <form>', 'gguf (--type required), or ckpt-0: the released checkpoint\'s int8 form, written as <out>/ckpt-0/ and <out>/config.json').choices(['gguf', 'ckpt-0']).default('gguf'))
+    .addOption(new Option('--form <form>', 'gguf (--type required); ckpt-0: Grok-1\'s released int8 form, written as <out>/ckpt-0/ and <out>/config.json; release: Grok-2\'s released layout (bf16 safetensors, experts in 8 tensor-parallel shards, config.json, tokenizer.tok.json) in <out>/').choices(['gguf', 'ckpt-0', 'release']).default('gguf'))
     .option('--seed <n>', 'random seed', int(0))
     .option('--vocab <n>', 'vocabulary size (default: the preset\'s)', int(4))
     .addHelpText('after', `
@@ -142,11 +142,26 @@ A 2-layer grok1 Q8_0 slice is ≈ 11.3 GB; in ckpt-0 form a grok1 layer is 4.9 G
 3.2 GB (less with --vocab): check free disk space first.
 Examples:
   grok synth --preset grok1 --layers 2 --type q8_0 --out slice.gguf
-  grok synth --preset grok1 --layers 1 --vocab 8192 --form ckpt-0 --out slice-ckpt     # then: grok convert slice-ckpt …`)
+  grok synth --preset grok1 --layers 1 --vocab 8192 --form ckpt-0 --out slice-ckpt     # then: grok convert slice-ckpt …
+  grok synth --preset grok2 --layers 1 --form release --out grok2-slice                 # ≈ 12.7 GB of bf16`)
     .action(async (o: SynthCliOptions) => {
       const { PRESETS, synthModel, synthCheckpoint } = await import('../convert/synth.js');
       const config = { ...PRESETS[o.preset]!, nLayers: o.layers, ...(o.vocab === undefined ? {} : { vocabSize: o.vocab }) };
+      if ((o.form === 'release') !== (config.family === 'grok-2')) {
+        throw new UsageError(o.form === 'release' ? '--form release writes Grok-2\'s layout: use --preset grok2' : `--preset grok2 is written in Grok-2's release layout: add --form release (then grok convert it to GGUF)`);
+      }
       const { bar, onProgress } = barFor('synth', o.progress);
+      if (o.form === 'release') {
+        try {
+          const { synthGrok2Release } = await import('../convert/synth-grok2.js');
+          const size = synthGrok2Release({ config, dir: o.out, onProgress, ...(o.seed === undefined ? {} : { seed: o.seed }) });
+          bar.stop();
+          process.stderr.write(`grok: wrote ${o.out}/ (Grok-2 release layout): ${(size / 2 ** 20).toFixed(1)} MiB of tensors\n`);
+        } finally {
+          bar.stop();
+        }
+        return;
+      }
       if (o.form === 'ckpt-0') {
         try {
           const size = synthCheckpoint({ config, dir: o.out, onProgress, ...(o.seed === undefined ? {} : { seed: o.seed }) });

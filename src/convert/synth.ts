@@ -17,7 +17,7 @@ import { readSmallFile } from '../base/files.js';
 import { vocabularyFromModelProto } from '../tokenizer/vocabulary.js';
 import { LLAMA_FTYPE, addGrokMetadata, addVocabulary, blockTypeForRow, grokTensorPlan, syntheticVocabulary, type GrokTensorSpec } from '../model/gguf-grok.js';
 import { GgufWriter } from '../formats/gguf-writer.js';
-import { GROK1, validateConfig, type GrokConfig } from '../model/config.js';
+import { GROK1, GROK2, validateConfig, type GrokConfig } from '../model/config.js';
 import { QuantPool } from './pool.js';
 import type { BlockType } from '../quant/index.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
@@ -33,7 +33,7 @@ export const TINY: Readonly<GrokConfig> = Object.freeze({
   contextLength: 512,
 });
 
-export const PRESETS: Readonly<Record<string, Readonly<GrokConfig>>> = { grok1: GROK1, tiny: TINY };
+export const PRESETS: Readonly<Record<string, Readonly<GrokConfig>>> = { grok1: GROK1, grok2: GROK2, tiny: TINY };
 
 export interface SynthOptions {
   config: GrokConfig;

@@ -96,6 +96,36 @@ export const GROK1: Readonly<GrokConfig> = Object.freeze({
   ...GROK1_FEATURES,
 });
 
+/** The released Grok-2 (xai-org/grok-2 config.json; SGLang's reading of it). */
+export const GROK2: Readonly<GrokConfig> = Object.freeze({
+  vocabSize: 131072,
+  dModel: 8192,
+  nLayers: 64,
+  nHeads: 64,
+  nKVHeads: 8,
+  headDim: 128,
+  ffnSize: 16384,
+  nExperts: 8,
+  nExpertsUsed: 2,
+  embeddingMultiplier: Math.sqrt(8192),
+  outputMultiplier: 0.5,
+  attnOutputMultiplier: 1 / Math.sqrt(128),
+  attnSoftcap: 30,
+  rmsNormEps: 1e-5,
+  ropeBase: 208533496,
+  contextLength: 131072,
+  padToken: 0,
+  eosToken: 2,
+  bosToken: 0,
+  family: 'grok-2',
+  denseFfnSize: 32768,
+  routerSoftcap: 30,
+  finalLogitSoftcap: 50,
+  attnTemperatureLen: 1024,
+  gelu: 'erf',
+  maskPadKeys: false,
+});
+
 type Json = Record<string, unknown>;
 
 function num(source: string, obj: Json, keys: string[], fallback?: number): number {
@@ -171,7 +201,9 @@ function grok2FromJson(o: Json, source: string, dModel: number, nHeads: number):
     const v = o[k];
     if (v !== undefined && v !== null && v !== -1 && v !== 0) throw new ConfigError(source, `field '${k}' = ${renderValue(v)}: sliding-window attention is not supported`);
   }
-  const headDim = num(source, o, ['head_dim'], Math.floor(dModel / nHeads));
+  // Defaults where the file is silent are SGLang's (models/grok.py): head_dim 128, attention and router caps
+  // 30 (its router cap is fixed at 30), no temperature, the expert width falling back to intermediate_size.
+  const headDim = num(source, o, ['head_dim'], 128);
   const cfg: GrokConfig = {
     vocabSize: num(source, o, ['vocab_size']),
     dModel,
@@ -179,13 +211,13 @@ function grok2FromJson(o: Json, source: string, dModel: number, nHeads: number):
     nHeads,
     nKVHeads: num(source, o, ['num_key_value_heads'], nHeads),
     headDim,
-    ffnSize: num(source, o, ['moe_intermediate_size']),
+    ffnSize: num(source, o, ['moe_intermediate_size', 'intermediate_size']),
     nExperts: num(source, o, ['num_local_experts']),
     nExpertsUsed: num(source, o, ['num_experts_per_tok']),
     embeddingMultiplier: num(source, o, ['embedding_multiplier_scale'], 1),
     outputMultiplier: num(source, o, ['output_multiplier_scale'], 1),
     attnOutputMultiplier: 1 / Math.sqrt(headDim),
-    attnSoftcap: num(source, o, ['attn_logit_softcapping'], 0),
+    attnSoftcap: Math.max(0, num(source, o, ['attn_logit_softcapping'], 30)),
     rmsNormEps: num(source, o, ['rms_norm_eps'], 1e-5),
     ropeBase: num(source, o, ['rope_theta'], 10000),
     contextLength: num(source, o, ['max_position_embeddings'], 131072),
@@ -194,8 +226,8 @@ function grok2FromJson(o: Json, source: string, dModel: number, nHeads: number):
     bosToken: num(source, o, ['bos_token_id'], 0),
     family: 'grok-2',
     denseFfnSize: residual ? num(source, o, ['intermediate_size']) : 0,
-    routerSoftcap: num(source, o, ['router_logit_softcapping'], 0),
-    finalLogitSoftcap: num(source, o, ['final_logit_softcapping'], 0),
+    routerSoftcap: Math.max(0, num(source, o, ['router_logit_softcapping'], 30)),
+    finalLogitSoftcap: Math.max(0, num(source, o, ['final_logit_softcapping'], 0)),
     attnTemperatureLen: Math.max(0, num(source, o, ['attn_temperature_len'], 0)),
     gelu: 'erf',
     maskPadKeys: false,
