@@ -399,6 +399,11 @@ async function llamaRun(llama: Llama, file: string, tokens: number[], text: stri
   llamaLog.length = 0;
   const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
   try {
+    // the log comes from llama.cpp's loading thread and may arrive after the load resolves: wait for its last print_info line
+    for (let waited = 0; !llamaLog.some((l) => l.includes('print_info: max token length')); waited += 10) {
+      if (waited > 10000) assert.fail(`llama.cpp printed no hyper-parameters while loading ${file}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const info = new Map<string, string>();
     for (const l of llamaLog.join('\n').split('\n')) {
       const m = /print_info: (\S[^=]*?)\s*= (.*)$/.exec(l);
