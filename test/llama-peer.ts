@@ -20,22 +20,26 @@ export interface LlamaContext {
 export interface LlamaModel {
   createContext(o: Record<string, unknown>): Promise<LlamaContext>;
   tokenize(text: string, specialTokens?: boolean): number[];
-  detokenize(tokens: readonly number[]): string;
+  detokenize(tokens: readonly number[], specialTokens?: boolean): string;
   dispose(): Promise<void>;
 }
 export interface Llama {
-  loadModel(o: { modelPath: string; gpuLayers: number; useMmap?: boolean }): Promise<LlamaModel>;
+  loadModel(o: { modelPath: string; gpuLayers: number; useMmap?: boolean; vocabOnly?: boolean }): Promise<LlamaModel>;
   dispose(): Promise<void>;
 }
 interface NodeLlamaCpp {
   getLlama(o: Record<string, unknown>): Promise<Llama>;
-  LlamaLogLevel: { error: unknown };
+  LlamaLogLevel: { error: unknown; info: unknown };
 }
 
-/** llama.cpp with its prebuilt CPU binary: never builds, never downloads, no GPU. Throws when not installed. */
-export async function loadLlama(): Promise<Llama> {
+/**
+ * llama.cpp with its prebuilt CPU binary: never builds, never downloads, no GPU. Throws when not installed.
+ * `onLog`: llama.cpp's messages down to its info level (the loader's print_info lines) go to it.
+ */
+export async function loadLlama(onLog?: (message: string) => void): Promise<Llama> {
   const pkg = path.join(PEER_DIR, 'node_modules', 'node-llama-cpp', 'package.json');
   if (!fs.existsSync(pkg)) throw new Error(`the llama.cpp peer is not installed (${path.dirname(pkg)} is missing): run \`npm run peer\``);
   const nlc = (await import(pathToFileURL(path.join(path.dirname(pkg), 'dist', 'index.js')).href)) as NodeLlamaCpp;
-  return nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, progressLogs: false, logLevel: nlc.LlamaLogLevel.error });
+  const log = onLog ? { logLevel: nlc.LlamaLogLevel.info, logger: (_level: unknown, message: string) => onLog(message) } : { logLevel: nlc.LlamaLogLevel.error };
+  return nlc.getLlama({ gpu: false, build: 'never', skipDownload: true, progressLogs: false, ...log });
 }

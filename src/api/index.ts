@@ -24,8 +24,9 @@ import type { EvictionPolicy } from '../model/expert-policy.js';
 import type { ModelSource } from '../formats/tensor-ref.js';
 import { openModel } from '../formats/open.js';
 import { resolveModelPath } from '../hub/cache.js';
-import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
+import { byteLevelVocabularyFromGguf, hasByteLevelVocabulary, tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
+import { tiktokenFromByteLevel } from '../tokenizer/byte-level.js';
 import { loadTokenizerFile, type TextTokenizer } from '../tokenizer/load.js';
 import {
   Scheduler, type FinishReason, type GenerateOptions, type GenerationRequest, type RequestStats, type TokenRouting,
@@ -36,7 +37,7 @@ import { grammarVocabularyOf } from './structured.js';
 import { GrammarEngine, type ResponseFormat } from '../engine/grammar.js';
 
 export interface LoadModelOptions {
-  /** A SentencePiece tokenizer.model to use instead of the model's own (GGUF) or the one found beside it. */
+  /** A tokenizer file (SentencePiece tokenizer.model, or Grok-2's tokenizer.tok.json) to use instead of the model's own (GGUF) or the one found beside it. */
   tokenizer?: string;
   /**
    * Kernel implementation; default createKernels({ mode: 'fast', ...kernelOptions }): the native C kernels
@@ -197,9 +198,14 @@ export function defaultModelPath(): string {
   return path.join(packageRoot(), 'models', 'default', 'model.gguf');
 }
 
-/** The tokenizer stored in a GGUF's metadata (tokenizer.ggml.*), or null when it has none. */
-export function fromGgufSource(source: ModelSource): Tokenizer | null {
+/**
+ * The tokenizer stored in a GGUF's metadata (tokenizer.ggml.*), or null when it has none: a SentencePiece
+ * vocabulary (model "llama", Grok-1), or Grok-2's tiktoken BPE as llama.cpp stores it (model "gpt2", pre
+ * "grok-2"), which encodes as tokenizer.tok.json does.
+ */
+export function fromGgufSource(source: ModelSource): TextTokenizer | null {
   if (source.metadata.get('tokenizer.ggml.model') === undefined) return null;
+  if (hasByteLevelVocabulary(source)) return tiktokenFromByteLevel(byteLevelVocabularyFromGguf(source), source.path);
   const t = tokenizerPiecesFromGguf(source);
   return Tokenizer.fromPieces(t.tokens.map((piece, i) => ({ piece, score: t.scores[i]!, type: t.types[i]! })), {
     addDummyPrefix: t.addSpacePrefix,
@@ -292,7 +298,7 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
     if (tokenizer && tokenizer.vocabSize !== model.config.vocabSize) {
       throw new Error(`${tokenizer.source}: the tokenizer has ${tokenizer.vocabSize} tokens but the model ${resolved} has a vocabulary of ${model.config.vocabSize}`);
     }
-    return new Grok(resolved, model, tokenizer, performance.now() - t0, options);
+    return new Grok(resolved, model, tokenizer, performance.now() - t0, options, loaded.binding.notes ?? []);
   } catch (e) {
     model.close();
     if (!options.kernels) releaseKernels(kernels);
@@ -323,6 +329,8 @@ export class Grok {
     /** Milliseconds spent loading. */
     readonly loadMs: number,
     private readonly options: LoadModelOptions = {},
+    /** How the model file was read, where a user should know (ModelBinding.notes): `grok` prints them once. */
+    readonly notes: readonly string[] = [],
   ) {
     this.config = model.config;
     this.engine = new Scheduler(model, {

@@ -41,7 +41,7 @@ function commonOptions(c: Command, type: Option | undefined = typeOption('-t, --
   return c
     .requiredOption('-o, --out <file>', 'the GGUF to write')
     .addOption(typeOption('--embd-type <type>', 'type of token_embd (and output) when it should differ from --type (e.g. q6_k for a q4_k model)', types))
-    .option('--tokenizer <path>', 'embed this SentencePiece tokenizer.model')
+    .option('--tokenizer <path>', 'embed this tokenizer: a SentencePiece tokenizer.model (convert also takes Grok-2\'s tokenizer.tok.json, stored as llama.cpp stores it)')
     .option('--threads <n>', 'worker threads (default: all cores)', int(1, 256), os.availableParallelism())
     .option('--progress', 'show a progress bar even when stderr is not a terminal');
 }
@@ -97,7 +97,8 @@ Examples:
   grok convert ckpt-0 --type q8_0 --tokenizer tokenizer.model --out grok-1-q8_0.gguf
   grok convert ckpt-0 --type Q4_K_M --tokenizer tokenizer.model --out grok-1-Q4_K_M.gguf
   grok convert grok-1-q8_0.gguf --type q4_k --embd-type q6_k --out grok-1-q4_k.gguf
-  grok convert ckpt-0 --type Q3_K_M --imatrix grok-1.imatrix --tokenizer tokenizer.model --out grok-1-Q3_K_M.gguf`)
+  grok convert ckpt-0 --type Q3_K_M --imatrix grok-1.imatrix --tokenizer tokenizer.model --out grok-1-Q3_K_M.gguf
+  grok convert grok-2/ --type q8_0 --tokenizer grok-2/tokenizer.tok.json --out grok-2-q8_0.gguf   # the Grok-2 release folder`)
     .action(async (source: string, o: ConvertCliOptions) => {
       const { convertModel, summarise } = await import('../convert/convert.js');
       const { bar, onProgress } = barFor('convert', o.progress);

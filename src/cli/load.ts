@@ -42,6 +42,7 @@ export async function loadForCli(o: ModelOptionValues & KernelOptionValues & KVO
   } finally {
     bar.stop();
   }
+  for (const n of grok.notes) say(`note: ${n}`);
   say(`loaded ${grok.path} in ${(grok.loadMs / 1000).toFixed(2)} s (${grok.model.kernels.name})`);
   return grok;
 }

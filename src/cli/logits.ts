@@ -28,7 +28,8 @@ export function logitsCommand(): Command {
     const { resolveModelPath } = await import('../hub/cache.js');
     const kernels = await kernelsFromOptions(o);
     try {
-      const { model } = await loadModel(o.model === undefined ? defaultModelPath() : resolveModelPath(o.model), { kernels, ...streamingOptions(o), ...(o.config ? { configPath: o.config } : {}) });
+      const { model, binding } = await loadModel(o.model === undefined ? defaultModelPath() : resolveModelPath(o.model), { kernels, ...streamingOptions(o), ...(o.config ? { configPath: o.config } : {}) });
+      for (const n of binding.notes ?? []) process.stderr.write(`grok: note: ${n}\n`);
       const V = model.config.vocabSize;
       for (const id of ids) if (id >= V) throw new UsageError(`--tokens: id ${id} is outside the vocabulary (0…${V - 1})`);
       const logits = model.forward([{ tokens: ids, cache: model.newCache(Math.max(ids.length, 1)) }]);

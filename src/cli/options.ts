@@ -70,7 +70,7 @@ export interface ModelOptionValues {
 export function addModelOptions(cmd: Command, what = 'model'): Command {
   return cmd
     .option('-m, --model <path>', `${what}: a ckpt-0 directory, a .gguf file (or a folder holding one), a .safetensors file or folder, or a Hugging Face repo id fetched by grok pull (org/name, org/name:QUANT) (default: the embedded model)`)
-    .option('--tokenizer <path>', 'SentencePiece tokenizer.model (default: the GGUF\'s own, or one beside the checkpoint)')
+    .option('--tokenizer <path>', 'SentencePiece tokenizer.model or Grok-2 tokenizer.tok.json (default: the GGUF\'s own, or one beside the checkpoint)')
     .option('--config <path>', 'config.json to use instead of the one found beside the model');
 }
 

@@ -1,6 +1,7 @@
 /**
  * Converting any model this runtime reads (ckpt-0, safetensors, GGUF) into a grok GGUF. Writes llama.cpp's `grok` GGUF (LLM_ARCH_GROK): matrices as [out, in] rows, experts merged into
- * `_exps` stacks, norms and routers F32, tied output (no output.weight unless the source has one).
+ * `_exps` stacks, norms and routers F32, tied output (no output.weight unless the source has one; Grok-2's
+ * own output and its dense MLP, ffn_gate/ffn_up/ffn_down, are planned like any matrix: grokTensorPlan).
  * One streaming pass (stream.ts): source slabs (64 MiB of rows, or one checkpoint matrix) are read ahead
  * asynchronously into shared memory, the workers (--threads) dequantise and quantise chunks of rows in
  * place into shared output slots, and the writer writes the chunks in file order — reading, quantising and
@@ -9,8 +10,10 @@
  * From the checkpoint's int8 + bf16 scales, Q8_0 keeps the checkpoint's own levels and scale wherever that
  * is exact (xai8RowsToQ8_0). A source already stored in the target type is copied, not re-quantised.
  *
- * Tokenizer keys (llama.cpp refuses a GGUF without them): from --tokenizer, else the source GGUF's own,
- * else a synthetic stand-in vocabulary (syntheticVocabulary; said so in general.description).
+ * Tokenizer keys (llama.cpp refuses a GGUF without them): from --tokenizer (a SentencePiece tokenizer.model,
+ * or Grok-2's tokenizer.tok.json, stored as llama.cpp's converter stores it: byte-level BPE, pre "grok-2"),
+ * else the source GGUF's own, else a synthetic stand-in vocabulary (syntheticVocabulary; said so in
+ * general.description).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,7 +28,9 @@ import type { ModelBinding } from '../model/binding.js';
 import { locateMatrix, locateVector, WeightFiles } from '../model/weights.js';
 import type { GrokConfig } from '../model/config.js';
 import { bindModel } from '../model/map.js';
-import { tokenizerPiecesFromGguf } from '../model/map-gguf.js';
+import { byteLevelVocabularyFromGguf, hasByteLevelVocabulary, tokenizerPiecesFromGguf } from '../model/map-gguf.js';
+import { byteLevelFromTiktoken, type ByteLevelVocabulary } from '../tokenizer/byte-level.js';
+import { looksLikeTokJson, TiktokenTokenizer } from '../tokenizer/tiktoken.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import { QuantPool } from './pool.js';
 import { RECIPES, recipeNamed, recipeTypes } from './recipes.js';
@@ -96,16 +101,23 @@ function typeOf(t: GrokTensorSpec, type: BlockType, embdType: BlockType): BlockT
   return blockTypeForRow(t.kind === 'embedding' ? embdType : type, t.nIn);
 }
 
-function chooseVocabulary(opts: ConvertOptions, source: ModelSource, c: GrokConfig): { vocab: GgufVocabulary; kind: ConvertResult['vocabulary'] } {
+function chooseVocabulary(opts: ConvertOptions, source: ModelSource, c: GrokConfig): { vocab: GgufVocabulary | ByteLevelVocabulary; kind: ConvertResult['vocabulary'] } {
   if (opts.tokenizer) {
-    const vocab = vocabularyFromModelProto(readModelProto(readSmallFile(opts.tokenizer, 256 << 20), opts.tokenizer));
+    const bytes = readSmallFile(opts.tokenizer, 512 << 20);
+    // Grok-2's tokenizer.tok.json goes in as llama.cpp's converter stores it: a byte-level BPE, pre-tokenizer grok-2
+    const vocab = looksLikeTokJson(bytes)
+      ? byteLevelFromTiktoken(TiktokenTokenizer.fromBytes(bytes, opts.tokenizer))
+      : vocabularyFromModelProto(readModelProto(bytes, opts.tokenizer));
     if (vocab.tokens.length !== c.vocabSize) {
-      throw new FormatError(opts.tokenizer, `tokenizer has ${vocab.tokens.length} pieces, but the model's vocabulary is ${c.vocabSize}`);
+      throw new FormatError(opts.tokenizer, `tokenizer has ${vocab.tokens.length} ${'merges' in vocab ? 'tokens' : 'pieces'}, but the model's vocabulary is ${c.vocabSize}`);
     }
     return { vocab, kind: 'tokenizer' };
   }
   if (source.format === 'gguf' && source.metadata.has('tokenizer.ggml.model')) {
-    const { addBos: _b, addEos: _e, ...vocab } = tokenizerPiecesFromGguf(source);
+    // a SentencePiece GGUF's add_bos/add_eos advice is not copied
+    const vocab: GgufVocabulary | ByteLevelVocabulary = hasByteLevelVocabulary(source)
+      ? byteLevelVocabularyFromGguf(source)
+      : (({ addBos: _b, addEos: _e, ...v }) => v)(tokenizerPiecesFromGguf(source));
     if (vocab.tokens.length !== c.vocabSize) {
       throw new FormatError(source.path, `the GGUF's tokenizer has ${vocab.tokens.length} pieces, but its vocabulary size is ${c.vocabSize}`);
     }

@@ -30,6 +30,11 @@ export type Binding =
 export interface ModelBinding {
   readonly config: GrokConfig;
   readonly tensors: ReadonlyMap<string, Binding>;
+  /**
+   * What a user should know about how the file is read, one sentence each (printed once by the CLI): e.g. a
+   * Grok-2 GGUF whose llama.cpp keys (YaRN RoPE) are overridden by the reference's semantics.
+   */
+  readonly notes?: readonly string[];
 }
 
 /** Per-layer and per-expert canonical names (from the tensor table, src/model/tensors.ts). */

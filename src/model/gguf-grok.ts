@@ -13,8 +13,9 @@ import type { GgufWriter } from '../formats/gguf-writer.js';
 import { blockFormat } from '../quant/index.js';
 import type { BlockType } from '../quant/types.js';
 import type { GgufVocabulary } from '../tokenizer/vocabulary.js';
+import type { ByteLevelVocabulary } from '../tokenizer/byte-level.js';
 import type { GrokConfig } from './config.js';
-import { layerTensors, MODEL_TENSORS, type TensorDef } from './tensors.js';
+import { layerTensors, MODEL_TENSORS, presence, type TensorDef } from './tensors.js';
 
 /** llama_ftype of a file that is mostly one type (general.file_type, informational). */
 export const LLAMA_FTYPE: Readonly<Record<BlockType, number>> = {
@@ -22,10 +23,17 @@ export const LLAMA_FTYPE: Readonly<Record<BlockType, number>> = {
   iq2_xxs: 19, iq2_xs: 20, iq3_xxs: 23, iq1_s: 24, iq4_nl: 25, iq3_s: 26, iq2_s: 28, iq4_xs: 30, iq1_m: 31, bf16: 32,
 };
 
-/** The `general.*` and `grok.*` keys for a config (llama.cpp's grok loader, LLM_ARCH_GROK). */
+/**
+ * The `general.*` and `grok.*` keys for a config (llama.cpp's grok loader, LLM_ARCH_GROK). Grok-2 adds the
+ * keys llama.cpp's Grok-2 converter writes (convert_hf_to_gguf.py GrokModel): feed_forward_length is the
+ * dense MLP's width and expert_feed_forward_length the experts', key/value length always, the router and
+ * final soft-caps, attention.temperature_length. Its RoPE is written as what the reference runs, plain
+ * (rope.scaling.type "none"), not the converter's YaRN keys.
+ */
 export function addGrokMetadata(w: GgufWriter, c: GrokConfig, opts: { name?: string; fileType?: number; description?: string } = {}): void {
+  const grok2 = c.family === 'grok-2';
   w.addMetadata('general.architecture', 'string', 'grok');
-  w.addMetadata('general.name', 'string', opts.name ?? 'grok');
+  w.addMetadata('general.name', 'string', opts.name ?? (grok2 ? 'grok-2' : 'grok'));
   if (opts.description) w.addMetadata('general.description', 'string', opts.description);
   if (opts.fileType !== undefined) {
     w.addMetadata('general.file_type', 'u32', opts.fileType);
@@ -34,12 +42,12 @@ export function addGrokMetadata(w: GgufWriter, c: GrokConfig, opts: { name?: str
   w.addMetadata('grok.context_length', 'u32', c.contextLength);
   w.addMetadata('grok.embedding_length', 'u32', c.dModel);
   w.addMetadata('grok.block_count', 'u32', c.nLayers);
-  w.addMetadata('grok.feed_forward_length', 'u32', c.ffnSize);
+  w.addMetadata('grok.feed_forward_length', 'u32', grok2 ? c.denseFfnSize : c.ffnSize);
   w.addMetadata('grok.expert_feed_forward_length', 'u32', c.ffnSize);
   w.addMetadata('grok.attention.head_count', 'u32', c.nHeads);
   w.addMetadata('grok.attention.head_count_kv', 'u32', c.nKVHeads);
   // llama.cpp assumes head width = embedding_length / head_count unless told otherwise.
-  if (c.headDim * c.nHeads !== c.dModel) {
+  if (grok2 || c.headDim * c.nHeads !== c.dModel) {
     w.addMetadata('grok.attention.key_length', 'u32', c.headDim);
     w.addMetadata('grok.attention.value_length', 'u32', c.headDim);
   }
@@ -53,6 +61,12 @@ export function addGrokMetadata(w: GgufWriter, c: GrokConfig, opts: { name?: str
   w.addMetadata('grok.logit_scale', 'f32', c.outputMultiplier);
   w.addMetadata('grok.attention.output_scale', 'f32', c.attnOutputMultiplier);
   w.addMetadata('grok.attn_logit_softcapping', 'f32', c.attnSoftcap);
+  if (grok2) {
+    w.addMetadata('grok.router_logit_softcapping', 'f32', c.routerSoftcap);
+    if (c.finalLogitSoftcap > 0) w.addMetadata('grok.final_logit_softcapping', 'f32', c.finalLogitSoftcap);
+    if (c.attnTemperatureLen > 0) w.addMetadata('grok.attention.temperature_length', 'u32', c.attnTemperatureLen);
+    w.addMetadata('grok.rope.scaling.type', 'string', 'none');
+  }
 }
 
 /**
@@ -98,15 +112,37 @@ export function syntheticVocabulary(c: GrokConfig): GgufVocabulary {
   };
 }
 
-/** The `tokenizer.ggml.*` keys (ggml docs/gguf.md). */
-export function addVocabulary(w: GgufWriter, v: GgufVocabulary): void {
+/**
+ * The `tokenizer.ggml.*` keys (ggml docs/gguf.md): a SentencePiece vocabulary (model "llama": pieces, scores,
+ * types), or a byte-level BPE (model "gpt2": Grok-2's tiktoken vocabulary as llama.cpp's converter writes it,
+ * byte-level tokens, types, merges, pre-tokenizer "grok-2"; no BOS is added).
+ */
+export function addVocabulary(w: GgufWriter, v: GgufVocabulary | ByteLevelVocabulary): void {
   const n = v.tokens.length;
+  const checkIds = (ids: [string, number | null][]) => {
+    for (const [k, id] of ids) {
+      if (id !== null && !(Number.isInteger(id) && id >= 0 && id < n)) throw new Error(`${w.path}: ${k} token id ${id} is outside the vocabulary (0 … ${n - 1})`);
+    }
+  };
+  if ('merges' in v) {
+    if (v.types.length !== n) throw new Error(`${w.path}: vocabulary has ${n} tokens but ${v.types.length} types`);
+    checkIds([['bos', v.bosId], ['eos', v.eosId], ['padding', v.padId]]);
+    w.addMetadata('tokenizer.ggml.model', 'string', v.model);
+    w.addMetadata('tokenizer.ggml.pre', 'string', v.pre);
+    w.addMetadata('tokenizer.ggml.tokens', 'string[]', v.tokens);
+    w.addMetadata('tokenizer.ggml.token_type', 'i32[]', v.types);
+    w.addMetadata('tokenizer.ggml.merges', 'string[]', v.merges);
+    if (v.bosId !== null) w.addMetadata('tokenizer.ggml.bos_token_id', 'u32', v.bosId);
+    if (v.eosId !== null) w.addMetadata('tokenizer.ggml.eos_token_id', 'u32', v.eosId);
+    if (v.padId !== null) w.addMetadata('tokenizer.ggml.padding_token_id', 'u32', v.padId);
+    w.addMetadata('tokenizer.ggml.add_bos_token', 'bool', false);
+    w.addMetadata('tokenizer.ggml.add_eos_token', 'bool', false);
+    return;
+  }
   if (v.scores.length !== n || v.types.length !== n) {
     throw new Error(`${w.path}: vocabulary has ${n} tokens but ${v.scores.length} scores and ${v.types.length} types`);
   }
-  for (const [k, id] of [['bos', v.bosId], ['eos', v.eosId], ['unknown', v.unkId], ['padding', v.padId]] as const) {
-    if (id !== null && !(Number.isInteger(id) && id >= 0 && id < n)) throw new Error(`${w.path}: ${k} token id ${id} is outside the vocabulary (0 … ${n - 1})`);
-  }
+  checkIds([['bos', v.bosId], ['eos', v.eosId], ['unknown', v.unkId], ['padding', v.padId]]);
   w.addMetadata('tokenizer.ggml.model', 'string', 'llama');
   w.addMetadata('tokenizer.ggml.tokens', 'string[]', v.tokens);
   w.addMetadata('tokenizer.ggml.scores', 'f32[]', v.scores);
@@ -132,7 +168,11 @@ export interface GrokTensorSpec {
   readonly nOut: number;
 }
 
-/** Every tensor of a grok GGUF in llama.cpp's order and layout ([out, in] rows, merged `_exps`), from the tensor table. */
+/**
+ * Every tensor of a grok GGUF in llama.cpp's order and layout ([out, in] rows, merged `_exps`), from the
+ * tensor table: the tensors a model of config c has (Grok-2: the dense MLP and the untied output too);
+ * `output` also: a Grok-1 file's optional untied output.
+ */
 export function grokTensorPlan(c: GrokConfig, opts: { output?: boolean } = {}): GrokTensorSpec[] {
   const spec = (t: TensorDef, l: number): GrokTensorSpec => {
     const { nIn, nOut } = t.dims(c);
@@ -142,7 +182,7 @@ export function grokTensorPlan(c: GrokConfig, opts: { output?: boolean } = {}): 
     if (t.scope === 'expert') return { name, canonical, kind: 'experts', shape: [c.nExperts, nOut, nIn], nIn, nOut };
     return { name, canonical, kind: t.embedding ? 'embedding' : t.keepF32 ? 'router' : 'matrix', shape: [nOut, nIn], nIn, nOut };
   };
-  const plan = MODEL_TENSORS.filter((t) => !t.optional || opts.output).map((t) => spec(t, -1));
+  const plan = MODEL_TENSORS.filter((t) => presence(t, c) === 'required' || (presence(t, c) === 'optional' && opts.output)).map((t) => spec(t, -1));
   for (let l = 0; l < c.nLayers; l++) plan.push(...layerTensors(c).map((t) => spec(t, l)));
   return plan;
 }
