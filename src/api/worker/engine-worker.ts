@@ -59,7 +59,15 @@ function serve({ model, ownKernels }: Awaited<ReturnType<typeof loadWeights>>): 
     steps: scheduler.steps, prefilledTokens: scheduler.prefilledTokens, abandonedSteps: scheduler.abandonedSteps,
     prefixCache: scheduler.prefixCache?.stats() ?? null, experts: model.expertCache?.stats() ?? null,
   });
-  const publish = (): void => post({ type: 'state', state: state() });
+  let sent = { key: '', at: 0 };
+  /** Send the state when its slots, queue or abandoned passes changed, else at most every 100 ms (the counters). */
+  const publish = (): void => {
+    const key = `${scheduler.activeCount} ${scheduler.queuedCount} ${scheduler.abandonedSteps}`;
+    const now = performance.now();
+    if (key === sent.key && now - sent.at < 100) return;
+    sent = { key, at: now };
+    post({ type: 'state', state: state() });
+  };
   let soon = false;
   /** After the current message or token: a microtask runs before the scheduler's next forward pass. */
   const publishSoon = (): void => {
