@@ -4,7 +4,7 @@
  * tokens/s for one prompt, decode tokens/s at batch 1 (greedy, one token per step), and peak RSS. Each
  * (engine, threads) runs in its own child process so peak RSS and page-table state are its own.
  * Engine `serve` is `grok serve` with its default settings measured from outside, over HTTP: ready = the
- * first 200 from /health after spawning it, prefill = one /v1/completions of the prompt for one token,
+ * first 200 from /ready after spawning it, prefill = one /v1/completions of the prompt for one token,
  * decode = the median gap between streamed tokens of a second request.
  *
  *   grok synth --preset grok1 --layers 2 --type q8_0 --out .bench-out/slice.gguf
@@ -170,7 +170,7 @@ async function runServe(file: string, threads: number, nPrompt: number, nGen: nu
   try {
     for (;;) {
       if (server.exitCode !== null) throw new Error(`grok serve exited: ${err.slice(-1000)}`);
-      try { if ((await fetch(`${base}/health`)).ok) break; } catch { /* not listening yet */ }
+      try { if ((await fetch(`${base}/ready`)).ok) break; } catch { /* not listening yet */ }
       await new Promise((r) => setTimeout(r, 20));
     }
     const loadS = (performance.now() - t0) / 1000;

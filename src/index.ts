@@ -1,13 +1,14 @@
 /** grok-ts as a library: load a Grok-1 model and generate. See src/api/index.ts for the API. */
 export {
-  loadModel, Grok, NoTokenizerError, defaultModelPath, packageRoot, tokenizerOf,
+  loadModel, Grok, TextModel, NoTokenizerError, defaultModelPath, packageRoot, tokenizerOf,
   Scheduler, QueueFullError, ContextLengthError, makeSampler, candidateTokens, SamplingError, NonFiniteLogitsError, TokenHistory, Rng,
 } from './api/index.js';
 export type {
   LoadModelOptions, TextGenerateOptions, TextChunk, TextStream, Completion, Usage, Timings, TopAlternative, TextFinishReason,
   GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting,
-  SamplingOptions, SampleResult, TokenLogprob, Sampler,
+  SamplingOptions, SampleResult, TokenLogprob, Sampler, Engine, EngineRequest,
 } from './api/index.js';
+export { loadModelInWorker, startModelWorker, WorkerGrok, type ModelLoading, type WorkerExit, type WorkerModelOptions } from './api/worker/client.js';
 export { ModelFileChangedError, ModelTooLargeError } from './base/errors.js';
 export { Tokenizer } from './tokenizer/sentencepiece.js';
 export type { GrokConfig } from './model/config.js';

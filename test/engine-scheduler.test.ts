@@ -87,3 +87,67 @@ test('maxQueue 0: no waiting, but a free slot still serves', async () => {
   for await (const _ of b) n++;
   assert.equal(n, 4);
 });
+
+/**
+ * A fake model of `layers` layers that calls the checkpoint before each (as GrokModel does) and moves the
+ * cache lengths only at the end; `atLayer(call, layer)` runs first, as another thread would meanwhile.
+ */
+function layered(layers: number, atLayer: (call: number, layer: number) => void) {
+  const calls: number[][] = [];
+  const model: BatchModel = {
+    config: { vocabSize: 8, contextLength: 4096, eosToken: 2 },
+    newCache: (capacity = 4096): EngineCache => ({ capacity, length: 0 }),
+    forward(seqs, opts) {
+      calls.push(seqs.map((s) => s.tokens.length));
+      for (let l = 0; l < layers; l++) {
+        atLayer(calls.length - 1, l);
+        opts?.checkpoint?.(l, layers);
+      }
+      for (const s of seqs) s.cache.length += s.tokens.length;
+      const out = new Float32Array(seqs.length * 8);
+      for (let i = 0; i < seqs.length; i++) out[i * 8 + 5] = 10;
+      return out;
+    },
+  };
+  return { model, calls };
+}
+
+test('isCancelled: a pass carrying a cancelled prompt chunk is abandoned between layers and redone without it', async () => {
+  const cancelled = new Set<unknown>();
+  let long: ReturnType<Scheduler['submit']> | null = null;
+  // The long prompt's client goes away in the middle of its second pass (layer 2 of 4).
+  const { model, calls } = layered(4, (call, layer) => { if (call === 2 && layer === 2) cancelled.add(long); });
+  const s = new Scheduler(model, { slots: 2, prefillChunk: 100, isCancelled: (r) => cancelled.has(r) });
+  const short = s.submit([1, 3], { temperature: 0, maxTokens: 6, ignoreEos: true });
+  const shortTokens: number[] = [];
+  const reading = (async () => { for await (const t of short) shortTokens.push(t.id); })();
+  await new Promise((r) => setImmediate(r));
+  long = s.submit(new Array(450).fill(4), { temperature: 0, maxTokens: 3 });
+  await assert.rejects((async () => { for await (const _ of long) { /* none */ } })(), { name: 'AbortError' });
+  await reading;
+  assert.equal(s.abandonedSteps, 1);
+  assert.deepEqual(shortTokens, new Array(6).fill(5), 'the other sequence\'s tokens are those it gives alone');
+  // Pass 1: the short prompt; pass 2: chunk 1 + a decode token; pass 3 abandoned (chunk 2 + the next decode
+  // token); pass 4 redoes that decode token alone.
+  assert.deepEqual(calls.slice(0, 4), [[2], [1, 100], [1, 100], [1]]);
+  assert.equal(s.prefilledTokens, 2 + 100, 'the abandoned chunk was not counted as fed');
+  assert.equal(s.activeCount + s.queuedCount, 0);
+});
+
+test('isCancelled: a cancelled decoding token among a large prefill late in the pass does not throw the pass away', async () => {
+  const cancelled = new Set<unknown>();
+  let short: ReturnType<Scheduler['submit']> | null = null;
+  // The decoding sequence is cancelled at the last layer of a pass that carries 100 prompt tokens of another.
+  const { model, calls } = layered(4, (call, layer) => { if (call === 1 && layer === 3) cancelled.add(short); });
+  const s = new Scheduler(model, { slots: 2, prefillChunk: 100, isCancelled: (r) => cancelled.has(r) });
+  short = s.submit([1, 3], { temperature: 0, maxTokens: 50, ignoreEos: true });
+  await new Promise((r) => setImmediate(r));
+  const long = s.submit(new Array(100).fill(4), { temperature: 0, maxTokens: 2 });
+  const stopShort = (async () => { for await (const _ of short) { if (cancelled.has(short)) break; } })(); // its canceller, told later
+  const longTokens: number[] = [];
+  for await (const t of long) longTokens.push(t.id);
+  await stopShort;
+  assert.equal(s.abandonedSteps, 0);
+  assert.deepEqual(longTokens, [5, 5]);
+  assert.deepEqual(calls[1], [1, 100]);
+});

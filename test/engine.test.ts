@@ -201,3 +201,25 @@ test('a full queue refuses new requests', async () => {
   assert.deepEqual(await collect(a), golden.greedy.continuation.slice(0, 2));
   assert.deepEqual(await collect(b), golden.greedy.continuation.slice(0, 2));
 });
+
+test('a forward pass abandoned between layers (checkpoint) leaves every cache as it was: the pass redone gives the same logits', async () => {
+  for (const name of fixtures) {
+    const { model, golden } = await fixture(name);
+    const T = golden.tokens;
+    const half = Math.floor(T.length / 2);
+    const run = (abandonAt: number | null) => {
+      const a = model.newCache(T.length), b = model.newCache(T.length);
+      model.forward([{ tokens: T.slice(0, half), cache: a }, { tokens: T.slice(0, 3), cache: b }]);
+      if (abandonAt !== null) {
+        const stop = new Error('cancelled');
+        assert.throws(() => model.forward([{ tokens: T.slice(half), cache: a }, { tokens: T.slice(3, 5), cache: b }], {
+          checkpoint: (l) => { if (l === abandonAt) throw stop; },
+        }), (e) => e === stop);
+        assert.deepEqual([a.length, b.length], [half, 3]);
+      }
+      return model.forward([{ tokens: T.slice(half), cache: a }, { tokens: T.slice(3, 5), cache: b }]);
+    };
+    const want = run(null);
+    for (let l = 0; l < model.config.nLayers; l++) assert.deepEqual(run(l), want, `${name}: abandoned at layer ${l}`);
+  }
+});

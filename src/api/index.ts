@@ -10,6 +10,10 @@
  *
  * Text lives here; the engine (src/engine) sees token ids only. Every call feeds the shared continuous-
  * batching scheduler, so concurrent generate() calls are decoded together.
+ *
+ * Grok runs the model in the calling thread: a forward pass blocks its event loop. loadModelInWorker
+ * (src/api/worker) loads it in a worker thread instead and gives a WorkerGrok with the same text API, whose
+ * forward passes never block the caller (what `grok serve` uses).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,8 +33,9 @@ import { Tokenizer } from '../tokenizer/sentencepiece.js';
 import { tiktokenFromByteLevel } from '../tokenizer/byte-level.js';
 import { loadTokenizerFile, type TextTokenizer } from '../tokenizer/load.js';
 import {
-  Scheduler, type FinishReason, type GenerateOptions, type GenerationRequest, type RequestStats, type TokenRouting,
+  Scheduler, type Engine, type EngineRequest, type FinishReason, type GenerateOptions, type RequestStats, type SchedulerOptions, type TokenRouting,
 } from '../engine/scheduler.js';
+import type { ExpertCacheStats } from '../model/expert-cache.js';
 import type { TokenLogprob } from '../engine/sampling.js';
 import { StopStringMatcher } from './text.js';
 import { grammarVocabularyOf } from './structured.js';
@@ -243,34 +248,55 @@ function findTokenizerNear(modelPath: string): string | null {
  */
 export function tokenizerOf(modelPath: string): TextTokenizer {
   const resolved = path.resolve(resolveModelPath(modelPath));
-  const source = openModel(resolved);
+  const t = findTokenizer(resolved);
+  if (!t) throw new NoTokenizerError(resolved);
+  return t;
+}
+
+/**
+ * A model's tokenizer: the file given, else a GGUF's own (from `source`, or opened here for its header),
+ * else a tokenizer.model beside the checkpoint (or up to two folders above); null when there is none.
+ */
+export function findTokenizer(resolved: string, o: { tokenizer?: string; source?: ModelSource } = {}): TextTokenizer | null {
+  if (o.tokenizer) return loadTokenizerFile(path.resolve(o.tokenizer));
+  const source = o.source ?? openModel(resolved);
   try {
     const own = source.format === 'gguf' ? fromGgufSource(source) : null;
     if (own) return own;
   } finally {
-    source.close();
+    if (!o.source) source.close();
   }
   const near = findTokenizerNear(resolved);
-  if (!near) throw new NoTokenizerError(resolved);
-  return loadTokenizerFile(near);
+  return near ? loadTokenizerFile(near) : null;
 }
 
-/**
- * Load a model (default: the embedded one) and its tokenizer, ready to generate. `modelPath` is a path, or
- * a Hugging Face repository id (`xai-org/grok-1`, `org/name:Q4_K_M`) fetched by `pull` into the hub cache.
- */
-export async function loadModel(modelPath?: string, options: LoadModelOptions = {}): Promise<Grok> {
+/** A tokenizer must have the model's vocabulary. */
+export function checkTokenizer(tokenizer: TextTokenizer | null, vocabSize: number, modelPath: string): void {
+  if (tokenizer && tokenizer.vocabSize !== vocabSize) {
+    throw new Error(`${tokenizer.source}: the tokenizer has ${tokenizer.vocabSize} tokens but the model ${modelPath} has a vocabulary of ${vocabSize}`);
+  }
+}
+
+/** The model's file or folder, absolute: a path, or a Hugging Face repository id found in the hub cache. */
+export function resolveModel(modelPath?: string): string {
   const resolved = path.resolve(modelPath === undefined ? defaultModelPath() : resolveModelPath(modelPath));
   if (!fs.existsSync(resolved)) {
     throw new Error(modelPath === undefined
       ? `the default model is missing (${resolved}); pass a model path`
       : `${resolved}: no such file or directory`);
   }
-  const t0 = performance.now();
+  return resolved;
+}
+
+/**
+ * The kernels (options.kernels, or created from kernelOptions: then `ownKernels`, released on failure here
+ * and by the caller's close()) and the weights of a resolved model: the part of loading that a worker
+ * thread does.
+ */
+export async function loadWeights(resolved: string, options: LoadModelOptions): Promise<{ model: GrokModel; source: ModelSource; ownKernels: boolean; notes: readonly string[] }> {
   const kernels = options.kernels ?? createKernels({ ...options.kernelOptions, mode: options.kernelOptions?.mode ?? 'fast' });
-  let loaded: Awaited<ReturnType<typeof loadGrokModel>>;
   try {
-    loaded = await loadGrokModel(resolved, {
+    const { model, source, binding } = await loadGrokModel(resolved, {
       kernels,
       ...(options.configPath ? { configPath: options.configPath } : {}),
       ...(options.contextLength ? { contextLength: options.contextLength } : {}),
@@ -282,26 +308,58 @@ export async function loadModel(modelPath?: string, options: LoadModelOptions = 
       ...(options.expertPolicy ? { expertPolicy: options.expertPolicy } : {}),
       ...(options.ioThreads !== undefined ? { ioThreads: options.ioThreads } : {}),
     });
+    return { model, source, ownKernels: !options.kernels, notes: binding.notes ?? [] };
   } catch (e) {
     if (!options.kernels) releaseKernels(kernels);
     throw e;
   }
-  const { model, source } = loaded;
+}
+
+/**
+ * The scheduler a loaded model gets from the load options (slots, prefill chunk, queue, prefix cache) and,
+ * with a tokenizer, structured output (`grammar`: XGrammar over its vocabulary, made on first use).
+ */
+export function schedulerOptions(model: GrokModel, options: LoadModelOptions, grammar?: () => Promise<GrammarEngine>): SchedulerOptions {
+  return {
+    ...(options.slots !== undefined ? { slots: options.slots } : {}),
+    ...(options.prefillChunk !== undefined ? { prefillChunk: options.prefillChunk } : {}),
+    ...(options.maxQueue !== undefined ? { maxQueue: options.maxQueue } : {}),
+    prefixCacheBytes: options.prefixCacheBytes === 'auto' ? defaultPrefixCacheBytes(model, options.slots ?? 4) : options.prefixCacheBytes ?? 0,
+    ...(grammar ? { grammar } : {}),
+  };
+}
+
+/** The grammar engine of a tokenizer's vocabulary, made once, on first use (null without a tokenizer). */
+export function grammarOf(tokenizer: TextTokenizer | null, eosToken: number): (() => Promise<GrammarEngine>) | null {
+  if (!tokenizer) return null;
+  let engine: Promise<GrammarEngine> | undefined;
+  return () => (engine ??= GrammarEngine.create(grammarVocabularyOf(tokenizer, [eosToken])));
+}
+
+/**
+ * Compile a response format without generating (the compiled grammar is kept for the request that follows):
+ * throws GrammarError for a schema that cannot be used, so a server answers 400 before it streams.
+ */
+export async function checkFormatWith(grammar: (() => Promise<GrammarEngine>) | null, format: ResponseFormat, model: string): Promise<void> {
+  if (!grammar) throw new NoTokenizerError(model);
+  (await (await grammar()).constraint(format)).release();
+}
+
+/**
+ * Load a model (default: the embedded one) and its tokenizer, ready to generate. `modelPath` is a path, or
+ * a Hugging Face repository id (`xai-org/grok-1`, `org/name:Q4_K_M`) fetched by `pull` into the hub cache.
+ */
+export async function loadModel(modelPath?: string, options: LoadModelOptions = {}): Promise<Grok> {
+  const resolved = resolveModel(modelPath);
+  const t0 = performance.now();
+  const { model, source, ownKernels, notes } = await loadWeights(resolved, options);
   try {
-    let tokenizer: TextTokenizer | null;
-    if (options.tokenizer) tokenizer = loadTokenizerFile(path.resolve(options.tokenizer));
-    else tokenizer = source.format === 'gguf' ? fromGgufSource(source) : null;
-    if (!tokenizer) {
-      const p = findTokenizerNear(resolved);
-      tokenizer = p ? loadTokenizerFile(p) : null;
-    }
-    if (tokenizer && tokenizer.vocabSize !== model.config.vocabSize) {
-      throw new Error(`${tokenizer.source}: the tokenizer has ${tokenizer.vocabSize} tokens but the model ${resolved} has a vocabulary of ${model.config.vocabSize}`);
-    }
-    return new Grok(resolved, model, tokenizer, performance.now() - t0, options, loaded.binding.notes ?? []);
+    const tokenizer = findTokenizer(resolved, { source, ...(options.tokenizer ? { tokenizer: options.tokenizer } : {}) });
+    checkTokenizer(tokenizer, model.config.vocabSize, resolved);
+    return new Grok(resolved, model, tokenizer, performance.now() - t0, options, notes);
   } catch (e) {
     model.close();
-    if (!options.kernels) releaseKernels(kernels);
+    if (ownKernels) releaseKernels(model.kernels);
     throw e;
   }
 }
@@ -316,44 +374,40 @@ export function defaultPrefixCacheBytes(model: GrokModel, slots: number): number
   return Math.min(allSlots, model.expertCache ? 256 * 2 ** 20 : 2 * 2 ** 30);
 }
 
-/** A loaded model with its tokenizer and engine. */
-export class Grok {
-  readonly config: Readonly<GrokConfig>;
-  readonly engine: Scheduler;
-  private closed = false;
-
-  constructor(
-    readonly path: string,
-    readonly model: GrokModel,
-    readonly tokenizer: TextTokenizer | null,
-    /** Milliseconds spent loading. */
-    readonly loadMs: number,
-    private readonly options: LoadModelOptions = {},
-    /** How the model file was read, where a user should know (ModelBinding.notes): `grok` prints them once. */
-    readonly notes: readonly string[] = [],
-  ) {
-    this.config = model.config;
-    this.engine = new Scheduler(model, {
-      ...(options.slots !== undefined ? { slots: options.slots } : {}),
-      ...(options.prefillChunk !== undefined ? { prefillChunk: options.prefillChunk } : {}),
-      ...(options.maxQueue !== undefined ? { maxQueue: options.maxQueue } : {}),
-      prefixCacheBytes: options.prefixCacheBytes === 'auto' ? defaultPrefixCacheBytes(model, options.slots ?? 4) : options.prefixCacheBytes ?? 0,
-      ...(tokenizer ? { grammar: () => (this.grammar ??= GrammarEngine.create(grammarVocabularyOf(tokenizer, [model.config.eosToken]))) } : {}),
-    });
-  }
-
-  /** XGrammar compiled against this model's vocabulary, made by the first structured-output request. */
-  private grammar: Promise<GrammarEngine> | undefined;
+/**
+ * A loaded model with its tokenizer and engine, generating text: the text layer (encoding, streaming
+ * decode, stop strings, completions) over an Engine of token ids. Grok runs the engine in this thread,
+ * WorkerGrok (src/api/worker) in a worker thread.
+ */
+export abstract class TextModel {
+  /** The model's file or folder. */
+  abstract readonly path: string;
+  abstract readonly config: Readonly<GrokConfig>;
+  abstract readonly tokenizer: TextTokenizer | null;
+  /** Milliseconds spent loading. */
+  abstract readonly loadMs: number;
+  abstract readonly engine: Engine;
+  /** The kernels' name (native, wasm, reference …). */
+  abstract readonly backend: string;
+  /** How the model file was read, where a user should know (ModelBinding.notes): `grok` prints them once. */
+  abstract readonly notes: readonly string[];
+  protected closed = false;
 
   /**
-   * Compile a response format without generating (XGrammar caches the result for the request that
-   * follows): throws GrammarError for a schema it cannot use, so a server answers 400 before it streams.
+   * Structured output: compile `format` for this model's vocabulary without generating; throws GrammarError
+   * (a 400 for a server) for a schema that cannot be used, NoTokenizerError without a tokenizer.
    */
-  async checkResponseFormat(format: ResponseFormat): Promise<void> {
-    if (!this.tokenizer) throw new NoTokenizerError(this.path);
-    const c = await (await (this.grammar ??= GrammarEngine.create(grammarVocabularyOf(this.tokenizer, [this.model.config.eosToken])))).constraint(format);
-    c.release();
+  abstract checkResponseFormat(format: ResponseFormat): Promise<void>;
+
+  /** Why the model can no longer serve (its worker thread died); null while it can. */
+  get failure(): Error | null {
+    return null;
   }
+
+  /** Streamed experts (ramBudget): the pool's statistics; null when every expert is in memory. */
+  abstract expertCacheStats(): ExpertCacheStats | null;
+  /** Cancel everything running and release the model. */
+  abstract close(): Promise<void>;
 
   /** Text → token ids (no BOS unless asked). */
   encode(text: string, opts: { addBos?: boolean } = {}): number[] {
@@ -414,7 +468,7 @@ export class Grok {
   }
 
   /** A request's tokens as text chunks, and its Completion at the end. */
-  private textStream(req: GenerationRequest, options: TextGenerateOptions, matcher: StopStringMatcher | null): TextStream {
+  private textStream(req: EngineRequest, options: TextGenerateOptions, matcher: StopStringMatcher | null): TextStream {
     const tokens: number[] = [];
     const logprobs: number[] = [];
     const tops: TopAlternative[][] = [];
@@ -506,19 +560,55 @@ export class Grok {
     return s.result;
   }
 
+}
+
+/** A loaded model with its tokenizer and engine, in this thread. */
+export class Grok extends TextModel {
+  readonly config: Readonly<GrokConfig>;
+  readonly engine: Scheduler;
+  private readonly grammar: (() => Promise<GrammarEngine>) | null;
+
+  constructor(
+    readonly path: string,
+    readonly model: GrokModel,
+    readonly tokenizer: TextTokenizer | null,
+    /** Milliseconds spent loading. */
+    readonly loadMs: number,
+    private readonly options: LoadModelOptions = {},
+    readonly notes: readonly string[] = [],
+  ) {
+    super();
+    this.config = model.config;
+    this.grammar = grammarOf(tokenizer, model.config.eosToken);
+    this.engine = new Scheduler(model, schedulerOptions(model, options, this.grammar ?? undefined));
+  }
+
+  get backend(): string {
+    return this.model.kernels.name;
+  }
+
+  expertCacheStats(): ExpertCacheStats | null {
+    return this.model.expertCache?.stats() ?? null;
+  }
+
+  checkResponseFormat(format: ResponseFormat): Promise<void> {
+    return checkFormatWith(this.grammar, format, this.path);
+  }
+
   /** Cancel everything running and release the kernels' threads / memories and the mapped model files. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.engine.close();
-    this.grammar?.then((g) => g.close(), () => undefined);
     this.model.close(); // its mapped files are unmapped now (unless another model holds them), not at GC
     if (!this.options.kernels) releaseKernels(this.model.kernels);
   }
 }
 
 export { Scheduler, QueueFullError, ContextLengthError } from '../engine/scheduler.js';
-export type { GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting, EngineCache, CacheRows } from '../engine/scheduler.js';
+export type {
+  GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting, EngineCache, CacheRows, Engine, EngineRequest,
+} from '../engine/scheduler.js';
 export type { PrefixCacheStats } from '../engine/prefix-cache.js';
 export { makeSampler, candidateTokens, SamplingError, NonFiniteLogitsError, TokenHistory } from '../engine/sampling.js';
 export type { SamplingOptions, SampleResult, TokenLogprob, Sampler } from '../engine/sampling.js';

@@ -1,8 +1,14 @@
 /**
  * OpenAI-compatible HTTP server over one loaded model: POST /v1/completions, POST /v1/chat/completions,
- * GET /v1/models, GET /health. Every choice is one request to the model's continuous-batching engine, so
- * concurrent HTTP requests decode together; a client that goes away cancels its requests and frees their
- * slots at once; a full wait queue answers 429.
+ * GET /v1/models, GET /health, GET /ready. Every choice is one request to the model's continuous-batching
+ * engine, so concurrent HTTP requests decode together; a client that goes away cancels its requests and
+ * frees their slots at once; a full wait queue answers 429.
+ *
+ * The model is a TextModel: Grok (forward passes in this thread, blocking it while they run) or WorkerGrok
+ * (in a worker thread: what `grok serve` uses, so that health checks, other streams and cancellations are
+ * answered during any forward pass). Given a ModelLoading, the server listens before the model is loaded:
+ * /health (liveness) answers 200 at once, /ready (and /health?ready) 503 until the model is loaded, the
+ * API 503 meanwhile.
  *
  * This file assembles the server from its units in src/api/http: schemas (request bodies), format (the
  * completion and chat response shapes), generation (running choices, whole or streamed), sse (the event
@@ -16,8 +22,8 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { chatTemplateFor, type ChatTemplate } from './chat.js';
-import { packageRoot, type Grok } from './index.js';
+import type { ChatTemplate } from './chat.js';
+import { packageRoot, TextModel } from './index.js';
 import { ApiError, fromFastifyError } from './http/errors.js';
 import type { GenerationContext } from './http/generation.js';
 import { loggerOptions, type LogOptions, type RequestLogFields } from './http/log.js';
@@ -34,7 +40,7 @@ export interface ServerOptions {
   /** Name clients use in `model` (default: the model file / folder name). */
   modelId?: string;
   /**
-   * Require `Authorization: Bearer <apiKey>` on every route except /health (and the page's static files).
+   * Require `Authorization: Bearer <apiKey>` on every route except /health and /ready (and the page's static files).
    * Decided on the route the router matched, so no spelling of a path (percent-encoding, absolute-form
    * targets, unknown paths) gets past it.
    */
@@ -83,7 +89,7 @@ export const SERVER_DEFAULTS = Object.freeze({
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Served without the API key (only /health and the page's files). */
+    /** Served without the API key (only /health, /ready and the page's files). */
     public?: boolean;
   }
 }
@@ -92,6 +98,26 @@ declare module 'fastify' {
 export function defaultModelId(modelPath: string): string {
   const base = path.basename(modelPath).replace(/\.(gguf|safetensors)$/i, '');
   return /^(ckpt-\d+|model|consolidated)$/i.test(base) ? path.basename(path.dirname(modelPath)) : base;
+}
+
+/** A model still loading (src/api/worker/client.ts startModelWorker gives one). */
+export interface ModelLoading {
+  /** The model's file or folder. */
+  readonly path: string;
+  readonly loaded: Promise<TextModel>;
+}
+
+/** GET /health: the server is alive; whether the model is ready, and the engine's slots and queue. */
+export interface HealthReport {
+  status: 'ok' | 'loading' | 'failed';
+  ready: boolean;
+  model: string;
+  /** Sequences decoded together, those holding a slot now, those waiting for one (0 while loading). */
+  slots: number;
+  active: number;
+  queued: number;
+  /** Why the model is not serving (status failed). */
+  error?: string;
 }
 
 export interface GrokServer {
@@ -228,11 +254,28 @@ function addApiKey(app: FastifyInstance, apiKey: string, preflight: ((req: Fasti
   });
 }
 
-export function createServer(grok: Grok, options: ServerOptions = {}): GrokServer {
-  const modelId = options.modelId ?? defaultModelId(grok.path);
+export function createServer(model: TextModel | ModelLoading, options: ServerOptions = {}): GrokServer {
+  let grok: TextModel | null = model instanceof TextModel ? model : null;
+  let loadError: Error | null = null;
+  if (!(model instanceof TextModel)) model.loaded.then((g) => { grok = g; }, (e: Error) => { loadError = e; });
+  const modelId = options.modelId ?? defaultModelId(model.path);
+  /** The model, or the 503 that says why there is none to use. */
+  const current = (): TextModel => {
+    if (grok && !grok.failure) return grok;
+    const why = loadError ? `the model failed to load: ${loadError.message}` : grok?.failure ? `the model stopped: ${grok.failure.message}` : 'the model is still loading; retry later';
+    throw new ApiError(503, why, { code: loadError || grok?.failure ? 'model_unavailable' : 'model_loading' });
+  };
+  const health = (): HealthReport => {
+    const e = grok?.engine;
+    const failure = loadError ?? grok?.failure ?? null;
+    return {
+      status: failure ? 'failed' : grok ? 'ok' : 'loading', ready: grok !== null && !failure, model: modelId,
+      slots: e?.slots ?? 0, active: e?.activeCount ?? 0, queued: e?.queuedCount ?? 0, ...(failure ? { error: failure.message } : {}),
+    };
+  };
   const live = new Set<AbortController>();
   const app = createApp(options);
-  const metrics = options.metrics ? new ServerMetrics(grok) : null;
+  const metrics = options.metrics ? new ServerMetrics(() => grok) : null;
   const note: GenerationContext['note'] = options.log || metrics ? addRequestObserver(app, options.log !== undefined, metrics) : () => undefined;
   const preflight = options.cors !== undefined ? addCors(app, options.cors) : null;
   if (options.apiKey !== undefined) addApiKey(app, options.apiKey, preflight);
@@ -246,30 +289,39 @@ export function createServer(grok: Grok, options: ServerOptions = {}): GrokServe
     return reply.code(404).type('application/json').send(e.toJSON());
   });
 
-  app.get('/health', { config: { public: true } }, async () => ({
-    status: 'ok', model: modelId, slots: grok.engine.slots, active: grok.engine.activeCount, queued: grok.engine.queuedCount,
-  }));
+  // Liveness: 200 whenever the server answers. Readiness (?ready, or /ready): 503 until the model serves.
+  app.get<{ Querystring: Record<string, string> }>('/health', { config: { public: true } }, async (req, reply) => {
+    const h = health();
+    return reply.code('ready' in req.query && !h.ready ? 503 : 200).send(h);
+  });
+  app.get('/ready', { config: { public: true } }, async (_req, reply) => {
+    const h = health();
+    return reply.code(h.ready ? 200 : 503).send(h);
+  });
   if (metrics) {
     app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render()));
   }
   // What the web page shows and needs to know about the model.
-  app.get('/info', async () => ({
-    model: modelId,
-    contextLength: grok.config.contextLength,
-    vocabSize: grok.config.vocabSize,
-    layers: grok.config.nLayers,
-    experts: grok.config.nExperts,
-    expertsPerToken: grok.config.nExpertsUsed,
-    backend: grok.model.kernels.name,
-    slots: grok.engine.slots,
-    tokenizer: grok.tokenizer !== null,
-    loadSeconds: grok.loadMs / 1000,
-    metrics: metrics !== null,
-  }));
+  app.get('/info', async () => {
+    const g = current();
+    return {
+      model: modelId,
+      contextLength: g.config.contextLength,
+      vocabSize: g.config.vocabSize,
+      layers: g.config.nLayers,
+      experts: g.config.nExperts,
+      expertsPerToken: g.config.nExpertsUsed,
+      backend: g.backend,
+      slots: g.engine.slots,
+      tokenizer: g.tokenizer !== null,
+      loadSeconds: g.loadMs / 1000,
+      metrics: metrics !== null,
+    };
+  });
   const webRoot = options.webRoot ?? path.join(packageRoot(), 'dist', 'web');
   if (webRoot !== false) registerStaticPage(app, webRoot);
-  registerOpenAiRoutes(app, { grok, modelId, live, note, metrics }, {
-    template: options.chatTemplate ?? chatTemplateFor(grok.model.config),
+  registerOpenAiRoutes(app, { model: current, modelId, live, note, metrics }, {
+    template: options.chatTemplate ?? null,
     maxChoices: options.maxChoices ?? SERVER_DEFAULTS.maxChoices,
     maxPromptRoutingTokens: options.maxPromptRoutingTokens ?? SERVER_DEFAULTS.maxPromptRoutingTokens,
     strictModel: options.strictModel ?? false,

@@ -2,18 +2,21 @@
  * Loading a model for `generate` and `serve`: the kernels the options ask for, one line saying whether
  * the model fits in memory (before anything is read), a progress bar while it loads, one line when done.
  * Options that will work badly get a one-line warning (not an error): a context longer than the model
- * was trained on, more threads than CPUs.
+ * was trained on, more threads than CPUs. `serve` loads the model in a worker thread (startForCli).
  */
 import os from 'node:os';
-import type { Grok, LoadModelOptions } from '../api/index.js';
+import type { Grok, LoadModelOptions, TextModel } from '../api/index.js';
+import type { ModelLoading, WorkerGrok } from '../api/worker/client.js';
 import type { MemoryPlan } from '../model/memory.js';
 import { kernelOptions, streamingOptions, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
-import { loadingBar } from './progress.js';
+import { loadingBar, type Bar } from './progress.js';
 
-export async function loadForCli(o: ModelOptionValues & KernelOptionValues & KVOptionValues, base: LoadModelOptions, opts: { quiet?: boolean } = {}): Promise<Grok> {
-  const { loadModel } = await import('../api/index.js');
-  const bar = loadingBar(opts.quiet ? false : undefined);
-  const say = (line: string) => { if (!opts.quiet) process.stderr.write(`grok: ${line}\n`); };
+type CliModelOptions = ModelOptionValues & KernelOptionValues & KVOptionValues;
+
+/** The load options of the command line, with the bar and the lines said while loading. */
+function cliLoadOptions(o: CliModelOptions, base: LoadModelOptions, quiet: boolean): { load: LoadModelOptions; bar: Bar; loaded: (grok: TextModel) => void } {
+  const bar = loadingBar(quiet ? false : undefined);
+  const say = (line: string) => { if (!quiet) process.stderr.write(`grok: ${line}\n`); };
   const warn = (line: string) => process.stderr.write(`grok: warning: ${line}\n`);
   const cpus = os.availableParallelism();
   if (o.threads !== undefined && o.threads > cpus) {
@@ -36,13 +39,39 @@ export async function loadForCli(o: ModelOptionValues & KernelOptionValues & KVO
     ...(o.config ? { configPath: o.config } : {}),
     ...(o.kvType ? { kvType: o.kvType } : {}),
   };
+  return {
+    load, bar,
+    loaded: (grok) => {
+      for (const n of grok.notes) say(`note: ${n}`);
+      say(`loaded ${grok.path} in ${(grok.loadMs / 1000).toFixed(2)} s (${grok.backend})`);
+    },
+  };
+}
+
+export async function loadForCli(o: CliModelOptions, base: LoadModelOptions, opts: { quiet?: boolean } = {}): Promise<Grok> {
+  const { loadModel } = await import('../api/index.js');
+  const { load, bar, loaded } = cliLoadOptions(o, base, opts.quiet ?? false);
   let grok: Grok;
   try {
     grok = await loadModel(o.model, load); // loadModel creates the kernels and its close() stops them
   } finally {
     bar.stop();
   }
-  for (const n of grok.notes) say(`note: ${n}`);
-  say(`loaded ${grok.path} in ${(grok.loadMs / 1000).toFixed(2)} s (${grok.model.kernels.name})`);
+  loaded(grok);
   return grok;
+}
+
+/** loadForCli with the model in a worker thread: returns at once (a bad path or tokenizer throws now). */
+export async function startForCli(o: CliModelOptions, base: LoadModelOptions): Promise<ModelLoading> {
+  const { startModelWorker } = await import('../api/worker/client.js');
+  const { load, bar, loaded } = cliLoadOptions(o, base, false);
+  let loading: ModelLoading;
+  try {
+    loading = startModelWorker(o.model, load);
+  } catch (e) {
+    bar.stop();
+    throw e;
+  }
+  const done = loading.loaded.then((grok: WorkerGrok) => { bar.stop(); loaded(grok); return grok; }, (e: unknown) => { bar.stop(); throw e; });
+  return { path: loading.path, loaded: done, stop: loading.stop };
 }

@@ -2,11 +2,17 @@
  * `grok serve [options]`: the OpenAI-compatible HTTP server and web page (src/api/server.ts). Listens on
  * 127.0.0.1 unless told otherwise; SIGINT / SIGTERM stop accepting, let running requests finish (up to
  * --grace seconds), then exit.
+ *
+ * The model is loaded and run in a worker thread (src/api/worker), so the server answers during loading
+ * (/health 200, /ready 503) and during every forward pass. A model that fails to load ends the command with
+ * its error (exit 1); a worker that dies later fails the requests in flight (500) and ends it too (exit 1),
+ * for the supervisor to restart.
  */
 import { Command, Option } from 'commander';
 import type { ServerOptions } from '../api/server.js';
+import type { WorkerGrok } from '../api/worker/client.js';
 import { UsageError } from './errors.js';
-import { loadForCli } from './load.js';
+import { startForCli } from './load.js';
 import { addKernelOptions, addKVOption, addModelOptions, int, parseSize, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
 
 interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionValues {
@@ -39,14 +45,14 @@ interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionVa
 export function serveCommand(): Command {
   const c = new Command('serve')
     .summary('OpenAI-compatible HTTP server and web page (completions, chat, streaming, routing, /metrics)')
-    .description('Serve one model over HTTP: the OpenAI API under /v1, a web page at /, /health, and optionally /metrics.');
+    .description('Serve one model over HTTP: the OpenAI API under /v1, a web page at /, /health (alive), /ready (model loaded), and optionally /metrics. The model runs in a worker thread.');
   addModelOptions(c)
     .option('--host <host>', 'address to listen on (127.0.0.1: this machine only)', '127.0.0.1')
     .option('-p, --port <n>', 'port (0 = any free port)', int(0, 65535), 8080)
     .option('--slots <n>', 'sequences decoded together', int(1, 1024), 4)
     .addOption(new Option('--parallel <n>', 'same as --slots (llama-server)').argParser(int(1, 1024)).hideHelp())
     .option('--max-queue <n>', 'requests allowed to wait for a slot; beyond that 429 (0: no waiting, free slots still serve)', int(0), 64)
-    .option('--api-key <key>', 'require "Authorization: Bearer KEY" on every route but /health and the page (or set GROK_API_KEY)')
+    .option('--api-key <key>', 'require "Authorization: Bearer KEY" on every route but /health, /ready and the page (or set GROK_API_KEY)')
     .option('--model-id <name>', 'the model name reported to clients (default: the model file or folder name)')
     .option('--strict-model', 'answer 404 to a "model" other than the served id (default: any name is served)')
     .option('--chat-template <file>', 'JSON {system, user, assistant, generation, stop} for /v1/chat/completions')
@@ -85,8 +91,7 @@ async function runServe(o: ServeOptions): Promise<void> {
     throw new UsageError(`--cors must be an origin like http://localhost:3000 (scheme, host, port; no path) or '*', got '${o.cors}'`);
   }
   const chatTemplate = o.chatTemplate ? loadChatTemplate(o.chatTemplate) : undefined;
-  const grok = await loadForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) });
-  if (!grok.tokenizer) process.stderr.write('grok: warning: this model has no tokenizer; only token-id prompts to /v1/completions will work (pass --tokenizer)\n');
+  const loading = await startForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) });
 
   const s = (v: number | undefined, d: number) => (v === undefined ? d : v * 1000);
   const serverOpts: ServerOptions = {
@@ -105,16 +110,32 @@ async function runServe(o: ServeOptions): Promise<void> {
     ...(o.quiet ? {} : { log: { format: o.logFormat } }),
     ...(chatTemplate ? { chatTemplate } : {}),
   };
-  const server = createServer(grok, serverOpts);
+  const server = createServer(loading, serverOpts);
   if (!isLoopbackHost(o.host) && apiKey === undefined) {
     process.stderr.write(`grok: warning: listening on ${o.host} without --api-key: anyone who can reach this machine can use the model\n`);
   }
-  const url = await server.listen({ host: o.host, port: o.port });
+  let url: string;
+  try {
+    url = await server.listen({ host: o.host, port: o.port });
+  } catch (e) {
+    await loading.stop();
+    throw e;
+  }
   const reach = reachableUrls(url).filter((u) => u !== url);
-  process.stderr.write(`grok: serving ${grok.path} as '${server.modelId}' on ${url}${reach.length ? ` (${reach.join(', ')})` : ''} (${slots} slots, queue ${o.maxQueue}, prefix cache ${cacheText(grok)}${apiKey ? ', API key required' : ''}; loaded in ${(grok.loadMs / 1000).toFixed(2)} s)\n`);
+  const at = `${url}${reach.length ? ` (${reach.join(', ')})` : ''}`;
+  process.stderr.write(`grok: listening on ${at} while the model loads (/health answers; /ready is 503 until it is loaded)\n`);
+  let grok: WorkerGrok;
+  try {
+    grok = await loading.loaded;
+  } catch (e) {
+    await server.close(0);
+    throw e;
+  }
+  if (!grok.tokenizer) process.stderr.write('grok: warning: this model has no tokenizer; only token-id prompts to /v1/completions will work (pass --tokenizer)\n');
+  process.stderr.write(`grok: serving ${grok.path} as '${server.modelId}' on ${at} (${slots} slots, queue ${o.maxQueue}, prefix cache ${cacheText(grok)}${apiKey ? ', API key required' : ''}; loaded in ${(grok.loadMs / 1000).toFixed(2)} s)\n`);
 
   const graceMs = o.grace * 1000;
-  await new Promise<void>((resolve) => {
+  const crashed = await new Promise<Error | null>((resolve) => {
     const onInt = (): void => stop('SIGINT');
     const onTerm = (): void => stop('SIGTERM');
     const stop = (sig: string): void => {
@@ -124,15 +145,23 @@ async function runServe(o: ServeOptions): Promise<void> {
       // A second signal ends at once.
       process.once('SIGINT', () => process.exit(130));
       process.once('SIGTERM', () => process.exit(143));
-      void server.close(graceMs).then(resolve, resolve);
+      void server.close(graceMs).then(() => resolve(null), () => resolve(null));
     };
     process.once('SIGINT', onInt);
     process.once('SIGTERM', onTerm);
+    // The requests in flight have failed with the worker's error; the server goes with it.
+    void grok.exited.then((x) => {
+      if (x.expected) return;
+      process.removeListener('SIGINT', onInt);
+      process.removeListener('SIGTERM', onTerm);
+      void server.close(1000).then(() => resolve(x.error ?? null), () => resolve(x.error ?? null));
+    });
   });
+  if (crashed) throw crashed;
   await grok.close();
 }
 
-function cacheText(grok: { engine: { prefixCache: { budgetBytes: number } | null } }): string {
+function cacheText(grok: { engine: { prefixCache: { stats(): { budgetBytes: number } } | null } }): string {
   const c = grok.engine.prefixCache;
-  return c ? `${(c.budgetBytes / 2 ** 20).toFixed(0)} MiB` : 'off';
+  return c ? `${(c.stats().budgetBytes / 2 ** 20).toFixed(0)} MiB` : 'off';
 }

@@ -6,6 +6,9 @@
  * last token, a sequence still in prefill feeds its next prompt chunk (chunked prefill, so a long prompt
  * does not stall the others). New requests are admitted into free slots between iterations; between
  * iterations the event loop runs, so HTTP traffic and cancellations are handled while others decode.
+ * A forward pass itself blocks its thread: the server runs the scheduler in a worker thread
+ * (src/api/worker), whose cancellations arrive through shared memory (SchedulerOptions.isCancelled) and
+ * are seen between layers.
  *
  * Determinism: each request has its own sampler state and RNG, and its prompt is cut into chunks of a fixed
  * size whatever else is running, so its tokens depend only on its prompt, options and seed — provided the
@@ -20,7 +23,7 @@
 import { Rng, randomSeed } from '../base/rng.js';
 import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
 import { longestPrefixSuffix } from '../base/sequence.js';
-import { PrefixCache } from './prefix-cache.js';
+import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
 import type { EngineCache } from './cache.js';
 import type { GrammarEngine, ResponseFormat, TokenConstraint } from './grammar.js';
 
@@ -30,8 +33,14 @@ export type { CacheRows, EngineCache } from './cache.js';
 export interface BatchModel {
   readonly config: { readonly vocabSize: number; readonly contextLength: number; readonly eosToken: number };
   newCache(capacity?: number): EngineCache;
-  forward(seqs: { tokens: ArrayLike<number>; cache: EngineCache }[], opts?: { lastOnly?: boolean; onRoute?: RouteFn }): Float32Array;
+  forward(seqs: { tokens: ArrayLike<number>; cache: EngineCache }[], opts?: { lastOnly?: boolean; onRoute?: RouteFn; checkpoint?: Checkpoint }): Float32Array;
 }
+
+/**
+ * Called by the model before each layer of a forward pass; what it throws abandons the pass, leaving every
+ * cache at its length before the pass (src/model/grok.ts ForwardOptions.checkpoint).
+ */
+export type Checkpoint = (layer: number, layers: number) => void;
 
 /** The router's choice per layer for every row of a forward call: chosen / gates [rows, A], highest first. */
 export type RouteFn = (layer: number, chosen: Int32Array, gates: Float32Array, rows: number) => void;
@@ -129,15 +138,143 @@ export interface SchedulerOptions {
    * the same way (src/engine/prefix-cache.ts); needs caches with exportRows / importRows. Default 0: none.
    */
   prefixCacheBytes?: number;
+  /**
+   * A cancellation made where this thread's event loop cannot hear it while a forward pass runs (the main
+   * thread, when the scheduler runs in a worker): polled for the sequences of a pass between its layers.
+   * A pass is abandoned (and redone without them) when that is cheaper than finishing it (Scheduler.step).
+   */
+  isCancelled?: (r: GenerationRequest) => boolean;
   /** The grammar engine for responseFormat requests, made on first use (it compiles against the vocabulary). */
   grammar?: () => Promise<GrammarEngine>;
 }
 
-function abortError(signal: AbortSignal): unknown {
+/** What the text layer (src/api) needs of an engine: the Scheduler itself, or a proxy to one in a worker thread. */
+export interface Engine {
+  readonly slots: number;
+  /** Requests holding a slot now. */
+  readonly activeCount: number;
+  /** Requests waiting for a slot now. */
+  readonly queuedCount: number;
+  /** The prefix cache, if there is one (its statistics). */
+  readonly prefixCache: { stats(): PrefixCacheStats } | null;
+  /** Queue requests on one prompt that share its prefill; all or none (throws as Scheduler.submitMany). */
+  submitMany(prompt: ArrayLike<number>, optionsList: readonly GenerateOptions[]): EngineRequest[];
+  /** Cancel everything and refuse new requests. */
+  close(): void;
+}
+
+/** One request as the text layer sees it (GenerationRequest, or its proxy in the main thread). */
+export interface EngineRequest extends AsyncIterable<GeneratedToken> {
+  /** The prompt as fed (after left truncation). */
+  readonly prompt: readonly number[];
+  /** Resolves with the stats when the request ends (whatever the reason); never rejects. */
+  readonly done: Promise<RequestStats>;
+  readonly isFinished: boolean;
+  /** With the routing option: where each prompt token went (complete once the first token is out or the request ended). */
+  readonly promptRouting: readonly TokenRouting[];
+  /** Free the slot (or the queue place) now; iteration ends with `reason` (default an AbortError). */
+  cancel(reason?: unknown): void;
+}
+
+/** What submit checks of a request before queueing it, and what follows from it. */
+export interface CheckedRequest {
+  /** The prompt to feed (left-truncated if asked and needed). */
+  prompt: number[];
+  truncatedTokens: number;
+  /** Infinity: until EOS, a stop condition or the context limit. */
+  maxTokens: number;
+  sampler: Sampler;
+}
+
+/**
+ * Check a request against the model's vocabulary and context, as Scheduler.submit does, throwing the same
+ * errors (RangeError, ContextLengthError, SamplingError); a proxy in another thread checks with it too, so
+ * that a bad request fails synchronously there as well.
+ */
+export function checkRequest(promptIn: ArrayLike<number>, options: GenerateOptions, config: BatchModel['config']): CheckedRequest {
+  const { vocabSize, contextLength } = config;
+  let prompt = Array.from(promptIn);
+  if (prompt.length === 0) throw new RangeError('prompt is empty: at least one token is needed');
+  for (const id of prompt) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+      throw new RangeError(`prompt token ${id} is outside the vocabulary (0…${vocabSize - 1})`);
+    }
+  }
+  const maxTokens = options.maxTokens ?? Infinity;
+  if (!(maxTokens === Infinity || (Number.isInteger(maxTokens) && maxTokens >= 1))) {
+    throw new RangeError(`maxTokens must be an integer ≥ 1, got ${options.maxTokens}`);
+  }
+  for (const s of options.stopSequences ?? []) {
+    if (s.length === 0) throw new RangeError('a stop sequence must not be empty');
+  }
+  let truncatedTokens = 0;
+  if (prompt.length >= contextLength) {
+    if (options.truncate !== 'left') throw new ContextLengthError(prompt.length, contextLength);
+    // Keep the last tokens, leaving room for the requested generation (at least one token).
+    const keep = contextLength - Math.min(Math.max(1, maxTokens === Infinity ? 1 : maxTokens), contextLength - 1);
+    truncatedTokens = prompt.length - keep;
+    prompt = prompt.slice(truncatedTokens);
+  }
+  const sampler = makeSampler(options);
+  checkTokenIds(options, vocabSize); // before any work: the sampler alone would notice only at the first token
+  return { prompt, truncatedTokens, maxTokens, sampler };
+}
+
+/**
+ * Whether `n` more requests may be queued beside `active` ones in slots and `queued` waiting: only those
+ * that would wait count against maxQueue (with a free slot, maxQueue 0 still serves). Throws QueueFullError.
+ */
+export function checkQueue(n: number, active: number, queued: number, slots: number, maxQueue: number): void {
+  const free = Math.max(0, slots - active - queued);
+  const wait = Math.max(0, n - free);
+  if (wait > 0 && queued + wait > maxQueue) throw new QueueFullError(maxQueue);
+}
+
+/** Why an aborted signal aborted: its reason, else an AbortError. */
+export function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
 }
 
 type Item = { token: GeneratedToken } | { end: true } | { error: unknown };
+
+/**
+ * The queue behind a request's async iterator: tokens as they come, then its end or its error. Leaving
+ * the iteration early cancels the request (nobody wants the rest: its slot is freed).
+ */
+export abstract class TokenQueue implements AsyncIterable<GeneratedToken> {
+  private readonly items: Item[] = [];
+  private wake: (() => void) | null = null;
+  private iterated = false;
+
+  abstract get isFinished(): boolean;
+  abstract cancel(reason?: unknown): void;
+
+  protected push(item: Item): void {
+    this.items.push(item);
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
+    if (this.iterated) throw new Error('a generation request can be iterated only once');
+    this.iterated = true;
+    return {
+      next: async (): Promise<IteratorResult<GeneratedToken>> => {
+        while (this.items.length === 0) await new Promise<void>((r) => { this.wake = r; });
+        const item = this.items.shift()!;
+        if ('token' in item) return { value: item.token, done: false };
+        this.items.unshift(item); // stay ended
+        if ('error' in item) throw item.error;
+        return { value: undefined, done: true };
+      },
+      return: async (): Promise<IteratorResult<GeneratedToken>> => {
+        if (!this.isFinished) this.cancel();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+}
 
 /**
  * Requests submitted together with one prompt (n choices): the leader prefills it; when its prefill ends,
@@ -171,7 +308,7 @@ class PrefillGroup {
 }
 
 /** One request: an async iterator of its tokens, plus its statistics once finished. */
-export class GenerationRequest implements AsyncIterable<GeneratedToken> {
+export class GenerationRequest extends TokenQueue implements EngineRequest {
   readonly prompt: number[];
   readonly stats: RequestStats;
   /** Resolves with the stats when the request ends (whatever the reason); never rejects. */
@@ -201,11 +338,8 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
   readonly indexOf = new WeakMap<GeneratedToken, number>();
   private promptRoutes: TokenRouting[] = [];
 
-  private readonly items: Item[] = [];
-  private wake: (() => void) | null = null;
   private resolveDone!: (s: RequestStats) => void;
   private finished = false;
-  private iterated = false;
 
   constructor(
     prompt: number[],
@@ -216,6 +350,7 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
     readonly maxTokens: number,
     private readonly onCancel: (r: GenerationRequest) => void,
   ) {
+    super();
     this.prompt = prompt;
     this.history = new TokenHistory(prompt);
     this.rng = new Rng(seed);
@@ -298,36 +433,12 @@ export class GenerationRequest implements AsyncIterable<GeneratedToken> {
     this.onCancel(this);
     this.finish('cancelled', reason ?? new DOMException('The operation was aborted', 'AbortError'));
   }
-
-  private push(item: Item): void {
-    this.items.push(item);
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
-    if (this.iterated) throw new Error('a generation request can be iterated only once');
-    this.iterated = true;
-    return {
-      next: async (): Promise<IteratorResult<GeneratedToken>> => {
-        while (this.items.length === 0) await new Promise<void>((r) => { this.wake = r; });
-        const item = this.items.shift()!;
-        if ('token' in item) return { value: item.token, done: false };
-        this.items.unshift(item); // stay ended
-        if ('error' in item) throw item.error;
-        return { value: undefined, done: true };
-      },
-      // The consumer stopped early (break / return): nobody wants the rest, so free the slot.
-      return: async (): Promise<IteratorResult<GeneratedToken>> => {
-        if (!this.finished) this.cancel();
-        return { value: undefined, done: true };
-      },
-    };
-  }
 }
 
-export class Scheduler {
+/** Thrown through the model by the checkpoint: the pass is abandoned, and redone without the cancelled sequences. */
+class PassAbandoned extends Error {}
+
+export class Scheduler implements Engine {
   readonly slots: number;
   readonly prefillChunk: number;
   readonly maxQueue: number;
@@ -341,11 +452,15 @@ export class Scheduler {
   prefilledTokens = 0;
   /** Keys and values of earlier sequences, shared by all requests (null with prefixCacheBytes 0). */
   readonly prefixCache: PrefixCache | null;
+  /** Forward passes abandoned between layers for cancelled sequences (isCancelled). */
+  abandonedSteps = 0;
+  private readonly isCancelled: ((r: GenerationRequest) => boolean) | null;
 
   private readonly grammar: (() => Promise<GrammarEngine>) | undefined;
 
   constructor(readonly model: BatchModel, opts: SchedulerOptions = {}) {
     this.grammar = opts.grammar;
+    this.isCancelled = opts.isCancelled ?? null;
     this.slots = opts.slots ?? 4;
     this.prefillChunk = opts.prefillChunk ?? 256;
     this.maxQueue = opts.maxQueue ?? Infinity;
@@ -382,10 +497,7 @@ export class Scheduler {
   submitMany(promptIn: ArrayLike<number>, optionsList: readonly GenerateOptions[]): GenerationRequest[] {
     if (this.closed) throw new Error('the scheduler is closed');
     const reqs = optionsList.map((o) => this.prepare(promptIn, o));
-    // Only a request that would wait counts against maxQueue: with a free slot, maxQueue 0 still serves.
-    const free = Math.max(0, this.slots - this.active.length - this.queue.length);
-    const wait = Math.max(0, reqs.length - free);
-    if (wait > 0 && this.queue.length + wait > this.maxQueue) throw new QueueFullError(this.maxQueue);
+    checkQueue(reqs.length, this.active.length, this.queue.length, this.slots, this.maxQueue);
     for (const o of optionsList) if (o.signal?.aborted) throw abortError(o.signal);
     const leaders: GenerationRequest[] = [];
     for (const r of reqs) {
@@ -412,34 +524,10 @@ export class Scheduler {
 
   /** Validate a request and build it (not yet queued). */
   private prepare(promptIn: ArrayLike<number>, options: GenerateOptions): GenerationRequest {
-    const { vocabSize, contextLength } = this.model.config;
-    let prompt = Array.from(promptIn);
-    if (prompt.length === 0) throw new RangeError('prompt is empty: at least one token is needed');
-    for (const id of prompt) {
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new RangeError(`prompt token ${id} is outside the vocabulary (0…${vocabSize - 1})`);
-      }
-    }
-    const maxTokens = options.maxTokens ?? Infinity;
-    if (!(maxTokens === Infinity || (Number.isInteger(maxTokens) && maxTokens >= 1))) {
-      throw new RangeError(`maxTokens must be an integer ≥ 1, got ${options.maxTokens}`);
-    }
-    for (const s of options.stopSequences ?? []) {
-      if (s.length === 0) throw new RangeError('a stop sequence must not be empty');
-    }
-    let truncated = 0;
-    if (prompt.length >= contextLength) {
-      if (options.truncate !== 'left') throw new ContextLengthError(prompt.length, contextLength);
-      // Keep the last tokens, leaving room for the requested generation (at least one token).
-      const keep = contextLength - Math.min(Math.max(1, maxTokens === Infinity ? 1 : maxTokens), contextLength - 1);
-      truncated = prompt.length - keep;
-      prompt = prompt.slice(truncated);
-    }
+    const { prompt, truncatedTokens, maxTokens, sampler } = checkRequest(promptIn, options, this.model.config);
     if (options.responseFormat && !this.grammar) throw new SamplingError('responseFormat', 'responseFormat: structured output needs the model\'s vocabulary (a tokenizer); this engine has none');
-    const sampler = makeSampler(options);
-    checkTokenIds(options, vocabSize); // before any work: the sampler alone would notice only at the first token
     const seed = options.seed ?? randomSeed();
-    return new GenerationRequest(prompt, truncated, options, sampler, seed, maxTokens, (r) => this.remove(r));
+    return new GenerationRequest(prompt, truncatedTokens, options, sampler, seed, maxTokens, (r) => this.remove(r));
   }
 
   /** Cancel everything and refuse new requests. */
@@ -597,26 +685,33 @@ export class Scheduler {
     // Members waiting for a shared prefill hold a slot but have nothing to feed yet.
     const batch: GenerationRequest[] = this.active.filter((r) => r.cache !== null);
     if (batch.length === 0) return;
-    const prefillEnds: GenerationRequest[] = [];
     const seqs = batch.map((r) => {
       if (r.prefilled < r.prompt.length) {
-        const end = Math.min(r.prompt.length, r.prefilled + this.prefillChunk);
-        const tokens = r.prompt.slice(r.prefilled, end);
-        this.prefilledTokens += tokens.length;
-        r.prefilled = end;
-        if (end === r.prompt.length) prefillEnds.push(r);
-        return { tokens, cache: r.cache! };
+        return { tokens: r.prompt.slice(r.prefilled, Math.min(r.prompt.length, r.prefilled + this.prefillChunk)), cache: r.cache! };
       }
       return { tokens: [r.lastToken], cache: r.cache! };
     });
     let logits: Float32Array;
     try {
-      logits = this.forward(batch, seqs);
+      logits = this.forward(batch, seqs, this.checkpoint(batch, seqs));
     } catch (e) {
+      if (e instanceof PassAbandoned) {
+        // Nothing of the pass was kept: the others feed the same tokens again at the next step.
+        this.abandonedSteps++;
+        for (const r of batch) if (this.isCancelled!(r)) r.cancel();
+        return;
+      }
       for (const r of batch) { this.remove(r); r.finish('error', e); }
       return;
     }
     this.steps++;
+    const prefillEnds: GenerationRequest[] = [];
+    batch.forEach((r, i) => {
+      if (r.prefilled >= r.prompt.length) return;
+      r.prefilled += seqs[i]!.tokens.length;
+      this.prefilledTokens += seqs[i]!.tokens.length;
+      if (r.prefilled === r.prompt.length) prefillEnds.push(r);
+    });
     // Requests arriving meanwhile with the same start need not wait for this one to end.
     for (const r of prefillEnds) this.cacheInsert(r.prompt, r.cache!);
     const V = this.model.config.vocabSize;
@@ -644,10 +739,26 @@ export class Scheduler {
   }
 
   /**
+   * With isCancelled: the check between layers. A pass whose sequences include cancelled ones is abandoned
+   * when redoing the others' rows from the start costs less than the layers left for all of them (rows as
+   * the measure of work): at once for a cancelled prompt chunk beside a few decoding tokens, not for one
+   * decoding token among many near the end of the pass.
+   */
+  private checkpoint(batch: readonly GenerationRequest[], seqs: readonly { tokens: number[] }[]): Checkpoint | undefined {
+    const isCancelled = this.isCancelled;
+    if (!isCancelled) return undefined;
+    return (layer, layers) => {
+      let gone = 0, kept = 0;
+      batch.forEach((r, i) => { if (isCancelled(r)) gone += seqs[i]!.tokens.length; else kept += seqs[i]!.tokens.length; });
+      if (gone > 0 && kept * layers < (gone + kept) * (layers - layer)) throw new PassAbandoned();
+    };
+  }
+
+  /**
    * One forward call; with routing requests in the batch, their tokens' routing is collected layer by layer
    * and handed to each request by position.
    */
-  private forward(batch: readonly GenerationRequest[], seqs: { tokens: number[]; cache: EngineCache }[]): Float32Array {
+  private forward(batch: readonly GenerationRequest[], seqs: { tokens: number[]; cache: EngineCache }[], checkpoint?: Checkpoint): Float32Array {
     const spans: { r: GenerationRequest; row0: number; pos0: number; recs: TokenRouting[] }[] = [];
     let row = 0;
     seqs.forEach((sq, i) => {
@@ -657,7 +768,8 @@ export class Scheduler {
       }
       row += sq.tokens.length;
     });
-    if (spans.length === 0) return this.model.forward(seqs, { lastOnly: true });
+    const check = checkpoint ? { checkpoint } : {};
+    if (spans.length === 0) return this.model.forward(seqs, { lastOnly: true, ...check });
     const onRoute: RouteFn = (_layer, chosen, gates, rows) => {
       const A = chosen.length / rows;
       for (const sp of spans) {
@@ -668,7 +780,7 @@ export class Scheduler {
         });
       }
     };
-    const logits = this.model.forward(seqs, { lastOnly: true, onRoute });
+    const logits = this.model.forward(seqs, { lastOnly: true, onRoute, ...check });
     for (const sp of spans) sp.recs.forEach((rec, t) => sp.r.routed(sp.pos0 + t, rec));
     return logits;
   }

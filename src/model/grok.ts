@@ -191,6 +191,8 @@ export interface ForwardOptions {
   trace?: TraceFn;
   /** Called once per layer with the experts each token was sent to (costs nothing when absent). */
   onRoute?: RouteFn;
+  /** Called before each layer: what it throws abandons the pass, every cache keeping its length (lengths move at the end). */
+  checkpoint?: (layer: number, layers: number) => void;
 }
 
 /**
@@ -339,6 +341,7 @@ export class GrokModel {
     const lastRows = seqs.map((s, i) => starts[i]! + s.tokens.length - 1);
 
     for (let l = 0; l < c.nLayers; l++) {
+      opts.checkpoint?.(l, c.nLayers);
       const L = w.layers[l]!;
       // Not when the caller reads every token's routing (onRoute): that needs every row of the last layer too.
       const narrow = opts.lastOnly === true && !opts.onRoute && l === c.nLayers - 1 && seqs.length < N;

@@ -13,6 +13,8 @@ export interface Info {
 }
 
 export class AuthError extends Error {}
+/** The server is up but its model is still loading (503 model_loading). */
+export class LoadingError extends Error {}
 
 const KEY = 'grok-ts.apiKey';
 
@@ -33,6 +35,10 @@ export class Api {
   async info(): Promise<Info> {
     const r = await fetch('info', { headers: this.headers() });
     if (r.status === 401) throw new AuthError('an API key is required');
+    if (r.status === 503) {
+      const e = await r.json().catch(() => null) as { error?: { code?: string; message?: string } } | null;
+      if (e?.error?.code === 'model_loading') throw new LoadingError(e.error.message ?? 'the model is loading');
+    }
     if (!r.ok) throw new Error(`GET /info: ${r.status}`);
     return await r.json() as Info;
   }

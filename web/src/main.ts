@@ -5,7 +5,7 @@
  * conversations kept in localStorage. Plain TypeScript and the DOM: no framework, no network beyond
  * the server that served it.
  */
-import { Api, AuthError, type Info } from './api.js';
+import { Api, AuthError, LoadingError, type Info } from './api.js';
 import { RoutingView, type Column } from './routing-view.js';
 import { newConversation, Store, type Conversation, type Message } from './store.js';
 
@@ -38,6 +38,7 @@ async function connect(): Promise<void> {
     info = await api.info();
   } catch (e) {
     if (e instanceof AuthError) { askKey(); return; }
+    if (e instanceof LoadingError) { $('model').textContent = 'the model is loading…'; setTimeout(() => void connect(), 1000); return; }
     $('model').textContent = `cannot reach the server: ${(e as Error).message}`;
     return;
   }

@@ -4,7 +4,7 @@
  * — ids, object names, where the text goes, the logprobs layout, the chat role chunk — lives here, so the
  * generation code has no `kind === 'chat'` branches.
  */
-import type { Completion, Grok, TopAlternative } from '../index.js';
+import type { Completion, TextModel, TopAlternative } from '../index.js';
 
 /** Tokens with their logprobs and texts, for a logprobs block. */
 export interface TokenLogprobs {
@@ -38,7 +38,7 @@ export interface ChoiceFormat {
 
 const utf8 = (s: string) => [...Buffer.from(s, 'utf8')];
 
-export function completionFormat(grok: Grok): ChoiceFormat {
+export function completionFormat(grok: TextModel): ChoiceFormat {
   return {
     idPrefix: 'cmpl',
     object: 'text_completion',
@@ -62,7 +62,7 @@ export function completionFormat(grok: Grok): ChoiceFormat {
   };
 }
 
-export function chatFormat(grok: Grok): ChoiceFormat {
+export function chatFormat(grok: TextModel): ChoiceFormat {
   return {
     idPrefix: 'chatcmpl',
     object: 'chat.completion',

@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Completion, Grok, TextGenerateOptions, TextStream, TokenRouting } from '../index.js';
+import type { Completion, TextModel, TextGenerateOptions, TextStream, TokenRouting } from '../index.js';
 import { ApiError, engineError, shuttingDown } from './errors.js';
 import type { ChoiceFormat } from './format.js';
 import type { RequestLogFields } from './log.js';
@@ -44,7 +44,8 @@ function routedFields(tokens: readonly TokenRouting[], prompt: readonly TokenRou
 
 /** What a generation needs of the server. */
 export interface GenerationContext {
-  grok: Grok;
+  /** The model; throws a 503 while it loads (or after its worker thread died). */
+  model(): TextModel;
   modelId: string;
   /** Requests in progress (aborted on shutdown). */
   live: Set<AbortController>;
@@ -59,7 +60,7 @@ export interface GenerationContext {
  * handing it to each choice would add one listener per choice, and from 11 on Node prints a
  * MaxListenersExceededWarning (on stderr, in the middle of --log-format json).
  */
-function start(grok: Grok, jobs: readonly Job[], signal: AbortSignal): TextStream[] {
+function start(grok: TextModel, jobs: readonly Job[], signal: AbortSignal): TextStream[] {
   const streams: TextStream[] = [];
   const byPrompt = new Map<number, number[]>();
   jobs.forEach((j, i) => { const l = byPrompt.get(j.prompt); if (l) l.push(i); else byPrompt.set(j.prompt, [i]); });
@@ -90,7 +91,8 @@ function watch(ctx: GenerationContext, req: FastifyRequest, reply: FastifyReply)
 }
 
 export async function respond(ctx: GenerationContext, req: FastifyRequest, reply: FastifyReply, plan: GenerationPlan): Promise<void> {
-  const { grok, modelId } = ctx;
+  const { modelId } = ctx;
+  const grok = ctx.model();
   const f = plan.format;
   const id = `${f.idPrefix}-${crypto.randomUUID().replaceAll('-', '')}`;
   const ac = watch(ctx, req, reply);

@@ -10,11 +10,12 @@
  *   grok_time_to_first_token_seconds               histogram: request received → first token
  *   grok_time_per_output_token_seconds             histogram: gap between consecutive tokens of a choice
  *   grok_request_duration_seconds                  histogram: request received → response over
- *   grok_slots / grok_slots_busy / grok_queue_length   the engine now
+ *   grok_model_ready                               1 once the model is loaded (0 while loading, or after its worker died)
+ *   grok_slots / grok_slots_busy / grok_queue_length   the engine now (once loaded)
  *   grok_model_load_seconds                        time spent loading the model
  *   grok_prefix_cache_*                            with the prefix cache: lookups, hits, tokens reused, bytes held
  */
-import type { Grok } from '../index.js';
+import type { TextModel } from '../index.js';
 
 type Labels = Record<string, string>;
 
@@ -74,7 +75,8 @@ export class ServerMetrics {
   private readonly tpot = new Histogram('grok_time_per_output_token_seconds', 'Time between consecutive generated tokens of a choice.', SECONDS);
   private readonly duration = new Histogram('grok_request_duration_seconds', 'Request received to response complete.', SECONDS);
 
-  constructor(private readonly grok: Grok) {}
+  /** `model`: the model, or null while it loads. */
+  constructor(private readonly model: () => TextModel | null) {}
 
   request(route: string, status: number, seconds: number): void {
     this.requests.inc({ route, status: String(status) });
@@ -89,22 +91,28 @@ export class ServerMetrics {
   }
 
   render(): string {
-    const e = this.grok.engine;
-    return [
+    const grok = this.model();
+    const traffic = [
       ...this.requests.render(), ...this.prompt.render(), ...this.generated.render(),
       ...this.ttft.render(), ...this.tpot.render(), ...this.duration.render(),
+      ...gauge('grok_model_ready', 'Whether the model is loaded and serving (0 while it loads, or after its worker thread died).', grok && !grok.failure ? 1 : 0),
+    ];
+    if (!grok) return traffic.join('\n') + '\n';
+    const e = grok.engine;
+    return [
+      ...traffic,
       ...gauge('grok_slots', 'Sequences the engine decodes together.', e.slots),
       ...gauge('grok_slots_busy', 'Slots holding a request now.', e.activeCount),
       ...gauge('grok_queue_length', 'Requests waiting for a slot now.', e.queuedCount),
-      ...gauge('grok_model_load_seconds', 'Time spent loading the model.', this.grok.loadMs / 1000),
-      ...this.experts(),
-      ...this.prefixCache(),
+      ...gauge('grok_model_load_seconds', 'Time spent loading the model.', grok.loadMs / 1000),
+      ...this.experts(grok),
+      ...this.prefixCache(grok),
     ].join('\n') + '\n';
   }
 
   /** The prefix cache (--cache-ram): what prompts reused since loading, and what it holds now. */
-  private prefixCache(): string[] {
-    const s = this.grok.engine.prefixCache?.stats();
+  private prefixCache(grok: TextModel): string[] {
+    const s = grok.engine.prefixCache?.stats();
     if (!s) return [];
     const counter = (name: string, help: string, value: number) => [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${num(value)}`];
     return [
@@ -119,10 +127,9 @@ export class ServerMetrics {
   }
 
   /** Streamed experts (--ram-budget): what the pool did since loading, per layer where it differs. */
-  private experts(): string[] {
-    const c = this.grok.model.expertCache;
-    if (!c) return [];
-    const s = c.stats();
+  private experts(grok: TextModel): string[] {
+    const s = grok.expertCacheStats();
+    if (!s) return [];
     const counter = (name: string, help: string, value: number) => [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${num(value)}`];
     const perLayer = (name: string, help: string, pick: (hu: readonly [number, number]) => number) => [
       `# HELP ${name} ${help}`, `# TYPE ${name} counter`, ...s.perLayer.map((hu, l) => `${name}{layer="${l}"} ${num(pick(hu))}`),

@@ -3,16 +3,18 @@
  * here, before anything is queued.
  */
 import type { FastifyInstance } from 'fastify';
-import { renderChat, type ChatMessage, type ChatTemplate } from '../chat.js';
+import { chatTemplateFor, renderChat, type ChatMessage, type ChatTemplate } from '../chat.js';
 import { ApiError, invalid } from './errors.js';
-import { chatFormat, completionFormat } from './format.js';
+import { chatFormat, completionFormat, type ChoiceFormat } from './format.js';
+import type { TextModel } from '../index.js';
 import { respond, type GenerationContext, type Job } from './generation.js';
 import {
   chatSchema, completionSchema, parseBody, refuseResponseFormat, samplingOf, seed32, stopsOf, type CommonBody,
 } from './schemas.js';
 
 export interface RouteOptions {
-  template: ChatTemplate;
+  /** null: the one the model's family comes with (chatTemplateFor). */
+  template: ChatTemplate | null;
   maxChoices: number;
   strictModel: boolean;
   /** return_routed_experts sends a longer prompt's routing only when return_prompt_routed_experts asks. */
@@ -20,12 +22,15 @@ export interface RouteOptions {
 }
 
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContext, o: RouteOptions): void {
-  const { grok, modelId } = ctx;
-  const ctxLen = grok.config.contextLength;
+  const { modelId } = ctx;
   const created = Math.floor(Date.now() / 1000);
   const modelCard = { id: modelId, object: 'model', created, owned_by: 'grok-ts' };
-  const text = completionFormat(grok);
-  const chat = chatFormat(grok);
+  /** The response shapes, made once the model is there (they name tokens with its tokenizer). */
+  let formats: { grok: TextModel; text: ChoiceFormat; chat: ChoiceFormat } | null = null;
+  const formatsOf = (grok: TextModel) => {
+    if (formats?.grok !== grok) formats = { grok, text: completionFormat(grok), chat: chatFormat(grok) };
+    return formats;
+  };
 
   app.get('/v1/models', async () => ({ object: 'list', data: [modelCard] }));
   app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
@@ -45,7 +50,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
   /** Whether the response carries this prompt's routing (once, in the prompt's first choice). */
   const promptRouting = (b: CommonBody, ids: readonly number[]): boolean =>
     b.return_routed_experts === true && (b.return_prompt_routed_experts ?? ids.length <= o.maxPromptRoutingTokens);
-  const needTokenizer = () => {
+  const needTokenizer = (grok: TextModel) => {
     if (!grok.tokenizer) throw invalid('this model has no tokenizer: send prompts as token ids', 'prompt', 'no_tokenizer');
   };
 
@@ -53,7 +58,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
    * The max_tokens to use for a prompt: the request's, else `fallback`, else what the context leaves. A
    * prompt that cannot fit is a 400 (like OpenAI), whose numbers add up to what was asked.
    */
-  const fit = (ids: number[], maxTokens: number | null | undefined, fallback: number | null): number => {
+  const fit = (grok: TextModel, ids: number[], maxTokens: number | null | undefined, fallback: number | null): number => {
+    const ctxLen = grok.config.contextLength;
     if (ids.length === 0) throw invalid('the prompt is empty', 'prompt');
     for (const id of ids) {
       if (id >= grok.config.vocabSize) throw invalid(`prompt token ${id} is outside the vocabulary (0…${grok.config.vocabSize - 1})`, 'prompt', 'invalid_value');
@@ -78,23 +84,24 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
   app.post('/v1/completions', async (req, reply) => {
     const b = parseBody(completionSchema, req.body);
     checkBody(b);
+    const grok = ctx.model();
     if (b.echo) throw invalid('echo is not supported', 'echo', 'unsupported_parameter');
     if (b.suffix) throw invalid('suffix is not supported', 'suffix', 'unsupported_parameter');
     const n = b.n ?? 1;
     if (b.best_of != null && b.best_of !== n) throw invalid('best_of other than n is not supported', 'best_of', 'unsupported_parameter');
     const p = b.prompt;
     let prompts: number[][];
-    if (typeof p === 'string') { needTokenizer(); prompts = [grok.encode(p)]; }
-    else if (p.length > 0 && typeof p[0] === 'string') { needTokenizer(); prompts = (p as string[]).map((s) => grok.encode(s)); }
+    if (typeof p === 'string') { needTokenizer(grok); prompts = [grok.encode(p)]; }
+    else if (p.length > 0 && typeof p[0] === 'string') { needTokenizer(grok); prompts = (p as string[]).map((s) => grok.encode(s)); }
     else if (p.length > 0 && typeof p[0] === 'number') prompts = [p as number[]];
     else prompts = p as number[][];
     if (prompts.length * n > o.maxChoices) throw invalid(`at most ${o.maxChoices} choices per request (prompts × n)`, 'n');
     const stop = stopsOf(b);
-    if (stop.length > 0) needTokenizer();
+    if (stop.length > 0) needTokenizer(grok);
     const jobs: Job[] = [];
     let promptTokens = 0;
     prompts.forEach((ids, pi) => {
-      const maxTokens = fit(ids, b.max_tokens, 16);
+      const maxTokens = fit(grok, ids, b.max_tokens, 16);
       promptTokens += ids.length;
       for (let j = 0; j < n; j++) {
         const opts = samplingOf(b, { maxTokens, ...(stop.length ? { stop } : {}), ...(b.logprobs ? { topLogprobs: b.logprobs } : {}) });
@@ -103,7 +110,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
       }
     });
     await respond(ctx, req, reply, {
-      format: text, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
+      format: formatsOf(grok).text, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
       logprobs: b.logprobs != null, promptTokens, routing: b.return_routed_experts === true,
     });
   });
@@ -111,31 +118,33 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
   app.post('/v1/chat/completions', async (req, reply) => {
     const b = parseBody(chatSchema, req.body);
     checkBody(b);
+    const grok = ctx.model();
     if ((b.tools && b.tools.length > 0) || (b.functions && b.functions.length > 0)) throw invalid('tools / functions are not supported', 'tools', 'unsupported_parameter');
     if (b.top_logprobs && !b.logprobs) throw invalid('top_logprobs requires logprobs: true', 'top_logprobs');
-    needTokenizer();
+    needTokenizer(grok);
     const n = b.n ?? 1;
     if (n > o.maxChoices) throw invalid(`at most ${o.maxChoices} choices per request`, 'n');
     const messages: ChatMessage[] = b.messages.map((m) => ({
       role: m.role,
       content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
     }));
-    const ids = grok.encode(renderChat(messages, o.template));
+    const template = o.template ?? chatTemplateFor(grok.config);
+    const ids = grok.encode(renderChat(messages, template));
     let maxTokens: number;
     try {
-      maxTokens = fit(ids, b.max_completion_tokens ?? b.max_tokens, null);
+      maxTokens = fit(grok, ids, b.max_completion_tokens ?? b.max_tokens, null);
     } catch (e) {
       if (e instanceof ApiError && e.code === 'context_length_exceeded') throw invalid(e.message, 'messages', e.code);
       throw e;
     }
-    const stop = stopsOf(b, o.template.stop);
+    const stop = stopsOf(b, template.stop);
     const jobs = Array.from({ length: n }, (_, j): Job => {
       const opts = samplingOf(b, { maxTokens, stop, ...(b.logprobs && b.top_logprobs ? { topLogprobs: b.top_logprobs } : {}) });
       if (b.seed != null) opts.seed = seed32(b.seed + j);
       return { ids, opts, prompt: 0, promptRouting: j === 0 && promptRouting(b, ids) };
     });
     await respond(ctx, req, reply, {
-      format: chat, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
+      format: formatsOf(grok).chat, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
       logprobs: b.logprobs === true, promptTokens: ids.length, routing: b.return_routed_experts === true,
     });
   });
