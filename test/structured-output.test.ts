@@ -7,7 +7,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Ajv } from 'ajv';
+import OpenAI from 'openai';
+import { zodResponseFormat } from 'openai/helpers/zod';
+import { z } from 'zod';
 import { loadModel, type Grok } from '../src/api/index.js';
+import { createServer } from '../src/api/server.js';
+import { loadModelInWorker } from '../src/api/worker/client.js';
 import { GrammarError } from '../src/engine/grammar.js';
 
 const SCHEMAS: [string, Record<string, unknown>][] = [
@@ -85,4 +90,34 @@ test('a schema that cannot be used is a GrammarError from checkResponseFormat an
   // The engine still works after a failed compile.
   const ok = await grok.generate('x', { seed: 1, maxTokens: 100, responseFormat: { type: 'json_schema', schema: SCHEMAS[2]![1] } }).result;
   assert.ok(new Ajv({ strict: false }).validate(SCHEMAS[2]![1], JSON.parse(ok.text)));
+});
+
+test('the official openai client: chat.completions.parse with a zod schema gets a parsed object, streamed too, through the worker-thread server', async () => {
+  const grok = await loadModelInWorker(undefined, { slots: 4 });
+  const server = createServer(grok, { modelId: 'default' });
+  try {
+    const url = await server.listen({ host: '127.0.0.1', port: 0 });
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const Person = z.object({ name: z.string().max(12), age: z.number().int().min(0).max(120), tags: z.array(z.enum(['a', 'b', 'c'])).max(3) });
+    const messages = [{ role: 'user' as const, content: 'Describe a person as JSON.' }];
+    for (let i = 0; i < 5; i++) {
+      const r = await client.chat.completions.parse({ model: 'default', messages, max_tokens: 200, seed: i, temperature: 1, response_format: zodResponseFormat(Person, 'person') });
+      const parsed = r.choices[0]!.message.parsed;
+      assert.ok(parsed, `choice ${i}: ${r.choices[0]!.message.content}`);
+      assert.deepEqual(Person.parse(parsed), parsed);
+    }
+    const stream = client.chat.completions.stream({ model: 'default', messages, max_tokens: 200, seed: 7, response_format: zodResponseFormat(Person, 'person') });
+    let deltas = 0;
+    stream.on('content.delta', () => { deltas++; });
+    const final = await stream.finalChatCompletion();
+    assert.ok(deltas > 1, 'streamed in several chunks');
+    assert.deepEqual(Person.parse(final.choices[0]!.message.parsed), final.choices[0]!.message.parsed);
+    // n > 1: every choice follows the schema.
+    const many = await client.chat.completions.parse({ model: 'default', messages, max_tokens: 200, n: 4, temperature: 1, response_format: zodResponseFormat(Person, 'person') });
+    assert.equal(many.choices.length, 4);
+    for (const c of many.choices) Person.parse(c.message.parsed);
+  } finally {
+    await server.close();
+    await grok.close();
+  }
 });

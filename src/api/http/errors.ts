@@ -4,6 +4,7 @@
  */
 import { ContextLengthError, QueueFullError } from '../../engine/scheduler.js';
 import { NonFiniteLogitsError, SamplingError } from '../../engine/sampling.js';
+import { GrammarError } from '../../engine/grammar.js';
 
 export interface ApiErrorOptions {
   /** OpenAI's error type; default invalid_request_error below 500, server_error from 500. */
@@ -42,6 +43,7 @@ export const shuttingDown = (): ApiError => new ApiError(503, 'the server is shu
 const API_PARAM: Record<string, string> = {
   temperature: 'temperature', topK: 'top_k', topP: 'top_p', minP: 'min_p', repetitionPenalty: 'repetition_penalty',
   presencePenalty: 'presence_penalty', frequencyPenalty: 'frequency_penalty', logitBias: 'logit_bias', topLogprobs: 'logprobs',
+  responseFormat: 'response_format',
 };
 
 /** An engine / sampling error as the API reports it: a bad option is the client's 400, anything else a 500. */
@@ -53,6 +55,7 @@ export function engineError(e: unknown): ApiError {
   if (e instanceof NonFiniteLogitsError) {
     return new ApiError(500, `the model produced invalid logits (${e.message}): a fault in the model, its weights or the kernels, not in the request`, { code: 'non_finite_logits' });
   }
+  if (e instanceof GrammarError) return invalid(e.message, 'response_format', 'invalid_response_format');
   if (e instanceof SamplingError) {
     const param = API_PARAM[e.param] ?? null;
     const message = param ? e.message.replace(new RegExp(`^${e.param}\\b`), param) : e.message;

@@ -4,12 +4,12 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { chatTemplateFor, renderChat, type ChatMessage, type ChatTemplate } from '../chat.js';
-import { ApiError, invalid } from './errors.js';
+import { ApiError, engineError, invalid } from './errors.js';
 import { chatFormat, completionFormat, type ChoiceFormat } from './format.js';
 import type { TextModel } from '../index.js';
 import { respond, type GenerationContext, type Job } from './generation.js';
 import {
-  chatSchema, completionSchema, parseBody, refuseResponseFormat, samplingOf, seed32, stopsOf, type CommonBody,
+  chatSchema, completionSchema, parseBody, responseFormatOf, samplingOf, seed32, stopsOf, type CommonBody,
 } from './schemas.js';
 
 export interface RouteOptions {
@@ -42,7 +42,6 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
     if (o.strictModel && b.model !== modelId) {
       throw new ApiError(404, `The model '${b.model}' does not exist; this server serves '${modelId}'`, { param: 'model', code: 'model_not_found' });
     }
-    refuseResponseFormat(b);
     if (b.return_prompt_routed_experts != null && !b.return_routed_experts) {
       throw invalid('return_prompt_routed_experts requires return_routed_experts: true', 'return_prompt_routed_experts');
     }
@@ -52,6 +51,17 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
     b.return_routed_experts === true && (b.return_prompt_routed_experts ?? ids.length <= o.maxPromptRoutingTokens);
   const needTokenizer = (grok: TextModel) => {
     if (!grok.tokenizer) throw invalid('this model has no tokenizer: send prompts as token ids', 'prompt', 'no_tokenizer');
+  };
+  /** Structured output: the schema compiled before anything is generated, so a bad one is a 400, not a failed stream. */
+  const checkFormat = async (grok: TextModel, b: CommonBody) => {
+    const f = responseFormatOf(b);
+    if (!f) return;
+    if (!grok.tokenizer) throw invalid('response_format needs the model\'s tokenizer: this model has none', 'response_format', 'no_tokenizer');
+    try {
+      await grok.checkResponseFormat(f);
+    } catch (e) {
+      throw engineError(e);
+    }
   };
 
   /**
@@ -98,6 +108,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
     if (prompts.length * n > o.maxChoices) throw invalid(`at most ${o.maxChoices} choices per request (prompts × n)`, 'n');
     const stop = stopsOf(b);
     if (stop.length > 0) needTokenizer(grok);
+    await checkFormat(grok, b);
     const jobs: Job[] = [];
     let promptTokens = 0;
     prompts.forEach((ids, pi) => {
@@ -138,6 +149,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
       throw e;
     }
     const stop = stopsOf(b, template.stop);
+    await checkFormat(grok, b);
     const jobs = Array.from({ length: n }, (_, j): Job => {
       const opts = samplingOf(b, { maxTokens, stop, ...(b.logprobs && b.top_logprobs ? { topLogprobs: b.top_logprobs } : {}) });
       if (b.seed != null) opts.seed = seed32(b.seed + j);

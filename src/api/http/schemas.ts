@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import type { TextGenerateOptions } from '../index.js';
+import type { ResponseFormat } from '../../engine/grammar.js';
 import { invalid } from './errors.js';
 
 const stopSchema = z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]).nullish();
@@ -22,7 +23,15 @@ const common = {
   seed: z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER).nullish(),
   logit_bias: z.record(z.string().regex(/^\d+$/, 'keys must be token ids'), z.number().min(-100).max(100)).nullish(),
   user: z.string().nullish(),
-  response_format: z.object({ type: z.string() }).nullish(),
+  // OpenAI's structured output: plain text, any JSON object, or JSON valid for a schema (json_schema.schema).
+  response_format: z.discriminatedUnion('type', [
+    z.object({ type: z.literal('text') }),
+    z.object({ type: z.literal('json_object') }),
+    z.object({
+      type: z.literal('json_schema'),
+      json_schema: z.object({ name: z.string().min(1).max(64), description: z.string().nullish(), schema: z.record(z.string(), z.unknown()).nullish(), strict: z.boolean().nullish() }),
+    }),
+  ]).nullish(),
   // Extensions beyond OpenAI's set (llama.cpp / vLLM spellings).
   top_k: z.number().int().min(0).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
@@ -100,7 +109,17 @@ export function samplingOf(b: CommonBody, base: Partial<TextGenerateOptions>): T
   if (b.logit_bias) o.logitBias = Object.fromEntries(Object.entries(b.logit_bias).map(([k, v]) => [Number(k), v]));
   if (b.ignore_eos) o.ignoreEos = true;
   if (b.return_routed_experts) o.routing = true;
+  const f = responseFormatOf(b);
+  if (f) o.responseFormat = f;
   return o;
+}
+
+/** The request's structured-output format (none for text); a json_schema without a schema is any JSON object. */
+export function responseFormatOf(b: CommonBody): ResponseFormat | undefined {
+  const r = b.response_format;
+  if (!r || r.type === 'text') return undefined;
+  if (r.type === 'json_object' || !r.json_schema.schema) return { type: 'json_object' };
+  return { type: 'json_schema', schema: r.json_schema.schema };
 }
 
 /** The body's stop strings, then `extra` (the chat template's) not already among them. */
@@ -109,10 +128,3 @@ export function stopsOf(b: CommonBody, extra: readonly string[] = []): string[] 
   return [...s, ...extra.filter((e) => !s.includes(e))];
 }
 
-/** Structured output is not implemented: say so rather than ignore it. */
-export function refuseResponseFormat(b: CommonBody): void {
-  const t = b.response_format?.type;
-  if (t !== undefined && t !== 'text') {
-    throw invalid(`response_format '${t}' is not supported: this server generates plain text only (omit response_format or use {"type": "text"})`, 'response_format', 'unsupported_parameter');
-  }
-}
