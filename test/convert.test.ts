@@ -237,7 +237,7 @@ test('synth tiny: the reader sees every tensor as written; values are N(0, 0.02Â
     }
   }
   let r = await grok('synth', '--preset', 'huge', '--layers', '1', '--type', 'q8_0', '--out', q8Path);
-  assert.deepEqual([r.code, r.err.split('\n')[0]], [2, "grok: --preset must be one of grok1, tiny, got 'huge'"]);
+  assert.deepEqual([r.code, r.err.split('\n')[0]], [2, "grok: --preset must be one of grok1, grok2, tiny, got 'huge'"]);
   r = await grok('synth', '--preset', 'tiny', '--layers', '0', '--type', 'q8_0', '--out', q8Path);
   assert.deepEqual([r.code, r.err.split('\n')[0]], [2, "grok: --layers must be an integer â‰¥ 1, got '0'"]);
 });
