@@ -1,6 +1,6 @@
 // Causal grouped-query attention (contract: src/kernels/types.ts) in f32.
 import {
-  ATTN_HEAD_DIM, ATTN_K, ATTN_MASK, ATTN_N_HEADS, ATTN_N_KV, ATTN_OUT, ATTN_POS0, ATTN_Q, ATTN_SCALE, ATTN_SOFTCAP, ATTN_V,
+  ATTN_HEAD_DIM, ATTN_K, ATTN_MASK, ATTN_N_HEADS, ATTN_N_KV, ATTN_OUT, ATTN_POS0, ATTN_Q, ATTN_SCALE, ATTN_SOFTCAP, ATTN_TEMP_LEN, ATTN_V,
 } from '../src/kernels/abi';
 import { hsum } from './math';
 
@@ -23,8 +23,8 @@ import { hsum } from './math';
 /**
  * Causal GQA attention (contract: src/kernels/types.ts) for items i = t·nKV + g: token t with the query
  * heads of KV head g together, so each key and value vector is read once for all of them. Scores
- * q·k·scale, softcap·tanh(s/softcap), masked keys −1e30, softmax, Σ w·v; f32 throughout. `scratch`
- * holds the heads' scores (perKV × nKeys f32).
+ * q·k·scale, softcap·tanh(s/softcap), × τ (Grok-2's temperature), masked keys −1e30, softmax, Σ w·v; f32
+ * throughout. `scratch` holds the heads' scores (perKV × nKeys f32).
  */
 export function attnChunk(args: usize, i0: i32, i1: i32, scratch: usize): void {
   const q = <usize>load<u32>(args, ATTN_Q);
@@ -38,6 +38,7 @@ export function attnChunk(args: usize, i0: i32, i1: i32, scratch: usize): void {
   const K = load<i32>(args, ATTN_HEAD_DIM);
   const scale = load<f32>(args, ATTN_SCALE);
   const softcap = load<f32>(args, ATTN_SOFTCAP);
+  const tempLen = <f64>load<f32>(args, ATTN_TEMP_LEN);
   const perKV = nHeads / nKV;
   const kvStride = <usize>(nKV * K) << 2;
   const Kb = <usize>K << 2;
@@ -46,6 +47,10 @@ export function attnChunk(args: usize, i0: i32, i1: i32, scratch: usize): void {
     const t = i / nKV;
     const g = i - t * nKV;
     const nKeys = pos0 + t + 1;
+    // τ = log2(p)/log2(L) for the query at position p > L (SGLang decode_attention.py xai_temperature_reg),
+    // in f64 from the absolute position: the same factor whatever batch the query is in.
+    const p = <f64>(pos0 + t);
+    const tau: f32 = tempLen > 0 && p > tempLen ? <f32>(Math.log2(p) / Math.log2(tempLen)) : 1;
     const sRow = <usize>nKeys << 2; // one head's scores
     const q0 = q + (<usize>(t * nHeads + g * perKV) * Kb);
     const o0 = out + (<usize>(t * nHeads + g * perKV) * Kb);
@@ -57,6 +62,7 @@ export function attnChunk(args: usize, i0: i32, i1: i32, scratch: usize): void {
         if (!masked) {
           s = dotN(q0 + <usize>j * Kb, kp, K) * scale;
           if (softcap > 0) s = softcap * Mathf.tanh(s / softcap);
+          s *= tau;
         }
         store<f32>(scratch + <usize>j * sRow + (<usize>p << 2), s);
       }

@@ -2,10 +2,11 @@
  * Attention of one decoded token (T = 1) at Grok-1's shapes — 48 query heads, 8 KV heads of 128, soft-cap
  * 30 — over a KV cache of P positions: milliseconds per layer for the native kernels in exact mode
  * (float64 scores, one item per KV head) and fast mode (float32, key chunks over the threads) with each
- * KV type. Configurations run interleaved, round after round; medians. Each is first checked against the
- * reference (a stated bound) before it is timed.
+ * KV type; with --temp, also with Grok-2's attention temperature length L (scores of a query past L scaled by
+ * log2(p)/log2(L): its cost). Configurations run interleaved, round after round; medians. Each is first
+ * checked against the reference (a stated bound) before it is timed.
  *
- *   node dist/bench/attention.js [--pos 4096,8192] [--threads 2] [--kv f32,f16,q8_0] [--rounds 15]
+ *   node dist/bench/attention.js [--pos 4096,8192] [--threads 2] [--kv f32,f16,q8_0] [--temp 0,1024] [--rounds 15]
  */
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
@@ -20,6 +21,7 @@ const { values: opt } = parseArgs({
     pos: { type: 'string', default: '4096,8192' },
     threads: { type: 'string', default: '2' },
     kv: { type: 'string', default: 'f32,f16,q8_0' },
+    temp: { type: 'string', default: '0' },
     rounds: { type: 'string', default: '15' },
   },
 });
@@ -27,11 +29,14 @@ const H = 48, G = 8, K = 128;
 const loaded = loadNativeAddon();
 if ('error' in loaded) throw new Error(`native addon: ${loaded.error}`);
 const threads = Number(opt.threads);
-const kinds: { name: string; kernels: NativeKernels; kv: KVType }[] = [];
+const kinds: { name: string; kernels: NativeKernels; kv: KVType; L: number }[] = [];
 const exact = new NativeKernels(loaded.addon, { mode: 'exact', threads });
 const fast = new NativeKernels(loaded.addon, { mode: 'fast', threads });
-kinds.push({ name: 'exact f32', kernels: exact, kv: 'f32' });
-for (const kv of opt.kv!.split(',') as KVType[]) kinds.push({ name: `fast ${kv}`, kernels: fast, kv });
+for (const L of opt.temp!.split(',').map(Number)) {
+  const tag = L ? ` L=${L}` : '';
+  kinds.push({ name: `exact f32${tag}`, kernels: exact, kv: 'f32', L });
+  for (const kv of opt.kv!.split(',') as KVType[]) kinds.push({ name: `fast ${kv}${tag}`, kernels: fast, kv, L });
+}
 
 const r = mulberry32(7);
 const randn = () => (r() + r() + r() - 1.5) * 2;
@@ -41,13 +46,13 @@ for (const P of opt.pos!.split(',').map(Number)) {
   const kf = Float32Array.from({ length: n * G * K }, randn), vf = Float32Array.from({ length: n * G * K }, randn);
   const q = Float32Array.from({ length: H * K }, randn);
   const keyMask = new Uint8Array(n).fill(1);
-  const args = (kv: KVType): AttentionArgs => {
+  const args = (kv: KVType, temperatureLen: number): AttentionArgs => {
     const e = kvRowElements(kv, K), kc = allocKV(kv, n * G * e), vc = allocKV(kv, n * G * e);
     writeKVRows(kv, kf, n * G, K, kc, 0);
     writeKVRows(kv, vf, n * G, K, vc, 0);
-    return { q, kCache: kc, vCache: vc, keyMask, kvType: kv, T: 1, pos0: P, nHeads: H, nKV: G, headDim: K, scale: 0.08838834764831845, softcap: 30, out: new Float32Array(H * K) };
+    return { q, kCache: kc, vCache: vc, keyMask, kvType: kv, T: 1, pos0: P, nHeads: H, nKV: G, headDim: K, scale: 0.08838834764831845, softcap: 30, temperatureLen, out: new Float32Array(H * K) };
   };
-  const cases = kinds.map((c) => ({ ...c, args: args(c.kv), ms: [] as number[] }));
+  const cases = kinds.map((c) => ({ ...c, args: args(c.kv, c.L), ms: [] as number[] }));
   for (const c of cases) {
     const ref = new Float32Array(H * K);
     attentionReference({ ...c.args, out: ref });
@@ -67,7 +72,7 @@ for (const P of opt.pos!.split(',').map(Number)) {
   const base = median(cases[0]!.ms);
   for (const c of cases) {
     const m = median(c.ms), bytes = 2 * n * G * kvRowElements(c.kv, K) * (c.kv === 'f32' ? 4 : c.kv === 'f16' ? 2 : 1);
-    console.log(`  pos ${String(P).padStart(5)}  ${c.name.padEnd(10)} ${m.toFixed(2).padStart(7)} ms/layer  (${(base / m).toFixed(2)}× exact; KV ${(bytes / 2 ** 20).toFixed(1)} MiB, ${(bytes / m / 1e6).toFixed(1)} GB/s)`);
+    console.log(`  pos ${String(P).padStart(5)}  ${c.name.padEnd(17)} ${m.toFixed(2).padStart(7)} ms/layer  (${(base / m).toFixed(2)}× exact; KV ${(bytes / 2 ** 20).toFixed(1)} MiB, ${(bytes / m / 1e6).toFixed(1)} GB/s)`);
   }
 }
 console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

@@ -6,6 +6,7 @@
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,14 @@ static int get_f32(napi_env env, napi_value v, const char *name, float *out) {
     return 0;
   }
   *out = (float)d;
+  return 1;
+}
+
+static int get_f64(napi_env env, napi_value v, const char *name, double *out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    fail(env, "grok-native: %s must be a number", name);
+    return 0;
+  }
   return 1;
 }
 
@@ -321,12 +330,12 @@ static napi_value js_get_row(napi_env env, napi_callback_info info) {
 
 /*
  * attention(ctx, q, kCache, vCache, keyMask: Uint8Array, out, T, pos0, nHeads, nKV, headDim, scale, softcap,
- * kvType, fast): the caches are a Float32Array (kvType GN_F32), a Uint16Array (GN_F16) or a Uint8Array of
- * Q8_0 blocks (GN_Q8_0).
+ * kvType, fast, temperatureLen): the caches are a Float32Array (kvType GN_F32), a Uint16Array (GN_F16) or a
+ * Uint8Array of Q8_0 blocks (GN_Q8_0); temperatureLen 0 (off) or finite > 1 (gn_attention checks it too).
  */
 static napi_value js_attention(napi_env env, napi_callback_info info) {
-  napi_value a[15];
-  if (!get_args(env, info, 15, a)) return NULL;
+  napi_value a[16];
+  if (!get_args(env, info, 16, a)) return NULL;
   gn_ctx *ctx = get_ctx(env, a[0]);
   if (!ctx) return NULL;
   void *q, *k, *v, *m, *o;
@@ -345,6 +354,9 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
       !get_f32(env, a[11], "scale", &args.scale) || !get_f32(env, a[12], "softcap", &args.softcap))
     return NULL;
   if (napi_get_value_bool(env, a[14], &fast) != napi_ok) return fail(env, "grok-native: %s must be a boolean", "fast");
+  if (!get_f64(env, a[15], "temperatureLen", &args.temperature_len)) return NULL;
+  if (!(args.temperature_len == 0 || (args.temperature_len > 1 && isfinite(args.temperature_len))))
+    return fail(env, "grok-native: %s", "attention: temperatureLen must be 0 (off) or a finite number > 1");
   const size_t row = gn_kv_row_bytes((int)kv_type, (int)hd);
   if (!row) return fail(env, "grok-native: %s", "attention: a KV cache cannot hold this type at this head width");
   const double qn = (double)T * nh * hd, kv_bytes = (double)(pos0 + T) * nkv * (double)row;
@@ -366,21 +378,25 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
   return status(env, gn_attention(ctx, &args));
 }
 
-/* gelu(ctx, x: Float32Array, n, up?: Float32Array) */
+/* gelu(ctx, x: Float32Array, n, up: Float32Array | undefined, form: GN_GELU_TANH | GN_GELU_ERF, fast) */
 static napi_value js_gelu(napi_env env, napi_callback_info info) {
-  napi_value a[4];
-  if (!get_args(env, info, 4, a)) return NULL;
+  napi_value a[6];
+  if (!get_args(env, info, 6, a)) return NULL;
   gn_ctx *ctx = get_ctx(env, a[0]);
   if (!ctx) return NULL;
   void *x, *up = NULL;
   size_t xl, ul = 0;
-  int64_t n;
+  int64_t n, form;
   napi_valuetype ut;
-  if (!get_typed(env, a[1], napi_float32_array, "x", &x, &xl) || !get_int(env, a[2], "n", 0, INT64_C(1) << 52, &n)) return NULL;
+  bool fast = false;
+  if (!get_typed(env, a[1], napi_float32_array, "x", &x, &xl) || !get_int(env, a[2], "n", 0, INT64_C(1) << 52, &n) ||
+      !get_int(env, a[4], "form", GN_GELU_TANH, GN_GELU_ERF, &form))
+    return NULL;
+  if (napi_get_value_bool(env, a[5], &fast) != napi_ok) return fail(env, "grok-native: %s must be a boolean", "fast");
   if (napi_typeof(env, a[3], &ut) != napi_ok) return fail(env, "grok-native: %s", "gelu: bad up");
   if (ut != napi_undefined && !get_typed(env, a[3], napi_float32_array, "up", &up, &ul)) return NULL;
   if ((uint64_t)n > xl || (up && (uint64_t)n > ul)) return fail(env, "grok-native: %s", "gelu: n exceeds the array");
-  return status(env, gn_gelu(ctx, x, up, (size_t)n));
+  return status(env, gn_gelu(ctx, x, up, (size_t)n, (int)form, fast ? 1 : 0));
 }
 
 /* ---- memory: anonymous weights and file mappings ---------------------------------------------------- */

@@ -500,6 +500,8 @@ static void attn_merge_task(void *arg, int chunk, int thread) {
 int gn_attention(gn_ctx *c, const gn_attention_args *a) {
   if (a->T < 0 || a->pos0 < 0 || a->n_heads <= 0 || a->n_kv <= 0 || a->head_dim <= 0 || a->n_heads % a->n_kv != 0) return GN_EINVAL;
   if (!gn_kv_row_bytes(a->kv_type, a->head_dim) || a->pos0 > INT32_MAX - a->T) return GN_EINVAL;
+  /* log2(1) = 0 would divide by zero; NaN and infinities have no temperature (small-ops.ts checkTemperatureLen). */
+  if (!(a->temperature_len == 0 || (a->temperature_len > 1 && isfinite(a->temperature_len)))) return GN_EINVAL;
   if (a->T == 0) return GN_OK;
   const size_t n_keys = (size_t)a->pos0 + (size_t)a->T, G = (size_t)(a->n_heads / a->n_kv), K = (size_t)a->head_dim + 8;
   attn_task_arg s = {.ctx = c, .a = a};
@@ -539,17 +541,38 @@ int gn_attention(gn_ctx *c, const gn_attention_args *a) {
 }
 
 typedef struct {
+  const gn_table *table;
   float *x;
   const float *up;
   size_t n, chunk;
+  int form, fast;
 } gelu_task_arg;
 
-/* gelu_tanh(v) = 0.5·v·(1 + tanh(z)) = v / (1 + e^(−2z)): the same value without the cancellation of
- * 1 + tanh(z) for negative z; float64 inside, as the reference. */
+/*
+ * gelu_tanh(v) = 0.5·v·(1 + tanh(z)) = v / (1 + e^(−2z)): the same value without the cancellation of
+ * 1 + tanh(z) for negative z; float64 inside, as the reference.
+ * gelu_erf(v) = 0.5·v·(1 + erf(v/√2)) (Grok-2's: src/model/config.ts `gelu`): exact mode with
+ * libm's erf in float64, the formula of reference.ts, whose 1 + erf cancels for v < 0 only to an absolute
+ * ~1e-16·|v|, below anything float32 keeps near the values there (|gelu(v)| < 1.5e-6 for v < −5); fast mode in
+ * float32 lanes (kernels/gelu.c: libm's erf costs ~15 ns a value, three times the tanh form's exp).
+ */
 static void gelu_task(void *arg, int chunk, int thread) {
   (void)thread;
   const gelu_task_arg *s = arg;
   const size_t i0 = (size_t)chunk * s->chunk, i1 = i0 + s->chunk < s->n ? i0 + s->chunk : s->n;
+  if (s->form == GN_GELU_ERF && s->fast) {
+    s->table->gelu_erf_fast(s->x + i0, s->up ? s->up + i0 : NULL, i1 - i0);
+    return;
+  }
+  if (s->form == GN_GELU_ERF) {
+    const double r = 0.7071067811865476; /* 1/√2, JavaScript's Math.SQRT1_2 */
+    for (size_t i = i0; i < i1; i++) {
+      const double v = s->x[i];
+      const float g = (float)(0.5 * v * (1.0 + erf(v * r)));
+      s->x[i] = s->up ? g * s->up[i] : g;
+    }
+    return;
+  }
   const double c = 0.7978845608028654; /* sqrt(2/π) */
   for (size_t i = i0; i < i1; i++) {
     const double v = s->x[i];
@@ -559,10 +582,11 @@ static void gelu_task(void *arg, int chunk, int thread) {
   }
 }
 
-int gn_gelu(gn_ctx *c, float *x, const float *up, size_t n) {
+int gn_gelu(gn_ctx *c, float *x, const float *up, size_t n, int form, int fast) {
+  if (form != GN_GELU_TANH && form != GN_GELU_ERF) return GN_EINVAL;
   if (n == 0) return GN_OK;
   /* Below ~64k values one thread is quicker than waking the others. */
-  gelu_task_arg s = {.x = x, .up = up, .n = n, .chunk = n < 65536 ? n : 16384};
+  gelu_task_arg s = {.table = c->table, .x = x, .up = up, .n = n, .chunk = n < 65536 ? n : 16384, .form = form, .fast = fast != 0};
   const size_t chunks = (n + s.chunk - 1) / s.chunk;
   if (chunks > (size_t)1 << 30) return GN_EINVAL;
   gn_pool_run(c->pool, gelu_task, &s, (int)chunks);

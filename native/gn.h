@@ -104,6 +104,8 @@ int gn_get_row(int type, const uint8_t *w, size_t w_bytes, int n_in, int n_out, 
  * Causal grouped-query attention (contract of src/kernels/types.ts `attention`). The caches hold rows of
  * kv_type: GN_F32 (default), GN_F16 or GN_Q8_0 (head_dim a multiple of 32). fast = 0: float64 scores and
  * softmax (exact); 1: float32 vector lanes, work split over key chunks too (flash-decoding).
+ * temperature_len L: 0 (off), or finite and > 1 (else GN_EINVAL): Grok-2's attention temperature, the
+ * scores of the query at position p > L multiplied by log2(p)/log2(L) after the soft-cap.
  */
 typedef struct {
   const float *q;
@@ -113,13 +115,18 @@ typedef struct {
   int T, pos0, n_heads, n_kv, head_dim;
   float scale, softcap;
   int kv_type, fast;
+  double temperature_len;
 } gn_attention_args;
 /* Bytes of one cache row (one position's one KV head) of kv_type, or 0 for a type a cache cannot hold. */
 size_t gn_kv_row_bytes(int kv_type, int head_dim);
 int gn_attention(gn_ctx *ctx, const gn_attention_args *a);
 
-/* GELU (tanh approximation) in place over n values; times up[i] when up is not NULL (gated FFN). */
-int gn_gelu(gn_ctx *ctx, float *x, const float *up, size_t n);
+/* GELU in place over n values; times up[i] when up is not NULL (gated FFN). form: GN_GELU_TANH, the tanh
+ * approximation (Grok-1), or GN_GELU_ERF, the exact x·½(1 + erf(x/√2)) (Grok-2); other values GN_EINVAL.
+ * fast = 1: the erf form in float32 lanes (|Δ| ≤ 3e-7·|x|: native/kernels/gelu.c); the tanh
+ * form is the same in both modes. */
+enum { GN_GELU_TANH = 0, GN_GELU_ERF = 1 };
+int gn_gelu(gn_ctx *ctx, float *x, const float *up, size_t n, int form, int fast);
 
 /* Quantise rows × n_in floats (row after row) into `type` blocks (native/quantize.c): the bytes the
  * TypeScript quantisers of src/quant/ write, at every level `isa` (gn_cpu_can_run). f32 is copied. */

@@ -109,6 +109,8 @@ typedef struct {
   gn_attn_fn *attention;
   gn_attn_part_fn *attention_part;
   gn_attn_merge_fn *attention_merge;
+  /* Fast mode's GELU, erf form, in float32 lanes (kernels/gelu.c): x[0..n) := gelu(x) (· up when not NULL). */
+  void (*gelu_erf_fast)(float *x, const float *up, size_t n);
   /* One row of a 'rows' matrix as float32 (the dequantisers' values); scratch: gn_rows_scratch(n). */
   void (*get_row)(int type, const uint8_t *row, int n, float *out, uint8_t *scratch);
 } gn_table;

@@ -24,7 +24,10 @@
 #include "kernels/q6_k.c"
 #include "kernels/xai8.c"
 #include "kernels/act.c"
+#include "kernels/lanes.h"
 #include "kernels/attention.c"
+#include "kernels/gelu.c"
+#undef AV
 
 static void get_row(int type, const uint8_t *row, int n, float *out, uint8_t *scratch) {
   switch (type) {
@@ -74,5 +77,6 @@ const gn_table GN_TABLE = {
   .attention = attention_one,
   .attention_part = attention_part,
   .attention_merge = attention_merge,
+  .gelu_erf_fast = gelu_erf_fast,
   .get_row = get_row,
 };

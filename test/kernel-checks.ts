@@ -4,7 +4,7 @@
  * d = max|x|/127, q = round-half-even(x/d), as f32x4.nearest and the C kernels round).
  */
 import assert from 'node:assert/strict';
-import { attentionReference, matmulReference } from '../src/kernels/reference.js';
+import { attentionReference, attentionTemperature, geluReference, matmulReference } from '../src/kernels/reference.js';
 import { allocKV, kvRowElements, writeKVRows } from '../src/kernels/kv.js';
 import { KV_TYPES, type KVData, type Kernels, type KVType } from '../src/kernels/types.js';
 import { f32ToBf16 } from '../src/quant/half.js';
@@ -193,10 +193,139 @@ export function checkAttentionKVTypes(k: Pick<Kernels, 'name' | 'attention'>, to
 }
 
 /**
- * Attention batch invariance: every query row of calls of T queries (at positions 0, 7 and the end of a
- * `cap`-key cache) is bit-identical to that query computed alone, on every kernel set given.
+ * Grok-2's attention temperature (Kernels.attention in types.ts: the soft-capped scores of the query at
+ * position p > L multiplied by log2(p)/log2(L)) on every kernel set given, against the reference reading the
+ * same cache. Query positions straddle L: L = 8 over positions 0…40 in one prefill call and in decoded
+ * calls at 7, 8, 9 and 40; L = 1024 from pos0 = 1019 (T = 8, across the fast path's chunk bound at 1024)
+ * and decoded at 1025 and 1100; L = 100.3 (not an integer, nor a float32) from pos0 = 98. Head widths 6, 12, 16 and
+ * 128; GQA groups of 8, 3, 1 and 6 query heads per KV head; each KV type the width allows; soft-cap 30 and
+ * none. |Δ| ≤ tol · max|v| (values N(0, 1)). Where some τ exceeds 1.01, the same call without the temperature
+ * differs from the reference by more than 3·tol, so the check fails if a kernel leaves τ out (just past L, as
+ * at 1026 with L = 1024, τ − 1 is a few 1e-4: those calls check the boundary, not that τ is there).
  */
-export function checkAttentionAsAlone(sets: readonly Kernels[], cap: number, TS: readonly number[], kvType: KVType = 'f32'): void {
+export function checkAttentionTemperature(sets: readonly Pick<Kernels, 'name' | 'attention'>[], tol: number, kvTypes: readonly KVType[] = KV_TYPES): void {
+  const r = mulberry32(23);
+  const shapes = [[8, 1, 16], [6, 2, 6], [3, 3, 12], [48, 8, 128]] as const;
+  const calls = [[8, 41, 0], [8, 1, 7], [8, 1, 8], [8, 1, 9], [8, 1, 40], [1024, 8, 1019], [1024, 1, 1025], [1024, 1, 1100], [100.3, 5, 98]] as const;
+  const worst = new Map<string, number>();
+  for (const [nHeads, nKV, headDim] of shapes) {
+    for (const [L, T, pos0] of calls) {
+      if (nHeads === 48 && T === 1) continue; // the largest shape: the two calls of many queries suffice
+      const n = pos0 + T;
+      const kf = randn(r, n * nKV * headDim, 2), vf = randn(r, n * nKV * headDim);
+      const keyMask = Uint8Array.from({ length: n }, (_, i) => (i % 256 === 3 ? 0 : 1));
+      let vmax = 0;
+      for (const x of vf) vmax = Math.max(vmax, Math.abs(x));
+      for (const kvType of kvTypes) {
+        if (kvType === 'q8_0' && headDim % 32 !== 0) continue;
+        const kCache = kvCache(kvType, kf, headDim), vCache = kvCache(kvType, vf, headDim);
+        for (const softcap of [30, 0]) {
+          const args = { q: randn(r, T * nHeads * headDim, 2), kCache, vCache, kvType, keyMask, T, pos0, nHeads, nKV, headDim, scale: 2 / Math.sqrt(headDim), softcap };
+          const want = new Float32Array(T * nHeads * headDim), plain = new Float32Array(T * nHeads * headDim);
+          attentionReference({ ...args, temperatureLen: L, out: want });
+          attentionReference({ ...args, out: plain });
+          const what = `attention ${kvType} ${nHeads}/${nKV}×${headDim} L=${L} pos0=${pos0} T=${T} softcap=${softcap}`;
+          if (attentionTemperature(pos0 + T - 1, L) > 1.01) {
+            let moved = 0;
+            for (let i = 0; i < want.length; i++) moved = Math.max(moved, Math.abs(want[i]! - plain[i]!));
+            // Past tol plus a kernel's own error (≤ 2e-6·max|v| measured), so a kernel ignoring τ fails below.
+            assert.ok(moved > 3 * tol * vmax, `${what}: the temperature should move the reference's output (max |Δ| ${moved})`);
+          } else if (pos0 + T - 1 <= L) assert.deepEqual(want, plain, `${what}: no query past L, so τ = 1 everywhere`);
+          for (const k of sets) {
+            const got = new Float32Array(T * nHeads * headDim);
+            k.attention({ ...args, temperatureLen: L, out: got });
+            let w = worst.get(k.name) ?? 0;
+            for (let i = 0; i < got.length; i++) w = Math.max(w, Math.abs(got[i]! - want[i]!) / vmax);
+            worst.set(k.name, w);
+            assertClose(got, want, want.map(() => vmax), tol, `${k.name} ${what}`);
+          }
+        }
+      }
+    }
+  }
+  if (process.env.GROK_SHOW_ERRORS) for (const [name, w] of worst) console.log(`${name}: attention with temperature max |Δ|/max|v| = ${w.toExponential(2)}`);
+}
+
+/** temperatureLen values outside the contract (0, or finite > 1), each with the error every backend throws, T = 0 included. */
+export function checkTemperatureLenErrors(k: Pick<Kernels, 'name' | 'attention'>): void {
+  const base = { q: new Float32Array(16), kCache: new Float32Array(16), vCache: new Float32Array(16), keyMask: new Uint8Array(2).fill(1), T: 2, pos0: 0, nHeads: 1, nKV: 1, headDim: 8, scale: 1, softcap: 0, out: new Float32Array(16) };
+  for (const L of [1, -1, -1024, 0.5, NaN, Infinity, -Infinity]) {
+    for (const T of [2, 0]) {
+      assert.throws(() => k.attention({ ...base, T, temperatureLen: L }), new RegExp(`attention: temperatureLen must be 0 \\(off\\) or a finite number > 1, got ${L}$`), `${k.name} L=${L} T=${T}`);
+    }
+  }
+  for (const L of [0, 1.0000001, 2, 1024, undefined]) k.attention({ ...base, temperatureLen: L }); // valid: they run
+}
+
+/**
+ * GELU, erf form (exact x·½(1 + erf(x/√2)), Grok-2) on a kernel set against the reference: over [−10, 10]
+ * (200 values: one thread; 200k: the threaded path; odd lengths for vector tails), gated by `up`, far tails
+ * to ±40, ±0, subnormals, ±1e30, ±Infinity and NaN. Within float32 rounding: |Δ| ≤ 2.4e-7·|want| (the two
+ * float64 results round to the same float32 or neighbours) + 1e-12 (1 + erf cancels for x ≪ 0, in both, to
+ * an absolute ~1e-16·|x|); an approximation of erf within ε adds tolX = ε/2 times |x|. Non-finite results as
+ * the tanh form's: NaN → NaN, −∞ → NaN (−∞ · 0), +∞ → +∞.
+ */
+export function checkGeluErf(k: Pick<Kernels, 'name' | 'gelu'>, tolX = 0): void {
+  const r = mulberry32(61);
+  const special = [0, -0, 1e-40, -1e-40, 1e-30, -1e-30, 5.9, -5.9, 8.5, -8.5, 10, -10, 12, -12, 20, -20, 40, -40, 1e30, -1e30, Infinity, -Infinity, NaN];
+  const check = (x: Float32Array, got: Float32Array, want: Float32Array, what: string): void => {
+    for (let i = 0; i < want.length; i++) {
+      const g = got[i]!, w = want[i]!;
+      if (Number.isNaN(w) || !Number.isFinite(w)) { assert.ok(Object.is(g, w), `${k.name} ${what}: element ${i}: got ${g}, want ${w}`); continue; }
+      assert.ok(Math.abs(g - w) <= 2.4e-7 * Math.abs(w) + tolX * Math.abs(x[i]!) + 1e-12, `${k.name} ${what}: element ${i} (x = ${x[i]}): got ${g}, want ${w}`);
+    }
+  };
+  for (const len of [200, 203, 200_007]) {
+    const x = Float32Array.from({ length: len }, (_, i) => -10 + (20 * i) / len + r() * 1e-3);
+    x.set(special.slice(0, Math.min(special.length, len)), 0);
+    const got = x.slice(), want = x.slice();
+    k.gelu(got, len, undefined, 'erf');
+    geluReference(want, len, undefined, 'erf');
+    check(x, got, want, `gelu erf ×${len}`);
+    const up = randn(r, len), g2 = x.slice(), w2 = x.slice();
+    k.gelu(g2, len, up, 'erf');
+    geluReference(w2, len, up, 'erf');
+    check(x, g2, w2, `gelu erf ⊙ up ×${len}`);
+  }
+  // The tanh form's non-finite results, which the erf form keeps.
+  const nf = Float32Array.from([NaN, -Infinity, Infinity]), t = nf.slice(), e = nf.slice();
+  k.gelu(t, 3);
+  k.gelu(e, 3, undefined, 'erf');
+  assert.deepEqual(Array.from(e), Array.from(t), `${k.name}: gelu erf and tanh of NaN, −∞, +∞`);
+  assert.deepEqual(Array.from(e), [NaN, NaN, Infinity]);
+  // n < length: values past n stay as they were (a vector tail writes only its own values).
+  const tail = Float32Array.from({ length: 40 }, (_, i) => i - 20);
+  k.gelu(tail, 37, undefined, 'erf');
+  assert.deepEqual(Array.from(tail.subarray(37)), [17, 18, 19]);
+  assert.throws(() => k.gelu(new Float32Array(4), 4, undefined, 'exact' as 'erf'), /gelu: form must be 'tanh' or 'erf', got 'exact'/);
+}
+
+/**
+ * The published values erf(0.5) = 0.5204998778130465, erf(1) = 0.8427007929497149, erf(2) = 0.9953222650189527,
+ * erf(3) = 0.9999779095030014 through a kernel's erf GELU: at x = fround(√2·a), gelu(x) = ½x(1 + erf(a) + δ·2/√π·e^(−a²)),
+ * δ = x/√2 − a (|δ| < 1e-7·a: the first-order term is exact to ~1e-15). Within one float32 rounding of the result,
+ * plus tolX·|x| for an approximation of erf (as checkGeluErf).
+ */
+export function checkGeluErfConstants(k: Pick<Kernels, 'name' | 'gelu'>, tolX = 0): void {
+  const published = [[0.5, 0.5204998778130465], [1, 0.8427007929497149], [2, 0.9953222650189527], [3, 0.9999779095030014]] as const;
+  for (const [a, erfA] of published) {
+    for (const sign of [1, -1]) {
+      const x = Math.fround(sign * Math.SQRT2 * a);
+      const d = x * Math.SQRT1_2 - sign * a;
+      const want = 0.5 * x * (1 + sign * erfA + d * (2 / Math.sqrt(Math.PI)) * Math.exp(-a * a));
+      const got = Float32Array.from([x]);
+      k.gelu(got, 1, undefined, 'erf');
+      assert.ok(Math.abs(got[0]! - want) <= 1.2e-7 * Math.abs(want) + tolX * Math.abs(x), `${k.name}: gelu erf(${x}) = ${got[0]}, want ${want} (erf(${sign * a}) = ${sign * erfA})`);
+    }
+  }
+}
+
+/**
+ * Attention batch invariance: every query row of calls of T queries (at positions 0, 7 and the end of a
+ * `cap`-key cache) is bit-identical to that query computed alone, on every kernel set given. With
+ * temperatureLen, the positions straddle it when it is below cap.
+ */
+export function checkAttentionAsAlone(sets: readonly Kernels[], cap: number, TS: readonly number[], kvType: KVType = 'f32', temperatureLen = 0): void {
   const nHeads = 6, nKV = 2, headDim = kvType === 'q8_0' ? 32 : 20;
   const r = mulberry32(77);
   const kCache = kvCache(kvType, randn(r, cap * nKV * headDim), headDim);
@@ -206,7 +335,7 @@ export function checkAttentionAsAlone(sets: readonly Kernels[], cap: number, TS:
   const per = nHeads * headDim;
   const qAll = randn(r, cap * per);
   for (const softcap of [0, 30]) {
-    const base = { kCache, vCache, kvType, keyMask, nHeads, nKV, headDim, scale: 0.8, softcap };
+    const base = { kCache, vCache, kvType, keyMask, nHeads, nKV, headDim, scale: 0.8, softcap, temperatureLen };
     // Alone: the query at position p sees keys 0…p.
     const solo: Buffer[] = [];
     for (let p = 0; p < cap; p++) {
@@ -220,7 +349,7 @@ export function checkAttentionAsAlone(sets: readonly Kernels[], cap: number, TS:
           const out = new Float32Array(T * per);
           k.attention({ ...base, q: qAll.subarray(pos0 * per, (pos0 + T) * per), T, pos0, out });
           for (let t = 0; t < T; t++) {
-            assert.ok(bytesOf(out.subarray(t * per, (t + 1) * per)).equals(solo[pos0 + t]!), `${k.name} ${kvType} softcap ${softcap}: query at ${pos0 + t}, position ${t} of T = ${T}`);
+            assert.ok(bytesOf(out.subarray(t * per, (t + 1) * per)).equals(solo[pos0 + t]!), `${k.name} ${kvType} softcap ${softcap} temperatureLen ${temperatureLen}: query at ${pos0 + t}, position ${t} of T = ${T}`);
           }
         }
       }

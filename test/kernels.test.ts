@@ -18,7 +18,10 @@ import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { mulberry32 as rng, randn } from './random.js';
-import { absBound, assertClose, BLOCKS, quantDequantX, rowsMatrix, checkAttentionAtGrokSizes, checkAttentionKVTypes } from './kernel-checks.js';
+import {
+  absBound, assertClose, BLOCKS, quantDequantX, rowsMatrix, checkAttentionAtGrokSizes, checkAttentionKVTypes, checkAttentionTemperature, checkGeluErf,
+  checkGeluErfConstants, checkTemperatureLenErrors,
+} from './kernel-checks.js';
 
 const QUANT: BlockType[] = ['q8_0', 'q4_0', 'q4_k', 'q6_k'];
 const FLOAT: BlockType[] = ['f32', 'f16', 'bf16'];
@@ -330,6 +333,19 @@ test('attention with f32, f16 and q8_0 KV caches (wasm exact and fast, and the p
   // The wasm kernel reads float32: f16 / q8_0 rows are widened as they are copied in, so only its float32
   // sums differ from the reference (as for an f32 cache).
   for (const k of [exact3, fast3, { name: 'small-ops', attention: smallOps.attention }]) checkAttentionKVTypes(k, 1e-5);
+});
+
+test("Grok-2's attention temperature (wasm exact and fast, and the plain-JS path) matches the reference; bad lengths are rejected", () => {
+  // The wasm kernel takes L as float32: 100.3 is not one, so that call goes to the plain-JS path (checked too).
+  checkAttentionTemperature([exact3, fast3, { name: 'small-ops', attention: smallOps.attention }], 1e-5);
+  for (const k of [exact1, fast1, { name: 'small-ops', attention: smallOps.attention }]) checkTemperatureLenErrors(k);
+});
+
+test('GELU, erf form (Grok-2): wasm and the reference against published erf values; non-finite inputs as the tanh form', () => {
+  for (const k of [exact1, fast3, referenceKernels]) {
+    checkGeluErf(k);
+    checkGeluErfConstants(k);
+  }
 });
 
 test('weights spread over several WebAssembly memories (small arenas, 2 threads), xai8 scales in another memory', async () => {

@@ -2,7 +2,8 @@
  * The ARM NEON kernels (native/ at levels neon and neon_dot, plus scalar) cross-compiled for aarch64 and
  * run under qemu-user by the stand-alone driver native/test/check.c, against reference outputs this file
  * computes with src/kernels/reference.ts: every block type at awkward block counts, T = 1, 3, 17, both
- * modes, xai8, attention, GELU; 1 and 3 threads; batched rows bit-identical to each token alone.
+ * modes, xai8, attention (with Grok-2's temperature too), GELU (tanh and erf); 1 and 3 threads; batched
+ * rows bit-identical to each token alone.
  * The same driver also runs natively here (the x86 levels), which checks the driver itself.
  *
  * Needs aarch64-linux-gnu-gcc and qemu-aarch64 (Debian: gcc-aarch64-linux-gnu, qemu-user). Under CI
@@ -85,9 +86,11 @@ function writeCases(dir: string): number {
     put([Buffer.from('GNC1'), i32(2, T, pos0, nHeads, nKV, headDim), f32(0.125, 30, 1e-5), q, k, v, keyMask, out]);
   }
   // KV caches of every type, exact and fast (flash-decoding over 256-key chunks: 300 and 600 keys cross
-  // chunk bounds); |Δ| ≤ 1e-5 of max|v| ≈ 4.
+  // chunk bounds); |Δ| ≤ 1e-5 of max|v| ≈ 4. Grok-2's attention temperature (length L) on the last three:
+  // their queries' positions straddle L (295 within 290…302; 8 within 0…40; 256 within 250…258).
   const KV_IDS = { f32: 0, f16: 1, q8_0: 8 } as const;
-  for (const [nHeads, nKV, headDim, pos0, T] of [[6, 2, 32, 290, 13], [3, 1, 64, 599, 1], [9, 3, 16, 250, 9]] as const) {
+  for (const [nHeads, nKV, headDim, pos0, T, L] of [[6, 2, 32, 290, 13, 0], [3, 1, 64, 599, 1, 0], [9, 3, 16, 250, 9, 0],
+    [6, 2, 32, 290, 13, 295], [4, 2, 12, 0, 41, 8], [8, 1, 32, 250, 9, 256]] as const) {
     const cap = pos0 + T;
     const q = randn(r, T * nHeads * headDim, 2), kf = randn(r, cap * nKV * headDim, 2), vf = randn(r, cap * nKV * headDim);
     const keyMask = Uint8Array.from({ length: cap }, (_, i) => (i % 256 === 1 ? 0 : 1));
@@ -95,16 +98,20 @@ function writeCases(dir: string): number {
       if (kvType === 'q8_0' && headDim % 32 !== 0) continue;
       const kCache = kvCache(kvType, kf, headDim), vCache = kvCache(kvType, vf, headDim);
       const out = new Float32Array(T * nHeads * headDim);
-      attentionReference({ q, kCache, vCache, kvType, keyMask, T, pos0, nHeads, nKV, headDim, scale: 0.125, softcap: 30, out });
+      attentionReference({ q, kCache, vCache, kvType, keyMask, T, pos0, nHeads, nKV, headDim, scale: 0.125, softcap: 30, temperatureLen: L, out });
       for (const fast of [0, 1]) {
-        put([Buffer.from('GNC1'), i32(4, T, pos0, nHeads, nKV, headDim, KV_IDS[kvType], fast), f32(0.125, 30, 4e-5), blob(kCache), blob(vCache), q, keyMask, out]);
+        put([Buffer.from('GNC1'), i32(4, T, pos0, nHeads, nKV, headDim, KV_IDS[kvType], fast), f32(0.125, 30, 4e-5, L), blob(kCache), blob(vCache), q, keyMask, out]);
       }
     }
   }
+  // GELU, both forms (native/gn.h GN_GELU_TANH = 0, GN_GELU_ERF = 1), over [−12, 12]; fast mode's erf form
+  // in float32 lanes within its bound, 3e-7·|x| (native/kernels/gelu.c).
   const g = Float32Array.from({ length: 100_000 }, (_, i) => -12 + (24 * i) / 100_000);
-  const gw = g.slice();
-  geluReference(gw, gw.length);
-  put([Buffer.from('GNC1'), i32(3, g.length), f32(1e-6), g, gw]);
+  for (const [form, code, fast, tolX] of [['tanh', 0, 0, 0], ['erf', 1, 0, 0], ['erf', 1, 1, 3e-7]] as const) {
+    const gw = g.slice();
+    geluReference(gw, gw.length, undefined, form);
+    put([Buffer.from('GNC1'), i32(3, g.length, code, fast), f32(1e-6, tolX), g, gw]);
+  }
   return n;
 }
 

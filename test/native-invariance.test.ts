@@ -80,6 +80,19 @@ test(`native ${level}: attention — a query row is bit-identical alone and in c
   }
 });
 
+test(`native ${level}: attention with Grok-2's temperature — a query row is bit-identical alone and batched, exact and fast, on 1 and 3 threads`, { skip }, () => {
+  for (const mode of ['exact', 'fast'] as const) {
+    const sets = [1, 3].map((t) => kernelSet(mode, t));
+    try {
+      // L = 100 within 160 keys; fast: L = 300 within 600 (τ per query across the chunk bounds).
+      if (mode === 'exact') checkAttentionAsAlone(sets, 160, [1, 5, 17, 128], 'f32', 100);
+      else for (const kvType of ['f32', 'q8_0'] as const) checkAttentionAsAlone(sets, 600, [1, 5, 17, 128], kvType, 300);
+    } finally {
+      for (const k of sets) k.close();
+    }
+  }
+});
+
 test(`native ${level}: fast attention (key chunks of 256, merged) — a query row is bit-identical alone and in calls of T = 1…128, on 1, 2 and 3 threads, f32, f16 and q8_0 caches`, { skip }, () => {
   const sets = [1, 2, 3].map((t) => kernelSet('fast', t));
   try {

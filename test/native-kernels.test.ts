@@ -20,7 +20,7 @@ import { allBlockFormats, blockFormat, rowBytes } from '../src/quant/index.js';
 import type { RowMatrix } from '../src/quant/matrix.js';
 import {
   absBound, ALL_TYPES, assertClose, assertSameAsAlone, BLOCKS, bytesOf, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix,
-  checkAttentionAtGrokSizes, checkAttentionKVTypes,
+  checkAttentionAtGrokSizes, checkAttentionKVTypes, checkAttentionTemperature, checkGeluErf, checkGeluErfConstants, checkTemperatureLenErrors,
 } from './kernel-checks.js';
 
 const loaded = loadNativeAddon();
@@ -291,6 +291,27 @@ test(`native ${level}: attention with f32, f16 and q8_0 KV caches, exact and fas
     checkAttentionKVTypes(ks('exact', threads), 1e-5);
     checkAttentionKVTypes(ks('fast', threads), 1e-5);
   }
+});
+
+test(`native ${level}: Grok-2's attention temperature, exact and fast on 1 and 3 threads, f32, f16 and q8_0 caches, against the reference`, { skip }, () => {
+  // τ ≤ log2(1032)/log2(1024) or log2(40)/log2(8) ≈ 1.8 scales the scores and so their float32 rounding in
+  // fast mode: the bound of the test above holds (measured: GROK_SHOW_ERRORS=1).
+  checkAttentionTemperature([ks('exact', 1), ks('exact', 3), ks('fast', 1), ks('fast', 3)], 1e-5);
+  for (const mode of ['exact', 'fast'] as const) checkTemperatureLenErrors(ks(mode, 1));
+});
+
+test(`native ${level}: GELU, erf form (Grok-2), exact and fast on 1 and 3 threads, against the reference and published erf values`, { skip }, () => {
+  // Exact: libm's erf in float64, as the reference, within float32 rounding. Fast: float32 lanes, within
+  // 3e-7·|x| (native/kernels/gelu.c: measured 2.8e-7·|x| at worst, scalar level).
+  for (const [k, tolX] of [[ks('exact', 1), 0], [ks('exact', 3), 0], [ks('fast', 1), 3e-7], [ks('fast', 3), 3e-7]] as const) {
+    checkGeluErf(k, tolX);
+    checkGeluErfConstants(k, tolX);
+  }
+  // The tanh form is the same in both modes.
+  const x = Float32Array.from({ length: 1000 }, (_, i) => -12 + 0.024 * i), a = x.slice(), b = x.slice();
+  ks('exact', 1).gelu(a, x.length);
+  ks('fast', 1).gelu(b, x.length);
+  assert.deepEqual(a, b);
 });
 
 test(`native ${level}: attention rejects a KV cache of the wrong array type or width for its kvType`, { skip }, () => {

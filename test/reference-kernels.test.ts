@@ -1,7 +1,7 @@
 /** The scalar reference kernels against their definitions, on hand-computed values and awkward sizes. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { referenceKernels as K } from '../src/kernels/reference.js';
+import { attentionTemperature, erf, referenceKernels as K } from '../src/kernels/reference.js';
 import type { Matrix } from '../src/quant/matrix.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import { mulberry32 } from './random.js';
@@ -77,6 +77,41 @@ test('gelu: tanh approximation values', () => {
   K.gelu(x, 4);
   // 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) evaluated by hand
   [0, 0.8411919906082768, -0.15880800939172324, 2.9963625071285946].forEach((v, i) => assert.ok(close(x[i]!, v, 1e-6), `gelu at ${i}`));
+});
+
+test('erf: published values (and Python math.erf\'s) within 1e-14, odd, its limits and NaN', () => {
+  // The four the Grok-2 work was checked with, then Python's math.erf at the series / continued-fraction
+  // switch (2.5) and in the tail. The series loses up to 6e-15 just below 2.5 (measured against math.erf
+  // over 0…7 in steps of 0.001): far below the 6e-8 of the float32 GELU it feeds.
+  const known = [[0.5, 0.5204998778130465], [1, 0.8427007929497149], [2, 0.9953222650189527], [3, 0.9999779095030014],
+    [0.1, 0.1124629160182849], [2.5, 0.999593047982555], [4, 0.9999999845827421], [5.9, 0.9999999999999999]] as const;
+  for (const [x, v] of known) {
+    assert.ok(Math.abs(erf(x) - v) <= 1e-14, `erf(${x}) = ${erf(x)}, want ${v}`);
+    assert.equal(erf(-x), -erf(x), `erf(−${x})`);
+  }
+  assert.equal(erf(0), 0);
+  assert.equal(erf(-0), 0);
+  assert.equal(erf(6), 1);
+  assert.equal(erf(-Infinity), -1);
+  assert.ok(Number.isNaN(erf(NaN)));
+  // Both sides of the switch at 2.5 agree (no step from the change of method).
+  assert.ok(Math.abs(erf(2.5 - 1e-12) - erf(2.5)) < 1e-14);
+});
+
+test('gelu: erf form values, x·½(1 + erf(x/√2)), from Python math.erf', () => {
+  const x = Float32Array.from([0, 1, -1, 3, -3]);
+  K.gelu(x, 5, undefined, 'erf');
+  [0, 0.8413447460685429, -0.15865525393145707, 2.99595030590511, -0.00404969409489031].forEach((v, i) => assert.ok(close(x[i]!, v, 1e-6), `gelu erf at ${i}: ${x[i]}`));
+});
+
+test('attention temperature: log2(p)/log2(L) for positions past L, 1 at and before it and when off', () => {
+  assert.equal(attentionTemperature(8, 8), 1);
+  assert.equal(attentionTemperature(7, 8), 1);
+  assert.equal(attentionTemperature(16, 4), 2);
+  assert.equal(attentionTemperature(64, 8), 2);
+  assert.equal(attentionTemperature(9, 8), Math.log2(9) / 3);
+  assert.equal(attentionTemperature(5000, 0), 1);
+  assert.equal(attentionTemperature(0, 8), 1);
 });
 
 test('attention: hand-computed softmax over causal keys with soft-cap, GQA and a masked key', () => {

@@ -12,7 +12,18 @@
  *
  * The cache may hold float32, f16 or Q8_0 rows (one row = one position's one KV head); f16 and Q8_0 rows
  * are widened to float32 as they are read.
+ *
+ * Grok-2's attention temperature multiplies the soft-capped scores of the query at position p by
+ * τ(p) = log2(p)/log2(L) when p > L (SGLang triton_ops decode_attention.py: xai_temperature_reg, applied
+ * after the logit cap): one factor per query, computed in float64 from its absolute position, so a query's
+ * result still does not depend on the batch it is in.
  */
+
+/* τ of query t (position pos0 + t); 1 when the temperature is off (L = 0) or p ≤ L. */
+static double attn_temperature(const gn_attention_args *a, int t) {
+  const double p = (double)a->pos0 + t, L = a->temperature_len;
+  return L > 0 && p > L ? log2(p) / log2(L) : 1.0;
+}
 
 /* Bytes of one cache row of the call's type. */
 GN_INLINE size_t kv_row_size(const gn_attention_args *a) {
@@ -92,6 +103,7 @@ static void attention_one(const gn_attention_args *a, int t, int g, float *scrat
     for (int d = 0; d < K; d++) qd[j * Kp + d] = q[(size_t)j * K + d];
   double max[64];
   const int Gc = G < 64 ? G : 64; /* heads per KV head: 6 for Grok-1 */
+  const double tau = attn_temperature(a, t);
   for (int j = 0; j < Gc; j++) max[j] = -INFINITY;
   for (int p = 0; p < n_keys; p++) {
     if (a->key_mask[p]) {
@@ -103,6 +115,7 @@ static void attention_one(const gn_attention_args *a, int t, int g, float *scrat
       if (a->key_mask[p]) {
         s = attn_dot(qd + j * Kp, kd, K) * a->scale;
         if (a->softcap > 0) s = a->softcap * tanh(s / a->softcap);
+        s *= tau;
       }
       scores[j * Np + p] = s;
       if (j < Gc && s > max[j]) max[j] = s;
@@ -148,72 +161,7 @@ static void attention_one(const gn_attention_args *a, int t, int g, float *scrat
   for (int j = 0; j < G; j++) memcpy(a->out + ((size_t)t * a->n_heads + (size_t)g * G + j) * K, acc + j * Kp, (size_t)K * 4);
 }
 
-/*
- * Fast path. Vectors of AV float32 lanes through GCC's vector extension (the same source for every level:
- * 16 lanes with AVX-512, 8 with AVX2, 4 elsewhere — SSE2 or NEON, which both architectures' baselines
- * have); fused multiply-add where the level has it.
- */
-#if GN_X86_AVX512
-#define AV 16
-#elif GN_X86_AVX2
-#define AV 8
-#else
-#define AV 4
-#endif
-typedef float av_f __attribute__((vector_size(AV * 4)));
-typedef int32_t av_i __attribute__((vector_size(AV * 4)));
-typedef float av_fu __attribute__((vector_size(AV * 4), aligned(4), may_alias)); /* unaligned access */
-
-GN_INLINE av_f av_load(const float *p) { return *(const av_fu *)p; }
-GN_INLINE void av_store(float *p, av_f v) { *(av_fu *)p = v; }
-GN_INLINE av_f av_set1(float x) { return (av_f){0} + x; }
-GN_INLINE av_f av_sel(av_i m, av_f a, av_f b) { return (av_f)((m & (av_i)a) | (~m & (av_i)b)); }
-GN_INLINE av_f av_max(av_f a, av_f b) { return av_sel(a > b, a, b); }
-
-GN_INLINE av_f av_fma(av_f a, av_f b, av_f c) {
-#if GN_X86_AVX512
-  return (av_f)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-#elif GN_X86_AVX2
-  return (av_f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
-#elif GN_ARM_NEON
-  return (av_f)vfmaq_f32((float32x4_t)c, (float32x4_t)a, (float32x4_t)b);
-#else
-  return a * b + c;
-#endif
-}
-
-/* Lanes summed in one fixed order. */
-GN_INLINE float av_hsum(av_f v) {
-#if GN_X86_AVX512
-  return gn_hsum512((__m512)v);
-#elif GN_X86_AVX2
-  return gn_hsum256((__m256)v);
-#else
-  return (v[0] + v[1]) + (v[2] + v[3]);
-#endif
-}
-
-/*
- * e^x for x ≤ 88 (Cephes expf: x = n·ln2 + r, |r| ≤ ln2/2, degree-7 polynomial, relative error ≈ 1e-7);
- * x < −87 gives exactly 0, so masked keys and padding lanes weigh nothing.
- */
-GN_INLINE av_f av_exp(av_f x) {
-  const av_i under = x < av_set1(-87.0f);
-  x = av_max(x, av_set1(-87.0f));
-  const av_f magic = av_set1(12582912.0f); /* 1.5·2^23: adding it rounds to an integer */
-  const av_f n = (x * av_set1(1.44269504088896341f) + magic) - magic;
-  av_f r = av_fma(n, av_set1(-0.693359375f), x);
-  r = av_fma(n, av_set1(2.12194440e-4f), r);
-  av_f y = av_set1(1.9875691500e-4f);
-  y = av_fma(y, r, av_set1(1.3981999507e-3f));
-  y = av_fma(y, r, av_set1(8.3334519073e-3f));
-  y = av_fma(y, r, av_set1(4.1665795894e-2f));
-  y = av_fma(y, r, av_set1(1.6666665459e-1f));
-  y = av_fma(y, r, av_set1(5.0000001201e-1f));
-  y = av_fma(y, r * r, r) + av_set1(1.0f);
-  const av_i e = (__builtin_convertvector(n, av_i) + 127) << 23;
-  return av_sel(under, av_set1(0.0f), y * (av_f)e);
-}
+/* Fast path: float32 lanes (kernels/lanes.h). */
 
 /* cap·tanh(s/cap) with tanh|y| = (1 − e^(−2|y|)) / (1 + e^(−2|y|)): absolute error ≈ 1e-7·cap. */
 GN_INLINE av_f av_softcap(av_f s, float cap, float inv_cap) {
@@ -357,11 +305,13 @@ static void attention_part(const gn_attention_args *a, int t, int g0, int g1, in
       }
     }
   }
-  const float cap = a->softcap, inv_cap = cap > 0 ? 1.0f / cap : 0.0f;
+  const float cap = a->softcap, inv_cap = cap > 0 ? 1.0f / cap : 0.0f, tau = (float)attn_temperature(a, t);
   for (int h = 0; h < NH; h++) {
     float *s = sc + (size_t)h * CH, *r = rec + (size_t)h * head_stride;
     if (cap > 0)
       for (int i = 0; i < np; i += AV) av_store(s + i, av_softcap(av_load(s + i), cap, inv_cap));
+    if (tau != 1.0f)
+      for (int i = 0; i < np; i += AV) av_store(s + i, av_load(s + i) * av_set1(tau));
     for (int i = 0; i < n; i++) if (!mask[i]) s[i] = -1e30f;
     for (int i = n; i < np; i++) s[i] = -INFINITY;
     av_f mv = av_set1(-INFINITY);
@@ -417,4 +367,3 @@ static void attention_merge(const float *rec, int nc, size_t rec_stride, int K, 
   for (; d + AV <= K; d += AV) av_store(out + d, av_load(out + d) * inv);
   for (; d < K; d++) out[d] *= inv[0];
 }
-#undef AV

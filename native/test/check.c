@@ -11,9 +11,10 @@
  * kind 0/1: i32 type, n_in, n_out, T, groups, fast; f32 tol; u64 len + bytes (weights / q); u64 len +
  *   bytes (scales, xai8); f32 x[T·n_in]; f32 want[T·n_out]; f32 bound[T·n_out] (Σ|w·x| per output)
  * kind 2: i32 T, pos0, n_heads, n_kv, head_dim; f32 scale, softcap, tol; f32 q, k, v; u8 mask; f32 want
- * kind 3: i32 n; f32 tol; f32 x[n]; f32 want[n]
- * kind 4: i32 T, pos0, n_heads, n_kv, head_dim, kv_type, fast; f32 scale, softcap, tol; u64 len + bytes (k);
- *   u64 len + bytes (v); f32 q; u8 mask; f32 want — and each query must equal itself computed alone
+ * kind 3: i32 n, form (GN_GELU_*), fast; f32 tol, tol_x; f32 x[n]; f32 want[n]: |Δ| ≤ tol·(|want| + 1e-6) + tol_x·|x|
+ * kind 4: i32 T, pos0, n_heads, n_kv, head_dim, kv_type, fast; f32 scale, softcap, tol, temperature_len;
+ *   u64 len + bytes (k); u64 len + bytes (v); f32 q; u8 mask; f32 want — and each query must equal itself
+ *   computed alone
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -27,8 +28,8 @@
 typedef struct {
   uint32_t kind;
   int32_t type, n_in, n_out, T, groups, fast;
-  int32_t pos0, n_heads, n_kv, head_dim, kv_type;
-  float tol, scale, softcap;
+  int32_t pos0, n_heads, n_kv, head_dim, kv_type, form;
+  float tol, tol_x, scale, softcap, temperature_len;
   uint8_t *w, *s, *mask;
   uint64_t w_len, s_len;
   float *x, *want, *bound, *q, *k, *v;
@@ -74,13 +75,14 @@ static int load(const char *path, check_case *c) {
          (c->mask = malloc((size_t)(c->pos0 + c->T))) && rd(f, c->mask, (size_t)(c->pos0 + c->T)) && (c->want = rd_floats(f, qn));
   } else if (ok && c->kind == 4) {
     ok = rd(f, &c->T, 4) && rd(f, &c->pos0, 4) && rd(f, &c->n_heads, 4) && rd(f, &c->n_kv, 4) && rd(f, &c->head_dim, 4) &&
-         rd(f, &c->kv_type, 4) && rd(f, &c->fast, 4) && rd(f, &c->scale, 4) && rd(f, &c->softcap, 4) && rd(f, &c->tol, 4);
+         rd(f, &c->kv_type, 4) && rd(f, &c->fast, 4) && rd(f, &c->scale, 4) && rd(f, &c->softcap, 4) && rd(f, &c->tol, 4) &&
+         rd(f, &c->temperature_len, 4);
     const size_t qn = (size_t)c->T * c->n_heads * c->head_dim, need = (size_t)(c->pos0 + c->T) * c->n_kv * gn_kv_row_bytes(c->kv_type, c->head_dim);
     ok = ok && (c->w = rd_blob(f, &c->w_len)) && (c->s = rd_blob(f, &c->s_len)) && c->w_len >= need && c->s_len >= need &&
          (c->q = rd_floats(f, qn)) && (c->mask = malloc((size_t)(c->pos0 + c->T))) && rd(f, c->mask, (size_t)(c->pos0 + c->T)) &&
          (c->want = rd_floats(f, qn));
   } else if (ok && c->kind == 3) {
-    ok = rd(f, &c->n_in, 4) && rd(f, &c->tol, 4) && (c->x = rd_floats(f, (size_t)c->n_in)) && (c->want = rd_floats(f, (size_t)c->n_in));
+    ok = rd(f, &c->n_in, 4) && rd(f, &c->form, 4) && rd(f, &c->fast, 4) && rd(f, &c->tol, 4) && rd(f, &c->tol_x, 4) && (c->x = rd_floats(f, (size_t)c->n_in)) && (c->want = rd_floats(f, (size_t)c->n_in));
   } else ok = 0;
   fclose(f);
   return ok;
@@ -161,6 +163,7 @@ static int check_one(int isa, int threads, const check_case *c) {
       a.v_cache = c->s;
       a.kv_type = c->kv_type;
       a.fast = c->fast;
+      a.temperature_len = c->temperature_len;
     }
     const int err = gn_attention(ctx, &a);
     if (err) {
@@ -190,10 +193,15 @@ static int check_one(int isa, int threads, const check_case *c) {
   } else {
     float *v = malloc((size_t)c->n_in * 4);
     memcpy(v, c->x, (size_t)c->n_in * 4);
-    gn_gelu(ctx, v, NULL, (size_t)c->n_in);
+    const int err = gn_gelu(ctx, v, NULL, (size_t)c->n_in, c->form, c->fast);
+    if (err) {
+      printf("%s [%s, %d threads]: %s\n", c->name, gn_isa_name(isa), threads, gn_strerror(err));
+      bad = 1;
+    }
     for (int i = 0; !bad && i < c->n_in; i++) {
-      if (!(fabs((double)v[i] - c->want[i]) <= c->tol * (fabs(c->want[i]) + 1e-6))) {
-        printf("%s [%s, %d threads]: gelu(%.9g) is %.9g, want %.9g\n", c->name, gn_isa_name(isa), threads, c->x[i], v[i], c->want[i]);
+      if (!(fabs((double)v[i] - c->want[i]) <= c->tol * (fabs(c->want[i]) + 1e-6) + c->tol_x * fabs(c->x[i]))) {
+        printf("%s [%s, %d threads]: gelu %s%s(%.9g) is %.9g, want %.9g\n", c->name, gn_isa_name(isa), threads, c->form == GN_GELU_ERF ? "erf" : "tanh",
+               c->fast ? " fast" : "", c->x[i], v[i], c->want[i]);
         bad = 1;
       }
     }

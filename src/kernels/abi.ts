@@ -92,7 +92,8 @@ export const ATTN_N_KV = 28; // i32: key/value heads (divides nHeads)
 export const ATTN_HEAD_DIM = 32; // i32: values per head
 export const ATTN_SCALE = 36; // f32: multiplier of q·k
 export const ATTN_SOFTCAP = 40; // f32: c of c·tanh(s/c), 0 = none
-export const ATTN_ARGS_BYTES = 44; // u32: size of the block
+export const ATTN_TEMP_LEN = 44; // f32: Grok-2's attention temperature length L (scores at position p > L × log2(p)/log2(L)), 0 = none
+export const ATTN_ARGS_BYTES = 48; // u32: size of the block
 
 // WebAssembly memory layout: the argument block lies above the module's static data (asc places it from
 // byte 1024; a few hundred bytes of math tables) and below the per-thread scratch at 64 KiB.

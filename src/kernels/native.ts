@@ -28,8 +28,8 @@ import { allBlockFormats, blockFormat, rowBytes, type BlockType } from '../quant
 import { WEIGHTED_TYPES } from '../quant/kquant-weighted.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { defaultThreads, physicalCoreCpus } from './cpus.js';
-import { checkMatmul, checkMatmulMany, geluReference, getRowReference } from './reference.js';
-import { attention as smallAttention, checkTemperatureLen, rmsnorm, rope } from './small-ops.js';
+import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
+import { checkTemperatureLen, rmsnorm, rope } from './small-ops.js';
 import { attentionKV } from './kv.js';
 import type { AttentionArgs, GeluForm, Kernels, KVData, KVType, ReadQueue, WeightMaps } from './types.js';
 import { readError } from './io.js';
@@ -47,8 +47,10 @@ interface NativeAddon {
   setAffinity(ctx: object, cpus: Int32Array): number;
   getRow(type: number, w: Uint8Array, nIn: number, nOut: number, r: number, out: Float32Array): void;
   attention(ctx: object, q: Float32Array, k: KVData, v: KVData, mask: Uint8Array, out: Float32Array,
-    T: number, pos0: number, nHeads: number, nKV: number, headDim: number, scale: number, softcap: number, kvType: number, fast: boolean): void;
-  gelu(ctx: object, x: Float32Array, n: number, up: Float32Array | undefined): void;
+    T: number, pos0: number, nHeads: number, nKV: number, headDim: number, scale: number, softcap: number, kvType: number, fast: boolean,
+    temperatureLen: number): void;
+  /** form: GELU_FORMS' code (native/gn.h GN_GELU_TANH / GN_GELU_ERF); fast: the erf form in float32 lanes */
+  gelu(ctx: object, x: Float32Array, n: number, up: Float32Array | undefined, form: number, fast: boolean): void;
   alloc(bytes: number): ArrayBuffer;
   /** [mapping, size, identity "dev:ino:size:mtimeNs" of the opened file] */
   mapFile(path: string): [object, number, string];
@@ -400,6 +402,9 @@ let mlockWarned = false;
 /** ggml type ids of the KV cache types (the addon's kv_type). */
 const KV_TYPE_IDS: Record<KVType, number> = { f32: 0, f16: 1, q8_0: 8 };
 
+/** The addon's GELU form codes (native/gn.h GN_GELU_TANH, GN_GELU_ERF). */
+const GELU_FORMS: Record<GeluForm, number> = { tanh: 0, erf: 1 };
+
 export class NativeKernels implements Kernels {
   readonly name: string;
   readonly mode: KernelMode;
@@ -660,18 +665,20 @@ export class NativeKernels implements Kernels {
     if (q.length < qn || out.length < qn) throw new Error(`attention: q/out need ${qn} values`);
     if (kCache.length < kvn || vCache.length < kvn) throw new Error(`attention: the KV cache needs ${kvn} elements for ${pos0 + T} positions`);
     if (keyMask.length < pos0 + T) throw new Error(`attention: keyMask needs ${pos0 + T} entries`);
-    if (T === 0) return;
     checkTemperatureLen(a.temperatureLen);
-    if (a.temperatureLen) { smallAttention(a); return; }
+    if (T === 0) return;
     // Fast mode: float32 scores and softmax, key chunks spread over the threads (native/kernels/attention.c).
-    this.addon.attention(this.context(), q, kCache, vCache, keyMask, out, T, pos0, nHeads, nKV, headDim, scale, softcap, KV_TYPE_IDS[kvType], this.fast);
+    this.addon.attention(this.context(), q, kCache, vCache, keyMask, out, T, pos0, nHeads, nKV, headDim, scale, softcap, KV_TYPE_IDS[kvType], this.fast,
+      a.temperatureLen ?? 0);
   }
 
   gelu(x: Float32Array, n: number, up?: Float32Array, form: GeluForm = 'tanh'): void {
     if (!Number.isInteger(n) || n < 0 || n > x.length) throw new Error(`gelu: n = ${n} outside 0…${x.length}`);
     if (up && up.length < n) throw new Error(`gelu: up has ${up.length} values, fewer than n = ${n}`);
-    if (form !== 'tanh') { geluReference(x, n, up, form); return; }
-    this.addon.gelu(this.context(), x, n, up);
+    const code = Object.hasOwn(GELU_FORMS, form) ? GELU_FORMS[form] : undefined;
+    if (code === undefined) throw new Error(`gelu: form must be 'tanh' or 'erf', got '${String(form)}'`);
+    // Fast mode's erf form: float32 lanes, |Δ| ≤ 3e-7·|x| (native/kernels/gelu.c); exact: libm's erf in float64.
+    this.addon.gelu(this.context(), x, n, up, code, this.fast);
   }
 }
 

@@ -22,7 +22,7 @@ import { readFileSync } from 'node:fs';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import {
-  ATTN_HEAD_DIM, ATTN_K, ATTN_MASK, ATTN_N_HEADS, ATTN_N_KV, ATTN_OUT, ATTN_POS0, ATTN_Q, ATTN_SCALE, ATTN_SOFTCAP, ATTN_V,
+  ATTN_HEAD_DIM, ATTN_K, ATTN_MASK, ATTN_N_HEADS, ATTN_N_KV, ATTN_OUT, ATTN_POS0, ATTN_Q, ATTN_SCALE, ATTN_SOFTCAP, ATTN_TEMP_LEN, ATTN_V,
   MM_N_IN, MM_N_OUT, MM_ROW_BYTES, MM_T, MM_TYPE, MM_W, MM_X, MM_XQ8, MM_XS, MM_XSUM, MM_Y,
   TYPE_BF16, TYPE_F16, TYPE_F32, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_0, WASM_ARG_BLOCK,
   XAI8_GROUPS, XAI8_N_IN, XAI8_N_OUT, XAI8_Q, XAI8_SCALES, XAI8_T, XAI8_X, XAI8_XS, XAI8_Y,
@@ -393,7 +393,10 @@ export class WasmKernels implements Kernels {
     checkAttentionArgs(args);
     const { q, out, T, pos0, nHeads, nKV, headDim: K } = args;
     if (T === 0) return;
-    if (args.temperatureLen) { attention(args); return; }
+    // The kernel reads L from an f32 slot: a length float32 cannot hold (never a config's integer length) stays
+    // exact on the plain-JS path instead of moving the p > L boundary or log2(L).
+    const L = args.temperatureLen ?? 0;
+    if (Math.fround(L) !== L) { attention(args); return; }
     const perQ = nHeads * K;
     // Bytes for queries [t0, t1): q and out of each query, the K/V slice up to the last one's keys, the mask.
     const bytes = (t0: number, t1: number): number => 8 * (t1 - t0) * perQ + 8 * (pos0 + t1) * nKV * K + (pos0 + t1) + 256;
@@ -441,6 +444,7 @@ export class WasmKernels implements Kernels {
     arena.setArg(ATTN_HEAD_DIM, K);
     arena.setArgF32(ATTN_SCALE, args.scale);
     arena.setArgF32(ATTN_SOFTCAP, args.softcap);
+    arena.setArgF32(ATTN_TEMP_LEN, args.temperatureLen ?? 0); // a float32 value (attention checked)
     this.runChunks(arena, 'attnChunk', tn * nKV, 2 * nKeys * K * (nHeads / nKV), 1);
     out.set(f.subarray(oOff / 4, oOff / 4 + qn), t0 * perQ);
   }
