@@ -101,19 +101,35 @@ function typeOf(t: GrokTensorSpec, type: BlockType, embdType: BlockType): BlockT
   return blockTypeForRow(t.kind === 'embedding' ? embdType : type, t.nIn);
 }
 
+/**
+ * A tokenizer file shipped with a checkpoint or release folder: tokenizer.tok.json (Grok-2) or tokenizer.model
+ * (Grok-1, whose release keeps it beside ckpt-0) in the model's folder or up to two folders above.
+ */
+function tokenizerBeside(source: ModelSource): string | undefined {
+  if (source.format === 'gguf') return undefined;
+  let dir = fs.statSync(source.path).isDirectory() ? source.path : path.dirname(source.path);
+  for (let i = 0; i < 3; i++) {
+    for (const name of ['tokenizer.tok.json', 'tokenizer.model']) {
+      const p = path.join(dir, name);
+      if (fs.existsSync(p)) return p;
+    }
+    dir = path.dirname(dir);
+  }
+  return undefined;
+}
+
 function chooseVocabulary(opts: ConvertOptions, source: ModelSource, c: GrokConfig): { vocab: GgufVocabulary | ByteLevelVocabulary; kind: ConvertResult['vocabulary'] } {
-  if (opts.tokenizer) {
-    const bytes = readSmallFile(opts.tokenizer, 512 << 20);
+  const file = opts.tokenizer ?? tokenizerBeside(source);
+  if (file) {
+    const bytes = readSmallFile(file, 512 << 20);
     // Grok-2's tokenizer.tok.json goes in as llama.cpp's converter stores it: a byte-level BPE, pre-tokenizer grok-2
     const vocab = looksLikeTokJson(bytes)
-      ? byteLevelFromTiktoken(TiktokenTokenizer.fromBytes(bytes, opts.tokenizer))
-      : vocabularyFromModelProto(readModelProto(bytes, opts.tokenizer));
-    if (vocab.tokens.length !== c.vocabSize) {
-      throw new FormatError(opts.tokenizer, `tokenizer has ${vocab.tokens.length} ${'merges' in vocab ? 'tokens' : 'pieces'}, but the model's vocabulary is ${c.vocabSize}`);
-    }
-    return { vocab, kind: 'tokenizer' };
-  }
-  if (source.format === 'gguf' && source.metadata.has('tokenizer.ggml.model')) {
+      ? byteLevelFromTiktoken(TiktokenTokenizer.fromBytes(bytes, file))
+      : vocabularyFromModelProto(readModelProto(bytes, file));
+    if (vocab.tokens.length === c.vocabSize) return { vocab, kind: 'tokenizer' };
+    // One found beside the model but of another size (a slice with its own vocabulary) is not this model's.
+    if (opts.tokenizer) throw new FormatError(file, `tokenizer has ${vocab.tokens.length} ${'merges' in vocab ? 'tokens' : 'pieces'}, but the model's vocabulary is ${c.vocabSize}`);
+  } else if (source.format === 'gguf' && source.metadata.has('tokenizer.ggml.model')) {
     // a SentencePiece GGUF's add_bos/add_eos advice is not copied
     const vocab: GgufVocabulary | ByteLevelVocabulary = hasByteLevelVocabulary(source)
       ? byteLevelVocabularyFromGguf(source)

@@ -166,6 +166,17 @@ function sampling(): Record<string, unknown> {
     temperature: num('temperature'), top_p: num('top_p'), top_k: num('top_k'), min_p: num('min_p'), max_tokens: num('max_tokens'), seed: num('seed'),
   };
   if (stop.length) o.stop = stop;
+  const schema = $<HTMLTextAreaElement>('schema').value.trim();
+  if (schema === 'json') o.response_format = { type: 'json_object' };
+  else if (schema !== '') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(schema);
+    } catch (e) {
+      throw new Error(`the JSON schema is not JSON: ${(e as Error).message}`);
+    }
+    o.response_format = { type: 'json_schema', json_schema: { name: 'page', schema: parsed } };
+  }
   return o;
 }
 
@@ -207,6 +218,13 @@ async function send(): Promise<void> {
   if (running || !info) return;
   const text = promptBox.value;
   if (text.trim() === '') { status('write something first'); return; }
+  let opts: Record<string, unknown>;
+  try {
+    opts = sampling();
+  } catch (e) {
+    status((e as Error).message);
+    return;
+  }
   const ac = new AbortController();
   running = ac;
   $<HTMLButtonElement>('send').disabled = true;
@@ -222,7 +240,7 @@ async function send(): Promise<void> {
     output.replaceChildren(span('prompt', text));
     target = output;
     path = 'v1/completions';
-    body = { model: info.model, prompt: text, logprobs: 5, ...sampling(), return_routed_experts: true };
+    body = { model: info.model, prompt: text, logprobs: 5, ...opts, return_routed_experts: true };
   } else {
     conv.messages.push({ role: 'user', content: text });
     promptBox.value = '';
@@ -230,7 +248,7 @@ async function send(): Promise<void> {
     target = turn('assistant', '');
     output.append(target);
     path = 'v1/chat/completions';
-    body = { model: info.model, messages: conv.messages, logprobs: true, top_logprobs: 5, ...sampling(), return_routed_experts: true };
+    body = { model: info.model, messages: conv.messages, logprobs: true, top_logprobs: 5, ...opts, return_routed_experts: true };
   }
   if (conv.title === 'New conversation') conv.title = text.slice(0, 48);
   store.upsert(conv);
