@@ -761,7 +761,7 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   CHECK(env, napi_set_named_property(env, o, "best", str(env, gn_isa_name(gn_cpu_best_isa()))));
   CHECK(env, napi_create_array(env, &levels));
   uint32_t n = 0;
-  for (int i = 0; i <= GN_ISA_NEON_DOT; i++)
+  for (int i = 0; i < GN_ISA_COUNT; i++)
     if (gn_cpu_can_run(i)) CHECK(env, napi_set_element(env, levels, n++, str(env, gn_isa_name(i))));
   CHECK(env, napi_set_named_property(env, o, "levels", levels));
   CHECK(env, napi_set_named_property(env, o, "features", str(env, gn_cpu_features())));

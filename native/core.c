@@ -49,6 +49,8 @@ struct gn_ctx {
   size_t act_size;
   int32_t *xcorr; /* xai8 fast mode: −128·Σ xq per 32 activations of the current call */
   size_t xcorr_size;
+  uint16_t *xb; /* bf16 rows in fast mode at avx512_bf16: the current call's activations rounded to bf16 */
+  size_t xb_size;
 };
 
 static const gn_table *table_for(int isa) {
@@ -56,7 +58,8 @@ static const gn_table *table_for(int isa) {
   case GN_ISA_SCALAR: return &gn_table_scalar;
 #if defined(__x86_64__)
   case GN_ISA_AVX2: return &gn_table_avx2;
-  case GN_ISA_AVX512: return &gn_table_avx512;
+  case GN_ISA_AVX512:
+  case GN_ISA_AVX512_BF16: return &gn_table_avx512; /* + bf16_dot_fast, see rows_kernel */
 #endif
 #if defined(__aarch64__)
   case GN_ISA_NEON: return &gn_table_neon;
@@ -92,6 +95,7 @@ void gn_destroy(gn_ctx *c) {
   free(c->scratch_size);
   free(c->act);
   free(c->xcorr);
+  free(c->xb);
   free(c);
 }
 
@@ -207,11 +211,54 @@ static int quantize_activations(gn_ctx *c, const float *x, int T, int n, const i
   return GN_OK;
 }
 
+/* float → bf16, round to nearest even, NaN kept quiet: src/quant/half.ts f32ToBf16. */
+static inline uint16_t bf16_round(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+typedef struct {
+  const float *x;
+  uint16_t *xb;
+  size_t n, chunk;
+} bf16_task_arg;
+
+static void bf16_task(void *arg, int chunk, int thread) {
+  (void)thread;
+  const bf16_task_arg *a = arg;
+  const size_t i0 = (size_t)chunk * a->chunk, i1 = i0 + a->chunk < a->n ? i0 + a->chunk : a->n;
+  for (size_t i = i0; i < i1; i++) a->xb[i] = bf16_round(a->x[i]);
+}
+
+/* The activations rounded to bf16 once per call, for bf16_dot_fast (on the pool's threads past 64k values;
+ * each value rounds alone, so any split gives the same bytes). */
+static int bf16_activations(gn_ctx *c, const float *x, int T, int n, const uint16_t **xb) {
+  const size_t tn = (size_t)T * (size_t)n;
+  if (c->xb_size < tn) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, tn * 2 + 64) != 0) return GN_ENOMEM;
+    free(c->xb);
+    c->xb = p;
+    c->xb_size = tn;
+  }
+  bf16_task_arg a = {.x = x, .xb = c->xb, .n = tn, .chunk = tn};
+  if (tn > 65536 && c->threads > 1) a.chunk = (tn + (size_t)c->threads - 1) / (size_t)c->threads;
+  gn_pool_run(c->pool, bf16_task, &a, (int)((tn + a.chunk - 1) / a.chunk));
+  *xb = c->xb;
+  return GN_OK;
+}
+
 /* The kernel for a 'rows' matrix of `type` (and its unpacker, for the canonical kernels); NULL: none. */
-static gn_rows_fn *rows_kernel(const gn_table *t, int type, int fast, int T, gn_unpack_fn **unpack) {
+static gn_rows_fn *rows_kernel(const gn_ctx *c, int type, int fast, int T, gn_unpack_fn **unpack) {
+  const gn_table *t = c->table;
   *unpack = NULL;
   if (fast && T <= GN_SMALL_T && t->direct_small[type]) return t->direct_small[type];
-  if (is_float_type(type)) return t->float_exact;
+  if (is_float_type(type)) {
+    if (fast && type == GN_BF16 && c->isa == GN_ISA_AVX512_BF16 && t->bf16_dot_fast) return t->bf16_dot_fast;
+    return fast && t->float_fast[type] ? t->float_fast[type] : t->float_exact;
+  }
   if (type == GN_Q8_0) return fast ? t->q8_0_fast : t->q8_0_exact;
   if (fast && t->direct_fast[type]) return t->direct_fast[type];
   /* IQ4_NL's and IQ4_XS's codes (up to 241) exceed what AVX2's and NEON's signed or saturating byte products
@@ -236,10 +283,14 @@ int gn_matmul_rows(gn_ctx *c, int type, const uint8_t *w, size_t w_bytes, int n_
 
   gn_rows_job job = {.type = type, .w = w, .row_bytes = row_bytes, .n_in = n_in, .n_out = n_out, .T = T, .x = x, .y = y};
   const int quant = !is_float_type(type);
-  gn_rows_fn *fn = rows_kernel(c->table, type, fast, T, &job.unpack);
+  gn_rows_fn *fn = rows_kernel(c, type, fast, T, &job.unpack);
   if (!fn) return GN_ETYPE;
   if (fast && quant) {
     const int err = quantize_activations(c, x, T, n_in, &job.xq, &job.xd, &job.xs16);
+    if (err) return err;
+  }
+  if (fn == c->table->bf16_dot_fast) {
+    const int err = bf16_activations(c, x, T, n_in, &job.xb);
     if (err) return err;
   }
   if (ensure_scratch(c, gn_rows_scratch(n_in)) != GN_OK) return GN_ENOMEM;
@@ -339,7 +390,7 @@ static int many_rows_setup(const gn_ctx *c, const gn_matrix *m, int n_in, int T,
   if (m->w_bytes < need_w || m->y_len < need_y) return GN_EINVAL;
   *job = (gn_rows_job){.type = m->type, .w = m->w, .row_bytes = row_bytes, .n_in = n_in, .n_out = m->n_out, .T = T, .y = m->y};
   *quant = fast && !is_float_type(m->type);
-  *fn = rows_kernel(c->table, m->type, fast, T, &job->unpack);
+  *fn = rows_kernel(c, m->type, fast, T, &job->unpack);
   return *fn ? GN_OK : GN_ETYPE;
 }
 
@@ -362,7 +413,7 @@ int gn_matmul_many(gn_ctx *c, int n, const gn_matrix *m, int n_in, const float *
   size_t need_x;
   if (!mul_ok((size_t)T, (size_t)n_in, &need_x) || x_len < need_x) return GN_EINVAL;
   many_task_arg s = {.ctx = c, .n = n};
-  int any_quant = 0;
+  int any_quant = 0, any_bf16 = 0;
   size_t scratch = gn_rows_scratch(n_in);
   for (int i = 0; i < n; i++) {
     if (m[i].n_out < 0 || (m[i].w == NULL) == (m[i].q == NULL)) return GN_EINVAL;
@@ -374,6 +425,7 @@ int gn_matmul_many(gn_ctx *c, int n, const gn_matrix *m, int n_in, const float *
     }
     if (err) return err;
     any_quant |= quant;
+    any_bf16 |= s.fn[i] && s.fn[i] == c->table->bf16_dot_fast;
   }
   if (T == 0) return GN_OK;
   if (any_quant) {
@@ -393,6 +445,12 @@ int gn_matmul_many(gn_ctx *c, int n, const gn_matrix *m, int n_in, const float *
       s.rows[i].xs16 = xs16;
       s.xai8[i].xc = xc;
     }
+  }
+  if (any_bf16) {
+    const uint16_t *xb;
+    const int err = bf16_activations(c, x, T, n_in, &xb);
+    if (err) return err;
+    for (int i = 0; i < n; i++) s.rows[i].xb = xb;
   }
   for (int i = 0; i < n; i++) s.rows[i].x = s.xai8[i].x = x;
   s.first[0] = 0;

@@ -58,6 +58,7 @@ int gn_cpu_can_run(int isa) {
   case GN_ISA_SCALAR: return 1;
   case GN_ISA_AVX2: return f.avx2 && f.fma && f.f16c;
   case GN_ISA_AVX512: return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni;
+  case GN_ISA_AVX512_BF16: return gn_cpu_can_run(GN_ISA_AVX512) && f.avx512bf16;
   default: return 0;
   }
 }
@@ -112,18 +113,18 @@ const char *gn_cpu_features(void) { return ""; }
 #endif
 
 int gn_cpu_best_isa(void) {
-  static const int order[] = {GN_ISA_AVX512, GN_ISA_AVX2, GN_ISA_NEON_DOT, GN_ISA_NEON};
+  static const int order[] = {GN_ISA_AVX512_BF16, GN_ISA_AVX512, GN_ISA_AVX2, GN_ISA_NEON_DOT, GN_ISA_NEON};
   for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
     if (gn_cpu_can_run(order[i])) return order[i];
   return GN_ISA_SCALAR;
 }
 
-static const char *const isa_names[] = {"scalar", "avx2", "avx512", "neon", "neon_dot"};
+static const char *const isa_names[GN_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon", "neon_dot", "avx512_bf16"};
 
-const char *gn_isa_name(int isa) { return isa >= 0 && isa < 5 ? isa_names[isa] : "?"; }
+const char *gn_isa_name(int isa) { return isa >= 0 && isa < GN_ISA_COUNT ? isa_names[isa] : "?"; }
 
 int gn_isa_from_name(const char *name) {
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < GN_ISA_COUNT; i++)
     if (strcmp(name, isa_names[i]) == 0) return i;
   return -1;
 }

@@ -35,12 +35,15 @@ extern const gn_type_info gn_types[];
 extern const int gn_type_count;
 const gn_type_info *gn_type(int id);
 
-/* Instruction-set levels, lowest first within each architecture (macros: isa.c tests them in #if). */
+/* Instruction-set levels (macros: isa.c tests them in #if); gn_cpu_best_isa holds the order of preference.
+ * AVX512_BF16 is the avx512 level plus vdpbf16ps for bf16 rows in fast mode (activations rounded to bf16). */
 #define GN_ISA_SCALAR 0
 #define GN_ISA_AVX2 1
 #define GN_ISA_AVX512 2
 #define GN_ISA_NEON 3
 #define GN_ISA_NEON_DOT 4
+#define GN_ISA_AVX512_BF16 5
+#define GN_ISA_COUNT 6
 const char *gn_isa_name(int isa);
 /* Level named `name` ("scalar", "avx2", …), or -1. */
 int gn_isa_from_name(const char *name);
@@ -64,7 +67,8 @@ int gn_threads(const gn_ctx *ctx);
 int gn_isa(const gn_ctx *ctx);
 
 /* y[t][0..n_out) = x[t][0..n_in) · W for t < T, W a 'rows' matrix: n_out rows of `type` blocks, w_bytes
- * long. fast = 1: activations quantised to int8 per 32 values for the quantised types. */
+ * long. fast = 1: activations quantised to int8 per 32 values for the quantised types; f16 and bf16 rows
+ * summed in float32 (at avx512_bf16, bf16 rows against the activations rounded to bf16). */
 int gn_matmul_rows(gn_ctx *ctx, int type, const uint8_t *w, size_t w_bytes, int n_in, int n_out,
                    const float *x, size_t x_len, int T, float *y, size_t y_len, int fast);
 

@@ -42,6 +42,7 @@ struct gn_rows_job {
   const int8_t *xq;   /* [T][n_in] int8 activations (fast mode) */
   const float *xd;    /* [T][n_in/32] their scales */
   const float *xs16;  /* [T][n_in/16] xd · Σ xq over each 16 values (fast mode, for offsets m) */
+  const uint16_t *xb; /* [T][n_in] activations rounded to bf16 (bf16 rows in fast mode at avx512_bf16) */
   float *y;           /* [T][n_out] */
   gn_unpack_fn *unpack;
 };
@@ -98,6 +99,11 @@ typedef struct {
   gn_rows_fn *q8_0_fast, *q8_0_exact;
   gn_rows_fn *canon_fast, *canon_exact;
   gn_rows_fn *float_exact; /* f32, f16, bf16 */
+  /* Fast mode of f16 and bf16 rows (float32 sums; f32 rows take float_exact in both modes); NULL: float_exact. */
+  gn_rows_fn *float_fast[GN_MAX_TYPE_ID + 1];
+  /* bf16 rows in fast mode at the avx512_bf16 level (vdpbf16ps on activations rounded to bf16, job.xb);
+   * compiled into the avx512 copy for CPUs that have AVX512_BF16, NULL elsewhere. */
+  gn_rows_fn *bf16_dot_fast;
   /* Fast kernels that read a type's blocks in place (no canonical scratch rows); NULL: canon_fast. */
   gn_rows_fn *direct_fast[GN_MAX_TYPE_ID + 1];
   /* For T ≤ GN_SMALL_T: in-place kernels whose results are bit-identical to canon_fast's (the i-quants:

@@ -1,7 +1,8 @@
 /*
  * One translation unit per instruction-set level: the build compiles this file once per level with that
  * level's -m flags and -DGN_LEVEL (scalar: none; avx2: AVX2+FMA+F16C; avx512: + F/BW/VL/DQ/VNNI; neon:
- * aarch64 baseline; neon_dot: + dotprod), and gn_create picks one table at run time (cpu.c). Nothing else
+ * aarch64 baseline; neon_dot: + dotprod), and gn_create picks one table at run time (cpu.c). The avx512_bf16
+ * level is the avx512 table plus its bf16_dot_fast kernel (compiled here with a target attribute). Nothing else
  * in the addon is compiled with those flags, so it loads on any CPU of the architecture.
  */
 #include <math.h>
@@ -50,6 +51,10 @@ const gn_table GN_TABLE = {
   .canon_fast = canon_fast,
   .canon_exact = canon_exact,
   .float_exact = float_exact,
+  .float_fast = {[GN_F16] = f16_fast, [GN_BF16] = bf16_fast},
+#if GN_X86_AVX512
+  .bf16_dot_fast = bf16_dot_fast,
+#endif
 #if IQ4_HAS_AVX2
   .direct_fast = {[GN_Q4_K] = q4_k_fast, [GN_Q5_K] = q5_k_fast, [GN_Q6_K] = q6_k_fast, [GN_IQ4_XS] = iq4_xs_fast, [GN_IQ4_NL] = iq4_nl_fast},
 #elif GN_X86_AVX2 || GN_ARM_NEON

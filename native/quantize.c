@@ -482,7 +482,7 @@ typedef struct {
 
 static const kq_table *kq_for(int isa) {
 #ifdef HAS_X86_LEVELS
-  if (isa == GN_ISA_AVX512) return &kq_avx512;
+  if (isa == GN_ISA_AVX512 || isa == GN_ISA_AVX512_BF16) return &kq_avx512;
   if (isa == GN_ISA_AVX2) return &kq_avx2;
 #endif
   (void)isa;

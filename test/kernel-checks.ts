@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { attentionReference, attentionTemperature, geluReference, matmulReference } from '../src/kernels/reference.js';
 import { allocKV, kvRowElements, writeKVRows } from '../src/kernels/kv.js';
 import { KV_TYPES, type KVData, type Kernels, type KVType } from '../src/kernels/types.js';
-import { f32ToBf16 } from '../src/quant/half.js';
+import { bf16ToF32, f32ToBf16 } from '../src/quant/half.js';
 import { blockFormat, rowBytes, type BlockType } from '../src/quant/index.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../src/quant/matrix.js';
 import { hasRandomBlocks, randomBlocks } from '../src/quant/random-blocks.js';
@@ -90,6 +90,19 @@ export function quantDequantX(x: Float32Array): Float32Array {
     }
   }
   return out;
+}
+
+/** Activations rounded to bf16 (nearest even) and back: what the native avx512_bf16 level multiplies bf16 rows
+ * with in fast mode (vdpbf16ps, as llama.cpp's BF16 dot), from the definition. */
+export function bf16RoundX(x: Float32Array): Float32Array {
+  return x.map((v) => bf16ToF32(f32ToBf16(v)));
+}
+
+/** The activations native kernels at `level` in `mode` multiply rows of `type` with (the reference is applied to these). */
+export function nativeActivations(level: string, mode: 'exact' | 'fast', type: BlockType, x: Float32Array): Float32Array {
+  if (mode !== 'fast') return x;
+  if (!FLOAT_TYPES.has(type)) return quantDequantX(x);
+  return type === 'bf16' && level === 'avx512_bf16' ? bf16RoundX(x) : x;
 }
 
 export function bytesOf(a: Float32Array): Buffer {

@@ -17,7 +17,7 @@ import { matmulReference, referenceKernels } from '../src/kernels/reference.js';
 import type { Kernels } from '../src/kernels/types.js';
 import type { BlockType } from '../src/quant/index.js';
 import type { Matrix } from '../src/quant/matrix.js';
-import { absBound, assertClose, bytesOf, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix } from './kernel-checks.js';
+import { absBound, assertClose, bf16RoundX, bytesOf, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix } from './kernel-checks.js';
 
 const loaded = loadNativeAddon();
 const missing = 'error' in loaded ? loaded.error : undefined;
@@ -47,6 +47,12 @@ function quantised(mode: Mode, w: Matrix, label: string): boolean {
   if (w.layout === 'xai8') return (w.nIn / w.groups) % 32 === 0;
   // The WebAssembly kernels have int8 kernels for these four types; the others run the reference.
   return label.startsWith('wasm') ? ['q8_0', 'q4_0', 'q4_k', 'q6_k'].includes(w.type) : !FLOAT_TYPES.has(w.type);
+}
+
+/** The activations the kernels multiply this matrix with: int8-rounded, bf16-rounded (bf16 rows, native avx512_bf16, fast) or x. */
+function activations(mode: Mode, w: Matrix, label: string, x: Float32Array, xq: Float32Array): Float32Array {
+  if (quantised(mode, w, label)) return xq;
+  return mode === 'fast' && w.layout === 'rows' && w.type === 'bf16' && label === `native avx512_bf16 ${mode}` ? bf16RoundX(x) : x;
 }
 
 /** Groups of matrices with one nIn: every kind of kernel side by side, odd row counts, empty ones. */
@@ -79,7 +85,7 @@ for (const s of sets) {
           ws.forEach((w, i) => {
             const what = `${k.name} ${w.layout === 'rows' ? w.type : `xai8/${w.groups}`} ${w.nOut}×${nIn} T=${T}`;
             const want = new Float32Array(T * w.nOut);
-            matmulReference(w, quantised(s.mode, w, s.label) ? xq : x, T, want);
+            matmulReference(w, activations(s.mode, w, s.label, x, xq), T, want);
             assertClose(ys[i]!, want, absBound(w, x, T), 1e-5, what);
             const one = new Float32Array(T * w.nOut);
             k.matmul(w, x, T, one);

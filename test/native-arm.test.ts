@@ -72,6 +72,14 @@ function writeCases(dir: string): number {
       for (const T of [1, 3, 17]) for (const fast of [false, true]) matmulCase(w, T, fast, r);
     }
   }
+  // f16 / bf16 rows in fast mode (float.c's in-place kernels) at lengths that reach every tail: n mod 8 = 7 and
+  // n mod 16 = 15 (NEON's 4-value step, AVX2's 8-value one), 4 rows × 3 tokens tiles and their remainders
+  for (const type of ['f16', 'bf16'] as const) {
+    for (const nIn of [31, 127]) {
+      const w = rowsMatrix(referenceKernels, type, nIn, 6, r);
+      for (const T of [1, 3, 17]) matmulCase(w, T, true, r);
+    }
+  }
   for (const [nIn, nOut, groups] of [[64, 31, 2], [256, 70, 8], [96, 33, 3]] as const) {
     const w = xai8Matrix(referenceKernels, nIn, nOut, groups, r);
     // T = 130: past the 128 tokens an xai8 kernel keeps partial sums for at once

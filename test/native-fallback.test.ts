@@ -81,7 +81,7 @@ test('the addon build without a C compiler: one line, exit 0 (install goes on); 
 test('GROK_NATIVE_ISA is a cap: a level this CPU lacks (another architecture\'s, or above its best) means its best, with one line saying so; an unknown name is an error', { skip: 'error' in native ? `native addon unavailable: ${native.error}` : false }, () => {
   if ('error' in native) return;
   const { best, levels } = native.addon.info();
-  const order = process.arch === 'arm64' ? ['scalar', 'neon', 'neon_dot'] : ['scalar', 'avx2', 'avx512'];
+  const order = process.arch === 'arm64' ? ['scalar', 'neon', 'neon_dot'] : ['scalar', 'avx2', 'avx512', 'avx512_bf16'];
   const above = order.slice(order.indexOf(best) + 1);
   const foreign = process.arch === 'arm64' ? 'avx512' : 'neon';
   const code = "const k = createKernels({ threads: 2, mode: 'fast' }); console.log(k.name); closeKernels(k); const i = nativeInfo(2); console.log(i.isa, '|', i.error);";

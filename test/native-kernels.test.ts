@@ -8,7 +8,8 @@
  *
  * Exact mode must equal the reference up to float32 summation error (1e-5 of Σ|w·x|). Fast mode
  * quantises activations to int8 per 32 values; it must equal the reference applied to those dequantised
- * activations, computed here from the definition.
+ * activations, computed here from the definition. f16 and bf16 rows in fast mode: float32 sums against the
+ * float32 activations (at avx512_bf16, bf16 rows against the activations rounded to bf16), the same bound.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +20,7 @@ import {
 import { allBlockFormats, blockFormat, rowBytes } from '../src/quant/index.js';
 import type { RowMatrix } from '../src/quant/matrix.js';
 import {
-  absBound, ALL_TYPES, assertClose, assertSameAsAlone, BLOCKS, bytesOf, FLOAT_TYPES, quantDequantX, randn, rng, rowsMatrix, xai8Matrix,
+  absBound, ALL_TYPES, assertClose, assertSameAsAlone, BLOCKS, bytesOf, FLOAT_TYPES, nativeActivations, quantDequantX, randn, rng, rowsMatrix, xai8Matrix,
   checkAttentionAtGrokSizes, checkAttentionKVTypes, checkAttentionTemperature, checkGeluErf, checkGeluErfConstants, checkTemperatureLenErrors,
 } from './kernel-checks.js';
 
@@ -61,7 +62,7 @@ test(`native ${level}: kernels run at the requested level; bad options are rejec
 for (const mode of ['exact', 'fast'] as const) {
   const expected = (w: RowMatrix, x: Float32Array, T: number): Float32Array => {
     const want = new Float32Array(T * w.nOut);
-    matmulReference(w, mode === 'fast' && !FLOAT_TYPES.has(w.type) ? quantDequantX(x) : x, T, want);
+    matmulReference(w, nativeActivations(level, mode, w.type, x), T, want);
     return want;
   };
 
@@ -152,6 +153,42 @@ for (const mode of ['exact', 'fast'] as const) {
     }
   });
 }
+
+test(`native ${level} fast: f16 and bf16 rows in place with float32 sums — nIn 1 … 6144, row counts off the tiles, T = 1, 2, 3, 8, 17, 128, 1 and 3 threads; each token as alone`, { skip }, () => {
+  // native/kernels/float.c: two float32 accumulators of the vector width per output (scalar: eight lanes),
+  // so each lane sums ≤ n/8 products. Measured (GROK_SHOW_ERRORS=1) well inside the 1e-5 of Σ|w·x| that
+  // bounds every other fast path.
+  const sets = [1, 3].map((threads) => ks('fast', threads));
+  const r = rng(27);
+  let worst = 0;
+  for (const type of ['f16', 'bf16'] as const) {
+    for (const nIn of [1, 3, 7, 17, 31, 33, 127, 129, 6144]) {
+      for (const nOut of nIn === 6144 ? [5, 13] : [1, 6, 7]) {
+        const w = rowsMatrix(sets[0]!, type, nIn, nOut, r);
+        const x = randn(r, 128 * nIn);
+        const solo = Array.from({ length: 128 }, (_, t) => {
+          const y = new Float32Array(nOut);
+          sets[0]!.matmul(w, x.subarray(t * nIn, (t + 1) * nIn), 1, y);
+          return Buffer.from(bytesOf(y));
+        });
+        for (const T of [1, 2, 3, 8, 17, 128]) {
+          const xt = x.subarray(0, T * nIn);
+          const want = new Float32Array(T * nOut);
+          matmulReference(w, nativeActivations(level, 'fast', type, xt), T, want);
+          const bound = absBound(w, xt, T);
+          for (const k of sets) {
+            const y = new Float32Array(T * nOut);
+            k.matmul(w, xt, T, y);
+            for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(y[i]! - want[i]!) / bound[i]!);
+            assertClose(y, want, bound, 1e-5, `fast ${type} nIn=${nIn} nOut=${nOut} T=${T} ${k.threads} threads`);
+            assertSameAsAlone(k, w, x, 0, T, solo, `fast ${type} nIn=${nIn} nOut=${nOut}`);
+          }
+        }
+      }
+    }
+  }
+  if (process.env.GROK_SHOW_ERRORS) console.log(`native ${level} fast f16/bf16: max |Δ|/Σ|w·x| = ${worst.toExponential(2)}`);
+});
 
 test(`native ${level}: q8_0 exact equals f32 exact on its dequantised rows, bit for bit (d·q is exact in float32)`, { skip }, () => {
   const r = rng(32);

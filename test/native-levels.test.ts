@@ -1,7 +1,8 @@
 /**
  * Every instruction-set level this CPU runs, not just the best: the native kernel and batch-invariance
  * tests again in child processes with GROK_NATIVE_ISA set to each lower level (the best level runs them
- * in the main test run). On an AVX-512 machine that is scalar and AVX2; on an AVX2-only one, scalar.
+ * in the main test run). On an AVX-512 machine with BF16 that is scalar, AVX2 and AVX-512 (without
+ * vdpbf16ps); with AVX-512 alone, scalar and AVX2; on an AVX2-only one, scalar.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,8 +1,8 @@
 /**
  * Kernels in C (native/), loaded as a Node-API addon built by scripts/build-native.mjs at install time.
  *
- * - Instruction-set level chosen at run time (scalar / AVX2 / AVX-512 with VNNI on x86-64, NEON / dotprod
- *   on aarch64); GROK_NATIVE_ISA=scalar|avx2|avx512|neon|neon_dot (or the `isa` option) caps it: a level
+ * - Instruction-set level chosen at run time (scalar / AVX2 / AVX-512 with VNNI / + BF16 on x86-64, NEON /
+ *   dotprod on aarch64); GROK_NATIVE_ISA=scalar|avx2|avx512|avx512_bf16|neon|neon_dot (or the `isa` option) caps it: a level
  *   above what the CPU runs (or another architecture's) means the best it runs, with a one-line note.
  * - Its own persistent thread pool (threads − 1 pthreads spin briefly, then sleep); calls stay synchronous.
  * - Weights in place: `mapWeight` maps model files read-only and returns views of their bytes, so the
@@ -13,7 +13,8 @@
  *   request instead of raising SIGBUS) and unmapped when the last model holding them is closed.
  * - Numerics as the WebAssembly kernels: 'exact' (float32 activations, float32-or-better sums: matches
  *   the fixtures' float64 logits to 1e-4) and 'fast' (activations int8 per 32 values, exact integer
- *   block sums). Batch invariant: a token's row is bit-identical whatever T, its place in the batch
+ *   block sums; f16 and bf16 rows read in place with float32 sums, and at avx512_bf16 bf16 rows against
+ *   the activations rounded to bf16, vdpbf16ps as llama.cpp). Batch invariant: a token's row is bit-identical whatever T, its place in the batch
  *   and the thread count (native/internal.h).
  *
  * Every length and offset is checked here before the addon sees it; the addon checks again.
@@ -194,7 +195,7 @@ export function nativeInfo(threads = defaultThreads()): NativeInfo {
 }
 
 /** Every level the addon knows, lowest first per architecture (native/gn.h GN_ISA_*). */
-const ISA_ORDER: Record<string, readonly string[]> = { x64: ['scalar', 'avx2', 'avx512'], arm64: ['scalar', 'neon', 'neon_dot'] };
+const ISA_ORDER: Record<string, readonly string[]> = { x64: ['scalar', 'avx2', 'avx512', 'avx512_bf16'], arm64: ['scalar', 'neon', 'neon_dot'] };
 
 /**
  * The level to run for a requested cap: the requested one when this CPU runs it; a level above what this
