@@ -185,16 +185,14 @@ static void q5_1_block(const float *x, uint8_t *o) {
 /* IQ4_NL (iq4_nl.ts): llama.cpp quantize_iq4_nl without an importance matrix. */
 static const float K_IQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-static int iq4nl_index(float v) {
-  if (v <= K_IQ4NL[0]) return 0;
-  if (v >= K_IQ4NL[15]) return 15;
-  int lo = 0, hi = 15;
-  while (hi - lo > 1) {
-    int mid = (lo + hi) >> 1;
-    if (v < K_IQ4NL[mid]) hi = mid;
-    else lo = mid;
-  }
-  return (v - K_IQ4NL[hi - 1]) < (K_IQ4NL[hi] - v) ? hi - 1 : hi;
+/* iq4_nl.ts bestIndex without its binary search's unpredictable branches: between K[0] and K[15], the bracket
+ * K[lo] ≤ v < K[lo + 1] is the count of K[1 … 14] ≤ v (what the search ends with), then the same comparison of
+ * the two distances; ≤ K[0] → 0, ≥ K[15] or NaN → 15 (where the search ends). */
+static inline int iq4nl_index(float v) {
+  int lo = 0;
+  for (int k = 1; k <= 14; k++) lo += v >= K_IQ4NL[k];
+  const int i = (v - K_IQ4NL[lo]) < (K_IQ4NL[lo + 1] - v) ? lo : lo + 1;
+  return v <= K_IQ4NL[0] ? 0 : v >= K_IQ4NL[15] || v != v ? 15 : i;
 }
 
 /* Σ w·q·x and Σ w·q² over 32 values (w = x², q = the nearest level of id·x), in value order. */
@@ -435,6 +433,27 @@ static float sum_squares(const float *x) {
   return s;
 }
 
+/* σ² of Q4_0 … Q5_1 with weights (weighted.ts rowSigma2): Σ x² over the row of n values, in order, / n. */
+static float row_sigma2(const float *x, int n) {
+  float s = 0;
+  for (int j = 0; j < n; j++) s = s + x[j] * x[j];
+  return s / (float)n;
+}
+
+/* σ² of IQ4 with weights (weighted.ts iq4Sigma2): Σ x² · (2/n) over the (super-)block, as llama.cpp writes it. */
+static float iq4_sigma2(const float *x, int n) {
+  float s = 0;
+  for (int j = 0; j < n; j++) s = s + x[j] * x[j];
+  return s * (2.0f / (float)n);
+}
+
+/* The 5th bits of 32 levels as Q5_0 / Q5_1's little-endian qh (bit j: value j). */
+static void put_qh(const uint8_t *L, uint8_t *o) {
+  uint32_t qh = 0;
+  for (int j = 0; j < 32; j++) qh |= (uint32_t)((L[j] >> 4) & 1) << j;
+  put_u32(o, qh);
+}
+
 /* ---- one copy per instruction-set level -------------------------------------------------------------- */
 
 typedef struct {
@@ -452,6 +471,11 @@ typedef struct {
   void (*q6_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
   void (*iq4_xs)(const float *x, size_t nb, uint8_t *dst);
   void (*iq4_nl)(const float *x, size_t nb, uint8_t *dst);
+  /* the 32-value types and IQ4 with importance weights qw (nbr blocks per row; block b reads those of b % nbr) */
+  void (*qx0w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr);
+  void (*qkx1w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr);
+  void (*iq4_nlw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
+  void (*iq4_xsw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
   int lanes; /* of gauss (≤ 64) */
 } kq_table;
 
@@ -843,22 +867,34 @@ long long gn_xai8_q8_0(const int8_t *q, size_t q_len, const uint16_t *sc, size_t
 
 /* ---- entry point ---------------------------------------------------------------------------------------- */
 
-/* gn_quantize with an importance matrix: qw holds n_in weights, the same for every row (K-quants only). */
+/* gn_quantize with an importance matrix: qw holds n_in weights, the same for every row (src/quant/weighted.ts:
+ * the K-quants, Q4_0 … Q5_1, IQ4_NL and IQ4_XS). */
 int gn_quantize_weighted(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len, const float *qw, size_t qw_len) {
   const gn_type_info *t = gn_type(type);
   if (!gn_cpu_can_run(isa)) return GN_EINVAL;
-  if (!t || (type != GN_Q2_K && type != GN_Q3_K && type != GN_Q4_K && type != GN_Q5_K && type != GN_Q6_K)) return GN_ETYPE;
-  if (n_in <= 0 || rows < 0 || n_in % 256 || qw_len < (size_t)n_in) return GN_EINVAL;
-  const size_t n = (size_t)n_in * (size_t)rows, nb = n / 256;
+  switch (type) {
+  case GN_Q2_K: case GN_Q3_K: case GN_Q4_K: case GN_Q5_K: case GN_Q6_K:
+  case GN_Q4_0: case GN_Q4_1: case GN_Q5_0: case GN_Q5_1: case GN_IQ4_NL: case GN_IQ4_XS: break;
+  default: return GN_ETYPE;
+  }
+  if (!t) return GN_ETYPE;
+  if (n_in <= 0 || rows < 0 || n_in % t->block_size || qw_len < (size_t)n_in) return GN_EINVAL;
+  const size_t n = (size_t)n_in * (size_t)rows, nb = n / (size_t)t->block_size;
   if (x_len < n || dst_len < nb * (size_t)t->block_bytes || nb > (size_t)INT32_MAX) return GN_EINVAL;
   const kq_table *kq = kq_for(isa);
-  const int nbr = n_in / 256;
+  const int nbr = n_in / t->block_size;
   switch (type) {
   case GN_Q2_K: kq->q2_kw(x, (int)nb, dst, qw, nbr); break;
   case GN_Q3_K: kq->q3_kw(x, (int)nb, dst, qw, nbr); break;
   case GN_Q4_K: kq->k45w(x, (int)nb, dst, 0, qw, nbr); break;
   case GN_Q5_K: kq->k45w(x, (int)nb, dst, 1, qw, nbr); break;
-  default: kq->q6_kw(x, (int)nb, dst, qw, nbr); break;
+  case GN_Q6_K: kq->q6_kw(x, (int)nb, dst, qw, nbr); break;
+  case GN_Q4_0: kq->qx0w(x, (int)nb, dst, 0, qw, nbr); break;
+  case GN_Q5_0: kq->qx0w(x, (int)nb, dst, 1, qw, nbr); break;
+  case GN_Q4_1: kq->qkx1w(x, (int)nb, dst, 0, qw, nbr); break;
+  case GN_Q5_1: kq->qkx1w(x, (int)nb, dst, 1, qw, nbr); break;
+  case GN_IQ4_NL: kq->iq4_nlw(x, (int)nb, dst, qw, nbr); break;
+  default: kq->iq4_xsw(x, (int)nb, dst, qw, nbr); break;
   }
   return GN_OK;
 }
