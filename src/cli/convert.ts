@@ -87,7 +87,7 @@ export function convertCommand(): Command {
     .option('--config <path>', 'config.json to use instead of the one found beside the model')
     .option('--name <name>', 'general.name in the output (default: the source\'s name)')
     .option('--stats', 'measure each tensor\'s quantisation error and print a summary per stored type')
-    .option('--imatrix <file>', 'llama.cpp importance matrix (llama-imatrix output, .dat or GGUF): the K-quant tensors are quantised as llama-quantize --imatrix does, byte for byte')
+    .option('--imatrix <file>', 'llama.cpp importance matrix (llama-imatrix output, .dat or GGUF): the matrices are quantised as llama-quantize --imatrix does, byte for byte')
     .addHelpText('after', `
 A plain type writes every matrix in that type (llama-quantize --pure); a mixture (Q4_K_M, Q3_K_S …, or a
 plain name with --mixed) gives each tensor the type llama.cpp's llama-quantize gives it (e.g. Q4_K_M on
