@@ -16,7 +16,7 @@ import { quantizeRowsWeighted, WEIGHTED_TYPES } from '../src/quant/weighted.js';
 import { gaussianFill } from '../src/convert/pool-jobs.js';
 import { mulberry32 } from '../test/random.js';
 
-const ALL: BlockType[] = ['f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl'];
+const ALL: BlockType[] = ['f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s'];
 const { values } = parseArgs({ options: { rows: { type: 'string' }, reps: { type: 'string' }, types: { type: 'string' }, isa: { type: 'string' }, imatrix: { type: 'boolean' } } });
 const ROW = 6144;
 const ROWS = Number(values.rows ?? 256);
@@ -51,7 +51,7 @@ for (const t of types) {
   const a = new Uint8Array(ROWS * rb);
   const b = new Uint8Array(ROWS * rb);
   // TypeScript on fewer rows for the slow K-quant searches (its speed does not depend on the row count)
-  const tsRows = Math.max(1, Math.min(ROWS, Math.round((ROWS * 8) / (weighted || t.endsWith('_k') || t.startsWith('iq4') ? 256 : 8))));
+  const tsRows = Math.max(1, Math.min(ROWS, Math.round((ROWS * 8) / (t === 'iq3_s' ? 2048 : weighted || t.endsWith('_k') || t.startsWith('iq4') ? 256 : 8))));
   const nat: number[] = [];
   const ts: number[] = [];
   for (let r = 0; r < REPS; r++) {

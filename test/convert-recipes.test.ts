@@ -4,8 +4,8 @@
  * deterministically (test/recipe-models.ts: 16 layers; 8 experts with 4:1 heads like Grok-1, and 4 experts
  * with 2:1), the type and bytes of every tensor llama_model_quantize (pure = false) wrote for each recipe,
  * and the file's general.file_type, without and with an importance matrix (a legacy .dat that
- * test/recipe-models.ts writes), and single types with the importance matrix (llama-quantize's pure mode:
- * Q4_0 … Q5_1, IQ4_NL, IQ4_XS) — made by test/data/quant-ref/gen-recipes.mjs with model-quantize.c
+ * test/recipe-models.ts writes), and single types (llama-quantize's pure mode: Q4_0 … Q5_1, IQ4_NL, IQ4_XS and
+ * IQ3_S with the importance matrix, IQ3_S without) — made by test/data/quant-ref/gen-recipes.mjs with model-quantize.c
  * against the libllama node-llama-cpp ships. Converting the same models with our code must give the same.
  */
 import assert from 'node:assert/strict';

@@ -25,11 +25,16 @@ export const RECIPE_CASES: readonly { recipe: string; imatrix: boolean }[] = [
 );
 
 /**
- * Single block types checked against llama.cpp with the models' importance matrix: llama-quantize's pure mode
- * (every matrix that type; `grok convert --type <type>`), for the types whose quantisers take the weights but
- * that no recipe above gives every matrix. Recorded as `<model>/<type>+imatrix`.
+ * Single block types checked against llama.cpp: llama-quantize's pure mode (every matrix that type;
+ * `grok convert --type <type>`), for the types whose quantisers take the importance matrix but that no recipe
+ * above gives every matrix, and IQ3_S (on moe4 only: its search runs at ~1 MB/s, llama.cpp's too).
+ * Recorded as `<model>/<type>` or `<model>/<type>+imatrix`.
  */
-export const PURE_IMATRIX_TYPES: readonly BlockType[] = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs'];
+export const PURE_CASES: readonly { type: BlockType; imatrix: boolean; models?: readonly string[] }[] = [
+  ...(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs'] as const).map((type) => ({ type, imatrix: true })),
+  { type: 'iq3_s', imatrix: true, models: ['moe4'] },
+  { type: 'iq3_s', imatrix: false, models: ['moe4'] },
+];
 
 /**
  * A legacy (binary) llama.cpp imatrix for `config`'s matrices, as llama-imatrix writes it: per tensor the

@@ -35,7 +35,7 @@ import { readModelProto } from '../tokenizer/protobuf.js';
 import { readImatrix, type Imatrix } from '../formats/imatrix.js';
 import { WEIGHTED_TYPES } from '../quant/weighted.js';
 
-export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'] as const;
+export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s'] as const;
 
 export interface ConvertOptions {
   source: string;

@@ -183,7 +183,7 @@ export function runQuantJob(job: QuantJob): QuantResult {
     if (!vals) {
       if (!job.gauss) throw new Error('quant job without values, source rows or generator');
       if (hasRandomBlocks(job.type)) {
-        // Types we read but do not write (the i-quants): random valid blocks of the same RMS (grok synth).
+        // Types we read but do not write (the i-quants, and IQ3_S): random valid blocks of the same RMS (grok synth).
         out.set(randomBlocks(job.type, n / f.blockSize, splitmix32(job.gauss.seed), job.gauss.sigma));
         return { out, kept, sumSqErr: 0, sumSq: 0, maxErr: 0 };
       }

@@ -1,7 +1,8 @@
 /**
  * Quantisation with an importance matrix (`grok convert --imatrix`, llama-quantize --imatrix): llama.cpp's
  * quantize_<type>(…, quant_weights) for every type we write that uses the weights, giving the same bytes.
- * The K-quants are in kquant-weighted.ts; here the 32-value types and IQ4_XS, and the one entry point.
+ * The K-quants are in kquant-weighted.ts, IQ3_S in iq3_s.ts; here the 32-value types and IQ4_XS, and the one
+ * entry point.
  * `qw` holds a row's importance (llama-quantize's sums / calls, one value per input column); a block reads
  * the values at its own columns.
  *
@@ -12,12 +13,15 @@
  *     minimum: the qkx2 search with rmin −0.9, rdelta 0.05, 37 steps, squared error), m = −(the minimum);
  *   - IQ4_NL / IQ4_XS (quantize_row_iq4_nl_impl): weights qw·√(σ² + x²), σ² = 2·mean x² over the block (32)
  *     or super-block (256), in place of x² in the same scale search (iq4_nl.ts iq4Scale).
+ *   - IQ3_S (quantize_row_iq3_s_impl): weights qw·√(σ² + x²), σ² = 2·mean x² of the super-block, in place of
+ *     x² in the same search (iq3_s.ts).
  * The levels are the search's own (no re-levelling from the f16 scale), as without weights for IQ4.
  * Every float operation is float32 (Math.fround), in llama.cpp's order; test/quant-llama.test.ts compares the
  * bytes with llama.cpp's on reference inputs and weights.
  */
 import { checkBlocks, makeQkx2Quants, qkx2Min, wrF16 } from './ggml-ref.js';
 import { blockFormat } from './index.js';
+import { iq3sQuantizeBlock } from './iq3_s.js';
 import { iq4NlPack, iq4Scale } from './iq4_nl.js';
 import { iq4XsPack } from './iq4_xs.js';
 import { importance, KQUANT_WEIGHTED_ROWS, makeQxQuantsWeighted, RMIN3, type WeightedRow } from './kquant-weighted.js';
@@ -110,9 +114,13 @@ const iq4xsRow: WeightedRow = (x, xo, n, dst, o, qw, qwo) => {
   }
 };
 
+const iq3sRow: WeightedRow = (x, xo, n, dst, o, qw, qwo) => {
+  for (let b = 0; b < n / 256; b++) iq3sQuantizeBlock(x, xo + 256 * b, dst, o + 110 * b, qw, qwo + 256 * b);
+};
+
 const ROWS: Partial<Record<BlockType, WeightedRow>> = {
   ...KQUANT_WEIGHTED_ROWS,
-  q4_0: qx0Row(8), q5_0: qx0Row(16), q4_1: qkx1Row(15), q5_1: qkx1Row(31), iq4_nl: iq4nlRow, iq4_xs: iq4xsRow,
+  q4_0: qx0Row(8), q5_0: qx0Row(16), q4_1: qkx1Row(15), q5_1: qkx1Row(31), iq4_nl: iq4nlRow, iq4_xs: iq4xsRow, iq3_s: iq3sRow,
 };
 
 /** The block types quantised with an importance matrix (the others ignore it, as in llama.cpp: Q8_0, floats). */

@@ -1,6 +1,6 @@
 /*
  * Generates the llama.cpp reference data for the quantisers with an importance matrix (test/quant-llama.test.ts):
- * quantize_q2_K … quantize_q6_K, quantize_q4_0, q4_1, q5_0, q5_1, quantize_iq4_nl and quantize_iq4_xs of the
+ * quantize_q2_K … quantize_q6_K, quantize_q4_0, q4_1, q5_0, q5_1, quantize_iq4_nl, iq4_xs and iq3_s of the
  * libggml-base that node-llama-cpp ships, called with quant_weights, as llama_model_quantize calls them for
  * `llama-quantize --imatrix`. Inputs: inputs.f32 (gen.c), read as 8 rows of 256 and as 2 rows of 1024 (so
  * that the weights of later blocks of a row are exercised).
@@ -35,6 +35,8 @@ size_t quantize_q5_0(const float *src, void *dst, int64_t nrow, int64_t n_per_ro
 size_t quantize_q5_1(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
 size_t quantize_iq4_nl(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
 size_t quantize_iq4_xs(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
+size_t quantize_iq3_s(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
+void ggml_quantize_init(int type);
 
 #define N 2048
 static uint64_t rng = 0x2545f4914f6cdd1dull;
@@ -69,8 +71,9 @@ int main(int argc, char **argv) {
   struct { const char *name; size_t (*q)(const float *, void *, int64_t, int64_t, const float *); } fns[] = {
     {"q2_k", quantize_q2_K}, {"q3_k", quantize_q3_K}, {"q4_k", quantize_q4_K}, {"q5_k", quantize_q5_K}, {"q6_k", quantize_q6_K},
     {"q4_0", quantize_q4_0}, {"q4_1", quantize_q4_1}, {"q5_0", quantize_q5_0}, {"q5_1", quantize_q5_1},
-    {"iq4_nl", quantize_iq4_nl}, {"iq4_xs", quantize_iq4_xs},
+    {"iq4_nl", quantize_iq4_nl}, {"iq4_xs", quantize_iq4_xs}, {"iq3_s", quantize_iq3_s},
   };
+  ggml_quantize_init(21); /* GGML_TYPE_IQ3_S: its grid, map and neighbour tables */
   char name[256];
   for (size_t t = 0; t < sizeof fns / sizeof fns[0]; t++) {
     memset(q, 0, sizeof q);

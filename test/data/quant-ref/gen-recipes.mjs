@@ -1,8 +1,8 @@
 // Reference data for test/convert-recipes.test.ts: llama.cpp's mixtures (llama_model_quantize with pure = false,
 // test/data/quant-ref/model-quantize.c --mixed) applied to small grok models that `grok synth` writes
 // deterministically, recorded as {model/recipe: {tensor: [ggml type id, first 16 hex digits of its sha256]}, …} plus each file's
-// general.file_type; also llama-quantize's pure mode with the importance matrix for PURE_IMATRIX_TYPES, as
-// model/<type>+imatrix. Run from the repository root after `npx tsc -p .` and building /tmp/model-quantize
+// general.file_type; also llama-quantize's pure mode for PURE_CASES, as model/<type> or model/<type>+imatrix.
+// Run from the repository root after `npx tsc -p .` and building /tmp/model-quantize
 // (see model-quantize.c):
 //
 //   node test/data/quant-ref/gen-recipes.mjs /tmp/model-quantize > test/data/quant-ref/llama-recipes.json
@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PURE_IMATRIX_TYPES, RECIPE_MODELS, RECIPE_CASES, writeImatrixDat } from '../../../dist/test/recipe-models.js';
+import { PURE_CASES, RECIPE_MODELS, RECIPE_CASES, writeImatrixDat } from '../../../dist/test/recipe-models.js';
 import { LLAMA_FTYPE } from '../../../dist/src/model/gguf-grok.js';
 import { synthModel } from '../../../dist/src/convert/synth.js';
 import { readGgufFile } from '../../../dist/src/formats/gguf.js';
@@ -28,7 +28,8 @@ try {
     writeImatrixDat(dat, m.config, m.seed);
     const cases = [
       ...RECIPE_CASES.map((c) => ({ name: c.recipe, ftype: RECIPES[c.recipe].ftype, mixed: true, imatrix: c.imatrix })),
-      ...PURE_IMATRIX_TYPES.map((t) => ({ name: t, ftype: LLAMA_FTYPE[t], mixed: false, imatrix: true })),
+      ...PURE_CASES.filter((c) => !c.models || c.models.includes(model))
+        .map((c) => ({ name: c.type, ftype: LLAMA_FTYPE[c.type], mixed: false, imatrix: c.imatrix })),
     ];
     for (const c of cases) {
       const dst = path.join(tmp, `${model}-${c.name}.gguf`);
