@@ -15,7 +15,8 @@
  *     or super-block (256), in place of x² in the same scale search (iq4_nl.ts iq4Scale).
  *   - IQ3_S (quantize_row_iq3_s_impl): weights qw·√(σ² + x²), σ² = 2·mean x² of the super-block, in place of
  *     x² in the same search (iq3_s.ts).
- * The levels are the search's own (no re-levelling from the f16 scale), as without weights for IQ4.
+ * Q4_0 … Q5_1 store the search's own levels (no re-levelling from the f16 scale); IQ4 re-picks them with the
+ * unrounded scale, as without weights.
  * Every float operation is float32 (Math.fround), in llama.cpp's order; test/quant-llama.test.ts compares the
  * bytes with llama.cpp's on reference inputs and weights.
  */
