@@ -625,8 +625,8 @@ static napi_value js_quantize(napi_env env, napi_callback_info info) {
   return status(env, gn_quantize(isa, (int)type, x, xl, (int)n_in, (int)rows, dst, dl));
 }
 
-/* quantizeWeighted(type, x: Float32Array, nIn, rows, dst: Uint8Array, isaName, weights: Float32Array): the K-quants
- * with an importance matrix (weights: nIn values, the same for every row) */
+/* quantizeWeighted(type, x: Float32Array, nIn, rows, dst: Uint8Array, isaName, weights: Float32Array): quantisation
+ * with an importance matrix (weights: nIn values, the same for every row; gn_quantize_weighted's types) */
 static napi_value js_quantize_weighted(napi_env env, napi_callback_info info) {
   napi_value a[7];
   if (!get_args(env, info, 7, a)) return NULL;

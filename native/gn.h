@@ -136,8 +136,9 @@ int gn_gelu(gn_ctx *ctx, float *x, const float *up, size_t n, int form, int fast
  * TypeScript quantisers of src/quant/ write, at every level `isa` (gn_cpu_can_run). f32 is copied. */
 int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len);
 
-/* gn_quantize for the K-quants with an importance matrix (llama.cpp quantize_q*_K with quant_weights): qw holds
- * n_in weights, the same for every row; the bytes of src/quant/kquant-weighted.ts. GN_ETYPE for other types. */
+/* gn_quantize with an importance matrix (llama.cpp quantize_<type> with quant_weights): qw holds n_in weights, the
+ * same for every row; the bytes of src/quant/weighted.ts (K-quants, Q4_0 … Q5_1, IQ4_NL, IQ4_XS, IQ3_S). GN_ETYPE for
+ * other types. */
 int gn_quantize_weighted(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len, const float *qw, size_t qw_len);
 
 /* n values of a q8_0 / f16 / bf16 / f32 run as floats (what src/quant's dequantisers give); GN_ETYPE for others. */

@@ -875,11 +875,13 @@ FN vf N(iq4_level)(vf v) {
   return sel((v >= K_IQ4NL[15]) | (v != v), splat(K_IQ4NL[15]), q);
 }
 
-/* iq4_sums (quantize.c) per lane: Σ w·q·x and Σ w·q² of one lane group of 32 values. */
-FN void N(iq4_sums)(const vf (*x)[G], int g, vf id, vf *sumqx, vf *sumq2) {
+/* iq4_sums (quantize.c) per lane: Σ w·q·x and Σ w·q² of one lane group of 32 values; w = x², or the importance
+ * weights wt when given (weighted.ts). One group at a time: interleaving the G groups here spills registers
+ * (the table's 14 bounds stay in registers) and measured slower. */
+FN void N(iq4_sums)(const vf (*x)[G], const vf (*wt)[G], int g, vf id, vf *sumqx, vf *sumq2) {
   vf sqx = splat(0), sq2 = splat(0);
   for (int j = 0; j < 32; j++) {
-    const vf q = N(iq4_level)(id * x[j][g]), w = x[j][g] * x[j][g];
+    const vf q = N(iq4_level)(id * x[j][g]), w = wt ? wt[j][g] : x[j][g] * x[j][g];
     sqx = sqx + w * q * x[j][g];
     sq2 = sq2 + w * q * q;
   }
@@ -887,17 +889,18 @@ FN void N(iq4_sums)(const vf (*x)[G], int g, vf id, vf *sumqx, vf *sumq2) {
   *sumq2 = sq2;
 }
 
-/* iq4_scale (quantize.c) on LANES groups of 32 values at once: each lane the scalar's float32 sequence. */
-FN void N(iq4_scale_lanes)(const vf (*x)[G], float *out) {
+/* iq4_scale (quantize.c) on LANES groups of 32 values at once: each lane the scalar's float32 sequence
+ * (iq4_nl.ts iq4Scale; with importance weights wt when not NULL). */
+FN void N(iq4_scale_lanes)(const vf (*x)[G], const vf (*wt)[G], float *out) {
   vf amax[G], max[G];
   N(amax_lanes)(32, x, amax, max);
   FOR_G {
     vf d = -max[g] / K_IQ4NL[0], sumqx, sumq2;
-    N(iq4_sums)(x, g, 1.0f / d, &sumqx, &sumq2);
+    N(iq4_sums)(x, wt, g, 1.0f / d, &sumqx, &sumq2);
     d = sel(sumq2 > 0, sumqx / sumq2, splat(0));
     vf best = d * sumqx;
     for (int itry = -7; itry <= 7; itry++) {
-      N(iq4_sums)(x, g, ((float)itry + K_IQ4NL[0]) / max[g], &sumqx, &sumq2);
+      N(iq4_sums)(x, wt, g, ((float)itry + K_IQ4NL[0]) / max[g], &sumqx, &sumq2);
       const vi better = (sumq2 > 0) & (sumqx * sumqx > best * sumq2);
       d = sel(better, sumqx / sumq2, d);
       best = sel(better, d * sumqx, best);
@@ -915,7 +918,7 @@ TARGET static void N(iq4_xs)(const float *x, size_t nb, uint8_t *dst) {
     vf xt[32][G];
     float scales[LANES];
     N(gather)(x + 256 * b0, 32, 8 * cnt, xt);
-    N(iq4_scale_lanes)(xt, scales);
+    N(iq4_scale_lanes)((const vf (*)[G])xt, NULL, scales);
     for (int k = 0; k < cnt; k++) iq4_xs_pack(x + 256 * (b0 + k), scales + 8 * k, dst + 136 * (b0 + k));
   }
 }
@@ -927,12 +930,121 @@ TARGET static void N(iq4_nl)(const float *x, size_t nb, uint8_t *dst) {
     vf xt[32][G];
     float scales[LANES];
     N(gather)(x + 32 * b0, 32, cnt, xt);
-    N(iq4_scale_lanes)(xt, scales);
+    N(iq4_scale_lanes)((const vf (*)[G])xt, NULL, scales);
     for (int k = 0; k < cnt; k++) iq4_nl_pack(x + 32 * (b0 + k), scales[k], dst + 18 * (b0 + k));
   }
 }
 
-static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gauss), N(deq_q8_0), N(k45w), N(q2_kw), N(q3_kw), N(q6_kw), N(iq4_xs), N(iq4_nl), LANES};
+/* ---- 32-value types and IQ4 with an importance matrix (llama.cpp quantize_row_q4_0_impl …, quantize_row_iq4_nl_impl;
+ * src/quant/weighted.ts). A row is nbr blocks; block b reads the weights of column block b % nbr. ------------ */
+
+/* Q4_0 (nmax 8) / Q5_0 (16) with weights qw·√(σ² + x²), σ² = mean x² of the block's row: make_qx_quants on LANES
+ * blocks at once, the search's own levels (+ nmax) stored. */
+TARGET static void N(qx0w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr) {
+  const int bytes = five ? 22 : 18;
+  const float nmax = five ? 16 : 8;
+  float wb[LANES * 32], sigma2 = 0;
+  int row = -1;
+  for (int b0 = 0; b0 < nb; b0 += LANES) {
+    const int cnt = nb - b0 < LANES ? nb - b0 : LANES;
+    vf xt[32][G], w[32][G];
+    float scales[LANES], isc[LANES];
+    int zero[LANES];
+    for (int k = 0; k < cnt; k++) {
+      const int b = b0 + k;
+      if (b / nbr != row) {
+        row = b / nbr;
+        sigma2 = row_sigma2(x + (size_t)32 * (size_t)nbr * (size_t)row, 32 * nbr);
+      }
+      importance(32, x + 32 * (size_t)b, qw + 32 * (b % nbr), sigma2, wb + 32 * k);
+    }
+    N(gather)(x + 32 * (size_t)b0, 32, cnt, xt);
+    N(gather)(wb, 32, cnt, w);
+    N(qx_lanes)(32, nmax, (const vf (*)[G])xt, (const vf (*)[G])w, scales, isc, zero);
+    for (int k = 0; k < cnt; k++) {
+      uint8_t *o = dst + (size_t)bytes * (size_t)(b0 + k), L[32];
+      qx_levels(x + 32 * (size_t)(b0 + k), 32, nmax, isc[k], zero[k], L);
+      wr_f16(o, scales[k]);
+      if (five) put_qh(L, o + 2);
+      for (int j = 0; j < 16; j++) o[(five ? 6 : 2) + j] = (uint8_t)((L[j] & 15) | ((L[j + 16] & 15) << 4));
+    }
+  }
+}
+
+/* Q4_1 (nmax 15) / Q5_1 (31) with the same weights: make_qkx3_quants (the qkx2 search with rmin −0.9, rdelta 0.05,
+ * 37 steps) on LANES blocks at once; d, m = −(its the_min), the search's own levels. */
+TARGET static void N(qkx1w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr) {
+  const int bytes = five ? 24 : 20;
+  const float nmax = five ? 31 : 15;
+  float wb[LANES * 32], sigma2 = 0;
+  int row = -1;
+  for (int b0 = 0; b0 < nb; b0 += LANES) {
+    const int cnt = nb - b0 < LANES ? nb - b0 : LANES;
+    vf xt[32][G], w[32][G];
+    float scales[LANES], negmin[LANES], isc[LANES], lmin[LANES];
+    int flat[LANES];
+    for (int k = 0; k < cnt; k++) {
+      const int b = b0 + k;
+      if (b / nbr != row) {
+        row = b / nbr;
+        sigma2 = row_sigma2(x + (size_t)32 * (size_t)nbr * (size_t)row, 32 * nbr);
+      }
+      importance(32, x + 32 * (size_t)b, qw + 32 * (b % nbr), sigma2, wb + 32 * k);
+    }
+    N(gather)(x + 32 * (size_t)b0, 32, cnt, xt);
+    N(gather)(wb, 32, cnt, w);
+    N(qkx2_lanes)(32, nmax, (const vf (*)[G])xt, (const vf (*)[G])w, -0.9f, 0.05f, 36, 0, scales, negmin, isc, lmin, flat);
+    for (int k = 0; k < cnt; k++) {
+      uint8_t *o = dst + (size_t)bytes * (size_t)(b0 + k), L[32];
+      qkx2_levels(x + 32 * (size_t)(b0 + k), 32, nmax, isc[k], lmin[k], flat[k], L);
+      wr_f16(o, scales[k]);
+      wr_f16(o + 2, -negmin[k]);
+      if (five) put_qh(L, o + 4);
+      for (int j = 0; j < 16; j++) o[(five ? 8 : 4) + j] = (uint8_t)((L[j] & 15) | ((L[j + 16] & 15) << 4));
+    }
+  }
+}
+
+/* IQ4_NL with weights qw·√(σ² + x²), σ² = 2·mean x² of the block: the scales of LANES blocks searched at once. */
+TARGET static void N(iq4_nlw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
+  float wb[LANES * 32];
+  for (int b0 = 0; b0 < nb; b0 += LANES) {
+    const int cnt = nb - b0 < LANES ? nb - b0 : LANES;
+    vf xt[32][G], w[32][G];
+    float scales[LANES];
+    for (int k = 0; k < cnt; k++) {
+      const float *xb = x + 32 * (size_t)(b0 + k);
+      importance(32, xb, qw + 32 * ((b0 + k) % nbr), iq4_sigma2(xb, 32), wb + 32 * k);
+    }
+    N(gather)(x + 32 * (size_t)b0, 32, cnt, xt);
+    N(gather)(wb, 32, cnt, w);
+    N(iq4_scale_lanes)((const vf (*)[G])xt, (const vf (*)[G])w, scales);
+    for (int k = 0; k < cnt; k++) iq4_nl_pack(x + 32 * (size_t)(b0 + k), scales[k], dst + 18 * (size_t)(b0 + k));
+  }
+}
+
+/* IQ4_XS with weights qw·√(σ² + x²), σ² = 2·mean x² of the super-block: 8 sub-block scales of LANES/8 super-blocks. */
+TARGET static void N(iq4_xsw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
+  const int per = LANES / 8;
+  float wb[LANES * 32];
+  for (int b0 = 0; b0 < nb; b0 += per) {
+    const int cnt = nb - b0 < per ? nb - b0 : per;
+    vf xt[32][G], w[32][G];
+    float scales[LANES];
+    for (int s = 0; s < cnt; s++) {
+      const float *xb = x + 256 * (size_t)(b0 + s), *q = qw + 256 * ((b0 + s) % nbr);
+      const float sigma2 = iq4_sigma2(xb, 256);
+      for (int j = 0; j < 8; j++) importance(32, xb + 32 * j, q + 32 * j, sigma2, wb + 32 * (8 * s + j));
+    }
+    N(gather)(x + 256 * (size_t)b0, 32, 8 * cnt, xt);
+    N(gather)(wb, 32, 8 * cnt, w);
+    N(iq4_scale_lanes)((const vf (*)[G])xt, (const vf (*)[G])w, scales);
+    for (int s = 0; s < cnt; s++) iq4_xs_pack(x + 256 * (size_t)(b0 + s), scales + 8 * s, dst + 136 * (size_t)(b0 + s));
+  }
+}
+
+static const kq_table N(kq) = {N(k45), N(q2_k), N(q3_k), N(q6_k), N(q8_0), N(gauss), N(deq_q8_0), N(k45w), N(q2_kw), N(q3_kw), N(q6_kw), N(iq4_xs), N(iq4_nl),
+                               N(qx0w), N(qkx1w), N(iq4_nlw), N(iq4_xsw), LANES};
 
 #undef splat
 #undef sel

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "gn.h"
+#include "iq-grids.h"
 
 
 #define GROUP_MAX_EPS 1e-15f
@@ -185,16 +186,14 @@ static void q5_1_block(const float *x, uint8_t *o) {
 /* IQ4_NL (iq4_nl.ts): llama.cpp quantize_iq4_nl without an importance matrix. */
 static const float K_IQ4NL[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-static int iq4nl_index(float v) {
-  if (v <= K_IQ4NL[0]) return 0;
-  if (v >= K_IQ4NL[15]) return 15;
-  int lo = 0, hi = 15;
-  while (hi - lo > 1) {
-    int mid = (lo + hi) >> 1;
-    if (v < K_IQ4NL[mid]) hi = mid;
-    else lo = mid;
-  }
-  return (v - K_IQ4NL[hi - 1]) < (K_IQ4NL[hi] - v) ? hi - 1 : hi;
+/* iq4_nl.ts bestIndex without its binary search's unpredictable branches: between K[0] and K[15], the bracket
+ * K[lo] ≤ v < K[lo + 1] is the count of K[1 … 14] ≤ v (what the search ends with), then the same comparison of
+ * the two distances; ≤ K[0] → 0, ≥ K[15] or NaN → 15 (where the search ends). */
+static inline int iq4nl_index(float v) {
+  int lo = 0;
+  for (int k = 1; k <= 14; k++) lo += v >= K_IQ4NL[k];
+  const int i = (v - K_IQ4NL[lo]) < (K_IQ4NL[lo + 1] - v) ? lo : lo + 1;
+  return v <= K_IQ4NL[0] ? 0 : v >= K_IQ4NL[15] || v != v ? 15 : i;
 }
 
 /* Σ w·q·x and Σ w·q² over 32 values (w = x², q = the nearest level of id·x), in value order. */
@@ -262,6 +261,189 @@ static void iq4_xs_pack(const float *x, const float *scales, uint8_t *o) {
   o[3] = (uint8_t)(sh >> 8);
   for (int ib = 0; ib < 8; ib++)
     for (int j = 0; j < 16; j++) o[8 + 16 * ib + j] = (uint8_t)(L[32 * ib + j] | (L[32 * ib + 16 + j] << 4));
+}
+
+/* ---- IQ3_S (src/quant/iq3_s.ts): llama.cpp quantize_iq3_s, with or without importance weights ------------ */
+
+/* llama.cpp iq3xs_init_impl(512) (iq3_s.ts iq3Tables): grid levels 0…7, map from a 12-bit level code to its grid
+ * index (or −(offset + 1) into iq3_nb: count, then the grid points at the 3 smallest squared distances, by
+ * distance then index). Built once. */
+static uint8_t iq3_levels[512 * 4];
+static int32_t iq3_map[4096];
+static uint16_t *iq3_nb;
+static pthread_once_t iq3_once = PTHREAD_ONCE_INIT;
+
+static void iq3_init(void) {
+  for (int g = 0; g < 512; g++)
+    for (int k = 0; k < 4; k++) iq3_levels[4 * g + k] = (uint8_t)((((gn_iq3s_grid[g] >> (8 * k)) & 0xff) - 1) / 2);
+  for (int u = 0; u < 4096; u++) iq3_map[u] = -1;
+  for (int g = 0; g < 512; g++)
+    iq3_map[iq3_levels[4 * g] | (iq3_levels[4 * g + 1] << 3) | (iq3_levels[4 * g + 2] << 6) | (iq3_levels[4 * g + 3] << 9)] = g;
+  size_t cap = 4096 * 32, len = 0;
+  uint16_t *nb = malloc(cap * sizeof *nb);
+  int d2[512];
+  for (int u = 0; u < 4096 && nb; u++) {
+    if (iq3_map[u] >= 0) continue;
+    int m[3] = {INT32_MAX, INT32_MAX, INT32_MAX}; /* the 3 smallest distinct distances */
+    for (int g = 0; g < 512; g++) {
+      int s = 0;
+      for (int k = 0; k < 4; k++) {
+        const int e = (int)((gn_iq3s_grid[g] >> (8 * k)) & 0xff) - (2 * ((u >> (3 * k)) & 7) + 1);
+        s += e * e;
+      }
+      d2[g] = s;
+      if (s == m[0] || s == m[1] || s == m[2]) continue;
+      if (s < m[0]) { m[2] = m[1]; m[1] = m[0]; m[0] = s; }
+      else if (s < m[1]) { m[2] = m[1]; m[1] = s; }
+      else if (s < m[2]) m[2] = s;
+    }
+    if (len + 1 + 512 > cap) {
+      uint16_t *grown = realloc(nb, 2 * cap * sizeof *nb);
+      if (!grown) { free(nb); nb = NULL; break; }
+      nb = grown;
+      cap *= 2;
+    }
+    iq3_map[u] = -(int32_t)(len + 1);
+    const size_t start = len++;
+    for (int r = 0; r < 3; r++)
+      if (m[r] != INT32_MAX)
+        for (int g = 0; g < 512; g++)
+          if (d2[g] == m[r]) nb[len++] = (uint16_t)g;
+    nb[start] = (uint16_t)(len - start - 1);
+  }
+  iq3_nb = nb;
+}
+
+/* iq3_find_best_neighbour (bestNeighbour): levels of the closest neighbour at `scale` into L; its grid index. */
+static int iq3_best_neighbour(int off, const float *xval, const float *waux, float scale, uint8_t *L) {
+  const int n = iq3_nb[off];
+  float best = 3.4028234663852886e38f;
+  int gi = iq3_nb[off + 1];
+  for (int j = 1; j <= n; j++) {
+    const int g = iq3_nb[off + j];
+    float d2 = 0;
+    for (int i = 0; i < 4; i++) {
+      const float diff = scale * (float)((gn_iq3s_grid[g] >> (8 * i)) & 0xff) - xval[i];
+      d2 = d2 + waux[i] * diff * diff;
+    }
+    if (d2 < best) { best = d2; gi = g; }
+  }
+  memcpy(L, iq3_levels + 4 * gi, 4);
+  return gi;
+}
+
+static inline int iq3_code(const uint8_t *L) { return L[0] | (L[1] << 3) | (L[2] << 6) | (L[3] << 9); }
+
+/* clamp(round((id·xval − 1)/2), 0, 7) of 4 values into L (a NaN stored as 0); their code. */
+static int iq3_group_levels(const float *xval, float id, uint8_t *L) {
+  for (int i = 0; i < 4; i++) L[i] = js_u8(js_max(0, js_min(7, nearest(0.5f * (id * xval[i] - 1)))));
+  return iq3_code(L);
+}
+
+/* Σ w·xval·(2L + 1) and Σ w·(2L + 1)² over 32 values, in order. */
+static void iq3_fit(const uint8_t *L, const float *w, const float *xval, float *sumqx, float *sumq2) {
+  float sqx = 0, sq2 = 0;
+  for (int i = 0; i < 32; i++) {
+    const float q = (float)(2 * L[i] + 1);
+    sqx = sqx + w[i] * xval[i] * q;
+    sq2 = sq2 + w[i] * q * q;
+  }
+  *sumqx = sqx;
+  *sumq2 = sq2;
+}
+
+/* One IQ3_S super-block (iq3sQuantizeBlock), weighted by qw[0 … 256) when not NULL. GN_OK, or GN_EINVAL where the
+ * levels left the grid (never: every group is a grid point or a neighbour). As in llama.cpp, a sub-block of zeros
+ * does not advance the qs and signs positions. */
+static int iq3_s_block(const float *x, uint8_t *o, const float *qw) {
+  float weight[32], waux[32], xval[32], scales[8], max_scale = 0, sumx2 = 0;
+  uint8_t L[32], Laux[32], on[8], on_aux[8], signs[4];
+  memset(o, 0, 110);
+  for (int i = 0; i < 256; i++) sumx2 = sumx2 + x[i] * x[i];
+  const float sigma2 = 2 * sumx2 / 256;
+  uint8_t *qs = o + 2, *sg = o + 74;
+  for (int ib = 0; ib < 8; ib++) {
+    const float *xb = x + 32 * ib;
+    for (int i = 0; i < 32; i++) {
+      weight[i] = qw ? qw[32 * ib + i] * sqrtf(sigma2 + xb[i] * xb[i]) : xb[i] * xb[i];
+      waux[i] = sqrtf(weight[i]);
+    }
+    for (int k = 0; k < 4; k++) {
+      unsigned s = 0;
+      for (int i = 0; i < 8; i++) {
+        const float v = xb[8 * k + i];
+        if (v >= 0) xval[8 * k + i] = v;
+        else { xval[8 * k + i] = -v; s |= 1u << i; }
+      }
+      signs[k] = (uint8_t)s;
+    }
+    float max = xval[0];
+    for (int i = 1; i < 32; i++) max = max > xval[i] ? max : xval[i];
+    memset(L, 0, 32);
+    if (max == 0) { scales[ib] = 0; continue; }
+    float best = 0, scale = max / 15;
+    memset(on, 0, 8);
+    for (int is = -9; is <= 9; is++) {
+      const float id = (15 + (float)is * 0.2f) / max, this_scale = 1 / id;
+      for (int k = 0; k < 8; k++) {
+        const int gi = iq3_map[iq3_group_levels(xval + 4 * k, id, Laux + 4 * k)];
+        on_aux[k] = gi >= 0;
+        if (gi < 0) iq3_best_neighbour(-gi - 1, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
+      }
+      float sumqx, sumq2;
+      iq3_fit(Laux, weight, xval, &sumqx, &sumq2);
+      if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+        scale = sumqx / sumq2;
+        best = scale * sumqx;
+        memcpy(L, Laux, 32);
+        memcpy(on, on_aux, 8);
+      }
+    }
+    if (memchr(on, 0, 8) && scale > 0) {
+      const float id = 1 / scale;
+      for (int k = 0; k < 8; k++) {
+        const int gi = iq3_map[iq3_group_levels(xval + 4 * k, id, L + 4 * k)];
+        if (gi < 0) iq3_best_neighbour(-gi - 1, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
+      }
+      float sumqx, sumq2;
+      iq3_fit(L, weight, xval, &sumqx, &sumq2);
+      if (sumq2 > 0) scale = sumqx / sumq2;
+    }
+    if (scale < 0) {
+      scale = -scale;
+      for (int k = 0; k < 4; k++) signs[k] = (uint8_t)~signs[k];
+    }
+    for (int k = 0; k < 8; k++) {
+      const int gi = iq3_map[iq3_code(L + 4 * k)];
+      if (gi < 0) return GN_EINVAL;
+      qs[k] = (uint8_t)(gi & 255);
+      o[66 + ib] |= (uint8_t)((gi >> 8) << k);
+    }
+    qs += 8;
+    memcpy(sg, signs, 4);
+    sg += 4;
+    scales[ib] = scale;
+    max_scale = max_scale > scale ? max_scale : scale;
+  }
+  if (max_scale == 0) return GN_OK;
+  const float d = max_scale / 31;
+  wr_f16(o, d * 1.033f);
+  const float id = 1 / d;
+  for (int ib = 0; ib < 8; ib += 2)
+    o[106 + ib / 2] = js_nibbles(js_max(0, js_min(15, nearest(0.5f * (id * scales[ib] - 1)))),
+                                 js_max(0, js_min(15, nearest(0.5f * (id * scales[ib + 1] - 1)))));
+  return GN_OK;
+}
+
+/* IQ3_S rows of nbr super-blocks (block b weighted by qw + 256·(b % nbr) when qw is not NULL). */
+static int iq3_s_rows(const float *x, size_t nb, uint8_t *dst, const float *qw, int nbr) {
+  pthread_once(&iq3_once, iq3_init);
+  if (!iq3_nb) return GN_ENOMEM;
+  for (size_t b = 0; b < nb; b++) {
+    const int rc = iq3_s_block(x + 256 * b, dst + 110 * b, qw ? qw + 256 * (b % (size_t)nbr) : NULL);
+    if (rc != GN_OK) return rc;
+  }
+  return GN_OK;
 }
 
 /* ---- K-quants ----------------------------------------------------------------------------------------- */
@@ -435,6 +617,27 @@ static float sum_squares(const float *x) {
   return s;
 }
 
+/* σ² of Q4_0 … Q5_1 with weights (weighted.ts rowSigma2): Σ x² over the row of n values, in order, / n. */
+static float row_sigma2(const float *x, int n) {
+  float s = 0;
+  for (int j = 0; j < n; j++) s = s + x[j] * x[j];
+  return s / (float)n;
+}
+
+/* σ² of IQ4 with weights (weighted.ts iq4Sigma2): Σ x² · (2/n) over the (super-)block, as llama.cpp writes it. */
+static float iq4_sigma2(const float *x, int n) {
+  float s = 0;
+  for (int j = 0; j < n; j++) s = s + x[j] * x[j];
+  return s * (2.0f / (float)n);
+}
+
+/* The 5th bits of 32 levels as Q5_0 / Q5_1's little-endian qh (bit j: value j). */
+static void put_qh(const uint8_t *L, uint8_t *o) {
+  uint32_t qh = 0;
+  for (int j = 0; j < 32; j++) qh |= (uint32_t)((L[j] >> 4) & 1) << j;
+  put_u32(o, qh);
+}
+
 /* ---- one copy per instruction-set level -------------------------------------------------------------- */
 
 typedef struct {
@@ -452,6 +655,11 @@ typedef struct {
   void (*q6_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
   void (*iq4_xs)(const float *x, size_t nb, uint8_t *dst);
   void (*iq4_nl)(const float *x, size_t nb, uint8_t *dst);
+  /* the 32-value types and IQ4 with importance weights qw (nbr blocks per row; block b reads those of b % nbr) */
+  void (*qx0w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr);
+  void (*qkx1w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr);
+  void (*iq4_nlw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
+  void (*iq4_xsw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr);
   int lanes; /* of gauss (≤ 64) */
 } kq_table;
 
@@ -843,22 +1051,35 @@ long long gn_xai8_q8_0(const int8_t *q, size_t q_len, const uint16_t *sc, size_t
 
 /* ---- entry point ---------------------------------------------------------------------------------------- */
 
-/* gn_quantize with an importance matrix: qw holds n_in weights, the same for every row (K-quants only). */
+/* gn_quantize with an importance matrix: qw holds n_in weights, the same for every row (src/quant/weighted.ts:
+ * the K-quants, Q4_0 … Q5_1, IQ4_NL, IQ4_XS and IQ3_S). */
 int gn_quantize_weighted(int isa, int type, const float *x, size_t x_len, int n_in, int rows, uint8_t *dst, size_t dst_len, const float *qw, size_t qw_len) {
   const gn_type_info *t = gn_type(type);
   if (!gn_cpu_can_run(isa)) return GN_EINVAL;
-  if (!t || (type != GN_Q2_K && type != GN_Q3_K && type != GN_Q4_K && type != GN_Q5_K && type != GN_Q6_K)) return GN_ETYPE;
-  if (n_in <= 0 || rows < 0 || n_in % 256 || qw_len < (size_t)n_in) return GN_EINVAL;
-  const size_t n = (size_t)n_in * (size_t)rows, nb = n / 256;
+  switch (type) {
+  case GN_Q2_K: case GN_Q3_K: case GN_Q4_K: case GN_Q5_K: case GN_Q6_K:
+  case GN_Q4_0: case GN_Q4_1: case GN_Q5_0: case GN_Q5_1: case GN_IQ4_NL: case GN_IQ4_XS: case GN_IQ3_S: break;
+  default: return GN_ETYPE;
+  }
+  if (!t) return GN_ETYPE;
+  if (n_in <= 0 || rows < 0 || n_in % t->block_size || qw_len < (size_t)n_in) return GN_EINVAL;
+  const size_t n = (size_t)n_in * (size_t)rows, nb = n / (size_t)t->block_size;
   if (x_len < n || dst_len < nb * (size_t)t->block_bytes || nb > (size_t)INT32_MAX) return GN_EINVAL;
   const kq_table *kq = kq_for(isa);
-  const int nbr = n_in / 256;
+  const int nbr = n_in / t->block_size;
   switch (type) {
   case GN_Q2_K: kq->q2_kw(x, (int)nb, dst, qw, nbr); break;
   case GN_Q3_K: kq->q3_kw(x, (int)nb, dst, qw, nbr); break;
   case GN_Q4_K: kq->k45w(x, (int)nb, dst, 0, qw, nbr); break;
   case GN_Q5_K: kq->k45w(x, (int)nb, dst, 1, qw, nbr); break;
-  default: kq->q6_kw(x, (int)nb, dst, qw, nbr); break;
+  case GN_Q6_K: kq->q6_kw(x, (int)nb, dst, qw, nbr); break;
+  case GN_Q4_0: kq->qx0w(x, (int)nb, dst, 0, qw, nbr); break;
+  case GN_Q5_0: kq->qx0w(x, (int)nb, dst, 1, qw, nbr); break;
+  case GN_Q4_1: kq->qkx1w(x, (int)nb, dst, 0, qw, nbr); break;
+  case GN_Q5_1: kq->qkx1w(x, (int)nb, dst, 1, qw, nbr); break;
+  case GN_IQ4_NL: kq->iq4_nlw(x, (int)nb, dst, qw, nbr); break;
+  case GN_IQ4_XS: kq->iq4_xsw(x, (int)nb, dst, qw, nbr); break;
+  default: return iq3_s_rows(x, nb, dst, qw, nbr);
   }
   return GN_OK;
 }
@@ -894,6 +1115,7 @@ int gn_quantize(int isa, int type, const float *x, size_t x_len, int n_in, int r
   case GN_Q5_1: for (size_t b = 0; b < nb; b++) q5_1_block(x + 32 * b, dst + 24 * b); return GN_OK;
   case GN_IQ4_NL: kq->iq4_nl(x, nb, dst); return GN_OK;
   case GN_IQ4_XS: kq->iq4_xs(x, nb, dst); return GN_OK;
+  case GN_IQ3_S: return iq3_s_rows(x, nb, dst, NULL, 1);
   case GN_Q2_K: kq->q2_k(x, (int)nb, dst); return GN_OK;
   case GN_Q3_K: kq->q3_k(x, (int)nb, dst); return GN_OK;
   case GN_Q4_K: kq->k45(x, (int)nb, dst, 0); return GN_OK;

@@ -12,9 +12,13 @@ import { after, before, test } from 'node:test';
 import { convertModel } from '../src/convert/convert.js';
 import { synthModel, TINY } from '../src/convert/synth.js';
 import { GgufWriter } from '../src/formats/gguf-writer.js';
+import { readGgufFile } from '../src/formats/gguf.js';
 import { readImatrix } from '../src/formats/imatrix.js';
 import { grokTensorPlan } from '../src/model/gguf-grok.js';
+import { blockFormat, rowBytes } from '../src/quant/index.js';
+import { quantizeRowsWeighted } from '../src/quant/weighted.js';
 import { grok } from './cli-helpers.js';
+import { readBytes } from './gguf-builder.js';
 import { writeImatrixDat } from './recipe-models.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-imatrix-'));
@@ -118,11 +122,44 @@ test('damaged or mismatched importance matrices are refused, naming the file, th
   writeImatrixDat(other, { ...config, nExperts: 8 }, 3);
   await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), recipe: 'Q4_K_M', imatrix: other }),
     /entry 'blk\.0\.ffn_gate_exps\.weight' has 2048 values, the tensor needs 256 × 4 experts/);
-  await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), type: 'q4_0', imatrix: dat }), /quantising q4_0 with an importance matrix is not implemented/);
-  await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), type: 'iq4_xs', imatrix: dat }), /quantising iq4_xs with an importance matrix is not implemented/);
   await assert.rejects(convertModel({ source: model, out: path.join(tmp, 'x.gguf'), recipe: 'Q2_K_S' }), /Q2_K_S needs an importance matrix/);
   assert.ok(!fs.existsSync(path.join(tmp, 'x.gguf')));
 });
+
+// Q4_0 and IQ4_XS (as the published Grok-1 GGUFs were made): every matrix's bytes are its rows quantised with
+// llama.cpp's quantize_<type>(…, quant_weights) — quantizeRowsWeighted, which test/quant-llama.test.ts checks
+// against llama.cpp itself — each expert with its own slice of the entry; token_embd (no entry) without weights.
+// test/convert-recipes.test.ts compares whole converted models with llama_model_quantize's.
+for (const type of ['q4_0', 'iq4_xs'] as const) {
+  test(`--imatrix with ${type}: each matrix (each expert) quantised with its importance weights through the worker pool`, async () => {
+    const out = path.join(tmp, `${type}.gguf`);
+    const r = await convertModel({ source: model, out, type, imatrix: dat, threads: 2 });
+    assert.deepEqual(r.imatrix, { used: 14, missing: ['token_embd.weight'] });
+    const im = readImatrix(dat);
+    const src = new Map(readGgufFile(model).tensors.map((t) => [t.name, t]));
+    const f = blockFormat(type);
+    let weighted = 0;
+    for (const t of readGgufFile(out).tensors) {
+      const spec = grokTensorPlan(config).find((p) => p.name === t.name)!;
+      if (spec.kind === 'vector' || spec.kind === 'router') continue;
+      assert.equal(t.ggmlType, f.ggmlId, t.name);
+      const b = readBytes(src.get(t.name)!.ref);
+      const x = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+      const experts = spec.kind === 'experts' ? config.nExperts : 1;
+      const rb = rowBytes(f, spec.nIn);
+      const want = new Uint8Array(experts * spec.nOut * rb);
+      const w = im.entries.get(t.name);
+      for (let e = 0; e < experts; e++) {
+        const at = e * spec.nOut;
+        if (w) quantizeRowsWeighted(type, x, at * spec.nIn, spec.nIn, spec.nOut, want, at * rb, w.subarray(e * spec.nIn, (e + 1) * spec.nIn));
+        else for (let j = at; j < at + spec.nOut; j++) f.quantize!(x, j * spec.nIn, spec.nIn, want, j * rb);
+      }
+      assert.ok(Buffer.from(want).equals(readBytes(t.ref)), `${t.name}: bytes`);
+      if (w) weighted++;
+    }
+    assert.equal(weighted, 14);
+  });
+}
 
 test('grok convert --imatrix: says how many tensors the matrix weighted', async () => {
   const out = path.join(tmp, 'cli.gguf');

@@ -4,7 +4,8 @@
  * deterministically (test/recipe-models.ts: 16 layers; 8 experts with 4:1 heads like Grok-1, and 4 experts
  * with 2:1), the type and bytes of every tensor llama_model_quantize (pure = false) wrote for each recipe,
  * and the file's general.file_type, without and with an importance matrix (a legacy .dat that
- * test/recipe-models.ts writes) — made by test/data/quant-ref/gen-recipes.mjs with model-quantize.c
+ * test/recipe-models.ts writes), and single types (llama-quantize's pure mode: Q4_0 … Q5_1, IQ4_NL, IQ4_XS and
+ * IQ3_S with the importance matrix, IQ3_S without) — made by test/data/quant-ref/gen-recipes.mjs with model-quantize.c
  * against the libllama node-llama-cpp ships. Converting the same models with our code must give the same.
  */
 import assert from 'node:assert/strict';
@@ -19,6 +20,7 @@ import { synthModel } from '../src/convert/synth.js';
 import { readGgufFile } from '../src/formats/gguf.js';
 import { GROK1 } from '../src/model/config.js';
 import { grokTensorPlan } from '../src/model/gguf-grok.js';
+import { isBlockType } from '../src/quant/index.js';
 import { RECIPE_MODELS, writeImatrixDat } from './recipe-models.js';
 import { readBytes } from './gguf-builder.js';
 
@@ -52,9 +54,11 @@ function source(model: string): Promise<string> {
 for (const [key, want] of Object.entries(ref)) {
   const [model, name] = key.split('/') as [string, string];
   const recipe = name.replace(/\+imatrix$/, '');
+  // a recipe (Q4_K_M), or a single type in lower case (iq4_xs: llama-quantize's pure mode)
+  const what = isBlockType(recipe) ? { type: recipe } : { recipe };
   test(`${model} → ${name}: llama.cpp's per-tensor types, bytes and general.file_type`, async () => {
     const out = path.join(tmp, `${model}-${name}.gguf`);
-    await convertModel({ source: await source(model), out, recipe, threads: 2, ...(name.endsWith('+imatrix') ? { imatrix: imatrix(model) } : {}) });
+    await convertModel({ source: await source(model), out, ...what, threads: 2, ...(name.endsWith('+imatrix') ? { imatrix: imatrix(model) } : {}) });
     const f = readGgufFile(out);
     assert.equal(Number(f.metadata.get('general.file_type')), want.file_type);
     assert.deepEqual(f.tensors.map((t) => t.name).sort(), Object.keys(want.tensors).sort());

@@ -10,12 +10,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { blockFormat, type BlockType } from '../src/quant/index.js';
-import { quantizeRowsWeighted } from '../src/quant/kquant-weighted.js';
+import { quantizeRowsWeighted } from '../src/quant/weighted.js';
 
 const DIR = path.resolve('test/data/quant-ref');
-const TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
+const TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s'];
 /** Types we read but do not write: llama.cpp's quantisation of the inputs is only dequantised here. */
-const READ_ONLY: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
+const READ_ONLY: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs'];
 const GRIDS: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
 
 function bytes(name: string): Uint8Array {
@@ -58,15 +58,19 @@ for (const t of [...TYPES, ...READ_ONLY]) {
   }
 }
 
-// With an importance matrix (llama-quantize --imatrix): quantize_q2_K … q6_K with quant_weights, from
-// test/data/quant-ref/gen-imatrix.c; 8 rows of 256 and 2 rows of 1024 values, weights with zeros.
-for (const t of ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as const) {
-  for (const nIn of [256, 1024]) {
-    test(`${t} with importance weights (rows of ${nIn}): byte-identical to llama.cpp's quantize_${t.replace('_k', '_K')}(…, quant_weights)`, () => {
+// With an importance matrix (llama-quantize --imatrix): quantize_<type>(…, quant_weights) from
+// test/data/quant-ref/gen-imatrix.c; 8 rows of 256 and 2 rows of 1024 values, weights with zeros (single
+// channels and a 16-value run), and rows of 256 whose columns 64 … 127 all weigh 0 (whole blocks).
+const WEIGHTED: BlockType[] = ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs', 'iq3_s'];
+const cName = (t: BlockType) => t.replace('_k', '_K');
+for (const t of WEIGHTED) {
+  for (const [nIn, w] of [[256, ''], [1024, ''], [256, 'z']] as const) {
+    test(`${t} with importance weights (rows of ${nIn}${w ? ', zero-weight blocks' : ''}): byte-identical to llama.cpp's quantize_${cName(t)}(…, quant_weights)`, () => {
       const f = blockFormat(t);
-      const ref = bytes(`${t}.w${nIn}.q`);
+      const ref = bytes(`${t}.w${nIn}${w}.q`);
+      assert.equal(ref.length, (inputs.length / f.blockSize) * f.bytesPerBlock);
       const ours = new Uint8Array(ref.length);
-      quantizeRowsWeighted(t, inputs, 0, nIn, inputs.length / nIn, ours, 0, floats(`weights${nIn}.f32`));
+      quantizeRowsWeighted(t, inputs, 0, nIn, inputs.length / nIn, ours, 0, floats(`weights${nIn}${w}.f32`));
       for (let i = 0; i < ref.length; i++) {
         if (ours[i] !== ref[i]) {
           const b = Math.floor(i / f.bytesPerBlock);

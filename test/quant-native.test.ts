@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { loadNativeAddon, NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeWeightedQuantizer, nativeXai8 } from '../src/kernels/native.js';
-import { quantizeRowsWeighted, WEIGHTED_TYPES } from '../src/quant/kquant-weighted.js';
+import { quantizeRowsWeighted, WEIGHTED_TYPES } from '../src/quant/weighted.js';
 import { xai8Rows, xai8RowsToQ8_0 } from '../src/quant/xai8.js';
 import { f32ToBf16 } from '../src/quant/half.js';
 import type { Xai8Matrix } from '../src/quant/matrix.js';
@@ -29,7 +29,9 @@ if (missing && process.env.CI === 'true') throw new Error(`CI: the native addon 
 const skip = missing ? `native addon unavailable: ${missing}` : false;
 const levels = 'addon' in loaded ? loaded.addon.info().levels : [];
 
-const TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
+const TYPES: BlockType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s'];
+/** IQ3_S's TypeScript quantiser takes ~4 ms a super-block (llama.cpp's search, neighbour lists and all): fewer shapes. */
+const SLOW: ReadonlySet<BlockType> = new Set(['iq3_s']);
 
 /** Named value patterns: n values each. */
 function patterns(n: number, seed: number): [string, Float32Array][] {
@@ -81,9 +83,9 @@ for (const isa of levels.length ? levels : ['-']) {
     for (const type of TYPES) {
       const f = blockFormat(type);
       const bs = f.blockSize === 1 ? 32 : f.blockSize;
-      for (const blocks of [1, 3, 7, 33]) {
+      for (const blocks of SLOW.has(type) ? [1, 3] : [1, 3, 7, 33]) {
         const nIn = blocks * bs;
-        for (const rows of [1, 2, 5]) {
+        for (const rows of SLOW.has(type) ? [1, 2] : [1, 2, 5]) {
           const n = rows * nIn;
           for (const [name, x] of patterns(n, 1000 * blocks + rows)) {
             const rb = rowBytes(f, nIn);
@@ -102,18 +104,19 @@ for (const isa of levels.length ? levels : ['-']) {
 }
 
 for (const isa of levels.length ? levels : ['-']) {
-  test(`native K-quants with an importance matrix write the TypeScript bytes (${isa})`, { skip }, () => {
+  test(`native quantisers with an importance matrix write the TypeScript bytes (${isa})`, { skip }, () => {
     const q = nativeWeightedQuantizer(isa)!;
     const r = mulberry32(77);
     for (const type of WEIGHTED_TYPES) {
       const f = blockFormat(type);
-      for (const blocks of [1, 3, 7]) {
-        const nIn = blocks * 256;
+      // 32-value types: rows of 1 and 3 blocks too (σ² is the row's; a lane group spans rows)
+      for (const blocks of f.blockSize === 32 ? [1, 3, 8, 24] : SLOW.has(type) ? [1, 3] : [1, 3, 7]) {
+        const nIn = blocks * f.blockSize;
         // importance values: spread over decades, some zero, one all-zero 16-run, one all-equal row
         const spread = new Float32Array(nIn).map(() => (r() < 0.05 ? 0 : 10 ** (4 * r() - 2)));
-        spread.fill(0, 32, 48);
+        spread.fill(0, Math.min(32, nIn - 16), Math.min(48, nIn));
         for (const [wname, weights] of [['spread', spread], ['ones', new Float32Array(nIn).fill(1)], ['tiny', spread.map((v) => v * 1e-30)]] as const) {
-          for (const rows of [1, 2, 5]) {
+          for (const rows of SLOW.has(type) ? [1, 2] : [1, 2, 5]) {
             const n = rows * nIn;
             for (const [name, x] of patterns(n, 1000 * blocks + rows)) {
               const rb = rowBytes(f, nIn);
@@ -129,7 +132,7 @@ for (const isa of levels.length ? levels : ['-']) {
         }
       }
     }
-    assert.throws(() => q('q4_0', new Float32Array(256), 256, 1, new Uint8Array(144), new Float32Array(256)), /not implemented for q4_0/);
+    assert.throws(() => q('q8_0', new Float32Array(256), 256, 1, new Uint8Array(272), new Float32Array(256)), /not implemented for q8_0/);
     assert.throws(() => q('q4_k', new Float32Array(256), 256, 1, new Uint8Array(144), new Float32Array(255)), /256 importance weights needed/);
   });
 }
@@ -219,11 +222,11 @@ test("native xai8 rows and xai8 → q8_0 give the TypeScript floats and bytes (c
       assert.equal(nx.q8_0(m, r0, count, noVals), keptT);
       assert.ok(Buffer.compare(noVals, wantQ) === 0, 'q8_0 without the values scratch');
       // the checkpoint straight to other types (one transposition, quantised a band at a time), with and without weights
-      for (const type of ['q4_0', 'q5_k', 'q6_k'] as BlockType[]) {
+      for (const [type, weighted] of [['q4_0', false], ['q4_0', true], ['q5_k', true], ['q6_k', true], ['iq4_xs', true]] as [BlockType, boolean][]) {
         const f = blockFormat(type);
         if (nIn % f.blockSize) continue;
         const rb = rowBytes(f, nIn);
-        const weights = type.endsWith('_k') ? new Float32Array(nIn).map(() => 10 ** (3 * r() - 1)) : undefined;
+        const weights = weighted ? new Float32Array(nIn).map(() => 10 ** (3 * r() - 1)) : undefined;
         const want2 = new Uint8Array(count * rb);
         if (weights) quantizeRowsWeighted(type, want, 0, nIn, count, want2, 0, weights);
         else for (let j = 0; j < count; j++) f.quantize!(want, j * nIn, nIn, want2, j * rb);

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { TINY } from '../src/convert/synth.js';
 import type { GrokConfig } from '../src/model/config.js';
+import type { BlockType } from '../src/quant/index.js';
 import { grokTensorPlan } from '../src/model/gguf-grok.js';
 import { mulberry32 } from './random.js';
 
@@ -20,8 +21,20 @@ export const RECIPE_MODELS: Readonly<Record<string, { config: GrokConfig; seed: 
 export const RECIPE_CASES: readonly { recipe: string; imatrix: boolean }[] = [
   'Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q3_K_L', 'Q4_K_S', 'Q4_K_M', 'Q5_K_S', 'Q5_K_M', 'Q6_K', 'Q8_0', 'Q4_0', 'IQ4_NL',
 ].map((recipe) => ({ recipe, imatrix: false })).concat(
-  ['Q2_K_S', 'Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q4_K_S', 'Q4_K_M', 'Q5_K_M', 'Q6_K', 'Q8_0'].map((recipe) => ({ recipe, imatrix: true })),
+  ['Q2_K_S', 'Q2_K', 'Q3_K_S', 'Q3_K_M', 'Q4_K_S', 'Q4_K_M', 'Q5_K_M', 'Q6_K', 'Q8_0', 'Q4_0', 'Q5_0', 'IQ4_NL'].map((recipe) => ({ recipe, imatrix: true })),
 );
+
+/**
+ * Single block types checked against llama.cpp: llama-quantize's pure mode (every matrix that type;
+ * `grok convert --type <type>`), for the types whose quantisers take the importance matrix but that no recipe
+ * above gives every matrix, and IQ3_S (on moe4 only: its search runs at ~1 MB/s, llama.cpp's too).
+ * Recorded as `<model>/<type>` or `<model>/<type>+imatrix`.
+ */
+export const PURE_CASES: readonly { type: BlockType; imatrix: boolean; models?: readonly string[] }[] = [
+  ...(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs'] as const).map((type) => ({ type, imatrix: true })),
+  { type: 'iq3_s', imatrix: true, models: ['moe4'] },
+  { type: 'iq3_s', imatrix: false, models: ['moe4'] },
+];
 
 /**
  * A legacy (binary) llama.cpp imatrix for `config`'s matrices, as llama-imatrix writes it: per tensor the

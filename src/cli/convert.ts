@@ -11,10 +11,10 @@ import { progressBar } from './progress.js';
 import { UsageError } from './errors.js';
 import { recipeNamed, RECIPES } from '../convert/recipe-names.js';
 
-export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'] as const;
+export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s'] as const;
 
-/** synth also writes the types we read but cannot quantise to (random valid blocks: benchmark subjects). */
-export const SYNTH_TYPES = [...CONVERT_TYPES, 'iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'] as const;
+/** synth also writes the types we read but cannot quantise to; these and IQ3_S get random valid blocks (benchmark subjects). */
+export const SYNTH_TYPES = [...CONVERT_TYPES, 'iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs'] as const;
 
 const typeOption = (flags: string, what: string, types: readonly string[]) =>
   new Option(flags, `${what}: ${types.join(', ')}`).argParser((v: string) => {
@@ -87,7 +87,7 @@ export function convertCommand(): Command {
     .option('--config <path>', 'config.json to use instead of the one found beside the model')
     .option('--name <name>', 'general.name in the output (default: the source\'s name)')
     .option('--stats', 'measure each tensor\'s quantisation error and print a summary per stored type')
-    .option('--imatrix <file>', 'llama.cpp importance matrix (llama-imatrix output, .dat or GGUF): the K-quant tensors are quantised as llama-quantize --imatrix does, byte for byte')
+    .option('--imatrix <file>', 'llama.cpp importance matrix (llama-imatrix output, .dat or GGUF): the matrices are quantised as llama-quantize --imatrix does, byte for byte')
     .addHelpText('after', `
 A plain type writes every matrix in that type (llama-quantize --pure); a mixture (Q4_K_M, Q3_K_S …, or a
 plain name with --mixed) gives each tensor the type llama.cpp's llama-quantize gives it (e.g. Q4_K_M on

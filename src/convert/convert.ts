@@ -38,9 +38,9 @@ import { OutputSlots, Pipeline, SharedReader, type Piece, type Unit } from './st
 import type { QuantResult } from './pool-jobs.js';
 import { readModelProto } from '../tokenizer/protobuf.js';
 import { readImatrix, type Imatrix } from '../formats/imatrix.js';
-import { WEIGHTED_TYPES } from '../quant/kquant-weighted.js';
+import { WEIGHTED_TYPES } from '../quant/weighted.js';
 
-export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'] as const;
+export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s'] as const;
 
 export interface ConvertOptions {
   source: string;
@@ -55,7 +55,7 @@ export interface ConvertOptions {
   /** Type of token_embd / output; default: `type` (with a recipe: the recipe's choice). */
   embdType?: BlockType;
   /**
-   * A llama.cpp importance matrix (legacy .dat or GGUF; formats/imatrix.ts): the K-quant tensors it has an
+   * A llama.cpp importance matrix (legacy .dat or GGUF; formats/imatrix.ts): the tensors it has an
    * entry for are quantised as llama-quantize --imatrix quantises them (the same bytes).
    */
   imatrix?: string;
@@ -265,9 +265,6 @@ function* convertUnits(x: UnitContext): Generator<Unit> {
   }
 }
 
-/** Block types llama.cpp quantises with an importance matrix that this converter does not (yet). */
-const WEIGHTED_ELSEWHERE: ReadonlySet<BlockType> = new Set(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs']);
-
 /**
  * Per tensor, its importance weights in shared memory (nIn per expert), as llama_model_quantize picks them: by
  * the tensor's GGUF name, of size nIn × experts (else an error, but for token_embd, which llama.cpp skips with
@@ -282,7 +279,7 @@ function imatrixWeights(im: Imatrix | undefined, plan: readonly GrokTensorSpec[]
   const report = { used: 0, missing: [] as string[] };
   const weights = plan.map((t, i) => {
     const st = types[i]!;
-    if (t.kind === 'vector' || t.kind === 'router' || !(WEIGHTED_TYPES.has(st) || WEIGHTED_ELSEWHERE.has(st))) return undefined;
+    if (t.kind === 'vector' || t.kind === 'router' || !WEIGHTED_TYPES.has(st)) return undefined;
     const v = im.entries.get(t.name);
     if (!v) {
       if (recipe === 'Q2_K_S' && st === 'q2_k' && t.kind !== 'embedding') {
@@ -295,11 +292,6 @@ function imatrixWeights(im: Imatrix | undefined, plan: readonly GrokTensorSpec[]
     if (v.length !== t.nIn * experts) {
       if (t.name === 'token_embd.weight') { report.missing.push(t.name); return undefined; } // llama.cpp: a warning, then no weights
       throw new FormatError(im.file, `imatrix: entry '${t.name}' has ${v.length} values, the tensor needs ${t.nIn}${experts > 1 ? ` × ${experts} experts` : ''}`);
-    }
-    if (WEIGHTED_ELSEWHERE.has(st)) {
-      const src = locateMatrix(binding, t.kind === 'experts' ? `${t.canonical}.0` : t.canonical, t.nIn, t.nOut, t.kind === 'experts' ? experts : undefined);
-      if (src.layout === 'rows' && src.type === st) return undefined; // copied, as llama.cpp copies it
-      throw new Error(`${t.name}: quantising ${st} with an importance matrix is not implemented (only the K-quants: ${[...WEIGHTED_TYPES].join(', ')}); leave out --imatrix or pick a K-quant type`);
     }
     const mem = new SharedArrayBuffer(4 * v.length);
     new Float32Array(mem).set(v);

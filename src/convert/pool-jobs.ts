@@ -10,7 +10,7 @@
  */
 import { splitmix32 } from '../base/rng.js';
 import { NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeWeightedQuantizer, nativeXai8 } from '../kernels/native.js';
-import { quantizeRowsWeighted } from '../quant/kquant-weighted.js';
+import { quantizeRowsWeighted } from '../quant/weighted.js';
 import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
 import { hasRandomBlocks, randomBlocks } from '../quant/random-blocks.js';
@@ -46,7 +46,7 @@ export interface QuantJob {
   gauss?: { seed: number; sigma: number };
   /** the rows in shared memory, in the source's own form: the worker dequantises them */
   src?: SharedSource;
-  /** importance weights (nIn floats at float offset `offset` of shared memory): the K-quants with an imatrix */
+  /** importance weights (nIn floats at float offset `offset` of shared memory): llama-quantize --imatrix (WEIGHTED_TYPES) */
   weights?: { mem: SharedArrayBuffer; offset: number };
   /** write the blocks here (shared memory the caller recycles) instead of into a fresh transferred array */
   dst?: { mem: SharedArrayBuffer; byteOffset: number };
@@ -98,7 +98,7 @@ export function gaussianFillReference(out: Float32Array, s: Uint32Array, scale: 
 }
 
 /**
- * Quantise rows × nIn floats into `type` blocks (with importance `weights` per column: the K-quants as
+ * Quantise rows × nIn floats into `type` blocks (with importance `weights` per column: WEIGHTED_TYPES as
  * llama-quantize --imatrix): natively where the addon loads, else in TypeScript.
  */
 export function quantizeRows(type: BlockType, vals: Float32Array, nIn: number, rows: number, out: Uint8Array, weights?: Float32Array): void {
@@ -183,7 +183,7 @@ export function runQuantJob(job: QuantJob): QuantResult {
     if (!vals) {
       if (!job.gauss) throw new Error('quant job without values, source rows or generator');
       if (hasRandomBlocks(job.type)) {
-        // Types we read but do not write (the i-quants): random valid blocks of the same RMS (grok synth).
+        // Types we read but do not write (the i-quants, and IQ3_S): random valid blocks of the same RMS (grok synth).
         out.set(randomBlocks(job.type, n / f.blockSize, splitmix32(job.gauss.seed), job.gauss.sigma));
         return { out, kept, sumSqErr: 0, sumSq: 0, maxErr: 0 };
       }

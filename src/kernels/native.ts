@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { FormatError, ModelFileChangedError } from '../base/errors.js';
 import { availableMemory } from '../base/memory.js';
 import { allBlockFormats, blockFormat, rowBytes, type BlockType } from '../quant/index.js';
-import { WEIGHTED_TYPES } from '../quant/kquant-weighted.js';
+import { WEIGHTED_TYPES } from '../quant/weighted.js';
 import type { Matrix, RowMatrix, Xai8Matrix } from '../quant/matrix.js';
 import { defaultThreads, physicalCoreCpus } from './cpus.js';
 import { checkMatmul, checkMatmulMany, getRowReference } from './reference.js';
@@ -245,7 +245,7 @@ export function nativeQuantizer(isa?: string): RowQuantizer | undefined {
 export type WeightedRowQuantizer = (type: BlockType, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, weights: Float32Array) => void;
 
 /**
- * The addon's K-quant quantisers with an importance matrix (the bytes of src/quant/kquant-weighted.ts) at level
+ * The addon's quantisers with an importance matrix (the bytes of src/quant/weighted.ts, WEIGHTED_TYPES) at level
  * `isa`, or undefined where nativeQuantizer() is.
  */
 export function nativeWeightedQuantizer(isa?: string): WeightedRowQuantizer | undefined {
@@ -306,7 +306,7 @@ export interface Xai8Native {
   rows(m: Xai8Matrix, r0: number, count: number, out: Float32Array): void;
   /** xai8RowsToQ8_0 at dst offset 0 (`vals`, when given, left holding the rows): the blocks that kept the checkpoint's levels. */
   q8_0(m: Xai8Matrix, r0: number, count: number, dst: Uint8Array, vals?: Float32Array): number;
-  /** The rows quantised into `type` (the quantisers' bytes; with importance `weights` for the K-quants). */
+  /** The rows quantised into `type` (the quantisers' bytes; with importance `weights` for WEIGHTED_TYPES). */
   quantize(type: BlockType, m: Xai8Matrix, r0: number, count: number, dst: Uint8Array, weights?: Float32Array): void;
 }
 
@@ -338,7 +338,7 @@ export function nativeXai8(isa?: string): Xai8Native | undefined {
       check(m, r0, count, type);
       const rb = rowBytes(blockFormat(type), m.nIn);
       if (dst.length < count * rb) throw new Error(`xai8 → ${type}: ${count} rows need ${count * rb} bytes, have ${dst.length}`);
-      if (weights && (!WEIGHTED_TYPES.has(type) || weights.length < m.nIn)) throw new Error(`xai8 → ${type}: importance weights need a K-quant type and ${m.nIn} values`);
+      if (weights && (!WEIGHTED_TYPES.has(type) || weights.length < m.nIn)) throw new Error(`xai8 → ${type}: importance weights need one of ${[...WEIGHTED_TYPES].join(', ')} and ${m.nIn} values`);
       addon.xai8Quantize(m.q, m.scales, m.nIn, m.nOut, m.groups, r0, count, dst, blockFormat(type).ggmlId, level, weights);
     },
   };

@@ -3,9 +3,193 @@
  * bits, one per 4 values), qh u8[8] @66 (the 9th index bit), signs u8[32] @74 (one bit per value), scales
  * u8[4] @106 (4 bits per 32 values). Index into the iq3s grid (512 points × 4 values in {1, 3, …, 15});
  * y = d·(1 + 2·ls)·grid·sign (ggml-quants.c dequantize_row_iq3_s).
+ *
+ * Quantiser = llama.cpp quantize_iq3_s (quantize_row_iq3_s_impl, 32-value sub-blocks), with or without an
+ * importance matrix (weights qw·√(σ² + x²), σ² = 2·mean x² of the super-block; else x²): per sub-block the
+ * magnitudes |x| (signs stored apart), 19 candidate scales (15 + 0.2·is)/max, each group of 4 levels
+ * round((id·|x| − 1)/2) clamped to 0…7 and, off the grid, replaced by the best of its neighbouring grid
+ * points (error weighted by √weight); the best weighted least-squares fit wins, then groups off the grid
+ * are re-picked at the fitted scale and the scale refitted. d = max scale/31 (stored × 1.033), 4-bit
+ * sub-scales round((scale/d − 1)/2). As in llama.cpp, a sub-block of zeros does not advance the qs and
+ * signs positions (the next sub-block's bytes take its place; its qh bits and scale stay at its own index).
  */
-import { rdF16 } from './ggml-ref.js';
+import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
 import { defineIQ, IQ3S_GRID } from './iq-grids.js';
+
+const FLT_MAX = 3.4028234663852886e38;
+
+/**
+ * llama.cpp iq3xs_init_impl(512), the tables quantize_iq3_s searches: each grid point as levels 0…7 (value
+ * 2l + 1), the map from a 12-bit level code (3 bits per value) to its grid index, and, for a code off the
+ * grid, map = −(offset + 1) into `neighbours`: [count, grid indices …], the grid points at the 3 smallest
+ * squared distances, by distance then index (ggml's qsort on (d², index)). Built once, on first use.
+ */
+interface Iq3Tables { levels: Uint8Array; map: Int32Array; neighbours: Uint16Array }
+let tables: Iq3Tables | undefined;
+
+function iq3Tables(): Iq3Tables {
+  if (tables) return tables;
+  const n = 512;
+  const levels = Uint8Array.from(IQ3S_GRID, (v) => (v - 1) / 2);
+  const map = new Int32Array(4096).fill(-1);
+  for (let g = 0; g < n; g++) map[levels[4 * g]! | (levels[4 * g + 1]! << 3) | (levels[4 * g + 2]! << 6) | (levels[4 * g + 3]! << 9)] = g;
+  const out: number[] = [];
+  const d2 = new Int32Array(n);
+  for (let u = 0; u < 4096; u++) {
+    if (map[u]! >= 0) continue;
+    const m = [Infinity, Infinity, Infinity]; // the nwant = 3 smallest distinct distances
+    for (let g = 0; g < n; g++) {
+      let s = 0;
+      for (let k = 0; k < 4; k++) {
+        const e = IQ3S_GRID[4 * g + k]! - (2 * ((u >> (3 * k)) & 7) + 1);
+        s += e * e;
+      }
+      d2[g] = s;
+      if (s === m[0] || s === m[1] || s === m[2]) continue;
+      if (s < m[0]!) { m[2] = m[1]!; m[1] = m[0]!; m[0] = s; } else if (s < m[1]!) { m[2] = m[1]!; m[1] = s; } else if (s < m[2]!) m[2] = s;
+    }
+    map[u] = -(out.length + 1);
+    const start = out.push(0) - 1;
+    for (const d of m) for (let g = 0; g < n; g++) if (d2[g] === d) out.push(g);
+    out[start] = out.length - start - 1;
+  }
+  return (tables = { levels, map, neighbours: Uint16Array.from(out) });
+}
+
+/**
+ * iq3_find_best_neighbour: the neighbour of the 4 values at xval[xo] closest at `scale` (Σ waux·diff², float32 in
+ * order, first of equals); its levels into L[lo…]; returns its grid index. Where every distance is NaN or
+ * infinite (llama.cpp aborts) the first neighbour.
+ */
+function bestNeighbour(t: Iq3Tables, off: number, xval: Float32Array, xo: number, waux: Float32Array, scale: number, L: Uint8Array, lo: number): number {
+  const n = t.neighbours[off]!;
+  let best = FLT_MAX;
+  let gi = t.neighbours[off + 1]!;
+  for (let j = 1; j <= n; j++) {
+    const g = t.neighbours[off + j]!;
+    let d2 = 0;
+    for (let i = 0; i < 4; i++) {
+      const diff = Math.fround(Math.fround(scale * IQ3S_GRID[4 * g + i]!) - xval[xo + i]!);
+      d2 = Math.fround(d2 + Math.fround(Math.fround(waux[xo + i]! * diff) * diff));
+    }
+    if (d2 < best) { best = d2; gi = g; }
+  }
+  for (let i = 0; i < 4; i++) L[lo + i] = t.levels[4 * gi + i]!;
+  return gi;
+}
+
+const s32 = {
+  weight: new Float32Array(32), waux: new Float32Array(32), xval: new Float32Array(32), L: new Uint8Array(32), Laux: new Uint8Array(32),
+  onGrid: new Uint8Array(8), onGridAux: new Uint8Array(8), signs: new Uint8Array(4), scales: new Float32Array(8),
+};
+
+/** The 12-bit level code of L[lo … lo + 4). */
+const code = (L: Uint8Array, lo: number) => L[lo]! | (L[lo + 1]! << 3) | (L[lo + 2]! << 6) | (L[lo + 3]! << 9);
+
+/** Levels clamp(round((id·xval − 1)/2), 0, 7) of group k into L; returns their code. */
+function groupLevels(xval: Float32Array, k: number, id: number, L: Uint8Array): number {
+  for (let i = 0; i < 4; i++) L[4 * k + i] = Math.max(0, Math.min(7, nearestInt(Math.fround(0.5 * Math.fround(Math.fround(id * xval[4 * k + i]!) - 1)))));
+  return code(L, 4 * k);
+}
+
+/** Σ w·xval·q and Σ w·q² with q = 2L + 1 over the sub-block, float32 in order. */
+function fit(L: Uint8Array, weight: Float32Array, xval: Float32Array): [number, number] {
+  let sumqx = 0;
+  let sumq2 = 0;
+  for (let i = 0; i < 32; i++) {
+    const w = weight[i]!;
+    const q = 2 * L[i]! + 1;
+    sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * xval[i]!) * q));
+    sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
+  }
+  return [sumqx, sumq2];
+}
+
+/** One IQ3_S super-block (256 values at x[xo]) into dst[o], weighted by qw[qwo …] when given. */
+export function iq3sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, o: number, qw?: Float32Array, qwo = 0): void {
+  const t = iq3Tables();
+  const { weight, waux, xval, L, Laux, onGrid, onGridAux, signs, scales } = s32;
+  dst.fill(0, o, o + 110);
+  let sumx2 = 0;
+  for (let i = 0; i < 256; i++) sumx2 = Math.fround(sumx2 + Math.fround(x[xo + i]! * x[xo + i]!));
+  const sigma2 = Math.fround(Math.fround(2 * sumx2) / 256);
+  let qs = o + 2;
+  let sg = o + 74;
+  let maxScale = 0;
+  for (let ib = 0; ib < 8; ib++) {
+    const xb = xo + 32 * ib;
+    for (let i = 0; i < 32; i++) {
+      const v = x[xb + i]!;
+      weight[i] = qw ? Math.fround(qw[qwo + 32 * ib + i]! * Math.fround(Math.sqrt(Math.fround(sigma2 + Math.fround(v * v))))) : Math.fround(v * v);
+      waux[i] = Math.fround(Math.sqrt(weight[i]!));
+    }
+    for (let k = 0; k < 4; k++) {
+      let s = 0;
+      for (let i = 0; i < 8; i++) {
+        const v = x[xb + 8 * k + i]!;
+        if (v >= 0) xval[8 * k + i] = v;
+        else { xval[8 * k + i] = -v; s |= 1 << i; }
+      }
+      signs[k] = s;
+    }
+    let max = xval[0]!;
+    for (let i = 1; i < 32; i++) max = max > xval[i]! ? max : xval[i]!;
+    L.fill(0);
+    if (max === 0) { scales[ib] = 0; continue; } // C `!max`; qs and signs stay where they are
+    let best = 0;
+    let scale = Math.fround(max / 15);
+    onGrid.fill(0);
+    for (let is = -9; is <= 9; is++) {
+      const id = Math.fround(Math.fround(15 + Math.fround(is * Math.fround(0.2))) / max);
+      const thisScale = Math.fround(1 / id);
+      for (let k = 0; k < 8; k++) {
+        const gi = t.map[groupLevels(xval, k, id, Laux)]!;
+        onGridAux[k] = gi >= 0 ? 1 : 0;
+        if (gi < 0) bestNeighbour(t, -gi - 1, xval, 4 * k, waux, thisScale, Laux, 4 * k);
+      }
+      const [sumqx, sumq2] = fit(Laux, weight, xval);
+      if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
+        scale = Math.fround(sumqx / sumq2);
+        best = Math.fround(scale * sumqx);
+        L.set(Laux);
+        onGrid.set(onGridAux);
+      }
+    }
+    if (onGrid.includes(0) && scale > 0) {
+      const id = Math.fround(1 / scale);
+      for (let k = 0; k < 8; k++) {
+        let gi = t.map[groupLevels(xval, k, id, L)]!;
+        if (gi < 0) gi = bestNeighbour(t, -gi - 1, xval, 4 * k, waux, scale, L, 4 * k);
+      }
+      const [sumqx, sumq2] = fit(L, weight, xval);
+      if (sumq2 > 0) scale = Math.fround(sumqx / sumq2);
+    }
+    if (scale < 0) {
+      scale = -scale;
+      for (let k = 0; k < 4; k++) signs[k] = ~signs[k]! & 0xff;
+    }
+    for (let k = 0; k < 8; k++) {
+      const gi = t.map[code(L, 4 * k)]!;
+      if (gi < 0) throw new Error(`iq3_s: levels ${L.subarray(4 * k, 4 * k + 4).join(',')} not on the grid`);
+      dst[qs + k] = gi & 255;
+      dst[o + 66 + ib] |= (gi >> 8) << k;
+    }
+    qs += 8;
+    for (let k = 0; k < 4; k++) dst[sg + k] = signs[k]!;
+    sg += 4;
+    scales[ib] = scale;
+    maxScale = maxScale > scale ? maxScale : scale;
+  }
+  if (maxScale === 0) return;
+  const d = Math.fround(maxScale / 31);
+  wrF16(dst, o, Math.fround(d * Math.fround(1.033)));
+  const id = Math.fround(1 / d);
+  for (let ib = 0; ib < 8; ib += 2) {
+    const l1 = Math.max(0, Math.min(15, nearestInt(Math.fround(0.5 * Math.fround(Math.fround(id * scales[ib]!) - 1)))));
+    const l2 = Math.max(0, Math.min(15, nearestInt(Math.fround(0.5 * Math.fround(Math.fround(id * scales[ib + 1]!) - 1)))));
+    dst[o + 106 + ib / 2] = l1 | (l2 << 4);
+  }
+}
 
 export const IQ3_S = defineIQ({
   name: 'iq3_s', ggmlId: 21, bytesPerBlock: 110, layout: { d: 2, qs: 64, qh: 8, signs: 32, scales: 4 },
@@ -27,4 +211,5 @@ export const IQ3_S = defineIQ({
       }
     }
   },
+  quantizeBlock: (x, xo, dst, o) => iq3sQuantizeBlock(x, xo, dst, o),
 });

@@ -3,7 +3,7 @@
  * y[j+16] = d·K[hi(qs[j])] with the non-linear table K (ggml-quants.c).
  * Quantiser = llama.cpp quantize_iq4_nl without an importance matrix (weights x²): start from
  * d = −max/K[0], refit d by weighted least squares, try 15 more starting scales (itry −7…7), then
- * re-pick every level with the final f16-free scale.
+ * re-pick every level with the final f16-free scale. With an importance matrix: weighted.ts.
  */
 import { checkBlocks, GROUP_MAX_EPS, rdF16, wrF16 } from './ggml-ref.js';
 import { defineFormat } from './layout.js';
@@ -27,11 +27,12 @@ export function bestIndex(v: number): number {
 }
 
 /**
- * The scale of 32 values (llama.cpp quantize_row_iq4_nl_impl without importance weights, per 32): d = −max/K[0]
- * refit by weighted least squares (weights x²), then 15 more starting scales (itry −7…7); 0 for a group of
- * zeros. IQ4_XS (iq4_xs.ts) quantises these scales once more per 256 values.
+ * The scale of 32 values (llama.cpp quantize_row_iq4_nl_impl, per 32): d = −max/K[0] refit by weighted least
+ * squares, then 15 more starting scales (itry −7…7); 0 for a group of zeros. The weights are x² without an
+ * importance matrix, else `w[0 … 32)` (qw·√(σ² + x²), weighted.ts). IQ4_XS (iq4_xs.ts) quantises these scales
+ * once more per 256 values.
  */
-export function iq4Scale(x: Float32Array, xo: number): number {
+export function iq4Scale(x: Float32Array, xo: number, w?: Float32Array): number {
   let amax = 0;
   let max = 0;
   for (let j = 0; j < QK; j++) {
@@ -39,16 +40,16 @@ export function iq4Scale(x: Float32Array, xo: number): number {
     if (ax > amax) { amax = ax; max = x[xo + j]!; }
   }
   if (amax < GROUP_MAX_EPS) return 0;
-  // Σ w·q·x and Σ w·q² (w = x², q the nearest level of id·x), accumulated in float32 in value order.
+  // Σ w·q·x and Σ w·q² (q the nearest level of id·x), accumulated in float32 in value order.
   const sums = (id: number): [number, number] => {
     let sumqx = 0;
     let sumq2 = 0;
     for (let j = 0; j < QK; j++) {
       const v = x[xo + j]!;
       const q = K[bestIndex(Math.fround(id * v))]!;
-      const w = Math.fround(v * v);
-      sumqx = Math.fround(sumqx + Math.fround(Math.fround(w * q) * v));
-      sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(w * q) * q));
+      const wj = w ? w[j]! : Math.fround(v * v);
+      sumqx = Math.fround(sumqx + Math.fround(Math.fround(wj * q) * v));
+      sumq2 = Math.fround(sumq2 + Math.fround(Math.fround(wj * q) * q));
     }
     return [sumqx, sumq2];
   };
@@ -64,6 +65,16 @@ export function iq4Scale(x: Float32Array, xo: number): number {
     }
   }
   return d;
+}
+
+const L = new Uint8Array(QK);
+
+/** One IQ4_NL block at dst[o] from its scale: d as f16, every level re-picked with the unrounded scale. */
+export function iq4NlPack(x: Float32Array, xo: number, scale: number, dst: Uint8Array, o: number): void {
+  wrF16(dst, o, scale);
+  const id = scale ? Math.fround(1 / scale) : 0;
+  for (let j = 0; j < QK; j++) L[j] = bestIndex(Math.fround(id * x[xo + j]!));
+  for (let j = 0; j < 16; j++) dst[o + 2 + j] = L[j]! | (L[j + 16]! << 4);
 }
 
 export const IQ4_NL = defineFormat({
@@ -98,15 +109,6 @@ export const IQ4_NL = defineFormat({
   },
   quantize(x, xOffset, n, dst, offset) {
     checkBlocks('iq4_nl', n, QK);
-    const L = new Uint8Array(QK);
-    for (let b = 0; b < n / QK; b++) {
-      const xo = xOffset + QK * b;
-      const o = offset + 18 * b;
-      const scale = iq4Scale(x, xo);
-      wrF16(dst, o, scale);
-      const id = scale ? Math.fround(1 / scale) : 0;
-      for (let j = 0; j < QK; j++) L[j] = bestIndex(Math.fround(id * x[xo + j]!));
-      for (let j = 0; j < 16; j++) dst[o + 2 + j] = L[j]! | (L[j + 16]! << 4);
-    }
+    for (let b = 0; b < n / QK; b++) iq4NlPack(x, xOffset + QK * b, iq4Scale(x, xOffset + QK * b), dst, offset + 18 * b);
   },
 });

@@ -5,7 +5,7 @@
  * y = d·(ls − 32)·K[nibble] with IQ4_NL's table K (ggml-quants.c dequantize_row_iq4_xs).
  * Quantiser = llama.cpp quantize_iq4_xs without an importance matrix: IQ4_NL's scale search per 32 values,
  * then d = −(the scale of largest magnitude)/32 (stored as f16, used unrounded), ls = nearest(scale/d)
- * clamped to −32…31, and every level re-picked with d·ls.
+ * clamped to −32…31, and every level re-picked with d·ls. With an importance matrix: weighted.ts.
  */
 import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
 import { defineIQ, rd16 } from './iq-grids.js';
@@ -30,30 +30,38 @@ export const IQ4_XS = defineIQ({
     }
   },
   quantizeBlock(x, xo, dst, o) {
-    let maxScale = 0;
-    let amaxScale = 0;
-    for (let ib = 0; ib < 8; ib++) {
-      scales[ib] = iq4Scale(x, xo + 32 * ib);
-      if (Math.abs(scales[ib]!) > amaxScale) { amaxScale = Math.abs(scales[ib]!); maxScale = scales[ib]!; }
-    }
-    const d = Math.fround(-maxScale / 32);
-    wrF16(dst, o, d);
-    const id = d ? Math.fround(1 / d) : 0;
-    let sh = 0;
-    for (let ib = 0; ib < 8; ib++) {
-      const l = Math.max(-32, Math.min(31, nearestInt(Math.fround(id * scales[ib]!))));
-      const dl = Math.fround(d * l);
-      const idl = dl ? Math.fround(1 / dl) : 0;
-      for (let j = 0; j < 32; j++) L[32 * ib + j] = bestIndex(Math.fround(idl * x[xo + 32 * ib + j]!));
-      const ls = l + 32;
-      if (ib % 2 === 0) dst[o + 4 + (ib >> 1)] = ls & 15;
-      else dst[o + 4 + (ib >> 1)] |= (ls & 15) << 4;
-      sh |= (ls >> 4) << (2 * ib);
-    }
-    dst[o + 2] = sh & 0xff;
-    dst[o + 3] = sh >> 8;
-    for (let ib = 0; ib < 8; ib++) {
-      for (let j = 0; j < 16; j++) dst[o + 8 + 16 * ib + j] = L[32 * ib + j]! | (L[32 * ib + 16 + j]! << 4);
-    }
+    for (let ib = 0; ib < 8; ib++) scales[ib] = iq4Scale(x, xo + 32 * ib);
+    iq4XsPack(x, xo, scales, dst, o);
   },
 });
+
+/**
+ * One IQ4_XS super-block at dst[o] from its 8 sub-block scales (iq4Scale each, with or without importance
+ * weights): d = −(the scale of largest magnitude)/32, 6-bit ls per sub-block, every level re-picked with d·ls.
+ */
+export function iq4XsPack(x: Float32Array, xo: number, scales: Float32Array, dst: Uint8Array, o: number): void {
+  let maxScale = 0;
+  let amaxScale = 0;
+  for (let ib = 0; ib < 8; ib++) {
+    if (Math.abs(scales[ib]!) > amaxScale) { amaxScale = Math.abs(scales[ib]!); maxScale = scales[ib]!; }
+  }
+  const d = Math.fround(-maxScale / 32);
+  wrF16(dst, o, d);
+  const id = d ? Math.fround(1 / d) : 0;
+  let sh = 0;
+  for (let ib = 0; ib < 8; ib++) {
+    const l = Math.max(-32, Math.min(31, nearestInt(Math.fround(id * scales[ib]!))));
+    const dl = Math.fround(d * l);
+    const idl = dl ? Math.fround(1 / dl) : 0;
+    for (let j = 0; j < 32; j++) L[32 * ib + j] = bestIndex(Math.fround(idl * x[xo + 32 * ib + j]!));
+    const ls = l + 32;
+    if (ib % 2 === 0) dst[o + 4 + (ib >> 1)] = ls & 15;
+    else dst[o + 4 + (ib >> 1)] |= (ls & 15) << 4;
+    sh |= (ls >> 4) << (2 * ib);
+  }
+  dst[o + 2] = sh & 0xff;
+  dst[o + 3] = sh >> 8;
+  for (let ib = 0; ib < 8; ib++) {
+    for (let j = 0; j < 16; j++) dst[o + 8 + 16 * ib + j] = L[32 * ib + j]! | (L[32 * ib + 16 + j]! << 4);
+  }
+}

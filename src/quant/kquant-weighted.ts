@@ -11,17 +11,18 @@
  *     the sub-blocks' weight sums, instead of relative to the largest;
  *   - Q3_K searches with make_qx_quants (weighted) and quantises its scales with make_qx_quants too.
  * Every float operation is float32 (Math.fround), in llama.cpp's order; test/quant-llama.test.ts compares the
- * bytes with llama.cpp's own on reference inputs and weights.
+ * bytes with llama.cpp's own on reference inputs and weights. weighted.ts dispatches to these rows.
  */
-import {
-  checkBlocks, GROUP_MAX_EPS, makeQkx2Quants, nearestInt, packScaleMinK4, qkx2Min, scaleMinK4, wrF16,
-} from './ggml-ref.js';
+import { GROUP_MAX_EPS, makeQkx2Quants, nearestInt, packScaleMinK4, qkx2Min, scaleMinK4, wrF16 } from './ggml-ref.js';
 import type { BlockType } from './types.js';
 
 const QK = 256;
 const f = Math.fround;
 /** make_qkx3_quants' rmin, the float −0.9f (as a double −0.9 it would round differently: Q2_K step 24). */
-const RMIN3 = f(-0.9);
+export const RMIN3 = f(-0.9);
+
+/** One row of n values at x[xo] into blocks at dst[o], weighted by qw[qwo …] (one importance value per column). */
+export type WeightedRow = (x: Float32Array, xo: number, n: number, dst: Uint8Array, o: number, qw: Float32Array, qwo: number) => void;
 
 /** make_qx_quants with rmse_type 1 and importance weights qw (Q3_K, Q6_K): L[i] + nmax into L; returns the scale. */
 export function makeQxQuantsWeighted(
@@ -153,8 +154,8 @@ function sumSquares(x: Float32Array, xo: number): number {
   return s;
 }
 
-/** weights[l] = qw · √(σ² + x²) for `n` values at xo (llama.cpp's importance-weighted error). */
-function importance(n: number, x: Float32Array, xo: number, qw: Float32Array, qwo: number, sigma2: number, w: Float32Array): number {
+/** weights[l] = qw · √(σ² + x²) for `n` values at xo (llama.cpp's importance-weighted error); returns their sum. */
+export function importance(n: number, x: Float32Array, xo: number, qw: Float32Array, qwo: number, sigma2: number, w: Float32Array): number {
   let sumw = 0;
   for (let l = 0; l < n; l++) {
     const v = x[xo + l]!;
@@ -323,21 +324,5 @@ function q2kRow(x: Float32Array, xo: number, n: number, dst: Uint8Array, o: numb
   }
 }
 
-const ROWS: Partial<Record<BlockType, typeof q4kRow>> = { q2_k: q2kRow, q3_k: q3kRow, q4_k: q4kRow, q5_k: q5kRow, q6_k: q6kRow };
-const BYTES: Partial<Record<BlockType, number>> = { q2_k: 84, q3_k: 110, q4_k: 144, q5_k: 176, q6_k: 210 };
-
-/** The block types quantised with an importance matrix here (the K-quants). */
-export const WEIGHTED_TYPES: ReadonlySet<BlockType> = new Set(Object.keys(ROWS) as BlockType[]);
-
-/**
- * `rows` rows of nIn values (x from xo) into `type` blocks at dst[o], each row weighted by the same
- * importance values qw[0 … nIn) (llama.cpp's quantize_<type>(…, quant_weights)).
- */
-export function quantizeRowsWeighted(type: BlockType, x: Float32Array, xo: number, nIn: number, rows: number, dst: Uint8Array, o: number, qw: Float32Array): void {
-  const row = ROWS[type];
-  if (!row) throw new Error(`importance-matrix quantisation: not implemented for ${type} (K-quants only: ${[...WEIGHTED_TYPES].join(', ')})`);
-  checkBlocks(type, nIn, QK);
-  if (qw.length < nIn) throw new Error(`importance-matrix quantisation: ${qw.length} weights for rows of ${nIn}`);
-  const rb = (nIn / QK) * BYTES[type]!;
-  for (let r = 0; r < rows; r++) row(x, xo + r * nIn, nIn, dst, o + r * rb, qw, 0);
-}
+/** The K-quant rows with importance weights, by type. */
+export const KQUANT_WEIGHTED_ROWS: Partial<Record<BlockType, WeightedRow>> = { q2_k: q2kRow, q3_k: q3kRow, q4_k: q4kRow, q5_k: q5kRow, q6_k: q6kRow };

@@ -1,5 +1,6 @@
 /**
- * Random but valid blocks of the types we read without writing (the i-quants): random bytes for every code,
+ * Random but valid blocks of the types we read without writing (the i-quants), and of IQ3_S (written by
+ * `grok convert`, but at llama.cpp's ~1 MB/s: too slow for synth's benchmark slices): random bytes for every code,
  * sign and sub-scale, and the super-block's f16 scale set so the values have about a chosen RMS. A file of
  * such blocks is as valid for llama.cpp as a quantised one, which is how the i-quant kernels are tested
  * against it and how `grok synth` writes benchmark slices of these types.
