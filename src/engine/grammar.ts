@@ -118,14 +118,10 @@ export class GrammarEngine {
     if (!compiled) {
       compiled = this.compile(format);
       this.compiled.set(key, compiled);
-      // Failures are not kept; successes are, up to a bound (least recently added dropped first).
+      // Failures are not kept; successes are, up to a bound (least recently added dropped first). A dropped
+      // grammar is not disposed: a running request's matcher may still use it (its memory is XGrammar's to keep).
       compiled.catch(() => this.compiled.delete(key));
-      if (this.compiled.size > 64) {
-        const oldest = this.compiled.keys().next().value!;
-        const old = this.compiled.get(oldest)!;
-        this.compiled.delete(oldest);
-        void old.then((c) => c.dispose(), () => undefined);
-      }
+      if (this.compiled.size > 64) this.compiled.delete(this.compiled.keys().next().value!);
     }
     const matcher = await this.xg.GrammarMatcher.createGrammarMatcher(await compiled);
     return new XgConstraint(matcher, this.vocab.tokens.length);
