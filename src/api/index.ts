@@ -31,7 +31,7 @@ import { resolveModelPath } from '../hub/cache.js';
 import { byteLevelVocabularyFromGguf, hasByteLevelVocabulary, tokenizerPiecesFromGguf } from '../model/map-gguf.js';
 import { Tokenizer } from '../tokenizer/sentencepiece.js';
 import { tiktokenFromByteLevel } from '../tokenizer/byte-level.js';
-import { loadTokenizerFile, type TextTokenizer } from '../tokenizer/load.js';
+import { findTokenizerNear, loadTokenizerFile, type TextTokenizer } from '../tokenizer/load.js';
 import {
   Scheduler, type Engine, type EngineRequest, type FinishReason, type GenerateOptions, type RequestStats, type SchedulerOptions, type TokenRouting,
 } from '../engine/scheduler.js';
@@ -226,21 +226,6 @@ function releaseKernels(k: Kernels): void {
   closeKernels(k);
 }
 
-/**
- * tokenizer.model (Grok-1) or tokenizer.tok.json (Grok-2) beside a checkpoint, or up to two folders above
- * it (ckpt-0's parent holds it in the Grok-1 release).
- */
-function findTokenizerNear(modelPath: string): string | null {
-  let dir = fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
-  for (let i = 0; i < 3; i++) {
-    for (const name of ['tokenizer.model', 'tokenizer.tok.json']) {
-      const p = path.join(dir, name);
-      if (fs.existsSync(p)) return p;
-    }
-    dir = path.dirname(dir);
-  }
-  return null;
-}
 
 /**
  * The tokenizer a model carries, without loading its weights: a GGUF's own (tokenizer.ggml.*), else a

@@ -16,6 +16,7 @@
  * general.description).
  */
 import fs from 'node:fs';
+import { findTokenizerNear } from '../tokenizer/load.js';
 import path from 'node:path';
 import { readSmallFile } from '../base/files.js';
 import { type GgufVocabulary, vocabularyFromModelProto } from '../tokenizer/vocabulary.js';
@@ -101,25 +102,9 @@ function typeOf(t: GrokTensorSpec, type: BlockType, embdType: BlockType): BlockT
   return blockTypeForRow(t.kind === 'embedding' ? embdType : type, t.nIn);
 }
 
-/**
- * A tokenizer file shipped with a checkpoint or release folder: tokenizer.tok.json (Grok-2) or tokenizer.model
- * (Grok-1, whose release keeps it beside ckpt-0) in the model's folder or up to two folders above.
- */
-function tokenizerBeside(source: ModelSource): string | undefined {
-  if (source.format === 'gguf') return undefined;
-  let dir = fs.statSync(source.path).isDirectory() ? source.path : path.dirname(source.path);
-  for (let i = 0; i < 3; i++) {
-    for (const name of ['tokenizer.tok.json', 'tokenizer.model']) {
-      const p = path.join(dir, name);
-      if (fs.existsSync(p)) return p;
-    }
-    dir = path.dirname(dir);
-  }
-  return undefined;
-}
 
 function chooseVocabulary(opts: ConvertOptions, source: ModelSource, c: GrokConfig): { vocab: GgufVocabulary | ByteLevelVocabulary; kind: ConvertResult['vocabulary'] } {
-  const file = opts.tokenizer ?? tokenizerBeside(source);
+  const file = opts.tokenizer ?? (source.format === 'gguf' ? null : findTokenizerNear(source.path));
   if (file) {
     const bytes = readSmallFile(file, 512 << 20);
     // Grok-2's tokenizer.tok.json goes in as llama.cpp's converter stores it: a byte-level BPE, pre-tokenizer grok-2
