@@ -57,11 +57,20 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
     },
   }) : null;
   const me = (address: string): string => `${address} (layers ${from}:${to})`;
+  /** Sequence ids on the link behind: one space for every stream into this stage (each numbers its own from 1). */
+  let downIds = 0;
   let address = o.listen;
 
   const connect = (call: Duplex): void => {
     streams.add(call);
     const caches = new Map<number, KVCache>();
+    /** This stream's sequence ids → the ids the next stage knows them by. */
+    const ids = new Map<number, number>();
+    const down = (id: number): number => {
+      let d = ids.get(id);
+      if (d === undefined) ids.set(id, d = ++downIds >>> 0);
+      return d;
+    };
     let welcomed = false;
     let queue = Promise.resolve();
     const send = (f: Frame): void => { if (!call.destroyed) call.write(f); };
@@ -110,7 +119,7 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
           send({ result: { id: s.id, rows: out.length / c.vocabSize, logits: f32Bytes(out) } });
           return;
         }
-        const r = await link!.step({ ...s, hidden: f32Bytes(out) });
+        const r = await link!.step({ ...s, seqs: s.seqs.map(down), hidden: f32Bytes(out) });
         send({ result: { ...r, id: s.id } });
       } catch (e) {
         send({ failure: { id: s.id, message: (e as Error).message } });
@@ -124,19 +133,21 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
         if ('fork' in f && f.fork) {
           const src = caches.get(f.fork.from);
           if (src) caches.set(f.fork.to, src.clone());
-          link?.fork(f.fork.from, f.fork.to);
+          if (link && ids.has(f.fork.from)) link.fork(down(f.fork.from), down(f.fork.to));
           return;
         }
         if ('free' in f && f.free) {
           for (const id of f.free.seqs) caches.delete(id);
-          link?.free(f.free.seqs);
+          link?.free(f.free.seqs.flatMap((id) => (ids.has(id) ? [ids.get(id)!] : [])));
+          for (const id of f.free.seqs) ids.delete(id);
         }
       });
     });
     const gone = (): void => {
       if (!streams.delete(call)) return;
-      link?.free([...caches.keys()]);
+      link?.free([...ids.values()]);
       caches.clear();
+      ids.clear();
     };
     call.on('end', () => { gone(); call.end(); });
     call.on('error', gone);
