@@ -162,6 +162,30 @@ export function weightSizes(path: string, opts: { configPath?: string; alignment
   }
 }
 
+/** Bytes of each layer's weights, and of the embedding and the head (final norm and untied output), as a pipeline split counts them (`grok plan`). */
+export interface LayerSizes {
+  readonly layers: readonly number[];
+  readonly embedding: number;
+  /** The final norm, and the untied output matrix where there is one (a tied model's last stage holds the embedding too). */
+  readonly head: number;
+  readonly tied: boolean;
+}
+
+export function layerSizes(path: string, opts: { configPath?: string } = {}): LayerSizes {
+  const source = openModel(path);
+  try {
+    const binding = bindModel(source, opts.configPath);
+    const { layers, model } = locateAll(binding, binding.config);
+    const bytes = (name: string) => model.filter((t) => t.name === name).reduce((a, t) => a + locationBytes(t.loc), 0);
+    return {
+      layers: layers.map((ts) => ts.reduce((a, t) => a + locationBytes(t.loc), 0)),
+      embedding: bytes('token_embd'), head: bytes('output_norm') + bytes('output'), tied: !binding.tensors.has('output'),
+    };
+  } finally {
+    source.close();
+  }
+}
+
 /** The alignment of the reads these kernels stream experts with (4096 on the native I/O threads, 1 elsewhere). */
 export function readAlignment(kernels: Kernels): number {
   const queue = kernels.readQueue?.(1);
