@@ -11,6 +11,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { makeCgroup, type Cgroup } from '../bench/cgroup-util.js';
 import { closeKernels, createKernels } from '../src/kernels/index.js';
 import { loadModel } from '../src/model/loader.js';
 import { argmax, fixtureDir, golden, goldenLogits, maxAbsDiff } from './fixtures.js';
@@ -31,10 +32,30 @@ const TOKEN = 'pipeline-test-secret';
 const EXACT = ['--kernels', 'exact', '--threads', '1'];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-pipeline-'));
 const children = new Set<ChildProcess>();
+const cgroups: Cgroup[] = [];
 
-/** Start `grok args…` and resolve with the first match of `ready` on its stderr (the address it bound). */
-function start(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray; err: () => string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * As root with a writable cgroup hierarchy, each stage runs in a memory cgroup of its own (1 GiB: the
+ * fixtures are small), as on separate machines; elsewhere as plain processes.
+ */
+function cgroup(): string | undefined {
+  const root = fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory';
+  try {
+    if (process.getuid?.() !== 0) return undefined;
+    fs.accessSync(root, fs.constants.W_OK);
+  } catch {
+    return undefined;
+  }
+  const g = makeCgroup(2 ** 30);
+  cgroups.push(g);
+  return g.procs;
+}
+
+/** Start `grok args…` (in the cgroup whose cgroup.procs is `procs`) and resolve with the first match of `ready` on its stderr (the address it bound). */
+function start(args: string[], ready: RegExp, procs?: string): Promise<{ child: ChildProcess; match: RegExpExecArray; err: () => string }> {
+  const child = procs
+    ? spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', procs, process.execPath, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   child.on('exit', () => children.delete(child));
   let err = '';
@@ -49,8 +70,8 @@ function start(args: string[], ready: RegExp): Promise<{ child: ChildProcess; ma
   });
 }
 
-const stage = (model: string, layers: string, listen: string, next?: string) =>
-  start(['stage', '-m', model, '--layers', layers, '--listen', listen, ...(next ? ['--next', next] : []), '--stage-token', TOKEN, ...EXACT, '--quiet'], /listening on (\S+?)(,| \()/);
+const stage = (model: string, layers: string, listen: string, next?: string, procs = cgroup()) =>
+  start(['stage', '-m', model, '--layers', layers, '--listen', listen, ...(next ? ['--next', next] : []), '--stage-token', TOKEN, ...EXACT, '--quiet'], /listening on (\S+?)(,| \()/, procs);
 const serve = (model: string, extra: string[]) =>
   start(['serve', '-m', model, '-p', '0', '--quiet', '--slots', '4', ...EXACT, ...extra], /serving .* on (http:\/\/[\d.:]+)/);
 
@@ -93,6 +114,7 @@ async function logits(model: string, ids: number[], name: string, pipeline?: { l
 }
 
 let a1: Awaited<ReturnType<typeof stage>>; // tiny-a layers 1:2
+let a1Group: string | undefined;
 let aAddr = '';
 let b1Addr = '', b2Addr = '';
 let leader = '', single = '';
@@ -100,7 +122,8 @@ let leader = '', single = '';
 before(async () => {
   // Every process at once: loading overlaps.
   const b2 = stage(B, '2:3', '127.0.0.1:0');
-  a1 = await stage(A, '1:2', '127.0.0.1:0');
+  a1Group = cgroup();
+  a1 = await stage(A, '1:2', '127.0.0.1:0', undefined, a1Group);
   aAddr = a1.match[1]!;
   b2Addr = (await b2).match[1]!;
   const [b1, l, s] = await Promise.all([
@@ -114,12 +137,17 @@ before(async () => {
   await until(async () => (await json(`${leader}/ready`)).status === 200, 10_000, 'the leader is ready');
 });
 
-after(() => {
+after(async () => {
+  const exits = [...children].map((c) => new Promise((r) => c.once('exit', r)));
   for (const c of children) c.kill('SIGKILL');
+  await Promise.all(exits);
+  for (const g of cgroups) g.close();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 test('2 stages (tiny-a 1 + 1) and 3 stages (tiny-b 1 + 1 + 1): byte-identical exact logits to one process, and the float64 goldens', async () => {
+  // As root, the stage runs in its own memory cgroup.
+  if (a1Group) assert.ok(fs.readFileSync(a1Group, 'utf8').split('\n').includes(String(a1.child.pid)), 'the stage is in its cgroup');
   for (const [name, model, layers, next] of [['tiny-a', A, '0:1', () => aAddr], ['tiny-b', B, '0:1', () => b1Addr]] as const) {
     const g = golden(name);
     const seq = [...g.greedy.prompt, ...g.greedy.continuation];
@@ -181,7 +209,7 @@ test('a stage killed mid-stream: the stream errors within 2 s, /health names the
   const down = await json(`${leader}/v1/completions`, { model: 'tiny-a', prompt: [135, 400], max_tokens: 2 });
   assert.equal(down.status, 503);
   // Restarted on the same address: the leader reconnects by itself and serves the golden continuation again.
-  a1 = await stage(A, '1:2', aAddr);
+  a1 = await stage(A, '1:2', aAddr, undefined, a1Group);
   await until(async () => (await json(`${leader}/health`)).body.pipeline.up === true, 5000, 'the leader reconnects');
   const g = golden('tiny-a');
   const [again, one] = await Promise.all([
