@@ -182,7 +182,10 @@ test('grok serve --layers 0:1 --next: the same tokens and logprobs as one proces
     if (!line.startsWith('data: {')) continue;
     for (const c of JSON.parse(line.slice(6)).choices) text[c.index] += c.text;
   }
-  assert.deepEqual(text, ps.body.choices.slice(0, 2).map((c: any) => c.text));
+  assert.deepEqual(text, ps.body.choices.slice(0, 2).map((c: any) => c.text));  // The stages behind do not report their routing: asked for, it is refused rather than half given.
+  const routed = await json(`${leader}/v1/completions`, { model: 'tiny-a', prompt: [1, 2], max_tokens: 2, return_routed_experts: true });
+  assert.equal(routed.status, 400);
+  assert.match(routed.body.error.message, /not available when the model is split into pipeline stages/);
 });
 
 test('a stage killed mid-stream: the stream errors within 2 s, /health names the stage, a restarted stage serves again', async () => {

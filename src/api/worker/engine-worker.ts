@@ -112,9 +112,11 @@ function serve({ model, ownKernels, notes, source }: Awaited<ReturnType<typeof l
     submit(m) {
       let reqs: GenerationRequest[];
       try {
+        // The stages behind a pipeline's leader do not report their routers' choices.
+        if (init.pipeline && m.options.some((o) => o.routing)) throw new RangeError('expert routing (return_routed_experts) is not available when the model is split into pipeline stages');
         reqs = scheduler.submitMany(m.prompt, m.options);
       } catch (e) {
-        // The main thread checked the request as submitMany does: only a closed engine gets here.
+        // The main thread checked the request as submitMany does: only a closed engine (or routing through a pipeline) gets here.
         const error = toWire(e);
         for (const id of m.ids) {
           post({ type: 'end', id, error, stats: {
