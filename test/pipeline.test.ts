@@ -3,7 +3,9 @@
  * as users run them: `grok stage` for layers K:L, `grok serve` / `grok logits --layers 0:K --next` as the
  * leader. Compared with the fixtures' float64 goldens and with one process holding every layer: the same
  * logits to the byte (exact kernels), the same greedy tokens, the same seeded samples, streamed and n > 1.
- * Then a stage killed mid-stream, restarted, and peers refused at the handshake.
+ * Then a stage killed mid-stream, restarted, and peers refused at the handshake. First, in this process,
+ * the model's layer ranges chained by hand against the whole model. As root each stage has a memory cgroup
+ * of its own; the last tiny-b stage streams its experts from disk.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,8 +72,8 @@ function start(args: string[], ready: RegExp, procs?: string): Promise<{ child: 
   });
 }
 
-const stage = (model: string, layers: string, listen: string, next?: string, procs = cgroup()) =>
-  start(['stage', '-m', model, '--layers', layers, '--listen', listen, ...(next ? ['--next', next] : []), '--stage-token', TOKEN, ...EXACT, '--quiet'], /listening on (\S+?)(,| \()/, procs);
+const stage = (model: string, layers: string, listen: string, next?: string, procs = cgroup(), extra: string[] = []) =>
+  start(['stage', '-m', model, '--layers', layers, '--listen', listen, ...(next ? ['--next', next] : []), '--stage-token', TOKEN, ...EXACT, '--quiet', ...extra], /listening on (\S+?)(,| \()/, procs);
 const serve = (model: string, extra: string[]) =>
   start(['serve', '-m', model, '-p', '0', '--quiet', '--slots', '4', ...EXACT, ...extra], /serving .* on (http:\/\/[\d.:]+)/);
 
@@ -121,7 +123,8 @@ let leader = '', single = '';
 
 before(async () => {
   // Every process at once: loading overlaps.
-  const b2 = stage(B, '2:3', '127.0.0.1:0');
+  // The last tiny-b stage streams its experts from disk (a budget below its layer's 4.7 MB of experts): per stage, as in one process.
+  const b2 = stage(B, '2:3', '127.0.0.1:0', undefined, cgroup(), ['--ram-budget', '2M']);
   a1Group = cgroup();
   a1 = await stage(A, '1:2', '127.0.0.1:0', undefined, a1Group);
   aAddr = a1.match[1]!;
@@ -143,6 +146,26 @@ after(async () => {
   await Promise.all(exits);
   for (const g of cgroups) g.close();
   fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('layer ranges in one process: 0:1 then 1:2 then 2:3 of tiny-b give the whole model\'s logits byte for byte, decode steps included', async () => {
+  const g = golden('tiny-b');
+  const parts = await Promise.all([[0, 1], [1, 2], [2, 3]].map(async ([from, to]) => (await loadModel(B, { layers: { from: from!, to: to! } })).model));
+  const { model: whole } = await loadModel(B);
+  assert.deepEqual(parts.map((p) => [p.embeds, p.projects, p.weights.layers.length, p.weights.token_embd !== undefined]),
+    [[true, false, 1, true], [false, false, 1, false], [false, true, 1, true]], 'each range holds its layers, the embedding at the ends only');
+  const caches = parts.map((p) => p.newCache(g.tokens.length));
+  const wholeCache = whole.newCache(g.tokens.length);
+  // A 10-token prefill, then one token at a time (lastOnly, as the scheduler asks).
+  for (const [at, n] of [[0, 10], [10, 1], [11, 1]] as const) {
+    const tokens = g.tokens.slice(at, at + n);
+    let x = parts[0]!.forward([{ tokens, cache: caches[0]! }], { lastOnly: true });
+    for (let i = 1; i < parts.length; i++) x = parts[i]!.forward([{ tokens, cache: caches[i]! }], { lastOnly: true, hidden: x });
+    const ref = whole.forward([{ tokens, cache: wholeCache }], { lastOnly: true });
+    assert.deepEqual(Buffer.from(x.buffer, x.byteOffset, x.byteLength), Buffer.from(ref.buffer, ref.byteOffset, ref.byteLength), `step at ${at}`);
+  }
+  assert.throws(() => parts[1]!.forward([{ tokens: [1], cache: caches[1]! }]), /needs hidden states \[1, 96\]/);
+  await assert.rejects(loadModel(B, { layers: { from: 2, to: 4 } }), /layer range 2:4 is not within the model's 3 layers/);
 });
 
 test('2 stages (tiny-a 1 + 1) and 3 stages (tiny-b 1 + 1 + 1): byte-identical exact logits to one process, and the float64 goldens', async () => {

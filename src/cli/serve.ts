@@ -7,6 +7,10 @@
  * (/health 200, /ready 503) and during every forward pass. A model that fails to load ends the command with
  * its error (exit 1); a worker that dies later fails the requests in flight (500) and ends it too (exit 1),
  * for the supervisor to restart.
+ *
+ * With --layers 0:K --next HOST:PORT it leads a pipeline (src/api/pipeline): it holds layers 0:K and the
+ * stages behind --next (`grok stage`) the rest; a stage that is down makes requests fail with 503 and
+ * /ready 503 (naming it in /health) until the leader has reconnected.
  */
 import { Command, Option } from 'commander';
 import type { ServerOptions } from '../api/server.js';

@@ -340,7 +340,7 @@ export class GrokModel {
     for (const s of seqs) {
       if (s.tokens.length === 0) throw new Error('forward: a sequence with no new tokens');
       const cc = s.cache.config;
-      if ((cc !== c && (cc.nLayers !== c.nLayers || cc.nKVHeads !== c.nKVHeads || cc.headDim !== c.headDim)) || (s.cache as KVCache).k.length !== this.range.to - this.range.from) {
+      if ((cc !== c && (cc.nLayers !== c.nLayers || cc.nKVHeads !== c.nKVHeads || cc.headDim !== c.headDim)) || s.cache.k.length !== this.range.to - this.range.from) {
         throw new Error('forward: KV cache belongs to another model (layers, KV heads or head width differ)');
       }
       starts.push(N);
