@@ -91,3 +91,31 @@ test('docker compose: a leader and a stage that find each other by service name,
   assert.ok(entry && fs.existsSync(path.resolve(entry[1]!)), 'ENTRYPOINT runs dist/src/cli/main.js');
   assert.equal(stage1.build.dockerfile, 'deploy/Dockerfile');
 });
+
+test('grok plan: contiguous ranges balanced by bytes within each machine\'s budget, the ends holding the embedding and the head', async () => {
+  const { planSplit, parseMachines, budgetOf } = await import('../src/api/pipeline/plan.js');
+  const { parseSize } = await import('../src/cli/options.js');
+  const { layerSizes, weightSizes } = await import('../src/model/loader.js');
+  const GiB = 2 ** 30;
+  assert.deepEqual(parseMachines('2x64G,1x128G', parseSize), [64 * GiB, 64 * GiB, 128 * GiB]);
+  assert.throws(() => parseMachines('4x', parseSize));
+  // 8 layers of 10 GiB, a 2 GiB tied embedding on both ends: on 4 × 64 GiB (57.6 GiB budgets), 2 layers each.
+  const s = { layers: Array(8).fill(10 * GiB), embedding: 2 * GiB, head: 2 ** 20, tied: true };
+  const plan = planSplit(s, [64 * GiB, 64 * GiB, 64 * GiB, 64 * GiB])!;
+  assert.deepEqual(plan.map((p) => `${p.from}:${p.to}`), ['0:2', '2:4', '4:6', '6:8']);
+  assert.equal(plan[0]!.bytes, 22 * GiB);
+  assert.equal(plan[3]!.bytes, 22 * GiB + 2 ** 20);
+  assert.ok(plan.every((p) => p.bytes <= p.budget && p.budget === budgetOf(p.memory)));
+  // A bigger machine takes more layers (the fullest share relative to its budget is least: 72 of 115.2 GiB
+  // and 12 of 28.8, against 62 and 22 for 0:6 + 6:8); too little memory in all is refused.
+  assert.deepEqual(planSplit(s, [128 * GiB, 32 * GiB])!.map((p) => `${p.from}:${p.to}`), ['0:7', '7:8']);
+  assert.equal(planSplit(s, [32 * GiB, 32 * GiB]), null);
+  // On a real file: the stages' bytes add up to the loader's total (the tied embedding counted on both ends).
+  const model = path.resolve('test/data/fixtures/tiny-b/model.gguf');
+  const sizes = layerSizes(model);
+  const real = planSplit(sizes, [GiB * 2, GiB * 2, GiB * 2])!;
+  assert.deepEqual(real.map((p) => `${p.from}:${p.to}`), ['0:1', '1:2', '2:3']);
+  assert.equal(real.reduce((a, p) => a + p.bytes, 0), weightSizes(model).totalBytes + sizes.embedding);
+  const cmd = program().commands.find((c) => c.name() === 'plan')!;
+  assert.ok(cmd.options.some((o) => o.long === '--machines'));
+});
