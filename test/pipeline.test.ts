@@ -148,10 +148,12 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('layer ranges in one process: 0:1 then 1:2 then 2:3 of tiny-b give the whole model\'s logits byte for byte, decode steps included', async () => {
+test('layer ranges in one process: 0:1 then 1:2 then 2:3 of tiny-b give the whole model\'s logits byte for byte, decode steps included', async (t) => {
   const g = golden('tiny-b');
-  const parts = await Promise.all([[0, 1], [1, 2], [2, 3]].map(async ([from, to]) => (await loadModel(B, { layers: { from: from!, to: to! } })).model));
-  const { model: whole } = await loadModel(B);
+  const kernels = createKernels({ kernels: 'auto', mode: 'exact', threads: 1 });
+  t.after(() => closeKernels(kernels));
+  const parts = await Promise.all([[0, 1], [1, 2], [2, 3]].map(async ([from, to]) => (await loadModel(B, { kernels, layers: { from: from!, to: to! } })).model));
+  const { model: whole } = await loadModel(B, { kernels });
   assert.deepEqual(parts.map((p) => [p.embeds, p.projects, p.weights.layers.length, p.weights.token_embd !== undefined]),
     [[true, false, 1, true], [false, false, 1, false], [false, true, 1, true]], 'each range holds its layers, the embedding at the ends only');
   const caches = parts.map((p) => p.newCache(g.tokens.length));
@@ -165,7 +167,7 @@ test('layer ranges in one process: 0:1 then 1:2 then 2:3 of tiny-b give the whol
     assert.deepEqual(Buffer.from(x.buffer, x.byteOffset, x.byteLength), Buffer.from(ref.buffer, ref.byteOffset, ref.byteLength), `step at ${at}`);
   }
   assert.throws(() => parts[1]!.forward([{ tokens: [1], cache: caches[1]! }]), /needs hidden states \[1, 96\]/);
-  await assert.rejects(loadModel(B, { layers: { from: 2, to: 4 } }), /layer range 2:4 is not within the model's 3 layers/);
+  await assert.rejects(loadModel(B, { kernels, layers: { from: 2, to: 4 } }), /layer range 2:4 is not within the model's 3 layers/);
 });
 
 test('2 stages (tiny-a 1 + 1) and 3 stages (tiny-b 1 + 1 + 1): byte-identical exact logits to one process, and the float64 goldens', async () => {
