@@ -65,6 +65,8 @@ async function runStage(o: StageCliOptions): Promise<void> {
     ({ model } = await loadModel(path, {
       kernels, layers, ...streamingOptions(o), ...(o.config ? { configPath: o.config } : {}), ...(o.kvType ? { kvType: o.kvType } : {}),
       ...(o.ctxSize ? { contextLength: o.ctxSize } : {}),
+      // What this stage's share needs against the memory it has (streamed experts when it does not fit).
+      onMemoryPlan: (p) => { if (p.verdict !== 'fits' || p.modelBytes > 2 ** 30) say(p.message); },
     }));
     say(`loaded layers ${layers.from}:${layers.to} of ${path} in ${((performance.now() - t0) / 1000).toFixed(2)} s (${kernels.name})`);
     stage = await startStage({

@@ -169,7 +169,7 @@ export class StageLink {
     call.on('error', (e: grpc.ServiceError) => {
       clearTimeout(handshake);
       if (this.call !== call) return;
-      const d = e.details || e.message;
+      const d = (e.details || e.message).replace(/\.?\s*Resolution note:\s*$/, '');
       this.fail(d.startsWith(CASCADE) ? d.slice(CASCADE.length) : `stage ${this.name} is down: ${d}`);
     });
     call.on('end', () => {
