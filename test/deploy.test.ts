@@ -39,6 +39,8 @@ test('the LeaderWorkerSet starts grok serve on the leader and a chain of grok st
   assert.equal(lws.apiVersion, 'leaderworkerset.x-k8s.io/v1');
   const t = lws.spec.leaderWorkerTemplate;
   const size: number = t.size;
+  // A stage that dies is restarted alone (the leader reconnects), not the whole group with it.
+  assert.equal(t.restartPolicy, 'None');
   const leader = t.leaderTemplate.spec.containers[0], worker = t.workerTemplate.spec.containers[0];
   assert.equal(leader.livenessProbe.httpGet.path, '/health');
   assert.equal(leader.readinessProbe.httpGet.path, '/ready');

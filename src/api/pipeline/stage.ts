@@ -84,16 +84,16 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
       if (h.model !== identity) return refuse(`model mismatch: the previous stage has ${h.model}, this stage ${identity}`);
       if (h.from !== from) return refuse(`layer mismatch: the previous stage ends at layer ${h.from}, this stage holds layers ${from}:${to}`);
       if (h.numerics !== o.numerics) return refuse(`numerics mismatch: the previous stage computes with --kernels ${h.numerics}, this stage with ${o.numerics}`);
-      let end = c.nLayers, chain = me(address);
+      const end = c.nLayers;
+      let chain = me(address);
       if (link) {
         try {
           await link.ready(5000);
         } catch (e) {
           return refuse((e as Error).message);
         }
-        const s = link.status();
-        end = c.nLayers;
-        chain = `${me(address)} → ${s.chain}`;
+        // The link is up only once the chain behind it was welcomed as ending at the model's last layer.
+        chain = `${me(address)} → ${link.status().chain}`;
       }
       welcomed = true;
       log(`serving ${call.getPeer()}`);
