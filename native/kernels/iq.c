@@ -488,6 +488,85 @@ IQ_DIRECT(iq3_s, 110, 2)
 IQ_DIRECT(iq1_s, 50, 2)
 IQ_DIRECT(iq1_m, 56, 2)
 #define IQ_HAS_DIRECT 1
+
+#elif GN_ARM_NEON
+/*
+ * T ≤ GN_SMALL_T on NEON, bit-identical to CANON_FAST_TILE (canon.c) on the unpacked row: per 16 values one
+ * dot of codes and activations scaled by s·dx into the same 4 lanes, the offsets m·xs16 in their own 4-lane
+ * sum, in the same order — only the codes come from the block instead of scratch.
+ */
+#define IQ_DIRECT_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, HEADER, CODES)                         \
+  do {                                                                                                \
+    const int nb = n / 256, n32 = n / 32, n16 = n / 16;                                               \
+    float32x4_t acc[R][C], macc[R][C];                                                                \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) acc[i][t] = macc[i][t] = vdupq_n_f32(0);                            \
+    for (int b = 0; b < nb; b++) {                                                                    \
+      float s16[R][16], m16[R][16];                                                                   \
+      for (int i = 0; i < R; i++) {                                                                   \
+        const uint8_t *p = rows[i] + (BB) * (size_t)b;                                                \
+        gn_prefetch_block(p, (BB));                                                                   \
+        HEADER(p, s16[i], m16[i]);                                                                    \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const float *xs = xs16 + (size_t)t * n16 + 16 * (size_t)b;                                  \
+          for (int g = 0; g < 16; g += 4) macc[i][t] = vfmaq_f32(macc[i][t], vld1q_f32(m16[i] + g), vld1q_f32(xs + g)); \
+        }                                                                                             \
+      }                                                                                               \
+      for (int g = 0; g < 16; g++) {                                                                  \
+        int8x16_t U[R];                                                                               \
+        for (int i = 0; i < R; i++) U[i] = CODES(rows[i] + (BB) * (size_t)b, g);                      \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const int8x16_t X = vld1q_s8(xq + (size_t)t * n + 256 * (size_t)b + 16 * (size_t)g);         \
+          const float32x4_t dx = vdupq_n_f32(xd[(size_t)t * n32 + 8 * (size_t)b + g / 2]);              \
+          for (int i = 0; i < R; i++)                                                                 \
+            acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(CANON_DOT4(vdupq_n_s32(0), U[i], X)), vmulq_f32(vdupq_n_f32(s16[i][g]), dx)); \
+        }                                                                                             \
+      }                                                                                               \
+    }                                                                                                 \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsumq(acc[i][t]) - gn_hsumq(macc[i][t]); \
+  } while (0)
+
+/* Codes of values 16g … 16g + 15 (two groups of 8) as signed bytes (every i-quant code here is ≤ 124). */
+#define IQ_CODES16_GRID(name, C)                                                                      \
+  GN_INLINE int8x16_t name##_codes16(const uint8_t *p, int g) {                                       \
+    uint64_t g0, g1;                                                                                  \
+    unsigned s0, s1;                                                                                  \
+    name##_group(p, 2 * g, &g0, &s0);                                                                 \
+    name##_group(p, 2 * g + 1, &g1, &s1);                                                             \
+    return vreinterpretq_s8_u64(vcombine_u64(vcreate_u64(iq_codes8(g0, s0, C)), vcreate_u64(iq_codes8(g1, s1, C)))); \
+  }
+#define IQ_CODES16_CODES(name)                                                                        \
+  GN_INLINE int8x16_t name##_codes16(const uint8_t *p, int g) {                                       \
+    return vreinterpretq_s8_u64(vcombine_u64(vcreate_u64(name##_codes(p, 2 * g)), vcreate_u64(name##_codes(p, 2 * g + 1)))); \
+  }
+#define IQ_DIRECT(name, BB, max_r)                                                                    \
+  static void name##_direct(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {                 \
+    (void)scratch;                                                                                    \
+    GN_DIRECT_ROWS(j, r0, r1, max_r, name##_TILE);                                                    \
+  }
+#define iq2_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 66, iq2_xxs_header, iq2_xxs_codes16)
+#define iq2_xs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 74, iq2_xs_header, iq2_xs_codes16)
+#define iq2_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 82, iq2_s_header, iq2_s_codes16)
+#define iq3_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 98, iq3_xxs_header, iq3_xxs_codes16)
+#define iq3_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 110, iq3_s_header, iq3_s_codes16)
+#define iq1_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 50, iq1_s_header, iq1_s_codes16)
+#define iq1_m_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 56, iq1_m_header, iq1_m_codes16)
+IQ_CODES16_GRID(iq2_xxs, IQ_C43)
+IQ_CODES16_GRID(iq2_xs, IQ_C43)
+IQ_CODES16_GRID(iq2_s, IQ_C43)
+IQ_CODES16_GRID(iq3_xxs, IQ_C62)
+IQ_CODES16_GRID(iq3_s, IQ_C15)
+IQ_CODES16_CODES(iq1_s)
+IQ_CODES16_CODES(iq1_m)
+IQ_DIRECT(iq2_xxs, 66, 2)
+IQ_DIRECT(iq2_xs, 74, 2)
+IQ_DIRECT(iq2_s, 82, 2)
+IQ_DIRECT(iq3_xxs, 98, 2)
+IQ_DIRECT(iq3_s, 110, 2)
+IQ_DIRECT(iq1_s, 50, 2)
+IQ_DIRECT(iq1_m, 56, 2)
+#define IQ_HAS_DIRECT 1
 #endif
 
 #if GN_X86_AVX2 && !GN_X86_AVX512
