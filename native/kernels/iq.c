@@ -638,4 +638,66 @@ static void iq4_nl_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) 
   GN_DIRECT_ROWS(j, r0, r1, 2, IQ4_NL_TILE);
 }
 #define IQ4_HAS_AVX2 1
+
+#elif GN_ARM_NEON
+/*
+ * IQ4_XS and IQ4_NL on NEON, fast mode at every T (the canonical codes K + 128 are not signed bytes): the
+ * signed table values (vqtbl1q from the nibbles) times the 8-bit activations, s8 × s8 dots per 32 values,
+ * one float scale dl·dx per 32. Its own arithmetic, the same for every T (batch invariance).
+ */
+GN_INLINE void iq4_xs_scales(const uint8_t *p, float *dl) {
+  const float d = gn_f16(gn_rd16(p));
+  const unsigned sh = gn_rd16(p + 2);
+  for (int ib = 0; ib < 8; ib++) dl[ib] = d * (float)((int)(((p[4 + ib / 2] >> 4 * (ib % 2)) & 15) | (((sh >> 2 * ib) & 3) << 4)) - 32);
+}
+GN_INLINE void iq4_nl_scales(const uint8_t *p, float *dl) { dl[0] = gn_f16(gn_rd16(p)); }
+
+#define IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, NS, QS, SCALES)                         \
+  do {                                                                                                \
+    (void)xs16;                                                                                       \
+    const int nk = n / 32;                                                                            \
+    const int8x16_t table = vld1q_s8(iq4nl_values);                                                   \
+    float32x4_t acc[R][C];                                                                            \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) acc[i][t] = vdupq_n_f32(0);                                         \
+    for (int b = 0; b < nk / (NS); b++) {                                                             \
+      float dl[R][NS];                                                                                \
+      for (int i = 0; i < R; i++) {                                                                   \
+        gn_prefetch_block(rows[i] + (BB) * (size_t)b, (BB));                                          \
+        SCALES(rows[i] + (BB) * (size_t)b, dl[i]);                                                    \
+      }                                                                                               \
+      for (int ib = 0; ib < (NS); ib++) {                                                             \
+        const int k = (NS) * b + ib;                                                                  \
+        int8x16_t V0[R], V1[R];                                                                       \
+        for (int i = 0; i < R; i++) {                                                                 \
+          const uint8x16_t q = vld1q_u8(rows[i] + (BB) * (size_t)b + (QS) + 16 * ib);                 \
+          V0[i] = vqtbl1q_s8(table, vandq_u8(q, vdupq_n_u8(0x0f)));                                   \
+          V1[i] = vqtbl1q_s8(table, vshrq_n_u8(q, 4));                                                \
+        }                                                                                             \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const int8_t *xk = xq + (size_t)t * n + 32 * (size_t)k;                                     \
+          const int8x16_t X0 = vld1q_s8(xk), X1 = vld1q_s8(xk + 16);                                  \
+          const float dx = xd[(size_t)t * nk + k];                                                    \
+          for (int i = 0; i < R; i++) {                                                               \
+            const int32x4_t s = CANON_DOT4(CANON_DOT4(vdupq_n_s32(0), V0[i], X0), V1[i], X1);          \
+            acc[i][t] = vfmaq_n_f32(acc[i][t], vcvtq_f32_s32(s), dl[i][ib] * dx);                      \
+          }                                                                                           \
+        }                                                                                             \
+      }                                                                                               \
+    }                                                                                                 \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsumq(acc[i][t]);                       \
+  } while (0)
+#define IQ4_XS_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 136, 8, 8, iq4_xs_scales)
+#define IQ4_NL_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 18, 1, 2, iq4_nl_scales)
+
+static void iq4_xs_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  GN_DIRECT_ROWS(j, r0, r1, GN_ROW_GROUP, IQ4_XS_TILE);
+}
+static void iq4_nl_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  GN_DIRECT_ROWS(j, r0, r1, GN_ROW_GROUP, IQ4_NL_TILE);
+}
+#define IQ4_HAS_NEON 1
 #endif
