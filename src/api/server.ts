@@ -55,6 +55,14 @@ export interface ServerOptions {
    * longer ones only with return_prompt_routed_experts: true (default 4096; Grok-1's routing is about 3 KB of JSON a token).
    */
   maxPromptRoutingTokens?: number;
+  /**
+   * Context overflow policy for chat: a conversation that does not fit the context (its prompt plus
+   * max_tokens, or plus a minimum completion room when max_tokens is omitted) loses its oldest turns — never
+   * the system messages nor the last user message — and the response says how many (truncated_messages, the
+   * x-truncated-messages header, the log line). A request's `truncation: "auto" | "disabled"` overrides it.
+   * Default false: such a chat is a 400 context_length_exceeded.
+   */
+  contextShift?: boolean;
   /** A client must send its request headers within this many ms of connecting (default 10 000). */
   headersTimeoutMs?: number;
   /** A client must send its whole request, body included, within this many ms (default 30 000). */
@@ -324,6 +332,7 @@ export function createServer(model: TextModel | ModelLoading, options: ServerOpt
     template: options.chatTemplate ?? null,
     maxChoices: options.maxChoices ?? SERVER_DEFAULTS.maxChoices,
     maxPromptRoutingTokens: options.maxPromptRoutingTokens ?? SERVER_DEFAULTS.maxPromptRoutingTokens,
+    contextShift: options.contextShift ?? false,
     strictModel: options.strictModel ?? false,
   });
 

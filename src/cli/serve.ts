@@ -35,6 +35,7 @@ interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionVa
   maxConnections?: number;
   maxConnectionsPerIp?: number;
   maxPromptRouting?: number;
+  contextShift?: boolean;
   strictModel?: boolean;
   metrics?: boolean;
   cors?: string;
@@ -66,6 +67,7 @@ export function serveCommand(): Command {
     .option('--max-connections <n>', 'open connections at most; more are closed on arrival (default 256)', int(1))
     .option('--max-connections-per-ip <n>', 'open connections one client address (IPv6: one /64) may hold; more are closed on arrival (default a quarter of --max-connections: 64; behind a reverse proxy, raise it to --max-connections)', int(1))
     .option('--max-prompt-routing <n>', 'return_routed_experts sends the routing of prompts up to n tokens (default 4096); longer ones only with return_prompt_routed_experts: true', int(0))
+    .option('--context-shift', 'a chat longer than the context loses its oldest turns (never the system prompt or the last user message) instead of a 400; the response says how many (truncated_messages); a request\'s truncation: "disabled" / "auto" overrides it')
     .option('--metrics', 'serve GET /metrics (Prometheus text; behind --api-key when set)')
     .option('--cors <origin>', 'let web pages from ORIGIN (\'*\' = any) call the API')
     .addOption(new Option('--log-format <format>', 'request log on stderr').choices(['text', 'json']).default('text'))
@@ -106,6 +108,7 @@ async function runServe(o: ServeOptions): Promise<void> {
     ...(o.modelId ? { modelId: o.modelId } : {}),
     ...(o.strictModel ? { strictModel: true } : {}),
     ...(o.metrics ? { metrics: true } : {}),
+    ...(o.contextShift ? { contextShift: true } : {}),
     ...(o.cors !== undefined ? { cors: o.cors } : {}),
     ...(o.quiet ? {} : { log: { format: o.logFormat } }),
     ...(chatTemplate ? { chatTemplate } : {}),
