@@ -54,8 +54,10 @@ export interface LoadModelOptions {
   configPath?: string;
   /** Sequences decoded together. Default 4. */
   slots?: number;
-  /** Prompt tokens fed per step while a prompt is prefilled. Default 256. */
+  /** Prompt tokens fed per step while a prompt is prefilled (with maxStepMs: at most). Default 256. */
   prefillChunk?: number;
+  /** Latency target of one step, ms: prefill chunks sized to it from the measured time per token (SchedulerOptions.maxStepMs). */
+  maxStepMs?: number;
   /** Requests allowed to wait for a slot (more → QueueFullError). Default unbounded. */
   maxQueue?: number;
   /**
@@ -308,6 +310,7 @@ export function schedulerOptions(model: GrokModel, options: LoadModelOptions, gr
   return {
     ...(options.slots !== undefined ? { slots: options.slots } : {}),
     ...(options.prefillChunk !== undefined ? { prefillChunk: options.prefillChunk } : {}),
+    ...(options.maxStepMs !== undefined ? { maxStepMs: options.maxStepMs } : {}),
     ...(options.maxQueue !== undefined ? { maxQueue: options.maxQueue } : {}),
     prefixCacheBytes: options.prefixCacheBytes === 'auto' ? defaultPrefixCacheBytes(model, options.slots ?? 4) : options.prefixCacheBytes ?? 0,
     ...(grammar ? { grammar } : {}),

@@ -26,6 +26,7 @@ interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionVa
   chatTemplate?: string;
   maxBody: number;
   prefillChunk: number;
+  maxStepMs?: number;
   cacheRam?: number;
   ctxSize?: number;
   grace: number;
@@ -60,6 +61,7 @@ export function serveCommand(): Command {
     .option('-c, --ctx-size <n>', 'context length in tokens (default: the model\'s)', int(1))
     .option('--max-body <bytes>', 'largest request body', int(1024), 1 << 20)
     .option('--prefill-chunk <n>', 'prompt tokens fed per step while prefilling', int(1), 256)
+    .option('--max-step-ms <ms>', 'latency target of one step: prefill chunks are sized from the measured time per token so that a step (others\' next tokens and prompt chunks together) takes about this long, at most --prefill-chunk tokens (default: always --prefill-chunk)', int(1))
     .option('--cache-ram <size>', 'prefix cache: memory for the keys and values of earlier prompts and answers, reused by prompts that start the same way (e.g. 4G; 0: off; default 2 GiB, at most every slot\'s full context, 256 MiB with streamed experts)', (v: string) => (/^\s*0+\s*$/.test(v) ? 0 : parseSize(v)))
     .option('--request-timeout <s>', 'a client must send its whole request within s seconds (default 30)', int(1))
     .option('--headers-timeout <s>', '… and its headers within s seconds of connecting (default 10)', int(1))
@@ -93,7 +95,7 @@ async function runServe(o: ServeOptions): Promise<void> {
     throw new UsageError(`--cors must be an origin like http://localhost:3000 (scheme, host, port; no path) or '*', got '${o.cors}'`);
   }
   const chatTemplate = o.chatTemplate ? loadChatTemplate(o.chatTemplate) : undefined;
-  const loading = await startForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) });
+  const loading = await startForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, ...(o.maxStepMs === undefined ? {} : { maxStepMs: o.maxStepMs }), prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) });
 
   const s = (v: number | undefined, d: number) => (v === undefined ? d : v * 1000);
   const serverOpts: ServerOptions = {

@@ -129,8 +129,18 @@ export class ContextLengthError extends RangeError {
 export interface SchedulerOptions {
   /** Sequences decoded together (batch slots). Default 4. */
   slots?: number;
-  /** Prompt tokens a sequence feeds per iteration while in prefill. Default 256. */
+  /** Prompt tokens a sequence feeds per iteration while in prefill (with maxStepMs: at most). Default 256. */
   prefillChunk?: number;
+  /**
+   * Latency target of one step, ms (vLLM's chunked-prefill budget, in time rather than tokens): the time per
+   * token of the last steps sizes the next prefill chunks so that a step (the others' decode tokens and the
+   * prompt chunks together) takes about this long, at most prefillChunk tokens a sequence, at least one.
+   * Chunk boundaries then depend on the machine's speed; a prompt's tokens are the same only as far as the
+   * model's rows do not depend on how the prompt is cut. Default none: chunks of prefillChunk.
+   */
+  maxStepMs?: number;
+  /** The clock steps are timed with, ms (default performance.now; tests give a model-driven one). */
+  clock?: () => number;
   /** Requests allowed to wait for a slot; more → QueueFullError. 0: no waiting, free slots still serve. Default unbounded. */
   maxQueue?: number;
   /**
@@ -435,13 +445,20 @@ export class GenerationRequest extends TokenQueue implements EngineRequest {
   }
 }
 
+/** Steps whose time per token sizes the next prefill chunk (maxStepMs): a few, so that it follows the load. */
+const TIMED_STEPS = 4;
+
 /** Thrown through the model by the checkpoint: the pass is abandoned, and redone without the cancelled sequences. */
 class PassAbandoned extends Error {}
 
 export class Scheduler implements Engine {
   readonly slots: number;
   readonly prefillChunk: number;
+  readonly maxStepMs: number | null;
   readonly maxQueue: number;
+  private readonly clock: () => number;
+  /** The last timed steps: rows fed and ms taken (maxStepMs). */
+  private readonly timed: { rows: number; ms: number }[] = [];
   private readonly queue: GenerationRequest[] = [];
   private readonly active: GenerationRequest[] = [];
   private running = false;
@@ -463,6 +480,9 @@ export class Scheduler implements Engine {
     this.isCancelled = opts.isCancelled ?? null;
     this.slots = opts.slots ?? 4;
     this.prefillChunk = opts.prefillChunk ?? 256;
+    this.maxStepMs = opts.maxStepMs ?? null;
+    if (this.maxStepMs !== null && !(this.maxStepMs > 0 && Number.isFinite(this.maxStepMs))) throw new RangeError(`maxStepMs must be a number > 0, got ${this.maxStepMs}`);
+    this.clock = opts.clock ?? (() => performance.now());
     this.maxQueue = opts.maxQueue ?? Infinity;
     const pcb = opts.prefixCacheBytes ?? 0;
     if (!(pcb >= 0)) throw new RangeError(`prefixCacheBytes must be ≥ 0, got ${pcb}`);
@@ -685,15 +705,18 @@ export class Scheduler implements Engine {
     // Members waiting for a shared prefill hold a slot but have nothing to feed yet.
     const batch: GenerationRequest[] = this.active.filter((r) => r.cache !== null);
     if (batch.length === 0) return;
+    const chunk = this.chunkSize(batch);
     const seqs = batch.map((r) => {
       if (r.prefilled < r.prompt.length) {
-        return { tokens: r.prompt.slice(r.prefilled, Math.min(r.prompt.length, r.prefilled + this.prefillChunk)), cache: r.cache! };
+        return { tokens: r.prompt.slice(r.prefilled, Math.min(r.prompt.length, r.prefilled + chunk)), cache: r.cache! };
       }
       return { tokens: [r.lastToken], cache: r.cache! };
     });
     let logits: Float32Array;
     try {
+      const t0 = this.clock();
       logits = this.forward(batch, seqs, this.checkpoint(batch, seqs));
+      if (this.maxStepMs !== null) this.timeStep(seqs.reduce((a, sq) => a + sq.tokens.length, 0), this.clock() - t0);
     } catch (e) {
       if (e instanceof PassAbandoned) {
         // Nothing of the pass was kept: the others feed the same tokens again at the next step.
@@ -736,6 +759,29 @@ export class Scheduler implements Engine {
       // Members holding slots start now, after the leader (the order their tokens would have come alone).
       if (g) for (const m of [...g.waiting]) if (this.active.includes(m)) this.fork(m, g);
     }
+  }
+
+  /**
+   * The prompt tokens each prefilling sequence feeds this step: prefillChunk, or with maxStepMs what fits the
+   * target at the time per token of the last steps, after the decoding sequences' one token each, shared by
+   * the sequences in prefill. Before any step was timed: a probe of at most 16 tokens.
+   */
+  private chunkSize(batch: readonly GenerationRequest[]): number {
+    if (this.maxStepMs === null) return this.prefillChunk;
+    const prefilling = batch.filter((r) => r.prefilled < r.prompt.length).length;
+    if (prefilling === 0) return this.prefillChunk;
+    let rows = 0, ms = 0;
+    for (const t of this.timed) { rows += t.rows; ms += t.ms; }
+    if (rows === 0) return Math.min(this.prefillChunk, 16);
+    const perRow = ms / rows;
+    const fit = perRow > 0 ? Math.floor(this.maxStepMs / perRow) : Infinity;
+    return Math.max(1, Math.min(this.prefillChunk, Math.floor((fit - (batch.length - prefilling)) / prefilling)));
+  }
+
+  /** A step of `rows` tokens took `ms`: the last few such measures make the time per token. */
+  private timeStep(rows: number, ms: number): void {
+    this.timed.push({ rows, ms });
+    if (this.timed.length > TIMED_STEPS) this.timed.shift();
   }
 
   /**

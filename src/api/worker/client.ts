@@ -330,7 +330,7 @@ export function startModelWorker(modelPath?: string, options: WorkerModelOptions
   if (options.kernels) throw new Error('a model loaded in a worker thread makes its kernels there: pass kernelOptions, not kernels');
   const resolved = resolveModel(modelPath);
   const tokenizer = findTokenizer(resolved, options.tokenizer ? { tokenizer: options.tokenizer } : {});
-  const keep: (keyof WorkerLoadOptions)[] = ['configPath', 'contextLength', 'kvType', 'kernelOptions', 'ramBudget', 'expertPolicy', 'ioThreads', 'slots', 'prefillChunk', 'maxQueue', 'prefixCacheBytes', 'tokenizer'];
+  const keep: (keyof WorkerLoadOptions)[] = ['configPath', 'contextLength', 'kvType', 'kernelOptions', 'ramBudget', 'expertPolicy', 'ioThreads', 'slots', 'prefillChunk', 'maxStepMs', 'maxQueue', 'prefixCacheBytes', 'tokenizer'];
   const workerOptions = Object.fromEntries(keep.filter((k) => options[k] !== undefined).map((k) => [k, options[k]])) as WorkerLoadOptions;
   const flags = new CancelFlags();
   const nice = options.nice ?? 10;

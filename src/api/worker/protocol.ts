@@ -18,7 +18,7 @@ import type { LoadModelOptions } from '../index.js';
 
 /** The load options that reach the worker (functions and kernel objects stay in the main thread). */
 export type WorkerLoadOptions = Pick<LoadModelOptions,
-  'configPath' | 'contextLength' | 'kvType' | 'kernelOptions' | 'ramBudget' | 'expertPolicy' | 'ioThreads' | 'slots' | 'prefillChunk' | 'maxQueue' | 'prefixCacheBytes' | 'tokenizer'>;
+  'configPath' | 'contextLength' | 'kvType' | 'kernelOptions' | 'ramBudget' | 'expertPolicy' | 'ioThreads' | 'slots' | 'prefillChunk' | 'maxStepMs' | 'maxQueue' | 'prefixCacheBytes' | 'tokenizer'>;
 
 /** The worker's workerData. */
 export interface WorkerInit {
