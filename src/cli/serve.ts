@@ -8,6 +8,8 @@
  * its error (exit 1); a worker that dies later fails the requests in flight (500) and ends it too (exit 1),
  * for the supervisor to restart.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { ServerOptions } from '../api/server.js';
 import type { WorkerGrok } from '../api/worker/client.js';
@@ -37,6 +39,7 @@ interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionVa
   maxConnectionsPerIp?: number;
   maxPromptRouting?: number;
   contextShift?: boolean;
+  slotSavePath?: string;
   strictModel?: boolean;
   metrics?: boolean;
   cors?: string;
@@ -70,6 +73,7 @@ export function serveCommand(): Command {
     .option('--max-connections-per-ip <n>', 'open connections one client address (IPv6: one /64) may hold; more are closed on arrival (default a quarter of --max-connections: 64; behind a reverse proxy, raise it to --max-connections)', int(1))
     .option('--max-prompt-routing <n>', 'return_routed_experts sends the routing of prompts up to n tokens (default 4096); longer ones only with return_prompt_routed_experts: true', int(0))
     .option('--context-shift', 'a chat longer than the context loses its oldest turns (never the system prompt or the last user message) instead of a 400; the response says how many (truncated_messages); a request\'s truncation: "disabled" / "auto" overrides it')
+    .option('--slot-save-path <dir>', 'allow POST /slots/save and /slots/restore: the prefix cache\'s keys and values of a prompt saved to files in DIR and read back (a long system prompt survives a restart)')
     .option('--metrics', 'serve GET /metrics (Prometheus text; behind --api-key when set)')
     .option('--cors <origin>', 'let web pages from ORIGIN (\'*\' = any) call the API')
     .addOption(new Option('--log-format <format>', 'request log on stderr').choices(['text', 'json']).default('text'))
@@ -95,6 +99,7 @@ async function runServe(o: ServeOptions): Promise<void> {
     throw new UsageError(`--cors must be an origin like http://localhost:3000 (scheme, host, port; no path) or '*', got '${o.cors}'`);
   }
   const chatTemplate = o.chatTemplate ? loadChatTemplate(o.chatTemplate) : undefined;
+  const slotSavePath = o.slotSavePath === undefined ? undefined : checkSlotFolder(o.slotSavePath);
   const loading = await startForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, ...(o.maxStepMs === undefined ? {} : { maxStepMs: o.maxStepMs }), prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) });
 
   const s = (v: number | undefined, d: number) => (v === undefined ? d : v * 1000);
@@ -111,6 +116,7 @@ async function runServe(o: ServeOptions): Promise<void> {
     ...(o.strictModel ? { strictModel: true } : {}),
     ...(o.metrics ? { metrics: true } : {}),
     ...(o.contextShift ? { contextShift: true } : {}),
+    ...(slotSavePath !== undefined ? { slotSavePath } : {}),
     ...(o.cors !== undefined ? { cors: o.cors } : {}),
     ...(o.quiet ? {} : { log: { format: o.logFormat } }),
     ...(chatTemplate ? { chatTemplate } : {}),
@@ -169,4 +175,22 @@ async function runServe(o: ServeOptions): Promise<void> {
 function cacheText(grok: { engine: { prefixCache: { stats(): { budgetBytes: number } } | null } }): string {
   const c = grok.engine.prefixCache;
   return c ? `${(c.stats().budgetBytes / 2 ** 20).toFixed(0)} MiB` : 'off';
+}
+
+/** --slot-save-path: an existing folder this process can write to (said now, not at the first save). */
+function checkSlotFolder(dir: string): string {
+  const abs = path.resolve(dir);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    throw new UsageError(`--slot-save-path ${dir}: no such folder (create it first)`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`--slot-save-path ${dir}: not a folder`);
+  try {
+    fs.accessSync(abs, fs.constants.W_OK);
+  } catch {
+    throw new UsageError(`--slot-save-path ${dir}: this process cannot write there`);
+  }
+  return abs;
 }

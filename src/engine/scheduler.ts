@@ -24,7 +24,7 @@ import { Rng, randomSeed } from '../base/rng.js';
 import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
 import { longestPrefixSuffix } from '../base/sequence.js';
 import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
-import type { EngineCache } from './cache.js';
+import type { CacheRows, EngineCache } from './cache.js';
 import type { GrammarEngine, ResponseFormat, TokenConstraint } from './grammar.js';
 
 export type { CacheRows, EngineCache } from './cache.js';
@@ -548,6 +548,30 @@ export class Scheduler implements Engine {
     if (options.responseFormat && !this.grammar) throw new SamplingError('responseFormat', 'responseFormat: structured output needs the model\'s vocabulary (a tokenizer); this engine has none');
     const seed = options.seed ?? randomSeed();
     return new GenerationRequest(prompt, truncatedTokens, options, sampler, seed, maxTokens, (r) => this.remove(r));
+  }
+
+  /**
+   * The longest cached prefix of `tokens` with its rows (for saving to disk: `grok serve --slot-save-path`);
+   * null when nothing of it is cached.
+   */
+  exportPrefix(tokens: readonly number[]): { tokens: number[]; rows: CacheRows } | null {
+    const pc = this.prefixCache;
+    if (!pc) throw new Error('there is no prefix cache to save from (prefixCacheBytes 0)');
+    const cache = this.model.newCache(Math.max(1, Math.min(tokens.length, this.model.config.contextLength)));
+    if (!cache.exportRows) throw new Error('this model\'s caches cannot be copied out');
+    const n = pc.restore(tokens, tokens.length, cache, { count: false });
+    return n === 0 ? null : { tokens: tokens.slice(0, n), rows: cache.exportRows(0, n) };
+  }
+
+  /** Put rows read back (exportPrefix's, from disk) into the prefix cache, as if `tokens` had just been computed. */
+  importPrefix(tokens: readonly number[], rows: CacheRows): void {
+    const pc = this.prefixCache;
+    if (!pc) throw new Error('there is no prefix cache to restore into (prefixCacheBytes 0)');
+    if (rows.length !== tokens.length || tokens.length === 0) throw new RangeError(`importPrefix: ${tokens.length} tokens, ${rows.length} positions of rows`);
+    const cache = this.model.newCache(tokens.length);
+    if (!cache.importRows) throw new Error('this model\'s caches cannot take rows');
+    cache.importRows(rows, tokens.length);
+    pc.insert(tokens, cache);
   }
 
   /** Cancel everything and refuse new requests. */
