@@ -12,7 +12,10 @@
  *
  * Determinism: each request has its own sampler state and RNG, and its prompt is cut into chunks of a fixed
  * size whatever else is running, so its tokens depend only on its prompt, options and seed — provided the
- * model computes each sequence's rows independently of the others in the batch (GrokModel does).
+ * model computes each sequence's rows independently of the others in the batch (GrokModel does). With
+ * maxStepMs the chunk sizes follow the measured speed instead (a latency target, as vLLM's chunked-prefill
+ * budget); the tokens stay the same as far as a position's rows do not depend on how the prompt was cut
+ * (on the fixture models they do not: test/prefix-cache.test.ts).
  *
  * Prompts reuse what earlier requests computed (prefixCacheBytes, src/engine/prefix-cache.ts): the longest
  * cached prefix's keys and values are copied into a new request's cache and only the rest is prefilled.
