@@ -57,7 +57,9 @@ const gn_table GN_TABLE = {
 #endif
 #if IQ4_HAS_AVX2
   .direct_fast = {[GN_Q4_K] = q4_k_fast, [GN_Q5_K] = q5_k_fast, [GN_Q6_K] = q6_k_fast, [GN_IQ4_XS] = iq4_xs_fast, [GN_IQ4_NL] = iq4_nl_fast},
-#elif GN_X86_AVX2 || GN_ARM_NEON
+#elif IQ4_HAS_NEON
+  .direct_fast = {[GN_Q4_K] = q4_k_fast, [GN_Q5_K] = q5_k_fast, [GN_Q6_K] = q6_k_fast, [GN_IQ4_XS] = iq4_xs_fast, [GN_IQ4_NL] = iq4_nl_fast},
+#elif GN_X86_AVX2
   .direct_fast = {[GN_Q4_K] = q4_k_fast, [GN_Q5_K] = q5_k_fast, [GN_Q6_K] = q6_k_fast},
 #endif
 #if IQ_HAS_DIRECT

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { QueueFullError, Scheduler, type BatchModel, type EngineCache } from '../src/engine/scheduler.js';
 import { SamplingError } from '../src/engine/sampling.js';
+import { fixtureModel } from './engine-helpers.js';
 
 /** Logits always favour token 5; records the token count of every sequence in every call. */
 function recorder() {
@@ -150,4 +151,74 @@ test('isCancelled: a cancelled decoding token among a large prefill late in the 
   assert.equal(s.abandonedSteps, 0);
   assert.deepEqual(longTokens, [5, 5]);
   assert.deepEqual(calls[1], [1, 100]);
+});
+
+/** A model whose steps take `msPerRow()` ms a fed token on a virtual clock: what maxStepMs measures, exactly. */
+function timedRecorder(msPerRow: () => number) {
+  const { model, calls } = recorder();
+  let now = 0;
+  const forward = model.forward.bind(model);
+  const timed: BatchModel = {
+    ...model,
+    forward(seqs, opts) {
+      now += msPerRow() * seqs.reduce((a, s) => a + s.tokens.length, 0);
+      return forward(seqs, opts);
+    },
+  };
+  return { model: timed, calls, clock: () => now };
+}
+
+test('maxStepMs: prefill chunks are sized from the time per token of the last steps, and follow a change of speed', async () => {
+  let cost = 2;
+  const { model, calls, clock } = timedRecorder(() => cost);
+  const s = new Scheduler(model, { slots: 2, prefillChunk: 256, maxStepMs: 100, clock });
+  const short = s.submit([1, 3], { temperature: 0, maxTokens: 200, ignoreEos: true });
+  const reading = (async () => { for await (const _ of short) { /* decode alongside */ } })();
+  await new Promise((r) => setImmediate(r));
+  // 2 ms a token, 100 ms a step: 50 tokens, one of them the decoding sequence's.
+  const first = s.submit(new Array(300).fill(4), { temperature: 0, maxTokens: 1 });
+  for await (const _ of first) { /* one token */ }
+  let chunks = calls.filter((c) => c.length === 2).map((c) => c[1]);
+  assert.deepEqual(chunks, [49, 49, 49, 49, 49, 49, 6]);
+  // The machine gets twice as slow: within the 4 measured steps the chunks halve (25 tokens a step).
+  cost = 4;
+  const before = calls.length;
+  const second = s.submit(new Array(300).fill(6), { temperature: 0, maxTokens: 1 });
+  for await (const _ of second) { /* one token */ }
+  chunks = calls.slice(before).filter((c) => c.length === 2).map((c) => c[1]!);
+  assert.ok(chunks.slice(4, -1).every((c) => c === 24), JSON.stringify(chunks));
+  assert.equal(chunks.reduce((a, b) => a + b, 0), 300);
+  short.cancel();
+  await reading.catch(() => undefined);
+  // A target beyond what prefillChunk allows: prefillChunk; before anything was timed, a 16-token probe.
+  const fast = timedRecorder(() => 0.01);
+  const t = new Scheduler(fast.model, { prefillChunk: 64, maxStepMs: 1000, clock: fast.clock });
+  for await (const _ of t.submit(new Array(200).fill(4), { temperature: 0, maxTokens: 1 })) { /* one token */ }
+  assert.deepEqual(fast.calls.map((c) => c[0]), [16, 64, 64, 56]);
+  assert.throws(() => new Scheduler(fast.model, { maxStepMs: 0 }), /maxStepMs must be a number > 0/);
+});
+
+test('maxStepMs on a real model: a smaller target makes smaller prefill chunks (counted, not timed)', async () => {
+  const grok = await fixtureModel('tiny-a');
+  const chunksFor = async (maxStepMs: number) => {
+    const chunks: number[] = [];
+    const model: BatchModel = {
+      config: grok.config,
+      newCache: (c) => grok.newCache(c),
+      forward(seqs, opts) { chunks.push(seqs[0]!.tokens.length); return grok.forward(seqs as Parameters<typeof grok.forward>[0], opts); },
+    };
+    const s = new Scheduler(model, { prefillChunk: 256, maxStepMs });
+    const warm = s.submit([5, 6, 7], { temperature: 0, maxTokens: 4 }); // times a few steps
+    for await (const _ of warm) { /* drain */ }
+    chunks.length = 0;
+    for await (const _ of s.submit(Array.from({ length: 240 }, (_, i) => 3 + (i % 90)), { temperature: 0, maxTokens: 1 })) { /* one token */ }
+    assert.equal(chunks.reduce((a, b) => a + b, 0), 240);
+    return chunks;
+  };
+  const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+  const small = await chunksFor(15);
+  const large = await chunksFor(240);
+  // At ~1 ms a token on this machine (loaded: whatever it is, the same for both) the targets differ 16×.
+  assert.ok(median(small) * 4 <= median(large), `chunks ${JSON.stringify(small)} at 15 ms, ${JSON.stringify(large)} at 240 ms`);
+  assert.ok(small.length > large.length);
 });

@@ -127,7 +127,7 @@ test('grok generate --model org/name runs the GGUF pulled into the cache; a repo
   assert.equal(absent.err, `grok: xai-org/grok-1: no such file or directory, and xai-org/grok-1 is not in the Hugging Face cache (${cache}); download it with: grok pull xai-org/grok-1\n`);
 });
 
-test('grok logits --model org/name runs a ckpt-0 repository from the cache (snapshot links into blobs/ from inside ckpt-0/): the golden top tokens', async (t) => {
+test('grok logits --model org/name and grok convert org/name run a ckpt-0 repository from the cache (snapshot links into blobs/ from inside ckpt-0/): the golden top tokens', async (t) => {
   const home = tempDir('grok-pull-ckpt-');
   t.after(() => fs.rmSync(home, { recursive: true, force: true }));
   const cache = path.join(home, 'hub');
@@ -140,4 +140,14 @@ test('grok logits --model org/name runs a ckpt-0 repository from the cache (snap
   const r = await grokAsync({ HF_HUB_CACHE: cache, HF_HOME: home }, 'logits', '--model', 'xai-org/tiny-a', '--tokens', g.tokens.join(','), '--top', '1', '--json');
   assert.equal(r.code, 0, r.err);
   assert.deepEqual((JSON.parse(r.out) as { positions: { top: { id: number }[] }[] }).positions.map((p) => p.top[0]!.id), g.top5.map((x) => x[0]!));
+  // grok convert takes the same repository id: the converted (F32) GGUF gives the golden top tokens too
+  const out = path.join(home, 'tiny-a-f32.gguf');
+  const c = await grokAsync({ HF_HUB_CACHE: cache, HF_HOME: home }, 'convert', 'xai-org/tiny-a', '--type', 'f32', '--out', out);
+  assert.equal(c.code, 0, c.err);
+  const q = await grokAsync({}, 'logits', '--model', out, '--tokens', g.tokens.join(','), '--top', '1', '--json');
+  assert.equal(q.code, 0, q.err);
+  assert.deepEqual((JSON.parse(q.out) as { positions: { top: { id: number }[] }[] }).positions.map((p) => p.top[0]!.id), g.top5.map((x) => x[0]!));
+  const absent = await grokAsync({ HF_HUB_CACHE: cache, HF_HOME: home }, 'convert', 'xai-org/grok-1', '--type', 'q8_0', '--out', path.join(home, 'x.gguf'));
+  assert.equal(absent.code, 1);
+  assert.match(absent.err, /xai-org\/grok-1 is not in the Hugging Face cache .*grok pull xai-org\/grok-1/);
 });

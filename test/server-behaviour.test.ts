@@ -243,3 +243,65 @@ test('a prompt that does not fit: the 400 says how many tokens, and its numbers 
   assert.ok(fits.choices[0]!.finish_reason === 'length' ? used === 64 : used < 64, `${used} tokens, ${fits.choices[0]!.finish_reason}`);
   await assert.rejects(s.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content }] }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.code === 'context_length_exceeded');
 });
+
+test('context shift: a chat longer than the context loses its oldest turns (not the system prompt or the last user message) and says how many', async () => {
+  const { model } = await loadGrokModel(path.join(fixtureDir('tiny-a'), 'ckpt-0'), { contextLength: 64 });
+  const lines: string[] = [];
+  const s = await startServer({ model, contextShift: true, log: { format: 'json', stream: { write: (l: string) => lines.push(l) } } }, servers);
+  const words = (w: string, n: number) => Array.from({ length: n }, () => w).join(' ');
+  type Msg = { role: 'system' | 'user' | 'assistant'; content: string };
+  const chat: Msg[] = [
+    { role: 'system', content: 'be brief' },
+    { role: 'user', content: words('water', 2) }, { role: 'assistant', content: words('fire', 2) },
+    { role: 'user', content: words('earth', 2) }, { role: 'assistant', content: words('air', 2) },
+    { role: 'user', content: 'the people' },
+  ];
+  // The transcript as the default template lays it out, counted by the tokenizer (not by the server's code).
+  const tokens = (m: Msg[]) => s.grok.encode(m.map((x) => (x.role === 'user' ? `Human: ${x.content}\n\n` : x.role === 'assistant' ? `Assistant: ${x.content}\n\n` : `${x.content}\n\n`)).join('') + 'Assistant:').length;
+  const dropFirst = (k: number) => [chat[0]!, ...chat.slice(1 + k)];
+  assert.ok(tokens(chat) + 2 > 64, `${tokens(chat)} tokens: the test needs a chat that does not fit`);
+  // The fewest dropped turns that leave room for max_tokens 2.
+  let want = 1;
+  while (tokens(dropFirst(want)) + 2 > 64) want++;
+  assert.ok(want < 4, `${want} turns dropped: the test wants one kept`);
+
+  const r = await s.client.chat.completions.create({ model: MODEL, messages: chat, max_tokens: 2, temperature: 0 });
+  assert.equal((r as unknown as { truncated_messages: number }).truncated_messages, want);
+  assert.equal(r.usage!.prompt_tokens, tokens(dropFirst(want)));
+  // The same as sending the shortened chat itself.
+  const same = await s.client.chat.completions.create({ model: MODEL, messages: dropFirst(want), max_tokens: 2, temperature: 0 });
+  assert.equal(r.choices[0]!.message.content, same.choices[0]!.message.content);
+  assert.equal((same as unknown as { truncated_messages?: number }).truncated_messages, undefined);
+
+  // Streamed: the header and the first chunk say it; max_tokens omitted keeps at least a quarter of the context (16).
+  const res = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages: chat, stream: true, max_tokens: 2 }) });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-truncated-messages'), String(want));
+  const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)) as { truncated_messages?: number });
+  assert.equal(events[0]!.truncated_messages, want);
+  assert.ok(events.slice(1).every((e) => e.truncated_messages === undefined));
+  let room = 1;
+  while (tokens(dropFirst(room)) + 16 > 64) room++;
+  assert.ok(room <= 4 && room > want, `${room} and ${want} turns dropped`);
+  const open = await s.client.chat.completions.create({ model: MODEL, messages: chat, temperature: 0 });
+  assert.equal((open as unknown as { truncated_messages: number }).truncated_messages, room);
+  assert.ok(open.usage!.prompt_tokens + 16 <= 64);
+
+  // truncation: "disabled" in the request: the 400, whose message points at the way out.
+  const off = await post(s.url, '/v1/chat/completions', { model: MODEL, messages: chat, max_tokens: 2, truncation: 'disabled' });
+  assert.equal(off.status, 400);
+  assert.equal(off.json.error!.code, 'context_length_exceeded');
+  assert.match(off.json.error!.message, new RegExp(`you requested ${tokens(chat) + 2} tokens \\(${tokens(chat)} in the prompt, 2 for the completion\\)\\. .*truncation: "auto"`));
+  // Too long even alone: the system prompt and the last user message are never dropped; the 400 counts them.
+  const alone = [chat[0]!, ...chat.slice(1, 5), { role: 'user' as const, content: words('water', 70) }];
+  const tooLong = await post(s.url, '/v1/chat/completions', { model: MODEL, messages: alone, max_tokens: 2 });
+  assert.equal(tooLong.status, 400);
+  assert.equal(tooLong.json.error!.code, 'context_length_exceeded');
+  const P = tokens([chat[0]!, alone[5]!]);
+  assert.match(tooLong.json.error!.message, new RegExp(`alone take ${P} tokens, which with 2 for the completion make ${P + 2}`));
+  // The request log line says it.
+  assert.ok(await until(() => lines.length >= 6));
+  const logged = lines.map((l) => JSON.parse(l) as { truncatedMessages?: number });
+  assert.deepEqual(logged.slice(0, 4).map((l) => l.truncatedMessages), [want, undefined, want, room]);
+  assert.match(formatTextLine(lines[0]!), new RegExp(` truncated_messages=${want}\\n$`));
+});

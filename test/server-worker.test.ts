@@ -273,3 +273,22 @@ test('grok serve: SIGTERM during a long prefill with --grace 0 exits at once (ex
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 });
+
+test('grok serve: a model worker that crashes ends the command with exit 1 and the worker\'s error on stderr', async () => {
+  const hook = new URL('./worker-crash-hook.js', import.meta.url).href;
+  const child = spawn(process.execPath, ['--import', hook, CLI, 'serve', '--port', '0', '--quiet'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  try {
+    assert.ok(await until(() => /serving .* on http:\/\//.test(err), 30_000), err);
+    const url = /serving .* on (http:\/\/127\.0\.0\.1:\d+)/.exec(err)![1]!;
+    assert.equal((await fetch(`${url}/ready`)).status, 200);
+    child.kill('SIGUSR2'); // the worker throws an uncaught error
+    assert.equal(await exited, 1, err);
+    assert.match(err, /^grok: the model's worker thread stopped: .*no-such-message|^grok: the model's worker thread stopped: .*is not a function/m);
+    assert.doesNotMatch(err, /^\s+at /m, 'no stack trace');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});

@@ -11,7 +11,9 @@ import fs from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Grok } from '../src/api/index.js';
 import { createServer, type GrokServer, type ServerOptions } from '../src/api/server.js';
-import { fixtureModel, testTokenizer } from './engine-helpers.js';
+import path from 'node:path';
+import { fixtureDir, fixtureModel, testTokenizer } from './engine-helpers.js';
+import { loadModel as loadGrokModel } from '../src/model/loader.js';
 
 const CHROMIUM = (process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser']).find((p) => fs.existsSync(p));
 const inCi = process.env.CI === 'true';
@@ -193,6 +195,29 @@ test('the page in chromium: a JSON schema in the settings makes the answer JSON 
   const { Ajv } = await import('ajv');
   const value: unknown = JSON.parse(text);
   assert.ok(new Ajv().validate(schema, value), `${text} does not validate`);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('the page in chromium: a chat that outgrows the context keeps working (truncation: "auto"), and the status says how many messages were left out', { skip: !inCi && missing ? missing : false, timeout: 90_000 }, async () => {
+  assert.ok(CHROMIUM, missing ?? '');
+  const { model } = await loadGrokModel(path.join(fixtureDir('tiny-b'), 'ckpt-0'), { contextLength: 80 });
+  const grok = new Grok('tiny-b', model, testTokenizer(model.config.vocabSize), 0, { slots: 1, prefillChunk: 64 });
+  const server = createServer(grok, { modelId: 'tiny-b' });
+  servers.push(server);
+  const { page, errors, context } = await openPage(await server.listen({ host: '127.0.0.1', port: 0 }));
+  await page.waitForFunction(`document.getElementById('model')?.textContent?.includes('tiny-b')`);
+  await page.click('#mode-chat');
+  await page.fill('#max_tokens', '8');
+  await page.fill('#seed', '1');
+  // Each turn about 30 tokens with its answer: the third no longer fits 80 tokens with the first two.
+  for (const text of ['the people of the water', 'the water of the people', 'of the people the water']) {
+    await page.getByTestId('prompt').fill(text);
+    await page.getByTestId('send').click();
+    await page.waitForFunction(`!(document.querySelector('[data-testid="send"]')).disabled && /tokens in/.test(document.getElementById('status')?.textContent)`);
+  }
+  assert.match(await page.locator('#status').innerText(), /\d+ tokens in .* \(the oldest \d+ messages? no longer fit the context and were left out\)/);
+  assert.equal(await page.locator('.turn').count(), 6, 'every turn is still shown');
   assert.deepEqual(errors, []);
   await context.close();
 });

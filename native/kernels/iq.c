@@ -488,6 +488,85 @@ IQ_DIRECT(iq3_s, 110, 2)
 IQ_DIRECT(iq1_s, 50, 2)
 IQ_DIRECT(iq1_m, 56, 2)
 #define IQ_HAS_DIRECT 1
+
+#elif GN_ARM_NEON
+/*
+ * T ≤ GN_SMALL_T on NEON, bit-identical to CANON_FAST_TILE (canon.c) on the unpacked row: per 16 values one
+ * dot of codes and activations scaled by s·dx into the same 4 lanes, the offsets m·xs16 in their own 4-lane
+ * sum, in the same order — only the codes come from the block instead of scratch.
+ */
+#define IQ_DIRECT_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, HEADER, CODES)                         \
+  do {                                                                                                \
+    const int nb = n / 256, n32 = n / 32, n16 = n / 16;                                               \
+    float32x4_t acc[R][C], macc[R][C];                                                                \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) acc[i][t] = macc[i][t] = vdupq_n_f32(0);                            \
+    for (int b = 0; b < nb; b++) {                                                                    \
+      float s16[R][16], m16[R][16];                                                                   \
+      for (int i = 0; i < R; i++) {                                                                   \
+        const uint8_t *p = rows[i] + (BB) * (size_t)b;                                                \
+        gn_prefetch_block(p, (BB));                                                                   \
+        HEADER(p, s16[i], m16[i]);                                                                    \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const float *xs = xs16 + (size_t)t * n16 + 16 * (size_t)b;                                  \
+          for (int g = 0; g < 16; g += 4) macc[i][t] = vfmaq_f32(macc[i][t], vld1q_f32(m16[i] + g), vld1q_f32(xs + g)); \
+        }                                                                                             \
+      }                                                                                               \
+      for (int g = 0; g < 16; g++) {                                                                  \
+        int8x16_t U[R];                                                                               \
+        for (int i = 0; i < R; i++) U[i] = CODES(rows[i] + (BB) * (size_t)b, g);                      \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const int8x16_t X = vld1q_s8(xq + (size_t)t * n + 256 * (size_t)b + 16 * (size_t)g);         \
+          const float32x4_t dx = vdupq_n_f32(xd[(size_t)t * n32 + 8 * (size_t)b + g / 2]);              \
+          for (int i = 0; i < R; i++)                                                                 \
+            acc[i][t] = vfmaq_f32(acc[i][t], vcvtq_f32_s32(CANON_DOT4(vdupq_n_s32(0), U[i], X)), vmulq_f32(vdupq_n_f32(s16[i][g]), dx)); \
+        }                                                                                             \
+      }                                                                                               \
+    }                                                                                                 \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsumq(acc[i][t]) - gn_hsumq(macc[i][t]); \
+  } while (0)
+
+/* Codes of values 16g … 16g + 15 (two groups of 8) as signed bytes (every i-quant code here is ≤ 124). */
+#define IQ_CODES16_GRID(name, C)                                                                      \
+  GN_INLINE int8x16_t name##_codes16(const uint8_t *p, int g) {                                       \
+    uint64_t g0, g1;                                                                                  \
+    unsigned s0, s1;                                                                                  \
+    name##_group(p, 2 * g, &g0, &s0);                                                                 \
+    name##_group(p, 2 * g + 1, &g1, &s1);                                                             \
+    return vreinterpretq_s8_u64(vcombine_u64(vcreate_u64(iq_codes8(g0, s0, C)), vcreate_u64(iq_codes8(g1, s1, C)))); \
+  }
+#define IQ_CODES16_CODES(name)                                                                        \
+  GN_INLINE int8x16_t name##_codes16(const uint8_t *p, int g) {                                       \
+    return vreinterpretq_s8_u64(vcombine_u64(vcreate_u64(name##_codes(p, 2 * g)), vcreate_u64(name##_codes(p, 2 * g + 1)))); \
+  }
+#define IQ_DIRECT(name, BB, max_r)                                                                    \
+  static void name##_direct(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {                 \
+    (void)scratch;                                                                                    \
+    GN_DIRECT_ROWS(j, r0, r1, max_r, name##_TILE);                                                    \
+  }
+#define iq2_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 66, iq2_xxs_header, iq2_xxs_codes16)
+#define iq2_xs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 74, iq2_xs_header, iq2_xs_codes16)
+#define iq2_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 82, iq2_s_header, iq2_s_codes16)
+#define iq3_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 98, iq3_xxs_header, iq3_xxs_codes16)
+#define iq3_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 110, iq3_s_header, iq3_s_codes16)
+#define iq1_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 50, iq1_s_header, iq1_s_codes16)
+#define iq1_m_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 56, iq1_m_header, iq1_m_codes16)
+IQ_CODES16_GRID(iq2_xxs, IQ_C43)
+IQ_CODES16_GRID(iq2_xs, IQ_C43)
+IQ_CODES16_GRID(iq2_s, IQ_C43)
+IQ_CODES16_GRID(iq3_xxs, IQ_C62)
+IQ_CODES16_GRID(iq3_s, IQ_C15)
+IQ_CODES16_CODES(iq1_s)
+IQ_CODES16_CODES(iq1_m)
+IQ_DIRECT(iq2_xxs, 66, 2)
+IQ_DIRECT(iq2_xs, 74, 2)
+IQ_DIRECT(iq2_s, 82, 2)
+IQ_DIRECT(iq3_xxs, 98, 2)
+IQ_DIRECT(iq3_s, 110, 2)
+IQ_DIRECT(iq1_s, 50, 2)
+IQ_DIRECT(iq1_m, 56, 2)
+#define IQ_HAS_DIRECT 1
 #endif
 
 #if GN_X86_AVX2 && !GN_X86_AVX512
@@ -559,4 +638,66 @@ static void iq4_nl_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) 
   GN_DIRECT_ROWS(j, r0, r1, 2, IQ4_NL_TILE);
 }
 #define IQ4_HAS_AVX2 1
+
+#elif GN_ARM_NEON
+/*
+ * IQ4_XS and IQ4_NL on NEON, fast mode at every T (the canonical codes K + 128 are not signed bytes): the
+ * signed table values (vqtbl1q from the nibbles) times the 8-bit activations, s8 × s8 dots per 32 values,
+ * one float scale dl·dx per 32. Its own arithmetic, the same for every T (batch invariance).
+ */
+GN_INLINE void iq4_xs_scales(const uint8_t *p, float *dl) {
+  const float d = gn_f16(gn_rd16(p));
+  const unsigned sh = gn_rd16(p + 2);
+  for (int ib = 0; ib < 8; ib++) dl[ib] = d * (float)((int)(((p[4 + ib / 2] >> 4 * (ib % 2)) & 15) | (((sh >> 2 * ib) & 3) << 4)) - 32);
+}
+GN_INLINE void iq4_nl_scales(const uint8_t *p, float *dl) { dl[0] = gn_f16(gn_rd16(p)); }
+
+#define IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, NS, QS, SCALES)                         \
+  do {                                                                                                \
+    (void)xs16;                                                                                       \
+    const int nk = n / 32;                                                                            \
+    const int8x16_t table = vld1q_s8(iq4nl_values);                                                   \
+    float32x4_t acc[R][C];                                                                            \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) acc[i][t] = vdupq_n_f32(0);                                         \
+    for (int b = 0; b < nk / (NS); b++) {                                                             \
+      float dl[R][NS];                                                                                \
+      for (int i = 0; i < R; i++) {                                                                   \
+        gn_prefetch_block(rows[i] + (BB) * (size_t)b, (BB));                                          \
+        SCALES(rows[i] + (BB) * (size_t)b, dl[i]);                                                    \
+      }                                                                                               \
+      for (int ib = 0; ib < (NS); ib++) {                                                             \
+        const int k = (NS) * b + ib;                                                                  \
+        int8x16_t V0[R], V1[R];                                                                       \
+        for (int i = 0; i < R; i++) {                                                                 \
+          const uint8x16_t q = vld1q_u8(rows[i] + (BB) * (size_t)b + (QS) + 16 * ib);                 \
+          V0[i] = vqtbl1q_s8(table, vandq_u8(q, vdupq_n_u8(0x0f)));                                   \
+          V1[i] = vqtbl1q_s8(table, vshrq_n_u8(q, 4));                                                \
+        }                                                                                             \
+        for (int t = 0; t < C; t++) {                                                                 \
+          const int8_t *xk = xq + (size_t)t * n + 32 * (size_t)k;                                     \
+          const int8x16_t X0 = vld1q_s8(xk), X1 = vld1q_s8(xk + 16);                                  \
+          const float dx = xd[(size_t)t * nk + k];                                                    \
+          for (int i = 0; i < R; i++) {                                                               \
+            const int32x4_t s = CANON_DOT4(CANON_DOT4(vdupq_n_s32(0), V0[i], X0), V1[i], X1);          \
+            acc[i][t] = vfmaq_n_f32(acc[i][t], vcvtq_f32_s32(s), dl[i][ib] * dx);                      \
+          }                                                                                           \
+        }                                                                                             \
+      }                                                                                               \
+    }                                                                                                 \
+    for (int i = 0; i < R; i++)                                                                       \
+      for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsumq(acc[i][t]);                       \
+  } while (0)
+#define IQ4_XS_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 136, 8, 8, iq4_xs_scales)
+#define IQ4_NL_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 18, 1, 2, iq4_nl_scales)
+
+static void iq4_xs_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  GN_DIRECT_ROWS(j, r0, r1, GN_ROW_GROUP, IQ4_XS_TILE);
+}
+static void iq4_nl_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
+  (void)scratch;
+  GN_DIRECT_ROWS(j, r0, r1, GN_ROW_GROUP, IQ4_NL_TILE);
+}
+#define IQ4_HAS_NEON 1
 #endif

@@ -38,6 +38,7 @@ import {
 import type { ExpertCacheStats } from '../model/expert-cache.js';
 import type { TokenLogprob } from '../engine/sampling.js';
 import { StopStringMatcher } from './text.js';
+import { restoreSlot, saveSlot, type SlotSaved } from './slots.js';
 import { grammarVocabularyOf } from './structured.js';
 import { GrammarEngine, type ResponseFormat } from '../engine/grammar.js';
 
@@ -54,8 +55,10 @@ export interface LoadModelOptions {
   configPath?: string;
   /** Sequences decoded together. Default 4. */
   slots?: number;
-  /** Prompt tokens fed per step while a prompt is prefilled. Default 256. */
+  /** Prompt tokens fed per step while a prompt is prefilled (with maxStepMs: at most). Default 256. */
   prefillChunk?: number;
+  /** Latency target of one step, ms: prefill chunks sized to it from the measured time per token (SchedulerOptions.maxStepMs). */
+  maxStepMs?: number;
   /** Requests allowed to wait for a slot (more → QueueFullError). Default unbounded. */
   maxQueue?: number;
   /**
@@ -311,6 +314,7 @@ export function schedulerOptions(model: GrokModel, options: LoadModelOptions, gr
   return {
     ...(options.slots !== undefined ? { slots: options.slots } : {}),
     ...(options.prefillChunk !== undefined ? { prefillChunk: options.prefillChunk } : {}),
+    ...(options.maxStepMs !== undefined ? { maxStepMs: options.maxStepMs } : {}),
     ...(options.maxQueue !== undefined ? { maxQueue: options.maxQueue } : {}),
     prefixCacheBytes: options.prefixCacheBytes === 'auto' ? defaultPrefixCacheBytes(model, options.slots ?? 4) : options.prefixCacheBytes ?? 0,
     ...(grammar ? { grammar } : {}),
@@ -394,6 +398,13 @@ export abstract class TextModel {
 
   /** Streamed experts (ramBudget): the pool's statistics; null when every expert is in memory. */
   abstract expertCacheStats(): ExpertCacheStats | null;
+  /**
+   * Write the prefix cache's rows of the longest cached prefix of `tokens` to `file` (src/api/slots.ts);
+   * SlotError when nothing of it is cached.
+   */
+  abstract saveSlot(tokens: readonly number[], file: string): Promise<SlotSaved>;
+  /** Read a file saveSlot wrote (checked against this model) into the prefix cache; SlotError for a file that does not fit. */
+  abstract restoreSlot(file: string): Promise<{ tokens: number }>;
   /** Cancel everything running and release the model. */
   abstract close(): Promise<void>;
 
@@ -583,6 +594,14 @@ export class Grok extends TextModel {
     return checkFormatWith(this.grammar, format, this.path);
   }
 
+  async saveSlot(tokens: readonly number[], file: string): Promise<SlotSaved> {
+    return saveSlot(this.engine, this.model, this.path, tokens, file);
+  }
+
+  async restoreSlot(file: string): Promise<{ tokens: number }> {
+    return restoreSlot(this.engine, this.model, this.path, file);
+  }
+
   /** Cancel everything running and release the kernels' threads / memories and the mapped model files. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -598,6 +617,7 @@ export type {
   GenerateOptions, FinishReason, RequestStats, GeneratedToken, BatchModel, SchedulerOptions, TokenRouting, EngineCache, CacheRows, Engine, EngineRequest,
 } from '../engine/scheduler.js';
 export type { PrefixCacheStats } from '../engine/prefix-cache.js';
+export { SlotError, type SlotSaved } from './slots.js';
 export { makeSampler, candidateTokens, SamplingError, NonFiniteLogitsError, TokenHistory } from '../engine/sampling.js';
 export type { SamplingOptions, SampleResult, TokenLogprob, Sampler } from '../engine/sampling.js';
 export { Rng } from '../base/rng.js';

@@ -31,6 +31,7 @@ import { clientKey, urlOf } from './http/net.js';
 import { registerOpenAiRoutes } from './http/routes.js';
 import { ServerMetrics } from './http/metrics.js';
 import { registerStaticPage } from './http/static.js';
+import { registerSlotRoutes } from './http/slots.js';
 
 export { ApiError, type ApiErrorOptions } from './http/errors.js';
 export { clientKey, isLoopbackHost, reachableUrls } from './http/net.js';
@@ -55,6 +56,19 @@ export interface ServerOptions {
    * longer ones only with return_prompt_routed_experts: true (default 4096; Grok-1's routing is about 3 KB of JSON a token).
    */
   maxPromptRoutingTokens?: number;
+  /**
+   * Context overflow policy for chat: a conversation that does not fit the context (its prompt plus
+   * max_tokens, or plus a minimum completion room when max_tokens is omitted) loses its oldest turns — never
+   * the system messages nor the last user message — and the response says how many (truncated_messages, the
+   * x-truncated-messages header, the log line). A request's `truncation: "auto" | "disabled"` overrides it.
+   * Default false: such a chat is a 400 context_length_exceeded.
+   */
+  contextShift?: boolean;
+  /**
+   * Folder for POST /slots/save and /slots/restore (llama-server's --slot-save-path): the prefix cache's
+   * keys and values of a prompt saved to a file there, and read back (after a restart). Default none: 501.
+   */
+  slotSavePath?: string;
   /** A client must send its request headers within this many ms of connecting (default 10 000). */
   headersTimeoutMs?: number;
   /** A client must send its whole request, body included, within this many ms (default 30 000). */
@@ -325,12 +339,14 @@ export function createServer(model: TextModel | ModelLoading, options: ServerOpt
       metrics: metrics !== null,
     };
   });
+  registerSlotRoutes(app, current, options.slotSavePath ?? null);
   const webRoot = options.webRoot ?? path.join(packageRoot(), 'dist', 'web');
   if (webRoot !== false) registerStaticPage(app, webRoot);
   registerOpenAiRoutes(app, { model: current, modelId, live, note, metrics }, {
     template: options.chatTemplate ?? null,
     maxChoices: options.maxChoices ?? SERVER_DEFAULTS.maxChoices,
     maxPromptRoutingTokens: options.maxPromptRoutingTokens ?? SERVER_DEFAULTS.maxPromptRoutingTokens,
+    contextShift: options.contextShift ?? false,
     strictModel: options.strictModel ?? false,
   });
 

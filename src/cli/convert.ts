@@ -81,7 +81,7 @@ export function convertCommand(): Command {
   return commonOptions(new Command('convert')
     .summary('convert a ckpt-0 / safetensors / GGUF model to a (quantised) GGUF')
     .description('Write llama.cpp\'s grok GGUF: matrices as [out, in] rows, experts merged, tokenizer embedded.')
-    .argument('<model>', 'the source: a ckpt-0 directory, a .safetensors file or folder, a .gguf'), convertTypeOption())
+    .argument('<model>', 'the source: a ckpt-0 directory, a .safetensors file or folder, a .gguf, or a repository id in the Hugging Face cache (org/name, org/name:QUANT; see grok pull)'), convertTypeOption())
     .addOption(new Option('--to <format>', 'output format').choices(['gguf']).default('gguf'))
     .option('--mixed', 'with a plain type name: llama.cpp\'s mixture of that name (llama-quantize Q6_K, Q2_K, Q8_0 …; Q4_K = Q4_K_M) instead of one type for every matrix')
     .option('--config <path>', 'config.json to use instead of the one found beside the model')
@@ -95,12 +95,15 @@ Grok-1: attn_k/attn_v Q8_0, attn_output Q5_K, ffn_down Q6_K on a third of the la
 writes the mixture's general.file_type. Norms and routers stay F32.
 Examples:
   grok convert ckpt-0 --type q8_0 --tokenizer tokenizer.model --out grok-1-q8_0.gguf
+  grok convert xai-org/grok-1 --type q8_0 --out grok-1-q8_0.gguf     # after grok pull xai-org/grok-1
   grok convert ckpt-0 --type Q4_K_M --tokenizer tokenizer.model --out grok-1-Q4_K_M.gguf
   grok convert grok-1-q8_0.gguf --type q4_k --embd-type q6_k --out grok-1-q4_k.gguf
   grok convert ckpt-0 --type Q3_K_M --imatrix grok-1.imatrix --tokenizer tokenizer.model --out grok-1-Q3_K_M.gguf
   grok convert grok-2/ --type q8_0 --tokenizer grok-2/tokenizer.tok.json --out grok-2-q8_0.gguf   # the Grok-2 release folder`)
-    .action(async (source: string, o: ConvertCliOptions) => {
+    .action(async (model: string, o: ConvertCliOptions) => {
       const { convertModel, summarise } = await import('../convert/convert.js');
+      const { resolveModelPath } = await import('../hub/cache.js');
+      const source = resolveModelPath(model);
       const { bar, onProgress } = barFor('convert', o.progress);
       try {
         const r = await convertModel({

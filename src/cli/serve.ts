@@ -12,6 +12,8 @@
  * stages behind --next (`grok stage`) the rest; a stage that is down makes requests fail with 503 and
  * /ready 503 (naming it in /health) until the leader has reconnected.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { ServerOptions } from '../api/server.js';
 import type { WorkerGrok } from '../api/worker/client.js';
@@ -30,6 +32,7 @@ interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionVa
   chatTemplate?: string;
   maxBody: number;
   prefillChunk: number;
+  maxStepMs?: number;
   cacheRam?: number;
   ctxSize?: number;
   grace: number;
@@ -39,6 +42,8 @@ interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionVa
   maxConnections?: number;
   maxConnectionsPerIp?: number;
   maxPromptRouting?: number;
+  contextShift?: boolean;
+  slotSavePath?: string;
   strictModel?: boolean;
   metrics?: boolean;
   cors?: string;
@@ -67,6 +72,7 @@ export function serveCommand(): Command {
     .option('-c, --ctx-size <n>', 'context length in tokens (default: the model\'s)', int(1))
     .option('--max-body <bytes>', 'largest request body', int(1024), 1 << 20)
     .option('--prefill-chunk <n>', 'prompt tokens fed per step while prefilling', int(1), 256)
+    .option('--max-step-ms <ms>', 'latency target of one step: prefill chunks are sized from the measured time per token so that a step (others\' next tokens and prompt chunks together) takes about this long, at most --prefill-chunk tokens (default: always --prefill-chunk)', int(1))
     .option('--cache-ram <size>', 'prefix cache: memory for the keys and values of earlier prompts and answers, reused by prompts that start the same way (e.g. 4G; 0: off; default 2 GiB, at most every slot\'s full context, 256 MiB with streamed experts)', (v: string) => (/^\s*0+\s*$/.test(v) ? 0 : parseSize(v)))
     .option('--request-timeout <s>', 'a client must send its whole request within s seconds (default 30)', int(1))
     .option('--headers-timeout <s>', '… and its headers within s seconds of connecting (default 10)', int(1))
@@ -74,6 +80,8 @@ export function serveCommand(): Command {
     .option('--max-connections <n>', 'open connections at most; more are closed on arrival (default 256)', int(1))
     .option('--max-connections-per-ip <n>', 'open connections one client address (IPv6: one /64) may hold; more are closed on arrival (default a quarter of --max-connections: 64; behind a reverse proxy, raise it to --max-connections)', int(1))
     .option('--max-prompt-routing <n>', 'return_routed_experts sends the routing of prompts up to n tokens (default 4096); longer ones only with return_prompt_routed_experts: true', int(0))
+    .option('--context-shift', 'a chat longer than the context loses its oldest turns (never the system prompt or the last user message) instead of a 400; the response says how many (truncated_messages); a request\'s truncation: "disabled" / "auto" overrides it')
+    .option('--slot-save-path <dir>', 'allow POST /slots/save and /slots/restore: the prefix cache\'s keys and values of a prompt saved to files in DIR and read back (a long system prompt survives a restart)')
     .option('--metrics', 'serve GET /metrics (Prometheus text; behind --api-key when set)')
     .option('--cors <origin>', 'let web pages from ORIGIN (\'*\' = any) call the API')
     .addOption(new Option('--log-format <format>', 'request log on stderr').choices(['text', 'json']).default('text'))
@@ -103,8 +111,9 @@ async function runServe(o: ServeOptions): Promise<void> {
     throw new UsageError(`--cors must be an origin like http://localhost:3000 (scheme, host, port; no path) or '*', got '${o.cors}'`);
   }
   const chatTemplate = o.chatTemplate ? loadChatTemplate(o.chatTemplate) : undefined;
+  const slotSavePath = o.slotSavePath === undefined ? undefined : checkSlotFolder(o.slotSavePath);
   const pipeline = await pipelineOptions(o);
-  const loading = await startForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }), ...pipeline });
+  const loading = await startForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, ...(o.maxStepMs === undefined ? {} : { maxStepMs: o.maxStepMs }), prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }), ...pipeline });
 
   const s = (v: number | undefined, d: number) => (v === undefined ? d : v * 1000);
   const serverOpts: ServerOptions = {
@@ -119,6 +128,8 @@ async function runServe(o: ServeOptions): Promise<void> {
     ...(o.modelId ? { modelId: o.modelId } : {}),
     ...(o.strictModel ? { strictModel: true } : {}),
     ...(o.metrics ? { metrics: true } : {}),
+    ...(o.contextShift ? { contextShift: true } : {}),
+    ...(slotSavePath !== undefined ? { slotSavePath } : {}),
     ...(o.cors !== undefined ? { cors: o.cors } : {}),
     ...(o.quiet ? {} : { log: { format: o.logFormat } }),
     ...(chatTemplate ? { chatTemplate } : {}),
@@ -197,4 +208,22 @@ async function pipelineOptions(o: ServeOptions): Promise<{ layers?: { from: numb
 function cacheText(grok: { engine: { prefixCache: { stats(): { budgetBytes: number } } | null } }): string {
   const c = grok.engine.prefixCache;
   return c ? `${(c.stats().budgetBytes / 2 ** 20).toFixed(0)} MiB` : 'off';
+}
+
+/** --slot-save-path: an existing folder this process can write to (said now, not at the first save). */
+function checkSlotFolder(dir: string): string {
+  const abs = path.resolve(dir);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    throw new UsageError(`--slot-save-path ${dir}: no such folder (create it first)`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`--slot-save-path ${dir}: not a folder`);
+  try {
+    fs.accessSync(abs, fs.constants.W_OK);
+  } catch {
+    throw new UsageError(`--slot-save-path ${dir}: this process cannot write there`);
+  }
+  return abs;
 }

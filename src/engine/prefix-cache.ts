@@ -65,10 +65,11 @@ export class PrefixCache {
    * Copy the rows of the longest cached prefix of `tokens`, at most `max` positions, into `cache` (which
    * must be empty); returns how many positions it now holds.
    */
-  restore(tokens: readonly number[], max: number, cache: EngineCache): number {
+  restore(tokens: readonly number[], max: number, cache: EngineCache, o: { count?: boolean } = {}): number {
     if (!cache.importRows) return 0;
     if (cache.length !== 0) throw new Error('prefix cache: restoring into a cache that is not empty');
-    this.counts.lookups++;
+    const count = o.count ?? true; // a lookup for saving to disk is not a request's hit
+    if (count) this.counts.lookups++;
     const now = ++this.clock;
     const limit = Math.min(max, tokens.length);
     let node = this.root;
@@ -83,7 +84,7 @@ export class PrefixCache {
       if (m < child.tokens.length) break;
       node = child;
     }
-    if (n > 0) { this.counts.hits++; this.counts.hitTokens += n; }
+    if (n > 0 && count) { this.counts.hits++; this.counts.hitTokens += n; }
     return n;
   }
 

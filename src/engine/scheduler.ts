@@ -12,7 +12,10 @@
  *
  * Determinism: each request has its own sampler state and RNG, and its prompt is cut into chunks of a fixed
  * size whatever else is running, so its tokens depend only on its prompt, options and seed — provided the
- * model computes each sequence's rows independently of the others in the batch (GrokModel does).
+ * model computes each sequence's rows independently of the others in the batch (GrokModel does). With
+ * maxStepMs the chunk sizes follow the measured speed instead (a latency target, as vLLM's chunked-prefill
+ * budget); the tokens stay the same as far as a position's rows do not depend on how the prompt was cut
+ * (on the fixture models they do not: test/prefix-cache.test.ts).
  *
  * Prompts reuse what earlier requests computed (prefixCacheBytes, src/engine/prefix-cache.ts): the longest
  * cached prefix's keys and values are copied into a new request's cache and only the rest is prefilled.
@@ -24,7 +27,7 @@ import { Rng, randomSeed } from '../base/rng.js';
 import { makeSampler, SamplingError, TokenHistory, type Sampler, type SamplingOptions, type TokenLogprob } from './sampling.js';
 import { longestPrefixSuffix } from '../base/sequence.js';
 import { PrefixCache, type PrefixCacheStats } from './prefix-cache.js';
-import type { EngineCache } from './cache.js';
+import type { CacheRows, EngineCache } from './cache.js';
 import type { GrammarEngine, ResponseFormat, TokenConstraint } from './grammar.js';
 
 export type { CacheRows, EngineCache } from './cache.js';
@@ -129,8 +132,18 @@ export class ContextLengthError extends RangeError {
 export interface SchedulerOptions {
   /** Sequences decoded together (batch slots). Default 4. */
   slots?: number;
-  /** Prompt tokens a sequence feeds per iteration while in prefill. Default 256. */
+  /** Prompt tokens a sequence feeds per iteration while in prefill (with maxStepMs: at most). Default 256. */
   prefillChunk?: number;
+  /**
+   * Latency target of one step, ms (vLLM's chunked-prefill budget, in time rather than tokens): the time per
+   * token of the last steps sizes the next prefill chunks so that a step (the others' decode tokens and the
+   * prompt chunks together) takes about this long, at most prefillChunk tokens a sequence, at least one.
+   * Chunk boundaries then depend on the machine's speed; a prompt's tokens are the same only as far as the
+   * model's rows do not depend on how the prompt is cut. Default none: chunks of prefillChunk.
+   */
+  maxStepMs?: number;
+  /** The clock steps are timed with, ms (default performance.now; tests give a model-driven one). */
+  clock?: () => number;
   /** Requests allowed to wait for a slot; more → QueueFullError. 0: no waiting, free slots still serve. Default unbounded. */
   maxQueue?: number;
   /**
@@ -436,13 +449,20 @@ export class GenerationRequest extends TokenQueue implements EngineRequest {
   }
 }
 
+/** Steps whose time per token sizes the next prefill chunk (maxStepMs): a few, so that it follows the load. */
+const TIMED_STEPS = 4;
+
 /** Thrown through the model by the checkpoint: the pass is abandoned, and redone without the cancelled sequences. */
 class PassAbandoned extends Error {}
 
 export class Scheduler implements Engine {
   readonly slots: number;
   readonly prefillChunk: number;
+  readonly maxStepMs: number | null;
   readonly maxQueue: number;
+  private readonly clock: () => number;
+  /** The last timed steps: rows fed and ms taken (maxStepMs). */
+  private readonly timed: { rows: number; ms: number }[] = [];
   private readonly queue: GenerationRequest[] = [];
   private readonly active: GenerationRequest[] = [];
   private running = false;
@@ -464,6 +484,9 @@ export class Scheduler implements Engine {
     this.isCancelled = opts.isCancelled ?? null;
     this.slots = opts.slots ?? 4;
     this.prefillChunk = opts.prefillChunk ?? 256;
+    this.maxStepMs = opts.maxStepMs ?? null;
+    if (this.maxStepMs !== null && !(this.maxStepMs > 0 && Number.isFinite(this.maxStepMs))) throw new RangeError(`maxStepMs must be a number > 0, got ${this.maxStepMs}`);
+    this.clock = opts.clock ?? (() => performance.now());
     this.maxQueue = opts.maxQueue ?? Infinity;
     const pcb = opts.prefixCacheBytes ?? 0;
     if (!(pcb >= 0)) throw new RangeError(`prefixCacheBytes must be ≥ 0, got ${pcb}`);
@@ -529,6 +552,30 @@ export class Scheduler implements Engine {
     if (options.responseFormat && !this.grammar) throw new SamplingError('responseFormat', 'responseFormat: structured output needs the model\'s vocabulary (a tokenizer); this engine has none');
     const seed = options.seed ?? randomSeed();
     return new GenerationRequest(prompt, truncatedTokens, options, sampler, seed, maxTokens, (r) => this.remove(r));
+  }
+
+  /**
+   * The longest cached prefix of `tokens` with its rows (for saving to disk: `grok serve --slot-save-path`);
+   * null when nothing of it is cached.
+   */
+  exportPrefix(tokens: readonly number[]): { tokens: number[]; rows: CacheRows } | null {
+    const pc = this.prefixCache;
+    if (!pc) throw new Error('there is no prefix cache to save from (prefixCacheBytes 0)');
+    const cache = this.model.newCache(Math.max(1, Math.min(tokens.length, this.model.config.contextLength)));
+    if (!cache.exportRows) throw new Error('this model\'s caches cannot be copied out');
+    const n = pc.restore(tokens, tokens.length, cache, { count: false });
+    return n === 0 ? null : { tokens: tokens.slice(0, n), rows: cache.exportRows(0, n) };
+  }
+
+  /** Put rows read back (exportPrefix's, from disk) into the prefix cache, as if `tokens` had just been computed. */
+  importPrefix(tokens: readonly number[], rows: CacheRows): void {
+    const pc = this.prefixCache;
+    if (!pc) throw new Error('there is no prefix cache to restore into (prefixCacheBytes 0)');
+    if (rows.length !== tokens.length || tokens.length === 0) throw new RangeError(`importPrefix: ${tokens.length} tokens, ${rows.length} positions of rows`);
+    const cache = this.model.newCache(tokens.length);
+    if (!cache.importRows) throw new Error('this model\'s caches cannot take rows');
+    cache.importRows(rows, tokens.length);
+    pc.insert(tokens, cache);
   }
 
   /** Cancel everything and refuse new requests. */
@@ -686,15 +733,18 @@ export class Scheduler implements Engine {
     // Members waiting for a shared prefill hold a slot but have nothing to feed yet.
     const batch: GenerationRequest[] = this.active.filter((r) => r.cache !== null);
     if (batch.length === 0) return;
+    const chunk = this.chunkSize(batch);
     const seqs = batch.map((r) => {
       if (r.prefilled < r.prompt.length) {
-        return { tokens: r.prompt.slice(r.prefilled, Math.min(r.prompt.length, r.prefilled + this.prefillChunk)), cache: r.cache! };
+        return { tokens: r.prompt.slice(r.prefilled, Math.min(r.prompt.length, r.prefilled + chunk)), cache: r.cache! };
       }
       return { tokens: [r.lastToken], cache: r.cache! };
     });
     let logits: Float32Array;
     try {
+      const t0 = this.clock();
       logits = this.forward(batch, seqs, this.checkpoint(batch, seqs));
+      if (this.maxStepMs !== null) this.timeStep(seqs.reduce((a, sq) => a + sq.tokens.length, 0), this.clock() - t0);
     } catch (e) {
       if (e instanceof PassAbandoned) {
         // Nothing of the pass was kept: the others feed the same tokens again at the next step.
@@ -737,6 +787,29 @@ export class Scheduler implements Engine {
       // Members holding slots start now, after the leader (the order their tokens would have come alone).
       if (g) for (const m of [...g.waiting]) if (this.active.includes(m)) this.fork(m, g);
     }
+  }
+
+  /**
+   * The prompt tokens each prefilling sequence feeds this step: prefillChunk, or with maxStepMs what fits the
+   * target at the time per token of the last steps, after the decoding sequences' one token each, shared by
+   * the sequences in prefill. Before any step was timed: a probe of at most 16 tokens.
+   */
+  private chunkSize(batch: readonly GenerationRequest[]): number {
+    if (this.maxStepMs === null) return this.prefillChunk;
+    const prefilling = batch.filter((r) => r.prefilled < r.prompt.length).length;
+    if (prefilling === 0) return this.prefillChunk;
+    let rows = 0, ms = 0;
+    for (const t of this.timed) { rows += t.rows; ms += t.ms; }
+    if (rows === 0) return Math.min(this.prefillChunk, 16);
+    const perRow = ms / rows;
+    const fit = perRow > 0 ? Math.floor(this.maxStepMs / perRow) : Infinity;
+    return Math.max(1, Math.min(this.prefillChunk, Math.floor((fit - (batch.length - prefilling)) / prefilling)));
+  }
+
+  /** A step of `rows` tokens took `ms`: the last few such measures make the time per token. */
+  private timeStep(rows: number, ms: number): void {
+    this.timed.push({ rows, ms });
+    if (this.timed.length > TIMED_STEPS) this.timed.shift();
   }
 
   /**

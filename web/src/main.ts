@@ -248,7 +248,8 @@ async function send(): Promise<void> {
     target = turn('assistant', '');
     output.append(target);
     path = 'v1/chat/completions';
-    body = { model: info.model, messages: conv.messages, logprobs: true, top_logprobs: 5, ...opts, return_routed_experts: true };
+    // A long chat keeps working: the server leaves out its oldest turns when it outgrows the context.
+    body = { model: info.model, messages: conv.messages, logprobs: true, top_logprobs: 5, ...opts, return_routed_experts: true, truncation: 'auto' };
   }
   if (conv.title === 'New conversation') conv.title = text.slice(0, 48);
   store.upsert(conv);
@@ -257,6 +258,7 @@ async function send(): Promise<void> {
   let answer = '';
   let promptColumns = -1;
   let first = 0;
+  let truncated = 0;
   const t0 = performance.now();
   // Tokens can arrive faster than the page can lay itself out: they collect in a fragment that is put in
   // the page, with the speed and the scroll, once per frame (one layout per frame, not one per token).
@@ -272,6 +274,7 @@ async function send(): Promise<void> {
   };
   try {
     for await (const chunk of api.stream(path, body, ac.signal)) {
+      if (typeof chunk.truncated_messages === 'number') truncated = chunk.truncated_messages;
       const p = pieceOf(chunk);
       if (!p) continue;
       if (p.routing && view) {
@@ -301,7 +304,8 @@ async function send(): Promise<void> {
       answer += p.text;
       frame ||= requestAnimationFrame(flush);
     }
-    status(`${tokens.length} tokens in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    const left = truncated ? ` (the oldest ${truncated} message${truncated === 1 ? '' : 's'} no longer fit the context and were left out)` : '';
+    status(`${tokens.length} tokens in ${((performance.now() - t0) / 1000).toFixed(2)} s${left}`);
   } catch (e) {
     if ((e as Error).name === 'AbortError') status(`stopped after ${tokens.length} tokens`);
     else if (e instanceof AuthError) { status(e.message); askKey(); }

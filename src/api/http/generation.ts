@@ -33,6 +33,11 @@ export interface GenerationPlan {
    * tokens; the jobs marked promptRouting add prompt_routed_experts / prompt_routed_expert_weights.
    */
   routing: boolean;
+  /**
+   * Chat messages left out to fit the context: said in the response (truncated_messages in the body, in a
+   * stream's first chunk) and in the x-truncated-messages header.
+   */
+  truncatedMessages?: number;
 }
 
 /** The routing fields of a choice (or of a chunk's choice): these generated tokens', and the prompt's if given. */
@@ -98,6 +103,8 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
   const ac = watch(ctx, req, reply);
   const t0 = performance.now();
   const streams = start(grok, plan.jobs, ac.signal);
+  const truncated = plan.truncatedMessages ? { truncated_messages: plan.truncatedMessages } : {};
+  if (plan.truncatedMessages) reply.raw.setHeader('x-truncated-messages', String(plan.truncatedMessages));
   ctx.note(req, { promptTokens: plan.promptTokens });
   ctx.metrics?.promptTokens(plan.promptTokens);
   let completionTokens = 0;
@@ -141,15 +148,20 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
       const choice = f.choice(index, r, lp);
       return plan.routing && r.routing ? { ...choice, ...routedFields(r.routing.tokens, plan.jobs[index]!.promptRouting ? r.routing.prompt : null) } : choice;
     });
-    await reply.type('application/json').send({ id, object: f.object, created: Math.floor(Date.now() / 1000), model: modelId, system_fingerprint: null, choices, usage: usage(results) });
+    await reply.type('application/json').send({ id, object: f.object, created: Math.floor(Date.now() / 1000), model: modelId, system_fingerprint: null, choices, usage: usage(results), ...truncated });
     return;
   }
 
   const events = openEventStream(reply);
   const createdAt = Math.floor(Date.now() / 1000);
-  const chunk = (choices: unknown[]) => events.send({
-    id, object: f.chunkObject, created: createdAt, model: modelId, system_fingerprint: null, choices, ...(plan.includeUsage ? { usage: null } : {}),
-  });
+  let first = true;
+  const chunk = (choices: unknown[]) => {
+    events.send({
+      id, object: f.chunkObject, created: createdAt, model: modelId, system_fingerprint: null, choices, ...(plan.includeUsage ? { usage: null } : {}),
+      ...(first ? truncated : {}),
+    });
+    first = false;
+  };
   try {
     const results = await Promise.all(streams.map(async (s, index) => {
       // With routing, every chunk carries the entries of its own token, and the first chunk of the choice that

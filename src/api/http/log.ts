@@ -26,6 +26,8 @@ export interface RequestLogFields {
   /** Request received → first generated token, ms. */
   ttftMs?: number;
   durationMs: number;
+  /** Chat messages left out to fit the context (truncation: "auto" / --context-shift). */
+  truncatedMessages?: number;
   /** The client went away before the response was complete. */
   aborted?: boolean;
   /** The error a stream ended with (its HTTP status was already sent). */
@@ -51,6 +53,7 @@ export function formatTextLine(json: string): string {
     if (o.completionTokens !== undefined) parts.push(`completion=${o.completionTokens}`);
     if (o.ttftMs !== undefined) parts.push(`ttft=${Math.round(o.ttftMs as number)}ms`);
     parts.push(`${Math.round(o.durationMs as number)}ms`);
+    if (o.truncatedMessages) parts.push(`truncated_messages=${o.truncatedMessages}`);
     if (o.aborted) parts.push('aborted');
     if (o.error) parts.push(`error=${JSON.stringify(o.error)}`);
   } else {

@@ -19,6 +19,52 @@ export interface RouteOptions {
   strictModel: boolean;
   /** return_routed_experts sends a longer prompt's routing only when return_prompt_routed_experts asks. */
   maxPromptRoutingTokens: number;
+  /** A chat that does not fit the context loses its oldest turns unless the request says truncation: "disabled". */
+  contextShift: boolean;
+}
+
+/**
+ * With truncation, the completion room a chat keeps when max_tokens is omitted: turns are dropped until
+ * this much is left (the completion then gets all that is left).
+ */
+export function minCompletionTokens(contextLength: number): number {
+  return Math.max(1, Math.min(256, Math.floor(contextLength / 4)));
+}
+
+/**
+ * Context overflow policy for a chat (llama-server's context shift, done on whole turns): the oldest
+ * messages are dropped, one at a time, until the rendered chat leaves `room` tokens in the context. System
+ * and developer messages are never dropped, nor the last user message and what follows it. Returns the
+ * token ids and how many messages were dropped (0 when it fits as it is); null when even dropping every
+ * earlier turn does not make it fit.
+ */
+export function shiftChat(
+  messages: readonly ChatMessage[], encode: (chat: readonly ChatMessage[]) => number[], contextLength: number, room: number,
+): { ids: number[]; dropped: number } | null {
+  const fits = (ids: number[]) => ids.length + room <= contextLength;
+  const whole = encode(messages);
+  if (fits(whole)) return { ids: whole, dropped: 0 };
+  let lastUser = -1;
+  messages.forEach((m, i) => { if (m.role === 'user') lastUser = i; });
+  const droppable = messages.flatMap((m, i) => (i < lastUser && (m.role === 'user' || m.role === 'assistant') ? [i] : []));
+  const tried = new Map<number, number[]>();
+  const without = (k: number) => {
+    let ids = tried.get(k);
+    if (!ids) {
+      const gone = new Set(droppable.slice(0, k));
+      ids = encode(messages.filter((_, i) => !gone.has(i)));
+      tried.set(k, ids);
+    }
+    return ids;
+  };
+  // Fewer tokens with every message dropped: binary search for the fewest drops that fit (log n encodings).
+  if (droppable.length === 0 || !fits(without(droppable.length))) return null;
+  let lo = 1, hi = droppable.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (fits(without(mid))) hi = mid; else lo = mid + 1;
+  }
+  return { ids: without(lo), dropped: lo };
 }
 
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContext, o: RouteOptions): void {
@@ -140,12 +186,29 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
       content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
     }));
     const template = o.template ?? chatTemplateFor(grok.config);
-    const ids = grok.encode(renderChat(messages, template));
+    const asked = b.max_completion_tokens ?? b.max_tokens;
+    const ctxLen = grok.config.contextLength;
+    let ids: number[];
+    let dropped = 0;
+    const hint = 'send truncation: "auto" (or start the server with --context-shift) to drop the oldest turns';
+    if ((b.truncation ?? (o.contextShift ? 'auto' : 'disabled')) === 'auto') {
+      const room = asked ?? minCompletionTokens(ctxLen);
+      const shifted = shiftChat(messages, (m) => grok.encode(renderChat(m, template)), ctxLen, room);
+      if (!shifted) {
+        const kept = messages.filter((m, i) => m.role === 'system' || m.role === 'developer' || i >= messages.map((x) => x.role).lastIndexOf('user'));
+        const P = grok.encode(renderChat(kept, template)).length;
+        throw invalid(`This model's maximum context length is ${ctxLen} tokens. The system messages and the last user message alone take ${P} tokens, which with ${room} for the completion${asked == null ? ' (the least kept when max_tokens is omitted)' : ''} make ${P + room}, even with every earlier turn dropped. Please shorten them or reduce max_tokens.`, 'messages', 'context_length_exceeded');
+      }
+      ({ ids, dropped } = shifted);
+      if (dropped > 0) ctx.note(req, { truncatedMessages: dropped });
+    } else {
+      ids = grok.encode(renderChat(messages, template));
+    }
     let maxTokens: number;
     try {
-      maxTokens = fit(grok, ids, b.max_completion_tokens ?? b.max_tokens, null);
+      maxTokens = fit(grok, ids, asked, null);
     } catch (e) {
-      if (e instanceof ApiError && e.code === 'context_length_exceeded') throw invalid(e.message, 'messages', e.code);
+      if (e instanceof ApiError && e.code === 'context_length_exceeded') throw invalid(`${e.message} Or ${hint}.`, 'messages', e.code);
       throw e;
     }
     const stop = stopsOf(b, template.stop);
@@ -157,7 +220,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContex
     });
     await respond(ctx, req, reply, {
       format: formatsOf(grok).chat, jobs, stream: b.stream === true, includeUsage: b.stream_options?.include_usage === true,
-      logprobs: b.logprobs === true, promptTokens: ids.length, routing: b.return_routed_experts === true,
+      logprobs: b.logprobs === true, promptTokens: ids.length, routing: b.return_routed_experts === true, truncatedMessages: dropped,
     });
   });
 }

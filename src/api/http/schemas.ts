@@ -67,6 +67,8 @@ export const chatSchema = z.object({
   top_logprobs: z.number().int().min(0).max(20).nullish(),
   tools: z.array(z.unknown()).nullish(),
   functions: z.array(z.unknown()).nullish(),
+  // A chat longer than the context: "auto" drops the oldest turns (the server's default with --context-shift).
+  truncation: z.enum(['auto', 'disabled']).nullish(),
 });
 
 export type CommonBody = z.infer<z.ZodObject<typeof common>>;

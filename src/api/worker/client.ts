@@ -21,7 +21,7 @@ import {
   abortError, checkQueue, checkRequest, TokenQueue, type Engine, type EngineRequest, type GenerateOptions, type GeneratedToken,
   type RequestStats, type TokenRouting,
 } from '../../engine/scheduler.js';
-import { checkTokenizer, findTokenizer, NoTokenizerError, resolveModel, TextModel, type LoadModelOptions } from '../index.js';
+import { checkTokenizer, findTokenizer, NoTokenizerError, resolveModel, TextModel, type LoadModelOptions, type SlotSaved } from '../index.js';
 import type { ResponseFormat } from '../../engine/grammar.js';
 import {
   CancelFlags, dispatch, fromWire, type EngineState, type FromWorker, type Handlers, type RequestStart, type ToWorker,
@@ -298,6 +298,36 @@ export class WorkerGrok extends TextModel {
     });
   }
 
+  private readonly slotCalls = new Map<number, { resolve: (r: { tokens: number; bytes: number }) => void; reject: (e: Error) => void }>();
+
+  /** Done in the worker, where the prefix cache is. */
+  saveSlot(tokens: readonly number[], file: string): Promise<SlotSaved> {
+    return this.slotCall({ type: 'saveSlot', id: 0, tokens: [...tokens], file });
+  }
+
+  async restoreSlot(file: string): Promise<{ tokens: number }> {
+    const r = await this.slotCall({ type: 'restoreSlot', id: 0, file });
+    return { tokens: r.tokens };
+  }
+
+  private slotCall(m: Extract<ToWorker, { type: 'saveSlot' | 'restoreSlot' }>): Promise<SlotSaved> {
+    const failed = this.engine.failed;
+    if (failed) return Promise.reject(failed);
+    const id = this.nextCheck++;
+    return new Promise((resolve, reject) => {
+      this.slotCalls.set(id, { resolve, reject });
+      this.worker.postMessage({ ...m, id } satisfies ToWorker);
+    });
+  }
+
+  /** @internal the worker's answer to saveSlot / restoreSlot */
+  slotDone(m: Extract<FromWorker, { type: 'slotDone' }>): void {
+    const p = this.slotCalls.get(m.id);
+    this.slotCalls.delete(m.id);
+    if (m.error) p?.reject(fromWire(m.error));
+    else p?.resolve({ tokens: m.tokens ?? 0, bytes: m.bytes ?? 0 });
+  }
+
   /** @internal the worker's answer to checkResponseFormat */
   formatChecked(id: number, error: Error | undefined): void {
     const p = this.formatChecks.get(id);
@@ -332,8 +362,9 @@ export class WorkerGrok extends TextModel {
   workerExited(code: number, error: Error | undefined): void {
     const expected = this.closed && error === undefined;
     if (!expected) this.engine.fail(new Error(`the model's worker thread stopped${error ? `: ${error.message}` : ` (exit code ${code})`}`));
-    for (const p of this.formatChecks.values()) p.reject(this.engine.failed ?? new Error('the model was closed'));
+    for (const p of [...this.formatChecks.values(), ...this.slotCalls.values()]) p.reject(this.engine.failed ?? new Error('the model was closed'));
     this.formatChecks.clear();
+    this.slotCalls.clear();
     this.setExit({ expected, code, ...(expected ? {} : { error: this.engine.failed! }) });
   }
 }
@@ -347,7 +378,7 @@ export function startModelWorker(modelPath?: string, options: WorkerModelOptions
   if (options.kernels) throw new Error('a model loaded in a worker thread makes its kernels there: pass kernelOptions, not kernels');
   const resolved = resolveModel(modelPath);
   const tokenizer = findTokenizer(resolved, options.tokenizer ? { tokenizer: options.tokenizer } : {});
-  const keep: (keyof WorkerLoadOptions)[] = ['configPath', 'contextLength', 'kvType', 'kernelOptions', 'ramBudget', 'expertPolicy', 'ioThreads', 'slots', 'prefillChunk', 'maxQueue', 'prefixCacheBytes', 'tokenizer', 'layers'];
+  const keep: (keyof WorkerLoadOptions)[] = ['configPath', 'contextLength', 'kvType', 'kernelOptions', 'ramBudget', 'expertPolicy', 'ioThreads', 'slots', 'prefillChunk', 'maxStepMs', 'maxQueue', 'prefixCacheBytes', 'tokenizer', 'layers'];
   const workerOptions = Object.fromEntries(keep.filter((k) => options[k] !== undefined).map((k) => [k, options[k]])) as WorkerLoadOptions;
   const flags = new CancelFlags();
   const nice = options.nice ?? 10;
@@ -396,6 +427,7 @@ export function startModelWorker(modelPath?: string, options: WorkerModelOptions
     end: (m) => grok?.engine.end(m),
     state: (m) => { if (grok) grok.engine.state = m.state; },
     formatChecked: (m) => grok?.formatChecked(m.id, m.error ? fromWire(m.error) : undefined),
+    slotDone: (m) => grok?.slotDone(m),
     closed: () => undefined,
   };
   worker.on('message', (m: FromWorker) => {

@@ -12,6 +12,7 @@ import type { ForwardSeq } from '../../model/grok.js';
 import { Scheduler, type BatchModel, type GenerationRequest } from '../../engine/scheduler.js';
 import { checkFormatWith, findTokenizer, grammarOf, loadWeights, schedulerOptions } from '../index.js';
 import { PipelineModel, SyncHop } from '../pipeline/leader.js';
+import { restoreSlot, saveSlot } from '../slots.js';
 import { dispatch, toWire, type EngineState, type FromWorker, type Handlers, type ToWorker, type WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -141,6 +142,22 @@ function serve({ model, ownKernels, notes, source }: Awaited<ReturnType<typeof l
         () => post({ type: 'formatChecked', id: m.id }),
         (e: unknown) => post({ type: 'formatChecked', id: m.id, error: toWire(e) }),
       );
+    },
+    saveSlot(m) {
+      try {
+        const r = saveSlot(scheduler, model, init.path, m.tokens, m.file);
+        post({ type: 'slotDone', id: m.id, tokens: r.tokens, bytes: r.bytes });
+      } catch (e) {
+        post({ type: 'slotDone', id: m.id, error: toWire(e) });
+      }
+    },
+    restoreSlot(m) {
+      try {
+        post({ type: 'slotDone', id: m.id, tokens: restoreSlot(scheduler, model, init.path, m.file).tokens });
+      } catch (e) {
+        post({ type: 'slotDone', id: m.id, error: toWire(e) });
+      }
+      publishSoon();
     },
     close() {
       scheduler.close();

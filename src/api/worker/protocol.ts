@@ -16,10 +16,11 @@ import { ContextLengthError, QueueFullError, type GenerateOptions, type Generate
 import { NonFiniteLogitsError, SamplingError } from '../../engine/sampling.js';
 import { GrammarError, type ResponseFormat } from '../../engine/grammar.js';
 import type { LoadModelOptions } from '../index.js';
+import { SlotError } from '../slots.js';
 
 /** The load options that reach the worker (functions and kernel objects stay in the main thread). */
 export type WorkerLoadOptions = Pick<LoadModelOptions,
-  'configPath' | 'contextLength' | 'kvType' | 'kernelOptions' | 'ramBudget' | 'expertPolicy' | 'ioThreads' | 'slots' | 'prefillChunk' | 'maxQueue' | 'prefixCacheBytes' | 'tokenizer' | 'layers'>;
+  'configPath' | 'contextLength' | 'kvType' | 'kernelOptions' | 'ramBudget' | 'expertPolicy' | 'ioThreads' | 'slots' | 'prefillChunk' | 'maxStepMs' | 'maxQueue' | 'prefixCacheBytes' | 'tokenizer' | 'layers'>;
 
 /** The worker's workerData. */
 export interface WorkerInit {
@@ -75,6 +76,9 @@ export type ToWorker =
   | { type: 'cancel'; id: number }
   /** Compile a response format (structured output) for the vocabulary: answered by formatChecked. */
   | { type: 'checkFormat'; id: number; format: ResponseFormat }
+  /** Save the prefix cache's rows of a prompt to a file / read a file into it (src/api/slots.ts): answered by slotDone. */
+  | { type: 'saveSlot'; id: number; tokens: number[]; file: string }
+  | { type: 'restoreSlot'; id: number; file: string }
   /** Cancel everything, release the model and exit. */
   | { type: 'close' };
 
@@ -85,6 +89,7 @@ export type FromWorker =
   | { type: 'progress'; done: number; total: number }
   | { type: 'loaded'; config: GrokConfig; backend: string; loadMs: number; slots: number; state: EngineState; notes: readonly string[] }
   | { type: 'formatChecked'; id: number; error?: WireError }
+  | { type: 'slotDone'; id: number; tokens?: number; bytes?: number; error?: WireError }
   | { type: 'loadFailed'; error: WireError }
   | { type: 'token'; id: number; token: GeneratedToken; start?: RequestStart; promptRouting?: TokenRouting[] }
   | { type: 'end'; id: number; stats: RequestStats; error?: WireError; promptRouting?: TokenRouting[] }
@@ -155,6 +160,7 @@ export function fromWire(w: WireError): Error {
     case 'AbortError': return new DOMException(w.message, 'AbortError') as unknown as Error;
     case 'RangeError': e = new RangeError(w.message); break;
     case 'GrammarError': e = new GrammarError(w.message); break;
+    case 'SlotError': e = new SlotError(w.message); break;
     default: e = new Error(w.message); e.name = w.name;
   }
   if (w.stack) e.stack = w.stack;
