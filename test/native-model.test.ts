@@ -55,7 +55,7 @@ cases.push({ name: 'tiny-b', file: 'model-q8_0.gguf', logits: 'logits-q8_0.f32' 
 
 function matrices(model: GrokModel): { name: string; m: Matrix }[] {
   const w = model.weights;
-  const out: { name: string; m: Matrix }[] = [{ name: 'token_embd', m: w.token_embd }];
+  const out: { name: string; m: Matrix }[] = [{ name: 'token_embd', m: w.token_embd! }];
   w.layers.forEach((L, l) => {
     for (const key of ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'ffn_gate_inp'] as const) out.push({ name: `blk.${l}.${key}`, m: L[key] as Matrix });
     for (const key of ['ffn_gate_exps', 'ffn_up_exps', 'ffn_down_exps'] as const) L[key].forEach((m, e) => out.push({ name: `blk.${l}.${key}.${e}`, m: m as Matrix }));

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel as loadGrokModel } from '../model/loader.js';
-import { KVCache, type GrokModel } from '../model/grok.js';
+import { KVCache, type GrokModel, type LayerRange } from '../model/grok.js';
 import type { GrokConfig } from '../model/config.js';
 import type { Kernels, KVType } from '../kernels/types.js';
 import { closeKernels, createKernels, type CreateKernelsOptions } from '../kernels/index.js';
@@ -98,6 +98,8 @@ export interface LoadModelOptions {
   expertPolicy?: EvictionPolicy;
   /** With ramBudget: threads reading experts (default 4). */
   ioThreads?: number;
+  /** Only these layers (the leader of a pipeline: `grok serve --layers 0:K --next HOST:PORT`; src/api/pipeline). */
+  layers?: LayerRange;
 }
 
 export interface TextGenerateOptions extends Omit<GenerateOptions, 'onToken'> {
@@ -295,6 +297,7 @@ export async function loadWeights(resolved: string, options: LoadModelOptions): 
       ...(options.ramBudget !== undefined ? { ramBudget: options.ramBudget } : {}),
       ...(options.expertPolicy ? { expertPolicy: options.expertPolicy } : {}),
       ...(options.ioThreads !== undefined ? { ioThreads: options.ioThreads } : {}),
+      ...(options.layers ? { layers: options.layers } : {}),
     });
     return { model, source, ownKernels: !options.kernels, notes: binding.notes ?? [] };
   } catch (e) {

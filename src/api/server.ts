@@ -132,6 +132,11 @@ export interface HealthReport {
   queued: number;
   /** Why the model is not serving (status failed). */
   error?: string;
+  /**
+   * The leader of a pipeline (src/api/pipeline): the next stage, whether the stages behind are up, and
+   * which one is down when they are not (ready is then false).
+   */
+  pipeline?: { next: string; up: boolean; chain: string | null; error: string | null; connections: number };
 }
 
 export interface GrokServer {
@@ -282,9 +287,11 @@ export function createServer(model: TextModel | ModelLoading, options: ServerOpt
   const health = (): HealthReport => {
     const e = grok?.engine;
     const failure = loadError ?? grok?.failure ?? null;
+    const pipeline = (grok as { pipelineStatus?: () => HealthReport['pipeline'] | null } | null)?.pipelineStatus?.() ?? null;
     return {
-      status: failure ? 'failed' : grok ? 'ok' : 'loading', ready: grok !== null && !failure, model: modelId,
+      status: failure ? 'failed' : grok ? 'ok' : 'loading', ready: grok !== null && !failure && (!pipeline || pipeline.up), model: modelId,
       slots: e?.slots ?? 0, active: e?.activeCount ?? 0, queued: e?.queuedCount ?? 0, ...(failure ? { error: failure.message } : {}),
+      ...(pipeline ? { pipeline } : {}),
     };
   };
   const live = new Set<AbortController>();

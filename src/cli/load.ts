@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import type { Grok, LoadModelOptions, TextModel } from '../api/index.js';
-import type { ModelLoading, WorkerGrok } from '../api/worker/client.js';
+import type { ModelLoading, WorkerGrok, WorkerModelOptions } from '../api/worker/client.js';
 import type { MemoryPlan } from '../model/memory.js';
 import { kernelOptions, streamingOptions, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
 import { loadingBar, type Bar } from './progress.js';
@@ -14,7 +14,7 @@ import { loadingBar, type Bar } from './progress.js';
 type CliModelOptions = ModelOptionValues & KernelOptionValues & KVOptionValues;
 
 /** The load options of the command line, with the bar and the lines said while loading. */
-function cliLoadOptions(o: CliModelOptions, base: LoadModelOptions, quiet: boolean): { load: LoadModelOptions; bar: Bar; loaded: (grok: TextModel) => void } {
+function cliLoadOptions<B extends LoadModelOptions>(o: CliModelOptions, base: B, quiet: boolean): { load: B; bar: Bar; loaded: (grok: TextModel) => void } {
   const bar = loadingBar(quiet ? false : undefined);
   const say = (line: string) => { if (!quiet) process.stderr.write(`grok: ${line}\n`); };
   const warn = (line: string) => process.stderr.write(`grok: warning: ${line}\n`);
@@ -22,7 +22,7 @@ function cliLoadOptions(o: CliModelOptions, base: LoadModelOptions, quiet: boole
   if (o.threads !== undefined && o.threads > cpus) {
     warn(`--threads ${o.threads} is more than the ${cpus} CPUs this process can use: the threads will take turns on them, which is usually slower (the default is one per physical core)`);
   }
-  const load: LoadModelOptions = {
+  const load: B = {
     ...base,
     kernelOptions: kernelOptions(o),
     ...streamingOptions(o),
@@ -62,7 +62,7 @@ export async function loadForCli(o: CliModelOptions, base: LoadModelOptions, opt
 }
 
 /** loadForCli with the model in a worker thread: returns at once (a bad path or tokenizer throws now). */
-export async function startForCli(o: CliModelOptions, base: LoadModelOptions): Promise<ModelLoading> {
+export async function startForCli(o: CliModelOptions, base: WorkerModelOptions): Promise<ModelLoading> {
   const { startModelWorker } = await import('../api/worker/client.js');
   const { load, bar, loaded } = cliLoadOptions(o, base, false);
   let loading: ModelLoading;

@@ -6,9 +6,9 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { UsageError } from './errors.js';
-import { addKernelOptions, int, kernelsFromOptions, parseIds, streamingOptions, type KernelOptionValues } from './options.js';
+import { addKernelOptions, int, kernelOptions, kernelsFromOptions, parseIds, streamingOptions, type KernelOptionValues } from './options.js';
 
-interface LogitsOptions extends KernelOptionValues { model?: string; tokens: string; out?: string; top?: number; json?: boolean; config?: string }
+interface LogitsOptions extends KernelOptionValues { model?: string; tokens: string; out?: string; top?: number; json?: boolean; config?: string; layers?: string; next?: string; stageToken?: string }
 
 export function logitsCommand(): Command {
   const c = new Command('logits')
@@ -18,9 +18,22 @@ export function logitsCommand(): Command {
     .option('-o, --out <file>', 'write the logits, float32 little-endian [tokens, vocab]')
     .option('--top <n>', 'print the n best tokens per position (default 5; 0 with --out)', int(0))
     .option('--json', 'print JSON')
-    .option('--config <path>', 'config.json to use instead of the one found beside the model');
+    .option('--config <path>', 'config.json to use instead of the one found beside the model')
+    .option('--layers <K:L>', 'pipeline: compute only layers 0:K here and the rest on the stages from --next')
+    .option('--next <host:port>', 'pipeline: the stage holding layers K on (`grok stage`)')
+    .option('--stage-token <secret>', 'pipeline: the stages\' shared secret (or set GROK_STAGE_TOKEN)');
   return addKernelOptions(c, 'exact').action(async (o: LogitsOptions) => {
     const ids = parseIds(o.tokens, '--tokens');
+    if ((o.layers === undefined) !== (o.next === undefined)) throw new UsageError('a pipeline needs both --layers 0:K and --next HOST:PORT');
+    const { parseAddress, parseLayers } = await import('../api/pipeline/protocol.js');
+    let layers: { from: number; to: number } | undefined, next: string | undefined;
+    try {
+      if (o.layers !== undefined) layers = parseLayers(o.layers);
+      if (o.next !== undefined) next = parseAddress(o.next, '--next');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    if (layers && layers.from !== 0) throw new UsageError(`--layers: this side embeds the tokens, so its layers start at 0 (0:K), got ${o.layers}`);
     const top = o.top ?? (o.out ? 0 : 5);
     const { loadModel } = await import('../model/loader.js');
     const { closeKernels } = await import('../kernels/index.js');
@@ -28,11 +41,28 @@ export function logitsCommand(): Command {
     const { resolveModelPath } = await import('../hub/cache.js');
     const kernels = await kernelsFromOptions(o);
     try {
-      const { model, binding } = await loadModel(o.model === undefined ? defaultModelPath() : resolveModelPath(o.model), { kernels, ...streamingOptions(o), ...(o.config ? { configPath: o.config } : {}) });
+      const modelPath = o.model === undefined ? defaultModelPath() : resolveModelPath(o.model);
+      const { model, binding } = await loadModel(modelPath, { kernels, ...streamingOptions(o), ...(o.config ? { configPath: o.config } : {}), ...(layers ? { layers } : {}) });
       for (const n of binding.notes ?? []) process.stderr.write(`grok: note: ${n}\n`);
       const V = model.config.vocabSize;
       for (const id of ids) if (id >= V) throw new UsageError(`--tokens: id ${id} is outside the vocabulary (0…${V - 1})`);
-      const logits = model.forward([{ tokens: ids, cache: model.newCache(Math.max(ids.length, 1)) }]);
+      let logits = model.forward([{ tokens: ids, cache: model.newCache(Math.max(ids.length, 1)) }]);
+      if (next) {
+        // The rest of the layers on the stages behind --next, one step over the same ids.
+        const { StageLink } = await import('../api/pipeline/link.js');
+        const { bytesF32, f32Bytes, modelIdentity } = await import('../api/pipeline/protocol.js');
+        const link = new StageLink({
+          next, token: o.stageToken ?? process.env.GROK_STAGE_TOKEN ?? '', model: modelIdentity(modelPath, model.config), from: model.range.to,
+          layers: model.config.nLayers, numerics: kernelOptions(o).mode ?? 'exact',
+        });
+        try {
+          await link.ready(10_000, { refusal: true });
+          const r = await link.step({ seqs: [1], positions: [0], counts: [ids.length], capacities: [Math.max(ids.length, 1)], tokens: ids, hidden: f32Bytes(logits), lastOnly: false });
+          logits = bytesF32(r.logits, 'logits', ids.length * V);
+        } finally {
+          link.close();
+        }
+      }
       if (o.out) {
         fs.writeFileSync(o.out, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
         if (!o.json) process.stderr.write(`grok: wrote ${ids.length} × ${V} float32 logits (${logits.byteLength} bytes) to ${o.out}\n`);

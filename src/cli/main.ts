@@ -14,6 +14,8 @@ import { infoCommand, inspectCommand } from './inspect.js';
 import { logitsCommand } from './logits.js';
 import { pullCommand } from './pull.js';
 import { serveCommand } from './serve.js';
+import { stageCommand } from './stage.js';
+import { planCommand } from './plan.js';
 import { detokenizeCommand, tokenizeCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
 import { packageVersion } from './version.js';
@@ -30,7 +32,7 @@ export function program(): Command {
       outputError: (s, write) => write(errorLine(s)),
     })
     .exitOverride();
-  for (const c of [generateCommand(), cacheSimCommand(), serveCommand(), logitsCommand(), inspectCommand(), infoCommand(), tokenizeCommand(), detokenizeCommand(), convertCommand(), synthCommand(), trainCommand(), pullCommand()]) {
+  for (const c of [generateCommand(), cacheSimCommand(), serveCommand(), stageCommand(), planCommand(), logitsCommand(), inspectCommand(), infoCommand(), tokenizeCommand(), detokenizeCommand(), convertCommand(), synthCommand(), trainCommand(), pullCommand()]) {
     p.addCommand(c.exitOverride().showSuggestionAfterError(true).showHelpAfterError(`(run 'grok help ${c.name()}' for the options)`).configureOutput(p.configureOutput()));
   }
   return p;

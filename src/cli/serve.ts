@@ -7,6 +7,10 @@
  * (/health 200, /ready 503) and during every forward pass. A model that fails to load ends the command with
  * its error (exit 1); a worker that dies later fails the requests in flight (500) and ends it too (exit 1),
  * for the supervisor to restart.
+ *
+ * With --layers 0:K --next HOST:PORT it leads a pipeline (src/api/pipeline): it holds layers 0:K and the
+ * stages behind --next (`grok stage`) the rest; a stage that is down makes requests fail with 503 and
+ * /ready 503 (naming it in /health) until the leader has reconnected.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,6 +49,10 @@ interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionVa
   cors?: string;
   logFormat: 'text' | 'json';
   quiet?: boolean;
+  layers?: string;
+  next?: string;
+  stageToken?: string;
+  stageTimeout?: number;
 }
 
 export function serveCommand(): Command {
@@ -78,7 +86,11 @@ export function serveCommand(): Command {
     .option('--cors <origin>', 'let web pages from ORIGIN (\'*\' = any) call the API')
     .addOption(new Option('--log-format <format>', 'request log on stderr').choices(['text', 'json']).default('text'))
     .option('--quiet', 'no request log')
-    .option('--grace <s>', 'on SIGINT/SIGTERM, time running requests get to finish', int(0), 10);
+    .option('--grace <s>', 'on SIGINT/SIGTERM, time running requests get to finish', int(0), 10)
+    .option('--layers <K:L>', 'pipeline leader: hold only layers 0:K (with --next; see README: Running Grok-1 on several machines)')
+    .option('--next <host:port>', 'pipeline leader: the stage holding layers K on (`grok stage --listen`)')
+    .option('--stage-token <secret>', 'pipeline: the shared secret the stages check (or set GROK_STAGE_TOKEN)')
+    .option('--stage-timeout <s>', 'pipeline: a step the stages have not answered within s seconds fails (a stalled stage; default 300)', int(1));
   addKernelOptions(c, 'fast');
   addKVOption(c);
   return c.addHelpText('after', `
@@ -100,7 +112,8 @@ async function runServe(o: ServeOptions): Promise<void> {
   }
   const chatTemplate = o.chatTemplate ? loadChatTemplate(o.chatTemplate) : undefined;
   const slotSavePath = o.slotSavePath === undefined ? undefined : checkSlotFolder(o.slotSavePath);
-  const loading = await startForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, ...(o.maxStepMs === undefined ? {} : { maxStepMs: o.maxStepMs }), prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }) });
+  const pipeline = await pipelineOptions(o);
+  const loading = await startForCli(o, { slots, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, ...(o.maxStepMs === undefined ? {} : { maxStepMs: o.maxStepMs }), prefixCacheBytes: o.cacheRam ?? 'auto', ...(o.ctxSize === undefined ? {} : { contextLength: o.ctxSize }), ...pipeline });
 
   const s = (v: number | undefined, d: number) => (v === undefined ? d : v * 1000);
   const serverOpts: ServerOptions = {
@@ -170,6 +183,26 @@ async function runServe(o: ServeOptions): Promise<void> {
   });
   if (crashed) throw crashed;
   await grok.close();
+}
+
+/** --layers / --next / --stage-token / --stage-timeout: the leader of a pipeline, or nothing. */
+async function pipelineOptions(o: ServeOptions): Promise<{ layers?: { from: number; to: number }; pipeline?: { next: string; token: string; stepTimeoutMs?: number } }> {
+  if (o.layers === undefined && o.next === undefined) {
+    if (o.stageToken !== undefined || o.stageTimeout !== undefined) throw new UsageError('--stage-token and --stage-timeout belong to a pipeline leader: add --layers 0:K --next HOST:PORT');
+    return {};
+  }
+  if (o.layers === undefined || o.next === undefined) throw new UsageError('a pipeline leader needs both --layers 0:K and --next HOST:PORT (the stage holding layers K on)');
+  const { parseAddress, parseLayers } = await import('../api/pipeline/protocol.js');
+  let layers: { from: number; to: number }, next: string;
+  try {
+    layers = parseLayers(o.layers);
+    next = parseAddress(o.next, '--next');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (layers.from !== 0) throw new UsageError(`--layers: the leader holds the embedding, so its layers start at 0 (0:K), got ${o.layers}; the others run \`grok stage\``);
+  const token = o.stageToken ?? process.env.GROK_STAGE_TOKEN ?? '';
+  return { layers, pipeline: { next, token, ...(o.stageTimeout ? { stepTimeoutMs: o.stageTimeout * 1000 } : {}) } };
 }
 
 function cacheText(grok: { engine: { prefixCache: { stats(): { budgetBytes: number } } | null } }): string {

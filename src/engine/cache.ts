@@ -12,6 +12,8 @@ export interface EngineCache {
   exportRows?(from: number, to: number): CacheRows;
   /** Append the first `count` positions of rows exported by a cache of the same model and KV type. */
   importRows?(rows: CacheRows, count: number): void;
+  /** Called once when the engine drops the cache (a pipeline frees the sequence's keys and values on the other stages). */
+  release?(): void;
 }
 
 /** Rows copied out of a cache (EngineCache.exportRows): opaque to the engine but for their size. */

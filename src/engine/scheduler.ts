@@ -433,6 +433,7 @@ export class GenerationRequest extends TokenQueue implements EngineRequest {
     } else {
       this.stats.queuedMs = now - this.submittedAt;
     }
+    this.cache?.release?.();
     this.cache = null; // the KV cache is released with the slot
     this.constraint?.release();
     this.constraint = null;
@@ -605,7 +606,7 @@ export class Scheduler implements Engine {
       g.leader = next;
       if (this.active.includes(next)) this.startCache(next);
     }
-    if (g.waiting.size === 0) { g.cache = null; g.row = null; }
+    if (g.waiting.size === 0) { g.cache?.release?.(); g.cache = null; g.row = null; }
   }
 
   /**

@@ -51,10 +51,28 @@ export interface LayerWeights {
 }
 
 export interface GrokWeights {
-  token_embd: Matrix; //             rows: V rows of D (the tied embedding)
-  output_norm: Float32Array; //      [D]
+  token_embd?: Matrix; //            rows: V rows of D (the tied embedding); absent on a pipeline stage that neither embeds nor (tied) projects
+  output_norm?: Float32Array; //     [D]; only on the stage holding the last layer
   output?: ModelMatrix; //                D → V, only for untied exports; absent = token_embd
-  layers: LayerWeights[];
+  layers: LayerWeights[]; //         the layers of the model's range (ModelOptions.layers), first to last
+}
+
+/**
+ * Layers [from, to) of the model: a pipeline stage (src/api/pipeline). The stage with layer 0 embeds the
+ * tokens; the one with the last layer applies the final norm and the output head; the others take and
+ * return the residual stream [N, D].
+ */
+export interface LayerRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+/** A layer range checked against a model of `nLayers` layers ("K:L" as the CLI writes it, in the error). */
+export function checkLayerRange(r: LayerRange, nLayers: number): LayerRange {
+  if (!(Number.isInteger(r.from) && Number.isInteger(r.to) && 0 <= r.from && r.from < r.to && r.to <= nLayers)) {
+    throw new RangeError(`layer range ${r.from}:${r.to} is not within the model's ${nLayers} layers (expected K:L with 0 ≤ K < L ≤ ${nLayers})`);
+  }
+  return r;
 }
 
 /**
@@ -73,13 +91,14 @@ export class KVCache {
   /** Array elements per position (G rows of kvType). */
   private readonly stride: number;
 
-  constructor(readonly config: GrokConfig, readonly capacity: number, initial = 0, readonly kvType: KVType = 'f32') {
+  /** `layers`: how many layers it holds (a pipeline stage's share; default all of the model's). */
+  constructor(readonly config: GrokConfig, readonly capacity: number, initial = 0, readonly kvType: KVType = 'f32', readonly layers = config.nLayers) {
     if (!Number.isInteger(capacity) || capacity <= 0) throw new Error(`KV cache capacity must be a positive integer, got ${capacity}`);
     checkKVType(kvType);
     this.stride = config.nKVHeads * kvRowElements(kvType, config.headDim);
     this.allocated = Math.min(capacity, Math.max(initial, 0));
-    this.k = Array.from({ length: config.nLayers }, () => allocKV(kvType, this.allocated * this.stride));
-    this.v = Array.from({ length: config.nLayers }, () => allocKV(kvType, this.allocated * this.stride));
+    this.k = Array.from({ length: layers }, () => allocKV(kvType, this.allocated * this.stride));
+    this.v = Array.from({ length: layers }, () => allocKV(kvType, this.allocated * this.stride));
     this.keyMask = new Uint8Array(this.allocated);
   }
 
@@ -106,7 +125,7 @@ export class KVCache {
     this.allocated = size;
   }
 
-  /** Store T positions' keys and values [T, G, K] (float32) of layer l at positions pos…pos+T−1, as kvType. */
+  /** Store T positions' keys and values [T, G, K] (float32) of layer l (of those it holds) at positions pos…pos+T−1, as kvType. */
   write(l: number, pos: number, k: Float32Array, v: Float32Array, T: number): void {
     const G = this.config.nKVHeads, K = this.config.headDim;
     writeKVRows(this.kvType, k, T * G, K, this.k[l]!, pos * G);
@@ -114,7 +133,7 @@ export class KVCache {
   }
 
   clone(): KVCache {
-    const c = new KVCache(this.config, this.capacity, this.length, this.kvType);
+    const c = new KVCache(this.config, this.capacity, this.length, this.kvType, this.layers);
     const used = this.length * this.stride;
     for (let l = 0; l < this.k.length; l++) {
       c.k[l]!.set(this.k[l]!.subarray(0, used) as never);
@@ -193,6 +212,11 @@ export interface ForwardOptions {
   onRoute?: RouteFn;
   /** Called before each layer: what it throws abandons the pass, every cache keeping its length (lengths move at the end). */
   checkpoint?: (layer: number, layers: number) => void;
+  /**
+   * The residual stream [N, D] entering the model's first layer, for a model whose range does not start at
+   * layer 0 (a pipeline stage): the previous stage's output. The tokens are still needed (pad keys' mask).
+   */
+  hidden?: Float32Array;
 }
 
 /**
@@ -213,6 +237,8 @@ export interface ModelOptions {
    * ffn_*_exps arrays are then empty and every expert comes from here. Closed by close().
    */
   expertCache?: ExpertCache;
+  /** The layers this model holds (a pipeline stage); default all. weights.layers holds exactly these. */
+  layers?: LayerRange;
 }
 
 export class GrokModel {
@@ -227,12 +253,29 @@ export class GrokModel {
   /** Streamed experts (ModelOptions.expertCache), or null when every expert is in memory. */
   readonly expertCache: ExpertCache | null;
   private closed = false;
+  /** The layers held: all, or a pipeline stage's range. */
+  readonly range: LayerRange;
 
   constructor(readonly config: GrokConfig, readonly weights: GrokWeights, readonly kernels: Kernels, opts: ModelOptions = {}) {
+    this.range = checkLayerRange(opts.layers ?? { from: 0, to: config.nLayers }, config.nLayers);
+    const { from, to } = this.range;
+    if (weights.layers.length !== to - from) throw new Error(`GrokModel: ${weights.layers.length} layers of weights for the layer range ${from}:${to}`);
+    if (this.embeds && !weights.token_embd) throw new Error('GrokModel: the stage holding layer 0 needs token_embd');
+    if (this.projects && (!weights.output_norm || !(weights.output ?? weights.token_embd))) throw new Error('GrokModel: the stage holding the last layer needs output_norm and the output head');
     this.kvType = checkKVType(opts.kvType ?? (kernels.mode === 'fast' ? 'f16' : 'f32'));
     kvRowElements(this.kvType, config.headDim); // q8_0 needs a head width that is a multiple of 32
     this.weightMaps = opts.weightMaps;
     this.expertCache = opts.expertCache ?? null;
+  }
+
+  /** Whether this model embeds tokens (holds layer 0). */
+  get embeds(): boolean {
+    return this.range.from === 0;
+  }
+
+  /** Whether this model returns logits (holds the last layer, the final norm and the output head). */
+  get projects(): boolean {
+    return this.range.to === this.config.nLayers;
   }
 
   /** Release the mapped weight files now (a file no other model holds is unmapped); the model is unusable after. */
@@ -270,13 +313,15 @@ export class GrokModel {
   }
 
   newCache(capacity = this.config.contextLength): KVCache {
-    return new KVCache(this.config, capacity, 0, this.kvType);
+    return new KVCache(this.config, capacity, 0, this.kvType, this.range.to - this.range.from);
   }
 
   /**
    * One step over the new tokens of every sequence, batched: each weight matrix is applied once to all
    * N tokens, and MoE tokens are grouped by expert. Appends to each sequence's cache.
-   * Returns logits [N, V] in sequence order, or [sequences, V] with `lastOnly`.
+   * Returns logits [N, V] in sequence order, or [sequences, V] with `lastOnly`; a model whose range ends
+   * before the last layer (a pipeline stage) returns the residual stream [N, D] after its layers instead,
+   * every row (the stage with the last layer narrows to the rows read, as a single process does).
    */
   forward(seqs: ForwardSeq[], opts: ForwardOptions = {}): Float32Array {
     if (this.closed) throw new Error('forward: this model was closed');
@@ -295,7 +340,7 @@ export class GrokModel {
     for (const s of seqs) {
       if (s.tokens.length === 0) throw new Error('forward: a sequence with no new tokens');
       const cc = s.cache.config;
-      if (cc !== c && (cc.nLayers !== c.nLayers || cc.nKVHeads !== c.nKVHeads || cc.headDim !== c.headDim)) {
+      if ((cc !== c && (cc.nLayers !== c.nLayers || cc.nKVHeads !== c.nKVHeads || cc.headDim !== c.headDim)) || s.cache.k.length !== this.range.to - this.range.from) {
         throw new Error('forward: KV cache belongs to another model (layers, KV heads or head width differ)');
       }
       starts.push(N);
@@ -314,15 +359,24 @@ export class GrokModel {
       }
     });
 
-    // 1. Embedding lookup, ×embedding_multiplier_scale.
-    let x = new Float32Array(N * D); //              residual stream [N, D]
-    const row = new Float32Array(D);
-    for (let n = 0; n < N; n++) {
-      kn.getRow(w.token_embd, tokens[n]!, row);
-      for (let i = 0; i < D; i++) x[n * D + i] = row[i]! * c.embeddingMultiplier;
+    const { from, to } = this.range;
+    let x: Float32Array; //                          residual stream [N, D]
+    if (this.embeds) {
+      if (opts.hidden) throw new Error('forward: hidden states given to the model that embeds the tokens (its range starts at layer 0)');
+      // 1. Embedding lookup, ×embedding_multiplier_scale.
+      x = new Float32Array(N * D);
+      const row = new Float32Array(D);
+      for (let n = 0; n < N; n++) {
+        kn.getRow(w.token_embd!, tokens[n]!, row);
+        for (let i = 0; i < D; i++) x[n * D + i] = row[i]! * c.embeddingMultiplier;
+      }
+    } else {
+      // A pipeline stage: the previous stage's residual stream (copied: it is added to in place).
+      if (!opts.hidden || opts.hidden.length !== N * D) throw new Error(`forward: a stage starting at layer ${from} needs hidden states [${N}, ${D}], got ${opts.hidden ? opts.hidden.length : 'none'} values`);
+      x = Float32Array.from(opts.hidden);
     }
 
-    // Streamed experts: start reading what layer 0's router would choose for the embeddings while attention runs.
+    // Streamed experts: start reading what the first layer's router would choose for its input while attention runs.
     this.guessExperts(0, x, N);
 
     let h = new Float32Array(N * D); //              normed input of a block [N, D]
@@ -340,9 +394,10 @@ export class GrokModel {
     let rowsOut = N;
     const lastRows = seqs.map((s, i) => starts[i]! + s.tokens.length - 1);
 
-    for (let l = 0; l < c.nLayers; l++) {
+    for (let l = from; l < to; l++) {
       opts.checkpoint?.(l, c.nLayers);
-      const L = w.layers[l]!;
+      const j = l - from; //                        this model's own index of layer l (weights, caches, streamed experts)
+      const L = w.layers[j]!;
       // Not when the caller reads every token's routing (onRoute): that needs every row of the last layer too.
       const narrow = opts.lastOnly === true && !opts.onRoute && l === c.nLayers - 1 && seqs.length < N;
 
@@ -377,11 +432,11 @@ export class GrokModel {
       trace?.('Vcur', l, v, N);
       seqs.forEach((s, i) => {
         const T = s.tokens.length, r0 = starts[i]!, pos0 = s.cache.length;
-        s.cache.write(l, pos0, k.subarray(r0 * GK, (r0 + T) * GK), v.subarray(r0 * GK, (r0 + T) * GK), T);
+        s.cache.write(j, pos0, k.subarray(r0 * GK, (r0 + T) * GK), v.subarray(r0 * GK, (r0 + T) * GK), T);
         // Narrowed: only the last query, which sees every key of the sequence.
         const qr = narrow ? i : r0, qT = narrow ? 1 : T, qPos0 = narrow ? pos0 + T - 1 : pos0;
         kn.attention({
-          q: q.subarray(qr * HK, (qr + qT) * HK), kCache: s.cache.k[l]!, vCache: s.cache.v[l]!, keyMask: s.cache.keyMask,
+          q: q.subarray(qr * HK, (qr + qT) * HK), kCache: s.cache.k[j]!, vCache: s.cache.v[j]!, keyMask: s.cache.keyMask,
           kvType: s.cache.kvType, T: qT, pos0: qPos0, nHeads: H, nKV: G, headDim: K, scale: c.attnOutputMultiplier, softcap: c.attnSoftcap, temperatureLen: c.attnTemperatureLen,
           out: attn.subarray(qr * HK, (qr + qT) * HK),
         });
@@ -412,7 +467,7 @@ export class GrokModel {
       const narrowNext = opts.lastOnly === true && !opts.onRoute && l + 1 === c.nLayers - 1 && seqs.length < M;
       const guessFrom = !this.expertCache || !narrowNext ? { x, rows: M }
         : { x: Float32Array.from(lastRows.flatMap((r) => Array.from(x.subarray(r * D, (r + 1) * D)))), rows: lastRows.length };
-      this.experts(l, L, h, M, chosen, gates, o, guessFrom);
+      this.experts(j, L, h, M, chosen, gates, o, guessFrom);
       trace?.('ffn_moe_out', l, o, M);
       if (L.ffn_gate && L.ffn_up && L.ffn_down) {
         // Grok-2: the dense MLP on the same normed input, beside the experts; (mlp + moe)/√2 before the post-norm.
@@ -427,6 +482,7 @@ export class GrokModel {
       trace?.('l_out', l, x, M);
     }
     seqs.forEach((s) => { s.cache.length += s.tokens.length; });
+    if (!this.projects) return x; // a pipeline stage before the last: the stream goes on to the next
 
     // 4. Final norm and tied output projection, ×output_multiplier_scale.
     let rows = rowsOut;
@@ -436,10 +492,10 @@ export class GrokModel {
       hs = new Float32Array(rows * D);
       lastRows.forEach((r, i) => hs.set(x.subarray(r * D, (r + 1) * D), i * D));
     }
-    kn.rmsnorm(hs, w.output_norm, c.rmsNormEps, rows, D, hs);
+    kn.rmsnorm(hs, w.output_norm!, c.rmsNormEps, rows, D, hs);
     trace?.('result_norm', c.nLayers, hs, rows);
     const logits = new Float32Array(rows * c.vocabSize);
-    this.matmul(w.output ?? w.token_embd, hs, rows, logits);
+    this.matmul(w.output ?? w.token_embd!, hs, rows, logits);
     for (let i = 0; i < logits.length; i++) logits[i] = logits[i]! * c.outputMultiplier;
     softcap(logits, logits.length, c.finalLogitSoftcap); // Grok-2: 50·tanh(z/50), after the scale
     trace?.('result_output', c.nLayers, logits, rows);
@@ -464,7 +520,7 @@ export class GrokModel {
    */
   private guessExperts(l: number, x: Float32Array, N: number): void {
     const cache = this.expertCache;
-    if (!cache || l >= this.config.nLayers) return;
+    if (!cache || l >= this.weights.layers.length) return; // l: this model's own layer index
     const c = this.config, D = c.dModel, E = c.nExperts, A = c.nExpertsUsed;
     const L = this.weights.layers[l]!;
     const h = this.buffer('guess', N * D).subarray(0, N * D);

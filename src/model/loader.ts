@@ -12,7 +12,7 @@ import type { Kernels, KVType, WeightMaps } from '../kernels/types.js';
 import type { Matrix, ModelMatrix } from '../quant/matrix.js';
 import type { ModelBinding } from './binding.js';
 import type { GrokConfig } from './config.js';
-import { GrokModel, type GrokWeights, type LayerWeights } from './grok.js';
+import { checkLayerRange, GrokModel, type GrokWeights, type LayerRange, type LayerWeights } from './grok.js';
 import { bindModel } from './map.js';
 import { gib, memoryAvailability, memoryPlan, streamingPlan, type MemoryAvailability, type MemoryPlan } from './memory.js';
 import { ExpertCache, type ExpertLocation } from './expert-cache.js';
@@ -51,6 +51,11 @@ export interface LoadOptions {
   ioThreads?: number;
   /** Measure the disk's read rate before loading streamed experts (a short read of the first expert; default true). */
   probeDisk?: boolean;
+  /**
+   * Only these layers (a pipeline stage): only their tensors are read or mapped, with the embedding when
+   * the range starts at 0 and the final norm and output head when it ends at the last layer.
+   */
+  layers?: LayerRange;
 }
 
 export interface LoadedModel {
@@ -67,9 +72,10 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     opts.onConfig?.(binding.config);
     const config: GrokConfig = opts.contextLength ? { ...binding.config, contextLength: opts.contextLength } : binding.config;
     const kernels = opts.kernels ?? referenceKernels;
-    const { weights, maps, experts } = readWeights(path, binding, config, kernels, opts);
+    const range = checkLayerRange(opts.layers ?? { from: 0, to: config.nLayers }, config.nLayers);
+    const { weights, maps, experts } = readWeights(path, binding, config, kernels, opts, range);
     try {
-      return { model: new GrokModel(config, weights, kernels, { ...(opts.kvType ? { kvType: opts.kvType } : {}), ...(maps ? { weightMaps: maps } : {}), ...(experts ? { expertCache: experts } : {}) }), source, binding };
+      return { model: new GrokModel(config, weights, kernels, { ...(opts.kvType ? { kvType: opts.kvType } : {}), ...(maps ? { weightMaps: maps } : {}), ...(experts ? { expertCache: experts } : {}), layers: range }), source, binding };
     } catch (e) {
       maps?.release();
       experts?.close();
@@ -82,17 +88,23 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
 
 type Located = { name: string; def: TensorDef; loc: MatrixLocation | VectorLocation };
 
-/** Every tensor of the table located, shape-checked: layers first, then the embedding and the final norm (the order errors are reported in). */
-function locateAll(binding: ModelBinding, c: GrokConfig): { layers: Located[][]; model: Located[] } {
+/**
+ * Every tensor of the table located, shape-checked: layers first, then the embedding and the final norm (the
+ * order errors are reported in). With a range (a pipeline stage): its layers, the embedding where it starts
+ * at 0 or projects with the tied embedding, the final norm and output head where it ends at the last layer.
+ */
+function locateAll(binding: ModelBinding, c: GrokConfig, range: LayerRange = { from: 0, to: c.nLayers }): { layers: Located[][]; model: Located[] } {
   const locate = (def: TensorDef, name: string): Located => {
     const { nIn, nOut } = def.dims(c);
     return { name, def, loc: def.kind === 'vector' ? locateVector(binding, name, nIn) : locateMatrix(binding, name, nIn, nOut, def.scope === 'expert' ? c.nExperts : undefined) };
   };
   const layers: Located[][] = [];
-  for (let l = 0; l < c.nLayers; l++) {
+  for (let l = range.from; l < range.to; l++) {
     layers.push(layerTensors(c).flatMap((def) => Array.from({ length: def.scope === 'expert' ? c.nExperts : 1 }, (_, e) => locate(def, canonicalName(def, l, e)))));
   }
-  const model = ['token_embd', 'output_norm', ...(binding.tensors.has('output') ? ['output'] : [])].map((n) => locate(tensorDef(n), n));
+  const untied = binding.tensors.has('output'), first = range.from === 0, last = range.to === c.nLayers;
+  const names = [...(first || (last && !untied) ? ['token_embd'] : []), ...(last ? ['output_norm'] : []), ...(last && untied ? ['output'] : [])];
+  const model = names.map((n) => locate(tensorDef(n), n));
   return { layers, model };
 }
 
@@ -150,6 +162,30 @@ export function weightSizes(path: string, opts: { configPath?: string; alignment
   }
 }
 
+/** Bytes of each layer's weights, and of the embedding and the head (final norm and untied output), as a pipeline split counts them (`grok plan`). */
+export interface LayerSizes {
+  readonly layers: readonly number[];
+  readonly embedding: number;
+  /** The final norm, and the untied output matrix where there is one (a tied model's last stage holds the embedding too). */
+  readonly head: number;
+  readonly tied: boolean;
+}
+
+export function layerSizes(path: string, opts: { configPath?: string } = {}): LayerSizes {
+  const source = openModel(path);
+  try {
+    const binding = bindModel(source, opts.configPath);
+    const { layers, model } = locateAll(binding, binding.config);
+    const bytes = (name: string) => model.filter((t) => t.name === name).reduce((a, t) => a + locationBytes(t.loc), 0);
+    return {
+      layers: layers.map((ts) => ts.reduce((a, t) => a + locationBytes(t.loc), 0)),
+      embedding: bytes('token_embd'), head: bytes('output_norm') + bytes('output'), tied: !binding.tensors.has('output'),
+    };
+  } finally {
+    source.close();
+  }
+}
+
 /** The alignment of the reads these kernels stream experts with (4096 on the native I/O threads, 1 elsewhere). */
 export function readAlignment(kernels: Kernels): number {
   const queue = kernels.readQueue?.(1);
@@ -165,8 +201,8 @@ export function readAlignment(kernels: Kernels): number {
  * Locate every tensor (all shape errors before any read), then read or map them into the weight record.
  * Copied weights that cannot fit in the memory available are refused before a byte is read.
  */
-function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions): { weights: GrokWeights; maps: WeightMaps | undefined; experts: ExpertCache | undefined } {
-  const { layers, model } = locateAll(binding, c);
+function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels: Kernels, opts: LoadOptions, range: LayerRange): { weights: GrokWeights; maps: WeightMaps | undefined; experts: ExpertCache | undefined } {
+  const { layers, model } = locateAll(binding, c, range);
   const { total, expertBytes } = byteTotals(layers, model);
   // The budget: given (Infinity: never stream), or by default what the memory available leaves beside a
   // margin for the KV cache and the runtime. A model larger than it streams its experts; by default only
@@ -210,8 +246,8 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
     };
     const byName = new Map(model.map((t) => [t.name, read(t)]));
     const weights: GrokWeights = {
-      token_embd: byName.get('token_embd') as Matrix,
-      output_norm: byName.get('output_norm') as Float32Array,
+      ...(byName.has('token_embd') ? { token_embd: byName.get('token_embd') as Matrix } : {}),
+      ...(byName.has('output_norm') ? { output_norm: byName.get('output_norm') as Float32Array } : {}),
       layers: layers.map((ts) => {
         const L: Record<string, Float32Array | ModelMatrix | ModelMatrix[]> = {};
         for (const t of ts) {
@@ -241,7 +277,7 @@ function readWeights(path: string, binding: ModelBinding, c: GrokConfig, kernels
  */
 function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: Kernels, opts: LoadOptions, residentBytes: number, expertBytes: number, auto: boolean): { plan: MemoryPlan; cache: ExpertCache | null } | null {
   const locs = expertLocations(layers);
-  const count = c.nLayers * c.nExperts;
+  const count = layers.length * c.nExperts;
   const queue = kernels.readQueue?.(opts.ioThreads ?? 4) ?? new SyncReadQueue(kernels);
   // Slot size as the cache lays it out (alignment included): measured on a one-slot layout first.
   let slotBytes: number;
@@ -252,14 +288,14 @@ function expertCache(path: string, layers: Located[][], c: GrokConfig, kernels: 
     throw e;
   }
   const budget = opts.ramBudget ?? Infinity;
-  const least = c.nExpertsUsed * c.nLayers;
+  const least = c.nExpertsUsed * layers.length;
   const slots = Math.min(count, Math.floor((budget - residentBytes) / slotBytes));
   if (slots < least) {
     queue.close();
     if (auto) return null; // the default budget cannot hold the smallest pool: not streamed
     throw new ModelTooLargeError(`${path}: a RAM budget of ${gib(budget)} is too small: the weights kept in memory take ${gib(residentBytes)} and at least ${c.nExpertsUsed} experts per layer (${least} × ${gib(slotBytes)}) must fit beside them; the smallest budget for this model is ${gib(residentBytes + least * slotBytes)}`);
   }
-  const bytesPerToken = (c.nExpertsUsed * c.nLayers * expertBytes / count) * (1 - slots / count);
+  const bytesPerToken = (c.nExpertsUsed * layers.length * expertBytes / count) * (1 - slots / count);
   const planWith = (rate: number | null) => streamingPlan({
     budgetBytes: Number.isFinite(budget) ? budget : residentBytes + slots * slotBytes, residentBytes, expertBytes, experts: count, slots, slotBytes,
     readBytesPerSecond: rate, bytesPerToken, ceilingTokensPerSecond: rate === null ? null : bytesPerToken === 0 ? Infinity : rate / bytesPerToken,

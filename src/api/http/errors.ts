@@ -62,6 +62,8 @@ export function engineError(e: unknown): ApiError {
     return invalid(message, param, 'invalid_value');
   }
   if (e instanceof RangeError) return invalid(e.message);
+  // A pipeline stage is down or stalled (src/api/pipeline StageDownError, by name: it crosses the worker boundary).
+  if ((e as Error)?.name === 'StageDownError') return new ApiError(503, `a pipeline stage is unavailable: ${(e as Error).message}`, { code: 'stage_unavailable' });
   return new ApiError(500, `generation failed: ${(e as Error).message}`);
 }
 

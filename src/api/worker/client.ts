@@ -12,7 +12,7 @@
  * every later one; `exited` says so, and `grok serve` then exits non-zero (no restart: reloading a large
  * model takes as long as starting afresh, which is the supervisor's job).
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import type { GrokConfig } from '../../model/config.js';
 import type { ExpertCacheStats } from '../../model/expert-cache.js';
 import type { TextTokenizer } from '../../tokenizer/load.js';
@@ -27,6 +27,9 @@ import {
   CancelFlags, dispatch, fromWire, type EngineState, type FromWorker, type Handlers, type RequestStart, type ToWorker,
   type WireGenerateOptions, type WorkerInit, type WorkerLoadOptions,
 } from './protocol.js';
+import { StageLink, type LinkStatus } from '../pipeline/link.js';
+import { serveHops } from '../pipeline/leader.js';
+import { modelIdentity } from '../pipeline/protocol.js';
 
 /** How the worker ended. */
 export interface WorkerExit {
@@ -46,6 +49,11 @@ export interface WorkerModelOptions extends LoadModelOptions {
    * other programs by it; it does wait for this process's own main thread.
    */
   nice?: number;
+  /**
+   * Lead a pipeline: this process holds `layers` (0:K) and sends the hidden states to the stage at `next`
+   * (src/api/pipeline), which must hold K on. `token`: the shared secret of `grok stage --stage-token`.
+   */
+  pipeline?: { next: string; token?: string; stepTimeoutMs?: number };
 }
 
 /** A model being loaded in a worker thread. */
@@ -267,6 +275,14 @@ export class WorkerGrok extends TextModel {
     this.exited = new Promise((r) => { this.setExit = r; });
   }
 
+  /** The leader of a pipeline: the link to the next stage (set once loaded); null otherwise. */
+  pipeline: StageLink | null = null;
+
+  /** The next stage as /health shows it; null when this model is not split. */
+  pipelineStatus(): LinkStatus | null {
+    return this.pipeline?.status() ?? null;
+  }
+
   private readonly formatChecks = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private nextCheck = 0;
 
@@ -334,6 +350,7 @@ export class WorkerGrok extends TextModel {
     if (!this.closed) {
       this.closed = true;
       this.engine.close();
+      this.pipeline?.close();
       this.worker.postMessage({ type: 'close' } satisfies ToWorker);
       const timer = setTimeout(() => void this.worker.terminate(), 5000);
       await this.exited;
@@ -361,14 +378,19 @@ export function startModelWorker(modelPath?: string, options: WorkerModelOptions
   if (options.kernels) throw new Error('a model loaded in a worker thread makes its kernels there: pass kernelOptions, not kernels');
   const resolved = resolveModel(modelPath);
   const tokenizer = findTokenizer(resolved, options.tokenizer ? { tokenizer: options.tokenizer } : {});
-  const keep: (keyof WorkerLoadOptions)[] = ['configPath', 'contextLength', 'kvType', 'kernelOptions', 'ramBudget', 'expertPolicy', 'ioThreads', 'slots', 'prefillChunk', 'maxStepMs', 'maxQueue', 'prefixCacheBytes', 'tokenizer'];
+  const keep: (keyof WorkerLoadOptions)[] = ['configPath', 'contextLength', 'kvType', 'kernelOptions', 'ramBudget', 'expertPolicy', 'ioThreads', 'slots', 'prefillChunk', 'maxStepMs', 'maxQueue', 'prefixCacheBytes', 'tokenizer', 'layers'];
   const workerOptions = Object.fromEntries(keep.filter((k) => options[k] !== undefined).map((k) => [k, options[k]])) as WorkerLoadOptions;
   const flags = new CancelFlags();
   const nice = options.nice ?? 10;
   if (!(Number.isInteger(nice) && nice >= 0 && nice <= 19)) throw new RangeError(`nice must be an integer 0…19, got ${nice}`);
   const init: WorkerInit = { path: resolved, options: workerOptions, nice, flags: flags.buffer };
+  // A pipeline's leader: the worker's hops arrive on `hops` here, where the link to the next stage lives.
+  const pipe = options.pipeline;
+  if (pipe && !options.layers) throw new RangeError('the leader of a pipeline needs its layers (--layers 0:K)');
+  const hops = pipe ? { channel: new MessageChannel(), signal: new SharedArrayBuffer(4) } : null;
+  if (hops) init.pipeline = { port: hops.channel.port2, signal: hops.signal };
   const t0 = performance.now();
-  const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: init });
+  const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: init, ...(hops ? { transferList: [hops.channel.port2] } : {}) });
 
   let grok: WorkerGrok | null = null;
   let loadError: Error | null = null;
@@ -390,6 +412,14 @@ export function startModelWorker(modelPath?: string, options: WorkerModelOptions
       if (loadError) return; // refused meanwhile: the worker is being terminated
       const engine = new EngineProxy(m.slots, options.maxQueue ?? Infinity, m.config, m.state, flags, (x) => worker.postMessage(x));
       grok = new WorkerGrok(resolved, m.config, tokenizer, performance.now() - t0, m.backend, engine, worker, m.notes);
+      if (pipe && hops) {
+        grok.pipeline = new StageLink({
+          next: pipe.next, token: pipe.token ?? '', model: modelIdentity(resolved, m.config), from: options.layers!.to, layers: m.config.nLayers,
+          numerics: options.kernelOptions?.mode ?? 'fast', ...(pipe.stepTimeoutMs ? { stepTimeoutMs: pipe.stepTimeoutMs } : {}),
+        });
+        serveHops(hops.channel.port1, hops.signal, grok.pipeline);
+        void grok.exited.then(() => hops.channel.port1.close());
+      }
       settle.resolve(grok);
     },
     loadFailed: (m) => failLoad(fromWire(m.error)),

@@ -11,6 +11,7 @@ import { closeKernels } from '../../kernels/index.js';
 import type { ForwardSeq } from '../../model/grok.js';
 import { Scheduler, type BatchModel, type GenerationRequest } from '../../engine/scheduler.js';
 import { checkFormatWith, findTokenizer, grammarOf, loadWeights, schedulerOptions } from '../index.js';
+import { PipelineModel, SyncHop } from '../pipeline/leader.js';
 import { restoreSlot, saveSlot } from '../slots.js';
 import { dispatch, toWire, type EngineState, type FromWorker, type Handlers, type ToWorker, type WorkerInit } from './protocol.js';
 
@@ -49,13 +50,16 @@ function serve({ model, ownKernels, notes, source }: Awaited<ReturnType<typeof l
   const flagOf = new Map<GenerationRequest, number>();
 
   // The engine's state is sent before every forward pass: what /health and /metrics show while it runs.
-  const engineModel: BatchModel = {
+  // The leader of a pipeline: layers [0, K) here, the rest behind the hop (src/api/pipeline/leader.ts).
+  const engineModel: BatchModel = init.pipeline ? new PipelineModel(model, new SyncHop(init.pipeline.port, init.pipeline.signal), () => publish()) : {
     config: model.config,
     newCache: (capacity) => model.newCache(capacity),
     forward: (seqs, opts) => { publish(); return model.forward(seqs as ForwardSeq[], opts); },
   };
   const scheduler = new Scheduler(engineModel, {
     ...schedulerOptions(model, init.options, grammar ?? undefined),
+    // The stages behind keep no prefix cache: a pipeline's caches cannot be copied out (exportRows).
+    ...(init.pipeline ? { prefixCacheBytes: 0 } : {}),
     isCancelled: (r) => { const f = flagOf.get(r) ?? -1; return f >= 0 && Atomics.load(flags, f) !== 0; },
   });
   const state = (): EngineState => ({
@@ -109,9 +113,11 @@ function serve({ model, ownKernels, notes, source }: Awaited<ReturnType<typeof l
     submit(m) {
       let reqs: GenerationRequest[];
       try {
+        // The stages behind a pipeline's leader do not report their routers' choices.
+        if (init.pipeline && m.options.some((o) => o.routing)) throw new RangeError('expert routing (return_routed_experts) is not available when the model is split into pipeline stages');
         reqs = scheduler.submitMany(m.prompt, m.options);
       } catch (e) {
-        // The main thread checked the request as submitMany does: only a closed engine gets here.
+        // The main thread checked the request as submitMany does: only a closed engine (or routing through a pipeline) gets here.
         const error = toWire(e);
         for (const id of m.ids) {
           post({ type: 'end', id, error, stats: {

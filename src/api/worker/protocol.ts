@@ -7,6 +7,7 @@
  * cancellation also sets its request's flag in shared memory (CancelFlags), which the worker's scheduler
  * reads between layers.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { GrokConfig } from '../../model/config.js';
 import type { ExpertCacheStats } from '../../model/expert-cache.js';
 import type { MemoryPlan } from '../../model/memory.js';
@@ -19,7 +20,7 @@ import { SlotError } from '../slots.js';
 
 /** The load options that reach the worker (functions and kernel objects stay in the main thread). */
 export type WorkerLoadOptions = Pick<LoadModelOptions,
-  'configPath' | 'contextLength' | 'kvType' | 'kernelOptions' | 'ramBudget' | 'expertPolicy' | 'ioThreads' | 'slots' | 'prefillChunk' | 'maxStepMs' | 'maxQueue' | 'prefixCacheBytes' | 'tokenizer'>;
+  'configPath' | 'contextLength' | 'kvType' | 'kernelOptions' | 'ramBudget' | 'expertPolicy' | 'ioThreads' | 'slots' | 'prefillChunk' | 'maxStepMs' | 'maxQueue' | 'prefixCacheBytes' | 'tokenizer' | 'layers'>;
 
 /** The worker's workerData. */
 export interface WorkerInit {
@@ -30,6 +31,8 @@ export interface WorkerInit {
   nice: number;
   /** CancelFlags' memory. */
   flags: SharedArrayBuffer;
+  /** The leader of a pipeline: where its hops go (the main thread's link) and the word that an answer came (src/api/pipeline/leader.ts). */
+  pipeline?: { port: MessagePort; signal: SharedArrayBuffer };
 }
 
 /** Generation options as sent: without the signal and the onToken callback (both handled in the main thread). */

@@ -1,0 +1,92 @@
+/**
+ * `grok stage --model M --layers K:L --listen HOST:PORT [--next HOST:PORT] [--stage-token T]`: one stage of
+ * a model split by layers over several machines (src/api/pipeline). It loads only layers K:L (and the final
+ * norm and output head when L is the last), waits for the stage before it (the leader, `grok serve --layers
+ * 0:K --next …`, or another stage) and passes its results on to --next. SIGINT / SIGTERM stop it.
+ */
+import { Command } from 'commander';
+import { UsageError } from './errors.js';
+import { addKernelOptions, addKVOption, addModelOptions, int, kernelsFromOptions, kernelOptions, streamingOptions, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
+
+interface StageCliOptions extends ModelOptionValues, KernelOptionValues, KVOptionValues {
+  layers: string;
+  listen: string;
+  next?: string;
+  stageToken?: string;
+  stageTimeout?: number;
+  ctxSize?: number;
+  quiet?: boolean;
+}
+
+export function stageCommand(): Command {
+  const c = new Command('stage')
+    .summary('serve layers K:L of a model to the pipeline stage before it (several machines; see `grok serve --next`)')
+    .description('One stage of a model split by layers over several machines: loads only layers K:L, takes the hidden states of the stage before it over gRPC, and passes its own on to --next (or, holding the last layer, answers with logits).');
+  addModelOptions(c)
+    .requiredOption('--layers <K:L>', 'the layers this stage holds (K to L−1)')
+    .requiredOption('--listen <host:port>', 'address the stage before it connects to (port 0: any free port, printed)')
+    .option('--next <host:port>', 'the stage holding layers L on (not for the last stage)')
+    .option('--stage-token <secret>', 'the shared secret the stage before must present (or set GROK_STAGE_TOKEN)')
+    .option('--stage-timeout <s>', 'a step --next has not answered within s seconds fails (default 300)', int(1))
+    .option('-c, --ctx-size <n>', 'context length in tokens (default: the model\'s)', int(1))
+    .option('--quiet', 'no connection log');
+  addKernelOptions(c, 'fast');
+  addKVOption(c);
+  return c.addHelpText('after', `
+Examples (the 2-layer slice split 1 + 1 on one machine):
+  grok stage -m slice.gguf --layers 1:2 --listen 127.0.0.1:7070 --stage-token "$T"
+  grok serve -m slice.gguf --layers 0:1 --next 127.0.0.1:7070 --stage-token "$T"`)
+    .action(async (o: StageCliOptions) => runStage(o));
+}
+
+async function runStage(o: StageCliOptions): Promise<void> {
+  const { parseAddress, parseLayers } = await import('../api/pipeline/protocol.js');
+  let layers: { from: number; to: number }, listen: string, next: string | undefined;
+  try {
+    layers = parseLayers(o.layers);
+    listen = parseAddress(o.listen, '--listen');
+    next = o.next === undefined ? undefined : parseAddress(o.next, '--next');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (layers.from === 0) throw new UsageError(`--layers ${o.layers}: the stage holding layer 0 is the leader: run \`grok serve --layers ${o.layers} --next …\``);
+  const { loadModel } = await import('../model/loader.js');
+  const { closeKernels } = await import('../kernels/index.js');
+  const { defaultModelPath } = await import('../api/index.js');
+  const { resolveModelPath } = await import('../hub/cache.js');
+  const { startStage } = await import('../api/pipeline/stage.js');
+  const path = o.model === undefined ? defaultModelPath() : resolveModelPath(o.model);
+  const kernels = await kernelsFromOptions(o);
+  const say = (line: string): void => { if (!o.quiet) process.stderr.write(`grok: ${line}\n`); };
+  let stage;
+  let model;
+  try {
+    const t0 = performance.now();
+    ({ model } = await loadModel(path, {
+      kernels, layers, ...streamingOptions(o), ...(o.config ? { configPath: o.config } : {}), ...(o.kvType ? { kvType: o.kvType } : {}),
+      ...(o.ctxSize ? { contextLength: o.ctxSize } : {}),
+      // What this stage's share needs against the memory it has (streamed experts when it does not fit).
+      onMemoryPlan: (p) => { if (p.verdict !== 'fits' || p.modelBytes > 2 ** 30) say(p.message); },
+    }));
+    say(`loaded layers ${layers.from}:${layers.to} of ${path} in ${((performance.now() - t0) / 1000).toFixed(2)} s (${kernels.name})`);
+    stage = await startStage({
+      model, modelPath: path, listen, ...(next ? { next } : {}), token: o.stageToken ?? process.env.GROK_STAGE_TOKEN ?? '',
+      numerics: kernelOptions(o).mode ?? 'fast', ...(o.stageTimeout ? { stepTimeoutMs: o.stageTimeout * 1000 } : {}), log: say,
+    });
+  } catch (e) {
+    model?.close();
+    closeKernels(kernels);
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
+  }
+  // The line a supervisor (or a test) waits for: the address really bound.
+  process.stderr.write(`grok: stage layers ${layers.from}:${layers.to} listening on ${stage.address}${next ? `, next ${next}` : ' (last stage)'}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await stage.close();
+  model.close();
+  closeKernels(kernels);
+}
