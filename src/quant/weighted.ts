@@ -22,6 +22,8 @@
  */
 import { checkBlocks, makeQkx2Quants, qkx2Min, wrF16 } from './ggml-ref.js';
 import { blockFormat } from './index.js';
+import { iq2xsQuantizeBlock } from './iq2_xs.js';
+import { iq2xxsQuantizeBlock } from './iq2_xxs.js';
 import { iq3sQuantizeBlock } from './iq3_s.js';
 import { iq4NlPack, iq4Scale } from './iq4_nl.js';
 import { iq4XsPack } from './iq4_xs.js';
@@ -119,9 +121,17 @@ const iq3sRow: WeightedRow = (x, xo, n, dst, o, qw, qwo) => {
   for (let b = 0; b < n / 256; b++) iq3sQuantizeBlock(x, xo + 256 * b, dst, o + 110 * b, qw, qwo + 256 * b);
 };
 
+/** A row of 256-value super-blocks of `bytes` bytes each, quantised by `block`. */
+function superRow(bytes: number, block: (x: Float32Array, xo: number, dst: Uint8Array, o: number, qw: Float32Array, qwo: number) => void): WeightedRow {
+  return (x, xo, n, dst, o, qw, qwo) => {
+    for (let b = 0; b < n / 256; b++) block(x, xo + 256 * b, dst, o + bytes * b, qw, qwo + 256 * b);
+  };
+}
+
 const ROWS: Partial<Record<BlockType, WeightedRow>> = {
   ...KQUANT_WEIGHTED_ROWS,
   q4_0: qx0Row(8), q5_0: qx0Row(16), q4_1: qkx1Row(15), q5_1: qkx1Row(31), iq4_nl: iq4nlRow, iq4_xs: iq4xsRow, iq3_s: iq3sRow,
+  iq2_xxs: superRow(66, iq2xxsQuantizeBlock), iq2_xs: superRow(74, iq2xsQuantizeBlock),
 };
 
 /** The block types quantised with an importance matrix (the others ignore it, as in llama.cpp: Q8_0, floats). */
