@@ -13,9 +13,9 @@ import { blockFormat, type BlockType } from '../src/quant/index.js';
 import { quantizeRowsWeighted } from '../src/quant/weighted.js';
 
 const DIR = path.resolve('test/data/quant-ref');
-const TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s'];
+const TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s', 'iq2_s', 'iq3_xxs'];
 /** Types we read but do not write: llama.cpp's quantisation of the inputs is only dequantised here. */
-const READ_ONLY: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs'];
+const READ_ONLY: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs'];
 const GRIDS: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
 
 function bytes(name: string): Uint8Array {
@@ -61,7 +61,7 @@ for (const t of [...TYPES, ...READ_ONLY]) {
 // With an importance matrix (llama-quantize --imatrix): quantize_<type>(…, quant_weights) from
 // test/data/quant-ref/gen-imatrix.c; 8 rows of 256 and 2 rows of 1024 values, weights with zeros (single
 // channels and a 16-value run), and rows of 256 whose columns 64 … 127 all weigh 0 (whole blocks).
-const WEIGHTED: BlockType[] = ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs', 'iq3_s', 'iq2_xxs', 'iq2_xs'];
+const WEIGHTED: BlockType[] = ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs', 'iq3_s', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs'];
 const cName = (t: BlockType) => t.replace('_k', '_K');
 for (const t of WEIGHTED) {
   for (const [nIn, w] of [[256, ''], [1024, ''], [256, 'z']] as const) {

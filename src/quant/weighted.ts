@@ -22,9 +22,11 @@
  */
 import { checkBlocks, makeQkx2Quants, qkx2Min, wrF16 } from './ggml-ref.js';
 import { blockFormat } from './index.js';
+import { iq2sQuantizeBlock } from './iq2_s.js';
 import { iq2xsQuantizeBlock } from './iq2_xs.js';
 import { iq2xxsQuantizeBlock } from './iq2_xxs.js';
 import { iq3sQuantizeBlock } from './iq3_s.js';
+import { iq3xxsQuantizeBlock } from './iq3_xxs.js';
 import { iq4NlPack, iq4Scale } from './iq4_nl.js';
 import { iq4XsPack } from './iq4_xs.js';
 import { importance, KQUANT_WEIGHTED_ROWS, makeQxQuantsWeighted, RMIN3, type WeightedRow } from './kquant-weighted.js';
@@ -132,6 +134,7 @@ const ROWS: Partial<Record<BlockType, WeightedRow>> = {
   ...KQUANT_WEIGHTED_ROWS,
   q4_0: qx0Row(8), q5_0: qx0Row(16), q4_1: qkx1Row(15), q5_1: qkx1Row(31), iq4_nl: iq4nlRow, iq4_xs: iq4xsRow, iq3_s: iq3sRow,
   iq2_xxs: superRow(66, iq2xxsQuantizeBlock), iq2_xs: superRow(74, iq2xsQuantizeBlock),
+  iq2_s: superRow(82, iq2sQuantizeBlock), iq3_xxs: superRow(98, iq3xxsQuantizeBlock),
 };
 
 /** The block types quantised with an importance matrix (the others ignore it, as in llama.cpp: Q8_0, floats). */
