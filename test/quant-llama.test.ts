@@ -18,9 +18,7 @@ const TYPES: BlockType[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_
  * Types written only with an importance matrix (llama.cpp requires one): gen-iq.c quantised the inputs with
  * all-ones weights, so that is what our weighted quantiser is compared against here.
  */
-const IMATRIX_ONLY: BlockType[] = ['iq1_s', 'iq2_xxs', 'iq2_xs'];
-/** Read, not written (see src/quant/iq1-quant.ts): llama.cpp's quantisation of the inputs is only dequantised. */
-const READ_ONLY: BlockType[] = ['iq1_m'];
+const IMATRIX_ONLY: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs'];
 const GRIDS: BlockType[] = ['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s'];
 
 function bytes(name: string): Uint8Array {
@@ -33,7 +31,7 @@ function floats(name: string): Float32Array {
 
 const inputs = floats('inputs.f32');
 
-for (const t of [...TYPES, ...IMATRIX_ONLY, ...READ_ONLY]) {
+for (const t of [...TYPES, ...IMATRIX_ONLY]) {
   if (TYPES.includes(t)) test(`${t}: quantiser output is byte-identical to llama.cpp's reference quantiser`, () => {
     const f = blockFormat(t);
     const ref = bytes(`${t}.q`);
@@ -80,7 +78,7 @@ for (const t of [...TYPES, ...IMATRIX_ONLY, ...READ_ONLY]) {
 // With an importance matrix (llama-quantize --imatrix): quantize_<type>(…, quant_weights) from
 // test/data/quant-ref/gen-imatrix.c; 8 rows of 256 and 2 rows of 1024 values, weights with zeros (single
 // channels and a 16-value run), and rows of 256 whose columns 64 … 127 all weigh 0 (whole blocks).
-const WEIGHTED: BlockType[] = ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs', 'iq3_s', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq1_s'];
+const WEIGHTED: BlockType[] = ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs', 'iq3_s', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq1_s', 'iq1_m'];
 const cName = (t: BlockType) => t.replace('_k', '_K');
 for (const t of WEIGHTED) {
   for (const [nIn, w] of [[256, ''], [1024, ''], [256, 'z']] as const) {
