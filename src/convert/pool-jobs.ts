@@ -97,21 +97,26 @@ export function gaussianFillReference(out: Float32Array, s: Uint32Array, scale: 
   }
 }
 
+/** Types native/quantize.c does not write: the grid-search i-quants, quantised by their TypeScript quantisers. */
+const TS_ONLY: ReadonlySet<BlockType> = new Set(['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs']);
+
 /**
  * Quantise rows × nIn floats into `type` blocks (with importance `weights` per column: WEIGHTED_TYPES as
  * llama-quantize --imatrix): natively where the addon loads, else in TypeScript.
  */
 export function quantizeRows(type: BlockType, vals: Float32Array, nIn: number, rows: number, out: Uint8Array, weights?: Float32Array): void {
+  const native = !TS_ONLY.has(type);
   if (weights) {
-    if (quantizeWeighted) quantizeWeighted(type, vals, nIn, rows, out, weights);
+    if (quantizeWeighted && native) quantizeWeighted(type, vals, nIn, rows, out, weights);
     else quantizeRowsWeighted(type, vals, 0, nIn, rows, out, 0, weights);
     return;
   }
-  if (quantize) {
+  if (quantize && native) {
     quantize(type, vals, nIn, rows, out);
     return;
   }
   const f = blockFormat(type);
+  if (!f.quantize) throw new Error(`quantize: ${type} is only written with importance weights (--imatrix)`);
   const rb = rowBytes(f, nIn);
   for (let r = 0; r < rows; r++) f.quantize!(vals, r * nIn, nIn, out, r * rb);
 }
