@@ -161,6 +161,59 @@ for (const type of ['q4_0', 'iq4_xs'] as const) {
   });
 }
 
+// IQ1_S (a grid-search i-quant written only with weights; its TypeScript quantiser runs in the workers): every
+// matrix weighted per expert; token_embd, which the imatrix has no entry for, given Q2_K as llama.cpp's IQ1_S
+// mixture gives it.
+test('--imatrix with iq1_s (--embd-type q2_k): each matrix (each expert) quantised with its importance weights', async () => {
+  const small = { ...config, nLayers: 1, nExperts: 2 }; // the TypeScript grid search is slow: a smaller model
+  const src1 = path.join(tmp, 'small.gguf');
+  const dat1 = path.join(tmp, 'small.dat');
+  await synthModel({ config: small, type: 'f32', out: src1, seed: 5 });
+  writeImatrixDat(dat1, small, 5);
+  const out = path.join(tmp, 'iq1_s.gguf');
+  const r = await convertModel({ source: src1, out, type: 'iq1_s', embdType: 'q2_k', imatrix: dat1, threads: 2 });
+  assert.deepEqual(r.imatrix, { used: 7, missing: ['token_embd.weight'] });
+  const im = readImatrix(dat1);
+  const src = new Map(readGgufFile(src1).tensors.map((t) => [t.name, t]));
+  const f = blockFormat('iq1_s');
+  let weighted = 0;
+  for (const t of readGgufFile(out).tensors) {
+    const spec = grokTensorPlan(small).find((p) => p.name === t.name)!;
+    if (spec.kind === 'vector' || spec.kind === 'router') continue;
+    if (spec.kind === 'embedding') { assert.equal(t.ggmlType, blockFormat('q2_k').ggmlId); continue; }
+    assert.equal(t.ggmlType, f.ggmlId, t.name);
+    const b = readBytes(src.get(t.name)!.ref);
+    const x = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+    const experts = spec.kind === 'experts' ? small.nExperts : 1;
+    const rb = rowBytes(f, spec.nIn);
+    const want = new Uint8Array(experts * spec.nOut * rb);
+    const w = im.entries.get(t.name)!;
+    for (let e = 0; e < experts; e++) {
+      quantizeRowsWeighted('iq1_s', x, e * spec.nOut * spec.nIn, spec.nIn, spec.nOut, want, e * spec.nOut * rb, w.subarray(e * spec.nIn, (e + 1) * spec.nIn));
+    }
+    assert.ok(Buffer.from(want).equals(readBytes(t.ref)), `${t.name}: bytes`);
+    weighted++;
+  }
+  assert.equal(weighted, 7);
+});
+
+test('the very-low-bit i-quants are refused without an importance matrix, as llama-quantize refuses them', async () => {
+  const x = path.join(tmp, 'x.gguf');
+  for (const type of ['iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq1_s', 'iq1_m'] as const) {
+    await assert.rejects(convertModel({ source: model, out: x, type }),
+      new RegExp(`^Error: ${type.toUpperCase()} needs an importance matrix: give --imatrix FILE`));
+  }
+  await assert.rejects(convertModel({ source: model, out: x, recipe: 'IQ2_XS' }), /IQ2_XS \(blk\.0\.attn_q\.weight: IQ2_XS\) needs an importance matrix/);
+  // IQ2_XS has no quantiser without weights: token_embd (no entry in the imatrix) needs another type
+  await assert.rejects(convertModel({ source: model, out: x, type: 'iq2_xs', imatrix: dat }),
+    /token_embd\.weight: IQ2_XS is only written with importance weights, and there are none for this tensor .*--embd-type/);
+  assert.ok(!fs.existsSync(x));
+  const r = await grok('convert', model, '--type', 'iq2_xxs', '--out', x);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /IQ2_XXS needs an importance matrix: give --imatrix FILE/);
+  assert.doesNotMatch(r.err, /\n\s+at /); // no stack
+});
+
 test('grok convert --imatrix: says how many tensors the matrix weighted', async () => {
   const out = path.join(tmp, 'cli.gguf');
   const r = await grok('convert', model, '--type', 'Q4_K_M', '--imatrix', dat, '--out', out);

@@ -20,7 +20,7 @@ import { synthModel } from '../src/convert/synth.js';
 import { readGgufFile } from '../src/formats/gguf.js';
 import { GROK1 } from '../src/model/config.js';
 import { grokTensorPlan } from '../src/model/gguf-grok.js';
-import { isBlockType } from '../src/quant/index.js';
+import { blockFormat, isBlockType } from '../src/quant/index.js';
 import { RECIPE_MODELS, writeImatrixDat } from './recipe-models.js';
 import { readBytes } from './gguf-builder.js';
 
@@ -69,6 +69,24 @@ for (const [key, want] of Object.entries(ref)) {
       assert.equal(crypto.createHash('sha256').update(readBytes(t.ref)).digest('hex').slice(0, 16), want.tensors[t.name]![1], `${t.name}: bytes`);
     }
     fs.rmSync(out);
+  });
+}
+
+// The i-quant mixtures: llama.cpp's per-tensor types (llama-recipes-iq.json, gen-recipes.mjs --iq), compared with
+// recipeTypes directly (their bytes come from quantisers that test/quant-llama.test.ts checks against llama.cpp's).
+const refIq = JSON.parse(fs.readFileSync(path.resolve('test/data/quant-ref/llama-recipes-iq.json'), 'utf8')) as typeof ref;
+for (const [key, want] of Object.entries(refIq)) {
+  const [model, name] = key.split('/') as [string, string];
+  const recipe = RECIPES[name.replace(/\+imatrix$/, '')]!;
+  test(`${model} → ${name}: llama.cpp's per-tensor types and general.file_type`, () => {
+    const c = RECIPE_MODELS[model]!.config;
+    const plan = grokTensorPlan(c);
+    assert.equal(recipe.ftype, want.file_type);
+    const types = recipeTypes(recipe, plan, c, { imatrix: name.endsWith('+imatrix') });
+    assert.deepEqual(plan.map((t) => t.name).sort(), Object.keys(want.tensors).sort());
+    const diff: string[] = [];
+    plan.forEach((t, i) => { if (blockFormat(types[i]!).ggmlId !== want.tensors[t.name]![0]) diff.push(`${t.name}: ${types[i]} vs llama.cpp's ${want.tensors[t.name]![0]}`); });
+    assert.deepEqual(diff, []);
   });
 }
 

@@ -25,6 +25,17 @@ export const RECIPE_CASES: readonly { recipe: string; imatrix: boolean }[] = [
 );
 
 /**
+ * llama.cpp's i-quant mixtures, whose per-tensor types are checked against llama.cpp
+ * (test/data/quant-ref/llama-recipes-iq.json): the very-low-bit ones and IQ3_XXS / IQ3_XS need the importance
+ * matrix (llama.cpp refuses them without); IQ3_S, IQ3_M and IQ4_XS also without it. Their bytes are not
+ * converted here (the grid-search quantisers run at ~1 MB/s in TypeScript); test/quant-llama.test.ts checks the
+ * quantisers' bytes against llama.cpp's.
+ */
+export const IQ_RECIPE_CASES: readonly { recipe: string; imatrix: boolean }[] = [
+  'IQ1_S', 'IQ1_M', 'IQ2_XXS', 'IQ2_XS', 'IQ2_S', 'IQ2_M', 'IQ3_XXS', 'IQ3_XS', 'IQ3_S', 'IQ3_M', 'IQ4_XS',
+].map((recipe) => ({ recipe, imatrix: true })).concat(['IQ3_S', 'IQ3_M', 'IQ4_XS'].map((recipe) => ({ recipe, imatrix: false })));
+
+/**
  * Single block types checked against llama.cpp: llama-quantize's pure mode (every matrix that type;
  * `grok convert --type <type>`), for the types whose quantisers take the importance matrix but that no recipe
  * above gives every matrix, and IQ3_S (on moe4 only: its search runs at ~1 MB/s, llama.cpp's too).

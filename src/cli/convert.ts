@@ -11,10 +11,11 @@ import { progressBar } from './progress.js';
 import { UsageError } from './errors.js';
 import { recipeNamed, RECIPES } from '../convert/recipe-names.js';
 
-export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s'] as const;
+export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s',
+  'iq3_xxs', 'iq2_s', 'iq2_xs', 'iq2_xxs', 'iq1_m', 'iq1_s'] as const;
 
-/** synth also writes the types we read but cannot quantise to; these and IQ3_S get random valid blocks (benchmark subjects). */
-export const SYNTH_TYPES = [...CONVERT_TYPES, 'iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs'] as const;
+/** synth writes the same types; the i-quants below IQ4 get random valid blocks (benchmark subjects; their quantisers are slow). */
+export const SYNTH_TYPES = CONVERT_TYPES;
 
 const typeOption = (flags: string, what: string, types: readonly string[]) =>
   new Option(flags, `${what}: ${types.join(', ')}`).argParser((v: string) => {

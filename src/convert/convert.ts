@@ -41,7 +41,8 @@ import { readModelProto } from '../tokenizer/protobuf.js';
 import { readImatrix, type Imatrix } from '../formats/imatrix.js';
 import { WEIGHTED_TYPES } from '../quant/weighted.js';
 
-export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s'] as const;
+export const CONVERT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs', 'iq3_s',
+  'iq3_xxs', 'iq2_s', 'iq2_xs', 'iq2_xxs', 'iq1_m', 'iq1_s'] as const;
 
 export interface ConvertOptions {
   source: string;
@@ -250,32 +251,51 @@ function* convertUnits(x: UnitContext): Generator<Unit> {
   }
 }
 
+/** llama.cpp's tensor_requires_imatrix: the very-low-bit types, and Q2_K in a Q2_K_S file, but never token_embd / output. */
+const IMATRIX_TYPES: ReadonlySet<BlockType> = new Set(['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs']);
+function requiresImatrix(name: string, type: BlockType, recipe: string | undefined): boolean {
+  if (name === 'token_embd.weight' || name === 'output.weight') return false;
+  return IMATRIX_TYPES.has(type) || (type === 'q2_k' && recipe === 'Q2_K_S');
+}
+
 /**
  * Per tensor, its importance weights in shared memory (nIn per expert), as llama_model_quantize picks them: by
  * the tensor's GGUF name, of size nIn × experts (else an error, but for token_embd, which llama.cpp skips with
  * a warning); none for types that ignore them (Q8_0, floats) or a tensor the matrix has no entry for.
+ * Refused as llama.cpp refuses them: a tensor of a very-low-bit type (IQ1_S … IQ3_XXS, Q2_K of Q2_K_S) without
+ * weights; and, where llama.cpp would abort, a tensor of a type that has no quantiser without weights
+ * (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS: token_embd / output without an imatrix entry).
  */
 function imatrixWeights(im: Imatrix | undefined, plan: readonly GrokTensorSpec[], types: readonly BlockType[], binding: ModelBinding, recipe: string | undefined):
   { weights: (SharedArrayBuffer | undefined)[]; report?: { used: number; missing: string[] } } {
+  const quantised = (t: GrokTensorSpec) => t.kind !== 'vector' && t.kind !== 'router';
   if (!im) {
-    if (recipe === 'Q2_K_S') throw new Error('Q2_K_S needs an importance matrix (--imatrix), as in llama.cpp');
+    plan.forEach((t, i) => {
+      if (quantised(t) && requiresImatrix(t.name, types[i]!, recipe)) {
+        const what = recipe === 'Q2_K_S' ? 'Q2_K_S' : recipe ? `${recipe} (${t.name}: ${types[i]!.toUpperCase()})` : types[i]!.toUpperCase();
+        throw new Error(`${what} needs an importance matrix: give --imatrix FILE (llama-imatrix output), as llama-quantize refuses this quantisation without one`);
+      }
+    });
+    const noWeights = plan.findIndex((t, i) => quantised(t) && !blockFormat(types[i]!).quantize);
+    if (noWeights >= 0) throw new Error(noWeightsMessage(plan[noWeights]!.name, types[noWeights]!));
     return { weights: plan.map(() => undefined) };
   }
   const report = { used: 0, missing: [] as string[] };
   const weights = plan.map((t, i) => {
     const st = types[i]!;
-    if (t.kind === 'vector' || t.kind === 'router' || !WEIGHTED_TYPES.has(st)) return undefined;
+    if (!quantised(t) || !WEIGHTED_TYPES.has(st)) return undefined;
     const v = im.entries.get(t.name);
     if (!v) {
-      if (recipe === 'Q2_K_S' && st === 'q2_k' && t.kind !== 'embedding') {
-        throw new FormatError(im.file, `imatrix: no entry for ${t.name}, which Q2_K_S quantises to Q2_K (llama.cpp refuses this without importance weights too)`);
+      if (requiresImatrix(t.name, st, recipe)) {
+        throw new FormatError(im.file, `imatrix: no entry for ${t.name}, which ${recipe ?? 'this conversion'} quantises to ${st.toUpperCase()} (llama.cpp refuses this without importance weights too)`);
       }
+      if (!blockFormat(st).quantize) throw new FormatError(im.file, noWeightsMessage(t.name, st));
       report.missing.push(t.name);
       return undefined;
     }
     const experts = t.kind === 'experts' ? binding.config.nExperts : 1;
     if (v.length !== t.nIn * experts) {
-      if (t.name === 'token_embd.weight') { report.missing.push(t.name); return undefined; } // llama.cpp: a warning, then no weights
+      if (t.name === 'token_embd.weight' && blockFormat(st).quantize) { report.missing.push(t.name); return undefined; } // llama.cpp: a warning, then no weights
       throw new FormatError(im.file, `imatrix: entry '${t.name}' has ${v.length} values, the tensor needs ${t.nIn}${experts > 1 ? ` × ${experts} experts` : ''}`);
     }
     const mem = new SharedArrayBuffer(4 * v.length);
@@ -284,6 +304,11 @@ function imatrixWeights(im: Imatrix | undefined, plan: readonly GrokTensorSpec[]
     return mem;
   });
   return { weights, report };
+}
+
+function noWeightsMessage(name: string, type: BlockType): string {
+  return `${name}: ${type.toUpperCase()} is only written with importance weights, and there are none for this tensor ` +
+    `(llama.cpp's quantiser asserts them); give its type with --embd-type (e.g. q2_k, as llama.cpp's ${type.toUpperCase()} mixture does)`;
 }
 
 /** Converts a model to a grok GGUF. Returns per-tensor statistics (errors only with `measure`). */

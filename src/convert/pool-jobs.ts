@@ -9,7 +9,7 @@
  * the TypeScript quantisers, ~100× faster); elsewhere (WebAssembly-only machines) in TypeScript.
  */
 import { splitmix32 } from '../base/rng.js';
-import { NATIVE_DEQUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeWeightedQuantizer, nativeXai8 } from '../kernels/native.js';
+import { NATIVE_DEQUANT_TYPES, TS_ONLY_QUANT_TYPES, nativeDequantizer, nativeGaussFill, nativeQuantizer, nativeWeightedQuantizer, nativeXai8 } from '../kernels/native.js';
 import { quantizeRowsWeighted } from '../quant/weighted.js';
 import type { Xai8Matrix } from '../quant/matrix.js';
 import { blockFormat, rowBytes, type BlockType } from '../quant/index.js';
@@ -102,16 +102,18 @@ export function gaussianFillReference(out: Float32Array, s: Uint32Array, scale: 
  * llama-quantize --imatrix): natively where the addon loads, else in TypeScript.
  */
 export function quantizeRows(type: BlockType, vals: Float32Array, nIn: number, rows: number, out: Uint8Array, weights?: Float32Array): void {
+  const native = !TS_ONLY_QUANT_TYPES.has(type);
   if (weights) {
-    if (quantizeWeighted) quantizeWeighted(type, vals, nIn, rows, out, weights);
+    if (quantizeWeighted && native) quantizeWeighted(type, vals, nIn, rows, out, weights);
     else quantizeRowsWeighted(type, vals, 0, nIn, rows, out, 0, weights);
     return;
   }
-  if (quantize) {
+  if (quantize && native) {
     quantize(type, vals, nIn, rows, out);
     return;
   }
   const f = blockFormat(type);
+  if (!f.quantize) throw new Error(`quantize: ${type} is only written with importance weights (--imatrix)`);
   const rb = rowBytes(f, nIn);
   for (let r = 0; r < rows; r++) f.quantize!(vals, r * nIn, nIn, out, r * rb);
 }
@@ -159,7 +161,7 @@ export function runQuantJob(job: QuantJob): QuantResult {
         vals = scratch(n);
         kept = xai8RowsToQ8_0(m, src.r0, job.rows, out, 0, vals);
       }
-    } else if (xai8 && !job.measure) {
+    } else if (xai8 && !job.measure && !TS_ONLY_QUANT_TYPES.has(job.type)) {
       xai8.quantize(job.type, m, src.r0, job.rows, out, qw); // transposed once, quantised a band at a time
     } else {
       vals = scratch(n);

@@ -2,7 +2,7 @@
  * llama.cpp's quantisation mixtures ("recipes": Q4_K_M, Q3_K_S, Q6_K …) as data and rules: which type each
  * of a grok GGUF's tensors gets. A port of llama.cpp src/llama-quant.cpp (the release node-llama-cpp ships)
  * llama_tensor_get_type → llama_tensor_get_type_impl → tensor_type_fallback, restricted to what a Grok
- * model has (no Falcon, no 70B, no fused QKV) and to the block types this runtime quantises (no i-quants).
+ * model has (no Falcon, no 70B, no fused QKV): the K-quant, legacy and i-quant mixtures (IQ1_S … IQ4_XS).
  * test/convert-recipes.test.ts checks every tensor's type, and its bytes, against llama_model_quantize.
  *
  * The rules, for Grok-1 (64 layers, 8 experts, 48/8 heads) under Q4_K_M for example:
@@ -42,6 +42,9 @@ export function useMoreBits(i: number, n: number): boolean {
   return i < e || i >= Math.trunc((7 * n) / 8) || (i - e) % 3 === 2;
 }
 
+/** llama.cpp's very-low-bit mixtures, which share one branch of llama_tensor_get_type_impl. */
+const LOW_BIT: ReadonlySet<string> = new Set(['IQ2_XXS', 'IQ2_XS', 'IQ1_S', 'IQ2_S', 'IQ2_M', 'IQ1_M']);
+
 function layerOf(name: string): number {
   const m = /^blk\.(\d+)\./.exec(name);
   return m ? Number(m[1]) : -1;
@@ -72,6 +75,7 @@ export function recipeTypes(recipe: Recipe, plan: readonly GrokTensorSpec[], c: 
     return plan[a]!.name < plan[b]!.name ? -1 : plan[a]!.name > plan[b]!.name ? 1 : 0;
   });
   let iAttnV = 0;
+  let iFfnDown = 0;
   const types: BlockType[] = plan.map(() => 'f32');
   const quantised = (base: BlockType) => base !== 'f32' && base !== 'f16' && base !== 'bf16';
   for (const idx of order) {
@@ -93,41 +97,74 @@ export function recipeTypes(recipe: Recipe, plan: readonly GrokTensorSpec[], c: 
 
   function ruleType(base: BlockType, t: GrokTensorSpec, cat: Category): BlockType {
     let type = base;
+    const lowBit = LOW_BIT.has(f);
     if (cat === 'output' || (tied && cat === 'token_embd')) {
       if (t.nIn % blockFormat(base).blockSize !== 0) type = 'q8_0';
+      else if (lowBit || f === 'IQ3_XXS') type = 'q5_k';
       else if (type !== 'q8_0') type = 'q6_k';
     } else if (cat === 'token_embd') {
-      // untied embedding: unchanged for these ftypes
+      // untied embedding
+      if (f === 'IQ2_XXS' || f === 'IQ2_XS' || f === 'IQ1_S' || f === 'IQ1_M') type = 'q2_k';
+      else if (f === 'IQ2_S' || f === 'IQ2_M' || f === 'IQ3_XXS') type = 'iq3_s';
+    } else if (lowBit) {
+      const s = f === 'IQ2_S' || f === 'IQ2_M';
+      if (cat === 'attn_v') {
+        type = gqa >= 4 || c.nExperts >= 4 ? 'q4_k' : s ? 'iq3_s' : 'q2_k';
+        iAttnV++;
+      } else if (c.nExperts === 8 && cat === 'attn_k') type = 'q4_k';
+      else if (cat === 'ffn_down') {
+        if (iFfnDown < Math.trunc(nLayer / 8)) type = s ? 'iq3_s' : 'q2_k';
+        iFfnDown++;
+      } else if (cat === 'attn_output') {
+        if (c.nExperts === 8) type = 'q5_k';
+        else if (f === 'IQ1_S' || f === 'IQ1_M') type = 'iq2_xxs';
+        else if (s) type = 'iq3_s';
+      }
     } else if (cat === 'attn_v') {
       if (f === 'Q2_K') type = gqa >= 4 ? 'q4_k' : 'q3_k';
       else if (f === 'Q2_K_S' && gqa >= 4) type = 'q4_k';
+      else if (f === 'IQ3_XXS') type = gqa >= 4 ? 'q4_k' : !opts.imatrix ? 'iq3_s' : 'iq3_xxs';
+      else if ((f === 'IQ3_XS' || f === 'IQ3_S') && gqa >= 4) type = 'q4_k';
+      else if (f === 'IQ3_M') type = 'q4_k';
       else if (f === 'Q3_K_M') type = iAttnV < 2 ? 'q5_k' : 'q4_k';
       else if (f === 'Q3_K_L') type = 'q5_k';
-      else if (f === 'IQ4_NL' && gqa >= 4) type = 'q5_k';
+      else if ((f === 'IQ4_NL' || f === 'IQ4_XS') && gqa >= 4) type = 'q5_k';
       else if ((f === 'Q4_K_M' || f === 'Q5_K_M') && useMoreBits(iAttnV, nAttnV)) type = 'q6_k';
       else if (f === 'Q4_K_S' && iAttnV < 4) type = 'q5_k';
       if (c.nExperts === 8) type = 'q8_0';
       iAttnV++;
     } else if (cat === 'attn_k') {
       if (c.nExperts === 8) type = 'q8_0';
+      else if (f === 'IQ3_XS') type = 'iq3_xxs';
+      else if (f === 'IQ3_XXS') type = 'iq2_s';
+    } else if (cat === 'attn_q') {
+      if (f === 'IQ3_XS') type = 'iq3_xxs';
+      else if (f === 'IQ3_XXS') type = 'iq2_s';
     } else if (cat === 'ffn_down') {
       const i = layerOf(t.name);
       if (nExpert > 1 && (i < 0 || i >= nLayer)) throw new Error(`recipe: bad layer for tensor ${t.name}`);
       if (f === 'Q2_K') type = 'q3_k';
       else if (f === 'Q2_K_S') { if (i < Math.trunc(nLayer / 8)) type = 'q4_k'; }
+      else if (f === 'IQ3_XXS' && !opts.imatrix) type = i < Math.trunc(nLayer / 8) ? 'q4_k' : 'q3_k';
       else if (f === 'Q3_K_M') type = i < Math.trunc(nLayer / 16) ? 'q5_k' : 'q4_k'; // not Falcon: use_more_bits is not asked
+      else if (f === 'IQ3_M' && (i < Math.trunc(nLayer / 8) || (c.nExperts === 8 && useMoreBits(i, nLayer)))) type = 'q4_k';
       else if (f === 'Q3_K_L') type = 'q5_k';
       else if (f === 'Q4_K_M') { if (useMoreBits(i, nLayer)) type = 'q6_k'; }
-      else if (i < Math.trunc(nLayer / 8) && f === 'IQ4_NL' && !opts.imatrix) type = 'q5_k';
+      else if (i < Math.trunc(nLayer / 8) && (f === 'IQ4_NL' || f === 'IQ4_XS') && !opts.imatrix) type = 'q5_k';
       else if (f === 'Q5_K_M' && useMoreBits(i, nLayer)) type = 'q6_k';
       else if (f === 'Q4_K_S' && i < Math.trunc(nLayer / 8)) type = 'q5_k';
       else if ((f === 'Q4_0' || f === 'Q5_0') && opts.imatrix && i < Math.trunc(nLayer / 8)) type = f === 'Q4_0' ? 'q4_1' : 'q5_1';
     } else if (cat === 'attn_output') {
       if (c.nExperts === 8) {
-        if (['Q2_K', 'Q3_K_S', 'Q3_K_M', 'IQ4_NL', 'Q4_K_S', 'Q4_K_M'].includes(f)) type = 'q5_k';
+        if (['Q2_K', 'IQ3_XS', 'IQ3_XXS', 'Q3_K_S', 'Q3_K_M', 'IQ4_NL', 'Q4_K_S', 'Q4_K_M', 'IQ3_S', 'IQ3_M', 'IQ4_XS'].includes(f)) type = 'q5_k';
       } else if (f === 'Q2_K') type = 'q3_k';
+      else if (f === 'IQ3_XXS') type = 'iq3_s';
       else if (f === 'Q3_K_M') type = 'q4_k';
       else if (f === 'Q3_K_L') type = 'q5_k';
+      else if (f === 'IQ3_M') type = 'q4_k';
+    } else if (cat === 'ffn_gate' || cat === 'ffn_up') {
+      const i = layerOf(t.name);
+      if (f === 'IQ3_XS' && i >= Math.trunc(nLayer / 8) && i < Math.trunc((7 * nLayer) / 8)) type = 'iq3_xxs';
     }
     return type;
   }

@@ -231,7 +231,7 @@ export function nativeQuantizer(isa?: string): RowQuantizer | undefined {
   const level = pickIsa(info.best, info.levels, isa ?? process.env.GROK_NATIVE_ISA).isa;
   return (type, x, nIn, rows, dst) => {
     const f = blockFormat(type);
-    if (!f.quantize) throw new Error(`quantize: ${type} has no quantiser`);
+    if (!f.quantize || TS_ONLY_QUANT_TYPES.has(type)) throw new Error(`quantize: ${type} has no native quantiser`);
     if (!Number.isInteger(nIn) || nIn < 1 || nIn > 0x7fffffff) throw new Error(`quantize: nIn must be a positive integer, got ${nIn}`);
     if (!Number.isInteger(rows) || rows < 0 || rows > 0x7fffffff) throw new Error(`quantize: rows must be a non-negative integer, got ${rows}`);
     const rb = rowBytes(f, nIn); // throws unless nIn is a whole number of blocks
@@ -240,6 +240,12 @@ export function nativeQuantizer(isa?: string): RowQuantizer | undefined {
     addon.quantize(f.ggmlId, x, nIn, rows, dst, level);
   };
 }
+
+/**
+ * Types the addon does not quantise (native/quantize.c has no lane for them): the grid-search i-quants IQ1_S,
+ * IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S and IQ3_XXS, written by their TypeScript quantisers (src/quant) instead.
+ */
+export const TS_ONLY_QUANT_TYPES: ReadonlySet<BlockType> = new Set(['iq1_s', 'iq1_m', 'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs']);
 
 /** A quantiser with an importance matrix: `weights` (nIn values) weigh every row's columns. */
 export type WeightedRowQuantizer = (type: BlockType, x: Float32Array, nIn: number, rows: number, dst: Uint8Array, weights: Float32Array) => void;
@@ -255,7 +261,7 @@ export function nativeWeightedQuantizer(isa?: string): WeightedRowQuantizer | un
   const level = pickIsa(info.best, info.levels, isa ?? process.env.GROK_NATIVE_ISA).isa;
   return (type, x, nIn, rows, dst, weights) => {
     const f = blockFormat(type);
-    if (!WEIGHTED_TYPES.has(type)) throw new Error(`quantize with an importance matrix: not implemented for ${type}`);
+    if (!WEIGHTED_TYPES.has(type) || TS_ONLY_QUANT_TYPES.has(type)) throw new Error(`quantize with an importance matrix: not implemented natively for ${type}`);
     if (!Number.isInteger(nIn) || nIn < 1 || !Number.isInteger(rows) || rows < 0) throw new Error(`quantize: bad shape ${rows}×${nIn}`);
     const rb = rowBytes(f, nIn);
     if (x.length < rows * nIn) throw new Error(`quantize: ${rows}×${nIn} values needed, ${x.length} given`);
@@ -338,6 +344,7 @@ export function nativeXai8(isa?: string): Xai8Native | undefined {
       check(m, r0, count, type);
       const rb = rowBytes(blockFormat(type), m.nIn);
       if (dst.length < count * rb) throw new Error(`xai8 → ${type}: ${count} rows need ${count * rb} bytes, have ${dst.length}`);
+      if (TS_ONLY_QUANT_TYPES.has(type)) throw new Error(`xai8 → ${type}: no native quantiser`);
       if (weights && (!WEIGHTED_TYPES.has(type) || weights.length < m.nIn)) throw new Error(`xai8 → ${type}: importance weights need one of ${[...WEIGHTED_TYPES].join(', ')} and ${m.nIn} values`);
       addon.xai8Quantize(m.q, m.scales, m.nIn, m.nOut, m.groups, r0, count, dst, blockFormat(type).ggmlId, level, weights);
     },

@@ -17,10 +17,13 @@ import type { ByteLevelVocabulary } from '../tokenizer/byte-level.js';
 import type { GrokConfig } from './config.js';
 import { layerTensors, MODEL_TENSORS, presence, type TensorDef } from './tensors.js';
 
-/** llama_ftype of a file that is mostly one type (general.file_type, informational). */
+/**
+ * llama_ftype of a file that is mostly one type (general.file_type, informational). IQ2_S files are
+ * LLAMA_FTYPE_MOSTLY_IQ2_M (29), the mixture whose base type is IQ2_S (28, MOSTLY_IQ2_S, is mostly IQ2_XS).
+ */
 export const LLAMA_FTYPE: Readonly<Record<BlockType, number>> = {
   f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18,
-  iq2_xxs: 19, iq2_xs: 20, iq3_xxs: 23, iq1_s: 24, iq4_nl: 25, iq3_s: 26, iq2_s: 28, iq4_xs: 30, iq1_m: 31, bf16: 32,
+  iq2_xxs: 19, iq2_xs: 20, iq3_xxs: 23, iq1_s: 24, iq4_nl: 25, iq3_s: 26, iq2_s: 29, iq4_xs: 30, iq1_m: 31, bf16: 32,
 };
 
 /**
@@ -191,12 +194,15 @@ export function grokTensorPlan(c: GrokConfig, opts: { output?: boolean } = {}): 
  * The stored type of a matrix with rows of `nIn` values when `wanted` is asked for: `wanted` if the rows
  * fit its blocks, else llama.cpp's fallback for rows that are not a multiple of 256 (llama-quant.cpp
  * tensor_type_fallback in the release node-llama-cpp ships: Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1,
- * Q6_K → Q8_0), and F16 when even 32 does not divide the row. test/convert-llama-quantize.test.ts checks
+ * Q6_K → Q8_0, the 256-value i-quants IQ1_S … IQ4_XS → IQ4_NL), and F16 when even 32 does not divide the row. test/convert-llama-quantize.test.ts checks
  * the choice, and the bytes, against llama.cpp's own quantiser.
  */
 export function blockTypeForRow(wanted: BlockType, nIn: number): BlockType {
   if (nIn % blockFormat(wanted).blockSize === 0) return wanted;
-  const fallback: Partial<Record<BlockType, BlockType>> = { q2_k: 'q4_0', q3_k: 'q4_0', q4_k: 'q5_0', q5_k: 'q5_1', q6_k: 'q8_0' };
+  const fallback: Partial<Record<BlockType, BlockType>> = {
+    q2_k: 'q4_0', q3_k: 'q4_0', q4_k: 'q5_0', q5_k: 'q5_1', q6_k: 'q8_0',
+    iq1_s: 'iq4_nl', iq1_m: 'iq4_nl', iq2_xxs: 'iq4_nl', iq2_xs: 'iq4_nl', iq2_s: 'iq4_nl', iq3_xxs: 'iq4_nl', iq3_s: 'iq4_nl', iq4_xs: 'iq4_nl',
+  };
   const f = fallback[wanted];
   if (f && nIn % blockFormat(f).blockSize === 0) return f;
   return 'f16';

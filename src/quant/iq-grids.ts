@@ -31,6 +31,9 @@ export const IQ2S_GRID = expand(data.IQ2S_GRID);
 export const IQ3XXS_GRID = expand(data.IQ3XXS_GRID);
 export const IQ3S_GRID = expand(data.IQ3S_GRID);
 export const IQ1S_GRID = expand(data.IQ1S_GRID);
+/** The values of the iq2 grids' levels 0, 1, 2 (IQ2_XXS, IQ2_XS, IQ2_S) and of iq1s's (−1, 0, 1). */
+export const IQ2_GRID_VALUES = data.IQ2XXS_GRID.values;
+export const IQ1_GRID_VALUES = data.IQ1S_GRID.values;
 
 /** ksigns_iq2xs: 7 sign bits plus an 8th that makes the number of minus signs even. */
 export const KSIGNS = Uint8Array.from({ length: 128 }, (_, i) => {

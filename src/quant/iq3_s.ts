@@ -19,62 +19,75 @@ import { defineIQ, IQ3S_GRID } from './iq-grids.js';
 const FLT_MAX = 3.4028234663852886e38;
 
 /**
- * llama.cpp iq3xs_init_impl(512), the tables quantize_iq3_s searches: each grid point as levels 0…7 (value
- * 2l + 1), the map from a 12-bit level code (3 bits per value) to its grid index, and, for a code off the
- * grid, map = −(offset + 1) into `neighbours`: [count, grid indices …], the grid points at the 3 smallest
- * squared distances, by distance then index (ggml's qsort on (d², index)). Built once, on first use.
+ * llama.cpp iq3xs_init_impl(grid size), the tables quantize_iq3_s (512 points) and quantize_iq3_xxs (256)
+ * search: each grid point as levels 0…7 (value 2l + 1 in the search), the map from a 12-bit level code (3 bits
+ * per value) to its grid index, and, for a code off the grid, map = −(offset + 1) into `neighbours`: [count,
+ * grid indices …], the grid points at the `nwant` smallest squared distances (3 for IQ3_S, 2 for IQ3_XXS), by
+ * distance then index (ggml's qsort on (d², index)). Built once per grid, on first use.
  */
-interface Iq3Tables { levels: Uint8Array; map: Int32Array; neighbours: Uint16Array }
-let tables: Iq3Tables | undefined;
+export interface Iq3Tables { levels: Uint8Array; map: Int32Array; neighbours: Uint16Array }
+const tables = new Map<Int8Array, Iq3Tables>();
 
-function iq3Tables(): Iq3Tables {
-  if (tables) return tables;
-  const n = 512;
-  const levels = Uint8Array.from(IQ3S_GRID, (v) => (v - 1) / 2);
+export function iq3Tables(grid: Int8Array, values: readonly number[], nwant: number): Iq3Tables {
+  const hit = tables.get(grid);
+  if (hit) return hit;
+  const n = grid.length / 4;
+  const levels = Uint8Array.from(grid, (v) => values.indexOf(v));
+  if (levels.some((l) => l > 7)) throw new Error('iq3 tables: a grid value is not one of the levels');
   const map = new Int32Array(4096).fill(-1);
   for (let g = 0; g < n; g++) map[levels[4 * g]! | (levels[4 * g + 1]! << 3) | (levels[4 * g + 2]! << 6) | (levels[4 * g + 3]! << 9)] = g;
   const out: number[] = [];
   const d2 = new Int32Array(n);
+  const m = new Int32Array(nwant);
   for (let u = 0; u < 4096; u++) {
     if (map[u]! >= 0) continue;
-    const m = [Infinity, Infinity, Infinity]; // the nwant = 3 smallest distinct distances
+    m.fill(0x7fffffff); // the nwant smallest distinct distances, ascending
     for (let g = 0; g < n; g++) {
       let s = 0;
       for (let k = 0; k < 4; k++) {
-        const e = IQ3S_GRID[4 * g + k]! - (2 * ((u >> (3 * k)) & 7) + 1);
+        const e = levels[4 * g + k]! - ((u >> (3 * k)) & 7);
         s += e * e;
       }
       d2[g] = s;
-      if (s === m[0] || s === m[1] || s === m[2]) continue;
-      if (s < m[0]!) { m[2] = m[1]!; m[1] = m[0]!; m[0] = s; } else if (s < m[1]!) { m[2] = m[1]!; m[1] = s; } else if (s < m[2]!) m[2] = s;
+      if (s >= m[nwant - 1]!) continue;
+      let j = 0;
+      while (j < nwant && m[j]! < s) j++;
+      if (m[j] === s) continue;
+      for (let i = nwant - 1; i > j; i--) m[i] = m[i - 1]!;
+      m[j] = s;
     }
     map[u] = -(out.length + 1);
     const start = out.push(0) - 1;
-    for (const d of m) for (let g = 0; g < n; g++) if (d2[g] === d) out.push(g);
+    for (const d of m) if (d !== 0x7fffffff) for (let g = 0; g < n; g++) if (d2[g] === d) out.push(g);
     out[start] = out.length - start - 1;
   }
-  return (tables = { levels, map, neighbours: Uint16Array.from(out) });
+  const t = { levels, map, neighbours: Uint16Array.from(out) };
+  tables.set(grid, t);
+  return t;
 }
 
+const IQ3S_VALUES = [1, 3, 5, 7, 9, 11, 13, 15];
+
 /**
- * iq3_find_best_neighbour: the neighbour of the 4 values at xval[xo] closest at `scale` (Σ waux·diff², float32 in
- * order, first of equals); its levels into L[lo…]; returns its grid index. Where every distance is NaN or
- * infinite (llama.cpp aborts) the first neighbour.
+ * iq3_find_best_neighbour: the neighbour of the 4 values at xval[xo] closest at `scale` (Σ waux·diff² with the
+ * search values 2l + 1, float32 in order, first of equals); its levels into L[lo…]; returns its grid index.
+ * Where every distance is NaN or infinite (llama.cpp aborts) the first neighbour.
  */
-function bestNeighbour(t: Iq3Tables, off: number, xval: Float32Array, xo: number, waux: Float32Array, scale: number, L: Uint8Array, lo: number): number {
+export function iq3BestNeighbour(t: Iq3Tables, off: number, xval: Float32Array, xo: number, waux: Float32Array, scale: number, L: Uint8Array, lo: number): number {
   const n = t.neighbours[off]!;
+  const lv = t.levels;
   let best = FLT_MAX;
   let gi = t.neighbours[off + 1]!;
   for (let j = 1; j <= n; j++) {
     const g = t.neighbours[off + j]!;
     let d2 = 0;
     for (let i = 0; i < 4; i++) {
-      const diff = Math.fround(Math.fround(scale * IQ3S_GRID[4 * g + i]!) - xval[xo + i]!);
+      const diff = Math.fround(Math.fround(scale * (2 * lv[4 * g + i]! + 1)) - xval[xo + i]!);
       d2 = Math.fround(d2 + Math.fround(Math.fround(waux[xo + i]! * diff) * diff));
     }
     if (d2 < best) { best = d2; gi = g; }
   }
-  for (let i = 0; i < 4; i++) L[lo + i] = t.levels[4 * gi + i]!;
+  for (let i = 0; i < 4; i++) L[lo + i] = lv[4 * gi + i]!;
   return gi;
 }
 
@@ -84,16 +97,16 @@ const s32 = {
 };
 
 /** The 12-bit level code of L[lo … lo + 4). */
-const code = (L: Uint8Array, lo: number) => L[lo]! | (L[lo + 1]! << 3) | (L[lo + 2]! << 6) | (L[lo + 3]! << 9);
+export const iq3Code = (L: Uint8Array, lo: number) => L[lo]! | (L[lo + 1]! << 3) | (L[lo + 2]! << 6) | (L[lo + 3]! << 9);
 
 /** Levels clamp(round((id·xval − 1)/2), 0, 7) of group k into L; returns their code. */
-function groupLevels(xval: Float32Array, k: number, id: number, L: Uint8Array): number {
+export function iq3GroupLevels(xval: Float32Array, k: number, id: number, L: Uint8Array): number {
   for (let i = 0; i < 4; i++) L[4 * k + i] = Math.max(0, Math.min(7, nearestInt(Math.fround(0.5 * Math.fround(Math.fround(id * xval[4 * k + i]!) - 1)))));
-  return code(L, 4 * k);
+  return iq3Code(L, 4 * k);
 }
 
 /** Σ w·xval·q and Σ w·q² with q = 2L + 1 over the sub-block, float32 in order. */
-function fit(L: Uint8Array, weight: Float32Array, xval: Float32Array): [number, number] {
+export function iq3Fit(L: Uint8Array, weight: Float32Array, xval: Float32Array): [number, number] {
   let sumqx = 0;
   let sumq2 = 0;
   for (let i = 0; i < 32; i++) {
@@ -107,7 +120,7 @@ function fit(L: Uint8Array, weight: Float32Array, xval: Float32Array): [number, 
 
 /** One IQ3_S super-block (256 values at x[xo]) into dst[o], weighted by qw[qwo …] when given. */
 export function iq3sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, o: number, qw?: Float32Array, qwo = 0): void {
-  const t = iq3Tables();
+  const t = iq3Tables(IQ3S_GRID, IQ3S_VALUES, 3);
   const { weight, waux, xval, L, Laux, onGrid, onGridAux, signs, scales } = s32;
   dst.fill(0, o, o + 110);
   let sumx2 = 0;
@@ -143,11 +156,11 @@ export function iq3sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, 
       const id = Math.fround(Math.fround(15 + Math.fround(is * Math.fround(0.2))) / max);
       const thisScale = Math.fround(1 / id);
       for (let k = 0; k < 8; k++) {
-        const gi = t.map[groupLevels(xval, k, id, Laux)]!;
+        const gi = t.map[iq3GroupLevels(xval, k, id, Laux)]!;
         onGridAux[k] = gi >= 0 ? 1 : 0;
-        if (gi < 0) bestNeighbour(t, -gi - 1, xval, 4 * k, waux, thisScale, Laux, 4 * k);
+        if (gi < 0) iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, thisScale, Laux, 4 * k);
       }
-      const [sumqx, sumq2] = fit(Laux, weight, xval);
+      const [sumqx, sumq2] = iq3Fit(Laux, weight, xval);
       if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
         scale = Math.fround(sumqx / sumq2);
         best = Math.fround(scale * sumqx);
@@ -158,10 +171,10 @@ export function iq3sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, 
     if (onGrid.includes(0) && scale > 0) {
       const id = Math.fround(1 / scale);
       for (let k = 0; k < 8; k++) {
-        let gi = t.map[groupLevels(xval, k, id, L)]!;
-        if (gi < 0) gi = bestNeighbour(t, -gi - 1, xval, 4 * k, waux, scale, L, 4 * k);
+        let gi = t.map[iq3GroupLevels(xval, k, id, L)]!;
+        if (gi < 0) gi = iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, scale, L, 4 * k);
       }
-      const [sumqx, sumq2] = fit(L, weight, xval);
+      const [sumqx, sumq2] = iq3Fit(L, weight, xval);
       if (sumq2 > 0) scale = Math.fround(sumqx / sumq2);
     }
     if (scale < 0) {
@@ -169,7 +182,7 @@ export function iq3sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, 
       for (let k = 0; k < 4; k++) signs[k] = ~signs[k]! & 0xff;
     }
     for (let k = 0; k < 8; k++) {
-      const gi = t.map[code(L, 4 * k)]!;
+      const gi = t.map[iq3Code(L, 4 * k)]!;
       if (gi < 0) throw new Error(`iq3_s: levels ${L.subarray(4 * k, 4 * k + 4).join(',')} not on the grid`);
       dst[qs + k] = gi & 255;
       dst[o + 66 + ib] |= (gi >> 8) << k;

@@ -4,8 +4,103 @@
  * u32 @66 with four 7-bit sign indices (ksigns) and a 4-bit scale ls in bits 28–31;
  * y = d·(0.5 + ls)·0.5·grid·sign (ggml-quants.c dequantize_row_iq3_xxs).
  */
-import { rdF16 } from './ggml-ref.js';
+import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
+import { iq2Signs } from './iq2-search.js';
+import { iq3BestNeighbour, iq3Code, iq3Fit, iq3GroupLevels, iq3Tables } from './iq3_s.js';
 import { defineIQ, IQ3XXS_GRID, KSIGNS } from './iq-grids.js';
+
+const IQ3XXS_VALUES = [4, 12, 20, 28, 36, 44, 52, 62];
+
+const sx = {
+  weight: new Float32Array(32), waux: new Float32Array(32), xval: new Float32Array(32), L: new Uint8Array(32), Laux: new Uint8Array(32),
+  onGrid: new Uint8Array(8), onGridAux: new Uint8Array(8), signs: new Uint8Array(4), scales: new Float32Array(8), ss: new Uint32Array(8),
+};
+
+/** ggml's GROUP_MAX_EPS_IQ3_XXS (1e-8f). */
+const EPS = Math.fround(1e-8);
+
+/**
+ * One IQ3_XXS super-block (256 values at x[xo]) into dst[o]: llama.cpp quantize_row_iq3_xxs_impl(256, …),
+ * weighted by qw[qwo … qwo + 256) (weights qw·√(σ² + x²), σ² = 2·mean x²) or, without, by x². Per 32 values:
+ * signs as IQ2 (an even count of minus signs, the least weighted value keeps its sign), 31 candidate scales
+ * (15 + 0.2·is)/max, groups of 4 levels 0…7 off the grid replaced by the best of their neighbours; the best
+ * weighted least-squares fit wins, groups off the grid re-picked at the fitted scale and the scale refitted.
+ * d = max scale/31 (stored × 1.0125), 4-bit sub-scales round((scale/d − 1)/2).
+ */
+export function iq3xxsQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, o: number, qw?: Float32Array, qwo = 0): void {
+  const t = iq3Tables(IQ3XXS_GRID, IQ3XXS_VALUES, 2);
+  const { weight, waux, xval, L, Laux, onGrid, onGridAux, signs, scales, ss } = sx;
+  dst.fill(0, o, o + 98);
+  ss.fill(0);
+  let sumx2 = 0;
+  for (let i = 0; i < 256; i++) sumx2 = Math.fround(sumx2 + Math.fround(x[xo + i]! * x[xo + i]!));
+  const sigma2 = Math.fround(Math.fround(2 * sumx2) / 256);
+  let maxScale = 0;
+  for (let ib = 0; ib < 8; ib++) {
+    const xb = xo + 32 * ib;
+    for (let i = 0; i < 32; i++) {
+      const v = x[xb + i]!;
+      weight[i] = qw ? Math.fround(qw[qwo + 32 * ib + i]! * Math.fround(Math.sqrt(Math.fround(sigma2 + Math.fround(v * v))))) : Math.fround(v * v);
+      waux[i] = Math.fround(Math.sqrt(weight[i]!));
+    }
+    for (let k = 0; k < 4; k++) signs[k] = iq2Signs(x, xb + 8 * k, weight, 8 * k, xval, 8 * k);
+    let max = xval[0]!;
+    for (let i = 1; i < 32; i++) max = max > xval[i]! ? max : xval[i]!;
+    L.fill(0);
+    if (max < EPS) { scales[ib] = 0; continue; }
+    let best = 0;
+    let scale = Math.fround(max / 15);
+    onGrid.fill(1);
+    for (let is = -15; is <= 15; is++) {
+      const id = Math.fround(Math.fround(15 + Math.fround(is * Math.fround(0.2))) / max);
+      const thisScale = Math.fround(1 / id);
+      for (let k = 0; k < 8; k++) {
+        const gi = t.map[iq3GroupLevels(xval, k, id, Laux)]!;
+        onGridAux[k] = gi >= 0 ? 1 : 0;
+        if (gi < 0) iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, thisScale, Laux, 4 * k);
+      }
+      const [sumqx, sumq2] = iq3Fit(Laux, weight, xval);
+      if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
+        scale = Math.fround(sumqx / sumq2);
+        best = Math.fround(scale * sumqx);
+        L.set(Laux);
+        onGrid.set(onGridAux);
+      }
+    }
+    if (onGrid.includes(0) && scale > 0) {
+      const id = Math.fround(1 / scale);
+      for (let k = 0; k < 8; k++) {
+        if (onGrid[k]) continue;
+        const gi = t.map[iq3GroupLevels(xval, k, id, L)]!;
+        if (gi < 0) iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, scale, L, 4 * k);
+      }
+      const [sumqx, sumq2] = iq3Fit(L, weight, xval);
+      if (sumq2 > 0) scale = Math.fround(sumqx / sumq2);
+    }
+    if (scale < 0) {
+      scale = -scale;
+      for (let k = 0; k < 4; k++) signs[k] = ~signs[k]! & 127;
+    }
+    for (let k = 0; k < 8; k++) {
+      const gi = t.map[iq3Code(L, 4 * k)]!;
+      if (gi < 0) throw new Error(`iq3_xxs: levels ${L.subarray(4 * k, 4 * k + 4).join(',')} not on the grid`);
+      dst[o + 2 + 8 * ib + k] = gi;
+    }
+    ss[ib] = (signs[0]! | (signs[1]! << 7) | (signs[2]! << 14) | (signs[3]! << 21)) >>> 0;
+    scales[ib] = scale;
+    maxScale = maxScale > scale ? maxScale : scale;
+  }
+  if (maxScale === 0) { dst.fill(0, o, o + 98); return; }
+  const d = Math.fround(maxScale / 31);
+  wrF16(dst, o, Math.fround(d * Math.fround(1.0125)));
+  const id = Math.fround(1 / d);
+  for (let ib = 0; ib < 8; ib++) {
+    const l = Math.max(0, Math.min(15, nearestInt(Math.fround(0.5 * Math.fround(Math.fround(id * scales[ib]!) - 1)))));
+    const v = (ss[ib]! | (l << 28)) >>> 0;
+    const p = o + 66 + 4 * ib;
+    dst[p] = v & 255; dst[p + 1] = (v >>> 8) & 255; dst[p + 2] = (v >>> 16) & 255; dst[p + 3] = v >>> 24;
+  }
+}
 
 export const IQ3_XXS = defineIQ({
   name: 'iq3_xxs', ggmlId: 18, bytesPerBlock: 98, layout: { d: 2, qs: 64, scalesAndSigns: 32 },
@@ -27,4 +122,5 @@ export const IQ3_XXS = defineIQ({
       }
     }
   },
+  quantizeBlock: (x, xo, dst, o) => iq3xxsQuantizeBlock(x, xo, dst, o),
 });

@@ -14,7 +14,10 @@
  *   - IQ4_NL / IQ4_XS (quantize_row_iq4_nl_impl): weights qw·√(σ² + x²), σ² = 2·mean x² over the block (32)
  *     or super-block (256), in place of x² in the same scale search (iq4_nl.ts iq4Scale).
  *   - IQ3_S (quantize_row_iq3_s_impl): weights qw·√(σ² + x²), σ² = 2·mean x² of the super-block, in place of
- *     x² in the same search (iq3_s.ts).
+ *     x² in the same search (iq3_s.ts); IQ3_XXS (iq3_xxs.ts) and IQ2_S (iq2_s.ts) likewise;
+ *   - IQ2_XXS, IQ2_XS (iq2_xxs.ts, iq2_xs.ts: σ² = mean x²) and IQ1_S (iq1-quant.ts: σ² = 2·mean x²) exist
+ *     only with weights, as in llama.cpp, which asserts them; IQ1_M (iq1-quant.ts) likewise here (llama-quantize
+ *     refuses it without an importance matrix).
  * Q4_0 … Q5_1 store the search's own levels (no re-levelling from the f16 scale); IQ4 re-picks them with the
  * unrounded scale, as without weights.
  * Every float operation is float32 (Math.fround), in llama.cpp's order; test/quant-llama.test.ts compares the
@@ -22,7 +25,12 @@
  */
 import { checkBlocks, makeQkx2Quants, qkx2Min, wrF16 } from './ggml-ref.js';
 import { blockFormat } from './index.js';
+import { iq1mQuantizeBlock, iq1sQuantizeBlock } from './iq1-quant.js';
+import { iq2sQuantizeBlock } from './iq2_s.js';
+import { iq2xsQuantizeBlock } from './iq2_xs.js';
+import { iq2xxsQuantizeBlock } from './iq2_xxs.js';
 import { iq3sQuantizeBlock } from './iq3_s.js';
+import { iq3xxsQuantizeBlock } from './iq3_xxs.js';
 import { iq4NlPack, iq4Scale } from './iq4_nl.js';
 import { iq4XsPack } from './iq4_xs.js';
 import { importance, KQUANT_WEIGHTED_ROWS, makeQxQuantsWeighted, RMIN3, type WeightedRow } from './kquant-weighted.js';
@@ -119,9 +127,19 @@ const iq3sRow: WeightedRow = (x, xo, n, dst, o, qw, qwo) => {
   for (let b = 0; b < n / 256; b++) iq3sQuantizeBlock(x, xo + 256 * b, dst, o + 110 * b, qw, qwo + 256 * b);
 };
 
+/** A row of 256-value super-blocks of `bytes` bytes each, quantised by `block`. */
+function superRow(bytes: number, block: (x: Float32Array, xo: number, dst: Uint8Array, o: number, qw: Float32Array, qwo: number) => void): WeightedRow {
+  return (x, xo, n, dst, o, qw, qwo) => {
+    for (let b = 0; b < n / 256; b++) block(x, xo + 256 * b, dst, o + bytes * b, qw, qwo + 256 * b);
+  };
+}
+
 const ROWS: Partial<Record<BlockType, WeightedRow>> = {
   ...KQUANT_WEIGHTED_ROWS,
   q4_0: qx0Row(8), q5_0: qx0Row(16), q4_1: qkx1Row(15), q5_1: qkx1Row(31), iq4_nl: iq4nlRow, iq4_xs: iq4xsRow, iq3_s: iq3sRow,
+  iq2_xxs: superRow(66, iq2xxsQuantizeBlock), iq2_xs: superRow(74, iq2xsQuantizeBlock),
+  iq2_s: superRow(82, iq2sQuantizeBlock), iq3_xxs: superRow(98, iq3xxsQuantizeBlock),
+  iq1_s: superRow(50, iq1sQuantizeBlock), iq1_m: superRow(56, iq1mQuantizeBlock),
 };
 
 /** The block types quantised with an importance matrix (the others ignore it, as in llama.cpp: Q8_0, floats). */

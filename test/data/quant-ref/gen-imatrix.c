@@ -1,8 +1,8 @@
 /*
  * Generates the llama.cpp reference data for the quantisers with an importance matrix (test/quant-llama.test.ts):
- * quantize_q2_K … quantize_q6_K, quantize_q4_0, q4_1, q5_0, q5_1, quantize_iq4_nl, iq4_xs and iq3_s of the
- * libggml-base that node-llama-cpp ships, called with quant_weights, as llama_model_quantize calls them for
- * `llama-quantize --imatrix`. Inputs: inputs.f32 (gen.c), read as 8 rows of 256 and as 2 rows of 1024 (so
+ * quantize_q2_K … quantize_q6_K, quantize_q4_0, q4_1, q5_0, q5_1, quantize_iq4_nl, iq4_xs, iq3_s, iq2_xxs,
+ * iq2_xs, iq2_s, iq3_xxs, iq1_s and iq1_m of the libggml-base that node-llama-cpp ships, called with
+ * quant_weights, as llama_model_quantize calls them for `llama-quantize --imatrix`. Inputs: inputs.f32 (gen.c), read as 8 rows of 256 and as 2 rows of 1024 (so
  * that the weights of later blocks of a row are exercised).
  *
  * Build and run (from the repository root):
@@ -36,6 +36,12 @@ size_t quantize_q5_1(const float *src, void *dst, int64_t nrow, int64_t n_per_ro
 size_t quantize_iq4_nl(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
 size_t quantize_iq4_xs(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
 size_t quantize_iq3_s(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
+size_t quantize_iq2_xxs(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
+size_t quantize_iq2_xs(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
+size_t quantize_iq2_s(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
+size_t quantize_iq3_xxs(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
+size_t quantize_iq1_s(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
+size_t quantize_iq1_m(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *quant_weights);
 void ggml_quantize_init(int type);
 
 #define N 2048
@@ -72,8 +78,12 @@ int main(int argc, char **argv) {
     {"q2_k", quantize_q2_K}, {"q3_k", quantize_q3_K}, {"q4_k", quantize_q4_K}, {"q5_k", quantize_q5_K}, {"q6_k", quantize_q6_K},
     {"q4_0", quantize_q4_0}, {"q4_1", quantize_q4_1}, {"q5_0", quantize_q5_0}, {"q5_1", quantize_q5_1},
     {"iq4_nl", quantize_iq4_nl}, {"iq4_xs", quantize_iq4_xs}, {"iq3_s", quantize_iq3_s},
+    {"iq2_xxs", quantize_iq2_xxs}, {"iq2_xs", quantize_iq2_xs}, {"iq2_s", quantize_iq2_s}, {"iq3_xxs", quantize_iq3_xxs},
+    {"iq1_s", quantize_iq1_s}, {"iq1_m", quantize_iq1_m},
   };
-  ggml_quantize_init(21); /* GGML_TYPE_IQ3_S: its grid, map and neighbour tables */
+  /* the grid, map and neighbour tables of GGML_TYPE_IQ3_S, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ1_S, IQ1_M */
+  const int init[] = {21, 16, 17, 22, 18, 19, 29};
+  for (size_t i = 0; i < sizeof init / sizeof init[0]; i++) ggml_quantize_init(init[i]);
   char name[256];
   for (size_t t = 0; t < sizeof fns / sizeof fns[0]; t++) {
     memset(q, 0, sizeof q);

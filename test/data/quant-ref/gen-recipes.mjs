@@ -6,11 +6,13 @@
 // (see model-quantize.c):
 //
 //   node test/data/quant-ref/gen-recipes.mjs /tmp/model-quantize > test/data/quant-ref/llama-recipes.json
+//   node test/data/quant-ref/gen-recipes.mjs /tmp/model-quantize --iq > test/data/quant-ref/llama-recipes-iq.json
+// (--iq: the i-quant mixtures of IQ_RECIPE_CASES instead, with 2 threads.)
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PURE_CASES, RECIPE_MODELS, RECIPE_CASES, writeImatrixDat } from '../../../dist/test/recipe-models.js';
+import { IQ_RECIPE_CASES, PURE_CASES, RECIPE_MODELS, RECIPE_CASES, writeImatrixDat } from '../../../dist/test/recipe-models.js';
 import { LLAMA_FTYPE } from '../../../dist/src/model/gguf-grok.js';
 import { synthModel } from '../../../dist/src/convert/synth.js';
 import { readGgufFile } from '../../../dist/src/formats/gguf.js';
@@ -18,6 +20,7 @@ import { RECIPES } from '../../../dist/src/convert/recipes.js';
 import crypto from 'node:crypto';
 
 const bin = process.argv[2];
+const iq = process.argv[3] === '--iq';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'grok-recipes-'));
 const out = {};
 try {
@@ -26,14 +29,14 @@ try {
     await synthModel({ config: m.config, type: 'f32', out: src, seed: m.seed });
     const dat = path.join(tmp, `${model}.imatrix.dat`);
     writeImatrixDat(dat, m.config, m.seed);
-    const cases = [
+    const cases = iq ? IQ_RECIPE_CASES.map((c) => ({ name: c.recipe, ftype: RECIPES[c.recipe].ftype, mixed: true, imatrix: c.imatrix })) : [
       ...RECIPE_CASES.map((c) => ({ name: c.recipe, ftype: RECIPES[c.recipe].ftype, mixed: true, imatrix: c.imatrix })),
       ...PURE_CASES.filter((c) => !c.models || c.models.includes(model))
         .map((c) => ({ name: c.type, ftype: LLAMA_FTYPE[c.type], mixed: false, imatrix: c.imatrix })),
     ];
     for (const c of cases) {
       const dst = path.join(tmp, `${model}-${c.name}.gguf`);
-      const args = [src, dst, String(c.ftype), ...(c.mixed ? ['--mixed'] : []), ...(c.imatrix ? ['--imatrix', dat] : [])];
+      const args = [src, dst, String(c.ftype), ...(c.mixed ? ['--mixed'] : []), ...(c.imatrix ? ['--imatrix', dat] : []), ...(iq ? ['--nthread', '2'] : [])];
       const r = spawnSync(bin, args, { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')}\n${r.stderr}`);
       const f = readGgufFile(dst);
