@@ -8,6 +8,7 @@
  * columns, input blocks go outside and column slabs inside, so memory is read as a few dozen forward
  * streams; each row's lines are prefetched XAI8_AHEAD bytes ahead of the sweep (the hardware prefetchers
  * follow 32 streams a page apart too late: fast mode 6144×6144 at T = 1 from ~9 to ~35 GB/s on 2 threads).
+ * Decode (fast, up to 4 tokens, x86) reads each 32-row block in sweeps of 8 or 16 rows instead (x512_sweep).
  */
 
 /*
@@ -105,7 +106,8 @@ static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, i
  * ~2 KiB), their lines XAI8_AHEAD bytes on prefetched; then every token of the call (XAI8_C at a time in
  * registers, xai8_tile) takes its exact integer block sums from qb and adds sum·dx to its partial sums
  * in scratch. The weights are read from memory once per call whatever T, and the reordering is shared by
- * all tokens; a call of at most XAI8_C tokens skips qb (xai8_fused: the same sums from registers).
+ * all tokens; a call of at most XAI8_C tokens skips qb (xai8_small: the same sums from registers, at
+ * x86 levels in sweeps of fewer rows, see x512_sweep).
  * At each group's end y += partial·s (xai8_group_end). Per column and token: the same
  * integer sums, the same float operations in block order, whatever T, tile or chunk.
  * scratch: qb, then partial sums [slab][token][4 vectors] for up to GN_XAI8_TOKENS tokens.
@@ -162,10 +164,10 @@ static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, i
     }                                                                                             \
   }
 
-/* Rows per sweep in calls of a few tokens at x86 levels (see x512_sweep). */
-#ifndef XAI8_R
+/* Rows per sweep in calls of 1–2 tokens (XAI8_R) and 3–4 (XAI8_R4, where the integer sums kept between
+ * sweeps cost more) at x86 levels (see x512_sweep). Measured on 6144×32768 and 32768×6144, 2 threads. */
 #define XAI8_R 8
-#endif
+#define XAI8_R4 16
 
 #if GN_X86_AVX512
 #define XAI8_SW 64
@@ -206,23 +208,23 @@ GN_INLINE void xai8_pack(const gn_xai8_job *j, int k0, int c, int cols, const in
 }
 
 /*
- * Calls of at most 4 tokens (decode): each 32-row block is read as 32/XAI8_R sweeps of XAI8_R rows across
+ * Calls of at most 4 tokens (decode): each 32-row block is read as 32/R sweeps of R rows (XAI8_R, XAI8_R4) across
  * all of the chunk's columns, its integer sums kept per column in scratch (iacc) between sweeps; the
- * block's last sweep scales them by dx into the partial sums. XAI8_R rows a page apart are XAI8_R
- * memory streams instead of 32: when n_out is a multiple of 4 KiB every row's line at a column falls in
- * the same L1 set (8 ways), so 32 rows' prefetched lines evicted each other before use (6144×32768 at
- * 0.79× q8_0's bytes/s). The integer sums are the same whatever the split, so the results are those of
+ * block's last sweep scales them by dx into the partial sums. R rows a page apart are R
+ * memory streams instead of 32 (6144×32768 had been at 0.79× q8_0's bytes/s). Our reading, not measured
+ * directly: when n_out is a multiple of 4 KiB every row's line at one column falls in the same L1 set
+ * (8 ways), so 32 rows' prefetched lines evicted each other before use. The integer sums are the same whatever the split, so the results are those of
  * whole 32-row blocks, bit for bit.
  */
 
-GN_INLINE void x512_sweep(const gn_xai8_job *j, int k0, int c0, int c1, int t0, const int C, __m512i *iacc, __m512 *parts) {
+GN_INLINE void x512_sweep(const gn_xai8_job *j, int k0, int c0, int c1, int t0, const int C, const int R, __m512i *iacc, __m512 *parts) {
   const size_t n = (size_t)j->n_out;
-  const int nb = j->n_in / 32, b = k0 / 32, first = k0 % 32 == 0, last = (k0 + XAI8_R) % 32 == 0;
-  __m512i xb[4][XAI8_R / 4];
+  const int nb = j->n_in / 32, b = k0 / 32, first = k0 % 32 == 0, last = (k0 + R) % 32 == 0;
+  __m512i xb[4][8];
   __m512i init[4];
   __m512 dx[4];
   for (int t = 0; t < C; t++) {
-    for (int i = 0; i < XAI8_R / 4; i++) {
+    for (int i = 0; i < R / 4; i++) {
       int32_t x4;
       memcpy(&x4, j->xq + (size_t)(t0 + t) * j->n_in + k0 + 4 * i, 4);
       xb[t][i] = _mm512_set1_epi32(x4);
@@ -232,12 +234,12 @@ GN_INLINE void x512_sweep(const gn_xai8_job *j, int k0, int c0, int c1, int t0, 
   }
   for (int c = c0, sl = 0; c < c1; c += 64, sl++) {
     const __mmask64 mb = x512_cols(c1 - c);
-    const int8_t *pf = xai8_ahead(j, k0, XAI8_R, c0, c1, c + XAI8_AHEAD);
+    const int8_t *pf = xai8_ahead(j, k0, R, c0, c1, c + XAI8_AHEAD);
     __m512i *ia = iacc + (size_t)sl * C * 4;
     __m512i acc[4][4];
     for (int t = 0; t < C; t++)
       for (int h = 0; h < 4; h++) acc[t][h] = first ? init[t] : _mm512_load_si512(ia + 4 * t + h);
-    for (int i = 0; i < XAI8_R / 4; i++) {
+    for (int i = 0; i < R / 4; i++) {
       if (pf)
         for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(pf + (size_t)(4 * i + r) * n), _MM_HINT_T0);
       __m512i Q[4];
@@ -260,11 +262,11 @@ GN_INLINE void x512_sweep(const gn_xai8_job *j, int k0, int c0, int c1, int t0, 
 static void xai8_small(const gn_xai8_job *j, int g, int c0, int c1, int s0, int S, __m512 *parts, void *spare) {
   const int gs = j->n_in / j->groups;
   __m512i *iacc = spare;
-  for (int k0 = g * gs; k0 < (g + 1) * gs; k0 += XAI8_R) switch (S) {
-    case 1: x512_sweep(j, k0, c0, c1, s0, 1, iacc, parts); break;
-    case 2: x512_sweep(j, k0, c0, c1, s0, 2, iacc, parts); break;
-    case 3: x512_sweep(j, k0, c0, c1, s0, 3, iacc, parts); break;
-    default: x512_sweep(j, k0, c0, c1, s0, 4, iacc, parts); break;
+  for (int k0 = g * gs; k0 < (g + 1) * gs; k0 += S <= 2 ? XAI8_R : XAI8_R4) switch (S) {
+    case 1: x512_sweep(j, k0, c0, c1, s0, 1, XAI8_R, iacc, parts); break;
+    case 2: x512_sweep(j, k0, c0, c1, s0, 2, XAI8_R, iacc, parts); break;
+    case 3: x512_sweep(j, k0, c0, c1, s0, 3, XAI8_R4, iacc, parts); break;
+    default: x512_sweep(j, k0, c0, c1, s0, 4, XAI8_R4, iacc, parts); break;
     }
 }
 
