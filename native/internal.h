@@ -64,10 +64,10 @@ typedef struct {
 
 /* Scratch bytes an xai8 kernel needs for `cols` columns and T tokens: exact mode float64 totals and partial
  * sums for up to 4 tokens (2·4·8 bytes per column), fast mode one packed block of 32 rows × 64 columns and
- * float partial sums per column and token. */
+ * float partial sums per column and token, and for calls of up to 4 tokens as many int32 block sums. */
 static inline size_t gn_xai8_scratch(int cols, int T) {
   const size_t c = (size_t)cols + 64, t = (size_t)(T < GN_XAI8_TOKENS ? T : GN_XAI8_TOKENS);
-  const size_t exact = 64 * c, fast = 2048 + 4 * c * t;
+  const size_t exact = 64 * c, fast = 2048 + 4 * c * t * (t <= 4 ? 2 : 1);
   return (exact > fast ? exact : fast) + 4096;
 }
 

@@ -125,7 +125,7 @@ for (const mode of ['exact', 'fast'] as const) {
     }
   });
 
-  test(`native ${level} ${mode}: xai8 at prefill sizes: T = 5, 7, 129, 200 (token tiles and the 128-token partial sums), columns past one chunk; each token as alone`, { skip }, () => {
+  test(`native ${level} ${mode}: xai8 at T = 2, 4 (decode row sweeps) and prefill sizes 5, 7, 129, 200 (token tiles and the 128-token partial sums), columns past one chunk; each token as alone`, { skip }, () => {
     const r = rng(mode === 'exact' ? 15 : 25);
     const sets = [1, 3].map((threads) => ks(mode, threads));
     // 2113 columns: more than the widest chunk (2048) at T = 1 and many narrow ones at T = 200, a 1-column tail
@@ -138,7 +138,7 @@ for (const mode of ['exact', 'fast'] as const) {
         sets[0]!.matmul(w, x.subarray(t * nIn, (t + 1) * nIn), 1, y);
         return Buffer.from(bytesOf(y));
       });
-      for (const T of [5, 7, 129, 200]) {
+      for (const T of [2, 4, 5, 7, 129, 200]) {
         const xt = x.subarray(0, T * nIn);
         const want = new Float32Array(T * nOut);
         matmulReference(w, quantised ? quantDequantX(xt) : xt, T, want);

@@ -8,6 +8,7 @@
  * columns, input blocks go outside and column slabs inside, so memory is read as a few dozen forward
  * streams; each row's lines are prefetched XAI8_AHEAD bytes ahead of the sweep (the hardware prefetchers
  * follow 32 streams a page apart too late: fast mode 6144×6144 at T = 1 from ~9 to ~35 GB/s on 2 threads).
+ * Decode (fast, up to 4 tokens, x86) reads each 32-row block in sweeps of 8 or 16 rows instead (x512_sweep).
  */
 
 /*
@@ -105,7 +106,8 @@ static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, i
  * ~2 KiB), their lines XAI8_AHEAD bytes on prefetched; then every token of the call (XAI8_C at a time in
  * registers, xai8_tile) takes its exact integer block sums from qb and adds sum·dx to its partial sums
  * in scratch. The weights are read from memory once per call whatever T, and the reordering is shared by
- * all tokens; a call of at most XAI8_C tokens skips qb (xai8_fused: the same sums from registers).
+ * all tokens; a call of at most XAI8_C tokens skips qb (xai8_small: the same sums from registers, at
+ * x86 levels in sweeps of fewer rows, see x512_sweep).
  * At each group's end y += partial·s (xai8_group_end). Per column and token: the same
  * integer sums, the same float operations in block order, whatever T, tile or chunk.
  * scratch: qb, then partial sums [slab][token][4 vectors] for up to GN_XAI8_TOKENS tokens.
@@ -120,15 +122,13 @@ static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, i
       for (int t = 0; t < S; t++) memset(j->y + (size_t)(s0 + t) * j->n_out + c0, 0, sizeof(float) * (size_t)(c1 - c0)); \
       for (int g = 0; g < j->groups; g++) {                                                       \
         for (size_t i = 0; i < (size_t)nslab * S * 4; i++) parts[i] = xai8_zero_v();              \
+        if (S <= XAI8_C) xai8_small(j, g, c0, c1, s0, S, parts, (void *)(parts + (size_t)nslab * S * 4)); \
+        else                                                                                      \
         for (int b = g * gs / 32; b < (g + 1) * gs / 32; b++) {                                   \
           for (int sl = 0; sl < nslab; sl++) {                                                    \
             const int c = c0 + XAI8_SW * sl, cols = GN_MIN(XAI8_SW, c1 - c);                      \
             const int8_t *pf = xai8_ahead(j, 32 * b, 32, c0, c1, c + XAI8_AHEAD);                  \
             XV *part = parts + (size_t)sl * S * 4;                                                \
-            if (S <= XAI8_C) {                                                                    \
-              xai8_fused(j, b, c, cols, pf, s0, S, part);                                         \
-              continue;                                                                           \
-            }                                                                                     \
             xai8_pack(j, 32 * b, c, cols, pf, qb);                                                \
             for (int t = 0; t < S; t += XAI8_C) xai8_tile(j, qb, b, s0 + t, GN_MIN(XAI8_C, S - t), part + 4 * (size_t)t); \
           }                                                                                       \
@@ -141,6 +141,18 @@ static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, i
     }                                                                                             \
   }
 
+/* Calls of at most XAI8_C tokens, block by block: each 32-row block's sums from registers (xai8_fused). */
+#define XAI8_SMALL_BY_BLOCKS(XV)                                                                  \
+  static void xai8_small(const gn_xai8_job *j, int g, int c0, int c1, int s0, int S, XV *parts, void *spare) { \
+    (void)spare;                                                                                  \
+    const int gs = j->n_in / j->groups, nslab = (c1 - c0 + XAI8_SW - 1) / XAI8_SW;               \
+    for (int b = g * gs / 32; b < (g + 1) * gs / 32; b++)                                         \
+      for (int sl = 0; sl < nslab; sl++) {                                                        \
+        const int c = c0 + XAI8_SW * sl;                                                          \
+        xai8_fused(j, b, c, GN_MIN(XAI8_SW, c1 - c), xai8_ahead(j, 32 * b, 32, c0, c1, c + XAI8_AHEAD), s0, S, parts + (size_t)sl * S * 4); \
+      }                                                                                           \
+  }
+
 /* Tiles of 1…XAI8_C tokens as compile-time constants, so that their loops unroll into registers. */
 #define XAI8_TILES(KERNEL)                                                                        \
   static void xai8_tile(const gn_xai8_job *j, const void *qb, int b, int t0, int C, void *part) { \
@@ -151,6 +163,14 @@ static inline const int8_t *xai8_ahead(const gn_xai8_job *j, int k0, int rows, i
     default: KERNEL(j, qb, b, t0, 4, part); break;                                                \
     }                                                                                             \
   }
+
+/* Rows per sweep in calls of 1–2 tokens (XAI8_R) and 3–4 (XAI8_R4, where the integer sums kept between
+ * sweeps cost more) at x86 levels (see x512_sweep). Measured on 6144×32768 and 32768×6144, 2 threads. */
+#define XAI8_R 8
+#define XAI8_R4 16
+/* Chunks of at most this many columns take whole 32-row blocks for 1–2 tokens (32768×6144 and 6144×6144 at
+ * 2 threads, 3072 columns each: 0.98 → 1.10 and 0.90 → 0.99 × q8_0 in the same process, load 2). */
+#define XAI8_NARROW 4096
 
 #if GN_X86_AVX512
 #define XAI8_SW 64
@@ -190,41 +210,73 @@ GN_INLINE void xai8_pack(const gn_xai8_job *j, int k0, int c, int cols, const in
   }
 }
 
-/* Block b's sums for 1…4 tokens straight from the reordered rows in registers (no qb). */
-GN_INLINE void x512_fused(const gn_xai8_job *j, int b, int c, int cols, const int8_t *pf, int t0, const int C, __m512 *part) {
+/*
+ * Calls of at most 4 tokens (decode): each 32-row block is read as 32/R sweeps of R rows (XAI8_R, XAI8_R4) across
+ * all of the chunk's columns, its integer sums kept per column in scratch (iacc) between sweeps; the
+ * block's last sweep scales them by dx into the partial sums. R rows a page apart are R
+ * memory streams instead of 32 (6144×32768 had been at 0.79× q8_0's bytes/s). Our reading, not measured
+ * directly: when n_out is a multiple of 4 KiB every row's line at one column falls in the same L1 set
+ * (8 ways), so 32 rows' prefetched lines evicted each other before use. The integer sums are the same whatever the split, so the results are those of
+ * whole 32-row blocks, bit for bit.
+ */
+
+GN_INLINE void x512_sweep(const gn_xai8_job *j, int k0, int c0, int c1, int t0, const int C, const int R, __m512i *iacc, __m512 *parts) {
   const size_t n = (size_t)j->n_out;
-  const int nb = j->n_in / 32;
-  const __mmask64 mb = x512_cols(cols);
-  __m512i acc[4][4];
+  const int nb = j->n_in / 32, b = k0 / 32, first = k0 % 32 == 0, last = (k0 + R) % 32 == 0;
+  __m512i xb[4][8];
+  __m512i init[4];
+  __m512 dx[4];
   for (int t = 0; t < C; t++) {
-    const __m512i init = _mm512_set1_epi32(j->xc[(size_t)(t0 + t) * nb + b]);
-    for (int h = 0; h < 4; h++) acc[t][h] = init;
-  }
-  for (int i = 0; i < 8; i++) {
-    if (pf)
-      for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(pf + (size_t)(4 * i + r) * n), _MM_HINT_T0);
-    __m512i Q[4];
-    x512_quad(j->q + (size_t)(32 * b + 4 * i) * n + c, n, mb, Q);
-    for (int t = 0; t < C; t++) {
+    for (int i = 0; i < R / 4; i++) {
       int32_t x4;
-      memcpy(&x4, j->xq + (size_t)(t0 + t) * j->n_in + 32 * (size_t)b + 4 * i, 4);
-      const __m512i xb = _mm512_set1_epi32(x4);
-      for (int h = 0; h < 4; h++) acc[t][h] = _mm512_dpbusd_epi32(acc[t][h], Q[h], xb);
+      memcpy(&x4, j->xq + (size_t)(t0 + t) * j->n_in + k0 + 4 * i, 4);
+      xb[t][i] = _mm512_set1_epi32(x4);
     }
+    init[t] = _mm512_set1_epi32(j->xc[(size_t)(t0 + t) * nb + b]);
+    dx[t] = _mm512_set1_ps(j->xd[(size_t)(t0 + t) * nb + b]);
   }
-  for (int t = 0; t < C; t++) {
-    const __m512 dx = _mm512_set1_ps(j->xd[(size_t)(t0 + t) * nb + b]);
-    for (int h = 0; h < 4; h++) part[4 * t + h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][h]), dx, part[4 * t + h]);
+  for (int c = c0, sl = 0; c < c1; c += 64, sl++) {
+    const __mmask64 mb = x512_cols(c1 - c);
+    const int8_t *pf = xai8_ahead(j, k0, R, c0, c1, c + XAI8_AHEAD);
+    __m512i *ia = iacc + (size_t)sl * C * 4;
+    __m512i acc[4][4];
+    for (int t = 0; t < C; t++)
+      for (int h = 0; h < 4; h++) acc[t][h] = first ? init[t] : _mm512_load_si512(ia + 4 * t + h);
+    for (int i = 0; i < R / 4; i++) {
+      if (pf)
+        for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(pf + (size_t)(4 * i + r) * n), _MM_HINT_T0);
+      __m512i Q[4];
+      x512_quad(j->q + (size_t)(k0 + 4 * i) * n + c, n, mb, Q);
+      for (int t = 0; t < C; t++)
+        for (int h = 0; h < 4; h++) acc[t][h] = _mm512_dpbusd_epi32(acc[t][h], Q[h], xb[t][i]);
+    }
+    if (last) {
+      __m512 *part = parts + (size_t)sl * C * 4;
+      for (int t = 0; t < C; t++)
+        for (int h = 0; h < 4; h++) part[4 * t + h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][h]), dx[t], part[4 * t + h]);
+    } else {
+      for (int t = 0; t < C; t++)
+        for (int h = 0; h < 4; h++) _mm512_store_si512(ia + 4 * t + h, acc[t][h]);
+    }
   }
 }
 
-static void xai8_fused(const gn_xai8_job *j, int b, int c, int cols, const int8_t *pf, int t0, int S, __m512 *part) {
-  switch (S) {
-  case 1: x512_fused(j, b, c, cols, pf, t0, 1, part); break;
-  case 2: x512_fused(j, b, c, cols, pf, t0, 2, part); break;
-  case 3: x512_fused(j, b, c, cols, pf, t0, 3, part); break;
-  default: x512_fused(j, b, c, cols, pf, t0, 4, part); break;
+/* spare: 64-byte aligned room for the integer sums, [slab][token][4 vectors] like parts. */
+static void xai8_small(const gn_xai8_job *j, int g, int c0, int c1, int s0, int S, __m512 *parts, void *spare) {
+  const int gs = j->n_in / j->groups;
+  __m512i *iacc = spare;
+  if (c1 - c0 <= XAI8_NARROW && S <= 2) {
+    for (int k0 = g * gs; k0 < (g + 1) * gs; k0 += 32)
+      if (S == 1) x512_sweep(j, k0, c0, c1, s0, 1, 32, iacc, parts);
+      else x512_sweep(j, k0, c0, c1, s0, 2, 32, iacc, parts);
+    return;
   }
+  for (int k0 = g * gs; k0 < (g + 1) * gs; k0 += S <= 2 ? XAI8_R : XAI8_R4) switch (S) {
+    case 1: x512_sweep(j, k0, c0, c1, s0, 1, XAI8_R, iacc, parts); break;
+    case 2: x512_sweep(j, k0, c0, c1, s0, 2, XAI8_R, iacc, parts); break;
+    case 3: x512_sweep(j, k0, c0, c1, s0, 3, XAI8_R4, iacc, parts); break;
+    default: x512_sweep(j, k0, c0, c1, s0, 4, XAI8_R4, iacc, parts); break;
+    }
 }
 
 GN_INLINE void x512_tile(const gn_xai8_job *j, const void *qv, int b, int t0, const int C, void *pv) {
@@ -340,6 +392,60 @@ static void xai8_tile(const gn_xai8_job *j, const void *qb, int b, int t0, int C
   else x256_tile(j, qb, b, t0, 2, part);
 }
 
+/* Calls of at most 2 tokens: 32-row blocks as 32/XAI8_R sweeps of XAI8_R rows, as at AVX-512 (there). */
+GN_INLINE void x256_sweep(const gn_xai8_job *j, int k0, int c0, int c1, int t0, const int C, __m256i *iacc, __m256 *parts) {
+  const size_t n = (size_t)j->n_out;
+  const int nb = j->n_in / 32, b = k0 / 32, first = k0 % 32 == 0, last = (k0 + XAI8_R) % 32 == 0;
+  int32_t xp[2][XAI8_R / 2];
+  float dx[2];
+  for (int t = 0; t < C; t++) {
+    const int8_t *xk = j->xq + (size_t)(t0 + t) * j->n_in + k0;
+    for (int i = 0; i < XAI8_R / 2; i++) xp[t][i] = (int32_t)(uint16_t)(int16_t)xk[2 * i] | (int32_t)((uint32_t)(uint16_t)(int16_t)xk[2 * i + 1] << 16);
+    dx[t] = j->xd[(size_t)(t0 + t) * nb + b];
+  }
+  for (int c = c0, sl = 0; c < c1; c += 32, sl++) {
+    const int cols = c1 - c;
+    const int8_t *pf = xai8_ahead(j, k0, XAI8_R, c0, c1, c + XAI8_AHEAD);
+    __m256i *ia = iacc + (size_t)sl * C * 4;
+    __m256i acc[2][4];
+    for (int t = 0; t < C; t++)
+      for (int h = 0; h < 4; h++) acc[t][h] = first ? _mm256_setzero_si256() : _mm256_load_si256(ia + 4 * t + h);
+    for (int i = 0; i < XAI8_R / 2; i++) {
+      const int8_t *p = j->q + (size_t)(k0 + 2 * i) * n + c;
+      if (pf) {
+        _mm_prefetch((const char *)(pf + (size_t)(2 * i) * n), _MM_HINT_T0);
+        _mm_prefetch((const char *)(pf + (size_t)(2 * i + 1) * n), _MM_HINT_T0);
+      }
+      const __m256i r0 = xai8_load32(p, cols), r1 = xai8_load32(p + n, cols);
+      const __m256i e0 = _mm256_unpacklo_epi8(r0, r1), e1 = _mm256_unpackhi_epi8(r0, r1);
+      const __m256i w[4] = {_mm256_cvtepi8_epi16(_mm256_castsi256_si128(e0)), _mm256_cvtepi8_epi16(_mm256_castsi256_si128(e1)),
+                            _mm256_cvtepi8_epi16(_mm256_extracti128_si256(e0, 1)), _mm256_cvtepi8_epi16(_mm256_extracti128_si256(e1, 1))};
+      for (int t = 0; t < C; t++) {
+        const __m256i x2 = _mm256_set1_epi32(xp[t][i]);
+        for (int h = 0; h < 4; h++) acc[t][h] = _mm256_add_epi32(acc[t][h], _mm256_madd_epi16(w[h], x2));
+      }
+    }
+    if (last) {
+      __m256 *part = parts + (size_t)sl * C * 4;
+      for (int t = 0; t < C; t++) {
+        const __m256 d = _mm256_set1_ps(dx[t]);
+        for (int h = 0; h < 4; h++) part[4 * t + h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[t][h]), d, part[4 * t + h]);
+      }
+    } else {
+      for (int t = 0; t < C; t++)
+        for (int h = 0; h < 4; h++) _mm256_store_si256(ia + 4 * t + h, acc[t][h]);
+    }
+  }
+}
+
+static void xai8_small(const gn_xai8_job *j, int g, int c0, int c1, int s0, int S, __m256 *parts, void *spare) {
+  const int gs = j->n_in / j->groups;
+  for (int k0 = g * gs; k0 < (g + 1) * gs; k0 += XAI8_R) {
+    if (S == 1) x256_sweep(j, k0, c0, c1, s0, 1, spare, parts);
+    else x256_sweep(j, k0, c0, c1, s0, 2, spare, parts);
+  }
+}
+
 GN_INLINE void xai8_group_end(const gn_xai8_job *j, int g, int c, int cols, int t0, int S, const __m256 *part) {
   for (int h = 0; h < 4; h++) {
     const int left = cols - 8 * h;
@@ -353,12 +459,6 @@ GN_INLINE void xai8_group_end(const gn_xai8_job *j, int g, int c, int cols, int 
       _mm256_maskstore_ps(y, mk, _mm256_fmadd_ps(part[4 * (size_t)t + h], sc, _mm256_maskload_ps(y, mk)));
     }
   }
-}
-/* Calls of at most XAI8_C tokens: the block packed on the stack, then one tile. */
-static void xai8_fused(const gn_xai8_job *j, int b, int c, int cols, const int8_t *pf, int t0, int S, __m256 *part) {
-  __m256i qb[64] __attribute__((aligned(64)));
-  xai8_pack(j, 32 * b, c, cols, pf, qb);
-  xai8_tile(j, qb, b, t0, S, part);
 }
 XAI8_FAST_BODY(__m256i, __m256, 64)
 
@@ -442,6 +542,7 @@ static void xai8_fused(const gn_xai8_job *j, int b, int c, int cols, const int8_
   xai8_pack(j, 32 * b, c, cols, pf, qb);
   xai8_tile(j, qb, b, t0, S, part);
 }
+XAI8_SMALL_BY_BLOCKS(float32x4_t)
 XAI8_FAST_BODY(int8x16_t, float32x4_t, 32)
 
 #else
