@@ -102,11 +102,18 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
     const step = async (s: Step): Promise<void> => {
       try {
         const D = c.dModel;
+        const n = s.seqs.length;
+        if (s.counts.length !== n || s.positions.length !== n || s.capacities.length !== n) {
+          throw new Error(`a step of ${n} sequences with ${s.counts.length} counts, ${s.positions.length} positions and ${s.capacities.length} capacities`);
+        }
         let N = 0;
         const seqs = s.seqs.map((id, i) => {
-          const T = s.counts[i]!, pos = s.positions[i]!;
+          const T = s.counts[i]!, pos = s.positions[i]!, cap = s.capacities[i]!;
+          if (!(Number.isInteger(T) && T >= 1 && Number.isInteger(pos) && pos >= 0 && Number.isInteger(cap) && pos + T <= cap)) {
+            throw new Error(`sequence ${id}: ${T} tokens at position ${pos} do not fit its capacity of ${cap}`);
+          }
           let cache = caches.get(id);
-          if (!cache && pos === 0) caches.set(id, cache = m.newCache(Math.max(1, s.capacities[i]!)));
+          if (!cache && pos === 0) caches.set(id, cache = m.newCache(cap));
           if (!cache) throw new Error(`unknown sequence ${id} at position ${pos} (this stage restarted since it began)`);
           if (cache.length !== pos) throw new Error(`sequence ${id} continues at position ${pos}, but this stage holds ${cache.length} of it`);
           const tokens = s.tokens.slice(N, N + T);
