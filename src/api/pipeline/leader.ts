@@ -133,6 +133,8 @@ export class PipelineModel implements BatchModel {
       seqs: caches.map((c) => c.id), positions, counts: seqs.map((s) => s.tokens.length), capacities: caches.map((c) => c.capacity),
       tokens, hidden: f32Bytes(hidden), lastOnly: opts.lastOnly === true,
     });
-    return bytesF32(r.logits, 'logits', r.rows * this.config.vocabSize);
+    const rows = opts.lastOnly === true ? seqs.length : tokens.length;
+    if (r.rows !== rows) throw new StageDownError(`the last stage returned logits for ${r.rows} rows, expected ${rows}`);
+    return bytesF32(r.logits, 'logits', rows * this.config.vocabSize);
   }
 }
