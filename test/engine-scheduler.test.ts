@@ -198,6 +198,24 @@ test('maxStepMs: prefill chunks are sized from the time per token of the last st
   assert.throws(() => new Scheduler(fast.model, { maxStepMs: 0 }), /maxStepMs must be a number > 0/);
 });
 
+test('maxStepMs: a fixed cost per step (the weights, read once a step) is told apart from the cost per token', async () => {
+  // 50 ms a step plus 1 ms a token, a 100 ms target: 50 tokens a step, not the 100 / (mean ms per token) ≈ 28
+  // a per-token average gives once the fixed part is spread over the tokens.
+  const { model, calls } = recorder();
+  let now = 0;
+  const timed: BatchModel = {
+    ...model,
+    forward(seqs, opts) {
+      now += 50 + seqs.reduce((a, q) => a + q.tokens.length, 0);
+      return model.forward(seqs, opts);
+    },
+  };
+  const s = new Scheduler(timed, { slots: 1, prefillChunk: 256, maxStepMs: 100, clock: () => now });
+  for await (const _ of s.submit(new Array(300).fill(4), { temperature: 0, maxTokens: 1 })) { /* one token */ }
+  // the 16-token probe (66 ms: 4.1 ms a token on average → 24), then two sizes give the line: 50 + 1·rows
+  assert.deepEqual(calls.map((c) => c[0]), [16, 24, 50, 50, 50, 50, 50, 10]);
+});
+
 test('maxStepMs on a real model: a smaller target makes smaller prefill chunks (counted, not timed)', async () => {
   const grok = await fixtureModel('tiny-a');
   const chunksFor = async (maxStepMs: number) => {

@@ -791,8 +791,8 @@ export class Scheduler implements Engine {
 
   /**
    * The prompt tokens each prefilling sequence feeds this step: prefillChunk, or with maxStepMs what fits the
-   * target at the time per token of the last steps, after the decoding sequences' one token each, shared by
-   * the sequences in prefill. Before any step was timed: a probe of at most 16 tokens.
+   * target at the fixed cost and time per token of the last steps, after the decoding sequences' one token
+   * each, shared by the sequences in prefill. Before any step was timed: a probe of at most 16 tokens.
    */
   private chunkSize(batch: readonly GenerationRequest[]): number {
     if (this.maxStepMs === null) return this.prefillChunk;
@@ -801,8 +801,15 @@ export class Scheduler implements Engine {
     let rows = 0, ms = 0;
     for (const t of this.timed) { rows += t.rows; ms += t.ms; }
     if (rows === 0) return Math.min(this.prefillChunk, 16);
-    const perRow = ms / rows;
-    const fit = perRow > 0 ? Math.floor(this.maxStepMs / perRow) : Infinity;
+    // A step costs a fixed part (reading the weights: most of a decode step on a large model) plus a part per
+    // row; with steps of different sizes, a least-squares line through them separates the two. Otherwise (one
+    // size, or a line that makes no sense under a changing load) the mean time per row, which over-counts.
+    const n = this.timed.length, mr = rows / n, mt = ms / n;
+    let vr = 0, cov = 0;
+    for (const t of this.timed) { vr += (t.rows - mr) ** 2; cov += (t.rows - mr) * (t.ms - mt); }
+    let fixed = 0, perRow = ms / rows;
+    if (vr > 0 && cov > 0 && mt - (cov / vr) * mr >= 0) { perRow = cov / vr; fixed = mt - perRow * mr; }
+    const fit = perRow > 0 ? Math.floor((this.maxStepMs - fixed) / perRow) : Infinity;
     return Math.max(1, Math.min(this.prefillChunk, Math.floor((fit - (batch.length - prefilling)) / prefilling)));
   }
 
