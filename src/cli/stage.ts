@@ -79,6 +79,10 @@ async function runStage(o: StageCliOptions): Promise<void> {
     if (e instanceof RangeError) throw new UsageError(e.message);
     throw e;
   }
+  const token = o.stageToken ?? process.env.GROK_STAGE_TOKEN ?? '';
+  if (!token && !/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):/.test(listen)) {
+    process.stderr.write(`grok: warning: no --stage-token: anyone who can reach ${listen} can drive this stage (set --stage-token or GROK_STAGE_TOKEN on every stage)\n`);
+  }
   // The line a supervisor (or a test) waits for: the address really bound.
   process.stderr.write(`grok: stage layers ${layers.from}:${layers.to} listening on ${stage.address}${next ? `, next ${next}` : ' (last stage)'}\n`);
   await new Promise<void>((resolve) => {
