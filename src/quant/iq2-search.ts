@@ -175,3 +175,46 @@ export function iq2Weights(n: number, x: Float32Array, xo: number, qw: Float32Ar
     waux[i] = Math.fround(Math.sqrt(weight[i]!));
   }
 }
+
+const onGrid = [true, true];
+const onGridAux = [true, true];
+
+/**
+ * The scale search IQ2_XS and IQ2_S share, on 16 values (two groups of 8; xval = |x|, its largest `max`):
+ * 19 candidate scales (5 + 0.1·is)/max, each group's levels snapped to the grid or its nearest neighbour;
+ * the best weighted least-squares fit wins (levels into L), groups that were off the grid are re-picked at
+ * the fitted scale and the scale refitted (llama.cpp quantize_row_iq2_xs_impl / _iq2_s_impl). Returns it.
+ */
+export function iq2Search16(t: Iq2Tables, xval: Float32Array, weight: Float32Array, waux: Float32Array, max: number, L: Uint8Array, Laux: Uint8Array): number {
+  const kMaxQ = 3;
+  let best = 0;
+  let scale = Math.fround(max / (2 * kMaxQ - 1));
+  onGrid[0] = onGrid[1] = true;
+  for (let is = -9; is <= 9; is++) {
+    const id = Math.fround(Math.fround(2 * kMaxQ - 1 + Math.fround(is * Math.fround(0.1))) / max);
+    const thisScale = Math.fround(1 / id);
+    for (let k = 0; k < 2; k++) {
+      const gi = t.map[iq2Levels(xval, 8 * k, id, kMaxQ, Laux, 8 * k)]!;
+      onGridAux[k] = gi >= 0;
+      if (gi < 0) iq2BestNeighbour(t, -gi - 1, xval, 8 * k, waux, thisScale, Laux, 8 * k);
+    }
+    const [sumqx, sumq2] = iq2Fit(16, Laux, weight, xval);
+    if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
+      scale = Math.fround(sumqx / sumq2);
+      best = Math.fround(scale * sumqx);
+      L.set(Laux);
+      onGrid[0] = onGridAux[0]!; onGrid[1] = onGridAux[1]!;
+    }
+  }
+  if ((!onGrid[0] || !onGrid[1]) && scale > 0) {
+    const id = Math.fround(1 / scale);
+    for (let k = 0; k < 2; k++) {
+      if (onGrid[k]) continue;
+      const gi = t.map[iq2Levels(xval, 8 * k, id, kMaxQ, L, 8 * k)]!;
+      if (gi < 0) iq2BestNeighbour(t, -gi - 1, xval, 8 * k, waux, scale, L, 8 * k);
+    }
+    const [sumqx, sumq2] = iq2Fit(16, L, weight, xval);
+    if (sumq2 > 0) scale = Math.fround(sumqx / sumq2);
+  }
+  return scale;
+}

@@ -5,12 +5,12 @@
  * y = d·(0.5 + ls)·0.25·grid·sign (ggml-quants.c dequantize_row_iq2_s).
  */
 import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
-import { iq2BestNeighbour, iq2Code, iq2Fit, iq2Levels, iq2Tables } from './iq2-search.js';
+import { iq2Code, iq2Search16, iq2Tables } from './iq2-search.js';
 import { defineIQ, IQ2_GRID_VALUES, IQ2S_GRID, put8 } from './iq-grids.js';
 
 const sx = {
   weight: new Float32Array(16), waux: new Float32Array(16), xval: new Float32Array(16), L: new Uint8Array(16), Laux: new Uint8Array(16),
-  onGrid: [true, true], onGridAux: [true, true], signs: new Uint8Array(2), scales: new Float32Array(16),
+  signs: new Uint8Array(2), scales: new Float32Array(16),
 };
 
 /** ggml's GROUP_MAX_EPS_IQ2_S (1e-8f). */
@@ -19,14 +19,13 @@ const EPS = Math.fround(1e-8);
 /**
  * One IQ2_S super-block (256 values at x[xo]) into dst[o]: llama.cpp quantize_row_iq2_s_impl, weighted by
  * qw[qwo … qwo + 256) (weights qw·√(σ² + x²), σ² = 2·mean x²) or, without, by σ²/4 + x². The search of
- * IQ2_XS (iq2_xs.ts) on the 1024-point grid with the single nearest ring of neighbours, signs stored as
+ * IQ2_XS (iq2Search16) on the 1024-point grid with the single nearest ring of neighbours, signs stored as
  * they are (8 bits per 8 values); d = max scale/31 stored × 0.9875. As in llama.cpp, a super-block whose
  * scales are all 0 keeps the indices and signs already written, with d = 0.
  */
 export function iq2sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, o: number, qw?: Float32Array, qwo = 0): void {
   const t = iq2Tables(IQ2S_GRID, IQ2_GRID_VALUES, 1);
-  const { weight, waux, xval, L, Laux, onGrid, onGridAux, signs, scales } = sx;
-  const kMaxQ = 3;
+  const { weight, waux, xval, L, Laux, signs, scales } = sx;
   dst.fill(0, o, o + 82);
   let sumx2 = 0;
   for (let i = 0; i < 256; i++) sumx2 = Math.fround(sumx2 + Math.fround(x[xo + i]! * x[xo + i]!));
@@ -54,35 +53,7 @@ export function iq2sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, 
     for (let i = 1; i < 16; i++) max = max > xval[i]! ? max : xval[i]!;
     L.fill(0);
     if (max < EPS) { scales[ib] = 0; continue; }
-    let best = 0;
-    let scale = Math.fround(max / (2 * kMaxQ - 1));
-    onGrid[0] = onGrid[1] = true;
-    for (let is = -9; is <= 9; is++) {
-      const id = Math.fround(Math.fround(2 * kMaxQ - 1 + Math.fround(is * Math.fround(0.1))) / max);
-      const thisScale = Math.fround(1 / id);
-      for (let k = 0; k < 2; k++) {
-        const gi = t.map[iq2Levels(xval, 8 * k, id, kMaxQ, Laux, 8 * k)]!;
-        onGridAux[k] = gi >= 0;
-        if (gi < 0) iq2BestNeighbour(t, -gi - 1, xval, 8 * k, waux, thisScale, Laux, 8 * k);
-      }
-      const [sumqx, sumq2] = iq2Fit(16, Laux, weight, xval);
-      if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
-        scale = Math.fround(sumqx / sumq2);
-        best = Math.fround(scale * sumqx);
-        L.set(Laux);
-        onGrid[0] = onGridAux[0]!; onGrid[1] = onGridAux[1]!;
-      }
-    }
-    if ((!onGrid[0] || !onGrid[1]) && scale > 0) {
-      const id = Math.fround(1 / scale);
-      for (let k = 0; k < 2; k++) {
-        if (onGrid[k]) continue;
-        const gi = t.map[iq2Levels(xval, 8 * k, id, kMaxQ, L, 8 * k)]!;
-        if (gi < 0) iq2BestNeighbour(t, -gi - 1, xval, 8 * k, waux, scale, L, 8 * k);
-      }
-      const [sumqx, sumq2] = iq2Fit(16, L, weight, xval);
-      if (sumq2 > 0) scale = Math.fround(sumqx / sumq2);
-    }
+    let scale = iq2Search16(t, xval, weight, waux, max, L, Laux);
     if (scale < 0) {
       scale = -scale;
       for (let k = 0; k < 2; k++) signs[k] = ~signs[k]! & 255;
