@@ -93,7 +93,7 @@ export function iq3BestNeighbour(t: Iq3Tables, off: number, xval: Float32Array, 
 
 const s32 = {
   weight: new Float32Array(32), waux: new Float32Array(32), xval: new Float32Array(32), L: new Uint8Array(32), Laux: new Uint8Array(32),
-  onGrid: new Uint8Array(8), onGridAux: new Uint8Array(8), signs: new Uint8Array(4), scales: new Float32Array(8),
+  signs: new Uint8Array(4), scales: new Float32Array(8),
 };
 
 /** The 12-bit level code of L[lo … lo + 4). */
@@ -118,10 +118,53 @@ export function iq3Fit(L: Uint8Array, weight: Float32Array, xval: Float32Array):
   return [sumqx, sumq2];
 }
 
+const onGrid = new Uint8Array(8);
+const onGridAux = new Uint8Array(8);
+
+/**
+ * The scale search IQ3_S and IQ3_XXS share on 32 values (eight groups of 4; xval = |x|, its largest `max`):
+ * 2·steps + 1 candidate scales (15 + 0.2·is)/max, each group snapped to the grid or its nearest neighbours;
+ * the best weighted least-squares fit wins (levels into L), then groups are re-picked at the fitted scale and
+ * the scale refitted. llama.cpp's two quantisers differ there, and `iq3s` keeps IQ3_S's ways: no group counts
+ * as on the grid before a fit wins, and the re-pick redoes every group, on the grid or not. Returns the scale.
+ */
+export function iq3Search32(t: Iq3Tables, xval: Float32Array, weight: Float32Array, waux: Float32Array, max: number, L: Uint8Array, Laux: Uint8Array, steps: number, iq3s: boolean): number {
+  let best = 0;
+  let scale = Math.fround(max / 15);
+  onGrid.fill(iq3s ? 0 : 1);
+  for (let is = -steps; is <= steps; is++) {
+    const id = Math.fround(Math.fround(15 + Math.fround(is * Math.fround(0.2))) / max);
+    const thisScale = Math.fround(1 / id);
+    for (let k = 0; k < 8; k++) {
+      const gi = t.map[iq3GroupLevels(xval, k, id, Laux)]!;
+      onGridAux[k] = gi >= 0 ? 1 : 0;
+      if (gi < 0) iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, thisScale, Laux, 4 * k);
+    }
+    const [sumqx, sumq2] = iq3Fit(Laux, weight, xval);
+    if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
+      scale = Math.fround(sumqx / sumq2);
+      best = Math.fround(scale * sumqx);
+      L.set(Laux);
+      onGrid.set(onGridAux);
+    }
+  }
+  if (onGrid.includes(0) && scale > 0) {
+    const id = Math.fround(1 / scale);
+    for (let k = 0; k < 8; k++) {
+      if (onGrid[k] && !iq3s) continue;
+      const gi = t.map[iq3GroupLevels(xval, k, id, L)]!;
+      if (gi < 0) iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, scale, L, 4 * k);
+    }
+    const [sumqx, sumq2] = iq3Fit(L, weight, xval);
+    if (sumq2 > 0) scale = Math.fround(sumqx / sumq2);
+  }
+  return scale;
+}
+
 /** One IQ3_S super-block (256 values at x[xo]) into dst[o], weighted by qw[qwo …] when given. */
 export function iq3sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, o: number, qw?: Float32Array, qwo = 0): void {
   const t = iq3Tables(IQ3S_GRID, IQ3S_VALUES, 3);
-  const { weight, waux, xval, L, Laux, onGrid, onGridAux, signs, scales } = s32;
+  const { weight, waux, xval, L, Laux, signs, scales } = s32;
   dst.fill(0, o, o + 110);
   let sumx2 = 0;
   for (let i = 0; i < 256; i++) sumx2 = Math.fround(sumx2 + Math.fround(x[xo + i]! * x[xo + i]!));
@@ -149,34 +192,7 @@ export function iq3sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, 
     for (let i = 1; i < 32; i++) max = max > xval[i]! ? max : xval[i]!;
     L.fill(0);
     if (max === 0) { scales[ib] = 0; continue; } // C `!max`; qs and signs stay where they are
-    let best = 0;
-    let scale = Math.fround(max / 15);
-    onGrid.fill(0);
-    for (let is = -9; is <= 9; is++) {
-      const id = Math.fround(Math.fround(15 + Math.fround(is * Math.fround(0.2))) / max);
-      const thisScale = Math.fround(1 / id);
-      for (let k = 0; k < 8; k++) {
-        const gi = t.map[iq3GroupLevels(xval, k, id, Laux)]!;
-        onGridAux[k] = gi >= 0 ? 1 : 0;
-        if (gi < 0) iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, thisScale, Laux, 4 * k);
-      }
-      const [sumqx, sumq2] = iq3Fit(Laux, weight, xval);
-      if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
-        scale = Math.fround(sumqx / sumq2);
-        best = Math.fround(scale * sumqx);
-        L.set(Laux);
-        onGrid.set(onGridAux);
-      }
-    }
-    if (onGrid.includes(0) && scale > 0) {
-      const id = Math.fround(1 / scale);
-      for (let k = 0; k < 8; k++) {
-        let gi = t.map[iq3GroupLevels(xval, k, id, L)]!;
-        if (gi < 0) gi = iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, scale, L, 4 * k);
-      }
-      const [sumqx, sumq2] = iq3Fit(L, weight, xval);
-      if (sumq2 > 0) scale = Math.fround(sumqx / sumq2);
-    }
+    let scale = iq3Search32(t, xval, weight, waux, max, L, Laux, 9, true);
     if (scale < 0) {
       scale = -scale;
       for (let k = 0; k < 4; k++) signs[k] = ~signs[k]! & 0xff;

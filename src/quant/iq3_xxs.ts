@@ -6,14 +6,14 @@
  */
 import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
 import { iq2Signs } from './iq2-search.js';
-import { iq3BestNeighbour, iq3Code, iq3Fit, iq3GroupLevels, iq3Tables } from './iq3_s.js';
+import { iq3Code, iq3Search32, iq3Tables } from './iq3_s.js';
 import { defineIQ, IQ3XXS_GRID, KSIGNS } from './iq-grids.js';
 
 const IQ3XXS_VALUES = [4, 12, 20, 28, 36, 44, 52, 62];
 
 const sx = {
   weight: new Float32Array(32), waux: new Float32Array(32), xval: new Float32Array(32), L: new Uint8Array(32), Laux: new Uint8Array(32),
-  onGrid: new Uint8Array(8), onGridAux: new Uint8Array(8), signs: new Uint8Array(4), scales: new Float32Array(8), ss: new Uint32Array(8),
+  signs: new Uint8Array(4), scales: new Float32Array(8), ss: new Uint32Array(8),
 };
 
 /** ggml's GROUP_MAX_EPS_IQ3_XXS (1e-8f). */
@@ -29,7 +29,7 @@ const EPS = Math.fround(1e-8);
  */
 export function iq3xxsQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, o: number, qw?: Float32Array, qwo = 0): void {
   const t = iq3Tables(IQ3XXS_GRID, IQ3XXS_VALUES, 2);
-  const { weight, waux, xval, L, Laux, onGrid, onGridAux, signs, scales, ss } = sx;
+  const { weight, waux, xval, L, Laux, signs, scales, ss } = sx;
   dst.fill(0, o, o + 98);
   ss.fill(0);
   let sumx2 = 0;
@@ -48,35 +48,7 @@ export function iq3xxsQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array
     for (let i = 1; i < 32; i++) max = max > xval[i]! ? max : xval[i]!;
     L.fill(0);
     if (max < EPS) { scales[ib] = 0; continue; }
-    let best = 0;
-    let scale = Math.fround(max / 15);
-    onGrid.fill(1);
-    for (let is = -15; is <= 15; is++) {
-      const id = Math.fround(Math.fround(15 + Math.fround(is * Math.fround(0.2))) / max);
-      const thisScale = Math.fround(1 / id);
-      for (let k = 0; k < 8; k++) {
-        const gi = t.map[iq3GroupLevels(xval, k, id, Laux)]!;
-        onGridAux[k] = gi >= 0 ? 1 : 0;
-        if (gi < 0) iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, thisScale, Laux, 4 * k);
-      }
-      const [sumqx, sumq2] = iq3Fit(Laux, weight, xval);
-      if (sumq2 > 0 && Math.fround(sumqx * sumqx) > Math.fround(best * sumq2)) {
-        scale = Math.fround(sumqx / sumq2);
-        best = Math.fround(scale * sumqx);
-        L.set(Laux);
-        onGrid.set(onGridAux);
-      }
-    }
-    if (onGrid.includes(0) && scale > 0) {
-      const id = Math.fround(1 / scale);
-      for (let k = 0; k < 8; k++) {
-        if (onGrid[k]) continue;
-        const gi = t.map[iq3GroupLevels(xval, k, id, L)]!;
-        if (gi < 0) iq3BestNeighbour(t, -gi - 1, xval, 4 * k, waux, scale, L, 4 * k);
-      }
-      const [sumqx, sumq2] = iq3Fit(L, weight, xval);
-      if (sumq2 > 0) scale = Math.fround(sumqx / sumq2);
-    }
+    let scale = iq3Search32(t, xval, weight, waux, max, L, Laux, 15, false);
     if (scale < 0) {
       scale = -scale;
       for (let k = 0; k < 4; k++) signs[k] = ~signs[k]! & 127;
