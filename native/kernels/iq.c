@@ -461,18 +461,7 @@ GN_INLINE __m256i iq_bytemask32(uint32_t s) {
                              (long long)name##_codes(p, 4 * j + 1), (long long)name##_codes(p, 4 * j));   \
   }
 
-#define IQ_DIRECT(name, BB, max_r)                                                                    \
-  static void name##_direct(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {                 \
-    (void)scratch;                                                                                    \
-    GN_DIRECT_ROWS(j, r0, r1, max_r, name##_TILE);                                                    \
-  }
-#define iq2_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 66, iq2_xxs_header, iq2_xxs_codes32)
-#define iq2_xs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 74, iq2_xs_header, iq2_xs_codes32)
-#define iq2_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 82, iq2_s_header, iq2_s_codes32)
-#define iq3_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 98, iq3_xxs_header, iq3_xxs_codes32)
-#define iq3_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 110, iq3_s_header, iq3_s_codes32)
-#define iq1_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 50, iq1_s_header, iq1_s_codes32)
-#define iq1_m_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 56, iq1_m_header, iq1_m_codes32)
+#define IQ_CODES(name) name##_codes32
 IQ_CODES32_GRID(iq2_xxs, IQ_C43)
 IQ_CODES32_GRID(iq2_xs, IQ_C43)
 IQ_CODES32_GRID(iq2_s, IQ_C43)
@@ -480,14 +469,6 @@ IQ_CODES32_GRID(iq3_xxs, IQ_C62)
 IQ_CODES32_GRID(iq3_s, IQ_C15)
 IQ_CODES32_CODES(iq1_s)
 IQ_CODES32_CODES(iq1_m)
-IQ_DIRECT(iq2_xxs, 66, 2)
-IQ_DIRECT(iq2_xs, 74, 2)
-IQ_DIRECT(iq2_s, 82, 2)
-IQ_DIRECT(iq3_xxs, 98, 2)
-IQ_DIRECT(iq3_s, 110, 2)
-IQ_DIRECT(iq1_s, 50, 2)
-IQ_DIRECT(iq1_m, 56, 2)
-#define IQ_HAS_DIRECT 1
 
 #elif GN_ARM_NEON
 /*
@@ -540,18 +521,7 @@ IQ_DIRECT(iq1_m, 56, 2)
   GN_INLINE int8x16_t name##_codes16(const uint8_t *p, int g) {                                       \
     return vreinterpretq_s8_u64(vcombine_u64(vcreate_u64(name##_codes(p, 2 * g)), vcreate_u64(name##_codes(p, 2 * g + 1)))); \
   }
-#define IQ_DIRECT(name, BB, max_r)                                                                    \
-  static void name##_direct(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {                 \
-    (void)scratch;                                                                                    \
-    GN_DIRECT_ROWS(j, r0, r1, max_r, name##_TILE);                                                    \
-  }
-#define iq2_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 66, iq2_xxs_header, iq2_xxs_codes16)
-#define iq2_xs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 74, iq2_xs_header, iq2_xs_codes16)
-#define iq2_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 82, iq2_s_header, iq2_s_codes16)
-#define iq3_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 98, iq3_xxs_header, iq3_xxs_codes16)
-#define iq3_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 110, iq3_s_header, iq3_s_codes16)
-#define iq1_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 50, iq1_s_header, iq1_s_codes16)
-#define iq1_m_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 56, iq1_m_header, iq1_m_codes16)
+#define IQ_CODES(name) name##_codes16
 IQ_CODES16_GRID(iq2_xxs, IQ_C43)
 IQ_CODES16_GRID(iq2_xs, IQ_C43)
 IQ_CODES16_GRID(iq2_s, IQ_C43)
@@ -559,6 +529,22 @@ IQ_CODES16_GRID(iq3_xxs, IQ_C62)
 IQ_CODES16_GRID(iq3_s, IQ_C15)
 IQ_CODES16_CODES(iq1_s)
 IQ_CODES16_CODES(iq1_m)
+#endif
+
+#if (GN_X86_AVX2 && !GN_X86_AVX512) || GN_ARM_NEON
+/* AVX2 and NEON: the tiles above with this level's code maker (IQ_CODES), up to 2 rows a group. */
+#define IQ_DIRECT(name, BB, max_r)                                                                    \
+  static void name##_direct(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {                 \
+    (void)scratch;                                                                                    \
+    GN_DIRECT_ROWS(j, r0, r1, max_r, name##_TILE);                                                    \
+  }
+#define iq2_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 66, iq2_xxs_header, IQ_CODES(iq2_xxs))
+#define iq2_xs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 74, iq2_xs_header, IQ_CODES(iq2_xs))
+#define iq2_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 82, iq2_s_header, IQ_CODES(iq2_s))
+#define iq3_xxs_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 98, iq3_xxs_header, IQ_CODES(iq3_xxs))
+#define iq3_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 110, iq3_s_header, IQ_CODES(iq3_s))
+#define iq1_s_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 50, iq1_s_header, IQ_CODES(iq1_s))
+#define iq1_m_TILE(R, C, ...) IQ_DIRECT_TILE(R, C, __VA_ARGS__, 56, iq1_m_header, IQ_CODES(iq1_m))
 IQ_DIRECT(iq2_xxs, 66, 2)
 IQ_DIRECT(iq2_xs, 74, 2)
 IQ_DIRECT(iq2_s, 82, 2)
@@ -567,6 +553,16 @@ IQ_DIRECT(iq3_s, 110, 2)
 IQ_DIRECT(iq1_s, 50, 2)
 IQ_DIRECT(iq1_m, 56, 2)
 #define IQ_HAS_DIRECT 1
+#endif
+
+#if (GN_X86_AVX2 && !GN_X86_AVX512) || GN_ARM_NEON
+/* IQ4_XS / IQ4_NL on AVX2 and NEON: the scales of a block's 32-value sub-blocks. */
+GN_INLINE void iq4_xs_scales(const uint8_t *p, float *dl) {
+  const float d = gn_f16(gn_rd16(p));
+  const unsigned sh = gn_rd16(p + 2);
+  for (int ib = 0; ib < 8; ib++) dl[ib] = d * (float)((int)(((p[4 + ib / 2] >> 4 * (ib % 2)) & 15) | (((sh >> 2 * ib) & 3) << 4)) - 32);
+}
+GN_INLINE void iq4_nl_scales(const uint8_t *p, float *dl) { dl[0] = gn_f16(gn_rd16(p)); }
 #endif
 
 #if GN_X86_AVX2 && !GN_X86_AVX512
@@ -583,13 +579,6 @@ GN_INLINE __m256i iq4_values32(const uint8_t *q) {
   return _mm256_shuffle_epi8(table, nib);
 }
 
-/* Scales of a block's 32-value sub-blocks, and where sub-block ib's 16 bytes of nibbles are. */
-GN_INLINE void iq4_xs_scales(const uint8_t *p, float *dl) {
-  const float d = gn_f16(gn_rd16(p));
-  const unsigned sh = gn_rd16(p + 2);
-  for (int ib = 0; ib < 8; ib++) dl[ib] = d * (float)((int)(((p[4 + ib / 2] >> 4 * (ib % 2)) & 15) | (((sh >> 2 * ib) & 3) << 4)) - 32);
-}
-GN_INLINE void iq4_nl_scales(const uint8_t *p, float *dl) { dl[0] = gn_f16(gn_rd16(p)); }
 
 /* BB bytes and NS sub-blocks per block; the nibbles of sub-block ib at QS + 16·ib. */
 #define IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, NS, QS, SCALES)                         \
@@ -626,17 +615,7 @@ GN_INLINE void iq4_nl_scales(const uint8_t *p, float *dl) { dl[0] = gn_f16(gn_rd
     for (int i = 0; i < R; i++)                                                                       \
       for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsum256(acc[i][t]);                     \
   } while (0)
-#define IQ4_XS_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 136, 8, 8, iq4_xs_scales)
-#define IQ4_NL_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 18, 1, 2, iq4_nl_scales)
-
-static void iq4_xs_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
-  (void)scratch;
-  GN_DIRECT_ROWS(j, r0, r1, 2, IQ4_XS_TILE);
-}
-static void iq4_nl_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
-  (void)scratch;
-  GN_DIRECT_ROWS(j, r0, r1, 2, IQ4_NL_TILE);
-}
+#define IQ4_MAX_R 2
 #define IQ4_HAS_AVX2 1
 
 #elif GN_ARM_NEON
@@ -645,12 +624,6 @@ static void iq4_nl_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) 
  * signed table values (vqtbl1q from the nibbles) times the 8-bit activations, s8 × s8 dots per 32 values,
  * one float scale dl·dx per 32. Its own arithmetic, the same for every T (batch invariance).
  */
-GN_INLINE void iq4_xs_scales(const uint8_t *p, float *dl) {
-  const float d = gn_f16(gn_rd16(p));
-  const unsigned sh = gn_rd16(p + 2);
-  for (int ib = 0; ib < 8; ib++) dl[ib] = d * (float)((int)(((p[4 + ib / 2] >> 4 * (ib % 2)) & 15) | (((sh >> 2 * ib) & 3) << 4)) - 32);
-}
-GN_INLINE void iq4_nl_scales(const uint8_t *p, float *dl) { dl[0] = gn_f16(gn_rd16(p)); }
 
 #define IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, BB, NS, QS, SCALES)                         \
   do {                                                                                                \
@@ -688,16 +661,20 @@ GN_INLINE void iq4_nl_scales(const uint8_t *p, float *dl) { dl[0] = gn_f16(gn_rd
     for (int i = 0; i < R; i++)                                                                       \
       for (int t = 0; t < C; t++) y[(size_t)t * ldy + i] = gn_hsumq(acc[i][t]);                       \
   } while (0)
+#define IQ4_MAX_R GN_ROW_GROUP
+#define IQ4_HAS_NEON 1
+#endif
+
+#if IQ4_HAS_AVX2 || IQ4_HAS_NEON
 #define IQ4_XS_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 136, 8, 8, iq4_xs_scales)
 #define IQ4_NL_TILE(R, C, rows, n, xq, xd, xs16, y, ldy) IQ4_FAST_TILE(R, C, rows, n, xq, xd, xs16, y, ldy, 18, 1, 2, iq4_nl_scales)
 
 static void iq4_xs_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   (void)scratch;
-  GN_DIRECT_ROWS(j, r0, r1, GN_ROW_GROUP, IQ4_XS_TILE);
+  GN_DIRECT_ROWS(j, r0, r1, IQ4_MAX_R, IQ4_XS_TILE);
 }
 static void iq4_nl_fast(const gn_rows_job *j, int r0, int r1, uint8_t *scratch) {
   (void)scratch;
-  GN_DIRECT_ROWS(j, r0, r1, GN_ROW_GROUP, IQ4_NL_TILE);
+  GN_DIRECT_ROWS(j, r0, r1, IQ4_MAX_R, IQ4_NL_TILE);
 }
-#define IQ4_HAS_NEON 1
 #endif
