@@ -47,29 +47,41 @@ export function iq2Tables(grid: Int8Array, values: readonly number[], nwant: num
       if (pos[k] === 3) valid = false;
     }
     if (!valid) continue;
-    m.fill(0x7fffffff); // the nwant smallest distinct distances, ascending
-    for (let g = 0; g < n; g++) {
-      let s = 0;
-      for (let k = 0; k < 8; k++) {
-        const e = levels[8 * g + k]! - pos[k]!;
-        s += e * e;
-      }
-      d2[g] = s;
-      if (s >= m[nwant - 1]!) continue;
-      let j = 0;
-      while (j < nwant && m[j]! < s) j++;
-      if (m[j] === s) continue;
-      for (let i = nwant - 1; i > j; i--) m[i] = m[i - 1]!;
-      m[j] = s;
-    }
-    map[u] = -(out.length + 1);
-    const start = out.push(0) - 1;
-    for (const d of m) if (d !== 0x7fffffff) for (let g = 0; g < n; g++) if (d2[g] === d) out.push(g);
-    out[start] = out.length - start - 1;
+    map[u] = gridNeighbours(levels, 8, pos, d2, m, out);
   }
   const t = { levels, map, neighbours: Uint16Array.from(out) };
   cache.set(grid, t);
   return t;
+}
+
+/**
+ * The neighbour list of one point off the grid (levels `pos`, `dim` per point): every grid point at the
+ * m.length smallest distinct squared distances from it, by distance, then index, appended to `out` as
+ * [count, indices …]; returns the map entry −(offset + 1). d2 is scratch of one entry per grid point.
+ * Shared by the IQ2 (8 values a point) and IQ3 (4) tables.
+ */
+export function gridNeighbours(levels: Uint8Array, dim: number, pos: ArrayLike<number>, d2: Int32Array, m: Int32Array, out: number[]): number {
+  const n = d2.length, nwant = m.length;
+  m.fill(0x7fffffff); // the nwant smallest distinct distances, ascending
+  for (let g = 0; g < n; g++) {
+    let s = 0;
+    for (let k = 0; k < dim; k++) {
+      const e = levels[dim * g + k]! - pos[k]!;
+      s += e * e;
+    }
+    d2[g] = s;
+    if (s >= m[nwant - 1]!) continue;
+    let j = 0;
+    while (j < nwant && m[j]! < s) j++;
+    if (m[j] === s) continue;
+    for (let i = nwant - 1; i > j; i--) m[i] = m[i - 1]!;
+    m[j] = s;
+  }
+  const entry = -(out.length + 1);
+  const start = out.push(0) - 1;
+  for (const d of m) if (d !== 0x7fffffff) for (let g = 0; g < n; g++) if (d2[g] === d) out.push(g);
+  out[start] = out.length - start - 1;
+  return entry;
 }
 
 const FLT_MAX = 3.4028234663852886e38;

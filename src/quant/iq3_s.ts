@@ -15,6 +15,7 @@
  */
 import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
 import { defineIQ, IQ3S_GRID } from './iq-grids.js';
+import { gridNeighbours } from './iq2-search.js';
 
 const FLT_MAX = 3.4028234663852886e38;
 
@@ -39,27 +40,11 @@ export function iq3Tables(grid: Int8Array, values: readonly number[], nwant: num
   const out: number[] = [];
   const d2 = new Int32Array(n);
   const m = new Int32Array(nwant);
+  const pos = new Uint8Array(4);
   for (let u = 0; u < 4096; u++) {
     if (map[u]! >= 0) continue;
-    m.fill(0x7fffffff); // the nwant smallest distinct distances, ascending
-    for (let g = 0; g < n; g++) {
-      let s = 0;
-      for (let k = 0; k < 4; k++) {
-        const e = levels[4 * g + k]! - ((u >> (3 * k)) & 7);
-        s += e * e;
-      }
-      d2[g] = s;
-      if (s >= m[nwant - 1]!) continue;
-      let j = 0;
-      while (j < nwant && m[j]! < s) j++;
-      if (m[j] === s) continue;
-      for (let i = nwant - 1; i > j; i--) m[i] = m[i - 1]!;
-      m[j] = s;
-    }
-    map[u] = -(out.length + 1);
-    const start = out.push(0) - 1;
-    for (const d of m) if (d !== 0x7fffffff) for (let g = 0; g < n; g++) if (d2[g] === d) out.push(g);
-    out[start] = out.length - start - 1;
+    for (let k = 0; k < 4; k++) pos[k] = (u >> (3 * k)) & 7;
+    map[u] = gridNeighbours(levels, 4, pos, d2, m, out);
   }
   const t = { levels, map, neighbours: Uint16Array.from(out) };
   tables.set(grid, t);
