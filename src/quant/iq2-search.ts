@@ -132,6 +132,17 @@ export function iq2Levels(xval: Float32Array, xo: number, id: number, kMaxQ: num
   return u;
 }
 
+/** xval = |x| for the 8 values at x[xo]; returns their sign bits (bit i set where x[xo + i] < 0). */
+export function absSigns8(x: Float32Array, xo: number, xval: Float32Array, vo: number): number {
+  let s = 0;
+  for (let i = 0; i < 8; i++) {
+    const v = x[xo + i]!;
+    if (v >= 0) xval[vo + i] = v;
+    else { xval[vo + i] = -v; s |= 1 << i; }
+  }
+  return s;
+}
+
 /**
  * Magnitudes and signs of the 8 values at x[xo] (ggml's iq2 sign handling): xval = |x|, sign bits s; where
  * the count of negatives is odd, the value with the least weight·x² keeps its sign in xval (it becomes
@@ -139,13 +150,9 @@ export function iq2Levels(xval: Float32Array, xo: number, id: number, kMaxQ: num
  * s & 127.
  */
 export function iq2Signs(x: Float32Array, xo: number, weight: Float32Array, wo: number, xval: Float32Array, vo: number): number {
+  let s = absSigns8(x, xo, xval, vo);
   let nflip = 0;
-  let s = 0;
-  for (let i = 0; i < 8; i++) {
-    const v = x[xo + i]!;
-    if (v >= 0) xval[vo + i] = v;
-    else { xval[vo + i] = -v; nflip++; s |= 1 << i; }
-  }
+  for (let b = s; b; b &= b - 1) nflip++;
   if (nflip % 2) {
     let imin = 0;
     let min = Math.fround(Math.fround(weight[wo]! * x[xo]!) * x[xo]!);

@@ -5,7 +5,7 @@
  * y = d·(0.5 + ls)·0.25·grid·sign (ggml-quants.c dequantize_row_iq2_s).
  */
 import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
-import { iq2Code, iq2Search16, iq2Tables } from './iq2-search.js';
+import { absSigns8, iq2Code, iq2Search16, iq2Tables } from './iq2-search.js';
 import { defineIQ, IQ2_GRID_VALUES, IQ2S_GRID, put8 } from './iq-grids.js';
 
 const sx = {
@@ -40,15 +40,7 @@ export function iq2sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, 
         : Math.fround(Math.fround(0.25 * sigma2) + Math.fround(v * v));
       waux[i] = Math.fround(Math.sqrt(weight[i]!));
     }
-    for (let k = 0; k < 2; k++) {
-      let s = 0;
-      for (let i = 0; i < 8; i++) {
-        const v = x[xb + 8 * k + i]!;
-        if (v >= 0) xval[8 * k + i] = v;
-        else { xval[8 * k + i] = -v; s |= 1 << i; }
-      }
-      signs[k] = s;
-    }
+    for (let k = 0; k < 2; k++) signs[k] = absSigns8(x, xb + 8 * k, xval, 8 * k);
     let max = xval[0]!;
     for (let i = 1; i < 16; i++) max = max > xval[i]! ? max : xval[i]!;
     L.fill(0);

@@ -15,7 +15,7 @@
  */
 import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
 import { defineIQ, IQ3S_GRID } from './iq-grids.js';
-import { gridNeighbours } from './iq2-search.js';
+import { absSigns8, gridNeighbours } from './iq2-search.js';
 
 const FLT_MAX = 3.4028234663852886e38;
 
@@ -164,15 +164,7 @@ export function iq3sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, 
       weight[i] = qw ? Math.fround(qw[qwo + 32 * ib + i]! * Math.fround(Math.sqrt(Math.fround(sigma2 + Math.fround(v * v))))) : Math.fround(v * v);
       waux[i] = Math.fround(Math.sqrt(weight[i]!));
     }
-    for (let k = 0; k < 4; k++) {
-      let s = 0;
-      for (let i = 0; i < 8; i++) {
-        const v = x[xb + 8 * k + i]!;
-        if (v >= 0) xval[8 * k + i] = v;
-        else { xval[8 * k + i] = -v; s |= 1 << i; }
-      }
-      signs[k] = s;
-    }
+    for (let k = 0; k < 4; k++) signs[k] = absSigns8(x, xb + 8 * k, xval, 8 * k);
     let max = xval[0]!;
     for (let i = 1; i < 32; i++) max = max > xval[i]! ? max : xval[i]!;
     L.fill(0);
