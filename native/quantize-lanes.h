@@ -637,25 +637,43 @@ TARGET static void N(gauss)(float *out, size_t n, size_t m, const uint32_t (*st)
 
 /* ---- with an importance matrix (llama.cpp quantize_row_q*_K_impl; src/quant/kquant-weighted.ts) ---------- */
 
+/* Every weighted type's first step: sub-blocks k0 … k0 + count − 1 (count ≤ LANES) of in->x gathered into lanes xt,
+ * their weights (weighing, quantize.c) into lanes w, and each one's weight sum into sw[k − k0] where sw is given. */
+FN void N(weigh)(weighing *in, size_t k0, int count, vf (*xt)[G], vf (*w)[G], float *sw) {
+  const int n = in->n;
+  float wb[LANES * 32];
+  for (int i = 0; i < count; i++) {
+    const size_t k = k0 + (size_t)i;
+    const float *q = in->qw + (size_t)n * (k % (size_t)in->nq);
+    if (!in->sigma2) {
+      memcpy(wb + n * i, q, sizeof(float) * (size_t)n);
+      continue;
+    }
+    const size_t at = (size_t)n * k / (size_t)in->span;
+    if (at != in->at) {
+      in->at = at;
+      in->s2 = in->sigma2(in->x + (size_t)in->span * at, in->span);
+    }
+    const float sum = importance(n, in->x + (size_t)n * k, q, in->s2, wb + n * i);
+    if (sw) sw[i] = sum;
+  }
+  N(gather)(in->x + (size_t)n * k0, n, count, xt);
+  N(gather)(wb, n, count, w);
+}
+
 /* Q4_K / Q5_K with weights qw·√(σ² + x²) (σ² = 2·mean x² of the super-block): make_qkx3_quants (= the qkx2 search
  * with rmin −0.9, rdelta 0.05, 37 steps), then 6-bit scales and mins by make_qp_quants weighted by the
  * sub-blocks' weight sums. */
 TARGET static void N(k45w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr) {
   const int per = LANES / 8, bytes = five ? 176 : 144;
   const float nmax = five ? 31 : 15;
-  float wb[LANES * 32];
+  weighing in = {.x = x, .qw = qw, .n = 32, .nq = 8 * nbr, .span = 256, .sigma2 = k_sigma2, .at = SIZE_MAX};
   for (int b0 = 0; b0 < nb; b0 += per) {
     const int cnt = nb - b0 < per ? nb - b0 : per;
     vf xt[32][G], w[32][G];
     float scales[LANES], mins[LANES], isc[LANES], lmin[LANES], sw[LANES];
     int flat[LANES];
-    for (int s = 0; s < cnt; s++) {
-      const float *xb = x + 256 * (size_t)(b0 + s), *q = qw + 256 * ((b0 + s) % nbr);
-      const float sigma2 = 2 * sum_squares(xb) / 256;
-      for (int j = 0; j < 8; j++) sw[8 * s + j] = importance(32, xb + 32 * j, q + 32 * j, sigma2, wb + 32 * (8 * s + j));
-    }
-    N(gather)(x + 256 * (size_t)b0, 32, 8 * cnt, xt);
-    N(gather)(wb, 32, 8 * cnt, w);
+    N(weigh)(&in, 8 * (size_t)b0, 8 * cnt, xt, w, sw);
     N(qkx2_lanes)(32, nmax, (const vf (*)[G])xt, (const vf (*)[G])w, -0.9f, 0.05f, 36, 0, scales, mins, isc, lmin, flat);
     for (int s = 0; s < cnt; s++) {
       const float *xb = x + 256 * (size_t)(b0 + s);
@@ -700,19 +718,13 @@ TARGET static void N(k45w)(const float *x, int nb, uint8_t *dst, int five, const
 /* Q2_K with weights qw·√(σ² + x²) (σ² = mean x²): make_qkx3_quants per 16 values (levels 0…3, squared error),
  * 4-bit scales and mins by make_qp_quants. */
 TARGET static void N(q2_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
-  float wb[LANES * 16];
+  weighing in = {.x = x, .qw = qw, .n = 16, .nq = 16 * nbr, .span = 256, .sigma2 = row_sigma2, .at = SIZE_MAX};
   for (int b0 = 0; b0 < nb; b0 += LANES / 16) {
     const int cnt = nb - b0 < LANES / 16 ? nb - b0 : LANES / 16;
     vf xt[16][G], w[16][G];
     float scales[LANES], mins[LANES], isc[LANES], lmin[LANES], sw[LANES];
     int flat[LANES];
-    for (int s = 0; s < cnt; s++) {
-      const float *xb = x + 256 * (size_t)(b0 + s), *q = qw + 256 * ((b0 + s) % nbr);
-      const float sigma2 = sum_squares(xb) / 256;
-      for (int j = 0; j < 16; j++) sw[16 * s + j] = importance(16, xb + 16 * j, q + 16 * j, sigma2, wb + 16 * (16 * s + j));
-    }
-    N(gather)(x + 256 * (size_t)b0, 16, 16 * cnt, xt);
-    N(gather)(wb, 16, 16 * cnt, w);
+    N(weigh)(&in, 16 * (size_t)b0, 16 * cnt, xt, w, sw);
     N(qkx2_lanes)(16, 3, (const vf (*)[G])xt, (const vf (*)[G])w, -0.9f, 0.05f, 36, 0, scales, mins, isc, lmin, flat);
     for (int sb = 0; sb < cnt; sb++) {
       const int g0 = 16 * sb;
@@ -742,19 +754,13 @@ TARGET static void N(q2_kw)(const float *x, int nb, uint8_t *dst, const float *q
 /* Q3_K with weights qw·√(σ² + x²) (σ² = 2·mean x²): make_qx_quants per 16 values (levels −4…3), the 6-bit
  * scales by make_qx_quants weighted by the sub-blocks' weight sums. */
 TARGET static void N(q3_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
-  float wb[LANES * 16];
+  weighing in = {.x = x, .qw = qw, .n = 16, .nq = 16 * nbr, .span = 256, .sigma2 = k_sigma2, .at = SIZE_MAX};
   for (int b0 = 0; b0 < nb; b0 += LANES / 16) {
     const int cnt = nb - b0 < LANES / 16 ? nb - b0 : LANES / 16;
     vf xt[16][G], w[16][G];
     float scales[LANES], isc[LANES], sw[LANES];
     int zero[LANES];
-    for (int s = 0; s < cnt; s++) {
-      const float *xb = x + 256 * (size_t)(b0 + s), *q = qw + 256 * ((b0 + s) % nbr);
-      const float sigma2 = 2 * sum_squares(xb) / 256;
-      for (int j = 0; j < 16; j++) sw[16 * s + j] = importance(16, xb + 16 * j, q + 16 * j, sigma2, wb + 16 * (16 * s + j));
-    }
-    N(gather)(x + 256 * (size_t)b0, 16, 16 * cnt, xt);
-    N(gather)(wb, 16, 16 * cnt, w);
+    N(weigh)(&in, 16 * (size_t)b0, 16 * cnt, xt, w, sw);
     N(qx_lanes)(16, 4, (const vf (*)[G])xt, (const vf (*)[G])w, scales, isc, zero);
     for (int sb = 0; sb < cnt; sb++) {
       const int g0 = 16 * sb;
@@ -797,15 +803,13 @@ TARGET static void N(q3_kw)(const float *x, int nb, uint8_t *dst, const float *q
 
 /* Q6_K with the importance values themselves as make_qx_quants' weights (llama.cpp: not × √(σ² + x²)). */
 TARGET static void N(q6_kw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
-  float wb[LANES * 16];
+  weighing in = {.x = x, .qw = qw, .n = 16, .nq = 16 * nbr, .span = 256, .sigma2 = NULL, .at = SIZE_MAX};
   for (int b0 = 0; b0 < nb; b0 += LANES / 16) {
     const int cnt = nb - b0 < LANES / 16 ? nb - b0 : LANES / 16;
     vf xt[16][G], w[16][G];
     float scales[LANES], isc[LANES];
     int zero[LANES];
-    for (int s = 0; s < cnt; s++) memcpy(wb + 256 * s, qw + 256 * ((b0 + s) % nbr), 256 * sizeof(float));
-    N(gather)(x + 256 * (size_t)b0, 16, 16 * cnt, xt);
-    N(gather)(wb, 16, 16 * cnt, w);
+    N(weigh)(&in, 16 * (size_t)b0, 16 * cnt, xt, w, NULL);
     N(qx_lanes)(16, 32, (const vf (*)[G])xt, (const vf (*)[G])w, scales, isc, zero);
     for (int sb = 0; sb < cnt; sb++) {
       const int g0 = 16 * sb;
@@ -943,23 +947,13 @@ TARGET static void N(iq4_nl)(const float *x, size_t nb, uint8_t *dst) {
 TARGET static void N(qx0w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr) {
   const int bytes = five ? 22 : 18;
   const float nmax = five ? 16 : 8;
-  float wb[LANES * 32], sigma2 = 0;
-  int row = -1;
+  weighing in = {.x = x, .qw = qw, .n = 32, .nq = nbr, .span = 32 * nbr, .sigma2 = row_sigma2, .at = SIZE_MAX};
   for (int b0 = 0; b0 < nb; b0 += LANES) {
     const int cnt = nb - b0 < LANES ? nb - b0 : LANES;
     vf xt[32][G], w[32][G];
     float scales[LANES], isc[LANES];
     int zero[LANES];
-    for (int k = 0; k < cnt; k++) {
-      const int b = b0 + k;
-      if (b / nbr != row) {
-        row = b / nbr;
-        sigma2 = row_sigma2(x + (size_t)32 * (size_t)nbr * (size_t)row, 32 * nbr);
-      }
-      importance(32, x + 32 * (size_t)b, qw + 32 * (b % nbr), sigma2, wb + 32 * k);
-    }
-    N(gather)(x + 32 * (size_t)b0, 32, cnt, xt);
-    N(gather)(wb, 32, cnt, w);
+    N(weigh)(&in, (size_t)b0, cnt, xt, w, NULL);
     N(qx_lanes)(32, nmax, (const vf (*)[G])xt, (const vf (*)[G])w, scales, isc, zero);
     for (int k = 0; k < cnt; k++) {
       uint8_t *o = dst + (size_t)bytes * (size_t)(b0 + k), L[32];
@@ -976,23 +970,13 @@ TARGET static void N(qx0w)(const float *x, int nb, uint8_t *dst, int five, const
 TARGET static void N(qkx1w)(const float *x, int nb, uint8_t *dst, int five, const float *qw, int nbr) {
   const int bytes = five ? 24 : 20;
   const float nmax = five ? 31 : 15;
-  float wb[LANES * 32], sigma2 = 0;
-  int row = -1;
+  weighing in = {.x = x, .qw = qw, .n = 32, .nq = nbr, .span = 32 * nbr, .sigma2 = row_sigma2, .at = SIZE_MAX};
   for (int b0 = 0; b0 < nb; b0 += LANES) {
     const int cnt = nb - b0 < LANES ? nb - b0 : LANES;
     vf xt[32][G], w[32][G];
     float scales[LANES], negmin[LANES], isc[LANES], lmin[LANES];
     int flat[LANES];
-    for (int k = 0; k < cnt; k++) {
-      const int b = b0 + k;
-      if (b / nbr != row) {
-        row = b / nbr;
-        sigma2 = row_sigma2(x + (size_t)32 * (size_t)nbr * (size_t)row, 32 * nbr);
-      }
-      importance(32, x + 32 * (size_t)b, qw + 32 * (b % nbr), sigma2, wb + 32 * k);
-    }
-    N(gather)(x + 32 * (size_t)b0, 32, cnt, xt);
-    N(gather)(wb, 32, cnt, w);
+    N(weigh)(&in, (size_t)b0, cnt, xt, w, NULL);
     N(qkx2_lanes)(32, nmax, (const vf (*)[G])xt, (const vf (*)[G])w, -0.9f, 0.05f, 36, 0, scales, negmin, isc, lmin, flat);
     for (int k = 0; k < cnt; k++) {
       uint8_t *o = dst + (size_t)bytes * (size_t)(b0 + k), L[32];
@@ -1007,17 +991,12 @@ TARGET static void N(qkx1w)(const float *x, int nb, uint8_t *dst, int five, cons
 
 /* IQ4_NL with weights qw·√(σ² + x²), σ² = 2·mean x² of the block: the scales of LANES blocks searched at once. */
 TARGET static void N(iq4_nlw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
-  float wb[LANES * 32];
+  weighing in = {.x = x, .qw = qw, .n = 32, .nq = nbr, .span = 32, .sigma2 = iq4_sigma2, .at = SIZE_MAX};
   for (int b0 = 0; b0 < nb; b0 += LANES) {
     const int cnt = nb - b0 < LANES ? nb - b0 : LANES;
     vf xt[32][G], w[32][G];
     float scales[LANES];
-    for (int k = 0; k < cnt; k++) {
-      const float *xb = x + 32 * (size_t)(b0 + k);
-      importance(32, xb, qw + 32 * ((b0 + k) % nbr), iq4_sigma2(xb, 32), wb + 32 * k);
-    }
-    N(gather)(x + 32 * (size_t)b0, 32, cnt, xt);
-    N(gather)(wb, 32, cnt, w);
+    N(weigh)(&in, (size_t)b0, cnt, xt, w, NULL);
     N(iq4_scale_lanes)((const vf (*)[G])xt, (const vf (*)[G])w, scales);
     for (int k = 0; k < cnt; k++) iq4_nl_pack(x + 32 * (size_t)(b0 + k), scales[k], dst + 18 * (size_t)(b0 + k));
   }
@@ -1026,18 +1005,12 @@ TARGET static void N(iq4_nlw)(const float *x, int nb, uint8_t *dst, const float 
 /* IQ4_XS with weights qw·√(σ² + x²), σ² = 2·mean x² of the super-block: 8 sub-block scales of LANES/8 super-blocks. */
 TARGET static void N(iq4_xsw)(const float *x, int nb, uint8_t *dst, const float *qw, int nbr) {
   const int per = LANES / 8;
-  float wb[LANES * 32];
+  weighing in = {.x = x, .qw = qw, .n = 32, .nq = 8 * nbr, .span = 256, .sigma2 = iq4_sigma2, .at = SIZE_MAX};
   for (int b0 = 0; b0 < nb; b0 += per) {
     const int cnt = nb - b0 < per ? nb - b0 : per;
     vf xt[32][G], w[32][G];
     float scales[LANES];
-    for (int s = 0; s < cnt; s++) {
-      const float *xb = x + 256 * (size_t)(b0 + s), *q = qw + 256 * ((b0 + s) % nbr);
-      const float sigma2 = iq4_sigma2(xb, 256);
-      for (int j = 0; j < 8; j++) importance(32, xb + 32 * j, q + 32 * j, sigma2, wb + 32 * (8 * s + j));
-    }
-    N(gather)(x + 256 * (size_t)b0, 32, 8 * cnt, xt);
-    N(gather)(wb, 32, 8 * cnt, w);
+    N(weigh)(&in, 8 * (size_t)b0, 8 * cnt, xt, w, NULL);
     N(iq4_scale_lanes)((const vf (*)[G])xt, (const vf (*)[G])w, scales);
     for (int s = 0; s < cnt; s++) iq4_xs_pack(x + 256 * (size_t)(b0 + s), scales + 8 * s, dst + 136 * (size_t)(b0 + s));
   }

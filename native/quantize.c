@@ -610,14 +610,16 @@ static float importance(int n, const float *x, const float *qw, float sigma2, fl
   return sumw;
 }
 
-/* Σ x² over a super-block, in order. */
-static float sum_squares(const float *x) {
+/* σ² of Q4_K, Q5_K and Q3_K with weights (kquant-weighted.ts): 2·Σ x² / n over the super-block, in order, as
+ * llama.cpp writes it (2*sum_x2/QK_K: 2·Σ x² may overflow where Σ x² · (2/n) does not). */
+static float k_sigma2(const float *x, int n) {
   float s = 0;
-  for (int l = 0; l < 256; l++) s = s + x[l] * x[l];
-  return s;
+  for (int l = 0; l < n; l++) s = s + x[l] * x[l];
+  return 2 * s / (float)n;
 }
 
-/* σ² of Q4_0 … Q5_1 with weights (weighted.ts rowSigma2): Σ x² over the row of n values, in order, / n. */
+/* σ² of Q4_0 … Q5_1 with weights (weighted.ts rowSigma2): Σ x² over the row of n values, in order, / n; Q2_K's
+ * over its super-block (kquant-weighted.ts: sumSquares / QK). */
 static float row_sigma2(const float *x, int n) {
   float s = 0;
   for (int j = 0; j < n; j++) s = s + x[j] * x[j];
@@ -630,6 +632,20 @@ static float iq4_sigma2(const float *x, int n) {
   for (int j = 0; j < n; j++) s = s + x[j] * x[j];
   return s * (2.0f / (float)n);
 }
+
+/*
+ * What the importance-weighted lanes read (quantize-lanes.h weigh): x in sub-blocks of n values; sub-block k weighed
+ * by qw·√(σ² + x²) from qw + n·(k % nq) (nq sub-blocks a row), σ² = sigma2 of the `span` values holding it (its
+ * super-block, its block or its row); by qw itself where sigma2 is NULL (Q6_K). at, s2: the span whose σ² was taken
+ * last, and that σ² (a row's is taken once, not once a lane group).
+ */
+typedef struct {
+  const float *x, *qw;
+  int n, nq, span;
+  float (*sigma2)(const float *x, int n);
+  size_t at;
+  float s2;
+} weighing;
 
 /* The 5th bits of 32 levels as Q5_0 / Q5_1's little-endian qh (bit j: value j). */
 static void put_qh(const uint8_t *L, uint8_t *o) {
