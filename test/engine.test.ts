@@ -115,6 +115,83 @@ test('a sequence generated alongside 7 others gives exactly its solo tokens', as
   }
 });
 
+/**
+ * The model as a pipeline's leader sees it (src/api/pipeline/leader.ts): begin computes a pass and hands back a
+ * function that the scheduler calls for the logits later; up to `depth` passes are in flight at once.
+ */
+function pipelined(m: GrokModel, depth: number) {
+  const flying = new Set<unknown>();
+  const seen = { most: 0, inFlight: 0 };
+  const model: BatchModel = {
+    config: m.config,
+    depth,
+    newCache: (c?: number) => m.newCache(c),
+    forward: () => { throw new Error('a pipelined model is driven through begin'); },
+    begin(seqs, o) {
+      for (const s of seqs) {
+        assert.ok(!flying.has(s.cache), 'a sequence in two passes in flight at once');
+        flying.add(s.cache);
+      }
+      const logits = m.forward(seqs as Parameters<GrokModel['forward']>[0], o);
+      seen.most = Math.max(seen.most, ++seen.inFlight);
+      return () => {
+        seen.inFlight--;
+        for (const s of seqs) flying.delete(s.cache);
+        return logits;
+      };
+    },
+  };
+  return { model, seen, flying };
+}
+
+test('micro-batches: a pipelined model keeps up to depth passes in flight, and each sequence gets its solo tokens', async () => {
+  const { model, golden } = await fixture('tiny-b');
+  const reqs = Array.from({ length: 6 }, (_, i) => ({
+    prompt: golden.tokens.slice(i, i + 3 + 2 * i),
+    opts: { seed: 300 + i, temperature: i === 0 ? 0 : 0.9, topK: 40, maxTokens: 5 + i } as GenerateOptions,
+  }));
+  const solo: number[][] = [];
+  for (const r of reqs) solo.push((await run(model, r.prompt, r.opts)).ids);
+  for (const depth of [2, 3]) {
+    const p = pipelined(model, depth);
+    const s = new Scheduler(p.model, { slots: 6, prefillChunk: 4 });
+    const together = await Promise.all(reqs.map((r) => collect(s.submit(r.prompt, r.opts))));
+    assert.deepEqual(together, solo, `depth ${depth}`);
+    assert.equal(p.seen.most, depth, `passes in flight at once with depth ${depth}`);
+    assert.equal(p.seen.inFlight, 0);
+    // n = 3 on one prompt shares its prefill across passes in flight; greedy equals the golden continuation.
+    const n = golden.greedy.continuation.length;
+    const members = s.submitMany(golden.greedy.prompt, [{ temperature: 0, maxTokens: n }, { seed: 7, temperature: 0.9, maxTokens: 4 }, { seed: 8, temperature: 0.9, maxTokens: 4 }]);
+    const outs = await Promise.all(members.map((r) => collect(r)));
+    assert.deepEqual(outs[0], golden.greedy.continuation);
+    assert.deepEqual(outs[1], (await run(model, golden.greedy.prompt, { seed: 7, temperature: 0.9, maxTokens: 4 })).ids);
+  }
+});
+
+test('micro-batches: a request cancelled while its pass is in flight ends; the pass lands for the others', async () => {
+  const { model, golden } = await fixture('tiny-a');
+  const p = pipelined(model, 2);
+  const s = new Scheduler(p.model, { slots: 4 });
+  const opts = { temperature: 0, maxTokens: golden.greedy.continuation.length };
+  const reqs = [0, 1, 2, 3].map(() => s.submit(golden.greedy.prompt, opts));
+  const begin = p.model.begin!.bind(p.model);
+  let cancelled = false;
+  p.model.begin = (seqs, o) => {
+    const wait = begin(seqs, o);
+    // The first pass that carries request 1's sequence: cancel it before the pass lands.
+    if (!cancelled && seqs.some((q) => q.cache === (reqs[1] as unknown as { cache: unknown }).cache)) {
+      cancelled = true;
+      return () => { reqs[1]!.cancel(); return wait(); };
+    }
+    return wait;
+  };
+  const outs = await Promise.allSettled(reqs.map((r) => collect(r)));
+  assert.ok(cancelled);
+  assert.equal(outs[1]!.status, 'rejected');
+  for (const i of [0, 2, 3]) assert.deepEqual((outs[i] as PromiseFulfilledResult<number[]>).value, golden.greedy.continuation);
+  assert.equal(p.flying.size, 0);
+});
+
 test('EOS stops generation (not emitted); ignoreEos goes on', async () => {
   const { model, golden } = await fixture('tiny-a');
   const cont = golden.greedy.continuation; // [57, 57, 277, 199, 411, …]

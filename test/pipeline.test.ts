@@ -188,7 +188,7 @@ test('2 stages (tiny-a 1 + 1) and 3 stages (tiny-b 1 + 1 + 1): byte-identical ex
   }
 });
 
-test('grok serve --layers 0:1 --next: the same tokens and logprobs as one process, greedy, seeded n = 3, streamed', async () => {
+test('grok serve --layers 0:1 --next: the same tokens and logprobs as one process, greedy, seeded n = 3, streamed, 4 at once in micro-batches', async () => {
   const g = golden('tiny-a');
   const body = { model: 'tiny-a', prompt: g.greedy.prompt, max_tokens: 16, temperature: 0, logprobs: 2 };
   const [p, o] = await Promise.all([json(`${leader}/v1/completions`, body), json(`${single}/v1/completions`, body)]);
@@ -207,7 +207,13 @@ test('grok serve --layers 0:1 --next: the same tokens and logprobs as one proces
     if (!line.startsWith('data: {')) continue;
     for (const c of JSON.parse(line.slice(6)).choices) text[c.index] += c.text;
   }
-  assert.deepEqual(text, ps.body.choices.slice(0, 2).map((c: any) => c.text));  // The stages behind do not report their routing: asked for, it is refused rather than half given.
+  assert.deepEqual(text, ps.body.choices.slice(0, 2).map((c: any) => c.text));
+  // Four requests at once go through as two micro-batches in flight (one per stage), each with its own tokens.
+  const four = [0, 1, 2, 3].map((i) => ({ model: 'tiny-a', prompt: g.tokens.slice(i, i + 2 + 3 * i), max_tokens: 10, temperature: 0.8, seed: 40 + i, logprobs: 1 }));
+  const [pf, of] = await Promise.all([Promise.all(four.map((b) => json(`${leader}/v1/completions`, b))), Promise.all(four.map((b) => json(`${single}/v1/completions`, b)))]);
+  assert.deepEqual(pf.map((x) => x.body.choices[0].logprobs), of.map((x) => x.body.choices[0].logprobs));
+  assert.equal((await json(`${leader}/health`)).body.pipeline.mostInFlight, 2, 'two steps in flight at once');
+  // The stages behind do not report their routing: asked for, it is refused rather than half given.
   const routed = await json(`${leader}/v1/completions`, { model: 'tiny-a', prompt: [1, 2], max_tokens: 2, return_routed_experts: true });
   assert.equal(routed.status, 400);
   assert.match(routed.body.error.message, /not available when the model is split into pipeline stages/);

@@ -134,9 +134,9 @@ export interface HealthReport {
   error?: string;
   /**
    * The leader of a pipeline (src/api/pipeline): the next stage, whether the stages behind are up, and
-   * which one is down when they are not (ready is then false).
+   * which one is down when they are not (ready is then false); steps in flight now and at most (micro-batches).
    */
-  pipeline?: { next: string; up: boolean; chain: string | null; error: string | null; connections: number };
+  pipeline?: { next: string; up: boolean; chain: string | null; error: string | null; connections: number; inFlight: number; mostInFlight: number };
 }
 
 export interface GrokServer {

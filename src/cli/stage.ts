@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { UsageError } from './errors.js';
-import { addKernelOptions, addKVOption, addModelOptions, int, kernelsFromOptions, kernelOptions, streamingOptions, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
+import { addKernelOptions, addKVOption, addModelOptions, int, kernelOptions, streamingOptions, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
 
 interface StageCliOptions extends ModelOptionValues, KernelOptionValues, KVOptionValues {
   layers: string;
@@ -50,32 +50,27 @@ async function runStage(o: StageCliOptions): Promise<void> {
     throw new UsageError((e as Error).message);
   }
   if (layers.from === 0) throw new UsageError(`--layers ${o.layers}: the stage holding layer 0 is the leader: run \`grok serve --layers ${o.layers} --next …\``);
-  const { loadModel } = await import('../model/loader.js');
-  const { closeKernels } = await import('../kernels/index.js');
   const { defaultModelPath } = await import('../api/index.js');
   const { resolveModelPath } = await import('../hub/cache.js');
   const { startStage } = await import('../api/pipeline/stage.js');
   const path = o.model === undefined ? defaultModelPath() : resolveModelPath(o.model);
-  const kernels = await kernelsFromOptions(o);
   const say = (line: string): void => { if (!o.quiet) process.stderr.write(`grok: ${line}\n`); };
   let stage;
-  let model;
   try {
     const t0 = performance.now();
-    ({ model } = await loadModel(path, {
-      kernels, layers, ...streamingOptions(o), ...(o.config ? { configPath: o.config } : {}), ...(o.kvType ? { kvType: o.kvType } : {}),
-      ...(o.ctxSize ? { contextLength: o.ctxSize } : {}),
+    stage = await startStage({
+      modelPath: path,
+      load: {
+        layers, kernelOptions: kernelOptions(o), ...streamingOptions(o), ...(o.config ? { configPath: o.config } : {}), ...(o.kvType ? { kvType: o.kvType } : {}),
+        ...(o.ctxSize ? { contextLength: o.ctxSize } : {}),
+      },
       // What this stage's share needs against the memory it has (streamed experts when it does not fit).
       onMemoryPlan: (p) => { if (p.verdict !== 'fits' || p.modelBytes > 2 ** 30) say(p.message); },
-    }));
-    say(`loaded layers ${layers.from}:${layers.to} of ${path} in ${((performance.now() - t0) / 1000).toFixed(2)} s (${kernels.name})`);
-    stage = await startStage({
-      model, modelPath: path, listen, ...(next ? { next } : {}), token: o.stageToken ?? process.env.GROK_STAGE_TOKEN ?? '',
-      numerics: kernelOptions(o).mode ?? 'fast', ...(o.stageTimeout ? { stepTimeoutMs: o.stageTimeout * 1000 } : {}), log: say,
+      listen, ...(next ? { next } : {}), token: o.stageToken ?? process.env.GROK_STAGE_TOKEN ?? '',
+      ...(o.stageTimeout ? { stepTimeoutMs: o.stageTimeout * 1000 } : {}), log: say,
     });
+    say(`loaded layers ${layers.from}:${layers.to} of ${path} in ${((performance.now() - t0) / 1000).toFixed(2)} s (${stage.backend})`);
   } catch (e) {
-    model?.close();
-    closeKernels(kernels);
     if (e instanceof RangeError) throw new UsageError(e.message);
     throw e;
   }
@@ -85,12 +80,15 @@ async function runStage(o: StageCliOptions): Promise<void> {
   }
   // The line a supervisor (or a test) waits for: the address really bound.
   process.stderr.write(`grok: stage layers ${layers.from}:${layers.to} listening on ${stage.address}${next ? `, next ${next}` : ' (last stage)'}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
+  const crash = await new Promise<Error | null>((resolve) => {
+    const stop = (): void => resolve(null);
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    stage.crashed.catch((e: Error) => resolve(e));
   });
+  if (crash) {
+    process.stderr.write(`grok: ${crash.message}\n`);
+    process.exit(1);
+  }
   await stage.close();
-  model.close();
-  closeKernels(kernels);
 }

@@ -36,7 +36,20 @@ export type { CacheRows, EngineCache } from './cache.js';
 export interface BatchModel {
   readonly config: { readonly vocabSize: number; readonly contextLength: number; readonly eosToken: number };
   newCache(capacity?: number): EngineCache;
-  forward(seqs: { tokens: ArrayLike<number>; cache: EngineCache }[], opts?: { lastOnly?: boolean; onRoute?: RouteFn; checkpoint?: Checkpoint }): Float32Array;
+  forward(seqs: { tokens: ArrayLike<number>; cache: EngineCache }[], opts?: ForwardOpts): Float32Array;
+  /**
+   * A model whose pass ends elsewhere (the leader of a pipeline, src/api/pipeline/leader.ts): begin runs the
+   * local part of a pass, sends it on and returns a function that waits for the logits; `depth` passes may be
+   * in flight at once (one per stage), and the scheduler keeps that many micro-batches in the pipe.
+   */
+  begin?(seqs: { tokens: ArrayLike<number>; cache: EngineCache }[], opts?: ForwardOpts): () => Float32Array;
+  readonly depth?: number;
+}
+
+export interface ForwardOpts {
+  lastOnly?: boolean;
+  onRoute?: RouteFn;
+  checkpoint?: Checkpoint;
 }
 
 /**
@@ -343,6 +356,8 @@ export class GenerationRequest extends TokenQueue implements EngineRequest {
   /** @internal with responseFormat: the grammar's matcher once compiled, and whether its next mask is computed */
   constraint: TokenConstraint | null = null;
   /** @internal */ constraintPrepared = false;
+  /** @internal a pass over this request is in flight (a pipeline's micro-batch): it joins no other until it lands */
+  flying = false;
   /** @internal with routing: emitted tokens waiting for their routing, and their generated-token numbers */
   readonly held: { token: GeneratedToken; index: number }[] = [];
   /** @internal with routing: generated token number → its routing, until the token is emitted */
@@ -449,6 +464,15 @@ export class GenerationRequest extends TokenQueue implements EngineRequest {
   }
 }
 
+/** A pass begun over `batch` and not yet landed (Scheduler.launch / land). */
+interface Flight {
+  batch: GenerationRequest[];
+  seqs: { tokens: number[]; cache: EngineCache }[];
+  t0: number;
+  /** Waits for the pass's logits (at once for a model that is not pipelined). */
+  logits: () => Float32Array;
+}
+
 /** Steps whose time per token sizes the next prefill chunk (maxStepMs): a few, so that it follows the load. */
 const TIMED_STEPS = 4;
 
@@ -465,6 +489,8 @@ export class Scheduler implements Engine {
   private readonly timed: { rows: number; ms: number }[] = [];
   private readonly queue: GenerationRequest[] = [];
   private readonly active: GenerationRequest[] = [];
+  /** Passes sent on and not yet answered (a pipeline's micro-batches), oldest first. */
+  private readonly flights: Flight[] = [];
   private running = false;
   private closed = false;
   /** Forward calls made (for tests and benchmarks). */
@@ -686,7 +712,8 @@ export class Scheduler implements Engine {
     try {
       for (;;) {
         this.admit();
-        if (this.active.length === 0) break;
+        // Passes still in flight land even when every request in them has ended (their answers are collected).
+        if (this.active.length === 0 && this.flights.length === 0) break;
         // Grammars compute the tokens they allow next (asynchronously, in XGrammar) before the step samples.
         const unprepared = this.active.filter((r) => r.constraint && !r.constraintPrepared);
         if (unprepared.length > 0) {
@@ -728,11 +755,36 @@ export class Scheduler implements Engine {
     }
   }
 
-  /** One batched forward pass over every active sequence, then one sampled token for each that is past prefill. */
+  /**
+   * One batched forward pass over every active sequence, then one sampled token for each that is past prefill.
+   * A pipelined model (BatchModel.begin) instead keeps up to `depth` passes in flight over disjoint groups of
+   * the sequences: while one group's hidden states are on the later stages, the next group's run here. Each
+   * call starts a group while there is room and a sequence to start, else lands the oldest pass.
+   */
   private step(): void {
     // Members waiting for a shared prefill hold a slot but have nothing to feed yet.
-    const batch: GenerationRequest[] = this.active.filter((r) => r.cache !== null);
-    if (batch.length === 0) return;
+    const ready = this.active.filter((r) => r.cache !== null && !r.flying);
+    const depth = this.model.begin ? Math.max(1, this.model.depth ?? 1) : 1;
+    if (depth === 1) {
+      if (ready.length === 0) return;
+      const f = this.launch(ready);
+      if (f) this.land(f);
+      return;
+    }
+    if (this.flights.length < depth && ready.length > 0) {
+      // Groups of even size: the sequences running now over the passes the pipe holds.
+      let flying = 0;
+      for (const f of this.flights) flying += f.batch.length;
+      const f = this.launch(ready.slice(0, Math.ceil((ready.length + flying) / depth)));
+      if (f) this.flights.push(f);
+      return;
+    }
+    const f = this.flights.shift();
+    if (f) this.land(f);
+  }
+
+  /** Start a pass over `batch`: its prompt chunks or last tokens. Null when it failed or was abandoned (handled here). */
+  private launch(batch: GenerationRequest[]): Flight | null {
     const chunk = this.chunkSize(batch);
     const seqs = batch.map((r) => {
       if (r.prefilled < r.prompt.length) {
@@ -740,25 +792,39 @@ export class Scheduler implements Engine {
       }
       return { tokens: [r.lastToken], cache: r.cache! };
     });
-    let logits: Float32Array;
+    const t0 = this.clock();
     try {
-      const t0 = this.clock();
-      logits = this.forward(batch, seqs, this.checkpoint(batch, seqs));
-      if (this.maxStepMs !== null) this.timeStep(seqs.reduce((a, sq) => a + sq.tokens.length, 0), this.clock() - t0);
+      const logits = this.begin(batch, seqs, this.checkpoint(batch, seqs));
+      for (const r of batch) r.flying = true;
+      return { batch, seqs, t0, logits };
     } catch (e) {
       if (e instanceof PassAbandoned) {
         // Nothing of the pass was kept: the others feed the same tokens again at the next step.
         this.abandonedSteps++;
         for (const r of batch) if (this.isCancelled!(r)) r.cancel();
-        return;
+        return null;
       }
       for (const r of batch) { this.remove(r); r.finish('error', e); }
+      return null;
+    }
+  }
+
+  /** A pass's logits: the prefill progress of its sequences, and one sampled token for each past prefill. */
+  private land({ batch, seqs, t0, logits: wait }: Flight): void {
+    for (const r of batch) r.flying = false;
+    // Requests that ended while their pass was in flight (cancelled) take no part in it any more.
+    let logits: Float32Array;
+    try {
+      logits = wait();
+      if (this.maxStepMs !== null) this.timeStep(seqs.reduce((a, sq) => a + sq.tokens.length, 0), this.clock() - t0);
+    } catch (e) {
+      for (const r of batch) { if (r.isFinished) continue; this.remove(r); r.finish('error', e); }
       return;
     }
     this.steps++;
     const prefillEnds: GenerationRequest[] = [];
     batch.forEach((r, i) => {
-      if (r.prefilled >= r.prompt.length) return;
+      if (r.isFinished || r.prefilled >= r.prompt.length) return;
       r.prefilled += seqs[i]!.tokens.length;
       this.prefilledTokens += seqs[i]!.tokens.length;
       if (r.prefilled === r.prompt.length) prefillEnds.push(r);
@@ -768,7 +834,7 @@ export class Scheduler implements Engine {
     const V = this.model.config.vocabSize;
     if (logits.length !== batch.length * V) {
       const e = new Error(`model returned ${logits.length} logits for ${batch.length} sequences of vocabulary ${V}`);
-      for (const r of batch) { this.remove(r); r.finish('error', e); }
+      for (const r of batch) { if (r.isFinished) continue; this.remove(r); r.finish('error', e); }
       return;
     }
     for (let i = 0; i < batch.length; i++) {
@@ -840,6 +906,11 @@ export class Scheduler implements Engine {
    * and handed to each request by position.
    */
   private forward(batch: readonly GenerationRequest[], seqs: { tokens: number[]; cache: EngineCache }[], checkpoint?: Checkpoint): Float32Array {
+    return this.begin(batch, seqs, checkpoint)();
+  }
+
+  /** forward, begun: a pipelined model's pass is still in flight until the returned function is called. */
+  private begin(batch: readonly GenerationRequest[], seqs: { tokens: number[]; cache: EngineCache }[], checkpoint?: Checkpoint): () => Float32Array {
     const spans: { r: GenerationRequest; row0: number; pos0: number; recs: TokenRouting[] }[] = [];
     let row = 0;
     seqs.forEach((sq, i) => {
@@ -850,7 +921,11 @@ export class Scheduler implements Engine {
       row += sq.tokens.length;
     });
     const check = checkpoint ? { checkpoint } : {};
-    if (spans.length === 0) return this.model.forward(seqs, { lastOnly: true, ...check });
+    if (spans.length === 0) {
+      if (this.model.begin) return this.model.begin(seqs, { lastOnly: true, ...check });
+      const logits = this.model.forward(seqs, { lastOnly: true, ...check });
+      return () => logits;
+    }
     const onRoute: RouteFn = (_layer, chosen, gates, rows) => {
       const A = chosen.length / rows;
       for (const sp of spans) {
@@ -863,7 +938,7 @@ export class Scheduler implements Engine {
     };
     const logits = this.model.forward(seqs, { lastOnly: true, onRoute, ...check });
     for (const sp of spans) sp.recs.forEach((rec, t) => sp.r.routed(sp.pos0 + t, rec));
-    return logits;
+    return () => logits;
   }
 
   /** A routing request ends: its last token was never fed back, so feed it alone once to learn its routing. */

@@ -1,8 +1,8 @@
 /**
  * One end of a pipeline hop: the long-lived bidirectional gRPC stream from a stage (or the leader) to the
  * next stage. It says hello (token, model identity, first layer, numerics), waits for the welcome, then
- * carries steps (one at a time from each sender: a step's answer is awaited before the next is sent, so the
- * stream never holds more than one step's hidden states), forks and frees.
+ * carries steps, forks and frees. Several steps may be in flight (the leader's micro-batches, at most one per
+ * stage: that bounds what the stream holds); each answer names its step.
  *
  * When the stream breaks (the next stage died, stalled past the step timeout, or refused the handshake)
  * every step waiting on it fails with StageDownError naming the stage, the next stage's sequences are gone
@@ -40,6 +40,9 @@ export interface LinkStatus {
   error: string | null;
   /** Connections made (1 after the first welcome; each reconnection adds one). */
   connections: number;
+  /** Steps sent and not yet answered, now and at most so far (the leader's micro-batches in the pipe). */
+  inFlight: number;
+  mostInFlight: number;
 }
 
 /** A stage's own stream ended because a stage behind it went down: the message travels up as is. */
@@ -55,6 +58,7 @@ export class StageLink {
   private known: Welcome | null = null;
   private error: string | null = 'connecting';
   private connections = 0;
+  private mostInFlight = 0;
   private nextId = 1;
   private backoffMs = 100;
   private retry: NodeJS.Timeout | null = null;
@@ -75,8 +79,16 @@ export class StageLink {
     return this.known ? `${this.options.next} (layers ${this.known.from}:${this.known.to})` : this.options.next;
   }
 
+  /** The stages from the next one on (1 until welcomed: at least the next one). */
+  get stages(): number {
+    return Math.max(1, this.known?.stages ?? 1);
+  }
+
   status(): LinkStatus {
-    return { next: this.options.next, up: this.up, chain: this.welcome?.chain ?? null, error: this.up ? null : this.error, connections: this.connections };
+    return {
+      next: this.options.next, up: this.up, chain: this.welcome?.chain ?? null, error: this.up ? null : this.error, connections: this.connections,
+      inFlight: this.pending.size, mostInFlight: this.mostInFlight,
+    };
   }
 
   /**
@@ -103,6 +115,7 @@ export class StageLink {
       const ms = this.options.stepTimeoutMs ?? 300_000;
       const timer = setTimeout(() => this.fail(`stage ${this.name} did not answer a step within ${ms / 1000} s (stalled)`), ms);
       this.pending.set(id, { resolve, reject, timer });
+      this.mostInFlight = Math.max(this.mostInFlight, this.pending.size);
       this.call!.write({ step: { ...s, id } });
     });
   }

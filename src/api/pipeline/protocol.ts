@@ -10,9 +10,11 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { GrokConfig } from '../../model/config.js';
 import type { LayerRange } from '../../model/grok.js';
+import type { MemoryPlan } from '../../model/memory.js';
+import type { WorkerLoadOptions } from '../worker/protocol.js';
 
 export interface Hello { token: string; model: string; from: number; numerics: string }
-export interface Welcome { from: number; to: number; end: number; chain: string }
+export interface Welcome { from: number; to: number; end: number; chain: string; stages: number }
 export interface Step {
   id: number;
   seqs: number[];
@@ -33,8 +35,13 @@ export type Frame =
   | { hello: Hello } | { welcome: Welcome } | { refused: { message: string } } | { step: Step }
   | { result: Result } | { failure: Failure } | { fork: Fork } | { free: Free };
 
-/** Channel options of both ends: no message size limit (a prefill chunk's hidden states exceed gRPC's 4 MiB), keepalive pings to notice a dead peer. */
+/**
+ * Channel options of both ends: no message size limit (a prefill chunk's hidden states exceed gRPC's 4 MiB),
+ * keepalive pings to notice a dead peer, and a 16 MiB receive window on the sending side of each link, where
+ * the answers arrive (HTTP/2's 64 KiB default would take a round trip per 64 KiB of a micro-batch's logits).
+ */
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc-node.flow_control_window': 16 * 2 ** 20,
   'grpc.max_receive_message_length': -1,
   'grpc.max_send_message_length': -1,
   'grpc.keepalive_time_ms': 10_000,
@@ -129,3 +136,27 @@ export function bytesF32(b: Uint8Array, what: string, expected?: number): Float3
   new Uint8Array(out.buffer).set(b);
   return out;
 }
+
+/** How a stage's compute thread (./stage-worker.ts) loads its layers (functions and kernel objects stay out). */
+export type StageLoadOptions = Pick<WorkerLoadOptions, 'configPath' | 'contextLength' | 'kvType' | 'kernelOptions' | 'ramBudget' | 'expertPolicy' | 'ioThreads'> & { layers: LayerRange };
+
+export interface StageWorkerInit {
+  path: string;
+  options: StageLoadOptions;
+}
+
+/** Stage main thread → compute thread: a stream's step, fork and free, the end of a stream, close. */
+export type ToStageWorker =
+  | { type: 'step'; stream: number; step: Step }
+  | { type: 'fork'; stream: number; from: number; to: number }
+  | { type: 'free'; stream: number; seqs: number[] }
+  | { type: 'gone'; stream: number }
+  | { type: 'close' };
+
+/** Compute thread → stage main thread. `out` is the step's hidden states, or its logits on the last stage. */
+export type FromStageWorker =
+  | { type: 'memoryPlan'; plan: MemoryPlan }
+  | { type: 'loaded'; config: GrokConfig; range: LayerRange; projects: boolean; backend: string }
+  | { type: 'loadFailed'; error: { name: string; message: string } }
+  | { type: 'out'; stream: number; id: number; rows: number; out: Uint8Array }
+  | { type: 'failure'; stream: number; id: number; message: string };
