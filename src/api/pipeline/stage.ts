@@ -13,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { GrokModel, KVCache } from '../../model/grok.js';
 import { CASCADE, StageLink } from './link.js';
 import { bytesF32, CHANNEL_OPTIONS, f32Bytes, modelIdentity, sameToken, stageService, type Frame, type Step } from './protocol.js';
+import { serverCredentials, type StageTls } from './tls.js';
 
 export interface StageOptions {
   model: GrokModel;
@@ -26,6 +27,11 @@ export interface StageOptions {
   token: string;
   /** Kernel numerics ('exact' / 'fast'): the stage before must compute alike. */
   numerics: string;
+  /**
+   * Mutual TLS (--stage-tls-*; ./tls.ts): the server takes only peers with a certificate signed by the CA
+   * (and no plaintext), and the link to --next shows this certificate. The token is checked on top.
+   */
+  tls?: StageTls | null;
   stepTimeoutMs?: number;
   /** A line about a peer or the link (default: none). */
   log?: (line: string) => void;
@@ -48,7 +54,7 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
   if (m.projects && o.next) throw new RangeError(`this stage holds the last layer (${from}:${to} of ${c.nLayers}): there is no next stage (drop --next)`);
   const streams = new Set<Duplex>();
   const link = o.next ? new StageLink({
-    next: o.next, token: o.token, model: identity, from: to, layers: c.nLayers, numerics: o.numerics,
+    next: o.next, token: o.token, model: identity, from: to, layers: c.nLayers, numerics: o.numerics, tls: o.tls ?? null,
     ...(o.stepTimeoutMs ? { stepTimeoutMs: o.stepTimeoutMs } : {}),
     onChange: (up, error) => {
       log(up ? `next stage ${link!.name} is up` : `${error}`);
@@ -96,7 +102,8 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
         chain = `${me(address)} → ${link.status().chain}`;
       }
       welcomed = true;
-      log(`serving ${call.getPeer()}`);
+      const peerCert = call.getAuthContext().sslPeerCertificate;
+      log(`serving ${call.getPeer()}${peerCert?.subject?.CN ? ` (certificate CN=${peerCert.subject.CN})` : ''}`);
       send({ welcome: { from, to, end, chain } });
     };
     const step = async (s: Step): Promise<void> => {
@@ -164,7 +171,7 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
   const server = new grpc.Server(CHANNEL_OPTIONS);
   server.addService(stageService().service, { connect });
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(o.listen, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new Error(`cannot listen on ${o.listen}: ${e.message}`)) : resolve(p)));
+    server.bindAsync(o.listen, serverCredentials(o.tls), (e, p) => (e ? reject(new Error(`cannot listen on ${o.listen}: ${e.message}`)) : resolve(p)));
   });
   address = o.listen.replace(/:\d+$/, `:${port}`);
   return {
