@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -76,8 +77,33 @@ async function refusal(l: StageLink): Promise<string> {
   throw new Error(`the link to ${l.options.next} came up`);
 }
 
+/** `grok serve args…`: its URL once it listens, and its stderr so far. */
+function serve(args: string[]): Promise<{ url: string; err: () => string }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '-p', '0', '--quiet', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  let err = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`grok serve did not start within 30 s:\n${err}`)), 30_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /serving .* on (http:\/\/[\d.:]+)/.exec(err);
+      if (m) { clearTimeout(timer); resolve({ url: m[1]!, err: () => err }); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`grok serve exited (${code}):\n${err}`)); });
+  });
+}
+
 let aLeader: GrokModel, aWhole: GrokModel, bLeader: GrokModel, bWhole: GrokModel;
 let aTls = '', bTls = '', aWrongName = '', aPlain = '';
+// The processes the tests spawn, started at once in before() so that they load while the others run.
+let leaderToWrongName: ReturnType<typeof serve>;
+let cliLogits: ReturnType<typeof grok>;
+let usage: Promise<{ code: number; err: string }[]>;
+const CLI_LOGITS_OUT = path.join(tmp, 'tiny-a-tls.f32');
+const USAGE: [string[], RegExp][] = [
+  [['stage', '-m', A, '--layers', '1:2', '--listen', '127.0.0.1:0', '--stage-tls-cert', cert('client.crt')], /grok: mutual TLS between stages needs --stage-tls-cert, --stage-tls-key and --stage-tls-ca together: --stage-tls-key and --stage-tls-ca are missing\n$/],
+  [['serve', '-m', A, '--stage-tls-ca', cert('ca.crt')], /--stage-tls-\* belong to a pipeline leader: add --layers 0:K --next HOST:PORT/],
+];
 
 before(async () => {
   [aLeader, aWhole, bLeader, bWhole] = await Promise.all([load(A, { from: 0, to: 1 }), load(A), load(B, { from: 0, to: 1 }), load(B)]);
@@ -88,6 +114,10 @@ before(async () => {
   bTls = await stage(b1, B, server, await stage(b2, B, server));
   aWrongName = await stage(a1, A, tlsOf('wrong-name'));
   aPlain = await stage(a1, A, null);
+  usage = Promise.all(USAGE.map(([args]) => grok(...args)));
+  cliLogits = grok('logits', '-m', A, '--tokens', golden('tiny-a').tokens.join(','), '--out', CLI_LOGITS_OUT, ...EXACT, '--layers', '0:1', '--next', aTls, '--stage-token', TOKEN, ...TLS_ARGS);
+  leaderToWrongName = serve(['-m', A, ...EXACT, '--layers', '0:1', '--next', aWrongName, '--stage-token', TOKEN, ...TLS_ARGS]);
+  leaderToWrongName.catch(() => undefined); // awaited by its test
 });
 
 after(async () => {
@@ -120,11 +150,10 @@ test('2 stages (tiny-a) and 3 stages (tiny-b) over mutual TLS: byte-identical ex
   }
   // `grok logits --stage-tls-*` (the CLI's leader) gives the same bytes.
   const g = golden('tiny-a');
-  const out = path.join(tmp, 'tiny-a-tls.f32');
-  const r = await grok('logits', '-m', A, '--tokens', g.tokens.join(','), '--out', out, ...EXACT, '--layers', '0:1', '--next', aTls, '--stage-token', TOKEN, ...TLS_ARGS);
+  const r = await cliLogits;
   assert.equal(r.code, 0, r.err);
   const one = aWhole.forward([{ tokens: g.tokens, cache: aWhole.newCache(g.tokens.length) }]);
-  assert.deepEqual(fs.readFileSync(out), Buffer.from(one.buffer, one.byteOffset, one.byteLength));
+  assert.deepEqual(fs.readFileSync(CLI_LOGITS_OUT), Buffer.from(one.buffer, one.byteOffset, one.byteLength));
 });
 
 test('refused: no client certificate, one from another CA, plaintext to a TLS stage, TLS to a plaintext stage', async () => {
@@ -149,26 +178,25 @@ test('refused: no client certificate, one from another CA, plaintext to a TLS st
     // This side trusts another CA: the stage's certificate is not signed by it.
     ['stage not signed by our CA', link(aTls, A, aLeader, tlsOf('other-client', 'other-ca.crt')), /is down: TLS handshake failed: its certificate is not signed by this side's --stage-tls-ca \(self-signed certificate in certificate chain\)$/],
   ];
-  const messages = await Promise.all(cases.map(([, l]) => refusal(l)));
-  messages.forEach((m, i) => assert.match(m, cases[i]![2], cases[i]![0]));
+  // A port that closes every connection at once (not a stage at all) cuts the TLS handshake short.
+  const closer = net.createServer((c) => c.destroy());
+  await new Promise<void>((r) => closer.listen(0, '127.0.0.1', r));
+  const closerAt = `127.0.0.1:${(closer.address() as net.AddressInfo).port}`;
+  cases.push(['closed at once', link(closerAt, A, aLeader, tlsOf('client')),
+    /is down: TLS handshake failed: it closed the connection during the handshake \(is it a stage started with --stage-tls-cert, --stage-tls-key and --stage-tls-ca, with a CA that signed this side's certificate\?\)$/]);
+  try {
+    const messages = await Promise.all(cases.map(([, l]) => refusal(l)));
+    messages.forEach((m, i) => assert.match(m, cases[i]![2], cases[i]![0]));
+  } finally {
+    closer.close();
+  }
 });
 
 test('a stage dialled by an address its certificate does not carry: the link, /health and the 503 say the certificate does not match', async () => {
   const expected = /stage 127\.0\.0\.1:\d+ is down: TLS handshake failed: its certificate does not match the address it is dialled by \(IP: 127\.0\.0\.1 is not in the cert's list: 10\.9\.8\.7\)/;
   assert.match(await refusal(link(aWrongName, A, aLeader, tlsOf('client'))), expected);
-  // The same through `grok serve`'s flags.
-  const child = spawn(process.execPath, [CLI, 'serve', '-m', A, '-p', '0', '--quiet', ...EXACT, '--layers', '0:1', '--next', aWrongName, '--stage-token', TOKEN, ...TLS_ARGS], { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(child);
-  let err = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`grok serve did not start within 30 s:\n${err}`)), 30_000);
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /serving .* on (http:\/\/[\d.:]+)/.exec(err);
-      if (m) { clearTimeout(timer); resolve(m[1]!); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`grok serve exited (${code}):\n${err}`)); });
-  });
+  // The same through `grok serve`'s flags (started in before()).
+  const { url, err } = await leaderToWrongName;
   let health: any = null;
   for (const t0 = Date.now(); Date.now() - t0 < 10_000; await new Promise((r) => setTimeout(r, 50))) {
     health = await (await fetch(`${url}/health`)).json();
@@ -181,21 +209,15 @@ test('a stage dialled by an address its certificate does not carry: the link, /h
   const body = (await r.json()) as any;
   assert.equal(body.error.code, 'stage_unavailable');
   assert.match(body.error.message, expected);
-  assert.doesNotMatch(err, /DeprecationWarning|\n\s+at /, 'no warning for a TLS name that is an IP, no stack');
+  assert.doesNotMatch(err(), /DeprecationWarning|\n\s+at /, 'no warning for a TLS name that is an IP, no stack');
 });
 
 test('the TLS flags: all three or none, the files read at start-up with the flag and the file named', async () => {
   const key = cert('client.key'), crt = cert('client.crt'), ca = cert('ca.crt');
-  // The commands (a UsageError, exit 2, before the model is loaded).
-  const cases: [string[], RegExp][] = [
-    [['stage', '-m', A, '--layers', '1:2', '--listen', '127.0.0.1:0', '--stage-tls-cert', crt], /grok: mutual TLS between stages needs --stage-tls-cert, --stage-tls-key and --stage-tls-ca together: --stage-tls-key and --stage-tls-ca are missing\n$/],
-    [['serve', '-m', A, '--stage-tls-ca', ca], /--stage-tls-\* belong to a pipeline leader: add --layers 0:K --next HOST:PORT/],
-    [['logits', '-m', A, '--tokens', '1', '--layers', '0:1', '--next', '127.0.0.1:1', '--stage-tls-cert', key, '--stage-tls-key', key, '--stage-tls-ca', ca], /--stage-tls-cert .*client\.key: not a PEM certificate/],
-  ];
-  const rs = await Promise.all(cases.map(([args]) => grok(...args)));
-  rs.forEach((r, i) => {
-    assert.equal(r.code, 2, `${cases[i]![0].join(' ')}: ${r.err}`);
-    assert.match(r.err, cases[i]![1]);
+  // The commands (a UsageError, exit 2, before the model is loaded; `grok logits` and `grok serve` with the three files above).
+  (await usage).forEach((r, i) => {
+    assert.equal(r.code, 2, `${USAGE[i]![0].join(' ')}: ${r.err}`);
+    assert.match(r.err, USAGE[i]![1]);
     assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
   });
   // What the three commands read, here.
