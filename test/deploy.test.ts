@@ -1,7 +1,8 @@
 /**
  * deploy/: the Kubernetes LeaderWorkerSet and Service, the docker compose file and the Dockerfile parse,
  * start the leader and the stages as the pipeline needs (each stage's --next is the one holding the layers
- * after its own, worked out by the same shell the pods run), and name only options the CLI really has.
+ * after its own, worked out by the same shell the pods run) with mutual TLS from read-only mounted certificates,
+ * and name only options the CLI really has.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -33,6 +34,14 @@ function scriptArgv(script: string, env: Record<string, string>): string[] {
 
 const flag = (argv: string[], name: string): string | undefined => { const i = argv.indexOf(name); return i < 0 ? undefined : argv[i + 1]; };
 
+/** The three --stage-tls-* files of argv, each inside `folder`. */
+function checkTls(argv: string[], folder: string, where: string): void {
+  for (const f of ['--stage-tls-cert', '--stage-tls-key', '--stage-tls-ca']) {
+    const file = flag(argv, f);
+    assert.ok(file !== undefined && path.posix.dirname(file) === folder, `${where}: ${f} ${file} is not in ${folder}`);
+  }
+}
+
 test('the LeaderWorkerSet starts grok serve on the leader and a chain of grok stage on the workers covering every layer once', () => {
   const lws = read('k8s/leaderworkerset.json');
   assert.equal(lws.kind, 'LeaderWorkerSet');
@@ -49,6 +58,13 @@ test('the LeaderWorkerSet starts grok serve on the leader and a chain of grok st
   assert.equal(lead[0], 'serve');
   checkFlags(lead, 'leader');
   assert.equal(flag(lead, '--next'), 'grok-0-1.grok.default:7070');
+  // Mutual TLS on every hop, the certificates from a Secret mounted read-only.
+  const tlsVolume = (c: any, pod: any): string => {
+    const m = c.volumeMounts.find((v: any) => pod.spec.volumes.some((x: any) => x.name === v.name && x.secret));
+    assert.ok(m?.readOnly, 'a Secret mounted read-only');
+    return m.mountPath;
+  };
+  checkTls(lead, tlsVolume(leader, t.leaderTemplate), 'leader');
   const ranges = [flag(lead, '--layers')!];
   for (let i = 1; i < size; i++) {
     const argv = scriptArgv(worker.args[0], { LWS_LEADER_ADDRESS: addr, LWS_GROUP_SIZE: String(size), LWS_WORKER_INDEX: String(i) });
@@ -56,6 +72,7 @@ test('the LeaderWorkerSet starts grok serve on the leader and a chain of grok st
     checkFlags(argv, `worker ${i}`);
     assert.equal(flag(argv, '--next'), i < size - 1 ? `grok-0-${i + 1}.grok.default:7070` : undefined, `worker ${i}'s next stage`);
     assert.equal(flag(argv, '--listen'), '0.0.0.0:7070');
+    checkTls(argv, tlsVolume(worker, t.workerTemplate), `worker ${i}`);
     ranges.push(flag(argv, '--layers')!);
   }
   // Contiguous from 0 to Grok-1's 64 layers.
@@ -87,6 +104,11 @@ test('docker compose: a leader and a stage that find each other by service name,
   assert.equal(flag(leader.command, '--next'), `stage1:${flag(stage1.command, '--listen')!.split(':')[1]}`);
   assert.equal(flag(leader.command, '--layers'), '0:1');
   assert.equal(flag(stage1.command, '--layers'), '1:2');
+  for (const [name, s] of [['leader', leader], ['stage1', stage1]] as const) {
+    const tls = (s.volumes as string[]).find((v) => v.endsWith(':/tls:ro'));
+    assert.ok(tls, `${name}: a read-only /tls folder`);
+    checkTls(s.command, '/tls', name);
+  }
   // The image's entrypoint is the CLI the build produces.
   const docker = fs.readFileSync(path.join(DEPLOY, 'Dockerfile'), 'utf8');
   const entry = /ENTRYPOINT \["node", "\/app\/(dist\/src\/cli\/main\.js)"\]/.exec(docker);

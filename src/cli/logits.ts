@@ -6,9 +6,12 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import { UsageError } from './errors.js';
-import { addKernelOptions, int, kernelOptions, kernelsFromOptions, parseIds, streamingOptions, type KernelOptionValues } from './options.js';
+import {
+  addKernelOptions, addStageTlsOptions, hasStageTls, int, kernelOptions, kernelsFromOptions, parseIds, stageTlsFromOptions, streamingOptions,
+  type KernelOptionValues, type StageTlsOptionValues,
+} from './options.js';
 
-interface LogitsOptions extends KernelOptionValues { model?: string; tokens: string; out?: string; top?: number; json?: boolean; config?: string; layers?: string; next?: string; stageToken?: string }
+interface LogitsOptions extends KernelOptionValues, StageTlsOptionValues { model?: string; tokens: string; out?: string; top?: number; json?: boolean; config?: string; layers?: string; next?: string; stageToken?: string }
 
 export function logitsCommand(): Command {
   const c = new Command('logits')
@@ -22,6 +25,7 @@ export function logitsCommand(): Command {
     .option('--layers <K:L>', 'pipeline: compute only layers 0:K here and the rest on the stages from --next')
     .option('--next <host:port>', 'pipeline: the stage holding layers K on (`grok stage`)')
     .option('--stage-token <secret>', 'pipeline: the stages\' shared secret (or set GROK_STAGE_TOKEN)');
+  addStageTlsOptions(c, 'pipeline: ');
   return addKernelOptions(c, 'exact').action(async (o: LogitsOptions) => {
     const ids = parseIds(o.tokens, '--tokens');
     if ((o.layers === undefined) !== (o.next === undefined)) throw new UsageError('a pipeline needs both --layers 0:K and --next HOST:PORT');
@@ -34,6 +38,8 @@ export function logitsCommand(): Command {
       throw new UsageError((e as Error).message);
     }
     if (layers && layers.from !== 0) throw new UsageError(`--layers: this side embeds the tokens, so its layers start at 0 (0:K), got ${o.layers}`);
+    if (!next && (hasStageTls(o) || o.stageToken !== undefined)) throw new UsageError('--stage-token and --stage-tls-* belong to a pipeline: add --layers 0:K --next HOST:PORT');
+    const tls = await stageTlsFromOptions(o);
     const top = o.top ?? (o.out ? 0 : 5);
     const { loadModel } = await import('../model/loader.js');
     const { closeKernels } = await import('../kernels/index.js');
@@ -52,7 +58,7 @@ export function logitsCommand(): Command {
         const { StageLink } = await import('../api/pipeline/link.js');
         const { bytesF32, f32Bytes, modelIdentity } = await import('../api/pipeline/protocol.js');
         const link = new StageLink({
-          next, token: o.stageToken ?? process.env.GROK_STAGE_TOKEN ?? '', model: modelIdentity(modelPath, model.config), from: model.range.to,
+          next, token: o.stageToken ?? process.env.GROK_STAGE_TOKEN ?? '', tls, model: modelIdentity(modelPath, model.config), from: model.range.to,
           layers: model.config.nLayers, numerics: kernelOptions(o).mode ?? 'exact',
         });
         try {

@@ -169,3 +169,32 @@ export async function kernelsFromOptions(o: KernelOptionValues): Promise<import(
   const { createKernels } = await import('../kernels/index.js');
   return createKernels(kernelOptions(o));
 }
+
+export interface StageTlsOptionValues {
+  stageTlsCert?: string;
+  stageTlsKey?: string;
+  stageTlsCa?: string;
+}
+
+/** --stage-tls-cert / --stage-tls-key / --stage-tls-ca: mutual TLS between pipeline stages (src/api/pipeline/tls.ts). */
+export function addStageTlsOptions(cmd: Command, prefix: string): Command {
+  return cmd
+    .option('--stage-tls-cert <file>', `${prefix}mutual TLS between stages: this machine's certificate (PEM; with --stage-tls-key and --stage-tls-ca)`)
+    .option('--stage-tls-key <file>', `${prefix}the private key of --stage-tls-cert (PEM)`)
+    .option('--stage-tls-ca <file>', `${prefix}the CA (PEM) every stage's certificate must be signed by; peers without one are refused`);
+}
+
+/** Whether any of the three was given. */
+export function hasStageTls(o: StageTlsOptionValues): boolean {
+  return o.stageTlsCert !== undefined || o.stageTlsKey !== undefined || o.stageTlsCa !== undefined;
+}
+
+/** The three files read and checked now, at start-up (null when none is given); a UsageError names the flag and the file. */
+export async function stageTlsFromOptions(o: StageTlsOptionValues): Promise<import('../api/pipeline/tls.js').StageTls | null> {
+  const { readStageTls } = await import('../api/pipeline/tls.js');
+  try {
+    return readStageTls({ cert: o.stageTlsCert, key: o.stageTlsKey, ca: o.stageTlsCa });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}

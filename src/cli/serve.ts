@@ -16,12 +16,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { ServerOptions } from '../api/server.js';
-import type { WorkerGrok } from '../api/worker/client.js';
+import type { WorkerGrok, WorkerModelOptions } from '../api/worker/client.js';
 import { UsageError } from './errors.js';
 import { startForCli } from './load.js';
-import { addKernelOptions, addKVOption, addModelOptions, int, parseSize, type KernelOptionValues, type KVOptionValues, type ModelOptionValues } from './options.js';
+import {
+  addKernelOptions, addKVOption, addModelOptions, addStageTlsOptions, hasStageTls, int, parseSize, stageTlsFromOptions,
+  type KernelOptionValues, type KVOptionValues, type ModelOptionValues, type StageTlsOptionValues,
+} from './options.js';
 
-interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionValues {
+interface ServeOptions extends ModelOptionValues, KernelOptionValues, KVOptionValues, StageTlsOptionValues {
   host: string;
   port: number;
   slots: number;
@@ -91,6 +94,7 @@ export function serveCommand(): Command {
     .option('--next <host:port>', 'pipeline leader: the stage holding layers K on (`grok stage --listen`)')
     .option('--stage-token <secret>', 'pipeline: the shared secret the stages check (or set GROK_STAGE_TOKEN)')
     .option('--stage-timeout <s>', 'pipeline: a step the stages have not answered within s seconds fails (a stalled stage; default 300)', int(1));
+  addStageTlsOptions(c, 'pipeline: ');
   addKernelOptions(c, 'fast');
   addKVOption(c);
   return c.addHelpText('after', `
@@ -185,10 +189,10 @@ async function runServe(o: ServeOptions): Promise<void> {
   await grok.close();
 }
 
-/** --layers / --next / --stage-token / --stage-timeout: the leader of a pipeline, or nothing. */
-async function pipelineOptions(o: ServeOptions): Promise<{ layers?: { from: number; to: number }; pipeline?: { next: string; token: string; stepTimeoutMs?: number } }> {
+/** --layers / --next / --stage-token / --stage-timeout / --stage-tls-*: the leader of a pipeline, or nothing. */
+async function pipelineOptions(o: ServeOptions): Promise<{ layers?: { from: number; to: number }; pipeline?: NonNullable<WorkerModelOptions['pipeline']> }> {
   if (o.layers === undefined && o.next === undefined) {
-    if (o.stageToken !== undefined || o.stageTimeout !== undefined) throw new UsageError('--stage-token and --stage-timeout belong to a pipeline leader: add --layers 0:K --next HOST:PORT');
+    if (o.stageToken !== undefined || o.stageTimeout !== undefined || hasStageTls(o)) throw new UsageError('--stage-token, --stage-timeout and --stage-tls-* belong to a pipeline leader: add --layers 0:K --next HOST:PORT');
     return {};
   }
   if (o.layers === undefined || o.next === undefined) throw new UsageError('a pipeline leader needs both --layers 0:K and --next HOST:PORT (the stage holding layers K on)');
@@ -202,7 +206,8 @@ async function pipelineOptions(o: ServeOptions): Promise<{ layers?: { from: numb
   }
   if (layers.from !== 0) throw new UsageError(`--layers: the leader holds the embedding, so its layers start at 0 (0:K), got ${o.layers}; the others run \`grok stage\``);
   const token = o.stageToken ?? process.env.GROK_STAGE_TOKEN ?? '';
-  return { layers, pipeline: { next, token, ...(o.stageTimeout ? { stepTimeoutMs: o.stageTimeout * 1000 } : {}) } };
+  const tls = await stageTlsFromOptions(o);
+  return { layers, pipeline: { next, token, ...(tls ? { tls } : {}), ...(o.stageTimeout ? { stepTimeoutMs: o.stageTimeout * 1000 } : {}) } };
 }
 
 function cacheText(grok: { engine: { prefixCache: { stats(): { budgetBytes: number } } | null } }): string {

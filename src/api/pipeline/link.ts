@@ -10,6 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { CHANNEL_OPTIONS, stageService, StageDownError, type Frame, type Result, type Step, type Welcome } from './protocol.js';
+import { explainConnectError, linkCredentials, type StageTls } from './tls.js';
 
 export interface LinkOptions {
   /** The next stage, HOST:PORT. */
@@ -24,6 +25,8 @@ export interface LinkOptions {
   layers: number;
   /** Kernel numerics of this side ('exact' / 'fast'). */
   numerics: string;
+  /** Mutual TLS (--stage-tls-*; ./tls.ts): this side's certificate and key, and the CA the next stage's certificate must be signed by. */
+  tls?: StageTls | null;
   /** A step unanswered this long breaks the link (a stalled stage). Default 300 s. */
   stepTimeoutMs?: number;
   /** Called when the link goes down (after having been up) or comes up. */
@@ -143,7 +146,8 @@ export class StageLink {
     this.retry = null;
     if (this.closed) return;
     const { Client } = stageService();
-    const client = new Client(this.options.next, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const { credentials, options } = linkCredentials(this.options.tls, this.options.next);
+    const client = new Client(this.options.next, credentials, { ...CHANNEL_OPTIONS, ...options });
     const call = client.connect() as unknown as Call;
     this.client = client;
     this.call = call;
@@ -183,7 +187,10 @@ export class StageLink {
       clearTimeout(handshake);
       if (this.call !== call) return;
       const d = (e.details || e.message).replace(/\.?\s*Resolution note:\s*$/, '');
-      this.fail(d.startsWith(CASCADE) ? d.slice(CASCADE.length) : `stage ${this.name} is down: ${d}`);
+      // A TLS handshake that failed is a misconfiguration, not an outage: said in words, and a refusal (a one-off command stops waiting).
+      const tls = e.code === grpc.status.UNAVAILABLE ? explainConnectError(d, !!o.tls) : null;
+      if (tls) this.fail(`stage ${this.name} is down: ${tls}`, false);
+      else this.fail(d.startsWith(CASCADE) ? d.slice(CASCADE.length) : `stage ${this.name} is down: ${d}`);
     });
     call.on('end', () => {
       clearTimeout(handshake);

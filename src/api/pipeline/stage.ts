@@ -22,6 +22,7 @@ import {
   CHANNEL_OPTIONS, modelIdentity, sameToken, stageService,
   type Frame, type FromStageWorker, type StageLoadOptions, type StageWorkerInit, type Step, type ToStageWorker,
 } from './protocol.js';
+import { serverCredentials, type StageTls } from './tls.js';
 
 export interface StageOptions {
   /** The model's file or folder (its identity is compared at the handshake). */
@@ -34,6 +35,11 @@ export interface StageOptions {
   next?: string;
   /** The shared secret peers must present ('' for none). */
   token: string;
+  /**
+   * Mutual TLS (--stage-tls-*; ./tls.ts): the server takes only peers with a certificate signed by the CA
+   * (and no plaintext), and the link to --next shows this certificate. The token is checked on top.
+   */
+  tls?: StageTls | null;
   stepTimeoutMs?: number;
   /** A line about a peer or the link (default: none). */
   log?: (line: string) => void;
@@ -101,7 +107,7 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
   const identity = modelIdentity(o.modelPath, c);
   const streams = new Set<Duplex>();
   const link = o.next ? new StageLink({
-    next: o.next, token: o.token, model: identity, from: to, layers: c.nLayers, numerics,
+    next: o.next, token: o.token, model: identity, from: to, layers: c.nLayers, numerics, tls: o.tls ?? null,
     ...(o.stepTimeoutMs ? { stepTimeoutMs: o.stepTimeoutMs } : {}),
     onChange: (up, error) => {
       log(up ? `next stage ${link!.name} is up` : `${error}`);
@@ -156,7 +162,8 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
         chain = `${me(address)} → ${link.status().chain}`;
       }
       welcomed = true;
-      log(`serving ${call.getPeer()}`);
+      const peerCert = call.getAuthContext().sslPeerCertificate;
+      log(`serving ${call.getPeer()}${peerCert?.subject?.CN ? ` (certificate CN=${peerCert.subject.CN})` : ''}`);
       send({ welcome: { from, to, end, chain, stages: link ? 1 + link.stages : 1 } });
     };
     const step = (s: Step): void => {
@@ -214,7 +221,7 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(o.listen, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(new Error(`cannot listen on ${o.listen}: ${e.message}`)) : resolve(p)));
+      server.bindAsync(o.listen, serverCredentials(o.tls), (e, p) => (e ? reject(new Error(`cannot listen on ${o.listen}: ${e.message}`)) : resolve(p)));
     });
   } catch (e) {
     link?.close();

@@ -30,6 +30,7 @@ import {
 import { StageLink, type LinkStatus } from '../pipeline/link.js';
 import { serveHops } from '../pipeline/leader.js';
 import { modelIdentity } from '../pipeline/protocol.js';
+import type { StageTls } from '../pipeline/tls.js';
 
 /** How the worker ended. */
 export interface WorkerExit {
@@ -51,9 +52,10 @@ export interface WorkerModelOptions extends LoadModelOptions {
   nice?: number;
   /**
    * Lead a pipeline: this process holds `layers` (0:K) and sends the hidden states to the stage at `next`
-   * (src/api/pipeline), which must hold K on. `token`: the shared secret of `grok stage --stage-token`.
+   * (src/api/pipeline), which must hold K on. `token`: the shared secret of `grok stage --stage-token`;
+   * `tls`: mutual TLS (`--stage-tls-*`, src/api/pipeline/tls.ts).
    */
-  pipeline?: { next: string; token?: string; stepTimeoutMs?: number };
+  pipeline?: { next: string; token?: string; tls?: StageTls; stepTimeoutMs?: number };
 }
 
 /** A model being loaded in a worker thread. */
@@ -414,7 +416,7 @@ export function startModelWorker(modelPath?: string, options: WorkerModelOptions
       grok = new WorkerGrok(resolved, m.config, tokenizer, performance.now() - t0, m.backend, engine, worker, m.notes);
       if (pipe && hops) {
         grok.pipeline = new StageLink({
-          next: pipe.next, token: pipe.token ?? '', model: modelIdentity(resolved, m.config), from: options.layers!.to, layers: m.config.nLayers,
+          next: pipe.next, token: pipe.token ?? '', tls: pipe.tls ?? null, model: modelIdentity(resolved, m.config), from: options.layers!.to, layers: m.config.nLayers,
           numerics: options.kernelOptions?.mode ?? 'fast', ...(pipe.stepTimeoutMs ? { stepTimeoutMs: pipe.stepTimeoutMs } : {}),
         });
         serveHops(hops.channel.port1, hops.signal, grok.pipeline);
