@@ -16,6 +16,8 @@ import path from 'node:path';
 import { makeCgroup, type Cgroup } from '../bench/cgroup-util.js';
 import { closeKernels, createKernels } from '../src/kernels/index.js';
 import { loadModel } from '../src/model/loader.js';
+import { StageLink } from '../src/api/pipeline/link.js';
+import { bytesF32, f32Bytes, modelIdentity } from '../src/api/pipeline/protocol.js';
 import { argmax, fixtureDir, golden, goldenLogits, maxAbsDiff } from './fixtures.js';
 
 /** `grok args…` → exit code and stderr, without blocking this process (several run at once). */
@@ -186,6 +188,31 @@ test('2 stages (tiny-a 1 + 1) and 3 stages (tiny-b 1 + 1 + 1): byte-identical ex
     const picked = g.greedy.continuation.map((_, i) => argmax(greedy.subarray((g.greedy.prompt.length - 1 + i) * V, (g.greedy.prompt.length + i) * V)));
     assert.deepEqual(picked, g.greedy.continuation, `${name}: golden greedy continuation`);
   }
+});
+
+test('3 stages: the welcome counts the stages behind, and three steps in flight at once each get the golden logits', async (t) => {
+  const kernels = createKernels({ kernels: 'auto', mode: 'exact', threads: 1 });
+  t.after(() => closeKernels(kernels));
+  const { model: first } = await loadModel(B, { kernels, layers: { from: 0, to: 1 } });
+  const link = new StageLink({ next: b1Addr, token: TOKEN, model: modelIdentity(B, first.config), from: 1, layers: first.config.nLayers, numerics: 'exact' });
+  t.after(() => link.close());
+  await link.ready(10_000);
+  assert.equal(link.stages, 2, 'two stages behind the leader');
+  // Three sequences, prefixes of the golden tokens of lengths 4, 5, 6, sent at once (as three micro-batches).
+  const g = golden('tiny-b'), V = g.config.vocab_size!;
+  const steps = [4, 5, 6].map((n, i) => {
+    const tokens = g.tokens.slice(0, n);
+    const hidden = first.forward([{ tokens, cache: first.newCache(n) }], { lastOnly: true });
+    return { seqs: [900 + i], positions: [0], counts: [n], capacities: [n], tokens, hidden: f32Bytes(hidden), lastOnly: true };
+  });
+  const answers = await Promise.all(steps.map((s) => link.step(s)));
+  assert.equal(link.status().mostInFlight, 3);
+  const ref = goldenLogits('tiny-b');
+  answers.forEach((a, i) => {
+    const n = steps[i]!.counts[0]!;
+    assert.ok(maxAbsDiff(bytesF32(a.logits, 'logits', V), ref.subarray((n - 1) * V, n * V)) < 1e-4, `sequence of ${n} tokens: the golden logits of its last token`);
+  });
+  link.free(steps.map((s) => s.seqs[0]!));
 });
 
 test('grok serve --layers 0:1 --next: the same tokens and logprobs as one process, greedy, seeded n = 3, streamed, 4 at once in micro-batches', async () => {
