@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { loadModel, type Grok } from '../src/api/index.js';
 import { createServer } from '../src/api/server.js';
 import { loadModelInWorker } from '../src/api/worker/client.js';
-import { GrammarError } from '../src/engine/grammar.js';
+import { GrammarEngine, GrammarError } from '../src/engine/grammar.js';
 
 const SCHEMAS: [string, Record<string, unknown>][] = [
   ['object', {
@@ -66,6 +66,41 @@ for (const [name, schema] of SCHEMAS) {
     assert.ok(new Set(results.map((r) => r.text)).size > 1);
   });
 }
+
+test('integer bounds are exact: with a one-character vocabulary, each value near a bound is allowed exactly when Ajv validates it', async () => {
+  // Token 0 ends generation; the others are single characters, so a value is allowed iff every character and then the end are.
+  const tokens = ['<eos>', '\n', ...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i))];
+  const engine = await GrammarEngine.create({ tokens, type: 'byte_level', stopIds: [0] });
+  const allows = async (schema: Record<string, unknown>, text: string): Promise<boolean> => {
+    const c = await engine.constraint({ type: 'json_schema', schema });
+    try {
+      for (const ch of [...text, '<eos>']) {
+        await c.prepare();
+        const logits = new Float32Array(tokens.length);
+        c.mask(logits);
+        const id = tokens.indexOf(ch);
+        if (logits[id] === -Infinity || !c.accept(id)) return false;
+      }
+      return true;
+    } finally {
+      c.release();
+    }
+  };
+  const ajv = new Ajv({ strict: false });
+  const bounds: [Record<string, number>, number[]][] = [
+    [{ minimum: 0, maximum: 120 }, [0, 120]], [{ minimum: 0, maximum: 110 }, [0, 110]], [{ minimum: -120, maximum: 0 }, [-120, 0]],
+    [{ minimum: -15, maximum: 130 }, [-15, 130]], [{ minimum: 12000, maximum: 12999 }, [12000, 12999]], [{ minimum: 5, exclusiveMaximum: 8.5 }, [5, 8]],
+    [{ exclusiveMinimum: 1019, maximum: 1020 }, [1020, 1020]],
+  ];
+  for (const [b, [lo, hi]] of bounds) {
+    const schema = { type: 'object', properties: { a: { type: 'integer', ...b } }, required: ['a'], additionalProperties: false };
+    const validate = ajv.compile(schema);
+    for (const v of [...Array.from({ length: 41 }, (_, i) => lo - 20 + i), ...Array.from({ length: 141 }, (_, i) => hi - 20 + i)]) {
+      // XGrammar's own layout of an object: a newline and two spaces of indent.
+      assert.equal(await allows(schema, `{\n  "a": ${v}\n}`), validate({ a: v }), `${JSON.stringify(b)}: ${v}`);
+    }
+  }
+});
 
 test('json_object: any JSON object; streamed chunks add up to the result', async () => {
   const s = grok.generate('The', { seed: 3, temperature: 0.8, maxTokens: 200, responseFormat: { type: 'json_object' } });

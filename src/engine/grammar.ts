@@ -197,12 +197,18 @@ class XgConstraint implements TokenConstraint {
 
 /**
  * The schema as XGrammar 0.1.27 enforces it exactly, or a GrammarError where it cannot (found by checking
- * its grammars against every value near the bounds): it gets integer ranges right only when bounded on
- * both sides (`minimum: 5` alone admits 1…4, `maximum: -2` alone admits −1, exclusive bounds are off by
- * one), so every integer bound becomes an inclusive pair, the open side ±(2^53 − 1); its ranges for
- * non-integer numbers admit values past an integer upper bound (1.01 for maximum 1) and any character
- * where the decimal point goes ("0?5" for minimum 0.5), so a bound on a `number` is refused.
+ * its grammars against every value near the bounds): one-sided integer bounds are off (`minimum: 5` alone
+ * admits 1…4, `maximum: -2` alone admits −1, exclusive bounds are off by one), so every integer bound
+ * becomes an inclusive pair, the open side ±(2^53 − 1); two-sided ranges can be off near a bound too
+ * ([0, 120] admits 121…129), so a range of fewer than EXACT_RANGE integers becomes the list of its values
+ * (test/structured-output.test.ts checks every value near the bounds against Ajv). Wider ranges stay
+ * XGrammar's, which may admit values just past a bound. Its ranges for non-integer numbers admit values past an integer upper bound (1.01 for
+ * maximum 1) and any character where the decimal point goes ("0?5" for minimum 0.5), so a bound on a
+ * `number` is refused.
  */
+/** Integer ranges narrower than this are given to XGrammar as their values (compiled in under 0.2 s at 4096). */
+const EXACT_RANGE = 4096;
+
 function schemaForXGrammar(s: unknown, where: string): unknown {
   if (Array.isArray(s)) return s.map((x, i) => schemaForXGrammar(x, `${where}/${i}`));
   if (typeof s !== 'object' || s === null) return s;
@@ -225,6 +231,12 @@ function schemaForXGrammar(s: unknown, where: string): unknown {
     const lo = Math.max(-Number.MAX_SAFE_INTEGER, ...lows), hi = Math.min(Number.MAX_SAFE_INTEGER, ...highs);
     if (lo > hi) throw new GrammarError(`${where}: no integer lies within the bounds`);
     for (const k of keys) delete o[k];
+    if (o.type === 'integer' && o.enum === undefined && o.const === undefined && hi - lo < EXACT_RANGE) {
+      // Its two-sided ranges are not exact either ([0, 120] admits 121…129, [12000, 12999] admits 11980…): the values themselves are,
+      // listed shortest first (an enum listing −120 before −12 admits −121…−129).
+      o.enum = Array.from({ length: hi - lo + 1 }, (_, i) => lo + i).sort((a, b) => Math.abs(a) - Math.abs(b) || a - b);
+      return o;
+    }
     o.minimum = lo;
     o.maximum = hi;
   }
