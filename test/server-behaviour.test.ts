@@ -258,12 +258,13 @@ test('context shift: a chat longer than the context loses its oldest turns (not 
   ];
   // The transcript as the default template lays it out, counted by the tokenizer (not by the server's code).
   const tokens = (m: Msg[]) => s.grok.encode(m.map((x) => (x.role === 'user' ? `Human: ${x.content}\n\n` : x.role === 'assistant' ? `Assistant: ${x.content}\n\n` : `${x.content}\n\n`)).join('') + 'Assistant:').length;
-  const dropFirst = (k: number) => [chat[0]!, ...chat.slice(1 + k)];
+  // Whole turns go: a user message with its reply (k turns = 2k messages).
+  const dropFirst = (messages: number) => [chat[0]!, ...chat.slice(1 + messages)];
   assert.ok(tokens(chat) + 2 > 64, `${tokens(chat)} tokens: the test needs a chat that does not fit`);
   // The fewest dropped turns that leave room for max_tokens 2.
-  let want = 1;
-  while (tokens(dropFirst(want)) + 2 > 64) want++;
-  assert.ok(want < 4, `${want} turns dropped: the test wants one kept`);
+  let want = 2;
+  while (tokens(dropFirst(want)) + 2 > 64) want += 2;
+  assert.ok(want < 4, `${want} messages dropped: the test wants one turn kept`);
 
   const r = await s.client.chat.completions.create({ model: MODEL, messages: chat, max_tokens: 2, temperature: 0 });
   assert.equal((r as unknown as { truncated_messages: number }).truncated_messages, want);
@@ -280,9 +281,9 @@ test('context shift: a chat longer than the context loses its oldest turns (not 
   const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)) as { truncated_messages?: number });
   assert.equal(events[0]!.truncated_messages, want);
   assert.ok(events.slice(1).every((e) => e.truncated_messages === undefined));
-  let room = 1;
-  while (tokens(dropFirst(room)) + 16 > 64) room++;
-  assert.ok(room <= 4 && room > want, `${room} and ${want} turns dropped`);
+  let room = 2;
+  while (tokens(dropFirst(room)) + 16 > 64) room += 2;
+  assert.ok(room <= 4 && room > want, `${room} and ${want} messages dropped`);
   const open = await s.client.chat.completions.create({ model: MODEL, messages: chat, temperature: 0 });
   assert.equal((open as unknown as { truncated_messages: number }).truncated_messages, room);
   assert.ok(open.usage!.prompt_tokens + 16 <= 64);

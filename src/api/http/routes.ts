@@ -32,11 +32,12 @@ export function minCompletionTokens(contextLength: number): number {
 }
 
 /**
- * Context overflow policy for a chat (llama-server's context shift, done on whole turns): the oldest
- * messages are dropped, one at a time, until the rendered chat leaves `room` tokens in the context. System
- * and developer messages are never dropped, nor the last user message and what follows it. Returns the
- * token ids and how many messages were dropped (0 when it fits as it is); null when even dropping every
- * earlier turn does not make it fit.
+ * Context overflow policy for a chat (llama-server's context shift, done on whole turns): the oldest turns
+ * are dropped until the rendered chat leaves `room` tokens in the context. A turn is a user message with the
+ * assistant messages after it, so no reply is left without its question. System and developer
+ * messages are never dropped, nor the last user message and what follows it. Returns the token ids and how
+ * many messages were dropped (0 when it fits as it is); null when even dropping every earlier turn does not
+ * make it fit.
  */
 export function shiftChat(
   messages: readonly ChatMessage[], encode: (chat: readonly ChatMessage[]) => number[], contextLength: number, room: number,
@@ -46,25 +47,31 @@ export function shiftChat(
   if (fits(whole)) return { ids: whole, dropped: 0 };
   let lastUser = -1;
   messages.forEach((m, i) => { if (m.role === 'user') lastUser = i; });
-  const droppable = messages.flatMap((m, i) => (i < lastUser && (m.role === 'user' || m.role === 'assistant') ? [i] : []));
+  // The droppable turns, oldest first, as lists of message indices (replies before the first user message: a turn of their own).
+  const turns: number[][] = [];
+  messages.forEach((m, i) => {
+    if (i >= lastUser || m.role === 'system' || m.role === 'developer') return;
+    if (m.role === 'user' || turns.length === 0) turns.push([i]);
+    else turns[turns.length - 1]!.push(i);
+  });
   const tried = new Map<number, number[]>();
   const without = (k: number) => {
     let ids = tried.get(k);
     if (!ids) {
-      const gone = new Set(droppable.slice(0, k));
+      const gone = new Set(turns.slice(0, k).flat());
       ids = encode(messages.filter((_, i) => !gone.has(i)));
       tried.set(k, ids);
     }
     return ids;
   };
-  // Fewer tokens with every message dropped: binary search for the fewest drops that fit (log n encodings).
-  if (droppable.length === 0 || !fits(without(droppable.length))) return null;
-  let lo = 1, hi = droppable.length;
+  // Fewer tokens with every turn dropped: binary search for the fewest turns that fit (log n encodings).
+  if (turns.length === 0 || !fits(without(turns.length))) return null;
+  let lo = 1, hi = turns.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (fits(without(mid))) hi = mid; else lo = mid + 1;
   }
-  return { ids: without(lo), dropped: lo };
+  return { ids: without(lo), dropped: turns.slice(0, lo).flat().length };
 }
 
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: GenerationContext, o: RouteOptions): void {
