@@ -133,7 +133,7 @@ before(async () => {
   b2Addr = (await b2).match[1]!;
   const [b1, l, s] = await Promise.all([
     stage(B, '1:2', '127.0.0.1:0', b2Addr),
-    serve(A, ['--layers', '0:1', '--next', aAddr, '--stage-token', TOKEN]),
+    serve(A, ['--layers', '0:1', '--next', aAddr, '--stage-token', TOKEN, '--metrics']),
     serve(A, []),
   ]);
   b1Addr = b1.match[1]!;
@@ -240,6 +240,10 @@ test('grok serve --layers 0:1 --next: the same tokens and logprobs as one proces
   const [pf, of] = await Promise.all([Promise.all(four.map((b) => json(`${leader}/v1/completions`, b))), Promise.all(four.map((b) => json(`${single}/v1/completions`, b)))]);
   assert.deepEqual(pf.map((x) => x.body.choices[0].logprobs), of.map((x) => x.body.choices[0].logprobs));
   assert.equal((await json(`${leader}/health`)).body.pipeline.mostInFlight, 2, 'two steps in flight at once');
+  const metrics = await (await fetch(`${leader}/metrics`)).text();
+  for (const line of ['grok_pipeline_up 1', 'grok_pipeline_steps_in_flight 0', 'grok_pipeline_steps_in_flight_max 2', 'grok_pipeline_connections_total 1']) {
+    assert.ok(metrics.split('\n').includes(line), `${line} in /metrics`);
+  }
   // The stages behind do not report their routing: asked for, it is refused rather than half given.
   const routed = await json(`${leader}/v1/completions`, { model: 'tiny-a', prompt: [1, 2], max_tokens: 2, return_routed_experts: true });
   assert.equal(routed.status, 400);
@@ -269,6 +273,7 @@ test('a stage killed mid-stream: the stream errors within 2 s, /health names the
   assert.match(h.body.pipeline.error, new RegExp(`stage ${aAddr} \\(layers 1:2\\) is down`));
   const down = await json(`${leader}/v1/completions`, { model: 'tiny-a', prompt: [135, 400], max_tokens: 2 });
   assert.equal(down.status, 503);
+  assert.ok((await (await fetch(`${leader}/metrics`)).text()).split('\n').includes('grok_pipeline_up 0'), 'grok_pipeline_up 0 in /metrics');
   // Restarted on the same address: the leader reconnects by itself and serves the golden continuation again.
   a1 = await stage(A, '1:2', aAddr, undefined, a1Group);
   await until(async () => (await json(`${leader}/health`)).body.pipeline.up === true, 5000, 'the leader reconnects');

@@ -247,7 +247,7 @@ test('a prompt that does not fit: the 400 says how many tokens, and its numbers 
 test('context shift: a chat longer than the context loses its oldest turns (not the system prompt or the last user message) and says how many', async () => {
   const { model } = await loadGrokModel(path.join(fixtureDir('tiny-a'), 'ckpt-0'), { contextLength: 64 });
   const lines: string[] = [];
-  const s = await startServer({ model, contextShift: true, log: { format: 'json', stream: { write: (l: string) => lines.push(l) } } }, servers);
+  const s = await startServer({ model, contextShift: true, metrics: true, log: { format: 'json', stream: { write: (l: string) => lines.push(l) } } }, servers);
   const words = (w: string, n: number) => Array.from({ length: n }, () => w).join(' ');
   type Msg = { role: 'system' | 'user' | 'assistant'; content: string };
   const chat: Msg[] = [
@@ -287,6 +287,10 @@ test('context shift: a chat longer than the context loses its oldest turns (not 
   const open = await s.client.chat.completions.create({ model: MODEL, messages: chat, temperature: 0 });
   assert.equal((open as unknown as { truncated_messages: number }).truncated_messages, room);
   assert.ok(open.usage!.prompt_tokens + 16 <= 64);
+  // /metrics counts the shortened chats (three so far) and the messages they lost.
+  const metrics = await (await fetch(`${s.url}/metrics`)).text();
+  assert.match(metrics, /^grok_context_shifts_total 3$/m);
+  assert.match(metrics, new RegExp(`^grok_truncated_messages_total ${2 * want + room}$`, 'm'));
 
   // truncation: "disabled" in the request: the 400, whose message points at the way out.
   const off = await post(s.url, '/v1/chat/completions', { model: MODEL, messages: chat, max_tokens: 2, truncation: 'disabled' });

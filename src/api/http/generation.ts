@@ -107,6 +107,7 @@ export async function respond(ctx: GenerationContext, req: FastifyRequest, reply
   if (plan.truncatedMessages) reply.raw.setHeader('x-truncated-messages', String(plan.truncatedMessages));
   ctx.note(req, { promptTokens: plan.promptTokens });
   ctx.metrics?.promptTokens(plan.promptTokens);
+  if (plan.truncatedMessages) ctx.metrics?.truncated(plan.truncatedMessages);
   let completionTokens = 0;
   /** A choice's clock: every chunk passes it (token counts, time to first token, gaps between tokens). */
   const clock = () => {

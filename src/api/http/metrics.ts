@@ -14,6 +14,8 @@
  *   grok_slots / grok_slots_busy / grok_queue_length   the engine now (once loaded)
  *   grok_model_load_seconds                        time spent loading the model
  *   grok_prefix_cache_*                            with the prefix cache: lookups, hits, tokens reused, bytes held
+ *   grok_context_shifts_total / grok_truncated_messages_total   chats shortened to fit the context, messages left out
+ *   grok_pipeline_*                                a pipeline's leader: the stages up, steps in flight, connections made
  */
 import type { TextModel } from '../index.js';
 
@@ -74,6 +76,8 @@ export class ServerMetrics {
   private readonly ttft = new Histogram('grok_time_to_first_token_seconds', 'Request received to first generated token.', SECONDS);
   private readonly tpot = new Histogram('grok_time_per_output_token_seconds', 'Time between consecutive generated tokens of a choice.', SECONDS);
   private readonly duration = new Histogram('grok_request_duration_seconds', 'Request received to response complete.', SECONDS);
+  private readonly shifts = new Counter('grok_context_shifts_total', 'Chats shortened to fit the context (context shift / truncation "auto").');
+  private readonly dropped = new Counter('grok_truncated_messages_total', 'Messages left out of those chats.');
 
   /** `model`: the model, or null while it loads. */
   constructor(private readonly model: () => TextModel | null) {}
@@ -83,6 +87,8 @@ export class ServerMetrics {
     this.duration.observe(seconds);
   }
   promptTokens(n: number): void { this.prompt.inc({}, n); }
+  /** A chat that lost `messages` of its oldest messages to fit the context. */
+  truncated(messages: number): void { this.shifts.inc(); this.dropped.inc({}, messages); }
   firstToken(seconds: number): void { this.ttft.observe(seconds); }
   /** One generated token; `gapSeconds` since the previous token of the same choice (none for the first). */
   token(gapSeconds?: number): void {
@@ -100,14 +106,27 @@ export class ServerMetrics {
     if (!grok) return traffic.join('\n') + '\n';
     const e = grok.engine;
     return [
-      ...traffic,
+      ...traffic, ...this.shifts.render(), ...this.dropped.render(),
       ...gauge('grok_slots', 'Sequences the engine decodes together.', e.slots),
       ...gauge('grok_slots_busy', 'Slots holding a request now.', e.activeCount),
       ...gauge('grok_queue_length', 'Requests waiting for a slot now.', e.queuedCount),
       ...gauge('grok_model_load_seconds', 'Time spent loading the model.', grok.loadMs / 1000),
       ...this.experts(grok),
       ...this.prefixCache(grok),
+      ...this.pipeline(grok),
     ].join('\n') + '\n';
+  }
+
+  /** The leader of a pipeline (src/api/pipeline): whether the stages behind are up, steps in flight, reconnections. */
+  private pipeline(grok: TextModel): string[] {
+    const p = (grok as { pipelineStatus?: () => { up: boolean; inFlight: number; mostInFlight: number; connections: number } | null }).pipelineStatus?.();
+    if (!p) return [];
+    return [
+      ...gauge('grok_pipeline_up', 'Whether every stage behind the leader is up (1) or one is down (0).', p.up ? 1 : 0),
+      ...gauge('grok_pipeline_steps_in_flight', 'Steps sent to the stages and not yet answered (micro-batches in the pipe).', p.inFlight),
+      ...gauge('grok_pipeline_steps_in_flight_max', 'The most steps in flight at once so far.', p.mostInFlight),
+      `# HELP grok_pipeline_connections_total Connections made to the next stage (each reconnection adds one).`, `# TYPE grok_pipeline_connections_total counter`, `grok_pipeline_connections_total ${num(p.connections)}`,
+    ];
   }
 
   /** The prefix cache (--cache-ram): what prompts reused since loading, and what it holds now. */
