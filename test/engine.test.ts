@@ -120,8 +120,9 @@ test('a sequence generated alongside 7 others gives exactly its solo tokens', as
  * function that the scheduler calls for the logits later; up to `depth` passes are in flight at once.
  */
 function pipelined(m: GrokModel, depth: number) {
-  const flying = new Set<unknown>();
-  const seen = { most: 0, inFlight: 0 };
+  /** Passes in flight per sequence (its cache): a prompt's chunks may overlap; a sequence fed a token it has not got yet would give other tokens. */
+  const flying = new Map<unknown, number>();
+  const seen = { most: 0, inFlight: 0, mostPerSequence: 0 };
   const model: BatchModel = {
     config: m.config,
     depth,
@@ -129,14 +130,15 @@ function pipelined(m: GrokModel, depth: number) {
     forward: () => { throw new Error('a pipelined model is driven through begin'); },
     begin(seqs, o) {
       for (const s of seqs) {
-        assert.ok(!flying.has(s.cache), 'a sequence in two passes in flight at once');
-        flying.add(s.cache);
+        const n = (flying.get(s.cache) ?? 0) + 1;
+        flying.set(s.cache, n);
+        seen.mostPerSequence = Math.max(seen.mostPerSequence, n);
       }
       const logits = m.forward(seqs as Parameters<GrokModel['forward']>[0], o);
       seen.most = Math.max(seen.most, ++seen.inFlight);
       return () => {
         seen.inFlight--;
-        for (const s of seqs) flying.delete(s.cache);
+        for (const s of seqs) { const n = flying.get(s.cache)! - 1; if (n === 0) flying.delete(s.cache); else flying.set(s.cache, n); }
         return logits;
       };
     },
@@ -166,6 +168,12 @@ test('micro-batches: a pipelined model keeps up to depth passes in flight, and e
     assert.deepEqual(outs[0], golden.greedy.continuation);
     assert.deepEqual(outs[1], (await run(model, golden.greedy.prompt, { seed: 7, temperature: 0.9, maxTokens: 4 })).ids);
   }
+  // One long prompt alone: its chunks follow each other through the stages (two in flight), then it decodes.
+  const p = pipelined(model, 2);
+  const s = new Scheduler(p.model, { slots: 1, prefillChunk: 3 });
+  const long = { seed: 5, temperature: 0.9, topK: 40, maxTokens: 6 } as GenerateOptions;
+  assert.deepEqual(await collect(s.submit(golden.tokens.slice(0, 14), long)), (await run(model, golden.tokens.slice(0, 14), long)).ids);
+  assert.equal(p.seen.mostPerSequence, 2, 'two chunks of the prompt in flight at once');
 });
 
 test('micro-batches: a request cancelled while its pass is in flight ends; the pass lands for the others', async () => {

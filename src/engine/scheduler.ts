@@ -340,8 +340,10 @@ export class GenerationRequest extends TokenQueue implements EngineRequest {
   /** Resolves with the stats when the request ends (whatever the reason); never rejects. */
   readonly done: Promise<RequestStats>;
 
-  /** @internal scheduler state */
+  /** @internal scheduler state: prompt tokens whose pass has landed */
   prefilled = 0;
+  /** @internal prompt tokens sent into a pass (ahead of `prefilled` while a pipeline's chunks are in flight) */
+  fed = 0;
   /** @internal */ cache: EngineCache | null = null;
   /** @internal */ lastToken = -1;
   /** @internal */ readonly history: TokenHistory;
@@ -356,8 +358,8 @@ export class GenerationRequest extends TokenQueue implements EngineRequest {
   /** @internal with responseFormat: the grammar's matcher once compiled, and whether its next mask is computed */
   constraint: TokenConstraint | null = null;
   /** @internal */ constraintPrepared = false;
-  /** @internal a pass over this request is in flight (a pipeline's micro-batch): it joins no other until it lands */
-  flying = false;
+  /** @internal passes over this request in flight (a pipeline's micro-batches): only prompt chunks may overlap */
+  flying = 0;
   /** @internal with routing: emitted tokens waiting for their routing, and their generated-token numbers */
   readonly held: { token: GeneratedToken; index: number }[] = [];
   /** @internal with routing: generated token number → its routing, until the token is emitted */
@@ -646,6 +648,7 @@ export class Scheduler implements Engine {
     try {
       const cache = this.model.newCache(capacity);
       r.prefilled = this.prefixCache && !r.options.routing ? this.prefixCache.restore(r.prompt, r.prompt.length - 1, cache) : 0;
+      r.fed = r.prefilled;
       r.stats.cachedTokens = r.prefilled;
       r.cache = cache;
       return true;
@@ -663,7 +666,7 @@ export class Scheduler implements Engine {
     r.stats.cachedTokens = g.leader.stats.cachedTokens;
     r.cache = g.take(r);
     r.group = null;
-    r.prefilled = r.prompt.length;
+    r.prefilled = r.fed = r.prompt.length;
     try {
       this.advance(r, r.constraint ? row.slice() : row); // a grammar masks the row it samples from: not the shared one
     } catch (e) {
@@ -762,8 +765,9 @@ export class Scheduler implements Engine {
    * call starts a group while there is room and a sequence to start, else lands the oldest pass.
    */
   private step(): void {
-    // Members waiting for a shared prefill hold a slot but have nothing to feed yet.
-    const ready = this.active.filter((r) => r.cache !== null && !r.flying);
+    // Members waiting for a shared prefill hold a slot but have nothing to feed yet. A sequence in flight waits
+    // for its logits, unless it still has prompt to send: its next chunk follows the one ahead through the stages.
+    const ready = this.active.filter((r) => r.cache !== null && (r.flying === 0 || r.fed < r.prompt.length));
     const depth = this.model.begin ? Math.max(1, this.model.depth ?? 1) : 1;
     if (depth === 1) {
       if (ready.length === 0) return;
@@ -787,15 +791,18 @@ export class Scheduler implements Engine {
   private launch(batch: GenerationRequest[]): Flight | null {
     const chunk = this.chunkSize(batch);
     const seqs = batch.map((r) => {
-      if (r.prefilled < r.prompt.length) {
-        return { tokens: r.prompt.slice(r.prefilled, Math.min(r.prompt.length, r.prefilled + chunk)), cache: r.cache! };
+      if (r.fed < r.prompt.length) {
+        return { tokens: r.prompt.slice(r.fed, Math.min(r.prompt.length, r.fed + chunk)), cache: r.cache! };
       }
       return { tokens: [r.lastToken], cache: r.cache! };
     });
     const t0 = this.clock();
     try {
       const logits = this.begin(batch, seqs, this.checkpoint(batch, seqs));
-      for (const r of batch) r.flying = true;
+      batch.forEach((r, i) => {
+        r.flying++;
+        if (r.fed < r.prompt.length) r.fed += seqs[i]!.tokens.length;
+      });
       return { batch, seqs, t0, logits };
     } catch (e) {
       if (e instanceof PassAbandoned) {
@@ -811,7 +818,7 @@ export class Scheduler implements Engine {
 
   /** A pass's logits: the prefill progress of its sequences, and one sampled token for each past prefill. */
   private land({ batch, seqs, t0, logits: wait }: Flight): void {
-    for (const r of batch) r.flying = false;
+    for (const r of batch) r.flying--;
     // Requests that ended while their pass was in flight (cancelled) take no part in it any more.
     let logits: Float32Array;
     try {
@@ -862,7 +869,7 @@ export class Scheduler implements Engine {
    */
   private chunkSize(batch: readonly GenerationRequest[]): number {
     if (this.maxStepMs === null) return this.prefillChunk;
-    const prefilling = batch.filter((r) => r.prefilled < r.prompt.length).length;
+    const prefilling = batch.filter((r) => r.fed < r.prompt.length).length;
     if (prefilling === 0) return this.prefillChunk;
     let rows = 0, ms = 0;
     for (const t of this.timed) { rows += t.rows; ms += t.ms; }
