@@ -760,9 +760,10 @@ export class Scheduler implements Engine {
 
   /**
    * One batched forward pass over every active sequence, then one sampled token for each that is past prefill.
-   * A pipelined model (BatchModel.begin) instead keeps up to `depth` passes in flight over disjoint groups of
-   * the sequences: while one group's hidden states are on the later stages, the next group's run here. Each
-   * call starts a group while there is room and a sequence to start, else lands the oldest pass.
+   * A pipelined model (BatchModel.begin) instead keeps up to `depth` passes in flight over groups of the
+   * sequences (a sequence in one pass at a time, but for its prompt's successive chunks): while one group's
+   * hidden states are on the later stages, the next group's run here. Each call starts a group while there is
+   * room and a sequence to start, else lands the oldest pass.
    */
   private step(): void {
     // Members waiting for a shared prefill hold a slot but have nothing to feed yet. A sequence in flight waits
