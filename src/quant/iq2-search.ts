@@ -186,11 +186,16 @@ export function iq2Sigma2(x: Float32Array, xo: number): number {
   return Math.fround(s / 256);
 }
 
-/** weight = qw·√(σ² + x²) and waux = √weight for n values (float32). */
-export function iq2Weights(n: number, x: Float32Array, xo: number, qw: Float32Array, qwo: number, sigma2: number, weight: Float32Array, waux: Float32Array): void {
+/**
+ * weight = qw·√(σ² + x²) with importance rows, else x² + plainSigma·σ² (IQ2_S: σ²/4; the IQ3s: x² alone), and
+ * waux = √weight, for n values (float32).
+ */
+export function iq2Weights(n: number, x: Float32Array, xo: number, qw: Float32Array | null | undefined, qwo: number, sigma2: number, weight: Float32Array, waux: Float32Array, plainSigma = 0): void {
   for (let i = 0; i < n; i++) {
     const v = x[xo + i]!;
-    weight[i] = Math.fround(qw[qwo + i]! * Math.fround(Math.sqrt(Math.fround(sigma2 + Math.fround(v * v)))));
+    weight[i] = qw
+      ? Math.fround(qw[qwo + i]! * Math.fround(Math.sqrt(Math.fround(sigma2 + Math.fround(v * v)))))
+      : plainSigma === 0 ? Math.fround(v * v) : Math.fround(Math.fround(plainSigma * sigma2) + Math.fround(v * v));
     waux[i] = Math.fround(Math.sqrt(weight[i]!));
   }
 }

@@ -5,7 +5,7 @@
  * y = d·(0.5 + ls)·0.25·grid·sign (ggml-quants.c dequantize_row_iq2_s).
  */
 import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
-import { absSigns8, iq2Code, iq2Search16, iq2Tables } from './iq2-search.js';
+import { absSigns8, iq2Code, iq2Search16, iq2Tables, iq2Weights } from './iq2-search.js';
 import { defineIQ, IQ2_GRID_VALUES, IQ2S_GRID, put8 } from './iq-grids.js';
 
 const sx = {
@@ -33,13 +33,7 @@ export function iq2sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, 
   let maxScale = 0;
   for (let ib = 0; ib < 16; ib++) {
     const xb = xo + 16 * ib;
-    for (let i = 0; i < 16; i++) {
-      const v = x[xb + i]!;
-      weight[i] = qw
-        ? Math.fround(qw[qwo + 16 * ib + i]! * Math.fround(Math.sqrt(Math.fround(sigma2 + Math.fround(v * v)))))
-        : Math.fround(Math.fround(0.25 * sigma2) + Math.fround(v * v));
-      waux[i] = Math.fround(Math.sqrt(weight[i]!));
-    }
+    iq2Weights(16, x, xb, qw, qwo + 16 * ib, sigma2, weight, waux, 0.25);
     for (let k = 0; k < 2; k++) signs[k] = absSigns8(x, xb + 8 * k, xval, 8 * k);
     let max = xval[0]!;
     for (let i = 1; i < 16; i++) max = max > xval[i]! ? max : xval[i]!;

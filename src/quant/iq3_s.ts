@@ -15,7 +15,7 @@
  */
 import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
 import { defineIQ, IQ3S_GRID } from './iq-grids.js';
-import { absSigns8, gridNeighbours } from './iq2-search.js';
+import { absSigns8, gridNeighbours, iq2Weights } from './iq2-search.js';
 
 const FLT_MAX = 3.4028234663852886e38;
 
@@ -159,11 +159,7 @@ export function iq3sQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array, 
   let maxScale = 0;
   for (let ib = 0; ib < 8; ib++) {
     const xb = xo + 32 * ib;
-    for (let i = 0; i < 32; i++) {
-      const v = x[xb + i]!;
-      weight[i] = qw ? Math.fround(qw[qwo + 32 * ib + i]! * Math.fround(Math.sqrt(Math.fround(sigma2 + Math.fround(v * v))))) : Math.fround(v * v);
-      waux[i] = Math.fround(Math.sqrt(weight[i]!));
-    }
+    iq2Weights(32, x, xb, qw, qwo + 32 * ib, sigma2, weight, waux);
     for (let k = 0; k < 4; k++) signs[k] = absSigns8(x, xb + 8 * k, xval, 8 * k);
     let max = xval[0]!;
     for (let i = 1; i < 32; i++) max = max > xval[i]! ? max : xval[i]!;

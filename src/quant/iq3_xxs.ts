@@ -5,7 +5,7 @@
  * y = d·(0.5 + ls)·0.5·grid·sign (ggml-quants.c dequantize_row_iq3_xxs).
  */
 import { nearestInt, rdF16, wrF16 } from './ggml-ref.js';
-import { iq2Signs } from './iq2-search.js';
+import { iq2Signs, iq2Weights } from './iq2-search.js';
 import { iq3Code, iq3Search32, iq3Tables } from './iq3_s.js';
 import { defineIQ, IQ3XXS_GRID, KSIGNS } from './iq-grids.js';
 
@@ -38,11 +38,7 @@ export function iq3xxsQuantizeBlock(x: Float32Array, xo: number, dst: Uint8Array
   let maxScale = 0;
   for (let ib = 0; ib < 8; ib++) {
     const xb = xo + 32 * ib;
-    for (let i = 0; i < 32; i++) {
-      const v = x[xb + i]!;
-      weight[i] = qw ? Math.fround(qw[qwo + 32 * ib + i]! * Math.fround(Math.sqrt(Math.fround(sigma2 + Math.fround(v * v))))) : Math.fround(v * v);
-      waux[i] = Math.fround(Math.sqrt(weight[i]!));
-    }
+    iq2Weights(32, x, xb, qw, qwo + 32 * ib, sigma2, weight, waux);
     for (let k = 0; k < 4; k++) signs[k] = iq2Signs(x, xb + 8 * k, weight, 8 * k, xval, 8 * k);
     let max = xval[0]!;
     for (let i = 1; i < 32; i++) max = max > xval[i]! ? max : xval[i]!;
