@@ -65,6 +65,7 @@ class Histogram {
 }
 
 const gauge = (name: string, help: string, value: number) => [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${num(value)}`];
+const counter = (name: string, help: string, value: number) => [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${num(value)}`];
 
 /** Latency buckets, seconds: from a tiny model's milliseconds to a 314B model's minutes. */
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -125,7 +126,7 @@ export class ServerMetrics {
       ...gauge('grok_pipeline_up', 'Whether every stage behind the leader is up (1) or one is down (0).', p.up ? 1 : 0),
       ...gauge('grok_pipeline_steps_in_flight', 'Steps sent to the stages and not yet answered (micro-batches in the pipe).', p.inFlight),
       ...gauge('grok_pipeline_steps_in_flight_max', 'The most steps in flight at once so far.', p.mostInFlight),
-      `# HELP grok_pipeline_connections_total Connections made to the next stage (each reconnection adds one).`, `# TYPE grok_pipeline_connections_total counter`, `grok_pipeline_connections_total ${num(p.connections)}`,
+      ...counter('grok_pipeline_connections_total', 'Connections made to the next stage (each reconnection adds one).', p.connections),
     ];
   }
 
@@ -133,7 +134,6 @@ export class ServerMetrics {
   private prefixCache(grok: TextModel): string[] {
     const s = grok.engine.prefixCache?.stats();
     if (!s) return [];
-    const counter = (name: string, help: string, value: number) => [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${num(value)}`];
     return [
       ...counter('grok_prefix_cache_lookups_total', 'Requests that looked for a cached prefix of their prompt.', s.lookups),
       ...counter('grok_prefix_cache_hits_total', 'Of the lookups, those that found at least one token.', s.hits),
@@ -149,7 +149,6 @@ export class ServerMetrics {
   private experts(grok: TextModel): string[] {
     const s = grok.expertCacheStats();
     if (!s) return [];
-    const counter = (name: string, help: string, value: number) => [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${num(value)}`];
     const perLayer = (name: string, help: string, pick: (hu: readonly [number, number]) => number) => [
       `# HELP ${name} ${help}`, `# TYPE ${name} counter`, ...s.perLayer.map((hu, l) => `${name}{layer="${l}"} ${num(pick(hu))}`),
     ];

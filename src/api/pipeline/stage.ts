@@ -61,6 +61,8 @@ export interface RunningStage {
 }
 
 type Duplex = grpc.ServerDuplexStream<Frame, Frame>;
+/** A step waiting for the compute thread's output. */
+type Settle = { resolve: (out: { rows: number; out: Uint8Array }) => void; reject: (e: Error) => void };
 
 export async function startStage(o: StageOptions): Promise<RunningStage> {
   const log = o.log ?? (() => undefined);
@@ -68,7 +70,7 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
   const worker = new Worker(new URL('./stage-worker.js', import.meta.url), { workerData: { path: o.modelPath, options: o.load } satisfies StageWorkerInit });
   const tell = (m: ToStageWorker): void => worker.postMessage(m);
   /** Each stream's steps waiting for the compute thread: stream → step id → settle. */
-  const waiting = new Map<number, Map<number, { resolve: (out: { rows: number; out: Uint8Array }) => void; reject: (e: Error) => void }>>();
+  const waiting = new Map<number, Map<number, Settle>>();
   let dead: Error | null = null;
   let rejectCrash!: (e: Error) => void;
   const crashed = new Promise<never>((_, reject) => { rejectCrash = reject; });
@@ -97,11 +99,13 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
     worker.on('exit', (code) => die(new Error(`the stage's compute thread exited (code ${code})`)));
   });
   const c = loaded.config, { from, to } = loaded.range, projects = loaded.projects;
-  const refuseStart = async (message: string): Promise<never> => {
+  /** Start-up went wrong after loading: the compute thread goes too. */
+  const abandon = async (e: Error): Promise<never> => {
     tell({ type: 'close' });
     await worker.terminate();
-    throw new RangeError(message);
+    throw e;
   };
+  const refuseStart = (message: string): Promise<never> => abandon(new RangeError(message));
   if (!projects && !o.next) await refuseStart(`this stage holds layers ${from}:${to} of ${c.nLayers}: it needs --next HOST:PORT, the stage holding layers ${to} on (only the last stage may omit it)`);
   if (projects && o.next) await refuseStart(`this stage holds the last layer (${from}:${to} of ${c.nLayers}): there is no next stage (drop --next)`);
   const identity = modelIdentity(o.modelPath, c);
@@ -124,7 +128,7 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
   const connect = (call: Duplex): void => {
     streams.add(call);
     const sid = ++streamIds;
-    const mine = new Map<number, { resolve: (out: { rows: number; out: Uint8Array }) => void; reject: (e: Error) => void }>();
+    const mine = new Map<number, Settle>();
     waiting.set(sid, mine);
     /** This stream's sequence ids → the ids the next stage knows them by. */
     const ids = new Map<number, number>();
@@ -225,9 +229,7 @@ export async function startStage(o: StageOptions): Promise<RunningStage> {
     });
   } catch (e) {
     link?.close();
-    tell({ type: 'close' });
-    await worker.terminate();
-    throw e;
+    return abandon(e as Error);
   }
   address = o.listen.replace(/:\d+$/, `:${port}`);
   return {
